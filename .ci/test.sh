@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Every test suite: UI type check and unit tests, Rust format and lints, Rust unit,
+# integration and desktop end-to-end tests (under Xvfb when there is no display).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "UI: type check"
+(cd ui && npm run --silent check)
+step "UI: unit tests (Vitest)"
+(cd ui && npm test --silent)
+step "UI: build"
+(cd ui && npm run --silent build)
+
+step "Rust: format"
+cargo fmt --all -- --check
+step "Rust: clippy (window and headless builds)"
+cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --no-default-features -- -D warnings
+
+step "Rust: tests (unit, integration, desktop end-to-end)"
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  cargo test --all-targets
+else
+  xvfb-run -a -s "-screen 0 1280x800x24" cargo test --all-targets
+fi

@@ -1,0 +1,24 @@
+# The two commands of the README's Quick start, and a few for development.
+.PHONY: run test deps ui bindings screenshot
+
+# Installs what is missing, builds, and opens the console.
+run:
+	@bash .ci/deps.sh
+	@cd ui && npm run --silent build
+	cargo run --quiet
+
+# Every test suite (what CI runs).
+test:
+	@bash .ci/deps.sh --test
+	@bash .ci/test.sh
+
+ui:
+	cd ui && npm run build
+
+# Regenerates ui/src/bindings from the Rust IPC types.
+bindings:
+	UPDATE_BINDINGS=1 cargo test --quiet --test bindings
+
+# A screenshot of the console under Xvfb, into shots/console.png.
+screenshot:
+	@bash .ci/screenshot.sh

@@ -1,0 +1,22 @@
+fn main() {
+    // The window's build: embeds tauri.conf.json and the capabilities, and gives every
+    // command below an `allow-…` permission. A command missing here cannot be granted.
+    #[cfg(feature = "desktop")]
+    {
+        let manifest = tauri_build::AppManifest::new().commands(&[
+            "app_info",
+            "list_clusters",
+            "list_incidents",
+            "get_incident",
+            "incident_timeline",
+            "open_incident",
+            "change_incident_status",
+            "add_note",
+        ]);
+        let attributes = tauri_build::Attributes::new()
+            .capabilities_path_pattern("./src-tauri/capabilities/**/*")
+            .app_manifest(manifest);
+        tauri_build::try_build(attributes).expect("tauri build step failed");
+    }
+    println!("cargo:rerun-if-changed=migrations");
+}

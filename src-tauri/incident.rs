@@ -1,0 +1,203 @@
+//! Incidents and their timelines, in the incident commander's words.
+//!
+//! These types are plain data: the store persists them, the shell sends them to the
+//! window (their TypeScript twins in `ui/src/bindings/` are generated from here).
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// How urgent an incident is. One scale across the app, most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Major,
+    Minor,
+    Info,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [Self::Critical, Self::Major, Self::Minor, Self::Info];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "critical",
+            Self::Major => "major",
+            Self::Minor => "minor",
+            Self::Info => "info",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// Where an incident stands. It only moves forward: open → acknowledged → mitigated → resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentStatus {
+    Open,
+    Acknowledged,
+    Mitigated,
+    Resolved,
+}
+
+impl IncidentStatus {
+    pub const ALL: [IncidentStatus; 4] = [
+        Self::Open,
+        Self::Acknowledged,
+        Self::Mitigated,
+        Self::Resolved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Acknowledged => "acknowledged",
+            Self::Mitigated => "mitigated",
+            Self::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The status the incident view offers as its next step, if any.
+    pub fn next(self) -> Option<Self> {
+        match self {
+            Self::Open => Some(Self::Acknowledged),
+            Self::Acknowledged => Some(Self::Mitigated),
+            Self::Mitigated => Some(Self::Resolved),
+            Self::Resolved => None,
+        }
+    }
+
+    /// A status change is allowed only forward; steps may be skipped
+    /// (an incident fixed before anyone acknowledged it goes straight to mitigated).
+    pub fn can_move_to(self, to: Self) -> bool {
+        to > self
+    }
+}
+
+/// One incident as the console lists and shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Incident {
+    pub id: i64,
+    pub public_id: String,
+    pub cluster_id: Option<i64>,
+    pub title: String,
+    pub service: Option<String>,
+    pub severity: Severity,
+    pub status: IncidentStatus,
+    pub commander: Option<String>,
+    pub opened_ms: i64,
+    pub acknowledged_ms: Option<i64>,
+    pub mitigated_ms: Option<i64>,
+    pub resolved_ms: Option<i64>,
+    pub updated_ms: i64,
+    /// Entries on the timeline, for the list's count column.
+    pub entry_count: i64,
+}
+
+/// What a timeline entry records. Stored as text so later kinds need no migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Opened,
+    Note,
+    StatusChanged,
+    SeverityChanged,
+    CommanderChanged,
+    Correction,
+}
+
+impl EntryKind {
+    pub const ALL: [EntryKind; 6] = [
+        Self::Opened,
+        Self::Note,
+        Self::StatusChanged,
+        Self::SeverityChanged,
+        Self::CommanderChanged,
+        Self::Correction,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Note => "note",
+            Self::StatusChanged => "status_changed",
+            Self::SeverityChanged => "severity_changed",
+            Self::CommanderChanged => "commander_changed",
+            Self::Correction => "correction",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// One line of an incident's timeline: who recorded what, when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    pub id: i64,
+    pub incident_id: i64,
+    pub at_ms: i64,
+    pub kind: EntryKind,
+    pub author: String,
+    pub body: String,
+    /// The entry this one corrects, for kind `correction`.
+    pub amends: Option<i64>,
+}
+
+/// What an engineer fills in to open an incident by hand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct NewIncident {
+    pub title: String,
+    pub severity: Severity,
+    pub service: Option<String>,
+    pub cluster_id: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_moves_only_forward() {
+        use IncidentStatus::*;
+        // A resolved incident must not silently become open again, nor may a
+        // mitigated one be marked merely acknowledged: the times would lie.
+        assert!(
+            !Resolved.can_move_to(Open),
+            "resolved → open must be refused"
+        );
+        assert!(
+            !Mitigated.can_move_to(Acknowledged),
+            "backwards must be refused"
+        );
+        assert!(!Open.can_move_to(Open), "a no-op change is not a change");
+        assert!(Open.can_move_to(Mitigated), "skipping forward is allowed");
+        assert_eq!(Open.next(), Some(Acknowledged));
+        assert_eq!(Resolved.next(), None, "resolved is the last step");
+    }
+
+    #[test]
+    fn text_forms_round_trip() {
+        // The store keeps these as text; every variant must read back as itself.
+        for s in Severity::ALL {
+            assert_eq!(Severity::parse(s.as_str()), Some(s));
+        }
+        for s in IncidentStatus::ALL {
+            assert_eq!(IncidentStatus::parse(s.as_str()), Some(s));
+        }
+        for k in EntryKind::ALL {
+            assert_eq!(EntryKind::parse(k.as_str()), Some(k));
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Firebreak: an incident-command console for AI model-serving fleets.
+//!
+//! The domain modules never import `tauri`; only `desktop` does (behind the default
+//! `desktop` feature), so the whole core builds and tests without WebKitGTK.
+
+pub mod cli;
+pub mod incident;
+pub mod ipc;
+pub mod logging;
+pub mod paths;
+pub mod report;
+pub mod store;
+
+#[cfg(feature = "desktop")]
+pub mod desktop;

@@ -1,0 +1,357 @@
+//! Incidents and their append-only timelines.
+//!
+//! Every change to an incident is written together with the timeline entry that records
+//! it, in one transaction: the timeline can never miss a change, nor show one that did
+//! not happen.
+
+use sqlx::{Sqlite, Transaction};
+
+use super::{now_ms, Result, Store, StoreError};
+use crate::incident::{EntryKind, Incident, IncidentStatus, NewIncident, Severity, TimelineEntry};
+
+/// The longest timeline page a caller may ask for.
+pub const MAX_PAGE: i64 = 1000;
+
+/// `SELECT` of every incident column, then the rest of the query (static SQL only).
+macro_rules! select_incidents {
+    ($rest:literal) => {
+        concat!(
+            "SELECT i.id, i.public_id, i.cluster_id, i.title, i.service, i.severity, i.status, \
+             i.commander, i.opened_ms, i.acknowledged_ms, i.mitigated_ms, i.resolved_ms, \
+             i.updated_ms, \
+             (SELECT COUNT(*) FROM timeline_entries t WHERE t.incident_id = i.id) AS entry_count \
+             FROM incidents i ",
+            $rest
+        )
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct IncidentRow {
+    id: i64,
+    public_id: String,
+    cluster_id: Option<i64>,
+    title: String,
+    service: Option<String>,
+    severity: String,
+    status: String,
+    commander: Option<String>,
+    opened_ms: i64,
+    acknowledged_ms: Option<i64>,
+    mitigated_ms: Option<i64>,
+    resolved_ms: Option<i64>,
+    updated_ms: i64,
+    entry_count: i64,
+}
+
+impl TryFrom<IncidentRow> for Incident {
+    type Error = StoreError;
+    fn try_from(r: IncidentRow) -> Result<Self> {
+        Ok(Incident {
+            severity: Severity::parse(&r.severity)
+                .ok_or_else(|| StoreError::Invalid(format!("unknown severity {:?}", r.severity)))?,
+            status: IncidentStatus::parse(&r.status)
+                .ok_or_else(|| StoreError::Invalid(format!("unknown status {:?}", r.status)))?,
+            id: r.id,
+            public_id: r.public_id,
+            cluster_id: r.cluster_id,
+            title: r.title,
+            service: r.service,
+            commander: r.commander,
+            opened_ms: r.opened_ms,
+            acknowledged_ms: r.acknowledged_ms,
+            mitigated_ms: r.mitigated_ms,
+            resolved_ms: r.resolved_ms,
+            updated_ms: r.updated_ms,
+            entry_count: r.entry_count,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    id: i64,
+    incident_id: i64,
+    at_ms: i64,
+    kind: String,
+    author: String,
+    body: String,
+    amends: Option<i64>,
+}
+
+impl TryFrom<EntryRow> for TimelineEntry {
+    type Error = StoreError;
+    fn try_from(r: EntryRow) -> Result<Self> {
+        Ok(TimelineEntry {
+            kind: EntryKind::parse(&r.kind)
+                .ok_or_else(|| StoreError::Invalid(format!("unknown entry kind {:?}", r.kind)))?,
+            id: r.id,
+            incident_id: r.incident_id,
+            at_ms: r.at_ms,
+            author: r.author,
+            body: r.body,
+            amends: r.amends,
+        })
+    }
+}
+
+/// A timeline entry about to be written.
+struct Append<'a> {
+    incident_id: i64,
+    at_ms: i64,
+    kind: EntryKind,
+    author: &'a str,
+    body: &'a str,
+    amends: Option<i64>,
+}
+
+async fn append(tx: &mut Transaction<'static, Sqlite>, e: Append<'_>) -> Result<i64> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, amends) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(e.incident_id)
+    .bind(e.at_ms)
+    .bind(e.kind.as_str())
+    .bind(e.author)
+    .bind(e.body)
+    .bind(e.amends)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+fn require_author(author: &str) -> Result<&str> {
+    let author = author.trim();
+    if author.is_empty() {
+        return Err(StoreError::Invalid("every change needs an author".into()));
+    }
+    Ok(author)
+}
+
+impl Store {
+    /// Opens an incident by hand; its first timeline entry says who opened it and why.
+    pub async fn open_incident(&self, new: &NewIncident, author: &str) -> Result<Incident> {
+        let author = require_author(author)?;
+        let title = new.title.trim();
+        if title.is_empty() {
+            return Err(StoreError::Invalid("an incident needs a title".into()));
+        }
+        let service = new
+            .service
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO incidents (public_id, cluster_id, title, service, severity, status, \
+             opened_ms, updated_ms) VALUES (?, ?, ?, ?, ?, 'open', ?, ?) RETURNING id",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(new.cluster_id)
+        .bind(title)
+        .bind(service)
+        .bind(new.severity.as_str())
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let body = format!("Opened by hand as {}: {title}", new.severity.as_str());
+        append(
+            &mut tx,
+            Append {
+                incident_id: id,
+                at_ms: now,
+                kind: EntryKind::Opened,
+                author,
+                body: &body,
+                amends: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.incident(id).await
+    }
+
+    pub async fn incident(&self, id: i64) -> Result<Incident> {
+        let row: Option<IncidentRow> = sqlx::query_as(select_incidents!("WHERE i.id = ?"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        row.ok_or_else(|| StoreError::NotFound {
+            what: format!("incident {id}"),
+        })?
+        .try_into()
+    }
+
+    /// Every incident: unresolved first, most severe first, then oldest first.
+    pub async fn incidents(&self) -> Result<Vec<Incident>> {
+        let rows: Vec<IncidentRow> = sqlx::query_as(select_incidents!(
+            "ORDER BY (i.status = 'resolved'), \
+             CASE i.severity WHEN 'critical' THEN 0 WHEN 'major' THEN 1 WHEN 'minor' THEN 2 ELSE 3 END, \
+             i.opened_ms, i.id"
+        ))
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter().map(Incident::try_from).collect()
+    }
+
+    /// Moves an incident forward and records when. Backward moves are refused.
+    pub async fn change_status(
+        &self,
+        id: i64,
+        to: IncidentStatus,
+        author: &str,
+    ) -> Result<Incident> {
+        let author = require_author(author)?;
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let (current,): (String,) = sqlx::query_as("SELECT status FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("incident {id}"),
+            })?;
+        let from = IncidentStatus::parse(&current)
+            .ok_or_else(|| StoreError::Invalid(format!("unknown status {current:?}")))?;
+        if !from.can_move_to(to) {
+            return Err(StoreError::Invalid(format!(
+                "incident {id} is {}: it cannot move to {}",
+                from.as_str(),
+                to.as_str()
+            )));
+        }
+        // Each status keeps the time it was first reached; skipped steps stay empty.
+        sqlx::query(
+            "UPDATE incidents SET status = ?1, \
+             acknowledged_ms = CASE WHEN ?1 = 'acknowledged' THEN COALESCE(acknowledged_ms, ?2) ELSE acknowledged_ms END, \
+             mitigated_ms = CASE WHEN ?1 = 'mitigated' THEN COALESCE(mitigated_ms, ?2) ELSE mitigated_ms END, \
+             resolved_ms = CASE WHEN ?1 = 'resolved' THEN COALESCE(resolved_ms, ?2) ELSE resolved_ms END, \
+             updated_ms = ?2 WHERE id = ?3",
+        )
+        .bind(to.as_str())
+        .bind(now)
+        .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let body = format!("Status {} → {}", from.as_str(), to.as_str());
+        append(
+            &mut tx,
+            Append {
+                incident_id: id,
+                at_ms: now,
+                kind: EntryKind::StatusChanged,
+                author,
+                body: &body,
+                amends: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.incident(id).await
+    }
+
+    /// Adds a note to the timeline.
+    pub async fn add_note(
+        &self,
+        incident_id: i64,
+        text: &str,
+        author: &str,
+    ) -> Result<TimelineEntry> {
+        self.append_text(incident_id, EntryKind::Note, text, author, None)
+            .await
+    }
+
+    /// Corrects an earlier entry. The original stays; the correction names it.
+    pub async fn add_correction(
+        &self,
+        incident_id: i64,
+        amends: i64,
+        text: &str,
+        author: &str,
+    ) -> Result<TimelineEntry> {
+        self.append_text(
+            incident_id,
+            EntryKind::Correction,
+            text,
+            author,
+            Some(amends),
+        )
+        .await
+    }
+
+    async fn append_text(
+        &self,
+        incident_id: i64,
+        kind: EntryKind,
+        text: &str,
+        author: &str,
+        amends: Option<i64>,
+    ) -> Result<TimelineEntry> {
+        let author = require_author(author)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(StoreError::Invalid("an empty note says nothing".into()));
+        }
+        let mut tx = self.begin_write().await?;
+        if let Some(amended) = amends {
+            // A correction must amend an entry of the same incident.
+            let owner: Option<(i64,)> =
+                sqlx::query_as("SELECT incident_id FROM timeline_entries WHERE id = ?")
+                    .bind(amended)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if owner.map(|(i,)| i) != Some(incident_id) {
+                return Err(StoreError::Invalid(format!(
+                    "entry {amended} is not on incident {incident_id}'s timeline"
+                )));
+            }
+        }
+        let id = append(
+            &mut tx,
+            Append {
+                incident_id,
+                at_ms: now_ms(),
+                kind,
+                author,
+                body: text,
+                amends,
+            },
+        )
+        .await?;
+        sqlx::query("UPDATE incidents SET updated_ms = ? WHERE id = ?")
+            .bind(now_ms())
+            .bind(incident_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let row: EntryRow = sqlx::query_as(
+            "SELECT id, incident_id, at_ms, kind, author, body, amends FROM timeline_entries WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_one(self.reader())
+        .await?;
+        row.try_into()
+    }
+
+    /// One page of an incident's timeline in recording order, after entry `after` (keyset).
+    pub async fn timeline(
+        &self,
+        incident_id: i64,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<TimelineEntry>> {
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT id, incident_id, at_ms, kind, author, body, amends FROM timeline_entries \
+             WHERE incident_id = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(incident_id)
+        .bind(after.unwrap_or(0))
+        .bind(limit.clamp(1, MAX_PAGE))
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter().map(TimelineEntry::try_from).collect()
+    }
+}

@@ -1,0 +1,97 @@
+//! The command-line face of the binary, run as a user would run it.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+use std::process::{Command, Output};
+
+fn firebreak(data_dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(args)
+        .env("FIREBREAK_DATA_DIR", data_dir)
+        // Headless subcommands must work where there is no display at all.
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("run firebreak")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn version_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = firebreak(dir.path(), &["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("firebreak {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let out = firebreak(dir.path(), &["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    // The help names the subcommands and the global data-dir override.
+    for word in ["incidents", "timeline", "--data-dir"] {
+        assert!(help.contains(word), "--help should mention {word}:\n{help}");
+    }
+}
+
+#[test]
+fn headless_commands_run_without_a_display() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = firebreak(dir.path(), &["incidents"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "No incidents recorded.");
+    // The data dir override was honoured: the database is where we said.
+    assert!(dir.path().join("firebreak.db").exists());
+
+    let out = firebreak(dir.path(), &["incidents", "--json"]);
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(parsed, serde_json::json!([]));
+}
+
+#[test]
+fn the_window_without_a_display_says_so_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = firebreak(dir.path(), &[]);
+    assert!(
+        !out.status.success(),
+        "no display is a failure to open the window"
+    );
+    let err = text(&out.stderr);
+    let lines: Vec<_> = err
+        .lines()
+        .filter(|l| l.starts_with("firebreak:"))
+        .collect();
+    // One clear line, not a GTK stack trace.
+    assert_eq!(lines.len(), 1, "stderr:\n{err}");
+    assert!(!err.contains("panicked"), "stderr:\n{err}");
+}
+
+#[test]
+fn unknown_incident_and_bad_database_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = firebreak(dir.path(), &["timeline", "99"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("incident 99 not found"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(
+        broken.path().join("firebreak.db"),
+        b"not a database at all".repeat(100),
+    )
+    .unwrap();
+    let out = firebreak(broken.path(), &["incidents"]);
+    assert_eq!(out.status.code(), Some(1), "a bad database exits non-zero");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("firebreak.db") && !err.contains("panicked"),
+        "{err}"
+    );
+}

@@ -1,0 +1,101 @@
+//! The real console window under a display (Xvfb in CI), driven through tauri-driver.
+//! `make test` runs these under xvfb-run; they need tauri-driver and WebKitWebDriver.
+#![cfg(feature = "desktop")]
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod support;
+
+use std::path::Path;
+
+use support::webdriver::Driver;
+
+/// Two WebKitWebDriver sessions at once interfere with each other: one window at a time.
+static ONE_WINDOW: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn app() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_firebreak"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_frame_and_empty_state_render() {
+    let _window = ONE_WINDOW.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let driver = Driver::start().await;
+    let session = driver
+        .session(
+            app(),
+            &["--data-dir".into(), data.path().display().to_string()],
+        )
+        .await;
+
+    // The three parts of the frame: status bar, incident list, detail pane.
+    let bar = session.wait_for("[data-testid=status-bar]").await;
+    assert!(
+        session.text(&bar).await.contains("No cluster connected"),
+        "status bar with no cluster"
+    );
+    let empty = session.wait_for("[data-testid=incidents-empty]").await;
+    let empty_text = session.text(&empty).await;
+    // The empty state must tell a new user what to do next, not just "nothing here".
+    assert!(empty_text.contains("No incidents"), "{empty_text}");
+    assert!(
+        empty_text.contains("cluster"),
+        "the empty state explains connecting a cluster: {empty_text}"
+    );
+    session.wait_for("[data-testid=detail-empty]").await;
+    assert_eq!(session.title().await, "Firebreak");
+
+    // The window really talks to its store: open an incident, see it listed and timed.
+    let new = session.wait_for(".pane-head button").await;
+    session.click(&new).await;
+    let title = session.wait_for(".dialog input").await;
+    session
+        .type_into(&title, "Checkout latency p99 over 2 s")
+        .await;
+    let submit = session.wait_for(".dialog button[type=submit]").await;
+    session.click(&submit).await;
+    let row = session.wait_for("[data-testid=incident-row]").await;
+    session.screenshot("incident-opened").await;
+    let row_text = session.text(&row).await;
+    assert!(
+        row_text.contains("Checkout latency p99 over 2 s"),
+        "row: {row_text}"
+    );
+    let timeline = session.wait_for("[data-testid=timeline] .entry").await;
+    assert!(session.text(&timeline).await.contains("Opened by hand"));
+
+    session.close().await;
+    // The incident reached the SQLite file, not only the page.
+    let out = std::process::Command::new(app())
+        .args(["incidents", "--json", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["title"], "Checkout latency p99 over 2 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_it_cannot_open_is_shown_not_touched() {
+    let _window = ONE_WINDOW.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let db = data.path().join("firebreak.db");
+    std::fs::write(&db, b"not a database".repeat(300)).unwrap();
+    let before = std::fs::read(&db).unwrap();
+    let driver = Driver::start().await;
+    let session = driver
+        .session(
+            app(),
+            &["--data-dir".into(), data.path().display().to_string()],
+        )
+        .await;
+    let err = session.wait_for("[data-testid=store-error]").await;
+    let text = session.text(&err).await;
+    assert!(text.contains("cannot open its database"), "{text}");
+    session.close().await;
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the unreadable file must be left as it was"
+    );
+}

@@ -1,0 +1,354 @@
+//! The store against a real SQLite file in a throwaway dir.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+use std::path::Path;
+
+use firebreak::incident::{EntryKind, IncidentStatus, NewIncident, Severity};
+use firebreak::store::{known_schema_version, NewCluster, Store, StoreError};
+use sqlx::Connection;
+
+fn db_in(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("firebreak.db")
+}
+
+fn new_incident(title: &str) -> NewIncident {
+    NewIncident {
+        title: title.into(),
+        severity: Severity::Critical,
+        service: Some("llm-assistant".into()),
+        cluster_id: None,
+    }
+}
+
+/// A raw connection beside the store, to try what the store's API never would.
+async fn raw(path: &Path) -> sqlx::SqliteConnection {
+    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("raw connection")
+}
+
+fn file_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("read db file")
+}
+
+#[tokio::test]
+async fn migrations_apply_to_an_empty_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db_in(&dir)).await.expect("fresh store opens");
+    // Every migration this build carries must have been applied.
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        known_schema_version()
+    );
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+
+    let mut conn = raw(store.path()).await;
+    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    // sqlx does not set WAL by itself; the store's recipe must have.
+    assert_eq!(mode, "wal", "the store must run in WAL mode");
+    for table in [
+        "clusters",
+        "events",
+        "incidents",
+        "timeline_entries",
+        "settings",
+    ] {
+        let found: Option<(String,)> =
+            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?")
+                .bind(table)
+                .fetch_optional(&mut conn)
+                .await
+                .unwrap();
+        assert!(found.is_some(), "table {table} must exist after migration");
+    }
+}
+
+#[tokio::test]
+async fn reopening_an_up_to_date_database_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db_in(&dir)).await.unwrap();
+    let id = store
+        .open_incident(&new_incident("GPU pool down"), "ana")
+        .await
+        .unwrap()
+        .id;
+    store.close().await;
+    let again = Store::open(&db_in(&dir)).await.expect("reopens");
+    // Nothing recorded may be lost by a restart.
+    assert_eq!(again.incident(id).await.unwrap().title, "GPU pool down");
+}
+
+#[tokio::test]
+async fn constraint_violations_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db_in(&dir)).await.unwrap();
+    let cluster = NewCluster {
+        name: "prod-eu".into(),
+        events_url: "ws://127.0.0.1:1/events".into(),
+        actions_url: "http://127.0.0.1:1".into(),
+    };
+    store.add_cluster(&cluster).await.unwrap();
+    // A second cluster with the same name would make `--cluster prod-eu` ambiguous.
+    let dup = store.add_cluster(&cluster).await;
+    assert!(
+        matches!(dup, Err(StoreError::Constraint(_))),
+        "duplicate name: {dup:?}"
+    );
+
+    // An events URL must be a WebSocket URL; anything else is refused by the schema itself.
+    let bad = store
+        .add_cluster(&NewCluster {
+            name: "other".into(),
+            events_url: "ftp://nowhere".into(),
+            actions_url: "http://127.0.0.1:1".into(),
+        })
+        .await;
+    assert!(
+        matches!(bad, Err(StoreError::Constraint(_))),
+        "bad scheme: {bad:?}"
+    );
+
+    // A note on an incident that does not exist breaks the foreign key.
+    let orphan = store.add_note(4242, "hello", "ana").await;
+    assert!(
+        matches!(orphan, Err(StoreError::Constraint(_))),
+        "orphan note: {orphan:?}"
+    );
+
+    // Empty input is refused with a message, before the database sees it.
+    let empty = store.open_incident(&new_incident("   "), "ana").await;
+    assert!(
+        matches!(empty, Err(StoreError::Invalid(_))),
+        "empty title: {empty:?}"
+    );
+}
+
+#[tokio::test]
+async fn timeline_is_append_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db_in(&dir)).await.unwrap();
+    let incident = store
+        .open_incident(&new_incident("p99 spike"), "ana")
+        .await
+        .unwrap();
+    let note = store
+        .add_note(incident.id, "rolled back rev 41", "ana")
+        .await
+        .unwrap();
+
+    let mut conn = raw(store.path()).await;
+    // The timeline is the record of what happened: not even raw SQL may rewrite it.
+    let update = sqlx::query("UPDATE timeline_entries SET body = 'nothing happened' WHERE id = ?")
+        .bind(note.id)
+        .execute(&mut conn)
+        .await;
+    assert!(
+        update.is_err(),
+        "an UPDATE of a timeline entry must be refused"
+    );
+    let delete = sqlx::query("DELETE FROM timeline_entries WHERE id = ?")
+        .bind(note.id)
+        .execute(&mut conn)
+        .await;
+    assert!(
+        delete.is_err(),
+        "a DELETE of a timeline entry must be refused"
+    );
+
+    // A correction is a new entry that names the one it amends; the original stays.
+    let fix = store
+        .add_correction(incident.id, note.id, "rolled back to rev 40, not 41", "ana")
+        .await
+        .unwrap();
+    assert_eq!(fix.kind, EntryKind::Correction);
+    assert_eq!(fix.amends, Some(note.id));
+    let entries = store.timeline(incident.id, None, 100).await.unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e.id == note.id && e.body == "rolled back rev 41"));
+
+    // A correction must amend an entry of the same incident.
+    let other = store
+        .open_incident(&new_incident("other"), "ana")
+        .await
+        .unwrap();
+    let cross = store
+        .add_correction(other.id, note.id, "wrong place", "ana")
+        .await;
+    assert!(
+        matches!(cross, Err(StoreError::Invalid(_))),
+        "cross-incident correction: {cross:?}"
+    );
+}
+
+#[tokio::test]
+async fn status_changes_move_forward_and_are_on_the_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db_in(&dir)).await.unwrap();
+    let incident = store
+        .open_incident(&new_incident("error rate 12%"), "ana")
+        .await
+        .unwrap();
+    assert_eq!(incident.status, IncidentStatus::Open);
+
+    let acked = store
+        .change_status(incident.id, IncidentStatus::Acknowledged, "bo")
+        .await
+        .unwrap();
+    assert!(
+        acked.acknowledged_ms.is_some(),
+        "acknowledging records when"
+    );
+    let resolved = store
+        .change_status(incident.id, IncidentStatus::Resolved, "bo")
+        .await
+        .unwrap();
+    assert!(resolved.resolved_ms.is_some());
+    // Skipped steps stay empty rather than inventing a time.
+    assert_eq!(resolved.mitigated_ms, None);
+
+    let back = store
+        .change_status(incident.id, IncidentStatus::Open, "bo")
+        .await;
+    assert!(
+        matches!(back, Err(StoreError::Invalid(_))),
+        "backwards move: {back:?}"
+    );
+
+    let kinds: Vec<_> = store
+        .timeline(incident.id, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.author))
+        .collect();
+    // Every change is on the timeline with its author; the refused one is not.
+    assert_eq!(
+        kinds,
+        vec![
+            (EntryKind::Opened, "ana".to_owned()),
+            (EntryKind::StatusChanged, "bo".to_owned()),
+            (EntryKind::StatusChanged, "bo".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn timeline_pages_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db_in(&dir)).await.unwrap();
+    let incident = store
+        .open_incident(&new_incident("pages"), "ana")
+        .await
+        .unwrap();
+    for n in 0..25 {
+        store
+            .add_note(incident.id, &format!("note {n}"), "ana")
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.timeline(incident.id, after, 10).await.unwrap();
+        let Some(last) = page.last() else { break };
+        assert!(page.len() <= 10, "a page never exceeds its limit");
+        after = Some(last.id);
+        seen.extend(page.into_iter().map(|e| e.id));
+    }
+    // 1 "opened" entry + 25 notes, each exactly once, in order.
+    assert_eq!(seen.len(), 26);
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "pages must be in id order without repeats"
+    );
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_schema_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let store = Store::open(&path).await.unwrap();
+    store.close().await;
+    {
+        let mut conn = raw(&path).await;
+        // Pretend a newer Firebreak applied a migration this build does not know.
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (?, 'from the future', 1, x'00', 0)",
+        )
+        .bind(known_schema_version() + 1)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let before = file_bytes(&path);
+    let err = Store::open(&path)
+        .await
+        .expect_err("a newer schema must be refused");
+    assert!(matches!(err, StoreError::NewerSchema { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("newer Firebreak"),
+        "the message says why: {err}"
+    );
+    // Refusing must not have written a byte.
+    assert_eq!(
+        file_bytes(&path),
+        before,
+        "the refused database must be left untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_ours_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    std::fs::write(
+        &path,
+        b"these are my holiday notes, not a database\n".repeat(200),
+    )
+    .unwrap();
+    let before = file_bytes(&path);
+    let err = Store::open(&path)
+        .await
+        .expect_err("garbage must be refused");
+    assert!(!err.to_string().is_empty());
+    assert_eq!(
+        file_bytes(&path),
+        before,
+        "a file that is not a database must be left untouched"
+    );
+
+    // Another program's SQLite database: readable, but not Firebreak's to migrate.
+    let other = dir.path().join("other.db");
+    {
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", other.display()))
+                .await
+                .unwrap();
+        sqlx::query("CREATE TABLE recipes (name TEXT)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let before = file_bytes(&other);
+    let err = Store::open(&other)
+        .await
+        .expect_err("a foreign database must be refused");
+    assert!(matches!(err, StoreError::Foreign { .. }), "{err:?}");
+    assert_eq!(
+        file_bytes(&other),
+        before,
+        "a foreign database must be left untouched"
+    );
+}

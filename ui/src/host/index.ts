@@ -1,0 +1,64 @@
+// The one seam between the page and the Rust side: only this folder imports
+// @tauri-apps/*. Components get a `Host` and never know whether it is the real
+// app or a test's fake.
+import { invoke } from '@tauri-apps/api/core';
+import type { AppInfo } from '../bindings/AppInfo';
+import type { Cluster } from '../bindings/Cluster';
+import type { ErrorCode } from '../bindings/ErrorCode';
+import type { Incident } from '../bindings/Incident';
+import type { IncidentStatus } from '../bindings/IncidentStatus';
+import type { IpcError } from '../bindings/IpcError';
+import type { NewIncident } from '../bindings/NewIncident';
+import type { TimelineEntry } from '../bindings/TimelineEntry';
+
+export interface Host {
+  appInfo(): Promise<AppInfo>;
+  listClusters(): Promise<Cluster[]>;
+  listIncidents(): Promise<Incident[]>;
+  getIncident(id: number): Promise<Incident>;
+  timeline(id: number, after: number | null, limit: number): Promise<TimelineEntry[]>;
+  openIncident(incident: NewIncident): Promise<Incident>;
+  changeStatus(id: number, to: IncidentStatus): Promise<Incident>;
+  addNote(id: number, text: string): Promise<TimelineEntry>;
+}
+
+/** An error from the Rust side, with the code the UI branches on. */
+export class HostError extends Error {
+  constructor(
+    readonly code: ErrorCode | 'unreachable',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function isIpcError(e: unknown): e is IpcError {
+  return typeof e === 'object' && e !== null && 'code' in e && 'message' in e;
+}
+
+/** Turns whatever a command rejected with into a HostError with a readable message. */
+export function toHostError(e: unknown): HostError {
+  if (e instanceof HostError) return e;
+  if (isIpcError(e)) return new HostError(e.code, e.message);
+  const text = e instanceof Error ? e.message : String(e);
+  return new HostError('unreachable', `The console's backend did not answer: ${text}`);
+}
+
+async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (e) {
+    throw toHostError(e);
+  }
+}
+
+export const tauriHost: Host = {
+  appInfo: () => call('app_info'),
+  listClusters: () => call('list_clusters'),
+  listIncidents: () => call('list_incidents'),
+  getIncident: (id) => call('get_incident', { id }),
+  timeline: (id, after, limit) => call('incident_timeline', { id, after, limit }),
+  openIncident: (incident) => call('open_incident', { incident }),
+  changeStatus: (id, to) => call('change_incident_status', { id, to }),
+  addNote: (id, text) => call('add_note', { id, text }),
+};

@@ -1,0 +1,25 @@
+import { describe, expect, it } from 'vitest';
+import { age, nextStatus, statusVerb } from './format';
+
+describe('age', () => {
+  const t0 = Date.UTC(2026, 10, 27, 3, 0, 0);
+  it('reads at a glance at every scale', () => {
+    expect(age(t0, t0 + 42_000)).toBe('42 s');
+    expect(age(t0, t0 + 12 * 60_000)).toBe('12 min');
+    expect(age(t0, t0 + (3 * 60 + 5) * 60_000)).toBe('3 h 05 min');
+    expect(age(t0, t0 + (2 * 24 + 4) * 3_600_000)).toBe('2 d 4 h');
+  });
+  it('never shows a negative age when clocks disagree', () => {
+    expect(age(t0 + 5_000, t0)).toBe('0 s');
+  });
+});
+
+describe('status flow', () => {
+  it('offers the next step forward and nothing after resolved', () => {
+    expect(nextStatus('open')).toBe('acknowledged');
+    expect(nextStatus('acknowledged')).toBe('mitigated');
+    expect(nextStatus('mitigated')).toBe('resolved');
+    expect(nextStatus('resolved')).toBeNull();
+    expect(statusVerb('acknowledged')).toBe('Acknowledge');
+  });
+});

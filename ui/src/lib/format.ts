@@ -1,0 +1,45 @@
+import type { IncidentStatus } from '../bindings/IncidentStatus';
+import type { Severity } from '../bindings/Severity';
+
+/** "45 s", "12 min", "3 h 05 min", "2 d 4 h": an age that reads at a glance. */
+export function age(fromMs: number, nowMs: number): string {
+  const s = Math.max(0, Math.floor((nowMs - fromMs) / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h} h ${String(m % 60).padStart(2, '0')} min`;
+  const d = Math.floor(h / 24);
+  return `${d} d ${h % 24} h`;
+}
+
+/** Local wall-clock time with seconds, as the timeline shows it. */
+export function clock(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+export const SEVERITIES: Severity[] = ['critical', 'major', 'minor', 'info'];
+
+const STATUS_FLOW: IncidentStatus[] = ['open', 'acknowledged', 'mitigated', 'resolved'];
+
+/** The status the incident header offers as its next step. */
+export function nextStatus(s: IncidentStatus): IncidentStatus | null {
+  const i = STATUS_FLOW.indexOf(s);
+  return i >= 0 && i < STATUS_FLOW.length - 1 ? STATUS_FLOW[i + 1] : null;
+}
+
+/** The verb on the button that moves an incident to `s`. */
+export function statusVerb(s: IncidentStatus): string {
+  switch (s) {
+    case 'acknowledged':
+      return 'Acknowledge';
+    case 'mitigated':
+      return 'Mark mitigated';
+    case 'resolved':
+      return 'Resolve';
+    default:
+      return 'Reopen';
+  }
+}
