@@ -15,9 +15,9 @@ test:
 ui:
 	cd ui && npm run build
 
-# Regenerates ui/src/bindings from the Rust IPC types.
+# Regenerates ui/src/bindings (IPC types) and docs/protocol/schemas (event schemas) from Rust.
 bindings:
-	UPDATE_BINDINGS=1 cargo test --quiet --test bindings
+	UPDATE_BINDINGS=1 UPDATE_SCHEMAS=1 cargo test --quiet --test bindings
 
 # A screenshot of the console under Xvfb, into shots/console.png.
 screenshot:

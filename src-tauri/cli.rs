@@ -29,6 +29,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the built-in simulator of an AI model-serving fleet (events and action API).
+    Sim(SimArgs),
     /// List incidents, unresolved and most severe first.
     Incidents {
         /// Print JSON instead of a table.
@@ -42,6 +44,40 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// A built-in scenario name (see --list) or a path to a scenario .toml file.
+    #[arg(long, required_unless_present = "list")]
+    pub scenario: Option<String>,
+    /// List the built-in scenarios and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Seed of the simulation: the same seed tells the same story.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Extra synthetic events per second, for benchmarks.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Bearer token both interfaces require (default: a random one, printed on the third line).
+    #[arg(long, env = "FIREBREAK_SIM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Fault knobs, e.g. drop_every=500,duplicate=0.01,reorder=0.01,malformed=0.005,action_delay_ms=2000,action_fail=1
+    #[arg(long, default_value = "")]
+    pub faults: String,
+    /// Events kept for clients that resume.
+    #[arg(long, default_value_t = 200_000)]
+    pub retain: usize,
+    /// The cluster name in every event's source (/clusters/NAME).
+    #[arg(long, default_value = "sim")]
+    pub cluster: String,
 }
 
 /// Parses the command line and runs it. Errors end as one readable line and exit code 1.
@@ -71,12 +107,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
+    if let Command::Sim(args) = command {
+        return run_sim(args).await;
+    }
     let store = Store::open(&data_dir.database()).await?;
     let result = match command {
         Command::Incidents { json } => crate::report::print_incidents(&store, json).await,
         Command::Timeline { incident, json } => {
             crate::report::print_timeline(&store, incident, json).await
         }
+        Command::Sim(_) => unreachable!("handled above"),
     };
     store.close().await;
     result
@@ -107,4 +147,65 @@ fn no_display() -> Option<&'static str> {
     let set = |v: &str| std::env::var_os(v).is_some_and(|s| !s.is_empty());
     (!set("DISPLAY") && !set("WAYLAND_DISPLAY"))
         .then_some("no display (DISPLAY and WAYLAND_DISPLAY are unset)")
+}
+
+async fn run_sim(args: SimArgs) -> Result<()> {
+    use std::io::Write as _;
+
+    use crate::sim::{Faults, Scenario, SimOptions};
+
+    if args.list {
+        for s in Scenario::built_in()? {
+            println!(
+                "{:<22} {}",
+                s.name,
+                s.summary.split(". ").next().unwrap_or("")
+            );
+        }
+        return Ok(());
+    }
+    let name = args.scenario.as_deref().unwrap_or_default();
+    let scenario = Scenario::load(name)?;
+    let generated = args.token.is_none();
+    let token = args
+        .token
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let mut opts = SimOptions::new(scenario, token);
+    opts.listen = args.listen;
+    opts.seed = args.seed;
+    anyhow::ensure!(args.speed > 0.0, "--speed must be above 0");
+    opts.speed = args.speed;
+    opts.rate = args.rate;
+    opts.faults = Faults::parse(&args.faults).context("--faults")?;
+    opts.retain = args.retain;
+    opts.cluster = args.cluster;
+    let sim = crate::sim::start(opts).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "events: {}", sim.events_url())?;
+        writeln!(out, "actions: {}", sim.actions_url())?;
+        if generated {
+            writeln!(out, "token: {}", sim.token)?;
+        }
+        out.flush()?;
+    }
+    shutdown_signal().await;
+    sim.shutdown();
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

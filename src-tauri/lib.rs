@@ -8,7 +8,9 @@ pub mod incident;
 pub mod ipc;
 pub mod logging;
 pub mod paths;
+pub mod protocol;
 pub mod report;
+pub mod sim;
 pub mod store;
 
 #[cfg(feature = "desktop")]

@@ -1,4 +1,6 @@
 // Each test binary uses a different part of the support code.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod generated;
 pub mod webdriver;

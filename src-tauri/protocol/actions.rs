@@ -1,0 +1,136 @@
+//! Action API types (HTTP JSON). See docs/protocol/openapi.json.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The header that makes a mutating request happen at most once.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Set on a response that repeats the first response to the same key.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Rollback,
+    Failover,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionState {
+    Accepted,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl ActionState {
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Revision {
+    pub revision: u32,
+    pub model_version: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RolloutView {
+    pub to_revision: u32,
+    pub wave: u32,
+    pub waves: u32,
+    pub stalled: bool,
+}
+
+/// A deployment: the revision it is at, its history (oldest first) and any rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Deployment {
+    pub name: String,
+    pub service: String,
+    /// The revision the deployment is at: a rollout's target while it runs.
+    pub current_revision: u32,
+    pub revisions: Vec<Revision>,
+    pub rollout: Option<RolloutView>,
+    pub nodes_total: u32,
+    /// Who made the last change, when it was an action.
+    pub last_changed_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Service {
+    pub name: String,
+    pub deployment: String,
+    pub primary_region: String,
+    pub regions: Vec<String>,
+    /// Who made the last change to the primary region, when it was an action.
+    pub last_changed_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ServiceList {
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeploymentList {
+    pub deployments: Vec<Deployment>,
+}
+
+/// Roll a deployment back to an earlier revision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    pub to_revision: u32,
+    /// Precondition: the revision the caller believes is current.
+    pub expected_revision: u32,
+    pub actor: String,
+    pub reason: String,
+}
+
+/// Move a service's traffic to another region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverRequest {
+    pub to_region: String,
+    /// Precondition: the primary region the caller believes is current.
+    pub expected_primary_region: String,
+    pub actor: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Action {
+    pub id: String,
+    pub kind: ActionKind,
+    pub service: String,
+    pub deployment: Option<String>,
+    /// Revision (rollback) or region (failover) before the action.
+    pub from: String,
+    /// Revision (rollback) or region (failover) the action moves to.
+    pub to: String,
+    pub state: ActionState,
+    pub actor: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub error: Option<String>,
+}
+
+/// Every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApiError {
+    /// `unauthorized`, `not_found`, `invalid`, `precondition_failed`,
+    /// `idempotency_key_missing`, `idempotency_key_reused`, `idempotency_key_in_flight`.
+    pub error: String,
+    pub message: String,
+    /// With `precondition_failed`: the current state (`revision` or `primary_region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<serde_json::Value>,
+    /// With `precondition_failed`: who made the change, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<String>,
+}

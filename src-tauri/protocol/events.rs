@@ -1,0 +1,439 @@
+//! Event stream types: the CloudEvent envelope, its typed payloads and control frames.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One event in CloudEvents 1.0 JSON structured mode, with the `sequence` extension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudEvent {
+    pub specversion: String,
+    /// A UUIDv7: unique per source, and time-ordered.
+    pub id: String,
+    /// `/clusters/<cluster name>`.
+    pub source: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub time: DateTime<Utc>,
+    /// What the event is about: `service/<name>`, `node/<id>`, `region/<name>`, `action/<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub datacontenttype: String,
+    /// Per-stream, strictly increasing, starting at 1.
+    pub sequence: u64,
+    pub data: serde_json::Value,
+}
+
+/// Frames that are not events: they carry `control` instead of `specversion`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "control", rename_all = "snake_case")]
+pub enum Control {
+    /// First frame of every connection.
+    Hello {
+        protocol: String,
+        /// The newest sequence the server has (0 when none yet).
+        head: u64,
+        /// The oldest sequence it still retains (head + 1 when none).
+        first: u64,
+        heartbeat_interval_ms: u64,
+    },
+    /// The client asked to start after a sequence the server no longer retains:
+    /// sequences `after + 1 ..= first_available - 1` are lost to this client.
+    Gap { after: u64, first_available: u64 },
+    /// Sent when the stream is otherwise quiet, at the documented interval.
+    Heartbeat { head: u64, time: DateTime<Utc> },
+}
+
+/// A frame as a client reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Event(Box<CloudEvent>),
+    Control(Control),
+}
+
+/// Why a frame was refused; the client quarantines it with this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    #[error("not a CloudEvent: {0}")]
+    Envelope(String),
+    #[error("unsupported specversion {0:?}")]
+    SpecVersion(String),
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("data does not match {ty}: {reason}")]
+    Data { ty: String, reason: String },
+}
+
+/// Decodes one text frame. Never panics: every input is a frame or an error.
+pub fn decode(text: &str) -> Result<Frame, FrameError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
+    if value.get("control").is_some() {
+        return serde_json::from_value(value)
+            .map(Frame::Control)
+            .map_err(|e| FrameError::Envelope(e.to_string()));
+    }
+    let event: CloudEvent =
+        serde_json::from_value(value).map_err(|e| FrameError::Envelope(e.to_string()))?;
+    if event.specversion != "1.0" {
+        return Err(FrameError::SpecVersion(event.specversion));
+    }
+    if event.id.is_empty() || event.source.is_empty() {
+        return Err(FrameError::Envelope(
+            "id and source must not be empty".into(),
+        ));
+    }
+    let Some(kind) = EventType::parse(&event.ty) else {
+        return Err(FrameError::UnknownType(event.ty));
+    };
+    kind.check_data(&event.data)
+        .map_err(|reason| FrameError::Data {
+            ty: event.ty.clone(),
+            reason,
+        })?;
+    Ok(Frame::Event(Box::new(event)))
+}
+
+macro_rules! event_types {
+    ($($variant:ident => $name:literal, $data:ty;)*) => {
+        /// Every event type of protocol v1.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventType { $($variant),* }
+
+        impl EventType {
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),*];
+
+            /// The full CloudEvents `type`, e.g. `dev.firebreak.rollout.started`.
+            pub fn name(self) -> &'static str {
+                match self { $(EventType::$variant => concat!("dev.firebreak.", $name)),* }
+            }
+
+            pub fn parse(ty: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|t| t.name() == ty)
+            }
+
+            /// Checks that `data` has this type's shape.
+            pub fn check_data(self, data: &serde_json::Value) -> Result<(), String> {
+                match self {
+                    $(EventType::$variant => serde_json::from_value::<$data>(data.clone())
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())),*
+                }
+            }
+
+            /// The JSON Schema of this type's `data`.
+            pub fn data_schema(self) -> schemars::Schema {
+                match self { $(EventType::$variant => schemars::schema_for!($data)),* }
+            }
+        }
+    };
+}
+
+event_types! {
+    RolloutStarted => "rollout.started", RolloutStarted;
+    RolloutWaveProgressed => "rollout.wave_progressed", RolloutWaveProgressed;
+    RolloutStalled => "rollout.stalled", RolloutStalled;
+    RolloutCompleted => "rollout.completed", RolloutCompleted;
+    RolloutFailed => "rollout.failed", RolloutFailed;
+    ModelVersionChanged => "model.version_changed", ModelVersionChanged;
+    NodeUp => "node.up", NodeUp;
+    NodeDown => "node.down", NodeDown;
+    NodeDegraded => "node.degraded", NodeDegraded;
+    ServiceMetrics => "service.metrics", ServiceMetrics;
+    AlertFiring => "alert.firing", AlertFiring;
+    AlertResolved => "alert.resolved", AlertResolved;
+    RegionStatus => "region.status", RegionStatus;
+    ActionAccepted => "action.accepted", ActionEvent;
+    ActionRunning => "action.running", ActionEvent;
+    ActionSucceeded => "action.succeeded", ActionEvent;
+    ActionFailed => "action.failed", ActionEvent;
+    SyntheticLoad => "synthetic.load", SyntheticLoad;
+}
+
+/// A deployment starts rolling a new revision out, wave by wave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutStarted {
+    pub deployment: String,
+    pub service: String,
+    pub from_revision: u32,
+    pub to_revision: u32,
+    pub model_version: String,
+    pub waves: u32,
+    pub nodes_total: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutWaveProgressed {
+    pub deployment: String,
+    pub service: String,
+    pub to_revision: u32,
+    /// The wave just completed, from 1.
+    pub wave: u32,
+    pub waves: u32,
+    pub nodes_updated: u32,
+    pub nodes_total: u32,
+}
+
+/// The pipeline stopped making progress; nodes in the stalled wave are drained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutStalled {
+    pub deployment: String,
+    pub service: String,
+    pub to_revision: u32,
+    pub wave: u32,
+    pub waves: u32,
+    pub reason: String,
+    pub nodes_draining: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutCompleted {
+    pub deployment: String,
+    pub service: String,
+    pub revision: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutFailed {
+    pub deployment: String,
+    pub service: String,
+    pub to_revision: u32,
+    pub reason: String,
+}
+
+/// The model a deployment serves changed (by a rollout or a rollback).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelVersionChanged {
+    pub deployment: String,
+    pub service: String,
+    pub revision: u32,
+    pub from_model: String,
+    pub to_model: String,
+    pub cause: ChangeCause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeCause {
+    Rollout,
+    Rollback,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeUp {
+    pub node: String,
+    pub pool: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeDown {
+    pub node: String,
+    pub pool: String,
+    pub region: String,
+    pub reason: NodeFault,
+    pub pool_nodes_down: u32,
+    pub pool_nodes_total: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeDegraded {
+    pub node: String,
+    pub pool: String,
+    pub region: String,
+    pub reason: NodeFault,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeFault {
+    GpuError,
+    Oom,
+    Thermal,
+    Unreachable,
+}
+
+/// A service's health in one region over the last window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceMetrics {
+    pub service: String,
+    pub region: String,
+    pub window_s: u32,
+    #[schemars(range(min = 0))]
+    pub latency_p50_ms: f64,
+    #[schemars(range(min = 0))]
+    pub latency_p99_ms: f64,
+    /// Failed requests over all requests, 0 to 1.
+    #[schemars(range(min = 0, max = 1))]
+    pub error_rate: f64,
+    #[schemars(range(min = 0))]
+    pub requests_per_s: f64,
+    #[schemars(range(min = 0))]
+    pub queue_depth: f64,
+    /// Mean GPU utilisation of the serving nodes, 0 to 1.
+    #[schemars(range(min = 0, max = 1))]
+    pub gpu_utilization: f64,
+    /// The revision most nodes in this region serve.
+    pub revision: u32,
+    /// Whether this region is the service's primary (serving its traffic).
+    pub primary: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertSeverity {
+    Critical,
+    Major,
+    Minor,
+    Info,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertFiring {
+    /// Stable name of the rule, e.g. `HighErrorRate`.
+    pub alert: String,
+    pub service: String,
+    pub region: String,
+    pub severity: AlertSeverity,
+    pub summary: String,
+    pub value: f64,
+    pub threshold: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertResolved {
+    pub alert: String,
+    pub service: String,
+    pub region: String,
+    pub value: f64,
+    pub threshold: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RegionHealth {
+    Healthy,
+    Degraded,
+    Down,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegionStatus {
+    pub region: String,
+    pub status: RegionHealth,
+    pub nodes_up: u32,
+    pub nodes_total: u32,
+    /// Services whose primary region this is.
+    pub primary_for: Vec<String>,
+}
+
+/// The lifecycle of an action (`action.accepted` … `action.failed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionEvent {
+    pub action_id: String,
+    pub kind: super::actions::ActionKind,
+    pub service: String,
+    pub from: String,
+    pub to: String,
+    pub actor: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// High-volume filler for benchmarks (`firebreak sim --rate`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticLoad {
+    pub n: u64,
+    pub service: String,
+    pub payload: String,
+}
+
+/// The published JSON Schema of one event type: the CloudEvents envelope with this
+/// type's `data`. `docs/protocol/schemas/` holds these, one file per type.
+pub fn event_schema(ty: EventType) -> serde_json::Value {
+    let mut data = serde_json::to_value(ty.data_schema()).unwrap_or_default();
+    // Hoist the data schema's definitions to the root, where its `$ref`s point.
+    let defs = data
+        .as_object_mut()
+        .and_then(|o| {
+            o.remove("$schema");
+            o.remove("title");
+            o.remove("$defs")
+        })
+        .unwrap_or_else(|| serde_json::json!({}));
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": format!("https://firebreak.dev/protocol/v1/{}.json", ty.name()),
+        "title": ty.name(),
+        "description": "A Firebreak cluster event (protocol v1): a CloudEvents 1.0 event in JSON structured mode with the integer `sequence` extension.",
+        "type": "object",
+        "required": ["specversion", "id", "source", "type", "time", "datacontenttype", "sequence", "data"],
+        "additionalProperties": false,
+        "properties": {
+            "specversion": { "const": "1.0" },
+            "id": { "type": "string", "minLength": 1 },
+            "source": { "type": "string", "minLength": 1, "format": "uri-reference" },
+            "type": { "const": ty.name() },
+            "time": { "type": "string", "format": "date-time" },
+            "subject": { "type": "string", "minLength": 1 },
+            "datacontenttype": { "const": "application/json" },
+            "sequence": { "type": "integer", "minimum": 1 },
+            "data": data
+        },
+        "$defs": defs
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_name_round_trips() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.name()), Some(*t), "{}", t.name());
+            assert!(t.name().starts_with(crate::protocol::TYPE_PREFIX));
+        }
+    }
+
+    #[test]
+    fn decode_sorts_frames_and_refusals() {
+        let hb = r#"{"control":"heartbeat","head":7,"time":"2026-11-27T03:00:00Z"}"#;
+        assert!(matches!(
+            decode(hb),
+            Ok(Frame::Control(Control::Heartbeat { head: 7, .. }))
+        ));
+        assert!(matches!(decode("{nope"), Err(FrameError::Json(_))));
+        assert!(matches!(
+            decode(r#"{"id":"x"}"#),
+            Err(FrameError::Envelope(_))
+        ));
+        let unknown = r#"{"specversion":"1.0","id":"a","source":"/clusters/x","type":"com.other.thing",
+            "time":"2026-11-27T03:00:00Z","datacontenttype":"application/json","sequence":1,"data":{}}"#;
+        assert!(matches!(decode(unknown), Err(FrameError::UnknownType(_))));
+        let bad_data = unknown.replace("com.other.thing", "dev.firebreak.node.up");
+        assert!(
+            matches!(decode(&bad_data), Err(FrameError::Data { .. })),
+            "node.up without a node"
+        );
+    }
+}

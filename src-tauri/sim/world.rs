@@ -1,0 +1,1248 @@
+//! The simulated fleet: regions, GPU node pools, model-serving services with deployments
+//! rolled out in waves, traffic on a daily curve with bursts, alerts, and the effects of
+//! rollback and failover. One `tick` is one simulated second; everything that happens
+//! is an event in `outbox`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::rng::Rng;
+use super::scenario::{Change, Scenario, Step};
+use crate::protocol::actions::{
+    Action, ActionKind, ActionState, ApiError, Deployment, Revision, RolloutView, Service,
+};
+use crate::protocol::events::*;
+
+/// Metrics are reported every this many simulated seconds, per service and region.
+pub const METRICS_EVERY_S: u64 = 5;
+/// Region status is reported this often, and on every change.
+const REGION_STATUS_EVERY_S: u64 = 60;
+/// A node whose utilisation stays above this for `OVERLOAD_GRACE_S` runs out of memory.
+const OVERLOAD_LIMIT: f64 = 1.05;
+const OVERLOAD_GRACE_S: u32 = 8;
+/// Nodes lost to overload rejoin after this long, once their pool is cool.
+const REJOIN_AFTER_S: u64 = 45;
+/// An alert fires after its condition holds this long, and resolves after it has
+/// been clear this long.
+const FIRE_AFTER_S: u32 = 15;
+const RESOLVE_AFTER_S: u32 = 20;
+/// Simulated seconds from accepted to running, and from running to done.
+const ACTION_START_S: u64 = 2;
+const ROLLBACK_TAKES_S: u64 = 15;
+const FAILOVER_TAKES_S: u64 = 10;
+
+const ERROR_RATE_LIMIT: f64 = 0.05;
+const QUEUE_LIMIT: f64 = 2_000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeState {
+    Up,
+    Degraded,
+    Down,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    id: String,
+    state: NodeState,
+    revision: u32,
+    draining: bool,
+    hot_for: u32,
+    down_since: Option<u64>,
+    rejoins: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Placement {
+    region: String,
+    pool: String,
+    nodes: Vec<Node>,
+    queue: f64,
+    last: Sample,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    p50: f64,
+    p99: f64,
+    error_rate: f64,
+    rps: f64,
+    queue: f64,
+    gpu: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Rollout {
+    to: u32,
+    waves: u32,
+    done_waves: u32,
+    interval: u64,
+    next_at: u64,
+    stall_at_wave: Option<u32>,
+    stalled: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Rev {
+    n: u32,
+    model: String,
+    bad: bool,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct AlertState {
+    firing: bool,
+    held: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Svc {
+    name: String,
+    deployment: String,
+    base_rps: f64,
+    capacity_per_node: f64,
+    p50_ms: f64,
+    slo_p99_ms: f64,
+    revisions: Vec<Rev>,
+    current: u32,
+    rollout: Option<Rollout>,
+    placements: Vec<Placement>,
+    primary: usize,
+    load: f64,
+    load_from: f64,
+    load_to: f64,
+    load_ramp: (u64, u64),
+    alerts: BTreeMap<&'static str, AlertState>,
+    revision_changed_by: Option<String>,
+    primary_changed_by: Option<String>,
+}
+
+/// A scheduled effect of an action.
+#[derive(Debug, Clone)]
+struct Pending {
+    due: u64,
+    action: String,
+    step: ActionStep,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ActionStep {
+    Run,
+    Finish,
+}
+
+/// One event produced by the world, before the journal gives it a sequence.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    pub ty: EventType,
+    pub subject: String,
+    pub time: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+/// Fault knobs that reach into the world (the stream faults live with the server).
+#[derive(Debug, Clone, Default)]
+pub struct ActionFaults {
+    /// Probability that an action fails when it starts running.
+    pub fail: f64,
+}
+
+pub struct World {
+    rng: Rng,
+    pub t: u64,
+    start: DateTime<Utc>,
+    start_hour: f64,
+    services: Vec<Svc>,
+    regions: Vec<String>,
+    steps: Vec<Step>,
+    next_step: usize,
+    actions: HashMap<String, Action>,
+    pending: Vec<Pending>,
+    burst: Option<(u64, f64)>,
+    faults: ActionFaults,
+    region_health: HashMap<String, RegionHealth>,
+    pub outbox: Vec<Emitted>,
+}
+
+struct ServiceSpec {
+    name: &'static str,
+    primary: usize,
+    base_rps: f64,
+    capacity_per_node: f64,
+    p50_ms: f64,
+    slo_p99_ms: f64,
+    revisions: &'static [(u32, &'static str)],
+}
+
+/// The fleet every scenario runs on.
+const FLEET: &[ServiceSpec] = &[
+    ServiceSpec {
+        name: "recommendations",
+        primary: 0,
+        base_rps: 960.0,
+        capacity_per_node: 200.0,
+        p50_ms: 35.0,
+        slo_p99_ms: 250.0,
+        revisions: &[(17, "rec-dlrm-2026.09"), (18, "rec-dlrm-2026.10")],
+    },
+    ServiceSpec {
+        name: "search-ranking",
+        primary: 1,
+        base_rps: 670.0,
+        capacity_per_node: 140.0,
+        p50_ms: 60.0,
+        slo_p99_ms: 400.0,
+        revisions: &[(30, "ranker-xl-2026.09"), (31, "ranker-xl-2026.10")],
+    },
+    ServiceSpec {
+        name: "llm-assistant",
+        primary: 0,
+        base_rps: 190.0,
+        capacity_per_node: 40.0,
+        p50_ms: 900.0,
+        slo_p99_ms: 4_000.0,
+        revisions: &[(40, "assistant-13b-2026.09"), (41, "assistant-13b-2026.10")],
+    },
+];
+const REGIONS: &[&str] = &["us-east", "eu-west"];
+const NODES_PER_POOL: usize = 8;
+
+impl World {
+    pub fn new(
+        scenario: &Scenario,
+        seed: u64,
+        start: DateTime<Utc>,
+        faults: ActionFaults,
+    ) -> World {
+        let regions: Vec<String> = REGIONS.iter().map(|r| r.to_string()).collect();
+        let services = FLEET
+            .iter()
+            .map(|spec| {
+                let current = spec.revisions.last().map(|r| r.0).unwrap_or(1);
+                let revisions = spec
+                    .revisions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, model))| Rev {
+                        n: *n,
+                        model: model.to_string(),
+                        bad: false,
+                        created_at: start - Duration::days(30 * (spec.revisions.len() - i) as i64),
+                    })
+                    .collect();
+                let placements = regions
+                    .iter()
+                    .map(|region| {
+                        let pool = format!("{}-{region}", spec.name);
+                        Placement {
+                            nodes: (1..=NODES_PER_POOL)
+                                .map(|i| Node {
+                                    id: format!("{pool}-gpu{i:02}"),
+                                    state: NodeState::Up,
+                                    revision: current,
+                                    draining: false,
+                                    hot_for: 0,
+                                    down_since: None,
+                                    rejoins: true,
+                                })
+                                .collect(),
+                            region: region.clone(),
+                            pool,
+                            queue: 0.0,
+                            last: Sample::default(),
+                        }
+                    })
+                    .collect();
+                Svc {
+                    name: spec.name.to_string(),
+                    deployment: format!("{}-serving", spec.name),
+                    base_rps: spec.base_rps,
+                    capacity_per_node: spec.capacity_per_node,
+                    p50_ms: spec.p50_ms,
+                    slo_p99_ms: spec.slo_p99_ms,
+                    revisions,
+                    current,
+                    rollout: None,
+                    placements,
+                    primary: spec.primary,
+                    load: 1.0,
+                    load_from: 1.0,
+                    load_to: 1.0,
+                    load_ramp: (0, 0),
+                    alerts: BTreeMap::new(),
+                    revision_changed_by: None,
+                    primary_changed_by: None,
+                }
+            })
+            .collect();
+        let mut steps = scenario.steps.clone();
+        steps.sort_by_key(|s| s.at);
+        World {
+            rng: Rng::new(seed),
+            t: 0,
+            start,
+            start_hour: 14.0,
+            services,
+            region_health: regions
+                .iter()
+                .map(|r| (r.clone(), RegionHealth::Healthy))
+                .collect(),
+            regions,
+            steps,
+            next_step: 0,
+            actions: HashMap::new(),
+            pending: Vec::new(),
+            burst: None,
+            faults,
+            outbox: Vec::new(),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.start + Duration::seconds(self.t as i64)
+    }
+
+    fn emit<T: Serialize>(&mut self, ty: EventType, subject: String, data: &T) {
+        let data = serde_json::to_value(data).unwrap_or(serde_json::Value::Null);
+        let time = self.now();
+        self.outbox.push(Emitted {
+            ty,
+            subject,
+            time,
+            data,
+        });
+    }
+
+    /// Advances the world by one simulated second.
+    pub fn tick(&mut self) {
+        self.t += 1;
+        while self.next_step < self.steps.len() && self.steps[self.next_step].at <= self.t {
+            let step = self.steps[self.next_step].clone();
+            self.next_step += 1;
+            self.apply(step.change);
+        }
+        self.run_pending_actions();
+        for s in 0..self.services.len() {
+            self.progress_rollout(s);
+            self.update_load(s);
+        }
+        self.update_burst();
+        for s in 0..self.services.len() {
+            self.serve(s);
+            self.evaluate_alerts(s);
+        }
+        self.background_noise();
+        if self.t.is_multiple_of(METRICS_EVERY_S) {
+            self.report_metrics();
+        }
+        self.report_regions(self.t % REGION_STATUS_EVERY_S == 1);
+    }
+
+    fn service_index(&self, name: &str) -> Option<usize> {
+        self.services.iter().position(|s| s.name == name)
+    }
+
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Rollout {
+                service,
+                revision,
+                model,
+                bad,
+                waves,
+                wave_interval_s,
+                stall_at_wave,
+            } => {
+                let Some(s) = self.service_index(&service) else {
+                    return;
+                };
+                let now = self.now();
+                let svc = &mut self.services[s];
+                let from = svc.current;
+                let from_model = svc.model(from);
+                svc.revisions.push(Rev {
+                    n: revision,
+                    model: model.clone(),
+                    bad,
+                    created_at: now,
+                });
+                svc.current = revision;
+                svc.revision_changed_by = Some("deployment pipeline".into());
+                svc.rollout = Some(Rollout {
+                    to: revision,
+                    waves: waves.max(1),
+                    done_waves: 0,
+                    interval: wave_interval_s.max(1),
+                    next_at: self.t + wave_interval_s.max(1),
+                    stall_at_wave,
+                    stalled: false,
+                });
+                let started = RolloutStarted {
+                    deployment: svc.deployment.clone(),
+                    service: service.clone(),
+                    from_revision: from,
+                    to_revision: revision,
+                    model_version: model.clone(),
+                    waves: waves.max(1),
+                    nodes_total: svc.nodes_total(),
+                };
+                let changed = ModelVersionChanged {
+                    deployment: svc.deployment.clone(),
+                    service: service.clone(),
+                    revision,
+                    from_model,
+                    to_model: model,
+                    cause: ChangeCause::Rollout,
+                };
+                let subject = format!("service/{service}");
+                self.emit(EventType::RolloutStarted, subject.clone(), &started);
+                self.emit(EventType::ModelVersionChanged, subject, &changed);
+            }
+            Change::Load {
+                service,
+                multiplier,
+                ramp_s,
+            } => {
+                let Some(s) = self.service_index(&service) else {
+                    return;
+                };
+                let svc = &mut self.services[s];
+                svc.load_from = svc.load;
+                svc.load_to = multiplier.max(0.0);
+                svc.load_ramp = (self.t, self.t + ramp_s.max(1));
+            }
+            Change::NodesDown {
+                service,
+                region,
+                count,
+                reason,
+            } => {
+                let Some(s) = self.service_index(&service) else {
+                    return;
+                };
+                let Some(p) = self.services[s]
+                    .placements
+                    .iter()
+                    .position(|p| p.region == region)
+                else {
+                    return;
+                };
+                for _ in 0..count {
+                    let placement = &self.services[s].placements[p];
+                    let Some(n) = placement
+                        .nodes
+                        .iter()
+                        .position(|n| n.state != NodeState::Down)
+                    else {
+                        break;
+                    };
+                    // Nodes taken down by the scenario stay down: the fleet must cope without them.
+                    self.node_down(s, p, n, reason, false);
+                }
+            }
+        }
+    }
+
+    fn node_down(&mut self, s: usize, p: usize, n: usize, reason: NodeFault, rejoins: bool) {
+        let t = self.t;
+        let placement = &mut self.services[s].placements[p];
+        let node = &mut placement.nodes[n];
+        node.state = NodeState::Down;
+        node.down_since = Some(t);
+        node.hot_for = 0;
+        node.rejoins = rejoins;
+        let data = NodeDown {
+            node: node.id.clone(),
+            pool: placement.pool.clone(),
+            region: placement.region.clone(),
+            reason,
+            pool_nodes_down: placement
+                .nodes
+                .iter()
+                .filter(|n| n.state == NodeState::Down)
+                .count() as u32,
+            pool_nodes_total: placement.nodes.len() as u32,
+        };
+        let subject = format!("node/{}", data.node);
+        self.emit(EventType::NodeDown, subject, &data);
+    }
+
+    fn progress_rollout(&mut self, s: usize) {
+        let t = self.t;
+        let svc = &mut self.services[s];
+        let Some(r) = svc.rollout.as_mut() else {
+            return;
+        };
+        if r.stalled || t < r.next_at {
+            return;
+        }
+        let wave = r.done_waves + 1;
+        let total = svc.placements.iter().map(|p| p.nodes.len()).sum::<usize>() as u32;
+        let per_wave = total.div_ceil(r.waves);
+        let first = (r.done_waves * per_wave) as usize;
+        let last = ((wave * per_wave).min(total)) as usize;
+        let to = r.to;
+        let waves = r.waves;
+        let stall = r.stall_at_wave == Some(wave);
+        // Waves take nodes in order across the service's pools, primary region first.
+        let order: Vec<(usize, usize)> = {
+            let mut order = Vec::new();
+            let mut ps: Vec<usize> = (0..svc.placements.len()).collect();
+            ps.sort_by_key(|p| *p != svc.primary);
+            for p in ps {
+                for n in 0..svc.placements[p].nodes.len() {
+                    order.push((p, n));
+                }
+            }
+            order
+        };
+        for &(p, n) in &order[first..last] {
+            let node = &mut svc.placements[p].nodes[n];
+            if stall {
+                node.draining = true;
+            } else {
+                node.revision = to;
+            }
+        }
+        let subject = format!("service/{}", svc.name);
+        if stall {
+            r.stalled = true;
+            let data = RolloutStalled {
+                deployment: svc.deployment.clone(),
+                service: svc.name.clone(),
+                to_revision: to,
+                wave,
+                waves,
+                reason: "image pull queue saturated: wave has made no progress".into(),
+                nodes_draining: (last - first) as u32,
+            };
+            self.emit(EventType::RolloutStalled, subject, &data);
+            return;
+        }
+        r.done_waves = wave;
+        r.next_at = t + r.interval;
+        let data = RolloutWaveProgressed {
+            deployment: svc.deployment.clone(),
+            service: svc.name.clone(),
+            to_revision: to,
+            wave,
+            waves,
+            nodes_updated: last as u32,
+            nodes_total: total,
+        };
+        let completed = wave >= waves;
+        if completed {
+            svc.rollout = None;
+        }
+        let done = RolloutCompleted {
+            deployment: svc.deployment.clone(),
+            service: svc.name.clone(),
+            revision: to,
+        };
+        self.emit(EventType::RolloutWaveProgressed, subject.clone(), &data);
+        if completed {
+            self.emit(EventType::RolloutCompleted, subject, &done);
+        }
+    }
+
+    fn update_load(&mut self, s: usize) {
+        let t = self.t;
+        let svc = &mut self.services[s];
+        let (from, to) = svc.load_ramp;
+        if to > from && t <= to {
+            let f = (t.saturating_sub(from)) as f64 / (to - from) as f64;
+            svc.load = svc.load_from + (svc.load_to - svc.load_from) * f;
+        }
+    }
+
+    fn update_burst(&mut self) {
+        match self.burst {
+            Some((until, _)) if self.t >= until => self.burst = None,
+            None if self.rng.chance(0.004) => {
+                let len = 10 + (self.rng.unit() * 10.0) as u64;
+                self.burst = Some((self.t + len, 1.08 + self.rng.unit() * 0.07));
+            }
+            _ => {}
+        }
+    }
+
+    /// Daily curve: busiest mid-afternoon, quietest before dawn.
+    fn daily(&self) -> f64 {
+        let hour = (self.start_hour + self.t as f64 / 3600.0) % 24.0;
+        1.0 + 0.12 * ((hour - 9.0) / 24.0 * std::f64::consts::TAU).sin()
+    }
+
+    /// One second of serving traffic: queues, latency, errors and overload.
+    fn serve(&mut self, s: usize) {
+        let daily = self.daily();
+        let burst = self.burst.map(|(_, f)| f).unwrap_or(1.0);
+        let jitter = 1.0 + 0.03 * self.rng.noise();
+        let t = self.t;
+        let mut overloaded: Vec<(usize, usize)> = Vec::new();
+        let mut rejoined: Vec<(usize, usize)> = Vec::new();
+        {
+            let svc = &mut self.services[s];
+            let demand = svc.base_rps * daily * burst * svc.load;
+            let bad: Vec<u32> = svc
+                .revisions
+                .iter()
+                .filter(|r| r.bad)
+                .map(|r| r.n)
+                .collect();
+            let primary = svc.primary;
+            for (p, placement) in svc.placements.iter_mut().enumerate() {
+                let rps = if p == primary { demand } else { 0.0 };
+                let serving: Vec<&Node> = placement
+                    .nodes
+                    .iter()
+                    .filter(|n| n.state != NodeState::Down && !n.draining)
+                    .collect();
+                let weight = |n: &&Node| {
+                    if n.state == NodeState::Degraded {
+                        0.5
+                    } else {
+                        1.0
+                    }
+                };
+                let capacity: f64 = serving.iter().map(weight).sum::<f64>() * svc.capacity_per_node;
+                let bad_share = if serving.is_empty() {
+                    0.0
+                } else {
+                    serving.iter().filter(|n| bad.contains(&n.revision)).count() as f64
+                        / serving.len() as f64
+                };
+                let u = if capacity > 0.0 {
+                    rps / capacity
+                } else if rps > 0.0 {
+                    10.0
+                } else {
+                    0.0
+                };
+                placement.queue = (placement.queue + rps - capacity).max(0.0);
+                if rps == 0.0 {
+                    placement.queue = 0.0;
+                }
+                let queue_delay_ms = if capacity > 0.0 {
+                    placement.queue / capacity * 1000.0
+                } else {
+                    0.0
+                };
+                let p50 = svc.p50_ms
+                    * (1.0 + 0.3 * u.min(1.0).powi(2))
+                    * (1.0 + 0.6 * bad_share)
+                    * jitter
+                    + queue_delay_ms;
+                let congestion = if u > 0.9 { 1.0 + 4.0 * (u - 0.9) } else { 1.0 };
+                let p99 = p50 * 2.6 * (1.0 + 1.2 * bad_share) * congestion;
+                let mut error_rate = 0.002 * jitter + bad_share * 0.3;
+                if u > 1.1 {
+                    error_rate += ((u - 1.1) * 0.6).min(0.5);
+                }
+                if capacity == 0.0 && rps > 0.0 {
+                    error_rate = 1.0;
+                }
+                placement.last = Sample {
+                    p50: if rps > 0.0 { p50 } else { 0.0 },
+                    p99: if rps > 0.0 { p99 } else { 0.0 },
+                    error_rate: if rps > 0.0 {
+                        error_rate.clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    },
+                    rps: rps * (if rps > 0.0 { jitter } else { 1.0 }),
+                    queue: placement.queue,
+                    gpu: (u.min(1.0) * 0.93).clamp(0.0, 1.0),
+                };
+                // Overload: the hottest pool loses a node to OOM after a grace period.
+                for (n, node) in placement.nodes.iter_mut().enumerate() {
+                    if node.state == NodeState::Down {
+                        let cool = u < 0.8;
+                        if node.rejoins
+                            && cool
+                            && node.down_since.is_some_and(|d| t >= d + REJOIN_AFTER_S)
+                        {
+                            rejoined.push((p, n));
+                        }
+                        continue;
+                    }
+                    if node.draining {
+                        continue;
+                    }
+                    if u > OVERLOAD_LIMIT {
+                        node.hot_for += 1;
+                    } else {
+                        node.hot_for = 0;
+                    }
+                }
+                if let Some(n) = placement.nodes.iter().rposition(|n| {
+                    n.state != NodeState::Down && !n.draining && n.hot_for >= OVERLOAD_GRACE_S
+                }) {
+                    overloaded.push((p, n));
+                }
+            }
+        }
+        for (p, n) in overloaded {
+            for node in self.services[s].placements[p].nodes.iter_mut() {
+                node.hot_for = 0;
+            }
+            self.node_down(s, p, n, NodeFault::Oom, true);
+        }
+        for (p, n) in rejoined {
+            let placement = &mut self.services[s].placements[p];
+            let node = &mut placement.nodes[n];
+            node.state = NodeState::Up;
+            node.down_since = None;
+            let data = NodeUp {
+                node: node.id.clone(),
+                pool: placement.pool.clone(),
+                region: placement.region.clone(),
+            };
+            self.emit(EventType::NodeUp, format!("node/{}", data.node), &data);
+        }
+    }
+
+    fn evaluate_alerts(&mut self, s: usize) {
+        let svc = &self.services[s];
+        let placement = &svc.placements[svc.primary];
+        let sample = placement.last;
+        let region = placement.region.clone();
+        let service = svc.name.clone();
+        let rules: [(&'static str, AlertSeverity, f64, f64, String); 3] = [
+            (
+                "HighErrorRate",
+                AlertSeverity::Critical,
+                sample.error_rate,
+                ERROR_RATE_LIMIT,
+                format!("{service} error rate above 5% in {region}"),
+            ),
+            (
+                "LatencySLOBurn",
+                AlertSeverity::Major,
+                sample.p99,
+                svc.slo_p99_ms,
+                format!(
+                    "{service} p99 latency above its {} ms SLO in {region}",
+                    svc.slo_p99_ms
+                ),
+            ),
+            (
+                "QueueBacklog",
+                AlertSeverity::Major,
+                sample.queue,
+                QUEUE_LIMIT,
+                format!("{service} request queue backing up in {region}"),
+            ),
+        ];
+        for (name, severity, value, threshold, summary) in rules {
+            let state = self.services[s].alerts.entry(name).or_default();
+            let breached = value > threshold;
+            if breached != state.firing {
+                state.held += 1;
+            } else {
+                state.held = 0;
+            }
+            let needed = if state.firing {
+                RESOLVE_AFTER_S
+            } else {
+                FIRE_AFTER_S
+            };
+            if state.held < needed {
+                continue;
+            }
+            state.firing = breached;
+            state.held = 0;
+            let subject = format!("service/{service}");
+            if breached {
+                let data = AlertFiring {
+                    alert: name.into(),
+                    service: service.clone(),
+                    region: region.clone(),
+                    severity,
+                    summary,
+                    value: round(value),
+                    threshold,
+                };
+                self.emit(EventType::AlertFiring, subject, &data);
+            } else {
+                let data = AlertResolved {
+                    alert: name.into(),
+                    service: service.clone(),
+                    region: region.clone(),
+                    value: round(value),
+                    threshold,
+                };
+                self.emit(EventType::AlertResolved, subject, &data);
+            }
+        }
+    }
+
+    /// The odd GPU hiccup on an otherwise healthy node, healed a little later.
+    fn background_noise(&mut self) {
+        if !self.rng.chance(0.003) {
+            return;
+        }
+        let s = (self.rng.unit() * self.services.len() as f64) as usize % self.services.len();
+        let p = (self.rng.unit() * 2.0) as usize % self.services[s].placements.len();
+        let n = (self.rng.unit() * NODES_PER_POOL as f64) as usize % NODES_PER_POOL;
+        let reason = if self.rng.chance(0.5) {
+            NodeFault::GpuError
+        } else {
+            NodeFault::Thermal
+        };
+        let placement = &mut self.services[s].placements[p];
+        let node = &mut placement.nodes[n];
+        match node.state {
+            NodeState::Up => {
+                node.state = NodeState::Degraded;
+                let detail = match reason {
+                    NodeFault::GpuError => {
+                        "XID 79: GPU has fallen off the bus; serving on remaining GPUs"
+                    }
+                    _ => "GPU temperature 91 °C: clocks throttled",
+                };
+                let data = NodeDegraded {
+                    node: node.id.clone(),
+                    pool: placement.pool.clone(),
+                    region: placement.region.clone(),
+                    reason,
+                    detail: detail.into(),
+                };
+                self.emit(
+                    EventType::NodeDegraded,
+                    format!("node/{}", data.node),
+                    &data,
+                );
+            }
+            NodeState::Degraded => {
+                node.state = NodeState::Up;
+                let data = NodeUp {
+                    node: node.id.clone(),
+                    pool: placement.pool.clone(),
+                    region: placement.region.clone(),
+                };
+                self.emit(EventType::NodeUp, format!("node/{}", data.node), &data);
+            }
+            NodeState::Down => {}
+        }
+    }
+
+    fn report_metrics(&mut self) {
+        let mut out = Vec::new();
+        for svc in &self.services {
+            for (p, placement) in svc.placements.iter().enumerate() {
+                let s = placement.last;
+                out.push(ServiceMetrics {
+                    service: svc.name.clone(),
+                    region: placement.region.clone(),
+                    window_s: METRICS_EVERY_S as u32,
+                    latency_p50_ms: round(s.p50),
+                    latency_p99_ms: round(s.p99),
+                    error_rate: (s.error_rate * 10_000.0).round() / 10_000.0,
+                    requests_per_s: round(s.rps),
+                    queue_depth: s.queue.round(),
+                    gpu_utilization: (s.gpu * 1000.0).round() / 1000.0,
+                    revision: svc.majority_revision(p),
+                    primary: p == svc.primary,
+                });
+            }
+        }
+        for m in out {
+            self.emit(
+                EventType::ServiceMetrics,
+                format!("service/{}", m.service),
+                &m,
+            );
+        }
+    }
+
+    fn report_regions(&mut self, always: bool) {
+        let mut out = Vec::new();
+        for region in &self.regions {
+            let (mut up, mut total) = (0u32, 0u32);
+            let mut primary_for = Vec::new();
+            let mut worst_error: f64 = 0.0;
+            for svc in &self.services {
+                for (p, placement) in svc.placements.iter().enumerate() {
+                    if &placement.region != region {
+                        continue;
+                    }
+                    total += placement.nodes.len() as u32;
+                    up += placement
+                        .nodes
+                        .iter()
+                        .filter(|n| n.state != NodeState::Down)
+                        .count() as u32;
+                    if p == svc.primary {
+                        primary_for.push(svc.name.clone());
+                        worst_error = worst_error.max(placement.last.error_rate);
+                    }
+                }
+            }
+            let status = if up == 0 {
+                RegionHealth::Down
+            } else if (up as f64) < total as f64 * 0.85 || worst_error > ERROR_RATE_LIMIT {
+                RegionHealth::Degraded
+            } else {
+                RegionHealth::Healthy
+            };
+            let changed = self.region_health.get(region) != Some(&status);
+            if always || changed {
+                out.push(RegionStatus {
+                    region: region.clone(),
+                    status,
+                    nodes_up: up,
+                    nodes_total: total,
+                    primary_for,
+                });
+            }
+        }
+        for r in out {
+            self.region_health.insert(r.region.clone(), r.status);
+            self.emit(EventType::RegionStatus, format!("region/{}", r.region), &r);
+        }
+    }
+
+    // ---- the action API's view and effects ----
+
+    pub fn services(&self) -> Vec<Service> {
+        self.services
+            .iter()
+            .map(|s| Service {
+                name: s.name.clone(),
+                deployment: s.deployment.clone(),
+                primary_region: s.placements[s.primary].region.clone(),
+                regions: s.placements.iter().map(|p| p.region.clone()).collect(),
+                last_changed_by: s.primary_changed_by.clone(),
+            })
+            .collect()
+    }
+
+    pub fn deployments(&self) -> Vec<Deployment> {
+        self.services.iter().map(Svc::deployment_view).collect()
+    }
+
+    pub fn deployment(&self, name: &str) -> Option<Deployment> {
+        self.services
+            .iter()
+            .find(|s| s.deployment == name)
+            .map(Svc::deployment_view)
+    }
+
+    pub fn action(&self, id: &str) -> Option<Action> {
+        self.actions.get(id).cloned()
+    }
+
+    fn new_action(
+        &mut self,
+        kind: ActionKind,
+        s: usize,
+        from: String,
+        to: String,
+        actor: &str,
+        reason: &str,
+    ) -> Action {
+        let now = self.now();
+        let id = uuid::Builder::from_unix_timestamp_millis(
+            now.timestamp_millis().max(0) as u64,
+            &self.rng.bytes::<10>(),
+        )
+        .into_uuid()
+        .to_string();
+        let svc = &self.services[s];
+        let action = Action {
+            id: id.clone(),
+            kind,
+            service: svc.name.clone(),
+            deployment: (kind == ActionKind::Rollback).then(|| svc.deployment.clone()),
+            from,
+            to,
+            state: ActionState::Accepted,
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+            created_at: now,
+            updated_at: now,
+            error: None,
+        };
+        self.actions.insert(id.clone(), action.clone());
+        self.pending.push(Pending {
+            due: self.t + ACTION_START_S,
+            action: id,
+            step: ActionStep::Run,
+        });
+        self.emit_action(EventType::ActionAccepted, &action);
+        action
+    }
+
+    fn emit_action(&mut self, ty: EventType, a: &Action) {
+        let data = ActionEvent {
+            action_id: a.id.clone(),
+            kind: a.kind,
+            service: a.service.clone(),
+            from: a.from.clone(),
+            to: a.to.clone(),
+            actor: a.actor.clone(),
+            reason: a.reason.clone(),
+            error: a.error.clone(),
+        };
+        self.emit(ty, format!("action/{}", a.id), &data);
+    }
+
+    /// Accepts a rollback, or says why not (404, 400, 409 with the current state).
+    pub fn request_rollback(
+        &mut self,
+        deployment: &str,
+        to: u32,
+        expected: u32,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Action, (u16, ApiError)> {
+        let Some(s) = self
+            .services
+            .iter()
+            .position(|s| s.deployment == deployment)
+        else {
+            return Err(not_found(format!("no deployment {deployment:?}")));
+        };
+        let svc = &self.services[s];
+        if svc.current != expected {
+            return Err((
+                409,
+                ApiError {
+                    error: "precondition_failed".into(),
+                    message: format!(
+                        "{deployment} is at revision {}, not {expected}: someone changed it since you looked",
+                        svc.current
+                    ),
+                    current: Some(serde_json::json!({ "revision": svc.current })),
+                    changed_by: svc.revision_changed_by.clone(),
+                },
+            ));
+        }
+        if to == svc.current || !svc.revisions.iter().any(|r| r.n == to) {
+            return Err(invalid(format!(
+                "revision {to} is not an earlier revision of {deployment} (history: {})",
+                svc.revisions
+                    .iter()
+                    .map(|r| r.n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let from = svc.current.to_string();
+        Ok(self.new_action(ActionKind::Rollback, s, from, to.to_string(), actor, reason))
+    }
+
+    /// Accepts a failover, or says why not.
+    pub fn request_failover(
+        &mut self,
+        service: &str,
+        to_region: &str,
+        expected: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Action, (u16, ApiError)> {
+        let Some(s) = self.service_index(service) else {
+            return Err(not_found(format!("no service {service:?}")));
+        };
+        let svc = &self.services[s];
+        let primary = svc.placements[svc.primary].region.clone();
+        if primary != expected {
+            return Err((
+                409,
+                ApiError {
+                    error: "precondition_failed".into(),
+                    message: format!("{service}'s primary region is {primary}, not {expected}"),
+                    current: Some(serde_json::json!({ "primary_region": primary })),
+                    changed_by: svc.primary_changed_by.clone(),
+                },
+            ));
+        }
+        if to_region == primary || !svc.placements.iter().any(|p| p.region == to_region) {
+            return Err(invalid(format!(
+                "{to_region:?} is not another region of {service} (regions: {})",
+                svc.placements
+                    .iter()
+                    .map(|p| p.region.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(self.new_action(
+            ActionKind::Failover,
+            s,
+            primary,
+            to_region.to_owned(),
+            actor,
+            reason,
+        ))
+    }
+
+    fn run_pending_actions(&mut self) {
+        let t = self.t;
+        let (due, later): (Vec<Pending>, Vec<Pending>) =
+            self.pending.drain(..).partition(|p| p.due <= t);
+        self.pending = later;
+        for p in due {
+            let Some(mut action) = self.actions.get(&p.action).cloned() else {
+                continue;
+            };
+            action.updated_at = self.now();
+            match p.step {
+                ActionStep::Run => {
+                    if self.rng.chance(self.faults.fail) {
+                        action.state = ActionState::Failed;
+                        action.error =
+                            Some("injected failure: the controller rejected the change".into());
+                        self.actions.insert(action.id.clone(), action.clone());
+                        self.emit_action(EventType::ActionFailed, &action);
+                        continue;
+                    }
+                    action.state = ActionState::Running;
+                    let takes = match action.kind {
+                        ActionKind::Rollback => ROLLBACK_TAKES_S,
+                        ActionKind::Failover => FAILOVER_TAKES_S,
+                    };
+                    self.pending.push(Pending {
+                        due: t + takes,
+                        action: action.id.clone(),
+                        step: ActionStep::Finish,
+                    });
+                    self.actions.insert(action.id.clone(), action.clone());
+                    self.emit_action(EventType::ActionRunning, &action);
+                }
+                ActionStep::Finish => {
+                    self.finish(&action);
+                    action.state = ActionState::Succeeded;
+                    self.actions.insert(action.id.clone(), action.clone());
+                    self.emit_action(EventType::ActionSucceeded, &action);
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, action: &Action) {
+        let Some(s) = self.service_index(&action.service) else {
+            return;
+        };
+        match action.kind {
+            ActionKind::Rollback => {
+                let Ok(to) = action.to.parse::<u32>() else {
+                    return;
+                };
+                let svc = &mut self.services[s];
+                let from_model = svc.model(svc.current);
+                svc.current = to;
+                svc.rollout = None;
+                svc.revision_changed_by = Some(action.actor.clone());
+                for placement in &mut svc.placements {
+                    for node in &mut placement.nodes {
+                        node.revision = to;
+                        node.draining = false;
+                    }
+                }
+                let data = ModelVersionChanged {
+                    deployment: svc.deployment.clone(),
+                    service: svc.name.clone(),
+                    revision: to,
+                    from_model,
+                    to_model: svc.model(to),
+                    cause: ChangeCause::Rollback,
+                };
+                self.emit(
+                    EventType::ModelVersionChanged,
+                    format!("service/{}", action.service),
+                    &data,
+                );
+            }
+            ActionKind::Failover => {
+                let svc = &mut self.services[s];
+                if let Some(p) = svc.placements.iter().position(|p| p.region == action.to) {
+                    svc.primary = p;
+                    svc.primary_changed_by = Some(action.actor.clone());
+                }
+            }
+        }
+    }
+}
+
+impl Svc {
+    fn model(&self, revision: u32) -> String {
+        self.revisions
+            .iter()
+            .find(|r| r.n == revision)
+            .map(|r| r.model.clone())
+            .unwrap_or_default()
+    }
+
+    fn nodes_total(&self) -> u32 {
+        self.placements.iter().map(|p| p.nodes.len() as u32).sum()
+    }
+
+    fn majority_revision(&self, p: usize) -> u32 {
+        let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+        for n in &self.placements[p].nodes {
+            *counts.entry(n.revision).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .max_by_key(|(_, c)| *c)
+            .map(|(r, _)| r)
+            .unwrap_or(self.current)
+    }
+
+    fn deployment_view(&self) -> Deployment {
+        Deployment {
+            name: self.deployment.clone(),
+            service: self.name.clone(),
+            current_revision: self.current,
+            revisions: self
+                .revisions
+                .iter()
+                .map(|r| Revision {
+                    revision: r.n,
+                    model_version: r.model.clone(),
+                    created_at: r.created_at,
+                })
+                .collect(),
+            rollout: self.rollout.as_ref().map(|r| RolloutView {
+                to_revision: r.to,
+                wave: r.done_waves,
+                waves: r.waves,
+                stalled: r.stalled,
+            }),
+            nodes_total: self.nodes_total(),
+            last_changed_by: self.revision_changed_by.clone(),
+        }
+    }
+}
+
+fn round(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+fn not_found(message: String) -> (u16, ApiError) {
+    (
+        404,
+        ApiError {
+            error: "not_found".into(),
+            message,
+            current: None,
+            changed_by: None,
+        },
+    )
+}
+
+fn invalid(message: String) -> (u16, ApiError) {
+    (
+        400,
+        ApiError {
+            error: "invalid".into(),
+            message,
+            current: None,
+            changed_by: None,
+        },
+    )
+}

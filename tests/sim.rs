@@ -1,0 +1,502 @@
+//! The cluster protocol as the simulator speaks it, over real loopback sockets.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use firebreak::protocol::events::{Control, EventType};
+use firebreak::sim::{Faults, Remedy, Scenario};
+use serde_json::json;
+use support::cluster::{connect, get, http, post, sim, TOKEN};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn schemas() -> BTreeMap<String, jsonschema::Validator> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/protocol/schemas");
+    support::generated::read_dir(&dir, ".json")
+        .into_iter()
+        .map(|(name, text)| {
+            let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let v = jsonschema::options()
+                .should_validate_formats(true)
+                .build(&schema)
+                .unwrap();
+            (name.trim_end_matches(".json").to_owned(), v)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_event_validates_against_its_published_schema() {
+    // Fast enough to see every scenario's story, with synthetic load and actions too.
+    let s = sim("bad-model-rollout", 200.0, |o| o.rate = 2_000).await;
+    let reader = connect(&s.events_url(), Some(TOKEN), Some(0))
+        .await
+        .unwrap();
+    reader
+        .wait_until(LONG, "an alert to fire", |seen| {
+            seen.events
+                .iter()
+                .any(|e| e.ty == EventType::AlertFiring.name())
+        })
+        .await;
+    let (status, _) = post(
+        &s,
+        "/v1/deployments/llm-assistant-serving/rollback",
+        "k1",
+        json!({"to_revision": 41, "expected_revision": 42, "actor": "ana", "reason": "bad model"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    reader
+        .wait_until(LONG, "the rollback to finish", |seen| {
+            seen.events
+                .iter()
+                .any(|e| e.ty == EventType::ActionSucceeded.name())
+        })
+        .await;
+    reader.abort();
+
+    let schemas = schemas();
+    let seen = reader.seen.lock().unwrap();
+    assert!(
+        seen.refused.is_empty(),
+        "the simulator sent frames its own decoder refuses: {:?}",
+        seen.refused
+    );
+    let mut types = HashSet::new();
+    let mut ids = HashSet::new();
+    for raw in &seen.raw {
+        let value: serde_json::Value = serde_json::from_str(raw).unwrap();
+        let ty = value["type"].as_str().unwrap();
+        let validator = schemas
+            .get(ty)
+            .unwrap_or_else(|| panic!("no published schema for {ty}"));
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{ty} breaks its schema: {errors:?}\n{raw}"
+        );
+        // CloudEvents: source + id identify an event.
+        assert!(
+            ids.insert((value["source"].clone(), value["id"].clone())),
+            "duplicate id {raw}"
+        );
+        types.insert(ty.to_owned());
+    }
+    for ty in [
+        "rollout.started",
+        "rollout.wave_progressed",
+        "model.version_changed",
+        "service.metrics",
+        "alert.firing",
+        "region.status",
+        "action.accepted",
+        "action.running",
+        "action.succeeded",
+        "synthetic.load",
+    ] {
+        assert!(
+            types.contains(&format!("dev.firebreak.{ty}")),
+            "no {ty} event was seen"
+        );
+    }
+    s.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resuming_after_dropped_connections_yields_every_sequence_once_in_order() {
+    let s = sim("steady", 1.0, |o| {
+        o.rate = 5_000;
+        o.faults = Faults::parse("drop_every=700").unwrap();
+    })
+    .await;
+    let target = 6_000u64;
+    let mut got: Vec<u64> = Vec::new();
+    let mut after = 0u64;
+    let mut reconnects = 0;
+    while after < target {
+        let reader = connect(&s.events_url(), Some(TOKEN), Some(after))
+            .await
+            .unwrap();
+        reader
+            .wait_until(LONG, "the connection to drop", |seen| {
+                seen.closed || seen.events.len() >= 2_000
+            })
+            .await;
+        reader.abort();
+        let events = reader.events();
+        got.extend(events.iter().map(|e| e.sequence));
+        after = got.last().copied().unwrap_or(after);
+        reconnects += 1;
+    }
+    assert!(
+        reconnects >= 5,
+        "drop_every=700 should have cut the stream repeatedly"
+    );
+    let expected: Vec<u64> = (1..=after).collect();
+    // Resuming from the last sequence seen must neither lose nor repeat anything.
+    assert_eq!(got, expected, "every sequence exactly once, in order");
+    s.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn asking_for_a_sequence_no_longer_retained_gives_a_gap_notice() {
+    let s = sim("steady", 1.0, |o| {
+        o.rate = 3_000;
+        o.retain = 500;
+    })
+    .await;
+    let probe = connect(&s.events_url(), Some(TOKEN), None).await.unwrap();
+    probe
+        .wait_until(LONG, "the journal to pass 2,000", |seen| {
+            seen.events.iter().any(|e| e.sequence > 2_000)
+        })
+        .await;
+    probe.abort();
+
+    let reader = connect(&s.events_url(), Some(TOKEN), Some(10))
+        .await
+        .unwrap();
+    reader
+        .wait_until(LONG, "events after the gap", |seen| !seen.events.is_empty())
+        .await;
+    reader.abort();
+    let seen = reader.seen.lock().unwrap();
+    assert!(
+        matches!(seen.controls.first(), Some(Control::Hello { .. })),
+        "hello comes first: {:?}",
+        seen.controls
+    );
+    let gap = seen.controls.iter().find_map(|c| match c {
+        Control::Gap {
+            after,
+            first_available,
+        } => Some((*after, *first_available)),
+        _ => None,
+    });
+    let (after, first) = gap.expect("a gap notice must name what is lost");
+    assert_eq!(after, 10);
+    assert!(
+        first > 11,
+        "the first retained sequence is past what was asked for"
+    );
+    // After the notice, the stream goes on from the first sequence it still has.
+    assert_eq!(seen.events[0].sequence, first);
+    s.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeats_carry_the_head() {
+    let s = sim("steady", 1.0, |_| {}).await;
+    let reader = connect(&s.events_url(), Some(TOKEN), None).await.unwrap();
+    reader
+        .wait_until(Duration::from_secs(15), "a heartbeat", |seen| {
+            seen.controls
+                .iter()
+                .any(|c| matches!(c, Control::Heartbeat { .. }))
+        })
+        .await;
+    reader.abort();
+    s.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_or_wrong_token_is_401_and_changes_nothing() {
+    let s = sim("steady", 1.0, |_| {}).await;
+    let body =
+        json!({"to_revision": 17, "expected_revision": 18, "actor": "mallory", "reason": "x"});
+    for auth in [None, Some("wrong")] {
+        let mut req = http()
+            .post(format!(
+                "{}/v1/deployments/recommendations-serving/rollback",
+                s.actions_url()
+            ))
+            .header("idempotency-key", "a")
+            .json(&body);
+        if let Some(t) = auth {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "token {auth:?}");
+        let ws = connect(&s.events_url(), auth, Some(0)).await;
+        let refused =
+            matches!(&ws, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401);
+        assert!(
+            refused,
+            "the event stream must refuse token {auth:?} with 401"
+        );
+    }
+    let d = get(&s, "/v1/deployments/recommendations-serving").await;
+    assert_eq!(
+        d["current_revision"], 18,
+        "an unauthorized rollback must change nothing"
+    );
+    s.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_keys_make_a_request_happen_at_most_once() {
+    let s = sim("steady", 1.0, |o| {
+        o.faults = Faults::parse("action_delay_ms=1500").unwrap()
+    })
+    .await;
+    let body =
+        json!({"to_revision": 17, "expected_revision": 18, "actor": "ana", "reason": "test"});
+    let path = "/v1/deployments/recommendations-serving/rollback";
+
+    // Two at once with the same key: the second finds the first still in flight.
+    let (first, second) = tokio::join!(post(&s, path, "key-1", body.clone()), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        post(&s, path, "key-1", body.clone()).await
+    });
+    assert_eq!(first.0, 202, "{first:?}");
+    assert_eq!(second.0, 409, "{second:?}");
+    assert_eq!(second.1["error"], "idempotency_key_in_flight");
+
+    // A repeat after it finished returns the first response and does nothing again.
+    let again = post(&s, path, "key-1", body.clone()).await;
+    assert_eq!(again, first, "a repeat returns the first response");
+
+    // The same key with another body is refused.
+    let other = post(
+        &s,
+        path,
+        "key-1",
+        json!({"to_revision": 17, "expected_revision": 18, "actor": "bo", "reason": "other"}),
+    )
+    .await;
+    assert_eq!(other.0, 422, "{other:?}");
+
+    let (_, sent) = s.sent();
+    let accepted = sent
+        .iter()
+        .filter(|e| e.contains("dev.firebreak.action.accepted"))
+        .count();
+    assert_eq!(accepted, 1, "one intent, one action");
+
+    // A mutating request without a key is refused outright.
+    let r = http()
+        .post(format!("{}{path}", s.actions_url()))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    s.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_precondition_is_409_with_the_current_state() {
+    let s = sim("steady", 50.0, |_| {}).await;
+    let path = "/v1/services/search-ranking/failover";
+    let (status, action) = post(
+        &s,
+        path,
+        "f1",
+        json!({"to_region": "us-east", "expected_primary_region": "eu-west", "actor": "ana", "reason": "drill"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{action}");
+    let id = action["id"].as_str().unwrap().to_owned();
+    // Wait until the failover has happened.
+    for _ in 0..400 {
+        if get(&s, &format!("/v1/actions/{id}")).await["state"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Someone who still believes eu-west is primary must not move it again.
+    let (status, body) = post(
+        &s,
+        path,
+        "f2",
+        json!({"to_region": "us-east", "expected_primary_region": "eu-west", "actor": "bo", "reason": "stale click"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "precondition_failed");
+    assert_eq!(body["current"]["primary_region"], "us-east");
+    assert_eq!(body["changed_by"], "ana", "the refusal says who changed it");
+
+    let (status, body) = post(
+        &s,
+        "/v1/deployments/search-ranking-serving/rollback",
+        "r1",
+        json!({"to_revision": 30, "expected_revision": 29, "actor": "bo", "reason": "x"}),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["current"]["revision"], 31);
+    s.shutdown();
+}
+
+/// Folds alert events into which alerts of `service` are firing now.
+fn firing(events: &[firebreak::protocol::events::CloudEvent], service: &str) -> HashSet<String> {
+    let mut on = HashSet::new();
+    for e in events {
+        if e.data["service"] != service {
+            continue;
+        }
+        let alert = e.data["alert"].as_str().unwrap_or_default().to_owned();
+        if e.ty == EventType::AlertFiring.name() {
+            on.insert(alert);
+        } else if e.ty == EventType::AlertResolved.name() {
+            on.remove(&alert);
+        }
+    }
+    on
+}
+
+fn latest_primary_metrics(
+    events: &[firebreak::protocol::events::CloudEvent],
+    service: &str,
+) -> serde_json::Value {
+    events
+        .iter()
+        .rev()
+        .find(|e| {
+            e.ty == EventType::ServiceMetrics.name()
+                && e.data["service"] == service
+                && e.data["primary"] == true
+        })
+        .map(|e| e.data.clone())
+        .unwrap_or_default()
+}
+
+/// Runs a scenario until its trouble shows, optionally applies the documented remedy,
+/// and returns what the stream said 240 simulated seconds later.
+async fn outcome(name: &str, remedy: bool) -> (HashSet<String>, serde_json::Value) {
+    let scenario = Scenario::load(name).unwrap();
+    let service = match &scenario.remedy {
+        Remedy::Rollback { service, .. } | Remedy::Failover { service, .. } => service.clone(),
+        Remedy::None => panic!("{name} has no remedy"),
+    };
+    let s = sim(name, 100.0, |_| {}).await;
+    let reader = connect(&s.events_url(), Some(TOKEN), Some(0))
+        .await
+        .unwrap();
+    reader
+        .wait_until(LONG, "the scenario's first alert", |seen| {
+            !firing(&seen.events, &service).is_empty()
+        })
+        .await;
+    if remedy {
+        let (status, body) = match &scenario.remedy {
+            Remedy::Rollback { to_revision, .. } => {
+                let d = get(&s, &format!("/v1/deployments/{service}-serving")).await;
+                let body = json!({"to_revision": to_revision, "expected_revision": d["current_revision"], "actor": "test", "reason": "documented remedy"});
+                post(
+                    &s,
+                    &format!("/v1/deployments/{service}-serving/rollback"),
+                    "remedy",
+                    body,
+                )
+                .await
+            }
+            Remedy::Failover { to_region, .. } => {
+                let services = get(&s, "/v1/services").await;
+                let primary = services["services"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|x| x["name"] == service.as_str())
+                    .unwrap()["primary_region"]
+                    .clone();
+                let body = json!({"to_region": to_region, "expected_primary_region": primary, "actor": "test", "reason": "documented remedy"});
+                post(
+                    &s,
+                    &format!("/v1/services/{service}/failover"),
+                    "remedy",
+                    body,
+                )
+                .await
+            }
+            Remedy::None => unreachable!(),
+        };
+        assert_eq!(status, 202, "{name}: the remedy was refused: {body}");
+    }
+    let from = s.sim_time();
+    while s.sim_time() < from + 240 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    reader.abort();
+    let events = reader.events();
+    s.shutdown();
+    (
+        firing(&events, &service),
+        latest_primary_metrics(&events, &service),
+    )
+}
+
+async fn remedy_heals_and_nothing_does_not(name: &str) {
+    let (healed_alerts, healed) = outcome(name, true).await;
+    assert!(
+        healed_alerts.is_empty(),
+        "{name}: alerts still firing after the remedy: {healed_alerts:?}"
+    );
+    assert!(
+        healed["error_rate"].as_f64().unwrap() < 0.05,
+        "{name}: error rate after the remedy: {healed}"
+    );
+    let (left_alerts, left) = outcome(name, false).await;
+    assert!(
+        !left_alerts.is_empty(),
+        "{name}: doing nothing must not heal it (metrics {left})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_model_rollout_is_healed_by_rollback_only() {
+    remedy_heals_and_nothing_does_not("bad-model-rollout").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipeline_bottleneck_is_relieved_by_failover_only() {
+    remedy_heals_and_nothing_does_not("pipeline-bottleneck").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_loss_cascade_is_stopped_by_failover_only() {
+    remedy_heals_and_nothing_does_not("node-loss-cascade").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_seed_tells_the_same_story() {
+    // Two runs of one scenario and seed, with a fixed start: the same events in the same order.
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-27T03:00:00Z")
+        .unwrap()
+        .to_utc();
+    let mut stories = Vec::new();
+    for _ in 0..2 {
+        let s = sim("node-loss-cascade", 200.0, |o| {
+            o.seed = 42;
+            o.start = Some(start);
+        })
+        .await;
+        let reader = connect(&s.events_url(), Some(TOKEN), Some(0))
+            .await
+            .unwrap();
+        reader
+            .wait_until(LONG, "300 events", |seen| seen.events.len() >= 300)
+            .await;
+        reader.abort();
+        let story: Vec<(String, String, serde_json::Value)> = reader
+            .events()
+            .into_iter()
+            .take(300)
+            .map(|e| (e.id, e.ty, e.data))
+            .collect();
+        stories.push(story);
+        s.shutdown();
+    }
+    assert_eq!(stories[0], stories[1]);
+}
