@@ -31,6 +31,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the built-in simulator of an AI model-serving fleet (events and action API).
     Sim(SimArgs),
+    /// Measure performance (figures for README, beside a baseline from the same run).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// List incidents, unresolved and most severe first.
     Incidents {
         /// Print JSON instead of a table.
@@ -43,6 +46,18 @@ pub enum Command {
         incident: i64,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The simulator's synthetic event generator, alone and over a loopback WebSocket.
+    Generator {
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Target events per second.
+        #[arg(long, default_value_t = 400_000)]
+        rate: u64,
     },
 }
 
@@ -107,16 +122,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
-    if let Command::Sim(args) = command {
-        return run_sim(args).await;
-    }
+    let command = match command {
+        Command::Sim(args) => return run_sim(args).await,
+        Command::Bench(BenchCommand::Generator { seconds, rate }) => {
+            return crate::bench::generator(seconds, rate).await
+        }
+        other => other,
+    };
     let store = Store::open(&data_dir.database()).await?;
     let result = match command {
         Command::Incidents { json } => crate::report::print_incidents(&store, json).await,
         Command::Timeline { incident, json } => {
             crate::report::print_timeline(&store, incident, json).await
         }
-        Command::Sim(_) => unreachable!("handled above"),
+        Command::Sim(_) | Command::Bench(_) => unreachable!("handled above"),
     };
     store.close().await;
     result

@@ -46,3 +46,35 @@ fn published_event_schemas_are_fresh() {
         "run `make bindings`",
     );
 }
+
+#[test]
+fn published_openapi_document_is_fresh_and_lists_exactly_the_routes() {
+    let doc = firebreak::protocol::openapi::document();
+    let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+    support::generated::check(
+        &root().join("docs/protocol/openapi"),
+        ".json",
+        &[("openapi.json".to_owned(), text)].into_iter().collect(),
+        "UPDATE_SCHEMAS",
+        "run `make bindings`",
+    );
+    // Every route the server answers is documented, and nothing else is.
+    let mut documented: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    let mut served: Vec<(String, String)> = firebreak::sim::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(documented, served);
+}

@@ -95,3 +95,77 @@ fn unknown_incident_and_bad_database_are_clear_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn sim_lists_its_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = firebreak(dir.path(), &["sim", "--list"]);
+    assert!(out.status.success());
+    let listed = text(&out.stdout);
+    for name in [
+        "bad-model-rollout",
+        "pipeline-bottleneck",
+        "node-loss-cascade",
+        "steady",
+    ] {
+        assert!(
+            listed.lines().any(|l| l.starts_with(name)),
+            "--list must name {name}:\n{listed}"
+        );
+    }
+    let out = firebreak(dir.path(), &["sim", "--scenario", "volcano"]);
+    assert!(!out.status.success(), "an unknown scenario is an error");
+    assert!(
+        text(&out.stderr).contains("bad-model-rollout"),
+        "the error names the real ones"
+    );
+}
+
+#[test]
+fn sim_prints_its_addresses_first_and_serves_them() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--scenario",
+            "steady",
+            "--token",
+            "t0k",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let events = lines.next().unwrap().unwrap();
+    let actions = lines.next().unwrap().unwrap();
+    // Scripts and the console's demo mode read exactly these two lines.
+    assert!(
+        events.starts_with("events: ws://127.0.0.1:") && events.ends_with("/v1/events"),
+        "{events}"
+    );
+    assert!(
+        actions.starts_with("actions: http://127.0.0.1:"),
+        "{actions}"
+    );
+    let base = actions.trim_start_matches("actions: ");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{base}/v1/services"))
+            .bearer_auth("t0k")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        status.as_u16(),
+        200,
+        "the printed address serves the action API"
+    );
+}

@@ -64,6 +64,25 @@ async fn console_frame_and_empty_state_render() {
     let timeline = session.wait_for("[data-testid=timeline] .entry").await;
     assert!(session.text(&timeline).await.contains("Opened by hand"));
 
+    // Acknowledge, and add a note: both land on the timeline with the author.
+    let ack = session.wait_for("[data-testid=advance-status]").await;
+    session.click(&ack).await;
+    session
+        .wait_for("[data-testid=timeline] .kind-status_changed")
+        .await;
+    let note = session.wait_for("textarea[aria-label=Note]").await;
+    session
+        .type_into(&note, "Paged the checkout owner; p99 started at 03:12")
+        .await;
+    let add = session.wait_for(".note button[type=submit]").await;
+    session.click(&add).await;
+    let added = session.wait_for("[data-testid=timeline] .kind-note").await;
+    assert!(session
+        .text(&added)
+        .await
+        .contains("Paged the checkout owner"));
+    session.screenshot("console").await;
+
     session.close().await;
     // The incident reached the SQLite file, not only the page.
     let out = std::process::Command::new(app())

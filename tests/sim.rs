@@ -500,3 +500,111 @@ async fn a_seed_tells_the_same_story() {
     }
     assert_eq!(stories[0], stories[1]);
 }
+
+#[test]
+fn protocol_md_shows_a_valid_example_of_every_type() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("PROTOCOL.md")).unwrap();
+    let schemas = schemas();
+    let mut shown = HashSet::new();
+    for section in text.split("#### `").skip(1) {
+        let ty = section.split('`').next().unwrap().to_owned();
+        let json = section
+            .split("```json")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("{ty}: {e}"));
+        assert_eq!(
+            value["type"],
+            ty.as_str(),
+            "the example under {ty} is of another type"
+        );
+        let errors: Vec<String> = schemas[&ty]
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        // The documentation must show what the code accepts, not what it used to.
+        assert!(
+            errors.is_empty(),
+            "PROTOCOL.md's example of {ty} breaks its schema: {errors:?}"
+        );
+        shown.insert(ty);
+    }
+    for t in EventType::ALL {
+        assert!(
+            shown.contains(t.name()),
+            "PROTOCOL.md has no example of {}",
+            t.name()
+        );
+    }
+}
+
+/// Prints one real event of every type, for PROTOCOL.md (`cargo test --test sim -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "generates documentation examples; run by hand"]
+async fn print_protocol_examples() {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-27T03:00:00Z")
+        .unwrap()
+        .to_utc();
+    let mut examples: BTreeMap<String, String> = BTreeMap::new();
+    for (name, fail) in [
+        ("bad-model-rollout", false),
+        ("pipeline-bottleneck", true),
+        ("node-loss-cascade", false),
+        ("steady", false),
+    ] {
+        let s = sim(name, 200.0, |o| {
+            o.start = Some(start);
+            o.rate = 5;
+            if fail {
+                o.faults = Faults::parse("action_fail=1").unwrap();
+            }
+        })
+        .await;
+        let reader = connect(&s.events_url(), Some(TOKEN), Some(0))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let body = if name == "bad-model-rollout" {
+            Some((
+                "/v1/deployments/llm-assistant-serving/rollback",
+                json!({"to_revision": 41, "expected_revision": 42, "actor": "ana", "reason": "errors on revision 42"}),
+            ))
+        } else if name == "node-loss-cascade" {
+            Some((
+                "/v1/services/recommendations/failover",
+                json!({"to_region": "eu-west", "expected_primary_region": "us-east", "actor": "ana", "reason": "pool collapsing"}),
+            ))
+        } else if name == "pipeline-bottleneck" {
+            Some((
+                "/v1/services/search-ranking/failover",
+                json!({"to_region": "us-east", "expected_primary_region": "eu-west", "actor": "ana", "reason": "queue cascading"}),
+            ))
+        } else {
+            None
+        };
+        if let Some((path, body)) = body {
+            post(&s, path, "ex", body).await;
+        }
+        while s.sim_time() < 900 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        reader.abort();
+        for raw in reader.seen.lock().unwrap().raw.iter() {
+            let v: serde_json::Value = serde_json::from_str(raw).unwrap();
+            let ty = v["type"].as_str().unwrap().to_owned();
+            examples
+                .entry(ty)
+                .or_insert_with(|| serde_json::to_string_pretty(&v).unwrap());
+        }
+        s.shutdown();
+    }
+    for (ty, ex) in &examples {
+        println!("#### `{ty}`\n\n```json\n{ex}\n```\n");
+    }
+    println!("{} of {} types", examples.len(), EventType::ALL.len());
+}

@@ -11,6 +11,7 @@
 
 pub mod actions;
 pub mod events;
+pub mod openapi;
 
 /// The `protocol` named in the stream's hello frame.
 pub const EVENTS_PROTOCOL: &str = "firebreak.events.v1";

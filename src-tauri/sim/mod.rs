@@ -152,6 +152,11 @@ impl RunningSim {
         self.shared.journal.snapshot()
     }
 
+    /// (head, first retained) of the journal.
+    pub fn sent_bounds(&self) -> (u64, u64) {
+        self.shared.journal.bounds()
+    }
+
     /// Malformed frames sent so far, over all connections.
     pub fn malformed_sent(&self) -> u64 {
         self.shared
@@ -255,28 +260,39 @@ async fn synthetic_load(shared: Arc<server::Shared>, rate: u64, seed: u64) {
     loop {
         interval.tick().await;
         let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
-        let count = due.saturating_sub(made).min(rate.max(100)) as usize;
+        // Catch up at most two ticks' worth at once: a stall never becomes one huge batch
+        // that holds the journal's lock while the senders wait.
+        let count = due.saturating_sub(made).min((rate / 50).max(1)) as usize;
+        // Published in chunks, yielding between them, so the journal's lock is never
+        // held long and the stream senders keep up even when the generator is saturated.
         let now = Utc::now();
         let source = &shared.publisher.source;
-        shared.journal.publish(count, |seq, i| {
-            let n = made + i as u64;
-            let service = services[(n % 3) as usize];
-            let data = SyntheticLoad {
-                n,
-                service: service.into(),
-                payload: "p99=412ms err=0.002 rps=1187 q=3 gpu=0.71".into(),
-            };
-            let id = event_id(&mut ids, now);
-            envelope(
-                source,
-                &id,
-                EventType::SyntheticLoad,
-                now,
-                subjects[(n % 3) as usize],
-                seq,
-                &data,
-            )
-        });
-        made += count as u64;
+        let mut left = count;
+        while left > 0 {
+            let chunk = left.min(1_000);
+            let base = made;
+            shared.journal.publish(chunk, |seq, i| {
+                let n = base + i as u64;
+                let service = services[(n % 3) as usize];
+                let data = SyntheticLoad {
+                    n,
+                    service: service.into(),
+                    payload: "p99=412ms err=0.002 rps=1187 q=3 gpu=0.71".into(),
+                };
+                let id = event_id(&mut ids, now);
+                envelope(
+                    source,
+                    &id,
+                    EventType::SyntheticLoad,
+                    now,
+                    subjects[(n % 3) as usize],
+                    seq,
+                    &data,
+                )
+            });
+            made += chunk as u64;
+            left -= chunk;
+            tokio::task::yield_now().await;
+        }
     }
 }

@@ -32,6 +32,8 @@ const RESOLVE_AFTER_S: u32 = 20;
 const ACTION_START_S: u64 = 2;
 const ROLLBACK_TAKES_S: u64 = 15;
 const FAILOVER_TAKES_S: u64 = 10;
+/// A rollout stalled this long fails (its progress deadline), leaving its nodes drained.
+const PROGRESS_DEADLINE_S: u64 = 180;
 
 const ERROR_RATE_LIMIT: f64 = 0.05;
 const QUEUE_LIMIT: f64 = 2_000.0;
@@ -82,6 +84,7 @@ struct Rollout {
     next_at: u64,
     stall_at_wave: Option<u32>,
     stalled: bool,
+    stalled_at: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -379,6 +382,7 @@ impl World {
                     next_at: self.t + wave_interval_s.max(1),
                     stall_at_wave,
                     stalled: false,
+                    stalled_at: 0,
                 });
                 let started = RolloutStarted {
                     deployment: svc.deployment.clone(),
@@ -476,6 +480,22 @@ impl World {
         let Some(r) = svc.rollout.as_mut() else {
             return;
         };
+        if r.stalled && t >= r.stalled_at + PROGRESS_DEADLINE_S {
+            let data = RolloutFailed {
+                deployment: svc.deployment.clone(),
+                service: svc.name.clone(),
+                to_revision: r.to,
+                reason: format!(
+                    "progress deadline exceeded: wave {} of {} made no progress for {PROGRESS_DEADLINE_S} s",
+                    r.done_waves + 1,
+                    r.waves
+                ),
+            };
+            svc.rollout = None;
+            let subject = format!("service/{}", data.service);
+            self.emit(EventType::RolloutFailed, subject, &data);
+            return;
+        }
         if r.stalled || t < r.next_at {
             return;
         }
@@ -510,6 +530,7 @@ impl World {
         let subject = format!("service/{}", svc.name);
         if stall {
             r.stalled = true;
+            r.stalled_at = t;
             let data = RolloutStalled {
                 deployment: svc.deployment.clone(),
                 service: svc.name.clone(),

@@ -1,0 +1,120 @@
+//! The OpenAPI 3 document of the action API, built from the same types the server uses.
+//! `docs/protocol/openapi.json` is this document; a test fails when it is stale, and
+//! another checks that its paths are exactly the server's routes.
+
+use schemars::generate::SchemaSettings;
+use serde_json::{json, Value};
+
+use super::actions::*;
+
+fn response(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } }
+    })
+}
+
+fn errors(codes: &[(&str, &str)]) -> serde_json::Map<String, Value> {
+    codes
+        .iter()
+        .map(|(code, why)| (code.to_string(), response(why, "ApiError")))
+        .collect()
+}
+
+fn mutating(summary: &str, request: &str, param: &str, param_doc: &str) -> Value {
+    let mut responses = errors(&[
+        ("400", "Invalid body, unknown target, or missing Idempotency-Key"),
+        ("401", "Missing or wrong bearer token; nothing changed"),
+        ("404", "No such deployment or service"),
+        (
+            "409",
+            "precondition_failed: the current state differs from the expected one (body has `current` and `changed_by`); \
+             or idempotency_key_in_flight: the first request with this key is still being handled",
+        ),
+        ("422", "idempotency_key_reused: this key was used with another request"),
+    ]);
+    responses.insert(
+        "202".into(),
+        response(
+            "Accepted. A repeat with the same key and body returns this same response with `Idempotent-Replayed: true`.",
+            "Action",
+        ),
+    );
+    json!({
+        "summary": summary,
+        "security": [{ "bearer": [] }],
+        "parameters": [
+            { "name": param, "in": "path", "required": true, "schema": { "type": "string" }, "description": param_doc },
+            { "name": "Idempotency-Key", "in": "header", "required": true,
+              "schema": { "type": "string", "minLength": 1, "maxLength": 200 },
+              "description": "One key per intended action. A repeat with the same key and body does nothing again." }
+        ],
+        "requestBody": { "required": true, "content": { "application/json": {
+            "schema": { "$ref": format!("#/components/schemas/{request}") } } } },
+        "responses": responses
+    })
+}
+
+fn read(summary: &str, schema: &str, param: Option<(&str, &str)>) -> Value {
+    let mut responses = errors(&[("401", "Missing or wrong bearer token")]);
+    responses.insert("200".into(), response("OK", schema));
+    let mut op =
+        json!({ "summary": summary, "security": [{ "bearer": [] }], "responses": responses });
+    if let Some((name, doc)) = param {
+        op["parameters"] = json!([{ "name": name, "in": "path", "required": true, "schema": { "type": "string" }, "description": doc }]);
+        op["responses"]["404"] = response("Not found", "ApiError");
+    }
+    op
+}
+
+pub fn document() -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    generator.subschema_for::<ServiceList>();
+    generator.subschema_for::<DeploymentList>();
+    generator.subschema_for::<Deployment>();
+    generator.subschema_for::<RollbackRequest>();
+    generator.subschema_for::<FailoverRequest>();
+    generator.subschema_for::<Action>();
+    generator.subschema_for::<ApiError>();
+    let schemas = generator.take_definitions(true);
+
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Firebreak cluster action API",
+            "version": "1",
+            "description": "Read services and deployments; roll back and fail over, at most once per Idempotency-Key and only \
+                            when the caller's precondition still holds. Both interfaces of a cluster take the same bearer token. \
+                            The server never redirects. The event stream is described in PROTOCOL.md."
+        },
+        "paths": {
+            "/v1/events": { "get": {
+                "summary": "The event stream (WebSocket upgrade). Query `after=N` resumes after sequence N; see PROTOCOL.md.",
+                "security": [{ "bearer": [] }],
+                "parameters": [{ "name": "after", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 } }],
+                "responses": {
+                    "101": { "description": "Switching protocols: CloudEvents and control frames follow" },
+                    "401": response("Missing or wrong bearer token", "ApiError")
+                }
+            }},
+            "/v1/services": { "get": read("Services with their primary region", "ServiceList", None) },
+            "/v1/deployments": { "get": read("Deployments with their revision history", "DeploymentList", None) },
+            "/v1/deployments/{name}": { "get": read("One deployment", "Deployment", Some(("name", "Deployment name"))) },
+            "/v1/deployments/{name}/rollback": { "post": mutating(
+                "Roll a deployment back to an earlier revision", "RollbackRequest", "name", "Deployment name") },
+            "/v1/services/{name}/failover": { "post": mutating(
+                "Fail a service over to another region", "FailoverRequest", "name", "Service name") },
+            "/v1/actions/{id}": { "get": read("An action's state", "Action", Some(("id", "Action id"))) },
+            "/v1/sim/stats": { "get": {
+                "summary": "Simulator only: journal bounds, malformed frames sent, connections, simulated time",
+                "security": [{ "bearer": [] }],
+                "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } },
+                               "401": response("Missing or wrong bearer token", "ApiError") }
+            }}
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": schemas
+        }
+    })
+}
