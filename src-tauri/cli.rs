@@ -31,6 +31,25 @@ pub struct Cli {
 pub enum Command {
     /// Run the built-in simulator of an AI model-serving fleet (events and action API).
     Sim(SimArgs),
+    /// Record clusters' events and open incidents without a window.
+    Watch {
+        /// A cluster to watch, as NAME=EVENTS_URL (repeatable).
+        #[arg(
+            long = "cluster",
+            value_name = "NAME=EVENTS_URL",
+            required_unless_present = "demo"
+        )]
+        clusters: Vec<String>,
+        /// The action API's URL, when there is one cluster and it is not the events host.
+        #[arg(long)]
+        actions_url: Option<String>,
+        /// Read the bearer token from this environment variable (never from the command line).
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+        /// Watch the built-in simulator running bad-model-rollout, as the demo does.
+        #[arg(long, conflicts_with = "clusters")]
+        demo: bool,
+    },
     /// Measure performance (figures for README, beside a baseline from the same run).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -135,6 +154,12 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         Command::Timeline { incident, json } => {
             crate::report::print_timeline(&store, incident, json).await
         }
+        Command::Watch {
+            clusters,
+            actions_url,
+            token_env,
+            demo,
+        } => watch(&store, clusters, actions_url, token_env, demo).await,
         Command::Sim(_) | Command::Bench(_) => unreachable!("handled above"),
     };
     store.close().await;
@@ -213,8 +238,47 @@ async fn run_sim(args: SimArgs) -> Result<()> {
     Ok(())
 }
 
+async fn watch(
+    store: &Store,
+    clusters: Vec<String>,
+    actions_url: Option<String>,
+    token_env: Option<String>,
+    demo: bool,
+) -> Result<()> {
+    if demo {
+        let sim = crate::sim::start_demo().await?;
+        let cluster = crate::store::NewCluster {
+            name: "demo".into(),
+            events_url: sim.events_url(),
+            actions_url: sim.actions_url(),
+        };
+        eprintln!("demo: the built-in simulator runs bad-model-rollout; an incident opens within a minute. Ctrl-C stops.");
+        let result = crate::watch::run(store, vec![(cluster, Some(sim.token.clone()))]).await;
+        sim.shutdown();
+        return result;
+    }
+    anyhow::ensure!(
+        actions_url.is_none() || clusters.len() == 1,
+        "--actions-url goes with exactly one --cluster"
+    );
+    let token = match token_env {
+        Some(var) => {
+            Some(std::env::var(&var).with_context(|| format!("--token-env: ${var} is not set"))?)
+        }
+        None => None,
+    };
+    let mut specs = Vec::new();
+    for spec in &clusters {
+        specs.push((
+            crate::watch::parse_cluster(spec, actions_url.as_deref())?,
+            token.clone(),
+        ));
+    }
+    crate::watch::run(store, specs).await
+}
+
 /// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

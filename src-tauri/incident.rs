@@ -112,16 +112,25 @@ pub enum EntryKind {
     SeverityChanged,
     CommanderChanged,
     Correction,
+    /// A cluster event attached to the incident (an alert, a rollout step, a node, an action).
+    Event,
+    /// The anomaly detector saw a metric leave its usual range.
+    Anomaly,
+    /// Part of the cluster's stream could not be recovered.
+    Gap,
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 6] = [
+    pub const ALL: [EntryKind; 9] = [
         Self::Opened,
         Self::Note,
         Self::StatusChanged,
         Self::SeverityChanged,
         Self::CommanderChanged,
         Self::Correction,
+        Self::Event,
+        Self::Anomaly,
+        Self::Gap,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -132,6 +141,9 @@ impl EntryKind {
             Self::SeverityChanged => "severity_changed",
             Self::CommanderChanged => "commander_changed",
             Self::Correction => "correction",
+            Self::Event => "event",
+            Self::Anomaly => "anomaly",
+            Self::Gap => "gap",
         }
     }
 

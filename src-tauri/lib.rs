@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod cli;
 pub mod incident;
+pub mod ingest;
 pub mod ipc;
 pub mod logging;
 pub mod paths;
@@ -13,6 +14,7 @@ pub mod protocol;
 pub mod report;
 pub mod sim;
 pub mod store;
+pub mod watch;
 
 #[cfg(feature = "desktop")]
 pub mod desktop;

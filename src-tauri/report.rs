@@ -44,7 +44,7 @@ pub async fn print_timeline(store: &Store, incident: i64, json: bool) -> Result<
     loop {
         let page = store.timeline(incident, after, 1000).await?;
         let Some(last) = page.last() else { break };
-        after = Some(last.id);
+        after = Some((last.at_ms, last.id));
         entries.extend(page);
     }
     if json {

@@ -257,7 +257,7 @@ async fn timeline_pages_by_key() {
         let page = store.timeline(incident.id, after, 10).await.unwrap();
         let Some(last) = page.last() else { break };
         assert!(page.len() <= 10, "a page never exceeds its limit");
-        after = Some(last.id);
+        after = Some((last.at_ms, last.id));
         seen.extend(page.into_iter().map(|e| e.id));
     }
     // 1 "opened" entry + 25 notes, each exactly once, in order.

@@ -49,9 +49,11 @@ async fn get_incident(console: State<'_, Console>, id: i64) -> Reply<Incident> {
 async fn incident_timeline(
     console: State<'_, Console>,
     id: i64,
-    after: Option<i64>,
+    after_at: Option<i64>,
+    after_id: Option<i64>,
     limit: i64,
 ) -> Reply<Vec<TimelineEntry>> {
+    let after = after_at.zip(after_id);
     Ok(console.store()?.timeline(id, after, limit).await?)
 }
 

@@ -233,6 +233,8 @@ pub struct NodeUp {
     pub node: String,
     pub pool: String,
     pub region: String,
+    /// The service the node's pool serves.
+    pub service: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -241,6 +243,8 @@ pub struct NodeDown {
     pub node: String,
     pub pool: String,
     pub region: String,
+    /// The service the node's pool serves.
+    pub service: String,
     pub reason: NodeFault,
     pub pool_nodes_down: u32,
     pub pool_nodes_total: u32,
@@ -252,6 +256,8 @@ pub struct NodeDegraded {
     pub node: String,
     pub pool: String,
     pub region: String,
+    /// The service the node's pool serves.
+    pub service: String,
     pub reason: NodeFault,
     pub detail: String,
 }

@@ -169,11 +169,28 @@ impl RunningSim {
         self.shared.world.lock().map(|w| w.t).unwrap_or(0)
     }
 
+    /// Stops simulated time and the synthetic generator; the servers keep serving.
+    /// Tests use it to let a client catch up with a stream that no longer grows.
+    pub fn pause(&self) {
+        self.shared
+            .paused
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub fn shutdown(self) {
         for t in self.tasks {
             t.abort();
         }
     }
+}
+
+/// The demo: bad-model-rollout on a loopback port with a fresh random token, in real time.
+pub async fn start_demo() -> Result<RunningSim> {
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let mut opts = SimOptions::new(Scenario::load("bad-model-rollout")?, token);
+    opts.cluster = "demo".into();
+    opts.seed = Utc::now().timestamp() as u64;
+    start(opts).await
 }
 
 /// Binds, then runs the world and the server in the background of the current runtime.
@@ -224,6 +241,12 @@ pub async fn start(opts: SimOptions) -> Result<RunningSim> {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         loop {
             interval.tick().await;
+            if clock_shared
+                .paused
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                continue;
+            }
             let mut w = clock_shared.world.lock().unwrap_or_else(|e| e.into_inner());
             w.tick();
             clock_shared.publisher.flush(&mut w);
@@ -259,6 +282,9 @@ async fn synthetic_load(shared: Arc<server::Shared>, rate: u64, seed: u64) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         interval.tick().await;
+        if shared.paused.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
         let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
         // Catch up at most two ticks' worth at once: a stall never becomes one huge batch
         // that holds the journal's lock while the senders wait.

@@ -52,6 +52,7 @@ pub struct Shared {
     idempotency: Mutex<HashMap<String, Idem>>,
     connections: AtomicU64,
     pub malformed_sent: AtomicU64,
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -73,6 +74,7 @@ impl Shared {
             idempotency: Mutex::new(HashMap::new()),
             connections: AtomicU64::new(0),
             malformed_sent: AtomicU64::new(0),
+            paused: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }

@@ -452,6 +452,7 @@ impl World {
 
     fn node_down(&mut self, s: usize, p: usize, n: usize, reason: NodeFault, rejoins: bool) {
         let t = self.t;
+        let service_name = self.services[s].name.clone();
         let placement = &mut self.services[s].placements[p];
         let node = &mut placement.nodes[n];
         node.state = NodeState::Down;
@@ -462,6 +463,7 @@ impl World {
             node: node.id.clone(),
             pool: placement.pool.clone(),
             region: placement.region.clone(),
+            service: service_name.clone(),
             reason,
             pool_nodes_down: placement
                 .nodes
@@ -712,6 +714,7 @@ impl World {
             self.node_down(s, p, n, NodeFault::Oom, true);
         }
         for (p, n) in rejoined {
+            let service = self.services[s].name.clone();
             let placement = &mut self.services[s].placements[p];
             let node = &mut placement.nodes[n];
             node.state = NodeState::Up;
@@ -720,6 +723,7 @@ impl World {
                 node: node.id.clone(),
                 pool: placement.pool.clone(),
                 region: placement.region.clone(),
+                service,
             };
             self.emit(EventType::NodeUp, format!("node/{}", data.node), &data);
         }
@@ -813,6 +817,7 @@ impl World {
         } else {
             NodeFault::Thermal
         };
+        let service = self.services[s].name.clone();
         let placement = &mut self.services[s].placements[p];
         let node = &mut placement.nodes[n];
         match node.state {
@@ -828,6 +833,7 @@ impl World {
                     node: node.id.clone(),
                     pool: placement.pool.clone(),
                     region: placement.region.clone(),
+                    service: service.clone(),
                     reason,
                     detail: detail.into(),
                 };
@@ -843,6 +849,7 @@ impl World {
                     node: node.id.clone(),
                     pool: placement.pool.clone(),
                     region: placement.region.clone(),
+                    service,
                 };
                 self.emit(EventType::NodeUp, format!("node/{}", data.node), &data);
             }

@@ -58,6 +58,24 @@ impl Store {
         Ok(from_row(row))
     }
 
+    /// The cluster of this name, added or with its URLs brought up to date.
+    pub async fn ensure_cluster(&self, new: &NewCluster) -> Result<Cluster> {
+        let mut tx = self.begin_write().await?;
+        let row: ClusterRow = sqlx::query_as(
+            "INSERT INTO clusters (name, events_url, actions_url, created_ms) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET events_url = excluded.events_url, actions_url = excluded.actions_url \
+             RETURNING id, name, events_url, actions_url, created_ms",
+        )
+        .bind(new.name.trim())
+        .bind(new.events_url.trim())
+        .bind(new.actions_url.trim())
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(from_row(row))
+    }
+
     pub async fn clusters(&self) -> Result<Vec<Cluster>> {
         let rows: Vec<ClusterRow> = sqlx::query_as(
             "SELECT id, name, events_url, actions_url, created_ms FROM clusters ORDER BY name",

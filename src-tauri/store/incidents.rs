@@ -336,19 +336,22 @@ impl Store {
         row.try_into()
     }
 
-    /// One page of an incident's timeline in recording order, after entry `after` (keyset).
+    /// One page of an incident's timeline in time order (ties in recording order),
+    /// after the entry at `after` = (at_ms, id): keyset pagination, never OFFSET.
     pub async fn timeline(
         &self,
         incident_id: i64,
-        after: Option<i64>,
+        after: Option<(i64, i64)>,
         limit: i64,
     ) -> Result<Vec<TimelineEntry>> {
+        let (after_at, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
         let rows: Vec<EntryRow> = sqlx::query_as(
             "SELECT id, incident_id, at_ms, kind, author, body, amends FROM timeline_entries \
-             WHERE incident_id = ? AND id > ? ORDER BY id LIMIT ?",
+             WHERE incident_id = ? AND (at_ms, id) > (?, ?) ORDER BY at_ms, id LIMIT ?",
         )
         .bind(incident_id)
-        .bind(after.unwrap_or(0))
+        .bind(after_at)
+        .bind(after_id)
         .bind(limit.clamp(1, MAX_PAGE))
         .fetch_all(self.reader())
         .await?;

@@ -17,6 +17,7 @@
 
 mod clusters;
 mod incidents;
+pub mod ingest;
 mod settings;
 
 pub use clusters::{Cluster, NewCluster};

@@ -27,6 +27,13 @@ fn free_port() -> u16 {
 
 impl Driver {
     pub async fn start() -> Driver {
+        let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+        assert!(
+            display,
+            "the desktop tests need a display: run them under xvfb-run (make test does)"
+        );
         let port = free_port();
         let native = free_port();
         let child = Command::new("tauri-driver")

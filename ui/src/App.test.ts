@@ -48,7 +48,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     listClusters: async () => [],
     listIncidents: async () => incidents,
     getIncident: async (id) => incidents.find((i) => i.id === id)!,
-    timeline: async (id, after) => entries.filter((e) => e.incidentId === id && e.id > (after ?? 0)),
+    timeline: async (id, after) => entries.filter((e) => e.incidentId === id && e.id > (after?.id ?? 0)),
     openIncident: async (n) => {
       const i = incident(incidents.length + 1, { title: n.title, severity: n.severity });
       incidents.push(i);

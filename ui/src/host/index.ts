@@ -16,7 +16,8 @@ export interface Host {
   listClusters(): Promise<Cluster[]>;
   listIncidents(): Promise<Incident[]>;
   getIncident(id: number): Promise<Incident>;
-  timeline(id: number, after: number | null, limit: number): Promise<TimelineEntry[]>;
+  /** A page of the timeline in time order, after the entry `after` (keyset). */
+  timeline(id: number, after: TimelineEntry | null, limit: number): Promise<TimelineEntry[]>;
   openIncident(incident: NewIncident): Promise<Incident>;
   changeStatus(id: number, to: IncidentStatus): Promise<Incident>;
   addNote(id: number, text: string): Promise<TimelineEntry>;
@@ -57,7 +58,8 @@ export const tauriHost: Host = {
   listClusters: () => call('list_clusters'),
   listIncidents: () => call('list_incidents'),
   getIncident: (id) => call('get_incident', { id }),
-  timeline: (id, after, limit) => call('incident_timeline', { id, after, limit }),
+  timeline: (id, after, limit) =>
+    call('incident_timeline', { id, afterAt: after?.atMs ?? null, afterId: after?.id ?? null, limit }),
   openIncident: (incident) => call('open_incident', { incident }),
   changeStatus: (id, to) => call('change_incident_status', { id, to }),
   addNote: (id, text) => call('add_note', { id, text }),

@@ -1,0 +1,86 @@
+//! Where the ingest engine reports to: the window (over a Tauri channel), the terminal
+//! (`firebreak watch`), or a test (a Vec). The engine never knows which.
+
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::incident::Incident;
+
+/// A cluster stream's state, as the status bar shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(
+    tag = "state",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum StreamState {
+    Connecting,
+    /// Caught up with the server; `head` is the newest sequence committed.
+    Live {
+        head: i64,
+    },
+    /// Replaying what was missed: `behind` events still to come.
+    CatchingUp {
+        behind: i64,
+    },
+    /// Waiting before the next attempt.
+    Reconnecting {
+        attempt: u32,
+        retry_at_ms: i64,
+        reason: String,
+    },
+    /// Not retrying until something changes (a wrong token, say).
+    Failed {
+        reason: String,
+    },
+}
+
+/// A cluster's state with the cluster it belongs to and since when.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatus {
+    pub cluster_id: i64,
+    pub name: String,
+    pub since_ms: i64,
+    pub stream: StreamState,
+}
+
+/// What one committed batch changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Committed {
+    pub events: u32,
+    pub duplicates: u32,
+    pub quarantined: u32,
+    pub gaps: u32,
+    pub opened: Vec<Incident>,
+    /// Incidents that gained entries or changed.
+    pub updated: Vec<i64>,
+}
+
+pub trait ConsoleSink: Send + Sync + 'static {
+    fn cluster_status(&self, status: &ClusterStatus);
+    fn committed(&self, batch: &Committed);
+}
+
+/// A sink that keeps everything, for tests.
+#[derive(Default)]
+pub struct Recorder {
+    pub statuses: std::sync::Mutex<Vec<ClusterStatus>>,
+    pub batches: std::sync::Mutex<Vec<Committed>>,
+}
+
+impl ConsoleSink for Recorder {
+    fn cluster_status(&self, status: &ClusterStatus) {
+        self.statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(status.clone());
+    }
+    fn committed(&self, batch: &Committed) {
+        self.batches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(batch.clone());
+    }
+}

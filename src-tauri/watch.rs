@@ -1,0 +1,98 @@
+//! `firebreak watch`: the ingest engine without a window. Records every event, opens
+//! incidents, and prints each incident as it opens.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use crate::ingest::sink::{ClusterStatus, Committed, ConsoleSink, StreamState};
+use crate::ingest::{Engine, Target};
+use crate::store::{NewCluster, Store};
+
+/// Prints opened incidents on stdout and stream changes on stderr.
+pub struct Terminal;
+
+impl ConsoleSink for Terminal {
+    fn cluster_status(&self, s: &ClusterStatus) {
+        let text = match &s.stream {
+            StreamState::Connecting => "connecting".to_owned(),
+            StreamState::Live { head } => format!("live (sequence {head})"),
+            StreamState::CatchingUp { behind } => format!("catching up, {behind} behind"),
+            StreamState::Reconnecting {
+                attempt,
+                retry_at_ms,
+                reason,
+            } => {
+                let wait = (retry_at_ms - crate::store::now_ms()).max(0) as f64 / 1000.0;
+                format!("reconnecting in {wait:.1} s (attempt {attempt}): {reason}")
+            }
+            StreamState::Failed { reason } => format!("failed: {reason}"),
+        };
+        eprintln!("cluster {}: {text}", s.name);
+    }
+
+    fn committed(&self, batch: &Committed) {
+        let mut out = std::io::stdout().lock();
+        for i in &batch.opened {
+            let _ = writeln!(
+                out,
+                "incident #{} opened [{}] {}: {}",
+                i.id,
+                i.severity.as_str(),
+                i.service.as_deref().unwrap_or("-"),
+                i.title
+            );
+        }
+        let _ = out.flush();
+    }
+}
+
+/// `NAME=EVENTS_URL` → (name, events URL, actions URL derived from it).
+pub fn parse_cluster(spec: &str, actions_url: Option<&str>) -> Result<NewCluster> {
+    let Some((name, url)) = spec.split_once('=') else {
+        bail!("--cluster takes NAME=EVENTS_URL, e.g. prod=wss://cluster.example/v1/events");
+    };
+    let events_url = url.trim().to_owned();
+    let actions = match actions_url {
+        Some(a) => a.to_owned(),
+        None => {
+            let (scheme, rest) = events_url
+                .split_once("://")
+                .with_context(|| format!("{events_url:?} is not a ws:// or wss:// URL"))?;
+            let scheme = match scheme {
+                "ws" => "http",
+                "wss" => "https",
+                other => bail!("{other}:// is not a WebSocket scheme; use ws:// or wss://"),
+            };
+            let host = rest.split('/').next().unwrap_or(rest);
+            format!("{scheme}://{host}")
+        }
+    };
+    Ok(NewCluster {
+        name: name.trim().to_owned(),
+        events_url,
+        actions_url: actions,
+    })
+}
+
+pub async fn run(store: &Store, clusters: Vec<(NewCluster, Option<String>)>) -> Result<()> {
+    let mut targets = Vec::new();
+    for (new, token) in clusters {
+        let cluster = store
+            .ensure_cluster(&new)
+            .await
+            .with_context(|| format!("cluster {}", new.name))?;
+        targets.push(Target {
+            cluster_id: cluster.id,
+            name: cluster.name,
+            events_url: cluster.events_url,
+            token,
+        });
+    }
+    let engine = Engine::start(store.clone(), targets, Arc::new(Terminal)).await?;
+    crate::cli::shutdown_signal().await;
+    eprintln!("stopping: committing what was received");
+    engine.stop().await;
+    Ok(())
+}
