@@ -1,11 +1,17 @@
 # The two commands of the README's Quick start, and a few for development.
 .PHONY: run test deps ui bindings screenshot
 
-# Installs what is missing, builds, and opens the console.
+# Installs what is missing, builds, and opens the console on the built-in demo cluster.
+# Without a display it says so and runs the same demo headless, printing incidents.
 run:
 	@bash .ci/deps.sh
 	@cd ui && npm run --silent build
-	cargo run --quiet
+	@if [ -n "$${DISPLAY}$${WAYLAND_DISPLAY}" ]; then \
+	  cargo run --quiet -- --demo; \
+	else \
+	  echo "No display (DISPLAY and WAYLAND_DISPLAY are unset): running the demo headless instead; incidents print as they open."; \
+	  cargo run --quiet -- watch --demo; \
+	fi
 
 # Every test suite (what CI runs).
 test:

@@ -12,6 +12,7 @@ fn main() {
             "open_incident",
             "change_incident_status",
             "add_note",
+            "subscribe",
         ]);
         let attributes = tauri_build::Attributes::new()
             .capabilities_path_pattern("./src-tauri/capabilities/**/*")

@@ -23,6 +23,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "FIREBREAK_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// With the window: watch the built-in simulator running bad-model-rollout.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// Simulated seconds per real second for --demo (tests run it faster).
+    #[arg(long, default_value_t = 1.0, hide = true)]
+    pub demo_speed: f64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -130,7 +138,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = DataDir::resolve(cli.data_dir)?;
     let _log_guard = crate::logging::init(&data_dir.logs());
     match cli.command {
-        None => open_window(data_dir),
+        None => open_window(data_dir, cli.demo.then_some(cli.demo_speed)),
         Some(command) => {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -167,17 +175,20 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
 }
 
 #[cfg(feature = "desktop")]
-fn open_window(data_dir: DataDir) -> Result<ExitCode> {
+fn open_window(data_dir: DataDir, demo_speed: Option<f64>) -> Result<ExitCode> {
     if let Some(why) = no_display() {
         eprintln!("firebreak: {why}: the console window cannot open. Run `firebreak --help` for the headless commands.");
         return Ok(ExitCode::from(2));
     }
-    crate::desktop::run(data_dir)?;
+    let demo = demo_speed.map(|speed| crate::desktop::DemoOptions {
+        speed: speed.max(0.01),
+    });
+    crate::desktop::run(data_dir, demo)?;
     Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(not(feature = "desktop"))]
-fn open_window(_: DataDir) -> Result<ExitCode> {
+fn open_window(_: DataDir, _: Option<f64>) -> Result<ExitCode> {
     eprintln!("firebreak: this build has no window (built without the `desktop` feature); see `firebreak --help`.");
     Ok(ExitCode::from(2))
 }

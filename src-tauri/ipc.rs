@@ -92,6 +92,7 @@ pub mod bindings {
         TimelineEntry::export_all(&cfg)?;
         Cluster::export_all(&cfg)?;
         NewCluster::export_all(&cfg)?;
+        crate::ingest::sink::ConsoleUpdate::export_all(&cfg)?;
         Ok(())
     }
 }

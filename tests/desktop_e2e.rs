@@ -118,3 +118,56 @@ async fn a_database_it_cannot_open_is_shown_not_touched() {
         "the unreadable file must be left as it was"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_mode_opens_an_incident_with_its_triggering_events() {
+    let _window = ONE_WINDOW.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let driver = Driver::start().await;
+    // The demo at ten simulated seconds per second: the bad rollout begins within a second.
+    let session = driver
+        .session(
+            app(),
+            &[
+                "--demo".into(),
+                "--demo-speed".into(),
+                "10".into(),
+                "--data-dir".into(),
+                data.path().display().to_string(),
+            ],
+        )
+        .await;
+    let status = session.wait_for("[data-testid=cluster-status]").await;
+    assert!(
+        session.text(&status).await.contains("demo"),
+        "the demo cluster is in the status bar"
+    );
+    let row = session.wait_for("[data-testid=incident-row]").await;
+    assert!(
+        session.text(&row).await.contains("llm-assistant"),
+        "the incident is about the service rolled out"
+    );
+    session.click(&row).await;
+    // The timeline shows what led up to it: the rollout, and the signals.
+    session.wait_for("[data-testid=timeline] .kind-event").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let timeline = session.wait_for("[data-testid=timeline]").await;
+    loop {
+        let text = session.text(&timeline).await;
+        if text.contains("Rollout started") && text.contains("HighErrorRate firing") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timeline lacks the triggering events:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let status_text = session.text(&status).await;
+    assert!(
+        status_text.contains("live"),
+        "the stream is live: {status_text}"
+    );
+    session.screenshot("demo").await;
+    session.close().await;
+}

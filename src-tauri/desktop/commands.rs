@@ -9,6 +9,8 @@ use crate::incident::{Incident, IncidentStatus, NewIncident, TimelineEntry};
 use crate::ipc::{AppInfo, IpcError};
 use crate::store::Cluster;
 
+use crate::ingest::sink::ConsoleUpdate;
+
 type Reply<T> = Result<T, IpcError>;
 
 pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static
@@ -22,6 +24,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         open_incident,
         change_incident_status,
         add_note,
+        subscribe,
     ]
 }
 
@@ -77,4 +80,10 @@ async fn change_incident_status(
 async fn add_note(console: State<'_, Console>, id: i64, text: String) -> Reply<TimelineEntry> {
     let author = console.info.author.clone();
     Ok(console.store()?.add_note(id, &text, &author).await?)
+}
+
+/// The page's live feed: cluster states and incident changes, batched.
+#[tauri::command]
+fn subscribe(console: State<'_, Console>, channel: tauri::ipc::Channel<ConsoleUpdate>) {
+    console.live.subscribe(channel);
 }

@@ -5,6 +5,9 @@
 //! reports a store that cannot be opened in a native dialog as well as in the page.
 
 mod commands;
+mod live;
+
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tauri::{Manager, Runtime};
@@ -19,6 +22,14 @@ pub struct Console {
     store: Result<Store, IpcError>,
     info: AppInfo,
     data_dir: DataDir,
+    live: Arc<live::WindowSink>,
+    demo: Option<DemoOptions>,
+}
+
+/// `firebreak --demo`: the built-in simulator on loopback, watched like a real cluster.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub speed: f64,
 }
 
 impl Console {
@@ -28,7 +39,7 @@ impl Console {
 }
 
 /// Opens the store (or keeps its error for the page to show) and runs the window.
-pub fn run(data_dir: DataDir) -> Result<()> {
+pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
     let db = data_dir.database();
     let store = tauri::async_runtime::block_on(Store::open(&db));
     if let Err(e) = &store {
@@ -53,6 +64,8 @@ pub fn run(data_dir: DataDir) -> Result<()> {
         store,
         info,
         data_dir,
+        live: Arc::new(live::WindowSink::default()),
+        demo,
     };
     let app = create_app(tauri::Builder::default(), console)
         .build(tauri::generate_context!())
@@ -65,11 +78,16 @@ pub fn run(data_dir: DataDir) -> Result<()> {
 pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> tauri::Builder<R> {
     builder
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
         .manage(console)
         .invoke_handler(commands::handler())
         .setup(|app| {
             let console = app.state::<Console>();
             open_main_window(app.handle(), &console.data_dir)?;
+            console.live.clone().start_flushing(app.handle().clone());
+            if let (Ok(store), Some(demo)) = (&console.store, &console.demo) {
+                start_demo(store.clone(), console.live.clone(), demo.clone());
+            }
             if let Some(err) = &console.info.store_error {
                 app.dialog()
                     .message(err.message.clone())
@@ -94,4 +112,41 @@ fn open_main_window<R: Runtime>(
         .data_directory(data_dir.root().join("webview"))
         .build()?;
     Ok(())
+}
+
+/// Starts the simulator and the ingest engine for the demo, in the app's runtime.
+/// The engine is the same one a real cluster uses; only the URLs point at loopback.
+fn start_demo(store: Store, sink: Arc<live::WindowSink>, demo: DemoOptions) {
+    tauri::async_runtime::spawn(async move {
+        let started = async {
+            let mut opts = crate::sim::SimOptions::new(
+                crate::sim::Scenario::load("bad-model-rollout")?,
+                uuid::Uuid::new_v4().simple().to_string(),
+            );
+            opts.cluster = "demo".into();
+            opts.speed = demo.speed;
+            opts.seed = chrono::Utc::now().timestamp() as u64;
+            let sim = crate::sim::start(opts).await?;
+            let cluster = store
+                .ensure_cluster(&crate::store::NewCluster {
+                    name: "demo".into(),
+                    events_url: sim.events_url(),
+                    actions_url: sim.actions_url(),
+                })
+                .await?;
+            let target = crate::ingest::Target {
+                cluster_id: cluster.id,
+                name: cluster.name,
+                events_url: cluster.events_url,
+                token: Some(sim.token.clone()),
+            };
+            let engine = crate::ingest::Engine::start(store, vec![target], sink).await?;
+            anyhow::Ok((sim, engine))
+        };
+        match started.await {
+            // Both run until the app exits.
+            Ok(running) => std::mem::forget(running),
+            Err(e) => tracing::error!(error = %e, "the demo could not start"),
+        }
+    });
 }

@@ -58,6 +58,20 @@ pub struct Committed {
     pub updated: Vec<i64>,
 }
 
+/// One message to the page: the state of every cluster and what changed since the last.
+#[derive(Debug, Clone, Default, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleUpdate {
+    pub clusters: Vec<ClusterStatus>,
+    /// Incidents opened since the last update.
+    pub opened: Vec<Incident>,
+    /// Incidents whose timeline or fields changed.
+    pub updated: Vec<i64>,
+    /// Events committed since the last update.
+    pub events: u32,
+    pub quarantined: u32,
+}
+
 pub trait ConsoleSink: Send + Sync + 'static {
     fn cluster_status(&self, status: &ClusterStatus);
     fn committed(&self, batch: &Committed);

@@ -61,6 +61,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
       entries.push(e);
       return e;
     },
+    subscribe: async () => {},
     ...overrides,
   };
 }
@@ -155,5 +156,30 @@ describe('list refresh', () => {
     release([]);
     await waitFor(() => expect(calls).toBe(2));
     expect((await screen.findByTestId('incident-row')).textContent).toContain('fresh');
+  });
+});
+
+describe('live updates', () => {
+  it('shows each cluster stream state and refreshes the list when an incident opens', async () => {
+    let push: (u: import('./bindings/ConsoleUpdate').ConsoleUpdate) => void = () => {};
+    let listed: Incident[] = [];
+    const host = fakeHost([], {
+      listIncidents: async () => listed,
+      subscribe: async (on) => {
+        push = on;
+      },
+    });
+    render(App, { host });
+    await screen.findByText('ana');
+    listed = [incident(7, { title: 'llm-assistant error rate above 5%' })];
+    push({
+      clusters: [{ clusterId: 1, name: 'demo', sinceMs: Date.now(), stream: { state: 'catching_up', behind: 1240 } }],
+      opened: [listed[0]],
+      updated: [7],
+      events: 300,
+      quarantined: 0,
+    });
+    expect((await screen.findByTestId('cluster-status')).textContent).toContain('catching up, 1,240 behind');
+    expect((await screen.findByTestId('incident-row')).textContent).toContain('llm-assistant error rate above 5%');
   });
 });

@@ -1,9 +1,10 @@
 // The one seam between the page and the Rust side: only this folder imports
 // @tauri-apps/*. Components get a `Host` and never know whether it is the real
 // app or a test's fake.
-import { invoke } from '@tauri-apps/api/core';
+import { Channel, invoke } from '@tauri-apps/api/core';
 import type { AppInfo } from '../bindings/AppInfo';
 import type { Cluster } from '../bindings/Cluster';
+import type { ConsoleUpdate } from '../bindings/ConsoleUpdate';
 import type { ErrorCode } from '../bindings/ErrorCode';
 import type { Incident } from '../bindings/Incident';
 import type { IncidentStatus } from '../bindings/IncidentStatus';
@@ -21,6 +22,8 @@ export interface Host {
   openIncident(incident: NewIncident): Promise<Incident>;
   changeStatus(id: number, to: IncidentStatus): Promise<Incident>;
   addNote(id: number, text: string): Promise<TimelineEntry>;
+  /** Live updates (cluster states, incident changes), a few per second at most. */
+  subscribe(onUpdate: (update: ConsoleUpdate) => void): Promise<void>;
 }
 
 /** An error from the Rust side, with the code the UI branches on. */
@@ -63,4 +66,9 @@ export const tauriHost: Host = {
   openIncident: (incident) => call('open_incident', { incident }),
   changeStatus: (id, to) => call('change_incident_status', { id, to }),
   addNote: (id, text) => call('add_note', { id, text }),
+  subscribe: (onUpdate) => {
+    const channel = new Channel<ConsoleUpdate>();
+    channel.onmessage = onUpdate;
+    return call('subscribe', { channel });
+  },
 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { age, nextStatus, statusVerb } from './format';
+import { age, nextStatus, statusVerb, streamText, streamTone } from './format';
 
 describe('age', () => {
   const t0 = Date.UTC(2026, 10, 27, 3, 0, 0);
@@ -21,5 +21,22 @@ describe('status flow', () => {
     expect(nextStatus('mitigated')).toBe('resolved');
     expect(nextStatus('resolved')).toBeNull();
     expect(statusVerb('acknowledged')).toBe('Acknowledge');
+  });
+});
+
+describe('stream state words', () => {
+  const now = 1_000_000;
+  it('says where each cluster stands, with numbers', () => {
+    expect(streamText({ state: 'live', head: 5 }, now)).toBe('live');
+    expect(streamText({ state: 'catching_up', behind: 1240 }, now)).toBe('catching up, 1,240 behind');
+    expect(streamText({ state: 'reconnecting', attempt: 3, retryAtMs: now + 3_200, reason: 'connection reset' }, now)).toBe(
+      'reconnecting in 4 s (attempt 3): connection reset',
+    );
+    expect(streamText({ state: 'failed', reason: '401 Unauthorized' }, now)).toBe('failed: 401 Unauthorized');
+  });
+  it('colours by urgency', () => {
+    expect(streamTone({ state: 'live', head: 1 })).toBe('live');
+    expect(streamTone({ state: 'connecting' })).toBe('busy');
+    expect(streamTone({ state: 'failed', reason: 'x' })).toBe('down');
   });
 });

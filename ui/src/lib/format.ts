@@ -1,5 +1,6 @@
 import type { IncidentStatus } from '../bindings/IncidentStatus';
 import type { Severity } from '../bindings/Severity';
+import type { StreamState } from '../bindings/StreamState';
 
 /** "45 s", "12 min", "3 h 05 min", "2 d 4 h": an age that reads at a glance. */
 export function age(fromMs: number, nowMs: number): string {
@@ -41,5 +42,36 @@ export function statusVerb(s: IncidentStatus): string {
       return 'Resolve';
     default:
       return 'Reopen';
+  }
+}
+
+/** The status bar's words for a cluster stream. */
+export function streamText(s: StreamState, nowMs: number): string {
+  switch (s.state) {
+    case 'connecting':
+      return 'connecting';
+    case 'live':
+      return 'live';
+    case 'catching_up':
+      return `catching up, ${s.behind.toLocaleString('en-US')} behind`;
+    case 'reconnecting': {
+      const secs = Math.max(0, Math.ceil((s.retryAtMs - nowMs) / 1000));
+      return `reconnecting in ${secs} s (attempt ${s.attempt}): ${s.reason}`;
+    }
+    case 'failed':
+      return `failed: ${s.reason}`;
+  }
+}
+
+/** The dot's class: green live, amber catching up or connecting, red failing. */
+export function streamTone(s: StreamState): 'live' | 'busy' | 'down' {
+  switch (s.state) {
+    case 'live':
+      return 'live';
+    case 'connecting':
+    case 'catching_up':
+      return 'busy';
+    default:
+      return 'down';
   }
 }
