@@ -78,6 +78,14 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Events from the simulator into SQLite, beside a raw-insert baseline.
+    Ingest {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Target events per second from the simulator.
+        #[arg(long, default_value_t = 150_000)]
+        rate: u64,
+    },
     /// The simulator's synthetic event generator, alone and over a loopback WebSocket.
     Generator {
         #[arg(long, default_value_t = 5)]
@@ -153,6 +161,9 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         Command::Sim(args) => return run_sim(args).await,
         Command::Bench(BenchCommand::Generator { seconds, rate }) => {
             return crate::bench::generator(seconds, rate).await
+        }
+        Command::Bench(BenchCommand::Ingest { seconds, rate }) => {
+            return crate::bench::ingest(seconds, rate, data_dir.root()).await
         }
         other => other,
     };

@@ -56,6 +56,10 @@ pub struct Committed {
     pub opened: Vec<Incident>,
     /// Incidents that gained entries or changed.
     pub updated: Vec<i64>,
+    /// For benchmarks: milliseconds from each new event's arrival to its commit.
+    #[serde(skip)]
+    #[ts(skip)]
+    pub receive_to_commit_ms: Vec<u32>,
 }
 
 /// One message to the page: the state of every cluster and what changed since the last.
