@@ -12,6 +12,9 @@ fn main() {
             "open_incident",
             "change_incident_status",
             "add_note",
+            "change_incident_severity",
+            "set_commander",
+            "set_author",
             "subscribe",
         ]);
         let attributes = tauri_build::Attributes::new()

@@ -352,3 +352,57 @@ async fn a_file_that_is_not_ours_is_refused_untouched() {
         "a foreign database must be left untouched"
     );
 }
+
+#[tokio::test]
+async fn severity_and_command_changes_are_on_the_timeline_with_their_author() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db_in(&dir)).await.unwrap();
+    let id = store
+        .open_incident(&new_incident("queue backing up"), "ana")
+        .await
+        .unwrap()
+        .id;
+
+    let raised = store.change_severity(id, Severity::Major, "ana").await;
+    assert_eq!(raised.unwrap().severity, Severity::Major);
+    let same = store.change_severity(id, Severity::Major, "ana").await;
+    assert!(
+        matches!(same, Err(StoreError::Invalid(_))),
+        "a no-op change is refused, not recorded"
+    );
+
+    let took = store.set_commander(id, Some("ana"), "ana").await.unwrap();
+    assert_eq!(took.commander.as_deref(), Some("ana"));
+    let handed = store.set_commander(id, Some("bo"), "ana").await.unwrap();
+    assert_eq!(handed.commander.as_deref(), Some("bo"));
+
+    let entries: Vec<_> = store
+        .timeline(id, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind != EntryKind::Opened)
+        .map(|e| (e.kind, e.author, e.body))
+        .collect();
+    // Who did what, in the commander's words.
+    assert_eq!(
+        entries,
+        vec![
+            (
+                EntryKind::SeverityChanged,
+                "ana".to_owned(),
+                "Severity critical → major".to_owned()
+            ),
+            (
+                EntryKind::CommanderChanged,
+                "ana".to_owned(),
+                "ana took command (was nobody)".to_owned()
+            ),
+            (
+                EntryKind::CommanderChanged,
+                "ana".to_owned(),
+                "Command handed from ana to bo".to_owned()
+            ),
+        ]
+    );
+}

@@ -5,8 +5,8 @@
 use tauri::State;
 
 use super::Console;
-use crate::incident::{Incident, IncidentStatus, NewIncident, TimelineEntry};
-use crate::ipc::{AppInfo, IpcError};
+use crate::incident::{Incident, IncidentStatus, NewIncident, Severity, TimelineEntry};
+use crate::ipc::{AppInfo, ErrorCode, IpcError};
 use crate::store::Cluster;
 
 use crate::ingest::sink::ConsoleUpdate;
@@ -24,13 +24,19 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         open_incident,
         change_incident_status,
         add_note,
+        change_incident_severity,
+        set_commander,
+        set_author,
         subscribe,
     ]
 }
 
 #[tauri::command]
 fn app_info(console: State<'_, Console>) -> AppInfo {
-    console.info.clone()
+    AppInfo {
+        author: console.author(),
+        ..console.info.clone()
+    }
 }
 
 #[tauri::command]
@@ -62,7 +68,7 @@ async fn incident_timeline(
 
 #[tauri::command]
 async fn open_incident(console: State<'_, Console>, incident: NewIncident) -> Reply<Incident> {
-    let author = console.info.author.clone();
+    let author = console.author();
     Ok(console.store()?.open_incident(&incident, &author).await?)
 }
 
@@ -72,13 +78,13 @@ async fn change_incident_status(
     id: i64,
     to: IncidentStatus,
 ) -> Reply<Incident> {
-    let author = console.info.author.clone();
+    let author = console.author();
     Ok(console.store()?.change_status(id, to, &author).await?)
 }
 
 #[tauri::command]
 async fn add_note(console: State<'_, Console>, id: i64, text: String) -> Reply<TimelineEntry> {
-    let author = console.info.author.clone();
+    let author = console.author();
     Ok(console.store()?.add_note(id, &text, &author).await?)
 }
 
@@ -86,4 +92,43 @@ async fn add_note(console: State<'_, Console>, id: i64, text: String) -> Reply<T
 #[tauri::command]
 fn subscribe(console: State<'_, Console>, channel: tauri::ipc::Channel<ConsoleUpdate>) {
     console.live.subscribe(channel);
+}
+
+#[tauri::command]
+async fn change_incident_severity(
+    console: State<'_, Console>,
+    id: i64,
+    to: Severity,
+) -> Reply<Incident> {
+    let author = console.author();
+    Ok(console.store()?.change_severity(id, to, &author).await?)
+}
+
+/// `commander`: the new commander (this user's own name to take command), or null to step down.
+#[tauri::command]
+async fn set_commander(
+    console: State<'_, Console>,
+    id: i64,
+    commander: Option<String>,
+) -> Reply<Incident> {
+    let author = console.author();
+    Ok(console
+        .store()?
+        .set_commander(id, commander.as_deref(), &author)
+        .await?)
+}
+
+/// Changes who this user's changes are recorded as (kept in settings).
+#[tauri::command]
+async fn set_author(console: State<'_, Console>, name: String) -> Reply<String> {
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(IpcError::new(
+            ErrorCode::Invalid,
+            "an author name is 1 to 100 characters",
+        ));
+    }
+    console.store()?.set_setting("author", &name).await?;
+    *console.author.lock().unwrap_or_else(|e| e.into_inner()) = name.clone();
+    Ok(name)
 }

@@ -21,6 +21,8 @@ use crate::store::Store;
 pub struct Console {
     store: Result<Store, IpcError>,
     info: AppInfo,
+    /// Who this user's changes are recorded as; editable in the window.
+    author: std::sync::Mutex<String>,
     data_dir: DataDir,
     live: Arc<live::WindowSink>,
     demo: Option<DemoOptions>,
@@ -35,6 +37,13 @@ pub struct DemoOptions {
 impl Console {
     fn store(&self) -> Result<&Store, IpcError> {
         self.store.as_ref().map_err(Clone::clone)
+    }
+
+    fn author(&self) -> String {
+        self.author
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -62,6 +71,7 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
     };
     let console = Console {
         store,
+        author: std::sync::Mutex::new(info.author.clone()),
         info,
         data_dir,
         live: Arc::new(live::WindowSink::default()),

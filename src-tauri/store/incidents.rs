@@ -253,6 +253,105 @@ impl Store {
         self.incident(id).await
     }
 
+    /// Changes an incident's severity, with the reason on the timeline.
+    pub async fn change_severity(&self, id: i64, to: Severity, author: &str) -> Result<Incident> {
+        let author = require_author(author)?;
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let (current,): (String,) = sqlx::query_as("SELECT severity FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("incident {id}"),
+            })?;
+        if current == to.as_str() {
+            return Err(StoreError::Invalid(format!(
+                "incident {id} is already {current}"
+            )));
+        }
+        sqlx::query("UPDATE incidents SET severity = ?, updated_ms = ? WHERE id = ?")
+            .bind(to.as_str())
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let body = format!("Severity {current} → {}", to.as_str());
+        append(
+            &mut tx,
+            Append {
+                incident_id: id,
+                at_ms: now,
+                kind: EntryKind::SeverityChanged,
+                author,
+                body: &body,
+                amends: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.incident(id).await
+    }
+
+    /// Sets who commands the incident: the author taking it, or handing it to someone.
+    /// `None` steps down without a successor.
+    pub async fn set_commander(
+        &self,
+        id: i64,
+        commander: Option<&str>,
+        author: &str,
+    ) -> Result<Incident> {
+        let author = require_author(author)?;
+        let commander = commander.map(str::trim).filter(|c| !c.is_empty());
+        if commander.is_some_and(|c| c.chars().count() > 100) {
+            return Err(StoreError::Invalid(
+                "a commander's name is at most 100 characters".into(),
+            ));
+        }
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let (current,): (Option<String>,) =
+            sqlx::query_as("SELECT commander FROM incidents WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound {
+                    what: format!("incident {id}"),
+                })?;
+        if current.as_deref() == commander {
+            return Err(StoreError::Invalid(format!(
+                "{} already commands incident {id}",
+                commander.unwrap_or("nobody")
+            )));
+        }
+        sqlx::query("UPDATE incidents SET commander = ?, updated_ms = ? WHERE id = ?")
+            .bind(commander)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let from = current.as_deref().unwrap_or("nobody");
+        let body = match commander {
+            Some(c) if c == author => format!("{author} took command (was {from})"),
+            Some(c) => format!("Command handed from {from} to {c}"),
+            None => format!("{from} stepped down as commander"),
+        };
+        append(
+            &mut tx,
+            Append {
+                incident_id: id,
+                at_ms: now,
+                kind: EntryKind::CommanderChanged,
+                author,
+                body: &body,
+                amends: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.incident(id).await
+    }
+
     /// Adds a note to the timeline.
     pub async fn add_note(
         &self,

@@ -62,6 +62,9 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
       return e;
     },
     subscribe: async () => {},
+    changeSeverity: async (id, to) => ({ ...incidents.find((i) => i.id === id)!, severity: to }),
+    setCommander: async (id, commander) => ({ ...incidents.find((i) => i.id === id)!, commander }),
+    setAuthor: async (name) => name,
     ...overrides,
   };
 }
@@ -181,5 +184,33 @@ describe('live updates', () => {
     });
     expect((await screen.findByTestId('cluster-status')).textContent).toContain('catching up, 1,240 behind');
     expect((await screen.findByTestId('incident-row')).textContent).toContain('llm-assistant error rate above 5%');
+  });
+});
+
+describe('command and severity', () => {
+  it('takes command as the local author and shows it', async () => {
+    const calls: (string | null)[] = [];
+    const host = fakeHost([incident(1)], {
+      setCommander: async (id, commander) => {
+        calls.push(commander);
+        return { ...incident(id), commander };
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    await fireEvent.click(await screen.findByTestId('take-command'));
+    await waitFor(() => expect(screen.getByTestId('commander').textContent).toContain('ana'));
+    // The page asks to set the commander to this user's own name, nothing else.
+    expect(calls).toEqual(['ana']);
+    expect(screen.queryByTestId('take-command')).toBeNull();
+  });
+
+  it('changes severity from the header', async () => {
+    const host = fakeHost([incident(1, { severity: 'minor' })]);
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    const select = (await screen.findByTestId('severity')) as HTMLSelectElement;
+    await fireEvent.change(select, { target: { value: 'critical' } });
+    await waitFor(() => expect((screen.getByTestId('incident-row').textContent ?? '').toLowerCase()).toContain('critical'));
   });
 });

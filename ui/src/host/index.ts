@@ -10,6 +10,7 @@ import type { Incident } from '../bindings/Incident';
 import type { IncidentStatus } from '../bindings/IncidentStatus';
 import type { IpcError } from '../bindings/IpcError';
 import type { NewIncident } from '../bindings/NewIncident';
+import type { Severity } from '../bindings/Severity';
 import type { TimelineEntry } from '../bindings/TimelineEntry';
 
 export interface Host {
@@ -22,6 +23,10 @@ export interface Host {
   openIncident(incident: NewIncident): Promise<Incident>;
   changeStatus(id: number, to: IncidentStatus): Promise<Incident>;
   addNote(id: number, text: string): Promise<TimelineEntry>;
+  changeSeverity(id: number, to: Severity): Promise<Incident>;
+  /** `commander`: who takes command (the user's own name to take it), null to step down. */
+  setCommander(id: number, commander: string | null): Promise<Incident>;
+  setAuthor(name: string): Promise<string>;
   /** Live updates (cluster states, incident changes), a few per second at most. */
   subscribe(onUpdate: (update: ConsoleUpdate) => void): Promise<void>;
 }
@@ -66,6 +71,9 @@ export const tauriHost: Host = {
   openIncident: (incident) => call('open_incident', { incident }),
   changeStatus: (id, to) => call('change_incident_status', { id, to }),
   addNote: (id, text) => call('add_note', { id, text }),
+  changeSeverity: (id, to) => call('change_incident_severity', { id, to }),
+  setCommander: (id, commander) => call('set_commander', { id, commander }),
+  setAuthor: (name) => call('set_author', { name }),
   subscribe: (onUpdate) => {
     const channel = new Channel<ConsoleUpdate>();
     channel.onmessage = onUpdate;
