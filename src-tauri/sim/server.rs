@@ -200,26 +200,21 @@ async fn rollback(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let route = format!("rollback {name}");
-    idempotent(&shared, &headers, &route, &body, |shared, body| {
-        let req: RollbackRequest = serde_json::from_slice(body).map_err(|e| invalid_body(&e))?;
-        require_text(&req.actor, &req.reason)?;
-        let mut w = world(shared);
-        let result = w.request_rollback(
-            &name,
-            req.to_revision,
-            req.expected_revision,
-            &req.actor,
-            &req.reason,
-        );
-        shared.publisher.flush(&mut w);
-        result.map_err(|(status, e)| {
-            (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT),
-                e,
+    mutate(
+        &shared,
+        &headers,
+        &format!("rollback {name}"),
+        &body,
+        |w, req: RollbackRequest| {
+            w.request_rollback(
+                &name,
+                req.to_revision,
+                req.expected_revision,
+                &req.actor,
+                &req.reason,
             )
-        })
-    })
+        },
+    )
     .await
 }
 
@@ -229,18 +224,62 @@ async fn failover(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let route = format!("failover {name}");
-    idempotent(&shared, &headers, &route, &body, |shared, body| {
-        let req: FailoverRequest = serde_json::from_slice(body).map_err(|e| invalid_body(&e))?;
-        require_text(&req.actor, &req.reason)?;
+    mutate(
+        &shared,
+        &headers,
+        &format!("failover {name}"),
+        &body,
+        |w, req: FailoverRequest| {
+            w.request_failover(
+                &name,
+                &req.to_region,
+                &req.expected_primary_region,
+                &req.actor,
+                &req.reason,
+            )
+        },
+    )
+    .await
+}
+
+/// A mutating request: who asks and why are required of every one.
+trait Attributed {
+    fn actor(&self) -> &str;
+    fn reason(&self) -> &str;
+}
+
+impl Attributed for RollbackRequest {
+    fn actor(&self) -> &str {
+        &self.actor
+    }
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl Attributed for FailoverRequest {
+    fn actor(&self) -> &str {
+        &self.actor
+    }
+    fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// Parses the body, runs `act` on the world under the idempotency rules, and publishes
+/// what the world emitted, in the world's order.
+async fn mutate<Req: serde::de::DeserializeOwned + Attributed>(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    route: &str,
+    body: &[u8],
+    act: impl FnOnce(&mut World, Req) -> Result<Action, (u16, ApiError)>,
+) -> Response {
+    idempotent(shared, headers, route, body, |shared, body| {
+        let req: Req = serde_json::from_slice(body).map_err(|e| invalid_body(&e))?;
+        require_text(req.actor(), req.reason())?;
         let mut w = world(shared);
-        let result = w.request_failover(
-            &name,
-            &req.to_region,
-            &req.expected_primary_region,
-            &req.actor,
-            &req.reason,
-        );
+        let result = act(&mut w, req);
         shared.publisher.flush(&mut w);
         result.map_err(|(status, e)| {
             (

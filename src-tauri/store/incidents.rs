@@ -121,6 +121,20 @@ async fn append(tx: &mut Transaction<'static, Sqlite>, e: Append<'_>) -> Result<
     Ok(id)
 }
 
+/// The fields a change checks before it is made: (status, severity, commander).
+async fn current(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: i64,
+) -> Result<(String, String, Option<String>)> {
+    sqlx::query_as("SELECT status, severity, commander FROM incidents WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("incident {id}"),
+        })
+}
+
 fn require_author(author: &str) -> Result<&str> {
     let author = author.trim();
     if author.is_empty() {
@@ -197,6 +211,33 @@ impl Store {
         rows.into_iter().map(Incident::try_from).collect()
     }
 
+    /// Writes the timeline entry for a change made in `tx`, commits both, and returns
+    /// the incident as it now is.
+    async fn record_change(
+        &self,
+        mut tx: Transaction<'static, Sqlite>,
+        id: i64,
+        at_ms: i64,
+        kind: EntryKind,
+        author: &str,
+        body: &str,
+    ) -> Result<Incident> {
+        append(
+            &mut tx,
+            Append {
+                incident_id: id,
+                at_ms,
+                kind,
+                author,
+                body,
+                amends: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.incident(id).await
+    }
+
     /// Moves an incident forward and records when. Backward moves are refused.
     pub async fn change_status(
         &self,
@@ -207,13 +248,7 @@ impl Store {
         let author = require_author(author)?;
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let (current,): (String,) = sqlx::query_as("SELECT status FROM incidents WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: format!("incident {id}"),
-            })?;
+        let (current, _, _) = current(&mut tx, id).await?;
         let from = IncidentStatus::parse(&current)
             .ok_or_else(|| StoreError::Invalid(format!("unknown status {current:?}")))?;
         if !from.can_move_to(to) {
@@ -237,20 +272,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let body = format!("Status {} → {}", from.as_str(), to.as_str());
-        append(
-            &mut tx,
-            Append {
-                incident_id: id,
-                at_ms: now,
-                kind: EntryKind::StatusChanged,
-                author,
-                body: &body,
-                amends: None,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        self.incident(id).await
+        self.record_change(tx, id, now, EntryKind::StatusChanged, author, &body)
+            .await
     }
 
     /// Changes an incident's severity, with the reason on the timeline.
@@ -258,13 +281,7 @@ impl Store {
         let author = require_author(author)?;
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let (current,): (String,) = sqlx::query_as("SELECT severity FROM incidents WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound {
-                what: format!("incident {id}"),
-            })?;
+        let (_, current, _) = current(&mut tx, id).await?;
         if current == to.as_str() {
             return Err(StoreError::Invalid(format!(
                 "incident {id} is already {current}"
@@ -277,20 +294,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let body = format!("Severity {current} → {}", to.as_str());
-        append(
-            &mut tx,
-            Append {
-                incident_id: id,
-                at_ms: now,
-                kind: EntryKind::SeverityChanged,
-                author,
-                body: &body,
-                amends: None,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        self.incident(id).await
+        self.record_change(tx, id, now, EntryKind::SeverityChanged, author, &body)
+            .await
     }
 
     /// Sets who commands the incident: the author taking it, or handing it to someone.
@@ -336,20 +341,8 @@ impl Store {
             Some(c) => format!("Command handed from {from} to {c}"),
             None => format!("{from} stepped down as commander"),
         };
-        append(
-            &mut tx,
-            Append {
-                incident_id: id,
-                at_ms: now,
-                kind: EntryKind::CommanderChanged,
-                author,
-                body: &body,
-                amends: None,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        self.incident(id).await
+        self.record_change(tx, id, now, EntryKind::CommanderChanged, author, &body)
+            .await
     }
 
     /// Adds a note to the timeline.
