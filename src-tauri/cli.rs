@@ -132,6 +132,7 @@ pub struct SimArgs {
 
 /// Parses the command line and runs it. Errors end as one readable line and exit code 1.
 pub fn main() -> ExitCode {
+    install_tls_provider();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -297,6 +298,12 @@ async fn watch(
         ));
     }
     crate::watch::run(store, specs).await
+}
+
+/// rustls needs one process-wide crypto provider before the first wss connection
+/// (without it, connecting panics). Installing twice is harmless: the first one stays.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Ctrl-C or SIGTERM.

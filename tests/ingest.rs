@@ -318,3 +318,34 @@ async fn a_refused_token_fails_with_the_reason_and_stops_retrying() {
     engine.stop().await;
     s.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wss_urls_go_through_tls() {
+    firebreak::cli::install_tls_provider();
+    // A listener that is not a TLS server: the handshake must be attempted and fail
+    // there, not be refused because TLS is missing from the build.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = socket.write_all(b"HTTP/1.1 400 not tls\r\n\r\n").await;
+        }
+    });
+    let err = tokio_tungstenite::connect_async(format!("wss://127.0.0.1:{port}/v1/events"))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        !text.contains("TLS support not compiled in"),
+        "wss must be supported: {text}"
+    );
+    assert!(
+        matches!(
+            err,
+            tokio_tungstenite::tungstenite::Error::Tls(_)
+                | tokio_tungstenite::tungstenite::Error::Io(_)
+        ),
+        "{err:?}"
+    );
+}
