@@ -37,6 +37,21 @@ fn target(s: &RunningSim, id: i64, token: &str) -> Target {
     }
 }
 
+/// Starts the engine on the simulator's stream, recording what it reports.
+async fn watch(
+    store: &Store,
+    s: &RunningSim,
+    cluster: i64,
+    token: &str,
+) -> (Engine, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let sink: Arc<dyn ConsoleSink> = recorder.clone();
+    let engine = Engine::start(store.clone(), vec![target(s, cluster, token)], sink)
+        .await
+        .unwrap();
+    (engine, recorder)
+}
+
 async fn wait_for(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done().await {
@@ -83,14 +98,7 @@ async fn faults_lose_nothing_duplicate_nothing_and_quarantine_every_malformed_fr
     .await;
     let dir = tempfile::tempdir().unwrap();
     let (store, cluster) = store_and_cluster(&dir, &s).await;
-    let recorder = Arc::new(Recorder::default());
-    let engine = Engine::start(
-        store.clone(),
-        vec![target(&s, cluster, TOKEN)],
-        recorder.clone(),
-    )
-    .await
-    .unwrap();
+    let (engine, recorder) = watch(&store, &s, cluster, TOKEN).await;
 
     wait_for(Duration::from_secs(90), "20,000 events", async || {
         store.cursor(cluster).await.unwrap() >= 20_000
@@ -162,14 +170,7 @@ async fn bad_model_rollout_opens_one_incident_with_the_story_on_its_timeline() {
     let s = sim("bad-model-rollout", 20.0, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let (store, cluster) = store_and_cluster(&dir, &s).await;
-    let recorder = Arc::new(Recorder::default());
-    let engine = Engine::start(
-        store.clone(),
-        vec![target(&s, cluster, TOKEN)],
-        recorder.clone(),
-    )
-    .await
-    .unwrap();
+    let (engine, _) = watch(&store, &s, cluster, TOKEN).await;
 
     wait_for(
         Duration::from_secs(60),
@@ -244,14 +245,7 @@ async fn a_gap_the_server_cannot_fill_is_recorded_on_open_incidents() {
     while s.sent_bounds().1 < 5_000 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let recorder = Arc::new(Recorder::default());
-    let engine = Engine::start(
-        store.clone(),
-        vec![target(&s, cluster, TOKEN)],
-        recorder.clone(),
-    )
-    .await
-    .unwrap();
+    let (engine, _) = watch(&store, &s, cluster, TOKEN).await;
     wait_for(Duration::from_secs(30), "the gap entry", async || {
         store
             .timeline(incident.id, None, 100)
@@ -287,11 +281,7 @@ async fn a_refused_token_fails_with_the_reason_and_stops_retrying() {
     let s = sim("steady", 1.0, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let (store, cluster) = store_and_cluster(&dir, &s).await;
-    let recorder = Arc::new(Recorder::default());
-    let sink: Arc<dyn ConsoleSink> = recorder.clone();
-    let engine = Engine::start(store.clone(), vec![target(&s, cluster, "wrong")], sink)
-        .await
-        .unwrap();
+    let (engine, recorder) = watch(&store, &s, cluster, "wrong").await;
     wait_for(Duration::from_secs(10), "the failed state", async || {
         recorder
             .statuses

@@ -973,12 +973,7 @@ impl World {
         reason: &str,
     ) -> Action {
         let now = self.now();
-        let id = uuid::Builder::from_unix_timestamp_millis(
-            now.timestamp_millis().max(0) as u64,
-            &self.rng.bytes::<10>(),
-        )
-        .into_uuid()
-        .to_string();
+        let id = super::event_id(&mut self.rng, now);
         let svc = &self.services[s];
         let action = Action {
             id: id.clone(),

@@ -38,40 +38,41 @@ fn from_row((id, name, events_url, actions_url, created_ms): ClusterRow) -> Clus
 }
 
 impl Store {
+    /// Adds a cluster; a name already in use is refused.
     pub async fn add_cluster(&self, new: &NewCluster) -> Result<Cluster> {
+        self.write_cluster(
+            new,
+            "INSERT INTO clusters (name, events_url, actions_url, created_ms) VALUES (?, ?, ?, ?) \
+             RETURNING id, name, events_url, actions_url, created_ms",
+        )
+        .await
+    }
+
+    /// The cluster of this name, added or with its URLs brought up to date.
+    pub async fn ensure_cluster(&self, new: &NewCluster) -> Result<Cluster> {
+        self.write_cluster(
+            new,
+            "INSERT INTO clusters (name, events_url, actions_url, created_ms) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET events_url = excluded.events_url, actions_url = excluded.actions_url \
+             RETURNING id, name, events_url, actions_url, created_ms",
+        )
+        .await
+    }
+
+    /// Validates and writes a cluster with `sql` (an INSERT of the four fields, RETURNING the row).
+    async fn write_cluster(&self, new: &NewCluster, sql: &'static str) -> Result<Cluster> {
         let name = new.name.trim();
         if name.is_empty() {
             return Err(StoreError::Invalid("a cluster needs a name".into()));
         }
         let mut tx = self.begin_write().await?;
-        let row: ClusterRow = sqlx::query_as(
-            "INSERT INTO clusters (name, events_url, actions_url, created_ms) VALUES (?, ?, ?, ?) \
-             RETURNING id, name, events_url, actions_url, created_ms",
-        )
-        .bind(name)
-        .bind(new.events_url.trim())
-        .bind(new.actions_url.trim())
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(from_row(row))
-    }
-
-    /// The cluster of this name, added or with its URLs brought up to date.
-    pub async fn ensure_cluster(&self, new: &NewCluster) -> Result<Cluster> {
-        let mut tx = self.begin_write().await?;
-        let row: ClusterRow = sqlx::query_as(
-            "INSERT INTO clusters (name, events_url, actions_url, created_ms) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET events_url = excluded.events_url, actions_url = excluded.actions_url \
-             RETURNING id, name, events_url, actions_url, created_ms",
-        )
-        .bind(new.name.trim())
-        .bind(new.events_url.trim())
-        .bind(new.actions_url.trim())
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
+        let row: ClusterRow = sqlx::query_as(sql)
+            .bind(name)
+            .bind(new.events_url.trim())
+            .bind(new.actions_url.trim())
+            .bind(now_ms())
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(from_row(row))
     }
