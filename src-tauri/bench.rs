@@ -74,7 +74,7 @@ pub async fn generator(seconds: u64, rate: u64) -> Result<()> {
 async fn start_sim(rate: u64) -> Result<crate::sim::RunningSim> {
     let mut opts = SimOptions::new(Scenario::load("steady")?, "bench");
     opts.rate = rate;
-    opts.retain = 2_000_000;
+    opts.retain = 400_000;
     crate::sim::start(opts).await
 }
 

@@ -406,3 +406,98 @@ async fn severity_and_command_changes_are_on_the_timeline_with_their_author() {
         ]
     );
 }
+
+fn alert(id: &str, sequence: u64, service: &str) -> firebreak::store::ingest::Incoming {
+    let raw = serde_json::json!({
+        "specversion": "1.0", "id": id, "source": "/clusters/dup", "sequence": sequence,
+        "type": "dev.firebreak.alert.firing", "time": "2026-11-27T03:00:36.000Z",
+        "datacontenttype": "application/json", "subject": format!("service/{service}"),
+        "data": {"alert": "HighErrorRate", "region": "us-east", "service": service,
+                 "severity": "critical", "summary": format!("{service} errors"),
+                 "threshold": 0.05, "value": 0.3}
+    })
+    .to_string();
+    let firebreak::protocol::events::Frame::Event(event) =
+        firebreak::protocol::events::decode(&raw).unwrap()
+    else {
+        panic!("not an event")
+    };
+    let ty = firebreak::protocol::events::EventType::parse(&event.ty).unwrap();
+    firebreak::store::ingest::Incoming {
+        event: *event,
+        ty,
+        raw,
+        received_ms: 0,
+    }
+}
+
+#[tokio::test]
+async fn repeated_events_are_stored_once_and_each_stored_event_keeps_its_own_row() {
+    use firebreak::store::ingest::Item;
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let store = Store::open(&path).await.unwrap();
+    let cluster = store
+        .ensure_cluster(&NewCluster {
+            name: "dup".into(),
+            events_url: "ws://127.0.0.1:1/v1/events".into(),
+            actions_url: "http://127.0.0.1:1/v1".into(),
+        })
+        .await
+        .unwrap();
+    let mut rules = firebreak::ingest::rules::Rules::default();
+    let batch = |events| {
+        vec![Item::Events {
+            cluster_id: cluster.id,
+            events,
+            last_sequence: 3,
+        }]
+    };
+
+    // A repeat inside one statement, then a batch with one old and one new event.
+    let first = store
+        .ingest(
+            &batch(vec![
+                alert("a", 1, "svc-a"),
+                alert("a", 1, "svc-a"),
+                alert("b", 2, "svc-b"),
+            ]),
+            &mut rules,
+        )
+        .await
+        .unwrap();
+    assert_eq!((first.events, first.duplicates), (2, 1));
+    let second = store
+        .ingest(
+            &batch(vec![alert("b", 2, "svc-b"), alert("c", 3, "svc-c")]),
+            &mut rules,
+        )
+        .await
+        .unwrap();
+    assert_eq!((second.events, second.duplicates), (1, 1));
+
+    // Each service's incident was opened by its own event: the engine's seq for each row
+    // points at the event with that service.
+    let mut conn = raw(&path).await;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT i.service, e.event_id FROM incidents i \
+         JOIN timeline_entries t ON t.incident_id = i.id AND t.event_seq IS NOT NULL \
+         JOIN events e ON e.seq = t.event_seq ORDER BY i.service",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("svc-a".to_string(), "a".to_string()),
+            ("svc-b".to_string(), "b".to_string()),
+            ("svc-c".to_string(), "c".to_string()),
+        ]
+    );
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(count, 3);
+}
