@@ -21,8 +21,9 @@ cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --no-default-features -- -D warnings
 
 step "Rust: tests (unit, integration, desktop end-to-end)"
+# In a private keychain (.ci/with-keyring.sh), under Xvfb when there is no display.
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
-  cargo test --all-targets
+  bash .ci/with-keyring.sh cargo test --all-targets
 else
-  xvfb-run -a -s "-screen 0 1280x800x24" cargo test --all-targets
+  bash .ci/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" cargo test --all-targets
 fi

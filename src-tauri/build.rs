@@ -6,6 +6,12 @@ fn main() {
         let manifest = tauri_build::AppManifest::new().commands(&[
             "app_info",
             "list_clusters",
+            "add_cluster",
+            "update_cluster",
+            "remove_cluster",
+            "event_feed",
+            "raw_event",
+            "diagnostics",
             "list_incidents",
             "get_incident",
             "incident_timeline",

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     NotFound,
     /// The store refused a write that breaks a rule (a duplicate name, say).
     Conflict,
+    /// The OS keychain could not keep or give a token; the message says what to do.
+    Keychain,
     Internal,
 }
 
@@ -54,6 +56,17 @@ impl From<StoreError> for IpcError {
             }
         };
         IpcError::new(code, e.to_string())
+    }
+}
+
+impl From<crate::watchlist::WatchlistError> for IpcError {
+    fn from(e: crate::watchlist::WatchlistError) -> Self {
+        match e {
+            crate::watchlist::WatchlistError::Store(e) => e.into(),
+            crate::watchlist::WatchlistError::Keychain(e) => {
+                IpcError::new(ErrorCode::Keychain, e.to_string())
+            }
+        }
     }
 }
 
@@ -93,6 +106,13 @@ pub mod bindings {
         Cluster::export_all(&cfg)?;
         NewCluster::export_all(&cfg)?;
         crate::ingest::sink::ConsoleUpdate::export_all(&cfg)?;
+        crate::watchlist::WatchedCluster::export_all(&cfg)?;
+        crate::watchlist::TokenChange::export_all(&cfg)?;
+        crate::store::feed::FeedFilter::export_all(&cfg)?;
+        crate::store::feed::FeedPageRequest::export_all(&cfg)?;
+        crate::store::feed::FeedPage::export_all(&cfg)?;
+        crate::store::feed::RawEvent::export_all(&cfg)?;
+        crate::store::feed::Diagnostics::export_all(&cfg)?;
         Ok(())
     }
 }

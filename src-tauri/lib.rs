@@ -12,9 +12,11 @@ pub mod logging;
 pub mod paths;
 pub mod protocol;
 pub mod report;
+pub mod secrets;
 pub mod sim;
 pub mod store;
 pub mod watch;
+pub mod watchlist;
 
 #[cfg(feature = "desktop")]
 pub mod desktop;

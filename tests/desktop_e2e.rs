@@ -171,3 +171,122 @@ async fn demo_mode_opens_an_incident_with_its_triggering_events() {
     session.screenshot("demo").await;
     session.close().await;
 }
+
+/// Waits until the element's text satisfies `ok`, or fails with the last text seen.
+async fn wait_text(
+    session: &support::webdriver::Session,
+    element: &str,
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = session.text(element).await;
+        if ok(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}; last seen:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token_in_the_keychain() {
+    let _window = ONE_WINDOW.lock().await;
+    const SECRET: &str = "e2e-cluster-token-5d1f";
+    let s = support::cluster::sim("steady", 1.0, |o| {
+        o.token = SECRET.into();
+        o.faults.malformed = 0.05;
+    })
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let args = ["--data-dir".to_string(), data.path().display().to_string()];
+    let driver = Driver::start().await;
+    let session = driver.session(app(), &args).await;
+
+    // Clusters view: add one, with its token.
+    let tab = session.wait_for("[data-testid=tab-clusters]").await;
+    session.click(&tab).await;
+    let add = session.wait_for("[data-testid=add-cluster]").await;
+    session.click(&add).await;
+    let name = session.wait_for("[data-testid=cluster-name]").await;
+    session.type_into(&name, "staging").await;
+    for (field, value) in [
+        ("cluster-events-url", s.events_url()),
+        ("cluster-actions-url", s.actions_url()),
+    ] {
+        let input = session.wait_for(&format!("[data-testid={field}]")).await;
+        session.clear(&input).await;
+        session.type_into(&input, &value).await;
+    }
+    let token = session.wait_for("[data-testid=cluster-token]").await;
+    session.type_into(&token, SECRET).await;
+    let save = session.wait_for("[data-testid=cluster-save]").await;
+    session.click(&save).await;
+    let row = session.wait_for("[data-testid=cluster-row]").await;
+    wait_text(&session, &row, "the cluster goes live", |t| {
+        t.contains("staging") && t.contains("live") && t.contains("saved in keychain")
+    })
+    .await;
+
+    // Events view: the stream arrives; search finds by word; a row opens its raw event.
+    let tab = session.wait_for("[data-testid=tab-events]").await;
+    session.click(&tab).await;
+    let list = session.wait_for("[data-testid=feed-list]").await;
+    wait_text(&session, &list, "events in the feed", |t| {
+        t.contains("staging")
+    })
+    .await;
+    let search = session.wait_for("[data-testid=feed-search]").await;
+    session.type_into(&search, "metrics").await;
+    wait_text(&session, &list, "search results", |t| {
+        t.contains("service.metrics")
+    })
+    .await;
+    let first = session.wait_for("[data-testid=feed-row]").await;
+    session.click(&first).await;
+    let raw = session.wait_for("[data-testid=raw-event]").await;
+    let raw_text = session.text(&raw).await;
+    assert!(raw_text.contains("\"specversion\": \"1.0\""), "{raw_text}");
+    session.screenshot("events").await;
+
+    // Diagnostics: the malformed frames the cluster sent are listed with their reason.
+    let tab = session.wait_for("[data-testid=tab-diagnostics]").await;
+    session.click(&tab).await;
+    let quarantine = session.wait_for("[data-testid=quarantine]").await;
+    let q = session.text(&quarantine).await;
+    assert!(q.contains("staging") && q.contains("not"), "{q}");
+    session.screenshot("diagnostics").await;
+    session.close().await;
+
+    // The token went to the keychain, not to the store.
+    for file in ["firebreak.db", "firebreak.db-wal"] {
+        let bytes = std::fs::read(data.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "{file} holds the token"
+        );
+    }
+
+    // A new start reads the token back from the keychain and watches the cluster again.
+    let session = driver.session(app(), &args).await;
+    let status = session.wait_for("[data-testid=cluster-status]").await;
+    wait_text(&session, &status, "the cluster live after a restart", |t| {
+        t.contains("staging") && t.contains("live")
+    })
+    .await;
+
+    // Removing it stops the stream; what was recorded stays in the feed.
+    let tab = session.wait_for("[data-testid=tab-clusters]").await;
+    session.click(&tab).await;
+    let remove = session.wait_for("[data-testid=remove-cluster]").await;
+    session.click(&remove).await;
+    let confirm = session.wait_for("[data-testid=confirm-remove]").await;
+    session.click(&confirm).await;
+    session.wait_for("[data-testid=clusters-empty]").await;
+    session.close().await;
+    s.shutdown();
+}

@@ -273,6 +273,18 @@ async fn a_gap_the_server_cannot_fill_is_recorded_on_open_incidents() {
         first_stored > 5_000,
         "ingest resumed at the first retained sequence"
     );
+    // The diagnostics view lists the same range.
+    let diagnostics = store.diagnostics().await.unwrap();
+    let listed = &diagnostics.gaps[0];
+    assert_eq!(
+        (
+            listed.cluster.as_str(),
+            listed.from_sequence,
+            listed.to_sequence + 1
+        ),
+        ("sim", 1, first_stored as i64),
+        "{diagnostics:?}"
+    );
     s.shutdown();
 }
 

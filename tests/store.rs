@@ -95,11 +95,12 @@ async fn constraint_violations_are_errors_not_panics() {
     // A second cluster with the same name would make `--cluster prod-eu` ambiguous.
     let dup = store.add_cluster(&cluster).await;
     assert!(
-        matches!(dup, Err(StoreError::Constraint(_))),
+        matches!(&dup, Err(StoreError::Invalid(m)) if m.contains("already watched")),
         "duplicate name: {dup:?}"
     );
 
-    // An events URL must be a WebSocket URL; anything else is refused by the schema itself.
+    // An events URL must be a WebSocket URL: refused with what to fix before the schema
+    // (which refuses it too) sees it.
     let bad = store
         .add_cluster(&NewCluster {
             name: "other".into(),
@@ -108,9 +109,17 @@ async fn constraint_violations_are_errors_not_panics() {
         })
         .await;
     assert!(
-        matches!(bad, Err(StoreError::Constraint(_))),
+        matches!(&bad, Err(StoreError::Invalid(m)) if m.contains("ws:// or wss://")),
         "bad scheme: {bad:?}"
     );
+    let mut conn = raw(&db_in(&dir)).await;
+    let schema = sqlx::query(
+        "INSERT INTO clusters (name, events_url, actions_url, created_ms) \
+         VALUES ('x', 'ftp://nowhere', 'http://h', 0)",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(schema.is_err(), "the schema refuses it too");
 
     // A note on an incident that does not exist breaks the foreign key.
     let orphan = store.add_note(4242, "hello", "ana").await;
@@ -500,4 +509,123 @@ async fn repeated_events_are_stored_once_and_each_stored_event_keeps_its_own_row
         .await
         .unwrap();
     assert_eq!(count, 3);
+}
+
+#[tokio::test]
+async fn the_feed_filters_searches_and_pages_by_key() {
+    use firebreak::store::feed::{FeedFilter, FeedPageRequest};
+    use firebreak::store::ingest::Item;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db_in(&dir)).await.unwrap();
+    let cluster = store
+        .ensure_cluster(&NewCluster {
+            name: "feed".into(),
+            events_url: "ws://127.0.0.1:1/v1/events".into(),
+            actions_url: "http://127.0.0.1:1/v1".into(),
+        })
+        .await
+        .unwrap();
+    let services = ["llm-assistant", "embedder", "ranker"];
+    let events: Vec<_> = (1..=30u64)
+        .map(|i| alert(&format!("id-{i}"), i, services[(i % 3) as usize]))
+        .collect();
+    let mut rules = firebreak::ingest::rules::Rules::default();
+    store
+        .ingest(
+            &[Item::Events {
+                cluster_id: cluster.id,
+                events,
+                last_sequence: 30,
+            }],
+            &mut rules,
+        )
+        .await
+        .unwrap();
+    let page = |limit, before, after| FeedPageRequest {
+        limit,
+        before,
+        after,
+    };
+    let seqs =
+        |p: &firebreak::store::feed::FeedPage| p.events.iter().map(|e| e.seq).collect::<Vec<_>>();
+
+    // Newest first; the next page continues strictly below the last key.
+    let all = FeedFilter::default();
+    let first = store.feed(&all, page(12, None, None)).await.unwrap();
+    assert_eq!(seqs(&first), (19..=30).rev().collect::<Vec<_>>());
+    let next = store.feed(&all, page(12, Some(19), None)).await.unwrap();
+    assert_eq!(seqs(&next), (7..=18).rev().collect::<Vec<_>>());
+    let newer = store.feed(&all, page(100, None, Some(27))).await.unwrap();
+    assert_eq!(seqs(&newer), vec![30, 29, 28]);
+    assert!(
+        first.events[0].summary.contains("HighErrorRate"),
+        "{:?}",
+        first.events[0]
+    );
+
+    // Filters narrow by field.
+    let embedder = FeedFilter {
+        service: Some("embedder".into()),
+        ..Default::default()
+    };
+    let only = store.feed(&embedder, page(100, None, None)).await.unwrap();
+    assert_eq!(only.events.len(), 10);
+    assert!(only
+        .events
+        .iter()
+        .all(|e| e.service.as_deref() == Some("embedder")));
+
+    // Text search finds nothing until the index has caught up, then finds by word prefix.
+    let search = |text: &str| FeedFilter {
+        text: Some(text.into()),
+        ..Default::default()
+    };
+    let before_index = store
+        .feed(&search("rank"), page(100, None, None))
+        .await
+        .unwrap();
+    assert!(before_index.events.is_empty());
+    assert_eq!(before_index.unsearchable, 30);
+    while store.index_for_search(7).await.unwrap() > 0 {}
+    let found = store
+        .feed(&search("rank"), page(100, None, None))
+        .await
+        .unwrap();
+    assert_eq!(found.unsearchable, 0);
+    assert_eq!(found.events.len(), 10);
+    assert!(found
+        .events
+        .iter()
+        .all(|e| e.service.as_deref() == Some("ranker")));
+    // Words from the event's text fields, all of them required, combined with filters.
+    let both = store
+        .feed(&search("ranker errors"), page(4, Some(25), None))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&both), vec![23, 20, 17, 14]);
+    assert!(store
+        .feed(&search("ranker embedder"), page(100, None, None))
+        .await
+        .unwrap()
+        .events
+        .is_empty());
+
+    // Whatever is typed, the query is never a syntax error.
+    for hostile in [
+        "\"",
+        "AND (",
+        "*",
+        "NEAR(a b",
+        "col:x",
+        "-",
+        "\"unterminated",
+    ] {
+        store
+            .feed(&search(hostile), page(10, None, None))
+            .await
+            .unwrap_or_else(|e| panic!("{hostile:?}: {e}"));
+    }
+
+    let raw = store.raw_event(30).await.unwrap();
+    assert!(raw.text.contains("\"id\": \"id-30\""), "{}", raw.text);
 }

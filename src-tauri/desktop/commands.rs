@@ -7,7 +7,9 @@ use tauri::State;
 use super::Console;
 use crate::incident::{Incident, IncidentStatus, NewIncident, Severity, TimelineEntry};
 use crate::ipc::{AppInfo, ErrorCode, IpcError};
-use crate::store::Cluster;
+use crate::store::feed::{Diagnostics, FeedFilter, FeedPage, FeedPageRequest, RawEvent};
+use crate::store::NewCluster;
+use crate::watchlist::{TokenChange, WatchedCluster};
 
 use crate::ingest::sink::ConsoleUpdate;
 
@@ -18,6 +20,12 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
     tauri::generate_handler![
         app_info,
         list_clusters,
+        add_cluster,
+        update_cluster,
+        remove_cluster,
+        event_feed,
+        raw_event,
+        diagnostics,
         list_incidents,
         get_incident,
         incident_timeline,
@@ -40,8 +48,53 @@ fn app_info(console: State<'_, Console>) -> AppInfo {
 }
 
 #[tauri::command]
-async fn list_clusters(console: State<'_, Console>) -> Reply<Vec<Cluster>> {
-    Ok(console.store()?.clusters().await?)
+async fn list_clusters(console: State<'_, Console>) -> Reply<Vec<WatchedCluster>> {
+    Ok(console.watchlist()?.list().await?)
+}
+
+/// Adds a cluster and starts watching it; the token goes to the OS keychain.
+#[tauri::command]
+async fn add_cluster(
+    console: State<'_, Console>,
+    cluster: NewCluster,
+    token: Option<String>,
+) -> Reply<WatchedCluster> {
+    Ok(console.watchlist()?.add(&cluster, token.as_deref()).await?)
+}
+
+#[tauri::command]
+async fn update_cluster(
+    console: State<'_, Console>,
+    id: i64,
+    cluster: NewCluster,
+    token: TokenChange,
+) -> Reply<WatchedCluster> {
+    Ok(console.watchlist()?.update(id, &cluster, &token).await?)
+}
+
+/// Stops watching a cluster; its recorded events and incidents stay.
+#[tauri::command]
+async fn remove_cluster(console: State<'_, Console>, id: i64) -> Reply<()> {
+    Ok(console.watchlist()?.remove(id).await?)
+}
+
+#[tauri::command]
+async fn event_feed(
+    console: State<'_, Console>,
+    filter: FeedFilter,
+    page: FeedPageRequest,
+) -> Reply<FeedPage> {
+    Ok(console.store()?.feed(&filter, page).await?)
+}
+
+#[tauri::command]
+async fn raw_event(console: State<'_, Console>, seq: i64) -> Reply<RawEvent> {
+    Ok(console.store()?.raw_event(seq).await?)
+}
+
+#[tauri::command]
+async fn diagnostics(console: State<'_, Console>) -> Reply<Diagnostics> {
+    Ok(console.store()?.diagnostics().await?)
 }
 
 #[tauri::command]

@@ -23,6 +23,7 @@ struct Pending {
     updated: Vec<i64>,
     events: u32,
     quarantined: u32,
+    head_seq: i64,
     dirty: bool,
 }
 
@@ -64,6 +65,7 @@ impl WindowSink {
                         updated,
                         events: std::mem::take(&mut p.events),
                         quarantined: std::mem::take(&mut p.quarantined),
+                        head_seq: p.head_seq,
                     }
                 };
                 for incident in &update.opened {
@@ -112,6 +114,13 @@ impl ConsoleSink for WindowSink {
         p.opened.extend(batch.opened.iter().cloned());
         p.updated.extend(batch.opened.iter().map(|i| i.id));
         p.updated.extend(batch.updated.iter().copied());
+        p.head_seq = p.head_seq.max(batch.head_seq);
+        p.dirty = true;
+    }
+
+    fn cluster_removed(&self, cluster_id: i64) {
+        let mut p = self.pending();
+        p.clusters.remove(&cluster_id);
         p.dirty = true;
     }
 }

@@ -25,6 +25,8 @@ pub struct Console {
     author: std::sync::Mutex<String>,
     data_dir: DataDir,
     live: Arc<live::WindowSink>,
+    /// The watched clusters and the engine recording them (absent when the store is).
+    watchlist: Option<Arc<crate::watchlist::Watchlist>>,
     demo: Option<DemoOptions>,
 }
 
@@ -37,6 +39,18 @@ pub struct DemoOptions {
 impl Console {
     fn store(&self) -> Result<&Store, IpcError> {
         self.store.as_ref().map_err(Clone::clone)
+    }
+
+    fn watchlist(&self) -> Result<&Arc<crate::watchlist::Watchlist>, IpcError> {
+        match &self.watchlist {
+            Some(w) => Ok(w),
+            None => Err(self.store().err().unwrap_or_else(|| {
+                IpcError::new(
+                    crate::ipc::ErrorCode::Internal,
+                    "the ingest engine is not running",
+                )
+            })),
+        }
     }
 
     fn author(&self) -> String {
@@ -69,12 +83,29 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
         author,
         store_error: store.as_ref().err().cloned(),
     };
+    let live = Arc::new(live::WindowSink::default());
+    let watchlist = match &store {
+        Ok(store) => {
+            let engine = tauri::async_runtime::block_on(crate::ingest::Engine::start(
+                store.clone(),
+                Vec::new(),
+                live.clone(),
+            ))
+            .context("cannot start the ingest engine")?;
+            Some(Arc::new(crate::watchlist::Watchlist::new(
+                store.clone(),
+                Arc::new(engine),
+            )))
+        }
+        Err(_) => None,
+    };
     let console = Console {
         store,
         author: std::sync::Mutex::new(info.author.clone()),
         info,
         data_dir,
-        live: Arc::new(live::WindowSink::default()),
+        live,
+        watchlist,
         demo,
     };
     let app = create_app(tauri::Builder::default(), console)
@@ -95,8 +126,18 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
             let console = app.state::<Console>();
             open_main_window(app.handle(), &console.data_dir)?;
             console.live.clone().start_flushing(app.handle().clone());
-            if let (Ok(store), Some(demo)) = (&console.store, &console.demo) {
-                start_demo(store.clone(), console.live.clone(), demo.clone());
+            if let Some(watchlist) = &console.watchlist {
+                let watchlist = watchlist.clone();
+                tauri::async_runtime::spawn(async move {
+                    if let Err(e) = watchlist.watch_all().await {
+                        tracing::error!(error = %e, "cannot start watching the clusters");
+                    }
+                });
+            }
+            if let (Ok(store), Some(watchlist), Some(demo)) =
+                (&console.store, &console.watchlist, &console.demo)
+            {
+                start_demo(store.clone(), watchlist.clone(), demo.clone());
             }
             if let Some(err) = &console.info.store_error {
                 app.dialog()
@@ -124,9 +165,9 @@ fn open_main_window<R: Runtime>(
     Ok(())
 }
 
-/// Starts the simulator and the ingest engine for the demo, in the app's runtime.
-/// The engine is the same one a real cluster uses; only the URLs point at loopback.
-fn start_demo(store: Store, sink: Arc<live::WindowSink>, demo: DemoOptions) {
+/// Starts the simulator for the demo and watches it with the app's engine: the same
+/// client a real cluster gets; only the URLs point at loopback.
+fn start_demo(store: Store, watchlist: Arc<crate::watchlist::Watchlist>, demo: DemoOptions) {
     tauri::async_runtime::spawn(async move {
         let started = async {
             let mut opts = crate::sim::SimOptions::new(
@@ -138,7 +179,7 @@ fn start_demo(store: Store, sink: Arc<live::WindowSink>, demo: DemoOptions) {
             opts.seed = chrono::Utc::now().timestamp() as u64;
             let sim = crate::sim::start(opts).await?;
             let cluster = store
-                .ensure_cluster(&crate::store::NewCluster {
+                .ensure_demo_cluster(&crate::store::NewCluster {
                     name: "demo".into(),
                     events_url: sim.events_url(),
                     actions_url: sim.actions_url(),
@@ -150,12 +191,12 @@ fn start_demo(store: Store, sink: Arc<live::WindowSink>, demo: DemoOptions) {
                 events_url: cluster.events_url,
                 token: Some(sim.token.clone()),
             };
-            let engine = crate::ingest::Engine::start(store, vec![target], sink).await?;
-            anyhow::Ok((sim, engine))
+            watchlist.engine().watch(target).await?;
+            anyhow::Ok(sim)
         };
         match started.await {
-            // Both run until the app exits.
-            Ok(running) => std::mem::forget(running),
+            // The simulator runs until the app exits.
+            Ok(sim) => std::mem::forget(sim),
             Err(e) => tracing::error!(error = %e, "the demo could not start"),
         }
     });

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod rules;
 pub mod sink;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,11 +32,26 @@ const CHANNEL_ITEMS: usize = 64;
 /// Rows the writer commits in one transaction at most.
 const MAX_BATCH_ROWS: usize = 8_192;
 
-/// The running engine. Dropping it does not stop it: call `stop`.
+/// The running engine: one writer, and a connection per watched cluster that can be
+/// added, replaced or removed while it runs. Dropping it does not stop it: call `stop`.
 pub struct Engine {
-    stop: watch::Sender<bool>,
+    store: Store,
+    sink: Arc<dyn ConsoleSink>,
     writer: mpsc::Sender<Item>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    writer_task: tokio::task::JoinHandle<()>,
+    connections: tokio::sync::Mutex<HashMap<i64, Connection>>,
+}
+
+struct Connection {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Connection {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
 }
 
 impl Engine {
@@ -46,33 +62,60 @@ impl Engine {
         sink: Arc<dyn ConsoleSink>,
     ) -> Result<Engine, StoreError> {
         let (tx, rx) = mpsc::channel(CHANNEL_ITEMS);
-        let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = vec![tokio::spawn(writer(store.clone(), rx, sink.clone()))];
-        for target in targets {
-            let cursor = store.cursor(target.cluster_id).await?;
-            tasks.push(tokio::spawn(connection::run(
-                target,
-                cursor,
-                tx.clone(),
-                sink.clone(),
-                backoff::Backoff::default(),
-                stop_rx.clone(),
-            )));
-        }
-        Ok(Engine {
-            stop,
+        let writer_task = tokio::spawn(writer(store.clone(), rx, sink.clone()));
+        let engine = Engine {
+            store,
+            sink,
             writer: tx,
-            tasks,
-        })
+            writer_task,
+            connections: tokio::sync::Mutex::new(HashMap::new()),
+        };
+        for target in targets {
+            engine.watch(target).await?;
+        }
+        Ok(engine)
+    }
+
+    /// Watches a cluster from its committed cursor, replacing the connection it had (new
+    /// URL or token). Events the old connection handed over and the new one receives
+    /// again are dropped as duplicates by the store.
+    pub async fn watch(&self, target: Target) -> Result<(), StoreError> {
+        let mut connections = self.connections.lock().await;
+        if let Some(old) = connections.remove(&target.cluster_id) {
+            old.stop().await;
+        }
+        let cursor = self.store.cursor(target.cluster_id).await?;
+        let (stop, stop_rx) = watch::channel(false);
+        let cluster_id = target.cluster_id;
+        let task = tokio::spawn(connection::run(
+            target,
+            cursor,
+            self.writer.clone(),
+            self.sink.clone(),
+            backoff::Backoff::default(),
+            stop_rx,
+        ));
+        connections.insert(cluster_id, Connection { stop, task });
+        Ok(())
+    }
+
+    /// Stops watching a cluster; what it recorded stays.
+    pub async fn unwatch(&self, cluster_id: i64) {
+        let old = self.connections.lock().await.remove(&cluster_id);
+        if let Some(old) = old {
+            old.stop().await;
+        }
+        self.sink.cluster_removed(cluster_id);
     }
 
     /// Stops the connections, lets the writer commit what it has, and waits for it.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        drop(self.writer);
-        for task in self.tasks {
-            let _ = task.await;
+        let connections = std::mem::take(&mut *self.connections.lock().await);
+        for (_, c) in connections {
+            c.stop().await;
         }
+        drop(self.writer);
+        let _ = self.writer_task.await;
     }
 }
 
@@ -92,9 +135,37 @@ pub(crate) fn jitter_source(salt: i64) -> impl FnMut() -> f64 {
     }
 }
 
+/// Search index rows written at once when the writer is idle: small enough that a batch
+/// arriving meanwhile waits only a few milliseconds.
+const SEARCH_CHUNK: i64 = 2_000;
+
 async fn writer(store: Store, mut rx: mpsc::Receiver<Item>, sink: Arc<dyn ConsoleSink>) {
     let mut rules = Rules::default();
-    while let Some(first) = rx.recv().await {
+    // Whether the search index may be behind the events (it is after every commit).
+    let mut search_behind = true;
+    loop {
+        let first = if search_behind {
+            match rx.try_recv() {
+                Ok(item) => item,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    // Nothing to record: bring the search index forward a chunk.
+                    search_behind = match store.index_for_search(SEARCH_CHUNK).await {
+                        Ok(done) => done == SEARCH_CHUNK as usize,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "search indexing paused");
+                            false
+                        }
+                    };
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv().await {
+                Some(item) => item,
+                None => break,
+            }
+        };
         let mut rows = first.rows();
         let mut items = vec![first];
         while rows < MAX_BATCH_ROWS {
@@ -107,6 +178,7 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Item>, sink: Arc<dyn Consol
             }
         }
         commit(&store, items, &mut rules, &sink).await;
+        search_behind = true;
     }
 }
 

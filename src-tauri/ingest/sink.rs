@@ -56,6 +56,8 @@ pub struct Committed {
     pub opened: Vec<Incident>,
     /// Incidents that gained entries or changed.
     pub updated: Vec<i64>,
+    /// The store's newest event (`events.seq`) after this batch, 0 when it added none.
+    pub head_seq: i64,
     /// For benchmarks: milliseconds from each new event's arrival to its commit.
     #[serde(skip)]
     #[ts(skip)]
@@ -74,11 +76,15 @@ pub struct ConsoleUpdate {
     /// Events committed since the last update.
     pub events: u32,
     pub quarantined: u32,
+    /// The store's newest event (`events.seq`): the live feed fetches up to it.
+    pub head_seq: i64,
 }
 
 pub trait ConsoleSink: Send + Sync + 'static {
     fn cluster_status(&self, status: &ClusterStatus);
     fn committed(&self, batch: &Committed);
+    /// A cluster is no longer watched: forget its state.
+    fn cluster_removed(&self, _cluster_id: i64) {}
 }
 
 /// A sink that keeps everything, for tests.

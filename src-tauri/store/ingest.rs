@@ -91,6 +91,9 @@ impl Store {
                 } => {
                     let inserted = insert_events(&mut tx, *cluster_id, events).await?;
                     out.events += inserted.len() as u32;
+                    if let Some((seq, _)) = inserted.last() {
+                        out.head_seq = out.head_seq.max(*seq);
+                    }
                     out.duplicates += (events.len() - inserted.len()) as u32;
                     for (seq, index) in inserted {
                         let e = &events[index];

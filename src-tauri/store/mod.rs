@@ -16,6 +16,7 @@
 //!   database from a newer Firebreak each give a clear error and leave the file as it was.
 
 mod clusters;
+pub mod feed;
 mod incidents;
 pub mod ingest;
 mod settings;

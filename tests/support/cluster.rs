@@ -102,7 +102,9 @@ pub async fn connect(
     Ok(Reader { seen, task })
 }
 
+/// An HTTP client as the tests use it (rustls with the app's crypto provider).
 pub fn http() -> reqwest::Client {
+    firebreak::cli::install_tls_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))

@@ -72,7 +72,7 @@ impl Driver {
 
     /// Starts the app binary with `args` and opens a WebDriver session on its window.
     pub async fn session(&self, app: &Path, args: &[String]) -> Session {
-        let http = reqwest::Client::new();
+        let http = super::cluster::http();
         let caps = json!({
             "capabilities": { "alwaysMatch": {
                 "browserName": "wry",
@@ -182,6 +182,16 @@ impl Session {
             reqwest::Method::POST,
             &format!("/element/{element}/value"),
             Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    /// Empties an input, as a user selecting all and deleting would.
+    pub async fn clear(&self, element: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
         )
         .await;
     }

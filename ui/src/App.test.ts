@@ -6,6 +6,9 @@ import { HostError, toHostError } from './host';
 import type { AppInfo } from './bindings/AppInfo';
 import type { Incident } from './bindings/Incident';
 import type { TimelineEntry } from './bindings/TimelineEntry';
+import type { FeedEvent } from './bindings/FeedEvent';
+import type { WatchedCluster } from './bindings/WatchedCluster';
+import type { ConsoleUpdate } from './bindings/ConsoleUpdate';
 
 afterEach(cleanup);
 
@@ -38,14 +41,44 @@ function incident(id: number, over: Partial<Incident> = {}): Incident {
 }
 
 /** A host that keeps incidents in memory, the way the store would. */
+function feedEvent(seq: number, over: Partial<FeedEvent> = {}): FeedEvent {
+  return {
+    seq,
+    cluster: 'demo',
+    type: 'dev.firebreak.service.metrics',
+    subject: 'service/llm-assistant',
+    service: 'llm-assistant',
+    severity: null,
+    timeMs: Date.now(),
+    summary: `metrics ${seq}`,
+    ...over,
+  };
+}
+
 function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host & { notes: string[] } {
   const incidents = [...start];
   const notes: string[] = [];
   const entries: TimelineEntry[] = [];
+  const clusters: WatchedCluster[] = [];
   return {
     notes,
     appInfo: async () => info,
-    listClusters: async () => [],
+    listClusters: async () => clusters,
+    addCluster: async (c, token) => {
+      const added = { ...c, id: clusters.length + 1, createdMs: Date.now(), demo: false, hasToken: !!token };
+      clusters.push(added);
+      return added;
+    },
+    updateCluster: async (id, c) => ({ ...clusters.find((x) => x.id === id)!, ...c }),
+    removeCluster: async (id) => {
+      clusters.splice(clusters.findIndex((x) => x.id === id), 1);
+    },
+    eventFeed: async () => ({ events: [], unsearchable: 0 }),
+    rawEvent: async (seq) => ({ seq, cluster: 'demo', receivedMs: Date.now(), text: '{}' }),
+    diagnostics: async () => ({
+      events: 0, quarantined: 0, quarantine: [], gaps: [], unsearchable: 0,
+      databaseBytes: 4096, walBytes: 0, databasePath: '/tmp/fb/firebreak.db',
+    }),
     listIncidents: async () => incidents,
     getIncident: async (id) => incidents.find((i) => i.id === id)!,
     timeline: async (id, after) => entries.filter((e) => e.incidentId === id && e.id > (after?.id ?? 0)),
@@ -181,6 +214,7 @@ describe('live updates', () => {
       updated: [7],
       events: 300,
       quarantined: 0,
+      headSeq: 300,
     });
     expect((await screen.findByTestId('cluster-status')).textContent).toContain('catching up, 1,240 behind');
     expect((await screen.findByTestId('incident-row')).textContent).toContain('llm-assistant error rate above 5%');
@@ -212,5 +246,119 @@ describe('command and severity', () => {
     const select = (await screen.findByTestId('severity')) as HTMLSelectElement;
     await fireEvent.change(select, { target: { value: 'critical' } });
     await waitFor(() => expect((screen.getByTestId('incident-row').textContent ?? '').toLowerCase()).toContain('critical'));
+  });
+});
+
+describe('event feed', () => {
+  it('renders a screenful of a long list, searches in the store, and shows raw events as text', async () => {
+    const all = Array.from({ length: 5_000 }, (_, i) => feedEvent(5_000 - i));
+    const hostile = feedEvent(6_000, { summary: '<img src=x onerror="window.pwned=1">' });
+    const asked: { text?: string; after?: number; before?: number }[] = [];
+    let push: (u: ConsoleUpdate) => void = () => {};
+    const host = fakeHost([], {
+      subscribe: async (on) => {
+        push = on;
+      },
+      eventFeed: async (filter, page) => {
+        asked.push({ text: filter.text, after: page.after, before: page.before });
+        if (filter.text) return { events: [hostile], unsearchable: 12 };
+        if (page.after) return { events: [feedEvent(5_001)], unsearchable: 0 };
+        return { events: all.slice(0, page.limit), unsearchable: 0 };
+      },
+      rawEvent: async (seq) => ({ seq, cluster: 'demo', receivedMs: Date.now(), text: '{"data": "<script>window.pwned=1</script>"}' }),
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-events'));
+    await waitFor(() => expect(screen.getAllByTestId('feed-row').length).toBeGreaterThan(0));
+    // 200 rows loaded, a screenful (plus overscan) in the DOM.
+    expect(screen.getAllByTestId('feed-row').length).toBeLessThan(60);
+
+    // Live: the store moved on, the feed asks for what is after its newest row.
+    push({ clusters: [], opened: [], updated: [], events: 1, quarantined: 0, headSeq: 5_001 });
+    await waitFor(() => expect(asked.some((a) => a.after === 5_000)).toBe(true));
+    await waitFor(() => expect(screen.getAllByTestId('feed-row')[0].dataset.seq).toBe('5001'));
+
+    // Paused: updates are counted, not fetched.
+    await fireEvent.click(screen.getByTestId('feed-pause'));
+    const before = asked.length;
+    push({ clusters: [], opened: [], updated: [], events: 40, quarantined: 0, headSeq: 5_041 });
+    await waitFor(() => expect(screen.getByTestId('feed-state').textContent).toContain('40 new'));
+    expect(asked.length).toBe(before);
+    await fireEvent.click(screen.getByTestId('feed-pause'));
+
+    // Search goes to the store; hostile text stays text.
+    await fireEvent.input(screen.getByTestId('feed-search'), { target: { value: 'onerror' } });
+    await waitFor(() => expect(screen.getAllByTestId('feed-row')[0].dataset.seq).toBe('6000'));
+    expect(asked.some((a) => a.text === 'onerror')).toBe(true);
+    expect(screen.getByTestId('feed-state').textContent).toContain('12 newest not yet searchable');
+    const row = screen.getAllByTestId('feed-row')[0];
+    expect(row.textContent).toContain('<img src=x onerror=');
+    expect(row.querySelector('img')).toBeNull();
+
+    await fireEvent.click(row);
+    const raw = await screen.findByTestId('raw-event');
+    expect(raw.textContent).toContain('<script>window.pwned=1</script>');
+    expect(raw.querySelector('script')).toBeNull();
+    expect((window as unknown as { pwned?: number }).pwned).toBeUndefined();
+  });
+});
+
+describe('clusters', () => {
+  it('adds a cluster with its token and never shows the token again', async () => {
+    const host = fakeHost();
+    const added: [string, string | null][] = [];
+    const real = host.addCluster;
+    host.addCluster = async (c, token) => {
+      added.push([c.name, token]);
+      return real(c, token);
+    };
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-clusters'));
+    expect((await screen.findByTestId('clusters-empty')).textContent).toContain('No cluster yet');
+    await fireEvent.click(screen.getByTestId('add-cluster'));
+    await fireEvent.input(screen.getByTestId('cluster-name'), { target: { value: 'prod-east' } });
+    await fireEvent.input(screen.getByTestId('cluster-events-url'), { target: { value: 'wss://east.example/v1/events' } });
+    await fireEvent.input(screen.getByTestId('cluster-actions-url'), { target: { value: 'https://east.example/v1' } });
+    await fireEvent.input(screen.getByTestId('cluster-token'), { target: { value: 's3cret-token' } });
+    await fireEvent.click(screen.getByTestId('cluster-save'));
+    const row = await screen.findByTestId('cluster-row');
+    expect(added).toEqual([['prod-east', 's3cret-token']]);
+    expect(row.textContent).toContain('saved in keychain');
+    expect(document.body.innerHTML).not.toContain('s3cret-token');
+  });
+
+  it('shows why a cluster could not be saved', async () => {
+    const host = fakeHost([], {
+      addCluster: async () => {
+        throw new HostError('keychain', 'the OS keychain is unavailable (no Secret Service)');
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-clusters'));
+    await fireEvent.click(await screen.findByTestId('add-cluster'));
+    await fireEvent.input(screen.getByTestId('cluster-name'), { target: { value: 'x' } });
+    await fireEvent.click(screen.getByTestId('cluster-save'));
+    expect((await screen.findByTestId('cluster-error')).textContent).toContain('keychain is unavailable');
+    expect(screen.getByTestId('cluster-form')).toBeTruthy();
+  });
+});
+
+describe('diagnostics', () => {
+  it('lists quarantined frames with their reason, as text', async () => {
+    const host = fakeHost([], {
+      diagnostics: async () => ({
+        events: 1200, quarantined: 1, unsearchable: 0, databaseBytes: 2_400_000, walBytes: 4096,
+        databasePath: '/tmp/fb/firebreak.db',
+        quarantine: [{ id: 1, cluster: 'demo', receivedMs: Date.now(), reason: 'not valid JSON: <b>expected value</b>', rawLen: 12, preview: '<b>bad</b>' }],
+        gaps: [{ id: 1, cluster: 'demo', fromSequence: 10, toSequence: 19, detectedMs: Date.now() }],
+      }),
+    });
+    render(App, { host });
+    await fireEvent.keyDown(window, { key: '3' });
+    const table = await screen.findByTestId('quarantine');
+    expect(table.textContent).toContain('not valid JSON: <b>expected value</b>');
+    expect(table.querySelector('b')).toBeNull();
+    expect(screen.getByTestId('diag-quarantined').textContent).toBe('1');
+    expect(screen.getByTestId('gaps').textContent).toContain('10 – 19 (10 events)');
   });
 });

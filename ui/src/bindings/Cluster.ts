@@ -3,4 +3,8 @@
 /**
  * A cluster as the console shows it.
  */
-export type Cluster = { id: number, name: string, eventsUrl: string, actionsUrl: string, createdMs: number, };
+export type Cluster = { id: number, name: string, eventsUrl: string, actionsUrl: string, createdMs: number, 
+/**
+ * The built-in simulator of demo mode (watched only in demo mode).
+ */
+demo: boolean, };

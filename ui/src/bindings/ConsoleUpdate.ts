@@ -17,4 +17,8 @@ updated: Array<number>,
 /**
  * Events committed since the last update.
  */
-events: number, quarantined: number, };
+events: number, quarantined: number, 
+/**
+ * The store's newest event (`events.seq`): the live feed fetches up to it.
+ */
+headSeq: number, };

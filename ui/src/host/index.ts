@@ -3,8 +3,15 @@
 // app or a test's fake.
 import { Channel, invoke } from '@tauri-apps/api/core';
 import type { AppInfo } from '../bindings/AppInfo';
-import type { Cluster } from '../bindings/Cluster';
 import type { ConsoleUpdate } from '../bindings/ConsoleUpdate';
+import type { Diagnostics } from '../bindings/Diagnostics';
+import type { FeedFilter } from '../bindings/FeedFilter';
+import type { FeedPage } from '../bindings/FeedPage';
+import type { FeedPageRequest } from '../bindings/FeedPageRequest';
+import type { NewCluster } from '../bindings/NewCluster';
+import type { RawEvent } from '../bindings/RawEvent';
+import type { TokenChange } from '../bindings/TokenChange';
+import type { WatchedCluster } from '../bindings/WatchedCluster';
 import type { ErrorCode } from '../bindings/ErrorCode';
 import type { Incident } from '../bindings/Incident';
 import type { IncidentStatus } from '../bindings/IncidentStatus';
@@ -15,7 +22,16 @@ import type { TimelineEntry } from '../bindings/TimelineEntry';
 
 export interface Host {
   appInfo(): Promise<AppInfo>;
-  listClusters(): Promise<Cluster[]>;
+  listClusters(): Promise<WatchedCluster[]>;
+  /** Adds a cluster and starts watching it; the token goes to the OS keychain. */
+  addCluster(cluster: NewCluster, token: string | null): Promise<WatchedCluster>;
+  updateCluster(id: number, cluster: NewCluster, token: TokenChange): Promise<WatchedCluster>;
+  /** Stops watching; what was recorded stays. */
+  removeCluster(id: number): Promise<void>;
+  /** A page of recorded events, newest first, by key. */
+  eventFeed(filter: FeedFilter, page: FeedPageRequest): Promise<FeedPage>;
+  rawEvent(seq: number): Promise<RawEvent>;
+  diagnostics(): Promise<Diagnostics>;
   listIncidents(): Promise<Incident[]>;
   getIncident(id: number): Promise<Incident>;
   /** A page of the timeline in time order, after the entry `after` (keyset). */
@@ -64,6 +80,12 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 export const tauriHost: Host = {
   appInfo: () => call('app_info'),
   listClusters: () => call('list_clusters'),
+  addCluster: (cluster, token) => call('add_cluster', { cluster, token }),
+  updateCluster: (id, cluster, token) => call('update_cluster', { id, cluster, token }),
+  removeCluster: (id) => call('remove_cluster', { id }),
+  eventFeed: (filter, page) => call('event_feed', { filter, page }),
+  rawEvent: (seq) => call('raw_event', { seq }),
+  diagnostics: () => call('diagnostics'),
   listIncidents: () => call('list_incidents'),
   getIncident: (id) => call('get_incident', { id }),
   timeline: (id, after, limit) =>

@@ -75,3 +75,45 @@ export function streamTone(s: StreamState): 'live' | 'busy' | 'down' {
       return 'down';
   }
 }
+
+/** Every event type of protocol v1 (PROTOCOL.md), for the feed's type filter. */
+export const EVENT_TYPES: string[] = [
+  'rollout.started',
+  'rollout.wave_progressed',
+  'rollout.stalled',
+  'rollout.completed',
+  'rollout.failed',
+  'model.version_changed',
+  'node.up',
+  'node.down',
+  'node.degraded',
+  'service.metrics',
+  'alert.firing',
+  'alert.resolved',
+  'region.status',
+  'action.accepted',
+  'action.running',
+  'action.succeeded',
+  'action.failed',
+  'synthetic.load',
+].map((t) => `dev.firebreak.${t}`);
+
+/** Bytes as a person reads them: 1.4 MB, 820 kB. */
+export function bytes(n: number): string {
+  if (n < 1_000) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let u = -1;
+  do {
+    v /= 1_000;
+    u += 1;
+  } while (v >= 1_000 && u < units.length - 1);
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}
+
+/** Local time of day with milliseconds, for dense lists: 14:03:27.120. */
+export function timeOfDay(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}

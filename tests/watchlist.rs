@@ -1,0 +1,147 @@
+//! Managing watched clusters: the store, the OS keychain (a real Secret Service: CI runs the
+//! tests in a D-Bus session with GNOME Keyring) and the live engine, against the simulator.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use firebreak::ingest::sink::{ConsoleSink, Recorder, StreamState};
+use firebreak::ingest::Engine;
+use firebreak::store::{NewCluster, Store};
+use firebreak::watchlist::{TokenChange, Watchlist};
+use support::cluster::{sim, TOKEN};
+
+async fn wait_for(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn last_state(recorder: &Recorder, cluster: i64) -> Option<StreamState> {
+    recorder
+        .statuses
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|s| s.cluster_id == cluster)
+        .map(|s| s.stream.clone())
+}
+
+async fn event_count(store: &Store, cluster: &str) -> i64 {
+    let page = store
+        .feed(
+            &firebreak::store::feed::FeedFilter::default(),
+            firebreak::store::feed::FeedPageRequest {
+                limit: 500,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    page.events.iter().filter(|e| e.cluster == cluster).count() as i64
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_added_with_a_token_is_watched_and_its_token_lives_only_in_the_keychain() {
+    let s = sim("steady", 1.0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("firebreak.db");
+    let store = Store::open(&db).await.unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let sink: Arc<dyn ConsoleSink> = recorder.clone();
+    let engine = Arc::new(Engine::start(store.clone(), vec![], sink).await.unwrap());
+    let watchlist = Watchlist::new(store.clone(), engine.clone());
+    let new = NewCluster {
+        name: "prod-east".into(),
+        events_url: s.events_url(),
+        actions_url: s.actions_url(),
+    };
+
+    // Bad input is refused with what to fix, and nothing is added.
+    let err = watchlist
+        .add(
+            &NewCluster {
+                events_url: "http://not-a-stream".into(),
+                ..new.clone()
+            },
+            Some(TOKEN),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ws:// or wss://"), "{err}");
+    assert!(watchlist.list().await.unwrap().is_empty());
+
+    let added = watchlist.add(&new, Some(TOKEN)).await.unwrap();
+    assert!(added.has_token);
+    let id = added.cluster.id;
+    wait_for(
+        Duration::from_secs(20),
+        "events from the cluster",
+        async || {
+            event_count(&store, "prod-east").await > 0
+                && matches!(last_state(&recorder, id), Some(StreamState::Live { .. }))
+        },
+    )
+    .await;
+
+    // The token is in the keychain under the cluster's account, and nowhere in the store.
+    let account = store.cluster(id).await.unwrap().token_ref.unwrap();
+    assert_eq!(
+        firebreak::secrets::load(&account).await.unwrap().as_deref(),
+        Some(TOKEN)
+    );
+    for file in [db.clone(), dir.path().join("firebreak.db-wal")] {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !contains(&bytes, TOKEN),
+            "{} holds the token",
+            file.display()
+        );
+    }
+
+    // A wrong token replaces the connection, which the cluster refuses.
+    watchlist
+        .update(id, &new, &TokenChange::Set("not-the-token".into()))
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(20), "the refusal", async || {
+        matches!(last_state(&recorder, id), Some(StreamState::Failed { .. }))
+    })
+    .await;
+    let Some(StreamState::Failed { reason }) = last_state(&recorder, id) else {
+        unreachable!()
+    };
+    assert!(reason.contains("401"), "{reason}");
+
+    // Removing stops watching and deletes the token; what was recorded stays.
+    let recorded = event_count(&store, "prod-east").await;
+    watchlist.remove(id).await.unwrap();
+    assert!(watchlist.list().await.unwrap().is_empty());
+    assert_eq!(firebreak::secrets::load(&account).await.unwrap(), None);
+    assert!(event_count(&store, "prod-east").await >= recorded);
+
+    // The same name again is the same cluster: its history continues.
+    let back = watchlist.add(&new, None).await.unwrap();
+    assert_eq!(back.cluster.id, id);
+    assert!(!back.has_token);
+    let err = watchlist.add(&new, None).await.unwrap_err().to_string();
+    assert!(err.contains("already watched"), "{err}");
+
+    watchlist.remove(id).await.unwrap();
+    drop(watchlist);
+    Arc::into_inner(engine).unwrap().stop().await;
+    s.shutdown();
+}
