@@ -17,7 +17,7 @@ pub async fn generator(seconds: u64, rate: u64) -> Result<()> {
     let window = Duration::from_secs(seconds.max(1));
 
     // Baseline: the generator with nobody listening.
-    let sim = start_sim(rate).await?;
+    let sim = start_sim(rate, 2_000_000).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (head0, _) = sim.sent_bounds();
     let t0 = Instant::now();
@@ -27,7 +27,7 @@ pub async fn generator(seconds: u64, rate: u64) -> Result<()> {
     sim.shutdown();
 
     // Over the wire: one client reading every frame from a fresh simulator.
-    let sim = start_sim(rate).await?;
+    let sim = start_sim(rate, 2_000_000).await?;
     let mut request = sim.events_url().into_client_request()?;
     request
         .headers_mut()
@@ -71,10 +71,13 @@ pub async fn generator(seconds: u64, rate: u64) -> Result<()> {
     Ok(())
 }
 
-async fn start_sim(rate: u64) -> Result<crate::sim::RunningSim> {
+/// The steady scenario at `rate` synthetic events per second, keeping `retain` of them for
+/// clients that fall behind (the generator benchmark's client must never fall off the end;
+/// the others keep memory for the process they measure).
+async fn start_sim(rate: u64, retain: usize) -> Result<crate::sim::RunningSim> {
     let mut opts = SimOptions::new(Scenario::load("steady")?, "bench");
     opts.rate = rate;
-    opts.retain = 400_000;
+    opts.retain = retain;
     crate::sim::start(opts).await
 }
 
@@ -102,7 +105,7 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
     std::fs::create_dir_all(data_dir)?;
     let db = data_dir.join(format!("bench-ingest-{}.db", std::process::id()));
     let store = crate::store::Store::open(&db).await?;
-    let sim = start_sim(rate).await?;
+    let sim = start_sim(rate, 400_000).await?;
     let cluster = store
         .ensure_cluster(&crate::store::NewCluster {
             name: "bench".into(),
@@ -165,4 +168,205 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
         latencies.len()
     );
     Ok(())
+}
+
+/// Pages of an incident's timeline when the incident has `entries` timeline entries (each
+/// with its event): the console's keyset page (after the last entry seen) beside the same
+/// page fetched by OFFSET, in the same store.
+pub async fn timeline(entries: i64, data_dir: &std::path::Path) -> Result<()> {
+    const PAGE: i64 = 200;
+    std::fs::create_dir_all(data_dir)?;
+    let db = data_dir.join(format!("bench-timeline-{}.db", std::process::id()));
+    let store = crate::store::Store::open(&db).await?;
+    let filled = Instant::now();
+    let incident = store.bench_fill_incident(entries).await?;
+    println!(
+        "timeline ({entries} events and entries on one incident, filled in {:.1} s)",
+        filled.elapsed().as_secs_f64()
+    );
+
+    // Keyset: where a reader is, at the start, the middle and the end.
+    let mut keyset = Vec::new();
+    let mut by_offset = Vec::new();
+    for position in [0, entries / 2, entries - PAGE] {
+        let after = store.bench_timeline_key(incident, position).await?;
+        for _ in 0..20 {
+            let t = Instant::now();
+            let page = store.timeline(incident, after, PAGE).await?;
+            keyset.push(t.elapsed());
+            anyhow::ensure!(page.len() as i64 == PAGE, "short page");
+            let t = Instant::now();
+            let rows = store
+                .bench_timeline_offset(incident, position, PAGE)
+                .await?;
+            by_offset.push(t.elapsed());
+            anyhow::ensure!(rows == PAGE, "short offset page");
+        }
+    }
+    store.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let ms = |v: &mut Vec<Duration>, p: f64| {
+        v.sort_unstable();
+        v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1000.0
+    };
+    println!(
+        "  {PAGE}-entry page by key (the console):   p50 {:>8.2} ms, p99 {:>8.2} ms",
+        ms(&mut keyset, 0.5),
+        ms(&mut keyset, 0.99)
+    );
+    println!(
+        "  same pages by OFFSET (baseline):       p50 {:>8.2} ms, p99 {:>8.2} ms",
+        ms(&mut by_offset, 0.5),
+        ms(&mut by_offset, 0.99)
+    );
+    Ok(())
+}
+
+/// The console window's memory (PSS of the app and its WebKit processes) after it has
+/// recorded `events` events from a cluster, beside an idle window on an empty store,
+/// measured the same way. Needs a display (run under `xvfb-run`) and an OS keychain
+/// (the cluster's token is saved there, as a user's would be).
+pub async fn memory(events: u64, rate: u64, data_dir: &std::path::Path) -> Result<()> {
+    anyhow::ensure!(
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some(),
+        "the memory benchmark opens the window: run it under a display (xvfb-run -a firebreak bench memory)"
+    );
+    let exe = std::env::current_exe()?;
+    let settle = Duration::from_secs(8);
+    let run = data_dir.join(format!("bench-memory-{}", std::process::id()));
+
+    // Baseline: an empty store, no cluster.
+    let idle_dir = run.join("idle");
+    let idle = Window::open(&exe, &idle_dir)?;
+    tokio::time::sleep(settle).await;
+    let idle_pss = idle.pss_kib()?;
+    idle.close();
+
+    // The same window recording a cluster until it holds `events` events.
+    let sim = start_sim(rate, 400_000).await?;
+    let busy_dir = run.join("busy");
+    let db = busy_dir.join("firebreak.db");
+    let store = crate::store::Store::open(&db).await?;
+    let cluster = store
+        .add_cluster(&crate::store::NewCluster {
+            name: "bench".into(),
+            events_url: sim.events_url(),
+            actions_url: sim.actions_url(),
+        })
+        .await?;
+    let account = crate::secrets::new_account();
+    crate::secrets::save(&account, &sim.token).await?;
+    store.set_token_ref(cluster.id, Some(&account)).await?;
+    store.close().await;
+
+    let busy = Window::open(&exe, &busy_dir)?;
+    let started = Instant::now();
+    let count = || async {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}?mode=ro", db.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&mut conn)
+            .await?;
+        anyhow::Ok(n as u64)
+    };
+    loop {
+        let n = count().await.unwrap_or(0);
+        if n >= events {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the window recorded only {n} events in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let took = started.elapsed().as_secs_f64();
+    sim.shutdown();
+    tokio::time::sleep(settle).await;
+    let busy_pss = busy.pss_kib()?;
+    let recorded = count().await?;
+    busy.close();
+    let _ = crate::secrets::delete(&account).await;
+    let _ = std::fs::remove_dir_all(&run);
+
+    let mb = |kib: u64| kib as f64 / 1024.0;
+    println!("memory (PSS of the app and its WebKit processes, {settle:?} after settling)");
+    println!(
+        "  idle window, empty store (baseline): {:>8.0} MiB",
+        mb(idle_pss)
+    );
+    println!(
+        "  after recording {recorded} events:      {:>8.0} MiB ({:.0} s at ~{:.0} events/s)",
+        mb(busy_pss),
+        took,
+        recorded as f64 / took
+    );
+    Ok(())
+}
+
+/// The console as a child process, measured from outside as `ps` would.
+struct Window {
+    child: std::process::Child,
+}
+
+impl Window {
+    fn open(exe: &std::path::Path, data_dir: &std::path::Path) -> Result<Window> {
+        let child = std::process::Command::new(exe)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("start the console")?;
+        Ok(Window { child })
+    }
+
+    /// Proportional set size of the app and every process below it, in KiB.
+    fn pss_kib(&self) -> Result<u64> {
+        let mut family = vec![self.child.id()];
+        let mut i = 0;
+        while i < family.len() {
+            family.extend(children_of(family[i]));
+            i += 1;
+        }
+        let mut total = 0;
+        for pid in family {
+            let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+                .with_context(|| format!("read /proc/{pid}/smaps_rollup"))?;
+            total += rollup
+                .lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+
+    fn close(mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                // The parent pid is the second field after the parenthesised command name.
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                })
+                == Some(pid)
+        })
+        .collect()
 }

@@ -86,6 +86,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 150_000)]
         rate: u64,
     },
+    /// A 200-entry timeline page on an incident with many entries, by key and by OFFSET.
+    Timeline {
+        /// Events (each with its timeline entry) on the incident.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: i64,
+    },
+    /// The window's memory after recording many events, beside an idle window (needs a
+    /// display and an OS keychain).
+    Memory {
+        /// Events the window records before it is measured.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Target events per second from the simulator.
+        #[arg(long, default_value_t = 50_000)]
+        rate: u64,
+    },
     /// The simulator's synthetic event generator, alone and over a loopback WebSocket.
     Generator {
         #[arg(long, default_value_t = 5)]
@@ -165,6 +181,12 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         }
         Command::Bench(BenchCommand::Ingest { seconds, rate }) => {
             return crate::bench::ingest(seconds, rate, data_dir.root()).await
+        }
+        Command::Bench(BenchCommand::Timeline { entries }) => {
+            return crate::bench::timeline(entries, data_dir.root()).await
+        }
+        Command::Bench(BenchCommand::Memory { events, rate }) => {
+            return crate::bench::memory(events, rate, data_dir.root()).await
         }
         other => other,
     };

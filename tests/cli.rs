@@ -170,3 +170,32 @@ fn sim_prints_its_addresses_first_and_serves_them() {
         "the printed address serves the action API"
     );
 }
+
+#[test]
+fn benchmarks_print_each_figure_beside_its_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = firebreak(dir.path(), &["bench", "timeline", "--entries", "3000"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("page by key (the console)"), "{stdout}");
+    assert!(stdout.contains("by OFFSET (baseline)"), "{stdout}");
+    // The benchmark cleans up after itself.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("bench-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    let out = firebreak(
+        dir.path(),
+        &["bench", "ingest", "--seconds", "1", "--rate", "2000"],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("committed to SQLite by the engine"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("raw baseline"), "{stdout}");
+}

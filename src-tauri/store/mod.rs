@@ -15,6 +15,7 @@
 //!   connection checks the file: not a database, another program's database, or a
 //!   database from a newer Firebreak each give a clear error and leave the file as it was.
 
+mod bench;
 mod clusters;
 pub mod feed;
 mod incidents;

@@ -1,0 +1,156 @@
+//! Store-side parts of `firebreak bench`: baselines and bulk fills that the app itself
+//! never uses, kept apart so that nothing else calls them by accident.
+
+use super::{Result, Store};
+
+impl Store {
+    /// The ingest benchmark's baseline: raw event rows inserted with one prepared
+    /// statement, 1,000 rows per transaction, through the same writer connection.
+    /// Returns rows per second.
+    pub async fn bench_raw_insert(&self, frames: &[String]) -> Result<f64> {
+        let cluster = self
+            .ensure_cluster(&super::NewCluster {
+                name: "baseline".into(),
+                events_url: "ws://127.0.0.1:1/v1/events".into(),
+                actions_url: "http://127.0.0.1:1".into(),
+            })
+            .await?;
+        let started = std::time::Instant::now();
+        for (chunk_no, chunk) in frames.chunks(1_000).enumerate() {
+            let mut tx = self.begin_write().await?;
+            for (i, raw) in chunk.iter().enumerate() {
+                let n = (chunk_no * 1_000 + i) as i64;
+                sqlx::query(
+                    "INSERT INTO events (cluster_id, source, event_id, stream_sequence, type, subject, service, \
+                     severity, time_ms, received_ms, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(cluster.id)
+                .bind("/clusters/baseline")
+                .bind(format!("{n:016}"))
+                .bind(n + 1)
+                .bind("dev.firebreak.synthetic.load")
+                .bind("service/recommendations")
+                .bind("recommendations")
+                .bind(Option::<&str>::None)
+                .bind(n)
+                .bind(n)
+                .bind(raw)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(frames.len() as f64 / started.elapsed().as_secs_f64())
+    }
+
+    /// Fills one incident with `n` events, each with its timeline entry, one second
+    /// apart: the shape a long incident's timeline has. Returns the incident's id.
+    pub async fn bench_fill_incident(&self, n: i64) -> Result<i64> {
+        let cluster = self
+            .ensure_cluster(&super::NewCluster {
+                name: "bench".into(),
+                events_url: "ws://127.0.0.1:1/v1/events".into(),
+                actions_url: "http://127.0.0.1:1".into(),
+            })
+            .await?;
+        let incident = self
+            .open_incident(
+                &crate::incident::NewIncident {
+                    title: "A long incident".into(),
+                    severity: crate::incident::Severity::Major,
+                    service: Some("llm-assistant".into()),
+                    cluster_id: Some(cluster.id),
+                },
+                "bench",
+            )
+            .await?;
+        let start_ms = super::now_ms() - n * 1_000;
+        let chunk = 100_000;
+        let mut done = 0;
+        while done < n {
+            let rows = chunk.min(n - done);
+            let mut tx = self.begin_write().await?;
+            let (first,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) + 1 FROM events")
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(
+                "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?) \
+                 INSERT INTO events (seq, cluster_id, source, event_id, stream_sequence, type, subject, \
+                   service, severity, time_ms, received_ms, raw) \
+                 SELECT ? + i, ?, '/clusters/bench', 'bench-' || (? + i), ? + i, 'dev.firebreak.node.degraded', \
+                   'node/gpu-' || (i % 64), 'llm-assistant', NULL, ? + (? + i) * 1000, ? + (? + i) * 1000, \
+                   '{\"data\":{\"node\":\"gpu-' || (i % 64) || '\",\"reason\":\"ECC errors\"}}' FROM k",
+            )
+            .bind(rows)
+            .bind(first)
+            .bind(cluster.id)
+            .bind(done)
+            .bind(done + 1)
+            .bind(start_ms)
+            .bind(done)
+            .bind(start_ms)
+            .bind(done)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, event_seq) \
+                 SELECT ?, time_ms, 'event', 'firebreak', 'Node ' || subject || ' degraded: ECC errors', seq \
+                 FROM events WHERE seq >= ? ORDER BY seq",
+            )
+            .bind(incident.id)
+            .bind(first)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO incident_events (incident_id, event_seq) SELECT ?, seq FROM events WHERE seq >= ?",
+            )
+            .bind(incident.id)
+            .bind(first)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            done += rows;
+        }
+        Ok(incident.id)
+    }
+
+    /// The key (time, id) of the timeline entry at `position` (0-based), for a keyset page
+    /// that starts right after it; `None` for the first page.
+    pub async fn bench_timeline_key(
+        &self,
+        incident: i64,
+        position: i64,
+    ) -> Result<Option<(i64, i64)>> {
+        if position == 0 {
+            return Ok(None);
+        }
+        let key: (i64, i64) = sqlx::query_as(
+            "SELECT at_ms, id FROM timeline_entries WHERE incident_id = ? \
+             ORDER BY at_ms, id LIMIT 1 OFFSET ?",
+        )
+        .bind(incident)
+        .bind(position - 1)
+        .fetch_one(self.reader())
+        .await?;
+        Ok(Some(key))
+    }
+
+    /// The baseline: the same page by OFFSET, which walks every entry before it.
+    pub async fn bench_timeline_offset(
+        &self,
+        incident: i64,
+        position: i64,
+        limit: i64,
+    ) -> Result<i64> {
+        let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
+            "SELECT id, at_ms, kind, author, body FROM timeline_entries WHERE incident_id = ? \
+             ORDER BY at_ms, id LIMIT ? OFFSET ?",
+        )
+        .bind(incident)
+        .bind(limit)
+        .bind(position)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.len() as i64)
+    }
+}
