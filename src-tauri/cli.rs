@@ -61,6 +61,43 @@ pub enum Command {
     /// Measure performance (figures for README, beside a baseline from the same run).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Roll back or fail over an incident's service, through the same checks as the window:
+    /// preview, precondition, idempotency key, grace period, verification.
+    Act {
+        #[arg(value_enum)]
+        kind: ActKind,
+        /// The incident's number, as `firebreak incidents` shows it.
+        #[arg(long)]
+        incident: i64,
+        /// Why: recorded on the timeline and in reports.
+        #[arg(long)]
+        reason: String,
+        /// Confirm without asking (for scripts).
+        #[arg(long)]
+        yes: bool,
+        /// The service's name, when the blast radius asks for it to be typed.
+        #[arg(long, value_name = "SERVICE")]
+        confirm_service: Option<String>,
+        /// Read the cluster's token from this environment variable instead of the keychain.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+    },
+    /// List recorded actions; --resume follows unfinished ones (after a crash) to the end.
+    Actions {
+        #[arg(long)]
+        incident: Option<i64>,
+        #[arg(long)]
+        json: bool,
+        /// Carry on actions left unfinished, with their stored idempotency keys.
+        #[arg(long)]
+        resume: bool,
+        /// Read the clusters' token from this environment variable instead of the keychain.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+    },
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// List incidents, unresolved and most severe first.
     Incidents {
         /// Print JSON instead of a table.
@@ -74,6 +111,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ActKind {
+    Rollback,
+    Failover,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; exits non-zero naming the first record that does not match.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +251,38 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             token_env,
             demo,
         } => watch(&store, clusters, actions_url, token_env, demo).await,
+        Command::Act {
+            kind,
+            incident,
+            reason,
+            yes,
+            confirm_service,
+            token_env,
+        } => {
+            let kind = match kind {
+                ActKind::Rollback => crate::protocol::actions::ActionKind::Rollback,
+                ActKind::Failover => crate::protocol::actions::ActionKind::Failover,
+            };
+            crate::act::act(
+                &store,
+                crate::act::ActArgs {
+                    kind,
+                    incident,
+                    reason,
+                    yes,
+                    confirm_service,
+                    token_env,
+                },
+            )
+            .await
+        }
+        Command::Actions {
+            incident,
+            json,
+            resume,
+            token_env,
+        } => crate::act::actions(&store, incident, json, resume, token_env).await,
+        Command::Audit(AuditCommand::Verify) => crate::act::audit_verify(&store).await,
         Command::Sim(_) | Command::Bench(_) => unreachable!("handled above"),
     };
     store.close().await;

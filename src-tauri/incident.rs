@@ -118,10 +118,14 @@ pub enum EntryKind {
     Anomaly,
     /// Part of the cluster's stream could not be recovered.
     Gap,
+    /// A step of a rollback or failover: proposed, confirmed, sent, its outcome.
+    Action,
+    /// Whether the service recovered after an action, with the figures.
+    Verification,
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 9] = [
+    pub const ALL: [EntryKind; 11] = [
         Self::Opened,
         Self::Note,
         Self::StatusChanged,
@@ -131,6 +135,8 @@ impl EntryKind {
         Self::Event,
         Self::Anomaly,
         Self::Gap,
+        Self::Action,
+        Self::Verification,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +150,8 @@ impl EntryKind {
             Self::Event => "event",
             Self::Anomaly => "anomaly",
             Self::Gap => "gap",
+            Self::Action => "action",
+            Self::Verification => "verification",
         }
     }
 

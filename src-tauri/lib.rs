@@ -3,6 +3,8 @@
 //! The domain modules never import `tauri`; only `desktop` does (behind the default
 //! `desktop` feature), so the whole core builds and tests without WebKitGTK.
 
+pub mod act;
+pub mod actions;
 pub mod bench;
 pub mod cli;
 pub mod incident;

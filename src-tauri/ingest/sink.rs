@@ -108,3 +108,51 @@ impl ConsoleSink for Recorder {
             .push(batch.clone());
     }
 }
+
+/// The latest stream state of every watched cluster, for whoever must know whether what
+/// the store holds is current (the action desk warns before acting on a stale stream).
+#[derive(Default)]
+pub struct StatusBoard {
+    states: std::sync::Mutex<std::collections::HashMap<i64, StreamState>>,
+}
+
+impl StatusBoard {
+    pub fn state(&self, cluster_id: i64) -> Option<StreamState> {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cluster_id)
+            .cloned()
+    }
+}
+
+impl ConsoleSink for StatusBoard {
+    fn cluster_status(&self, status: &ClusterStatus) {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(status.cluster_id, status.stream.clone());
+    }
+    fn committed(&self, _: &Committed) {}
+    fn cluster_removed(&self, cluster_id: i64) {
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&cluster_id);
+    }
+}
+
+/// Several sinks as one.
+pub struct Tee(pub Vec<std::sync::Arc<dyn ConsoleSink>>);
+
+impl ConsoleSink for Tee {
+    fn cluster_status(&self, status: &ClusterStatus) {
+        self.0.iter().for_each(|s| s.cluster_status(status));
+    }
+    fn committed(&self, batch: &Committed) {
+        self.0.iter().for_each(|s| s.committed(batch));
+    }
+    fn cluster_removed(&self, cluster_id: i64) {
+        self.0.iter().for_each(|s| s.cluster_removed(cluster_id));
+    }
+}

@@ -190,6 +190,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
         "malformed_sent": shared.malformed_sent.load(Ordering::Relaxed),
         "connections": shared.connections.load(Ordering::Relaxed),
         "sim_time_s": world(&shared).t,
+        "actions": world(&shared).action_count(),
         "seed": shared.seed,
     }))
 }
@@ -391,22 +392,41 @@ async fn idempotent(
         ),
         Err((status, e)) => (status, serde_json::to_value(e).unwrap_or_default()),
     };
+    // The answer is recorded when this guard drops: after the delay, or when the client
+    // goes away during it (the world has acted either way, so the key must not stay in
+    // flight forever).
+    let answered = Answered {
+        shared,
+        key: key.to_owned(),
+        done: Some(Idem::Done {
+            fingerprint,
+            status,
+            body: body.clone(),
+        }),
+    };
     if shared.faults.action_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(shared.faults.action_delay_ms)).await;
     }
-    shared
-        .idempotency
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(
-            key.to_owned(),
-            Idem::Done {
-                fingerprint,
-                status,
-                body: body.clone(),
-            },
-        );
+    drop(answered);
     (status, Json(body)).into_response()
+}
+
+struct Answered<'a> {
+    shared: &'a Shared,
+    key: String,
+    done: Option<Idem>,
+}
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            self.shared
+                .idempotency
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(std::mem::take(&mut self.key), done);
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

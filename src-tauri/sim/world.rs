@@ -1014,6 +1014,11 @@ impl World {
     }
 
     /// Accepts a rollback, or says why not (404, 400, 409 with the current state).
+    /// Actions accepted so far (each idempotency key counts once).
+    pub fn action_count(&self) -> usize {
+        self.actions.len()
+    }
+
     pub fn request_rollback(
         &mut self,
         deployment: &str,

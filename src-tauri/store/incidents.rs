@@ -96,16 +96,35 @@ impl TryFrom<EntryRow> for TimelineEntry {
 }
 
 /// A timeline entry about to be written.
-struct Append<'a> {
-    incident_id: i64,
-    at_ms: i64,
-    kind: EntryKind,
-    author: &'a str,
-    body: &'a str,
-    amends: Option<i64>,
+pub(crate) struct Append<'a> {
+    pub(crate) incident_id: i64,
+    pub(crate) at_ms: i64,
+    pub(crate) kind: EntryKind,
+    pub(crate) author: &'a str,
+    pub(crate) body: &'a str,
+    pub(crate) amends: Option<i64>,
 }
 
-async fn append(tx: &mut Transaction<'static, Sqlite>, e: Append<'_>) -> Result<i64> {
+/// Writes a timeline entry and its audit record (every entry written here is a change
+/// someone made).
+pub(crate) async fn append(tx: &mut Transaction<'static, Sqlite>, e: Append<'_>) -> Result<i64> {
+    let id = insert_entry(tx, &e).await?;
+    super::audit::record(
+        tx,
+        e.author,
+        &format!("incident/{}", e.incident_id),
+        e.kind.as_str(),
+        &serde_json::json!({ "entry": id, "body": e.body, "amends": e.amends }),
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Writes a timeline entry alone; the caller writes the audit record that fits it.
+pub(crate) async fn insert_entry(
+    tx: &mut Transaction<'static, Sqlite>,
+    e: &Append<'_>,
+) -> Result<i64> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, amends) \
          VALUES (?, ?, ?, ?, ?, ?) RETURNING id",

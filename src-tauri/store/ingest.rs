@@ -280,6 +280,21 @@ async fn entry(
     .bind(event_seq)
     .execute(&mut **tx)
     .await?;
+    // Changes the rules make to an incident are audited like anyone's; what they merely
+    // attach (events, anomalies, gaps) is evidence, not a change.
+    if matches!(
+        kind,
+        EntryKind::Opened | EntryKind::StatusChanged | EntryKind::SeverityChanged
+    ) {
+        super::audit::record(
+            tx,
+            ENGINE_AUTHOR,
+            &format!("incident/{incident_id}"),
+            kind.as_str(),
+            &serde_json::json!({ "body": body, "event_seq": event_seq }),
+        )
+        .await?;
+    }
     Ok(())
 }
 

@@ -15,12 +15,15 @@
 //!   connection checks the file: not a database, another program's database, or a
 //!   database from a newer Firebreak each give a clear error and leave the file as it was.
 
+pub mod actions;
+pub mod audit;
 mod bench;
 mod clusters;
 pub mod feed;
 mod incidents;
 pub mod ingest;
 mod settings;
+pub mod signals;
 
 pub use clusters::{Cluster, NewCluster};
 

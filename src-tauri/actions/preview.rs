@@ -1,0 +1,280 @@
+//! Resolving an action against the cluster's state and the recorded stream: what it
+//! changes, how much, how healthy the target is, and the precondition it will carry.
+
+use super::client::{ActionClient, Outcome};
+use super::{ActionSettings, DeskError, Result};
+use crate::incident::Incident;
+use crate::protocol::actions::{ActionKind, Deployment, Service};
+use crate::store::actions::{ActionPreview, ActionRecord, TargetHealth};
+use crate::store::{Cluster, Store};
+
+/// What a proposal resolved to.
+pub struct Plan {
+    /// The path the request names: the deployment (rollback) or the service (failover).
+    pub target: String,
+    /// The precondition: the revision or primary region believed current.
+    pub from: String,
+    pub to: String,
+    pub preview: ActionPreview,
+}
+
+fn answer<T>(outcome: Outcome<T>, what: &str) -> Result<T> {
+    match outcome {
+        Outcome::Ok(v) => Ok(v),
+        Outcome::Refused { status, error } => Err(DeskError::Refused(format!(
+            "the cluster refused to {what} ({status}): {}",
+            error.message
+        ))),
+        Outcome::InFlight => Err(DeskError::Unreachable(format!("could not {what}"))),
+        Outcome::NoAnswer(why) => Err(DeskError::Unreachable(why)),
+    }
+}
+
+pub(super) fn clock(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+async fn service_of(client: &ActionClient, service: &str) -> Result<(Vec<Service>, Service)> {
+    let services = answer(client.services().await, "list its services")?;
+    let svc = services
+        .iter()
+        .find(|s| s.name == service)
+        .cloned()
+        .ok_or_else(|| DeskError::Refused(format!("the cluster has no service {service:?}")))?;
+    Ok((services, svc))
+}
+
+pub async fn plan(
+    store: &Store,
+    client: &ActionClient,
+    cluster: &Cluster,
+    incident: &Incident,
+    service: &str,
+    kind: ActionKind,
+    settings: &ActionSettings,
+) -> Result<Plan> {
+    let (services, svc) = service_of(client, service).await?;
+    let deployment: Deployment = answer(
+        client.deployment(&svc.deployment).await,
+        &format!("describe deployment {}", svc.deployment),
+    )?;
+
+    // Traffic: the service's requests on its primary region, and its share of all.
+    let mut total = 0.0;
+    let mut own = 0.0;
+    for s in &services {
+        if let Some(m) = store
+            .latest_sample(cluster.id, &s.name, 200, |m| m.primary)
+            .await?
+        {
+            total += m.requests_per_s;
+            if s.name == service {
+                own = m.requests_per_s;
+            }
+        }
+    }
+    let share = if total > 0.0 { own / total } else { 0.0 };
+    let mut warnings = Vec::new();
+
+    let (target, from, to, summary, from_label, to_label, nodes, health, precondition) = match kind
+    {
+        ActionKind::Rollback => {
+            let current = deployment.current_revision;
+            let before = store
+                .revision_before_rollout(cluster.id, service, &deployment.name, current)
+                .await?
+                .filter(|r| *r != current && deployment.revisions.iter().any(|x| x.revision == *r));
+            let older = deployment
+                .revisions
+                .iter()
+                .rev()
+                .map(|r| r.revision)
+                .find(|r| *r < current);
+            let (to, why) = match (before, older) {
+                (Some(r), _) => (
+                    r,
+                    format!("the revision live before the rollout to {current} began"),
+                ),
+                (None, Some(r)) => (r, "the newest earlier revision in the history".to_owned()),
+                (None, None) => {
+                    return Err(DeskError::Refused(format!(
+                        "deployment {} has no earlier revision to roll back to",
+                        deployment.name
+                    )))
+                }
+            };
+            let model = |r: u32| {
+                deployment
+                    .revisions
+                    .iter()
+                    .find(|x| x.revision == r)
+                    .map(|x| x.model_version.clone())
+                    .unwrap_or_default()
+            };
+            if let Some(rollout) = &deployment.rollout {
+                warnings.push(format!(
+                    "a rollout to revision {} is {} at wave {} of {}: the rollback stops it",
+                    rollout.to_revision,
+                    if rollout.stalled {
+                        "stalled"
+                    } else {
+                        "running"
+                    },
+                    rollout.wave,
+                    rollout.waves
+                ));
+            }
+            let seen = store
+                .latest_sample(cluster.id, service, 2_000, |m| {
+                    m.revision == to && m.primary
+                })
+                .await?;
+            let health = match seen {
+                Some(m) => TargetHealth {
+                    healthy: Some(m.error_rate <= settings.max_error_rate),
+                    text: format!(
+                        "revision {to} ({why}) last served {service} at {}: error rate {:.1} %, p99 {:.0} ms",
+                        clock(m.received_ms),
+                        m.error_rate * 100.0,
+                        m.latency_p99_ms
+                    ),
+                },
+                None => TargetHealth {
+                    healthy: None,
+                    text: format!("revision {to} ({why}): no recorded metrics, so its health is unknown"),
+                },
+            };
+            (
+                deployment.name.clone(),
+                current.to_string(),
+                to.to_string(),
+                format!(
+                    "Roll {} back from revision {current} to {to}",
+                    deployment.name
+                ),
+                format!("revision {current} ({})", model(current)),
+                format!("revision {to} ({})", model(to)),
+                deployment.nodes_total,
+                health,
+                format!("expected_revision = {current}"),
+            )
+        }
+        ActionKind::Failover => {
+            let from = svc.primary_region.clone();
+            let mut candidates = Vec::new();
+            for r in svc.regions.iter().filter(|r| **r != from) {
+                candidates.push((r.clone(), store.region_status(cluster.id, r).await?));
+            }
+            // The healthiest other region: healthy first, then the most nodes up.
+            candidates.sort_by_key(|(_, s)| {
+                std::cmp::Reverse(
+                    s.as_ref()
+                        .map(|s| (s.status == "healthy", s.nodes_up))
+                        .unwrap_or((false, 0)),
+                )
+            });
+            let Some((to, status)) = candidates.into_iter().next() else {
+                return Err(DeskError::Refused(format!(
+                    "{service} runs in one region only: there is nowhere to fail over to"
+                )));
+            };
+            let there = store
+                .latest_sample(cluster.id, service, 2_000, |m| m.region == to)
+                .await?;
+            let mut text = match &status {
+                Some(s) => format!(
+                    "{to}: {}, {} of {} nodes up (reported {})",
+                    s.status,
+                    s.nodes_up,
+                    s.nodes_total,
+                    clock(s.received_ms)
+                ),
+                None => format!("{to}: no recorded region status"),
+            };
+            if let Some(m) = &there {
+                text.push_str(&format!(
+                    "; {service} there: error rate {:.1} %, p99 {:.0} ms",
+                    m.error_rate * 100.0,
+                    m.latency_p99_ms
+                ));
+            }
+            let health = TargetHealth {
+                healthy: status.as_ref().map(|s| s.status == "healthy"),
+                text,
+            };
+            let per_region = deployment.nodes_total / (svc.regions.len().max(1) as u32);
+            (
+                service.to_owned(),
+                from.clone(),
+                to.clone(),
+                format!("Fail {service} over from {from} to {to}"),
+                from.clone(),
+                to.clone(),
+                per_region,
+                health,
+                format!("expected_primary_region = {from}"),
+            )
+        }
+    };
+    if incident.status == crate::incident::IncidentStatus::Resolved {
+        warnings.push("the incident is resolved".into());
+    }
+    Ok(Plan {
+        target,
+        from,
+        to,
+        preview: ActionPreview {
+            summary,
+            from_label,
+            to_label,
+            nodes,
+            requests_per_s: own,
+            traffic_share: share,
+            target_health: health,
+            precondition,
+            warnings,
+            type_to_confirm: nodes >= settings.type_to_confirm_nodes,
+            grace_s: settings.grace_s,
+        },
+    })
+}
+
+/// Reads the cluster's state again: `Some(what changed)` when the precondition no
+/// longer holds.
+pub async fn recheck(client: &ActionClient, action: &ActionRecord) -> Result<Option<String>> {
+    match action.kind {
+        ActionKind::Rollback => {
+            let d: Deployment = answer(
+                client.deployment(&action.target).await,
+                &format!("describe deployment {}", action.target),
+            )?;
+            Ok((d.current_revision.to_string() != action.from).then(|| {
+                format!(
+                    "{} is now at revision {}, not {}{}",
+                    action.target,
+                    d.current_revision,
+                    action.from,
+                    d.last_changed_by
+                        .map(|w| format!(" (changed by {w})"))
+                        .unwrap_or_default()
+                )
+            }))
+        }
+        ActionKind::Failover => {
+            let (_, svc) = service_of(client, &action.service).await?;
+            Ok((svc.primary_region != action.from).then(|| {
+                format!(
+                    "{}'s primary region is now {}, not {}{}",
+                    action.service,
+                    svc.primary_region,
+                    action.from,
+                    svc.last_changed_by
+                        .map(|w| format!(" (changed by {w})"))
+                        .unwrap_or_default()
+                )
+            }))
+        }
+    }
+}

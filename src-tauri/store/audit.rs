@@ -1,0 +1,155 @@
+//! The audit log: every mutating action and every incident change, hash-chained.
+//!
+//! A record's hash is SHA-256 over its id, time, actor, subject, what, detail and the
+//! previous record's hash (the first record's previous hash is 64 zeros). Records are
+//! written by `record`, inside the transaction of the change they describe, so a change
+//! and its record commit together or not at all. `verify` recomputes the chain and names
+//! the first record that does not match: an edited, inserted or removed record breaks the
+//! chain from there on. (Removing records from the end leaves a shorter valid chain; keep
+//! a copy of the last hash elsewhere to detect that.)
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{Sqlite, Transaction};
+use ts_rs::TS;
+
+use super::{now_ms, Result, Store};
+
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit record as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, TS, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    /// What changed: `incident/<id>` or `action/<public id>`.
+    pub subject: String,
+    pub what: String,
+    /// The change's details (JSON).
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verification {
+    pub records: i64,
+    /// The first record whose hash or link does not match, and why.
+    pub first_bad: Option<(i64, String)>,
+}
+
+fn hash(
+    id: i64,
+    at_ms: i64,
+    actor: &str,
+    subject: &str,
+    what: &str,
+    detail: &str,
+    prev: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        &id.to_string(),
+        &at_ms.to_string(),
+        actor,
+        subject,
+        what,
+        detail,
+        prev,
+    ] {
+        // Length-prefixed, so no two different records hash the same text.
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Appends a record in the caller's transaction (the single writer's).
+pub(crate) async fn record(
+    tx: &mut Transaction<'static, Sqlite>,
+    actor: &str,
+    subject: &str,
+    what: &str,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let (id, prev) = match last {
+        Some((id, hash)) => (id + 1, hash),
+        None => (1, GENESIS.to_owned()),
+    };
+    let at = now_ms();
+    let detail = detail.to_string();
+    let h = hash(id, at, actor, subject, what, &detail, &prev);
+    sqlx::query(
+        "INSERT INTO audit_log (id, at_ms, actor, subject, what, detail, prev_hash, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(actor)
+    .bind(subject)
+    .bind(what)
+    .bind(&detail)
+    .bind(&prev)
+    .bind(&h)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records of one subject (or all, oldest first).
+    pub async fn audit_records(&self, subject: Option<&str>) -> Result<Vec<AuditRecord>> {
+        let rows = sqlx::query_as(
+            "SELECT id, at_ms, actor, subject, what, detail, prev_hash, hash FROM audit_log \
+             WHERE ?1 IS NULL OR subject = ?1 ORDER BY id",
+        )
+        .bind(subject)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows)
+    }
+
+    /// Recomputes the chain from the first record.
+    pub async fn verify_audit(&self) -> Result<Verification> {
+        let records = self.audit_records(None).await?;
+        let mut prev = GENESIS.to_owned();
+        for (expected_id, r) in (1..).zip(records.iter()) {
+            let problem = if r.id != expected_id {
+                Some(format!("record {expected_id} is missing"))
+            } else if r.prev_hash != prev {
+                Some("its link to the previous record does not match".to_owned())
+            } else if hash(
+                r.id,
+                r.at_ms,
+                &r.actor,
+                &r.subject,
+                &r.what,
+                &r.detail,
+                &r.prev_hash,
+            ) != r.hash
+            {
+                Some("its content does not match its hash".to_owned())
+            } else {
+                None
+            };
+            if let Some(why) = problem {
+                return Ok(Verification {
+                    records: records.len() as i64,
+                    first_bad: Some((r.id, why)),
+                });
+            }
+            prev = r.hash.clone();
+        }
+        Ok(Verification {
+            records: records.len() as i64,
+            first_bad: None,
+        })
+    }
+}

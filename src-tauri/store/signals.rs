@@ -1,0 +1,139 @@
+//! What the recorded stream says about a service's health, for action previews and
+//! verification: metric samples, the revision a rollout replaced, a region's status.
+//! Every query narrows by (cluster, service) first, which the events index serves.
+
+use serde_json::Value;
+
+use super::{Result, Store};
+
+/// One `service.metrics` event, as received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSample {
+    pub received_ms: i64,
+    pub region: String,
+    pub primary: bool,
+    pub revision: u32,
+    pub error_rate: f64,
+    pub latency_p99_ms: f64,
+    pub requests_per_s: f64,
+}
+
+fn sample(received_ms: i64, raw: &str) -> Option<MetricSample> {
+    let v: Value = serde_json::from_str(raw).ok()?;
+    let d = v.get("data")?;
+    Some(MetricSample {
+        received_ms,
+        region: d.get("region")?.as_str()?.to_owned(),
+        primary: d.get("primary")?.as_bool()?,
+        revision: d.get("revision")?.as_u64()? as u32,
+        error_rate: d.get("error_rate")?.as_f64()?,
+        latency_p99_ms: d.get("latency_p99_ms")?.as_f64()?,
+        requests_per_s: d.get("requests_per_s")?.as_f64()?,
+    })
+}
+
+/// A region's last reported status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionStatus {
+    pub received_ms: i64,
+    pub status: String,
+    pub nodes_up: u64,
+    pub nodes_total: u64,
+}
+
+impl Store {
+    /// A service's metric samples received in `[from_ms, to_ms]`, oldest first (at most
+    /// `limit`, the newest ones).
+    pub async fn metric_samples(
+        &self,
+        cluster_id: i64,
+        service: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<MetricSample>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT received_ms, raw FROM events WHERE cluster_id = ? AND service = ? \
+             AND type = 'dev.firebreak.service.metrics' AND received_ms BETWEEN ? AND ? \
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(cluster_id)
+        .bind(service)
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        let mut samples: Vec<MetricSample> = rows
+            .iter()
+            .filter_map(|(at, raw)| sample(*at, raw))
+            .collect();
+        samples.reverse();
+        Ok(samples)
+    }
+
+    /// The newest sample that matches `keep`, looking back over at most `scan` samples.
+    pub async fn latest_sample(
+        &self,
+        cluster_id: i64,
+        service: &str,
+        scan: i64,
+        keep: impl Fn(&MetricSample) -> bool,
+    ) -> Result<Option<MetricSample>> {
+        let samples = self
+            .metric_samples(cluster_id, service, i64::MIN, i64::MAX, scan)
+            .await?;
+        Ok(samples.into_iter().rev().find(|s| keep(s)))
+    }
+
+    /// The revision a deployment ran before the newest rollout to `revision` began.
+    pub async fn revision_before_rollout(
+        &self,
+        cluster_id: i64,
+        service: &str,
+        deployment: &str,
+        revision: u32,
+    ) -> Result<Option<u32>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT raw FROM events WHERE cluster_id = ? AND service = ? \
+             AND type = 'dev.firebreak.rollout.started' ORDER BY seq DESC LIMIT 50",
+        )
+        .bind(cluster_id)
+        .bind(service)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.iter().find_map(|(raw,)| {
+            let v: Value = serde_json::from_str(raw).ok()?;
+            let d = v.get("data")?;
+            (d.get("deployment")?.as_str()? == deployment
+                && d.get("to_revision")?.as_u64()? == u64::from(revision))
+            .then(|| d.get("from_revision")?.as_u64().map(|r| r as u32))?
+        }))
+    }
+
+    /// A region's newest `region.status` event.
+    pub async fn region_status(
+        &self,
+        cluster_id: i64,
+        region: &str,
+    ) -> Result<Option<RegionStatus>> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT received_ms, raw FROM events WHERE cluster_id = ? AND service IS NULL \
+             AND type = 'dev.firebreak.region.status' AND subject = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(cluster_id)
+        .bind(format!("region/{region}"))
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.and_then(|(received_ms, raw)| {
+            let v: Value = serde_json::from_str(&raw).ok()?;
+            let d = v.get("data")?;
+            Some(RegionStatus {
+                received_ms,
+                status: d.get("status")?.as_str()?.to_owned(),
+                nodes_up: d.get("nodes_up")?.as_u64()?,
+                nodes_total: d.get("nodes_total")?.as_u64()?,
+            })
+        }))
+    }
+}

@@ -1,0 +1,634 @@
+//! One-click actions against the simulator over real sockets: the desk, the store, the
+//! engine recording the stream, and the command line, as an engineer would use them.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use firebreak::actions::{ActionDesk, ActionSettings, Tokens};
+use firebreak::incident::{EntryKind, Incident};
+use firebreak::ingest::sink::{ConsoleSink, Recorder, StatusBoard, Tee};
+use firebreak::ingest::{Engine, Target};
+use firebreak::protocol::actions::ActionKind;
+use firebreak::sim::{RunningSim, SimOptions};
+use firebreak::store::actions::{ActionRecord, ActionState};
+use firebreak::store::{NewCluster, Store};
+use support::cluster::{sim, TOKEN};
+
+struct Rig {
+    sim: RunningSim,
+    dir: tempfile::TempDir,
+    store: Store,
+    engine: Option<Engine>,
+    desk: Arc<ActionDesk>,
+    cluster: i64,
+}
+
+impl Rig {
+    async fn start(
+        scenario: &str,
+        settings: ActionSettings,
+        configure: impl FnOnce(&mut SimOptions),
+    ) -> Rig {
+        let sim = sim(scenario, 10.0, configure).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("firebreak.db")).await.unwrap();
+        settings.save(&store).await.unwrap();
+        let cluster = store
+            .ensure_cluster(&NewCluster {
+                name: "sim".into(),
+                events_url: sim.events_url(),
+                actions_url: sim.actions_url(),
+            })
+            .await
+            .unwrap()
+            .id;
+        let board = Arc::new(StatusBoard::default());
+        let sink: Arc<dyn ConsoleSink> =
+            Arc::new(Tee(vec![board.clone(), Arc::new(Recorder::default())]));
+        let target = Target {
+            cluster_id: cluster,
+            name: "sim".into(),
+            events_url: sim.events_url(),
+            token: Some(TOKEN.into()),
+        };
+        let engine = Engine::start(store.clone(), vec![target], sink.clone())
+            .await
+            .unwrap();
+        let mut tokens = Tokens::default();
+        tokens.fixed.insert(cluster, TOKEN.into());
+        let desk = ActionDesk::new(store.clone(), tokens, board, sink);
+        Rig {
+            sim,
+            dir,
+            store,
+            engine: Some(engine),
+            desk,
+            cluster,
+        }
+    }
+
+    /// The incident the rules open for `service`.
+    async fn incident(&self, service: &str) -> Incident {
+        wait_for(
+            Duration::from_secs(60),
+            &format!("an incident on {service}"),
+            async || {
+                self.store
+                    .incidents()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|i| i.service.as_deref() == Some(service))
+            },
+        )
+        .await;
+        let all = self.store.incidents().await.unwrap();
+        all.into_iter()
+            .find(|i| i.service.as_deref() == Some(service))
+            .unwrap()
+    }
+
+    /// Waits until the action has finished and, when it succeeded, been verified.
+    async fn settled(&self, id: &str) -> ActionRecord {
+        wait_for(
+            Duration::from_secs(90),
+            "the action to settle",
+            async || {
+                let a = self.store.action(id).await.unwrap();
+                a.state.is_final()
+                    && (a.state != ActionState::Succeeded || a.verification.is_some())
+            },
+        )
+        .await;
+        self.store.action(id).await.unwrap()
+    }
+
+    async fn actions_at_sim(&self) -> u64 {
+        support::cluster::get(&self.sim, "/v1/sim/stats").await["actions"]
+            .as_u64()
+            .unwrap()
+    }
+
+    async fn steps(&self, incident: i64) -> Vec<String> {
+        self.store
+            .timeline(incident, None, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| matches!(e.kind, EntryKind::Action | EntryKind::Verification))
+            .map(|e| e.body)
+            .collect()
+    }
+
+    async fn stop(mut self) {
+        if let Some(e) = self.engine.take() {
+            e.stop().await;
+        }
+        self.sim.shutdown();
+    }
+}
+
+async fn wait_for(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn quick() -> ActionSettings {
+    ActionSettings {
+        grace_s: 1,
+        verify_window_s: 4,
+        ..ActionSettings::default()
+    }
+}
+
+fn has(steps: &[String], start: &str) -> bool {
+    steps.iter().any(|s| s.starts_with(start))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_heals_bad_model_rollout_and_is_recorded_as_verified() {
+    let rig = Rig::start("bad-model-rollout", quick(), |_| {}).await;
+    let incident = rig.incident("llm-assistant").await;
+    // Let the rollout reach a few waves, so there is something to heal.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let proposal = rig
+        .desk
+        .propose(incident.id, ActionKind::Rollback, "ana")
+        .await
+        .unwrap();
+    assert_eq!(
+        (proposal.from.as_str(), proposal.to.as_str()),
+        ("42", "41"),
+        "{proposal:?}"
+    );
+    let p = &proposal.preview;
+    assert_eq!(p.precondition, "expected_revision = 42");
+    assert!(
+        p.target_health.text.contains("revision 41"),
+        "{:?}",
+        p.target_health
+    );
+    assert_eq!(p.target_health.healthy, Some(true), "{:?}", p.target_health);
+    assert_eq!(p.nodes, 16);
+    assert!(
+        p.type_to_confirm,
+        "16 nodes is over the default threshold of 12"
+    );
+
+    // Over the threshold, the service's name must be typed.
+    let err = rig
+        .desk
+        .confirm(&proposal.id, "ana", "errors since revision 42", Some("llm"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("type the service name"), "{err}");
+    let err = rig
+        .desk
+        .confirm(&proposal.id, "ana", "  ", Some("llm-assistant"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("reason"), "{err}");
+
+    rig.desk
+        .confirm(
+            &proposal.id,
+            "ana",
+            "errors since revision 42",
+            Some("llm-assistant"),
+        )
+        .await
+        .unwrap();
+    let done = rig.settled(&proposal.id).await;
+    assert_eq!(done.state, ActionState::Succeeded);
+    assert_eq!(
+        done.verification.as_deref(),
+        Some("recovered"),
+        "{:?}",
+        rig.steps(incident.id).await
+    );
+    assert_eq!(rig.actions_at_sim().await, 1);
+
+    let steps = rig.steps(incident.id).await;
+    for step in [
+        "Proposed:",
+        "Confirmed by ana",
+        "Sent to the cluster",
+        "Accepted by the cluster",
+        "Succeeded:",
+        "Recovered:",
+    ] {
+        assert!(has(&steps, step), "no {step:?} step in {steps:#?}");
+    }
+    let recovered = steps.iter().find(|s| s.starts_with("Recovered:")).unwrap();
+    assert!(
+        recovered.contains("error rate") && recovered.contains("p99"),
+        "{recovered}"
+    );
+    assert!(rig.store.verify_audit().await.unwrap().first_bad.is_none());
+    let audited = rig
+        .store
+        .audit_records(Some(&format!("action/{}", proposal.id)))
+        .await
+        .unwrap();
+    assert!(
+        audited.iter().any(|r| r.what == "action.succeeded"),
+        "{audited:?}"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failover_relieves_pipeline_bottleneck() {
+    let rig = Rig::start("pipeline-bottleneck", quick(), |_| {}).await;
+    let incident = rig.incident("search-ranking").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let proposal = rig
+        .desk
+        .propose(incident.id, ActionKind::Failover, "ana")
+        .await
+        .unwrap();
+    assert_eq!(
+        (proposal.from.as_str(), proposal.to.as_str()),
+        ("eu-west", "us-east"),
+        "{proposal:?}"
+    );
+    assert_eq!(
+        proposal.preview.precondition,
+        "expected_primary_region = eu-west"
+    );
+    assert!(
+        proposal
+            .preview
+            .target_health
+            .text
+            .starts_with("us-east: healthy"),
+        "{:?}",
+        proposal.preview.target_health
+    );
+    assert!(
+        !proposal.preview.type_to_confirm,
+        "8 nodes is under the threshold"
+    );
+    rig.desk
+        .confirm(
+            &proposal.id,
+            "ana",
+            "eu-west pool drained by the stalled rollout",
+            None,
+        )
+        .await
+        .unwrap();
+    let done = rig.settled(&proposal.id).await;
+    assert_eq!(
+        (done.state, done.verification.as_deref()),
+        (ActionState::Succeeded, Some("recovered")),
+        "{:#?}",
+        rig.steps(incident.id).await
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_that_cannot_help_is_recorded_as_not_recovered_and_a_failover_is_proposed() {
+    let rig = Rig::start("node-loss-cascade", quick(), |_| {}).await;
+    let incident = rig.incident("recommendations").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let proposal = rig
+        .desk
+        .propose(incident.id, ActionKind::Rollback, "ana")
+        .await
+        .unwrap();
+    rig.desk
+        .confirm(
+            &proposal.id,
+            "ana",
+            "trying the previous build",
+            Some("recommendations"),
+        )
+        .await
+        .unwrap();
+    let done = rig.settled(&proposal.id).await;
+    let steps = rig.steps(incident.id).await;
+    assert_eq!(
+        (done.state, done.verification.as_deref()),
+        (ActionState::Succeeded, Some("not_recovered")),
+        "{steps:#?}"
+    );
+    assert!(has(&steps, "NOT recovered:"), "{steps:#?}");
+    let actions = rig.store.incident_actions(incident.id).await.unwrap();
+    let next = actions.last().unwrap();
+    assert_eq!(
+        (next.kind, next.state),
+        (ActionKind::Failover, ActionState::Proposed),
+        "{actions:#?}"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_double_click_acts_once() {
+    let rig = Rig::start("bad-model-rollout", quick(), |_| {}).await;
+    let incident = rig.incident("llm-assistant").await;
+    let proposal = rig
+        .desk
+        .propose(incident.id, ActionKind::Rollback, "ana")
+        .await
+        .unwrap();
+    let confirm = || {
+        rig.desk
+            .confirm(&proposal.id, "ana", "errors on 42", Some("llm-assistant"))
+    };
+    let (a, b) = tokio::join!(confirm(), confirm());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.id, b.id);
+    rig.settled(&proposal.id).await;
+    assert_eq!(rig.actions_at_sim().await, 1, "the cluster acted once");
+    let confirmed = rig
+        .steps(incident.id)
+        .await
+        .iter()
+        .filter(|s| s.starts_with("Confirmed"))
+        .count();
+    assert_eq!(confirmed, 1);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_action_sends_nothing() {
+    let settings = ActionSettings {
+        grace_s: 3,
+        ..quick()
+    };
+    let rig = Rig::start("bad-model-rollout", settings, |_| {}).await;
+    let incident = rig.incident("llm-assistant").await;
+    let proposal = rig
+        .desk
+        .propose(incident.id, ActionKind::Rollback, "ana")
+        .await
+        .unwrap();
+    rig.desk
+        .confirm(&proposal.id, "ana", "errors on 42", Some("llm-assistant"))
+        .await
+        .unwrap();
+    let cancelled = rig.desk.cancel(&proposal.id, "ana").await.unwrap();
+    assert_eq!(cancelled.state, ActionState::Cancelled);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(rig.actions_at_sim().await, 0);
+    assert_eq!(
+        rig.store.action(&proposal.id).await.unwrap().state,
+        ActionState::Cancelled
+    );
+    assert!(has(
+        &rig.steps(incident.id).await,
+        "Cancelled by ana; nothing was sent."
+    ));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_precondition_conflict_shows_the_current_state_and_who_changed_it() {
+    let settings = ActionSettings {
+        grace_s: 3,
+        ..quick()
+    };
+    let rig = Rig::start("bad-model-rollout", settings, |_| {}).await;
+    let incident = rig.incident("llm-assistant").await;
+    let proposal = rig
+        .desk
+        .propose(incident.id, ActionKind::Rollback, "ana")
+        .await
+        .unwrap();
+    rig.desk
+        .confirm(&proposal.id, "ana", "errors on 42", Some("llm-assistant"))
+        .await
+        .unwrap();
+    // In the grace period, someone else rolls the deployment back from another tool.
+    let (status, _) = support::cluster::post(
+        &rig.sim,
+        "/v1/deployments/llm-assistant-serving/rollback",
+        "other-tool-key",
+        serde_json::json!({"to_revision": 41, "expected_revision": 42, "actor": "bo", "reason": "paged first"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let done = rig.settled(&proposal.id).await;
+    assert_eq!(done.state, ActionState::Refused);
+    let error = done.error.unwrap();
+    assert!(
+        error.contains("revision 41") && error.contains("changed by bo"),
+        "{error}"
+    );
+    assert_eq!(rig.actions_at_sim().await, 1, "only bo's rollback happened");
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_the_cluster_fails_is_shown_failed_with_its_reason() {
+    let rig = Rig::start("bad-model-rollout", quick(), |o| o.faults.action_fail = 1.0).await;
+    let incident = rig.incident("llm-assistant").await;
+    let proposal = rig
+        .desk
+        .propose(incident.id, ActionKind::Rollback, "ana")
+        .await
+        .unwrap();
+    rig.desk
+        .confirm(&proposal.id, "ana", "errors on 42", Some("llm-assistant"))
+        .await
+        .unwrap();
+    let done = rig.settled(&proposal.id).await;
+    assert_eq!(done.state, ActionState::Failed);
+    assert!(!done.error.clone().unwrap_or_default().is_empty());
+    assert!(has(&rig.steps(incident.id).await, "Failed on the cluster:"));
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_only_refuses_and_a_missing_token_blocks_sending() {
+    let rig = Rig::start(
+        "bad-model-rollout",
+        ActionSettings {
+            read_only: true,
+            ..quick()
+        },
+        |_| {},
+    )
+    .await;
+    let incident = rig.incident("llm-assistant").await;
+    let err = rig
+        .desk
+        .propose(incident.id, ActionKind::Rollback, "ana")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+
+    quick().save(&rig.store).await.unwrap();
+    // A desk with no token for the cluster (and none in the keychain) previews but cannot send.
+    let board = Arc::new(StatusBoard::default());
+    let tokenless = ActionDesk::new(
+        rig.store.clone(),
+        Tokens::default(),
+        board,
+        Arc::new(Recorder::default()),
+    );
+    // The action API refuses an anonymous read, so the proposal itself explains.
+    let err = tokenless
+        .propose(incident.id, ActionKind::Rollback, "ana")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("401") || err.to_string().contains("token"),
+        "{err}"
+    );
+    assert_eq!(rig.actions_at_sim().await, 0);
+    let _ = rig.cluster;
+    rig.stop().await;
+}
+
+fn firebreak(dir: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"));
+    c.env("FIREBREAK_DATA_DIR", dir).env("FB_TOKEN", TOKEN);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_between_send_and_answer_then_a_restart_acts_once() {
+    // The cluster takes 4 s to answer: the request is in flight when the process dies.
+    let rig = Rig::start(
+        "bad-model-rollout",
+        ActionSettings {
+            grace_s: 0,
+            ..quick()
+        },
+        |o| o.faults.action_delay_ms = 4_000,
+    )
+    .await;
+    let incident = rig.incident("llm-assistant").await;
+    let mut act = firebreak(rig.dir.path())
+        .args(["act", "rollback", "--incident", &incident.id.to_string()])
+        .args([
+            "--reason",
+            "errors on 42",
+            "--yes",
+            "--confirm-service",
+            "llm-assistant",
+        ])
+        .args(["--token-env", "FB_TOKEN"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "the request to be sent",
+        async || {
+            rig.store
+                .incident_actions(incident.id)
+                .await
+                .unwrap()
+                .first()
+                .is_some_and(|a| a.state == ActionState::Sent)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    act.kill().unwrap(); // SIGKILL
+    act.wait().unwrap();
+    let action = rig
+        .store
+        .incident_actions(incident.id)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(action.state, ActionState::Sent, "killed before the answer");
+
+    let resumed = firebreak(rig.dir.path())
+        .args(["actions", "--resume", "--token-env", "FB_TOKEN"])
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let done = rig.settled(&action.id).await;
+    assert_eq!(
+        done.state,
+        ActionState::Succeeded,
+        "{:#?}",
+        rig.steps(incident.id).await
+    );
+    assert_eq!(
+        rig.actions_at_sim().await,
+        1,
+        "the same key: the cluster acted once"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tampering_with_one_audit_record_is_caught() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("firebreak.db");
+    let store = Store::open(&db).await.unwrap();
+    let i = store
+        .open_incident(
+            &firebreak::incident::NewIncident {
+                title: "checkout errors".into(),
+                severity: firebreak::incident::Severity::Major,
+                service: Some("checkout".into()),
+                cluster_id: None,
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    for n in 0..4 {
+        store
+            .add_note(i.id, &format!("note {n}"), "ana")
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let ok = firebreak(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("5 records"));
+
+    // Someone with the file drops the guard and rewrites what a note said.
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE audit_log SET detail = replace(detail, 'note 2', 'nothing to see') WHERE id = 4",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let bad = firebreak(dir.path())
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains("record 4"), "{said}");
+}
