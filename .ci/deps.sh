@@ -14,8 +14,9 @@ say() { printf '\033[1mfirebreak setup:\033[0m %s\n' "$*" >&2; }
 packages=(build-essential pkg-config curl file libssl-dev libwebkit2gtk-4.1-dev
           libayatana-appindicator3-dev librsvg2-dev libxdo-dev)
 if [ "$want_test" = 1 ]; then
-  # gnome-keyring: a Secret Service for the keychain tests, in a private D-Bus session.
-  packages+=(xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring)
+  # gnome-keyring: a Secret Service for the keychain tests, in a private D-Bus session;
+  # xdotool: the end-to-end tests answer the native confirmation dialog as a person would.
+  packages+=(xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring xdotool)
 fi
 
 missing=()

@@ -23,12 +23,12 @@ async fn desk_for(
     clusters: &[i64],
     token_env: Option<&str>,
 ) -> Result<(Arc<ActionDesk>, Engine)> {
-    let mut tokens = Tokens::default();
+    let tokens = Tokens::default();
     if let Some(var) = token_env {
         let token =
             std::env::var(var).with_context(|| format!("environment variable {var} is not set"))?;
         for id in clusters {
-            tokens.fixed.insert(*id, token.clone());
+            tokens.set(*id, &token);
         }
     }
     let board = Arc::new(StatusBoard::default());

@@ -21,6 +21,12 @@ pub enum ErrorCode {
     Conflict,
     /// The OS keychain could not keep or give a token; the message says what to do.
     Keychain,
+    /// Read-only mode is on: mutating actions are turned off.
+    ReadOnly,
+    /// An action was not taken (not confirmed, precondition changed, cluster said no).
+    Refused,
+    /// The cluster's action API did not answer.
+    Unreachable,
     Internal,
 }
 
@@ -107,6 +113,8 @@ pub mod bindings {
         NewCluster::export_all(&cfg)?;
         crate::ingest::sink::ConsoleUpdate::export_all(&cfg)?;
         crate::watchlist::WatchedCluster::export_all(&cfg)?;
+        crate::store::actions::ActionRecord::export_all(&cfg)?;
+        crate::actions::ActionSettings::export_all(&cfg)?;
         crate::watchlist::TokenChange::export_all(&cfg)?;
         crate::store::feed::FeedFilter::export_all(&cfg)?;
         crate::store::feed::FeedPageRequest::export_all(&cfg)?;

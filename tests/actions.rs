@@ -58,8 +58,8 @@ impl Rig {
         let engine = Engine::start(store.clone(), vec![target], sink.clone())
             .await
             .unwrap();
-        let mut tokens = Tokens::default();
-        tokens.fixed.insert(cluster, TOKEN.into());
+        let tokens = Tokens::default();
+        tokens.set(cluster, TOKEN);
         let desk = ActionDesk::new(store.clone(), tokens, board, sink);
         Rig {
             sim,
@@ -90,6 +90,21 @@ impl Rig {
         all.into_iter()
             .find(|i| i.service.as_deref() == Some(service))
             .unwrap()
+    }
+
+    /// The bad-model-rollout incident with a rollback proposed and confirmed by ana.
+    async fn confirmed_rollback(&self) -> (Incident, ActionRecord) {
+        let incident = self.incident("llm-assistant").await;
+        let proposal = self
+            .desk
+            .propose(incident.id, ActionKind::Rollback, "ana")
+            .await
+            .unwrap();
+        self.desk
+            .confirm(&proposal.id, "ana", "errors on 42", Some("llm-assistant"))
+            .await
+            .unwrap();
+        (incident, proposal)
     }
 
     /// Waits until the action has finished and, when it succeeded, been verified.
@@ -368,16 +383,7 @@ async fn a_cancelled_action_sends_nothing() {
         ..quick()
     };
     let rig = Rig::start("bad-model-rollout", settings, |_| {}).await;
-    let incident = rig.incident("llm-assistant").await;
-    let proposal = rig
-        .desk
-        .propose(incident.id, ActionKind::Rollback, "ana")
-        .await
-        .unwrap();
-    rig.desk
-        .confirm(&proposal.id, "ana", "errors on 42", Some("llm-assistant"))
-        .await
-        .unwrap();
+    let (incident, proposal) = rig.confirmed_rollback().await;
     let cancelled = rig.desk.cancel(&proposal.id, "ana").await.unwrap();
     assert_eq!(cancelled.state, ActionState::Cancelled);
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -400,16 +406,7 @@ async fn a_precondition_conflict_shows_the_current_state_and_who_changed_it() {
         ..quick()
     };
     let rig = Rig::start("bad-model-rollout", settings, |_| {}).await;
-    let incident = rig.incident("llm-assistant").await;
-    let proposal = rig
-        .desk
-        .propose(incident.id, ActionKind::Rollback, "ana")
-        .await
-        .unwrap();
-    rig.desk
-        .confirm(&proposal.id, "ana", "errors on 42", Some("llm-assistant"))
-        .await
-        .unwrap();
+    let (_, proposal) = rig.confirmed_rollback().await;
     // In the grace period, someone else rolls the deployment back from another tool.
     let (status, _) = support::cluster::post(
         &rig.sim,
@@ -433,16 +430,7 @@ async fn a_precondition_conflict_shows_the_current_state_and_who_changed_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_action_the_cluster_fails_is_shown_failed_with_its_reason() {
     let rig = Rig::start("bad-model-rollout", quick(), |o| o.faults.action_fail = 1.0).await;
-    let incident = rig.incident("llm-assistant").await;
-    let proposal = rig
-        .desk
-        .propose(incident.id, ActionKind::Rollback, "ana")
-        .await
-        .unwrap();
-    rig.desk
-        .confirm(&proposal.id, "ana", "errors on 42", Some("llm-assistant"))
-        .await
-        .unwrap();
+    let (incident, proposal) = rig.confirmed_rollback().await;
     let done = rig.settled(&proposal.id).await;
     assert_eq!(done.state, ActionState::Failed);
     assert!(!done.error.clone().unwrap_or_default().is_empty());

@@ -290,3 +290,186 @@ async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token
     session.close().await;
     s.shutdown();
 }
+
+/// Answers the native confirmation dialog the way a person at the keyboard would: focus
+/// it and press its button's mnemonic (Alt+R for "_Roll back", Escape to cancel).
+fn answer_dialog(title_part: &str, keys: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let id = loop {
+        let out = std::process::Command::new("xdotool")
+            .args(["search", "--name", title_part])
+            .output()
+            .expect("xdotool (apt install xdotool)");
+        if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().last() {
+            break id.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dialog titled {title_part:?}"
+        );
+        std::thread::yield_now();
+        std::process::Command::new("sleep")
+            .arg("0.2")
+            .status()
+            .unwrap();
+    };
+    let ok = |args: &[&str]| {
+        std::process::Command::new("xdotool")
+            .args(args)
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(ok(&["windowfocus", "--sync", &id]), "focus the dialog");
+    assert!(ok(&["key", "--clearmodifiers", keys]), "press {keys}");
+}
+
+/// Writes quick action settings (short grace and verification) into a fresh data dir.
+async fn quick_actions(data: &Path) {
+    let store = firebreak::store::Store::open(&data.join("firebreak.db"))
+        .await
+        .unwrap();
+    firebreak::actions::ActionSettings {
+        grace_s: 1,
+        verify_window_s: 5,
+        ..Default::default()
+    }
+    .save(&store)
+    .await
+    .unwrap();
+    store.close().await;
+}
+
+/// Opens the demo, waits for its incident and opens it.
+async fn demo_incident(driver: &Driver, data: &Path) -> support::webdriver::Session {
+    let session = driver
+        .session(
+            app(),
+            &[
+                "--demo".into(),
+                "--demo-speed".into(),
+                "10".into(),
+                "--data-dir".into(),
+                data.display().to_string(),
+            ],
+        )
+        .await;
+    let row = session.wait_for("[data-testid=incident-row]").await;
+    session.click(&row).await;
+    // Let a few waves of the bad rollout land, so the rollback has something to heal.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    session
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_rollback_clicked_through_in_the_window_is_verified_on_the_timeline() {
+    let _window = ONE_WINDOW.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    quick_actions(data.path()).await;
+    let driver = Driver::start().await;
+    let session = demo_incident(&driver, data.path()).await;
+
+    let propose = session.wait_for("[data-testid=propose-rollback]").await;
+    session.click(&propose).await;
+    let preview = session.wait_for("[data-testid=action-preview]").await;
+    let text = session.text(&preview).await;
+    assert!(
+        text.contains("revision 42") && text.contains("revision 41"),
+        "{text}"
+    );
+    assert!(text.contains("expected_revision = 42"), "{text}");
+    let reason = session.wait_for("[data-testid=action-reason]").await;
+    session
+        .type_into(&reason, "errors climb with every wave of 42")
+        .await;
+    let typed = session.wait_for("[data-testid=action-typed]").await;
+    session.type_into(&typed, "llm-assistant").await;
+    session.screenshot("action-preview").await;
+    let go = session.wait_for("[data-testid=action-confirm]").await;
+    session.click(&go).await;
+    answer_dialog("Confirm: Roll", "alt+r");
+
+    let panel = session.wait_for("[data-testid=actions-panel]").await;
+    wait_text(&session, &panel, "the verification verdict", |t| {
+        t.contains("RECOVERED") || t.contains("recovered")
+    })
+    .await;
+    let timeline = session.wait_for("[data-testid=timeline]").await;
+    let steps = wait_text(&session, &timeline, "the verification entry", |t| {
+        t.contains("Recovered: llm-assistant")
+    })
+    .await;
+    for step in [
+        "Proposed:",
+        "Confirmed by",
+        "Sent to the cluster",
+        "Succeeded:",
+    ] {
+        assert!(
+            steps.contains(step),
+            "no {step:?} on the timeline:\n{steps}"
+        );
+    }
+    session.screenshot("action-verified").await;
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn script_in_the_page_cannot_complete_a_rollback() {
+    let _window = ONE_WINDOW.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    quick_actions(data.path()).await;
+    let driver = Driver::start().await;
+    let session = demo_incident(&driver, data.path()).await;
+
+    // Injected script calls the IPC commands directly, as an XSS would.
+    let proposed = session
+        .execute(
+            "const done = arguments[arguments.length - 1];
+             const invoke = window.__TAURI_INTERNALS__.invoke;
+             return invoke('list_incidents')
+               .then(list => invoke('propose_action', { incidentId: list[0].id, kind: 'rollback' }))
+               .then(a => { window.__confirm = invoke('confirm_action', { id: a.id, reason: 'xss', typedName: 'llm-assistant' })
+                              .then(r => 'confirmed ' + r.state, e => 'refused ' + e.message);
+                            return a.id; });",
+            serde_json::json!([]),
+        )
+        .await;
+    let id = proposed
+        .as_str()
+        .unwrap_or_else(|| panic!("proposal: {proposed}"))
+        .to_owned();
+    // The confirmation waits on a native dialog that script cannot reach: nothing is sent.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let store = firebreak::store::Store::open(&data.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    let action = store.action(&id).await.unwrap();
+    assert_eq!(
+        action.state,
+        firebreak::store::actions::ActionState::Proposed,
+        "script alone moved the action on"
+    );
+    // Nor can script answer the dialog through the dialog plugin: the page has no grant.
+    let answered = session
+        .execute(
+            "return window.__TAURI_INTERNALS__.invoke('plugin:dialog|message', { message: 'x' })
+               .then(() => 'allowed', e => 'denied: ' + e);",
+            serde_json::json!([]),
+        )
+        .await;
+    assert!(
+        answered.as_str().unwrap_or_default().starts_with("denied"),
+        "{answered}"
+    );
+    // The person at the screen says no: still nothing sent.
+    answer_dialog("Confirm: Roll", "Escape");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let action = store.action(&id).await.unwrap();
+    assert_eq!(
+        action.state,
+        firebreak::store::actions::ActionState::Proposed
+    );
+    store.close().await;
+    session.close().await;
+}

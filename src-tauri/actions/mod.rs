@@ -111,17 +111,30 @@ pub enum DeskError {
 
 type Result<T> = std::result::Result<T, DeskError>;
 
-/// Where the desk finds a cluster's token: the caller's (a `--token-env` variable), else
-/// the OS keychain.
+/// Where the desk finds a cluster's token: one the caller set (a `--token-env` variable,
+/// the demo's simulator), else the OS keychain.
 #[derive(Default, Clone)]
 pub struct Tokens {
-    pub fixed: std::collections::HashMap<i64, String>,
+    fixed: Arc<Mutex<std::collections::HashMap<i64, String>>>,
 }
 
 impl Tokens {
+    pub fn set(&self, cluster_id: i64, token: &str) {
+        self.fixed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(cluster_id, token.to_owned());
+    }
+
     pub async fn token(&self, cluster: &crate::store::Cluster) -> Option<String> {
-        match self.fixed.get(&cluster.id) {
-            Some(t) => Some(t.clone()),
+        let fixed = self
+            .fixed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cluster.id)
+            .cloned();
+        match fixed {
+            Some(t) => Some(t),
             None => crate::watchlist::token_of(cluster).await,
         }
     }
@@ -154,6 +167,10 @@ impl ActionDesk {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     fn changed(&self, incident_id: i64) {

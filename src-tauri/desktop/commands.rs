@@ -5,8 +5,11 @@
 use tauri::State;
 
 use super::Console;
+use crate::actions::{ActionSettings, DeskError};
 use crate::incident::{Incident, IncidentStatus, NewIncident, Severity, TimelineEntry};
 use crate::ipc::{AppInfo, ErrorCode, IpcError};
+use crate::protocol::actions::ActionKind;
+use crate::store::actions::ActionRecord;
 use crate::store::feed::{Diagnostics, FeedFilter, FeedPage, FeedPageRequest, RawEvent};
 use crate::store::NewCluster;
 use crate::watchlist::{TokenChange, WatchedCluster};
@@ -26,9 +29,16 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         event_feed,
         raw_event,
         diagnostics,
+        propose_action,
+        incident_actions,
+        confirm_action,
+        cancel_action,
+        action_settings,
+        set_action_settings,
         list_incidents,
         get_incident,
         incident_timeline,
+        timeline_since,
         open_incident,
         change_incident_status,
         add_note,
@@ -119,6 +129,17 @@ async fn incident_timeline(
     Ok(console.store()?.timeline(id, after, limit).await?)
 }
 
+/// Entries recorded after entry `since_id` (the live view's refresh), in recording order.
+#[tauri::command]
+async fn timeline_since(
+    console: State<'_, Console>,
+    id: i64,
+    since_id: i64,
+    limit: i64,
+) -> Reply<Vec<TimelineEntry>> {
+    Ok(console.store()?.timeline_since(id, since_id, limit).await?)
+}
+
 #[tauri::command]
 async fn open_incident(console: State<'_, Console>, incident: NewIncident) -> Reply<Incident> {
     let author = console.author();
@@ -184,4 +205,84 @@ async fn set_author(console: State<'_, Console>, name: String) -> Reply<String> 
     console.store()?.set_setting("author", &name).await?;
     *console.author.lock().unwrap_or_else(|e| e.into_inner()) = name.clone();
     Ok(name)
+}
+
+impl From<DeskError> for IpcError {
+    fn from(e: DeskError) -> Self {
+        match e {
+            DeskError::Store(e) => e.into(),
+            DeskError::ReadOnly => IpcError::new(ErrorCode::ReadOnly, e.to_string()),
+            DeskError::Refused(_) => IpcError::new(ErrorCode::Refused, e.to_string()),
+            DeskError::Unreachable(_) => IpcError::new(ErrorCode::Unreachable, e.to_string()),
+        }
+    }
+}
+
+/// Resolves a rollback or failover for the incident and records it as proposed. The page
+/// names only the kind: what to roll back to, or fail over where, is decided here.
+#[tauri::command]
+async fn propose_action(
+    console: State<'_, Console>,
+    incident_id: i64,
+    kind: ActionKind,
+) -> Reply<ActionRecord> {
+    let author = console.author();
+    Ok(console.desk()?.propose(incident_id, kind, &author).await?)
+}
+
+#[tauri::command]
+async fn incident_actions(
+    console: State<'_, Console>,
+    incident_id: i64,
+) -> Reply<Vec<ActionRecord>> {
+    Ok(console.store()?.incident_actions(incident_id).await?)
+}
+
+/// Confirms a proposed action. The page can only ask: the desk re-checks the action
+/// against the cluster, then a native dialog (which page script cannot answer) asks the
+/// engineer; only their click there starts the grace period.
+#[tauri::command]
+async fn confirm_action<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    window: tauri::WebviewWindow<R>,
+    console: State<'_, Console>,
+    id: String,
+    reason: String,
+    typed_name: Option<String>,
+) -> Reply<ActionRecord> {
+    let desk = console.desk()?.clone();
+    let action = desk.check(&id, &reason, typed_name.as_deref()).await?;
+    if action.state != crate::store::actions::ActionState::Proposed {
+        return Ok(action);
+    }
+    if !super::confirm_natively(&app, &window, &action, &reason).await {
+        return Err(IpcError::new(
+            ErrorCode::Refused,
+            "not confirmed in the dialog: nothing was sent",
+        ));
+    }
+    let author = console.author();
+    Ok(desk
+        .confirm(&id, &author, &reason, typed_name.as_deref())
+        .await?)
+}
+
+#[tauri::command]
+async fn cancel_action(console: State<'_, Console>, id: String) -> Reply<ActionRecord> {
+    let author = console.author();
+    Ok(console.desk()?.cancel(&id, &author).await?)
+}
+
+#[tauri::command]
+async fn action_settings(console: State<'_, Console>) -> Reply<ActionSettings> {
+    Ok(ActionSettings::load(console.store()?).await?)
+}
+
+#[tauri::command]
+async fn set_action_settings(
+    console: State<'_, Console>,
+    settings: ActionSettings,
+) -> Reply<ActionSettings> {
+    settings.save(console.store()?).await?;
+    Ok(settings)
 }

@@ -27,6 +27,8 @@ pub struct Console {
     live: Arc<live::WindowSink>,
     /// The watched clusters and the engine recording them (absent when the store is).
     watchlist: Option<Arc<crate::watchlist::Watchlist>>,
+    /// Rollback and failover (absent when the store is).
+    desk: Option<Arc<crate::actions::ActionDesk>>,
     demo: Option<DemoOptions>,
 }
 
@@ -48,6 +50,18 @@ impl Console {
                 IpcError::new(
                     crate::ipc::ErrorCode::Internal,
                     "the ingest engine is not running",
+                )
+            })),
+        }
+    }
+
+    fn desk(&self) -> Result<&Arc<crate::actions::ActionDesk>, IpcError> {
+        match &self.desk {
+            Some(d) => Ok(d),
+            None => Err(self.store().err().unwrap_or_else(|| {
+                IpcError::new(
+                    crate::ipc::ErrorCode::Internal,
+                    "the action desk is not running",
                 )
             })),
         }
@@ -84,20 +98,31 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
         store_error: store.as_ref().err().cloned(),
     };
     let live = Arc::new(live::WindowSink::default());
-    let watchlist = match &store {
+    let (watchlist, desk) = match &store {
         Ok(store) => {
+            // The engine reports to the window and to the board the desk reads stream
+            // states from; the desk reports its steps to the window.
+            let board = Arc::new(crate::ingest::sink::StatusBoard::default());
+            let sink = Arc::new(crate::ingest::sink::Tee(vec![live.clone(), board.clone()]));
             let engine = tauri::async_runtime::block_on(crate::ingest::Engine::start(
                 store.clone(),
                 Vec::new(),
-                live.clone(),
+                sink,
             ))
             .context("cannot start the ingest engine")?;
-            Some(Arc::new(crate::watchlist::Watchlist::new(
+            let watchlist = Arc::new(crate::watchlist::Watchlist::new(
                 store.clone(),
                 Arc::new(engine),
-            )))
+            ));
+            let desk = crate::actions::ActionDesk::new(
+                store.clone(),
+                crate::actions::Tokens::default(),
+                board,
+                live.clone(),
+            );
+            (Some(watchlist), Some(desk))
         }
-        Err(_) => None,
+        Err(_) => (None, None),
     };
     let console = Console {
         store,
@@ -106,6 +131,7 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
         data_dir,
         live,
         watchlist,
+        desk,
         demo,
     };
     let app = create_app(tauri::Builder::default(), console)
@@ -126,18 +152,27 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
             let console = app.state::<Console>();
             open_main_window(app.handle(), &console.data_dir)?;
             console.live.clone().start_flushing(app.handle().clone());
-            if let Some(watchlist) = &console.watchlist {
-                let watchlist = watchlist.clone();
+            if let (Some(watchlist), Some(desk)) = (&console.watchlist, &console.desk) {
+                let (watchlist, desk) = (watchlist.clone(), desk.clone());
                 tauri::async_runtime::spawn(async move {
                     if let Err(e) = watchlist.watch_all().await {
                         tracing::error!(error = %e, "cannot start watching the clusters");
                     }
+                    // Actions a previous run left under way carry on with their stored keys.
+                    match desk.resume_unfinished().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(actions = n, "resuming unfinished actions"),
+                        Err(e) => tracing::error!(error = %e, "cannot resume unfinished actions"),
+                    }
                 });
             }
-            if let (Ok(store), Some(watchlist), Some(demo)) =
-                (&console.store, &console.watchlist, &console.demo)
-            {
-                start_demo(store.clone(), watchlist.clone(), demo.clone());
+            if let (Ok(store), Some(watchlist), Some(desk), Some(demo)) = (
+                &console.store,
+                &console.watchlist,
+                &console.desk,
+                &console.demo,
+            ) {
+                start_demo(store.clone(), watchlist.clone(), desk.clone(), demo.clone());
             }
             if let Some(err) = &console.info.store_error {
                 app.dialog()
@@ -167,7 +202,12 @@ fn open_main_window<R: Runtime>(
 
 /// Starts the simulator for the demo and watches it with the app's engine: the same
 /// client a real cluster gets; only the URLs point at loopback.
-fn start_demo(store: Store, watchlist: Arc<crate::watchlist::Watchlist>, demo: DemoOptions) {
+fn start_demo(
+    store: Store,
+    watchlist: Arc<crate::watchlist::Watchlist>,
+    desk: Arc<crate::actions::ActionDesk>,
+    demo: DemoOptions,
+) {
     tauri::async_runtime::spawn(async move {
         let started = async {
             let mut opts = crate::sim::SimOptions::new(
@@ -185,6 +225,7 @@ fn start_demo(store: Store, watchlist: Arc<crate::watchlist::Watchlist>, demo: D
                     actions_url: sim.actions_url(),
                 })
                 .await?;
+            desk.tokens().set(cluster.id, &sim.token);
             let target = crate::ingest::Target {
                 cluster_id: cluster.id,
                 name: cluster.name,
@@ -200,4 +241,59 @@ fn start_demo(store: Store, watchlist: Arc<crate::watchlist::Watchlist>, demo: D
             Err(e) => tracing::error!(error = %e, "the demo could not start"),
         }
     });
+}
+
+/// Asks the engineer, in a native dialog over the window, to confirm an action. Page
+/// script has no way to answer it: only a person at the screen (or the keyboard) can.
+async fn confirm_natively<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+    window: &tauri::WebviewWindow<R>,
+    action: &crate::store::actions::ActionRecord,
+    reason: &str,
+) -> bool {
+    use tauri_plugin_dialog::MessageDialogButtons;
+    let p = &action.preview;
+    let health = match p.target_health.healthy {
+        Some(true) => "healthy",
+        Some(false) => "NOT healthy",
+        None => "unknown",
+    };
+    let mut text = format!(
+        "{}\n\nFrom: {}\nTo: {}\nBlast radius: {} nodes, {:.0} requests/s ({:.0} % of the cluster's traffic)\n\
+         Target: {health}: {}\nPrecondition: {}\nReason: {}\n",
+        p.summary,
+        p.from_label,
+        p.to_label,
+        p.nodes,
+        p.requests_per_s,
+        p.traffic_share * 100.0,
+        p.target_health.text,
+        p.precondition,
+        reason.trim()
+    );
+    for w in &p.warnings {
+        text.push_str(&format!("\nWarning: {w}"));
+    }
+    text.push_str(&format!(
+        "\n\nIt is sent {} s after you confirm; until then, Cancel in the console stops it.",
+        p.grace_s
+    ));
+    let verb = match action.kind {
+        crate::protocol::actions::ActionKind::Rollback => "_Roll back",
+        crate::protocol::actions::ActionKind::Failover => "_Fail over",
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.dialog()
+        .message(text)
+        .title(format!("Confirm: {}", p.summary))
+        .kind(MessageDialogKind::Warning)
+        .parent(window)
+        .buttons(MessageDialogButtons::OkCancelCustom(
+            verb.to_owned(),
+            "_Cancel".to_owned(),
+        ))
+        .show(move |confirmed| {
+            let _ = tx.send(confirmed);
+        });
+    rx.await.unwrap_or(false)
 }

@@ -468,4 +468,25 @@ impl Store {
         .await?;
         rows.into_iter().map(TimelineEntry::try_from).collect()
     }
+
+    /// Entries recorded after entry `since_id`, in recording order: what a live view has
+    /// not seen yet, wherever their times put them on the timeline (a backfilled event or
+    /// a step stamped by another clock can sort before entries already shown).
+    pub async fn timeline_since(
+        &self,
+        incident_id: i64,
+        since_id: i64,
+        limit: i64,
+    ) -> Result<Vec<TimelineEntry>> {
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT id, incident_id, at_ms, kind, author, body, amends FROM timeline_entries \
+             WHERE incident_id = ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(incident_id)
+        .bind(since_id)
+        .bind(limit.clamp(1, MAX_PAGE))
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter().map(TimelineEntry::try_from).collect()
+    }
 }

@@ -9,6 +9,7 @@ import type { TimelineEntry } from './bindings/TimelineEntry';
 import type { FeedEvent } from './bindings/FeedEvent';
 import type { WatchedCluster } from './bindings/WatchedCluster';
 import type { ConsoleUpdate } from './bindings/ConsoleUpdate';
+import type { ActionRecord } from './bindings/ActionRecord';
 
 afterEach(cleanup);
 
@@ -75,6 +76,20 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     },
     eventFeed: async () => ({ events: [], unsearchable: 0 }),
     rawEvent: async (seq) => ({ seq, cluster: 'demo', receivedMs: Date.now(), text: '{}' }),
+    proposeAction: async () => {
+      throw new HostError('refused', 'no actions in this fake');
+    },
+    incidentActions: async () => [],
+    confirmAction: async () => {
+      throw new HostError('refused', 'no actions in this fake');
+    },
+    cancelAction: async () => {
+      throw new HostError('refused', 'no actions in this fake');
+    },
+    actionSettings: async () => ({
+      readOnly: false, graceS: 5, verifyWindowS: 60, typeToConfirmNodes: 12, maxErrorRate: 0.02, maxLatencyFactor: 1.5,
+    }),
+    setActionSettings: async (s) => s,
     diagnostics: async () => ({
       events: 0, quarantined: 0, quarantine: [], gaps: [], unsearchable: 0,
       databaseBytes: 4096, walBytes: 0, databasePath: '/tmp/fb/firebreak.db',
@@ -82,6 +97,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     listIncidents: async () => incidents,
     getIncident: async (id) => incidents.find((i) => i.id === id)!,
     timeline: async (id, after) => entries.filter((e) => e.incidentId === id && e.id > (after?.id ?? 0)),
+    timelineSince: async (id, since) => entries.filter((e) => e.incidentId === id && e.id > since),
     openIncident: async (n) => {
       const i = incident(incidents.length + 1, { title: n.title, severity: n.severity });
       incidents.push(i);
@@ -313,7 +329,7 @@ describe('clusters', () => {
       return real(c, token);
     };
     render(App, { host });
-    await fireEvent.click(await screen.findByTestId('tab-clusters'));
+    await fireEvent.click(await screen.findByTestId('tab-settings'));
     expect((await screen.findByTestId('clusters-empty')).textContent).toContain('No cluster yet');
     await fireEvent.click(screen.getByTestId('add-cluster'));
     await fireEvent.input(screen.getByTestId('cluster-name'), { target: { value: 'prod-east' } });
@@ -334,7 +350,7 @@ describe('clusters', () => {
       },
     });
     render(App, { host });
-    await fireEvent.click(await screen.findByTestId('tab-clusters'));
+    await fireEvent.click(await screen.findByTestId('tab-settings'));
     await fireEvent.click(await screen.findByTestId('add-cluster'));
     await fireEvent.input(screen.getByTestId('cluster-name'), { target: { value: 'x' } });
     await fireEvent.click(screen.getByTestId('cluster-save'));
@@ -346,7 +362,21 @@ describe('clusters', () => {
 describe('diagnostics', () => {
   it('lists quarantined frames with their reason, as text', async () => {
     const host = fakeHost([], {
-      diagnostics: async () => ({
+      proposeAction: async () => {
+      throw new HostError('refused', 'no actions in this fake');
+    },
+    incidentActions: async () => [],
+    confirmAction: async () => {
+      throw new HostError('refused', 'no actions in this fake');
+    },
+    cancelAction: async () => {
+      throw new HostError('refused', 'no actions in this fake');
+    },
+    actionSettings: async () => ({
+      readOnly: false, graceS: 5, verifyWindowS: 60, typeToConfirmNodes: 12, maxErrorRate: 0.02, maxLatencyFactor: 1.5,
+    }),
+    setActionSettings: async (s) => s,
+    diagnostics: async () => ({
         events: 1200, quarantined: 1, unsearchable: 0, databaseBytes: 2_400_000, walBytes: 4096,
         databasePath: '/tmp/fb/firebreak.db',
         quarantine: [{ id: 1, cluster: 'demo', receivedMs: Date.now(), reason: 'not valid JSON: <b>expected value</b>', rawLen: 12, preview: '<b>bad</b>' }],
@@ -360,5 +390,107 @@ describe('diagnostics', () => {
     expect(table.querySelector('b')).toBeNull();
     expect(screen.getByTestId('diag-quarantined').textContent).toBe('1');
     expect(screen.getByTestId('gaps').textContent).toContain('10 – 19 (10 events)');
+  });
+});
+
+function proposed(over: Partial<ActionRecord> = {}): ActionRecord {
+  return {
+    id: 'a1', incidentId: 1, clusterId: 1, kind: 'rollback', service: 'llm-assistant', target: 'llm-assistant-serving',
+    from: '42', to: '41', state: 'proposed', proposedBy: 'ana', confirmedBy: null, reason: null, sendAfterMs: null,
+    remoteId: null, error: null, succeededMs: null, verification: null, createdMs: Date.now(), updatedMs: Date.now(),
+    preview: {
+      summary: 'Roll llm-assistant-serving back from revision 42 to 41',
+      fromLabel: 'revision 42 (assistant-13b-2026.11)', toLabel: 'revision 41 (assistant-13b-2026.10)',
+      nodes: 16, requestsPerS: 820, trafficShare: 0.31,
+      targetHealth: { healthy: true, text: 'revision 41 last served llm-assistant at 03:00:05 UTC: error rate 0.3 %, p99 1800 ms' },
+      precondition: 'expected_revision = 42', warnings: ['a rollout to revision 42 is running at wave 2 of 4: the rollback stops it'],
+      typeToConfirm: true, graceS: 5,
+    },
+    ...over,
+  };
+}
+
+describe('actions', () => {
+  it('previews a rollback, needs a reason and the typed name, and offers Cancel in the grace period', async () => {
+    let actions: ActionRecord[] = [];
+    const confirmed: [string, string, string | null][] = [];
+    const cancelled: string[] = [];
+    const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
+      incidentActions: async () => actions,
+      proposeAction: async (id, kind) => {
+        expect([id, kind]).toEqual([1, 'rollback']);
+        actions = [proposed()];
+        return actions[0];
+      },
+      confirmAction: async (id, reason, typed) => {
+        confirmed.push([id, reason, typed]);
+        actions = [proposed({ state: 'pending', reason, sendAfterMs: Date.now() + 5_000 })];
+        return actions[0];
+      },
+      cancelAction: async (id) => {
+        cancelled.push(id);
+        actions = [proposed({ state: 'cancelled' })];
+        return actions[0];
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    await fireEvent.click(await screen.findByTestId('propose-rollback'));
+    const preview = await screen.findByTestId('action-preview');
+    for (const text of ['revision 42 (assistant-13b-2026.11) → revision 41', '16 nodes', '31 %', 'expected_revision = 42', 'HEALTHY', 'rollout to revision 42']) {
+      expect(preview.textContent?.toUpperCase()).toContain(text.toUpperCase());
+    }
+    const go = screen.getByTestId('action-confirm') as HTMLButtonElement;
+    expect(go.disabled).toBe(true);
+    await fireEvent.input(screen.getByTestId('action-reason'), { target: { value: 'errors since 42' } });
+    await fireEvent.input(screen.getByTestId('action-typed'), { target: { value: 'llm-assistant' } });
+    expect(go.disabled).toBe(false);
+    await fireEvent.click(go);
+    await waitFor(() => expect(confirmed).toEqual([['a1', 'errors since 42', 'llm-assistant']]));
+    const pending = await screen.findByTestId('action-pending');
+    expect(pending.textContent).toMatch(/Sending in [45] s/);
+    await fireEvent.click(screen.getByTestId('action-cancel'));
+    await waitFor(() => expect(cancelled).toEqual(['a1']));
+    expect((await screen.findByTestId('action-row')).textContent).toContain('cancelled');
+  });
+
+  it('read-only mode hides the actions and says so', async () => {
+    const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
+      actionSettings: async () => ({
+        readOnly: true, graceS: 5, verifyWindowS: 60, typeToConfirmNodes: 12, maxErrorRate: 0.02, maxLatencyFactor: 1.5,
+      }),
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    expect((await screen.findByTestId('read-only-note')).textContent).toContain('Read-only');
+    expect(screen.queryByTestId('propose-rollback')).toBeNull();
+    expect(screen.getByTestId('read-only-badge')).toBeTruthy();
+  });
+});
+
+describe('timeline', () => {
+  it('shows a late entry in time order, even when it sorts before entries already shown', async () => {
+    const at = Date.now();
+    const entry = (id: number, atMs: number, body: string): TimelineEntry => ({
+      id, incidentId: 1, atMs, kind: 'event', author: 'firebreak', body, amends: null,
+    });
+    const recorded = [entry(1, at - 60_000, 'rollout started'), entry(2, at, 'alert firing')];
+    let push: (u: ConsoleUpdate) => void = () => {};
+    const host = fakeHost([incident(1)], {
+      timeline: async (_, after) => recorded.filter((e) => !after || e.atMs > after.atMs || (e.atMs === after.atMs && e.id > after.id)),
+      timelineSince: async (_, since) => recorded.filter((e) => e.id > since),
+      subscribe: async (on) => {
+        push = on;
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    await waitFor(() => expect(screen.getByTestId('timeline').textContent).toContain('alert firing'));
+    // Recorded now, stamped between the two: a keyset "after the last" would never fetch it.
+    recorded.push(entry(3, at - 30_000, 'rollback proposed'));
+    push({ clusters: [], opened: [], updated: [1], events: 0, quarantined: 0, headSeq: 0 });
+    await waitFor(() => expect(screen.getByTestId('timeline').textContent).toContain('rollback proposed'));
+    const order = [...screen.getByTestId('timeline').querySelectorAll('.body')].map((b) => b.textContent);
+    expect(order).toEqual(['rollout started', 'rollback proposed', 'alert firing']);
   });
 });

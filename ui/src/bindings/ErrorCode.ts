@@ -3,4 +3,4 @@
 /**
  * What the UI branches on. Add a code only when the UI does something different for it.
  */
-export type ErrorCode = "store_unavailable" | "invalid" | "not_found" | "conflict" | "keychain" | "internal";
+export type ErrorCode = "store_unavailable" | "invalid" | "not_found" | "conflict" | "keychain" | "read_only" | "refused" | "unreachable" | "internal";

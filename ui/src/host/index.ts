@@ -2,6 +2,8 @@
 // @tauri-apps/*. Components get a `Host` and never know whether it is the real
 // app or a test's fake.
 import { Channel, invoke } from '@tauri-apps/api/core';
+import type { ActionRecord } from '../bindings/ActionRecord';
+import type { ActionSettings } from '../bindings/ActionSettings';
 import type { AppInfo } from '../bindings/AppInfo';
 import type { ConsoleUpdate } from '../bindings/ConsoleUpdate';
 import type { Diagnostics } from '../bindings/Diagnostics';
@@ -32,10 +34,20 @@ export interface Host {
   eventFeed(filter: FeedFilter, page: FeedPageRequest): Promise<FeedPage>;
   rawEvent(seq: number): Promise<RawEvent>;
   diagnostics(): Promise<Diagnostics>;
+  /** Rust resolves what the action does; the page names only the incident and the kind. */
+  proposeAction(incidentId: number, kind: 'rollback' | 'failover'): Promise<ActionRecord>;
+  incidentActions(incidentId: number): Promise<ActionRecord[]>;
+  /** Rust re-checks, then asks in a native dialog; resolves once the engineer answered. */
+  confirmAction(id: string, reason: string, typedName: string | null): Promise<ActionRecord>;
+  cancelAction(id: string): Promise<ActionRecord>;
+  actionSettings(): Promise<ActionSettings>;
+  setActionSettings(settings: ActionSettings): Promise<ActionSettings>;
   listIncidents(): Promise<Incident[]>;
   getIncident(id: number): Promise<Incident>;
   /** A page of the timeline in time order, after the entry `after` (keyset). */
   timeline(id: number, after: TimelineEntry | null, limit: number): Promise<TimelineEntry[]>;
+  /** Entries recorded after entry `sinceId`, in recording order (the live refresh). */
+  timelineSince(id: number, sinceId: number, limit: number): Promise<TimelineEntry[]>;
   openIncident(incident: NewIncident): Promise<Incident>;
   changeStatus(id: number, to: IncidentStatus): Promise<Incident>;
   addNote(id: number, text: string): Promise<TimelineEntry>;
@@ -86,10 +98,17 @@ export const tauriHost: Host = {
   eventFeed: (filter, page) => call('event_feed', { filter, page }),
   rawEvent: (seq) => call('raw_event', { seq }),
   diagnostics: () => call('diagnostics'),
+  proposeAction: (incidentId, kind) => call('propose_action', { incidentId, kind }),
+  incidentActions: (incidentId) => call('incident_actions', { incidentId }),
+  confirmAction: (id, reason, typedName) => call('confirm_action', { id, reason, typedName }),
+  cancelAction: (id) => call('cancel_action', { id }),
+  actionSettings: () => call('action_settings'),
+  setActionSettings: (settings) => call('set_action_settings', { settings }),
   listIncidents: () => call('list_incidents'),
   getIncident: (id) => call('get_incident', { id }),
   timeline: (id, after, limit) =>
     call('incident_timeline', { id, afterAt: after?.atMs ?? null, afterId: after?.id ?? null, limit }),
+  timelineSince: (id, sinceId, limit) => call('timeline_since', { id, sinceId, limit }),
   openIncident: (incident) => call('open_incident', { incident }),
   changeStatus: (id, to) => call('change_incident_status', { id, to }),
   addNote: (id, text) => call('add_note', { id, text }),
