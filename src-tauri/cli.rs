@@ -98,6 +98,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Runbooks: check files, list what matches an incident.
+    #[command(subcommand)]
+    Runbooks(RunbooksCommand),
     /// List incidents, unresolved and most severe first.
     Incidents {
         /// Print JSON instead of a table.
@@ -117,6 +120,19 @@ pub enum Command {
 pub enum ActKind {
     Rollback,
     Failover,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunbooksCommand {
+    /// Validate runbook files (for a team's own CI): every problem with its file and line,
+    /// and a non-zero exit when there is any. Without paths: the built-in runbooks and the
+    /// user's runbook folder.
+    Check { paths: Vec<PathBuf> },
+    /// The runbooks that are loaded, or those that match an incident, best first, with why.
+    List {
+        #[arg(long)]
+        incident: Option<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +247,9 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         Command::Bench(BenchCommand::Ingest { seconds, rate }) => {
             return crate::bench::ingest(seconds, rate, data_dir.root()).await
         }
+        Command::Runbooks(RunbooksCommand::Check { paths }) => {
+            return check_runbooks(data_dir, &paths)
+        }
         Command::Bench(BenchCommand::Timeline { entries }) => {
             return crate::bench::timeline(entries, data_dir.root()).await
         }
@@ -283,7 +302,12 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             token_env,
         } => crate::act::actions(&store, incident, json, resume, token_env).await,
         Command::Audit(AuditCommand::Verify) => crate::act::audit_verify(&store).await,
-        Command::Sim(_) | Command::Bench(_) => unreachable!("handled above"),
+        Command::Runbooks(RunbooksCommand::List { incident }) => {
+            list_runbooks(&store, data_dir, incident).await
+        }
+        Command::Sim(_) | Command::Bench(_) | Command::Runbooks(RunbooksCommand::Check { .. }) => {
+            unreachable!("handled above")
+        }
     };
     store.close().await;
     result
@@ -317,6 +341,76 @@ fn no_display() -> Option<&'static str> {
     let set = |v: &str| std::env::var_os(v).is_some_and(|s| !s.is_empty());
     (!set("DISPLAY") && !set("WAYLAND_DISPLAY"))
         .then_some("no display (DISPLAY and WAYLAND_DISPLAY are unset)")
+}
+
+/// `firebreak runbooks check [PATH…]`: folders are searched for `*.md`.
+fn check_runbooks(data_dir: &DataDir, paths: &[PathBuf]) -> Result<()> {
+    use crate::runbooks::Library;
+    let lib = if paths.is_empty() {
+        Library::load(&[data_dir.runbooks().to_owned()])
+    } else {
+        let mut files = Vec::new();
+        for p in paths {
+            if p.is_dir() {
+                let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.extension().is_some_and(|x| x == "md"))
+                    .collect();
+                found.sort();
+                files.extend(found);
+            } else {
+                files.push(p.clone());
+            }
+        }
+        Library::load_files(&files)
+    };
+    for rb in &lib.runbooks {
+        println!("ok    {} ({}, {} steps)", rb.source, rb.id, rb.steps.len());
+    }
+    for e in &lib.errors {
+        println!("error {e}");
+    }
+    anyhow::ensure!(
+        lib.errors.is_empty(),
+        "{} runbook problem(s) found",
+        lib.errors.len()
+    );
+    Ok(())
+}
+
+/// `firebreak runbooks list [--incident N]`.
+async fn list_runbooks(store: &Store, data_dir: &DataDir, incident: Option<i64>) -> Result<()> {
+    use crate::runbooks::{matching, IncidentFacts, Library};
+    let lib = Library::load(&[data_dir.runbooks().to_owned()]);
+    for e in &lib.errors {
+        eprintln!("warning: {e}");
+    }
+    let Some(id) = incident else {
+        for rb in &lib.runbooks {
+            println!(
+                "{:<24} v{:<4} {:<20} {}",
+                rb.id, rb.version, rb.owner, rb.title
+            );
+        }
+        return Ok(());
+    };
+    let incident = store.incident(id).await?;
+    let facts = IncidentFacts::of(&incident, &store.incident_event_data(id).await?);
+    let found = matching(&lib, &facts);
+    if found.is_empty() {
+        println!("no runbook matches incident {id}");
+    }
+    for m in found {
+        println!(
+            "{:<24} score {:<3} {}: {}",
+            m.runbook_id,
+            m.score,
+            m.title,
+            m.reasons.join("; ")
+        );
+    }
+    Ok(())
 }
 
 async fn run_sim(args: SimArgs) -> Result<()> {

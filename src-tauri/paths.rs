@@ -10,21 +10,34 @@ use anyhow::{Context, Result};
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    /// The user's runbook folder: the OS config dir's, or `<data dir>/runbooks` when the
+    /// data dir was chosen (so a `--data-dir` run shares nothing with the user's own).
+    runbooks: PathBuf,
 }
 
 impl DataDir {
     /// The chosen dir, or the OS default (`~/.local/share/firebreak` on Linux).
     pub fn resolve(chosen: Option<PathBuf>) -> Result<Self> {
-        let root = match chosen {
-            Some(dir) => dir,
-            None => directories::ProjectDirs::from("dev", "firebreak", "firebreak")
-                .context(
+        Ok(match chosen {
+            Some(dir) => DataDir {
+                runbooks: dir.join("runbooks"),
+                root: dir,
+            },
+            None => {
+                let dirs = directories::ProjectDirs::from("dev", "firebreak", "firebreak")
+                    .context(
                     "cannot find the home directory to keep Firebreak's data in; pass --data-dir",
-                )?
-                .data_dir()
-                .to_owned(),
-        };
-        Ok(DataDir { root })
+                )?;
+                DataDir {
+                    root: dirs.data_dir().to_owned(),
+                    runbooks: dirs.config_dir().join("runbooks"),
+                }
+            }
+        })
+    }
+
+    pub fn runbooks(&self) -> &Path {
+        &self.runbooks
     }
 
     pub fn root(&self) -> &Path {

@@ -136,4 +136,26 @@ impl Store {
             })
         }))
     }
+
+    /// The types and data of the events attached to an incident (the newest 2,000), for
+    /// matching runbooks.
+    pub async fn incident_event_data(&self, incident_id: i64) -> Result<Vec<(String, Value)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT e.type, e.raw FROM incident_events ie JOIN events e ON e.seq = ie.event_seq \
+             WHERE ie.incident_id = ? ORDER BY ie.event_seq DESC LIMIT 2000",
+        )
+        .bind(incident_id)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(ty, raw)| {
+                let data = serde_json::from_str::<Value>(&raw)
+                    .ok()
+                    .and_then(|mut v| v.get_mut("data").map(Value::take))
+                    .unwrap_or_default();
+                (ty, data)
+            })
+            .collect())
+    }
 }

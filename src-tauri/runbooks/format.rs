@@ -1,0 +1,454 @@
+//! The runbook file format: Markdown with YAML front matter. The front matter says what
+//! the runbook is, which incidents it applies to, and its ordered steps; the Markdown
+//! body is the context an engineer reads first. README has a complete example.
+//!
+//! Parsing never panics (a property test feeds it anything) and every error names the
+//! file, the line and the problem.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::incident::Severity;
+
+/// A runbook as loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Runbook {
+    pub id: String,
+    pub title: String,
+    pub owner: String,
+    pub version: String,
+    pub applies_to: AppliesTo,
+    pub steps: Vec<Step>,
+    /// The Markdown body, shown as text.
+    pub body: String,
+    /// Where it came from: a path, or `builtin:<file>`.
+    pub source: String,
+}
+
+/// Which incidents a runbook is for. Every list that is given must match; an empty list
+/// matches anything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[ts(rename_all = "camelCase")]
+pub struct AppliesTo {
+    /// Event types of which at least one must be on the incident.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    #[serde(default)]
+    pub services: Vec<String>,
+    /// Fields of the incident's events that must have these values (`region: us-east`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub severity: Vec<Severity>,
+}
+
+/// What a query step asks of the console's own store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryKind {
+    /// The service's error rate on its primary region (0–1), over the window.
+    ErrorRate,
+    /// The service's p99 latency on its primary region (ms), over the window.
+    LatencyP99,
+    /// How many of the service's nodes are down now.
+    NodesDown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum StepAction {
+    Rollback,
+    Failover,
+}
+
+/// A branch arm: a condition on the query's value (`> 0.05`, `<= 3`) or, without an
+/// `on` query, one of the answers offered to the engineer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct Arm {
+    #[serde(rename = "if")]
+    pub condition: String,
+    pub goto: String,
+}
+
+/// One step. After a step, the run goes on with `next` (a step id or `end`), or else
+/// with the step below it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Something the engineer does and ticks off, optionally with a short finding.
+    Check {
+        id: String,
+        title: String,
+        #[serde(default)]
+        detail: String,
+        #[serde(default)]
+        finding: bool,
+        #[serde(default)]
+        #[ts(optional)]
+        next: Option<String>,
+    },
+    /// A figure the console answers from its store, drawn as a small chart.
+    Query {
+        id: String,
+        title: String,
+        query: QueryKind,
+        #[serde(default = "default_window")]
+        window_min: u32,
+        #[serde(default)]
+        detail: String,
+        #[serde(default)]
+        #[ts(optional)]
+        next: Option<String>,
+    },
+    /// A rollback or failover, through the same preview, confirmation and verification
+    /// as the incident view's buttons.
+    Action {
+        id: String,
+        title: String,
+        action: StepAction,
+        #[serde(default)]
+        detail: String,
+        #[serde(default)]
+        #[ts(optional)]
+        next: Option<String>,
+    },
+    /// Picks the next step from a query's value (`on: <query step id>`) or, without
+    /// `on`, from the engineer's answer.
+    Branch {
+        id: String,
+        title: String,
+        #[serde(default)]
+        #[ts(optional)]
+        on: Option<String>,
+        when: Vec<Arm>,
+        #[ts(optional)]
+        otherwise: Option<String>,
+    },
+}
+
+fn default_window() -> u32 {
+    15
+}
+
+impl Step {
+    pub fn id(&self) -> &str {
+        match self {
+            Step::Check { id, .. }
+            | Step::Query { id, .. }
+            | Step::Action { id, .. }
+            | Step::Branch { id, .. } => id,
+        }
+    }
+
+    pub fn title(&self) -> &str {
+        match self {
+            Step::Check { title, .. }
+            | Step::Query { title, .. }
+            | Step::Action { title, .. }
+            | Step::Branch { title, .. } => title,
+        }
+    }
+
+    fn next(&self) -> Option<&str> {
+        match self {
+            Step::Check { next, .. } | Step::Query { next, .. } | Step::Action { next, .. } => {
+                next.as_deref()
+            }
+            Step::Branch { .. } => None,
+        }
+    }
+}
+
+/// A comparison in a branch arm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Condition {
+    pub op: Op,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+}
+
+impl Condition {
+    /// `> 0.05`, `>= 3`, `< 100`, `<= 1.5`, `= 0`.
+    pub fn parse(text: &str) -> Option<Condition> {
+        let t = text.trim();
+        let (op, rest) = [
+            (">=", Op::Ge),
+            ("<=", Op::Le),
+            (">", Op::Gt),
+            ("<", Op::Lt),
+            ("=", Op::Eq),
+        ]
+        .into_iter()
+        .find_map(|(s, op)| t.strip_prefix(s).map(|rest| (op, rest)))?;
+        let value: f64 = rest.trim().parse().ok()?;
+        value.is_finite().then_some(Condition { op, value })
+    }
+
+    pub fn holds(&self, x: f64) -> bool {
+        match self.op {
+            Op::Gt => x > self.value,
+            Op::Ge => x >= self.value,
+            Op::Lt => x < self.value,
+            Op::Le => x <= self.value,
+            Op::Eq => x == self.value,
+        }
+    }
+}
+
+/// A problem with a runbook file, at a line (1-based; 0 when the file as a whole).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RunbookError {
+    pub source: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for RunbookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.source, self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.source, self.message)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontMatter {
+    id: String,
+    title: String,
+    owner: String,
+    version: serde_yaml_ng::Value,
+    #[serde(default)]
+    applies_to: AppliesTo,
+    steps: Vec<Step>,
+}
+
+/// The 1-based line of the first line of `text` that contains `needle` after `from`.
+fn line_of(text: &str, needle: &str, from: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .unwrap_or(from)
+}
+
+/// Parses one runbook file. `source` names it in errors.
+pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
+    let err = |line: usize, message: String| RunbookError {
+        source: source.to_owned(),
+        line,
+        message,
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text.split_inclusive('\n');
+    if lines.next().map(str::trim_end) != Some("---") {
+        return Err(err(
+            1,
+            "a runbook starts with YAML front matter: a first line of `---`".into(),
+        ));
+    }
+    // The front matter runs to the next line that is exactly `---`.
+    let mut yaml = String::new();
+    let mut body_start = None;
+    let mut pos = text.find('\n').map(|i| i + 1).unwrap_or(text.len());
+    for line in lines {
+        if line.trim_end() == "---" {
+            body_start = Some(pos + line.len());
+            break;
+        }
+        yaml.push_str(line);
+        pos += line.len();
+    }
+    let Some(body_at) = body_start else {
+        return Err(err(
+            1,
+            "the front matter is not closed: add a line of `---` after it".into(),
+        ));
+    };
+    let fm: FrontMatter = serde_yaml_ng::from_str(&yaml).map_err(|e| {
+        // Front matter line n is file line n + 1 (after the opening `---`).
+        let line = e.location().map(|l| l.line() + 1).unwrap_or(2);
+        let message = e.to_string();
+        // serde_yaml appends " at line X column Y" for the YAML's own lines: drop it, the
+        // line this error names is the file's.
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        // Steps are tagged by `kind`, which makes the YAML reader point at the start of the
+        // step: an unknown kind, field or value is better found by its own text.
+        let line = if message.contains("unknown variant") || message.contains("unknown field") {
+            message
+                .split('`')
+                .nth(1)
+                .map(|token| line_of(text, token, line))
+                .unwrap_or(line)
+        } else {
+            line
+        };
+        err(line, message)
+    })?;
+
+    let version = match &fm.version {
+        serde_yaml_ng::Value::String(s) => s.clone(),
+        serde_yaml_ng::Value::Number(n) => n.to_string(),
+        _ => {
+            return Err(err(
+                line_of(text, "version:", 1),
+                "version is a number or a string".into(),
+            ))
+        }
+    };
+    let check_id = |what: &str, id: &str, line: usize| -> Result<(), RunbookError> {
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok {
+            Ok(())
+        } else {
+            Err(err(
+                line,
+                format!("{what} {id:?} must be 1 to 64 lowercase letters, digits or dashes"),
+            ))
+        }
+    };
+    check_id("the runbook id", &fm.id, line_of(text, "id:", 1))?;
+    for (what, value) in [("title", &fm.title), ("owner", &fm.owner)] {
+        if value.trim().is_empty() {
+            return Err(err(
+                line_of(text, &format!("{what}:"), 1),
+                format!("{what} must not be empty"),
+            ));
+        }
+    }
+    if fm.steps.is_empty() {
+        return Err(err(
+            line_of(text, "steps:", 1),
+            "a runbook needs at least one step".into(),
+        ));
+    }
+    for ty in &fm.applies_to.event_types {
+        if crate::protocol::events::EventType::parse(ty).is_none() {
+            return Err(err(
+                line_of(text, ty, 1),
+                format!("unknown event type {ty:?} in applies_to (see PROTOCOL.md)"),
+            ));
+        }
+    }
+
+    let steps_line = line_of(text, "steps:", 1);
+    let mut ids = HashSet::new();
+    let mut lines_of = Vec::new();
+    let mut after = steps_line;
+    for step in &fm.steps {
+        // Each step's line is searched for below the previous step's.
+        let line = line_of(text, &format!("id: {}", step.id()), after + 1);
+        after = line;
+        check_id("the step id", step.id(), line)?;
+        if step.id() == "end" {
+            return Err(err(line, "`end` is reserved: it ends the run".into()));
+        }
+        if !ids.insert(step.id().to_owned()) {
+            return Err(err(line, format!("two steps are called {:?}", step.id())));
+        }
+        if step.title().trim().is_empty() {
+            return Err(err(line, format!("step {:?} needs a title", step.id())));
+        }
+        lines_of.push(line);
+    }
+    let query_ids: HashSet<&str> = fm
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Query { .. }))
+        .map(Step::id)
+        .collect();
+    let target = |to: &str, line: usize| -> Result<(), RunbookError> {
+        if to == "end" || ids.contains(to) {
+            Ok(())
+        } else {
+            Err(err(
+                line,
+                format!(
+                    "no step is called {to:?} (known: {})",
+                    fm.steps.iter().map(Step::id).collect::<Vec<_>>().join(", ")
+                ),
+            ))
+        }
+    };
+    for (step, &line) in fm.steps.iter().zip(&lines_of) {
+        if let Some(next) = step.next() {
+            target(next, line_of(text, &format!("next: {next}"), line))?;
+        }
+        if let Step::Branch {
+            id,
+            on,
+            when,
+            otherwise,
+            ..
+        } = step
+        {
+            if when.is_empty() {
+                return Err(err(
+                    line,
+                    format!("branch {id:?} needs at least one `when` arm"),
+                ));
+            }
+            if let Some(q) = on {
+                if !query_ids.contains(q.as_str()) {
+                    return Err(err(
+                        line_of(text, &format!("on: {q}"), line),
+                        format!("branch {id:?} is on {q:?}, which is not a query step"),
+                    ));
+                }
+            }
+            for arm in when {
+                let arm_line = line_of(text, &format!("goto: {}", arm.goto), line);
+                if on.is_some() && Condition::parse(&arm.condition).is_none() {
+                    return Err(err(
+                        line_of(text, &arm.condition, line),
+                        format!(
+                            "{:?} is not a condition: write a comparison and a number, like \"> 0.05\"",
+                            arm.condition
+                        ),
+                    ));
+                }
+                target(&arm.goto, arm_line)?;
+            }
+            if let Some(o) = otherwise {
+                target(o, line_of(text, &format!("otherwise: {o}"), line))?;
+            }
+        }
+    }
+    let body = text.get(body_at..).unwrap_or_default().trim().to_owned();
+    Ok(Runbook {
+        id: fm.id,
+        title: fm.title.trim().to_owned(),
+        owner: fm.owner.trim().to_owned(),
+        version,
+        applies_to: fm.applies_to,
+        steps: fm.steps,
+        body,
+        source: source.to_owned(),
+    })
+}

@@ -1,0 +1,391 @@
+//! Runbooks: the file format (valid, each kind of invalid with its message and line, any
+//! input without a panic), the built-in library, and matching runbooks to incidents.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use firebreak::incident::Severity;
+use firebreak::runbooks::format::{Condition, Step};
+use firebreak::runbooks::{matching, parse, IncidentFacts, Library, BUILT_IN};
+use proptest::prelude::*;
+
+const VALID: &str = r#"---
+id: checkout-latency
+title: Checkout is slow
+owner: payments-oncall
+version: 2
+applies_to:
+  event_types: [dev.firebreak.alert.firing]
+  services: [checkout]
+  labels:
+    region: us-east
+  severity: [critical]
+steps:
+  - id: look
+    kind: check
+    title: Look at the dashboard
+    finding: true
+  - id: p99
+    kind: query
+    title: p99 over 10 minutes
+    query: latency_p99
+    window_min: 10
+  - id: pick
+    kind: branch
+    title: Slow?
+    on: p99
+    when:
+      - if: "> 800"
+        goto: move
+    otherwise: end
+  - id: move
+    kind: action
+    title: Fail over
+    action: failover
+---
+# Checkout is slow
+
+Context for the engineer.
+"#;
+
+#[test]
+fn a_valid_runbook_parses_with_its_steps_and_body() {
+    let rb = parse("checkout.md", VALID).unwrap();
+    assert_eq!(
+        (rb.id.as_str(), rb.version.as_str()),
+        ("checkout-latency", "2")
+    );
+    assert_eq!(rb.steps.len(), 4);
+    assert!(matches!(&rb.steps[1], Step::Query { window_min: 10, .. }));
+    assert!(matches!(&rb.steps[2], Step::Branch { on: Some(q), .. } if q == "p99"));
+    assert_eq!(rb.applies_to.severity, vec![Severity::Critical]);
+    assert!(rb.body.starts_with("# Checkout is slow"), "{}", rb.body);
+}
+
+#[test]
+fn every_built_in_runbook_is_valid() {
+    let lib = Library::load(&[]);
+    assert!(lib.errors.is_empty(), "{:?}", lib.errors);
+    assert_eq!(lib.runbooks.len(), BUILT_IN.len());
+    for rb in &lib.runbooks {
+        assert!(
+            rb.steps.iter().any(|s| matches!(s, Step::Action { .. })),
+            "{} acts",
+            rb.id
+        );
+    }
+}
+
+/// (what is wrong, the edit that makes it so, the line the error must name, words it must say)
+fn broken() -> Vec<(&'static str, String, usize, &'static str)> {
+    vec![
+        (
+            "no front matter",
+            VALID.replacen("---\n", "", 1),
+            1,
+            "starts with YAML front matter",
+        ),
+        (
+            "unclosed front matter",
+            VALID.replace("---\n# Checkout", "# Checkout"),
+            1,
+            "not closed",
+        ),
+        (
+            "bad YAML",
+            VALID.replace("owner: payments-oncall", "owner: [payments"),
+            4,
+            "",
+        ),
+        (
+            "unknown field",
+            VALID.replace("version: 2", "version: 2\ncolour: red"),
+            6,
+            "unknown field `colour`",
+        ),
+        (
+            "missing title",
+            VALID.replace("title: Checkout is slow\n", ""),
+            2,
+            "missing field `title`",
+        ),
+        (
+            "bad id",
+            VALID.replace("id: checkout-latency", "id: Checkout Latency"),
+            2,
+            "lowercase",
+        ),
+        (
+            "unknown step kind",
+            VALID.replace("kind: check", "kind: chek"),
+            14,
+            "unknown variant `chek`",
+        ),
+        (
+            "unknown query",
+            VALID.replace("query: latency_p99", "query: p95"),
+            20,
+            "unknown variant `p95`",
+        ),
+        (
+            "duplicate step",
+            VALID.replace("id: move", "id: look"),
+            30,
+            "two steps are called \"look\"",
+        ),
+        (
+            "goto nowhere",
+            VALID.replace("goto: move", "goto: moev"),
+            28,
+            "no step is called \"moev\"",
+        ),
+        (
+            "branch on a non-query",
+            VALID.replace("on: p99", "on: look"),
+            25,
+            "not a query step",
+        ),
+        (
+            "bad condition",
+            VALID.replace("\"> 800\"", "\"slow\""),
+            27,
+            "is not a condition",
+        ),
+        (
+            "unknown event type",
+            VALID.replace("dev.firebreak.alert.firing", "dev.firebreak.alert.fired"),
+            7,
+            "unknown event type",
+        ),
+        (
+            "no steps",
+            VALID.split("steps:").next().unwrap().to_owned() + "steps: []\n---\n",
+            12,
+            "at least one step",
+        ),
+    ]
+}
+
+#[test]
+fn each_kind_of_invalid_runbook_names_the_file_the_line_and_the_problem() {
+    for (what, text, line, words) in broken() {
+        let err = parse("team/checkout.md", &text).expect_err(what);
+        assert_eq!(err.source, "team/checkout.md", "{what}");
+        assert_eq!(err.line, line, "{what}: {err}");
+        assert!(err.message.contains(words), "{what}: {err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("team/checkout.md:{line}: ")),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[test]
+fn conditions_compare_numbers() {
+    let c = Condition::parse(">= 3").unwrap();
+    assert!(c.holds(3.0) && !c.holds(2.9));
+    assert!(Condition::parse("< 0.05").unwrap().holds(0.01));
+    assert!(Condition::parse("> NaN").is_none());
+    assert!(Condition::parse("3").is_none());
+}
+
+proptest! {
+    #[test]
+    fn no_input_makes_the_parser_panic(text in ".{0,400}") {
+        let _ = parse("fuzz.md", &text);
+    }
+
+    #[test]
+    fn no_edit_of_a_valid_runbook_makes_the_parser_panic(at in 0usize..900, cut in 0usize..40, insert in ".{0,20}") {
+        let mut text = VALID.to_owned();
+        let at = at.min(text.len());
+        let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let end = (at + cut).min(text.len());
+        let end = (end..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+        text.replace_range(at..end, &insert);
+        let _ = parse("fuzz.md", &text);
+    }
+}
+
+#[test]
+fn a_folder_loads_in_name_order_and_reports_bad_files_and_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.md"), VALID).unwrap();
+    std::fs::write(
+        dir.path().join("b.md"),
+        VALID.replace("kind: check", "kind: chek"),
+    )
+    .unwrap();
+    let override_builtin = BUILT_IN[0].1.replace("version: 3", "version: 4");
+    std::fs::write(dir.path().join("c.md"), override_builtin).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a runbook").unwrap();
+    let lib = Library::load(&[dir.path().to_owned(), dir.path().join("missing")]);
+    let ids: Vec<&str> = lib.runbooks.iter().map(|r| r.id.as_str()).collect();
+    assert!(ids.contains(&"checkout-latency"), "{ids:?}");
+    assert_eq!(lib.get("bad-model-version").unwrap().version, "4");
+    assert_eq!(lib.errors.len(), 2, "{:?}", lib.errors);
+    assert!(lib
+        .errors
+        .iter()
+        .any(|e| e.source.ends_with("b.md") && e.line == 14));
+    assert!(lib
+        .errors
+        .iter()
+        .any(|e| e.message.contains("replaces the one from builtin:")));
+}
+
+#[test]
+fn matching_requires_every_stated_condition_and_ranks_by_score() {
+    let lib = Library::load(&[]);
+    let incident_with = |service: &str, severity, types: &[&str]| {
+        let mut f = IncidentFacts {
+            service: Some(service.into()),
+            severity: Some(severity),
+            ..Default::default()
+        };
+        f.event_types = types.iter().map(|t| format!("dev.firebreak.{t}")).collect();
+        f
+    };
+    let facts = incident_with(
+        "llm-assistant",
+        Severity::Critical,
+        &["rollout.started", "alert.firing", "node.degraded"],
+    );
+    let found = matching(&lib, &facts);
+    let ids: Vec<&str> = found.iter().map(|m| m.runbook_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec!["bad-model-version", "node-loss-cascade"],
+        "{found:#?}"
+    );
+    assert!(
+        found[0].reasons[0].contains("rollout.started, alert.firing"),
+        "{:?}",
+        found[0].reasons
+    );
+    assert!(found[0]
+        .reasons
+        .iter()
+        .any(|r| r == "its severity is critical"));
+
+    // A severity the runbook does not list rules it out, whatever else matches.
+    let info = incident_with("llm-assistant", Severity::Info, &["rollout.started"]);
+    assert!(matching(&lib, &info).is_empty());
+
+    let rb = parse("checkout.md", VALID).unwrap();
+    let mut checkout = incident_with("checkout", Severity::Critical, &["alert.firing"]);
+    assert!(
+        firebreak::runbooks::matches(&rb, &checkout).is_none(),
+        "the region label is missing"
+    );
+    checkout
+        .labels
+        .entry("region".into())
+        .or_default()
+        .insert("us-east".into());
+    let m = firebreak::runbooks::matches(&rb, &checkout).unwrap();
+    assert_eq!(m.score, 3 + 2 + 1 + 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bad_model_rollout_incident_matches_its_runbook_first() {
+    let s = support::cluster::sim("bad-model-rollout", 10.0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = firebreak::store::Store::open(&dir.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    let cluster = store
+        .ensure_cluster(&firebreak::store::NewCluster {
+            name: "sim".into(),
+            events_url: s.events_url(),
+            actions_url: s.actions_url(),
+        })
+        .await
+        .unwrap();
+    let recorder = std::sync::Arc::new(firebreak::ingest::sink::Recorder::default());
+    let engine = firebreak::ingest::Engine::start(
+        store.clone(),
+        vec![firebreak::ingest::Target {
+            cluster_id: cluster.id,
+            name: "sim".into(),
+            events_url: s.events_url(),
+            token: Some(support::cluster::TOKEN.into()),
+        }],
+        recorder,
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let incident = loop {
+        let all = store.incidents().await.unwrap();
+        if let Some(i) = all.into_iter().find(|i| i.severity == Severity::Critical) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "no critical incident");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    engine.stop().await;
+    let facts = IncidentFacts::of(
+        &incident,
+        &store.incident_event_data(incident.id).await.unwrap(),
+    );
+    let found = matching(&Library::load(&[]), &facts);
+    assert_eq!(found[0].runbook_id, "bad-model-version", "{found:#?}");
+    s.shutdown();
+}
+
+#[test]
+fn runbooks_check_exits_non_zero_and_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("good.md"), VALID).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["runbooks", "check"])
+        .arg(dir.path())
+        .env("FIREBREAK_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        dir.path().join("bad.md"),
+        VALID.replace("goto: move", "goto: moev"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["runbooks", "check"])
+        .arg(dir.path())
+        .env("FIREBREAK_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("bad.md:28: no step is called \"moev\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok    ") && stdout.contains("good.md"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_readme_example_is_a_valid_runbook() {
+    let readme = include_str!("../README.md");
+    let section = readme.split("## Runbooks").nth(1).unwrap();
+    let example = section
+        .split("```markdown\n")
+        .nth(1)
+        .and_then(|s| s.split("\n```").next())
+        .unwrap();
+    let rb = parse("README.md", example).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rb.id, "checkout-latency");
+    assert_eq!(rb.steps.len(), 4);
+}
