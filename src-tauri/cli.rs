@@ -133,6 +133,18 @@ pub enum RunbooksCommand {
         #[arg(long)]
         incident: Option<i64>,
     },
+    /// Run a runbook against the simulator, headless: checks are answered, actions
+    /// confirmed; exits non-zero unless the incident ended mitigated.
+    Rehearse {
+        /// A runbook id (built-in or in the runbook folder) or a path to a file.
+        runbook: String,
+        /// The simulator scenario to rehearse against (see `firebreak sim --list`).
+        #[arg(long)]
+        scenario: String,
+        /// Simulated seconds per real second.
+        #[arg(long, default_value_t = 10.0)]
+        speed: f64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,6 +262,11 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         Command::Runbooks(RunbooksCommand::Check { paths }) => {
             return check_runbooks(data_dir, &paths)
         }
+        Command::Runbooks(RunbooksCommand::Rehearse {
+            runbook,
+            scenario,
+            speed,
+        }) => return rehearse(data_dir, &runbook, &scenario, speed).await,
         Command::Bench(BenchCommand::Timeline { entries }) => {
             return crate::bench::timeline(entries, data_dir.root()).await
         }
@@ -305,7 +322,10 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         Command::Runbooks(RunbooksCommand::List { incident }) => {
             list_runbooks(&store, data_dir, incident).await
         }
-        Command::Sim(_) | Command::Bench(_) | Command::Runbooks(RunbooksCommand::Check { .. }) => {
+        Command::Sim(_)
+        | Command::Bench(_)
+        | Command::Runbooks(RunbooksCommand::Check { .. })
+        | Command::Runbooks(RunbooksCommand::Rehearse { .. }) => {
             unreachable!("handled above")
         }
     };
@@ -377,6 +397,58 @@ fn check_runbooks(data_dir: &DataDir, paths: &[PathBuf]) -> Result<()> {
         lib.errors.len()
     );
     Ok(())
+}
+
+/// `firebreak runbooks rehearse RUNBOOK --scenario NAME`.
+async fn rehearse(data_dir: &DataDir, runbook: &str, scenario: &str, speed: f64) -> Result<()> {
+    use crate::runbooks::Library;
+    anyhow::ensure!(speed > 0.0, "--speed must be above 0");
+    let path = std::path::Path::new(runbook);
+    let rb = if path.is_file() {
+        let lib = Library::load_files(&[path.to_owned()]);
+        if let Some(e) = lib.errors.first() {
+            anyhow::bail!("{e}");
+        }
+        lib.runbooks
+            .into_iter()
+            .next()
+            .context("no runbook in the file")?
+    } else {
+        let lib = Library::load(&[data_dir.runbooks().to_owned()]);
+        lib.get(runbook)
+            .cloned()
+            .with_context(|| format!("no runbook {runbook:?} (see `firebreak runbooks list`)"))?
+    };
+    let scratch = tempfile_dir()?;
+    println!(
+        "rehearsing {} against scenario {scenario} at {speed}× …",
+        rb.id
+    );
+    let r = crate::runbooks::rehearse::rehearse(&rb, scenario, speed, &scratch).await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let r = r?;
+    for step in &r.steps {
+        println!("  {step}");
+    }
+    println!(
+        "{} in {:.1} s ({:.0} simulated s)",
+        if r.mitigated {
+            "mitigated"
+        } else {
+            "NOT mitigated"
+        },
+        r.took.as_secs_f64(),
+        r.simulated_s
+    );
+    anyhow::ensure!(r.mitigated, "the incident did not end mitigated");
+    Ok(())
+}
+
+/// A fresh folder under the OS temp dir, for stores nobody keeps.
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("firebreak-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 /// `firebreak runbooks list [--incident N]`.

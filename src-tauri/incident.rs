@@ -122,10 +122,12 @@ pub enum EntryKind {
     Action,
     /// Whether the service recovered after an action, with the figures.
     Verification,
+    /// A runbook run started, or one of its steps' outcomes.
+    Runbook,
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 11] = [
+    pub const ALL: [EntryKind; 12] = [
         Self::Opened,
         Self::Note,
         Self::StatusChanged,
@@ -137,6 +139,7 @@ impl EntryKind {
         Self::Gap,
         Self::Action,
         Self::Verification,
+        Self::Runbook,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -152,6 +155,7 @@ impl EntryKind {
             Self::Gap => "gap",
             Self::Action => "action",
             Self::Verification => "verification",
+            Self::Runbook => "runbook",
         }
     }
 

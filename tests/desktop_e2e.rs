@@ -208,7 +208,7 @@ async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token
     let session = driver.session(app(), &args).await;
 
     // Clusters view: add one, with its token.
-    let tab = session.wait_for("[data-testid=tab-clusters]").await;
+    let tab = session.wait_for("[data-testid=tab-settings]").await;
     session.click(&tab).await;
     let add = session.wait_for("[data-testid=add-cluster]").await;
     session.click(&add).await;
@@ -280,7 +280,7 @@ async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token
     .await;
 
     // Removing it stops the stream; what was recorded stays in the feed.
-    let tab = session.wait_for("[data-testid=tab-clusters]").await;
+    let tab = session.wait_for("[data-testid=tab-settings]").await;
     session.click(&tab).await;
     let remove = session.wait_for("[data-testid=remove-cluster]").await;
     session.click(&remove).await;

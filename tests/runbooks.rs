@@ -389,3 +389,261 @@ fn the_readme_example_is_a_valid_runbook() {
     assert_eq!(rb.id, "checkout-latency");
     assert_eq!(rb.steps.len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_built_in_runbook_rehearses_to_a_mitigated_incident() {
+    let scratch = tempfile::tempdir().unwrap();
+    let lib = Library::load(&[]);
+    let pairs = [
+        ("bad-model-version", "bad-model-rollout"),
+        ("pipeline-bottleneck", "pipeline-bottleneck"),
+        ("node-loss-cascade", "node-loss-cascade"),
+    ];
+    let runs = pairs.iter().map(|(rb, scenario)| {
+        let rb = lib.get(rb).unwrap().clone();
+        let dir = scratch.path().join(rb.id.clone());
+        async move {
+            let r = firebreak::runbooks::rehearse::rehearse(&rb, scenario, 10.0, &dir)
+                .await
+                .unwrap();
+            (rb.id, r)
+        }
+    });
+    for (id, r) in futures_util::future::join_all(runs).await {
+        assert!(r.mitigated, "{id}: {:#?}", r.steps);
+        assert!(
+            r.steps.iter().any(|s| s.contains("verified recovered")),
+            "{id}: {:#?}",
+            r.steps
+        );
+    }
+}
+
+/// A store, the simulator's bad rollout recorded live, and a desk and runner on them.
+struct Guided {
+    sim: firebreak::sim::RunningSim,
+    store: firebreak::store::Store,
+    engine: firebreak::ingest::Engine,
+    desk: std::sync::Arc<firebreak::actions::ActionDesk>,
+    incident: i64,
+}
+
+async fn guided(db: &std::path::Path, sim: Option<firebreak::sim::RunningSim>) -> Guided {
+    use std::sync::Arc;
+    let sim = match sim {
+        Some(s) => s,
+        None => support::cluster::sim("bad-model-rollout", 10.0, |_| {}).await,
+    };
+    let store = firebreak::store::Store::open(db).await.unwrap();
+    firebreak::actions::ActionSettings {
+        grace_s: 0,
+        verify_window_s: 5,
+        ..Default::default()
+    }
+    .save(&store)
+    .await
+    .unwrap();
+    let cluster = store
+        .ensure_cluster(&firebreak::store::NewCluster {
+            name: "sim".into(),
+            events_url: sim.events_url(),
+            actions_url: sim.actions_url(),
+        })
+        .await
+        .unwrap();
+    let board = Arc::new(firebreak::ingest::sink::StatusBoard::default());
+    let sink: Arc<dyn firebreak::ingest::sink::ConsoleSink> =
+        Arc::new(firebreak::ingest::sink::Tee(vec![
+            board.clone(),
+            Arc::new(firebreak::ingest::sink::Recorder::default()),
+        ]));
+    let engine = firebreak::ingest::Engine::start(
+        store.clone(),
+        vec![firebreak::ingest::Target {
+            cluster_id: cluster.id,
+            name: "sim".into(),
+            events_url: sim.events_url(),
+            token: Some(support::cluster::TOKEN.into()),
+        }],
+        sink.clone(),
+    )
+    .await
+    .unwrap();
+    let tokens = firebreak::actions::Tokens::default();
+    tokens.set(cluster.id, support::cluster::TOKEN);
+    let desk = firebreak::actions::ActionDesk::new(store.clone(), tokens, board, sink);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let incident = loop {
+        if let Some(i) = store
+            .incidents()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| i.severity == Severity::Critical)
+        {
+            break i.id;
+        }
+        assert!(Instant::now() < deadline, "no critical incident");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    Guided {
+        sim,
+        store,
+        engine,
+        desk,
+        incident,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guided_run_survives_a_restart_and_ends_with_the_incident_mitigated() {
+    use firebreak::runbooks::run::{Answer, Runner};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("firebreak.db");
+    let g = guided(&db, None).await;
+    let rb = Library::load(&[]).get("bad-model-version").unwrap().clone();
+    let runner = Runner::new(g.store.clone(), g.desk.clone());
+    let run = runner.start(g.incident, &rb, "ana").await.unwrap();
+    assert_eq!(run.current_step.as_deref(), Some("correlate"));
+
+    // The first check asks for a finding.
+    let err = runner
+        .answer(
+            run.id,
+            "correlate",
+            Answer::Done {
+                finding: " ".into(),
+            },
+            "ana",
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("finding"), "{err}");
+    let run = runner
+        .answer(
+            run.id,
+            "correlate",
+            Answer::Done {
+                finding: "errors rose with wave 1 of revision 42".into(),
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    // The query and the branch ran by themselves; the run waits at the rollback.
+    assert_eq!(
+        run.current_step.as_deref(),
+        Some("rollback"),
+        "{:#?}",
+        run.results
+    );
+    assert!(run.results[1].value.unwrap() > 0.02, "{:?}", run.results[1]);
+    assert!(!run.results[1].series.as_ref().unwrap().is_empty());
+    // A stale answer to a step already done changes nothing.
+    assert!(runner
+        .answer(
+            run.id,
+            "correlate",
+            Answer::Done {
+                finding: "again".into()
+            },
+            "ana"
+        )
+        .await
+        .is_err());
+
+    // The app stops (everything dropped, the store closed) and starts again.
+    let Guided {
+        sim,
+        store,
+        engine,
+        desk,
+        incident,
+    } = g;
+    drop(runner);
+    drop(desk);
+    engine.stop().await;
+    store.close().await;
+    let g = guided(&db, Some(sim)).await;
+    assert_eq!(g.incident, incident);
+    let runner = Runner::new(g.store.clone(), g.desk.clone());
+    let run = runner.start(g.incident, &rb, "ana").await.unwrap();
+    assert_eq!(
+        run.current_step.as_deref(),
+        Some("rollback"),
+        "resumed where it was"
+    );
+    assert_eq!(run.results.len(), 3);
+
+    // The action step proposes through the desk; the engineer confirms it like any action.
+    let run = runner
+        .answer(run.id, "rollback", Answer::Propose, "ana")
+        .await
+        .unwrap();
+    let action = run.waiting_action.clone().unwrap();
+    g.desk
+        .confirm(
+            &action,
+            "ana",
+            "runbook: errors since revision 42",
+            Some("llm-assistant"),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let run = loop {
+        let run = runner.advance(run.id, "ana").await.unwrap();
+        if run.current_step.as_deref() != Some("rollback") {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "the action step did not finish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(run.current_step.as_deref(), Some("tell-owner"));
+    let run = runner
+        .answer(
+            run.id,
+            "tell-owner",
+            Answer::Skip {
+                reason: "owner already in the channel".into(),
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.state, "finished");
+
+    let incident = g.store.incident(g.incident).await.unwrap();
+    assert_eq!(
+        incident.status,
+        firebreak::incident::IncidentStatus::Mitigated
+    );
+    let timeline: Vec<String> = g
+        .store
+        .timeline(g.incident, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == firebreak::incident::EntryKind::Runbook)
+        .map(|e| e.body)
+        .collect();
+    for step in [
+        "Started runbook",
+        "step correlate: done. Finding: errors rose",
+        "step error-rate: error rate",
+        "step decide:",
+        "step rollback: Roll llm-assistant-serving back",
+        "step tell-owner: skipped: owner already",
+    ] {
+        assert!(
+            timeline.iter().any(|t| t.contains(step)),
+            "no {step:?} in {timeline:#?}"
+        );
+    }
+    assert!(timeline
+        .last()
+        .unwrap()
+        .ends_with("The runbook is complete."));
+    g.engine.stop().await;
+    g.sim.shutdown();
+}

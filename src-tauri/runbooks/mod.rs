@@ -6,6 +6,8 @@
 //! best match first, with the reasons.
 
 pub mod format;
+pub mod rehearse;
+pub mod run;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

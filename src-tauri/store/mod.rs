@@ -22,6 +22,7 @@ mod clusters;
 pub mod feed;
 mod incidents;
 pub mod ingest;
+pub mod runs;
 mod settings;
 pub mod signals;
 

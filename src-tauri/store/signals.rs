@@ -158,4 +158,30 @@ impl Store {
             })
             .collect())
     }
+
+    /// The service's nodes that are down now, by replaying its node.down and node.up events.
+    pub async fn nodes_down(&self, cluster_id: i64, service: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT type, raw FROM events WHERE cluster_id = ? AND service = ? \
+             AND type IN ('dev.firebreak.node.down', 'dev.firebreak.node.up') ORDER BY seq",
+        )
+        .bind(cluster_id)
+        .bind(service)
+        .fetch_all(self.reader())
+        .await?;
+        let mut down = std::collections::BTreeSet::new();
+        for (ty, raw) in rows {
+            let node = serde_json::from_str::<Value>(&raw)
+                .ok()
+                .and_then(|v| v.get("data")?.get("node")?.as_str().map(str::to_owned));
+            if let Some(node) = node {
+                if ty.ends_with("node.down") {
+                    down.insert(node);
+                } else {
+                    down.remove(&node);
+                }
+            }
+        }
+        Ok(down.into_iter().collect())
+    }
 }
