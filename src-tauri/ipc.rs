@@ -115,6 +115,10 @@ pub mod bindings {
         crate::watchlist::WatchedCluster::export_all(&cfg)?;
         crate::store::actions::ActionRecord::export_all(&cfg)?;
         crate::actions::ActionSettings::export_all(&cfg)?;
+        crate::runbooks::Library::export_all(&cfg)?;
+        crate::runbooks::Match::export_all(&cfg)?;
+        crate::store::runs::RunRecord::export_all(&cfg)?;
+        crate::runbooks::run::Answer::export_all(&cfg)?;
         crate::watchlist::TokenChange::export_all(&cfg)?;
         crate::store::feed::FeedFilter::export_all(&cfg)?;
         crate::store::feed::FeedPageRequest::export_all(&cfg)?;

@@ -473,3 +473,71 @@ async fn script_in_the_page_cannot_complete_a_rollback() {
     store.close().await;
     session.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runbook_walked_through_in_the_window_ends_with_the_incident_mitigated() {
+    let _window = ONE_WINDOW.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    quick_actions(data.path()).await;
+    let driver = Driver::start().await;
+    let session = demo_incident(&driver, data.path()).await;
+
+    // The matching runbook, with why; start it.
+    let panel = session.wait_for("[data-testid=runbook-panel]").await;
+    wait_text(&session, &panel, "the matching runbook", |t| {
+        t.contains("A new model version makes a service fail") && t.contains("Matched because")
+    })
+    .await;
+    let start = session.wait_for("[data-testid=runbook-start]").await;
+    session.click(&start).await;
+
+    // The first check asks for a finding.
+    let finding = session.wait_for("[data-testid=runbook-finding]").await;
+    session
+        .type_into(&finding, "errors rose with wave 1 of revision 42")
+        .await;
+    let done = session.wait_for("[data-testid=runbook-done]").await;
+    session.click(&done).await;
+
+    // The query and the branch run by themselves; the rollback step proposes the action,
+    // which is confirmed through the same preview and system dialog as the buttons.
+    let propose = session.wait_for("[data-testid=runbook-propose]").await;
+    session.click(&propose).await;
+    let reason = session.wait_for("[data-testid=action-reason]").await;
+    session.type_into(&reason, "runbook step: roll back").await;
+    let typed = session.wait_for("[data-testid=action-typed]").await;
+    session.type_into(&typed, "llm-assistant").await;
+    let go = session.wait_for("[data-testid=action-confirm]").await;
+    session.click(&go).await;
+    answer_dialog("Confirm: Roll", "alt+r");
+
+    // Once verified, the run moves to the last check.
+    let finding = session.wait_for("[data-testid=runbook-finding]").await;
+    session
+        .type_into(&finding, "posted in #assistant-models")
+        .await;
+    let done = session.wait_for("[data-testid=runbook-done]").await;
+    session.click(&done).await;
+    let run = session.wait_for("[data-testid=runbook-run]").await;
+    wait_text(&session, &run, "the finished run", |t| {
+        t.contains("finished")
+    })
+    .await;
+    session.screenshot("runbook").await;
+    let timeline = session.wait_for("[data-testid=timeline]").await;
+    let text = wait_text(&session, &timeline, "the runbook on the timeline", |t| {
+        t.contains("The runbook is complete.")
+    })
+    .await;
+    for step in [
+        "Started runbook",
+        "step correlate: done. Finding: errors rose",
+        "step error-rate:",
+        "step decide:",
+        "step rollback:",
+        "Status open → mitigated",
+    ] {
+        assert!(text.contains(step), "no {step:?} on the timeline:\n{text}");
+    }
+    session.close().await;
+}

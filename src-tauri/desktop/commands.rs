@@ -35,6 +35,11 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         cancel_action,
         action_settings,
         set_action_settings,
+        runbook_library,
+        matching_runbooks,
+        start_runbook,
+        incident_runs,
+        answer_step,
         list_incidents,
         get_incident,
         incident_timeline,
@@ -285,4 +290,95 @@ async fn set_action_settings(
 ) -> Reply<ActionSettings> {
     settings.save(console.store()?).await?;
     Ok(settings)
+}
+
+impl From<crate::runbooks::run::RunError> for IpcError {
+    fn from(e: crate::runbooks::run::RunError) -> Self {
+        use crate::runbooks::run::RunError;
+        match e {
+            RunError::Store(e) => e.into(),
+            RunError::Desk(e) => e.into(),
+            RunError::Refused(_) => IpcError::new(ErrorCode::Refused, e.to_string()),
+        }
+    }
+}
+
+/// Every runbook loaded and every file's problem (for the diagnostics view).
+#[tauri::command]
+fn runbook_library(console: State<'_, Console>) -> crate::runbooks::Library {
+    console.library()
+}
+
+/// The runbooks that fit an incident, best first, with why.
+#[tauri::command]
+async fn matching_runbooks(
+    console: State<'_, Console>,
+    incident_id: i64,
+) -> Reply<Vec<crate::runbooks::Match>> {
+    let store = console.store()?;
+    let incident = store.incident(incident_id).await?;
+    let events = store.incident_event_data(incident_id).await?;
+    let facts = crate::runbooks::IncidentFacts::of(&incident, &events);
+    Ok(crate::runbooks::matching(&console.library(), &facts))
+}
+
+/// Starts (or resumes) a runbook on an incident.
+#[tauri::command]
+async fn start_runbook(
+    console: State<'_, Console>,
+    incident_id: i64,
+    runbook_id: String,
+) -> Reply<crate::store::runs::RunRecord> {
+    let runbook = console.library().get(&runbook_id).cloned().ok_or_else(|| {
+        IpcError::new(
+            ErrorCode::NotFound,
+            format!("no runbook {runbook_id:?} is loaded"),
+        )
+    })?;
+    let author = console.author();
+    Ok(console
+        .runner()?
+        .start(incident_id, &runbook, &author)
+        .await?)
+}
+
+/// An incident's runbook runs, each brought up to date first (an action step whose
+/// action has settled records its result).
+#[tauri::command]
+async fn incident_runs(
+    console: State<'_, Console>,
+    incident_id: i64,
+) -> Reply<Vec<crate::store::runs::RunRecord>> {
+    let runner = console.runner()?;
+    let author = console.author();
+    let mut runs = Vec::new();
+    for run in console.store()?.incident_runs(incident_id).await? {
+        runs.push(if run.state == "running" {
+            let advanced = runner.advance(run.id, &author).await?;
+            if advanced.results.len() != run.results.len() {
+                console.timeline_changed(incident_id);
+            }
+            advanced
+        } else {
+            run
+        });
+    }
+    Ok(runs)
+}
+
+/// The engineer's answer at a run's current step.
+#[tauri::command]
+async fn answer_step(
+    console: State<'_, Console>,
+    run_id: i64,
+    step_id: String,
+    answer: crate::runbooks::run::Answer,
+) -> Reply<crate::store::runs::RunRecord> {
+    let author = console.author();
+    let run = console
+        .runner()?
+        .answer(run_id, &step_id, answer, &author)
+        .await?;
+    console.timeline_changed(run.incident_id);
+    Ok(run)
 }

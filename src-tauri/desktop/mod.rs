@@ -29,6 +29,8 @@ pub struct Console {
     watchlist: Option<Arc<crate::watchlist::Watchlist>>,
     /// Rollback and failover (absent when the store is).
     desk: Option<Arc<crate::actions::ActionDesk>>,
+    /// The runbooks loaded, with every file's problems; reloaded when the files change.
+    runbooks: Arc<std::sync::RwLock<crate::runbooks::Library>>,
     demo: Option<DemoOptions>,
 }
 
@@ -65,6 +67,29 @@ impl Console {
                 )
             })),
         }
+    }
+
+    fn runner(&self) -> Result<crate::runbooks::run::Runner, IpcError> {
+        Ok(crate::runbooks::run::Runner::new(
+            self.store()?.clone(),
+            self.desk()?.clone(),
+        ))
+    }
+
+    fn library(&self) -> crate::runbooks::Library {
+        self.runbooks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Tells the page that an incident's timeline gained entries (with the next batch).
+    fn timeline_changed(&self, incident_id: i64) {
+        use crate::ingest::sink::ConsoleSink;
+        self.live.committed(&crate::ingest::sink::Committed {
+            updated: vec![incident_id],
+            ..Default::default()
+        });
     }
 
     fn author(&self) -> String {
@@ -124,7 +149,13 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
         }
         Err(_) => (None, None),
     };
+    let folders = vec![data_dir.runbooks().to_owned()];
+    let runbooks = Arc::new(std::sync::RwLock::new(crate::runbooks::Library::load(
+        &folders,
+    )));
+    watch_runbooks(runbooks.clone(), folders);
     let console = Console {
+        runbooks,
         store,
         author: std::sync::Mutex::new(info.author.clone()),
         info,
@@ -183,6 +214,34 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
             }
             Ok(())
         })
+}
+
+/// Reloads the runbook library when a file in its folders changes (checked every 2 s).
+fn watch_runbooks(
+    library: Arc<std::sync::RwLock<crate::runbooks::Library>>,
+    folders: Vec<std::path::PathBuf>,
+) {
+    std::thread::Builder::new()
+        .name("runbook-watch".into())
+        .spawn(move || {
+            let mut seen = crate::runbooks::fingerprint(&folders);
+            loop {
+                std::thread::park_timeout(std::time::Duration::from_secs(2));
+                let now = crate::runbooks::fingerprint(&folders);
+                if now != seen {
+                    seen = now;
+                    let fresh = crate::runbooks::Library::load(&folders);
+                    tracing::info!(
+                        runbooks = fresh.runbooks.len(),
+                        problems = fresh.errors.len(),
+                        "runbooks reloaded"
+                    );
+                    *library.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                }
+            }
+        })
+        .map(|_| ())
+        .unwrap_or_else(|e| tracing::error!(error = %e, "cannot watch the runbook folder"));
 }
 
 /// The console window. Its WebKit data (cache, storage) lives in Firebreak's data dir,

@@ -113,6 +113,29 @@ impl Library {
     }
 }
 
+/// A cheap fingerprint of the folders' runbook files (names, sizes, times), to notice
+/// edits without a file-watching dependency.
+pub fn fingerprint(folders: &[PathBuf]) -> Vec<(PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut all = Vec::new();
+    for folder in folders {
+        if let Ok(read) = std::fs::read_dir(folder) {
+            for e in read.flatten() {
+                let path = e.path();
+                if path.extension().is_some_and(|x| x == "md") {
+                    let meta = e.metadata().ok();
+                    all.push((
+                        path,
+                        meta.as_ref().map(|m| m.len()).unwrap_or(0),
+                        meta.and_then(|m| m.modified().ok()),
+                    ));
+                }
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
 fn load_file(path: &Path) -> Result<Runbook, RunbookError> {
     let source = path.display().to_string();
     let fail = |message: String| RunbookError {

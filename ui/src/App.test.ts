@@ -10,6 +10,8 @@ import type { FeedEvent } from './bindings/FeedEvent';
 import type { WatchedCluster } from './bindings/WatchedCluster';
 import type { ConsoleUpdate } from './bindings/ConsoleUpdate';
 import type { ActionRecord } from './bindings/ActionRecord';
+import type { RunRecord } from './bindings/RunRecord';
+import type { Answer } from './bindings/Answer';
 
 afterEach(cleanup);
 
@@ -90,6 +92,15 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
       readOnly: false, graceS: 5, verifyWindowS: 60, typeToConfirmNodes: 12, maxErrorRate: 0.02, maxLatencyFactor: 1.5,
     }),
     setActionSettings: async (s) => s,
+    runbookLibrary: async () => ({ runbooks: [], errors: [] }),
+    matchingRunbooks: async () => [],
+    startRunbook: async () => {
+      throw new HostError('refused', 'no runbooks in this fake');
+    },
+    incidentRuns: async () => [],
+    answerStep: async () => {
+      throw new HostError('refused', 'no runbooks in this fake');
+    },
     diagnostics: async () => ({
       events: 0, quarantined: 0, quarantine: [], gaps: [], unsearchable: 0,
       databaseBytes: 4096, walBytes: 0, databasePath: '/tmp/fb/firebreak.db',
@@ -376,6 +387,15 @@ describe('diagnostics', () => {
       readOnly: false, graceS: 5, verifyWindowS: 60, typeToConfirmNodes: 12, maxErrorRate: 0.02, maxLatencyFactor: 1.5,
     }),
     setActionSettings: async (s) => s,
+    runbookLibrary: async () => ({ runbooks: [], errors: [] }),
+    matchingRunbooks: async () => [],
+    startRunbook: async () => {
+      throw new HostError('refused', 'no runbooks in this fake');
+    },
+    incidentRuns: async () => [],
+    answerStep: async () => {
+      throw new HostError('refused', 'no runbooks in this fake');
+    },
     diagnostics: async () => ({
         events: 1200, quarantined: 1, unsearchable: 0, databaseBytes: 2_400_000, walBytes: 4096,
         databasePath: '/tmp/fb/firebreak.db',
@@ -383,9 +403,14 @@ describe('diagnostics', () => {
         gaps: [{ id: 1, cluster: 'demo', fromSequence: 10, toSequence: 19, detectedMs: Date.now() }],
       }),
     });
+    host.runbookLibrary = async () => ({
+      runbooks: [],
+      errors: [{ source: '/home/ana/runbooks/db.md', line: 7, message: 'unknown variant `chek`' }],
+    });
     render(App, { host });
     await fireEvent.keyDown(window, { key: '3' });
     const table = await screen.findByTestId('quarantine');
+    expect(screen.getByTestId('runbook-problems').textContent).toContain('/home/ana/runbooks/db.md:7 unknown variant `chek`');
     expect(table.textContent).toContain('not valid JSON: <b>expected value</b>');
     expect(table.querySelector('b')).toBeNull();
     expect(screen.getByTestId('diag-quarantined').textContent).toBe('1');
@@ -492,5 +517,48 @@ describe('timeline', () => {
     await waitFor(() => expect(screen.getByTestId('timeline').textContent).toContain('rollback proposed'));
     const order = [...screen.getByTestId('timeline').querySelectorAll('.body')].map((b) => b.textContent);
     expect(order).toEqual(['rollout started', 'rollback proposed', 'alert firing']);
+  });
+});
+
+describe('runbooks', () => {
+  it('lists matching runbooks with why, and walks a check step', async () => {
+    const steps = [
+      { kind: 'check' as const, id: 'correlate', title: 'Did errors start with the rollout?', detail: 'Compare the times.', finding: true },
+      { kind: 'action' as const, id: 'rollback', title: 'Roll back', action: 'rollback' as const, detail: '' },
+    ];
+    const run = (over: Partial<RunRecord> = {}): RunRecord => ({
+      id: 1, incidentId: 1, runbookId: 'bad-model-version', runbookTitle: 'A new model version makes a service fail',
+      runbookVersion: '3', steps, currentStep: 'correlate', waitingAction: null, state: 'running', startedBy: 'ana',
+      startedMs: Date.now(), results: [], ...over,
+    });
+    let runs: RunRecord[] = [];
+    const answers: [number, string, Answer][] = [];
+    const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
+      matchingRunbooks: async () => [
+        { runbookId: 'bad-model-version', title: 'A new model version makes a service fail', score: 7, reasons: ['the incident has rollout.started events', 'its severity is critical'] },
+      ],
+      incidentRuns: async () => runs,
+      startRunbook: async () => {
+        runs = [run()];
+        return runs[0];
+      },
+      answerStep: async (id, step, answer) => {
+        answers.push([id, step, answer]);
+        runs = [run({ currentStep: 'rollback', results: [{ stepId: 'correlate', outcome: 'done', text: 'done. Finding: yes', value: null, series: null, author: 'ana', atMs: Date.now() }] })];
+        return runs[0];
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    const match = await screen.findByTestId('runbook-match');
+    expect(match.textContent).toContain('Matched because the incident has rollout.started events; its severity is critical.');
+    await fireEvent.click(screen.getByTestId('runbook-start'));
+    await screen.findByTestId('runbook-run');
+    const done = screen.getByTestId('runbook-done') as HTMLButtonElement;
+    expect(done.disabled).toBe(true);
+    await fireEvent.input(screen.getByTestId('runbook-finding'), { target: { value: 'yes, with wave 1' } });
+    await fireEvent.click(done);
+    await waitFor(() => expect(answers).toEqual([[1, 'correlate', { answer: 'done', finding: 'yes, with wave 1' }]]));
+    expect((await screen.findByTestId('runbook-propose')).textContent).toContain('Preview the rollback');
   });
 });

@@ -5,6 +5,10 @@ import { Channel, invoke } from '@tauri-apps/api/core';
 import type { ActionRecord } from '../bindings/ActionRecord';
 import type { ActionSettings } from '../bindings/ActionSettings';
 import type { AppInfo } from '../bindings/AppInfo';
+import type { Answer } from '../bindings/Answer';
+import type { Library } from '../bindings/Library';
+import type { Match } from '../bindings/Match';
+import type { RunRecord } from '../bindings/RunRecord';
 import type { ConsoleUpdate } from '../bindings/ConsoleUpdate';
 import type { Diagnostics } from '../bindings/Diagnostics';
 import type { FeedFilter } from '../bindings/FeedFilter';
@@ -41,6 +45,13 @@ export interface Host {
   confirmAction(id: string, reason: string, typedName: string | null): Promise<ActionRecord>;
   cancelAction(id: string): Promise<ActionRecord>;
   actionSettings(): Promise<ActionSettings>;
+  /** Every runbook loaded, and every runbook file's problem. */
+  runbookLibrary(): Promise<Library>;
+  matchingRunbooks(incidentId: number): Promise<Match[]>;
+  /** Starts a runbook on an incident, or resumes the run under way. */
+  startRunbook(incidentId: number, runbookId: string): Promise<RunRecord>;
+  incidentRuns(incidentId: number): Promise<RunRecord[]>;
+  answerStep(runId: number, stepId: string, answer: Answer): Promise<RunRecord>;
   setActionSettings(settings: ActionSettings): Promise<ActionSettings>;
   listIncidents(): Promise<Incident[]>;
   getIncident(id: number): Promise<Incident>;
@@ -103,6 +114,11 @@ export const tauriHost: Host = {
   confirmAction: (id, reason, typedName) => call('confirm_action', { id, reason, typedName }),
   cancelAction: (id) => call('cancel_action', { id }),
   actionSettings: () => call('action_settings'),
+  runbookLibrary: () => call('runbook_library'),
+  matchingRunbooks: (incidentId) => call('matching_runbooks', { incidentId }),
+  startRunbook: (incidentId, runbookId) => call('start_runbook', { incidentId, runbookId }),
+  incidentRuns: (incidentId) => call('incident_runs', { incidentId }),
+  answerStep: (runId, stepId, answer) => call('answer_step', { runId, stepId, answer }),
   setActionSettings: (settings) => call('set_action_settings', { settings }),
   listIncidents: () => call('list_incidents'),
   getIncident: (id) => call('get_incident', { id }),
