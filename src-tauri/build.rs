@@ -23,6 +23,8 @@ fn main() {
             "start_runbook",
             "incident_runs",
             "answer_step",
+            "runbook_folders",
+            "set_runbook_folders",
             "list_incidents",
             "get_incident",
             "incident_timeline",

@@ -260,7 +260,7 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             return crate::bench::ingest(seconds, rate, data_dir.root()).await
         }
         Command::Runbooks(RunbooksCommand::Check { paths }) => {
-            return check_runbooks(data_dir, &paths)
+            return check_runbooks(data_dir, &paths).await
         }
         Command::Runbooks(RunbooksCommand::Rehearse {
             runbook,
@@ -364,10 +364,19 @@ fn no_display() -> Option<&'static str> {
 }
 
 /// `firebreak runbooks check [PATH…]`: folders are searched for `*.md`.
-fn check_runbooks(data_dir: &DataDir, paths: &[PathBuf]) -> Result<()> {
+async fn check_runbooks(data_dir: &DataDir, paths: &[PathBuf]) -> Result<()> {
     use crate::runbooks::Library;
     let lib = if paths.is_empty() {
-        Library::load(&[data_dir.runbooks().to_owned()])
+        // The folders the console loads: the user's, and those added in settings.
+        let folders = if data_dir.database().exists() {
+            let store = Store::open(&data_dir.database()).await?;
+            let folders = crate::runbooks::folders(&store, data_dir.runbooks()).await;
+            store.close().await;
+            folders
+        } else {
+            vec![data_dir.runbooks().to_owned()]
+        };
+        Library::load(&folders)
     } else {
         let mut files = Vec::new();
         for p in paths {
@@ -454,7 +463,7 @@ fn tempfile_dir() -> Result<PathBuf> {
 /// `firebreak runbooks list [--incident N]`.
 async fn list_runbooks(store: &Store, data_dir: &DataDir, incident: Option<i64>) -> Result<()> {
     use crate::runbooks::{matching, IncidentFacts, Library};
-    let lib = Library::load(&[data_dir.runbooks().to_owned()]);
+    let lib = Library::load(&crate::runbooks::folders(store, data_dir.runbooks()).await);
     for e in &lib.errors {
         eprintln!("warning: {e}");
     }

@@ -647,3 +647,41 @@ async fn a_guided_run_survives_a_restart_and_ends_with_the_incident_mitigated() 
     g.engine.stop().await;
     g.sim.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn folders_added_in_settings_are_loaded_and_checked() {
+    let data = tempfile::tempdir().unwrap();
+    let team = tempfile::tempdir().unwrap();
+    std::fs::write(team.path().join("checkout.md"), VALID).unwrap();
+    let store = firebreak::store::Store::open(&data.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    store
+        .set_setting(
+            firebreak::runbooks::FOLDERS_SETTING,
+            &serde_json::to_string(&[team.path()]).unwrap(),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(args)
+            .env("FIREBREAK_DATA_DIR", data.path())
+            .output()
+            .unwrap()
+    };
+    let listed = run(&["runbooks", "list"]);
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(stdout.contains("checkout-latency"), "{stdout}");
+    assert!(stdout.contains("bad-model-version"), "{stdout}");
+
+    std::fs::write(team.path().join("broken.md"), "no front matter").unwrap();
+    let checked = run(&["runbooks", "check"]);
+    assert!(!checked.status.success());
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        stdout.contains("broken.md:1: a runbook starts with YAML front matter"),
+        "{stdout}"
+    );
+}

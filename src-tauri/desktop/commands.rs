@@ -40,6 +40,8 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         start_runbook,
         incident_runs,
         answer_step,
+        runbook_folders,
+        set_runbook_folders,
         list_incidents,
         get_incident,
         incident_timeline,
@@ -381,4 +383,50 @@ async fn answer_step(
         .await?;
     console.timeline_changed(run.incident_id);
     Ok(run)
+}
+
+/// The folders runbooks are loaded from: the user's own first, then those added.
+#[tauri::command]
+fn runbook_folders(console: State<'_, Console>) -> Vec<String> {
+    console
+        .runbook_folders
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+/// Sets the added folders (the user's own is always first) and reloads the runbooks.
+#[tauri::command]
+async fn set_runbook_folders(
+    console: State<'_, Console>,
+    folders: Vec<String>,
+) -> Reply<crate::runbooks::Library> {
+    let extra: Vec<std::path::PathBuf> = folders
+        .iter()
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+        .map(std::path::PathBuf::from)
+        .collect();
+    if let Some(relative) = extra.iter().find(|p| !p.is_absolute()) {
+        return Err(IpcError::new(
+            ErrorCode::Invalid,
+            format!("{} is not an absolute path", relative.display()),
+        ));
+    }
+    let text = serde_json::to_string(&extra).unwrap_or_else(|_| "[]".into());
+    console
+        .store()?
+        .set_setting(crate::runbooks::FOLDERS_SETTING, &text)
+        .await?;
+    let mut all = vec![console.data_dir.runbooks().to_owned()];
+    all.extend(extra);
+    let library = crate::runbooks::Library::load(&all);
+    *console
+        .runbook_folders
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = all;
+    *console.runbooks.write().unwrap_or_else(|e| e.into_inner()) = library.clone();
+    Ok(library)
 }

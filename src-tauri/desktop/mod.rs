@@ -31,6 +31,8 @@ pub struct Console {
     desk: Option<Arc<crate::actions::ActionDesk>>,
     /// The runbooks loaded, with every file's problems; reloaded when the files change.
     runbooks: Arc<std::sync::RwLock<crate::runbooks::Library>>,
+    /// The folders they come from (the user's, then those added in settings).
+    runbook_folders: Arc<std::sync::RwLock<Vec<std::path::PathBuf>>>,
     demo: Option<DemoOptions>,
 }
 
@@ -149,13 +151,20 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
         }
         Err(_) => (None, None),
     };
-    let folders = vec![data_dir.runbooks().to_owned()];
+    let folders = match &store {
+        Ok(store) => {
+            tauri::async_runtime::block_on(crate::runbooks::folders(store, data_dir.runbooks()))
+        }
+        Err(_) => vec![data_dir.runbooks().to_owned()],
+    };
     let runbooks = Arc::new(std::sync::RwLock::new(crate::runbooks::Library::load(
         &folders,
     )));
-    watch_runbooks(runbooks.clone(), folders);
+    let runbook_folders = Arc::new(std::sync::RwLock::new(folders));
+    watch_runbooks(runbooks.clone(), runbook_folders.clone());
     let console = Console {
         runbooks,
+        runbook_folders,
         store,
         author: std::sync::Mutex::new(info.author.clone()),
         info,
@@ -216,18 +225,21 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
         })
 }
 
-/// Reloads the runbook library when a file in its folders changes (checked every 2 s).
+/// Reloads the runbook library when a file in its folders changes, or the folders do
+/// (checked every 2 s).
 fn watch_runbooks(
     library: Arc<std::sync::RwLock<crate::runbooks::Library>>,
-    folders: Vec<std::path::PathBuf>,
+    folders: Arc<std::sync::RwLock<Vec<std::path::PathBuf>>>,
 ) {
     std::thread::Builder::new()
         .name("runbook-watch".into())
         .spawn(move || {
-            let mut seen = crate::runbooks::fingerprint(&folders);
+            let current = || folders.read().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut seen = (current(), crate::runbooks::fingerprint(&current()));
             loop {
                 std::thread::park_timeout(std::time::Duration::from_secs(2));
-                let now = crate::runbooks::fingerprint(&folders);
+                let folders = current();
+                let now = (folders.clone(), crate::runbooks::fingerprint(&folders));
                 if now != seen {
                     seen = now;
                     let fresh = crate::runbooks::Library::load(&folders);

@@ -35,6 +35,28 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ),
 ];
 
+/// The settings key of the extra runbook folders (a JSON list of paths).
+pub const FOLDERS_SETTING: &str = "runbooks.folders";
+
+/// Where runbooks are loaded from: the user's runbook folder, then the folders added in
+/// settings (a checkout of a team's runbook repository, say).
+pub async fn folders(store: &crate::store::Store, user_folder: &Path) -> Vec<PathBuf> {
+    let mut all = vec![user_folder.to_owned()];
+    all.extend(extra_folders(store).await);
+    all
+}
+
+/// The folders added in settings.
+pub async fn extra_folders(store: &crate::store::Store) -> Vec<PathBuf> {
+    store
+        .setting(FOLDERS_SETTING)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| serde_json::from_str::<Vec<PathBuf>>(&s).ok())
+        .unwrap_or_default()
+}
+
 /// Files larger than this are refused unread.
 const MAX_FILE_BYTES: u64 = 256 * 1024;
 

@@ -98,6 +98,8 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
       throw new HostError('refused', 'no runbooks in this fake');
     },
     incidentRuns: async () => [],
+    runbookFolders: async () => ['/home/ana/.config/firebreak/runbooks'],
+    setRunbookFolders: async () => ({ runbooks: [], errors: [] }),
     answerStep: async () => {
       throw new HostError('refused', 'no runbooks in this fake');
     },
@@ -393,6 +395,8 @@ describe('diagnostics', () => {
       throw new HostError('refused', 'no runbooks in this fake');
     },
     incidentRuns: async () => [],
+    runbookFolders: async () => ['/home/ana/.config/firebreak/runbooks'],
+    setRunbookFolders: async () => ({ runbooks: [], errors: [] }),
     answerStep: async () => {
       throw new HostError('refused', 'no runbooks in this fake');
     },

@@ -52,6 +52,10 @@ export interface Host {
   startRunbook(incidentId: number, runbookId: string): Promise<RunRecord>;
   incidentRuns(incidentId: number): Promise<RunRecord[]>;
   answerStep(runId: number, stepId: string, answer: Answer): Promise<RunRecord>;
+  /** The runbook folders: the user's own first, then those added in settings. */
+  runbookFolders(): Promise<string[]>;
+  /** Sets the added folders and reloads the runbooks. */
+  setRunbookFolders(folders: string[]): Promise<Library>;
   setActionSettings(settings: ActionSettings): Promise<ActionSettings>;
   listIncidents(): Promise<Incident[]>;
   getIncident(id: number): Promise<Incident>;
@@ -119,6 +123,8 @@ export const tauriHost: Host = {
   startRunbook: (incidentId, runbookId) => call('start_runbook', { incidentId, runbookId }),
   incidentRuns: (incidentId) => call('incident_runs', { incidentId }),
   answerStep: (runId, stepId, answer) => call('answer_step', { runId, stepId, answer }),
+  runbookFolders: () => call('runbook_folders'),
+  setRunbookFolders: (folders) => call('set_runbook_folders', { folders }),
   setActionSettings: (settings) => call('set_action_settings', { settings }),
   listIncidents: () => call('list_incidents'),
   getIncident: (id) => call('get_incident', { id }),
