@@ -23,7 +23,7 @@ cargo clippy --all-targets --no-default-features -- -D warnings
 step "Rust: tests (unit, integration, desktop end-to-end)"
 # In a private keychain (.ci/with-keyring.sh), under Xvfb when there is no display.
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
-  bash .ci/with-keyring.sh cargo test --all-targets
+  bash .ci/with-keyring.sh cargo test --all-targets --no-fail-fast
 else
-  bash .ci/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" cargo test --all-targets
+  bash .ci/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" cargo test --all-targets --no-fail-fast
 fi

@@ -98,6 +98,16 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write an incident's report: Markdown, self-contained HTML or JSON.
+    Report {
+        /// The incident's number, as `firebreak incidents` shows it.
+        incident: i64,
+        #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
+        format: String,
+        /// Write here (atomically) instead of to standard output.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Runbooks: check files, list what matches an incident.
     #[command(subcommand)]
     Runbooks(RunbooksCommand),
@@ -319,6 +329,11 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             token_env,
         } => crate::act::actions(&store, incident, json, resume, token_env).await,
         Command::Audit(AuditCommand::Verify) => crate::act::audit_verify(&store).await,
+        Command::Report {
+            incident,
+            format,
+            output,
+        } => write_report(&store, incident, &format, output).await,
         Command::Runbooks(RunbooksCommand::List { incident }) => {
             list_runbooks(&store, data_dir, incident).await
         }
@@ -405,6 +420,27 @@ async fn check_runbooks(data_dir: &DataDir, paths: &[PathBuf]) -> Result<()> {
         "{} runbook problem(s) found",
         lib.errors.len()
     );
+    Ok(())
+}
+
+/// `firebreak report ID --format md|html|json [-o FILE]`.
+async fn write_report(
+    store: &Store,
+    incident: i64,
+    format: &str,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let format = crate::reports::Format::parse(format).context("--format is md, html or json")?;
+    let report = crate::reports::build(store, incident).await?;
+    let text = crate::reports::render(&report, format);
+    match output {
+        Some(path) => {
+            crate::reports::write_atomically(&path, &text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
     Ok(())
 }
 

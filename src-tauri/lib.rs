@@ -14,6 +14,7 @@ pub mod logging;
 pub mod paths;
 pub mod protocol;
 pub mod report;
+pub mod reports;
 pub mod runbooks;
 pub mod secrets;
 pub mod sim;

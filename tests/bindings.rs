@@ -78,3 +78,18 @@ fn published_openapi_document_is_fresh_and_lists_exactly_the_routes() {
     served.sort();
     assert_eq!(documented, served);
 }
+
+#[test]
+fn published_incident_report_schema_is_fresh() {
+    let text = serde_json::to_string_pretty(&firebreak::reports::schema()).unwrap() + "\n";
+    // Other tools read our JSON reports against this file.
+    support::generated::check(
+        &root().join("docs/reports"),
+        ".json",
+        &[("incident-report.schema.json".to_owned(), text)]
+            .into_iter()
+            .collect(),
+        "UPDATE_SCHEMAS",
+        "run `make bindings`",
+    );
+}

@@ -184,4 +184,19 @@ impl Store {
         }
         Ok(down.into_iter().collect())
     }
+
+    /// When the first sign of trouble attached to an incident arrived (an anomaly, an
+    /// alert, a stalled or failed rollout, a node down), by the console's clock.
+    pub async fn first_sign_received(&self, incident_id: i64) -> Result<Option<(i64, String)>> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT e.received_ms, t.body FROM timeline_entries t JOIN events e ON e.seq = t.event_seq \
+             WHERE t.incident_id = ? AND (t.kind = 'anomaly' OR e.type IN ('dev.firebreak.alert.firing', \
+             'dev.firebreak.rollout.stalled', 'dev.firebreak.rollout.failed', 'dev.firebreak.node.down')) \
+             ORDER BY e.received_ms, t.id LIMIT 1",
+        )
+        .bind(incident_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row)
+    }
 }

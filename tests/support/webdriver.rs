@@ -70,15 +70,60 @@ impl Driver {
         driver
     }
 
+    /// WebKitWebDriver alone, driving WebKitGTK's MiniBrowser: a real browser engine for
+    /// pages that are not the app (exported reports).
+    pub async fn start_browser() -> Driver {
+        let port = free_port();
+        let child = Command::new("WebKitWebDriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()
+            .expect("WebKitWebDriver must be on PATH (apt-get install webkit2gtk-driver)");
+        let driver = Driver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "WebKitWebDriver did not start listening"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        driver
+    }
+
+    /// A MiniBrowser session (after `start_browser`).
+    pub async fn browser_session(&self) -> Session {
+        let browser = ["4.1", "4.0"]
+            .iter()
+            .map(|v| format!("/usr/lib/x86_64-linux-gnu/webkit2gtk-{v}/MiniBrowser"))
+            .find(|p| Path::new(p).exists())
+            .expect("WebKitGTK's MiniBrowser (package libwebkit2gtk-4.1-0)");
+        self.open(json!({
+            "capabilities": { "alwaysMatch": {
+                "webkitgtk:browserOptions": { "binary": browser, "args": ["--automation"] }
+            }}
+        }))
+        .await
+    }
+
     /// Starts the app binary with `args` and opens a WebDriver session on its window.
     pub async fn session(&self, app: &Path, args: &[String]) -> Session {
-        let http = super::cluster::http();
-        let caps = json!({
+        self.open(json!({
             "capabilities": { "alwaysMatch": {
                 "browserName": "wry",
                 "tauri:options": { "application": app, "args": args }
             }}
-        });
+        }))
+        .await
+    }
+
+    async fn open(&self, caps: Value) -> Session {
+        let http = super::cluster::http();
         let reply: Value = http
             .post(format!("{}/session", self.base))
             .json(&caps)
@@ -184,6 +229,12 @@ impl Session {
             Some(json!({"text": text})),
         )
         .await;
+    }
+
+    /// Loads a URL in the session's window.
+    pub async fn navigate(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
     }
 
     /// Empties an input, as a user selecting all and deleting would.

@@ -1,0 +1,235 @@
+//! Incident reports from an incident recorded off the simulator: figures, actions, the
+//! three formats, the JSON Schema, hostile recorded text opened in a real browser engine,
+//! and the command line's atomic write.
+
+#![allow(clippy::unwrap_used)] // a panic is how a test fails
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use firebreak::actions::{ActionDesk, ActionSettings, Tokens};
+use firebreak::incident::{IncidentStatus, Severity};
+use firebreak::ingest::sink::{ConsoleSink, Recorder, StatusBoard, Tee};
+use firebreak::ingest::{Engine, Target};
+use firebreak::protocol::actions::ActionKind;
+use firebreak::reports::{build, render, Format};
+use firebreak::store::{NewCluster, Store};
+
+/// Text an attacker could get into an event, a note or a title.
+const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> \
+     [click](javascript:window.__pwned=3) </td></tr></table><b>bold</b> ' \" & | * _";
+
+/// The bad-model-rollout incident, rolled back and verified, with a hostile note, then
+/// resolved; the store is left at `db`.
+async fn recorded_incident(db: &std::path::Path) -> (Store, i64) {
+    let sim = support::cluster::sim("bad-model-rollout", 10.0, |_| {}).await;
+    let store = Store::open(db).await.unwrap();
+    ActionSettings {
+        grace_s: 0,
+        verify_window_s: 4,
+        ..Default::default()
+    }
+    .save(&store)
+    .await
+    .unwrap();
+    let cluster = store
+        .ensure_cluster(&NewCluster {
+            name: "sim".into(),
+            events_url: sim.events_url(),
+            actions_url: sim.actions_url(),
+        })
+        .await
+        .unwrap();
+    let board = Arc::new(StatusBoard::default());
+    let sink: Arc<dyn ConsoleSink> =
+        Arc::new(Tee(vec![board.clone(), Arc::new(Recorder::default())]));
+    let engine = Engine::start(
+        store.clone(),
+        vec![Target {
+            cluster_id: cluster.id,
+            name: "sim".into(),
+            events_url: sim.events_url(),
+            token: Some(support::cluster::TOKEN.into()),
+        }],
+        sink.clone(),
+    )
+    .await
+    .unwrap();
+    let tokens = Tokens::default();
+    tokens.set(cluster.id, support::cluster::TOKEN);
+    let desk = ActionDesk::new(store.clone(), tokens, board, sink);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let incident = loop {
+        if let Some(i) = store
+            .incidents()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| i.severity == Severity::Critical)
+        {
+            break i.id;
+        }
+        assert!(Instant::now() < deadline, "no incident");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    store
+        .change_status(incident, IncidentStatus::Acknowledged, "ana")
+        .await
+        .unwrap();
+    store.add_note(incident, HOSTILE, "ana").await.unwrap();
+    let proposal = desk
+        .propose(incident, ActionKind::Rollback, "ana")
+        .await
+        .unwrap();
+    desk.confirm(&proposal.id, "ana", HOSTILE, Some("llm-assistant"))
+        .await
+        .unwrap();
+    loop {
+        let a = store.action(&proposal.id).await.unwrap();
+        if a.verification.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(60),
+            "no verification"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    store
+        .change_status(incident, IncidentStatus::Mitigated, "ana")
+        .await
+        .unwrap();
+    store
+        .change_status(incident, IncidentStatus::Resolved, "ana")
+        .await
+        .unwrap();
+    engine.stop().await;
+    sim.shutdown();
+    (store, incident)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_carry_the_figures_and_actions_and_keep_hostile_text_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("firebreak.db");
+    let (store, incident) = recorded_incident(&db).await;
+    let report = build(&store, incident).await.unwrap();
+
+    // Figures, with their definitions; every key moment found in the recorded data.
+    for name in [
+        "time to detect",
+        "time to acknowledge",
+        "time to mitigate",
+        "time to resolve",
+    ] {
+        let f = report.figures.iter().find(|f| f.name == name).unwrap();
+        assert!(f.seconds.is_some() && !f.definition.is_empty(), "{f:?}");
+    }
+    assert!(
+        report.key_moments.iter().all(|k| k.at.is_some()),
+        "{:?}",
+        report.key_moments
+    );
+    assert_eq!(report.actions.len(), 1);
+    assert_eq!(report.actions[0].verification.as_deref(), Some("recovered"));
+    assert!(
+        report.alerts.contains(&"HighErrorRate".to_owned()),
+        "{:?}",
+        report.alerts
+    );
+    assert!(report.metrics.len() > 3);
+
+    // JSON validates against the published schema.
+    let json: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).unwrap();
+    let schema = firebreak::reports::schema();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(json["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["text"] == HOSTILE));
+
+    // Markdown: the hostile text is escaped (no raw tag, no live link syntax).
+    let md = render(&report, Format::Markdown);
+    assert!(
+        md.contains("&lt;script&gt;window.\\_\\_pwned=1&lt;/script&gt;"),
+        "{md}"
+    );
+    assert!(!md.contains("<script") && !md.contains("<img") && !md.contains("](javascript:"));
+    assert!(md.starts_with("# Incident "));
+
+    // HTML: escaped, no script anywhere, tables balanced, the chart inline.
+    let html = render(&report, Format::Html);
+    assert!(!html.contains("<script") && !html.contains("<img") && !html.contains("onerror=\""));
+    assert!(html.contains("&lt;script&gt;window.__pwned=1&lt;/script&gt;"));
+    assert_eq!(
+        html.matches("<table").count(),
+        html.matches("</table>").count()
+    );
+    assert!(html.contains("<svg") && html.contains("Content-Security-Policy"));
+
+    // The command line writes exactly the chosen file.
+    let out = dir.path().join("out").join("report.html");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    store.close().await;
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["report", &incident.to_string(), "--format", "html", "-o"])
+        .arg(&out)
+        .env("FIREBREAK_DATA_DIR", dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.starts_with("<!DOCTYPE html>"));
+    let left: Vec<_> = std::fs::read_dir(out.parent().unwrap()).unwrap().collect();
+    assert_eq!(left.len(), 1, "no temporary file is left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_html_report_runs_no_script_in_a_real_browser_and_shows_every_string_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, incident) = recorded_incident(&dir.path().join("firebreak.db")).await;
+    let report = build(&store, incident).await.unwrap();
+    let file = dir.path().join("report.html");
+    firebreak::reports::write_atomically(&file, &render(&report, Format::Html)).unwrap();
+
+    let driver = support::webdriver::Driver::start_browser().await;
+    let session = driver.browser_session().await;
+    session
+        .navigate(&format!("file://{}", file.display()))
+        .await;
+    let seen = session
+        .execute(
+            "return { pwned: window.__pwned === undefined ? null : window.__pwned,
+                      scripts: document.scripts.length,
+                      images: document.images.length,
+                      links: document.links.length,
+                      bold: document.querySelectorAll('b').length,
+                      text: document.body.innerText };",
+            serde_json::json!([]),
+        )
+        .await;
+    assert!(seen["pwned"].is_null(), "script ran: {seen}");
+    assert_eq!(seen["scripts"], 0);
+    assert_eq!(seen["images"], 0);
+    assert_eq!(seen["links"], 0);
+    assert_eq!(seen["bold"], 0, "recorded markup was rendered");
+    let text = seen["text"].as_str().unwrap();
+    assert!(text.contains("<script>window.__pwned=1</script>"), "{text}");
+    assert!(
+        text.contains("[click](javascript:window.__pwned=3)"),
+        "{text}"
+    );
+    session.close().await;
+    // Kept beside the window screenshots, for a person to read.
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-shots");
+    let _ = std::fs::create_dir_all(&shots);
+    let _ = std::fs::copy(&file, shots.join("report.html"));
+}
