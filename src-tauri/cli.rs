@@ -98,6 +98,20 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The summit report of every incident opened in a period: Markdown, HTML or JSON.
+    Summit {
+        /// First day (YYYY-MM-DD, UTC), included.
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day (YYYY-MM-DD, UTC), included.
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
+        format: String,
+        /// Write here (atomically) instead of to standard output.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Write an incident's report: Markdown, self-contained HTML or JSON.
     Report {
         /// The incident's number, as `firebreak incidents` shows it.
@@ -334,6 +348,12 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             format,
             output,
         } => write_report(&store, incident, &format, output).await,
+        Command::Summit {
+            from,
+            to,
+            format,
+            output,
+        } => write_summit(&store, from, to, &format, output).await,
         Command::Runbooks(RunbooksCommand::List { incident }) => {
             list_runbooks(&store, data_dir, incident).await
         }
@@ -423,6 +443,43 @@ async fn check_runbooks(data_dir: &DataDir, paths: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// `firebreak summit --from DATE --to DATE --format md|html|json [-o FILE]`.
+async fn write_summit(
+    store: &Store,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+    format: &str,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    use crate::reports::summit;
+    anyhow::ensure!(from <= to, "--from is after --to");
+    let start = from.and_hms_opt(0, 0, 0).context("bad --from")?.and_utc();
+    let end = (to + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .context("bad --to")?
+        .and_utc();
+    let report = summit::summit(store, start, end).await?;
+    let text = match format {
+        "html" => summit::summit_html(&report),
+        "json" => serde_json::to_string_pretty(&report)?,
+        _ => summit::summit_markdown(&report),
+    };
+    emit(&text, output)
+}
+
+/// Prints, or writes atomically to the chosen file.
+fn emit(text: &str, output: Option<PathBuf>) -> Result<()> {
+    match output {
+        Some(path) => {
+            crate::reports::write_atomically(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
 /// `firebreak report ID --format md|html|json [-o FILE]`.
 async fn write_report(
     store: &Store,
@@ -432,16 +489,7 @@ async fn write_report(
 ) -> Result<()> {
     let format = crate::reports::Format::parse(format).context("--format is md, html or json")?;
     let report = crate::reports::build(store, incident).await?;
-    let text = crate::reports::render(&report, format);
-    match output {
-        Some(path) => {
-            crate::reports::write_atomically(&path, &text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("wrote {}", path.display());
-        }
-        None => print!("{text}"),
-    }
-    Ok(())
+    emit(&crate::reports::render(&report, format), output)
 }
 
 /// `firebreak runbooks rehearse RUNBOOK --scenario NAME`.

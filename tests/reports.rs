@@ -233,3 +233,72 @@ async fn the_html_report_runs_no_script_in_a_real_browser_and_shows_every_string
     let _ = std::fs::create_dir_all(&shots);
     let _ = std::fs::copy(&file, shots.join("report.html"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = recorded_incident(&dir.path().join("firebreak.db")).await;
+    store
+        .open_incident(
+            &firebreak::incident::NewIncident {
+                title: HOSTILE.into(),
+                severity: Severity::Minor,
+                service: Some("checkout".into()),
+                cluster_id: None,
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let from = today.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let report = firebreak::reports::summit::summit(&store, from, from + chrono::Days::new(1))
+        .await
+        .unwrap();
+    assert_eq!(report.incidents.len(), 2);
+    assert_eq!(
+        report.by_severity,
+        vec![("critical".to_owned(), 1), ("minor".to_owned(), 1)]
+    );
+    let rollback = report
+        .remediations
+        .iter()
+        .find(|r| r.kind == "rollback")
+        .unwrap();
+    assert_eq!(
+        (
+            rollback.used,
+            rollback.succeeded,
+            rollback.verified_recovered
+        ),
+        (1, 1, 1)
+    );
+    assert!(report.top_alerts.iter().any(|(a, _)| a == "HighErrorRate"));
+    assert!(report.mean_times.mttm_s.is_some());
+    assert_eq!(report.trend.len(), 1);
+
+    let md = firebreak::reports::summit::summit_markdown(&report);
+    assert!(md.contains("&lt;script&gt;") && !md.contains("<script"));
+    let html = firebreak::reports::summit::summit_html(&report);
+    assert!(html.contains("&lt;script&gt;") && !html.contains("<script") && !html.contains("<img"));
+    assert_eq!(
+        html.matches("<table").count(),
+        html.matches("</table>").count()
+    );
+
+    store.close().await;
+    let out = dir.path().join("summit.json");
+    let day = today.format("%Y-%m-%d").to_string();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args([
+            "summit", "--from", &day, "--to", &day, "--format", "json", "-o",
+        ])
+        .arg(&out)
+        .env("FIREBREAK_DATA_DIR", dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(json["incidents"].as_array().unwrap().len(), 2);
+}

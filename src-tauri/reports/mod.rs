@@ -5,6 +5,7 @@
 //! note is always text, never markup.
 
 mod render;
+pub mod summit;
 
 use std::path::Path;
 

@@ -267,7 +267,7 @@ fn chart(r: &IncidentReport) -> String {
     svg
 }
 
-const CSS: &str = "body{font:14px/1.5 system-ui,sans-serif;color:#111;max-width:900px;margin:24px auto;padding:0 16px}\
+pub(super) const CSS: &str = "body{font:14px/1.5 system-ui,sans-serif;color:#111;max-width:900px;margin:24px auto;padding:0 16px}\
 h1{font-size:22px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;width:100%;font-size:13px}td,th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}\
 td{overflow-wrap:anywhere}.muted{color:#666}.bad{color:#c62828;font-weight:600}.good{color:#2e7d32;font-weight:600}\
