@@ -200,9 +200,12 @@ fn means_row(m: &MeanTimes) -> [String; 5] {
     ]
 }
 
-/// Rows of (section title, header, rows), shared by Markdown and HTML, with every
-/// recorded string still raw (each format escapes it).
-fn sections(s: &SummitReport) -> Vec<(&'static str, Vec<&'static str>, Vec<Vec<String>>)> {
+/// A table of the report: its title, its header, its rows.
+type Section = (&'static str, Vec<&'static str>, Vec<Vec<String>>);
+
+/// The report's tables, shared by Markdown and HTML, with every recorded string still raw
+/// (each format escapes it).
+fn sections(s: &SummitReport) -> Vec<Section> {
     let pairs = |v: &[(String, usize)]| {
         v.iter()
             .map(|(k, n)| vec![k.clone(), n.to_string()])
