@@ -25,6 +25,7 @@ fn main() {
             "answer_step",
             "runbook_folders",
             "set_runbook_folders",
+            "export_report",
             "list_incidents",
             "get_incident",
             "incident_timeline",

@@ -324,6 +324,22 @@ fn answer_dialog(title_part: &str, keys: &str) {
     assert!(ok(&["key", "--clearmodifiers", keys]), "press {keys}");
 }
 
+/// Types a full path into a native save dialog and saves, as a person at the keyboard.
+fn save_dialog_as(title_part: &str, path: &Path) {
+    answer_dialog(title_part, "ctrl+a");
+    let typed = std::process::Command::new("xdotool")
+        .args(["type", "--delay", "20"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(typed.success());
+    let enter = std::process::Command::new("xdotool")
+        .args(["key", "Return"])
+        .status()
+        .unwrap();
+    assert!(enter.success());
+}
+
 /// Writes quick action settings (short grace and verification) into a fresh data dir.
 async fn quick_actions(data: &Path) {
     let store = firebreak::store::Store::open(&data.join("firebreak.db"))
@@ -539,5 +555,27 @@ async fn a_runbook_walked_through_in_the_window_ends_with_the_incident_mitigated
     ] {
         assert!(text.contains(step), "no {step:?} on the timeline:\n{text}");
     }
+    session.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_is_exported_where_the_save_dialog_says() {
+    let _window = ONE_WINDOW.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let driver = Driver::start().await;
+    let session = demo_incident(&driver, data.path()).await;
+    let export = session.wait_for("[data-testid=export-report]").await;
+    session.click(&export).await;
+    let target = data.path().join("exported-report.html");
+    save_dialog_as("Export incident report", &target);
+    let saved = session.wait_for("[data-testid=exported]").await;
+    let text = session.text(&saved).await;
+    assert!(text.contains("exported-report.html"), "{text}");
+    let html = std::fs::read_to_string(&target).unwrap();
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
+        "{}",
+        &html[..200.min(html.len())]
+    );
     session.close().await;
 }

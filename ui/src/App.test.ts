@@ -100,6 +100,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     incidentRuns: async () => [],
     runbookFolders: async () => ['/home/ana/.config/firebreak/runbooks'],
     setRunbookFolders: async () => ({ runbooks: [], errors: [] }),
+    exportReport: async () => '/home/ana/incident-1.html',
     answerStep: async () => {
       throw new HostError('refused', 'no runbooks in this fake');
     },
@@ -397,6 +398,7 @@ describe('diagnostics', () => {
     incidentRuns: async () => [],
     runbookFolders: async () => ['/home/ana/.config/firebreak/runbooks'],
     setRunbookFolders: async () => ({ runbooks: [], errors: [] }),
+    exportReport: async () => '/home/ana/incident-1.html',
     answerStep: async () => {
       throw new HostError('refused', 'no runbooks in this fake');
     },
@@ -564,5 +566,22 @@ describe('runbooks', () => {
     await fireEvent.click(done);
     await waitFor(() => expect(answers).toEqual([[1, 'correlate', { answer: 'done', finding: 'yes, with wave 1' }]]));
     expect((await screen.findByTestId('runbook-propose')).textContent).toContain('Preview the rollback');
+  });
+});
+
+describe('reports', () => {
+  it('exports through Rust and says where it was saved', async () => {
+    const asked: [number, string][] = [];
+    const host = fakeHost([incident(1)], {
+      exportReport: async (id, format) => {
+        asked.push([id, format]);
+        return '/home/ana/incident-1.html';
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    await fireEvent.click(await screen.findByTestId('export-report'));
+    expect((await screen.findByTestId('exported')).textContent).toContain('/home/ana/incident-1.html');
+    expect(asked).toEqual([[1, 'html']]);
   });
 });

@@ -56,6 +56,8 @@ export interface Host {
   runbookFolders(): Promise<string[]>;
   /** Sets the added folders and reloads the runbooks. */
   setRunbookFolders(folders: string[]): Promise<Library>;
+  /** Rust asks where to save in a native dialog; resolves to the path written, or null. */
+  exportReport(incidentId: number, format: 'md' | 'html' | 'json'): Promise<string | null>;
   setActionSettings(settings: ActionSettings): Promise<ActionSettings>;
   listIncidents(): Promise<Incident[]>;
   getIncident(id: number): Promise<Incident>;
@@ -125,6 +127,7 @@ export const tauriHost: Host = {
   answerStep: (runId, stepId, answer) => call('answer_step', { runId, stepId, answer }),
   runbookFolders: () => call('runbook_folders'),
   setRunbookFolders: (folders) => call('set_runbook_folders', { folders }),
+  exportReport: (incidentId, format) => call('export_report', { incidentId, format }),
   setActionSettings: (settings) => call('set_action_settings', { settings }),
   listIncidents: () => call('list_incidents'),
   getIncident: (id) => call('get_incident', { id }),
