@@ -112,6 +112,15 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Write one incident, with its raw events, timeline, actions, audit chain and report,
+    /// to one bundle file (for a colleague or an archive).
+    Export {
+        incident: i64,
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Load a bundle into this store; refused when its audit chain does not verify.
+    Import { file: PathBuf },
     /// Write an incident's report: Markdown, self-contained HTML or JSON.
     Report {
         /// The incident's number, as `firebreak incidents` shows it.
@@ -354,6 +363,8 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             format,
             output,
         } => write_summit(&store, from, to, &format, output).await,
+        Command::Export { incident, output } => export_bundle(&store, incident, output).await,
+        Command::Import { file } => import_bundle(&store, &file).await,
         Command::Runbooks(RunbooksCommand::List { incident }) => {
             list_runbooks(&store, data_dir, incident).await
         }
@@ -465,6 +476,52 @@ async fn write_summit(
         _ => summit::summit_markdown(&report),
     };
     emit(&text, output)
+}
+
+/// `firebreak export ID -o FILE`.
+async fn export_bundle(store: &Store, incident: i64, output: PathBuf) -> Result<()> {
+    use crate::reports::{build, render, Format};
+    let mut bundle = store.bundle(incident).await?;
+    let report = build(store, incident).await?;
+    bundle.reports = Some(crate::store::bundle::BundleReports {
+        markdown: render(&report, Format::Markdown),
+        html: render(&report, Format::Html),
+        json: serde_json::to_value(&report)?,
+    });
+    let text = serde_json::to_string(&bundle)?;
+    emit(&text, Some(output))?;
+    eprintln!(
+        "incident {incident}: {} events, {} timeline entries, {} actions, {} audit records",
+        bundle.events.len(),
+        bundle.timeline.len(),
+        bundle.actions.len(),
+        bundle.audit.len()
+    );
+    Ok(())
+}
+
+/// `firebreak import FILE`.
+async fn import_bundle(store: &Store, file: &std::path::Path) -> Result<()> {
+    const LIMIT: u64 = 1 << 30;
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .len();
+    anyhow::ensure!(
+        size <= LIMIT,
+        "{} is larger than a bundle can be (1 GiB)",
+        file.display()
+    );
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bundle: crate::store::bundle::Bundle = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a Firebreak bundle", file.display()))?;
+    let who = store
+        .setting("author")
+        .await?
+        .unwrap_or_else(crate::paths::local_user);
+    let id = store.import(&bundle, &who).await?;
+    println!("imported as incident {id}: {}", bundle.incident.title);
+    Ok(())
 }
 
 /// Prints, or writes atomically to the chosen file.

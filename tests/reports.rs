@@ -302,3 +302,115 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(json["incidents"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exported_bundle_imports_as_the_same_incident_and_a_tampered_one_is_refused() {
+    let here = tempfile::tempdir().unwrap();
+    let (store, incident) = recorded_incident(&here.path().join("firebreak.db")).await;
+    let before = store.incident(incident).await.unwrap();
+    let timeline = |s: Store, id: i64| async move {
+        s.timeline(id, None, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.at_ms, e.kind, e.author, e.body))
+            .collect::<Vec<_>>()
+    };
+    let entries = timeline(store.clone(), incident).await;
+    let actions = store.incident_actions(incident).await.unwrap();
+    store.close().await;
+
+    let bundle = here.path().join("incident.bundle.json");
+    let cli = |dir: &std::path::Path, args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(args)
+            .env("FIREBREAK_DATA_DIR", dir)
+            .output()
+            .unwrap()
+    };
+    let out = cli(
+        here.path(),
+        &[
+            "export".as_ref(),
+            incident.to_string().as_ref(),
+            "-o".as_ref(),
+            bundle.as_os_str(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Into another store: the same incident, timeline and actions.
+    let there = tempfile::tempdir().unwrap();
+    let out = cli(there.path(), &["import".as_ref(), bundle.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let other = Store::open(&there.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    let imported = other
+        .incidents()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.public_id == before.public_id)
+        .unwrap();
+    assert_eq!(
+        (
+            &imported.title,
+            imported.severity,
+            imported.status,
+            imported.opened_ms,
+            imported.mitigated_ms,
+            imported.resolved_ms
+        ),
+        (
+            &before.title,
+            before.severity,
+            before.status,
+            before.opened_ms,
+            before.mitigated_ms,
+            before.resolved_ms
+        )
+    );
+    assert_eq!(timeline(other.clone(), imported.id).await, entries);
+    let again = other.incident_actions(imported.id).await.unwrap();
+    assert_eq!(again.len(), actions.len());
+    assert_eq!(
+        (again[0].id.as_str(), again[0].verification.as_deref()),
+        (actions[0].id.as_str(), Some("recovered"))
+    );
+    assert!(other.verify_audit().await.unwrap().first_bad.is_none());
+    other.close().await;
+    // Importing the same incident twice is refused.
+    let out = cli(there.path(), &["import".as_ref(), bundle.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already here"));
+
+    // One edited audit record in the bundle, and nothing is imported.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    let detail =
+        doc["audit"][2]["detail"]
+            .as_str()
+            .unwrap()
+            .replacen('{', "{\"edited\": true, ", 1);
+    doc["audit"][2]["detail"] = serde_json::Value::String(detail);
+    let tampered = here.path().join("tampered.json");
+    std::fs::write(&tampered, doc.to_string()).unwrap();
+    let third = tempfile::tempdir().unwrap();
+    let out = cli(third.path(), &["import".as_ref(), tampered.as_os_str()]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("audit chain is broken at record 3"), "{said}");
+    let empty = Store::open(&third.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    assert!(empty.incidents().await.unwrap().is_empty());
+}

@@ -8,7 +8,7 @@
 //! chain from there on. (Removing records from the end leaves a shorter valid chain; keep
 //! a copy of the last hash elsewhere to detect that.)
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{Sqlite, Transaction};
 use ts_rs::TS;
@@ -18,7 +18,7 @@ use super::{now_ms, Result, Store};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One audit record as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, TS, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
     pub id: i64,
@@ -118,38 +118,43 @@ impl Store {
 
     /// Recomputes the chain from the first record.
     pub async fn verify_audit(&self) -> Result<Verification> {
-        let records = self.audit_records(None).await?;
-        let mut prev = GENESIS.to_owned();
-        for (expected_id, r) in (1..).zip(records.iter()) {
-            let problem = if r.id != expected_id {
-                Some(format!("record {expected_id} is missing"))
-            } else if r.prev_hash != prev {
-                Some("its link to the previous record does not match".to_owned())
-            } else if hash(
-                r.id,
-                r.at_ms,
-                &r.actor,
-                &r.subject,
-                &r.what,
-                &r.detail,
-                &r.prev_hash,
-            ) != r.hash
-            {
-                Some("its content does not match its hash".to_owned())
-            } else {
-                None
+        Ok(verify_chain(&self.audit_records(None).await?))
+    }
+}
+
+/// Recomputes a chain (a store's, or one carried in an export bundle) from its first
+/// record, and names the first record that does not match.
+pub fn verify_chain(records: &[AuditRecord]) -> Verification {
+    let mut prev = GENESIS.to_owned();
+    for (expected_id, r) in (1..).zip(records.iter()) {
+        let problem = if r.id != expected_id {
+            Some(format!("record {expected_id} is missing"))
+        } else if r.prev_hash != prev {
+            Some("its link to the previous record does not match".to_owned())
+        } else if hash(
+            r.id,
+            r.at_ms,
+            &r.actor,
+            &r.subject,
+            &r.what,
+            &r.detail,
+            &r.prev_hash,
+        ) != r.hash
+        {
+            Some("its content does not match its hash".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = problem {
+            return Verification {
+                records: records.len() as i64,
+                first_bad: Some((r.id, why)),
             };
-            if let Some(why) = problem {
-                return Ok(Verification {
-                    records: records.len() as i64,
-                    first_bad: Some((r.id, why)),
-                });
-            }
-            prev = r.hash.clone();
         }
-        Ok(Verification {
-            records: records.len() as i64,
-            first_bad: None,
-        })
+        prev = r.hash.clone();
+    }
+    Verification {
+        records: records.len() as i64,
+        first_bad: None,
     }
 }

@@ -18,6 +18,7 @@
 pub mod actions;
 pub mod audit;
 mod bench;
+pub mod bundle;
 mod clusters;
 pub mod feed;
 mod incidents;

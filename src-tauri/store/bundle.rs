@@ -1,0 +1,365 @@
+//! Export bundles: one incident with everything recorded about it (its raw events, its
+//! timeline, its actions, the store's whole audit chain and its report), as one file for
+//! a colleague or an archive; and importing one into another store, refused when the
+//! bundle's audit chain does not verify.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::audit::{self, AuditRecord};
+use super::{now_ms, Result, Store, StoreError};
+
+pub const BUNDLE_FORMAT: &str = "firebreak.bundle.v1";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct BundleCluster {
+    pub name: String,
+    pub events_url: String,
+    pub actions_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct BundleIncident {
+    pub public_id: String,
+    pub title: String,
+    pub service: Option<String>,
+    pub severity: String,
+    pub status: String,
+    pub commander: Option<String>,
+    pub opened_ms: i64,
+    pub acknowledged_ms: Option<i64>,
+    pub mitigated_ms: Option<i64>,
+    pub resolved_ms: Option<i64>,
+    pub updated_ms: i64,
+    pub opened_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct BundleEvent {
+    pub seq: i64,
+    pub source: String,
+    pub event_id: String,
+    pub stream_sequence: i64,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub ty: String,
+    pub subject: Option<String>,
+    pub service: Option<String>,
+    pub severity: Option<String>,
+    pub time_ms: i64,
+    pub received_ms: i64,
+    pub raw: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct BundleEntry {
+    pub id: i64,
+    pub at_ms: i64,
+    pub kind: String,
+    pub author: String,
+    pub body: String,
+    pub data: Option<String>,
+    pub event_seq: Option<i64>,
+    pub amends: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct BundleAction {
+    pub public_id: String,
+    pub kind: String,
+    pub service: String,
+    pub target: String,
+    pub from_value: String,
+    pub to_value: String,
+    pub preview: String,
+    pub state: String,
+    pub proposed_by: String,
+    pub confirmed_by: Option<String>,
+    pub reason: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub send_after_ms: Option<i64>,
+    pub remote_id: Option<String>,
+    pub error: Option<String>,
+    pub succeeded_ms: Option<i64>,
+    pub verification: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// The rendered reports, as they read when the bundle was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BundleReports {
+    pub markdown: String,
+    pub html: String,
+    pub json: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bundle {
+    pub format: String,
+    pub exported_ms: i64,
+    pub cluster: Option<BundleCluster>,
+    pub incident: BundleIncident,
+    pub events: Vec<BundleEvent>,
+    /// Events attached to the incident (their `seq` in `events`).
+    pub attached: Vec<i64>,
+    pub timeline: Vec<BundleEntry>,
+    pub actions: Vec<BundleAction>,
+    /// The exporting store's whole audit chain, so every link can be checked.
+    pub audit: Vec<AuditRecord>,
+    pub reports: Option<BundleReports>,
+}
+
+impl Store {
+    /// Everything recorded about one incident (reports are added by the caller).
+    pub async fn bundle(&self, incident_id: i64) -> Result<Bundle> {
+        let r = self.reader();
+        let incident: BundleIncident = sqlx::query_as(
+            "SELECT public_id, title, service, severity, status, commander, opened_ms, acknowledged_ms, \
+             mitigated_ms, resolved_ms, updated_ms, opened_by FROM incidents WHERE id = ?",
+        )
+        .bind(incident_id)
+        .fetch_optional(r)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            what: format!("incident {incident_id}"),
+        })?;
+        let cluster: Option<BundleCluster> = sqlx::query_as(
+            "SELECT c.name, c.events_url, c.actions_url FROM clusters c \
+             JOIN incidents i ON i.cluster_id = c.id WHERE i.id = ?",
+        )
+        .bind(incident_id)
+        .fetch_optional(r)
+        .await?;
+        let events: Vec<BundleEvent> = sqlx::query_as(
+            "SELECT seq, source, event_id, stream_sequence, type, subject, service, severity, time_ms, \
+             received_ms, raw FROM events WHERE seq IN ( \
+               SELECT event_seq FROM incident_events WHERE incident_id = ?1 \
+               UNION SELECT event_seq FROM timeline_entries WHERE incident_id = ?1 AND event_seq IS NOT NULL) \
+             ORDER BY seq",
+        )
+        .bind(incident_id)
+        .fetch_all(r)
+        .await?;
+        let attached: Vec<(i64,)> = sqlx::query_as(
+            "SELECT event_seq FROM incident_events WHERE incident_id = ? ORDER BY event_seq",
+        )
+        .bind(incident_id)
+        .fetch_all(r)
+        .await?;
+        let timeline: Vec<BundleEntry> = sqlx::query_as(
+            "SELECT id, at_ms, kind, author, body, data, event_seq, amends FROM timeline_entries \
+             WHERE incident_id = ? ORDER BY id",
+        )
+        .bind(incident_id)
+        .fetch_all(r)
+        .await?;
+        let actions: Vec<BundleAction> = sqlx::query_as(
+            "SELECT public_id, kind, service, target, from_value, to_value, preview, state, proposed_by, \
+             confirmed_by, reason, idempotency_key, send_after_ms, remote_id, error, succeeded_ms, \
+             verification, created_ms, updated_ms FROM actions WHERE incident_id = ? ORDER BY id",
+        )
+        .bind(incident_id)
+        .fetch_all(r)
+        .await?;
+        Ok(Bundle {
+            format: BUNDLE_FORMAT.into(),
+            exported_ms: now_ms(),
+            cluster,
+            incident,
+            events,
+            attached: attached.into_iter().map(|(s,)| s).collect(),
+            timeline,
+            actions,
+            audit: self.audit_records(None).await?,
+            reports: None,
+        })
+    }
+
+    /// Loads a bundle as a new incident of this store, in one transaction. Refused when
+    /// its audit chain does not verify, or when the incident is already here.
+    pub async fn import(&self, bundle: &Bundle, actor: &str) -> Result<i64> {
+        if bundle.format != BUNDLE_FORMAT {
+            return Err(StoreError::Invalid(format!(
+                "not a Firebreak bundle (format {:?})",
+                bundle.format
+            )));
+        }
+        let check = audit::verify_chain(&bundle.audit);
+        if let Some((id, why)) = check.first_bad {
+            return Err(StoreError::Invalid(format!(
+                "the bundle's audit chain is broken at record {id} of {}: {why}. Nothing was imported",
+                check.records
+            )));
+        }
+        let mut tx = self.begin_write().await?;
+        let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE public_id = ?")
+            .bind(&bundle.incident.public_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some((id,)) = exists {
+            return Err(StoreError::Invalid(format!(
+                "this incident is already here, as incident {id}"
+            )));
+        }
+        let now = now_ms();
+        let cluster_id = match &bundle.cluster {
+            None => None,
+            Some(c) => {
+                let found: Option<(i64,)> =
+                    sqlx::query_as("SELECT id FROM clusters WHERE name = ?")
+                        .bind(&c.name)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                Some(match found {
+                    Some((id,)) => id,
+                    // A cluster known only from the bundle is kept as removed: it is history,
+                    // not something to watch.
+                    None => {
+                        sqlx::query_as::<_, (i64,)>(
+                            "INSERT INTO clusters (name, events_url, actions_url, created_ms, removed_ms) \
+                             VALUES (?, ?, ?, ?, ?) RETURNING id",
+                        )
+                        .bind(&c.name)
+                        .bind(&c.events_url)
+                        .bind(&c.actions_url)
+                        .bind(now)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .0
+                    }
+                })
+            }
+        };
+        let mut seqs = HashMap::new();
+        for e in &bundle.events {
+            let cluster = cluster_id.ok_or_else(|| {
+                StoreError::Invalid("the bundle has events but no cluster".into())
+            })?;
+            sqlx::query(
+                "INSERT OR IGNORE INTO events (cluster_id, source, event_id, stream_sequence, type, subject, \
+                 service, severity, time_ms, received_ms, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(cluster)
+            .bind(&e.source)
+            .bind(&e.event_id)
+            .bind(e.stream_sequence)
+            .bind(&e.ty)
+            .bind(&e.subject)
+            .bind(&e.service)
+            .bind(&e.severity)
+            .bind(e.time_ms)
+            .bind(e.received_ms)
+            .bind(&e.raw)
+            .execute(&mut *tx)
+            .await?;
+            let (seq,): (i64,) =
+                sqlx::query_as("SELECT seq FROM events WHERE source = ? AND event_id = ?")
+                    .bind(&e.source)
+                    .bind(&e.event_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            seqs.insert(e.seq, seq);
+        }
+        let i = &bundle.incident;
+        let (incident_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO incidents (public_id, cluster_id, title, service, severity, status, commander, \
+             opened_ms, acknowledged_ms, mitigated_ms, resolved_ms, updated_ms, opened_by) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&i.public_id)
+        .bind(cluster_id)
+        .bind(&i.title)
+        .bind(&i.service)
+        .bind(&i.severity)
+        .bind(&i.status)
+        .bind(&i.commander)
+        .bind(i.opened_ms)
+        .bind(i.acknowledged_ms)
+        .bind(i.mitigated_ms)
+        .bind(i.resolved_ms)
+        .bind(i.updated_ms)
+        .bind(&i.opened_by)
+        .fetch_one(&mut *tx)
+        .await?;
+        for old in &bundle.attached {
+            if let Some(seq) = seqs.get(old) {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO incident_events (incident_id, event_seq) VALUES (?, ?)",
+                )
+                .bind(incident_id)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let mut entries = HashMap::new();
+        for e in &bundle.timeline {
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, data, event_seq, amends) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(incident_id)
+            .bind(e.at_ms)
+            .bind(&e.kind)
+            .bind(&e.author)
+            .bind(&e.body)
+            .bind(&e.data)
+            .bind(e.event_seq.and_then(|s| seqs.get(&s).copied()))
+            .bind(e.amends.and_then(|a| entries.get(&a).copied()))
+            .fetch_one(&mut *tx)
+            .await?;
+            entries.insert(e.id, id);
+        }
+        for a in &bundle.actions {
+            let Some(cluster) = cluster_id else { break };
+            sqlx::query(
+                "INSERT OR IGNORE INTO actions (public_id, incident_id, cluster_id, kind, service, target, \
+                 from_value, to_value, preview, state, proposed_by, confirmed_by, reason, idempotency_key, \
+                 send_after_ms, remote_id, error, succeeded_ms, verification, created_ms, updated_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&a.public_id)
+            .bind(incident_id)
+            .bind(cluster)
+            .bind(&a.kind)
+            .bind(&a.service)
+            .bind(&a.target)
+            .bind(&a.from_value)
+            .bind(&a.to_value)
+            .bind(&a.preview)
+            .bind(&a.state)
+            .bind(&a.proposed_by)
+            .bind(&a.confirmed_by)
+            .bind(&a.reason)
+            .bind(&a.idempotency_key)
+            .bind(a.send_after_ms)
+            .bind(&a.remote_id)
+            .bind(&a.error)
+            .bind(a.succeeded_ms)
+            .bind(&a.verification)
+            .bind(a.created_ms)
+            .bind(a.updated_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit::record(
+            &mut tx,
+            actor,
+            &format!("incident/{incident_id}"),
+            "imported",
+            &serde_json::json!({
+                "public_id": i.public_id,
+                "bundle_audit_records": bundle.audit.len(),
+                "bundle_audit_head": bundle.audit.last().map(|r| r.hash.clone()),
+                "entries": bundle.timeline.len(),
+                "events": bundle.events.len(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(incident_id)
+    }
+}
