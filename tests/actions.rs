@@ -6,17 +6,18 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use firebreak::actions::{ActionDesk, ActionSettings, Tokens};
 use firebreak::incident::{EntryKind, Incident};
-use firebreak::ingest::sink::{ConsoleSink, Recorder, StatusBoard, Tee};
-use firebreak::ingest::{Engine, Target};
+use firebreak::ingest::sink::{Recorder, StatusBoard};
+use firebreak::ingest::Engine;
 use firebreak::protocol::actions::ActionKind;
 use firebreak::sim::{RunningSim, SimOptions};
 use firebreak::store::actions::{ActionRecord, ActionState};
-use firebreak::store::{NewCluster, Store};
+use firebreak::store::Store;
 use support::cluster::{sim, TOKEN};
+use support::rig::wait_for;
 
 struct Rig {
     sim: RunningSim,
@@ -35,61 +36,23 @@ impl Rig {
     ) -> Rig {
         let sim = sim(scenario, 10.0, configure).await;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("firebreak.db")).await.unwrap();
-        settings.save(&store).await.unwrap();
-        let cluster = store
-            .ensure_cluster(&NewCluster {
-                name: "sim".into(),
-                events_url: sim.events_url(),
-                actions_url: sim.actions_url(),
-            })
-            .await
-            .unwrap()
-            .id;
-        let board = Arc::new(StatusBoard::default());
-        let sink: Arc<dyn ConsoleSink> =
-            Arc::new(Tee(vec![board.clone(), Arc::new(Recorder::default())]));
-        let target = Target {
-            cluster_id: cluster,
-            name: "sim".into(),
-            events_url: sim.events_url(),
-            token: Some(TOKEN.into()),
-        };
-        let engine = Engine::start(store.clone(), vec![target], sink.clone())
-            .await
-            .unwrap();
-        let tokens = Tokens::default();
-        tokens.set(cluster, TOKEN);
-        let desk = ActionDesk::new(store.clone(), tokens, board, sink);
+        let live = support::rig::live(&dir.path().join("firebreak.db"), &sim, settings).await;
         Rig {
             sim,
             dir,
-            store,
-            engine: Some(engine),
-            desk,
-            cluster,
+            store: live.store,
+            engine: Some(live.engine),
+            desk: live.desk,
+            cluster: live.cluster,
         }
     }
 
     /// The incident the rules open for `service`.
     async fn incident(&self, service: &str) -> Incident {
-        wait_for(
-            Duration::from_secs(60),
-            &format!("an incident on {service}"),
-            async || {
-                self.store
-                    .incidents()
-                    .await
-                    .unwrap()
-                    .iter()
-                    .any(|i| i.service.as_deref() == Some(service))
-            },
-        )
-        .await;
-        let all = self.store.incidents().await.unwrap();
-        all.into_iter()
-            .find(|i| i.service.as_deref() == Some(service))
-            .unwrap()
+        support::rig::incident_where(&self.store, &format!("an incident on {service}"), |i| {
+            i.service.as_deref() == Some(service)
+        })
+        .await
     }
 
     /// The bad-model-rollout incident with a rollback proposed and confirmed by ana.
@@ -144,14 +107,6 @@ impl Rig {
             e.stop().await;
         }
         self.sim.shutdown();
-    }
-}
-
-async fn wait_for(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -338,6 +293,13 @@ async fn a_rollback_that_cannot_help_is_recorded_as_not_recovered_and_a_failover
         "{steps:#?}"
     );
     assert!(has(&steps, "NOT recovered:"), "{steps:#?}");
+    // The verdict is recorded first, the next proposal right after it.
+    wait_for(
+        Duration::from_secs(20),
+        "the failover proposal",
+        async || rig.store.incident_actions(incident.id).await.unwrap().len() > 1,
+    )
+    .await;
     let actions = rig.store.incident_actions(incident.id).await.unwrap();
     let next = actions.last().unwrap();
     assert_eq!(

@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::rig::wait_for;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,14 +52,6 @@ async fn watch(
         .await
         .unwrap();
     (engine, recorder)
-}
-
-async fn wait_for(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// (stream_sequence, event id) of every stored event of a cluster, in sequence order.

@@ -6,16 +6,14 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use firebreak::actions::{ActionDesk, ActionSettings, Tokens};
+use firebreak::actions::ActionSettings;
 use firebreak::incident::{IncidentStatus, Severity};
-use firebreak::ingest::sink::{ConsoleSink, Recorder, StatusBoard, Tee};
-use firebreak::ingest::{Engine, Target};
 use firebreak::protocol::actions::ActionKind;
 use firebreak::reports::{build, render, Format};
-use firebreak::store::{NewCluster, Store};
+use firebreak::store::Store;
+use support::rig::Live;
 
 /// Text an attacker could get into an event, a note or a title.
 const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> \
@@ -25,55 +23,22 @@ const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=\"win
 /// resolved; the store is left at `db`.
 async fn recorded_incident(db: &std::path::Path) -> (Store, i64) {
     let sim = support::cluster::sim("bad-model-rollout", 10.0, |_| {}).await;
-    let store = Store::open(db).await.unwrap();
-    ActionSettings {
+    let settings = ActionSettings {
         grace_s: 0,
         verify_window_s: 4,
         ..Default::default()
-    }
-    .save(&store)
-    .await
-    .unwrap();
-    let cluster = store
-        .ensure_cluster(&NewCluster {
-            name: "sim".into(),
-            events_url: sim.events_url(),
-            actions_url: sim.actions_url(),
-        })
-        .await
-        .unwrap();
-    let board = Arc::new(StatusBoard::default());
-    let sink: Arc<dyn ConsoleSink> =
-        Arc::new(Tee(vec![board.clone(), Arc::new(Recorder::default())]));
-    let engine = Engine::start(
-        store.clone(),
-        vec![Target {
-            cluster_id: cluster.id,
-            name: "sim".into(),
-            events_url: sim.events_url(),
-            token: Some(support::cluster::TOKEN.into()),
-        }],
-        sink.clone(),
-    )
-    .await
-    .unwrap();
-    let tokens = Tokens::default();
-    tokens.set(cluster.id, support::cluster::TOKEN);
-    let desk = ActionDesk::new(store.clone(), tokens, board, sink);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let incident = loop {
-        if let Some(i) = store
-            .incidents()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|i| i.severity == Severity::Critical)
-        {
-            break i.id;
-        }
-        assert!(Instant::now() < deadline, "no incident");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    let Live {
+        store,
+        engine,
+        desk,
+        ..
+    } = support::rig::live(db, &sim, settings).await;
+    let incident = support::rig::incident_where(&store, "a critical incident", |i| {
+        i.severity == Severity::Critical
+    })
+    .await
+    .id;
     store
         .change_status(incident, IncidentStatus::Acknowledged, "ana")
         .await
@@ -86,17 +51,15 @@ async fn recorded_incident(db: &std::path::Path) -> (Store, i64) {
     desk.confirm(&proposal.id, "ana", HOSTILE, Some("llm-assistant"))
         .await
         .unwrap();
-    loop {
-        let a = store.action(&proposal.id).await.unwrap();
-        if a.verification.is_some() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline + Duration::from_secs(60),
-            "no verification"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::rig::wait_for(Duration::from_secs(60), "the verification", async || {
+        store
+            .action(&proposal.id)
+            .await
+            .unwrap()
+            .verification
+            .is_some()
+    })
+    .await;
     store
         .change_status(incident, IncidentStatus::Mitigated, "ana")
         .await

@@ -295,39 +295,12 @@ fn matching_requires_every_stated_condition_and_ranks_by_score() {
 async fn the_bad_model_rollout_incident_matches_its_runbook_first() {
     let s = support::cluster::sim("bad-model-rollout", 10.0, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = firebreak::store::Store::open(&dir.path().join("firebreak.db"))
-        .await
-        .unwrap();
-    let cluster = store
-        .ensure_cluster(&firebreak::store::NewCluster {
-            name: "sim".into(),
-            events_url: s.events_url(),
-            actions_url: s.actions_url(),
-        })
-        .await
-        .unwrap();
-    let recorder = std::sync::Arc::new(firebreak::ingest::sink::Recorder::default());
-    let engine = firebreak::ingest::Engine::start(
-        store.clone(),
-        vec![firebreak::ingest::Target {
-            cluster_id: cluster.id,
-            name: "sim".into(),
-            events_url: s.events_url(),
-            token: Some(support::cluster::TOKEN.into()),
-        }],
-        recorder,
-    )
-    .await
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let incident = loop {
-        let all = store.incidents().await.unwrap();
-        if let Some(i) = all.into_iter().find(|i| i.severity == Severity::Critical) {
-            break i;
-        }
-        assert!(Instant::now() < deadline, "no critical incident");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let support::rig::Live { store, engine, .. } =
+        support::rig::live(&dir.path().join("firebreak.db"), &s, Default::default()).await;
+    let incident = support::rig::incident_where(&store, "a critical incident", |i| {
+        i.severity == Severity::Critical
+    })
+    .await;
     engine.stop().await;
     let facts = IncidentFacts::of(
         &incident,
@@ -429,63 +402,26 @@ struct Guided {
 }
 
 async fn guided(db: &std::path::Path, sim: Option<firebreak::sim::RunningSim>) -> Guided {
-    use std::sync::Arc;
     let sim = match sim {
         Some(s) => s,
         None => support::cluster::sim("bad-model-rollout", 10.0, |_| {}).await,
     };
-    let store = firebreak::store::Store::open(db).await.unwrap();
-    firebreak::actions::ActionSettings {
+    let settings = firebreak::actions::ActionSettings {
         grace_s: 0,
         verify_window_s: 5,
         ..Default::default()
-    }
-    .save(&store)
-    .await
-    .unwrap();
-    let cluster = store
-        .ensure_cluster(&firebreak::store::NewCluster {
-            name: "sim".into(),
-            events_url: sim.events_url(),
-            actions_url: sim.actions_url(),
-        })
-        .await
-        .unwrap();
-    let board = Arc::new(firebreak::ingest::sink::StatusBoard::default());
-    let sink: Arc<dyn firebreak::ingest::sink::ConsoleSink> =
-        Arc::new(firebreak::ingest::sink::Tee(vec![
-            board.clone(),
-            Arc::new(firebreak::ingest::sink::Recorder::default()),
-        ]));
-    let engine = firebreak::ingest::Engine::start(
-        store.clone(),
-        vec![firebreak::ingest::Target {
-            cluster_id: cluster.id,
-            name: "sim".into(),
-            events_url: sim.events_url(),
-            token: Some(support::cluster::TOKEN.into()),
-        }],
-        sink.clone(),
-    )
-    .await
-    .unwrap();
-    let tokens = firebreak::actions::Tokens::default();
-    tokens.set(cluster.id, support::cluster::TOKEN);
-    let desk = firebreak::actions::ActionDesk::new(store.clone(), tokens, board, sink);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let incident = loop {
-        if let Some(i) = store
-            .incidents()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|i| i.severity == Severity::Critical)
-        {
-            break i.id;
-        }
-        assert!(Instant::now() < deadline, "no critical incident");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    let support::rig::Live {
+        store,
+        engine,
+        desk,
+        ..
+    } = support::rig::live(db, &sim, settings).await;
+    let incident = support::rig::incident_where(&store, "a critical incident", |i| {
+        i.severity == Severity::Critical
+    })
+    .await
+    .id;
     Guided {
         sim,
         store,

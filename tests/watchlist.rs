@@ -5,22 +5,16 @@
 
 mod support;
 
+use support::rig::wait_for;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use firebreak::ingest::sink::{ConsoleSink, Recorder, StreamState};
 use firebreak::ingest::Engine;
 use firebreak::store::{NewCluster, Store};
 use firebreak::watchlist::{TokenChange, Watchlist};
 use support::cluster::{sim, TOKEN};
-
-async fn wait_for(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn last_state(recorder: &Recorder, cluster: i64) -> Option<StreamState> {
     recorder

@@ -3,4 +3,5 @@
 
 pub mod cluster;
 pub mod generated;
+pub mod rig;
 pub mod webdriver;
