@@ -58,15 +58,6 @@ async fn desk_for(
     Ok((ActionDesk::new(store.clone(), tokens, board, sink), engine))
 }
 
-async fn author(store: &Store) -> String {
-    store
-        .setting("author")
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(crate::paths::local_user)
-}
-
 fn print_preview(a: &ActionRecord) {
     let p = &a.preview;
     println!("{}", p.summary);
@@ -154,7 +145,7 @@ pub async fn act(store: &Store, args: ActArgs) -> Result<()> {
 }
 
 async fn act_with(store: &Store, desk: &Arc<ActionDesk>, args: &ActArgs) -> Result<()> {
-    let who = author(store).await;
+    let who = store.author().await;
     let proposal = desk.propose(args.incident, args.kind, &who).await?;
     print_preview(&proposal);
     let mut typed = args.confirm_service.clone();

@@ -515,11 +515,7 @@ async fn import_bundle(store: &Store, file: &std::path::Path) -> Result<()> {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let bundle: crate::store::bundle::Bundle = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a Firebreak bundle", file.display()))?;
-    let who = store
-        .setting("author")
-        .await?
-        .unwrap_or_else(crate::paths::local_user);
-    let id = store.import(&bundle, &who).await?;
+    let id = store.import(&bundle, &store.author().await).await?;
     println!("imported as incident {id}: {}", bundle.incident.title);
     Ok(())
 }

@@ -111,10 +111,7 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
     }
     let store = store.map_err(IpcError::from);
     let author = match &store {
-        Ok(s) => tauri::async_runtime::block_on(s.setting("author"))
-            .ok()
-            .flatten()
-            .unwrap_or_else(crate::paths::local_user),
+        Ok(s) => tauri::async_runtime::block_on(s.author()),
         Err(_) => crate::paths::local_user(),
     };
     let info = AppInfo {

@@ -42,7 +42,8 @@ pub fn esc_md(s: &str) -> String {
     out
 }
 
-fn duration(seconds: Option<i64>) -> String {
+/// A duration as a reader takes it in: "45 s", "12 min 05 s", "3 h 20 min", "—" when unknown.
+pub(super) fn duration(seconds: Option<i64>) -> String {
     match seconds {
         None => "—".into(),
         Some(s) if s < 60 => format!("{s} s"),

@@ -10,7 +10,7 @@ use chrono::{DateTime, Datelike, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::render::{esc_html, esc_md};
+use super::render::{duration, esc_html, esc_md};
 use super::{build, IncidentReport};
 use crate::store::Store;
 
@@ -181,22 +181,13 @@ pub async fn summit(
     })
 }
 
-fn dur(s: Option<i64>) -> String {
-    match s {
-        None => "—".into(),
-        Some(s) if s < 60 => format!("{s} s"),
-        Some(s) if s < 3600 => format!("{} min", s / 60),
-        Some(s) => format!("{:.1} h", s as f64 / 3600.0),
-    }
-}
-
 fn means_row(m: &MeanTimes) -> [String; 5] {
     [
         m.incidents.to_string(),
-        dur(m.mttd_s),
-        dur(m.mtta_s),
-        dur(m.mttm_s),
-        dur(m.mttr_s),
+        duration(m.mttd_s),
+        duration(m.mtta_s),
+        duration(m.mttm_s),
+        duration(m.mttr_s),
     ]
 }
 

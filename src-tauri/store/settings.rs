@@ -3,6 +3,16 @@
 use super::{Result, Store};
 
 impl Store {
+    /// Who this user's changes are recorded as: the name set in settings, else the
+    /// local user's.
+    pub async fn author(&self) -> String {
+        self.setting("author")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(crate::paths::local_user)
+    }
+
     pub async fn setting(&self, key: &str) -> Result<Option<String>> {
         let row: Option<(String,)> = sqlx::query_as("SELECT value FROM settings WHERE key = ?")
             .bind(key)
