@@ -98,14 +98,18 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// The summit report of every incident opened in a period: Markdown, HTML or JSON.
+    /// The summit report of every incident opened in a period, or of chosen incidents:
+    /// Markdown, HTML or JSON.
     Summit {
         /// First day (YYYY-MM-DD, UTC), included.
-        #[arg(long)]
-        from: chrono::NaiveDate,
+        #[arg(long, requires = "to", required_unless_present = "incidents")]
+        from: Option<chrono::NaiveDate>,
         /// Last day (YYYY-MM-DD, UTC), included.
-        #[arg(long)]
-        to: chrono::NaiveDate,
+        #[arg(long, requires = "from")]
+        to: Option<chrono::NaiveDate>,
+        /// These incidents instead of a period (comma-separated ids).
+        #[arg(long, value_delimiter = ',', conflicts_with_all = ["from", "to"])]
+        incidents: Vec<i64>,
         #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
         format: String,
         /// Write here (atomically) instead of to standard output.
@@ -360,9 +364,16 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         Command::Summit {
             from,
             to,
+            incidents,
             format,
             output,
-        } => write_summit(&store, from, to, &format, output).await,
+        } => {
+            let selection = match (from, to) {
+                (Some(from), Some(to)) => period(from, to)?,
+                _ => crate::reports::summit::Selection::Incidents { ids: incidents },
+            };
+            write_summit(&store, &selection, &format, output).await
+        }
         Command::Export { incident, output } => export_bundle(&store, incident, output).await,
         Command::Import { file } => import_bundle(&store, &file).await,
         Command::Runbooks(RunbooksCommand::List { incident }) => {
@@ -454,40 +465,40 @@ async fn check_runbooks(data_dir: &DataDir, paths: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-/// `firebreak summit --from DATE --to DATE --format md|html|json [-o FILE]`.
-async fn write_summit(
-    store: &Store,
+/// The days `from` to `to`, both included, as a summit selection.
+fn period(
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
+) -> Result<crate::reports::summit::Selection> {
+    anyhow::ensure!(from <= to, "--from is after --to");
+    Ok(crate::reports::summit::Selection::Period {
+        from: from.and_hms_opt(0, 0, 0).context("bad --from")?.and_utc(),
+        to: (to + chrono::Days::new(1))
+            .and_hms_opt(0, 0, 0)
+            .context("bad --to")?
+            .and_utc(),
+    })
+}
+
+/// `firebreak summit (--from DATE --to DATE | --incidents IDS) --format md|html|json [-o FILE]`.
+async fn write_summit(
+    store: &Store,
+    selection: &crate::reports::summit::Selection,
     format: &str,
     output: Option<PathBuf>,
 ) -> Result<()> {
-    use crate::reports::summit;
-    anyhow::ensure!(from <= to, "--from is after --to");
-    let start = from.and_hms_opt(0, 0, 0).context("bad --from")?.and_utc();
-    let end = (to + chrono::Days::new(1))
-        .and_hms_opt(0, 0, 0)
-        .context("bad --to")?
-        .and_utc();
-    let report = summit::summit(store, start, end).await?;
-    let text = match format {
-        "html" => summit::summit_html(&report),
-        "json" => serde_json::to_string_pretty(&report)?,
-        _ => summit::summit_markdown(&report),
-    };
-    emit(&text, output)
+    use crate::reports::{summit, Format};
+    let report = summit::summit(store, selection, &mut |done, total| {
+        tracing::debug!(done, total, "summit: incidents read");
+    })
+    .await?;
+    let format = Format::parse(format).context("the format is md, html or json")?;
+    emit(&summit::render(&report, format), output)
 }
 
 /// `firebreak export ID -o FILE`.
 async fn export_bundle(store: &Store, incident: i64, output: PathBuf) -> Result<()> {
-    use crate::reports::{build, render, Format};
-    let mut bundle = store.bundle(incident).await?;
-    let report = build(store, incident).await?;
-    bundle.reports = Some(crate::store::bundle::BundleReports {
-        markdown: render(&report, Format::Markdown),
-        html: render(&report, Format::Html),
-        json: serde_json::to_value(&report)?,
-    });
+    let bundle = crate::reports::bundle(store, incident).await?;
     let text = serde_json::to_string(&bundle)?;
     emit(&text, Some(output))?;
     eprintln!(

@@ -65,6 +65,19 @@ impl From<StoreError> for IpcError {
     }
 }
 
+/// Errors of work built on the store (reports): the store's own keep their code.
+impl From<anyhow::Error> for IpcError {
+    fn from(e: anyhow::Error) -> Self {
+        match e.downcast::<StoreError>() {
+            Ok(store) => store.into(),
+            Err(other) => {
+                tracing::error!(error = %other, "internal error");
+                IpcError::new(ErrorCode::Internal, format!("{other:#}"))
+            }
+        }
+    }
+}
+
 impl From<crate::watchlist::WatchlistError> for IpcError {
     fn from(e: crate::watchlist::WatchlistError) -> Self {
         match e {
@@ -125,6 +138,15 @@ pub mod bindings {
         crate::store::feed::FeedPage::export_all(&cfg)?;
         crate::store::feed::RawEvent::export_all(&cfg)?;
         crate::store::feed::Diagnostics::export_all(&cfg)?;
+        crate::store::review::Review::export_all(&cfg)?;
+        crate::store::review::FollowUpDraft::export_all(&cfg)?;
+        crate::store::review::TimelineFilter::export_all(&cfg)?;
+        crate::store::review::TimelineFacets::export_all(&cfg)?;
+        crate::store::review::KnownFactor::export_all(&cfg)?;
+        crate::reports::ReviewData::export_all(&cfg)?;
+        crate::store::review::FilteredPage::export_all(&cfg)?;
+        crate::reports::Progress::export_all(&cfg)?;
+        crate::reports::summit::Selection::export_all(&cfg)?;
         Ok(())
     }
 }

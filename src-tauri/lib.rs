@@ -7,6 +7,7 @@ pub mod act;
 pub mod actions;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod incident;
 pub mod ingest;
 pub mod ipc;

@@ -81,14 +81,23 @@ fn published_openapi_document_is_fresh_and_lists_exactly_the_routes() {
 
 #[test]
 fn published_incident_report_schema_is_fresh() {
-    let text = serde_json::to_string_pretty(&firebreak::reports::schema()).unwrap() + "\n";
-    // Other tools read our JSON reports against this file.
+    let schema = |v: serde_json::Value| serde_json::to_string_pretty(&v).unwrap() + "\n";
+    // Other tools read our JSON reports against these files.
     support::generated::check(
         &root().join("docs/reports"),
         ".json",
-        &[("incident-report.schema.json".to_owned(), text)]
-            .into_iter()
-            .collect(),
+        &[
+            (
+                "incident-report.schema.json".to_owned(),
+                schema(firebreak::reports::schema()),
+            ),
+            (
+                "summit-report.schema.json".to_owned(),
+                schema(firebreak::reports::summit::schema()),
+            ),
+        ]
+        .into_iter()
+        .collect(),
         "UPDATE_SCHEMAS",
         "run `make bindings`",
     );

@@ -11,7 +11,9 @@ use std::time::Duration;
 use firebreak::actions::ActionSettings;
 use firebreak::incident::{IncidentStatus, Severity};
 use firebreak::protocol::actions::ActionKind;
+use firebreak::reports::summit::{summit, Selection};
 use firebreak::reports::{build, render, Format};
+use firebreak::store::review::{FollowUpDraft, FollowUpStatus};
 use firebreak::store::Store;
 use support::rig::Live;
 
@@ -200,8 +202,8 @@ async fn the_html_report_runs_no_script_in_a_real_browser_and_shows_every_string
 #[tokio::test(flavor = "multi_thread")]
 async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = recorded_incident(&dir.path().join("firebreak.db")).await;
-    store
+    let (store, recorded) = recorded_incident(&dir.path().join("firebreak.db")).await;
+    let other = store
         .open_incident(
             &firebreak::incident::NewIncident {
                 title: HOSTILE.into(),
@@ -212,16 +214,72 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
             "ana",
         )
         .await
-        .unwrap();
-    let today = chrono::Utc::now().date_naive();
-    let from = today.and_hms_opt(0, 0, 0).unwrap().and_utc();
-    let report = firebreak::reports::summit::summit(&store, from, from + chrono::Days::new(1))
+        .unwrap()
+        .id;
+    // The review: both incidents name one factor (spelt two ways) and one each of their own.
+    store
+        .set_root_cause(recorded, Some("bad model version"), "ana")
         .await
         .unwrap();
+    for (incident, factor) in [
+        (recorded, "No canary for model weights"),
+        (other, "no  canary for MODEL weights"),
+        (recorded, "Alert fired late"),
+        (other, HOSTILE),
+    ] {
+        store.add_factor(incident, factor, "ana").await.unwrap();
+    }
+    let draft = |title: &str, owner: &str, due: Option<&str>, status| FollowUpDraft {
+        title: title.into(),
+        owner: owner.into(),
+        due: due.map(str::to_owned),
+        status,
+    };
+    for (incident, d) in [
+        (
+            recorded,
+            draft(
+                "Canary model weights",
+                "bo",
+                Some("2020-01-31"),
+                FollowUpStatus::Open,
+            ),
+        ),
+        (
+            recorded,
+            draft("Page on p99", "ana", None, FollowUpStatus::Done),
+        ),
+        (
+            other,
+            draft(
+                HOSTILE,
+                "ana",
+                Some("2999-12-31"),
+                FollowUpStatus::InProgress,
+            ),
+        ),
+    ] {
+        store.add_follow_up(incident, &d, "ana").await.unwrap();
+    }
+
+    let today = chrono::Utc::now().date_naive();
+    let from = today.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let period = Selection::Period {
+        from,
+        to: from + chrono::Days::new(1),
+    };
+    let report = summit(&store, &period, &mut |_, _| {}).await.unwrap();
     assert_eq!(report.incidents.len(), 2);
     assert_eq!(
         report.by_severity,
         vec![("critical".to_owned(), 1), ("minor".to_owned(), 1)]
+    );
+    assert_eq!(
+        report.by_root_cause,
+        vec![
+            ("bad model version".to_owned(), 1),
+            ("not yet decided".to_owned(), 1)
+        ]
     );
     let rollback = report
         .remediations
@@ -236,12 +294,36 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
         ),
         (1, 1, 1)
     );
+    assert!(rollback.mean_time_to_recovery_s.is_some());
     assert!(report.top_alerts.iter().any(|(a, _)| a == "HighErrorRate"));
     assert!(report.mean_times.mttm_s.is_some());
     assert_eq!(report.trend.len(), 1);
+    // The factor both named recurs, whatever its spelling; the others were named once.
+    assert_eq!(
+        report.contributing_factors[0].incidents,
+        vec![recorded, other]
+    );
+    assert_eq!(
+        report
+            .contributing_factors
+            .iter()
+            .filter(|f| f.incidents.len() == 1)
+            .count(),
+        2
+    );
+    // Open follow-ups by owner (the done one is not open); the past due date is overdue.
+    let open: Vec<(&str, bool)> = report
+        .open_follow_ups
+        .iter()
+        .map(|f| (f.owner.as_str(), f.overdue))
+        .collect();
+    assert_eq!(open, vec![("ana", false), ("bo", true)]);
 
     let md = firebreak::reports::summit::summit_markdown(&report);
     assert!(md.contains("&lt;script&gt;") && !md.contains("<script"));
+    assert!(
+        md.contains("## Recurring contributing factors") && md.contains("2020-01-31 \\(overdue\\)")
+    );
     let html = firebreak::reports::summit::summit_html(&report);
     assert!(html.contains("&lt;script&gt;") && !html.contains("<script") && !html.contains("<img"));
     assert_eq!(
@@ -249,21 +331,44 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
         html.matches("</table>").count()
     );
 
+    // A chosen set instead of a period.
+    let one = summit(
+        &store,
+        &Selection::Incidents { ids: vec![other] },
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(one.incidents.len(), 1);
+    assert_eq!(one.by_service, vec![("checkout".to_owned(), 1)]);
+
     store.close().await;
-    let out = dir.path().join("summit.json");
+    let summit_json = |args: &[&str]| {
+        let out = dir.path().join("summit.json");
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .arg("summit")
+            .args(args)
+            .args(["--format", "json", "-o"])
+            .arg(&out)
+            .env("FIREBREAK_DATA_DIR", dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        json
+    };
     let day = today.format("%Y-%m-%d").to_string();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
-        .args([
-            "summit", "--from", &day, "--to", &day, "--format", "json", "-o",
-        ])
-        .arg(&out)
-        .env("FIREBREAK_DATA_DIR", dir.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let json = summit_json(&["--from", &day, "--to", &day]);
     assert_eq!(json["incidents"].as_array().unwrap().len(), 2);
+    let errors: Vec<String> = jsonschema::validator_for(&firebreak::reports::summit::schema())
+        .unwrap()
+        .iter_errors(&json)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let json = summit_json(&["--incidents", &recorded.to_string()]);
+    assert_eq!(json["incidents"][0]["id"], recorded);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -279,8 +384,12 @@ async fn an_exported_bundle_imports_as_the_same_incident_and_a_tampered_one_is_r
             .map(|e| (e.at_ms, e.kind, e.author, e.body))
             .collect::<Vec<_>>()
     };
+    // A reviewed incident: the review travels too.
+    let first = store.timeline(incident, None, 1).await.unwrap()[0].id;
+    review_it(&store, incident, first).await;
     let entries = timeline(store.clone(), incident).await;
     let actions = store.incident_actions(incident).await.unwrap();
+    let report = comparable(build(&store, incident).await.unwrap());
     store.close().await;
 
     let bundle = here.path().join("incident.bundle.json");
@@ -350,6 +459,11 @@ async fn an_exported_bundle_imports_as_the_same_incident_and_a_tampered_one_is_r
         (actions[0].id.as_str(), Some("recovered"))
     );
     assert!(other.verify_audit().await.unwrap().first_bad.is_none());
+    // The whole report, review, annotations and metric chart included, reads the same.
+    assert_eq!(
+        comparable(build(&other, imported.id).await.unwrap()),
+        report
+    );
     other.close().await;
     // Importing the same incident twice is refused.
     let out = cli(there.path(), &["import".as_ref(), bundle.as_os_str()]);
@@ -376,4 +490,274 @@ async fn an_exported_bundle_imports_as_the_same_incident_and_a_tampered_one_is_r
         .await
         .unwrap();
     assert!(empty.incidents().await.unwrap().is_empty());
+}
+
+/// A report with what must differ between two stores (the local id, when it was made) blanked.
+fn comparable(mut r: firebreak::reports::IncidentReport) -> firebreak::reports::IncidentReport {
+    r.incident.id = 0;
+    r.generated_at = Default::default();
+    r
+}
+
+/// Records a review of `incident`: a moved moment, an annotation on `entry`, a root cause,
+/// a factor and a follow-up.
+async fn review_it(store: &Store, incident: i64, entry: i64) {
+    let opened = store.incident(incident).await.unwrap().opened_ms;
+    store
+        .set_moment(
+            incident,
+            "impact_began",
+            Some(opened - 120_000),
+            "users reported errors two minutes before the alert",
+            "bo",
+        )
+        .await
+        .unwrap();
+    store
+        .annotate(incident, entry, "this is where it started", "bo")
+        .await
+        .unwrap();
+    store
+        .set_root_cause(incident, Some("bad model version"), "bo")
+        .await
+        .unwrap();
+    store
+        .add_factor(incident, "no canary for model weights", "bo")
+        .await
+        .unwrap();
+    store
+        .add_follow_up(
+            incident,
+            &FollowUpDraft {
+                title: "Canary model weights".into(),
+                owner: "bo".into(),
+                due: Some("2027-01-15".into()),
+                status: FollowUpStatus::Open,
+            },
+            "bo",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn review_moves_moments_with_a_reason_annotates_entries_and_filters_the_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, incident) = recorded_incident(&dir.path().join("firebreak.db")).await;
+    let before = build(&store, incident).await.unwrap();
+    let figure = |r: &firebreak::reports::IncidentReport, name: &str| {
+        r.figures
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap()
+            .seconds
+            .unwrap()
+    };
+
+    // A moment cannot move without a reason, nor can a made-up moment move at all.
+    let opened = store.incident(incident).await.unwrap().opened_ms;
+    assert!(store
+        .set_moment(incident, "impact_began", Some(opened - 120_000), "  ", "bo")
+        .await
+        .is_err());
+    assert!(store
+        .set_moment(incident, "lunch", Some(opened), "because", "bo")
+        .await
+        .is_err());
+    let entries = store.timeline(incident, None, 1000).await.unwrap();
+    review_it(&store, incident, entries[0].id).await;
+    let after = build(&store, incident).await.unwrap();
+    let impact = &after.key_moments[0];
+    assert_eq!(impact.at.unwrap().timestamp_millis(), opened - 120_000);
+    assert_eq!(impact.recorded_at, before.key_moments[0].at);
+    assert_eq!(impact.edit.as_ref().unwrap().by, "bo");
+    // Time to detect and to mitigate run from the moved moment; acknowledging does not.
+    assert_eq!(figure(&after, "time to detect"), 120);
+    assert!(figure(&after, "time to mitigate") > figure(&before, "time to mitigate"));
+    assert_eq!(
+        figure(&after, "time to acknowledge"),
+        figure(&before, "time to acknowledge")
+    );
+    // The annotation sits under its entry; the review is in the report, in every format.
+    assert_eq!(
+        after.timeline[0].annotations[0].text,
+        "this is where it started"
+    );
+    assert_eq!(
+        after.review.root_cause.as_deref(),
+        Some("bad model version")
+    );
+    let md = render(&after, Format::Markdown);
+    assert!(
+        md.contains("moved in review by bo: users reported errors two minutes before the alert")
+    );
+    assert!(
+        md.contains("| Canary model weights | bo | 2027-01-15 | open |"),
+        "{md}"
+    );
+    assert!(md.contains("↳ annotation"));
+
+    // Back to the recorded time: the edit stays as history, the moment is as recorded.
+    store
+        .set_moment(
+            incident,
+            "impact_began",
+            None,
+            "the user reports were about another service",
+            "ana",
+        )
+        .await
+        .unwrap();
+    let reverted = build(&store, incident).await.unwrap();
+    assert_eq!(reverted.key_moments[0].at, before.key_moments[0].at);
+    assert!(reverted.key_moments[0].edit.is_none());
+    assert_eq!(store.review(incident).await.unwrap().moment_edits.len(), 2);
+
+    // An annotation only goes on an entry of the same incident.
+    let other = store
+        .open_incident(
+            &firebreak::incident::NewIncident {
+                title: "other".into(),
+                severity: Severity::Minor,
+                service: None,
+                cluster_id: None,
+            },
+            "ana",
+        )
+        .await
+        .unwrap()
+        .id;
+    assert!(store
+        .annotate(other, entries[0].id, "no", "ana")
+        .await
+        .is_err());
+
+    // The root cause comes from the editable list; a category leaving it stays where used.
+    assert!(store
+        .set_root_cause(other, Some("cosmic rays"), "ana")
+        .await
+        .is_err());
+    store
+        .set_root_causes(&["cosmic rays".into(), "capacity".into()])
+        .await
+        .unwrap();
+    store
+        .set_root_cause(other, Some("cosmic rays"), "ana")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.review(incident).await.unwrap().root_cause.as_deref(),
+        Some("bad model version")
+    );
+    assert!(store.set_root_causes(&[]).await.is_err());
+    // The same factor twice, in another spelling, is refused; a bad due date too.
+    assert!(store
+        .add_factor(incident, "No  Canary for model WEIGHTS", "ana")
+        .await
+        .is_err());
+    let bad_due = FollowUpDraft {
+        title: "x".into(),
+        owner: "ana".into(),
+        due: Some("next tuesday".into()),
+        status: FollowUpStatus::Open,
+    };
+    assert!(store
+        .add_follow_up(incident, &bad_due, "ana")
+        .await
+        .is_err());
+    let follow = store.review(incident).await.unwrap().follow_ups[0].clone();
+    let done = store
+        .update_follow_up(
+            follow.id,
+            &FollowUpDraft {
+                title: follow.title.clone(),
+                owner: follow.owner.clone(),
+                due: follow.due.clone(),
+                status: FollowUpStatus::Done,
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.status, done.updated_by.as_str()),
+        (FollowUpStatus::Done, "ana")
+    );
+
+    // Filters: by kind, author, service and time range, each keeping exactly its entries.
+    use firebreak::incident::EntryKind;
+    use firebreak::store::review::TimelineFilter;
+    let all = store.timeline(incident, None, 1000).await.unwrap();
+    let kept = |f: TimelineFilter| {
+        let store = store.clone();
+        async move {
+            let page = store
+                .filtered_timeline(incident, &f, None, 1000)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.filtered_timeline_count(incident, &f).await.unwrap(),
+                page.len() as i64
+            );
+            page.into_iter().map(|e| e.id).collect::<Vec<_>>()
+        }
+    };
+    let ids = |pick: &dyn Fn(&firebreak::incident::TimelineEntry) -> bool| {
+        all.iter()
+            .filter(|e| pick(e))
+            .map(|e| e.id)
+            .collect::<Vec<_>>()
+    };
+    let notes = kept(TimelineFilter {
+        kinds: vec![EntryKind::Note, EntryKind::StatusChanged],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        notes,
+        ids(&|e| matches!(e.kind, EntryKind::Note | EntryKind::StatusChanged))
+    );
+    assert!(!notes.is_empty());
+    let by_ana = kept(TimelineFilter {
+        author: Some("ana".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_ana, ids(&|e| e.author == "ana"));
+    let facets = store.timeline_facets(incident).await.unwrap();
+    assert!(
+        facets.services.contains(&"llm-assistant".to_owned()),
+        "{facets:?}"
+    );
+    let service = kept(TimelineFilter {
+        service: Some("llm-assistant".into()),
+        ..Default::default()
+    })
+    .await;
+    assert!(!service.is_empty() && service.len() < all.len());
+    // Only entries about the cluster's events of that service: never a note or a status.
+    assert!(service.iter().all(|id| all
+        .iter()
+        .any(|e| e.id == *id && !matches!(e.kind, EntryKind::Note | EntryKind::StatusChanged))));
+    let mid = all[all.len() / 2].at_ms;
+    let window = kept(TimelineFilter {
+        from_ms: Some(mid),
+        to_ms: Some(mid + 60_000),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(window, ids(&|e| e.at_ms >= mid && e.at_ms <= mid + 60_000));
+    // Paging through a filter visits every kept entry once.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .filtered_timeline(incident, &TimelineFilter::default(), after, 7)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.at_ms, last.id));
+        paged.extend(page.into_iter().map(|e| e.id));
+    }
+    assert_eq!(paged, ids(&|_| true));
 }

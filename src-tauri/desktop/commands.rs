@@ -42,7 +42,19 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         answer_step,
         runbook_folders,
         set_runbook_folders,
-        export_report,
+        super::review::incident_review,
+        super::review::review_timeline,
+        super::review::set_key_moment,
+        super::review::annotate_entry,
+        super::review::set_root_cause,
+        super::review::add_factor,
+        super::review::remove_factor,
+        super::review::add_follow_up,
+        super::review::update_follow_up,
+        super::review::root_causes,
+        super::review::set_root_causes,
+        super::review::export_report,
+        super::review::export_summit,
         list_incidents,
         get_incident,
         incident_timeline,
@@ -430,57 +442,4 @@ async fn set_runbook_folders(
         .unwrap_or_else(|e| e.into_inner()) = all;
     *console.runbooks.write().unwrap_or_else(|e| e.into_inner()) = library.clone();
     Ok(library)
-}
-
-/// Exports an incident's report to a file the engineer picks in a native save dialog, and
-/// to nothing else: the page names the incident and the format, never a path. Returns the
-/// path written, or null when the dialog was cancelled.
-#[tauri::command]
-async fn export_report<R: tauri::Runtime>(
-    app: tauri::AppHandle<R>,
-    window: tauri::WebviewWindow<R>,
-    console: State<'_, Console>,
-    incident_id: i64,
-    format: String,
-) -> Reply<Option<String>> {
-    use tauri_plugin_dialog::DialogExt;
-    let (fmt, ext, label) = match format.as_str() {
-        "md" => (crate::reports::Format::Markdown, "md", "Markdown"),
-        "html" => (crate::reports::Format::Html, "html", "HTML"),
-        "json" => (crate::reports::Format::Json, "json", "JSON"),
-        _ => {
-            return Err(IpcError::new(
-                ErrorCode::Invalid,
-                "the format is md, html or json",
-            ))
-        }
-    };
-    // Built first, so a report that cannot be built fails before the dialog opens.
-    let report = crate::reports::build(console.store()?, incident_id)
-        .await
-        .map_err(|e| IpcError::new(ErrorCode::Internal, e.to_string()))?;
-    let text = crate::reports::render(&report, fmt);
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    app.dialog()
-        .file()
-        .set_parent(&window)
-        .set_title("Export incident report")
-        .set_file_name(format!("incident-{incident_id}.{ext}"))
-        .add_filter(label, &[ext])
-        .save_file(move |path| {
-            let _ = tx.send(path);
-        });
-    let Some(path) = rx.await.ok().flatten() else {
-        return Ok(None);
-    };
-    let path = path
-        .into_path()
-        .map_err(|e| IpcError::new(ErrorCode::Invalid, e.to_string()))?;
-    crate::reports::write_atomically(&path, &text).map_err(|e| {
-        IpcError::new(
-            ErrorCode::Internal,
-            format!("cannot write {}: {e}", path.display()),
-        )
-    })?;
-    Ok(Some(path.display().to_string()))
 }

@@ -6,6 +6,7 @@
 
 mod commands;
 mod live;
+mod review;
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@
 //! Every recorded string is escaped by the renderer of each format: an event message or a
 //! note is always text, never markup.
 
+pub mod doc;
 mod render;
 pub mod summit;
 
@@ -12,11 +13,13 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
+use ts_rs::TS;
 
 pub use render::{html, markdown};
 
 use crate::incident::Incident;
 use crate::store::actions::ActionRecord;
+use crate::store::review::Review;
 use crate::store::Store;
 
 /// Report formats.
@@ -39,45 +42,92 @@ impl Format {
 }
 
 /// A moment of the incident's life, with where its time came from.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
 pub struct KeyMoment {
     /// `impact_began`, `detected`, `acknowledged`, `mitigated` or `resolved`.
     pub moment: String,
+    /// The time in force: a reviewer's, when one moved it, else the recorded one.
     pub at: Option<DateTime<Utc>>,
-    /// How the time was found (the recorded entry or field it comes from).
+    /// How the recorded time was found (the entry or field it comes from).
     pub source: String,
+    /// The time found in the recorded data.
+    pub recorded_at: Option<DateTime<Utc>>,
+    /// The reviewer's change in force, if the moment was moved.
+    pub edit: Option<MomentChange>,
+}
+
+/// Who moved a key moment in review, when, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
+pub struct MomentChange {
+    pub by: String,
+    pub reason: String,
+    pub edited_at: DateTime<Utc>,
 }
 
 /// A duration with its definition.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
 pub struct Figure {
     pub name: String,
     pub seconds: Option<i64>,
     pub definition: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
 pub struct ReportAction {
     pub summary: String,
     pub kind: String,
     pub state: String,
     pub confirmed_by: Option<String>,
     pub reason: Option<String>,
+    /// `recovered`, or what the verification found instead.
     pub verification: Option<String>,
+    /// Whether the verification showed the service recovered; None when not verified.
+    pub recovered: Option<bool>,
     pub error: Option<String>,
+    /// When it took effect (succeeded), else when it last changed.
     pub at: DateTime<Utc>,
+    /// When its request was due to go out (confirmed, plus the grace period).
+    pub sent_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
 pub struct ReportEntry {
     pub at: DateTime<Utc>,
     pub kind: String,
     pub author: String,
     pub text: String,
+    /// Reviewers' annotations on this entry, oldest first.
+    pub annotations: Vec<ReportNote>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
+pub struct ReportNote {
+    pub author: String,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What the review concluded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema, TS)]
+pub struct ReportReview {
+    /// The root-cause category, from the console's editable list; None until decided.
+    pub root_cause: Option<String>,
+    pub contributing_factors: Vec<String>,
+    pub follow_ups: Vec<ReportFollowUp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
+pub struct ReportFollowUp {
+    pub title: String,
+    pub owner: String,
+    /// YYYY-MM-DD.
+    pub due: Option<String>,
+    /// `open`, `in_progress` or `done`.
+    pub status: String,
 }
 
 /// One metric sample of the affected service on its primary region.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
 pub struct Sample {
     pub at: DateTime<Utc>,
     pub error_rate: f64,
@@ -85,7 +135,7 @@ pub struct Sample {
 }
 
 /// Everything an incident report says, in every format.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
 pub struct IncidentReport {
     /// Schema of this document: `firebreak.incident-report.v1`.
     pub schema: String,
@@ -96,12 +146,13 @@ pub struct IncidentReport {
     pub events_by_type: Vec<(String, i64)>,
     pub alerts: Vec<String>,
     pub actions: Vec<ReportAction>,
+    pub review: ReportReview,
     pub metrics: Vec<Sample>,
     pub timeline: Vec<ReportEntry>,
     pub generated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
 pub struct ReportIncident {
     pub id: i64,
     pub public_id: String,
@@ -125,58 +176,64 @@ pub fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(IncidentReport)).unwrap_or_default()
 }
 
+/// How far building a report has got, for a progress bar: `done` of `total` timeline
+/// entries read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
 /// Builds the report of one incident from the store.
 pub async fn build(store: &Store, incident_id: i64) -> anyhow::Result<IncidentReport> {
+    build_with(store, incident_id, true, &mut |_| {}).await
+}
+
+/// Builds the report, with the timeline or without it (the review window pages the
+/// timeline itself), telling `progress` after each page of entries read.
+pub async fn build_with(
+    store: &Store,
+    incident_id: i64,
+    with_timeline: bool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> anyhow::Result<IncidentReport> {
     let incident: Incident = store.incident(incident_id).await?;
+    let review = store.review(incident_id).await?;
     let mut timeline = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store.timeline(incident_id, after, 1000).await?;
-        let Some(last) = page.last() else { break };
-        after = Some((last.at_ms, last.id));
-        timeline.extend(page);
+    if with_timeline {
+        let total = incident.entry_count.max(0) as u64;
+        progress(Progress { done: 0, total });
+        let mut by_entry = std::collections::HashMap::<i64, Vec<ReportNote>>::new();
+        for n in &review.annotations {
+            by_entry.entry(n.entry_id).or_default().push(ReportNote {
+                author: n.author.clone(),
+                text: n.body.clone(),
+                at: at(n.created_ms),
+            });
+        }
+        let mut after = None;
+        loop {
+            let page = store.timeline(incident_id, after, 1000).await?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.at_ms, last.id));
+            timeline.extend(page.into_iter().map(|e| ReportEntry {
+                at: at(e.at_ms),
+                kind: e.kind.as_str().into(),
+                annotations: by_entry.remove(&e.id).unwrap_or_default(),
+                author: e.author,
+                text: e.body,
+            }));
+            progress(Progress {
+                done: timeline.len() as u64,
+                total: total.max(timeline.len() as u64),
+            });
+        }
     }
     let actions: Vec<ActionRecord> = store.incident_actions(incident_id).await?;
     let events = store.incident_event_data(incident_id).await?;
 
-    // Impact began: the first sign of trouble attached to the incident, by the console's
-    // clock (the clock every other moment is recorded by).
-    let (impact_at, impact_source) = match store.first_sign_received(incident_id).await? {
-        Some((ms, body)) if ms <= incident.opened_ms => {
-            (at(ms), format!("first sign on the timeline: {body}"))
-        }
-        _ => (
-            at(incident.opened_ms),
-            "no earlier sign recorded: the time it was opened".into(),
-        ),
-    };
-    let key_moments = vec![
-        KeyMoment {
-            moment: "impact_began".into(),
-            at: Some(impact_at),
-            source: impact_source,
-        },
-        KeyMoment {
-            moment: "detected".into(),
-            at: Some(at(incident.opened_ms)),
-            source: "the incident was opened".into(),
-        },
-        KeyMoment {
-            moment: "acknowledged".into(),
-            at: incident.acknowledged_ms.map(at),
-            source: "status changed to acknowledged".into(),
-        },
-        KeyMoment {
-            moment: "mitigated".into(),
-            at: incident.mitigated_ms.map(at),
-            source: "status changed to mitigated".into(),
-        },
-        KeyMoment {
-            moment: "resolved".into(),
-            at: incident.resolved_ms.map(at),
-            source: "status changed to resolved".into(),
-        },
-    ];
+    let key_moments = key_moments(store, &incident, &review).await?;
     let m = |name: &str| {
         key_moments
             .iter()
@@ -187,22 +244,22 @@ pub async fn build(store: &Store, incident_id: i64) -> anyhow::Result<IncidentRe
         Figure {
             name: "time to detect".into(),
             seconds: span(m("impact_began"), m("detected")),
-            definition: "from impact began to the incident being opened".into(),
+            definition: "from impact began to the incident being detected (opened)".into(),
         },
         Figure {
             name: "time to acknowledge".into(),
             seconds: span(m("detected"), m("acknowledged")),
-            definition: "from the incident being opened to it being acknowledged".into(),
+            definition: "from the incident being detected to it being acknowledged".into(),
         },
         Figure {
             name: "time to mitigate".into(),
             seconds: span(m("impact_began"), m("mitigated")),
-            definition: "from impact began to the incident being marked mitigated".into(),
+            definition: "from impact began to the incident being mitigated".into(),
         },
         Figure {
             name: "time to resolve".into(),
             seconds: span(m("impact_began"), m("resolved")),
-            definition: "from impact began to the incident being marked resolved".into(),
+            definition: "from impact began to the incident being resolved".into(),
         },
     ];
     let mut by_type = std::collections::BTreeMap::<String, i64>::new();
@@ -222,8 +279,7 @@ pub async fn build(store: &Store, incident_id: i64) -> anyhow::Result<IncidentRe
 
     let metrics = match (incident.cluster_id, incident.service.as_deref()) {
         (Some(cluster), Some(service)) => {
-            let from = impact_at.timestamp_millis() - 10 * 60 * 1000;
-            let to = incident.resolved_ms.unwrap_or_else(crate::store::now_ms) + 5 * 60 * 1000;
+            let (from, to) = metrics_window(&key_moments, incident.opened_ms);
             store
                 .metric_samples(cluster, service, from, to, 2_000)
                 .await?
@@ -262,23 +318,150 @@ pub async fn build(store: &Store, incident_id: i64) -> anyhow::Result<IncidentRe
                 state: a.state.as_str().into(),
                 confirmed_by: a.confirmed_by.clone(),
                 reason: a.reason.clone(),
+                recovered: a.verification.as_deref().map(|v| v == "recovered"),
                 verification: a.verification.clone(),
                 error: a.error.clone(),
-                // When it took effect (succeeded), else when it last changed.
                 at: at(a.succeeded_ms.unwrap_or(a.updated_ms)),
+                sent_at: a.send_after_ms.map(at),
             })
             .collect(),
+        review: ReportReview {
+            root_cause: review.root_cause.clone(),
+            contributing_factors: review.factors.clone(),
+            follow_ups: review
+                .follow_ups
+                .iter()
+                .map(|f| ReportFollowUp {
+                    title: f.title.clone(),
+                    owner: f.owner.clone(),
+                    due: f.due.clone(),
+                    status: f.status.as_str().into(),
+                })
+                .collect(),
+        },
         metrics,
-        timeline: timeline
+        timeline,
+        generated_at: crate::clock::now(),
+    })
+}
+
+/// The span the metric chart covers: from 10 minutes before impact began to 5 minutes
+/// after the incident was resolved (or now, while it is not).
+pub fn metrics_window(moments: &[KeyMoment], opened_ms: i64) -> (i64, i64) {
+    let moment = |name: &str| {
+        moments
             .iter()
-            .map(|e| ReportEntry {
-                at: at(e.at_ms),
-                kind: e.kind.as_str().into(),
-                author: e.author.clone(),
-                text: e.body.clone(),
-            })
-            .collect(),
-        generated_at: Utc::now(),
+            .find(|k| k.moment == name)
+            .and_then(|k| k.at)
+            .map(|t| t.timestamp_millis())
+    };
+    let start = moment("impact_began").unwrap_or(opened_ms);
+    let end = moment("resolved").unwrap_or_else(crate::store::now_ms);
+    (start - 10 * 60 * 1000, end + 5 * 60 * 1000)
+}
+
+/// An incident's export bundle: everything recorded about it, with the metric samples
+/// its chart draws on and its report in the three formats.
+pub async fn bundle(
+    store: &Store,
+    incident_id: i64,
+) -> anyhow::Result<crate::store::bundle::Bundle> {
+    let report = build(store, incident_id).await?;
+    let incident = store.incident(incident_id).await?;
+    let window = metrics_window(&report.key_moments, incident.opened_ms);
+    let mut bundle = store.bundle(incident_id, window).await?;
+    bundle.reports = Some(crate::store::bundle::BundleReports {
+        markdown: render(&report, Format::Markdown),
+        html: render(&report, Format::Html),
+        json: serde_json::to_value(&report)?,
+    });
+    Ok(bundle)
+}
+
+/// The five key moments: found in the recorded data, then moved where a reviewer moved them.
+async fn key_moments(
+    store: &Store,
+    incident: &Incident,
+    review: &Review,
+) -> anyhow::Result<Vec<KeyMoment>> {
+    // Impact began: the first sign of trouble attached to the incident, by the console's
+    // clock (the clock every other moment is recorded by).
+    let (impact_at, impact_source) = match store.first_sign_received(incident.id).await? {
+        Some((ms, body)) if ms <= incident.opened_ms => {
+            (at(ms), format!("first sign on the timeline: {body}"))
+        }
+        _ => (
+            at(incident.opened_ms),
+            "no earlier sign recorded: the time it was opened".into(),
+        ),
+    };
+    let recorded: [(&str, Option<DateTime<Utc>>, String); 5] = [
+        ("impact_began", Some(impact_at), impact_source),
+        (
+            "detected",
+            Some(at(incident.opened_ms)),
+            "the incident was opened".into(),
+        ),
+        (
+            "acknowledged",
+            incident.acknowledged_ms.map(at),
+            "status changed to acknowledged".into(),
+        ),
+        (
+            "mitigated",
+            incident.mitigated_ms.map(at),
+            "status changed to mitigated".into(),
+        ),
+        (
+            "resolved",
+            incident.resolved_ms.map(at),
+            "status changed to resolved".into(),
+        ),
+    ];
+    Ok(recorded
+        .into_iter()
+        .map(|(moment, recorded_at, source)| {
+            let edit = review.moment_edit(moment);
+            KeyMoment {
+                moment: moment.into(),
+                at: match edit {
+                    Some(e) => e.at_ms.map(at).or(recorded_at),
+                    None => recorded_at,
+                },
+                source,
+                recorded_at,
+                // An edit that put the moment back to the recorded time is history, not
+                // a change in force.
+                edit: edit.filter(|e| e.at_ms.is_some()).map(|e| MomentChange {
+                    by: e.author.clone(),
+                    reason: e.reason.clone(),
+                    edited_at: at(e.edited_ms),
+                }),
+            }
+        })
+        .collect())
+}
+
+/// What the review window shows of an incident beside its timeline (which it pages
+/// itself): the report without its timeline, what reviewers recorded, and the choices
+/// the review's fields offer.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewData {
+    pub report: IncidentReport,
+    pub review: Review,
+    pub facets: crate::store::review::TimelineFacets,
+    pub root_causes: Vec<String>,
+    pub known_factors: Vec<crate::store::review::KnownFactor>,
+}
+
+pub async fn review_data(store: &Store, incident_id: i64) -> anyhow::Result<ReviewData> {
+    Ok(ReviewData {
+        report: build_with(store, incident_id, false, &mut |_| {}).await?,
+        review: store.review(incident_id).await?,
+        facets: store.timeline_facets(incident_id).await?,
+        root_causes: store.root_causes().await?,
+        known_factors: store.known_factors().await?,
     })
 }
 

@@ -1,46 +1,10 @@
-//! Markdown and HTML renderings of an incident report. Recorded text (titles, notes, event
-//! messages, reasons) is escaped for each format, so it always reads as text: `<script>`
-//! in a note is shown, never run, and cannot break the layout.
+//! The incident report as a [`Doc`]: the same sections, in the same order, for Markdown and
+//! HTML. Recorded text stays raw here; each format escapes it (see `doc.rs`).
 
 use std::fmt::Write;
 
+use super::doc::{cell, esc_html, Block, Cell, Doc, Tone};
 use super::{IncidentReport, Sample};
-
-/// Escapes text for HTML element content and attribute values.
-pub fn esc_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// Escapes text for Markdown: HTML is neutralised (entities) and Markdown's own syntax
-/// characters are backslash-escaped, so a renderer shows the text as it was recorded.
-pub fn esc_md(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '|' | '!' | '{' | '}' | '~' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\n' | '\r' => out.push(' '),
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 /// A duration as a reader takes it in: "45 s", "12 min 05 s", "3 h 20 min", "—" when unknown.
 pub(super) fn duration(seconds: Option<i64>) -> String {
@@ -52,16 +16,16 @@ pub(super) fn duration(seconds: Option<i64>) -> String {
     }
 }
 
-fn when(at: &Option<chrono::DateTime<chrono::Utc>>) -> String {
+pub(super) fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
     at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|| "—".into())
 }
 
-fn verdict(v: Option<&str>) -> &'static str {
-    match v {
-        Some("recovered") => "recovered",
-        Some(_) => "NOT recovered",
-        None => "not verified",
+fn verdict(recovered: Option<bool>) -> (&'static str, Tone) {
+    match recovered {
+        Some(true) => ("recovered", Tone::Good),
+        Some(false) => ("NOT recovered", Tone::Bad),
+        None => ("not verified", Tone::Bad),
     }
 }
 
@@ -69,7 +33,7 @@ fn summary_line(r: &IncidentReport) -> String {
     let fixed = r
         .actions
         .iter()
-        .find(|a| a.verification.as_deref() == Some("recovered"))
+        .find(|a| a.recovered == Some(true))
         .map(|a| a.summary.clone())
         .unwrap_or_else(|| "no verified action".into());
     let duration = r
@@ -78,102 +42,196 @@ fn summary_line(r: &IncidentReport) -> String {
         .find(|f| f.name == "time to mitigate")
         .and_then(|f| f.seconds);
     format!(
-        "{} incident on {}, {}; mitigated after {}; what fixed it: {}.",
+        "{} incident on {}, {}; mitigated after {}; what fixed it: {}; root cause: {}.",
         r.incident.severity,
         r.incident.service.as_deref().unwrap_or("no service"),
         r.incident.status,
         self::duration(duration),
-        fixed
+        fixed,
+        r.review.root_cause.as_deref().unwrap_or("not yet decided")
     )
 }
 
-pub fn markdown(r: &IncidentReport) -> String {
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "# Incident {}: {}\n",
-        r.incident.id,
-        esc_md(&r.incident.title)
-    );
-    let _ = writeln!(md, "{}\n", esc_md(&summary_line(r)));
-    let _ = writeln!(
-        md,
-        "Severity **{}** · status **{}** · service **{}** · commander **{}**\n",
-        esc_md(&r.incident.severity),
-        esc_md(&r.incident.status),
-        esc_md(r.incident.service.as_deref().unwrap_or("—")),
-        esc_md(r.incident.commander.as_deref().unwrap_or("—"))
-    );
-    md.push_str("## Figures\n\n| figure | value | definition |\n|---|---|---|\n");
-    for f in &r.figures {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} |",
-            esc_md(&f.name),
-            duration(f.seconds),
-            esc_md(&f.definition)
-        );
+/// The report's document, shared by both text formats.
+pub fn doc(r: &IncidentReport) -> Doc {
+    let mut b = vec![
+        Block::Para(summary_line(r)),
+        Block::Muted(format!(
+            "Severity {} · status {} · service {} · commander {}",
+            r.incident.severity,
+            r.incident.status,
+            r.incident.service.as_deref().unwrap_or("—"),
+            r.incident.commander.as_deref().unwrap_or("—")
+        )),
+        Block::Heading("Figures".into()),
+        Block::Table {
+            head: vec!["figure", "value", "definition"],
+            rows: r
+                .figures
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.name.as_str().into(),
+                        duration(f.seconds).into(),
+                        cell(&f.definition, Tone::Muted),
+                    ]
+                })
+                .collect(),
+            empty: "",
+        },
+        Block::Heading("Error rate and latency".into()),
+        Block::Figure {
+            svg: chart(r),
+            alt: format!(
+                "Error rate and p99 latency of {}: {} samples, key moments and actions marked",
+                r.incident.service.as_deref().unwrap_or("the service"),
+                r.metrics.len()
+            ),
+        },
+        Block::Heading("Key moments".into()),
+        Block::Table {
+            head: vec!["moment", "time", "from"],
+            rows: r
+                .key_moments
+                .iter()
+                .map(|k| {
+                    let from = match &k.edit {
+                        Some(e) => format!(
+                            "moved in review by {}: {} (recorded: {}, {})",
+                            e.by,
+                            e.reason,
+                            when(k.recorded_at),
+                            k.source
+                        ),
+                        None => k.source.clone(),
+                    };
+                    vec![
+                        k.moment.replace('_', " ").into(),
+                        when(k.at).into(),
+                        cell(from, Tone::Muted),
+                    ]
+                })
+                .collect(),
+            empty: "",
+        },
+        Block::Heading("Actions".into()),
+        Block::Table {
+            head: vec!["action", "outcome", "verification", "who and why"],
+            rows: r
+                .actions
+                .iter()
+                .map(|a| {
+                    let (v, tone) = verdict(a.recovered);
+                    let outcome = match &a.error {
+                        Some(e) => format!("{} ({e})", a.state),
+                        None => a.state.clone(),
+                    };
+                    let detail = match (&a.verification, a.recovered) {
+                        (Some(text), Some(false)) => format!("{v}: {text}"),
+                        _ => v.to_owned(),
+                    };
+                    vec![
+                        a.summary.as_str().into(),
+                        outcome.into(),
+                        cell(detail, tone),
+                        format!(
+                            "{}: {}",
+                            a.confirmed_by.as_deref().unwrap_or("—"),
+                            a.reason.as_deref().unwrap_or("—")
+                        )
+                        .into(),
+                    ]
+                })
+                .collect(),
+            empty: "No action was taken.",
+        },
+        Block::Heading("Review".into()),
+        Block::Para(format!(
+            "Root cause: {}.",
+            r.review.root_cause.as_deref().unwrap_or("not yet decided")
+        )),
+    ];
+    if r.review.contributing_factors.is_empty() {
+        b.push(Block::Muted("No contributing factors recorded.".into()));
+    } else {
+        b.push(Block::Para("Contributing factors:".into()));
+        b.push(Block::List(r.review.contributing_factors.clone()));
     }
-    md.push_str("\n## Key moments\n\n| moment | time | from |\n|---|---|---|\n");
-    for k in &r.key_moments {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} |",
-            esc_md(&k.moment.replace('_', " ")),
-            when(&k.at),
-            esc_md(&k.source)
-        );
-    }
-    md.push_str("\n## Actions\n\n");
-    if r.actions.is_empty() {
-        md.push_str("No action was taken.\n");
-    }
-    for a in &r.actions {
-        let _ = writeln!(
-            md,
-            "- {}: **{}**, {} (by {}; reason: {}){}",
-            esc_md(&a.summary),
-            esc_md(&a.state),
-            verdict(a.verification.as_deref()),
-            esc_md(a.confirmed_by.as_deref().unwrap_or("—")),
-            esc_md(a.reason.as_deref().unwrap_or("—")),
-            a.error
-                .as_deref()
-                .map(|e| format!("; error: {}", esc_md(e)))
-                .unwrap_or_default()
-        );
-    }
-    md.push_str("\n## Signals\n\n");
-    let alerts: Vec<String> = r.alerts.iter().map(|a| esc_md(a)).collect();
-    let _ = writeln!(
-        md,
-        "Alerts: {}.\n",
-        if alerts.is_empty() {
+    b.push(Block::Table {
+        head: vec!["follow-up", "owner", "due", "status"],
+        rows: r
+            .review
+            .follow_ups
+            .iter()
+            .map(|f| {
+                vec![
+                    f.title.as_str().into(),
+                    f.owner.as_str().into(),
+                    f.due.as_deref().unwrap_or("—").into(),
+                    cell(
+                        f.status.replace('_', " "),
+                        if f.status == "done" {
+                            Tone::Good
+                        } else {
+                            Tone::Plain
+                        },
+                    ),
+                ]
+            })
+            .collect(),
+        empty: "No follow-ups recorded.",
+    });
+    b.push(Block::Heading("Signals".into()));
+    b.push(Block::Para(format!(
+        "Alerts: {}.",
+        if r.alerts.is_empty() {
             "none".into()
         } else {
-            alerts.join(", ")
+            r.alerts.join(", ")
         }
-    );
-    for (ty, n) in &r.events_by_type {
-        let _ = writeln!(md, "- {}: {n}", esc_md(ty));
-    }
-    md.push_str("\n## Timeline\n\n| time (UTC) | kind | who | what |\n|---|---|---|---|\n");
+    )));
+    b.push(Block::List(
+        r.events_by_type
+            .iter()
+            .map(|(ty, n)| format!("{ty}: {n}"))
+            .collect(),
+    ));
+    b.push(Block::Heading("Timeline".into()));
+    let mut rows: Vec<Vec<Cell>> = Vec::with_capacity(r.timeline.len());
     for e in &r.timeline {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} |",
-            e.at.format("%H:%M:%S"),
-            esc_md(&e.kind),
-            esc_md(&e.author),
-            esc_md(&e.text)
-        );
+        rows.push(vec![
+            e.at.format("%H:%M:%S").to_string().into(),
+            e.kind.as_str().into(),
+            e.author.as_str().into(),
+            e.text.as_str().into(),
+        ]);
+        for n in &e.annotations {
+            rows.push(vec![
+                "".into(),
+                cell("↳ annotation", Tone::Muted),
+                cell(&n.author, Tone::Muted),
+                cell(&n.text, Tone::Muted),
+            ]);
+        }
     }
-    let _ = writeln!(md, "\n_Generated by Firebreak at {}._", e_when(r));
-    md
+    b.push(Block::Table {
+        head: vec!["time (UTC)", "kind", "who", "what"],
+        rows,
+        empty: "The timeline is empty.",
+    });
+    Doc {
+        title: format!("Incident {}: {}", r.incident.id, r.incident.title),
+        blocks: b,
+        footer: format!("Generated by Firebreak at {}.", when(Some(r.generated_at))),
+    }
 }
 
-fn e_when(r: &IncidentReport) -> String {
-    r.generated_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+pub fn markdown(r: &IncidentReport) -> String {
+    doc(r).markdown()
+}
+
+pub fn html(r: &IncidentReport) -> String {
+    doc(r).html()
 }
 
 /// The error rate and p99 of the service as an inline SVG, with the key moments and the
@@ -266,110 +324,4 @@ fn chart(r: &IncidentReport) -> String {
         max_p99
     );
     svg
-}
-
-pub(super) const CSS: &str = "body{font:14px/1.5 system-ui,sans-serif;color:#111;max-width:900px;margin:24px auto;padding:0 16px}\
-h1{font-size:22px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ddd}\
-table{border-collapse:collapse;width:100%;font-size:13px}td,th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}\
-td{overflow-wrap:anywhere}.muted{color:#666}.bad{color:#c62828;font-weight:600}.good{color:#2e7d32;font-weight:600}\
-svg{width:100%;height:auto;border:1px solid #eee}@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}";
-
-pub fn html(r: &IncidentReport) -> String {
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
-         <title>Incident {}: {}</title><style>{CSS}</style></head><body>",
-        r.incident.id,
-        esc_html(&r.incident.title)
-    );
-    let _ = write!(
-        h,
-        "<h1>Incident {}: {}</h1>",
-        r.incident.id,
-        esc_html(&r.incident.title)
-    );
-    let _ = write!(h, "<p>{}</p>", esc_html(&summary_line(r)));
-    let _ = write!(
-        h,
-        "<p class=\"muted\">Severity {} · status {} · service {} · commander {}</p>",
-        esc_html(&r.incident.severity),
-        esc_html(&r.incident.status),
-        esc_html(r.incident.service.as_deref().unwrap_or("—")),
-        esc_html(r.incident.commander.as_deref().unwrap_or("—"))
-    );
-    h.push_str("<h2>Figures</h2><table><tr><th>figure</th><th>value</th><th>definition</th></tr>");
-    for f in &r.figures {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td class=\"muted\">{}</td></tr>",
-            esc_html(&f.name),
-            duration(f.seconds),
-            esc_html(&f.definition)
-        );
-    }
-    h.push_str("</table><h2>Error rate and latency</h2>");
-    h.push_str(&chart(r));
-    h.push_str("<h2>Key moments</h2><table><tr><th>moment</th><th>time</th><th>from</th></tr>");
-    for k in &r.key_moments {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td class=\"muted\">{}</td></tr>",
-            esc_html(&k.moment.replace('_', " ")),
-            when(&k.at),
-            esc_html(&k.source)
-        );
-    }
-    h.push_str("</table><h2>Actions</h2>");
-    if r.actions.is_empty() {
-        h.push_str("<p class=\"muted\">No action was taken.</p>");
-    } else {
-        h.push_str("<table><tr><th>action</th><th>outcome</th><th>verification</th><th>who and why</th></tr>");
-        for a in &r.actions {
-            let v = verdict(a.verification.as_deref());
-            let class = if v == "recovered" { "good" } else { "bad" };
-            let _ =
-                write!(
-                h,
-                "<tr><td>{}</td><td>{}{}</td><td class=\"{class}\">{v}</td><td>{}: {}</td></tr>",
-                esc_html(&a.summary),
-                esc_html(&a.state),
-                a.error.as_deref().map(|e| format!(" ({})", esc_html(e))).unwrap_or_default(),
-                esc_html(a.confirmed_by.as_deref().unwrap_or("—")),
-                esc_html(a.reason.as_deref().unwrap_or("—"))
-            );
-        }
-        h.push_str("</table>");
-    }
-    let alerts: Vec<String> = r.alerts.iter().map(|a| esc_html(a)).collect();
-    let _ = write!(
-        h,
-        "<h2>Signals</h2><p>Alerts: {}.</p><ul>",
-        if alerts.is_empty() {
-            "none".into()
-        } else {
-            alerts.join(", ")
-        }
-    );
-    for (ty, n) in &r.events_by_type {
-        let _ = write!(h, "<li>{}: {n}</li>", esc_html(ty));
-    }
-    h.push_str("</ul><h2>Timeline</h2><table><tr><th>time (UTC)</th><th>kind</th><th>who</th><th>what</th></tr>");
-    for e in &r.timeline {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            e.at.format("%H:%M:%S"),
-            esc_html(&e.kind),
-            esc_html(&e.author),
-            esc_html(&e.text)
-        );
-    }
-    let _ = write!(
-        h,
-        "</table><p class=\"muted\">Generated by Firebreak at {}.</p></body></html>",
-        e_when(r)
-    );
-    h
 }

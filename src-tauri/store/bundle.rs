@@ -87,6 +87,62 @@ pub struct BundleAction {
     pub updated_ms: i64,
 }
 
+/// What reviewers recorded (see `store::review`). Bundles made before review existed
+/// have none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BundleReview {
+    pub root_cause: Option<BundleRootCause>,
+    pub factors: Vec<BundleFactor>,
+    pub moment_edits: Vec<BundleMomentEdit>,
+    /// `entry_id` is the entry's `id` in the bundle's timeline.
+    pub annotations: Vec<BundleAnnotation>,
+    pub follow_ups: Vec<BundleFollowUp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct BundleRootCause {
+    pub root_cause: Option<String>,
+    pub updated_by: String,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct BundleFactor {
+    pub factor: String,
+    pub factor_key: String,
+    pub added_by: String,
+    pub added_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct BundleMomentEdit {
+    pub moment: String,
+    pub at_ms: Option<i64>,
+    pub reason: String,
+    pub author: String,
+    pub edited_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct BundleAnnotation {
+    pub entry_id: i64,
+    pub body: String,
+    pub author: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct BundleFollowUp {
+    pub title: String,
+    pub owner: String,
+    pub due: Option<String>,
+    pub status: String,
+    pub created_by: String,
+    pub created_ms: i64,
+    pub updated_by: String,
+    pub updated_ms: i64,
+}
+
 /// The rendered reports, as they read when the bundle was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BundleReports {
@@ -108,12 +164,16 @@ pub struct Bundle {
     pub actions: Vec<BundleAction>,
     /// The exporting store's whole audit chain, so every link can be checked.
     pub audit: Vec<AuditRecord>,
+    #[serde(default)]
+    pub review: BundleReview,
     pub reports: Option<BundleReports>,
 }
 
 impl Store {
-    /// Everything recorded about one incident (reports are added by the caller).
-    pub async fn bundle(&self, incident_id: i64) -> Result<Bundle> {
+    /// Everything recorded about one incident, with its service's metric samples received
+    /// in `metrics_window` (ms, inclusive), the ones its report's chart draws on. Reports
+    /// are added by the caller (`reports::bundle`).
+    pub async fn bundle(&self, incident_id: i64, metrics_window: (i64, i64)) -> Result<Bundle> {
         let r = self.reader();
         let incident: BundleIncident = sqlx::query_as(
             "SELECT public_id, title, service, severity, status, commander, opened_ms, acknowledged_ms, \
@@ -136,10 +196,15 @@ impl Store {
             "SELECT seq, source, event_id, stream_sequence, type, subject, service, severity, time_ms, \
              received_ms, raw FROM events WHERE seq IN ( \
                SELECT event_seq FROM incident_events WHERE incident_id = ?1 \
-               UNION SELECT event_seq FROM timeline_entries WHERE incident_id = ?1 AND event_seq IS NOT NULL) \
+               UNION SELECT event_seq FROM timeline_entries WHERE incident_id = ?1 AND event_seq IS NOT NULL \
+               UNION SELECT e.seq FROM events e JOIN incidents i ON i.id = ?1 \
+                 WHERE e.cluster_id = i.cluster_id AND e.service = i.service \
+                 AND e.type = 'dev.firebreak.service.metrics' AND e.received_ms BETWEEN ?2 AND ?3) \
              ORDER BY seq",
         )
         .bind(incident_id)
+        .bind(metrics_window.0)
+        .bind(metrics_window.1)
         .fetch_all(r)
         .await?;
         let attached: Vec<(i64,)> = sqlx::query_as(
@@ -163,6 +228,42 @@ impl Store {
         .bind(incident_id)
         .fetch_all(r)
         .await?;
+        let review = BundleReview {
+            root_cause: sqlx::query_as(
+                "SELECT root_cause, updated_by, updated_ms FROM incident_reviews WHERE incident_id = ?",
+            )
+            .bind(incident_id)
+            .fetch_optional(r)
+            .await?,
+            factors: sqlx::query_as(
+                "SELECT factor, factor_key, added_by, added_ms FROM contributing_factors \
+                 WHERE incident_id = ? ORDER BY id",
+            )
+            .bind(incident_id)
+            .fetch_all(r)
+            .await?,
+            moment_edits: sqlx::query_as(
+                "SELECT moment, at_ms, reason, author, edited_ms FROM moment_edits \
+                 WHERE incident_id = ? ORDER BY id",
+            )
+            .bind(incident_id)
+            .fetch_all(r)
+            .await?,
+            annotations: sqlx::query_as(
+                "SELECT entry_id, body, author, created_ms FROM annotations \
+                 WHERE incident_id = ? ORDER BY id",
+            )
+            .bind(incident_id)
+            .fetch_all(r)
+            .await?,
+            follow_ups: sqlx::query_as(
+                "SELECT title, owner, due, status, created_by, created_ms, updated_by, updated_ms \
+                 FROM follow_ups WHERE incident_id = ? ORDER BY id",
+            )
+            .bind(incident_id)
+            .fetch_all(r)
+            .await?,
+        };
         Ok(Bundle {
             format: BUNDLE_FORMAT.into(),
             exported_ms: now_ms(),
@@ -173,6 +274,7 @@ impl Store {
             timeline,
             actions,
             audit: self.audit_records(None).await?,
+            review,
             reports: None,
         })
     }
@@ -345,6 +447,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        import_review(&mut tx, incident_id, &bundle.review, &entries).await?;
         audit::record(
             &mut tx,
             actor,
@@ -362,4 +465,89 @@ impl Store {
         tx.commit().await?;
         Ok(incident_id)
     }
+}
+
+/// The review's rows, onto the imported incident (annotations onto its new entry ids).
+async fn import_review(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    incident_id: i64,
+    review: &BundleReview,
+    entries: &HashMap<i64, i64>,
+) -> Result<()> {
+    if let Some(rc) = &review.root_cause {
+        sqlx::query(
+            "INSERT INTO incident_reviews (incident_id, root_cause, updated_by, updated_ms) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(incident_id)
+        .bind(&rc.root_cause)
+        .bind(&rc.updated_by)
+        .bind(rc.updated_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for f in &review.factors {
+        sqlx::query(
+            "INSERT INTO contributing_factors (incident_id, factor, factor_key, added_by, added_ms) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(incident_id)
+        .bind(&f.factor)
+        .bind(&f.factor_key)
+        .bind(&f.added_by)
+        .bind(f.added_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for m in &review.moment_edits {
+        sqlx::query(
+            "INSERT INTO moment_edits (incident_id, moment, at_ms, reason, author, edited_ms) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(incident_id)
+        .bind(&m.moment)
+        .bind(m.at_ms)
+        .bind(&m.reason)
+        .bind(&m.author)
+        .bind(m.edited_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for a in &review.annotations {
+        let entry = entries.get(&a.entry_id).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "an annotation names timeline entry {} which is not in the bundle",
+                a.entry_id
+            ))
+        })?;
+        sqlx::query(
+            "INSERT INTO annotations (incident_id, entry_id, body, author, created_ms) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(incident_id)
+        .bind(entry)
+        .bind(&a.body)
+        .bind(&a.author)
+        .bind(a.created_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for f in &review.follow_ups {
+        sqlx::query(
+            "INSERT INTO follow_ups (incident_id, title, owner, due, status, created_by, created_ms, \
+             updated_by, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(incident_id)
+        .bind(&f.title)
+        .bind(&f.owner)
+        .bind(&f.due)
+        .bind(&f.status)
+        .bind(&f.created_by)
+        .bind(f.created_ms)
+        .bind(&f.updated_by)
+        .bind(f.updated_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }

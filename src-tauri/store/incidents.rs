@@ -69,7 +69,7 @@ impl TryFrom<IncidentRow> for Incident {
 }
 
 #[derive(sqlx::FromRow)]
-struct EntryRow {
+pub(super) struct EntryRow {
     id: i64,
     incident_id: i64,
     at_ms: i64,
@@ -154,7 +154,7 @@ async fn current(
         })
 }
 
-fn require_author(author: &str) -> Result<&str> {
+pub(super) fn require_author(author: &str) -> Result<&str> {
     let author = author.trim();
     if author.is_empty() {
         return Err(StoreError::Invalid("every change needs an author".into()));

@@ -23,6 +23,7 @@ mod clusters;
 pub mod feed;
 mod incidents;
 pub mod ingest;
+pub mod review;
 pub mod runs;
 mod settings;
 pub mod signals;
@@ -240,7 +241,7 @@ async fn inspect(conn: &mut SqliteConnection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Milliseconds since the Unix epoch, the store's one time unit.
+/// Milliseconds since the Unix epoch by the console's clock, the store's one time unit.
 pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+    crate::clock::now_ms()
 }
