@@ -559,23 +559,147 @@ async fn a_runbook_walked_through_in_the_window_ends_with_the_incident_mitigated
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_report_is_exported_where_the_save_dialog_says() {
+async fn a_review_in_the_window_lands_in_the_exported_reports() {
     let _window = ONE_WINDOW.lock().await;
     let data = tempfile::tempdir().unwrap();
     let driver = Driver::start().await;
     let session = demo_incident(&driver, data.path()).await;
+
+    // Review mode: the figures with their definitions, the chart, the whole timeline.
+    let review = session.wait_for("[data-testid=review-mode]").await;
+    session.click(&review).await;
+    let figures = session.wait_for("[data-testid=review-figures]").await;
+    assert!(session
+        .text(&figures)
+        .await
+        .contains("from impact began to the incident being detected"));
+    session.wait_for("[data-testid=review-chart] svg").await;
+    session
+        .wait_for("[data-testid=review-timeline] .entry")
+        .await;
+
+    // Annotate the first entry, then move a moment to it; file the root cause; name a
+    // factor; add a follow-up.
+    let first = session
+        .wait_for("[data-testid=review-timeline] .entry .entry-hit")
+        .await;
+    session.click(&first).await;
+    let annotate = session
+        .wait_for("[data-testid=review-timeline] .entry.selected .annotate-link")
+        .await;
+    session.click(&annotate).await;
+    let text = session
+        .wait_for("[data-testid=review-timeline] input[aria-label=Annotation]")
+        .await;
+    session
+        .type_into(&text, "<b>first</b> sign, seen by the canary")
+        .await;
+    let save = session
+        .wait_for("[data-testid=review-timeline] .annotate button[type=submit]")
+        .await;
+    session.click(&save).await;
+    session.wait_for("[data-testid=annotation]").await;
+    // Move impact began to the selected entry's time, with a reason.
+    let edit = session
+        .wait_for("[data-testid=moment-impact_began] button")
+        .await;
+    session.click(&edit).await;
+    let reason = session
+        .wait_for("[data-testid=moment-impact_began] input[aria-label=Reason]")
+        .await;
+    session
+        .type_into(&reason, "users reported errors before the alert")
+        .await;
+    let use_entry = session
+        .wait_for("[data-testid=moment-impact_began] .moment-form button.link")
+        .await;
+    session.click(&use_entry).await;
+    let moved = session
+        .wait_for("[data-testid=moment-impact_began] button[type=submit]")
+        .await;
+    session.click(&moved).await;
+    let edit = session.wait_for("[data-testid=moment-edit]").await;
+    assert!(session
+        .text(&edit)
+        .await
+        .contains("users reported errors before the alert"));
+    let cause = session
+        .wait_for("[data-testid=root-cause] option[value='bad model version']")
+        .await;
+    session.click(&cause).await;
+    let factor = session
+        .wait_for("input[aria-label='Contributing factor']")
+        .await;
+    session
+        .type_into(&factor, "no canary for model weights\u{E007}")
+        .await;
+    wait_text(
+        &session,
+        &session.wait_for("[data-testid=factors]").await,
+        "the factor is listed",
+        |t| t.contains("no canary for model weights"),
+    )
+    .await;
+    let title = session.wait_for("input[aria-label=Follow-up]").await;
+    session
+        .type_into(&title, "Canary every model weight push")
+        .await;
+    let owner = session.wait_for("input[aria-label=Owner]").await;
+    session.type_into(&owner, "bo\u{E007}").await;
+    wait_text(
+        &session,
+        &session.wait_for("[data-testid=follow-ups]").await,
+        "the follow-up is listed",
+        |t| t.contains("Canary every model weight push"),
+    )
+    .await;
+    session.screenshot("review").await;
+
+    // The exported report says all of it, and the annotation's markup stays text.
     let export = session.wait_for("[data-testid=export-report]").await;
     session.click(&export).await;
     let target = data.path().join("exported-report.html");
     save_dialog_as("Export incident report", &target);
     let saved = session.wait_for("[data-testid=exported]").await;
-    let text = session.text(&saved).await;
-    assert!(text.contains("exported-report.html"), "{text}");
+    assert!(session.text(&saved).await.contains("exported-report.html"));
     let html = std::fs::read_to_string(&target).unwrap();
-    assert!(
-        html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
-        "{}",
-        &html[..200.min(html.len())]
-    );
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg"));
+    for said in [
+        "Root cause: bad model version.",
+        "no canary for model weights",
+        "Canary every model weight push",
+        "moved in review by",
+        "users reported errors before the alert",
+        "&lt;b&gt;first&lt;/b&gt; sign, seen by the canary",
+    ] {
+        assert!(html.contains(said), "the report lacks {said:?}");
+    }
+
+    // The summit, from the app, of this incident.
+    session
+        .click(&session.wait_for("[data-testid=open-summit]").await)
+        .await;
+    let chosen = session
+        .wait_for("[data-testid=summit-dialog] input[type=radio][value=incidents]")
+        .await;
+    session.click(&chosen).await;
+    let pick = session
+        .wait_for("[data-testid=summit-dialog] .pick input[type=checkbox]")
+        .await;
+    session.click(&pick).await;
+    session
+        .click(&session.wait_for("[data-testid=summit-export]").await)
+        .await;
+    let summit = data.path().join("summit.html");
+    save_dialog_as("Export summit report", &summit);
+    session.wait_for("[data-testid=summit-saved]").await;
+    let html = std::fs::read_to_string(&summit).unwrap();
+    for said in [
+        "1 chosen incidents",
+        "bad model version",
+        "Canary every model weight push",
+    ] {
+        assert!(html.contains(said), "the summit lacks {said:?}");
+    }
     session.close().await;
 }

@@ -1,4 +1,4 @@
-import { cleanup, render, screen, fireEvent, waitFor } from '@testing-library/svelte';
+import { cleanup, render, screen, fireEvent, waitFor, within } from '@testing-library/svelte';
 import { afterEach, describe, expect, it } from 'vitest';
 import App from './App.svelte';
 import type { Host } from './host';
@@ -12,6 +12,8 @@ import type { ConsoleUpdate } from './bindings/ConsoleUpdate';
 import type { ActionRecord } from './bindings/ActionRecord';
 import type { RunRecord } from './bindings/RunRecord';
 import type { Answer } from './bindings/Answer';
+import type { ReviewData } from './bindings/ReviewData';
+import type { Selection } from './bindings/Selection';
 
 afterEach(cleanup);
 
@@ -39,6 +41,43 @@ function incident(id: number, over: Partial<Incident> = {}): Incident {
     resolvedMs: null,
     updatedMs: Date.now(),
     entryCount: 1,
+    ...over,
+  };
+}
+
+/** What the review window gets for an incident: recorded moments, one action, no review yet. */
+function reviewData(id: number, over: Partial<ReviewData> = {}): ReviewData {
+  const t0 = Date.UTC(2026, 10, 28, 3, 0, 0);
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    report: {
+      schema: 'firebreak.incident-report.v1',
+      incident: { id, public_id: `p${id}`, title: `Incident ${id}`, service: 'llm-assistant', severity: 'critical', status: 'resolved', commander: 'ana' },
+      key_moments: [
+        { moment: 'impact_began', at: iso(t0), source: 'first sign on the timeline: alert HighErrorRate', recorded_at: iso(t0), edit: null },
+        { moment: 'detected', at: iso(t0 + 60_000), source: 'the incident was opened', recorded_at: iso(t0 + 60_000), edit: null },
+        { moment: 'acknowledged', at: iso(t0 + 120_000), source: 'status changed to acknowledged', recorded_at: iso(t0 + 120_000), edit: null },
+        { moment: 'mitigated', at: iso(t0 + 600_000), source: 'status changed to mitigated', recorded_at: iso(t0 + 600_000), edit: null },
+        { moment: 'resolved', at: iso(t0 + 900_000), source: 'status changed to resolved', recorded_at: iso(t0 + 900_000), edit: null },
+      ],
+      figures: [
+        { name: 'time to detect', seconds: 60, definition: 'from impact began to the incident being detected (opened)' },
+        { name: 'time to acknowledge', seconds: 60, definition: 'from the incident being detected to it being acknowledged' },
+        { name: 'time to mitigate', seconds: 600, definition: 'from impact began to the incident being mitigated' },
+        { name: 'time to resolve', seconds: 900, definition: 'from impact began to the incident being resolved' },
+      ],
+      events_by_type: [['service.metrics', 40], ['alert.firing', 2]],
+      alerts: ['HighErrorRate'],
+      actions: [{ summary: 'Roll llm-assistant-serving back from 41 to 40', kind: 'rollback', state: 'succeeded', confirmed_by: 'ana', reason: 'bad weights', verification: 'recovered', recovered: true, error: null, at: iso(t0 + 400_000), sent_at: iso(t0 + 300_000) }],
+      review: { root_cause: null, contributing_factors: [], follow_ups: [] },
+      metrics: [0, 1, 2, 3].map((i) => ({ at: iso(t0 + i * 300_000), error_rate: i === 1 ? 0.3 : 0.01, latency_p99_ms: 900 })),
+      timeline: [],
+      generated_at: iso(t0 + 1_000_000),
+    },
+    review: { incidentId: id, rootCause: null, rootCauseBy: null, factors: [], followUps: [], momentEdits: [], annotations: [] },
+    facets: { kinds: ['note', 'event'], services: ['llm-assistant'], authors: ['ana'] },
+    rootCauses: ['bad model version', 'capacity'],
+    knownFactors: [],
     ...over,
   };
 }
@@ -101,6 +140,25 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     runbookFolders: async () => ['/home/ana/.config/firebreak/runbooks'],
     setRunbookFolders: async () => ({ runbooks: [], errors: [] }),
     exportReport: async () => '/home/ana/incident-1.html',
+    exportSummit: async () => '/home/ana/summit.html',
+    incidentReview: async (id) => reviewData(id),
+    reviewTimeline: async (id, filter) => {
+      const kept = entries.filter((e) => e.incidentId === id && (filter.kinds.length === 0 || filter.kinds.includes(e.kind)));
+      return { entries: kept, total: kept.length };
+    },
+    setKeyMoment: async () => {},
+    annotateEntry: async () => {},
+    setRootCause: async () => {},
+    addFactor: async () => {},
+    removeFactor: async () => {},
+    addFollowUp: async () => {
+      throw new HostError('invalid', 'no follow-ups in this fake');
+    },
+    updateFollowUp: async () => {
+      throw new HostError('invalid', 'no follow-ups in this fake');
+    },
+    rootCauses: async () => ['bad model version', 'capacity'],
+    setRootCauses: async (list) => list,
     answerStep: async () => {
       throw new HostError('refused', 'no runbooks in this fake');
     },
@@ -583,5 +641,91 @@ describe('reports', () => {
     await fireEvent.click(await screen.findByTestId('export-report'));
     expect((await screen.findByTestId('exported')).textContent).toContain('/home/ana/incident-1.html');
     expect(asked).toEqual([[1, 'html']]);
+  });
+});
+
+describe('review', () => {
+  const hostile = '<img src=x onerror="window.__pwned=1"><b>bold</b>';
+
+  it('shows the figures with their definitions, the actions, and annotations as text', async () => {
+    const host = fakeHost([incident(1, { status: 'mitigated' })], {
+      incidentReview: async (id) =>
+        reviewData(id, {
+          review: {
+            incidentId: id, rootCause: 'capacity', rootCauseBy: 'bo', factors: [hostile], followUps: [], momentEdits: [],
+            annotations: [{ id: 1, entryId: 1, body: hostile, author: 'bo', createdMs: Date.now() }],
+          },
+        }),
+    });
+    await host.addNote(1, 'first note');
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    await fireEvent.click(await screen.findByTestId('review-mode'));
+    const figures = await screen.findByTestId('review-figures');
+    expect(figures.textContent).toContain('10 min 00 s');
+    expect(figures.textContent).toContain('from impact began to the incident being mitigated');
+    expect((await screen.findByTestId('review-actions')).textContent).toContain('recovered');
+    const note = await screen.findByTestId('annotation');
+    expect(note.textContent).toContain(hostile);
+    expect(screen.getByTestId('factors').textContent).toContain(hostile);
+    expect(document.querySelector('[data-testid="review-view"] img, [data-testid="review-view"] b')).toBeNull();
+    expect((screen.getByTestId('root-cause') as HTMLSelectElement).value).toBe('capacity');
+    expect(screen.getByTestId('review-chart').querySelectorAll('line.mark').length).toBeGreaterThanOrEqual(6);
+  });
+
+  it('moves a key moment only with a reason, and annotates an entry', async () => {
+    const moved: [number, string, number | null, string][] = [];
+    const notes: [number, number, string][] = [];
+    const host = fakeHost([incident(1)], {
+      setKeyMoment: async (id, moment, at, reason) => {
+        moved.push([id, moment, at, reason]);
+      },
+      annotateEntry: async (id, entry, text) => {
+        notes.push([id, entry, text]);
+      },
+    });
+    await host.addNote(1, 'paged the model owner');
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    await fireEvent.keyDown(window, { key: 'v' });
+    const impact = await screen.findByTestId('moment-impact_began');
+    await fireEvent.click(within(impact).getByText('Edit'));
+    const move = within(impact).getByText('Move') as HTMLButtonElement;
+    expect(move.disabled).toBe(true);
+    await fireEvent.input(within(impact).getByLabelText('Reason'), { target: { value: 'users saw errors first' } });
+    expect(move.disabled).toBe(false);
+    await fireEvent.click(move);
+    await waitFor(() => expect(moved).toHaveLength(1));
+    expect(moved[0][1]).toBe('impact_began');
+    expect(moved[0][3]).toBe('users saw errors first');
+    expect(moved[0][2]).toBe(Date.UTC(2026, 10, 28, 3, 0, 0));
+
+    const list = await screen.findByTestId('review-timeline');
+    await fireEvent.click(within(list).getByText('Annotate'));
+    await fireEvent.input(within(list).getByLabelText('Annotation'), { target: { value: 'this is where it began' } });
+    await fireEvent.click(within(list).getByRole('button', { name: 'Annotate' }));
+    await waitFor(() => expect(notes).toEqual([[1, 1, 'this is where it began']]));
+  });
+});
+
+describe('summit', () => {
+  it('exports the chosen incidents through Rust', async () => {
+    const asked: [Selection, string][] = [];
+    const host = fakeHost([incident(1), incident(2, { title: 'second' })], {
+      exportSummit: async (selection, format) => {
+        asked.push([selection, format]);
+        return '/home/ana/summit.md';
+      },
+    });
+    render(App, { host });
+    await screen.findAllByTestId('incident-row');
+    await fireEvent.keyDown(window, { key: 's' });
+    const dialog = await screen.findByTestId('summit-dialog');
+    await fireEvent.click(within(dialog).getByLabelText('Chosen incidents'));
+    await fireEvent.click(within(dialog).getByText('#2 second'));
+    await fireEvent.change(within(dialog).getByLabelText('Format'), { target: { value: 'md' } });
+    await fireEvent.click(screen.getByTestId('summit-export'));
+    expect((await screen.findByTestId('summit-saved')).textContent).toContain('/home/ana/summit.md');
+    expect(asked).toEqual([[{ by: 'incidents', ids: [2] }, 'md']]);
   });
 });

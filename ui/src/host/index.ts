@@ -25,6 +25,16 @@ import type { IpcError } from '../bindings/IpcError';
 import type { NewIncident } from '../bindings/NewIncident';
 import type { Severity } from '../bindings/Severity';
 import type { TimelineEntry } from '../bindings/TimelineEntry';
+import type { FilteredPage } from '../bindings/FilteredPage';
+import type { FollowUp } from '../bindings/FollowUp';
+import type { FollowUpDraft } from '../bindings/FollowUpDraft';
+import type { Progress } from '../bindings/Progress';
+import type { ReviewData } from '../bindings/ReviewData';
+import type { Selection } from '../bindings/Selection';
+import type { TimelineFilter } from '../bindings/TimelineFilter';
+
+export type ReportFormat = 'md' | 'html' | 'json';
+export type KeyMomentName = 'impact_began' | 'detected' | 'acknowledged' | 'mitigated' | 'resolved';
 
 export interface Host {
   appInfo(): Promise<AppInfo>;
@@ -56,8 +66,27 @@ export interface Host {
   runbookFolders(): Promise<string[]>;
   /** Sets the added folders and reloads the runbooks. */
   setRunbookFolders(folders: string[]): Promise<Library>;
-  /** Rust asks where to save in a native dialog; resolves to the path written, or null. */
-  exportReport(incidentId: number, format: 'md' | 'html' | 'json'): Promise<string | null>;
+  /**
+   * Rust asks where to save in a native dialog, then builds and writes the report, telling
+   * `onProgress` how many timeline entries it has read; resolves to the path written, or null.
+   */
+  exportReport(incidentId: number, format: ReportFormat, onProgress?: (p: Progress) => void): Promise<string | null>;
+  /** The summit of a period or chosen incidents, through a native save dialog, with progress. */
+  exportSummit(selection: Selection, format: ReportFormat, onProgress?: (p: Progress) => void): Promise<string | null>;
+  /** The incident as reviewed: its report without the timeline, the review and its choices. */
+  incidentReview(id: number): Promise<ReviewData>;
+  /** A page of the filtered timeline in time order, after the entry `after` (keyset). */
+  reviewTimeline(id: number, filter: TimelineFilter, after: TimelineEntry | null, limit: number): Promise<FilteredPage>;
+  /** Moves a key moment (null: back to the recorded time); a reason is required. */
+  setKeyMoment(id: number, moment: KeyMomentName, atMs: number | null, reason: string): Promise<void>;
+  annotateEntry(id: number, entryId: number, text: string): Promise<void>;
+  setRootCause(id: number, category: string | null): Promise<void>;
+  addFactor(id: number, factor: string): Promise<void>;
+  removeFactor(id: number, factor: string): Promise<void>;
+  addFollowUp(id: number, draft: FollowUpDraft): Promise<FollowUp>;
+  updateFollowUp(followUpId: number, draft: FollowUpDraft): Promise<FollowUp>;
+  rootCauses(): Promise<string[]>;
+  setRootCauses(list: string[]): Promise<string[]>;
   setActionSettings(settings: ActionSettings): Promise<ActionSettings>;
   listIncidents(): Promise<Incident[]>;
   getIncident(id: number): Promise<Incident>;
@@ -106,6 +135,12 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
   }
 }
 
+function progressChannel(onProgress?: (p: Progress) => void): Channel<Progress> {
+  const channel = new Channel<Progress>();
+  channel.onmessage = (p) => onProgress?.(p);
+  return channel;
+}
+
 export const tauriHost: Host = {
   appInfo: () => call('app_info'),
   listClusters: () => call('list_clusters'),
@@ -127,7 +162,22 @@ export const tauriHost: Host = {
   answerStep: (runId, stepId, answer) => call('answer_step', { runId, stepId, answer }),
   runbookFolders: () => call('runbook_folders'),
   setRunbookFolders: (folders) => call('set_runbook_folders', { folders }),
-  exportReport: (incidentId, format) => call('export_report', { incidentId, format }),
+  exportReport: (incidentId, format, onProgress) =>
+    call('export_report', { incidentId, format, progress: progressChannel(onProgress) }),
+  exportSummit: (selection, format, onProgress) =>
+    call('export_summit', { selection, format, progress: progressChannel(onProgress) }),
+  incidentReview: (id) => call('incident_review', { id }),
+  reviewTimeline: (id, filter, after, limit) =>
+    call('review_timeline', { id, filter, afterAt: after?.atMs ?? null, afterId: after?.id ?? null, limit }),
+  setKeyMoment: (id, moment, atMs, reason) => call('set_key_moment', { id, moment, atMs, reason }),
+  annotateEntry: (id, entryId, text) => call('annotate_entry', { id, entryId, text }),
+  setRootCause: (id, category) => call('set_root_cause', { id, category }),
+  addFactor: (id, factor) => call('add_factor', { id, factor }),
+  removeFactor: (id, factor) => call('remove_factor', { id, factor }),
+  addFollowUp: (id, draft) => call('add_follow_up', { id, draft }),
+  updateFollowUp: (followUpId, draft) => call('update_follow_up', { followUpId, draft }),
+  rootCauses: () => call('root_causes'),
+  setRootCauses: (list) => call('set_root_causes', { list }),
   setActionSettings: (settings) => call('set_action_settings', { settings }),
   listIncidents: () => call('list_incidents'),
   getIncident: (id) => call('get_incident', { id }),

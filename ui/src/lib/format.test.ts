@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { age, nextStatus, statusVerb, streamText, streamTone } from './format';
+import { age, clock, duration, fromLocalInput, nextStatus, statusVerb, streamText, streamTone } from './format';
 
 describe('age', () => {
   const t0 = Date.UTC(2026, 10, 27, 3, 0, 0);
@@ -38,5 +38,24 @@ describe('stream state words', () => {
     expect(streamTone({ state: 'live', head: 1 })).toBe('live');
     expect(streamTone({ state: 'connecting' })).toBe('busy');
     expect(streamTone({ state: 'failed', reason: 'x' })).toBe('down');
+  });
+});
+
+describe('review figures and times', () => {
+  it('writes durations the way the reports do', () => {
+    expect(duration(null)).toBe('—');
+    expect(duration(45)).toBe('45 s');
+    expect(duration(12 * 60 + 5)).toBe('12 min 05 s');
+    expect(duration(3 * 3600 + 20 * 60)).toBe('3 h 20 min');
+  });
+  it('reads back a time as the timeline writes it, to the second', () => {
+    const t = Date.UTC(2026, 10, 28, 4, 5, 6);
+    expect(fromLocalInput(clock(t))).toBe(t);
+    expect(fromLocalInput('')).toBeNull();
+    expect(fromLocalInput('not a time')).toBeNull();
+    expect(fromLocalInput('2026-02-30 10:00')).toBeNull();
+    const local = new Date(2026, 10, 28, 4, 5, 41).getTime();
+    expect(fromLocalInput('2026-11-28 04:05:41')).toBe(local);
+    expect(fromLocalInput('2026-11-28 04:05')).toBe(local - 41_000);
   });
 });

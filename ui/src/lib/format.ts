@@ -117,3 +117,23 @@ export function timeOfDay(ms: number): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
+
+/** A duration as the reports write it: "45 s", "12 min 05 s", "3 h 20 min", "—" when unknown. */
+export function duration(seconds: number | null): string {
+  if (seconds === null) return '—';
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s`;
+  return `${Math.floor(seconds / 3600)} h ${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')} min`;
+}
+
+/**
+ * A local time typed as `clock` writes it ("2026-11-28 04:05:41", seconds optional) or as
+ * a `datetime-local` input holds it, as ms; null when empty or not a time.
+ */
+export function fromLocalInput(value: string): number | null {
+  const m = /^\s*(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?\s*$/.exec(value);
+  if (!m) return null;
+  const [y, mo, d, h, mi, s] = m.slice(1).map((v) => Number(v ?? 0));
+  const t = new Date(y, mo - 1, d, h, mi, s);
+  return t.getMonth() === mo - 1 && t.getDate() === d ? t.getTime() : null;
+}
