@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+# Golden files (tests/snapshots) are compared, never rewritten: a difference fails.
+export INSTA_UPDATE=no
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 

@@ -8,6 +8,7 @@
 //! a test that sets it runs in its own test binary.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -30,4 +31,24 @@ pub fn now() -> DateTime<Utc> {
 /// returns to the system clock.
 pub fn set_manual(ms: Option<i64>) {
     MANUAL_MS.store(ms.unwrap_or(i64::MIN), Ordering::SeqCst);
+}
+
+/// Waits `d` by the console's clock: real time, or on a manual clock until the clock has
+/// been moved on by `d`. Waits the console measures (an action's grace period, polling a
+/// running action, the verification window) use this, so a recording on a manual clock
+/// takes each of those steps at a known clock time.
+pub async fn sleep(d: Duration) {
+    let start = MANUAL_MS.load(Ordering::SeqCst);
+    if start == i64::MIN {
+        tokio::time::sleep(d).await;
+        return;
+    }
+    let until = start.saturating_add(d.as_millis() as i64);
+    loop {
+        match MANUAL_MS.load(Ordering::SeqCst) {
+            i64::MIN => return, // back on the system clock: stop waiting on the manual one
+            now if now >= until => return,
+            _ => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    }
 }

@@ -431,7 +431,7 @@ impl ActionDesk {
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(Duration::from_secs(15));
                 }
-                Progress::Poll => tokio::time::sleep(Duration::from_millis(500)).await,
+                Progress::Poll => crate::clock::sleep(Duration::from_millis(500)).await,
             }
             if let Ok(a) = self.store.action(id).await {
                 self.changed(a.incident_id);
@@ -442,7 +442,7 @@ impl ActionDesk {
     async fn after_grace(&self, action: &ActionRecord) -> Result<Progress> {
         let wait = action.send_after_ms.unwrap_or(0) - now_ms();
         if wait > 0 {
-            tokio::time::sleep(Duration::from_millis(wait.min(1_000) as u64)).await;
+            crate::clock::sleep(Duration::from_millis(wait.min(1_000) as u64)).await;
             return Ok(Progress::Moved);
         }
         self.store

@@ -28,7 +28,7 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
     let start = action.succeeded_ms.unwrap_or_else(now_ms);
     let end = start + i64::from(settings.verify_window_s) * 1000;
     while now_ms() < end {
-        tokio::time::sleep(Duration::from_millis(
+        crate::clock::sleep(Duration::from_millis(
             (end - now_ms()).clamp(1, 1_000) as u64
         ))
         .await;

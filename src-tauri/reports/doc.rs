@@ -172,7 +172,7 @@ impl Doc {
         let mut h = format!(
             "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\
-             <title>{title}</title><style>{CSS}</style></head><body><h1>{title}</h1>",
+             <title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{title}</h1>\n",
             title = esc_html(&self.title)
         );
         for block in &self.blocks {
@@ -187,9 +187,9 @@ impl Doc {
                     let _ = write!(h, "<p class=\"muted\">{}</p>", esc_html(t));
                 }
                 Block::List(items) => {
-                    h.push_str("<ul>");
+                    h.push_str("<ul>\n");
                     for i in items {
-                        let _ = write!(h, "<li>{}</li>", esc_html(i));
+                        let _ = writeln!(h, "<li>{}</li>", esc_html(i));
                     }
                     h.push_str("</ul>");
                 }
@@ -198,11 +198,11 @@ impl Doc {
                         let _ = write!(h, "<p class=\"muted\">{}</p>", esc_html(empty));
                         continue;
                     }
-                    h.push_str("<table><tr>");
+                    h.push_str("<table>\n<tr>");
                     for c in head {
                         let _ = write!(h, "<th>{}</th>", esc_html(c));
                     }
-                    h.push_str("</tr>");
+                    h.push_str("</tr>\n");
                     for row in rows {
                         h.push_str("<tr>");
                         for c in row {
@@ -219,16 +219,18 @@ impl Doc {
                                 }
                             }
                         }
-                        h.push_str("</tr>");
+                        h.push_str("</tr>\n");
                     }
                     h.push_str("</table>");
                 }
                 Block::Figure { svg, .. } => h.push_str(svg),
             }
+            // One block a line: readable as source, and in a diff.
+            h.push('\n');
         }
         let _ = write!(
             h,
-            "<p class=\"muted\">{}</p></body></html>",
+            "<p class=\"muted\">{}</p>\n</body>\n</html>\n",
             esc_html(&self.footer)
         );
         h

@@ -43,6 +43,9 @@ pub struct SimOptions {
     pub cluster: String,
     /// Simulated time zero (default: now, to the second).
     pub start: Option<DateTime<Utc>>,
+    /// Time moves only when told to ([`RunningSim::advance`]), for recordings that must
+    /// come out the same on every run.
+    pub stepped: bool,
 }
 
 impl SimOptions {
@@ -58,6 +61,7 @@ impl SimOptions {
             retain: 200_000,
             cluster: "sim".into(),
             start: None,
+            stepped: false,
         }
     }
 }
@@ -169,6 +173,16 @@ impl RunningSim {
         self.shared.world.lock().map(|w| w.t).unwrap_or(0)
     }
 
+    /// Advances simulated time by `seconds`, publishing what the world emits (a stepped
+    /// simulator's only clock; a running one's ticks go on as well).
+    pub fn advance(&self, seconds: u64) {
+        let mut w = self.shared.world.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..seconds {
+            w.tick();
+            self.shared.publisher.flush(&mut w);
+        }
+    }
+
     /// Stops simulated time and the synthetic generator; the servers keep serving.
     /// Tests use it to let a client catch up with a stream that no longer grows.
     pub fn pause(&self) {
@@ -233,6 +247,11 @@ pub async fn start(opts: SimOptions) -> Result<RunningSim> {
         }
     }));
 
+    if opts.stepped {
+        shared
+            .paused
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     // The world's clock: one tick per simulated second.
     let tick_every = Duration::from_secs_f64(1.0 / opts.speed.clamp(0.01, 10_000.0));
     let clock_shared = shared.clone();
