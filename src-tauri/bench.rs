@@ -224,6 +224,88 @@ pub async fn timeline(entries: i64, data_dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// Exporting an incident with `entries` timeline entries: building, rendering and writing
+/// its report in each format and its bundle (what `firebreak report`, `firebreak export`
+/// and the window's *Export report…* do), and the report's read of the timeline (keyset
+/// pages of 1,000) beside the same pages fetched by OFFSET, in the same store.
+pub async fn export(entries: i64, data_dir: &std::path::Path) -> Result<()> {
+    use crate::reports::{build, render, Format};
+    const PAGE: i64 = 1000;
+    anyhow::ensure!(entries >= PAGE, "--entries is at least {PAGE}");
+    std::fs::create_dir_all(data_dir)?;
+    let db = data_dir.join(format!("bench-export-{}.db", std::process::id()));
+    let store = crate::store::Store::open(&db).await?;
+    let filled = Instant::now();
+    let incident = store.bench_fill_incident(entries).await?;
+    println!(
+        "export ({entries} events and entries on one incident, filled in {:.1} s)",
+        filled.elapsed().as_secs_f64()
+    );
+    let secs = |t: Instant| t.elapsed().as_secs_f64();
+    // The entries, and the one that says the incident was opened.
+    let total = store.incident(incident).await?.entry_count;
+
+    let t = Instant::now();
+    let mut after = None;
+    let mut read = 0;
+    loop {
+        let page = store.timeline(incident, after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.at_ms, last.id));
+        read += page.len() as i64;
+    }
+    let by_key = secs(t);
+    let t = Instant::now();
+    let mut by_offset_read = 0;
+    while by_offset_read < total {
+        by_offset_read += store
+            .bench_timeline_offset(incident, by_offset_read, PAGE)
+            .await?;
+    }
+    let by_offset = secs(t);
+    anyhow::ensure!(read == total && by_offset_read == total, "short read");
+    println!("  whole timeline by key, {PAGE} a page (the console): {by_key:>7.2} s");
+    println!("  same pages by OFFSET (baseline):                {by_offset:>7.2} s");
+
+    let out = data_dir.join(format!("bench-export-{}", std::process::id()));
+    for (format, name) in [
+        (Format::Markdown, "Markdown"),
+        (Format::Html, "HTML"),
+        (Format::Json, "JSON"),
+    ] {
+        let t = Instant::now();
+        let report = build(&store, incident).await?;
+        let built = secs(t);
+        let t = Instant::now();
+        let text = render(&report, format);
+        let rendered = secs(t);
+        let t = Instant::now();
+        crate::reports::write_atomically(&out, &text)?;
+        let written = secs(t);
+        println!(
+            "  report, {name:<8} build {built:>5.2} s + render {rendered:>5.2} s + write {written:>5.2} s \
+             = {:>5.2} s, {:.1} MB",
+            built + rendered + written,
+            text.len() as f64 / 1e6
+        );
+    }
+    let t = Instant::now();
+    let bundle = crate::reports::bundle(&store, incident).await?;
+    let text = serde_json::to_string(&bundle)?;
+    crate::reports::write_atomically(&out, &text)?;
+    println!(
+        "  bundle (report in 3 formats, events, timeline, audit): {:>5.2} s, {:.1} MB",
+        secs(t),
+        text.len() as f64 / 1e6
+    );
+    store.close().await;
+    let _ = std::fs::remove_file(&out);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    Ok(())
+}
+
 /// The console window's memory (PSS of the app and its WebKit processes) after it has
 /// recorded `events` events from a cluster, beside an idle window on an empty store,
 /// measured the same way. Needs a display (run under `xvfb-run`) and an OS keychain

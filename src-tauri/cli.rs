@@ -206,6 +206,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         entries: i64,
     },
+    /// Exporting an incident with many timeline entries: the report in each format and
+    /// the bundle, and reading its timeline by key beside the same pages by OFFSET.
+    Export {
+        /// Events (each with its timeline entry) on the incident.
+        #[arg(long, default_value_t = 100_000)]
+        entries: i64,
+    },
     /// The window's memory after recording many events, beside an idle window (needs a
     /// display and an OS keychain).
     Memory {
@@ -306,6 +313,9 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         }) => return rehearse(data_dir, &runbook, &scenario, speed).await,
         Command::Bench(BenchCommand::Timeline { entries }) => {
             return crate::bench::timeline(entries, data_dir.root()).await
+        }
+        Command::Bench(BenchCommand::Export { entries }) => {
+            return crate::bench::export(entries, data_dir.root()).await
         }
         Command::Bench(BenchCommand::Memory { events, rate }) => {
             return crate::bench::memory(events, rate, data_dir.root()).await
