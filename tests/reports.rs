@@ -161,37 +161,90 @@ async fn reports_carry_the_figures_and_actions_and_keep_hostile_text_as_text() {
 async fn the_html_report_runs_no_script_in_a_real_browser_and_shows_every_string_as_text() {
     let dir = tempfile::tempdir().unwrap();
     let (store, incident) = recorded_incident(&dir.path().join("firebreak.db")).await;
+    // Hostile text in every field a reviewer writes, too (the note and the action's
+    // reason already carry it).
+    let opened = store.incident(incident).await.unwrap().opened_ms;
+    store
+        .set_moment(
+            incident,
+            "impact_began",
+            Some(opened - 1_000),
+            HOSTILE,
+            "bo",
+        )
+        .await
+        .unwrap();
+    let first = store.timeline(incident, None, 1).await.unwrap()[0].id;
+    store
+        .annotate(incident, first, HOSTILE, "bo")
+        .await
+        .unwrap();
+    // Categories and owners are short: the script part of it.
+    let short = "<script>window.__pwned=1</script>";
+    store.set_root_causes(&[short.into()]).await.unwrap();
+    store
+        .set_root_cause(incident, Some(short), "bo")
+        .await
+        .unwrap();
+    store.add_factor(incident, HOSTILE, "bo").await.unwrap();
+    let draft = FollowUpDraft {
+        title: HOSTILE.into(),
+        owner: short.into(),
+        due: None,
+        status: FollowUpStatus::Open,
+    };
+    store.add_follow_up(incident, &draft, "bo").await.unwrap();
     let report = build(&store, incident).await.unwrap();
     let file = dir.path().join("report.html");
     firebreak::reports::write_atomically(&file, &render(&report, Format::Html)).unwrap();
+    let selection = Selection::Incidents {
+        ids: vec![incident],
+    };
+    let summit_report = summit(&store, &selection, &mut |_, _| {}).await.unwrap();
+    let summit_file = dir.path().join("summit.html");
+    firebreak::reports::write_atomically(
+        &summit_file,
+        &firebreak::reports::summit::summit_html(&summit_report),
+    )
+    .unwrap();
 
     let driver = support::webdriver::Driver::start_browser().await;
     let session = driver.browser_session().await;
-    session
-        .navigate(&format!("file://{}", file.display()))
-        .await;
-    let seen = session
-        .execute(
-            "return { pwned: window.__pwned === undefined ? null : window.__pwned,
-                      scripts: document.scripts.length,
-                      images: document.images.length,
-                      links: document.links.length,
-                      bold: document.querySelectorAll('b').length,
-                      text: document.body.innerText };",
-            serde_json::json!([]),
-        )
-        .await;
-    assert!(seen["pwned"].is_null(), "script ran: {seen}");
-    assert_eq!(seen["scripts"], 0);
-    assert_eq!(seen["images"], 0);
-    assert_eq!(seen["links"], 0);
-    assert_eq!(seen["bold"], 0, "recorded markup was rendered");
-    let text = seen["text"].as_str().unwrap();
-    assert!(text.contains("<script>window.__pwned=1</script>"), "{text}");
-    assert!(
-        text.contains("[click](javascript:window.__pwned=3)"),
-        "{text}"
-    );
+    // The incident report: the note, the action's reason, the moved moment's reason, the
+    // annotation, the root cause (twice), the factor and the follow-up's title and owner.
+    // The summit: the root cause (twice), the factor, the follow-up's owner and title.
+    for (page, at_least) in [(&file, 9), (&summit_file, 5)] {
+        session
+            .navigate(&format!("file://{}", page.display()))
+            .await;
+        let seen = session
+            .execute(
+                "return { pwned: window.__pwned === undefined ? null : window.__pwned,
+                          scripts: document.scripts.length,
+                          images: document.images.length,
+                          links: document.links.length,
+                          bold: document.querySelectorAll('b').length,
+                          text: document.body.innerText };",
+                serde_json::json!([]),
+            )
+            .await;
+        assert!(seen["pwned"].is_null(), "script ran: {seen}");
+        assert_eq!(seen["scripts"], 0);
+        assert_eq!(seen["images"], 0);
+        assert_eq!(seen["links"], 0);
+        assert_eq!(seen["bold"], 0, "recorded markup was rendered");
+        let text = seen["text"].as_str().unwrap();
+        let shown = text.matches("<script>window.__pwned=1</script>").count();
+        assert!(
+            shown >= at_least,
+            "{shown} times in {}:\n{text}",
+            page.display()
+        );
+        assert!(
+            text.contains("[click](javascript:window.__pwned=3)"),
+            "{text}"
+        );
+    }
     session.close().await;
     // Kept beside the window screenshots, for a person to read.
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e-shots");

@@ -642,6 +642,25 @@ describe('reports', () => {
     expect((await screen.findByTestId('exported')).textContent).toContain('/home/ana/incident-1.html');
     expect(asked).toEqual([[1, 'html']]);
   });
+
+  it('shows how far a long export has got, then where it was saved', async () => {
+    let finish: (path: string) => void = () => {};
+    const host = fakeHost([incident(1)], {
+      exportReport: (_id, _format, onProgress) => {
+        onProgress?.({ done: 40_000, total: 100_000 });
+        return new Promise((resolve) => (finish = resolve));
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    await fireEvent.keyDown(window, { key: 'e' });
+    const progress = await screen.findByTestId('export-progress');
+    expect(progress.textContent).toContain('40,000 / 100,000 entries');
+    expect((screen.getByTestId('export-report') as HTMLButtonElement).disabled).toBe(true);
+    finish('/home/ana/incident-1.html');
+    expect((await screen.findByTestId('exported')).textContent).toContain('/home/ana/incident-1.html');
+    expect(screen.queryByTestId('export-progress')).toBeNull();
+  });
 });
 
 describe('review', () => {
