@@ -2,7 +2,8 @@
 //! the bad-model-rollout simulator, stepped one simulated second at a time, recorded by a
 //! console whose clock is set to the simulator's time at each step. The incident opens from
 //! the rules, an engineer acknowledges it, notes, rolls back through the action desk, and
-//! the desk verifies recovery; then a review moves a key moment and files a root cause.
+//! the desk verifies recovery; then a review moves a key moment, annotates, files a root
+//! cause, a factor and a follow-up.
 //! Every run records the same incident, so the reports must read the same, byte for byte
 //! (ids drawn at random are masked). `cargo insta review` accepts an intended change.
 //!
@@ -20,7 +21,6 @@ use firebreak::actions::ActionSettings;
 use firebreak::incident::{IncidentStatus, Severity};
 use firebreak::protocol::actions::ActionKind;
 use firebreak::reports::{build, render, Format};
-use firebreak::store::review::{FollowUpDraft, FollowUpStatus};
 use support::rig::{live, wait_for, Live};
 
 /// Simulated time zero, and so the console's clock at the first step.
@@ -152,49 +152,7 @@ async fn incident_reports_match_their_golden_files() {
     engine.stop().await;
     sim.shutdown();
 
-    // The review.
-    let opened = store.incident(incident).await.unwrap().opened_ms;
-    store
-        .set_moment(
-            incident,
-            "impact_began",
-            Some(opened - 15_000),
-            "users reported errors before the alert",
-            "bo",
-        )
-        .await
-        .unwrap();
-    store
-        .set_root_cause(incident, Some("bad model version"), "bo")
-        .await
-        .unwrap();
-    store
-        .add_factor(incident, "No canary stage for model weights", "bo")
-        .await
-        .unwrap();
-    store
-        .add_follow_up(
-            incident,
-            &FollowUpDraft {
-                title: "Add a canary wave to model rollouts".into(),
-                owner: "bo".into(),
-                due: Some("2026-12-15".into()),
-                status: FollowUpStatus::Open,
-            },
-            "bo",
-        )
-        .await
-        .unwrap();
-    let first = store.timeline(incident, None, 1).await.unwrap()[0].id;
-    store
-        .annotate(
-            incident,
-            first,
-            "The first sign, 15 s before the alert",
-            "bo",
-        )
-        .await
-        .unwrap();
+    support::rig::review(&store, incident).await;
 
     let report = build(&store, incident).await.unwrap();
     assert_eq!(

@@ -438,8 +438,7 @@ async fn an_exported_bundle_imports_as_the_same_incident_and_a_tampered_one_is_r
             .collect::<Vec<_>>()
     };
     // A reviewed incident: the review travels too.
-    let first = store.timeline(incident, None, 1).await.unwrap()[0].id;
-    review_it(&store, incident, first).await;
+    support::rig::review(&store, incident).await;
     let entries = timeline(store.clone(), incident).await;
     let actions = store.incident_actions(incident).await.unwrap();
     let report = comparable(build(&store, incident).await.unwrap());
@@ -552,47 +551,6 @@ fn comparable(mut r: firebreak::reports::IncidentReport) -> firebreak::reports::
     r
 }
 
-/// Records a review of `incident`: a moved moment, an annotation on `entry`, a root cause,
-/// a factor and a follow-up.
-async fn review_it(store: &Store, incident: i64, entry: i64) {
-    let opened = store.incident(incident).await.unwrap().opened_ms;
-    store
-        .set_moment(
-            incident,
-            "impact_began",
-            Some(opened - 120_000),
-            "users reported errors two minutes before the alert",
-            "bo",
-        )
-        .await
-        .unwrap();
-    store
-        .annotate(incident, entry, "this is where it started", "bo")
-        .await
-        .unwrap();
-    store
-        .set_root_cause(incident, Some("bad model version"), "bo")
-        .await
-        .unwrap();
-    store
-        .add_factor(incident, "no canary for model weights", "bo")
-        .await
-        .unwrap();
-    store
-        .add_follow_up(
-            incident,
-            &FollowUpDraft {
-                title: "Canary model weights".into(),
-                owner: "bo".into(),
-                due: Some("2027-01-15".into()),
-                status: FollowUpStatus::Open,
-            },
-            "bo",
-        )
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn review_moves_moments_with_a_reason_annotates_entries_and_filters_the_timeline() {
     let dir = tempfile::tempdir().unwrap();
@@ -618,7 +576,7 @@ async fn review_moves_moments_with_a_reason_annotates_entries_and_filters_the_ti
         .await
         .is_err());
     let entries = store.timeline(incident, None, 1000).await.unwrap();
-    review_it(&store, incident, entries[0].id).await;
+    support::rig::review(&store, incident).await;
     let after = build(&store, incident).await.unwrap();
     let impact = &after.key_moments[0];
     assert_eq!(impact.at.unwrap().timestamp_millis(), opened - 120_000);

@@ -141,14 +141,17 @@ fn format_of(format: &str) -> Reply<(Format, &'static str, &'static str)> {
     }
 }
 
-/// Asks for a path in a native save dialog; None when the engineer cancels.
-async fn ask_path<R: tauri::Runtime>(
+/// Asks for a path in a native save dialog, then writes what `make` produces there, and
+/// nowhere else, atomically. Returns the path written, or None when the engineer cancelled
+/// (then nothing is made).
+async fn export_to_chosen_file<R: tauri::Runtime>(
     app: &tauri::AppHandle<R>,
     window: &tauri::WebviewWindow<R>,
     title: &str,
     file_name: String,
     (ext, label): (&'static str, &'static str),
-) -> Reply<Option<std::path::PathBuf>> {
+    make: impl std::future::Future<Output = Reply<String>>,
+) -> Reply<Option<String>> {
     use tauri_plugin_dialog::DialogExt;
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.dialog()
@@ -163,19 +166,17 @@ async fn ask_path<R: tauri::Runtime>(
     let Some(path) = rx.await.ok().flatten() else {
         return Ok(None);
     };
-    Ok(Some(path.into_path().map_err(|e| {
-        IpcError::new(ErrorCode::Invalid, e.to_string())
-    })?))
-}
-
-fn write(path: &std::path::Path, text: &str) -> Reply<String> {
-    crate::reports::write_atomically(path, text).map_err(|e| {
+    let path = path
+        .into_path()
+        .map_err(|e| IpcError::new(ErrorCode::Invalid, e.to_string()))?;
+    let text = make.await?;
+    crate::reports::write_atomically(&path, &text).map_err(|e| {
         IpcError::new(
             ErrorCode::Internal,
             format!("cannot write {}: {e}", path.display()),
         )
     })?;
-    Ok(path.display().to_string())
+    Ok(Some(path.display().to_string()))
 }
 
 /// Exports an incident's report to a file the engineer picks in a native save dialog, and
@@ -194,29 +195,29 @@ pub async fn export_report<R: tauri::Runtime>(
     let (fmt, ext, label) = format_of(&format)?;
     let store = console.store()?;
     store.incident(incident_id).await?;
-    let Some(path) = ask_path(
+    let make = async {
+        // At most one message per 1% (or per page): the page's progress bar, not a flood.
+        let mut last = None;
+        let report = crate::reports::build_with(store, incident_id, true, &mut |p: Progress| {
+            let step = p.done * 100 / p.total.max(1);
+            if last != Some(step) {
+                last = Some(step);
+                let _ = progress.send(p);
+            }
+        })
+        .await?;
+        Ok(crate::reports::render(&report, fmt))
+    };
+    let name = format!("incident-{incident_id}.{ext}");
+    export_to_chosen_file(
         &app,
         &window,
         "Export incident report",
-        format!("incident-{incident_id}.{ext}"),
+        name,
         (ext, label),
+        make,
     )
-    .await?
-    else {
-        return Ok(None);
-    };
-    // At most one message per 1% (or per page): the page's progress bar, not a flood.
-    let mut last = None;
-    let report = crate::reports::build_with(store, incident_id, true, &mut |p: Progress| {
-        let step = p.done * 100 / p.total.max(1);
-        if last != Some(step) {
-            last = Some(step);
-            let _ = progress.send(p);
-        }
-    })
-    .await?;
-    let text = crate::reports::render(&report, fmt);
-    write(&path, &text).map(Some)
+    .await
 }
 
 /// The summit report of a period or of chosen incidents, to a file picked in a native
@@ -232,21 +233,21 @@ pub async fn export_summit<R: tauri::Runtime>(
 ) -> Reply<Option<String>> {
     let (fmt, ext, label) = format_of(&format)?;
     let store = console.store()?;
-    let Some(path) = ask_path(
+    let make = async {
+        let report = crate::reports::summit::summit(store, &selection, &mut |done, total| {
+            let _ = progress.send(Progress { done, total });
+        })
+        .await?;
+        Ok(crate::reports::summit::render(&report, fmt))
+    };
+    let name = format!("summit.{ext}");
+    export_to_chosen_file(
         &app,
         &window,
         "Export summit report",
-        format!("summit.{ext}"),
+        name,
         (ext, label),
+        make,
     )
-    .await?
-    else {
-        return Ok(None);
-    };
-    let report = crate::reports::summit::summit(store, &selection, &mut |done, total| {
-        let _ = progress.send(Progress { done, total });
-    })
-    .await?;
-    let text = crate::reports::summit::render(&report, fmt);
-    write(&path, &text).map(Some)
+    .await
 }

@@ -441,21 +441,13 @@ pub fn doc(s: &SummitReport) -> Doc {
             })
             .collect(),
     ));
-    blocks.extend(table(
-        "By root cause",
-        vec!["root cause", "incidents"],
-        pairs(&s.by_root_cause),
-    ));
-    blocks.extend(table(
-        "By severity",
-        vec!["severity", "incidents"],
-        pairs(&s.by_severity),
-    ));
-    blocks.extend(table(
-        "By service",
-        vec!["service", "incidents"],
-        pairs(&s.by_service),
-    ));
+    for (title, by, counts) in [
+        ("By root cause", "root cause", &s.by_root_cause),
+        ("By severity", "severity", &s.by_severity),
+        ("By service", "service", &s.by_service),
+    ] {
+        blocks.extend(table(title, vec![by, "incidents"], pairs(counts)));
+    }
     blocks.extend(table(
         "Remediations",
         vec![

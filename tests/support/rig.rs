@@ -85,3 +85,46 @@ pub async fn incident_where(
     .await;
     found.unwrap()
 }
+
+/// Records a review of `incident`: impact began moved two minutes earlier with a reason,
+/// an annotation on its first entry, a root cause, a factor and a follow-up.
+pub async fn review(store: &Store, incident: i64) {
+    use firebreak::store::review::{FollowUpDraft, FollowUpStatus};
+    let opened = store.incident(incident).await.unwrap().opened_ms;
+    store
+        .set_moment(
+            incident,
+            "impact_began",
+            Some(opened - 120_000),
+            "users reported errors two minutes before the alert",
+            "bo",
+        )
+        .await
+        .unwrap();
+    let first = store.timeline(incident, None, 1).await.unwrap()[0].id;
+    store
+        .annotate(incident, first, "this is where it started", "bo")
+        .await
+        .unwrap();
+    store
+        .set_root_cause(incident, Some("bad model version"), "bo")
+        .await
+        .unwrap();
+    store
+        .add_factor(incident, "no canary for model weights", "bo")
+        .await
+        .unwrap();
+    store
+        .add_follow_up(
+            incident,
+            &FollowUpDraft {
+                title: "Canary model weights".into(),
+                owner: "bo".into(),
+                due: Some("2027-01-15".into()),
+                status: FollowUpStatus::Open,
+            },
+            "bo",
+        )
+        .await
+        .unwrap();
+}
