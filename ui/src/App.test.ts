@@ -690,6 +690,17 @@ describe('review', () => {
     expect(document.querySelector('[data-testid="review-view"] img, [data-testid="review-view"] b')).toBeNull();
     expect((screen.getByTestId('root-cause') as HTMLSelectElement).value).toBe('capacity');
     expect(screen.getByTestId('review-chart').querySelectorAll('line.mark').length).toBeGreaterThanOrEqual(6);
+    expect(screen.queryByTestId('moments-backwards')).toBeNull();
+  });
+
+  it('warns when the moments in force run backwards', async () => {
+    const data = reviewData(1);
+    const later = new Date(Date.parse(data.report.key_moments[1].at!) + 30_000).toISOString();
+    data.report.key_moments[0] = { ...data.report.key_moments[0], at: later, edit: { by: 'bo', reason: 'x', edited_at: later } };
+    render(App, { host: fakeHost([incident(1)], { incidentReview: async () => data }) });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    await fireEvent.keyDown(window, { key: 'v' });
+    expect((await screen.findByTestId('moments-backwards')).textContent).toContain('impact began is after detected');
   });
 
   it('moves a key moment only with a reason, and annotates an entry', async () => {
