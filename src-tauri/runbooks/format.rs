@@ -89,7 +89,7 @@ pub enum Step {
         detail: String,
         #[serde(default)]
         finding: bool,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         next: Option<String>,
     },
@@ -102,7 +102,7 @@ pub enum Step {
         window_min: u32,
         #[serde(default)]
         detail: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         next: Option<String>,
     },
@@ -114,7 +114,7 @@ pub enum Step {
         action: StepAction,
         #[serde(default)]
         detail: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         next: Option<String>,
     },
@@ -123,10 +123,11 @@ pub enum Step {
     Branch {
         id: String,
         title: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         on: Option<String>,
         when: Vec<Arm>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         otherwise: Option<String>,
     },
