@@ -152,6 +152,8 @@ pub struct TimelineFacets {
     pub kinds: Vec<EntryKind>,
     pub services: Vec<String>,
     pub authors: Vec<String>,
+    /// The times of the first and the last entry (None for an empty timeline).
+    pub span_ms: Option<(i64, i64)>,
 }
 
 /// A factor named on earlier incidents, offered while typing so the same factor is
@@ -653,10 +655,17 @@ impl Store {
                 incident_id,
             )
             .await?;
+        let span: (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MIN(at_ms), MAX(at_ms) FROM timeline_entries WHERE incident_id = ?",
+        )
+        .bind(incident_id)
+        .fetch_one(self.reader())
+        .await?;
         Ok(TimelineFacets {
             kinds: kinds.iter().filter_map(|k| EntryKind::parse(k)).collect(),
             services,
             authors,
+            span_ms: span.0.zip(span.1),
         })
     }
 

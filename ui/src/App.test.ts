@@ -14,6 +14,8 @@ import type { RunRecord } from './bindings/RunRecord';
 import type { Answer } from './bindings/Answer';
 import type { ReviewData } from './bindings/ReviewData';
 import type { Selection } from './bindings/Selection';
+import type { FollowUp } from './bindings/FollowUp';
+import type { FollowUpDraft } from './bindings/FollowUpDraft';
 
 afterEach(cleanup);
 
@@ -75,7 +77,7 @@ function reviewData(id: number, over: Partial<ReviewData> = {}): ReviewData {
       generated_at: iso(t0 + 1_000_000),
     },
     review: { incidentId: id, rootCause: null, rootCauseBy: null, factors: [], followUps: [], momentEdits: [], annotations: [] },
-    facets: { kinds: ['note', 'event'], services: ['llm-assistant'], authors: ['ana'] },
+    facets: { kinds: ['note', 'event'], services: ['llm-assistant'], authors: ['ana'], spanMs: [t0, t0 + 900_000] },
     rootCauses: ['bad model version', 'capacity'],
     knownFactors: [],
     ...over,
@@ -691,6 +693,46 @@ describe('review', () => {
     expect((screen.getByTestId('root-cause') as HTMLSelectElement).value).toBe('capacity');
     expect(screen.getByTestId('review-chart').querySelectorAll('line.mark').length).toBeGreaterThanOrEqual(6);
     expect(screen.queryByTestId('moments-backwards')).toBeNull();
+  });
+
+  it('adds a follow-up, then changes its owner and its status', async () => {
+    const followUps: FollowUp[] = [];
+    const updates: [number, FollowUpDraft][] = [];
+    const host = fakeHost([incident(1)], {
+      incidentReview: async (id) => {
+        const data = reviewData(id);
+        return { ...data, review: { ...data.review, followUps: followUps.map((f) => ({ ...f })) } };
+      },
+      addFollowUp: async (id, d) => {
+        const f: FollowUp = { id: followUps.length + 1, incidentId: id, ...d, createdBy: 'ana', createdMs: 0, updatedBy: 'ana', updatedMs: 0 };
+        followUps.push(f);
+        return f;
+      },
+      updateFollowUp: async (fid, d) => {
+        updates.push([fid, d]);
+        Object.assign(followUps[fid - 1], d);
+        return followUps[fid - 1];
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    await fireEvent.keyDown(window, { key: 'v' });
+    const panel = await screen.findByTestId('review-panel');
+    await fireEvent.input(within(panel).getByLabelText('Follow-up'), { target: { value: 'Canary model weights' } });
+    await fireEvent.input(within(panel).getByLabelText('Owner'), { target: { value: 'bo' } });
+    await fireEvent.input(within(panel).getByLabelText('Due'), { target: { value: '2026-12-01' } });
+    await fireEvent.click(within(panel).getByText('Add follow-up'));
+    const list = await screen.findByTestId('follow-ups');
+    await waitFor(() => expect(list.textContent).toContain('Canary model weights'));
+    await fireEvent.click(within(list).getByText('Edit'));
+    await fireEvent.input(within(list).getByLabelText('Owner'), { target: { value: 'cy' } });
+    await fireEvent.click(within(list).getByText('Save'));
+    await waitFor(() => expect(updates).toHaveLength(1));
+    expect(updates[0]).toEqual([1, { title: 'Canary model weights', owner: 'cy', due: '2026-12-01', status: 'open' }]);
+    await waitFor(() => expect(list.textContent).toContain('cy'));
+    await fireEvent.change(within(list).getByLabelText('Status of Canary model weights'), { target: { value: 'done' } });
+    await waitFor(() => expect(updates).toHaveLength(2));
+    expect(updates[1][1].status).toBe('done');
   });
 
   it('warns when the moments in force run backwards', async () => {

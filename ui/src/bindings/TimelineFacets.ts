@@ -4,4 +4,8 @@ import type { EntryKind } from "./EntryKind";
 /**
  * What the filter can offer for one incident.
  */
-export type TimelineFacets = { kinds: Array<EntryKind>, services: Array<string>, authors: Array<string>, };
+export type TimelineFacets = { kinds: Array<EntryKind>, services: Array<string>, authors: Array<string>, 
+/**
+ * The times of the first and the last entry (None for an empty timeline).
+ */
+spanMs: [number, number] | null, };
