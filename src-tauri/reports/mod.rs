@@ -1,8 +1,9 @@
-//! Incident reports: one model built from the store (key moments, figures with their
-//! definitions, the actions and whether they helped, the metric series, the timeline),
-//! rendered as Markdown, self-contained HTML or JSON (with a published JSON Schema).
-//! Every recorded string is escaped by the renderer of each format: an event message or a
-//! note is always text, never markup.
+//! Incident reports: one model built from the store (key moments as the review left them,
+//! figures with their definitions, the actions and whether they helped, the review's
+//! conclusions, the metric series, the timeline with its annotations), rendered as
+//! Markdown, self-contained HTML or JSON (with a published JSON Schema). Markdown and HTML
+//! render one shared document (`doc.rs`), which escapes every recorded string for its
+//! format: an event message or a note is always text, never markup.
 
 pub mod doc;
 mod render;
