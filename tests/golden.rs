@@ -116,11 +116,38 @@ async fn incident_reports_match_their_golden_files() {
     .await
     .unwrap();
     // Until the desk has verified: each second, wait for the desk to agree with the cluster.
+    // (The desk sends once the clock moves past the confirmation, and verifies once it
+    // reaches the end of the window: each is waited for before the world moves again.)
     loop {
         step(&mut second).await;
         assert!(second < 900, "the rollback was not verified in time");
+        wait_for(
+            Duration::from_secs(10),
+            "the cluster's answer",
+            async || {
+                store
+                    .action(&proposal.id)
+                    .await
+                    .unwrap()
+                    .remote_id
+                    .is_some()
+            },
+        )
+        .await;
         let action = store.action(&proposal.id).await.unwrap();
-        if action.verification.is_some() {
+        let window_over = action
+            .succeeded_ms
+            .is_some_and(|ms| at(second) >= ms + 20_000);
+        if window_over {
+            wait_for(Duration::from_secs(10), "the verification", async || {
+                store
+                    .action(&proposal.id)
+                    .await
+                    .unwrap()
+                    .verification
+                    .is_some()
+            })
+            .await;
             break;
         }
         if let Some(remote) = &action.remote_id {
