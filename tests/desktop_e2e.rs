@@ -46,14 +46,11 @@ async fn console_frame_and_empty_state_render() {
     assert_eq!(session.title().await, "Firebreak");
 
     // The window really talks to its store: open an incident, see it listed and timed.
-    let new = session.wait_for(".pane-head button").await;
-    session.click(&new).await;
-    let title = session.wait_for(".dialog input").await;
+    session.click_on(".pane-head button").await;
     session
-        .type_into(&title, "Checkout latency p99 over 2 s")
+        .type_on(".dialog input", "Checkout latency p99 over 2 s")
         .await;
-    let submit = session.wait_for(".dialog button[type=submit]").await;
-    session.click(&submit).await;
+    session.click_on(".dialog button[type=submit]").await;
     let row = session.wait_for("[data-testid=incident-row]").await;
     session.screenshot("incident-opened").await;
     let row_text = session.text(&row).await;
@@ -65,17 +62,17 @@ async fn console_frame_and_empty_state_render() {
     assert!(session.text(&timeline).await.contains("Opened by hand"));
 
     // Acknowledge, and add a note: both land on the timeline with the author.
-    let ack = session.wait_for("[data-testid=advance-status]").await;
-    session.click(&ack).await;
+    session.click_on("[data-testid=advance-status]").await;
     session
         .wait_for("[data-testid=timeline] .kind-status_changed")
         .await;
-    let note = session.wait_for("textarea[aria-label=Note]").await;
     session
-        .type_into(&note, "Paged the checkout owner; p99 started at 03:12")
+        .type_on(
+            "textarea[aria-label=Note]",
+            "Paged the checkout owner; p99 started at 03:12",
+        )
         .await;
-    let add = session.wait_for(".note button[type=submit]").await;
-    session.click(&add).await;
+    session.click_on(".note button[type=submit]").await;
     let added = session.wait_for("[data-testid=timeline] .kind-note").await;
     assert!(session
         .text(&added)
@@ -208,12 +205,11 @@ async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token
     let session = driver.session(app(), &args).await;
 
     // Clusters view: add one, with its token.
-    let tab = session.wait_for("[data-testid=tab-settings]").await;
-    session.click(&tab).await;
-    let add = session.wait_for("[data-testid=add-cluster]").await;
-    session.click(&add).await;
-    let name = session.wait_for("[data-testid=cluster-name]").await;
-    session.type_into(&name, "staging").await;
+    session.click_on("[data-testid=tab-settings]").await;
+    session.click_on("[data-testid=add-cluster]").await;
+    session
+        .type_on("[data-testid=cluster-name]", "staging")
+        .await;
     for (field, value) in [
         ("cluster-events-url", s.events_url()),
         ("cluster-actions-url", s.actions_url()),
@@ -224,8 +220,7 @@ async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token
     }
     let token = session.wait_for("[data-testid=cluster-token]").await;
     session.type_into(&token, SECRET).await;
-    let save = session.wait_for("[data-testid=cluster-save]").await;
-    session.click(&save).await;
+    session.click_on("[data-testid=cluster-save]").await;
     let row = session.wait_for("[data-testid=cluster-row]").await;
     wait_text(&session, &row, "the cluster goes live", |t| {
         t.contains("staging") && t.contains("live") && t.contains("saved in keychain")
@@ -233,29 +228,27 @@ async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token
     .await;
 
     // Events view: the stream arrives; search finds by word; a row opens its raw event.
-    let tab = session.wait_for("[data-testid=tab-events]").await;
-    session.click(&tab).await;
+    session.click_on("[data-testid=tab-events]").await;
     let list = session.wait_for("[data-testid=feed-list]").await;
     wait_text(&session, &list, "events in the feed", |t| {
         t.contains("staging")
     })
     .await;
-    let search = session.wait_for("[data-testid=feed-search]").await;
-    session.type_into(&search, "metrics").await;
+    session
+        .type_on("[data-testid=feed-search]", "metrics")
+        .await;
     wait_text(&session, &list, "search results", |t| {
         t.contains("service.metrics")
     })
     .await;
-    let first = session.wait_for("[data-testid=feed-row]").await;
-    session.click(&first).await;
+    session.click_on("[data-testid=feed-row]").await;
     let raw = session.wait_for("[data-testid=raw-event]").await;
     let raw_text = session.text(&raw).await;
     assert!(raw_text.contains("\"specversion\": \"1.0\""), "{raw_text}");
     session.screenshot("events").await;
 
     // Diagnostics: the malformed frames the cluster sent are listed with their reason.
-    let tab = session.wait_for("[data-testid=tab-diagnostics]").await;
-    session.click(&tab).await;
+    session.click_on("[data-testid=tab-diagnostics]").await;
     let quarantine = session.wait_for("[data-testid=quarantine]").await;
     let q = session.text(&quarantine).await;
     assert!(q.contains("staging") && q.contains("not"), "{q}");
@@ -280,12 +273,9 @@ async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token
     .await;
 
     // Removing it stops the stream; what was recorded stays in the feed.
-    let tab = session.wait_for("[data-testid=tab-settings]").await;
-    session.click(&tab).await;
-    let remove = session.wait_for("[data-testid=remove-cluster]").await;
-    session.click(&remove).await;
-    let confirm = session.wait_for("[data-testid=confirm-remove]").await;
-    session.click(&confirm).await;
+    session.click_on("[data-testid=tab-settings]").await;
+    session.click_on("[data-testid=remove-cluster]").await;
+    session.click_on("[data-testid=confirm-remove]").await;
     session.wait_for("[data-testid=clusters-empty]").await;
     session.close().await;
     s.shutdown();
@@ -370,8 +360,7 @@ async fn demo_incident(driver: &Driver, data: &Path) -> support::webdriver::Sess
             ],
         )
         .await;
-    let row = session.wait_for("[data-testid=incident-row]").await;
-    session.click(&row).await;
+    session.click_on("[data-testid=incident-row]").await;
     // Let a few waves of the bad rollout land, so the rollback has something to heal.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     session
@@ -385,8 +374,7 @@ async fn one_rollback_clicked_through_in_the_window_is_verified_on_the_timeline(
     let driver = Driver::start().await;
     let session = demo_incident(&driver, data.path()).await;
 
-    let propose = session.wait_for("[data-testid=propose-rollback]").await;
-    session.click(&propose).await;
+    session.click_on("[data-testid=propose-rollback]").await;
     let preview = session.wait_for("[data-testid=action-preview]").await;
     let text = session.text(&preview).await;
     assert!(
@@ -394,15 +382,17 @@ async fn one_rollback_clicked_through_in_the_window_is_verified_on_the_timeline(
         "{text}"
     );
     assert!(text.contains("expected_revision = 42"), "{text}");
-    let reason = session.wait_for("[data-testid=action-reason]").await;
     session
-        .type_into(&reason, "errors climb with every wave of 42")
+        .type_on(
+            "[data-testid=action-reason]",
+            "errors climb with every wave of 42",
+        )
         .await;
-    let typed = session.wait_for("[data-testid=action-typed]").await;
-    session.type_into(&typed, "llm-assistant").await;
+    session
+        .type_on("[data-testid=action-typed]", "llm-assistant")
+        .await;
     session.screenshot("action-preview").await;
-    let go = session.wait_for("[data-testid=action-confirm]").await;
-    session.click(&go).await;
+    session.click_on("[data-testid=action-confirm]").await;
     answer_dialog("Confirm: Roll", "alt+r");
 
     let panel = session.wait_for("[data-testid=actions-panel]").await;
@@ -504,36 +494,37 @@ async fn a_runbook_walked_through_in_the_window_ends_with_the_incident_mitigated
         t.contains("A new model version makes a service fail") && t.contains("Matched because")
     })
     .await;
-    let start = session.wait_for("[data-testid=runbook-start]").await;
-    session.click(&start).await;
+    session.click_on("[data-testid=runbook-start]").await;
 
     // The first check asks for a finding.
-    let finding = session.wait_for("[data-testid=runbook-finding]").await;
     session
-        .type_into(&finding, "errors rose with wave 1 of revision 42")
+        .type_on(
+            "[data-testid=runbook-finding]",
+            "errors rose with wave 1 of revision 42",
+        )
         .await;
-    let done = session.wait_for("[data-testid=runbook-done]").await;
-    session.click(&done).await;
+    session.click_on("[data-testid=runbook-done]").await;
 
     // The query and the branch run by themselves; the rollback step proposes the action,
     // which is confirmed through the same preview and system dialog as the buttons.
-    let propose = session.wait_for("[data-testid=runbook-propose]").await;
-    session.click(&propose).await;
-    let reason = session.wait_for("[data-testid=action-reason]").await;
-    session.type_into(&reason, "runbook step: roll back").await;
-    let typed = session.wait_for("[data-testid=action-typed]").await;
-    session.type_into(&typed, "llm-assistant").await;
-    let go = session.wait_for("[data-testid=action-confirm]").await;
-    session.click(&go).await;
+    session.click_on("[data-testid=runbook-propose]").await;
+    session
+        .type_on("[data-testid=action-reason]", "runbook step: roll back")
+        .await;
+    session
+        .type_on("[data-testid=action-typed]", "llm-assistant")
+        .await;
+    session.click_on("[data-testid=action-confirm]").await;
     answer_dialog("Confirm: Roll", "alt+r");
 
     // Once verified, the run moves to the last check.
-    let finding = session.wait_for("[data-testid=runbook-finding]").await;
     session
-        .type_into(&finding, "posted in #assistant-models")
+        .type_on(
+            "[data-testid=runbook-finding]",
+            "posted in #assistant-models",
+        )
         .await;
-    let done = session.wait_for("[data-testid=runbook-done]").await;
-    session.click(&done).await;
+    session.click_on("[data-testid=runbook-done]").await;
     let run = session.wait_for("[data-testid=runbook-run]").await;
     wait_text(&session, &run, "the finished run", |t| {
         t.contains("finished")
@@ -566,8 +557,7 @@ async fn a_review_in_the_window_lands_in_the_exported_reports() {
     let session = demo_incident(&driver, data.path()).await;
 
     // Review mode: the figures with their definitions, the chart, the whole timeline.
-    let review = session.wait_for("[data-testid=review-mode]").await;
-    session.click(&review).await;
+    session.click_on("[data-testid=review-mode]").await;
     let figures = session.wait_for("[data-testid=review-figures]").await;
     assert!(session
         .text(&figures)
@@ -580,58 +570,51 @@ async fn a_review_in_the_window_lands_in_the_exported_reports() {
 
     // Annotate the first entry, then move a moment to it; file the root cause; name a
     // factor; add a follow-up.
-    let first = session
-        .wait_for("[data-testid=review-timeline] .entry .entry-hit")
-        .await;
-    session.click(&first).await;
-    let annotate = session
-        .wait_for("[data-testid=review-timeline] .entry.selected .annotate-link")
-        .await;
-    session.click(&annotate).await;
-    let text = session
-        .wait_for("[data-testid=review-timeline] input[aria-label=Annotation]")
+    session
+        .click_on("[data-testid=review-timeline] .entry .entry-hit")
         .await;
     session
-        .type_into(&text, "<b>first</b> sign, seen by the canary")
+        .click_on("[data-testid=review-timeline] .entry.selected .annotate-link")
         .await;
-    let save = session
-        .wait_for("[data-testid=review-timeline] .annotate button[type=submit]")
+    session
+        .type_on(
+            "[data-testid=review-timeline] input[aria-label=Annotation]",
+            "<b>first</b> sign, seen by the canary",
+        )
         .await;
-    session.click(&save).await;
+    session
+        .click_on("[data-testid=review-timeline] .annotate button[type=submit]")
+        .await;
     session.wait_for("[data-testid=annotation]").await;
     // Move impact began to the selected entry's time, with a reason.
-    let edit = session
-        .wait_for("[data-testid=moment-impact_began] button")
-        .await;
-    session.click(&edit).await;
-    let reason = session
-        .wait_for("[data-testid=moment-impact_began] input[aria-label=Reason]")
+    session
+        .click_on("[data-testid=moment-impact_began] button")
         .await;
     session
-        .type_into(&reason, "users reported errors before the alert")
+        .type_on(
+            "[data-testid=moment-impact_began] input[aria-label=Reason]",
+            "users reported errors before the alert",
+        )
         .await;
-    let use_entry = session
-        .wait_for("[data-testid=moment-impact_began] .moment-form button.link")
+    session
+        .click_on("[data-testid=moment-impact_began] .moment-form button.link")
         .await;
-    session.click(&use_entry).await;
-    let moved = session
-        .wait_for("[data-testid=moment-impact_began] button[type=submit]")
+    session
+        .click_on("[data-testid=moment-impact_began] button[type=submit]")
         .await;
-    session.click(&moved).await;
     let edit = session.wait_for("[data-testid=moment-edit]").await;
     assert!(session
         .text(&edit)
         .await
         .contains("users reported errors before the alert"));
-    let cause = session
-        .wait_for("[data-testid=root-cause] option[value='bad model version']")
-        .await;
-    session.click(&cause).await;
-    let factor = session
-        .wait_for("input[aria-label='Contributing factor']")
+    session
+        .click_on("[data-testid=root-cause] option[value='bad model version']")
         .await;
     session
-        .type_into(&factor, "no canary for model weights\u{E007}")
+        .type_on(
+            "input[aria-label='Contributing factor']",
+            "no canary for model weights\u{E007}",
+        )
         .await;
     wait_text(
         &session,
@@ -640,12 +623,15 @@ async fn a_review_in_the_window_lands_in_the_exported_reports() {
         |t| t.contains("no canary for model weights"),
     )
     .await;
-    let title = session.wait_for("input[aria-label=Follow-up]").await;
     session
-        .type_into(&title, "Canary every model weight push")
+        .type_on(
+            "input[aria-label=Follow-up]",
+            "Canary every model weight push",
+        )
         .await;
-    let owner = session.wait_for("input[aria-label=Owner]").await;
-    session.type_into(&owner, "bo\u{E007}").await;
+    session
+        .type_on("input[aria-label=Owner]", "bo\u{E007}")
+        .await;
     wait_text(
         &session,
         &session.wait_for("[data-testid=follow-ups]").await,
@@ -656,8 +642,7 @@ async fn a_review_in_the_window_lands_in_the_exported_reports() {
     session.screenshot("review").await;
 
     // The exported report says all of it, and the annotation's markup stays text.
-    let export = session.wait_for("[data-testid=export-report]").await;
-    session.click(&export).await;
+    session.click_on("[data-testid=export-report]").await;
     let target = data.path().join("exported-report.html");
     save_dialog_as("Export incident report", &target);
     let saved = session.wait_for("[data-testid=exported]").await;
@@ -679,14 +664,12 @@ async fn a_review_in_the_window_lands_in_the_exported_reports() {
     session
         .click(&session.wait_for("[data-testid=open-summit]").await)
         .await;
-    let chosen = session
-        .wait_for("[data-testid=summit-dialog] input[type=radio][value=incidents]")
+    session
+        .click_on("[data-testid=summit-dialog] input[type=radio][value=incidents]")
         .await;
-    session.click(&chosen).await;
-    let pick = session
-        .wait_for("[data-testid=summit-dialog] .pick input[type=checkbox]")
+    session
+        .click_on("[data-testid=summit-dialog] .pick input[type=checkbox]")
         .await;
-    session.click(&pick).await;
     session
         .click(&session.wait_for("[data-testid=summit-export]").await)
         .await;

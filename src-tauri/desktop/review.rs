@@ -29,11 +29,13 @@ pub async fn review_timeline(
     limit: i64,
 ) -> Reply<FilteredPage> {
     let store = console.store()?;
+    let after = after_at.zip(after_id);
     Ok(FilteredPage {
-        entries: store
-            .filtered_timeline(id, &filter, after_at.zip(after_id), limit)
-            .await?,
-        total: store.filtered_timeline_count(id, &filter).await?,
+        entries: store.filtered_timeline(id, &filter, after, limit).await?,
+        total: match after {
+            None => Some(store.filtered_timeline_count(id, &filter).await?),
+            Some(_) => None,
+        },
     })
 }
 

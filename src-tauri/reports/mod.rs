@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use ts_rs::TS;
 
-pub use render::{html, markdown};
+use render::{html, markdown};
 
 use crate::incident::Incident;
 use crate::store::actions::ActionRecord;
@@ -199,8 +199,19 @@ pub async fn build_with(
     with_timeline: bool,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> anyhow::Result<IncidentReport> {
-    let incident: Incident = store.incident(incident_id).await?;
     let review = store.review(incident_id).await?;
+    assemble(store, incident_id, &review, with_timeline, progress).await
+}
+
+/// The report of an incident whose review the caller has already read.
+async fn assemble(
+    store: &Store,
+    incident_id: i64,
+    review: &Review,
+    with_timeline: bool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> anyhow::Result<IncidentReport> {
+    let incident: Incident = store.incident(incident_id).await?;
     let mut timeline = Vec::new();
     if with_timeline {
         let total = incident.entry_count.max(0) as u64;
@@ -234,7 +245,7 @@ pub async fn build_with(
     let actions: Vec<ActionRecord> = store.incident_actions(incident_id).await?;
     let events = store.incident_event_data(incident_id).await?;
 
-    let key_moments = key_moments(store, &incident, &review).await?;
+    let key_moments = key_moments(store, &incident, review).await?;
     let m = |name: &str| {
         key_moments
             .iter()
@@ -457,9 +468,10 @@ pub struct ReviewData {
 }
 
 pub async fn review_data(store: &Store, incident_id: i64) -> anyhow::Result<ReviewData> {
+    let review = store.review(incident_id).await?;
     Ok(ReviewData {
-        report: build_with(store, incident_id, false, &mut |_| {}).await?,
-        review: store.review(incident_id).await?,
+        report: assemble(store, incident_id, &review, false, &mut |_| {}).await?,
+        review,
         facets: store.timeline_facets(incident_id).await?,
         root_causes: store.root_causes().await?,
         known_factors: store.known_factors().await?,

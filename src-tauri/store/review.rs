@@ -137,12 +137,13 @@ pub struct TimelineFilter {
     pub to_ms: Option<i64>,
 }
 
-/// One page of a filtered timeline, and how many entries the filter keeps in all.
+/// One page of a filtered timeline and, with the first page, how many entries the filter
+/// keeps in all (later pages do not count again).
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct FilteredPage {
     pub entries: Vec<TimelineEntry>,
-    pub total: i64,
+    pub total: Option<i64>,
 }
 
 /// What the filter can offer for one incident.
@@ -272,7 +273,7 @@ impl Store {
     }
 
     pub async fn review(&self, incident_id: i64) -> Result<Review> {
-        self.incident(incident_id).await?;
+        self.require_incident(incident_id).await?;
         let root: Option<(Option<String>, String)> = sqlx::query_as(
             "SELECT root_cause, updated_by FROM incident_reviews WHERE incident_id = ?",
         )
@@ -362,7 +363,7 @@ impl Store {
             )));
         }
         let reason = clean("the reason for moving a key moment", reason, 2000)?;
-        self.incident(incident_id).await?;
+        self.require_incident(incident_id).await?;
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let (id,): (i64,) = sqlx::query_as(
@@ -450,7 +451,7 @@ impl Store {
                 )));
             }
         }
-        self.incident(incident_id).await?;
+        self.require_incident(incident_id).await?;
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO incident_reviews (incident_id, root_cause, updated_by, updated_ms) \
@@ -472,7 +473,7 @@ impl Store {
     pub async fn add_factor(&self, incident_id: i64, factor: &str, author: &str) -> Result<()> {
         let author = require_author(author)?;
         let factor = clean("a contributing factor", factor, 200)?;
-        self.incident(incident_id).await?;
+        self.require_incident(incident_id).await?;
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO contributing_factors (incident_id, factor, factor_key, added_by, added_ms) \
@@ -538,7 +539,7 @@ impl Store {
         let title = clean("a follow-up's title", &draft.title, 500)?;
         let owner = clean("a follow-up's owner", &draft.owner, 100)?;
         let due = check_due(draft.due.as_deref())?;
-        self.incident(incident_id).await?;
+        self.require_incident(incident_id).await?;
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let row: FollowUpRow = sqlx::query_as(follow_up_sql!(
@@ -666,6 +667,18 @@ impl Store {
             services,
             authors,
             span_ms: span.0.zip(span.1),
+        })
+    }
+
+    /// Fails with NotFound unless the incident exists (without counting its timeline, as
+    /// [`Store::incident`] does).
+    async fn require_incident(&self, incident_id: i64) -> Result<()> {
+        let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE id = ?")
+            .bind(incident_id)
+            .fetch_optional(self.reader())
+            .await?;
+        found.map(|_| ()).ok_or_else(|| StoreError::NotFound {
+            what: format!("incident {incident_id}"),
         })
     }
 

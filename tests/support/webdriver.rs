@@ -213,6 +213,18 @@ impl Session {
         .to_owned()
     }
 
+    /// Waits for an element matching `css`, then clicks it.
+    pub async fn click_on(&self, css: &str) {
+        let element = self.wait_for(css).await;
+        self.click(&element).await;
+    }
+
+    /// Waits for an element matching `css`, then types `text` into it.
+    pub async fn type_on(&self, css: &str, text: &str) {
+        let element = self.wait_for(css).await;
+        self.type_into(&element, text).await;
+    }
+
     pub async fn click(&self, element: &str) {
         self.call(
             reqwest::Method::POST,

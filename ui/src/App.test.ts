@@ -436,33 +436,7 @@ describe('clusters', () => {
 describe('diagnostics', () => {
   it('lists quarantined frames with their reason, as text', async () => {
     const host = fakeHost([], {
-      proposeAction: async () => {
-      throw new HostError('refused', 'no actions in this fake');
-    },
-    incidentActions: async () => [],
-    confirmAction: async () => {
-      throw new HostError('refused', 'no actions in this fake');
-    },
-    cancelAction: async () => {
-      throw new HostError('refused', 'no actions in this fake');
-    },
-    actionSettings: async () => ({
-      readOnly: false, graceS: 5, verifyWindowS: 60, typeToConfirmNodes: 12, maxErrorRate: 0.02, maxLatencyFactor: 1.5,
-    }),
-    setActionSettings: async (s) => s,
-    runbookLibrary: async () => ({ runbooks: [], errors: [] }),
-    matchingRunbooks: async () => [],
-    startRunbook: async () => {
-      throw new HostError('refused', 'no runbooks in this fake');
-    },
-    incidentRuns: async () => [],
-    runbookFolders: async () => ['/home/ana/.config/firebreak/runbooks'],
-    setRunbookFolders: async () => ({ runbooks: [], errors: [] }),
-    exportReport: async () => '/home/ana/incident-1.html',
-    answerStep: async () => {
-      throw new HostError('refused', 'no runbooks in this fake');
-    },
-    diagnostics: async () => ({
+      diagnostics: async () => ({
         events: 1200, quarantined: 1, unsearchable: 0, databaseBytes: 2_400_000, walBytes: 4096,
         databasePath: '/tmp/fb/firebreak.db',
         quarantine: [{ id: 1, cluster: 'demo', receivedMs: Date.now(), reason: 'not valid JSON: <b>expected value</b>', rawLen: 12, preview: '<b>bad</b>' }],

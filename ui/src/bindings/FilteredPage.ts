@@ -2,6 +2,7 @@
 import type { TimelineEntry } from "./TimelineEntry";
 
 /**
- * One page of a filtered timeline, and how many entries the filter keeps in all.
+ * One page of a filtered timeline and, with the first page, how many entries the filter
+ * keeps in all (later pages do not count again).
  */
-export type FilteredPage = { entries: Array<TimelineEntry>, total: number, };
+export type FilteredPage = { entries: Array<TimelineEntry>, total: number | null, };
