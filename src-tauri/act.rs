@@ -188,7 +188,7 @@ async fn act_with(store: &Store, desk: &Arc<ActionDesk>, args: &ActArgs) -> Resu
     let mut after = None;
     let outcome = tokio::select! {
         a = settle(store, &confirmed.id, args.incident, &mut after) => a?,
-        _ = crate::cli::shutdown_signal() => {
+        _ = crate::process::shutdown_signal() => {
             match desk.cancel(&confirmed.id, &who).await {
                 Ok(_) => bail!("cancelled; nothing was sent"),
                 Err(e) => bail!("{e}: it is under way; `firebreak actions --resume` follows it to the end"),

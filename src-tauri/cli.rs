@@ -269,7 +269,7 @@ pub struct SimArgs {
 
 /// Parses the command line and runs it. Errors end as one readable line and exit code 1.
 pub fn main() -> ExitCode {
-    install_tls_provider();
+    crate::process::install_tls_provider();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -692,7 +692,7 @@ async fn run_sim(args: SimArgs) -> Result<()> {
         }
         out.flush()?;
     }
-    shutdown_signal().await;
+    crate::process::shutdown_signal().await;
     sim.shutdown();
     Ok(())
 }
@@ -705,14 +705,9 @@ async fn watch(
     demo: bool,
 ) -> Result<()> {
     if demo {
-        let sim = crate::sim::start_demo().await?;
-        let cluster = crate::store::NewCluster {
-            name: "demo".into(),
-            events_url: sim.events_url(),
-            actions_url: sim.actions_url(),
-        };
+        let (sim, target) = crate::watch::start_demo(store, 1.0).await?;
         eprintln!("demo: the built-in simulator runs bad-model-rollout; an incident opens within a minute. Ctrl-C stops.");
-        let result = crate::watch::run(store, vec![(cluster, Some(sim.token.clone()))]).await;
+        let result = crate::watch::run_targets(store, vec![target]).await;
         sim.shutdown();
         return result;
     }
@@ -734,26 +729,4 @@ async fn watch(
         ));
     }
     crate::watch::run(store, specs).await
-}
-
-/// rustls needs one process-wide crypto provider before the first wss connection
-/// (without it, connecting panics). Installing twice is harmless: the first one stays.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -188,6 +188,56 @@ pub struct NewIncident {
     pub cluster_id: Option<i64>,
 }
 
+/// What the incident rules decided for one event: plain data the store carries out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The incident key, when the event is about a service.
+    pub service: Option<String>,
+    /// A critical signal: opens an incident (or raises the open one's severity).
+    pub signal: Option<Signal>,
+    /// Text for a timeline entry when the event attaches to an incident.
+    pub entry: Option<String>,
+    /// The anomaly detector's finding.
+    pub anomaly: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    pub severity: Severity,
+    pub title: String,
+    /// Which rule fired, e.g. `alert:HighErrorRate`.
+    pub rule: String,
+}
+
+/// The longest incident title the store keeps (its CHECK says 1 to 200 characters).
+pub const TITLE_MAX_CHARS: usize = 200;
+
+/// Makes text from outside (an alert's summary, a typed title) fit to be an incident
+/// title: control characters removed, runs of whitespace made one space, trimmed, cut to
+/// [`TITLE_MAX_CHARS`]. None when nothing printable is left.
+pub fn clean_title(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len().min(TITLE_MAX_CHARS * 4));
+    let mut count = 0;
+    let mut space = false;
+    for c in raw.chars() {
+        if c.is_whitespace() || c.is_control() {
+            space = !out.is_empty();
+            continue;
+        }
+        if count + usize::from(space) + 1 > TITLE_MAX_CHARS {
+            break;
+        }
+        if space {
+            out.push(' ');
+            count += 1;
+            space = false;
+        }
+        out.push(c);
+        count += 1;
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +273,31 @@ mod tests {
         for k in EntryKind::ALL {
             assert_eq!(EntryKind::parse(k.as_str()), Some(k));
         }
+    }
+
+    #[test]
+    fn titles_from_outside_are_made_valid_or_refused() {
+        assert_eq!(clean_title("  \t\n "), None, "blank text is no title");
+        assert_eq!(
+            clean_title("\u{0}\u{7}"),
+            None,
+            "control characters alone are no title"
+        );
+        assert_eq!(
+            clean_title(" p99\u{0} over\n\n  SLO\u{1b}[31m "),
+            Some("p99 over SLO [31m".to_owned()),
+            "control characters go, whitespace collapses"
+        );
+        let long = "x".repeat(1000);
+        assert_eq!(
+            clean_title(&long).map(|t| t.chars().count()),
+            Some(TITLE_MAX_CHARS),
+            "long text is cut to what the store accepts"
+        );
+        let wide = "é".repeat(300);
+        assert_eq!(
+            clean_title(&wide).map(|t| t.chars().count()),
+            Some(TITLE_MAX_CHARS)
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod ipc;
 pub mod logging;
 pub mod paths;
+pub mod process;
 pub mod protocol;
 pub mod report;
 pub mod reports;

@@ -76,6 +76,40 @@ pub fn parse_cluster(spec: &str, actions_url: Option<&str>) -> Result<NewCluster
     })
 }
 
+/// The demo: a fresh simulator on loopback, recorded as the "demo" cluster. Each start is
+/// a new demo world: incidents the previous demo run left open are resolved with a note
+/// (their world is gone), and the new simulator's stream identity makes the engine record
+/// from the start of its stream. The one path for the window and `watch --demo`.
+pub async fn start_demo(store: &Store, speed: f64) -> Result<(crate::sim::RunningSim, Target)> {
+    let sim = crate::sim::start_demo(speed).await?;
+    let cluster = store
+        .ensure_demo_cluster(&NewCluster {
+            name: "demo".into(),
+            events_url: sim.events_url(),
+            actions_url: sim.actions_url(),
+        })
+        .await?;
+    let left = store
+        .close_previous_demo(
+            cluster.id,
+            "A new demo run started: this incident belongs to the previous demo world, which is gone.",
+        )
+        .await?;
+    if left > 0 {
+        tracing::info!(
+            incidents = left,
+            "resolved the previous demo run's incidents"
+        );
+    }
+    let target = Target {
+        cluster_id: cluster.id,
+        name: cluster.name,
+        events_url: cluster.events_url,
+        token: Some(sim.token.clone()),
+    };
+    Ok((sim, target))
+}
+
 pub async fn run(store: &Store, clusters: Vec<(NewCluster, Option<String>)>) -> Result<()> {
     let mut targets = Vec::new();
     for (new, token) in clusters {
@@ -90,8 +124,14 @@ pub async fn run(store: &Store, clusters: Vec<(NewCluster, Option<String>)>) -> 
             token,
         });
     }
+    run_targets(store, targets).await
+}
+
+/// Records the targets until Ctrl-C or SIGTERM, then stops within seconds: what is
+/// committed stays, the rest is fetched again from the cursor on the next start.
+pub async fn run_targets(store: &Store, targets: Vec<Target>) -> Result<()> {
     let engine = Engine::start(store.clone(), targets, Arc::new(Terminal)).await?;
-    crate::cli::shutdown_signal().await;
+    crate::process::shutdown_signal().await;
     eprintln!("stopping: committing what was received");
     engine.stop().await;
     Ok(())

@@ -102,3 +102,28 @@ fn published_incident_report_schema_is_fresh() {
         "run `make bindings`",
     );
 }
+
+/// Every relative link in README.md and PROTOCOL.md points at a file that exists: a
+/// reader who follows one must not land on nothing (PROTOCOL.md once named a path the
+/// OpenAPI document had moved from).
+#[test]
+fn relative_links_in_the_docs_resolve() {
+    let mut broken = Vec::new();
+    for doc in ["README.md", "PROTOCOL.md"] {
+        let text = std::fs::read_to_string(root().join(doc)).expect("the doc is readable");
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = rest[..end].split('#').next().unwrap_or("").trim();
+            rest = &rest[end..];
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            if !root().join(target).exists() {
+                broken.push(format!("{doc}: {target}"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "links to nothing: {broken:?}");
+}

@@ -153,7 +153,7 @@ fn sim_prints_its_addresses_first_and_serves_them() {
     let base = actions.trim_start_matches("actions: ");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let status = runtime.block_on(async {
-        firebreak::cli::install_tls_provider();
+        firebreak::process::install_tls_provider();
         reqwest::Client::new()
             .get(format!("{base}/v1/services"))
             .bearer_auth("t0k")

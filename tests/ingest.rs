@@ -317,7 +317,7 @@ async fn a_refused_token_fails_with_the_reason_and_stops_retrying() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wss_urls_go_through_tls() {
-    firebreak::cli::install_tls_provider();
+    firebreak::process::install_tls_provider();
     // A listener that is not a TLS server: the handshake must be attempted and fail
     // there, not be refused because TLS is missing from the build.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -464,25 +464,25 @@ async fn repeated_events_are_stored_once_and_each_stored_event_keeps_its_own_row
     };
 
     // A repeat inside one statement, then a batch with one old and one new event.
-    let first = store
-        .ingest(
-            &batch(vec![
-                alert("a", 1, "svc-a"),
-                alert("a", 1, "svc-a"),
-                alert("b", 2, "svc-b"),
-            ]),
-            &mut rules,
-        )
-        .await
-        .unwrap();
+    let first = firebreak::ingest::record_batch(
+        &store,
+        &batch(vec![
+            alert("a", 1, "svc-a"),
+            alert("a", 1, "svc-a"),
+            alert("b", 2, "svc-b"),
+        ]),
+        &mut rules,
+    )
+    .await
+    .unwrap();
     assert_eq!((first.events, first.duplicates), (2, 1));
-    let second = store
-        .ingest(
-            &batch(vec![alert("b", 2, "svc-b"), alert("c", 3, "svc-c")]),
-            &mut rules,
-        )
-        .await
-        .unwrap();
+    let second = firebreak::ingest::record_batch(
+        &store,
+        &batch(vec![alert("b", 2, "svc-b"), alert("c", 3, "svc-c")]),
+        &mut rules,
+    )
+    .await
+    .unwrap();
     assert_eq!((second.events, second.duplicates), (1, 1));
 
     // Each service's incident was opened by its own event: the engine's seq for each row
@@ -530,17 +530,17 @@ async fn the_feed_filters_searches_and_pages_by_key() {
         .map(|i| alert(&format!("id-{i}"), i, services[(i % 3) as usize]))
         .collect();
     let mut rules = firebreak::ingest::rules::Rules::default();
-    store
-        .ingest(
-            &[Item::Events {
-                cluster_id: cluster.id,
-                events,
-                last_sequence: 30,
-            }],
-            &mut rules,
-        )
-        .await
-        .unwrap();
+    firebreak::ingest::record_batch(
+        &store,
+        &[Item::Events {
+            cluster_id: cluster.id,
+            events,
+            last_sequence: 30,
+        }],
+        &mut rules,
+    )
+    .await
+    .unwrap();
     let page = |limit, before, after| FeedPageRequest {
         limit,
         before,

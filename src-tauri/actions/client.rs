@@ -34,7 +34,7 @@ pub struct ActionClient {
 
 impl ActionClient {
     pub fn new(actions_url: &str, token: Option<String>) -> anyhow::Result<Self> {
-        crate::cli::install_tls_provider();
+        crate::process::install_tls_provider();
         let http = reqwest::Client::builder()
             // A cluster never redirects an action; following one could send it elsewhere.
             .redirect(reqwest::redirect::Policy::none())

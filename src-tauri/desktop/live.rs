@@ -24,6 +24,7 @@ struct Pending {
     events: u32,
     quarantined: u32,
     head_seq: i64,
+    recording_paused: Option<String>,
     dirty: bool,
 }
 
@@ -66,6 +67,7 @@ impl WindowSink {
                         events: std::mem::take(&mut p.events),
                         quarantined: std::mem::take(&mut p.quarantined),
                         head_seq: p.head_seq,
+                        recording_paused: p.recording_paused.clone(),
                     }
                 };
                 for incident in &update.opened {
@@ -121,6 +123,12 @@ impl ConsoleSink for WindowSink {
     fn cluster_removed(&self, cluster_id: i64) {
         let mut p = self.pending();
         p.clusters.remove(&cluster_id);
+        p.dirty = true;
+    }
+
+    fn recording(&self, paused: Option<&str>) {
+        let mut p = self.pending();
+        p.recording_paused = paused.map(str::to_owned);
         p.dirty = true;
     }
 }

@@ -175,7 +175,15 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
     let app = create_app(tauri::Builder::default(), console)
         .build(tauri::generate_context!())
         .context("cannot start the console window")?;
-    app.run(|_, _| {});
+    app.run(|app, event| {
+        if let tauri::RunEvent::Exit = event {
+            // As `watch` does on a stop signal: the connections stop, the writer commits
+            // what they handed over (or gives up within seconds if the store cannot write).
+            if let Some(watchlist) = &app.state::<Console>().watchlist {
+                tauri::async_runtime::block_on(watchlist.engine().stop());
+            }
+        }
+    });
     Ok(())
 }
 
@@ -279,28 +287,8 @@ fn start_demo(
 ) {
     tauri::async_runtime::spawn(async move {
         let started = async {
-            let mut opts = crate::sim::SimOptions::new(
-                crate::sim::Scenario::load("bad-model-rollout")?,
-                uuid::Uuid::new_v4().simple().to_string(),
-            );
-            opts.cluster = "demo".into();
-            opts.speed = demo.speed;
-            opts.seed = chrono::Utc::now().timestamp() as u64;
-            let sim = crate::sim::start(opts).await?;
-            let cluster = store
-                .ensure_demo_cluster(&crate::store::NewCluster {
-                    name: "demo".into(),
-                    events_url: sim.events_url(),
-                    actions_url: sim.actions_url(),
-                })
-                .await?;
-            desk.tokens().set(cluster.id, &sim.token);
-            let target = crate::ingest::Target {
-                cluster_id: cluster.id,
-                name: cluster.name,
-                events_url: cluster.events_url,
-                token: Some(sim.token.clone()),
-            };
+            let (sim, target) = crate::watch::start_demo(&store, demo.speed).await?;
+            desk.tokens().set(target.cluster_id, &sim.token);
             watchlist.engine().watch(target).await?;
             anyhow::Ok(sim)
         };

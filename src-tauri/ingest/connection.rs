@@ -16,13 +16,18 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::backoff::Backoff;
 use super::sink::{ClusterStatus, ConsoleSink, StreamState};
-use crate::protocol::events::{decode, Control, EventType, Frame};
+use crate::protocol::events::{decode, sequence_of, Control, EventType, Frame};
 use crate::protocol::{HEARTBEAT_INTERVAL_MS, MAX_FRAME_BYTES};
 use crate::store::ingest::{Incoming, Item};
 use crate::store::now_ms;
 
-/// The library refuses anything larger outright (its defaults are 64 MiB / 16 MiB).
-pub const LIBRARY_MAX_MESSAGE: usize = 1024 * 1024;
+/// The hard limit: frames up to this size are read (and, over the protocol's 256 KiB,
+/// quarantined with their sequence); anything larger kills the connection in the library.
+pub const LIBRARY_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// Sessions that fail at the same position because of the frame there (over the hard
+/// limit, refused, never arriving while later ones do) before the console skips it,
+/// recording a gap that names the sequence and why.
+pub const SKIP_AFTER_TRIES: u32 = 3;
 /// Silence longer than this (three heartbeats) means the link is dead.
 pub const SILENCE_LIMIT: Duration = Duration::from_millis(3 * HEARTBEAT_INTERVAL_MS);
 /// Events handed to the writer at once.
@@ -33,6 +38,14 @@ const HANDOFF_WAIT: Duration = Duration::from_millis(5);
 /// and let the server replay from the last sequence in order.
 const REORDER_LIMIT: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a stream resumes: the last sequence handed on, in the stream it belongs to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cursor {
+    pub sequence: u64,
+    /// The identity the server named in its hello; None before any (or an old server).
+    pub stream_id: Option<String>,
+}
 
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -45,6 +58,10 @@ pub struct Target {
 enum End {
     /// Try again after a backoff.
     Retry(String),
+    /// The frame after the cursor cannot be had: retry, and after a few tries skip it.
+    Stuck(String),
+    /// The server's stream started over: resume from its start at once.
+    Restarted,
     /// Do not retry until something changes.
     Fatal(String),
     /// The engine is stopping.
@@ -57,6 +74,12 @@ struct Session<'a> {
     sink: &'a Arc<dyn ConsoleSink>,
     /// The last sequence handed to the writer: the stream resumes after it.
     cursor: &'a mut u64,
+    stream_id: &'a mut Option<String>,
+    /// The cursor the writer was last told (it may lag `cursor` by what is pending).
+    handed: u64,
+    /// The sequence of the last frame quarantined with a readable sequence, so a replay
+    /// of the same bad frame is not quarantined again.
+    refused: &'a mut Option<(u64, String)>,
     pending: Vec<Incoming>,
     held: BTreeMap<u64, Incoming>,
     head: u64,
@@ -66,7 +89,7 @@ struct Session<'a> {
 
 pub async fn run(
     target: Target,
-    mut cursor: u64,
+    start: Cursor,
     writer: mpsc::Sender<Item>,
     sink: Arc<dyn ConsoleSink>,
     backoff: Backoff,
@@ -74,11 +97,18 @@ pub async fn run(
 ) {
     let mut attempt: u32 = 0;
     let mut jitter = super::jitter_source(target.cluster_id);
+    let Cursor {
+        sequence: mut cursor,
+        mut stream_id,
+    } = start;
+    let mut refused: Option<(u64, String)> = None;
+    // (position, tries) of frame-caused failures at one cursor.
+    let mut stuck: (u64, u32) = (cursor, 0);
     loop {
         report(&sink, &target, StreamState::Connecting, now_ms());
         let before = cursor;
         let end = tokio::select! {
-            end = session(&target, &mut cursor, &writer, &sink) => end,
+            end = session(&target, &mut cursor, &mut stream_id, &mut refused, &writer, &sink) => end,
             _ = stop.changed() => End::Stopped,
         };
         let reason = match end {
@@ -88,7 +118,43 @@ pub async fn run(
                 report(&sink, &target, StreamState::Failed { reason }, now_ms());
                 return;
             }
+            End::Restarted => {
+                attempt = 0;
+                stuck = (cursor, 0);
+                continue;
+            }
             End::Retry(reason) => reason,
+            End::Stuck(reason) => {
+                stuck = if stuck.0 == cursor && cursor == before {
+                    (cursor, stuck.1.saturating_add(1))
+                } else {
+                    (cursor, 1)
+                };
+                if stuck.1 >= SKIP_AFTER_TRIES {
+                    let Some(skipped) = cursor.checked_add(1) else {
+                        return;
+                    };
+                    let why = format!(
+                        "sequence {skipped} skipped after {} tries: {reason}",
+                        stuck.1
+                    );
+                    tracing::warn!(cluster = %target.name, %why, "skipping a frame the stream is stuck on");
+                    let gap = Item::Gap {
+                        cluster_id: target.cluster_id,
+                        from: skipped,
+                        to: skipped,
+                        reason: why,
+                    };
+                    if writer.send(gap).await.is_err() {
+                        return;
+                    }
+                    cursor = skipped;
+                    stuck = (cursor, 0);
+                    attempt = 0;
+                    continue;
+                }
+                reason
+            }
         };
         // A session that delivered events was a working link that broke: retry soon.
         // Only failures without progress back off further.
@@ -128,6 +194,8 @@ fn report(sink: &Arc<dyn ConsoleSink>, target: &Target, stream: StreamState, sin
 async fn session(
     target: &Target,
     cursor: &mut u64,
+    stream_id: &mut Option<String>,
+    refused: &mut Option<(u64, String)>,
     writer: &mpsc::Sender<Item>,
     sink: &Arc<dyn ConsoleSink>,
 ) -> End {
@@ -161,11 +229,15 @@ async fn session(
         Ok(Ok((ws, _))) => ws,
     };
     let (_write, mut read) = ws.split();
+    let handed = *cursor;
     let mut s = Session {
         target,
         writer,
         sink,
         cursor,
+        stream_id,
+        handed,
+        refused,
         pending: Vec::with_capacity(HANDOFF),
         held: BTreeMap::new(),
         head: 0,
@@ -202,12 +274,15 @@ async fn session(
                     .await
             }
             Some(Err(WsError::Capacity(e))) => {
-                s.quarantine(
-                    format!("frame over the {LIBRARY_MAX_MESSAGE}-byte limit: {e}"),
-                    Vec::new(),
-                )
-                .await;
-                return s.end(End::Retry("oversized frame".into())).await;
+                let reason = format!("a frame over the {LIBRARY_MAX_MESSAGE}-byte hard limit: {e}");
+                let next = s.cursor.saturating_add(1);
+                if s.refused.as_ref().map(|r| r.0) != Some(next) {
+                    s.quarantine(reason.clone(), Vec::new(), Some(next)).await;
+                }
+                return s.end(End::Stuck(reason)).await;
+            }
+            Some(Err(e @ (WsError::Protocol(_) | WsError::Utf8(_)))) => {
+                return s.end(End::Stuck(format!("an unreadable frame: {e}"))).await
             }
             Some(Err(e)) => return s.end(End::Retry(e.to_string())).await,
             Some(Ok(m)) => m,
@@ -218,6 +293,7 @@ async fn session(
                 s.quarantine(
                     "binary frame: the protocol sends text frames only".into(),
                     bytes.to_vec(),
+                    None,
                 )
                 .await;
                 Ok(())
@@ -243,24 +319,23 @@ async fn session(
 impl Session<'_> {
     async fn frame(&mut self, text: &str) -> Result<(), End> {
         if text.len() > MAX_FRAME_BYTES {
-            self.quarantine(
-                format!(
-                    "oversized frame: {} bytes, the protocol's limit is {MAX_FRAME_BYTES}",
-                    text.len()
-                ),
-                text.as_bytes().to_vec(),
-            )
-            .await;
-            return Ok(());
+            let reason = format!(
+                "oversized frame: {} bytes, the protocol's limit is {MAX_FRAME_BYTES}",
+                text.len()
+            );
+            return self.refuse(reason, text).await;
         }
         match decode(text) {
-            Err(e) => {
-                self.quarantine(e.to_string(), text.as_bytes().to_vec())
-                    .await;
+            Err(e) => self.refuse(e.to_string(), text).await,
+            Ok(Frame::Control(Control::Hello {
+                head, stream_id, ..
+            })) => {
+                self.hello(head, stream_id).await?;
+                self.head = self.head.max(head);
+                self.update_state();
                 Ok(())
             }
-            Ok(Frame::Control(Control::Hello { head, .. }))
-            | Ok(Frame::Control(Control::Heartbeat { head, .. })) => {
+            Ok(Frame::Control(Control::Heartbeat { head, .. })) => {
                 self.head = self.head.max(head);
                 self.update_state();
                 Ok(())
@@ -269,15 +344,18 @@ impl Session<'_> {
                 after,
                 first_available,
             })) => {
-                if first_available > *self.cursor + 1 {
+                let next = self.cursor.saturating_add(1);
+                if first_available > next {
                     self.hand_off().await?;
                     let gap = Item::Gap {
                         cluster_id: self.target.cluster_id,
-                        from: (*self.cursor).max(after) + 1,
+                        from: (*self.cursor).max(after).saturating_add(1),
                         to: first_available - 1,
+                        reason: "the cluster no longer kept these events".into(),
                     };
                     self.send(gap).await?;
                     *self.cursor = first_available - 1;
+                    self.handed = *self.cursor;
                 }
                 Ok(())
             }
@@ -294,18 +372,29 @@ impl Session<'_> {
                     return Ok(()); // already handed on: a duplicate or a replay
                 }
                 self.head = self.head.max(seq);
-                if seq > *self.cursor + 1 {
+                let next = self.cursor.saturating_add(1);
+                if seq > next {
+                    // The frame at `next` was refused and later ones arrive: ask for it
+                    // again; after a few tries it is skipped with a gap naming it.
+                    if let Some((at, reason)) = self.refused.as_ref().filter(|r| r.0 == next) {
+                        return Err(End::Stuck(format!(
+                            "the frame at sequence {at} was refused: {reason}"
+                        )));
+                    }
                     self.held.insert(seq, incoming);
                     if self.held.len() > REORDER_LIMIT {
-                        return Err(End::Retry(format!(
-                            "sequence {} missing; resuming after it",
-                            *self.cursor + 1
+                        return Err(End::Stuck(format!(
+                            "sequence {next} missing while {REORDER_LIMIT} later ones arrived"
                         )));
                     }
                     return Ok(());
                 }
                 self.accept(incoming);
-                while let Some(next) = self.held.remove(&(*self.cursor + 1)) {
+                while let Some(next) = self
+                    .cursor
+                    .checked_add(1)
+                    .and_then(|n| self.held.remove(&n))
+                {
                     self.accept(next);
                 }
                 Ok(())
@@ -313,8 +402,63 @@ impl Session<'_> {
         }
     }
 
+    /// A frame that is not a valid event: quarantined (once, if it names its sequence,
+    /// however often the server sends it again) with the reason.
+    async fn refuse(&mut self, reason: String, text: &str) -> Result<(), End> {
+        let sequence = sequence_of(text).filter(|s| *s > *self.cursor);
+        if let Some(seq) = sequence {
+            if self.refused.as_ref().map(|r| r.0) == Some(seq) {
+                return Ok(());
+            }
+            *self.refused = Some((seq, reason.clone()));
+        }
+        self.quarantine(reason, text.as_bytes().to_vec(), sequence)
+            .await;
+        Ok(())
+    }
+
+    /// The hello: is this still the stream the cursor belongs to?
+    async fn hello(&mut self, head: u64, stream_id: Option<String>) -> Result<(), End> {
+        let changed = match (self.stream_id.as_deref(), stream_id.as_deref()) {
+            (Some(ours), Some(theirs)) if ours != theirs => Some(format!(
+                "the cluster's stream identity changed from {ours} to {theirs}"
+            )),
+            _ if head < *self.cursor => Some(format!(
+                "the cluster's newest event is {head}, below the {} already recorded",
+                *self.cursor
+            )),
+            _ => None,
+        };
+        if let Some(reason) = changed {
+            tracing::warn!(cluster = %self.target.name, %reason, "stream restarted");
+            self.send(Item::Restarted {
+                cluster_id: self.target.cluster_id,
+                stream_id: stream_id.clone(),
+                reason,
+            })
+            .await?;
+            *self.cursor = 0;
+            self.handed = 0;
+            *self.stream_id = stream_id;
+            *self.refused = None;
+            return Err(End::Restarted);
+        }
+        if let (None, Some(id)) = (self.stream_id.as_ref(), stream_id) {
+            self.send(Item::Identity {
+                cluster_id: self.target.cluster_id,
+                stream_id: id.clone(),
+            })
+            .await?;
+            *self.stream_id = Some(id);
+        }
+        Ok(())
+    }
+
     fn accept(&mut self, incoming: Incoming) {
         *self.cursor = incoming.event.sequence;
+        if self.refused.as_ref().is_some_and(|r| r.0 <= *self.cursor) {
+            *self.refused = None;
+        }
         self.pending.push(incoming);
     }
 
@@ -324,10 +468,11 @@ impl Session<'_> {
     }
 
     async fn hand_off(&mut self) -> Result<(), End> {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.handed == *self.cursor {
             return Ok(());
         }
         let events = std::mem::replace(&mut self.pending, Vec::with_capacity(HANDOFF));
+        self.handed = *self.cursor;
         let item = Item::Events {
             cluster_id: self.target.cluster_id,
             last_sequence: *self.cursor,
@@ -338,12 +483,13 @@ impl Session<'_> {
         Ok(())
     }
 
-    async fn quarantine(&mut self, reason: String, raw: Vec<u8>) {
+    async fn quarantine(&mut self, reason: String, raw: Vec<u8>, sequence: Option<u64>) {
         tracing::debug!(cluster = %self.target.name, %reason, "frame quarantined");
         let item = Item::Quarantine {
             cluster_id: self.target.cluster_id,
             reason,
             raw,
+            sequence,
         };
         let _ = self.send(item).await;
     }
@@ -359,12 +505,12 @@ impl Session<'_> {
     }
 
     fn update_state(&mut self) {
-        let behind = self.head.saturating_sub(*self.cursor) as i64;
+        let behind = i64::try_from(self.head.saturating_sub(*self.cursor)).unwrap_or(i64::MAX);
         let state = if behind > 0 {
             StreamState::CatchingUp { behind }
         } else {
             StreamState::Live {
-                head: *self.cursor as i64,
+                head: i64::try_from(*self.cursor).unwrap_or(i64::MAX),
             }
         };
         let (worth_reporting, same_kind) = match (&self.reported, &state) {

@@ -23,7 +23,7 @@ pub use connection::Target;
 use rules::Rules;
 use sink::ConsoleSink;
 
-use crate::store::ingest::Item;
+use crate::store::ingest::{Committed, Item};
 use crate::store::{Store, StoreError};
 
 /// Items waiting for the writer. With hand-offs of at most 512 events, at most ~32k
@@ -38,7 +38,9 @@ pub struct Engine {
     store: Store,
     sink: Arc<dyn ConsoleSink>,
     writer: mpsc::Sender<Item>,
-    writer_task: tokio::task::JoinHandle<()>,
+    writer_task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    writer_shared: Arc<WriterShared>,
+    writer_stop: watch::Sender<bool>,
     connections: tokio::sync::Mutex<HashMap<i64, Connection>>,
 }
 
@@ -62,12 +64,22 @@ impl Engine {
         sink: Arc<dyn ConsoleSink>,
     ) -> Result<Engine, StoreError> {
         let (tx, rx) = mpsc::channel(CHANNEL_ITEMS);
-        let writer_task = tokio::spawn(writer(store.clone(), rx, sink.clone()));
+        let (writer_stop, stop_rx) = watch::channel(false);
+        let writer_shared = Arc::new(WriterShared::default());
+        let writer_task = tokio::spawn(writer(
+            store.clone(),
+            rx,
+            sink.clone(),
+            writer_shared.clone(),
+            stop_rx,
+        ));
         let engine = Engine {
             store,
             sink,
             writer: tx,
-            writer_task,
+            writer_task: tokio::sync::Mutex::new(Some(writer_task)),
+            writer_shared,
+            writer_stop,
             connections: tokio::sync::Mutex::new(HashMap::new()),
         };
         for target in targets {
@@ -84,7 +96,10 @@ impl Engine {
         if let Some(old) = connections.remove(&target.cluster_id) {
             old.stop().await;
         }
-        let cursor = self.store.cursor(target.cluster_id).await?;
+        let cursor = connection::Cursor {
+            sequence: self.store.cursor(target.cluster_id).await?,
+            stream_id: self.store.stream_id(target.cluster_id).await?,
+        };
         let (stop, stop_rx) = watch::channel(false);
         let cluster_id = target.cluster_id;
         let task = tokio::spawn(connection::run(
@@ -105,17 +120,27 @@ impl Engine {
         if let Some(old) = old {
             old.stop().await;
         }
+        self.writer_shared
+            .forget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(cluster_id);
         self.sink.cluster_removed(cluster_id);
     }
 
     /// Stops the connections, lets the writer commit what it has, and waits for it.
-    pub async fn stop(self) {
+    /// Returns within seconds even while recording is paused (a full disk, say): what
+    /// is committed stays committed, the rest is fetched again from the cursor next start.
+    /// Safe to call more than once (the window calls it on exit).
+    pub async fn stop(&self) {
         let connections = std::mem::take(&mut *self.connections.lock().await);
         for (_, c) in connections {
             c.stop().await;
         }
-        drop(self.writer);
-        let _ = self.writer_task.await;
+        let _ = self.writer_stop.send(true);
+        if let Some(task) = self.writer_task.lock().await.take() {
+            let _ = task.await;
+        }
     }
 }
 
@@ -138,12 +163,33 @@ pub(crate) fn jitter_source(salt: i64) -> impl FnMut() -> f64 {
 /// Search index rows written at once when the writer is idle: small enough that a batch
 /// arriving meanwhile waits only a few milliseconds.
 const SEARCH_CHUNK: i64 = 2_000;
+/// Pauses between attempts while the store cannot record (disk full, I/O error, locked).
+const PAUSED_RETRY: backoff::Backoff = backoff::Backoff {
+    base: Duration::from_millis(250),
+    cap: Duration::from_secs(5),
+};
 
-async fn writer(store: Store, mut rx: mpsc::Receiver<Item>, sink: Arc<dyn ConsoleSink>) {
+/// What the writer shares with the engine: clusters whose rule state to drop.
+#[derive(Default)]
+struct WriterShared {
+    forget: std::sync::Mutex<Vec<i64>>,
+}
+
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Item>,
+    sink: Arc<dyn ConsoleSink>,
+    shared: Arc<WriterShared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut rules = Rules::default();
     // Whether the search index may be behind the events (it is after every commit).
     let mut search_behind = true;
     loop {
+        for cluster in std::mem::take(&mut *shared.forget.lock().unwrap_or_else(|e| e.into_inner()))
+        {
+            rules.forget_cluster(cluster);
+        }
         let first = if search_behind {
             match rx.try_recv() {
                 Ok(item) => item,
@@ -161,9 +207,17 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Item>, sink: Arc<dyn Consol
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             }
         } else {
-            match rx.recv().await {
-                Some(item) => item,
-                None => break,
+            tokio::select! {
+                item = rx.recv() => match item {
+                    Some(item) => item,
+                    None => break,
+                },
+                _ = stop.changed() => {
+                    // Stopping: the connections are stopped; commit what they handed over.
+                    rx.close();
+                    search_behind = false;
+                    continue;
+                }
             }
         };
         let mut rows = first.rows();
@@ -177,64 +231,221 @@ async fn writer(store: Store, mut rx: mpsc::Receiver<Item>, sink: Arc<dyn Consol
                 Err(_) => break,
             }
         }
-        commit(&store, items, &mut rules, &sink).await;
+        if commit(&store, items, &mut rules, &sink, &mut stop)
+            .await
+            .is_err()
+        {
+            // Stopping while the store could not record: what was not committed is
+            // fetched again from the cursor on the next start.
+            return;
+        }
         search_behind = true;
     }
 }
 
-/// Commits a batch; never drops it. A store that is unavailable is retried with a
-/// growing pause; a batch the store refuses as a whole is retried item by item, and an
-/// item it still refuses is kept in quarantine with the reason.
-async fn commit(store: &Store, items: Vec<Item>, rules: &mut Rules, sink: &Arc<dyn ConsoleSink>) {
-    let mut pause = Duration::from_millis(100);
-    loop {
-        match store.ingest(&items, rules).await {
+/// The engine is stopping.
+struct Stopping;
+
+/// Commits a batch; never drops a valid event. While the store cannot record for a
+/// reason that is not about the data (disk full, I/O error, locked past its timeout),
+/// recording is paused and retried with backoff, the sink told why; nothing is
+/// quarantined for it. A batch the store refuses for its data is split until the one
+/// offending item is found, and only that is quarantined, with the database's reason.
+async fn commit(
+    store: &Store,
+    items: Vec<Item>,
+    rules: &mut Rules,
+    sink: &Arc<dyn ConsoleSink>,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), Stopping> {
+    let mut parts = vec![items];
+    let mut attempt = 0u32;
+    let mut paused = false;
+    while let Some(part) = parts.pop() {
+        match record_batch(store, &part, rules).await {
             Ok(done) => {
+                if paused {
+                    paused = false;
+                    sink.recording(None);
+                    tracing::info!("recording resumed");
+                }
+                attempt = 0;
                 sink.committed(&done);
-                return;
             }
-            Err(StoreError::Constraint(reason)) | Err(StoreError::Invalid(reason))
-                if items.len() > 1 || !is_quarantine(&items) =>
-            {
-                tracing::warn!(%reason, "batch refused; committing item by item");
-                for item in items {
-                    match store.ingest(std::slice::from_ref(&item), rules).await {
-                        Ok(done) => sink.committed(&done),
-                        Err(e) => {
-                            let kept = to_quarantine(item, &e.to_string());
-                            if let Ok(done) = store.ingest(&kept, rules).await {
-                                sink.committed(&done);
-                            }
-                        }
+            Err(e) if e.is_about_data() => {
+                let mut units = split_units(part);
+                if units.len() > 1 {
+                    let (first, second) = halves(units);
+                    // A stack: the first half is taken next, so stream order is kept.
+                    parts.push(second);
+                    parts.push(first);
+                } else if let Some(unit) = units.pop() {
+                    if unit.events().is_empty() {
+                        // Not an event (a quarantine row, a gap, a cursor move): there is
+                        // nothing further to keep it in. Said loudly, never looped on.
+                        tracing::error!(reason = %e, item = ?unit, "the store refused a stream record");
+                    } else {
+                        tracing::warn!(reason = %e, "the store refused an event; quarantined");
+                        parts.extend(
+                            to_quarantine(unit, &e.to_string())
+                                .into_iter()
+                                .rev()
+                                .map(|i| vec![i]),
+                        );
                     }
                 }
-                return;
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot commit ingest batch; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
+                let reason = e.to_string();
+                if !paused {
+                    tracing::error!(%reason, "recording paused: the store cannot write");
+                    paused = true;
+                }
+                sink.recording(Some(&reason));
+                let delay = PAUSED_RETRY.ceiling(attempt);
+                attempt = attempt.saturating_add(1);
+                parts.push(part);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => return Err(Stopping),
+                }
             }
         }
     }
+    Ok(())
 }
 
-fn is_quarantine(items: &[Item]) -> bool {
-    items.iter().all(|i| matches!(i, Item::Quarantine { .. }))
+/// Decides every event of a batch on a copy of the rules, commits, and only then makes
+/// the copy the rules' state: a batch that did not commit changes no baseline, counter
+/// or flag. The one path from decoded events to the store (the writer, tests, benchmarks).
+pub async fn record_batch(
+    store: &Store,
+    items: &[Item],
+    rules: &mut Rules,
+) -> Result<Committed, StoreError> {
+    let mut trial = rules.clone();
+    let decisions: Vec<_> = items
+        .iter()
+        .flat_map(|item| {
+            let cluster = match item {
+                Item::Events { cluster_id, .. } => *cluster_id,
+                _ => 0,
+            };
+            item.events()
+                .iter()
+                .map(move |e| (cluster, e))
+                .collect::<Vec<_>>()
+        })
+        .map(|(cluster, e)| trial.decide(cluster, e.ty, &e.event.data))
+        .collect();
+    let done = store.ingest(items, &decisions).await?;
+    *rules = trial;
+    Ok(done)
 }
 
+/// A batch as the smallest pieces it can be split into: items, with events one by one.
+fn split_units(items: Vec<Item>) -> Vec<Item> {
+    let mut units = Vec::new();
+    for item in items {
+        match item {
+            Item::Events {
+                cluster_id,
+                events,
+                last_sequence,
+            } if events.len() > 1 => {
+                let n = events.len();
+                for (i, e) in events.into_iter().enumerate() {
+                    // The cursor moves with each event; the last carries the hand-off's.
+                    let last_sequence = if i + 1 == n {
+                        last_sequence
+                    } else {
+                        e.event.sequence
+                    };
+                    units.push(Item::Events {
+                        cluster_id,
+                        events: vec![e],
+                        last_sequence,
+                    });
+                }
+            }
+            other => units.push(other),
+        }
+    }
+    units
+}
+
+/// Two halves of a list of units, each merged back into few items.
+fn halves(mut units: Vec<Item>) -> (Vec<Item>, Vec<Item>) {
+    let second = units.split_off(units.len() / 2);
+    (merge_units(units), merge_units(second))
+}
+
+/// Joins consecutive single-event items of one cluster again, so a half commits as few
+/// statements as before the split.
+fn merge_units(units: Vec<Item>) -> Vec<Item> {
+    let mut out: Vec<Item> = Vec::with_capacity(units.len());
+    for unit in units {
+        if let (
+            Some(Item::Events {
+                cluster_id: a,
+                events: ev,
+                last_sequence: last,
+            }),
+            Item::Events {
+                cluster_id: b,
+                events,
+                last_sequence,
+            },
+        ) = (out.last_mut(), &unit)
+        {
+            if *a == *b {
+                ev.extend(events.iter().cloned());
+                *last = (*last).max(*last_sequence);
+                continue;
+            }
+        }
+        out.push(unit);
+    }
+    out
+}
+
+/// An item the store refused for its data: its frames go to quarantine with the reason,
+/// and the cursor still moves past them (they will not be better on a replay).
 fn to_quarantine(item: Item, reason: &str) -> Vec<Item> {
     match item {
         Item::Events {
-            cluster_id, events, ..
-        } => events
-            .into_iter()
-            .map(|e| Item::Quarantine {
+            cluster_id,
+            events,
+            last_sequence,
+        } => {
+            let mut out: Vec<Item> = events
+                .into_iter()
+                .map(|e| Item::Quarantine {
+                    cluster_id,
+                    reason: format!("the store refused this event: {reason}"),
+                    sequence: Some(e.event.sequence),
+                    raw: e.raw.into_bytes(),
+                })
+                .collect();
+            out.push(Item::Events {
                 cluster_id,
-                reason: format!("the store refused this event: {reason}"),
-                raw: e.raw.into_bytes(),
-            })
-            .collect(),
+                events: Vec::new(),
+                last_sequence,
+            });
+            out
+        }
         other => vec![other],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_paused_retry_backs_off_up_to_its_cap() {
+        // A full disk must not be hammered, nor may the pause grow past the cap.
+        assert_eq!(PAUSED_RETRY.ceiling(0), Duration::from_millis(250));
+        assert_eq!(PAUSED_RETRY.ceiling(30), Duration::from_secs(5));
     }
 }

@@ -1,15 +1,17 @@
 //! Which events open incidents, which attach to them, and the anomaly detector.
 //!
-//! Pure decisions over one event at a time; the store carries them out in the same
-//! transaction as the events. An incident is keyed by (cluster, service): while one is
+//! Pure decisions over one event at a time, made by the writer before it commits (on a
+//! copy of the rules' state that replaces the original only once the batch committed);
+//! the store carries the decisions out in the same transaction as the events. An incident is keyed by (cluster, service): while one is
 //! unresolved, every event about that service attaches to it instead of opening another.
 
 use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::incident::Severity;
+use crate::incident::{clean_title, Decision, Severity, Signal};
 use crate::protocol::events::EventType;
+use crate::protocol::text::{describe, num, text};
 
 /// Error rate above which a service's SLO is burning (5%).
 pub const ERROR_RATE_SLO: f64 = 0.05;
@@ -32,27 +34,6 @@ pub mod anomaly {
     pub const MIN_STD_SHARE: f64 = 0.1;
     /// Samples back in range before the same metric may flag again.
     pub const REARM_AFTER: u32 = 6;
-}
-
-/// What the store should do with one event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
-    /// The incident key, when the event is about a service.
-    pub service: Option<String>,
-    /// A critical signal: opens an incident (or raises the open one's severity).
-    pub signal: Option<Signal>,
-    /// Text for a timeline entry when the event attaches to an incident.
-    pub entry: Option<String>,
-    /// The anomaly detector's finding.
-    pub anomaly: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Signal {
-    pub severity: Severity,
-    pub title: String,
-    /// Which rule fired, e.g. `alert:HighErrorRate`.
-    pub rule: String,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -102,116 +83,41 @@ impl Ewma {
     }
 }
 
-/// The timeline text for an event attached to an incident; None for events that are
-/// evidence only (metrics, region status, synthetic load).
-pub fn describe(ty: EventType, data: &Value) -> Option<String> {
-    let svc = text(data, "service");
-    use EventType as T;
-    Some(match ty {
-        T::AlertFiring => format!(
-            "Alert {} firing ({}): {}; value {} over threshold {}",
-            text(data, "alert"),
-            text(data, "severity"),
-            text(data, "summary"),
-            num(data, "value"),
-            num(data, "threshold")
-        ),
-        T::AlertResolved => format!(
-            "Alert {} resolved in {}",
-            text(data, "alert"),
-            text(data, "region")
-        ),
-        T::RolloutStalled => format!(
-            "Rollout of {svc} revision {} stalled at wave {} of {}: {}",
-            num(data, "to_revision"),
-            num(data, "wave"),
-            num(data, "waves"),
-            text(data, "reason")
-        ),
-        T::RolloutFailed => format!(
-            "Rollout of {svc} revision {} failed: {}",
-            num(data, "to_revision"),
-            text(data, "reason")
-        ),
-        T::NodeDown => format!(
-            "Node {} down ({}): {} of {} nodes of pool {} down",
-            text(data, "node"),
-            text(data, "reason"),
-            num(data, "pool_nodes_down"),
-            num(data, "pool_nodes_total"),
-            text(data, "pool")
-        ),
-        T::NodeDegraded => format!(
-            "Node {} degraded ({}): {}",
-            text(data, "node"),
-            text(data, "reason"),
-            text(data, "detail")
-        ),
-        T::NodeUp => format!("Node {} back up", text(data, "node")),
-        T::RolloutStarted => format!(
-            "Rollout started: {svc} revision {} → {} ({}), {} waves",
-            num(data, "from_revision"),
-            num(data, "to_revision"),
-            text(data, "model_version"),
-            num(data, "waves")
-        ),
-        T::RolloutWaveProgressed => format!(
-            "Rollout wave {} of {}: {} of {} nodes on revision {}",
-            num(data, "wave"),
-            num(data, "waves"),
-            num(data, "nodes_updated"),
-            num(data, "nodes_total"),
-            num(data, "to_revision")
-        ),
-        T::RolloutCompleted => format!(
-            "Rollout completed: {svc} on revision {}",
-            num(data, "revision")
-        ),
-        T::ModelVersionChanged => format!(
-            "Model changed ({}): {} → {} (revision {})",
-            text(data, "cause"),
-            text(data, "from_model"),
-            text(data, "to_model"),
-            num(data, "revision")
-        ),
-        T::ActionAccepted | T::ActionRunning | T::ActionSucceeded | T::ActionFailed => {
-            let state = ty.name().rsplit('.').next().unwrap_or("");
-            let error = data
-                .get("error")
-                .and_then(Value::as_str)
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
-            format!(
-                "Cluster: {} {} → {} {state} (by {}){error}",
-                text(data, "kind"),
-                text(data, "from"),
-                text(data, "to"),
-                text(data, "actor")
-            )
-        }
-        T::ServiceMetrics | T::RegionStatus | T::SyntheticLoad => return None,
-    })
-}
-
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Rules {
     detectors: HashMap<(i64, String, &'static str), Ewma>,
     burning: HashMap<(i64, String), u32>,
 }
 
-fn text<'a>(data: &'a Value, key: &str) -> &'a str {
-    data.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn num(data: &Value, key: &str) -> f64 {
-    data.get(key).and_then(Value::as_f64).unwrap_or(0.0)
+/// An alert's summary as the incident's title; where the summary is blank (or nothing
+/// printable), the alert's name and the service, so a valid alert always opens its incident.
+fn alert_title(data: &Value, svc: &str) -> String {
+    clean_title(text(data, "summary")).unwrap_or_else(|| {
+        let alert = clean_title(text(data, "alert")).unwrap_or_else(|| "Alert".to_owned());
+        clean_title(&format!("{alert} on {svc}")).unwrap_or(alert)
+    })
 }
 
 fn severity(s: &str) -> Severity {
     Severity::parse(s).unwrap_or(Severity::Major)
 }
 
+/// Services (per metric) the rules keep state for, across every cluster: each is a few
+/// dozen bytes, and the writer copies the state once per batch.
+pub const MAX_TRACKED: usize = 4096;
+
 impl Rules {
+    /// Forgets a cluster's state (it is no longer watched).
+    pub fn forget_cluster(&mut self, cluster_id: i64) {
+        self.detectors.retain(|(c, _, _), _| *c != cluster_id);
+        self.burning.retain(|(c, _), _| *c != cluster_id);
+    }
+
+    /// How many (cluster, service) keys the rules hold state for.
+    pub fn tracked(&self) -> usize {
+        self.burning.len()
+    }
+
     pub fn decide(&mut self, cluster: i64, ty: EventType, data: &Value) -> Decision {
         let service = data
             .get("service")
@@ -231,7 +137,7 @@ impl Rules {
                 if matches!(sev, Severity::Critical | Severity::Major) {
                     d.signal = Some(Signal {
                         severity: sev,
-                        title: text(data, "summary").to_owned(),
+                        title: alert_title(data, &svc),
                         rule: format!("alert:{}", text(data, "alert")),
                     });
                 }
@@ -291,6 +197,11 @@ impl Rules {
         let region = text(data, "region");
         let error_rate = num(data, "error_rate");
         let key = (cluster, svc.to_owned());
+        // Service names come from the network: past the bound, new services are not
+        // tracked (their events are still recorded and attached; only these rules skip them).
+        if self.burning.len() >= MAX_TRACKED && !self.burning.contains_key(&key) {
+            return;
+        }
         let burning = self.burning.entry(key).or_default();
         if error_rate > ERROR_RATE_SLO {
             *burning += 1;
@@ -404,6 +315,32 @@ mod tests {
         assert_eq!(d.signal.map(|s| s.severity), Some(Severity::Critical));
         let d = r.decide(1, EventType::AlertFiring, &alert("minor"));
         assert!(d.signal.is_none() && d.entry.is_some());
+    }
+
+    #[test]
+    fn a_blank_summary_still_gives_a_title() {
+        let mut r = Rules::default();
+        let alert = json!({"alert": "HighErrorRate", "service": "llm-assistant", "region": "us-east",
+            "severity": "critical", "summary": " \u{0}\t ", "value": 0.09, "threshold": 0.05});
+        let signal = r
+            .decide(1, EventType::AlertFiring, &alert)
+            .signal
+            .expect("a critical alert must open an incident whatever its summary");
+        assert_eq!(signal.title, "HighErrorRate on llm-assistant");
+    }
+
+    #[test]
+    fn state_per_service_is_bounded_and_dropped_with_its_cluster() {
+        let mut r = Rules::default();
+        for i in 0..(MAX_TRACKED + 100) {
+            let mut m = metrics(0.001, 100.0);
+            m["service"] = json!(format!("svc-{i}"));
+            r.decide(7, EventType::ServiceMetrics, &m);
+        }
+        // Services named by the network must not grow memory without end.
+        assert_eq!(r.tracked(), MAX_TRACKED);
+        r.forget_cluster(7);
+        assert_eq!(r.tracked(), 0, "a removed cluster's state goes with it");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use serde::Serialize;
 use ts_rs::TS;
 
 use crate::incident::Incident;
+pub use crate::store::ingest::Committed;
 
 /// A cluster stream's state, as the status bar shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -45,25 +46,6 @@ pub struct ClusterStatus {
     pub stream: StreamState,
 }
 
-/// What one committed batch changed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct Committed {
-    pub events: u32,
-    pub duplicates: u32,
-    pub quarantined: u32,
-    pub gaps: u32,
-    pub opened: Vec<Incident>,
-    /// Incidents that gained entries or changed.
-    pub updated: Vec<i64>,
-    /// The store's newest event (`events.seq`) after this batch, 0 when it added none.
-    pub head_seq: i64,
-    /// For benchmarks: milliseconds from each new event's arrival to its commit.
-    #[serde(skip)]
-    #[ts(skip)]
-    pub receive_to_commit_ms: Vec<u32>,
-}
-
 /// One message to the page: the state of every cluster and what changed since the last.
 #[derive(Debug, Clone, Default, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -78,6 +60,8 @@ pub struct ConsoleUpdate {
     pub quarantined: u32,
     /// The store's newest event (`events.seq`): the live feed fetches up to it.
     pub head_seq: i64,
+    /// Why recording is paused (the store cannot write: disk full, I/O error), if it is.
+    pub recording_paused: Option<String>,
 }
 
 pub trait ConsoleSink: Send + Sync + 'static {
@@ -85,6 +69,8 @@ pub trait ConsoleSink: Send + Sync + 'static {
     fn committed(&self, batch: &Committed);
     /// A cluster is no longer watched: forget its state.
     fn cluster_removed(&self, _cluster_id: i64) {}
+    /// Recording is paused because the store cannot write (`Some(reason)`), or resumed.
+    fn recording(&self, _paused: Option<&str>) {}
 }
 
 /// A sink that keeps everything, for tests.
@@ -92,6 +78,8 @@ pub trait ConsoleSink: Send + Sync + 'static {
 pub struct Recorder {
     pub statuses: std::sync::Mutex<Vec<ClusterStatus>>,
     pub batches: std::sync::Mutex<Vec<Committed>>,
+    /// Every pause (`Some(reason)`) and resume (`None`) of recording, in order.
+    pub recording: std::sync::Mutex<Vec<Option<String>>>,
 }
 
 impl ConsoleSink for Recorder {
@@ -106,6 +94,12 @@ impl ConsoleSink for Recorder {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(batch.clone());
+    }
+    fn recording(&self, paused: Option<&str>) {
+        self.recording
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(paused.map(str::to_owned));
     }
 }
 
@@ -154,5 +148,8 @@ impl ConsoleSink for Tee {
     }
     fn cluster_removed(&self, cluster_id: i64) {
         self.0.iter().for_each(|s| s.cluster_removed(cluster_id));
+    }
+    fn recording(&self, paused: Option<&str>) {
+        self.0.iter().for_each(|s| s.recording(paused));
     }
 }

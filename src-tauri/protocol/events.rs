@@ -36,12 +36,55 @@ pub enum Control {
         /// The oldest sequence it still retains (head + 1 when none).
         first: u64,
         heartbeat_interval_ms: u64,
+        /// The stream's identity: it changes when the server's sequence starts over (a
+        /// new journal, a restarted simulator). Optional: servers before it send none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream_id: Option<String>,
     },
     /// The client asked to start after a sequence the server no longer retains:
     /// sequences `after + 1 ..= first_available - 1` are lost to this client.
     Gap { after: u64, first_available: u64 },
     /// Sent when the stream is otherwise quiet, at the documented interval.
     Heartbeat { head: u64, time: DateTime<Utc> },
+}
+
+/// The largest sequence (and head, and gap bound) a client accepts: the store keeps
+/// sequences as SQLite integers (i64), and a client adds 1 to them without overflow.
+pub const MAX_SEQUENCE: u64 = i64::MAX as u64;
+
+impl Control {
+    /// Refuses numbers the client could not do arithmetic on safely.
+    fn check_numbers(&self) -> Result<(), FrameError> {
+        let numbers: &[u64] = match self {
+            Control::Hello { head, first, .. } => &[*head, *first],
+            Control::Gap {
+                after,
+                first_available,
+            } => &[*after, *first_available],
+            Control::Heartbeat { head, .. } => &[*head],
+        };
+        match numbers.iter().find(|n| **n > MAX_SEQUENCE) {
+            Some(n) => Err(FrameError::Envelope(format!(
+                "{n} is above the largest sequence, {MAX_SEQUENCE}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The `sequence` of a frame that could not be decoded as an event, when it can still be
+/// read (so the position is known to be taken, and the stream can move past it).
+pub fn sequence_of(text: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Probe {
+        sequence: Option<u64>,
+        control: Option<serde::de::IgnoredAny>,
+    }
+    let probe: Probe = serde_json::from_str(text).ok()?;
+    if probe.control.is_some() {
+        return None;
+    }
+    probe.sequence.filter(|s| (1..=MAX_SEQUENCE).contains(s))
 }
 
 /// A frame as a client reads it.
@@ -77,13 +120,20 @@ pub fn decode(text: &str) -> Result<Frame, FrameError> {
             let value: serde_json::Value =
                 serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
             if value.get("control").is_some() {
-                return serde_json::from_value(value)
-                    .map(Frame::Control)
-                    .map_err(|e| FrameError::Envelope(e.to_string()));
+                let control: Control = serde_json::from_value(value)
+                    .map_err(|e| FrameError::Envelope(e.to_string()))?;
+                control.check_numbers()?;
+                return Ok(Frame::Control(control));
             }
             return Err(FrameError::Envelope(event_error.to_string()));
         }
     };
+    if event.sequence == 0 || event.sequence > MAX_SEQUENCE {
+        return Err(FrameError::Envelope(format!(
+            "sequence {} is outside 1..={MAX_SEQUENCE}",
+            event.sequence
+        )));
+    }
     if event.specversion != "1.0" {
         return Err(FrameError::SpecVersion(event.specversion));
     }

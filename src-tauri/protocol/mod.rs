@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod events;
 pub mod openapi;
+pub mod text;
 
 /// The `protocol` named in the stream's hello frame.
 pub const EVENTS_PROTOCOL: &str = "firebreak.events.v1";

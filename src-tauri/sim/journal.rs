@@ -13,6 +13,9 @@ pub struct Journal {
     inner: Mutex<Inner>,
     head: watch::Sender<u64>,
     retain: usize,
+    /// This journal's stream identity: a new one per journal, since every journal's
+    /// sequence starts at 1 (a console that saw another run's numbers starts over).
+    stream_id: String,
 }
 
 struct Inner {
@@ -40,6 +43,7 @@ impl Journal {
             }),
             head: watch::channel(0).0,
             retain: retain.max(1),
+            stream_id: uuid::Uuid::new_v4().to_string(),
         }
     }
 
@@ -77,6 +81,10 @@ impl Journal {
     pub fn bounds(&self) -> (u64, u64) {
         let inner = self.lock();
         (inner.first + inner.frames.len() as u64 - 1, inner.first)
+    }
+
+    pub fn stream_id(&self) -> &str {
+        &self.stream_id
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {

@@ -199,10 +199,11 @@ impl RunningSim {
 }
 
 /// The demo: bad-model-rollout on a loopback port with a fresh random token, in real time.
-pub async fn start_demo() -> Result<RunningSim> {
+pub async fn start_demo(speed: f64) -> Result<RunningSim> {
     let token = uuid::Uuid::new_v4().simple().to_string();
     let mut opts = SimOptions::new(Scenario::load("bad-model-rollout")?, token);
     opts.cluster = "demo".into();
+    opts.speed = speed;
     opts.seed = Utc::now().timestamp() as u64;
     start(opts).await
 }

@@ -464,6 +464,7 @@ async fn stream(
         head,
         first,
         heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+        stream_id: Some(journal.stream_id().to_owned()),
     };
     sink.send(control(&hello)).await?;
 

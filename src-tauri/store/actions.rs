@@ -269,6 +269,7 @@ async fn record_step(
             author: actor,
             body,
             amends: None,
+            event_seq: None,
         },
     )
     .await?;
@@ -403,6 +404,7 @@ impl Store {
                 author: super::ingest::ENGINE_AUTHOR,
                 body,
                 amends: None,
+                event_seq: None,
             },
         )
         .await?;

@@ -7,7 +7,9 @@
 use sqlx::{Sqlite, Transaction};
 
 use super::{now_ms, Result, Store, StoreError};
-use crate::incident::{EntryKind, Incident, IncidentStatus, NewIncident, Severity, TimelineEntry};
+use crate::incident::{
+    clean_title, EntryKind, Incident, IncidentStatus, NewIncident, Severity, TimelineEntry,
+};
 
 /// The longest timeline page a caller may ask for.
 pub const MAX_PAGE: i64 = 1000;
@@ -103,6 +105,8 @@ pub(crate) struct Append<'a> {
     pub(crate) author: &'a str,
     pub(crate) body: &'a str,
     pub(crate) amends: Option<i64>,
+    /// The recorded event the entry is about, if any.
+    pub(crate) event_seq: Option<i64>,
 }
 
 /// Writes a timeline entry and its audit record (every entry written here is a change
@@ -121,13 +125,14 @@ pub(crate) async fn append(tx: &mut Transaction<'static, Sqlite>, e: Append<'_>)
 }
 
 /// Writes a timeline entry alone; the caller writes the audit record that fits it.
+/// The one place a timeline entry is inserted.
 pub(crate) async fn insert_entry(
     tx: &mut Transaction<'static, Sqlite>,
     e: &Append<'_>,
 ) -> Result<i64> {
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, amends) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, amends, event_seq) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(e.incident_id)
     .bind(e.at_ms)
@@ -135,9 +140,74 @@ pub(crate) async fn insert_entry(
     .bind(e.author)
     .bind(e.body)
     .bind(e.amends)
+    .bind(e.event_seq)
     .fetch_one(&mut **tx)
     .await?;
     Ok(id)
+}
+
+/// An incident about to be opened, by a person or by the incident rules.
+pub(crate) struct Opening<'a> {
+    pub(crate) cluster_id: Option<i64>,
+    /// Text from outside: made a valid title by [`clean_title`], or refused.
+    pub(crate) title: &'a str,
+    pub(crate) service: Option<&'a str>,
+    pub(crate) severity: Severity,
+    /// The rule that opened it; None when a person did.
+    pub(crate) rule: Option<&'a str>,
+    pub(crate) author: &'a str,
+    /// When the opening entry happened (the triggering event's time, or now).
+    pub(crate) at_ms: i64,
+    pub(crate) event_seq: Option<i64>,
+}
+
+/// Opens an incident with its first timeline entry and audit record, in the caller's
+/// transaction: the one path for incidents opened by hand and by the rules, with one set
+/// of checks. Returns the new id and the title as stored.
+pub(crate) async fn open_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    o: Opening<'_>,
+) -> Result<(i64, String)> {
+    let author = require_author(o.author)?;
+    let title = clean_title(o.title)
+        .ok_or_else(|| StoreError::Invalid("an incident needs a title".into()))?;
+    let service = o.service.map(str::trim).filter(|s| !s.is_empty());
+    let now = now_ms();
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO incidents (public_id, cluster_id, title, service, severity, status, \
+         opened_ms, updated_ms, opened_by) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?) RETURNING id",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(o.cluster_id)
+    .bind(&title)
+    .bind(service)
+    .bind(o.severity.as_str())
+    .bind(now)
+    .bind(now)
+    .bind(o.rule)
+    .fetch_one(&mut **tx)
+    .await?;
+    let body = match o.rule {
+        Some(rule) => format!(
+            "Opened automatically as {} by rule {rule}: {title}",
+            o.severity.as_str()
+        ),
+        None => format!("Opened by hand as {}: {title}", o.severity.as_str()),
+    };
+    append(
+        tx,
+        Append {
+            incident_id: id,
+            at_ms: o.at_ms,
+            kind: EntryKind::Opened,
+            author,
+            body: &body,
+            amends: None,
+            event_seq: o.event_seq,
+        },
+    )
+    .await?;
+    Ok((id, title))
 }
 
 /// The fields a change checks before it is made: (status, severity, commander).
@@ -165,46 +235,42 @@ pub(super) fn require_author(author: &str) -> Result<&str> {
 impl Store {
     /// Opens an incident by hand; its first timeline entry says who opened it and why.
     pub async fn open_incident(&self, new: &NewIncident, author: &str) -> Result<Incident> {
-        let author = require_author(author)?;
-        let title = new.title.trim();
-        if title.is_empty() {
-            return Err(StoreError::Invalid("an incident needs a title".into()));
-        }
-        let service = new
-            .service
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty());
-        let now = now_ms();
         let mut tx = self.begin_write().await?;
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO incidents (public_id, cluster_id, title, service, severity, status, \
-             opened_ms, updated_ms) VALUES (?, ?, ?, ?, ?, 'open', ?, ?) RETURNING id",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(new.cluster_id)
-        .bind(title)
-        .bind(service)
-        .bind(new.severity.as_str())
-        .bind(now)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let body = format!("Opened by hand as {}: {title}", new.severity.as_str());
-        append(
+        let (id, _) = open_in(
             &mut tx,
-            Append {
-                incident_id: id,
-                at_ms: now,
-                kind: EntryKind::Opened,
+            Opening {
+                cluster_id: new.cluster_id,
+                title: &new.title,
+                service: new.service.as_deref(),
+                severity: new.severity,
+                rule: None,
                 author,
-                body: &body,
-                amends: None,
+                at_ms: now_ms(),
+                event_seq: None,
             },
         )
         .await?;
         tx.commit().await?;
         self.incident(id).await
+    }
+
+    /// Resolves the incidents a previous demo run left unresolved on the demo cluster,
+    /// each with a note saying why; returns how many. Only demo clusters are touched.
+    pub async fn close_previous_demo(&self, cluster_id: i64, note: &str) -> Result<usize> {
+        let open: Vec<(i64,)> = sqlx::query_as(
+            "SELECT i.id FROM incidents i JOIN clusters c ON c.id = i.cluster_id \
+             WHERE i.cluster_id = ? AND c.demo = 1 AND i.status != 'resolved'",
+        )
+        .bind(cluster_id)
+        .fetch_all(self.reader())
+        .await?;
+        for (id,) in &open {
+            self.add_note(*id, note, super::ingest::ENGINE_AUTHOR)
+                .await?;
+            self.change_status(*id, IncidentStatus::Resolved, super::ingest::ENGINE_AUTHOR)
+                .await?;
+        }
+        Ok(open.len())
     }
 
     pub async fn incident(&self, id: i64) -> Result<Incident> {
@@ -250,6 +316,7 @@ impl Store {
                 author,
                 body,
                 amends: None,
+                event_seq: None,
             },
         )
         .await?;
@@ -429,6 +496,7 @@ impl Store {
                 author,
                 body: text,
                 amends,
+                event_seq: None,
             },
         )
         .await?;

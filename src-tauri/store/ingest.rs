@@ -1,15 +1,39 @@
 //! Writing the live stream: one transaction per batch holds the events, the cursor that
-//! covers them, quarantined frames, gaps, and every incident change the rules decide.
+//! covers them, quarantined frames, gaps, and every incident change the rules decided.
+//!
+//! The store takes decisions already made (`Decision`, plain data): it never runs the
+//! incident rules, so a batch that fails to commit leaves no rule state behind.
 
 use std::collections::HashMap;
 
+use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
+use ts_rs::TS;
 
-use super::{now_ms, Result, Store};
-use crate::incident::{EntryKind, Severity};
-use crate::ingest::rules::{describe, Decision, Rules};
-use crate::ingest::sink::Committed;
+use super::incidents::{insert_entry, open_in, Append, Opening};
+use super::{now_ms, Result, Store, StoreError};
+use crate::incident::{clean_title, Decision, EntryKind, Incident, Severity};
 use crate::protocol::events::{CloudEvent, EventType};
+use crate::protocol::text::describe;
+
+/// What one committed batch changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Committed {
+    pub events: u32,
+    pub duplicates: u32,
+    pub quarantined: u32,
+    pub gaps: u32,
+    pub opened: Vec<Incident>,
+    /// Incidents that gained entries or changed.
+    pub updated: Vec<i64>,
+    /// The store's newest event (`events.seq`) after this batch, 0 when it added none.
+    pub head_seq: i64,
+    /// For benchmarks: milliseconds from each new event's arrival to its commit.
+    #[serde(skip)]
+    #[ts(skip)]
+    pub receive_to_commit_ms: Vec<u32>,
+}
 
 /// The name automated timeline entries are recorded under.
 pub const ENGINE_AUTHOR: &str = "firebreak";
@@ -45,12 +69,26 @@ pub enum Item {
         cluster_id: i64,
         reason: String,
         raw: Vec<u8>,
+        /// The frame's stream sequence, when it could be read.
+        sequence: Option<u64>,
     },
+    /// Sequences `from..=to` will never be recorded: the server no longer had them, or
+    /// the console skipped past a frame it could not read (`reason` says which).
     Gap {
         cluster_id: i64,
         from: u64,
         to: u64,
+        reason: String,
     },
+    /// The server's stream started over (a new stream identity, or its head fell below
+    /// our cursor): the cursor goes back to 0 and the restart is recorded.
+    Restarted {
+        cluster_id: i64,
+        stream_id: Option<String>,
+        reason: String,
+    },
+    /// The stream's identity, first named by the server (the cursor stays).
+    Identity { cluster_id: i64, stream_id: String },
 }
 
 impl Item {
@@ -58,6 +96,14 @@ impl Item {
         match self {
             Item::Events { events, .. } => events.len().max(1),
             _ => 1,
+        }
+    }
+
+    /// Events this item carries (the rules decide one `Decision` for each).
+    pub fn events(&self) -> &[Incoming] {
+        match self {
+            Item::Events { events, .. } => events,
+            _ => &[],
         }
     }
 }
@@ -76,12 +122,22 @@ impl Store {
         Ok(row.map(|(s,)| s.max(0) as u64).unwrap_or(0))
     }
 
-    /// Commits a batch in one transaction and says what changed.
-    pub async fn ingest(&self, items: &[Item], rules: &mut Rules) -> Result<Committed> {
+    /// Commits a batch in one transaction and says what changed. `decisions` holds one
+    /// decision per event, in the order of `items`' events; events the store already had
+    /// (duplicates) have theirs ignored.
+    pub async fn ingest(&self, items: &[Item], decisions: &[Decision]) -> Result<Committed> {
+        let expected: usize = items.iter().map(|i| i.events().len()).sum();
+        if decisions.len() != expected {
+            return Err(StoreError::Invalid(format!(
+                "{} decisions for {expected} events",
+                decisions.len()
+            )));
+        }
         let mut out = Committed::default();
         let mut open = OpenCache::new();
         let mut tx = self.begin_write().await?;
         let now = now_ms();
+        let mut decided = 0;
         for item in items {
             match item {
                 Item::Events {
@@ -96,35 +152,37 @@ impl Store {
                     }
                     out.duplicates += (events.len() - inserted.len()) as u32;
                     for (seq, index) in inserted {
-                        let e = &events[index];
-                        let decision = rules.decide(*cluster_id, e.ty, &e.event.data);
                         apply(
                             &mut tx,
                             &mut open,
                             &mut out,
                             *cluster_id,
                             seq,
-                            &e.event,
-                            &decision,
+                            &events[index].event,
+                            &decisions[decided + index],
                         )
                         .await?;
                     }
+                    decided += events.len();
                     advance_cursor(&mut tx, *cluster_id, *last_sequence, now).await?;
                 }
                 Item::Quarantine {
                     cluster_id,
                     reason,
                     raw,
+                    sequence,
                 } => {
                     let kept = &raw[..raw.len().min(QUARANTINE_KEEP_BYTES)];
                     sqlx::query(
-                        "INSERT INTO quarantine (cluster_id, received_ms, reason, raw, raw_len) VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO quarantine (cluster_id, received_ms, reason, raw, raw_len, stream_sequence) \
+                         VALUES (?, ?, ?, ?, ?, ?)",
                     )
                     .bind(cluster_id)
                     .bind(now)
                     .bind(reason)
                     .bind(kept)
                     .bind(raw.len() as i64)
+                    .bind(sequence.and_then(|s| i64::try_from(s).ok()))
                     .execute(&mut *tx)
                     .await?;
                     out.quarantined += 1;
@@ -133,21 +191,39 @@ impl Store {
                     cluster_id,
                     from,
                     to,
+                    reason,
                 } => {
-                    record_gap(&mut tx, &mut out, *cluster_id, *from, *to, now).await?;
+                    record_gap(&mut tx, &mut out, *cluster_id, (*from, *to), reason, now).await?;
                 }
+                Item::Restarted {
+                    cluster_id,
+                    stream_id,
+                    reason,
+                } => {
+                    record_restart(
+                        &mut tx,
+                        &mut out,
+                        *cluster_id,
+                        stream_id.as_deref(),
+                        reason,
+                        now,
+                    )
+                    .await?;
+                }
+                Item::Identity {
+                    cluster_id,
+                    stream_id,
+                } => set_stream_id(&mut tx, *cluster_id, stream_id).await?,
             }
         }
         tx.commit().await?;
         let committed_ms = now_ms();
         for item in items {
-            if let Item::Events { events, .. } = item {
-                out.receive_to_commit_ms.extend(
-                    events
-                        .iter()
-                        .map(|e| (committed_ms - e.received_ms).max(0) as u32),
-                );
-            }
+            out.receive_to_commit_ms.extend(
+                item.events()
+                    .iter()
+                    .map(|e| (committed_ms - e.received_ms).max(0) as u32),
+            );
         }
         for incident in &mut out.opened {
             if let Ok(fresh) = self.incident(incident.id).await {
@@ -157,6 +233,16 @@ impl Store {
         out.updated.sort_unstable();
         out.updated.dedup();
         Ok(out)
+    }
+
+    /// The stream identity the cursor belongs to (None before any, or from an old server).
+    pub async fn stream_id(&self, cluster_id: i64) -> Result<Option<String>> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT stream_id FROM stream_cursors WHERE cluster_id = ?")
+                .bind(cluster_id)
+                .fetch_optional(self.reader())
+                .await?;
+        Ok(row.and_then(|(s,)| s))
     }
 }
 
@@ -173,11 +259,17 @@ async fn advance_cursor(
          last_sequence = MAX(last_sequence, excluded.last_sequence), updated_ms = excluded.updated_ms",
     )
     .bind(cluster_id)
-    .bind(to as i64)
+    .bind(seq_i64(to)?)
     .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A stream sequence as the store keeps it. The decoder refuses sequences above
+/// `i64::MAX`, so this fails only on a bug; it never wraps to a negative number.
+fn seq_i64(seq: u64) -> Result<i64> {
+    i64::try_from(seq).map_err(|_| StoreError::Invalid(format!("sequence {seq} is out of range")))
 }
 
 /// Inserts events, skipping ones already stored (same source and id).
@@ -198,7 +290,7 @@ async fn insert_events(
             b.push_bind(cluster_id)
                 .push_bind(&e.event.source)
                 .push_bind(&e.event.id)
-                .push_bind(e.event.sequence as i64)
+                .push_bind(i64::try_from(e.event.sequence).unwrap_or(i64::MAX))
                 .push_bind(e.ty.name())
                 .push_bind(&e.event.subject)
                 .push_bind(data.get("service").and_then(|v| v.as_str()))
@@ -261,6 +353,9 @@ async fn open_incident_for(
     Ok(found)
 }
 
+/// An entry the rules write: through the store's one timeline insert; changes they make
+/// to an incident are audited like anyone's, what they merely attach (events,
+/// anomalies, gaps) is evidence, not a change.
 async fn entry(
     tx: &mut Transaction<'static, Sqlite>,
     incident_id: i64,
@@ -269,23 +364,20 @@ async fn entry(
     body: &str,
     event_seq: Option<i64>,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, event_seq) VALUES (?, ?, ?, ?, ?, ?)",
+    insert_entry(
+        tx,
+        &Append {
+            incident_id,
+            at_ms,
+            kind,
+            author: ENGINE_AUTHOR,
+            body,
+            amends: None,
+            event_seq,
+        },
     )
-    .bind(incident_id)
-    .bind(at_ms)
-    .bind(kind.as_str())
-    .bind(ENGINE_AUTHOR)
-    .bind(body)
-    .bind(event_seq)
-    .execute(&mut **tx)
     .await?;
-    // Changes the rules make to an incident are audited like anyone's; what they merely
-    // attach (events, anomalies, gaps) is evidence, not a change.
-    if matches!(
-        kind,
-        EntryKind::Opened | EntryKind::StatusChanged | EntryKind::SeverityChanged
-    ) {
+    if matches!(kind, EntryKind::StatusChanged | EntryKind::SeverityChanged) {
         super::audit::record(
             tx,
             ENGINE_AUTHOR,
@@ -335,29 +427,23 @@ async fn apply(
         });
     if current.is_none() {
         if let Some((severity, title, rule)) = opener {
-            let title: String = title.chars().take(200).collect();
-            let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO incidents (public_id, cluster_id, title, service, severity, status, opened_ms, \
-                 updated_ms, opened_by) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?) RETURNING id",
+            let (id, title) = open_in(
+                tx,
+                Opening {
+                    cluster_id: Some(cluster_id),
+                    title: &title,
+                    service: Some(service),
+                    severity,
+                    rule: Some(&rule),
+                    author: ENGINE_AUTHOR,
+                    at_ms: at,
+                    event_seq: Some(seq),
+                },
             )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(cluster_id)
-            .bind(&title)
-            .bind(service)
-            .bind(severity.as_str())
-            .bind(now)
-            .bind(now)
-            .bind(&rule)
-            .fetch_one(&mut **tx)
             .await?;
-            let body = format!(
-                "Opened automatically as {} by rule {rule}: {title}",
-                severity.as_str()
-            );
-            entry(tx, id, at, EntryKind::Opened, &body, Some(seq)).await?;
             backfill(tx, id, cluster_id, service, at, seq).await?;
             open.insert((cluster_id, service.to_owned()), Some((id, severity)));
-            out.opened.push(crate::incident::Incident {
+            out.opened.push(Incident {
                 id,
                 public_id: String::new(),
                 cluster_id: Some(cluster_id),
@@ -381,11 +467,11 @@ async fn apply(
             // An incident the anomaly detector opened takes the stronger signal's title.
             sqlx::query(
                 "UPDATE incidents SET severity = ?, updated_ms = ?, \
-                 title = CASE WHEN opened_by = 'anomaly' THEN ? ELSE title END WHERE id = ?",
+                 title = CASE WHEN opened_by = 'anomaly' THEN COALESCE(?, title) ELSE title END WHERE id = ?",
             )
             .bind(signal.severity.as_str())
             .bind(now)
-            .bind(signal.title.chars().take(200).collect::<String>())
+            .bind(clean_title(&signal.title))
             .bind(id)
             .execute(&mut **tx)
             .await?;
@@ -478,38 +564,108 @@ async fn backfill(
     Ok(())
 }
 
-/// A stretch of the stream the server could not replay: kept for diagnosis and put on
-/// the timeline of every open incident of the cluster.
+/// A stretch of the stream that will never be recorded, kept for diagnosis with its
+/// reason and put on the timeline of every open incident of the cluster.
 async fn record_gap(
     tx: &mut Transaction<'static, Sqlite>,
     out: &mut Committed,
     cluster_id: i64,
-    from: u64,
-    to: u64,
+    (from, to): (u64, u64),
+    reason: &str,
     now: i64,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO stream_gaps (cluster_id, from_sequence, to_sequence, detected_ms) VALUES (?, ?, ?, ?)")
-        .bind(cluster_id)
-        .bind(from as i64)
-        .bind(to as i64)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO stream_gaps (cluster_id, from_sequence, to_sequence, detected_ms, reason) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(cluster_id)
+    .bind(seq_i64(from)?)
+    .bind(seq_i64(to)?)
+    .bind(now)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
     // What is gone is gone: a restart must not ask for it (and record the gap) again.
     advance_cursor(tx, cluster_id, to, now).await?;
+    let count = to.saturating_sub(from).saturating_add(1);
+    let body = if from == to {
+        format!("Stream gap: event {from} is missing here: {reason}")
+    } else {
+        format!("Stream gap: events {from}–{to} ({count} events) are missing here: {reason}")
+    };
+    on_open_incidents(tx, out, cluster_id, EntryKind::Gap, &body, now).await?;
+    out.gaps += 1;
+    Ok(())
+}
+
+/// The server's stream started over: the cursor goes back to 0 under the new identity,
+/// and every open incident of the cluster says so (the numbers start again).
+async fn record_restart(
+    tx: &mut Transaction<'static, Sqlite>,
+    out: &mut Committed,
+    cluster_id: i64,
+    stream_id: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO stream_cursors (cluster_id, last_sequence, updated_ms, stream_id) VALUES (?, 0, ?, ?) \
+         ON CONFLICT (cluster_id) DO UPDATE SET last_sequence = 0, updated_ms = excluded.updated_ms, \
+         stream_id = excluded.stream_id",
+    )
+    .bind(cluster_id)
+    .bind(now)
+    .bind(stream_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO stream_gaps (cluster_id, from_sequence, to_sequence, detected_ms, reason) \
+         VALUES (?, 0, 0, ?, ?)",
+    )
+    .bind(cluster_id)
+    .bind(now)
+    .bind(format!("stream restarted: {reason}"))
+    .execute(&mut **tx)
+    .await?;
+    let body = format!("Stream restarted: {reason}; recording from the start of the new stream");
+    on_open_incidents(tx, out, cluster_id, EntryKind::Gap, &body, now).await?;
+    Ok(())
+}
+
+/// The stream identity a cursor belongs to, recorded when the first hello names one.
+async fn set_stream_id(
+    tx: &mut Transaction<'static, Sqlite>,
+    cluster_id: i64,
+    stream_id: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO stream_cursors (cluster_id, last_sequence, updated_ms, stream_id) VALUES (?, 0, ?, ?) \
+         ON CONFLICT (cluster_id) DO UPDATE SET stream_id = excluded.stream_id",
+    )
+    .bind(cluster_id)
+    .bind(now_ms())
+    .bind(stream_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn on_open_incidents(
+    tx: &mut Transaction<'static, Sqlite>,
+    out: &mut Committed,
+    cluster_id: i64,
+    kind: EntryKind,
+    body: &str,
+    now: i64,
+) -> Result<()> {
     let open: Vec<(i64,)> =
         sqlx::query_as("SELECT id FROM incidents WHERE cluster_id = ? AND status != 'resolved'")
             .bind(cluster_id)
             .fetch_all(&mut **tx)
             .await?;
-    let body = format!(
-        "Stream gap: events {from}–{to} ({} events) were no longer kept by the cluster and are missing here",
-        to - from + 1
-    );
     for (id,) in open {
-        entry(tx, id, now, EntryKind::Gap, &body, None).await?;
+        entry(tx, id, now, kind, body, None).await?;
         out.updated.push(id);
     }
-    out.gaps += 1;
     Ok(())
 }

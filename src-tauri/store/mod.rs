@@ -92,6 +92,24 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the store refused this because of the data itself (a CHECK, a unique key,
+    /// a value it cannot take), so the same data will be refused again. Everything else
+    /// (disk full, I/O error, locked past the timeout) is about the store, and may pass later.
+    pub fn is_about_data(&self) -> bool {
+        match self {
+            StoreError::Constraint(_) | StoreError::Invalid(_) => true,
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                // SQLITE_TOOBIG (18), SQLITE_MISMATCH (20), SQLITE_RANGE (25).
+                db.code()
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .is_some_and(|c| matches!(c & 0xff, 18 | 20 | 25))
+            }
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Firebreak's SQLite store. Cheap to clone: both pools are shared handles.
@@ -125,6 +143,22 @@ impl Store {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // A failed COMMIT or ROLLBACK (disk full, I/O error) can leave sqlx believing the
+            // connection is still inside a transaction, and every later BEGIN then fails.
+            // The ping runs after any rollback still queued on the connection; a connection
+            // that is still in a transaction after it is closed and replaced.
+            .before_acquire(|conn, _| {
+                Box::pin(async move {
+                    conn.ping().await?;
+                    if conn.is_in_transaction() {
+                        tracing::warn!(
+                            "the writer's connection was left inside a transaction; reopening it"
+                        );
+                        return Ok(false);
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(
                 base.clone()
                     .create_if_missing(true)

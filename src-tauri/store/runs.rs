@@ -120,6 +120,7 @@ impl Store {
                     runbook.steps.len()
                 ),
                 amends: None,
+                event_seq: None,
             },
         )
         .await?;
@@ -181,6 +182,7 @@ impl Store {
                 author: r.author,
                 body: &body,
                 amends: None,
+                event_seq: None,
             },
         )
         .await?;

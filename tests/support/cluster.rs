@@ -104,7 +104,7 @@ pub async fn connect(
 
 /// An HTTP client as the tests use it (rustls with the app's crypto provider).
 pub fn http() -> reqwest::Client {
-    firebreak::cli::install_tls_provider();
+    firebreak::process::install_tls_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))

@@ -305,9 +305,27 @@ describe('live updates', () => {
       events: 300,
       quarantined: 0,
       headSeq: 300,
+      recordingPaused: null,
     });
     expect((await screen.findByTestId('cluster-status')).textContent).toContain('catching up, 1,240 behind');
     expect((await screen.findByTestId('incident-row')).textContent).toContain('llm-assistant error rate above 5%');
+  });
+
+  it('says when recording is paused and why, and clears it when it resumes', async () => {
+    let push: (u: ConsoleUpdate) => void = () => {};
+    const host = fakeHost([], {
+      subscribe: async (on) => {
+        push = on;
+      },
+    });
+    render(App, { host });
+    await screen.findByText('ana');
+    const update = { clusters: [], opened: [], updated: [], events: 0, quarantined: 0, headSeq: 0 };
+    push({ ...update, recordingPaused: 'database error: database or disk is full' });
+    // The engineer must see that nothing new is being written, and why.
+    expect((await screen.findByTestId('recording-paused')).textContent).toContain('disk is full');
+    push({ ...update, recordingPaused: null });
+    await waitFor(() => expect(screen.queryByTestId('recording-paused')).toBeNull());
   });
 });
 
@@ -364,14 +382,14 @@ describe('event feed', () => {
     expect(screen.getAllByTestId('feed-row').length).toBeLessThan(60);
 
     // Live: the store moved on, the feed asks for what is after its newest row.
-    push({ clusters: [], opened: [], updated: [], events: 1, quarantined: 0, headSeq: 5_001 });
+    push({ clusters: [], opened: [], updated: [], events: 1, quarantined: 0, headSeq: 5_001, recordingPaused: null });
     await waitFor(() => expect(asked.some((a) => a.after === 5_000)).toBe(true));
     await waitFor(() => expect(screen.getAllByTestId('feed-row')[0].dataset.seq).toBe('5001'));
 
     // Paused: updates are counted, not fetched.
     await fireEvent.click(screen.getByTestId('feed-pause'));
     const before = asked.length;
-    push({ clusters: [], opened: [], updated: [], events: 40, quarantined: 0, headSeq: 5_041 });
+    push({ clusters: [], opened: [], updated: [], events: 40, quarantined: 0, headSeq: 5_041, recordingPaused: null });
     await waitFor(() => expect(screen.getByTestId('feed-state').textContent).toContain('40 new'));
     expect(asked.length).toBe(before);
     await fireEvent.click(screen.getByTestId('feed-pause'));
@@ -553,7 +571,7 @@ describe('timeline', () => {
     await waitFor(() => expect(screen.getByTestId('timeline').textContent).toContain('alert firing'));
     // Recorded now, stamped between the two: a keyset "after the last" would never fetch it.
     recorded.push(entry(3, at - 30_000, 'rollback proposed'));
-    push({ clusters: [], opened: [], updated: [1], events: 0, quarantined: 0, headSeq: 0 });
+    push({ clusters: [], opened: [], updated: [1], events: 0, quarantined: 0, headSeq: 0, recordingPaused: null });
     await waitFor(() => expect(screen.getByTestId('timeline').textContent).toContain('rollback proposed'));
     const order = [...screen.getByTestId('timeline').querySelectorAll('.body')].map((b) => b.textContent);
     expect(order).toEqual(['rollout started', 'rollback proposed', 'alert firing']);

@@ -21,4 +21,8 @@ events: number, quarantined: number,
 /**
  * The store's newest event (`events.seq`): the live feed fetches up to it.
  */
-headSeq: number, };
+headSeq: number, 
+/**
+ * Why recording is paused (the store cannot write: disk full, I/O error), if it is.
+ */
+recordingPaused: string | null, };

@@ -1,0 +1,106 @@
+//! How a protocol event reads on an incident's timeline: one sentence in the incident
+//! commander's words, built from the event's typed data. Plain functions over data, used
+//! by the incident rules, the store's backfill and the event feed alike.
+
+use serde_json::Value;
+
+use super::events::EventType;
+
+/// The timeline text for an event attached to an incident; None for events that are
+/// evidence only (metrics, region status, synthetic load).
+pub fn describe(ty: EventType, data: &Value) -> Option<String> {
+    let svc = text(data, "service");
+    use EventType as T;
+    Some(match ty {
+        T::AlertFiring => format!(
+            "Alert {} firing ({}): {}; value {} over threshold {}",
+            text(data, "alert"),
+            text(data, "severity"),
+            text(data, "summary"),
+            num(data, "value"),
+            num(data, "threshold")
+        ),
+        T::AlertResolved => format!(
+            "Alert {} resolved in {}",
+            text(data, "alert"),
+            text(data, "region")
+        ),
+        T::RolloutStalled => format!(
+            "Rollout of {svc} revision {} stalled at wave {} of {}: {}",
+            num(data, "to_revision"),
+            num(data, "wave"),
+            num(data, "waves"),
+            text(data, "reason")
+        ),
+        T::RolloutFailed => format!(
+            "Rollout of {svc} revision {} failed: {}",
+            num(data, "to_revision"),
+            text(data, "reason")
+        ),
+        T::NodeDown => format!(
+            "Node {} down ({}): {} of {} nodes of pool {} down",
+            text(data, "node"),
+            text(data, "reason"),
+            num(data, "pool_nodes_down"),
+            num(data, "pool_nodes_total"),
+            text(data, "pool")
+        ),
+        T::NodeDegraded => format!(
+            "Node {} degraded ({}): {}",
+            text(data, "node"),
+            text(data, "reason"),
+            text(data, "detail")
+        ),
+        T::NodeUp => format!("Node {} back up", text(data, "node")),
+        T::RolloutStarted => format!(
+            "Rollout started: {svc} revision {} → {} ({}), {} waves",
+            num(data, "from_revision"),
+            num(data, "to_revision"),
+            text(data, "model_version"),
+            num(data, "waves")
+        ),
+        T::RolloutWaveProgressed => format!(
+            "Rollout wave {} of {}: {} of {} nodes on revision {}",
+            num(data, "wave"),
+            num(data, "waves"),
+            num(data, "nodes_updated"),
+            num(data, "nodes_total"),
+            num(data, "to_revision")
+        ),
+        T::RolloutCompleted => format!(
+            "Rollout completed: {svc} on revision {}",
+            num(data, "revision")
+        ),
+        T::ModelVersionChanged => format!(
+            "Model changed ({}): {} → {} (revision {})",
+            text(data, "cause"),
+            text(data, "from_model"),
+            text(data, "to_model"),
+            num(data, "revision")
+        ),
+        T::ActionAccepted | T::ActionRunning | T::ActionSucceeded | T::ActionFailed => {
+            let state = ty.name().rsplit('.').next().unwrap_or("");
+            let error = data
+                .get("error")
+                .and_then(Value::as_str)
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            format!(
+                "Cluster: {} {} → {} {state} (by {}){error}",
+                text(data, "kind"),
+                text(data, "from"),
+                text(data, "to"),
+                text(data, "actor")
+            )
+        }
+        T::ServiceMetrics | T::RegionStatus | T::SyntheticLoad => return None,
+    })
+}
+
+pub(crate) fn text<'a>(data: &'a Value, key: &str) -> &'a str {
+    data.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+pub(crate) fn num(data: &Value, key: &str) -> f64 {
+    data.get(key).and_then(Value::as_f64).unwrap_or(0.0)
+}
