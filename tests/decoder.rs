@@ -82,3 +82,33 @@ fn the_valid_event_decodes() {
         Ok(Frame::Event(_))
     ));
 }
+
+proptest! {
+    /// Numbers from the network are checked, never trusted: a sequence the store cannot
+    /// keep as an integer (above 2^63 − 1), or 0, is refused as malformed; everything the
+    /// decoder accepts can have 1 added without overflow.
+    #[test]
+    fn sequences_and_stream_bounds_are_range_checked(n in any::<u64>(), m in any::<u64>()) {
+        let mut event = valid_event();
+        event["sequence"] = json!(n);
+        let accepted = matches!(decode(&event.to_string()), Ok(Frame::Event(_)));
+        prop_assert_eq!(accepted, (1..=i64::MAX as u64).contains(&n));
+
+        let gap = json!({"control": "gap", "after": n, "first_available": m}).to_string();
+        let in_range = n <= i64::MAX as u64 && m <= i64::MAX as u64;
+        prop_assert_eq!(decode(&gap).is_ok(), in_range);
+        let hello = json!({"control": "hello", "protocol": "firebreak.events.v1", "head": n,
+            "first": 1, "heartbeat_interval_ms": 5000}).to_string();
+        prop_assert_eq!(decode(&hello).is_ok(), n <= i64::MAX as u64);
+        let beat = json!({"control": "heartbeat", "head": m, "time": "2026-11-27T03:01:21Z"}).to_string();
+        prop_assert_eq!(decode(&beat).is_ok(), m <= i64::MAX as u64);
+    }
+}
+
+#[test]
+fn a_gap_at_the_top_of_the_range_is_refused_not_overflowed() {
+    // `after` near u64::MAX once overflowed `after + 1` in the connection (a panic in
+    // debug builds that froze the cluster's status).
+    let frame = json!({"control": "gap", "after": u64::MAX - 1, "first_available": u64::MAX});
+    assert!(decode(&frame.to_string()).is_err());
+}

@@ -345,3 +345,58 @@ async fn wss_urls_go_through_tls() {
         "{err:?}"
     );
 }
+
+/// `make run` twice on one data dir: each demo run is a new demo world that opens its own
+/// incident, and the previous run's incident is resolved with a note, not left open.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_demo_run_on_one_data_dir_opens_its_own_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("firebreak.db")).await.unwrap();
+    let mut opened = Vec::new();
+    for run in 0..2 {
+        let (sim, target) = firebreak::watch::start_demo(&store, 30.0).await.unwrap();
+        let cluster = target.cluster_id;
+        let engine = Engine::start(store.clone(), vec![target], Arc::new(Recorder::default()))
+            .await
+            .unwrap();
+        let known = opened.clone();
+        wait_for(
+            Duration::from_secs(60),
+            "an incident in this demo run",
+            async || {
+                store
+                    .incidents()
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|i| i.cluster_id == Some(cluster) && !known.contains(&i.id))
+            },
+        )
+        .await;
+        engine.stop().await;
+        sim.shutdown();
+        let fresh = store
+            .incidents()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|i| !opened.contains(&i.id))
+            .unwrap();
+        opened.push(fresh.id);
+        if run == 1 {
+            let first = store.incident(opened[0]).await.unwrap();
+            assert_eq!(
+                first.status,
+                firebreak::incident::IncidentStatus::Resolved,
+                "the previous demo world's incident is closed when a new one starts"
+            );
+            let timeline = store.timeline(opened[0], None, 500).await.unwrap();
+            assert!(
+                timeline
+                    .iter()
+                    .any(|e| e.body.contains("A new demo run started")),
+                "and its timeline says why"
+            );
+        }
+    }
+}
