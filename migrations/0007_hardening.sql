@@ -17,3 +17,9 @@ ALTER TABLE quarantine ADD COLUMN stream_sequence INTEGER;
 ALTER TABLE actions ADD COLUMN confirmed_install TEXT;
 -- 1 when the action came in through an export bundle: history only, never driven.
 ALTER TABLE actions ADD COLUMN imported INTEGER NOT NULL DEFAULT 0 CHECK (imported IN (0, 1));
+
+-- This installation's id, made once. Actions confirmed here before this migration were
+-- confirmed by this installation (imports did not exist apart from it until now).
+INSERT OR IGNORE INTO settings (key, value) VALUES ('install_id', lower(hex(randomblob(16))));
+UPDATE actions SET confirmed_install = (SELECT value FROM settings WHERE key = 'install_id')
+    WHERE confirmed_by IS NOT NULL;

@@ -19,7 +19,8 @@ use support::rig::Live;
 
 /// Text an attacker could get into an event, a note or a title.
 const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> \
-     [click](javascript:window.__pwned=3) </td></tr></table><b>bold</b> ' \" & | * _";
+     [click](javascript:window.__pwned=3) </td></tr></table><b>bold</b> ' \" & | * _ \
+     nul\u{0}byte esc\u{1b}[31m bell\u{7} del\u{7f}";
 
 /// The bad-model-rollout incident, rolled back and verified, with a hostile note, then
 /// resolved; the store is left at `db`.
@@ -129,6 +130,21 @@ async fn reports_carry_the_figures_and_actions_and_keep_hostile_text_as_text() {
     );
     assert!(!md.contains("<script") && !md.contains("<img") && !md.contains("](javascript:"));
     assert!(md.starts_with("# Incident "));
+    // Control characters are shown as their pictures: the report stays text to every tool.
+    for (format, text) in [("markdown", &md), ("html", &render(&report, Format::Html))] {
+        let raw: Vec<char> = text
+            .chars()
+            .filter(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+            .collect();
+        assert!(
+            raw.is_empty(),
+            "{format} carries raw control characters {raw:?}"
+        );
+    }
+    assert!(
+        md.contains("nul\u{2400}byte esc\u{241b}\\[31m"),
+        "NUL and ESC read as ␀ and ␛"
+    );
 
     // HTML: escaped, no script anywhere, tables balanced, the chart inline.
     let html = render(&report, Format::Html);
@@ -542,6 +558,45 @@ async fn an_exported_bundle_imports_as_the_same_incident_and_a_tampered_one_is_r
         .await
         .unwrap();
     assert!(empty.incidents().await.unwrap().is_empty());
+
+    // A bundle whose action was left under way (a failover pending when it was exported)
+    // must never be sent from the store that imports it, even with a cluster of the same
+    // name there: it is history, and only the installation that confirmed it drives it.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    for a in doc["actions"].as_array_mut().unwrap() {
+        a["state"] = "pending".into();
+        a["verification"] = serde_json::Value::Null;
+    }
+    let unfinished = here.path().join("unfinished.json");
+    std::fs::write(&unfinished, doc.to_string()).unwrap();
+    let fourth = tempfile::tempdir().unwrap();
+    let out = cli(fourth.path(), &["import".as_ref(), unfinished.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let there = Store::open(&fourth.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    assert!(
+        there.unfinished_actions().await.unwrap().is_empty(),
+        "an imported action is never resumed"
+    );
+    let resumed = cli(fourth.path(), &["actions".as_ref(), "--resume".as_ref()]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let imported = there.incidents().await.unwrap()[0].id;
+    let still = there.incident_actions(imported).await.unwrap();
+    assert_eq!(
+        still[0].state.as_str(),
+        "pending",
+        "`actions --resume` left the imported action as it came"
+    );
 }
 
 /// A report with what must differ between two stores (the local id, when it was made) blanked.

@@ -91,7 +91,8 @@ pub fn esc_html(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
+            '\n' | '\t' => out.push(c),
+            _ => out.push(printable(c)),
         }
     }
     out
@@ -111,10 +112,22 @@ pub fn esc_md(s: &str) -> String {
                 out.push(c);
             }
             '\n' | '\r' => out.push(' '),
-            _ => out.push(c),
+            _ => out.push(printable(c)),
         }
     }
     out
+}
+
+/// A control character as its visible picture (NUL → ␀, ESC → ␛, DEL → ␡; the C1 range
+/// → �), so recorded text with control bytes never makes a report binary to other tools
+/// nor drives a terminal that prints it; every other character as it is.
+pub fn printable(c: char) -> char {
+    match c {
+        '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+        '\u{7f}' => '\u{2421}',
+        '\u{80}'..='\u{9f}' => '\u{fffd}',
+        _ => c,
+    }
 }
 
 pub const CSS: &str = "body{font:14px/1.5 system-ui,sans-serif;color:#111;max-width:900px;margin:24px auto;padding:0 16px}\

@@ -349,8 +349,27 @@ impl Store {
         if !from.contains(&before.state) {
             return Ok(None);
         }
+        // Only the installation whose person confirmed an action ever moves it on: an
+        // action that came in a bundle, or in a store copied from another machine, is
+        // history here, whatever state it was left in.
+        let (imported, ours): (bool, bool) = sqlx::query_as(
+            "SELECT imported, confirmed_install IS NULL \
+               OR confirmed_install = (SELECT value FROM settings WHERE key = 'install_id') \
+             FROM actions WHERE public_id = ?",
+        )
+        .bind(public_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if imported || !ours {
+            return Err(StoreError::Invalid(format!(
+                "action {public_id} was confirmed on another installation (it came in a bundle or a \
+                 copied store): it is history here and is never sent or followed"
+            )));
+        }
         sqlx::query(
             "UPDATE actions SET state = ?, \
+             confirmed_install = CASE WHEN ? IS NOT NULL \
+               THEN (SELECT value FROM settings WHERE key = 'install_id') ELSE confirmed_install END, \
              confirmed_by = COALESCE(?, confirmed_by), reason = COALESCE(?, reason), \
              idempotency_key = COALESCE(idempotency_key, ?), send_after_ms = COALESCE(?, send_after_ms), \
              remote_id = COALESCE(?, remote_id), error = COALESCE(?, error), \
@@ -358,6 +377,7 @@ impl Store {
              updated_ms = ? WHERE public_id = ?",
         )
         .bind(to.as_str())
+        .bind(step.confirmed_by.as_ref().map(|_| 1))
         .bind(step.confirmed_by)
         .bind(step.reason)
         .bind(step.idempotency_key)
@@ -443,8 +463,10 @@ impl Store {
     /// Actions a restart must carry on: confirmed and not yet finished (or not yet verified).
     pub async fn unfinished_actions(&self) -> Result<Vec<ActionRecord>> {
         let rows: Vec<Row> = sqlx::query_as(select_actions!(
-            "WHERE state IN ('pending', 'sent', 'unknown', 'accepted', 'running') \
-             OR (state = 'succeeded' AND verification IS NULL) ORDER BY id"
+            "WHERE (state IN ('pending', 'sent', 'unknown', 'accepted', 'running') \
+             OR (state = 'succeeded' AND verification IS NULL)) \
+             AND imported = 0 AND confirmed_install = (SELECT value FROM settings WHERE key = 'install_id') \
+             ORDER BY id"
         ))
         .fetch_all(self.reader())
         .await?;

@@ -420,8 +420,8 @@ impl Store {
             sqlx::query(
                 "INSERT OR IGNORE INTO actions (public_id, incident_id, cluster_id, kind, service, target, \
                  from_value, to_value, preview, state, proposed_by, confirmed_by, reason, idempotency_key, \
-                 send_after_ms, remote_id, error, succeeded_ms, verification, created_ms, updated_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 send_after_ms, remote_id, error, succeeded_ms, verification, created_ms, updated_ms, imported) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
             )
             .bind(&a.public_id)
             .bind(incident_id)
