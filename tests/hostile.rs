@@ -45,6 +45,8 @@ impl Drop for Hostile {
     }
 }
 
+// The handshake callback's signature is tungstenite's: its error type is an HTTP response.
+#[allow(clippy::result_large_err)]
 async fn serve(script: Script) -> Hostile {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}/v1/events", listener.local_addr().unwrap());
