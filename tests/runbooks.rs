@@ -161,6 +161,21 @@ fn broken() -> Vec<(&'static str, String, usize, &'static str)> {
             "unknown event type",
         ),
         (
+            "a query that loops to itself",
+            VALID.replace(
+                "    window_min: 10\n",
+                "    window_min: 10\n    next: p99\n",
+            ),
+            17,
+            "steps p99 → p99 run by themselves in a loop",
+        ),
+        (
+            "a branch that loops back through its query",
+            VALID.replace("otherwise: end", "otherwise: p99"),
+            17,
+            "steps p99 → pick → p99 run by themselves in a loop",
+        ),
+        (
             "no steps",
             VALID.split("steps:").next().unwrap().to_owned() + "steps: []\n---\n",
             12,
@@ -620,4 +635,64 @@ async fn folders_added_in_settings_are_loaded_and_checked() {
         stdout.contains("broken.md:1: a runbook starts with YAML front matter"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_loop_a_person_takes_part_in_is_allowed() {
+    // Back to the check after the branch: each round waits for a person's tick.
+    let text = VALID.replace("otherwise: end", "otherwise: look");
+    parse("loop.md", &text).unwrap_or_else(|e| panic!("a loop through a check is fine: {e}"));
+}
+
+#[tokio::test]
+async fn a_run_that_loops_by_itself_is_stopped_not_run_forever() {
+    use firebreak::incident::NewIncident;
+    use firebreak::runbooks::run::{Runner, MAX_AUTOMATIC_STEPS};
+    let dir = tempfile::tempdir().unwrap();
+    let store = firebreak::store::Store::open(&dir.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    let incident = store
+        .open_incident(
+            &NewIncident {
+                title: "Checkout is slow".into(),
+                severity: Severity::Major,
+                service: Some("checkout".into()),
+                cluster_id: None,
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    let desk = firebreak::actions::ActionDesk::new(
+        store.clone(),
+        firebreak::actions::Tokens::default(),
+        std::sync::Arc::new(firebreak::ingest::sink::StatusBoard::default()),
+        std::sync::Arc::new(firebreak::ingest::sink::Recorder::default()),
+    );
+    // A loop that got past the check (an older file, a run stored before the check).
+    let mut rb = parse("loop.md", VALID).unwrap();
+    rb.steps.remove(0);
+    for step in &mut rb.steps {
+        if let Step::Query { next, .. } = step {
+            *next = Some("p99".into());
+        }
+    }
+    let run = Runner::new(store.clone(), desk)
+        .start(incident.id, &rb, "ana")
+        .await
+        .unwrap();
+    assert_eq!(run.state, "abandoned", "the engine stops a looping run");
+    assert_eq!(
+        run.results.len(),
+        MAX_AUTOMATIC_STEPS,
+        "it stops at its bound, not after writing without end"
+    );
+    let timeline = store.timeline(incident.id, None, 500).await.unwrap();
+    assert!(timeline
+        .iter()
+        .any(|e| e.body.contains("steps ran by themselves without a person")));
+    // Reading the incident's runs again writes nothing.
+    let again = store.incident_runs(incident.id).await.unwrap();
+    assert_eq!(again[0].results.len(), MAX_AUTOMATIC_STEPS);
 }

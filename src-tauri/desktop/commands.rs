@@ -357,28 +357,14 @@ async fn start_runbook(
         .await?)
 }
 
-/// An incident's runbook runs, each brought up to date first (an action step whose
-/// action has settled records its result).
+/// An incident's runbook runs, as stored: reading never writes (runs whose action has
+/// settled are moved on by the shell's timer, `desktop::advance_runbook_runs`).
 #[tauri::command]
 async fn incident_runs(
     console: State<'_, Console>,
     incident_id: i64,
 ) -> Reply<Vec<crate::store::runs::RunRecord>> {
-    let runner = console.runner()?;
-    let author = console.author();
-    let mut runs = Vec::new();
-    for run in console.store()?.incident_runs(incident_id).await? {
-        runs.push(if run.state == "running" {
-            let advanced = runner.advance(run.id, &author).await?;
-            if advanced.results.len() != run.results.len() {
-                console.timeline_changed(incident_id);
-            }
-            advanced
-        } else {
-            run
-        });
-    }
-    Ok(runs)
+    Ok(console.store()?.incident_runs(incident_id).await?)
 }
 
 /// The engineer's answer at a run's current step.

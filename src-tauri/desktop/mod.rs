@@ -212,6 +212,7 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
                     }
                 });
             }
+            advance_runbook_runs(app.handle().clone());
             if let (Ok(store), Some(watchlist), Some(desk), Some(demo)) = (
                 &console.store,
                 &console.watchlist,
@@ -229,6 +230,25 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
             }
             Ok(())
         })
+}
+
+/// Every second, moves on the runbook runs whose action step's action has settled
+/// (verified, failed, refused, cancelled) and tells the page which timelines changed.
+fn advance_runbook_runs<R: Runtime>(app: tauri::AppHandle<R>) {
+    tauri::async_runtime::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let console = app.state::<Console>();
+            let Ok(runner) = console.runner() else { return };
+            match runner.advance_settled(&console.author()).await {
+                Ok(changed) => changed
+                    .into_iter()
+                    .for_each(|i| console.timeline_changed(i)),
+                Err(e) => tracing::warn!(error = %e, "cannot move runbook runs on"),
+            }
+        }
+    });
 }
 
 /// Reloads the runbook library when a file in its folders changes, or the folders do

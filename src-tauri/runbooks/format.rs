@@ -133,6 +133,83 @@ pub enum Step {
     },
 }
 
+/// Whether a step runs without a person: a query, or a branch on a query's value.
+pub fn is_automatic(step: &Step) -> bool {
+    matches!(step, Step::Query { .. } | Step::Branch { on: Some(_), .. })
+}
+
+/// Where a step can go next (step ids; `end` left out), as a run follows it: `next`, else
+/// the step below; a branch's arms and `otherwise` (a branch without `otherwise` ends).
+fn successors(steps: &[Step], i: usize) -> Vec<&str> {
+    let below = || steps.get(i + 1).map(Step::id);
+    let mut out: Vec<&str> = match &steps[i] {
+        Step::Check { next, .. } | Step::Query { next, .. } | Step::Action { next, .. } => {
+            match next.as_deref() {
+                Some(n) => vec![n],
+                None => below().into_iter().collect(),
+            }
+        }
+        Step::Branch {
+            when, otherwise, ..
+        } => when
+            .iter()
+            .map(|a| a.goto.as_str())
+            .chain(otherwise.as_deref())
+            .collect(),
+    };
+    out.retain(|n| *n != "end");
+    out
+}
+
+/// A loop made only of steps that run by themselves (it would write results without end),
+/// as the ids along it with the first repeated at the end; None when there is none.
+pub fn automatic_cycle(steps: &[Step]) -> Option<Vec<String>> {
+    let index = |id: &str| steps.iter().position(|s| s.id() == id);
+    // 0 unvisited, 1 on the current path, 2 done.
+    let mut state = vec![0u8; steps.len()];
+    let mut path: Vec<usize> = Vec::new();
+    fn visit(
+        steps: &[Step],
+        i: usize,
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+        index: &dyn Fn(&str) -> Option<usize>,
+    ) -> Option<Vec<String>> {
+        state[i] = 1;
+        path.push(i);
+        for next in successors(steps, i).into_iter().filter_map(index) {
+            if !is_automatic(&steps[next]) {
+                continue;
+            }
+            if state[next] == 1 {
+                let from = path.iter().position(|p| *p == next).unwrap_or(0);
+                let mut ids: Vec<String> = path[from..]
+                    .iter()
+                    .map(|p| steps[*p].id().to_owned())
+                    .collect();
+                ids.push(steps[next].id().to_owned());
+                return Some(ids);
+            }
+            if state[next] == 0 {
+                if let Some(found) = visit(steps, next, state, path, index) {
+                    return Some(found);
+                }
+            }
+        }
+        path.pop();
+        state[i] = 2;
+        None
+    }
+    for i in 0..steps.len() {
+        if is_automatic(&steps[i]) && state[i] == 0 {
+            if let Some(found) = visit(steps, i, &mut state, &mut path, &index) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
 fn default_window() -> u32 {
     15
 }
@@ -440,6 +517,21 @@ pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
                 target(o, line_of(text, &format!("otherwise: {o}"), line))?;
             }
         }
+    }
+    if let Some(cycle) = automatic_cycle(&fm.steps) {
+        let first = fm
+            .steps
+            .iter()
+            .position(|s| s.id() == cycle[0])
+            .map_or(steps_line, |i| lines_of[i]);
+        return Err(err(
+            first,
+            format!(
+                "steps {} run by themselves in a loop: a check or an action (something a \
+                 person does) must be part of every loop",
+                cycle.join(" → ")
+            ),
+        ));
     }
     let body = text.get(body_at..).unwrap_or_default().trim().to_owned();
     Ok(Runbook {

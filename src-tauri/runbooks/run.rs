@@ -59,6 +59,10 @@ fn step<'a>(run: &'a RunRecord, id: &str) -> Result<&'a Step> {
         .ok_or_else(|| RunError::Refused(format!("the run has no step {id:?}")))
 }
 
+/// Steps that need nobody (queries, branches on them) one `advance` runs at most before
+/// it stops the run as looping.
+pub const MAX_AUTOMATIC_STEPS: usize = 64;
+
 /// The step after `id`: its `next`, else the one below it; `None` ends the run.
 fn following(run: &RunRecord, id: &str) -> Option<String> {
     let i = run.steps.iter().position(|s| s.id() == id)?;
@@ -105,11 +109,30 @@ impl Runner {
     /// Runs every step that needs nobody, then returns the run waiting at the next step
     /// that needs the engineer (or ended).
     pub async fn advance(&self, run_id: i64, author: &str) -> Result<RunRecord> {
+        let mut automatic = 0usize;
         loop {
             let run = self.store.run(run_id).await?;
             let Some(current) = run.current_step.clone().filter(|_| run.state == "running") else {
                 return Ok(run);
             };
+            if step(&run, &current).is_ok_and(crate::runbooks::format::is_automatic) {
+                automatic += 1;
+                // `runbooks check` refuses loops of such steps; this stops one that got
+                // past it (an older file, a run stored before the check) all the same.
+                if automatic > MAX_AUTOMATIC_STEPS {
+                    return Ok(self
+                        .store
+                        .abandon_run(
+                            run_id,
+                            &format!(
+                                "more than {MAX_AUTOMATIC_STEPS} steps ran by themselves without \
+                                 a person; the runbook loops (check it with `firebreak runbooks check`)"
+                            ),
+                            crate::store::ingest::ENGINE_AUTHOR,
+                        )
+                        .await?);
+                }
+            }
             let recorded = match step(&run, &current)?.clone() {
                 Step::Query {
                     query, window_min, ..
@@ -238,6 +261,17 @@ impl Runner {
                 continue;
             }
         }
+    }
+
+    /// Moves on every run whose action step's action has settled; returns the incidents
+    /// whose timelines changed. The window calls it on a timer, so reading runs never writes.
+    pub async fn advance_settled(&self, author: &str) -> Result<Vec<i64>> {
+        let mut changed = Vec::new();
+        for (run_id, incident_id) in self.store.runs_with_settled_actions().await? {
+            self.advance(run_id, author).await?;
+            changed.push(incident_id);
+        }
+        Ok(changed)
     }
 
     /// The engineer's answer at the current step.

@@ -190,6 +190,40 @@ impl Store {
         Ok(Some(self.run(run_id).await?))
     }
 
+    /// Stops a running run for good, with the reason on the timeline.
+    pub async fn abandon_run(&self, run_id: i64, reason: &str, author: &str) -> Result<RunRecord> {
+        let mut tx = self.begin_write().await?;
+        let (incident_id, title): (i64, String) = sqlx::query_as(
+            "SELECT incident_id, runbook_title FROM runbook_runs WHERE id = ? AND state = 'running'",
+        )
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::Invalid(format!("runbook run {run_id} is not running")))?;
+        sqlx::query(
+            "UPDATE runbook_runs SET state = 'abandoned', waiting_action = NULL, updated_ms = ? WHERE id = ?",
+        )
+        .bind(now_ms())
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        append(
+            &mut tx,
+            Append {
+                incident_id,
+                at_ms: now_ms(),
+                kind: EntryKind::Runbook,
+                author,
+                body: &format!("Runbook \"{title}\" stopped: {reason}"),
+                amends: None,
+                event_seq: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.run(run_id).await
+    }
+
     /// Ties an action to the run's current (action) step.
     pub async fn set_waiting_action(&self, run_id: i64, step_id: &str, action: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
@@ -266,6 +300,18 @@ impl Store {
                 )
                 .collect(),
         })
+    }
+
+    /// Running runs whose current step waits on an action that has reached a final state:
+    /// (run id, incident id), for whoever moves them on (never a read of the runs).
+    pub async fn runs_with_settled_actions(&self) -> Result<Vec<(i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT r.id, r.incident_id FROM runbook_runs r JOIN actions a ON a.public_id = r.waiting_action \
+             WHERE r.state = 'running' AND a.state IN ('cancelled', 'refused', 'failed', 'succeeded') \
+             AND (a.state != 'succeeded' OR a.verification IS NOT NULL) ORDER BY r.id",
+        )
+        .fetch_all(self.reader())
+        .await?)
     }
 
     /// An incident's runbook runs, oldest first.
