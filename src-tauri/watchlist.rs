@@ -54,6 +54,16 @@ pub async fn token_of(cluster: &Cluster) -> Option<String> {
     }
 }
 
+/// Refuses URLs a token would travel to in cleartext (see `secrets::cleartext_refusal`).
+fn refuse_cleartext(cluster: &NewCluster) -> Result<()> {
+    for url in [&cluster.events_url, &cluster.actions_url] {
+        if let Some(why) = secrets::cleartext_refusal(url) {
+            return Err(StoreError::Invalid(why).into());
+        }
+    }
+    Ok(())
+}
+
 pub struct Watchlist {
     store: Store,
     engine: Arc<Engine>,
@@ -103,6 +113,9 @@ impl Watchlist {
     /// Adds a cluster, saves its token in the keychain, and starts watching it.
     pub async fn add(&self, new: &NewCluster, token: Option<&str>) -> Result<WatchedCluster> {
         let new = new.validated()?;
+        if token.is_some_and(|t| !t.trim().is_empty()) {
+            refuse_cleartext(&new)?;
+        }
         // The keychain first: if it is unavailable, nothing is half-added.
         let account = match token.map(str::trim).filter(|t| !t.is_empty()) {
             Some(token) => {
@@ -149,6 +162,26 @@ impl Watchlist {
         token: &TokenChange,
     ) -> Result<WatchedCluster> {
         let before = self.store.cluster(id).await?;
+        let checked = new.validated()?;
+        // A token saved for one server is never handed to another: pointing a cluster
+        // elsewhere drops it unless it is entered again in the same change.
+        let moved = !secrets::same_server(&before.events_url, &checked.events_url)
+            || !secrets::same_server(&before.actions_url, &checked.actions_url);
+        let token = match token {
+            TokenChange::Keep if moved && before.token_ref.is_some() => {
+                tracing::info!(cluster = %before.name, "the cluster moved to another server: its token is dropped");
+                &TokenChange::Remove
+            }
+            other => other,
+        };
+        let keeps_token = match token {
+            TokenChange::Keep => before.token_ref.is_some(),
+            TokenChange::Set(t) => !t.trim().is_empty(),
+            TokenChange::Remove => false,
+        };
+        if keeps_token {
+            refuse_cleartext(&checked)?;
+        }
         let cluster = self.store.update_cluster(id, new).await?;
         match token {
             TokenChange::Keep => {}

@@ -139,3 +139,101 @@ async fn a_cluster_added_with_a_token_is_watched_and_its_token_lives_only_in_the
     Arc::into_inner(engine).unwrap().stop().await;
     s.shutdown();
 }
+
+/// Page script may call `update_cluster`: pointing a cluster at another host must not carry
+/// its keychain token there, and no token ever travels in cleartext off this machine.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_never_follows_a_cluster_to_another_host_nor_goes_out_in_cleartext() {
+    let s = sim("steady", 1.0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("firebreak.db")).await.unwrap();
+    let sink: Arc<dyn ConsoleSink> = Arc::new(Recorder::default());
+    let engine = Arc::new(Engine::start(store.clone(), vec![], sink).await.unwrap());
+    let watchlist = Watchlist::new(store.clone(), engine.clone());
+    let new = NewCluster {
+        name: "prod-east".into(),
+        events_url: s.events_url(),
+        actions_url: s.actions_url(),
+    };
+
+    // A token for a ws:// URL off this machine is refused, and nothing is added.
+    let err = watchlist
+        .add(
+            &NewCluster {
+                events_url: "ws://cluster.example/v1/events".into(),
+                actions_url: "https://cluster.example/v1".into(),
+                ..new.clone()
+            },
+            Some(TOKEN),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cleartext to cluster.example"), "{err}");
+    assert!(watchlist.list().await.unwrap().is_empty());
+
+    let added = watchlist.add(&new, Some(TOKEN)).await.unwrap();
+    assert!(added.has_token);
+    let account = store
+        .cluster(added.cluster.id)
+        .await
+        .unwrap()
+        .token_ref
+        .unwrap();
+
+    // Same server, another path: the token stays.
+    let same = NewCluster {
+        events_url: format!("{}?same-server", s.events_url()),
+        ..new.clone()
+    };
+    let kept = watchlist
+        .update(added.cluster.id, &same, &TokenChange::Keep)
+        .await
+        .unwrap();
+    assert!(
+        kept.has_token,
+        "a change on the same server keeps the token"
+    );
+
+    // Another host, token not entered again: it is dropped, from the store and the keychain.
+    let elsewhere = NewCluster {
+        events_url: "wss://attacker.example/v1/events".into(),
+        actions_url: "https://attacker.example/v1".into(),
+        ..new.clone()
+    };
+    let moved = watchlist
+        .update(added.cluster.id, &elsewhere, &TokenChange::Keep)
+        .await
+        .unwrap();
+    assert!(
+        !moved.has_token,
+        "the token must not follow the cluster to another host"
+    );
+    assert_eq!(
+        firebreak::secrets::load(&account).await.unwrap(),
+        None,
+        "and it is gone from the keychain"
+    );
+
+    // Entered again in the same change, to a TLS host: kept. To a cleartext host: refused.
+    let again = watchlist
+        .update(added.cluster.id, &new, &TokenChange::Set(TOKEN.into()))
+        .await
+        .unwrap();
+    assert!(again.has_token);
+    let err = watchlist
+        .update(
+            added.cluster.id,
+            &NewCluster {
+                events_url: "ws://10.1.2.3/v1/events".into(),
+                actions_url: "http://10.1.2.3/v1".into(),
+                ..new.clone()
+            },
+            &TokenChange::Set(TOKEN.into()),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cleartext"), "{err}");
+    engine.stop().await;
+}

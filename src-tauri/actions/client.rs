@@ -34,6 +34,11 @@ pub struct ActionClient {
 
 impl ActionClient {
     pub fn new(actions_url: &str, token: Option<String>) -> anyhow::Result<Self> {
+        if token.is_some() {
+            if let Some(why) = crate::secrets::cleartext_refusal(actions_url) {
+                anyhow::bail!("{why}");
+            }
+        }
         crate::process::install_tls_provider();
         let http = reqwest::Client::builder()
             // A cluster never redirects an action; following one could send it elsewhere.

@@ -81,6 +81,28 @@ impl ActionSettings {
             .unwrap_or_default())
     }
 
+    /// What `new` loosens of the guard rails these settings keep, in words for the
+    /// confirmation a person must give (empty when nothing is loosened).
+    pub fn weakened_by(&self, new: &ActionSettings) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.read_only && !new.read_only {
+            out.push("read-only mode off: rollback and failover become possible".to_owned());
+        }
+        if new.grace_s < self.grace_s {
+            out.push(format!(
+                "grace period shortened from {} s to {} s",
+                self.grace_s, new.grace_s
+            ));
+        }
+        if new.type_to_confirm_nodes > self.type_to_confirm_nodes {
+            out.push(format!(
+                "typing the service's name needed only from {} nodes up (was {})",
+                new.type_to_confirm_nodes, self.type_to_confirm_nodes
+            ));
+        }
+        out
+    }
+
     pub async fn save(&self, store: &Store) -> std::result::Result<(), StoreError> {
         if self.grace_s > 600 || self.verify_window_s == 0 || self.verify_window_s > 3600 {
             return Err(StoreError::Invalid(
@@ -673,5 +695,36 @@ fn describe_current(v: &serde_json::Value) -> String {
             .collect::<Vec<_>>()
             .join(", "),
         None => v.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loosening_a_guard_rail_is_named_and_tightening_is_not() {
+        let strict = ActionSettings {
+            read_only: true,
+            ..Default::default()
+        };
+        let loose = ActionSettings {
+            read_only: false,
+            grace_s: 1,
+            type_to_confirm_nodes: 40,
+            ..Default::default()
+        };
+        let said = strict.weakened_by(&loose);
+        assert_eq!(said.len(), 3, "each loosened rail is named: {said:?}");
+        assert!(said[0].contains("read-only mode off"));
+        assert!(said[1].contains("5 s to 1 s"));
+        assert!(said[2].contains("from 40 nodes"));
+        // Tightening, or changing what only verifies, needs no confirmation.
+        assert!(loose.weakened_by(&strict).is_empty());
+        let longer_verification = ActionSettings {
+            verify_window_s: 120,
+            ..strict.clone()
+        };
+        assert!(strict.weakened_by(&longer_verification).is_empty());
     }
 }

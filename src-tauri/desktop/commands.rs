@@ -299,11 +299,27 @@ async fn action_settings(console: State<'_, Console>) -> Reply<ActionSettings> {
 }
 
 #[tauri::command]
-async fn set_action_settings(
+async fn set_action_settings<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    window: tauri::WebviewWindow<R>,
     console: State<'_, Console>,
     settings: ActionSettings,
 ) -> Reply<ActionSettings> {
-    settings.save(console.store()?).await?;
+    let store = console.store()?;
+    let loosened = ActionSettings::load(store).await?.weakened_by(&settings);
+    if !loosened.is_empty() {
+        let text = format!(
+            "This loosens the console's guard rails:\n\n- {}\n\nOnly a person at this screen can confirm it.",
+            loosened.join("\n- ")
+        );
+        if !super::ask_natively(&app, &window, "Loosen the guard rails?", text, "_Loosen").await {
+            return Err(IpcError::new(
+                ErrorCode::Refused,
+                "not confirmed in the dialog: the settings were not changed",
+            ));
+        }
+    }
+    settings.save(store).await?;
     Ok(settings)
 }
 
@@ -398,7 +414,9 @@ fn runbook_folders(console: State<'_, Console>) -> Vec<String> {
 
 /// Sets the added folders (the user's own is always first) and reloads the runbooks.
 #[tauri::command]
-async fn set_runbook_folders(
+async fn set_runbook_folders<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    window: tauri::WebviewWindow<R>,
     console: State<'_, Console>,
     folders: Vec<String>,
 ) -> Reply<crate::runbooks::Library> {
@@ -413,6 +431,30 @@ async fn set_runbook_folders(
             ErrorCode::Invalid,
             format!("{} is not an absolute path", relative.display()),
         ));
+    }
+    // A new folder's runbooks can propose actions: adding one needs a person.
+    let known = console
+        .runbook_folders
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let added: Vec<String> = extra
+        .iter()
+        .filter(|p| !known.contains(p))
+        .map(|p| p.display().to_string())
+        .collect();
+    if !added.is_empty() {
+        let text = format!(
+            "Runbooks from these folders will be offered on incidents, and their action steps \
+             can propose rollbacks and failovers:\n\n- {}",
+            added.join("\n- ")
+        );
+        if !super::ask_natively(&app, &window, "Add runbook folders?", text, "_Add").await {
+            return Err(IpcError::new(
+                ErrorCode::Refused,
+                "not confirmed in the dialog: no folder was added",
+            ));
+        }
     }
     let text = serde_json::to_string(&extra).unwrap_or_else(|_| "[]".into());
     console

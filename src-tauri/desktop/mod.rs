@@ -328,7 +328,6 @@ async fn confirm_natively<R: Runtime>(
     action: &crate::store::actions::ActionRecord,
     reason: &str,
 ) -> bool {
-    use tauri_plugin_dialog::MessageDialogButtons;
     let p = &action.preview;
     let health = match p.target_health.healthy {
         Some(true) => "healthy",
@@ -359,10 +358,23 @@ async fn confirm_natively<R: Runtime>(
         crate::protocol::actions::ActionKind::Rollback => "_Roll back",
         crate::protocol::actions::ActionKind::Failover => "_Fail over",
     };
+    ask_natively(app, window, &format!("Confirm: {}", p.summary), text, verb).await
+}
+
+/// A yes/no question in a native dialog over the window: the one way a person confirms
+/// what page script must not be able to do alone (an action, loosening a guard rail).
+pub(crate) async fn ask_natively<R: Runtime>(
+    app: &tauri::AppHandle<R>,
+    window: &tauri::WebviewWindow<R>,
+    title: &str,
+    text: String,
+    verb: &str,
+) -> bool {
+    use tauri_plugin_dialog::MessageDialogButtons;
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.dialog()
         .message(text)
-        .title(format!("Confirm: {}", p.summary))
+        .title(title)
         .kind(MessageDialogKind::Warning)
         .parent(window)
         .buttons(MessageDialogButtons::OkCancelCustom(

@@ -205,6 +205,9 @@ async fn session(
         Err(e) => return End::Fatal(format!("bad events URL {}: {e}", target.events_url)),
     };
     if let Some(token) = &target.token {
+        if let Some(why) = crate::secrets::cleartext_refusal(&target.events_url) {
+            return End::Fatal(why);
+        }
         match format!("Bearer {token}").parse() {
             Ok(v) => {
                 request.headers_mut().insert("authorization", v);
