@@ -139,6 +139,7 @@ pub async fn act(store: &Store, args: ActArgs) -> Result<()> {
         );
     };
     let (desk, engine) = desk_for(store, &[cluster_id], args.token_env.as_deref()).await?;
+    desk.set_driver_name("firebreak act");
     let result = act_with(store, &desk, &args).await;
     engine.stop().await;
     result
@@ -224,12 +225,19 @@ pub async fn actions(
     token_env: Option<String>,
 ) -> Result<()> {
     if resume {
+        // Refused at once, with who holds it, while another process drives actions here.
+        let lock = crate::actions::driver_lock::DriverLock::acquire(
+            store.path(),
+            "firebreak actions --resume",
+        )
+        .map_err(|why| anyhow::anyhow!(why))?;
         let unfinished = store.unfinished_actions().await?;
         let mut clusters: Vec<i64> = unfinished.iter().map(|a| a.cluster_id).collect();
         clusters.sort_unstable();
         clusters.dedup();
         if !unfinished.is_empty() {
             let (desk, engine) = desk_for(store, &clusters, token_env.as_deref()).await?;
+            desk.hold_driver(lock);
             desk.resume_unfinished().await?;
             eprintln!(
                 "resuming {} unfinished action(s) with their stored idempotency keys",

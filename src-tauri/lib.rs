@@ -20,6 +20,7 @@ pub mod reports;
 pub mod runbooks;
 pub mod secrets;
 pub mod sim;
+pub mod single_instance;
 pub mod store;
 pub mod watch;
 pub mod watchlist;

@@ -582,3 +582,43 @@ async fn tampering_with_one_audit_record_is_caught() {
     let said = String::from_utf8_lossy(&bad.stderr);
     assert!(said.contains("record 4"), "{said}");
 }
+
+/// Two processes on one store never both drive its actions: while one does (the window,
+/// here the test's own desk), `firebreak actions --resume` and `firebreak act` are refused
+/// with who drives them, and send nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_process_never_drives_the_actions_of_a_store_another_drives() {
+    let rig = Rig::start("bad-model-rollout", quick(), |_| {}).await;
+    rig.desk.set_driver_name("the console window");
+    rig.desk.resume_unfinished().await.unwrap();
+    let incident = rig.incident("llm-assistant").await;
+
+    let resumed = firebreak(rig.dir.path())
+        .args(["actions", "--resume", "--token-env", "FB_TOKEN"])
+        .output()
+        .unwrap();
+    assert!(!resumed.status.success(), "a second driver must be refused");
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        said.contains("driven by the console window (pid"),
+        "the refusal says who drives: {said}"
+    );
+
+    let act = firebreak(rig.dir.path())
+        .args(["act", "rollback", "--incident", &incident.id.to_string()])
+        .args([
+            "--reason",
+            "errors on 42",
+            "--yes",
+            "--confirm-service",
+            "llm-assistant",
+        ])
+        .args(["--token-env", "FB_TOKEN"])
+        .output()
+        .unwrap();
+    assert!(!act.status.success(), "`act` is a driver too");
+    let said = String::from_utf8_lossy(&act.stderr);
+    assert!(said.contains("driven by the console window"), "{said}");
+    assert_eq!(rig.actions_at_sim().await, 0, "nothing reached the cluster");
+    rig.stop().await;
+}

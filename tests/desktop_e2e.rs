@@ -80,6 +80,70 @@ async fn console_frame_and_empty_state_render() {
         .contains("Paged the checkout owner"));
     session.screenshot("console").await;
 
+    // A second launch on the same data dir opens no second window: it brings this one
+    // forward and exits (two windows on one store would drive its actions twice).
+    let mut second = std::process::Command::new(app())
+        .args(["--data-dir"])
+        .arg(data.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = second.kill();
+            panic!("the second launch did not exit: it opened a second window");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(status.success(), "{said}");
+    assert!(said.contains("already open"), "{said}");
+
+    // One long word in a title (no spaces) wraps; it never pushes the layout sideways.
+    session.click_on(".pane-head button").await;
+    session.type_on(".dialog input", &"x".repeat(200)).await;
+    session.click_on(".dialog button[type=submit]").await;
+    // The new incident opens in the detail pane.
+    let mut shown = false;
+    for _ in 0..100 {
+        let len = session
+            .execute(
+                "return document.querySelector('.incident-head h1')?.textContent.length ?? 0;",
+                serde_json::json!([]),
+            )
+            .await;
+        if len.as_u64() == Some(200) {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(shown, "the incident with the long title is shown");
+    let widths = session
+        .execute(
+            "const h = document.querySelector('.incident-head h1'); \
+             return { page: document.documentElement.scrollWidth, view: document.documentElement.clientWidth, \
+                      title: h.getBoundingClientRect().right };",
+            serde_json::json!([]),
+        )
+        .await;
+    let (page, view, title) = (
+        widths["page"].as_f64().unwrap(),
+        widths["view"].as_f64().unwrap(),
+        widths["title"].as_f64().unwrap(),
+    );
+    assert!(
+        page <= view,
+        "a long title made the page scroll sideways: {widths}"
+    );
+    assert!(title <= view, "the title runs off the window: {widths}");
+    session.screenshot("long-title").await;
+
     session.close().await;
     // The incident reached the SQLite file, not only the page.
     let out = std::process::Command::new(app())

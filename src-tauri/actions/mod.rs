@@ -20,6 +20,7 @@
 //! its first answer), never by deciding anew.
 
 pub mod client;
+pub mod driver_lock;
 mod preview;
 mod verify;
 
@@ -169,6 +170,10 @@ pub struct ActionDesk {
     sink: Arc<dyn ConsoleSink>,
     /// Actions a task is driving now, so a second confirm or a resume never starts another.
     driving: Mutex<HashSet<String>>,
+    /// This process's hold on driving the store's actions, taken on first need.
+    driver: Mutex<Option<driver_lock::DriverLock>>,
+    /// Who this process is, for the lock's holder text ("the console window").
+    driver_name: Mutex<String>,
 }
 
 impl ActionDesk {
@@ -184,6 +189,8 @@ impl ActionDesk {
             streams,
             sink,
             driving: Mutex::new(HashSet::new()),
+            driver: Mutex::new(None),
+            driver_name: Mutex::new(format!("Firebreak ({})", crate::paths::local_user())),
         })
     }
 
@@ -340,6 +347,7 @@ impl ActionDesk {
         if action.state != ActionState::Proposed {
             return Ok(action);
         }
+        self.ensure_driver()?;
         let settings = ActionSettings::load(&self.store).await?;
         let grace_ms = i64::from(settings.grace_s) * 1000;
         let confirmed = self
@@ -401,7 +409,36 @@ impl ActionDesk {
     }
 
     /// Carries on every action a previous run left unfinished (after a crash, say).
+    /// Names this process in the driver lock ("the console window", "firebreak act").
+    pub fn set_driver_name(&self, name: &str) {
+        *self.driver_name.lock().unwrap_or_else(|e| e.into_inner()) = name.to_owned();
+    }
+
+    /// Hands the desk a driver lock this process already took.
+    pub fn hold_driver(&self, lock: driver_lock::DriverLock) {
+        *self.driver.lock().unwrap_or_else(|e| e.into_inner()) = Some(lock);
+    }
+
+    /// Takes (or keeps) this process's hold on driving the store's actions; refused with
+    /// who holds it when another process does.
+    fn ensure_driver(&self) -> Result<()> {
+        let mut held = self.driver.lock().unwrap_or_else(|e| e.into_inner());
+        if held.is_none() {
+            let name = self
+                .driver_name
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            *held = Some(
+                driver_lock::DriverLock::acquire(self.store.path(), &name)
+                    .map_err(DeskError::Refused)?,
+            );
+        }
+        Ok(())
+    }
+
     pub async fn resume_unfinished(self: &Arc<Self>) -> Result<usize> {
+        self.ensure_driver()?;
         let unfinished = self.store.unfinished_actions().await?;
         for a in &unfinished {
             self.spawn_drive(&a.id);

@@ -105,6 +105,21 @@ impl Console {
 
 /// Opens the store (or keeps its error for the page to show) and runs the window.
 pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
+    use crate::single_instance::{claim, Claim};
+    let mut instance = match claim(data_dir.root()) {
+        Ok(Claim::Running) => {
+            eprintln!(
+                "Firebreak is already open on {}: brought its window to the front.",
+                data_dir.root().display()
+            );
+            return Ok(());
+        }
+        Ok(Claim::First(guard)) => Some(guard),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot make sure this is the only window on its data dir");
+            None
+        }
+    };
     let db = data_dir.database();
     let store = tauri::async_runtime::block_on(Store::open(&db));
     if let Err(e) = &store {
@@ -145,6 +160,7 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
                 board,
                 live.clone(),
             );
+            desk.set_driver_name("the console window");
             (Some(watchlist), Some(desk))
         }
         Err(_) => (None, None),
@@ -175,6 +191,16 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
     let app = create_app(tauri::Builder::default(), console)
         .build(tauri::generate_context!())
         .context("cannot start the console window")?;
+    if let Some(instance) = &mut instance {
+        let handle = app.handle().clone();
+        instance.serve(move || {
+            if let Some(window) = handle.get_webview_window("main") {
+                let _ = window.unminimize();
+                let _ = window.show();
+                let _ = window.set_focus();
+            }
+        });
+    }
     app.run(|app, event| {
         if let tauri::RunEvent::Exit = event {
             // As `watch` does on a stop signal: the connections stop, the writer commits
