@@ -622,3 +622,67 @@ async fn a_second_process_never_drives_the_actions_of_a_store_another_drives() {
     assert_eq!(rig.actions_at_sim().await, 0, "nothing reached the cluster");
     rig.stop().await;
 }
+
+/// A store that cannot be written for a while (another process holds its write lock past
+/// the busy timeout) does not stop an action for good: its panel says it is stuck and
+/// why, the desk retries with backoff, and the action ends once, as confirmed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_the_store_cannot_move_says_it_is_stuck_and_carries_on_when_it_can() {
+    use sqlx::Connection;
+    let rig = Rig::start(
+        "bad-model-rollout",
+        ActionSettings {
+            grace_s: 2,
+            ..quick()
+        },
+        |_| {},
+    )
+    .await;
+    let (incident, action) = rig.confirmed_rollback().await;
+    // Another process takes the write lock during the grace period and keeps it.
+    let db = rig.dir.path().join("firebreak.db");
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the action to be marked stuck",
+        async || {
+            rig.desk
+                .stuck(&action.id)
+                .is_some_and(|s| s.starts_with("stuck, retrying:") && s.contains("locked"))
+        },
+    )
+    .await;
+    let listed = rig
+        .desk
+        .with_status(rig.store.incident_actions(incident.id).await.unwrap());
+    assert!(
+        listed[0]
+            .stuck
+            .as_deref()
+            .is_some_and(|s| s.contains("locked")),
+        "what the panel reads says why the action waits"
+    );
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    drop(other);
+
+    let done = rig.settled(&action.id).await;
+    assert_eq!(
+        done.state,
+        ActionState::Succeeded,
+        "{:#?}",
+        rig.steps(incident.id).await
+    );
+    assert_eq!(rig.actions_at_sim().await, 1, "retrying never sends twice");
+    assert_eq!(
+        rig.desk.stuck(&action.id),
+        None,
+        "once it moves, it is no longer stuck"
+    );
+    rig.stop().await;
+}

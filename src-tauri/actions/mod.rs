@@ -163,6 +163,12 @@ impl Tokens {
     }
 }
 
+/// Pauses between attempts at an action the store cannot move on (250 ms doubling to 30 s).
+const STUCK_RETRY: crate::ingest::backoff::Backoff = crate::ingest::backoff::Backoff {
+    base: Duration::from_millis(250),
+    cap: Duration::from_secs(30),
+};
+
 pub struct ActionDesk {
     store: Store,
     tokens: Tokens,
@@ -170,6 +176,8 @@ pub struct ActionDesk {
     sink: Arc<dyn ConsoleSink>,
     /// Actions a task is driving now, so a second confirm or a resume never starts another.
     driving: Mutex<HashSet<String>>,
+    /// Actions this desk cannot move on right now, with why (shown on the action panel).
+    stuck: Mutex<std::collections::HashMap<String, String>>,
     /// This process's hold on driving the store's actions, taken on first need.
     driver: Mutex<Option<driver_lock::DriverLock>>,
     /// Who this process is, for the lock's holder text ("the console window").
@@ -189,6 +197,7 @@ impl ActionDesk {
             streams,
             sink,
             driving: Mutex::new(HashSet::new()),
+            stuck: Mutex::new(std::collections::HashMap::new()),
             driver: Mutex::new(None),
             driver_name: Mutex::new(format!("Firebreak ({})", crate::paths::local_user())),
         })
@@ -458,14 +467,69 @@ impl ActionDesk {
         let desk = self.clone();
         let id = id.to_owned();
         tokio::spawn(async move {
-            if let Err(e) = desk.drive(&id).await {
-                tracing::error!(action = %id, error = %e, "action stopped");
+            let mut attempt = 0u32;
+            loop {
+                match desk.drive(&id).await {
+                    Ok(_) => {
+                        desk.set_stuck(&id, None).await;
+                        break;
+                    }
+                    // The store could not write (locked, disk full, an I/O error): the
+                    // action is where it was; try again, and say so on its panel.
+                    Err(DeskError::Store(e)) if !e.is_about_data() => {
+                        let delay = STUCK_RETRY.ceiling(attempt);
+                        attempt = attempt.saturating_add(1);
+                        tracing::warn!(action = %id, error = %e, retry_in_ms = delay.as_millis() as u64, "action stuck; retrying");
+                        desk.set_stuck(&id, Some(format!("stuck, retrying: {e}")))
+                            .await;
+                        tokio::time::sleep(delay).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(action = %id, error = %e, "action stopped");
+                        desk.set_stuck(&id, Some(format!("stopped: {e}"))).await;
+                        break;
+                    }
+                }
             }
             desk.driving
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
         });
+    }
+
+    /// Records (or clears) why an action cannot move on, and tells the window.
+    async fn set_stuck(&self, id: &str, why: Option<String>) {
+        let changed = {
+            let mut stuck = self.stuck.lock().unwrap_or_else(|e| e.into_inner());
+            match why {
+                Some(why) => stuck.insert(id.to_owned(), why.clone()) != Some(why),
+                None => stuck.remove(id).is_some(),
+            }
+        };
+        if changed {
+            if let Ok(a) = self.store.action(id).await {
+                self.changed(a.incident_id);
+            }
+        }
+    }
+
+    /// The actions with what this desk knows of them beyond the store: why one is stuck.
+    pub fn with_status(&self, mut actions: Vec<ActionRecord>) -> Vec<ActionRecord> {
+        let stuck = self.stuck.lock().unwrap_or_else(|e| e.into_inner());
+        for a in &mut actions {
+            a.stuck = stuck.get(&a.id).cloned();
+        }
+        actions
+    }
+
+    /// Why an action cannot move on right now, if it cannot.
+    pub fn stuck(&self, id: &str) -> Option<String> {
+        self.stuck
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
     }
 
     /// Drives an action to its end: waits out the grace period, sends, follows, verifies.
@@ -485,7 +549,14 @@ impl ActionDesk {
                 _ => return Ok(action),
             };
             match next {
-                Progress::Moved => retry = Duration::from_millis(500),
+                Progress::Moved => {
+                    retry = Duration::from_millis(500);
+                    // It moves again: whatever held it is over.
+                    self.stuck
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(id);
+                }
                 Progress::Wait => {
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(Duration::from_secs(15));

@@ -255,7 +255,11 @@ async fn incident_actions(
     console: State<'_, Console>,
     incident_id: i64,
 ) -> Reply<Vec<ActionRecord>> {
-    Ok(console.store()?.incident_actions(incident_id).await?)
+    let actions = console.store()?.incident_actions(incident_id).await?;
+    Ok(match console.desk() {
+        Ok(desk) => desk.with_status(actions),
+        Err(_) => actions,
+    })
 }
 
 /// Confirms a proposed action. The page can only ask: the desk re-checks the action

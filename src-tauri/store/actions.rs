@@ -136,6 +136,9 @@ pub struct ActionRecord {
     pub verification: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// Why the desk cannot move this action on right now ("stuck, retrying: …"), when it
+    /// cannot: filled in by the desk that drives it, never stored.
+    pub stuck: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -205,6 +208,7 @@ impl TryFrom<Row> for ActionRecord {
             verification: r.verification,
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
+            stuck: None,
         })
     }
 }

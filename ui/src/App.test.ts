@@ -480,7 +480,7 @@ function proposed(over: Partial<ActionRecord> = {}): ActionRecord {
   return {
     id: 'a1', incidentId: 1, clusterId: 1, kind: 'rollback', service: 'llm-assistant', target: 'llm-assistant-serving',
     from: '42', to: '41', state: 'proposed', proposedBy: 'ana', confirmedBy: null, reason: null, sendAfterMs: null,
-    remoteId: null, error: null, succeededMs: null, verification: null, createdMs: Date.now(), updatedMs: Date.now(),
+    remoteId: null, error: null, succeededMs: null, verification: null, createdMs: Date.now(), updatedMs: Date.now(), stuck: null,
     preview: {
       summary: 'Roll llm-assistant-serving back from revision 42 to 41',
       fromLabel: 'revision 42 (assistant-13b-2026.11)', toLabel: 'revision 41 (assistant-13b-2026.10)',
@@ -535,6 +535,18 @@ describe('actions', () => {
     await fireEvent.click(screen.getByTestId('action-cancel'));
     await waitFor(() => expect(cancelled).toEqual(['a1']));
     expect((await screen.findByTestId('action-row')).textContent).toContain('cancelled');
+  });
+
+  it('says when an action is stuck and why, on its row', async () => {
+    const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
+      incidentActions: async () => [
+        proposed({ state: 'sent', reason: 'errors since 42', stuck: 'stuck, retrying: database error: database is locked' }),
+      ],
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    // An action that cannot move must not look merely quiet: the panel says why it waits.
+    expect((await screen.findByTestId('action-stuck')).textContent).toContain('stuck, retrying: database error: database is locked');
   });
 
   it('read-only mode hides the actions and says so', async () => {
