@@ -25,13 +25,33 @@ enum Slot {
     Text(String),
     /// A frame of this many bytes: over the console's 16 MiB hard limit when large enough.
     Huge(usize),
+    Binary(Vec<u8>),
+}
+
+impl Slot {
+    fn message(&self) -> Message {
+        match self {
+            Slot::Text(t) => Message::text(t.clone()),
+            Slot::Huge(n) => Message::text("x".repeat(*n)),
+            Slot::Binary(b) => Message::binary(b.clone()),
+        }
+    }
 }
 
 /// A stream the server replays from `after` on every connection, then holds open with
 /// heartbeats: slot `i` is sequence `i + 1`.
+#[derive(Default)]
 struct Script {
     stream_id: Option<String>,
     slots: Vec<Slot>,
+    /// Frames that take no position, sent just before slot `i` (malformed, binary, …).
+    before: std::collections::HashMap<usize, Vec<Slot>>,
+    /// Slot `i` is sent a second time right after itself.
+    duplicate: std::collections::HashSet<usize>,
+    /// Slots `i` and `i + 1` are sent the other way round.
+    swap: std::collections::HashSet<usize>,
+    /// Connection `n` is cut after this many frames (None: never).
+    cut_after: Option<fn(u64) -> usize>,
 }
 
 struct Hostile {
@@ -44,6 +64,9 @@ impl Drop for Hostile {
         self.task.abort();
     }
 }
+
+/// Connections accepted, across every server in this test binary (cuts vary by it).
+static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 // The handshake callback's signature is tungstenite's: its error type is an HTTP response.
 #[allow(clippy::result_large_err)]
@@ -81,12 +104,27 @@ async fn serve(script: Script) -> Hostile {
                 if ws.send(Message::text(hello.to_string())).await.is_err() {
                     return;
                 }
-                for slot in script.slots.iter().skip(after as usize) {
-                    let message = match slot {
-                        Slot::Text(t) => Message::text(t.clone()),
-                        Slot::Huge(n) => Message::text("x".repeat(*n)),
-                    };
-                    if ws.send(message).await.is_err() {
+                let conn = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut order: Vec<usize> = (after as usize..script.slots.len()).collect();
+                for k in 0..order.len().saturating_sub(1) {
+                    if script.swap.contains(&order[k]) && order[k + 1] == order[k] + 1 {
+                        order.swap(k, k + 1);
+                    }
+                }
+                let mut frames = Vec::new();
+                for i in order {
+                    frames.extend(script.before.get(&i).into_iter().flatten().cloned());
+                    frames.push(script.slots[i].clone());
+                    if script.duplicate.contains(&i) {
+                        frames.push(script.slots[i].clone());
+                    }
+                }
+                let cut = script.cut_after.map(|f| f(conn));
+                for (n, frame) in frames.iter().enumerate() {
+                    if cut == Some(n) {
+                        return; // dropped mid-stream, without a close frame
+                    }
+                    if ws.send(frame.message()).await.is_err() {
                         return;
                     }
                 }
@@ -182,6 +220,7 @@ async fn a_blank_alert_summary_opens_its_incident_and_costs_no_neighbour() {
     let server = serve(Script {
         stream_id: None,
         slots,
+        ..Default::default()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -213,6 +252,7 @@ async fn an_event_the_store_refuses_is_quarantined_alone() {
     let server = serve(Script {
         stream_id: None,
         slots,
+        ..Default::default()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -281,6 +321,7 @@ async fn a_frame_the_stream_is_stuck_on_is_skipped_with_a_gap_naming_it() {
     let server = serve(Script {
         stream_id: None,
         slots,
+        ..Default::default()
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -344,6 +385,7 @@ async fn a_restarted_stream_is_recorded_from_its_start() {
     let first = serve(Script {
         stream_id: Some("one".into()),
         slots: (1..=50u64).map(|s| Slot::Text(metrics("one", s))).collect(),
+        ..Default::default()
     })
     .await;
     let (store, engine, _, cluster) = setup(dir.path(), &first.url).await;
@@ -358,6 +400,7 @@ async fn a_restarted_stream_is_recorded_from_its_start() {
     let second = serve(Script {
         stream_id: Some("two".into()),
         slots: (1..=80u64).map(|s| Slot::Text(metrics("two", s))).collect(),
+        ..Default::default()
     })
     .await;
     let (engine, _) = start_engine(&store, &second.url, cluster).await;
@@ -396,6 +439,7 @@ async fn a_restarted_stream_is_recorded_from_its_start() {
         slots: (1..=20u64)
             .map(|s| Slot::Text(metrics("three", s)))
             .collect(),
+        ..Default::default()
     })
     .await;
     let (engine, _) = start_engine(&store, &third.url, cluster).await;
@@ -451,6 +495,7 @@ async fn a_full_disk_pauses_recording_and_loses_nothing_when_room_returns() {
     let server = serve(Script {
         stream_id: None,
         slots: (1..=3000u64).map(|s| Slot::Text(metrics("d", s))).collect(),
+        ..Default::default()
     })
     .await;
     let cluster = store
@@ -533,6 +578,7 @@ async fn stopping_while_the_disk_is_full_ends_and_keeps_what_was_committed() {
         slots: (1..=200_000u64)
             .map(|s| Slot::Text(metrics("e", s)))
             .collect(),
+        ..Default::default()
     })
     .await;
     let (store, engine, recorder, cluster) = setup(&mount, &server.url).await;
@@ -561,4 +607,161 @@ async fn stopping_while_the_disk_is_full_ends_and_keeps_what_was_committed() {
         "the cursor never runs ahead of the stored events"
     );
     assert!(committed < 200_000);
+}
+
+/// The soak: every kind of bad frame at once, duplicates, reordering, connections cut
+/// mid-stream, and the console killed with SIGKILL and restarted, against one stream.
+/// Afterwards every valid event is stored exactly once, every position the stream was
+/// stuck on is one gap entry naming it, and every malformed frame is in quarantine.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_stream_with_cuts_and_kill_9_rounds_loses_and_repeats_nothing() {
+    const N: usize = 4000;
+    // Positions whose frame never comes validly: skipped with a gap, each one.
+    let refused_at = [300usize, 1250, 2999];
+    let oversized_at = [800usize, 3500];
+    let huge_at = 2100usize;
+    let mut script = Script {
+        stream_id: Some("soak".into()),
+        cut_after: Some(|conn| 150 + (conn as usize * 389) % 900),
+        ..Default::default()
+    };
+    for i in 0..N {
+        let seq = i as u64 + 1;
+        let slot = if refused_at.contains(&i) {
+            Slot::Text(metrics("soak", seq).replace("\"window_s\":5", "\"window_s\":-5"))
+        } else if oversized_at.contains(&i) {
+            let mut v: serde_json::Value = serde_json::from_str(&metrics("soak", seq)).unwrap();
+            v["data"]["padding"] = "p".repeat(300 * 1024).into();
+            Slot::Text(v.to_string())
+        } else if i == huge_at {
+            Slot::Huge(17 * 1024 * 1024)
+        } else {
+            Slot::Text(metrics("soak", seq))
+        };
+        script.slots.push(slot);
+        // Frames that take no position, each one different so each can be found again.
+        match i % 97 {
+            3 => script.before.entry(i).or_default().push(Slot::Text(format!("{{\"garbage\": {i}"))),
+            5 => script.before.entry(i).or_default().push(Slot::Binary(vec![0xff, 0, i as u8])),
+            7 => script.before.entry(i).or_default().push(Slot::Text(format!(
+                "{{\"control\":\"gap\",\"after\":{},\"first_available\":18446744073709551615, \"n\": {i}}}",
+                u64::MAX - 1
+            ))),
+            11 => script.before.entry(i).or_default().push(Slot::Text(
+                metrics("soak", seq).replace("service.metrics", &format!("service.unheard_of_{i}")).replace(&format!("\"sequence\":{seq}"), "\"sequence\":0"),
+            )),
+            _ => {}
+        }
+        if i % 53 == 0 {
+            script.duplicate.insert(i);
+        }
+        if i % 41 == 0 {
+            script.swap.insert(i);
+        }
+    }
+    let malformed_kinds = script.before.values().flatten().count();
+    let skipped: Vec<u64> = refused_at
+        .iter()
+        .chain(&oversized_at)
+        .chain(std::iter::once(&huge_at))
+        .map(|i| *i as u64 + 1)
+        .collect();
+    let server = serve(script).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("firebreak.db");
+    let watch = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(["watch", "--cluster"])
+            .arg(format!("soak={}", server.url))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let cursor = || async {
+        if !db.exists() {
+            return 0;
+        }
+        count(
+            &db,
+            "SELECT COALESCE((SELECT last_sequence FROM stream_cursors), 0)",
+        )
+        .await
+    };
+    // Kill -9 rounds at different points of the stream.
+    let mut killed_at = Vec::new();
+    for round in 0..6u64 {
+        let mut console = watch();
+        tokio::time::sleep(Duration::from_millis(400 + round * 350)).await;
+        console.kill().unwrap(); // SIGKILL
+        console.wait().unwrap();
+        killed_at.push(cursor().await);
+    }
+    assert!(
+        killed_at
+            .iter()
+            .filter(|c| **c > 0 && **c < N as i64)
+            .count()
+            >= 3,
+        "the kills must land mid-stream to test anything: {killed_at:?}"
+    );
+    let mut console = watch();
+    wait_for(Duration::from_secs(180), "the whole stream", async || {
+        cursor().await == N as i64
+    })
+    .await;
+    // SIGTERM: a clean stop.
+    let _ = std::process::Command::new("kill")
+        .arg(console.id().to_string())
+        .status();
+    console.wait().unwrap();
+
+    let valid = (N - skipped.len()) as i64;
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM events").await,
+        valid,
+        "every valid event stored"
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(DISTINCT event_id) FROM events").await,
+        valid,
+        "and none twice"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM events WHERE event_id != 'soak-' || stream_sequence"
+        )
+        .await,
+        0,
+        "each at its own position"
+    );
+    for seq in &skipped {
+        assert_eq!(
+            count(
+                &db,
+                &format!(
+                    "SELECT COUNT(*) FROM stream_gaps WHERE from_sequence = {seq} AND to_sequence = {seq} \
+                     AND reason LIKE 'sequence {seq} skipped%'"
+                )
+            )
+            .await,
+            1,
+            "position {seq} is one gap entry naming it"
+        );
+    }
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM stream_gaps").await,
+        skipped.len() as i64,
+        "no valid position was skipped"
+    );
+    assert!(
+        count(&db, "SELECT COUNT(DISTINCT raw) FROM quarantine").await >= malformed_kinds as i64,
+        "every malformed frame is kept for diagnosis"
+    );
+    let store = Store::open(&db).await.unwrap();
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
 }
