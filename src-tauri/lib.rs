@@ -17,6 +17,7 @@ pub mod process;
 pub mod protocol;
 pub mod report;
 pub mod reports;
+pub mod runbook_step;
 pub mod runbooks;
 pub mod secrets;
 pub mod sim;

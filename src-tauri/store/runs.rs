@@ -9,7 +9,7 @@ use ts_rs::TS;
 use super::incidents::{append, Append};
 use super::{now_ms, Result, Store, StoreError};
 use crate::incident::EntryKind;
-use crate::runbooks::format::Step;
+use crate::runbook_step::Step;
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
