@@ -32,6 +32,15 @@ impl ConsoleSink for Terminal {
         eprintln!("cluster {}: {text}", s.name);
     }
 
+    fn recording(&self, paused: Option<&str>) {
+        match paused {
+            Some(reason) => {
+                eprintln!("recording paused: {reason} (retrying; nothing received is lost)")
+            }
+            None => eprintln!("recording resumed"),
+        }
+    }
+
     fn committed(&self, batch: &Committed) {
         let mut out = std::io::stdout().lock();
         for i in &batch.opened {

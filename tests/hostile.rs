@@ -562,8 +562,10 @@ async fn a_full_disk_pauses_recording_and_loses_nothing_when_room_returns() {
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
 }
 
+/// `firebreak watch` on a disk that fills: it says recording is paused and why, and a
+/// SIGTERM ends it (it once kept "committing what was received" for as long as it lived).
 #[tokio::test(flavor = "multi_thread")]
-async fn stopping_while_the_disk_is_full_ends_and_keeps_what_was_committed() {
+async fn watch_on_a_full_disk_says_so_and_stops_on_sigterm_keeping_what_was_committed() {
     let outer = tempfile::tempdir().unwrap();
     let mount = outer.path().join("tiny");
     std::fs::create_dir(&mount).unwrap();
@@ -572,7 +574,6 @@ async fn stopping_while_the_disk_is_full_ends_and_keeps_what_was_committed() {
         return;
     }
     let _unmount = Unmount(&mount);
-    let db = mount.join("firebreak.db");
     let server = serve(Script {
         stream_id: None,
         slots: (1..=200_000u64)
@@ -581,29 +582,58 @@ async fn stopping_while_the_disk_is_full_ends_and_keeps_what_was_committed() {
         ..Default::default()
     })
     .await;
-    let (store, engine, recorder, cluster) = setup(&mount, &server.url).await;
+    let said = outer.path().join("stderr.txt");
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["watch", "--cluster"])
+        .arg(format!("hostile={}", server.url))
+        .arg("--data-dir")
+        .arg(&mount)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&said).unwrap())
+        .spawn()
+        .unwrap();
     // 200,000 events do not fit in 6 MB: the disk fills while recording.
     wait_for(
         Duration::from_secs(120),
-        "recording to pause on a full disk",
+        "watch to say recording is paused",
         async || {
-            recorder
-                .recording
-                .lock()
-                .unwrap()
-                .iter()
-                .any(Option::is_some)
+            std::fs::read_to_string(&said)
+                .unwrap_or_default()
+                .contains("recording paused: ")
         },
     )
     .await;
-    // A stop must end the engine (the guard is generous: it catches a hang, not a speed).
-    tokio::time::timeout(Duration::from_secs(60), engine.stop())
-        .await
-        .expect("stop must end while recording is paused");
-    let committed = store.cursor(cluster).await.unwrap();
+    let text = std::fs::read_to_string(&said).unwrap();
+    assert!(text.contains("full"), "the pause says why: {text}");
+    let _ = std::process::Command::new("kill")
+        .arg(watch.id().to_string())
+        .status();
+    // A hang guard, not a speed: the process must end at all while the disk is full.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = watch.kill();
+            panic!("watch did not stop on SIGTERM while recording was paused");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&said).unwrap()
+    );
+    let db = mount.join("firebreak.db");
+    let committed = count(
+        &db,
+        "SELECT COALESCE((SELECT last_sequence FROM stream_cursors), 0)",
+    )
+    .await;
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM events").await,
-        committed as i64,
+        committed,
         "the cursor never runs ahead of the stored events"
     );
     assert!(committed < 200_000);

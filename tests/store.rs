@@ -629,3 +629,91 @@ async fn the_feed_filters_searches_and_pages_by_key() {
     let raw = store.raw_event(30).await.unwrap();
     assert!(raw.text.contains("\"id\": \"id-30\""), "{}", raw.text);
 }
+
+/// The incident rules' memory (SLO burn counters, anomaly baselines) changes only with a
+/// batch that committed: a refused batch leaves it as it was, so the retry decides the
+/// same way and no counter runs ahead of what the store holds.
+#[tokio::test]
+async fn a_batch_that_did_not_commit_leaves_the_rules_as_they_were() {
+    use firebreak::store::ingest::{Incoming, Item};
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let store = Store::open(&path).await.unwrap();
+    let cluster = store
+        .ensure_cluster(&NewCluster {
+            name: "rules".into(),
+            events_url: "ws://127.0.0.1:1/v1/events".into(),
+            actions_url: "http://127.0.0.1:1/v1".into(),
+        })
+        .await
+        .unwrap();
+    let metrics = |seq: u64| -> Incoming {
+        let raw = serde_json::json!({
+            "specversion": "1.0", "id": format!("m-{seq}"), "source": "/clusters/rules", "sequence": seq,
+            "type": "dev.firebreak.service.metrics", "time": "2026-11-27T03:00:36.000Z",
+            "datacontenttype": "application/json", "subject": "service/llm-assistant",
+            "data": {"service": "llm-assistant", "region": "us-east", "primary": true, "revision": 7,
+                     "window_s": 5, "requests_per_s": 900.0, "error_rate": 0.3, "latency_p50_ms": 400.0,
+                     "latency_p99_ms": 1200.0, "queue_depth": 3.0, "gpu_utilization": 0.7}
+        })
+        .to_string();
+        let firebreak::protocol::events::Frame::Event(event) =
+            firebreak::protocol::events::decode(&raw).unwrap()
+        else {
+            panic!("not an event")
+        };
+        Incoming {
+            event: *event,
+            ty: firebreak::protocol::events::EventType::ServiceMetrics,
+            raw,
+            received_ms: 0,
+        }
+    };
+    let batch = |seqs: std::ops::RangeInclusive<u64>| {
+        vec![Item::Events {
+            cluster_id: cluster.id,
+            last_sequence: *seqs.end(),
+            events: seqs.map(metrics).collect(),
+        }]
+    };
+    {
+        let mut conn = raw(&path).await;
+        sqlx::query(
+            "CREATE TRIGGER refuse_all BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let mut rules = firebreak::ingest::rules::Rules::default();
+    assert!(
+        firebreak::ingest::record_batch(&store, &batch(1..=2), &mut rules)
+            .await
+            .is_err()
+    );
+    assert_eq!(rules.tracked(), 0, "the refused batch left no rule state");
+    {
+        let mut conn = raw(&path).await;
+        sqlx::query("DROP TRIGGER refuse_all")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    // Had the refused samples counted, the SLO burn (three samples over 5 %) would open
+    // the incident at the first of these; it opens at the third.
+    let first = firebreak::ingest::record_batch(&store, &batch(1..=2), &mut rules)
+        .await
+        .unwrap();
+    assert!(
+        first.opened.is_empty(),
+        "two burning samples are not yet an incident"
+    );
+    let third = firebreak::ingest::record_batch(&store, &batch(3..=3), &mut rules)
+        .await
+        .unwrap();
+    assert_eq!(
+        third.opened.len(),
+        1,
+        "the third burning sample opens the incident"
+    );
+}

@@ -260,12 +260,12 @@ async fn commit(
 ) -> Result<(), Stopping> {
     let mut parts = vec![items];
     let mut attempt = 0u32;
-    let mut paused = false;
+    // Why recording is paused, as last told to the sink.
+    let mut paused: Option<String> = None;
     while let Some(part) = parts.pop() {
         match record_batch(store, &part, rules).await {
             Ok(done) => {
-                if paused {
-                    paused = false;
+                if paused.take().is_some() {
                     sink.recording(None);
                     tracing::info!("recording resumed");
                 }
@@ -297,11 +297,11 @@ async fn commit(
             }
             Err(e) => {
                 let reason = e.to_string();
-                if !paused {
+                if paused.as_deref() != Some(reason.as_str()) {
                     tracing::error!(%reason, "recording paused: the store cannot write");
-                    paused = true;
+                    sink.recording(Some(&reason));
+                    paused = Some(reason);
                 }
-                sink.recording(Some(&reason));
                 let delay = PAUSED_RETRY.ceiling(attempt);
                 attempt = attempt.saturating_add(1);
                 parts.push(part);
