@@ -50,7 +50,8 @@ struct Script {
     duplicate: std::collections::HashSet<usize>,
     /// Slots `i` and `i + 1` are sent the other way round.
     swap: std::collections::HashSet<usize>,
-    /// Connection `n` is cut after this many frames (None: never).
+    /// Connection `n` (counted from 0) is cut, without a close frame, after this many
+    /// frames past the hello (None: never).
     cut_after: Option<fn(u64) -> usize>,
 }
 
@@ -65,9 +66,6 @@ impl Drop for Hostile {
     }
 }
 
-/// Connections accepted, across every server in this test binary (cuts vary by it).
-static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 // The handshake callback's signature is tungstenite's: its error type is an HTTP response.
 #[allow(clippy::result_large_err)]
 async fn serve(script: Script) -> Hostile {
@@ -75,10 +73,14 @@ async fn serve(script: Script) -> Hostile {
     let url = format!("ws://{}/v1/events", listener.local_addr().unwrap());
     let script = Arc::new(script);
     let task = tokio::spawn(async move {
+        // Connections this server accepted (cuts vary by it).
+        let mut accepted = 0u64;
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
+            let conn = accepted;
+            accepted += 1;
             let script = script.clone();
             tokio::spawn(async move {
                 let mut after = 0u64;
@@ -104,7 +106,6 @@ async fn serve(script: Script) -> Hostile {
                 if ws.send(Message::text(hello.to_string())).await.is_err() {
                     return;
                 }
-                let conn = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let mut order: Vec<usize> = (after as usize..script.slots.len()).collect();
                 for k in 0..order.len().saturating_sub(1) {
                     if script.swap.contains(&order[k]) && order[k + 1] == order[k] + 1 {
@@ -203,6 +204,18 @@ async fn count(store_path: &Path, sql: &str) -> i64 {
         .await
         .unwrap();
     n
+}
+
+/// Gap entries that say the console skipped `seq` after its tries.
+async fn skip_gaps(db: &Path, seq: u64) -> i64 {
+    count(
+        db,
+        &format!(
+            "SELECT COUNT(*) FROM stream_gaps WHERE from_sequence = {seq} AND to_sequence = {seq} \
+             AND reason LIKE 'sequence {seq} skipped after 3 tries%'"
+        ),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -341,14 +354,7 @@ async fn a_frame_the_stream_is_stuck_on_is_skipped_with_a_gap_naming_it() {
     );
     for seq in [11, 21, 26] {
         assert_eq!(
-            count(
-                &db,
-                &format!(
-                    "SELECT COUNT(*) FROM stream_gaps WHERE from_sequence = {seq} AND to_sequence = {seq} \
-                     AND reason LIKE 'sequence {seq} skipped after 3 tries%'"
-                )
-            )
-            .await,
+            skip_gaps(&db, seq).await,
             1,
             "the skipped sequence {seq} is recorded as a gap naming it and why"
         );
@@ -771,14 +777,7 @@ async fn a_hostile_stream_with_cuts_and_kill_9_rounds_loses_and_repeats_nothing(
     );
     for seq in &skipped {
         assert_eq!(
-            count(
-                &db,
-                &format!(
-                    "SELECT COUNT(*) FROM stream_gaps WHERE from_sequence = {seq} AND to_sequence = {seq} \
-                     AND reason LIKE 'sequence {seq} skipped%'"
-                )
-            )
-            .await,
+            skip_gaps(&db, *seq).await,
             1,
             "position {seq} is one gap entry naming it"
         );
@@ -794,4 +793,33 @@ async fn a_hostile_stream_with_cuts_and_kill_9_rounds_loses_and_repeats_nothing(
     );
     let store = Store::open(&db).await.unwrap();
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
+
+/// A link that is cut again and again before any event arrives is the network's doing: the
+/// console keeps retrying the same position and never skips a valid event for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn links_cut_before_any_event_never_make_the_console_skip_one() {
+    let server = serve(Script {
+        stream_id: None,
+        slots: (1..=40u64).map(|s| Slot::Text(metrics("f", s))).collect(),
+        cut_after: Some(|conn| if conn < 6 { 0 } else { usize::MAX }),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("firebreak.db");
+    let (store, engine, _, cluster) = setup(dir.path(), &server.url).await;
+    wait_for(
+        Duration::from_secs(120),
+        "every event after the cuts",
+        async || store.cursor(cluster).await.unwrap() == 40,
+    )
+    .await;
+    engine.stop().await;
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM events").await, 40);
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM stream_gaps").await,
+        0,
+        "no valid position was skipped for the network's cuts"
+    );
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
@@ -283,6 +284,11 @@ async fn session(
                     s.quarantine(reason.clone(), Vec::new(), Some(next)).await;
                 }
                 return s.end(End::Stuck(reason)).await;
+            }
+            // A link cut without a close frame is the network's doing, not the frame's:
+            // it is retried like any lost link and never counts towards skipping.
+            Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                return s.end(End::Retry("the connection was reset".into())).await
             }
             Some(Err(e @ (WsError::Protocol(_) | WsError::Utf8(_)))) => {
                 return s.end(End::Stuck(format!("an unreadable frame: {e}"))).await
