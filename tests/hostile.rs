@@ -371,6 +371,15 @@ async fn a_frame_the_stream_is_stuck_on_is_skipped_with_a_gap_naming_it() {
     assert_eq!(
         count(
             &db,
+            "SELECT COUNT(*) FROM quarantine WHERE reason LIKE 'a frame after sequence 10 over the 16777216-byte hard limit%'"
+        )
+        .await,
+        1,
+        "a frame too large to read is kept as the one after the last sequence read, once"
+    );
+    assert_eq!(
+        count(
+            &db,
             "SELECT COUNT(*) FROM quarantine WHERE stream_sequence = 26 AND reason LIKE 'oversized frame%'"
         )
         .await,

@@ -278,10 +278,16 @@ async fn session(
                     .await
             }
             Some(Err(WsError::Capacity(e))) => {
-                let reason = format!("a frame over the {LIBRARY_MAX_MESSAGE}-byte hard limit: {e}");
-                let next = s.cursor.saturating_add(1);
+                // Too large to read, so its sequence is unknown: kept as "the frame after
+                // sequence N" (once, however often it is replayed).
+                let after = *s.cursor;
+                let reason = format!(
+                    "a frame after sequence {after} over the {LIBRARY_MAX_MESSAGE}-byte hard limit: {e}"
+                );
+                let next = after.saturating_add(1);
                 if s.refused.as_ref().map(|r| r.0) != Some(next) {
-                    s.quarantine(reason.clone(), Vec::new(), Some(next)).await;
+                    s.quarantine(reason.clone(), Vec::new(), None).await;
+                    *s.refused = Some((next, reason.clone()));
                 }
                 return s.end(End::Stuck(reason)).await;
             }
