@@ -58,6 +58,13 @@ pub enum Command {
         #[arg(long, conflicts_with = "clusters")]
         demo: bool,
     },
+    /// The gateway that speaks protocol v1 for a real cluster. So far: checking its
+    /// configuration (every mistake with file, line and key; exit 1 on any), for CI.
+    Gateway {
+        /// Check this configuration file and exit.
+        #[arg(long, value_name = "FILE")]
+        check: PathBuf,
+    },
     /// Measure performance (figures for README, beside a baseline from the same run).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -297,6 +304,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
 async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
     let command = match command {
         Command::Sim(args) => return run_sim(args).await,
+        Command::Gateway { check } => {
+            let config = crate::gateway::config::load(&check)?;
+            println!(
+                "{}: ok: cluster {}, listening on {} ({}), {} token(s), {} service(s){}{}",
+                check.display(),
+                config.cluster,
+                config.listen,
+                if config.tls.is_some() {
+                    "TLS"
+                } else {
+                    "loopback, no TLS"
+                },
+                config.tokens.len(),
+                config.services.len(),
+                if config.prometheus.is_some() {
+                    ", Prometheus"
+                } else {
+                    ""
+                },
+                if config.alertmanager.is_some() {
+                    ", Alertmanager"
+                } else {
+                    ""
+                },
+            );
+            return Ok(());
+        }
         Command::Bench(BenchCommand::Generator { seconds, rate }) => {
             return crate::bench::generator(seconds, rate).await
         }
@@ -390,6 +424,7 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             list_runbooks(&store, data_dir, incident).await
         }
         Command::Sim(_)
+        | Command::Gateway { .. }
         | Command::Bench(_)
         | Command::Runbooks(RunbooksCommand::Check { .. })
         | Command::Runbooks(RunbooksCommand::Rehearse { .. }) => {

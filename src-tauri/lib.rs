@@ -8,6 +8,7 @@ pub mod actions;
 pub mod bench;
 pub mod cli;
 pub mod clock;
+pub mod gateway;
 pub mod incident;
 pub mod ingest;
 pub mod ipc;

@@ -1,0 +1,502 @@
+//! The gateway's configuration: one TOML file, validated as a whole before anything starts,
+//! every mistake reported with the file, the line and the key (`firebreak gateway --check`
+//! runs exactly this, for a team's CI).
+//!
+//! ```toml
+//! cluster = "prod-east"                 # the name consoles record the cluster under
+//! listen = "0.0.0.0:7443"               # plain ws/http only on a loopback address
+//!
+//! [tls]                                 # wss/https: needed unless `listen` is loopback
+//! cert = "/etc/firebreak/gateway.crt"
+//! key = "/etc/firebreak/gateway.key"
+//!
+//! [[tokens]]                            # who may connect; the name is the actor on actions
+//! name = "oncall"
+//! file = "/etc/firebreak/tokens/oncall" # or env = "FIREBREAK_TOKEN_ONCALL"; never the token here
+//!
+//! [prometheus]
+//! url = "http://127.0.0.1:9090"
+//! interval_s = 5
+//!
+//! [alertmanager]
+//! url = "http://127.0.0.1:9093"
+//! webhook_token = { env = "FIREBREAK_ALERTMANAGER_TOKEN" }
+//! service_label = "service"
+//! region_label = "region"
+//! severity_label = "severity"
+//!
+//! [[services]]
+//! name = "llm-assistant"
+//! regions = ["us-east", "eu-west"]
+//! [services.queries]                    # PromQL; `$region` is replaced by each region
+//! latency_p99_ms = 'histogram_quantile(0.99, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{region="$region"}[1m]))) * 1000'
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Every figure a service's queries may name, as `service.metrics` carries it.
+pub const METRICS: &[&str] = &[
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "error_rate",
+    "requests_per_s",
+    "queue_depth",
+    "gpu_utilization",
+];
+
+/// A mistake in the configuration: where, which key, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: {key}: {message}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    /// The key as written in the file, dotted (`services[1].regions`); empty for the file.
+    pub key: String,
+    pub message: String,
+}
+
+/// The gateway's configuration, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub cluster: String,
+    pub listen: SocketAddr,
+    pub tls: Option<Tls>,
+    pub tokens: Vec<TokenSource>,
+    pub prometheus: Option<Prometheus>,
+    pub alertmanager: Option<Alertmanager>,
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Where a secret is read from at start: never the configuration itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSource {
+    /// Recorded as the actor of what this token's holder does.
+    pub name: String,
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prometheus {
+    pub url: String,
+    pub interval_s: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alertmanager {
+    pub url: String,
+    pub webhook_token: Secret,
+    pub service_label: String,
+    pub region_label: String,
+    pub severity_label: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub regions: Vec<String>,
+    /// Metric name (one of [`METRICS`]) → PromQL, `$region` standing for each region.
+    pub queries: BTreeMap<String, String>,
+}
+
+// What the file says, before it is checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    cluster: Spanned<String>,
+    listen: Spanned<String>,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    tokens: Vec<Spanned<RawToken>>,
+    prometheus: Option<RawPrometheus>,
+    alertmanager: Option<RawAlertmanager>,
+    #[serde(default)]
+    services: Vec<Spanned<RawService>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Spanned<PathBuf>,
+    key: Spanned<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    file: Option<Spanned<PathBuf>>,
+    env: Option<Spanned<String>>,
+    /// Present only to refuse it with a reason.
+    token: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    name: Spanned<String>,
+    file: Option<Spanned<PathBuf>>,
+    env: Option<Spanned<String>>,
+    /// Present only to refuse it with a reason.
+    token: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrometheus {
+    url: Spanned<String>,
+    interval_s: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlertmanager {
+    url: Spanned<String>,
+    webhook_token: Spanned<RawSecret>,
+    service_label: Option<Spanned<String>>,
+    region_label: Option<Spanned<String>>,
+    severity_label: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: Spanned<String>,
+    regions: Spanned<Vec<String>>,
+    #[serde(default)]
+    queries: BTreeMap<String, Spanned<String>>,
+}
+
+/// Reads and checks the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_owned(),
+        line: 0,
+        key: String::new(),
+        message: format!("cannot read it: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Checks a configuration's text; `file` names it in errors.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let at = |span: Range<usize>, key: &str, message: String| ConfigError {
+        file: file.to_owned(),
+        line: line_at(text, span.start),
+        key: key.to_owned(),
+        message,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        at(
+            span.clone(),
+            &key_at(text, span),
+            e.message().trim().to_owned(),
+        )
+    })?;
+
+    let cluster = raw.cluster.get_ref().trim();
+    if cluster.is_empty() || cluster.chars().count() > 64 {
+        return Err(at(
+            raw.cluster.span(),
+            "cluster",
+            "the cluster's name is 1 to 64 characters".into(),
+        ));
+    }
+    let listen: SocketAddr = raw.listen.get_ref().parse().map_err(|_| {
+        at(
+            raw.listen.span(),
+            "listen",
+            format!(
+                "{:?} is not an address and port, like \"0.0.0.0:7443\"",
+                raw.listen.get_ref()
+            ),
+        )
+    })?;
+    let tls = raw.tls.map(|t| Tls {
+        cert: t.cert.into_inner(),
+        key: t.key.into_inner(),
+    });
+    if tls.is_none() && !listen.ip().is_loopback() {
+        return Err(at(
+            raw.listen.span(),
+            "listen",
+            format!(
+                "{listen} is reachable from the network, so tokens and events need TLS: add a [tls] \
+                 section with cert and key, or listen on 127.0.0.1"
+            ),
+        ));
+    }
+
+    let mut tokens = Vec::new();
+    let mut names = HashSet::new();
+    for (i, t) in raw.tokens.iter().enumerate() {
+        let key = format!("tokens[{}]", i + 1);
+        let name = t.get_ref().name.get_ref().trim();
+        if name.is_empty() {
+            return Err(at(
+                t.get_ref().name.span(),
+                &format!("{key}.name"),
+                "a token needs a name: it is recorded as the actor of what its holder does".into(),
+            ));
+        }
+        if !names.insert(name.to_owned()) {
+            return Err(at(
+                t.get_ref().name.span(),
+                &format!("{key}.name"),
+                format!("two tokens are called {name:?}"),
+            ));
+        }
+        tokens.push(TokenSource {
+            name: name.to_owned(),
+            secret: secret(
+                &RawSecret {
+                    file: t.get_ref().file.clone(),
+                    env: t.get_ref().env.clone(),
+                    token: t.get_ref().token.clone(),
+                },
+                t.span(),
+                &key,
+                &at,
+            )?,
+        });
+    }
+    if tokens.is_empty() {
+        return Err(at(
+            0..0,
+            "tokens",
+            "no [[tokens]]: nobody could connect. Add one with a name and a file or env".into(),
+        ));
+    }
+
+    let prometheus = match raw.prometheus {
+        None => None,
+        Some(p) => {
+            let url = http_url(&p.url, "prometheus.url", &at)?;
+            let interval_s = match &p.interval_s {
+                None => 5,
+                Some(v) => u32::try_from(*v.get_ref())
+                    .ok()
+                    .filter(|s| (1..=3600).contains(s))
+                    .ok_or_else(|| {
+                        at(
+                            v.span(),
+                            "prometheus.interval_s",
+                            format!("{} is not a number of seconds from 1 to 3600", v.get_ref()),
+                        )
+                    })?,
+            };
+            Some(Prometheus { url, interval_s })
+        }
+    };
+
+    let alertmanager = match raw.alertmanager {
+        None => None,
+        Some(a) => {
+            let label = |v: &Option<Spanned<String>>, key: &str, default: &str| match v {
+                None => Ok(default.to_owned()),
+                Some(s) if is_label_name(s.get_ref()) => Ok(s.get_ref().clone()),
+                Some(s) => Err(at(
+                    s.span(),
+                    key,
+                    format!("{:?} is not a Prometheus label name", s.get_ref()),
+                )),
+            };
+            Some(Alertmanager {
+                url: http_url(&a.url, "alertmanager.url", &at)?,
+                webhook_token: secret(
+                    a.webhook_token.get_ref(),
+                    a.webhook_token.span(),
+                    "alertmanager.webhook_token",
+                    &at,
+                )?,
+                service_label: label(&a.service_label, "alertmanager.service_label", "service")?,
+                region_label: label(&a.region_label, "alertmanager.region_label", "region")?,
+                severity_label: label(
+                    &a.severity_label,
+                    "alertmanager.severity_label",
+                    "severity",
+                )?,
+            })
+        }
+    };
+
+    let mut services = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, s) in raw.services.iter().enumerate() {
+        let key = format!("services[{}]", i + 1);
+        let s = s.get_ref();
+        let name = s.name.get_ref().trim();
+        if name.is_empty() {
+            return Err(at(
+                s.name.span(),
+                &format!("{key}.name"),
+                "a service needs a name".into(),
+            ));
+        }
+        if !seen.insert(name.to_owned()) {
+            return Err(at(
+                s.name.span(),
+                &format!("{key}.name"),
+                format!("two services are called {name:?}"),
+            ));
+        }
+        let regions: Vec<String> = s
+            .regions
+            .get_ref()
+            .iter()
+            .map(|r| r.trim().to_owned())
+            .collect();
+        if regions.is_empty() || regions.iter().any(String::is_empty) {
+            return Err(at(
+                s.regions.span(),
+                &format!("{key}.regions"),
+                "list the service's regions, at least one, none empty".into(),
+            ));
+        }
+        let mut queries = BTreeMap::new();
+        for (metric, query) in &s.queries {
+            let qkey = format!("{key}.queries.{metric}");
+            if !METRICS.contains(&metric.as_str()) {
+                return Err(at(
+                    query.span(),
+                    &qkey,
+                    format!("unknown metric {metric:?}; known: {}", METRICS.join(", ")),
+                ));
+            }
+            if query.get_ref().trim().is_empty() {
+                return Err(at(query.span(), &qkey, "the query is empty".into()));
+            }
+            queries.insert(metric.clone(), query.get_ref().trim().to_owned());
+        }
+        if !queries.is_empty() && prometheus.is_none() {
+            return Err(at(
+                s.name.span(),
+                &format!("{key}.queries"),
+                "queries need a [prometheus] section with its url".into(),
+            ));
+        }
+        services.push(Service {
+            name: name.to_owned(),
+            regions,
+            queries,
+        });
+    }
+
+    Ok(Config {
+        cluster: cluster.to_owned(),
+        listen,
+        tls,
+        tokens,
+        prometheus,
+        alertmanager,
+        services,
+    })
+}
+
+fn secret(
+    raw: &RawSecret,
+    span: Range<usize>,
+    key: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Secret, ConfigError> {
+    if let Some(t) = &raw.token {
+        return Err(at(
+            t.span(),
+            &format!("{key}.token"),
+            "a token never goes in the configuration itself: put it in a file (file = \"…\") \
+             or an environment variable (env = \"…\")"
+                .into(),
+        ));
+    }
+    match (&raw.file, &raw.env) {
+        (Some(f), None) => Ok(Secret::File(f.get_ref().clone())),
+        (None, Some(e)) if !e.get_ref().trim().is_empty() => {
+            Ok(Secret::Env(e.get_ref().trim().to_owned()))
+        }
+        (None, Some(e)) => Err(at(
+            e.span(),
+            &format!("{key}.env"),
+            "the variable's name is empty".into(),
+        )),
+        _ => Err(at(
+            span,
+            key,
+            "say where the token is read from: exactly one of file = \"…\" or env = \"…\"".into(),
+        )),
+    }
+}
+
+fn http_url(
+    v: &Spanned<String>,
+    key: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<String, ConfigError> {
+    let ok = reqwest::Url::parse(v.get_ref())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+    match ok {
+        Some(_) => Ok(v.get_ref().trim_end_matches('/').to_owned()),
+        None => Err(at(
+            v.span(),
+            key,
+            format!("{:?} is not an http:// or https:// URL", v.get_ref()),
+        )),
+    }
+}
+
+/// Prometheus label names: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The key a parse error points into: the span itself when it is a key (an unknown
+/// field), else the key written on that line (`key = …`, or a `[table]` header).
+fn key_at(text: &str, span: Range<usize>) -> String {
+    let spanned = text
+        .get(span.clone())
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"');
+    let line = text
+        .lines()
+        .nth(line_at(text, span.start) - 1)
+        .unwrap_or("");
+    let written = match line.split_once('=') {
+        Some((key, _)) => key.trim(),
+        None => line.trim().trim_matches(|c| c == '[' || c == ']'),
+    };
+    if !spanned.is_empty() && written == spanned {
+        return spanned.to_owned();
+    }
+    if !written.is_empty() && written.len() <= 64 {
+        return written.trim_matches('"').to_owned();
+    }
+    spanned.chars().take(64).collect()
+}
+
+/// The 1-based line of a byte offset.
+fn line_at(text: &str, offset: usize) -> usize {
+    text.get(..offset.min(text.len()))
+        .map_or(1, |t| t.matches('\n').count() + 1)
+}

@@ -1,0 +1,6 @@
+//! The gateway: a headless process beside a real cluster that speaks protocol v1 for it,
+//! from what its Prometheus, Alertmanager and Kubernetes API say (PROTOCOL.md).
+//!
+//! Built so far: the configuration and its check (`firebreak gateway --check FILE`).
+
+pub mod config;
