@@ -16,7 +16,10 @@ packages=(build-essential pkg-config curl file libssl-dev libwebkit2gtk-4.1-dev
 if [ "$want_test" = 1 ]; then
   # gnome-keyring: a Secret Service for the keychain tests, in a private D-Bus session;
   # xdotool: the end-to-end tests answer the native confirmation dialog as a person would.
-  packages+=(xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring xdotool)
+  # prometheus, prometheus-alertmanager: real servers the simulator's metrics and the
+  # shipped rules are tested against (tests/prometheus.rs).
+  packages+=(xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring xdotool
+             prometheus prometheus-alertmanager)
 fi
 
 missing=()

@@ -110,6 +110,12 @@ pub fn document() -> Value {
                 "security": [{ "bearer": [] }],
                 "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } },
                                "401": response("Missing or wrong bearer token", "ApiError") }
+            }},
+            "/metrics": { "get": {
+                "summary": "Simulator only: the fleet as Prometheus metrics (text exposition format 0.0.4)",
+                "security": [{ "bearer": [] }],
+                "responses": { "200": { "description": "OK", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                               "401": response("Missing or wrong bearer token", "ApiError") }
             }}
         },
         "components": {

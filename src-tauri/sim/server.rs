@@ -40,6 +40,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/services/{name}/failover"),
     ("get", "/v1/actions/{id}"),
     ("get", "/v1/sim/stats"),
+    ("get", "/metrics"),
 ];
 
 pub struct Shared {
@@ -100,6 +101,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/services/{name}/failover", post(failover))
         .route("/v1/actions/{id}", get(get_action))
         .route("/v1/sim/stats", get(stats))
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(shared.clone(), authorize))
         .with_state(shared)
 }
@@ -180,6 +182,19 @@ async fn get_action(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -
             format!("no action {id:?}"),
         ),
     }
+}
+
+/// The fleet in Prometheus' text exposition format (see `exposition.rs`).
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let text = world(&shared).exposition.render();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {

@@ -168,6 +168,8 @@ pub struct World {
     faults: ActionFaults,
     region_health: HashMap<String, RegionHealth>,
     pub outbox: Vec<Emitted>,
+    /// The fleet as Prometheus metrics, fed every simulated second.
+    pub exposition: super::exposition::Exposition,
 }
 
 struct ServiceSpec {
@@ -301,6 +303,7 @@ impl World {
             burst: None,
             faults,
             outbox: Vec::new(),
+            exposition: Default::default(),
         }
     }
 
@@ -337,6 +340,7 @@ impl World {
             self.serve(s);
             self.evaluate_alerts(s);
         }
+        self.expose();
         self.background_noise();
         if self.t.is_multiple_of(METRICS_EVERY_S) {
             self.report_metrics();
@@ -854,6 +858,29 @@ impl World {
                 self.emit(EventType::NodeUp, format!("node/{}", data.node), &data);
             }
             NodeState::Down => {}
+        }
+    }
+
+    /// This second of every (service, region) into the Prometheus exposition.
+    fn expose(&mut self) {
+        for svc in &self.services {
+            for (p, placement) in svc.placements.iter().enumerate() {
+                let s = placement.last;
+                self.exposition.record(
+                    &svc.name,
+                    &placement.region,
+                    super::exposition::Second {
+                        p50_ms: s.p50,
+                        p99_ms: s.p99,
+                        error_rate: s.error_rate,
+                        rps: s.rps,
+                        queue: s.queue,
+                        gpu: s.gpu,
+                        revision: svc.majority_revision(p),
+                        primary: p == svc.primary,
+                    },
+                );
+            }
         }
     }
 

@@ -1,0 +1,251 @@
+//! The simulated fleet as Prometheus metrics (`GET /metrics`, text exposition format
+//! 0.0.4), with the names real serving stacks use, so the shipped rules in
+//! `deploy/prometheus/` and the gateway's example queries run on the demo unchanged:
+//!
+//! - `http_requests_total{service, region, revision, code}`: requests served, `code` 200 or 503;
+//! - `http_request_duration_seconds{service, region, revision}`: a latency histogram whose
+//!   buckets follow each simulated second's p50 and p99 (a log-normal through both);
+//! - `vllm:num_requests_waiting{service, region}`: the queue;
+//! - `DCGM_FI_DEV_GPU_UTIL{service, region}`: GPU utilisation in percent, as DCGM exports it;
+//! - `firebreak_sim_region_primary{service, region}`: 1 where the region serves the traffic.
+//!
+//! Counters only grow: every simulated second adds its requests to them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Histogram bucket bounds, seconds.
+pub const BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0,
+    30.0, 60.0,
+];
+
+/// One simulated second of one (service, region), as the world served it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Second {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub error_rate: f64,
+    pub rps: f64,
+    pub queue: f64,
+    pub gpu: f64,
+    pub revision: u32,
+    pub primary: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Series {
+    ok: f64,
+    failed: f64,
+    /// Cumulative counts per bucket bound (and +Inf last), and the sum of durations.
+    buckets: Vec<f64>,
+    count: f64,
+    sum: f64,
+    last: Second,
+}
+
+/// Every series since the simulator started, keyed by (service, region, revision).
+#[derive(Debug, Default)]
+pub struct Exposition {
+    series: BTreeMap<(String, String, u32), Series>,
+    gauges: BTreeMap<(String, String), Second>,
+}
+
+impl Exposition {
+    /// Adds one simulated second of a (service, region).
+    pub fn record(&mut self, service: &str, region: &str, s: Second) {
+        self.gauges
+            .insert((service.to_owned(), region.to_owned()), s);
+        if s.rps <= 0.0 {
+            return;
+        }
+        let series = self
+            .series
+            .entry((service.to_owned(), region.to_owned(), s.revision))
+            .or_default();
+        if series.buckets.is_empty() {
+            series.buckets = vec![0.0; BUCKETS.len() + 1];
+        }
+        let failed = s.rps * s.error_rate.clamp(0.0, 1.0);
+        series.ok += s.rps - failed;
+        series.failed += failed;
+        let (mu, sigma) = lognormal(s.p50_ms / 1000.0, s.p99_ms / 1000.0);
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            series.buckets[i] += s.rps * normal_cdf((bound.ln() - mu) / sigma);
+        }
+        series.buckets[BUCKETS.len()] += s.rps;
+        series.count += s.rps;
+        // The mean of the log-normal: exp(mu + sigma^2 / 2).
+        series.sum += s.rps * (mu + sigma * sigma / 2.0).exp();
+        series.last = s;
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let _ = writeln!(
+            out,
+            "# HELP http_requests_total Requests served by the model-serving pods.\n# TYPE http_requests_total counter"
+        );
+        for ((svc, region, rev), s) in &self.series {
+            for (code, n) in [("200", s.ok), ("503", s.failed)] {
+                let _ = writeln!(
+                    out,
+                    "http_requests_total{{service=\"{svc}\",region=\"{region}\",revision=\"{rev}\",code=\"{code}\"}} {}",
+                    num(n.floor())
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP http_request_duration_seconds End-to-end request latency.\n# TYPE http_request_duration_seconds histogram"
+        );
+        for ((svc, region, rev), s) in &self.series {
+            let labels = format!("service=\"{svc}\",region=\"{region}\",revision=\"{rev}\"");
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
+                    num(s.buckets[i].floor())
+                );
+            }
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                num(s.count.floor())
+            );
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_sum{{{labels}}} {}",
+                num(s.sum)
+            );
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_count{{{labels}}} {}",
+                num(s.count.floor())
+            );
+        }
+        for (name, help, value) in [
+            (
+                "vllm:num_requests_waiting",
+                "Requests waiting in the serving queue.",
+                (|s: &Second| s.queue) as fn(&Second) -> f64,
+            ),
+            (
+                "DCGM_FI_DEV_GPU_UTIL",
+                "GPU utilisation (percent) of the service's nodes in the region.",
+                |s: &Second| (s.gpu * 100.0).round(),
+            ),
+            (
+                "firebreak_sim_region_primary",
+                "1 where the region is the service's primary (serving its traffic).",
+                |s: &Second| if s.primary { 1.0 } else { 0.0 },
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for ((svc, region), s) in &self.gauges {
+                let _ = writeln!(
+                    out,
+                    "{name}{{service=\"{svc}\",region=\"{region}\"}} {}",
+                    num(value(s))
+                );
+            }
+        }
+        out
+    }
+}
+
+/// A number as the exposition format writes it.
+fn num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        "NaN".into()
+    }
+}
+
+/// (mu, sigma) of the log-normal whose median is `p50` and 99th percentile `p99` (seconds).
+fn lognormal(p50: f64, p99: f64) -> (f64, f64) {
+    const Z99: f64 = 2.326_347_874;
+    let p50 = p50.max(1e-4);
+    let p99 = p99.max(p50 * 1.0001);
+    let mu = p50.ln();
+    (mu, ((p99.ln() - mu) / Z99).max(1e-3))
+}
+
+/// The standard normal CDF (Abramowitz and Stegun 7.1.26; error below 1.5e-7).
+fn normal_cdf(z: f64) -> f64 {
+    let x = z.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = 1.0 - poly * (-x * x).exp();
+    if z >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `histogram_quantile` does with cumulative buckets: linear within the bucket.
+    fn quantile(q: f64, buckets: &[f64], count: f64) -> f64 {
+        let rank = q * count;
+        let mut lower = 0.0;
+        let mut below = 0.0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if buckets[i] >= rank {
+                return lower + (bound - lower) * (rank - below) / (buckets[i] - below).max(1e-9);
+            }
+            lower = *bound;
+            below = buckets[i];
+        }
+        lower
+    }
+
+    #[test]
+    fn the_histogram_gives_back_the_simulated_quantiles() {
+        let mut e = Exposition::default();
+        let second = Second {
+            p50_ms: 420.0,
+            p99_ms: 2400.0,
+            error_rate: 0.05,
+            rps: 800.0,
+            queue: 12.0,
+            gpu: 0.81,
+            revision: 41,
+            primary: true,
+        };
+        for _ in 0..60 {
+            e.record("llm-assistant", "us-east", second);
+        }
+        let s = &e.series[&("llm-assistant".into(), "us-east".into(), 41)];
+        // PromQL's histogram_quantile on these buckets must land near the simulated
+        // figures, or the shipped latency rules would alert on nothing (or on everything).
+        let p50 = quantile(0.5, &s.buckets, s.count) * 1000.0;
+        let p99 = quantile(0.99, &s.buckets, s.count) * 1000.0;
+        assert!((p50 - 420.0).abs() / 420.0 < 0.15, "p50 {p50}");
+        assert!((p99 - 2400.0).abs() / 2400.0 < 0.15, "p99 {p99}");
+        assert!((s.failed / (s.ok + s.failed) - 0.05).abs() < 1e-9);
+        let text = e.render();
+        assert!(text.contains(
+            "http_requests_total{service=\"llm-assistant\",region=\"us-east\",revision=\"41\",code=\"503\"} 2400"
+        ));
+        assert!(
+            text.contains("DCGM_FI_DEV_GPU_UTIL{service=\"llm-assistant\",region=\"us-east\"} 81")
+        );
+        assert!(text.contains("le=\"+Inf\"} 48000"));
+    }
+
+    #[test]
+    fn the_normal_cdf_is_right_where_it_matters() {
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_cdf(2.326_347_874) - 0.99).abs() < 1e-6);
+        assert!((normal_cdf(-1.959_963_985) - 0.025).abs() < 1e-6);
+    }
+}
