@@ -53,6 +53,8 @@ struct Script {
     /// Connection `n` (counted from 0) is cut, without a close frame, after this many
     /// frames past the hello (None: never).
     cut_after: Option<fn(u64) -> usize>,
+    /// A pause after every hundred frames, so a stream takes a while to replay.
+    pace: Option<Duration>,
 }
 
 struct Hostile {
@@ -127,6 +129,9 @@ async fn serve(script: Script) -> Hostile {
                     }
                     if ws.send(frame.message()).await.is_err() {
                         return;
+                    }
+                    if let Some(pace) = script.pace.filter(|_| n % 100 == 99) {
+                        tokio::time::sleep(pace).await;
                     }
                 }
                 loop {
@@ -668,6 +673,8 @@ async fn a_hostile_stream_with_cuts_and_kill_9_rounds_loses_and_repeats_nothing(
     let mut script = Script {
         stream_id: Some("soak".into()),
         cut_after: Some(|conn| 150 + (conn as usize * 389) % 900),
+        // About two seconds a replay of the whole stream: kills land mid-stream.
+        pace: Some(Duration::from_millis(50)),
         ..Default::default()
     };
     for i in 0..N {
@@ -736,14 +743,25 @@ async fn a_hostile_stream_with_cuts_and_kill_9_rounds_loses_and_repeats_nothing(
         )
         .await
     };
-    // Kill -9 rounds at different points of the stream.
+    // Kill -9 rounds at different points of the stream: each once the console has
+    // recorded some more (by progress, not by time, so a slow machine kills as late).
     let mut killed_at = Vec::new();
-    for round in 0..6u64 {
+    let mut last = 0;
+    for _ in 0..6 {
         let mut console = watch();
-        tokio::time::sleep(Duration::from_millis(400 + round * 350)).await;
+        wait_for(
+            Duration::from_secs(120),
+            "progress before the kill",
+            async || {
+                let at = cursor().await;
+                at >= last + 300 || at == N as i64
+            },
+        )
+        .await;
         console.kill().unwrap(); // SIGKILL
         console.wait().unwrap();
-        killed_at.push(cursor().await);
+        last = cursor().await;
+        killed_at.push(last);
     }
     assert!(
         killed_at
