@@ -252,3 +252,133 @@ fn gateway_check_exits_non_zero_with_the_mistake_and_zero_when_sound() {
         "the refusal never repeats the secret: {said}"
     );
 }
+
+mod journal {
+    use std::time::Duration;
+
+    use firebreak::gateway::journal::{Answer, DurableJournal, Read, Retention};
+
+    fn event(seq: u64) -> String {
+        format!("{{\"sequence\":{seq}}}")
+    }
+
+    #[tokio::test]
+    async fn sequences_and_the_stream_identity_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let j = DurableJournal::open(&path, Retention::default())
+            .await
+            .unwrap();
+        let id = j.stream_id().to_owned();
+        assert_eq!(j.publish(3, |seq, _| event(seq)).await.unwrap(), 3);
+        // No close: as after a crash, what was published is committed.
+        drop(j);
+
+        let j = DurableJournal::open(&path, Retention::default())
+            .await
+            .unwrap();
+        assert_eq!(j.stream_id(), id, "a restart is the same stream");
+        assert_eq!(j.bounds(), (3, 1));
+        assert_eq!(
+            j.publish(2, |seq, _| event(seq)).await.unwrap(),
+            5,
+            "sequences go on from where they were"
+        );
+        assert_eq!(
+            j.read_after(2, 10).await.unwrap(),
+            Read::Frames {
+                frames: (3..=5).map(event).collect(),
+                last: 5
+            },
+            "after=N works across the restart"
+        );
+        assert_eq!(j.read_after(5, 10).await.unwrap(), Read::Nothing);
+        j.close().await;
+
+        // Wiped: a new stream, whose numbers start over, under a new identity.
+        std::fs::remove_file(&path).unwrap();
+        let _ = std::fs::remove_file(dir.path().join("journal.db-wal"));
+        let _ = std::fs::remove_file(dir.path().join("journal.db-shm"));
+        let j = DurableJournal::open(&path, Retention::default())
+            .await
+            .unwrap();
+        assert_ne!(j.stream_id(), id, "a wiped journal is another stream");
+        assert_eq!(j.bounds(), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn what_retention_dropped_is_a_gap_and_the_numbers_never_start_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let j = DurableJournal::open(
+            &path,
+            Retention {
+                count: 4,
+                age: Duration::from_secs(3600),
+            },
+        )
+        .await
+        .unwrap();
+        j.publish(10, |seq, _| event(seq)).await.unwrap();
+        assert_eq!(j.bounds(), (10, 7), "the newest four are kept");
+        assert_eq!(
+            j.read_after(2, 10).await.unwrap(),
+            Read::Gap { first_available: 7 },
+            "a client behind retention is told what it missed"
+        );
+        j.close().await;
+
+        // Everything older than the age goes, but never the head's number.
+        let j = DurableJournal::open(
+            &path,
+            Retention {
+                count: 100,
+                age: Duration::ZERO,
+            },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(j.publish(1, |seq, _| event(seq)).await.unwrap(), 11);
+        assert_eq!(j.bounds(), (11, 11), "only the newest frame stays");
+        j.close().await;
+        let j = DurableJournal::open(&path, Retention::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            j.publish(1, |seq, _| event(seq)).await.unwrap(),
+            12,
+            "a journal emptied by retention goes on from its head"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_answer_to_an_idempotency_key_outlives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let j = DurableJournal::open(&path, Retention::default())
+            .await
+            .unwrap();
+        let first = Answer {
+            fingerprint: "rollback llm-assistant-serving to 41".into(),
+            status: 202,
+            body: "{\"id\":\"a1\"}".into(),
+        };
+        j.remember("key-1", &first).await.unwrap();
+        let second = Answer {
+            status: 409,
+            ..first.clone()
+        };
+        j.remember("key-1", &second).await.unwrap();
+        drop(j);
+        let j = DurableJournal::open(&path, Retention::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            j.answer("key-1").await.unwrap(),
+            Some(first),
+            "a retry after a restart replays the first answer"
+        );
+        assert_eq!(j.answer("key-2").await.unwrap(), None);
+    }
+}

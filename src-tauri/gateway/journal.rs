@@ -1,0 +1,277 @@
+//! The gateway's durable journal: every event it publishes, with its sequence, in its own
+//! SQLite file, so a restarted gateway continues the same stream (sequences go on, `after=N`
+//! still works) and a laptop that slept resumes without loss. The stream identity is made
+//! once, when the file is created: it changes only when the journal is wiped.
+//!
+//! Retention is by count and by age; a client that asks for what is gone gets the
+//! protocol's gap notice (`Read::Gap`). Idempotency keys and their first answers are kept
+//! here too, so a request retried after a gateway restart still gets the first answer.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use tokio::sync::watch;
+
+/// How much of the stream is kept for clients that resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub count: u64,
+    pub age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            count: 1_000_000,
+            age: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// What a reader gets after asking for the events after a sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// Frames in order; the last one has sequence `last`.
+    Frames { frames: Vec<String>, last: u64 },
+    /// Nothing newer yet.
+    Nothing,
+    /// The sequences asked for are gone; the oldest retained one is `first_available`.
+    Gap { first_available: u64 },
+}
+
+/// A request's first answer, replayed to every retry with the same idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// What the request said (its body, hashed): a retry must say the same.
+    pub fingerprint: String,
+    pub status: u16,
+    pub body: String,
+}
+
+pub struct DurableJournal {
+    pool: SqlitePool,
+    head: watch::Sender<u64>,
+    /// The oldest retained sequence (head + 1 when none).
+    first: AtomicU64,
+    stream_id: String,
+    retention: Retention,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS frames (
+    seq   INTEGER PRIMARY KEY CHECK (seq >= 1),
+    at_ms INTEGER NOT NULL,
+    frame TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS frames_by_time ON frames (at_ms);
+-- The sequence a wiped-by-retention journal has reached, so it never starts over.
+CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS answers (
+    key         TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL
+);
+";
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn seq_i64(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+impl DurableJournal {
+    /// Opens (creating if absent) the journal at `path`.
+    pub async fn open(path: &Path, retention: Retention) -> anyhow::Result<DurableJournal> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // What the gateway publishes is what every console will record: an fsync per
+            // published batch keeps it through a power loss of the gateway's machine.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        let fresh = uuid::Uuid::new_v4().to_string();
+        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('stream_id', ?)")
+            .bind(&fresh)
+            .execute(&pool)
+            .await?;
+        let (stream_id,): (String,) =
+            sqlx::query_as("SELECT value FROM meta WHERE key = 'stream_id'")
+                .fetch_one(&pool)
+                .await?;
+        let (head,): (i64,) = sqlx::query_as(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM frames), 0), COALESCE((SELECT seq FROM head), 0))",
+        )
+        .fetch_one(&pool)
+        .await?;
+        let (first,): (Option<i64>,) = sqlx::query_as("SELECT MIN(seq) FROM frames")
+            .fetch_one(&pool)
+            .await?;
+        let head = u64::try_from(head).unwrap_or(0);
+        let first = first
+            .and_then(|f| u64::try_from(f).ok())
+            .unwrap_or(head + 1);
+        Ok(DurableJournal {
+            pool,
+            head: watch::channel(head).0,
+            first: AtomicU64::new(first),
+            stream_id,
+            retention,
+        })
+    }
+
+    pub fn stream_id(&self) -> &str {
+        &self.stream_id
+    }
+
+    pub fn head(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    /// (head, first retained).
+    pub fn bounds(&self) -> (u64, u64) {
+        (self.head(), self.first.load(Ordering::Acquire))
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    /// Appends `count` events, each serialized by `make(sequence, i)`, in one transaction
+    /// (committed before any reader sees the new head), then applies retention.
+    pub async fn publish(
+        &self,
+        count: usize,
+        mut make: impl FnMut(u64, usize) -> String,
+    ) -> anyhow::Result<u64> {
+        if count == 0 {
+            return Ok(self.head());
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // Read under the write lock, so two publishers never take the same numbers.
+        let (start,): (i64,) = sqlx::query_as("SELECT COALESCE((SELECT seq FROM head), 0)")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut seq = u64::try_from(start).unwrap_or(0);
+        for i in 0..count {
+            seq += 1;
+            sqlx::query("INSERT INTO frames (seq, at_ms, frame) VALUES (?, ?, ?)")
+                .bind(seq_i64(seq))
+                .bind(now)
+                .bind(make(seq, i))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO head (id, seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq")
+            .bind(seq_i64(seq))
+            .execute(&mut *tx)
+            .await?;
+        // Retention: past the count, and older than the age; the newest frame always stays.
+        let keep_from = seq.saturating_sub(self.retention.count.max(1)) + 1;
+        let too_old = now - i64::try_from(self.retention.age.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query("DELETE FROM frames WHERE seq < ? OR (at_ms < ? AND seq < ?)")
+            .bind(seq_i64(keep_from))
+            .bind(too_old)
+            .bind(seq_i64(seq))
+            .execute(&mut *tx)
+            .await?;
+        let (first,): (Option<i64>,) = sqlx::query_as("SELECT MIN(seq) FROM frames")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.first.store(
+            first.and_then(|f| u64::try_from(f).ok()).unwrap_or(seq + 1),
+            Ordering::Release,
+        );
+        self.head.send_replace(seq);
+        Ok(seq)
+    }
+
+    /// Up to `max` frames after sequence `after`.
+    pub async fn read_after(&self, after: u64, max: usize) -> anyhow::Result<Read> {
+        let (head, first) = self.bounds();
+        if after.saturating_add(1) < first {
+            return Ok(Read::Gap {
+                first_available: first,
+            });
+        }
+        if after >= head {
+            return Ok(Read::Nothing);
+        }
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, frame FROM frames WHERE seq > ? ORDER BY seq LIMIT ?")
+                .bind(seq_i64(after))
+                .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?;
+        // Retention may have moved between the bounds and the read.
+        match rows.first() {
+            Some((seq, _)) if u64::try_from(*seq).ok() != Some(after + 1) => Ok(Read::Gap {
+                first_available: u64::try_from(*seq).unwrap_or(after + 1),
+            }),
+            None => Ok(Read::Nothing),
+            Some(_) => {
+                let last = rows
+                    .last()
+                    .and_then(|(s, _)| u64::try_from(*s).ok())
+                    .unwrap_or(after);
+                Ok(Read::Frames {
+                    frames: rows.into_iter().map(|(_, f)| f).collect(),
+                    last,
+                })
+            }
+        }
+    }
+
+    /// The first answer given under an idempotency key, if any.
+    pub async fn answer(&self, key: &str) -> anyhow::Result<Option<Answer>> {
+        let row: Option<(String, i64, String)> =
+            sqlx::query_as("SELECT fingerprint, status, body FROM answers WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(fingerprint, status, body)| Answer {
+            fingerprint,
+            status: u16::try_from(status).unwrap_or(500),
+            body,
+        }))
+    }
+
+    /// Keeps the first answer under a key; a second answer under the same key is ignored
+    /// (the first one stands, as every retry must get it).
+    pub async fn remember(&self, key: &str, answer: &Answer) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO answers (key, fingerprint, status, body, at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(key)
+        .bind(&answer.fingerprint)
+        .bind(i64::from(answer.status))
+        .bind(&answer.body)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
