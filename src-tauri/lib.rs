@@ -21,6 +21,7 @@ pub mod reports;
 pub mod runbook_step;
 pub mod runbooks;
 pub mod secrets;
+pub mod server;
 pub mod sim;
 pub mod single_instance;
 pub mod store;

@@ -287,7 +287,7 @@ mod journal {
         assert_eq!(
             j.read_after(2, 10).await.unwrap(),
             Read::Frames {
-                frames: (3..=5).map(event).collect(),
+                frames: (3..=5).map(|s| event(s).into()).collect(),
                 last: 5
             },
             "after=N works across the restart"

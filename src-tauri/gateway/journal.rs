@@ -16,6 +16,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use tokio::sync::watch;
 
+pub use crate::server::Read;
+
 /// How much of the stream is kept for clients that resume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
@@ -30,17 +32,6 @@ impl Default for Retention {
             age: Duration::from_secs(7 * 24 * 3600),
         }
     }
-}
-
-/// What a reader gets after asking for the events after a sequence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Read {
-    /// Frames in order; the last one has sequence `last`.
-    Frames { frames: Vec<String>, last: u64 },
-    /// Nothing newer yet.
-    Nothing,
-    /// The sequences asked for are gone; the oldest retained one is `first_available`.
-    Gap { first_available: u64 },
 }
 
 /// A request's first answer, replayed to every retry with the same idempotency key.
@@ -207,6 +198,10 @@ impl DurableJournal {
 
     /// Up to `max` frames after sequence `after`.
     pub async fn read_after(&self, after: u64, max: usize) -> anyhow::Result<Read> {
+        self.read(after, max).await
+    }
+
+    async fn read(&self, after: u64, max: usize) -> anyhow::Result<Read> {
         let (head, first) = self.bounds();
         if after.saturating_add(1) < first {
             return Ok(Read::Gap {
@@ -234,7 +229,7 @@ impl DurableJournal {
                     .and_then(|(s, _)| u64::try_from(*s).ok())
                     .unwrap_or(after);
                 Ok(Read::Frames {
-                    frames: rows.into_iter().map(|(_, f)| f).collect(),
+                    frames: rows.into_iter().map(|(_, f)| f.into()).collect(),
                     last,
                 })
             }
@@ -273,5 +268,27 @@ impl DurableJournal {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+impl crate::server::EventSource for DurableJournal {
+    fn bounds(&self) -> (u64, u64) {
+        DurableJournal::bounds(self)
+    }
+    fn stream_id(&self) -> String {
+        self.stream_id.clone()
+    }
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        DurableJournal::subscribe(self)
+    }
+    async fn read_after(&self, after: u64, max: usize) -> Read {
+        match self.read(after, max).await {
+            Ok(read) => read,
+            Err(e) => {
+                // The stream waits and reads again when the head moves: nothing is skipped.
+                tracing::error!(error = %e, after, "cannot read the journal");
+                Read::Nothing
+            }
+        }
     }
 }

@@ -9,6 +9,8 @@ use std::sync::Mutex;
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::watch;
 
+pub use crate::server::Read;
+
 pub struct Journal {
     inner: Mutex<Inner>,
     head: watch::Sender<u64>,
@@ -22,16 +24,6 @@ struct Inner {
     /// Sequence of `frames[0]`.
     first: u64,
     frames: VecDeque<Utf8Bytes>,
-}
-
-/// What a reader gets after asking for the events after a sequence.
-pub enum Read {
-    /// Frames in order; the last one has sequence `last`.
-    Frames { frames: Vec<Utf8Bytes>, last: u64 },
-    /// Nothing newer yet.
-    Nothing,
-    /// The sequences asked for are gone; the oldest retained one is `first_available`.
-    Gap { first_available: u64 },
 }
 
 impl Journal {
@@ -83,10 +75,6 @@ impl Journal {
         (inner.first + inner.frames.len() as u64 - 1, inner.first)
     }
 
-    pub fn stream_id(&self) -> &str {
-        &self.stream_id
-    }
-
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
     }
@@ -116,6 +104,21 @@ impl Journal {
             inner.first,
             inner.frames.iter().map(|f| f.as_str().to_owned()).collect(),
         )
+    }
+}
+
+impl crate::server::EventSource for Journal {
+    fn bounds(&self) -> (u64, u64) {
+        Journal::bounds(self)
+    }
+    fn stream_id(&self) -> String {
+        self.stream_id.clone()
+    }
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        Journal::subscribe(self)
+    }
+    async fn read_after(&self, after: u64, max: usize) -> Read {
+        Journal::read_after(self, after, max)
     }
 }
 

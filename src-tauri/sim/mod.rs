@@ -3,14 +3,12 @@
 //! against. Deterministic for a seed: the same scenario and seed tell the same story.
 
 pub mod exposition;
-mod faults;
 mod journal;
-mod rng;
 pub mod scenario;
 mod server;
 mod world;
 
-pub use faults::Faults;
+pub use crate::server::faults::Faults;
 pub use scenario::{Remedy, Scenario};
 pub use server::ROUTES;
 
@@ -22,8 +20,8 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use crate::protocol::events::{EventType, SyntheticLoad};
+use crate::server::rng::Rng;
 use journal::Journal;
-use rng::Rng;
 use world::{ActionFaults, World};
 
 /// How the simulator runs.

@@ -6,27 +6,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 
-use super::faults::{malformed_frame, Faults, MalformedFrame};
-use super::journal::{Journal, Read};
-use super::rng::Rng;
+use super::journal::Journal;
 use super::world::World;
 use super::Publisher;
 use crate::protocol::actions::*;
-use crate::protocol::events::Control;
-use crate::protocol::{EVENTS_PATH, EVENTS_PROTOCOL, HEARTBEAT_INTERVAL_MS};
+use crate::protocol::EVENTS_PATH;
+use crate::server::faults::Faults;
+use crate::server::stream::StreamFaults;
+use crate::server::{bearer, constant_time_eq};
 
-/// Frames sent per flush: large enough to amortise syscalls, small enough to stay fair.
-const SEND_BATCH: usize = 1024;
 /// Inbound messages (the client sends next to nothing) are capped well below defaults.
 const MAX_INBOUND_BYTES: usize = 64 * 1024;
 
@@ -118,12 +115,7 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 
 /// A missing or wrong token is 401 on both interfaces, before anything else happens.
 async fn authorize(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
+    match bearer(request.headers()) {
         Some(t) if constant_time_eq(t.as_bytes(), shared.token.as_bytes()) => {
             next.run(request).await
         }
@@ -140,10 +132,6 @@ async fn authorize(State(shared): State<Arc<Shared>>, request: Request, next: Ne
             r
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn world(shared: &Shared) -> std::sync::MutexGuard<'_, World> {
@@ -459,120 +447,16 @@ async fn events(
     ws.max_message_size(MAX_INBOUND_BYTES)
         .max_frame_size(MAX_INBOUND_BYTES)
         .on_upgrade(move |socket| async move {
-            if let Err(e) = stream(socket, shared, q.after, conn).await {
+            let faults = StreamFaults {
+                faults: &shared.faults,
+                seed: shared.seed,
+                malformed_sent: &shared.malformed_sent,
+            };
+            let served =
+                crate::server::serve_stream(socket, shared.journal.clone(), q.after, conn, faults)
+                    .await;
+            if let Err(e) = served {
                 tracing::debug!(error = %e, conn, "stream ended");
             }
         })
-}
-
-async fn stream(
-    socket: WebSocket,
-    shared: Arc<Shared>,
-    after: Option<u64>,
-    conn: u64,
-) -> Result<(), axum::Error> {
-    let (mut sink, mut incoming) = socket.split();
-    let journal = shared.journal.clone();
-    let (head, first) = journal.bounds();
-    let hello = Control::Hello {
-        protocol: EVENTS_PROTOCOL.into(),
-        head,
-        first,
-        heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
-        stream_id: Some(journal.stream_id().to_owned()),
-    };
-    sink.send(control(&hello)).await?;
-
-    let mut cursor = after.unwrap_or(head);
-    let mut head_rx = journal.subscribe();
-    // A heartbeat goes out every interval, busy or idle, so a client always knows the head.
-    let every = Duration::from_millis(HEARTBEAT_INTERVAL_MS);
-    let mut next_heartbeat = tokio::time::Instant::now() + every;
-    let mut rng = Rng::new(shared.seed ^ (conn.wrapping_mul(0x2545_f491_4f6c_dd1d)));
-    let faults = shared.faults.clone();
-    let mut sent_events: u64 = 0;
-    let mut held: Option<axum::extract::ws::Utf8Bytes> = None;
-
-    loop {
-        match journal.read_after(cursor, SEND_BATCH) {
-            Read::Gap { first_available } => {
-                sink.send(control(&Control::Gap {
-                    after: cursor,
-                    first_available,
-                }))
-                .await?;
-                cursor = first_available - 1;
-            }
-            Read::Frames { frames, last } => {
-                for frame in frames {
-                    if rng.chance(faults.malformed) {
-                        let n = shared.malformed_sent.fetch_add(1, Ordering::Relaxed);
-                        let bad = match malformed_frame(n) {
-                            MalformedFrame::Text(t) => Message::Text(t.into()),
-                            MalformedFrame::Binary(b) => Message::Binary(b.into()),
-                        };
-                        sink.feed(bad).await?;
-                    }
-                    if let Some(h) = held.take() {
-                        // A reordered frame goes out right after the one that overtook it.
-                        sink.feed(Message::Text(frame.clone())).await?;
-                        sink.feed(Message::Text(h)).await?;
-                    } else if rng.chance(faults.reorder) {
-                        held = Some(frame.clone());
-                    } else {
-                        sink.feed(Message::Text(frame.clone())).await?;
-                    }
-                    if rng.chance(faults.duplicate) {
-                        sink.feed(Message::Text(frame)).await?;
-                    }
-                    sent_events += 1;
-                    if faults
-                        .drop_every
-                        .is_some_and(|n| sent_events.is_multiple_of(n))
-                    {
-                        // Abrupt: no close frame, as a dead link would behave.
-                        let _ = sink.flush().await;
-                        return Ok(());
-                    }
-                }
-                if held.is_none() {
-                    sink.flush().await?;
-                }
-                cursor = last;
-                if tokio::time::Instant::now() >= next_heartbeat {
-                    sink.send(heartbeat(&journal)).await?;
-                    next_heartbeat = tokio::time::Instant::now() + every;
-                }
-            }
-            Read::Nothing => {
-                if let Some(h) = held.take() {
-                    sink.send(Message::Text(h)).await?;
-                }
-                tokio::select! {
-                    changed = head_rx.changed() => {
-                        if changed.is_err() { return Ok(()); }
-                    }
-                    _ = tokio::time::sleep_until(next_heartbeat) => {
-                        sink.send(heartbeat(&journal)).await?;
-                        next_heartbeat = tokio::time::Instant::now() + every;
-                    }
-                    msg = incoming.next() => match msg {
-                        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
-                        Some(Ok(_)) => {}
-                    },
-                }
-            }
-        }
-    }
-}
-
-fn heartbeat(journal: &Journal) -> Message {
-    control(&Control::Heartbeat {
-        head: journal.head(),
-        time: chrono::Utc::now(),
-    })
-}
-
-fn control(c: &Control) -> Message {
-    Message::Text(serde_json::to_string(c).unwrap_or_default().into())
 }

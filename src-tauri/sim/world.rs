@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use super::rng::Rng;
 use super::scenario::{Change, Scenario, Step};
 use crate::protocol::actions::{
     Action, ActionKind, ActionState, ApiError, Deployment, Revision, RolloutView, Service,
 };
 use crate::protocol::events::*;
+use crate::server::rng::Rng;
 
 /// Metrics are reported every this many simulated seconds, per service and region.
 pub const METRICS_EVERY_S: u64 = 5;
