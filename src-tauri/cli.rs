@@ -58,12 +58,18 @@ pub enum Command {
         #[arg(long, conflicts_with = "clusters")]
         demo: bool,
     },
-    /// The gateway that speaks protocol v1 for a real cluster. So far: checking its
-    /// configuration (every mistake with file, line and key; exit 1 on any), for CI.
+    /// The gateway that speaks protocol v1 for a real cluster: the event stream from its
+    /// durable journal (in the data dir) and Alertmanager's webhook. So far on a loopback
+    /// address only.
+    #[command(group(clap::ArgGroup::new("gateway_mode").required(true).args(["config", "check"])))]
     Gateway {
-        /// Check this configuration file and exit.
+        /// Serve with this configuration until Ctrl-C or SIGTERM.
         #[arg(long, value_name = "FILE")]
-        check: PathBuf,
+        config: Option<PathBuf>,
+        /// Check this configuration file (every mistake with file, line and key; exit 1
+        /// on any) and exit, for CI.
+        #[arg(long, value_name = "FILE")]
+        check: Option<PathBuf>,
     },
     /// Measure performance (figures for README, beside a baseline from the same run).
     #[command(subcommand)]
@@ -304,7 +310,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
 async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
     let command = match command {
         Command::Sim(args) => return run_sim(args).await,
-        Command::Gateway { check } => {
+        Command::Gateway {
+            check: Some(check), ..
+        } => {
             let config = crate::gateway::config::load(&check)?;
             println!(
                 "{}: ok: cluster {}, listening on {} ({}), {} token(s), {} service(s){}{}",
@@ -331,6 +339,20 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             );
             return Ok(());
         }
+        Command::Gateway {
+            config: Some(path), ..
+        } => {
+            let config = crate::gateway::config::load(&path)?;
+            let journal = data_dir.root().join("gateway").join("journal.db");
+            let running = crate::gateway::serve::start(&config, &journal).await?;
+            println!("gateway for cluster {}", config.cluster);
+            println!("events: {}", running.events_url());
+            println!("journal: {}", journal.display());
+            crate::process::shutdown_signal().await;
+            running.shutdown();
+            return Ok(());
+        }
+        Command::Gateway { .. } => unreachable!("clap requires --config or --check"),
         Command::Bench(BenchCommand::Generator { seconds, rate }) => {
             return crate::bench::generator(seconds, rate).await
         }

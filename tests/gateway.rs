@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
+mod support;
+
 use std::path::Path;
 
 use firebreak::gateway::config::{parse, Secret};
@@ -380,5 +382,318 @@ mod journal {
             "a retry after a restart replays the first answer"
         );
         assert_eq!(j.answer("key-2").await.unwrap(), None);
+    }
+}
+
+mod serving {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use firebreak::gateway::config::parse;
+    use firebreak::ingest::sink::{ConsoleSink, Recorder};
+    use firebreak::ingest::{Engine, Target};
+    use firebreak::store::{NewCluster, Store};
+
+    const CONSOLE_TOKEN: &str = "console-token-0123456789";
+    const WEBHOOK_TOKEN: &str = "webhook-token-9876543210";
+
+    /// A gateway configuration on a loopback port, its tokens in files under `dir`.
+    fn config_text(dir: &Path, listen: &str) -> String {
+        std::fs::write(dir.join("console.token"), format!("{CONSOLE_TOKEN}\n")).unwrap();
+        std::fs::write(dir.join("webhook.token"), WEBHOOK_TOKEN).unwrap();
+        let text = format!(
+            "cluster = \"prod-east\"\nlisten = \"{listen}\"\n\
+             [[tokens]]\nname = \"oncall\"\nfile = \"{}\"\n\
+             [alertmanager]\nurl = \"http://127.0.0.1:9093\"\nwebhook_token = {{ file = \"{}\" }}\n",
+            dir.join("console.token").display(),
+            dir.join("webhook.token").display()
+        );
+        parse(Path::new("gateway.toml"), &text).expect("the test's configuration is sound");
+        text
+    }
+
+    fn notification(status: &str, ends_at: &str) -> String {
+        format!(
+            r#"{{"receiver":"firebreak","status":"{status}","version":"4","groupKey":"g","truncatedAlerts":0,
+            "groupLabels":{{}},"commonLabels":{{}},"commonAnnotations":{{}},"externalURL":"http://am",
+            "alerts":[{{"status":"{status}",
+              "labels":{{"alertname":"HighErrorRate","service":"llm-assistant","region":"us-east","severity":"critical"}},
+              "annotations":{{"summary":"llm-assistant error rate 9.1 % in us-east","value":"0.091","threshold":"0.05"}},
+              "startsAt":"2026-11-30T03:01:21.5Z","endsAt":"{ends_at}","generatorURL":"http://prom/graph",
+              "fingerprint":"5b2a1f4c9e0d7a31"}}]}}"#
+        )
+    }
+
+    async fn post(base: &str, token: &str, body: String) -> (u16, serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/v1/alertmanager"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or_default())
+    }
+
+    async fn count(db: &Path, sql: &str) -> i64 {
+        use sqlx::Connection;
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
+                .await
+                .unwrap();
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        n
+    }
+
+    /// A server process (the gateway, Alertmanager), killed with SIGKILL when dropped.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// `firebreak gateway --config` as a process of its own, on a fixed loopback port.
+    async fn spawn_gateway(dir: &Path, port: u16) -> KillOnDrop {
+        let file = dir.join("gateway.toml");
+        std::fs::write(&file, config_text(dir, &format!("127.0.0.1:{port}"))).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(["gateway", "--config"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(dir.join("gateway-data"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let up = async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        };
+        crate::support::rig::wait_for(Duration::from_secs(30), "the gateway to listen", up).await;
+        KillOnDrop(child)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_alertmanager_notification_reaches_the_console_once_across_a_gateway_kill_9() {
+        firebreak::process::install_tls_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let events_url = format!("ws://127.0.0.1:{port}/v1/events");
+        let gw = spawn_gateway(dir.path(), port).await;
+
+        // A console subscribes with its named token, as it would to any cluster.
+        let db = dir.path().join("console/firebreak.db");
+        let store = Store::open(&db).await.unwrap();
+        let cluster = store
+            .ensure_cluster(&NewCluster {
+                name: "prod-east".into(),
+                events_url: events_url.clone(),
+                actions_url: base.clone(),
+            })
+            .await
+            .unwrap();
+        let sink: Arc<dyn ConsoleSink> = Arc::new(Recorder::default());
+        let engine = Engine::start(
+            store.clone(),
+            vec![Target {
+                cluster_id: cluster.id,
+                name: "prod-east".into(),
+                events_url,
+                token: Some(CONSOLE_TOKEN.into()),
+            }],
+            sink,
+        )
+        .await
+        .unwrap();
+
+        // Only the webhook's own token is accepted on the webhook.
+        let firing = notification("firing", "0001-01-01T00:00:00Z");
+        let (status, _) = post(&base, CONSOLE_TOKEN, firing.clone()).await;
+        assert_eq!(status, 401, "the console's token is not the webhook's");
+        let (status, answer) = post(&base, WEBHOOK_TOKEN, firing.clone()).await;
+        assert_eq!(
+            (status, answer["accepted"].as_u64()),
+            (200, Some(1)),
+            "{answer}"
+        );
+        // Alertmanager sends the same notification again: not a new event.
+        let (_, again) = post(&base, WEBHOOK_TOKEN, firing.clone()).await;
+        assert_eq!(again["duplicates"].as_u64(), Some(1), "{again}");
+        let (status, bad) = post(&base, WEBHOOK_TOKEN, "{\"version\":\"3\"}".into()).await;
+        assert_eq!(status, 400, "{bad}");
+
+        crate::support::rig::wait_for(
+            Duration::from_secs(30),
+            "the incident the alert opens",
+            async || !store.incidents().await.unwrap().is_empty(),
+        )
+        .await;
+        let incident = store.incidents().await.unwrap().remove(0);
+        assert_eq!(incident.title, "llm-assistant error rate 9.1 % in us-east");
+        assert_eq!(incident.service.as_deref(), Some("llm-assistant"));
+
+        // kill -9 and restart on the same journal: the stream goes on; the notification
+        // Alertmanager repeats is still no new event, and the resolved one is the next.
+        drop(gw);
+        let _gw = spawn_gateway(dir.path(), port).await;
+        let (_, again) = post(&base, WEBHOOK_TOKEN, firing).await;
+        assert_eq!(again["duplicates"].as_u64(), Some(1), "{again}");
+        let (_, answer) = post(
+            &base,
+            WEBHOOK_TOKEN,
+            notification("resolved", "2026-11-30T03:09:00Z"),
+        )
+        .await;
+        assert_eq!(answer["accepted"].as_u64(), Some(1), "{answer}");
+        crate::support::rig::wait_for(Duration::from_secs(60), "the resolved alert", async || {
+            count(
+                &db,
+                "SELECT COUNT(*) FROM events WHERE type = 'dev.firebreak.alert.resolved'",
+            )
+            .await
+                == 1
+        })
+        .await;
+        engine.stop().await;
+        assert_eq!(
+            count(&db, "SELECT COUNT(*) FROM events").await,
+            2,
+            "each alert notification once: nothing lost, nothing repeated"
+        );
+        assert_eq!(
+            count(&db, "SELECT COUNT(*) FROM stream_gaps").await,
+            0,
+            "a gateway restart is the same stream: no restart, no gap"
+        );
+    }
+
+    /// The real Alertmanager (Debian's 0.25) posts to the gateway: an alert sent to its
+    /// API is grouped, notified to the webhook with the webhook's token, and opens the
+    /// incident on the console.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_real_alertmanager_notifies_the_gateway_and_the_console_opens_the_incident() {
+        firebreak::process::install_tls_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (port, am_port) = (free(), free());
+        let _gw = spawn_gateway(dir.path(), port).await;
+        // The shipped Alertmanager configuration, pointed at this gateway, at test speed.
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/alertmanager.yml"),
+        )
+        .unwrap();
+        let am_config = shipped
+            .replace(
+                "https://127.0.0.1:7443/v1/alertmanager",
+                &format!("http://127.0.0.1:{port}/v1/alertmanager"),
+            )
+            .replace(
+                "/etc/firebreak/alertmanager-token",
+                &dir.path().join("webhook.token").display().to_string(),
+            )
+            .replace("group_wait: 10s", "group_wait: 1s");
+        std::fs::write(dir.path().join("alertmanager.yml"), am_config).unwrap();
+        let found = std::process::Command::new("sh")
+            .args(["-c", "command -v prometheus-alertmanager"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "prometheus-alertmanager is missing: `bash .ci/deps.sh --test` installs it"
+        );
+        let am = std::process::Command::new("prometheus-alertmanager")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("alertmanager.yml").display()
+            ))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let _am = KillOnDrop(am);
+
+        let db = dir.path().join("console/firebreak.db");
+        let store = Store::open(&db).await.unwrap();
+        let events_url = format!("ws://127.0.0.1:{port}/v1/events");
+        let cluster = store
+            .ensure_cluster(&NewCluster {
+                name: "prod-east".into(),
+                events_url: events_url.clone(),
+                actions_url: format!("http://127.0.0.1:{port}"),
+            })
+            .await
+            .unwrap();
+        let sink: Arc<dyn ConsoleSink> = Arc::new(Recorder::default());
+        let engine = Engine::start(
+            store.clone(),
+            vec![Target {
+                cluster_id: cluster.id,
+                name: "prod-east".into(),
+                events_url,
+                token: Some(CONSOLE_TOKEN.into()),
+            }],
+            sink,
+        )
+        .await
+        .unwrap();
+
+        let alert = serde_json::json!([{
+            "labels": {"alertname": "QueueBacklog", "service": "search-ranking", "region": "eu-west", "severity": "critical"},
+            "annotations": {"summary": "search-ranking has 420 requests waiting in eu-west", "value": "420", "threshold": "200"},
+            "startsAt": chrono::Utc::now().to_rfc3339(),
+        }]);
+        let am_api = format!("http://127.0.0.1:{am_port}/api/v2/alerts");
+        crate::support::rig::wait_for(
+            Duration::from_secs(30),
+            "Alertmanager to take the alert",
+            async || {
+                reqwest::Client::new()
+                    .post(&am_api)
+                    .json(&alert)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            },
+        )
+        .await;
+        crate::support::rig::wait_for(
+            Duration::from_secs(60),
+            "the incident from Alertmanager",
+            async || !store.incidents().await.unwrap().is_empty(),
+        )
+        .await;
+        let incident = store.incidents().await.unwrap().remove(0);
+        assert_eq!(
+            incident.title,
+            "search-ranking has 420 requests waiting in eu-west"
+        );
+        assert_eq!(incident.severity, firebreak::incident::Severity::Critical);
+        engine.stop().await;
     }
 }

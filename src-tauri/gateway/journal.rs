@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS frames (
 CREATE INDEX IF NOT EXISTS frames_by_time ON frames (at_ms);
 -- The sequence a wiped-by-retention journal has reached, so it never starts over.
 CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL);
+-- Events published under a stable id (an Alertmanager alert's notification): a second
+-- notification of the same alert is not a second event.
+CREATE TABLE IF NOT EXISTS published (id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS answers (
     key         TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -150,10 +153,31 @@ impl DurableJournal {
     pub async fn publish(
         &self,
         count: usize,
-        mut make: impl FnMut(u64, usize) -> String,
+        make: impl FnMut(u64, usize) -> String,
     ) -> anyhow::Result<u64> {
+        Ok(self.append(None, count, make).await?.0)
+    }
+
+    /// Appends the events whose stable ids were never published before (`make(seq, i)`
+    /// serializes `ids[i]`'s event); returns how many were new. Checked in the same
+    /// transaction, so two deliveries of one notification at once still publish it once.
+    pub async fn publish_with_ids(
+        &self,
+        ids: Vec<String>,
+        make: impl FnMut(u64, usize) -> String,
+    ) -> anyhow::Result<usize> {
+        let count = ids.len();
+        Ok(self.append(Some(&ids), count, make).await?.1)
+    }
+
+    async fn append(
+        &self,
+        ids: Option<&[String]>,
+        count: usize,
+        mut make: impl FnMut(u64, usize) -> String,
+    ) -> anyhow::Result<(u64, usize)> {
         if count == 0 {
-            return Ok(self.head());
+            return Ok((self.head(), 0));
         }
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -162,14 +186,31 @@ impl DurableJournal {
             .fetch_one(&mut *tx)
             .await?;
         let mut seq = u64::try_from(start).unwrap_or(0);
+        let mut published = 0;
         for i in 0..count {
+            if let Some(ids) = ids {
+                let fresh = sqlx::query("INSERT OR IGNORE INTO published (id, seq) VALUES (?, ?)")
+                    .bind(&ids[i])
+                    .bind(seq_i64(seq + 1))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if fresh == 0 {
+                    continue;
+                }
+            }
             seq += 1;
+            published += 1;
             sqlx::query("INSERT INTO frames (seq, at_ms, frame) VALUES (?, ?, ?)")
                 .bind(seq_i64(seq))
                 .bind(now)
                 .bind(make(seq, i))
                 .execute(&mut *tx)
                 .await?;
+        }
+        if published == 0 {
+            tx.commit().await?;
+            return Ok((seq, 0));
         }
         sqlx::query("INSERT INTO head (id, seq) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq")
             .bind(seq_i64(seq))
@@ -193,7 +234,7 @@ impl DurableJournal {
             Ordering::Release,
         );
         self.head.send_replace(seq);
-        Ok(seq)
+        Ok((seq, published))
     }
 
     /// Up to `max` frames after sequence `after`.

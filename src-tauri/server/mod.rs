@@ -50,3 +50,42 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// The CloudEvent as it goes on the wire, serialized in one pass.
+#[derive(serde::Serialize)]
+struct Envelope<'a, D: serde::Serialize> {
+    specversion: &'static str,
+    id: &'a str,
+    source: &'a str,
+    #[serde(rename = "type")]
+    ty: &'static str,
+    time: String,
+    subject: &'a str,
+    datacontenttype: &'static str,
+    sequence: u64,
+    data: &'a D,
+}
+
+/// One event serialized for the stream, in one pass.
+pub fn envelope<D: serde::Serialize>(
+    source: &str,
+    id: &str,
+    ty: crate::protocol::events::EventType,
+    time: chrono::DateTime<chrono::Utc>,
+    subject: &str,
+    sequence: u64,
+    data: &D,
+) -> String {
+    let e = Envelope {
+        specversion: "1.0",
+        id,
+        source,
+        ty: ty.name(),
+        time: time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        subject,
+        datacontenttype: "application/json",
+        sequence,
+        data,
+    };
+    serde_json::to_string(&e).unwrap_or_default()
+}

@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use crate::protocol::events::{EventType, SyntheticLoad};
+use crate::server::envelope;
 use crate::server::rng::Rng;
 use journal::Journal;
 use world::{ActionFaults, World};
@@ -93,44 +94,6 @@ fn event_id(rng: &mut Rng, time: DateTime<Utc>) -> String {
     )
     .into_uuid()
     .to_string()
-}
-
-/// The CloudEvent as it goes on the wire, serialized in one pass.
-#[derive(serde::Serialize)]
-struct Envelope<'a, D: serde::Serialize> {
-    specversion: &'static str,
-    id: &'a str,
-    source: &'a str,
-    #[serde(rename = "type")]
-    ty: &'static str,
-    time: String,
-    subject: &'a str,
-    datacontenttype: &'static str,
-    sequence: u64,
-    data: &'a D,
-}
-
-fn envelope<D: serde::Serialize>(
-    source: &str,
-    id: &str,
-    ty: EventType,
-    time: DateTime<Utc>,
-    subject: &str,
-    sequence: u64,
-    data: &D,
-) -> String {
-    let e = Envelope {
-        specversion: "1.0",
-        id,
-        source,
-        ty: ty.name(),
-        time: time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        subject,
-        datacontenttype: "application/json",
-        sequence,
-        data,
-    };
-    serde_json::to_string(&e).unwrap_or_default()
 }
 
 /// A simulator running in this process, on real sockets.

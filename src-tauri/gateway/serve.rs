@@ -1,0 +1,305 @@
+//! The gateway's server: the event stream every console subscribes to, served from the
+//! durable journal, and Alertmanager's webhook, whose alerts become events in it.
+//!
+//! Routes (PROTOCOL.md): `GET /v1/events` (any named token), `POST /v1/alertmanager` (the
+//! webhook's own token), `GET /v1/gateway/status` (any named token).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::alertmanager;
+use super::config::{Config, Secret};
+use super::journal::{DurableJournal, Retention};
+use crate::protocol::events::MAX_SEQUENCE;
+use crate::server::faults::Faults;
+use crate::server::stream::StreamFaults;
+use crate::server::{bearer, constant_time_eq, envelope};
+
+/// Inbound WebSocket messages (a console sends next to nothing) are capped low.
+const MAX_INBOUND_BYTES: usize = 64 * 1024;
+
+struct Shared {
+    cluster: String,
+    journal: Arc<DurableJournal>,
+    /// (name, token): the name is the actor recorded for what the holder does.
+    tokens: Vec<(String, String)>,
+    webhook: Option<Webhook>,
+    connections: AtomicU64,
+    no_faults: Faults,
+    malformed_sent: AtomicU64,
+    /// The last webhook notification: when, and what was refused in it.
+    last_notification: Mutex<Option<serde_json::Value>>,
+}
+
+struct Webhook {
+    token: String,
+    labels: super::config::Alertmanager,
+}
+
+/// A gateway running in this process.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningGateway {
+    pub fn events_url(&self) -> String {
+        format!("ws://{}/v1/events", self.addr)
+    }
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn shutdown(self) {
+        self.task.abort();
+    }
+}
+
+/// Reads a secret named in the configuration; `what` names it in errors. The secret
+/// itself never appears in an error.
+pub fn read_secret(secret: &Secret, what: &str) -> Result<String> {
+    let value = match secret {
+        Secret::File(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("{what}: cannot read {}", path.display()))?,
+        Secret::Env(var) => std::env::var(var)
+            .with_context(|| format!("{what}: the environment variable {var} is not set"))?,
+    };
+    let value = value.trim().to_owned();
+    if value.is_empty() {
+        bail!("{what}: the token is empty");
+    }
+    Ok(value)
+}
+
+/// Binds the configured address and serves until the task is stopped. The journal lives
+/// at `journal`; its stream continues across restarts.
+pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
+    if config.tls.is_some() {
+        bail!(
+            "TLS serving (the [tls] section) is not built yet: run the gateway on a loopback \
+             address behind a TLS-terminating proxy for now"
+        );
+    }
+    let mut tokens = Vec::new();
+    for t in &config.tokens {
+        tokens.push((
+            t.name.clone(),
+            read_secret(&t.secret, &format!("token {:?}", t.name))?,
+        ));
+    }
+    let webhook = match &config.alertmanager {
+        Some(am) => Some(Webhook {
+            token: read_secret(&am.webhook_token, "alertmanager.webhook_token")?,
+            labels: am.clone(),
+        }),
+        None => None,
+    };
+    let journal = Arc::new(DurableJournal::open(journal, Retention::default()).await?);
+    let shared = Arc::new(Shared {
+        cluster: config.cluster.clone(),
+        journal,
+        tokens,
+        webhook,
+        connections: AtomicU64::new(0),
+        no_faults: Faults::default(),
+        malformed_sent: AtomicU64::new(0),
+        last_notification: Mutex::new(None),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route(crate::protocol::EVENTS_PATH, get(events))
+        .route("/v1/alertmanager", post(alertmanager_webhook))
+        .route("/v1/gateway/status", get(status))
+        .with_state(shared);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the gateway stopped serving");
+        }
+    });
+    tracing::info!(%addr, "gateway listening");
+    Ok(RunningGateway { addr, task })
+}
+
+fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let mut r = (
+        status,
+        Json(serde_json::json!({ "error": code, "message": message.into() })),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_static("Bearer realm=\"firebreak\""),
+        );
+    }
+    r
+}
+
+/// The name of the token presented, if it is one of the configured ones.
+fn holder<'a>(shared: &'a Shared, headers: &HeaderMap) -> Option<&'a str> {
+    let presented = bearer(headers)?;
+    shared
+        .tokens
+        .iter()
+        .find(|(_, t)| constant_time_eq(t.as_bytes(), presented.as_bytes()))
+        .map(|(name, _)| name.as_str())
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    after: Option<u64>,
+}
+
+async fn events(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let Some(who) = holder(&shared, &headers).map(str::to_owned) else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        );
+    };
+    let conn = shared.connections.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(token = %who, conn, after = ?q.after, "console subscribed");
+    ws.max_message_size(MAX_INBOUND_BYTES)
+        .max_frame_size(MAX_INBOUND_BYTES)
+        .on_upgrade(move |socket| async move {
+            let faults = StreamFaults {
+                faults: &shared.no_faults,
+                seed: 0,
+                malformed_sent: &shared.malformed_sent,
+            };
+            let served = crate::server::serve_stream(
+                socket,
+                shared.journal.clone(),
+                q.after.map(|a| a.min(MAX_SEQUENCE)),
+                conn,
+                faults,
+            )
+            .await;
+            if let Err(e) = served {
+                tracing::debug!(error = %e, conn, "stream ended");
+            }
+        })
+}
+
+/// Alertmanager's webhook: each alert of the notification becomes an event, once.
+async fn alertmanager_webhook(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(hook) = &shared.webhook else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            "this gateway has no [alertmanager] section",
+        );
+    };
+    let presented = bearer(&headers).unwrap_or("");
+    if !constant_time_eq(presented.as_bytes(), hook.token.as_bytes()) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong webhook token",
+        );
+    }
+    let notification = match alertmanager::parse(&body) {
+        Ok(n) => n,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string()),
+    };
+    let source = format!("/clusters/{}", shared.cluster);
+    let mut mapped = Vec::new();
+    let mut refused = Vec::new();
+    for alert in &notification.alerts {
+        match alertmanager::map(alert, &hook.labels) {
+            Ok(m) => {
+                if let Some(note) = &m.note {
+                    tracing::warn!(alert = %m.id, %note, "alert mapped with a note");
+                }
+                mapped.push(m);
+            }
+            Err(why) => {
+                tracing::warn!(%why, "alert not mapped");
+                refused.push(why);
+            }
+        }
+    }
+    if notification.truncated_alerts > 0 {
+        refused.push(format!(
+            "{} alerts were left out of the notification by Alertmanager (max_alerts)",
+            notification.truncated_alerts
+        ));
+    }
+    let published = shared
+        .journal
+        .publish_with_ids(mapped.iter().map(|m| m.id.clone()).collect(), |seq, i| {
+            let m = &mapped[i];
+            envelope(&source, &m.id, m.ty, m.time, &m.subject, seq, &m.data)
+        })
+        .await;
+    let accepted = match published {
+        Ok(n) => n,
+        // Not accepted: Alertmanager sends the notification again, so nothing is lost.
+        Err(e) => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "journal",
+                format!("cannot record the alerts: {e}"),
+            )
+        }
+    };
+    let answer = serde_json::json!({
+        "accepted": accepted,
+        "duplicates": mapped.len() - accepted,
+        "refused": refused,
+    });
+    *shared
+        .last_notification
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(serde_json::json!({
+        "at": chrono::Utc::now(),
+        "answer": answer,
+    }));
+    (StatusCode::OK, Json(answer)).into_response()
+}
+
+async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if holder(&shared, &headers).is_none() {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        );
+    }
+    let (head, first) = shared.journal.bounds();
+    Json(serde_json::json!({
+        "cluster": shared.cluster,
+        "stream_id": shared.journal.stream_id(),
+        "head": head,
+        "first": first,
+        "alertmanager": {
+            "configured": shared.webhook.is_some(),
+            "last_notification": shared.last_notification.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        },
+    }))
+    .into_response()
+}
