@@ -192,3 +192,179 @@ async fn prometheus_scrapes_the_simulator_and_the_shipped_rules_fire_on_a_bad_ro
     );
     s.shutdown();
 }
+
+/// Prometheus running as in the test above; returns its base URL and the guard.
+async fn prometheus_on(s: &firebreak::sim::RunningSim, dir: &Path) -> (String, Killed) {
+    std::fs::write(dir.join("sim-token"), TOKEN).unwrap();
+    std::fs::copy(deploy().join("rules.yml"), dir.join("rules.yml")).unwrap();
+    let config = std::fs::read_to_string(deploy().join("prometheus.yml"))
+        .unwrap()
+        .replace("127.0.0.1:7700", &s.addr.to_string())
+        .replace("scrape_interval: 5s", "scrape_interval: 1s")
+        .replace("evaluation_interval: 5s", "evaluation_interval: 1s");
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let child = tool("prometheus")
+        .current_dir(dir)
+        .arg("--config.file=prometheus.yml")
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    (format!("http://127.0.0.1:{port}"), Killed(child))
+}
+
+/// The gateway's Prometheus source against the real Prometheus: the shipped example
+/// configuration's queries give the console `service.metrics` from real PromQL, and a
+/// query that returns nothing is one `source.degraded`, however many polls it fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_nothing() {
+    use firebreak::ingest::sink::{ConsoleSink, Recorder};
+    use firebreak::ingest::{Engine, Target};
+    use firebreak::store::{NewCluster, Store};
+    use std::sync::Arc;
+    firebreak::process::install_tls_provider();
+    let s = sim("bad-model-rollout", 10.0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (prometheus, _prometheus) = prometheus_on(&s, dir.path()).await;
+
+    // The shipped example, pointed at this Prometheus, polled each second, with one more
+    // service whose query names a metric nobody exports.
+    std::fs::write(dir.path().join("gateway.token"), "gateway-token").unwrap();
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway/gateway.example.toml"),
+    )
+    .unwrap()
+    .replace("http://127.0.0.1:9090", &prometheus)
+    .replace("interval_s = 5", "interval_s = 1")
+    .replace("127.0.0.1:7443", "127.0.0.1:0")
+    .replace(
+        "env = \"FIREBREAK_GATEWAY_TOKEN\"",
+        &format!("file = \"{}\"", dir.path().join("gateway.token").display()),
+    )
+    .replace(
+        "webhook_token = { env = \"FIREBREAK_ALERTMANAGER_TOKEN\" }",
+        &format!(
+            "webhook_token = {{ file = \"{}\" }}",
+            dir.path().join("gateway.token").display()
+        ),
+    )
+    .replace(
+        "regions = [\"us-east\", \"eu-west\"]",
+        "regions = [\"us-east\"]",
+    );
+    let text = format!(
+        "{example}\n[[services]]\nname = \"search-ranking\"\nregions = [\"eu-west\"]\n[services.queries]\n\
+         latency_p50_ms = 'sum(no_such_metric{{region=\"$region\"}})'\n"
+    );
+    let config = firebreak::gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+    let gateway = firebreak::gateway::serve::start(&config, &dir.path().join("journal.db"))
+        .await
+        .unwrap();
+
+    let db = dir.path().join("console.db");
+    let store = Store::open(&db).await.unwrap();
+    let cluster = store
+        .ensure_cluster(&NewCluster {
+            name: "demo-fleet".into(),
+            events_url: gateway.events_url(),
+            actions_url: gateway.base_url(),
+        })
+        .await
+        .unwrap();
+    let sink: Arc<dyn ConsoleSink> = Arc::new(Recorder::default());
+    let engine = Engine::start(
+        store.clone(),
+        vec![Target {
+            cluster_id: cluster.id,
+            name: "demo-fleet".into(),
+            events_url: gateway.events_url(),
+            token: Some("gateway-token".into()),
+        }],
+        sink,
+    )
+    .await
+    .unwrap();
+
+    let metrics = async || -> Vec<serde_json::Value> {
+        use sqlx::Connection;
+        let Ok(mut conn) =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display())).await
+        else {
+            return Vec::new();
+        };
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT raw FROM events WHERE type = 'dev.firebreak.service.metrics' ORDER BY seq",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        rows.iter()
+            .filter_map(|(r,)| serde_json::from_str::<serde_json::Value>(r).ok())
+            .map(|v| v["data"].clone())
+            .collect()
+    };
+    wait_for(
+        Duration::from_secs(120),
+        "service.metrics from real PromQL",
+        async || metrics().await.len() >= 3,
+    )
+    .await;
+    let sample = metrics().await.pop().unwrap();
+    assert_eq!(sample["service"], "llm-assistant");
+    assert_eq!(sample["region"], "us-east");
+    assert_eq!(
+        sample["primary"], true,
+        "the first region listed serves the traffic"
+    );
+    let p99 = sample["latency_p99_ms"].as_f64().unwrap();
+    let p50 = sample["latency_p50_ms"].as_f64().unwrap();
+    assert!(p50 > 0.0 && p99 > p50, "p50 {p50} ms, p99 {p99} ms");
+    assert!(sample["requests_per_s"].as_f64().unwrap() > 0.0);
+
+    let degraded = || async {
+        use sqlx::Connection;
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
+                .await
+                .unwrap();
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT raw FROM events WHERE type = 'dev.firebreak.source.degraded' ORDER BY seq",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        rows
+    };
+    wait_for(
+        Duration::from_secs(60),
+        "source.degraded for the silent query",
+        async || !degraded().await.is_empty(),
+    )
+    .await;
+    // Several more polls pass: still one event per failing query, not one per poll.
+    let before = metrics().await.len();
+    wait_for(Duration::from_secs(60), "three more polls", async || {
+        metrics().await.len() >= before + 3
+    })
+    .await;
+    let rows = degraded().await;
+    let silent: Vec<&(String,)> = rows
+        .iter()
+        .filter(|(r,)| r.contains("\"service\":\"search-ranking\"") && r.contains("latency_p50_ms"))
+        .collect();
+    assert_eq!(silent.len(), 1, "one event per failing query: {rows:?}");
+    assert!(
+        silent[0].0.contains("the query returned nothing"),
+        "{}",
+        silent[0].0
+    );
+    engine.stop().await;
+    gateway.shutdown();
+    s.shutdown();
+}

@@ -9,4 +9,5 @@
 pub mod alertmanager;
 pub mod config;
 pub mod journal;
+pub mod prometheus;
 pub mod serve;

@@ -41,6 +41,8 @@ struct Shared {
     malformed_sent: AtomicU64,
     /// The last webhook notification: when, and what was refused in it.
     last_notification: Mutex<Option<serde_json::Value>>,
+    /// Prometheus queries that give nothing now, with why.
+    prometheus_failures: super::prometheus::Failures,
 }
 
 struct Webhook {
@@ -51,7 +53,7 @@ struct Webhook {
 /// A gateway running in this process.
 pub struct RunningGateway {
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningGateway {
@@ -61,8 +63,9 @@ impl RunningGateway {
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
+    /// Stops accepting and polling. Streams already open end with the process.
     pub fn shutdown(self) {
-        self.task.abort();
+        self.tasks.iter().for_each(|t| t.abort());
     }
 }
 
@@ -115,7 +118,18 @@ pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
         no_faults: Faults::default(),
         malformed_sent: AtomicU64::new(0),
         last_notification: Mutex::new(None),
+        prometheus_failures: Default::default(),
     });
+    let mut tasks = Vec::new();
+    if let Some(prometheus) = &config.prometheus {
+        tasks.push(tokio::spawn(super::prometheus::poll(
+            prometheus.clone(),
+            config.services.clone(),
+            config.cluster.clone(),
+            shared.journal.clone(),
+            shared.prometheus_failures.clone(),
+        )));
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -125,13 +139,13 @@ pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
         .route("/v1/alertmanager", post(alertmanager_webhook))
         .route("/v1/gateway/status", get(status))
         .with_state(shared);
-    let task = tokio::spawn(async move {
+    tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the gateway stopped serving");
         }
-    });
+    }));
     tracing::info!(%addr, "gateway listening");
-    Ok(RunningGateway { addr, task })
+    Ok(RunningGateway { addr, tasks })
 }
 
 fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -296,6 +310,17 @@ async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         "stream_id": shared.journal.stream_id(),
         "head": head,
         "first": first,
+        "prometheus": {
+            "failing": shared
+                .prometheus_failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|((service, region, metric), why)| serde_json::json!({
+                    "service": service, "region": region, "metric": metric, "reason": why,
+                }))
+                .collect::<Vec<_>>(),
+        },
         "alertmanager": {
             "configured": shared.webhook.is_some(),
             "last_notification": shared.last_notification.lock().unwrap_or_else(|e| e.into_inner()).clone(),

@@ -207,6 +207,7 @@ event_types! {
     ActionSucceeded => "action.succeeded", ActionEvent;
     ActionFailed => "action.failed", ActionEvent;
     SyntheticLoad => "synthetic.load", SyntheticLoad;
+    SourceDegraded => "source.degraded", SourceDegraded;
 }
 
 /// A deployment starts rolling a new revision out, wave by wave.
@@ -419,6 +420,23 @@ pub struct ActionEvent {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A monitoring source the cluster's events come from cannot say what it should (a
+/// Prometheus query fails or returns nothing), or can again (`degraded: false`). Sent by
+/// the gateway once when it starts and once when it ends, never per poll.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceDegraded {
+    /// Which source: `prometheus`, `alertmanager`, `kubernetes`.
+    pub source: String,
+    pub service: String,
+    pub region: String,
+    /// What cannot be had, e.g. the metric `latency_p99_ms`.
+    pub what: String,
+    pub reason: String,
+    /// false when it works again.
+    pub degraded: bool,
 }
 
 /// High-volume filler for benchmarks (`firebreak sim --rate`).

@@ -93,6 +93,28 @@ pub fn describe(ty: EventType, data: &Value) -> Option<String> {
                 text(data, "actor")
             )
         }
+        T::SourceDegraded => {
+            if data
+                .get("degraded")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+            {
+                format!(
+                    "Monitoring degraded: {} cannot give {} for {svc} in {}: {}",
+                    text(data, "source"),
+                    text(data, "what"),
+                    text(data, "region"),
+                    text(data, "reason")
+                )
+            } else {
+                format!(
+                    "Monitoring recovered: {} gives {} for {svc} in {} again",
+                    text(data, "source"),
+                    text(data, "what"),
+                    text(data, "region")
+                )
+            }
+        }
         T::ServiceMetrics | T::RegionStatus | T::SyntheticLoad => return None,
     })
 }
