@@ -696,4 +696,93 @@ mod serving {
         assert_eq!(incident.severity, firebreak::incident::Severity::Critical);
         engine.stop().await;
     }
+
+    /// The gateway serves wss and https itself, with the certificate and key the
+    /// configuration names; a client that trusts its CA connects, one that does not is
+    /// refused at the handshake.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_gateway_serves_wss_and_https_and_a_client_without_its_ca_is_refused() {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        firebreak::process::install_tls_provider();
+        let dir = tempfile::tempdir().unwrap();
+        // A certificate authority of the test's own, and the gateway's certificate from it.
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Firebreak test CA");
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let cert = params.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.path().join("gateway.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("gateway.key"), key.serialize_pem()).unwrap();
+        let text = format!(
+            "{}[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            config_text(dir.path(), "127.0.0.1:0"),
+            dir.path().join("gateway.crt").display(),
+            dir.path().join("gateway.key").display()
+        );
+        let config = parse(Path::new("gateway.toml"), &text).unwrap();
+        let gw = firebreak::gateway::serve::start(&config, &dir.path().join("journal.db"))
+            .await
+            .unwrap();
+        assert!(gw.events_url().starts_with("wss://"));
+
+        // https, trusting the CA.
+        let trusting = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        let status = trusting
+            .get(format!("{}/v1/gateway/status", gw.base_url()))
+            .bearer_auth(CONSOLE_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status.status().as_u16(), 200);
+        let body: serde_json::Value = status.json().await.unwrap();
+        assert_eq!(body["cluster"], "prod-east");
+
+        // wss, trusting the CA: the stream's hello arrives.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).unwrap();
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut request = gw.events_url().into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {CONSOLE_TOKEN}").parse().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            None,
+            false,
+            Some(tokio_tungstenite::Connector::Rustls(Arc::new(tls))),
+        )
+        .await
+        .unwrap();
+        let hello = ws.next().await.unwrap().unwrap().into_text().unwrap();
+        assert!(hello.contains("\"control\":\"hello\""), "{hello}");
+
+        // A client that trusts only the public roots is refused at the handshake.
+        let refused = reqwest::Client::new()
+            .get(format!("{}/v1/gateway/status", gw.base_url()))
+            .send()
+            .await
+            .unwrap_err();
+        let chain = format!("{refused:?}");
+        assert!(
+            chain.contains("UnknownIssuer") || chain.to_lowercase().contains("certificate"),
+            "{chain}"
+        );
+        gw.shutdown();
+    }
 }

@@ -53,15 +53,19 @@ struct Webhook {
 /// A gateway running in this process.
 pub struct RunningGateway {
     pub addr: SocketAddr,
+    /// Whether it serves wss/https.
+    pub tls: bool,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningGateway {
     pub fn events_url(&self) -> String {
-        format!("ws://{}/v1/events", self.addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}/v1/events", self.addr)
     }
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
     /// Stops accepting and polling. Streams already open end with the process.
     pub fn shutdown(self) {
@@ -88,12 +92,10 @@ pub fn read_secret(secret: &Secret, what: &str) -> Result<String> {
 /// Binds the configured address and serves until the task is stopped. The journal lives
 /// at `journal`; its stream continues across restarts.
 pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
-    if config.tls.is_some() {
-        bail!(
-            "TLS serving (the [tls] section) is not built yet: run the gateway on a loopback \
-             address behind a TLS-terminating proxy for now"
-        );
-    }
+    let acceptor = match &config.tls {
+        Some(tls) => Some(tls_acceptor(tls)?),
+        None => None,
+    };
     let mut tokens = Vec::new();
     for t in &config.tokens {
         tokens.push((
@@ -139,13 +141,74 @@ pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
         .route("/v1/alertmanager", post(alertmanager_webhook))
         .route("/v1/gateway/status", get(status))
         .with_state(shared);
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the gateway stopped serving");
-        }
-    }));
-    tracing::info!(%addr, "gateway listening");
-    Ok(RunningGateway { addr, tasks })
+    let tls = acceptor.is_some();
+    tasks.push(match acceptor {
+        Some(acceptor) => tokio::spawn(serve_tls(listener, acceptor, app)),
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the gateway stopped serving");
+            }
+        }),
+    });
+    tracing::info!(%addr, tls, "gateway listening");
+    Ok(RunningGateway { addr, tls, tasks })
+}
+
+/// The TLS side of the configuration: the certificate chain and key, PEM files.
+fn tls_acceptor(tls: &super::config::Tls) -> Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    crate::process::install_tls_provider();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| anyhow::anyhow!("tls.cert: cannot read {}: {e}", tls.cert.display()))?;
+    if certs.is_empty() {
+        bail!("tls.cert: {} holds no certificate", tls.cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key)
+        .map_err(|e| anyhow::anyhow!("tls.key: cannot read {}: {e}", tls.key.display()))?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("tls: the certificate and the key do not go together")?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves HTTP/1.1 (with WebSocket upgrades) over TLS on every accepted connection.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: Router,
+) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(tls) => tls,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .with_upgrades()
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
 }
 
 fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
