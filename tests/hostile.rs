@@ -733,15 +733,21 @@ async fn a_hostile_stream_with_cuts_and_kill_9_rounds_loses_and_repeats_nothing(
             .spawn()
             .unwrap()
     };
+    // The console's committed cursor; 0 while its store is still being created (the file
+    // can exist before its tables do).
     let cursor = || async {
-        if !db.exists() {
+        use sqlx::Connection;
+        let Ok(mut conn) =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display())).await
+        else {
             return 0;
-        }
-        count(
-            &db,
+        };
+        sqlx::query_as::<_, (i64,)>(
             "SELECT COALESCE((SELECT last_sequence FROM stream_cursors), 0)",
         )
+        .fetch_one(&mut conn)
         .await
+        .map_or(0, |(n,)| n)
     };
     // Kill -9 rounds at different points of the stream: each once the console has
     // recorded some more (by progress, not by time, so a slow machine kills as late).
