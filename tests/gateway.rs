@@ -386,14 +386,12 @@ mod journal {
 }
 
 mod serving {
+    use crate::support::rig::{console, count};
     use std::path::Path;
     use std::sync::Arc;
     use std::time::Duration;
 
     use firebreak::gateway::config::parse;
-    use firebreak::ingest::sink::{ConsoleSink, Recorder};
-    use firebreak::ingest::{Engine, Target};
-    use firebreak::store::{NewCluster, Store};
 
     const CONSOLE_TOKEN: &str = "console-token-0123456789";
     const WEBHOOK_TOKEN: &str = "webhook-token-9876543210";
@@ -436,19 +434,6 @@ mod serving {
             .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or_default())
-    }
-
-    async fn count(db: &Path, sql: &str) -> i64 {
-        use sqlx::Connection;
-        let mut conn =
-            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display()))
-                .await
-                .unwrap();
-        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        n
     }
 
     /// A server process (the gateway, Alertmanager), killed with SIGKILL when dropped.
@@ -497,28 +482,14 @@ mod serving {
 
         // A console subscribes with its named token, as it would to any cluster.
         let db = dir.path().join("console/firebreak.db");
-        let store = Store::open(&db).await.unwrap();
-        let cluster = store
-            .ensure_cluster(&NewCluster {
-                name: "prod-east".into(),
-                events_url: events_url.clone(),
-                actions_url: base.clone(),
-            })
-            .await
-            .unwrap();
-        let sink: Arc<dyn ConsoleSink> = Arc::new(Recorder::default());
-        let engine = Engine::start(
-            store.clone(),
-            vec![Target {
-                cluster_id: cluster.id,
-                name: "prod-east".into(),
-                events_url,
-                token: Some(CONSOLE_TOKEN.into()),
-            }],
-            sink,
+        let (store, engine, _, _) = console(
+            &db,
+            "prod-east",
+            &events_url,
+            &base.clone(),
+            Some(CONSOLE_TOKEN),
         )
-        .await
-        .unwrap();
+        .await;
 
         // Only the webhook's own token is accepted on the webhook.
         let firing = notification("firing", "0001-01-01T00:00:00Z");
@@ -639,29 +610,14 @@ mod serving {
         let _am = KillOnDrop(am);
 
         let db = dir.path().join("console/firebreak.db");
-        let store = Store::open(&db).await.unwrap();
-        let events_url = format!("ws://127.0.0.1:{port}/v1/events");
-        let cluster = store
-            .ensure_cluster(&NewCluster {
-                name: "prod-east".into(),
-                events_url: events_url.clone(),
-                actions_url: format!("http://127.0.0.1:{port}"),
-            })
-            .await
-            .unwrap();
-        let sink: Arc<dyn ConsoleSink> = Arc::new(Recorder::default());
-        let engine = Engine::start(
-            store.clone(),
-            vec![Target {
-                cluster_id: cluster.id,
-                name: "prod-east".into(),
-                events_url,
-                token: Some(CONSOLE_TOKEN.into()),
-            }],
-            sink,
+        let (store, engine, _, _) = console(
+            &db,
+            "prod-east",
+            &format!("ws://127.0.0.1:{port}/v1/events"),
+            &format!("http://127.0.0.1:{port}"),
+            Some(CONSOLE_TOKEN),
         )
-        .await
-        .unwrap();
+        .await;
 
         let alert = serde_json::json!([{
             "labels": {"alertname": "QueueBacklog", "service": "search-ranking", "region": "eu-west", "severity": "critical"},

@@ -14,7 +14,7 @@ use firebreak::ingest::sink::{ConsoleSink, Recorder};
 use firebreak::ingest::{Engine, Target};
 use firebreak::store::{NewCluster, Store};
 use futures_util::SinkExt;
-use support::rig::wait_for;
+use support::rig::{count, wait_for};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message;
@@ -170,17 +170,14 @@ fn blank_alert(seq: u64) -> String {
 }
 
 async fn setup(dir: &Path, url: &str) -> (Store, Engine, Arc<Recorder>, i64) {
-    let store = Store::open(&dir.join("firebreak.db")).await.unwrap();
-    let cluster = store
-        .ensure_cluster(&NewCluster {
-            name: "hostile".into(),
-            events_url: url.into(),
-            actions_url: "http://127.0.0.1:1/v1".into(),
-        })
-        .await
-        .unwrap();
-    let (engine, recorder) = start_engine(&store, url, cluster.id).await;
-    (store, engine, recorder, cluster.id)
+    support::rig::console(
+        &dir.join("firebreak.db"),
+        "hostile",
+        url,
+        "http://127.0.0.1:1/v1",
+        None,
+    )
+    .await
 }
 
 async fn start_engine(store: &Store, url: &str, cluster_id: i64) -> (Engine, Arc<Recorder>) {
@@ -196,19 +193,6 @@ async fn start_engine(store: &Store, url: &str, cluster_id: i64) -> (Engine, Arc
         .await
         .unwrap();
     (engine, recorder)
-}
-
-async fn count(store_path: &Path, sql: &str) -> i64 {
-    use sqlx::Connection;
-    let mut conn =
-        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", store_path.display()))
-            .await
-            .unwrap();
-    let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    n
 }
 
 /// Gap entries that say the console skipped `seq` after its tries.
@@ -733,21 +717,12 @@ async fn a_hostile_stream_with_cuts_and_kill_9_rounds_loses_and_repeats_nothing(
             .spawn()
             .unwrap()
     };
-    // The console's committed cursor; 0 while its store is still being created (the file
-    // can exist before its tables do).
-    let cursor = || async {
-        use sqlx::Connection;
-        let Ok(mut conn) =
-            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display())).await
-        else {
-            return 0;
-        };
-        sqlx::query_as::<_, (i64,)>(
+    // The console's committed cursor (0 while its store is still being created).
+    let cursor = || {
+        count(
+            &db,
             "SELECT COALESCE((SELECT last_sequence FROM stream_cursors), 0)",
         )
-        .fetch_one(&mut conn)
-        .await
-        .map_or(0, |(n,)| n)
     };
     // Kill -9 rounds at different points of the stream: each once the console has
     // recorded some more (by progress, not by time, so a slow machine kills as late).

@@ -424,7 +424,8 @@ pub struct ActionEvent {
 
 /// A monitoring source the cluster's events come from cannot say what it should (a
 /// Prometheus query fails or returns nothing), or can again (`degraded: false`). Sent by
-/// the gateway once when it starts and once when it ends, never per poll.
+/// the gateway once when it starts (again if the reason changes) and once when it ends,
+/// never per poll.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceDegraded {

@@ -128,3 +128,51 @@ pub async fn review(store: &Store, incident: i64) {
         .await
         .unwrap();
 }
+
+/// A console recording one cluster (any server of protocol v1: a gateway, a scripted
+/// server) into a store of its own at `db`, with the engine's reports kept.
+pub async fn console(
+    db: &Path,
+    name: &str,
+    events_url: &str,
+    actions_url: &str,
+    token: Option<&str>,
+) -> (Store, Engine, Arc<Recorder>, i64) {
+    let store = Store::open(db).await.unwrap();
+    let cluster = store
+        .ensure_cluster(&NewCluster {
+            name: name.into(),
+            events_url: events_url.into(),
+            actions_url: actions_url.into(),
+        })
+        .await
+        .unwrap()
+        .id;
+    let recorder = Arc::new(Recorder::default());
+    let sink: Arc<dyn ConsoleSink> = recorder.clone();
+    let target = Target {
+        cluster_id: cluster,
+        name: name.into(),
+        events_url: events_url.into(),
+        token: token.map(str::to_owned),
+    };
+    let engine = Engine::start(store.clone(), vec![target], sink)
+        .await
+        .unwrap();
+    (store, engine, recorder, cluster)
+}
+
+/// One number from a read-only connection to the SQLite file at `db`: what a person
+/// inspecting the file would see. 0 while the file or its tables do not exist yet.
+pub async fn count(db: &Path, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let Ok(mut conn) =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display())).await
+    else {
+        return 0;
+    };
+    sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .map_or(0, |(n,)| n)
+}
