@@ -42,6 +42,7 @@ async fn desk_for(
             name: cluster.name.clone(),
             events_url: cluster.events_url.clone(),
             token: tokens.token(&cluster).await,
+            ca_file: cluster.ca_file.clone().map(Into::into),
         });
     }
     let engine = Engine::start(store.clone(), targets, sink.clone()).await?;

@@ -108,6 +108,7 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
     let sim = start_sim(rate, 400_000).await?;
     let cluster = store
         .ensure_cluster(&crate::store::NewCluster {
+            ca_file: None,
             name: "bench".into(),
             events_url: sim.events_url(),
             actions_url: sim.actions_url(),
@@ -119,6 +120,7 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
         name: "bench".into(),
         events_url: sim.events_url(),
         token: Some(sim.token.clone()),
+        ca_file: None,
     };
     let engine = crate::ingest::Engine::start(store.clone(), vec![target], tally.clone()).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -333,6 +335,7 @@ pub async fn memory(events: u64, rate: u64, data_dir: &std::path::Path) -> Resul
     let store = crate::store::Store::open(&db).await?;
     let cluster = store
         .add_cluster(&crate::store::NewCluster {
+            ca_file: None,
             name: "bench".into(),
             events_url: sim.events_url(),
             actions_url: sim.actions_url(),

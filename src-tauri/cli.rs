@@ -54,13 +54,17 @@ pub enum Command {
         /// Read the bearer token from this environment variable (never from the command line).
         #[arg(long, value_name = "VAR")]
         token_env: Option<String>,
+        /// Trust this CA certificate file (PEM) besides the OS store, for the stream and
+        /// the actions: a gateway behind a company's own certificate authority.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
         /// Watch the built-in simulator running bad-model-rollout, as the demo does.
         #[arg(long, conflicts_with = "clusters")]
         demo: bool,
     },
     /// The gateway that speaks protocol v1 for a real cluster: the event stream from its
-    /// durable journal (in the data dir) and Alertmanager's webhook. So far on a loopback
-    /// address only.
+    /// durable journal (in the data dir), Alertmanager's webhook, Prometheus queries and
+    /// the action API. Headless: built without the window, it is the server binary.
     #[command(group(clap::ArgGroup::new("gateway_mode").required(true).args(["config", "check"])))]
     Gateway {
         /// Serve with this configuration until Ctrl-C or SIGTERM.
@@ -388,8 +392,9 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             clusters,
             actions_url,
             token_env,
+            ca_file,
             demo,
-        } => watch(&store, clusters, actions_url, token_env, demo).await,
+        } => watch(&store, clusters, actions_url, token_env, ca_file, demo).await,
         Command::Act {
             kind,
             incident,
@@ -759,6 +764,7 @@ async fn watch(
     clusters: Vec<String>,
     actions_url: Option<String>,
     token_env: Option<String>,
+    ca_file: Option<PathBuf>,
     demo: bool,
 ) -> Result<()> {
     if demo {
@@ -781,7 +787,7 @@ async fn watch(
     let mut specs = Vec::new();
     for spec in &clusters {
         specs.push((
-            crate::watch::parse_cluster(spec, actions_url.as_deref())?,
+            crate::watch::parse_cluster(spec, actions_url.as_deref(), ca_file.as_deref())?,
             token.clone(),
         ));
     }

@@ -57,8 +57,13 @@ impl ConsoleSink for Terminal {
     }
 }
 
-/// `NAME=EVENTS_URL` → (name, events URL, actions URL derived from it).
-pub fn parse_cluster(spec: &str, actions_url: Option<&str>) -> Result<NewCluster> {
+/// `NAME=EVENTS_URL` → (name, events URL, actions URL derived from it), trusting
+/// `ca_file` besides the OS store when given.
+pub fn parse_cluster(
+    spec: &str,
+    actions_url: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+) -> Result<NewCluster> {
     let Some((name, url)) = spec.split_once('=') else {
         bail!("--cluster takes NAME=EVENTS_URL, e.g. prod=wss://cluster.example/v1/events");
     };
@@ -82,6 +87,12 @@ pub fn parse_cluster(spec: &str, actions_url: Option<&str>) -> Result<NewCluster
         name: name.trim().to_owned(),
         events_url,
         actions_url: actions,
+        ca_file: ca_file.map(|p| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_owned())
+                .display()
+                .to_string()
+        }),
     })
 }
 
@@ -93,6 +104,7 @@ pub async fn start_demo(store: &Store, speed: f64) -> Result<(crate::sim::Runnin
     let sim = crate::sim::start_demo(speed).await?;
     let cluster = store
         .ensure_demo_cluster(&NewCluster {
+            ca_file: None,
             name: "demo".into(),
             events_url: sim.events_url(),
             actions_url: sim.actions_url(),
@@ -115,6 +127,7 @@ pub async fn start_demo(store: &Store, speed: f64) -> Result<(crate::sim::Runnin
         name: cluster.name,
         events_url: cluster.events_url,
         token: Some(sim.token.clone()),
+        ca_file: cluster.ca_file.map(Into::into),
     };
     Ok((sim, target))
 }
@@ -131,6 +144,7 @@ pub async fn run(store: &Store, clusters: Vec<(NewCluster, Option<String>)>) -> 
             name: cluster.name,
             events_url: cluster.events_url,
             token,
+            ca_file: cluster.ca_file.map(Into::into),
         });
     }
     run_targets(store, targets).await

@@ -95,6 +95,7 @@ impl Watchlist {
             name: cluster.name.clone(),
             events_url: cluster.events_url.clone(),
             token: token_of(cluster).await,
+            ca_file: cluster.ca_file.clone().map(Into::into),
         };
         Ok(self.engine.watch(target).await?)
     }

@@ -662,29 +662,7 @@ mod serving {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         firebreak::process::install_tls_provider();
         let dir = tempfile::tempdir().unwrap();
-        // A certificate authority of the test's own, and the gateway's certificate from it.
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "Firebreak test CA");
-        let ca =
-            rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
-                .unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params
-            .subject_alt_names
-            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        let cert = params.signed_by(&key, &ca).unwrap();
-        std::fs::write(dir.path().join("gateway.crt"), cert.pem()).unwrap();
-        std::fs::write(dir.path().join("gateway.key"), key.serialize_pem()).unwrap();
-        let text = format!(
-            "{}[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-            config_text(dir.path(), "127.0.0.1:0"),
-            dir.path().join("gateway.crt").display(),
-            dir.path().join("gateway.key").display()
-        );
+        let (ca, text) = tls_config(dir.path());
         let config = parse(Path::new("gateway.toml"), &text).unwrap();
         let gw = firebreak::gateway::serve::start(&config, &dir.path().join("journal.db"))
             .await
@@ -739,6 +717,119 @@ mod serving {
             chain.contains("UnknownIssuer") || chain.to_lowercase().contains("certificate"),
             "{chain}"
         );
+        gw.shutdown();
+    }
+
+    /// A certificate authority of the test's own, and a gateway configuration serving
+    /// wss/https with a certificate from it for localhost and 127.0.0.1.
+    fn tls_config(dir: &Path) -> (rcgen::CertifiedIssuer<'static, rcgen::KeyPair>, String) {
+        let ca = test_ca("Firebreak test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let cert = params.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join("gateway.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.join("gateway.key"), key.serialize_pem()).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        let text = format!(
+            "{}[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            config_text(dir, "127.0.0.1:0"),
+            dir.join("gateway.crt").display(),
+            dir.join("gateway.key").display()
+        );
+        (ca, text)
+    }
+
+    fn test_ca(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap()
+    }
+
+    /// A gateway behind a company's own CA: the console's stream trusts what the OS trusts
+    /// plus the cluster's CA file, and goes live; a console given another CA is refused
+    /// with a message that says the certificate is not signed by a CA it trusts.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_console_trusts_the_clusters_ca_file_and_says_so_when_the_ca_is_wrong() {
+        use firebreak::ingest::sink::StreamState;
+        let dir = tempfile::tempdir().unwrap();
+        let (_ca, text) = tls_config(dir.path());
+        let config = parse(Path::new("gateway.toml"), &text).unwrap();
+        let gw = firebreak::gateway::serve::start(&config, &dir.path().join("journal.db"))
+            .await
+            .unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        let (_store, engine, recorder, _) = crate::support::rig::console_trusting(
+            &dir.path().join("trusting.db"),
+            "prod-east",
+            &gw.events_url(),
+            &gw.base_url(),
+            Some(CONSOLE_TOKEN),
+            Some(&ca_file),
+        )
+        .await;
+        let live = async || {
+            recorder
+                .statuses
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|s| matches!(s.stream, StreamState::Live { .. }))
+        };
+        crate::support::rig::wait_for(Duration::from_secs(20), "the stream to go live", live).await;
+        engine.stop().await;
+
+        // Another CA: refused at the handshake, and the reason says what to fix.
+        let other = test_ca("Somebody else's CA");
+        let wrong = dir.path().join("other-ca.pem");
+        std::fs::write(&wrong, other.pem()).unwrap();
+        let (_store, engine, recorder, _) = crate::support::rig::console_trusting(
+            &dir.path().join("wrong.db"),
+            "prod-east",
+            &gw.events_url(),
+            &gw.base_url(),
+            Some(CONSOLE_TOKEN),
+            Some(&wrong),
+        )
+        .await;
+        let reason = async || {
+            recorder
+                .statuses
+                .lock()
+                .unwrap()
+                .iter()
+                .find_map(|s| match &s.stream {
+                    StreamState::Reconnecting { reason, .. } => Some(reason.clone()),
+                    _ => None,
+                })
+        };
+        let mut said = None;
+        crate::support::rig::wait_for(Duration::from_secs(20), "a refusal", async || {
+            said = reason().await;
+            said.is_some()
+        })
+        .await;
+        let said = said.unwrap();
+        assert!(
+            said.contains("not signed by a CA this console trusts"),
+            "{said}"
+        );
+        assert!(said.contains("other-ca.pem"), "{said}");
+        assert!(
+            !recorder
+                .statuses
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|s| matches!(s.stream, StreamState::Live { .. })),
+            "never live with the wrong CA"
+        );
+        engine.stop().await;
         gw.shutdown();
     }
 }

@@ -50,8 +50,12 @@ async fn incident_reports_match_their_golden_files() {
         desk,
         cluster,
     } = live(&dir.path().join("firebreak.db"), &sim, settings).await;
-    let client =
-        ActionClient::new(&sim.actions_url(), Some(support::cluster::TOKEN.into())).unwrap();
+    let client = ActionClient::new(
+        &sim.actions_url(),
+        Some(support::cluster::TOKEN.into()),
+        None,
+    )
+    .unwrap();
 
     // One simulated second: the world moves and the console records all of it at the
     // second's time; then the clock moves on, and the action desk (which waits by that

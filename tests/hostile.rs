@@ -188,6 +188,7 @@ async fn start_engine(store: &Store, url: &str, cluster_id: i64) -> (Engine, Arc
         name: "hostile".into(),
         events_url: url.into(),
         token: None,
+        ca_file: None,
     };
     let engine = Engine::start(store.clone(), vec![target], sink)
         .await
@@ -277,6 +278,7 @@ async fn an_event_the_store_refuses_is_quarantined_alone() {
     }
     let cluster = store
         .ensure_cluster(&NewCluster {
+            ca_file: None,
             name: "hostile".into(),
             events_url: server.url.clone(),
             actions_url: "http://127.0.0.1:1/v1".into(),
@@ -504,6 +506,7 @@ async fn a_full_disk_pauses_recording_and_loses_nothing_when_room_returns() {
     .await;
     let cluster = store
         .ensure_cluster(&NewCluster {
+            ca_file: None,
             name: "hostile".into(),
             events_url: server.url.clone(),
             actions_url: "http://127.0.0.1:1/v1".into(),

@@ -21,6 +21,7 @@ async fn store_and_cluster(dir: &tempfile::TempDir, s: &RunningSim) -> (Store, i
     let store = Store::open(&dir.path().join("firebreak.db")).await.unwrap();
     let cluster = store
         .ensure_cluster(&NewCluster {
+            ca_file: None,
             name: "sim".into(),
             events_url: s.events_url(),
             actions_url: s.actions_url(),
@@ -36,6 +37,7 @@ fn target(s: &RunningSim, id: i64, token: &str) -> Target {
         name: "sim".into(),
         events_url: s.events_url(),
         token: Some(token.into()),
+        ca_file: None,
     }
 }
 

@@ -87,6 +87,7 @@ async fn constraint_violations_are_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&db_in(&dir)).await.unwrap();
     let cluster = NewCluster {
+        ca_file: None,
         name: "prod-eu".into(),
         events_url: "ws://127.0.0.1:1/events".into(),
         actions_url: "http://127.0.0.1:1".into(),
@@ -103,6 +104,7 @@ async fn constraint_violations_are_errors_not_panics() {
     // (which refuses it too) sees it.
     let bad = store
         .add_cluster(&NewCluster {
+            ca_file: None,
             name: "other".into(),
             events_url: "ftp://nowhere".into(),
             actions_url: "http://127.0.0.1:1".into(),
@@ -448,6 +450,7 @@ async fn repeated_events_are_stored_once_and_each_stored_event_keeps_its_own_row
     let store = Store::open(&path).await.unwrap();
     let cluster = store
         .ensure_cluster(&NewCluster {
+            ca_file: None,
             name: "dup".into(),
             events_url: "ws://127.0.0.1:1/v1/events".into(),
             actions_url: "http://127.0.0.1:1/v1".into(),
@@ -519,6 +522,7 @@ async fn the_feed_filters_searches_and_pages_by_key() {
     let store = Store::open(&db_in(&dir)).await.unwrap();
     let cluster = store
         .ensure_cluster(&NewCluster {
+            ca_file: None,
             name: "feed".into(),
             events_url: "ws://127.0.0.1:1/v1/events".into(),
             actions_url: "http://127.0.0.1:1/v1".into(),
@@ -641,6 +645,7 @@ async fn a_batch_that_did_not_commit_leaves_the_rules_as_they_were() {
     let store = Store::open(&path).await.unwrap();
     let cluster = store
         .ensure_cluster(&NewCluster {
+            ca_file: None,
             name: "rules".into(),
             events_url: "ws://127.0.0.1:1/v1/events".into(),
             actions_url: "http://127.0.0.1:1/v1".into(),

@@ -58,6 +58,7 @@ async fn a_cluster_added_with_a_token_is_watched_and_its_token_lives_only_in_the
     let engine = Arc::new(Engine::start(store.clone(), vec![], sink).await.unwrap());
     let watchlist = Watchlist::new(store.clone(), engine.clone());
     let new = NewCluster {
+        ca_file: None,
         name: "prod-east".into(),
         events_url: s.events_url(),
         actions_url: s.actions_url(),
@@ -67,6 +68,7 @@ async fn a_cluster_added_with_a_token_is_watched_and_its_token_lives_only_in_the
     let err = watchlist
         .add(
             &NewCluster {
+                ca_file: None,
                 events_url: "http://not-a-stream".into(),
                 ..new.clone()
             },
@@ -151,6 +153,7 @@ async fn a_token_never_follows_a_cluster_to_another_host_nor_goes_out_in_clearte
     let engine = Arc::new(Engine::start(store.clone(), vec![], sink).await.unwrap());
     let watchlist = Watchlist::new(store.clone(), engine.clone());
     let new = NewCluster {
+        ca_file: None,
         name: "prod-east".into(),
         events_url: s.events_url(),
         actions_url: s.actions_url(),
@@ -160,6 +163,7 @@ async fn a_token_never_follows_a_cluster_to_another_host_nor_goes_out_in_clearte
     let err = watchlist
         .add(
             &NewCluster {
+                ca_file: None,
                 events_url: "ws://cluster.example/v1/events".into(),
                 actions_url: "https://cluster.example/v1".into(),
                 ..new.clone()
@@ -183,6 +187,7 @@ async fn a_token_never_follows_a_cluster_to_another_host_nor_goes_out_in_clearte
 
     // Same server, another path: the token stays.
     let same = NewCluster {
+        ca_file: None,
         events_url: format!("{}?same-server", s.events_url()),
         ..new.clone()
     };
@@ -197,6 +202,7 @@ async fn a_token_never_follows_a_cluster_to_another_host_nor_goes_out_in_clearte
 
     // Another host, token not entered again: it is dropped, from the store and the keychain.
     let elsewhere = NewCluster {
+        ca_file: None,
         events_url: "wss://attacker.example/v1/events".into(),
         actions_url: "https://attacker.example/v1".into(),
         ..new.clone()
@@ -225,6 +231,7 @@ async fn a_token_never_follows_a_cluster_to_another_host_nor_goes_out_in_clearte
         .update(
             added.cluster.id,
             &NewCluster {
+                ca_file: None,
                 events_url: "ws://10.1.2.3/v1/events".into(),
                 actions_url: "http://10.1.2.3/v1".into(),
                 ..new.clone()

@@ -1,6 +1,7 @@
 //! The cluster's action API over reqwest: redirects off, timeouts set, the bearer token
 //! from the OS keychain (or the caller), and the idempotency key on every mutating call.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::protocol::actions::{
@@ -30,17 +31,24 @@ pub struct ActionClient {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl ActionClient {
-    pub fn new(actions_url: &str, token: Option<String>) -> anyhow::Result<Self> {
+    /// A client for the cluster at `actions_url`, trusting the OS store plus `ca_file`.
+    pub fn new(
+        actions_url: &str,
+        token: Option<String>,
+        ca_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         if token.is_some() {
             if let Some(why) = crate::secrets::cleartext_refusal(actions_url) {
                 anyhow::bail!("{why}");
             }
         }
-        crate::process::install_tls_provider();
+        let tls = crate::trust::client_config(ca_file).map_err(anyhow::Error::msg)?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(Arc::unwrap_or_clone(tls))
             // A cluster never redirects an action; following one could send it elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
@@ -50,6 +58,7 @@ impl ActionClient {
             http,
             base: actions_url.trim_end_matches('/').to_owned(),
             token,
+            ca_file: ca_file.map(Into::into),
         })
     }
 
@@ -61,11 +70,24 @@ impl ActionClient {
         }
     }
 
-    async fn send<T: serde::de::DeserializeOwned>(req: reqwest::RequestBuilder) -> Outcome<T> {
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Outcome<T> {
         let response = match req.send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return Outcome::NoAnswer("no answer within 10 s".into()),
-            Err(e) => return Outcome::NoAnswer(format!("connection failed: {e}")),
+            Err(e) => {
+                // reqwest's own message hides the cause (a refused certificate, say).
+                let mut chain = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    chain.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                let why = crate::trust::explain(&chain, self.ca_file.as_deref());
+                return Outcome::NoAnswer(format!("connection failed: {why}"));
+            }
         };
         let status = response.status();
         if status.is_success() {
@@ -109,7 +131,10 @@ impl ActionClient {
     }
 
     pub async fn services(&self) -> Outcome<Vec<Service>> {
-        match Self::send::<ServiceList>(self.request(reqwest::Method::GET, "/v1/services")).await {
+        match self
+            .send::<ServiceList>(self.request(reqwest::Method::GET, "/v1/services"))
+            .await
+        {
             Outcome::Ok(list) => Outcome::Ok(list.services),
             Outcome::Refused { status, error } => Outcome::Refused { status, error },
             Outcome::InFlight => Outcome::InFlight,
@@ -118,11 +143,13 @@ impl ActionClient {
     }
 
     pub async fn deployment(&self, name: &str) -> Outcome<Deployment> {
-        Self::send(self.request(reqwest::Method::GET, &format!("/v1/deployments/{name}"))).await
+        self.send(self.request(reqwest::Method::GET, &format!("/v1/deployments/{name}")))
+            .await
     }
 
     pub async fn action(&self, id: &str) -> Outcome<Action> {
-        Self::send(self.request(reqwest::Method::GET, &format!("/v1/actions/{id}"))).await
+        self.send(self.request(reqwest::Method::GET, &format!("/v1/actions/{id}")))
+            .await
     }
 
     pub async fn rollback(
@@ -138,7 +165,7 @@ impl ActionClient {
             )
             .header(IDEMPOTENCY_KEY, key)
             .json(body);
-        Self::send(req).await
+        self.send(req).await
     }
 
     pub async fn failover(
@@ -154,6 +181,6 @@ impl ActionClient {
             )
             .header(IDEMPOTENCY_KEY, key)
             .json(body);
-        Self::send(req).await
+        self.send(req).await
     }
 }

@@ -224,8 +224,12 @@ impl ActionDesk {
     ) -> Result<(crate::store::Cluster, Option<String>, ActionClient)> {
         let cluster = self.store.cluster(cluster_id).await?;
         let token = self.tokens.token(&cluster).await;
-        let client = ActionClient::new(&cluster.actions_url, token.clone())
-            .map_err(|e| DeskError::Unreachable(e.to_string()))?;
+        let client = ActionClient::new(
+            &cluster.actions_url,
+            token.clone(),
+            cluster.ca_file.as_deref().map(std::path::Path::new),
+        )
+        .map_err(|e| DeskError::Unreachable(e.to_string()))?;
         Ok((cluster, token, client))
     }
 

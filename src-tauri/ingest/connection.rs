@@ -54,6 +54,8 @@ pub struct Target {
     pub name: String,
     pub events_url: String,
     pub token: Option<String>,
+    /// A CA certificate file trusted besides the OS store (see `trust`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 enum End {
@@ -219,7 +221,17 @@ async fn session(
     let config = WebSocketConfig::default()
         .max_message_size(Some(LIBRARY_MAX_MESSAGE))
         .max_frame_size(Some(LIBRARY_MAX_MESSAGE));
-    let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
+    // The same trust as the action client: the OS store plus the cluster's CA file.
+    let tls = match crate::trust::client_config(target.ca_file.as_deref()) {
+        Ok(tls) => tls,
+        Err(why) => return End::Fatal(why),
+    };
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        false,
+        Some(tokio_tungstenite::Connector::Rustls(tls)),
+    );
     let ws = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Err(_) => return End::Retry("connect timed out".into()),
         Ok(Err(WsError::Http(response))) => {
@@ -229,7 +241,12 @@ async fn session(
             }
             return End::Retry(format!("the server answered {status}"));
         }
-        Ok(Err(e)) => return End::Retry(e.to_string()),
+        Ok(Err(e)) => {
+            return End::Retry(crate::trust::explain(
+                &e.to_string(),
+                target.ca_file.as_deref(),
+            ))
+        }
         Ok(Ok((ws, _))) => ws,
     };
     let (_write, mut read) = ws.split();

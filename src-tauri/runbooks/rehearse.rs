@@ -64,6 +64,7 @@ pub async fn rehearse(
     .await?;
     let cluster = store
         .ensure_cluster(&NewCluster {
+            ca_file: None,
             name: "rehearsal".into(),
             events_url: sim.events_url(),
             actions_url: sim.actions_url(),
@@ -79,6 +80,7 @@ pub async fn rehearse(
             name: cluster.name.clone(),
             events_url: cluster.events_url.clone(),
             token: Some(token.clone()),
+            ca_file: cluster.ca_file.clone().map(Into::into),
         }],
         sink.clone(),
     )

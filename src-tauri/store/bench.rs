@@ -10,6 +10,7 @@ impl Store {
     pub async fn bench_raw_insert(&self, frames: &[String]) -> Result<f64> {
         let cluster = self
             .ensure_cluster(&super::NewCluster {
+                ca_file: None,
                 name: "baseline".into(),
                 events_url: "ws://127.0.0.1:1/v1/events".into(),
                 actions_url: "http://127.0.0.1:1".into(),
@@ -48,6 +49,7 @@ impl Store {
     pub async fn bench_fill_incident(&self, n: i64) -> Result<i64> {
         let cluster = self
             .ensure_cluster(&super::NewCluster {
+                ca_file: None,
                 name: "bench".into(),
                 events_url: "ws://127.0.0.1:1/v1/events".into(),
                 actions_url: "http://127.0.0.1:1".into(),

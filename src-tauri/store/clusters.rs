@@ -22,6 +22,8 @@ pub struct Cluster {
     #[serde(skip)]
     #[ts(skip)]
     pub token_ref: Option<String>,
+    /// A CA certificate file (PEM) trusted for this cluster besides the OS store.
+    pub ca_file: Option<String>,
 }
 
 /// What an engineer enters to add or edit a cluster.
@@ -31,12 +33,26 @@ pub struct NewCluster {
     pub name: String,
     pub events_url: String,
     pub actions_url: String,
+    /// A CA certificate file (PEM) to trust for this cluster besides the OS store: for a
+    /// gateway behind a company's own certificate authority.
+    #[serde(default)]
+    #[ts(optional)]
+    pub ca_file: Option<String>,
 }
 
-type ClusterRow = (i64, String, String, String, i64, bool, Option<String>);
+type ClusterRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    bool,
+    Option<String>,
+    Option<String>,
+);
 
 fn from_row(
-    (id, name, events_url, actions_url, created_ms, demo, token_ref): ClusterRow,
+    (id, name, events_url, actions_url, created_ms, demo, token_ref, ca_file): ClusterRow,
 ) -> Cluster {
     Cluster {
         id,
@@ -46,6 +62,7 @@ fn from_row(
         created_ms,
         demo,
         token_ref,
+        ca_file,
     }
 }
 
@@ -62,10 +79,24 @@ impl NewCluster {
         check_url(events_url, &["ws", "wss"], "events URL")?;
         let actions_url = self.actions_url.trim();
         check_url(actions_url, &["http", "https"], "actions URL")?;
+        let ca_file = match self.ca_file.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(path) => {
+                if !std::path::Path::new(path).is_absolute() {
+                    return Err(StoreError::Invalid(format!(
+                        "the CA file must be an absolute path (got {path:?})"
+                    )));
+                }
+                crate::trust::read_ca_file(std::path::Path::new(path))
+                    .map_err(StoreError::Invalid)?;
+                Some(path.to_owned())
+            }
+        };
         Ok(NewCluster {
             name: name.to_owned(),
             events_url: events_url.to_owned(),
             actions_url: actions_url.to_owned(),
+            ca_file,
         })
     }
 }
@@ -107,24 +138,26 @@ impl Store {
             }
             Some((id, Some(_))) => {
                 sqlx::query_as(
-                    "UPDATE clusters SET events_url = ?, actions_url = ?, removed_ms = NULL \
-                     WHERE id = ? RETURNING id, name, events_url, actions_url, created_ms, demo, token_ref",
+                    "UPDATE clusters SET events_url = ?, actions_url = ?, ca_file = ?, removed_ms = NULL \
+                     WHERE id = ? RETURNING id, name, events_url, actions_url, created_ms, demo, token_ref, ca_file",
                 )
                 .bind(&new.events_url)
                 .bind(&new.actions_url)
+                .bind(&new.ca_file)
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?
             }
             None => {
                 sqlx::query_as(
-                    "INSERT INTO clusters (name, events_url, actions_url, created_ms) VALUES (?, ?, ?, ?) \
-                     RETURNING id, name, events_url, actions_url, created_ms, demo, token_ref",
+                    "INSERT INTO clusters (name, events_url, actions_url, created_ms, ca_file) VALUES (?, ?, ?, ?, ?) \
+                     RETURNING id, name, events_url, actions_url, created_ms, demo, token_ref, ca_file",
                 )
                 .bind(&new.name)
                 .bind(&new.events_url)
                 .bind(&new.actions_url)
                 .bind(now_ms())
+                .bind(&new.ca_file)
                 .fetch_one(&mut *tx)
                 .await?
             }
@@ -137,10 +170,10 @@ impl Store {
     pub async fn ensure_cluster(&self, new: &NewCluster) -> Result<Cluster> {
         self.write_cluster(
             new,
-            "INSERT INTO clusters (name, events_url, actions_url, created_ms) VALUES (?, ?, ?, ?) \
+            "INSERT INTO clusters (name, events_url, actions_url, created_ms, ca_file) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (name) DO UPDATE SET events_url = excluded.events_url, \
-             actions_url = excluded.actions_url, removed_ms = NULL \
-             RETURNING id, name, events_url, actions_url, created_ms, demo, token_ref",
+             actions_url = excluded.actions_url, ca_file = excluded.ca_file, removed_ms = NULL \
+             RETURNING id, name, events_url, actions_url, created_ms, demo, token_ref, ca_file",
         )
         .await
     }
@@ -149,15 +182,15 @@ impl Store {
     pub async fn ensure_demo_cluster(&self, new: &NewCluster) -> Result<Cluster> {
         self.write_cluster(
             new,
-            "INSERT INTO clusters (name, events_url, actions_url, created_ms, demo) VALUES (?, ?, ?, ?, 1) \
+            "INSERT INTO clusters (name, events_url, actions_url, created_ms, ca_file, demo) VALUES (?, ?, ?, ?, ?, 1) \
              ON CONFLICT (name) DO UPDATE SET events_url = excluded.events_url, \
-             actions_url = excluded.actions_url, removed_ms = NULL, demo = 1 \
-             RETURNING id, name, events_url, actions_url, created_ms, demo, token_ref",
+             actions_url = excluded.actions_url, ca_file = excluded.ca_file, removed_ms = NULL, demo = 1 \
+             RETURNING id, name, events_url, actions_url, created_ms, demo, token_ref, ca_file",
         )
         .await
     }
 
-    /// Validates and writes a cluster with `sql` (an INSERT of the four fields, RETURNING the row).
+    /// Validates and writes a cluster with `sql` (an INSERT of the five fields, RETURNING the row).
     async fn write_cluster(&self, new: &NewCluster, sql: &'static str) -> Result<Cluster> {
         let new = new.validated()?;
         let mut tx = self.begin_write().await?;
@@ -166,6 +199,7 @@ impl Store {
             .bind(&new.events_url)
             .bind(&new.actions_url)
             .bind(now_ms())
+            .bind(&new.ca_file)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -189,13 +223,14 @@ impl Store {
             )));
         }
         let row: Option<ClusterRow> = sqlx::query_as(
-            "UPDATE clusters SET name = ?, events_url = ?, actions_url = ? \
+            "UPDATE clusters SET name = ?, events_url = ?, actions_url = ?, ca_file = ? \
              WHERE id = ? AND removed_ms IS NULL \
-             RETURNING id, name, events_url, actions_url, created_ms, demo, token_ref",
+             RETURNING id, name, events_url, actions_url, created_ms, demo, token_ref, ca_file",
         )
         .bind(&new.name)
         .bind(&new.events_url)
         .bind(&new.actions_url)
+        .bind(&new.ca_file)
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -234,7 +269,7 @@ impl Store {
 
     /// A watched cluster.
     pub async fn cluster(&self, id: i64) -> Result<Cluster> {
-        let sql = "SELECT id, name, events_url, actions_url, created_ms, demo, token_ref \
+        let sql = "SELECT id, name, events_url, actions_url, created_ms, demo, token_ref, ca_file \
                    FROM clusters WHERE id = ? AND removed_ms IS NULL";
         let row: Option<ClusterRow> = sqlx::query_as(sql)
             .bind(id)
@@ -248,7 +283,7 @@ impl Store {
     /// Every watched cluster, by name.
     pub async fn clusters(&self) -> Result<Vec<Cluster>> {
         let rows: Vec<ClusterRow> = sqlx::query_as(
-            "SELECT id, name, events_url, actions_url, created_ms, demo, token_ref \
+            "SELECT id, name, events_url, actions_url, created_ms, demo, token_ref, ca_file \
              FROM clusters WHERE removed_ms IS NULL ORDER BY name",
         )
         .fetch_all(self.reader())

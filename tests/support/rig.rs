@@ -27,6 +27,7 @@ pub async fn live(db: &Path, sim: &RunningSim, settings: ActionSettings) -> Live
     settings.save(&store).await.unwrap();
     let cluster = store
         .ensure_cluster(&NewCluster {
+            ca_file: None,
             name: "sim".into(),
             events_url: sim.events_url(),
             actions_url: sim.actions_url(),
@@ -42,6 +43,7 @@ pub async fn live(db: &Path, sim: &RunningSim, settings: ActionSettings) -> Live
         name: "sim".into(),
         events_url: sim.events_url(),
         token: Some(TOKEN.into()),
+        ca_file: None,
     };
     let engine = Engine::start(store.clone(), vec![target], sink.clone())
         .await
@@ -138,9 +140,22 @@ pub async fn console(
     actions_url: &str,
     token: Option<&str>,
 ) -> (Store, Engine, Arc<Recorder>, i64) {
+    console_trusting(db, name, events_url, actions_url, token, None).await
+}
+
+/// [`console`], trusting the CA certificate file `ca_file` besides the OS store.
+pub async fn console_trusting(
+    db: &Path,
+    name: &str,
+    events_url: &str,
+    actions_url: &str,
+    token: Option<&str>,
+    ca_file: Option<&Path>,
+) -> (Store, Engine, Arc<Recorder>, i64) {
     let store = Store::open(db).await.unwrap();
     let cluster = store
         .ensure_cluster(&NewCluster {
+            ca_file: ca_file.map(|p| p.display().to_string()),
             name: name.into(),
             events_url: events_url.into(),
             actions_url: actions_url.into(),
@@ -155,6 +170,7 @@ pub async fn console(
         name: name.into(),
         events_url: events_url.into(),
         token: token.map(str::to_owned),
+        ca_file: ca_file.map(Path::to_path_buf),
     };
     let engine = Engine::start(store.clone(), vec![target], sink)
         .await

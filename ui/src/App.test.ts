@@ -109,7 +109,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     appInfo: async () => info,
     listClusters: async () => clusters,
     addCluster: async (c, token) => {
-      const added = { ...c, id: clusters.length + 1, createdMs: Date.now(), demo: false, hasToken: !!token };
+      const added = { ...c, caFile: c.caFile ?? null, id: clusters.length + 1, createdMs: Date.now(), demo: false, hasToken: !!token };
       clusters.push(added);
       return added;
     },

@@ -3,4 +3,9 @@
 /**
  * What an engineer enters to add or edit a cluster.
  */
-export type NewCluster = { name: string, eventsUrl: string, actionsUrl: string, };
+export type NewCluster = { name: string, eventsUrl: string, actionsUrl: string, 
+/**
+ * A CA certificate file (PEM) to trust for this cluster besides the OS store: for a
+ * gateway behind a company's own certificate authority.
+ */
+caFile?: string, };

@@ -11,4 +11,8 @@ hasToken: boolean, id: number, name: string, eventsUrl: string, actionsUrl: stri
 /**
  * The built-in simulator of demo mode (watched only in demo mode).
  */
-demo: boolean, };
+demo: boolean, 
+/**
+ * A CA certificate file (PEM) trusted for this cluster besides the OS store.
+ */
+caFile: string | null, };
