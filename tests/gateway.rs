@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use firebreak::gateway::config::{parse, Secret};
+use firebreak::gateway::config::{parse, Hook, Secret};
 
 const VALID: &str = r#"cluster = "prod-east"
 listen = "0.0.0.0:7443"
@@ -39,6 +39,11 @@ regions = ["us-east", "eu-west"]
 [services.queries]
 latency_p99_ms = 'histogram_quantile(0.99, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{region="$region"}[1m]))) * 1000'
 error_rate = 'sum(rate(vllm:request_failure_total{region="$region"}[1m])) / sum(rate(vllm:request_success_total{region="$region"}[1m]))'
+[services.hooks]
+timeout_s = 120
+status = { command = ["/opt/deploy/firebreak-status", "{service}"] }
+rollback = { command = ["/opt/deploy/rollback", "{deployment}", "{to}"] }
+failover = { url = "https://deploy.internal/hooks/failover/{service}", token = { env = "DEPLOY_TOKEN" } }
 "#;
 
 #[test]
@@ -66,6 +71,19 @@ fn a_valid_configuration_reads_as_written() {
     );
     assert_eq!(c.services[0].regions, ["us-east", "eu-west"]);
     assert_eq!(c.services[0].queries.len(), 2);
+    let s = &c.services[0];
+    assert_eq!(
+        s.deployment, "llm-assistant",
+        "the service's name unless set"
+    );
+    assert_eq!(s.hooks.timeout, std::time::Duration::from_secs(120));
+    assert_eq!(
+        s.hooks.failover,
+        Some(Hook::Http {
+            url: "https://deploy.internal/hooks/failover/{service}".into(),
+            token: Some(Secret::Env("DEPLOY_TOKEN".into())),
+        })
+    );
 }
 
 /// (what, the broken file, line, key, words of the message)
@@ -195,6 +213,47 @@ fn mistakes() -> Vec<(&'static str, String, usize, &'static str, &'static str)> 
             23,
             "services[1].queries",
             "need a [prometheus] section",
+        ),
+        (
+            "a hook command that is not an absolute path",
+            VALID.replace("\"/opt/deploy/rollback\"", "\"rollback.sh\""),
+            34,
+            "services[1].hooks.rollback.command",
+            "not an absolute path",
+        ),
+        (
+            "an unknown placeholder",
+            VALID.replace("\"{to}\"", "\"{to_revision}\""),
+            34,
+            "services[1].hooks.rollback.command",
+            "unknown placeholder {to_revision}",
+        ),
+        (
+            "actions without a status hook",
+            VALID.replace(
+                "status = { command = [\"/opt/deploy/firebreak-status\", \"{service}\"] }\n",
+                "",
+            ),
+            33,
+            "services[1].hooks.status",
+            "actions need a status hook",
+        ),
+        (
+            "a hook with both a command and a URL",
+            VALID.replace(
+                "\"{deployment}\", \"{to}\"] }",
+                "\"{deployment}\", \"{to}\"], url = \"https://x\" }",
+            ),
+            34,
+            "services[1].hooks.rollback",
+            "exactly one of command",
+        ),
+        (
+            "a hook timeout out of range",
+            VALID.replace("timeout_s = 120", "timeout_s = 0"),
+            32,
+            "services[1].hooks.timeout_s",
+            "from 1 to 3600",
         ),
     ]
 }
@@ -723,32 +782,8 @@ mod serving {
     /// A certificate authority of the test's own, and a gateway configuration serving
     /// wss/https with a certificate from it for localhost and 127.0.0.1.
     fn tls_config(dir: &Path) -> (rcgen::CertifiedIssuer<'static, rcgen::KeyPair>, String) {
-        let ca = test_ca("Firebreak test CA");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params
-            .subject_alt_names
-            .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        let cert = params.signed_by(&key, &ca).unwrap();
-        std::fs::write(dir.join("gateway.crt"), cert.pem()).unwrap();
-        std::fs::write(dir.join("gateway.key"), key.serialize_pem()).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        let text = format!(
-            "{}[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-            config_text(dir, "127.0.0.1:0"),
-            dir.join("gateway.crt").display(),
-            dir.join("gateway.key").display()
-        );
-        (ca, text)
-    }
-
-    fn test_ca(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap()
+        let (ca, tls) = crate::support::tls::server_files(dir);
+        (ca, format!("{}{tls}", config_text(dir, "127.0.0.1:0")))
     }
 
     /// A gateway behind a company's own CA: the console's stream trusts what the OS trusts
@@ -785,7 +820,7 @@ mod serving {
         engine.stop().await;
 
         // Another CA: refused at the handshake, and the reason says what to fix.
-        let other = test_ca("Somebody else's CA");
+        let other = crate::support::tls::ca("Somebody else's CA");
         let wrong = dir.path().join("other-ca.pem");
         std::fs::write(&wrong, other.pem()).unwrap();
         let (_store, engine, recorder, _) = crate::support::rig::console_trusting(

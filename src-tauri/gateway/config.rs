@@ -111,10 +111,52 @@ pub struct Alertmanager {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     pub name: String,
+    /// The deployment rollbacks name (the service's name unless the file says otherwise).
+    pub deployment: String,
     pub regions: Vec<String>,
+    /// How this service is rolled back and failed over, and read, by the team's own
+    /// tooling (the gateway's action hooks; see `hooks`).
+    pub hooks: Hooks,
     /// Metric name (one of [`METRICS`]) → PromQL, `$region` standing for each region.
     pub queries: BTreeMap<String, String>,
 }
+
+/// A service's action hooks. Without `status` no action runs: preconditions are checked
+/// against what it reports.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Hooks {
+    pub status: Option<Hook>,
+    pub rollback: Option<Hook>,
+    pub failover: Option<Hook>,
+    /// How long a hook may run before it is stopped and counted as failed.
+    pub timeout: std::time::Duration,
+}
+
+/// One hook: a command run without a shell, or an HTTP POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hook {
+    /// The program (an absolute path) and its arguments, `{placeholder}`s filled in.
+    Command(Vec<String>),
+    /// A POST of the request as JSON; the token, if any, as `Authorization: Bearer`.
+    Http { url: String, token: Option<Secret> },
+}
+
+/// What a hook's arguments (and URL) may name; each is also in its environment as
+/// `FIREBREAK_<NAME>`.
+pub const HOOK_PLACEHOLDERS: &[&str] = &[
+    "service",
+    "deployment",
+    "kind",
+    "action_id",
+    "from",
+    "to",
+    "actor",
+    "requested_by",
+    "reason",
+    "cluster",
+];
+
+const DEFAULT_HOOK_TIMEOUT_S: u64 = 300;
 
 // What the file says, before it is checked.
 #[derive(Deserialize)]
@@ -178,9 +220,28 @@ struct RawAlertmanager {
 #[serde(deny_unknown_fields)]
 struct RawService {
     name: Spanned<String>,
+    deployment: Option<Spanned<String>>,
     regions: Spanned<Vec<String>>,
+    hooks: Option<RawHooks>,
     #[serde(default)]
     queries: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHooks {
+    timeout_s: Option<Spanned<i64>>,
+    status: Option<Spanned<RawHook>>,
+    rollback: Option<Spanned<RawHook>>,
+    failover: Option<Spanned<RawHook>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHook {
+    command: Option<Spanned<Vec<String>>>,
+    url: Option<Spanned<String>>,
+    token: Option<Spanned<RawSecret>>,
 }
 
 /// Reads and checks the file at `path`.
@@ -392,9 +453,26 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 "queries need a [prometheus] section with its url".into(),
             ));
         }
+        let deployment =
+            match &s.deployment {
+                None => name.to_owned(),
+                Some(d) if d.get_ref().trim().is_empty() => return Err(at(
+                    d.span(),
+                    &format!("{key}.deployment"),
+                    "the deployment's name is empty (leave the key out to use the service's name)"
+                        .into(),
+                )),
+                Some(d) => d.get_ref().trim().to_owned(),
+            };
+        let hooks = match &s.hooks {
+            None => Hooks::default(),
+            Some(h) => hooks(h, &format!("{key}.hooks"), &at)?,
+        };
         services.push(Service {
             name: name.to_owned(),
+            deployment,
             regions,
+            hooks,
             queries,
         });
     }
@@ -441,6 +519,126 @@ fn secret(
             "say where the token is read from: exactly one of file = \"…\" or env = \"…\"".into(),
         )),
     }
+}
+
+fn hooks(
+    raw: &RawHooks,
+    key: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Hooks, ConfigError> {
+    let timeout_s = match &raw.timeout_s {
+        None => DEFAULT_HOOK_TIMEOUT_S,
+        Some(v) => u64::try_from(*v.get_ref())
+            .ok()
+            .filter(|s| (1..=3600).contains(s))
+            .ok_or_else(|| {
+                at(
+                    v.span(),
+                    &format!("{key}.timeout_s"),
+                    format!("{} is not a number of seconds from 1 to 3600", v.get_ref()),
+                )
+            })?,
+    };
+    let one = |h: &Option<Spanned<RawHook>>, name: &str| -> Result<Option<Hook>, ConfigError> {
+        let Some(h) = h else { return Ok(None) };
+        let hkey = format!("{key}.{name}");
+        let raw = h.get_ref();
+        let check_placeholders = |text: &str, span: Range<usize>, k: &str| {
+            let mut rest = text;
+            while let Some(open) = rest.find('{') {
+                let after = &rest[open + 1..];
+                let Some(close) = after.find('}') else { break };
+                let name = &after[..close];
+                if !HOOK_PLACEHOLDERS.contains(&name) {
+                    return Err(at(
+                        span,
+                        k,
+                        format!(
+                            "unknown placeholder {{{name}}}; known: {}",
+                            HOOK_PLACEHOLDERS
+                                .iter()
+                                .map(|p| format!("{{{p}}}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                rest = &after[close + 1..];
+            }
+            Ok(())
+        };
+        match (&raw.command, &raw.url) {
+            (Some(command), None) => {
+                if let Some(t) = &raw.token {
+                    return Err(at(
+                        t.span(),
+                        &format!("{hkey}.token"),
+                        "a token goes with url = \"…\" hooks; a command reads its own secrets".into(),
+                    ));
+                }
+                let argv = command.get_ref();
+                let ckey = format!("{hkey}.command");
+                let Some(program) = argv.first() else {
+                    return Err(at(
+                        command.span(),
+                        &ckey,
+                        "the command is empty: name the program and its arguments".into(),
+                    ));
+                };
+                if !Path::new(program).is_absolute() {
+                    return Err(at(
+                        command.span(),
+                        &ckey,
+                        format!(
+                            "{program:?} is not an absolute path: hooks run without a shell and without PATH lookups"
+                        ),
+                    ));
+                }
+                for arg in argv {
+                    check_placeholders(arg, command.span(), &ckey)?;
+                }
+                Ok(Some(Hook::Command(argv.clone())))
+            }
+            (None, Some(url)) => {
+                let ukey = format!("{hkey}.url");
+                let checked = http_url(url, &ukey, at)?;
+                check_placeholders(&checked, url.span(), &ukey)?;
+                let token = match &raw.token {
+                    None => None,
+                    Some(t) => Some(secret(t.get_ref(), t.span(), &format!("{hkey}.token"), at)?),
+                };
+                Ok(Some(Hook::Http {
+                    url: checked,
+                    token,
+                }))
+            }
+            _ => Err(at(
+                h.span(),
+                &hkey,
+                "say how the hook runs: exactly one of command = [\"/path/to/program\", \"arg\", …] or url = \"https://…\"".into(),
+            )),
+        }
+    };
+    let hooks = Hooks {
+        status: one(&raw.status, "status")?,
+        rollback: one(&raw.rollback, "rollback")?,
+        failover: one(&raw.failover, "failover")?,
+        timeout: std::time::Duration::from_secs(timeout_s),
+    };
+    if hooks.status.is_none() && (hooks.rollback.is_some() || hooks.failover.is_some()) {
+        let span = raw
+            .rollback
+            .as_ref()
+            .or(raw.failover.as_ref())
+            .map_or(0..0, Spanned::span);
+        return Err(at(
+            span,
+            &format!("{key}.status"),
+            "actions need a status hook: their preconditions are checked against what it reports"
+                .into(),
+        ));
+    }
+    Ok(hooks)
 }
 
 fn http_url(

@@ -34,14 +34,8 @@ impl Default for Retention {
     }
 }
 
-/// A request's first answer, replayed to every retry with the same idempotency key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    /// What the request said (its body, hashed): a retry must say the same.
-    pub fingerprint: String,
-    pub status: u16,
-    pub body: String,
-}
+use crate::protocol::actions::Action;
+pub use crate::server::actions::Answer;
 
 pub struct DurableJournal {
     pool: SqlitePool,
@@ -72,6 +66,19 @@ CREATE TABLE IF NOT EXISTS answers (
     body        TEXT NOT NULL,
     at_ms       INTEGER NOT NULL
 );
+-- Actions the gateway accepted, with the idempotency key they were accepted under: a
+-- retry after a crash between accepting and answering gets this action, not a second one.
+CREATE TABLE IF NOT EXISTS actions (
+    id          TEXT PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    service     TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    final       INTEGER NOT NULL DEFAULT 0,
+    body        TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS actions_by_service ON actions (service, at_ms);
 ";
 
 fn now_ms() -> i64 {
@@ -307,8 +314,98 @@ impl DurableJournal {
         Ok(())
     }
 
+    /// Records an action as accepted under its idempotency key (see the `actions` table).
+    pub async fn save_action(
+        &self,
+        action: &Action,
+        key: &str,
+        fingerprint: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO actions (id, key, fingerprint, service, kind, final, body, at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&action.id)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(&action.service)
+        .bind(serde_json::to_string(&action.kind)?)
+        .bind(action.state.is_final())
+        .bind(serde_json::to_string(action)?)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records an action's new state.
+    pub async fn update_action(&self, action: &Action) -> anyhow::Result<()> {
+        sqlx::query("UPDATE actions SET body = ?, final = ? WHERE id = ?")
+            .bind(serde_json::to_string(action)?)
+            .bind(action.state.is_final())
+            .bind(&action.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn action(&self, id: &str) -> anyhow::Result<Option<Action>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT body FROM actions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|(b,)| serde_json::from_str(&b).map_err(Into::into))
+            .transpose()
+    }
+
+    /// Actions not yet succeeded or failed (after a restart: their hooks were stopped).
+    pub async fn unfinished_actions(&self) -> anyhow::Result<Vec<Action>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT body FROM actions WHERE final = 0 ORDER BY at_ms")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(b,)| serde_json::from_str(&b).map_err(Into::into))
+            .collect()
+    }
+
+    /// The newest action on a service, of any kind.
+    pub async fn last_action_on(&self, service: &str) -> anyhow::Result<Option<Action>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT body FROM actions WHERE service = ? ORDER BY at_ms DESC, rowid DESC LIMIT 1",
+        )
+        .bind(service)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(b,)| serde_json::from_str(&b).map_err(Into::into))
+            .transpose()
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+impl crate::server::actions::Answers for DurableJournal {
+    /// The first answer; or, when the gateway stopped after accepting an action and before
+    /// storing its answer, that action (202), so the retry does not act a second time.
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Answer>> {
+        if let Some(a) = self.answer(key).await? {
+            return Ok(Some(a));
+        }
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT fingerprint, body FROM actions WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(fingerprint, body)| Answer {
+            fingerprint,
+            status: 202,
+            body,
+        }))
+    }
+    async fn put(&self, key: &str, answer: &Answer) -> anyhow::Result<()> {
+        self.remember(key, answer).await
     }
 }
 

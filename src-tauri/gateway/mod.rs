@@ -1,13 +1,16 @@
 //! The gateway: a headless process beside a real cluster that speaks protocol v1 for it,
 //! from what its Prometheus, Alertmanager and Kubernetes API say (PROTOCOL.md).
 //!
-//! Built so far: the configuration and its check (`firebreak gateway --check FILE`), the
-//! durable journal, and the server (`serve.rs`): the event stream from the journal and
-//! Alertmanager's webhook (`alertmanager.rs`), on a loopback address (TLS, Prometheus
-//! queries, Kubernetes and actions come next).
+//! The configuration and its check (`config.rs`, `firebreak gateway --check FILE`), the
+//! durable journal (`journal.rs`), and the server (`serve.rs`, wss/https itself): the
+//! event stream from the journal, Alertmanager's webhook (`alertmanager.rs`), Prometheus
+//! queries (`prometheus.rs`), and the action API (`server::actions`) over the services'
+//! action hooks (`actions.rs`, `hooks.rs`). Kubernetes comes next.
 
+pub mod actions;
 pub mod alertmanager;
 pub mod config;
+pub mod hooks;
 pub mod journal;
 pub mod prometheus;
 pub mod serve;

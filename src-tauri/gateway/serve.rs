@@ -2,7 +2,8 @@
 //! durable journal, and Alertmanager's webhook, whose alerts become events in it.
 //!
 //! Routes (PROTOCOL.md): `GET /v1/events` (any named token), `POST /v1/alertmanager` (the
-//! webhook's own token), `GET /v1/gateway/status` (any named token).
+//! webhook's own token), `GET /v1/gateway/status` (any named token), and the action API
+//! (`server::actions` over the services' hooks; any named token, whose name is the actor).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -132,6 +133,21 @@ pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
             shared.prometheus_failures.clone(),
         )));
     }
+    let backend = super::actions::HookBackend::start(
+        config.cluster.clone(),
+        config.services.clone(),
+        shared.journal.clone(),
+    )
+    .await?;
+    let api = crate::server::actions::ActionApi::new(
+        Arc::new(super::actions::GatewayActions(backend)),
+        shared.journal.clone(),
+        std::time::Duration::ZERO,
+    );
+    let actions = api.routes().layer(axum::middleware::from_fn_with_state(
+        shared.clone(),
+        authorize,
+    ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -140,7 +156,8 @@ pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
         .route(crate::protocol::EVENTS_PATH, get(events))
         .route("/v1/alertmanager", post(alertmanager_webhook))
         .route("/v1/gateway/status", get(status))
-        .with_state(shared);
+        .with_state(shared)
+        .merge(actions);
     let tls = acceptor.is_some();
     tasks.push(match acceptor {
         Some(acceptor) => tokio::spawn(serve_tls(listener, acceptor, app)),
@@ -234,6 +251,25 @@ fn holder<'a>(shared: &'a Shared, headers: &HeaderMap) -> Option<&'a str> {
         .iter()
         .find(|(_, t)| constant_time_eq(t.as_bytes(), presented.as_bytes()))
         .map(|(name, _)| name.as_str())
+}
+
+/// The action API's gate: a named token, whose name goes on as the caller (the actor).
+async fn authorize(
+    State(shared): State<Arc<Shared>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(who) = holder(&shared, request.headers()).map(str::to_owned) else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token",
+        );
+    };
+    request
+        .extensions_mut()
+        .insert(crate::server::actions::Caller(who));
+    next.run(request).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -118,6 +118,9 @@ pub struct Action {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub error: Option<String>,
+    /// What carried the action out said (a gateway hook's output, its last 16 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
 }
 
 /// Every error response.

@@ -1,9 +1,12 @@
 //! The serving side of protocol v1, shared by the simulator and the gateway: the event
 //! stream over WebSocket (hello with the stream identity, `after=` resume, gap notices,
-//! heartbeats, fault knobs for tests) and bearer-token checks. What differs between the
-//! two worlds is where the events come from: an [`EventSource`] (the simulator's memory
-//! ring, the gateway's durable journal).
+//! heartbeats, fault knobs for tests), the action API (`actions`: idempotency keys,
+//! preconditions, actions read back) and bearer-token checks. What differs between the two
+//! worlds is where the events come from, an [`EventSource`] (the simulator's memory ring,
+//! the gateway's durable journal), and what acts, an [`actions::Backend`] (the simulated
+//! fleet; the gateway's hooks).
 
+pub mod actions;
 pub mod faults;
 pub mod rng;
 pub mod stream;

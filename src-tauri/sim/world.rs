@@ -1015,6 +1015,7 @@ impl World {
             created_at: now,
             updated_at: now,
             error: None,
+            output: None,
         };
         self.actions.insert(id.clone(), action.clone());
         self.pending.push(Pending {

@@ -4,4 +4,5 @@
 pub mod cluster;
 pub mod generated;
 pub mod rig;
+pub mod tls;
 pub mod webdriver;

@@ -1,0 +1,470 @@
+//! The gateway's action backend: rollback and failover through each service's hooks (the
+//! team's own deploy tooling), with preconditions checked against what the status hook
+//! reports as current. Every action is kept in the journal with the idempotency key it was
+//! accepted under, and its steps are published on the stream (`action.accepted`,
+//! `action.running`, `action.succeeded` / `action.failed`), as the simulator does.
+//!
+//! The actor recorded on an action is the name of the token that asked; the person the
+//! console names (`actor` in the request) is passed to the hook as `requested_by`.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use chrono::Utc;
+
+use super::config::{Hook, Secret, Service as ServiceConfig};
+use super::hooks::{self, Call, Status};
+use super::journal::DurableJournal;
+use crate::protocol::actions::*;
+use crate::protocol::events::{ActionEvent, EventType};
+use crate::server::actions::{refusal, Backend, Intent, Refusal};
+
+pub struct HookBackend {
+    cluster: String,
+    services: Vec<ServiceConfig>,
+    journal: Arc<DurableJournal>,
+    http: reqwest::Client,
+}
+
+impl HookBackend {
+    /// The backend; actions a previous run left unfinished are closed as failed first,
+    /// with what is known: the hook was stopped, whether it acted is not known.
+    pub async fn start(
+        cluster: String,
+        services: Vec<ServiceConfig>,
+        journal: Arc<DurableJournal>,
+    ) -> anyhow::Result<Arc<HookBackend>> {
+        crate::process::install_tls_provider();
+        let http = reqwest::Client::builder()
+            // A hook never follows a redirect: it could send the action elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        let backend = Arc::new(HookBackend {
+            cluster,
+            services,
+            journal,
+            http,
+        });
+        for mut action in backend.journal.unfinished_actions().await? {
+            action.state = ActionState::Failed;
+            action.error = Some(
+                "the gateway stopped while this action's hook ran; whether it acted is not \
+                 known: check the deploy tool before acting again"
+                    .into(),
+            );
+            action.updated_at = Utc::now();
+            backend.record(&action, EventType::ActionFailed).await;
+        }
+        Ok(backend)
+    }
+
+    fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    fn by_deployment(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.deployment == name)
+    }
+
+    async fn status(&self, service: &ServiceConfig) -> Result<Option<Status>, Refusal> {
+        let Some(hook) = &service.hooks.status else {
+            return Ok(None);
+        };
+        let call = Call {
+            cluster: self.cluster.clone(),
+            kind: "status".into(),
+            service: service.name.clone(),
+            deployment: service.deployment.clone(),
+            ..Call::default()
+        };
+        let outcome = hooks::run(hook, &call, service.hooks.timeout, &self.http, read).await;
+        hooks::parse_status(&outcome).map(Some).map_err(|why| {
+            refusal(
+                StatusCode::BAD_GATEWAY,
+                "status_unavailable",
+                format!("{}: {why}", service.name),
+            )
+        })
+    }
+
+    async fn service_view(&self, s: &ServiceConfig) -> Result<Service, Refusal> {
+        let status = self.status(s).await?;
+        let primary = status
+            .and_then(|st| st.primary_region)
+            .unwrap_or_else(|| s.regions[0].clone());
+        Ok(Service {
+            name: s.name.clone(),
+            deployment: s.deployment.clone(),
+            primary_region: primary,
+            regions: s.regions.clone(),
+            last_changed_by: self.last_changed_by(&s.name, ActionKind::Failover).await,
+        })
+    }
+
+    async fn deployment_view(&self, s: &ServiceConfig) -> Result<Deployment, Refusal> {
+        let status = self.status(s).await?.unwrap_or_default();
+        let now = Utc::now();
+        Ok(Deployment {
+            name: s.deployment.clone(),
+            service: s.name.clone(),
+            current_revision: status.revision.unwrap_or(0),
+            revisions: status
+                .revisions
+                .iter()
+                .map(|r| Revision {
+                    revision: r.revision,
+                    model_version: r.model_version.clone(),
+                    created_at: r.created_at.unwrap_or(now),
+                })
+                .collect(),
+            rollout: None,
+            nodes_total: status.nodes_total.unwrap_or(0),
+            last_changed_by: self.last_changed_by(&s.name, ActionKind::Rollback).await,
+        })
+    }
+
+    /// Who changed it last, when the gateway's own latest action on it succeeded.
+    async fn last_changed_by(&self, service: &str, kind: ActionKind) -> Option<String> {
+        let last = self.journal.last_action_on(service).await.ok().flatten()?;
+        (last.kind == kind && last.state == ActionState::Succeeded).then_some(last.actor)
+    }
+
+    /// Keeps the action's new state and publishes the step on the stream.
+    async fn record(&self, action: &Action, ty: EventType) {
+        if let Err(e) = self.journal.update_action(action).await {
+            tracing::error!(action = %action.id, error = %e, "cannot record the action's state");
+        }
+        self.publish(action, ty).await;
+    }
+
+    async fn publish(&self, a: &Action, ty: EventType) {
+        let data = ActionEvent {
+            action_id: a.id.clone(),
+            kind: a.kind,
+            service: a.service.clone(),
+            from: a.from.clone(),
+            to: a.to.clone(),
+            actor: a.actor.clone(),
+            reason: a.reason.clone(),
+            error: a.error.clone(),
+        };
+        let source = format!("/clusters/{}", self.cluster);
+        let subject = format!("action/{}", a.id);
+        // A stable id per step: publishing a step twice (a retry) is one event.
+        let id = format!(
+            "{}-{}",
+            a.id,
+            ty.name().rsplit('.').next().unwrap_or("step")
+        );
+        let published = self
+            .journal
+            .publish_with_ids(vec![id.clone()], |seq, _| {
+                crate::server::envelope(&source, &id, ty, a.updated_at, &subject, seq, &data)
+            })
+            .await;
+        if let Err(e) = published {
+            tracing::error!(action = %a.id, error = %e, "cannot publish the action's step");
+        }
+    }
+
+    /// Accepts an action: keeps it under its key, publishes it, and runs its hook in the
+    /// background (running → succeeded / failed, with the hook's output).
+    async fn accept(
+        self: &Arc<Self>,
+        service: &ServiceConfig,
+        hook: Hook,
+        step: Step,
+        intent: &Intent,
+    ) -> Result<Action, Refusal> {
+        let Step {
+            kind,
+            from,
+            to,
+            requested_by,
+            reason,
+        } = step;
+        let (requested_by, reason) = (requested_by.as_str(), reason.as_str());
+        let now = Utc::now();
+        let action = Action {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind,
+            service: service.name.clone(),
+            deployment: (kind == ActionKind::Rollback).then(|| service.deployment.clone()),
+            from,
+            to,
+            state: ActionState::Accepted,
+            actor: intent
+                .caller
+                .clone()
+                .unwrap_or_else(|| requested_by.to_owned()),
+            reason: reason.to_owned(),
+            created_at: now,
+            updated_at: now,
+            error: None,
+            output: None,
+        };
+        self.journal
+            .save_action(&action, &intent.idempotency_key, &intent.fingerprint)
+            .await
+            .map_err(|e| {
+                refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "journal",
+                    format!("cannot record the action, so it was not run: {e}"),
+                )
+            })?;
+        self.publish(&action, EventType::ActionAccepted).await;
+        let call = Call {
+            cluster: self.cluster.clone(),
+            kind: match kind {
+                ActionKind::Rollback => "rollback".into(),
+                ActionKind::Failover => "failover".into(),
+            },
+            service: service.name.clone(),
+            deployment: service.deployment.clone(),
+            action_id: action.id.clone(),
+            from: action.from.clone(),
+            to: action.to.clone(),
+            actor: action.actor.clone(),
+            requested_by: requested_by.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let timeout = service.hooks.timeout;
+        let this = self.clone();
+        let mut running = action.clone();
+        tokio::spawn(async move {
+            running.state = ActionState::Running;
+            running.updated_at = Utc::now();
+            this.record(&running, EventType::ActionRunning).await;
+            let outcome = hooks::run(&hook, &call, timeout, &this.http, read).await;
+            running.updated_at = Utc::now();
+            running.output = Some(outcome.output.clone());
+            let ty = if outcome.ok {
+                running.state = ActionState::Succeeded;
+                EventType::ActionSucceeded
+            } else {
+                running.state = ActionState::Failed;
+                let last_line = outcome
+                    .output
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .chars()
+                    .take(300)
+                    .collect::<String>();
+                running.error = Some(if last_line.is_empty() {
+                    format!("the {} hook failed ({})", call.kind, outcome.status)
+                } else {
+                    format!(
+                        "the {} hook failed ({}): {last_line}",
+                        call.kind, outcome.status
+                    )
+                });
+                EventType::ActionFailed
+            };
+            tracing::info!(action = %running.id, state = ?running.state, status = %outcome.status, "hook finished");
+            this.record(&running, ty).await;
+        });
+        Ok(action)
+    }
+}
+
+/// An action as checked, before it is accepted.
+struct Step {
+    kind: ActionKind,
+    from: String,
+    to: String,
+    /// The person the console names.
+    requested_by: String,
+    reason: String,
+}
+
+fn read(secret: &Secret) -> anyhow::Result<String> {
+    super::serve::read_secret(secret, "hook token")
+}
+
+fn not_found(what: String) -> Refusal {
+    refusal(StatusCode::NOT_FOUND, "not_found", what)
+}
+
+fn not_configured(what: String) -> Refusal {
+    refusal(StatusCode::BAD_REQUEST, "not_configured", what)
+}
+
+/// The backend behind `Arc`, as the action API holds it (hooks run in tasks that outlive
+/// the request).
+pub struct GatewayActions(pub Arc<HookBackend>);
+
+impl Backend for GatewayActions {
+    async fn services(&self) -> Result<Vec<Service>, Refusal> {
+        let mut out = Vec::new();
+        for s in &self.0.services {
+            out.push(self.0.service_view(s).await?);
+        }
+        Ok(out)
+    }
+
+    async fn deployments(&self) -> Result<Vec<Deployment>, Refusal> {
+        let mut out = Vec::new();
+        for s in &self.0.services {
+            out.push(self.0.deployment_view(s).await?);
+        }
+        Ok(out)
+    }
+
+    async fn deployment(&self, name: &str) -> Result<Deployment, Refusal> {
+        let s = self
+            .0
+            .by_deployment(name)
+            .ok_or_else(|| not_found(format!("no deployment {name:?}")))?;
+        self.0.deployment_view(s).await
+    }
+
+    async fn action(&self, id: &str) -> Result<Action, Refusal> {
+        match self.0.journal.action(id).await {
+            Ok(Some(a)) => Ok(a),
+            Ok(None) => Err(not_found(format!("no action {id:?}"))),
+            Err(e) => Err(refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "journal",
+                format!("cannot read the action: {e}"),
+            )),
+        }
+    }
+
+    async fn rollback(
+        &self,
+        deployment: &str,
+        req: RollbackRequest,
+        intent: &Intent,
+    ) -> Result<Action, Refusal> {
+        let b = &self.0;
+        let s = b
+            .by_deployment(deployment)
+            .ok_or_else(|| not_found(format!("no deployment {deployment:?}")))?;
+        let Some(hook) = s.hooks.rollback.clone() else {
+            return Err(not_configured(format!(
+                "{} has no rollback hook in the gateway's configuration",
+                s.name
+            )));
+        };
+        let status = b.status(s).await?.unwrap_or_default();
+        let Some(current) = status.revision else {
+            return Err(refusal(
+                StatusCode::BAD_GATEWAY,
+                "status_unavailable",
+                format!(
+                    "{}: the status hook reports no revision, so the precondition cannot be checked",
+                    s.name
+                ),
+            ));
+        };
+        if current != req.expected_revision {
+            return Err((
+                StatusCode::CONFLICT,
+                ApiError {
+                    error: "precondition_failed".into(),
+                    message: format!(
+                        "{deployment} is at revision {current}, not {}: someone changed it since you looked",
+                        req.expected_revision
+                    ),
+                    current: Some(serde_json::json!({ "revision": current })),
+                    changed_by: b.last_changed_by(&s.name, ActionKind::Rollback).await,
+                },
+            ));
+        }
+        let known = status.revisions.is_empty()
+            || status
+                .revisions
+                .iter()
+                .any(|r| r.revision == req.to_revision);
+        if req.to_revision == current || !known {
+            return Err(refusal(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!(
+                    "revision {} is not an earlier revision of {deployment} (history: {})",
+                    req.to_revision,
+                    status
+                        .revisions
+                        .iter()
+                        .map(|r| r.revision.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let step = Step {
+            kind: ActionKind::Rollback,
+            from: current.to_string(),
+            to: req.to_revision.to_string(),
+            requested_by: req.actor,
+            reason: req.reason,
+        };
+        b.accept(s, hook, step, intent).await
+    }
+
+    async fn failover(
+        &self,
+        service: &str,
+        req: FailoverRequest,
+        intent: &Intent,
+    ) -> Result<Action, Refusal> {
+        let b = &self.0;
+        let s = b
+            .service(service)
+            .ok_or_else(|| not_found(format!("no service {service:?}")))?;
+        let Some(hook) = s.hooks.failover.clone() else {
+            return Err(not_configured(format!(
+                "{} has no failover hook in the gateway's configuration",
+                s.name
+            )));
+        };
+        let status = b.status(s).await?.unwrap_or_default();
+        let Some(primary) = status.primary_region else {
+            return Err(refusal(
+                StatusCode::BAD_GATEWAY,
+                "status_unavailable",
+                format!(
+                    "{}: the status hook reports no primary_region, so the precondition cannot be checked",
+                    s.name
+                ),
+            ));
+        };
+        if primary != req.expected_primary_region {
+            return Err((
+                StatusCode::CONFLICT,
+                ApiError {
+                    error: "precondition_failed".into(),
+                    message: format!(
+                        "{service}'s primary region is {primary}, not {}: someone changed it since you looked",
+                        req.expected_primary_region
+                    ),
+                    current: Some(serde_json::json!({ "primary_region": primary })),
+                    changed_by: b.last_changed_by(&s.name, ActionKind::Failover).await,
+                },
+            ));
+        }
+        if req.to_region == primary || !s.regions.contains(&req.to_region) {
+            return Err(refusal(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!(
+                    "{:?} is not another region of {service} (regions: {})",
+                    req.to_region,
+                    s.regions.join(", ")
+                ),
+            ));
+        }
+        let step = Step {
+            kind: ActionKind::Failover,
+            from: primary,
+            to: req.to_region,
+            requested_by: req.actor,
+            reason: req.reason,
+        };
+        b.accept(s, hook, step, intent).await
+    }
+}
