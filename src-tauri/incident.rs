@@ -176,6 +176,8 @@ pub struct TimelineEntry {
     pub body: String,
     /// The entry this one corrects, for kind `correction`.
     pub amends: Option<i64>,
+    /// For an entry about a recorded event, its type (`alert.firing`, …).
+    pub event_type: Option<String>,
 }
 
 /// What an engineer fills in to open an incident by hand.

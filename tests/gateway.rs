@@ -457,12 +457,17 @@ mod serving {
 
     /// A gateway configuration on a loopback port, its tokens in files under `dir`.
     fn config_text(dir: &Path, listen: &str) -> String {
+        config_text_am(dir, listen, "http://127.0.0.1:9093")
+    }
+
+    /// [`config_text`] with Alertmanager at `am_url`.
+    fn config_text_am(dir: &Path, listen: &str, am_url: &str) -> String {
         std::fs::write(dir.join("console.token"), format!("{CONSOLE_TOKEN}\n")).unwrap();
         std::fs::write(dir.join("webhook.token"), WEBHOOK_TOKEN).unwrap();
         let text = format!(
             "cluster = \"prod-east\"\nlisten = \"{listen}\"\n\
              [[tokens]]\nname = \"oncall\"\nfile = \"{}\"\n\
-             [alertmanager]\nurl = \"http://127.0.0.1:9093\"\nwebhook_token = {{ file = \"{}\" }}\n",
+             [alertmanager]\nurl = \"{am_url}\"\nwebhook_token = {{ file = \"{}\" }}\n",
             dir.join("console.token").display(),
             dir.join("webhook.token").display()
         );
@@ -506,8 +511,17 @@ mod serving {
 
     /// `firebreak gateway --config` as a process of its own, on a fixed loopback port.
     async fn spawn_gateway(dir: &Path, port: u16) -> KillOnDrop {
+        spawn_gateway_am(dir, port, "http://127.0.0.1:9093").await
+    }
+
+    /// [`spawn_gateway`] with Alertmanager at `am_url`.
+    async fn spawn_gateway_am(dir: &Path, port: u16, am_url: &str) -> KillOnDrop {
         let file = dir.join("gateway.toml");
-        std::fs::write(&file, config_text(dir, &format!("127.0.0.1:{port}"))).unwrap();
+        std::fs::write(
+            &file,
+            config_text_am(dir, &format!("127.0.0.1:{port}"), am_url),
+        )
+        .unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
             .args(["gateway", "--config"])
             .arg(&file)
@@ -614,6 +628,243 @@ mod serving {
     /// The real Alertmanager (Debian's 0.25) posts to the gateway: an alert sent to its
     /// API is grouped, notified to the webhook with the webhook's token, and opens the
     /// incident on the console.
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// Debian's Alertmanager from a temporary folder, with the shipped configuration
+    /// pointed at a gateway on `gateway_port`, at test speed.
+    fn start_alertmanager(dir: &Path, gateway_port: u16, am_port: u16) -> KillOnDrop {
+        let shipped = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/alertmanager.yml"),
+        )
+        .unwrap();
+        let am_config = shipped
+            .replace(
+                "https://127.0.0.1:7443/v1/alertmanager",
+                &format!("http://127.0.0.1:{gateway_port}/v1/alertmanager"),
+            )
+            .replace(
+                "/etc/firebreak/alertmanager-token",
+                &dir.join("webhook.token").display().to_string(),
+            )
+            .replace("group_wait: 10s", "group_wait: 1s");
+        std::fs::write(dir.join("alertmanager.yml"), am_config).unwrap();
+        let found = std::process::Command::new("sh")
+            .args(["-c", "command -v prometheus-alertmanager"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "prometheus-alertmanager is missing: `bash .ci/deps.sh --test` installs it"
+        );
+        let am = std::process::Command::new("prometheus-alertmanager")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("alertmanager.yml").display()
+            ))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        KillOnDrop(am)
+    }
+
+    /// Posts alerts to Alertmanager's API (as Prometheus does), once it is up.
+    async fn post_alerts(am_port: u16, alerts: serde_json::Value) {
+        let am_api = format!("http://127.0.0.1:{am_port}/api/v2/alerts");
+        crate::support::rig::wait_for(
+            Duration::from_secs(30),
+            "Alertmanager to take the alerts",
+            async || {
+                reqwest::Client::new()
+                    .post(&am_api)
+                    .json(&alerts)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            },
+        )
+        .await;
+    }
+
+    /// Alertmanager takes an alert while the gateway is down (its notification fails):
+    /// the gateway reads it from Alertmanager's API when it starts, and the console opens
+    /// the incident. The engineer silences the alert from its timeline entry through the
+    /// desk: the silence appears in Alertmanager with the alert's matchers and who asked.
+    /// The alert resolves while the gateway is down again: after it is back, the console
+    /// records the resolution exactly once.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_gateway_catches_up_with_alertmanager_and_the_console_silences_an_alert() {
+        use firebreak::actions::{ActionDesk, Tokens};
+        use firebreak::ingest::sink::{ConsoleSink, StatusBoard};
+        use firebreak::store::actions::ActionState;
+        firebreak::process::install_tls_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let (port, am_port) = (free_port(), free_port());
+        let am_url = format!("http://127.0.0.1:{am_port}");
+        let _am = start_alertmanager(dir.path(), port, am_port);
+        let starts = chrono::Utc::now() - chrono::Duration::seconds(30);
+        let alert = |ends: Option<chrono::DateTime<chrono::Utc>>| {
+            let mut a = serde_json::json!({
+                "labels": {"alertname": "GpuXidErrors", "service": "llm-assistant", "region": "us-east", "severity": "critical"},
+                "annotations": {"summary": "XID 79 on 3 GPU nodes of llm-assistant in us-east"},
+                "startsAt": starts.to_rfc3339(),
+            });
+            if let Some(e) = ends {
+                a["endsAt"] = serde_json::json!(e.to_rfc3339());
+            }
+            serde_json::json!([a])
+        };
+        // The gateway is not running: Alertmanager's notification goes nowhere.
+        post_alerts(am_port, alert(None)).await;
+
+        let mut gw = spawn_gateway_am(dir.path(), port, &am_url).await;
+        let db = dir.path().join("console/firebreak.db");
+        let (store, engine, recorder, cluster) = console(
+            &db,
+            "prod-east",
+            &format!("ws://127.0.0.1:{port}/v1/events"),
+            &format!("http://127.0.0.1:{port}"),
+            Some(CONSOLE_TOKEN),
+        )
+        .await;
+        crate::support::rig::wait_for(
+            Duration::from_secs(60),
+            "the incident from the catch-up",
+            async || !store.incidents().await.unwrap().is_empty(),
+        )
+        .await;
+        let incident = store.incidents().await.unwrap().remove(0);
+        assert_eq!(
+            incident.title,
+            "XID 79 on 3 GPU nodes of llm-assistant in us-east"
+        );
+
+        // Silence it from its entry, through the desk's guard rails.
+        let entry = store
+            .timeline(incident.id, None, 200)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| {
+                e.kind == firebreak::incident::EntryKind::Event
+                    && e.event_type.as_deref() == Some("alert.firing")
+            })
+            .expect("the alert's entry");
+        let tokens = Tokens::default();
+        tokens.set(cluster, CONSOLE_TOKEN);
+        let sink: Arc<dyn ConsoleSink> = recorder.clone();
+        let desk = ActionDesk::new(
+            store.clone(),
+            tokens,
+            Arc::new(StatusBoard::default()),
+            sink,
+        );
+        let proposed = desk
+            .propose_silence(incident.id, entry.id, 3600, "alice")
+            .await
+            .unwrap();
+        assert_eq!(
+            proposed.preview.summary,
+            "Silence GpuXidErrors on llm-assistant in us-east for 1 h"
+        );
+        assert!(
+            proposed
+                .preview
+                .target_health
+                .text
+                .contains("is firing in us-east"),
+            "{}",
+            proposed.preview.target_health.text
+        );
+        assert!(proposed
+            .preview
+            .precondition
+            .contains("alertname=\"GpuXidErrors\", service=\"llm-assistant\", region=\"us-east\""));
+        // An entry that is not an alert cannot be silenced.
+        let opened = store
+            .timeline(incident.id, None, 200)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.kind == firebreak::incident::EntryKind::Opened)
+            .unwrap();
+        assert!(desk
+            .propose_silence(incident.id, opened.id, 3600, "alice")
+            .await
+            .is_err());
+        desk.confirm(
+            &proposed.id,
+            "alice",
+            "known GPU fault, vendor ticket open",
+            None,
+        )
+        .await
+        .unwrap();
+        let done = desk.drive(&proposed.id).await.unwrap();
+        assert_eq!(done.state, ActionState::Succeeded, "{done:?}");
+        let silences: serde_json::Value = reqwest::get(format!("{am_url}/api/v2/silences"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let silences = silences.as_array().unwrap();
+        assert_eq!(silences.len(), 1, "{silences:?}");
+        let s = &silences[0];
+        assert_eq!(s["status"]["state"], "active");
+        assert_eq!(s["comment"], "known GPU fault, vendor ticket open");
+        assert!(s["createdBy"]
+            .as_str()
+            .unwrap()
+            .contains("oncall for alice"));
+        let mut matchers: Vec<(String, String)> = s["matchers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_owned(),
+                    m["value"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        matchers.sort();
+        assert_eq!(
+            matchers,
+            [
+                ("alertname".to_owned(), "GpuXidErrors".to_owned()),
+                ("region".to_owned(), "us-east".to_owned()),
+                ("service".to_owned(), "llm-assistant".to_owned())
+            ]
+        );
+
+        // Resolved while the gateway is down; recorded once after it is back.
+        gw.0.kill().unwrap();
+        gw.0.wait().unwrap();
+        post_alerts(am_port, alert(Some(chrono::Utc::now()))).await;
+        let _gw = spawn_gateway_am(dir.path(), port, &am_url).await;
+        let resolved = "SELECT COUNT(*) FROM events WHERE type = 'dev.firebreak.alert.resolved'";
+        crate::support::rig::wait_for(Duration::from_secs(60), "the resolution", async || {
+            count(&db, resolved).await == 1
+        })
+        .await;
+        // Later catch-ups and Alertmanager's own retries add nothing.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(count(&db, resolved).await, 1);
+        let firing = "SELECT COUNT(*) FROM events WHERE type = 'dev.firebreak.alert.firing'";
+        assert_eq!(count(&db, firing).await, 1);
+        engine.stop().await;
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn a_real_alertmanager_notifies_the_gateway_and_the_console_opens_the_incident() {
         firebreak::process::install_tls_provider();
@@ -627,46 +878,7 @@ mod serving {
         };
         let (port, am_port) = (free(), free());
         let _gw = spawn_gateway(dir.path(), port).await;
-        // The shipped Alertmanager configuration, pointed at this gateway, at test speed.
-        let shipped = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/alertmanager.yml"),
-        )
-        .unwrap();
-        let am_config = shipped
-            .replace(
-                "https://127.0.0.1:7443/v1/alertmanager",
-                &format!("http://127.0.0.1:{port}/v1/alertmanager"),
-            )
-            .replace(
-                "/etc/firebreak/alertmanager-token",
-                &dir.path().join("webhook.token").display().to_string(),
-            )
-            .replace("group_wait: 10s", "group_wait: 1s");
-        std::fs::write(dir.path().join("alertmanager.yml"), am_config).unwrap();
-        let found = std::process::Command::new("sh")
-            .args(["-c", "command -v prometheus-alertmanager"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "prometheus-alertmanager is missing: `bash .ci/deps.sh --test` installs it"
-        );
-        let am = std::process::Command::new("prometheus-alertmanager")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("alertmanager.yml").display()
-            ))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let _am = KillOnDrop(am);
+        let _am = start_alertmanager(dir.path(), port, am_port);
 
         let db = dir.path().join("console/firebreak.db");
         let (store, engine, _, _) = console(

@@ -353,3 +353,40 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Every route the OpenAPI document lists for the gateway is one it answers: asked
+/// without a token, each says who may ask (or that it is not configured), never the
+/// router's bare "no such route".
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_gateway_route_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path()).await;
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(dir.path().join("ca.pem")).unwrap())
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let routes = firebreak::gateway::serve::ROUTES
+        .iter()
+        .chain(firebreak::server::actions::ROUTES);
+    for (method, path) in routes {
+        let path = path.replace("{name}", "llm-assistant").replace("{id}", "x");
+        let url = format!("{}{path}", gw.base_url());
+        let r = match *method {
+            "get" => http.get(&url),
+            _ => http.post(&url).json(&serde_json::json!({})),
+        }
+        .send()
+        .await
+        .unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        assert!(
+            status == 401 || (status == 404 && body["error"] == "not_configured"),
+            "{method} {path}: {status} {body}"
+        );
+    }
+    gw.shutdown();
+}

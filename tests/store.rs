@@ -722,3 +722,94 @@ async fn a_batch_that_did_not_commit_leaves_the_rules_as_they_were() {
         "the third burning sample opens the incident"
     );
 }
+
+/// Migration 9 rebuilds the actions table (silences are a new kind): a store made before
+/// it, with an action and a runbook run waiting on it, opens with both intact, its foreign
+/// keys still pointing at the table, and takes a silence afterwards.
+#[tokio::test]
+async fn the_actions_rebuild_keeps_what_an_older_store_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let older = dir.path().join("migrations-1-to-8");
+    std::fs::create_dir(&older).unwrap();
+    for entry in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")).unwrap()
+    {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.as_str() < "0009" {
+            std::fs::copy(&path, older.join(&name)).unwrap();
+        }
+    }
+    let db = dir.path().join("firebreak.db");
+    {
+        let url = format!("sqlite://{}?mode=rwc", db.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::migrate::Migrator::new(older.as_path())
+            .await
+            .unwrap()
+            .run(&mut conn)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO clusters (id, name, events_url, actions_url, created_ms) VALUES (1, 'prod', 'ws://127.0.0.1:1/v1/events', 'http://127.0.0.1:1', 1);
+             INSERT INTO incidents (id, public_id, title, severity, status, service, cluster_id, opened_ms, updated_ms) VALUES (1, 'i-1', 'HighErrorRate on llm', 'critical', 'open', 'llm', 1, 1, 1);
+             INSERT INTO actions (public_id, incident_id, cluster_id, kind, service, target, from_value, to_value, preview, state, proposed_by, confirmed_by, reason, idempotency_key, created_ms, updated_ms, confirmed_install)
+               VALUES ('a-1', 1, 1, 'rollback', 'llm', 'llm-serving', '42', '41', '{}', 'succeeded', 'alice', 'alice', 'bad model', 'key-1', 1, 2, 'install-1');
+             INSERT INTO runbook_runs (incident_id, runbook_id, runbook_title, runbook_version, steps, current_step, waiting_action, state, started_by, started_ms, updated_ms)
+               VALUES (1, 'bad-rollout', 'Bad rollout', 'v1', '[]', 'rollback', 'a-1', 'running', 'alice', 1, 1);",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let store = Store::open(&db).await.unwrap();
+    drop(store);
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rw", db.display()))
+        .await
+        .unwrap();
+    let kept: (String, String, String, String) = sqlx::query_as(
+        "SELECT public_id, kind, idempotency_key, confirmed_install FROM actions WHERE public_id = 'a-1'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        kept,
+        (
+            "a-1".into(),
+            "rollback".into(),
+            "key-1".into(),
+            "install-1".into()
+        )
+    );
+    let dangling: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert!(dangling.is_empty(), "{dangling:?}");
+    let refers: (String,) =
+        sqlx::query_as("SELECT sql FROM sqlite_master WHERE name = 'runbook_runs'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(
+        refers.0.contains("REFERENCES actions(public_id)"),
+        "{}",
+        refers.0
+    );
+    let waiting: (String,) = sqlx::query_as(
+        "SELECT a.kind FROM runbook_runs r JOIN actions a ON a.public_id = r.waiting_action",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(waiting.0, "rollback");
+    // A silence is now a kind the table takes.
+    sqlx::query(
+        "INSERT INTO actions (public_id, incident_id, cluster_id, kind, service, target, from_value, to_value, preview, state, proposed_by, created_ms, updated_ms) \
+         VALUES ('s-1', 1, 1, 'silence', 'llm', 'HighErrorRate', 'us-east', '3600', '{}', 'proposed', 'alice', 3, 3)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::protocol::actions::{
     Action, ApiError, Deployment, FailoverRequest, RollbackRequest, Service, ServiceList,
-    IDEMPOTENCY_KEY,
+    SilenceRequest, IDEMPOTENCY_KEY,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -179,6 +179,14 @@ impl ActionClient {
                 reqwest::Method::POST,
                 &format!("/v1/services/{service}/failover"),
             )
+            .header(IDEMPOTENCY_KEY, key)
+            .json(body);
+        self.send(req).await
+    }
+
+    pub async fn silence(&self, body: &SilenceRequest, key: &str) -> Outcome<Action> {
+        let req = self
+            .request(reqwest::Method::POST, "/v1/alerts/silence")
             .header(IDEMPOTENCY_KEY, key)
             .json(body);
         self.send(req).await

@@ -35,7 +35,7 @@ use client::{ActionClient, Outcome};
 
 use crate::ingest::sink::{Committed, ConsoleSink, StatusBoard};
 use crate::protocol::actions::{
-    ActionKind, ActionState as Remote, FailoverRequest, RollbackRequest,
+    ActionKind, ActionState as Remote, FailoverRequest, RollbackRequest, SilenceRequest,
 };
 use crate::store::actions::{ActionRecord, ActionState, Step};
 use crate::store::{now_ms, Store, StoreError};
@@ -298,6 +298,74 @@ impl ActionDesk {
         Ok(action)
     }
 
+    /// Proposes silencing the alert of a timeline entry (an `alert.firing` event the
+    /// incident recorded) for `duration_s`, with a preview of what its matchers select.
+    /// The page names only the incident and the entry; the matchers come from the event.
+    pub async fn propose_silence(
+        &self,
+        incident_id: i64,
+        entry_id: i64,
+        duration_s: u32,
+        actor: &str,
+    ) -> Result<ActionRecord> {
+        let settings = ActionSettings::load(&self.store).await?;
+        if settings.read_only {
+            return Err(DeskError::ReadOnly);
+        }
+        let incident = self.store.incident(incident_id).await?;
+        let alert = self
+            .store
+            .alert_of_entry(incident_id, entry_id)
+            .await?
+            .ok_or_else(|| {
+                DeskError::Refused(
+                    "only an alert that fired can be silenced, and this entry is not one".into(),
+                )
+            })?;
+        let (cluster, token, _client) = self.client_for(alert.cluster_id).await?;
+        if token.is_none() {
+            return Err(DeskError::Refused(format!(
+                "no token is saved for cluster {}: nothing can be sent. Add the token in Clusters",
+                cluster.name
+            )));
+        }
+        let plan = preview::plan_silence(
+            &self.store,
+            &cluster,
+            &incident,
+            &alert,
+            duration_s,
+            &settings,
+        )
+        .await?;
+        let mut preview = plan.preview;
+        if !matches!(
+            self.streams.state(cluster.id),
+            Some(crate::ingest::sink::StreamState::Live { .. })
+        ) {
+            preview.warnings.push(format!(
+                "the stream of cluster {} is not live: the alerts shown as firing may be out of date",
+                cluster.name
+            ));
+        }
+        let action = self
+            .store
+            .propose_action(&crate::store::actions::NewAction {
+                incident_id,
+                cluster_id: cluster.id,
+                kind: ActionKind::Silence,
+                service: &alert.service,
+                target: &plan.target,
+                from: &plan.from,
+                to: &plan.to,
+                preview: &preview,
+                proposed_by: actor,
+            })
+            .await?;
+        self.changed(incident_id);
+        Ok(action)
+    }
+
     /// Checks that a proposed action can be confirmed as it stands: the reason, the typed
     /// name, the token, and the cluster's state against the precondition. Returns the
     /// action, so the caller can ask for the final confirmation with its preview.
@@ -546,7 +614,9 @@ impl ActionDesk {
                 ActionState::Pending => self.after_grace(&action).await?,
                 ActionState::Sent | ActionState::Unknown => self.send(&action).await?,
                 ActionState::Accepted | ActionState::Running => self.follow(&action).await?,
-                ActionState::Succeeded if action.verification.is_none() => {
+                ActionState::Succeeded
+                    if action.verification.is_none() && action.kind != ActionKind::Silence =>
+                {
                     verify::verify(self, &action).await?;
                     Progress::Moved
                 }
@@ -627,6 +697,20 @@ impl ActionDesk {
                     reason,
                 };
                 client.failover(&action.target, &body, &key).await
+            }
+            ActionKind::Silence => {
+                let Ok(duration_s) = action.to.parse() else {
+                    return Err(DeskError::Refused(
+                        "the recorded silence duration is not a number".into(),
+                    ));
+                };
+                let body = SilenceRequest {
+                    matchers: preview::silence_matchers(action),
+                    duration_s,
+                    comment: reason,
+                    actor,
+                };
+                client.silence(&body, &key).await
             }
         };
         let from = [ActionState::Sent, ActionState::Unknown];

@@ -5,7 +5,7 @@ use super::client::{ActionClient, Outcome};
 use super::{ActionSettings, DeskError, Result};
 use crate::incident::Incident;
 use crate::protocol::actions::{ActionKind, Deployment, Service};
-use crate::store::actions::{ActionPreview, ActionRecord, TargetHealth};
+use crate::store::actions::{ActionPreview, ActionRecord, RecordedAlert, TargetHealth};
 use crate::store::{Cluster, Store};
 
 /// What a proposal resolved to.
@@ -80,6 +80,11 @@ pub async fn plan(
 
     let (target, from, to, summary, from_label, to_label, nodes, health, precondition) = match kind
     {
+        ActionKind::Silence => {
+            return Err(DeskError::Refused(
+                "a silence is proposed from the alert it silences (an alert entry)".into(),
+            ))
+        }
         ActionKind::Rollback => {
             let current = deployment.current_revision;
             let before = store
@@ -241,10 +246,123 @@ pub async fn plan(
     })
 }
 
+/// A silence of `alert` for `duration_s`: its matchers (the alert, its service and its
+/// region, exactly), and what they select among the alerts recorded as firing now.
+pub async fn plan_silence(
+    store: &Store,
+    cluster: &Cluster,
+    incident: &Incident,
+    alert: &RecordedAlert,
+    duration_s: u32,
+    settings: &ActionSettings,
+) -> Result<Plan> {
+    if !crate::protocol::actions::SILENCE_DURATION_S.contains(&duration_s) {
+        return Err(DeskError::Refused(format!(
+            "a silence lasts from 1 minute to 7 days (asked: {duration_s} s)"
+        )));
+    }
+    let firing = store
+        .firing_regions(cluster.id, &alert.alert, &alert.service)
+        .await?;
+    let still = firing.contains(&alert.region);
+    let health = TargetHealth {
+        healthy: Some(!still),
+        text: if still {
+            format!(
+                "{} on {} is firing in {} (recorded by this console); the silence quiets its                  notifications there only{}",
+                alert.alert,
+                alert.service,
+                alert.region,
+                match firing.iter().filter(|r| **r != alert.region).count() {
+                    0 => String::new(),
+                    n => format!(
+                        "; it also fires in {} other region{} ({}), which stay{} loud",
+                        n,
+                        if n == 1 { "" } else { "s" },
+                        firing
+                            .iter()
+                            .filter(|r| **r != alert.region)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        if n == 1 { "s" } else { "" }
+                    ),
+                }
+            )
+        } else {
+            format!(
+                "{} on {} in {} has resolved since (as recorded): the silence would quiet it if it fires again",
+                alert.alert, alert.service, alert.region
+            )
+        },
+    };
+    let hours = f64::from(duration_s) / 3600.0;
+    let length = if duration_s.is_multiple_of(3600) {
+        format!("{} h", duration_s / 3600)
+    } else {
+        format!("{hours:.1} h")
+    };
+    let ends = clock(crate::store::now_ms() + i64::from(duration_s) * 1000);
+    let mut warnings = vec![format!(
+        "a silence hides notifications; it fixes nothing. It ends at {ends} (in {length}) on its own"
+    )];
+    if incident.status == crate::incident::IncidentStatus::Resolved {
+        warnings.push("the incident is resolved".into());
+    }
+    let matchers = format!(
+        "alertname=\"{}\", service=\"{}\", region=\"{}\"",
+        alert.alert, alert.service, alert.region
+    );
+    Ok(Plan {
+        target: alert.alert.clone(),
+        from: alert.region.clone(),
+        to: duration_s.to_string(),
+        preview: ActionPreview {
+            summary: format!(
+                "Silence {} on {} in {} for {length}",
+                alert.alert, alert.service, alert.region
+            ),
+            from_label: if still {
+                "firing, notifying"
+            } else {
+                "resolved"
+            }
+            .into(),
+            to_label: format!("silenced until {ends}"),
+            nodes: 0,
+            requests_per_s: 0.0,
+            traffic_share: 0.0,
+            target_health: health,
+            precondition: format!("matchers: {matchers}"),
+            warnings,
+            type_to_confirm: false,
+            grace_s: settings.grace_s,
+        },
+    })
+}
+
+/// The matchers a recorded silence proposal sends: the alert (`target`), its service and
+/// its region (`from`), each exactly.
+pub fn silence_matchers(action: &ActionRecord) -> Vec<crate::protocol::actions::Matcher> {
+    let exact = |name: &str, value: &str| crate::protocol::actions::Matcher {
+        name: name.into(),
+        value: value.into(),
+        is_regex: false,
+        is_equal: true,
+    };
+    vec![
+        exact("alertname", &action.target),
+        exact("service", &action.service),
+        exact("region", &action.from),
+    ]
+}
+
 /// Reads the cluster's state again: `Some(what changed)` when the precondition no
 /// longer holds.
 pub async fn recheck(client: &ActionClient, action: &ActionRecord) -> Result<Option<String>> {
     match action.kind {
+        // A silence carries no precondition: silencing twice is harmless and visible.
+        ActionKind::Silence => Ok(None),
         ActionKind::Rollback => {
             let d: Deployment = answer(
                 client.deployment(&action.target).await,

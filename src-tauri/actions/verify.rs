@@ -23,6 +23,10 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
+    if action.kind == ActionKind::Silence {
+        // A silence changes what notifies, not the service: there is no recovery to check.
+        return Ok(());
+    }
     let store = desk.store();
     let settings = ActionSettings::load(store).await?;
     let start = action.succeeded_ms.unwrap_or_else(now_ms);
@@ -56,10 +60,7 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
         .filter(|m| m.primary)
         .collect();
     let last = &after[after.len().saturating_sub(LAST_SAMPLES)..];
-    let what = match action.kind {
-        ActionKind::Rollback => "rollback",
-        ActionKind::Failover => "failover",
-    };
+    let what = action.kind.as_str();
 
     let (recovered, body) = if last.is_empty() {
         (
@@ -103,7 +104,7 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
                 ActionKind::Rollback => {
                     format!("Next: failing {service} over to a healthy region is proposed.")
                 }
-                ActionKind::Failover => {
+                ActionKind::Failover | ActionKind::Silence => {
                     "No further action is proposed automatically: follow the runbook.".to_owned()
                 }
             };

@@ -383,6 +383,7 @@ async fn confirm_natively<R: Runtime>(
     let verb = match action.kind {
         crate::protocol::actions::ActionKind::Rollback => "_Roll back",
         crate::protocol::actions::ActionKind::Failover => "_Fail over",
+        crate::protocol::actions::ActionKind::Silence => "_Silence",
     };
     ask_natively(app, window, &format!("Confirm: {}", p.summary), text, verb).await
 }

@@ -22,6 +22,8 @@ use crate::server::actions::{refusal, Backend, Intent, Refusal};
 pub struct HookBackend {
     cluster: String,
     services: Vec<ServiceConfig>,
+    /// Where silences are created, and the label names the protocol's fields map to.
+    alertmanager: Option<super::config::Alertmanager>,
     journal: Arc<DurableJournal>,
     http: reqwest::Client,
 }
@@ -32,6 +34,7 @@ impl HookBackend {
     pub async fn start(
         cluster: String,
         services: Vec<ServiceConfig>,
+        alertmanager: Option<super::config::Alertmanager>,
         journal: Arc<DurableJournal>,
     ) -> anyhow::Result<Arc<HookBackend>> {
         crate::process::install_tls_provider();
@@ -43,6 +46,7 @@ impl HookBackend {
         let backend = Arc::new(HookBackend {
             cluster,
             services,
+            alertmanager,
             journal,
             http,
         });
@@ -217,10 +221,7 @@ impl HookBackend {
         self.publish(&action, EventType::ActionAccepted).await;
         let call = Call {
             cluster: self.cluster.clone(),
-            kind: match kind {
-                ActionKind::Rollback => "rollback".into(),
-                ActionKind::Failover => "failover".into(),
-            },
+            kind: kind.as_str().into(),
             service: service.name.clone(),
             deployment: service.deployment.clone(),
             action_id: action.id.clone(),
@@ -269,6 +270,34 @@ impl HookBackend {
         });
         Ok(action)
     }
+}
+
+/// The silence as Alertmanager's API v2 takes it (`POST /api/v2/silences`).
+fn alertmanager_silence(
+    am: &super::config::Alertmanager,
+    req: &SilenceRequest,
+    created_by: &str,
+    starts: chrono::DateTime<Utc>,
+    ends: chrono::DateTime<Utc>,
+) -> serde_json::Value {
+    let label = |name: &str| match name {
+        "service" => am.service_label.clone(),
+        "region" => am.region_label.clone(),
+        "severity" => am.severity_label.clone(),
+        other => other.to_owned(),
+    };
+    serde_json::json!({
+        "matchers": req.matchers.iter().map(|m| serde_json::json!({
+            "name": label(&m.name),
+            "value": m.value,
+            "isRegex": m.is_regex,
+            "isEqual": m.is_equal,
+        })).collect::<Vec<_>>(),
+        "startsAt": starts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "endsAt": ends.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "createdBy": created_by,
+        "comment": req.comment,
+    })
 }
 
 /// An action as checked, before it is accepted.
@@ -466,5 +495,89 @@ impl Backend for GatewayActions {
             reason: req.reason,
         };
         b.accept(s, hook, step, intent).await
+    }
+
+    async fn silence(&self, req: SilenceRequest, intent: &Intent) -> Result<Action, Refusal> {
+        let b = &self.0;
+        let Some(am) = &b.alertmanager else {
+            return Err(not_configured(
+                "this gateway has no [alertmanager] section, so it cannot create silences".into(),
+            ));
+        };
+        let service = req
+            .matchers
+            .iter()
+            .find(|m| m.name == "service" && m.is_equal && !m.is_regex)
+            .map(|m| m.value.clone())
+            .unwrap_or_default();
+        let caller = intent.caller.clone().unwrap_or_else(|| req.actor.clone());
+        let created_by = format!("{caller} for {} (Firebreak)", req.actor);
+        let starts = Utc::now();
+        let ends = starts + chrono::Duration::seconds(i64::from(req.duration_s));
+        let body = alertmanager_silence(am, &req, &created_by, starts, ends);
+        let sent = b
+            .http
+            .post(format!("{}/api/v2/silences", am.url))
+            .timeout(std::time::Duration::from_secs(15))
+            .json(&body)
+            .send()
+            .await;
+        let response = sent.map_err(|e| {
+            refusal(
+                StatusCode::BAD_GATEWAY,
+                "alertmanager_unavailable",
+                format!("Alertmanager at {} did not answer: {e}", am.url),
+            )
+        })?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_client_error() {
+            return Err(refusal(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!(
+                    "Alertmanager refused the silence ({status}): {}",
+                    text.trim()
+                ),
+            ));
+        }
+        if !status.is_success() {
+            return Err(refusal(
+                StatusCode::BAD_GATEWAY,
+                "alertmanager_unavailable",
+                format!("Alertmanager answered {status}: {}", text.trim()),
+            ));
+        }
+        let id = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["silenceID"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let action = Action {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: ActionKind::Silence,
+            service,
+            deployment: None,
+            from: describe_matchers(&req.matchers),
+            to: ends.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            state: ActionState::Succeeded,
+            actor: caller,
+            reason: req.comment.clone(),
+            created_at: starts,
+            updated_at: Utc::now(),
+            error: None,
+            output: Some(format!("Alertmanager silence {id}")),
+        };
+        if let Err(e) = b
+            .journal
+            .save_action(&action, &intent.idempotency_key, &intent.fingerprint)
+            .await
+        {
+            // The silence exists; the answer below still says so (and is kept as the
+            // key's first answer when the journal can take it).
+            tracing::error!(error = %e, silence = %id, "cannot record the silence action");
+        }
+        b.publish(&action, EventType::ActionAccepted).await;
+        b.publish(&action, EventType::ActionSucceeded).await;
+        Ok(action)
     }
 }

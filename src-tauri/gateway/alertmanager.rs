@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
 
 use super::config::Alertmanager as Labels;
 use crate::protocol::events::{AlertFiring, AlertResolved, AlertSeverity, EventType};
@@ -26,7 +27,7 @@ pub struct Notification {
     pub alerts: Vec<Alert>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     pub status: String,
@@ -207,6 +208,72 @@ pub fn map(alert: &Alert, labels: &Labels) -> Result<Mapped, String> {
         data,
         note,
     })
+}
+
+/// An alert as Alertmanager's API v2 lists it (`GET /api/v2/alerts`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Gettable {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    starts_at: DateTime<Utc>,
+    #[serde(default)]
+    generator_url: String,
+    fingerprint: String,
+    status: GettableStatus,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct GettableStatus {
+    /// `active`, `suppressed` (silenced or inhibited) or `unprocessed`.
+    state: String,
+}
+
+/// What a catch-up found: the alerts Alertmanager holds now, as webhook alerts (status
+/// `firing`), and the fingerprints of every one it holds in any state.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// Active: what a notification would have carried.
+    pub active: Vec<Alert>,
+    /// Every fingerprint Alertmanager still holds (active, silenced, inhibited): an alert
+    /// the gateway saw firing and that is not among these has resolved.
+    pub all: BTreeSet<String>,
+}
+
+/// Reads what Alertmanager holds now.
+pub async fn held(http: &reqwest::Client, url: &str) -> Result<Held, String> {
+    let response = http
+        .get(format!("{url}/api/v2/alerts"))
+        .timeout(std::time::Duration::from_secs(15))
+        .send()
+        .await
+        .map_err(|e| format!("Alertmanager at {url} did not answer: {e}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("Alertmanager at {url} answered {status}"));
+    }
+    let listed: Vec<Gettable> = response
+        .json()
+        .await
+        .map_err(|e| format!("Alertmanager's alert list is not what API v2 gives: {e}"))?;
+    let mut out = Held::default();
+    for g in listed {
+        out.all.insert(g.fingerprint.clone());
+        if g.status.state == "active" {
+            out.active.push(Alert {
+                status: "firing".into(),
+                labels: g.labels,
+                annotations: g.annotations,
+                starts_at: g.starts_at,
+                ends_at: None,
+                generator_url: g.generator_url,
+                fingerprint: g.fingerprint,
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

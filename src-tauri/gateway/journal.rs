@@ -79,6 +79,12 @@ CREATE TABLE IF NOT EXISTS actions (
     at_ms       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_by_service ON actions (service, at_ms);
+-- Alerts published as firing and not yet as resolved (the webhook's alert, as JSON): an
+-- alert that resolved while the gateway was not listening is found missing at catch-up.
+CREATE TABLE IF NOT EXISTS firing_alerts (
+    fingerprint TEXT PRIMARY KEY,
+    alert       TEXT NOT NULL
+) WITHOUT ROWID;
 ";
 
 fn now_ms() -> i64 {
@@ -379,6 +385,41 @@ impl DurableJournal {
         .await?;
         row.map(|(b,)| serde_json::from_str(&b).map_err(Into::into))
             .transpose()
+    }
+
+    /// Keeps track of which alerts are firing: a firing one is remembered, a resolved one
+    /// forgotten.
+    pub async fn track_alerts(&self, alerts: &[super::alertmanager::Alert]) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for a in alerts.iter().filter(|a| !a.fingerprint.is_empty()) {
+            if a.status == "firing" {
+                sqlx::query(
+                    "INSERT INTO firing_alerts (fingerprint, alert) VALUES (?, ?) \
+                     ON CONFLICT (fingerprint) DO UPDATE SET alert = excluded.alert",
+                )
+                .bind(&a.fingerprint)
+                .bind(serde_json::to_string(a)?)
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                sqlx::query("DELETE FROM firing_alerts WHERE fingerprint = ?")
+                    .bind(&a.fingerprint)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The alerts published as firing and not yet resolved.
+    pub async fn firing_alerts(&self) -> anyhow::Result<Vec<super::alertmanager::Alert>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT alert FROM firing_alerts")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(a,)| serde_json::from_str(&a).map_err(Into::into))
+            .collect()
     }
 
     pub async fn close(&self) {

@@ -28,6 +28,14 @@ use crate::server::faults::Faults;
 use crate::server::stream::StreamFaults;
 use crate::server::{bearer, constant_time_eq, envelope};
 
+/// Every route the gateway answers, as (method, path): checked against the OpenAPI
+/// document (with the action API's `server::actions::ROUTES`).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/v1/events"),
+    ("post", "/v1/alertmanager"),
+    ("get", "/v1/gateway/status"),
+];
+
 /// Inbound WebSocket messages (a console sends next to nothing) are capped low.
 const MAX_INBOUND_BYTES: usize = 64 * 1024;
 
@@ -44,7 +52,15 @@ struct Shared {
     last_notification: Mutex<Option<serde_json::Value>>,
     /// Prometheus queries that give nothing now, with why.
     prometheus_failures: super::prometheus::Failures,
+    /// Wakes the Alertmanager catch-up (a notification could not be recorded).
+    catch_up: tokio::sync::Notify,
+    /// The last catch-up: when, and what it found or why it failed.
+    last_catch_up: Mutex<Option<serde_json::Value>>,
 }
+
+/// How often the gateway reads Alertmanager's alerts besides at start and after a
+/// notification it could not record: a notification lost on the way is found within this.
+const CATCH_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 struct Webhook {
     token: String,
@@ -112,6 +128,7 @@ pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
         None => None,
     };
     let journal = Arc::new(DurableJournal::open(journal, Retention::default()).await?);
+    let mut tasks = Vec::new();
     let shared = Arc::new(Shared {
         cluster: config.cluster.clone(),
         journal,
@@ -122,8 +139,12 @@ pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
         malformed_sent: AtomicU64::new(0),
         last_notification: Mutex::new(None),
         prometheus_failures: Default::default(),
+        catch_up: tokio::sync::Notify::new(),
+        last_catch_up: Mutex::new(None),
     });
-    let mut tasks = Vec::new();
+    if shared.webhook.is_some() {
+        tasks.push(tokio::spawn(catch_up_loop(shared.clone())));
+    }
     if let Some(prometheus) = &config.prometheus {
         tasks.push(tokio::spawn(super::prometheus::poll(
             prometheus.clone(),
@@ -136,6 +157,7 @@ pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
     let backend = super::actions::HookBackend::start(
         config.cluster.clone(),
         config.services.clone(),
+        config.alertmanager.clone(),
         shared.journal.clone(),
     )
     .await?;
@@ -281,14 +303,19 @@ async fn events(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    // The token first, as on every route: who may ask comes before how they asked.
     let Some(who) = holder(&shared, &headers).map(str::to_owned) else {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing or wrong bearer token",
         );
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
     };
     let conn = shared.connections.fetch_add(1, Ordering::Relaxed);
     tracing::info!(token = %who, conn, after = ?q.after, "console subscribed");
@@ -339,10 +366,64 @@ async fn alertmanager_webhook(
         Ok(n) => n,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string()),
     };
+    let recorded = match record_alerts(&shared, hook, &notification.alerts).await {
+        Ok(r) => r,
+        // Not accepted: Alertmanager sends the notification again, and the catch-up reads
+        // what it holds once the journal takes writes again, so nothing is lost.
+        Err(e) => {
+            shared.catch_up.notify_one();
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "journal",
+                format!("cannot record the alerts: {e}"),
+            );
+        }
+    };
+    let mut refused = recorded.refused;
+    if notification.truncated_alerts > 0 {
+        // The catch-up reads them from Alertmanager's API.
+        shared.catch_up.notify_one();
+        refused.push(format!(
+            "{} alerts were left out of the notification by Alertmanager (max_alerts)",
+            notification.truncated_alerts
+        ));
+    }
+    let (accepted, mapped) = (recorded.accepted, recorded.mapped);
+    let answer = serde_json::json!({
+        "accepted": accepted,
+        "duplicates": mapped - accepted,
+        "refused": refused,
+    });
+    *shared
+        .last_notification
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some(serde_json::json!({
+        "at": chrono::Utc::now(),
+        "answer": answer,
+    }));
+    (StatusCode::OK, Json(answer)).into_response()
+}
+
+/// What recording a batch of alerts did.
+struct Recorded {
+    /// Alerts mapped to events, and how many of those were new.
+    mapped: usize,
+    accepted: usize,
+    /// Alerts that could not be ours, with why.
+    refused: Vec<String>,
+}
+
+/// Publishes alerts (a notification's, or a catch-up's) as events, each once, and keeps
+/// track of which are firing.
+async fn record_alerts(
+    shared: &Shared,
+    hook: &Webhook,
+    alerts: &[alertmanager::Alert],
+) -> anyhow::Result<Recorded> {
     let source = format!("/clusters/{}", shared.cluster);
     let mut mapped = Vec::new();
     let mut refused = Vec::new();
-    for alert in &notification.alerts {
+    for alert in alerts {
         match alertmanager::map(alert, &hook.labels) {
             Ok(m) => {
                 if let Some(note) = &m.note {
@@ -356,43 +437,103 @@ async fn alertmanager_webhook(
             }
         }
     }
-    if notification.truncated_alerts > 0 {
-        refused.push(format!(
-            "{} alerts were left out of the notification by Alertmanager (max_alerts)",
-            notification.truncated_alerts
-        ));
-    }
-    let published = shared
+    let accepted = shared
         .journal
         .publish_with_ids(mapped.iter().map(|m| m.id.clone()).collect(), |seq, i| {
             let m = &mapped[i];
             envelope(&source, &m.id, m.ty, m.time, &m.subject, seq, &m.data)
         })
-        .await;
-    let accepted = match published {
-        Ok(n) => n,
-        // Not accepted: Alertmanager sends the notification again, so nothing is lost.
+        .await?;
+    shared.journal.track_alerts(alerts).await?;
+    Ok(Recorded {
+        mapped: mapped.len(),
+        accepted,
+        refused,
+    })
+}
+
+/// Reads what Alertmanager holds at start, every [`CATCH_UP_EVERY`], and whenever a
+/// notification could not be recorded: alerts that fired while the gateway was not
+/// listening are published (once: same ids as their notifications), and alerts it saw
+/// firing that Alertmanager no longer holds are published as resolved.
+async fn catch_up_loop(shared: Arc<Shared>) {
+    let Some(hook) = &shared.webhook else { return };
+    let http = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+    {
+        Ok(h) => h,
         Err(e) => {
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "journal",
-                format!("cannot record the alerts: {e}"),
-            )
+            tracing::error!(error = %e, "no HTTP client for the Alertmanager catch-up");
+            return;
         }
     };
-    let answer = serde_json::json!({
-        "accepted": accepted,
-        "duplicates": mapped.len() - accepted,
-        "refused": refused,
-    });
-    *shared
-        .last_notification
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = Some(serde_json::json!({
-        "at": chrono::Utc::now(),
-        "answer": answer,
-    }));
-    (StatusCode::OK, Json(answer)).into_response()
+    let mut retry = std::time::Duration::from_secs(1);
+    loop {
+        let outcome = catch_up(&shared, hook, &http).await;
+        let wait = match &outcome {
+            Ok(_) => {
+                retry = std::time::Duration::from_secs(1);
+                CATCH_UP_EVERY
+            }
+            Err(why) => {
+                tracing::warn!(%why, "Alertmanager catch-up failed; trying again");
+                retry = (retry * 2).min(std::time::Duration::from_secs(60));
+                retry
+            }
+        };
+        *shared
+            .last_catch_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(match outcome {
+            Ok(v) => serde_json::json!({ "at": chrono::Utc::now(), "found": v }),
+            Err(why) => serde_json::json!({ "at": chrono::Utc::now(), "error": why }),
+        });
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.catch_up.notified() => {}
+        }
+    }
+}
+
+async fn catch_up(
+    shared: &Shared,
+    hook: &Webhook,
+    http: &reqwest::Client,
+) -> Result<serde_json::Value, String> {
+    let held = alertmanager::held(http, &hook.labels.url).await?;
+    let fired = record_alerts(shared, hook, &held.active)
+        .await
+        .map_err(|e| format!("cannot record the alerts: {e}"))?;
+    let gone: Vec<alertmanager::Alert> = shared
+        .journal
+        .firing_alerts()
+        .await
+        .map_err(|e| format!("cannot read the journal: {e}"))?
+        .into_iter()
+        .filter(|a| !held.all.contains(&a.fingerprint))
+        .map(|mut a| {
+            a.status = "resolved".into();
+            a.ends_at = None;
+            a
+        })
+        .collect();
+    let resolved = record_alerts(shared, hook, &gone)
+        .await
+        .map_err(|e| format!("cannot record the alerts: {e}"))?;
+    if fired.accepted + resolved.accepted > 0 {
+        tracing::info!(
+            fired = fired.accepted,
+            resolved = resolved.accepted,
+            "caught up with Alertmanager"
+        );
+    }
+    Ok(serde_json::json!({
+        "held": held.all.len(),
+        "new_firing": fired.accepted,
+        "resolved_meanwhile": resolved.accepted,
+    }))
 }
 
 async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
@@ -423,6 +564,7 @@ async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         "alertmanager": {
             "configured": shared.webhook.is_some(),
             "last_notification": shared.last_notification.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            "last_catch_up": shared.last_catch_up.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         },
     }))
     .into_response()

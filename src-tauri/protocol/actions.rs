@@ -14,6 +14,18 @@ pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 pub enum ActionKind {
     Rollback,
     Failover,
+    /// Silence an alert's notifications for a while (the gateway: an Alertmanager silence).
+    Silence,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rollback => "rollback",
+            Self::Failover => "failover",
+            Self::Silence => "silence",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -102,15 +114,69 @@ pub struct FailoverRequest {
     pub reason: String,
 }
 
+/// One label matcher of a silence. `alertname`, `service`, `region` and `severity` name
+/// the protocol's fields (a gateway maps them to its Alertmanager's label names); any other
+/// name is a label name as the alerting system spells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Matcher {
+    pub name: String,
+    pub value: String,
+    /// `value` is a regular expression (default: an exact value).
+    #[serde(default)]
+    pub is_regex: bool,
+    /// Matches when equal (default), or when not equal.
+    #[serde(default = "yes")]
+    pub is_equal: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The matchers as people read them: `alertname="HighErrorRate", region="us-east"`.
+pub fn describe_matchers(matchers: &[Matcher]) -> String {
+    matchers
+        .iter()
+        .map(|m| {
+            let op = match (m.is_equal, m.is_regex) {
+                (true, false) => "=",
+                (false, false) => "!=",
+                (true, true) => "=~",
+                (false, true) => "!~",
+            };
+            format!("{}{op}{:?}", m.name, m.value)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Silence the alerts the matchers select for `duration_s` seconds, from now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceRequest {
+    /// At least one; every one must match (as in Alertmanager).
+    pub matchers: Vec<Matcher>,
+    /// 60 s to 7 days.
+    pub duration_s: u32,
+    pub comment: String,
+    pub actor: String,
+}
+
+/// The shortest and longest silence the action API accepts.
+pub const SILENCE_DURATION_S: std::ops::RangeInclusive<u32> = 60..=7 * 24 * 3600;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Action {
     pub id: String,
     pub kind: ActionKind,
     pub service: String,
     pub deployment: Option<String>,
-    /// Revision (rollback) or region (failover) before the action.
+    /// Revision (rollback) or region (failover) before the action; for a silence, the
+    /// matchers as `name="value"` pairs.
     pub from: String,
-    /// Revision (rollback) or region (failover) the action moves to.
+    /// Revision (rollback) or region (failover) the action moves to; for a silence, when it
+    /// ends (RFC 3339).
     pub to: String,
     pub state: ActionState,
     pub actor: String,

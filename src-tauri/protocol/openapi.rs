@@ -1,6 +1,7 @@
 //! The OpenAPI 3 document of the action API, built from the same types the server uses.
 //! `docs/protocol/openapi.json` is this document; a test fails when it is stale, and
-//! another checks that its paths are exactly the server's routes.
+//! another checks that its paths are exactly the routes the simulator and the gateway
+//! serve (each path says when only one of them serves it).
 
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Value};
@@ -27,6 +28,11 @@ fn mutating(summary: &str, request: &str, param: &str, param_doc: &str) -> Value
         ("401", "Missing or wrong bearer token; nothing changed"),
         ("404", "No such deployment or service"),
         (
+            "502",
+            "Gateway only: the status hook or Alertmanager could not say (status_unavailable, \
+             alertmanager_unavailable). Nothing was done, and this answer is not kept for the key: retry with it",
+        ),
+        (
             "409",
             "precondition_failed: the current state differs from the expected one (body has `current` and `changed_by`); \
              or idempotency_key_in_flight: the first request with this key is still being handled",
@@ -40,15 +46,17 @@ fn mutating(summary: &str, request: &str, param: &str, param_doc: &str) -> Value
             "Action",
         ),
     );
+    let mut parameters = Vec::new();
+    if !param.is_empty() {
+        parameters.push(json!({ "name": param, "in": "path", "required": true, "schema": { "type": "string" }, "description": param_doc }));
+    }
+    parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": true,
+              "schema": { "type": "string", "minLength": 1, "maxLength": 200 },
+              "description": "One key per intended action. A repeat with the same key and body does nothing again." }));
     json!({
         "summary": summary,
         "security": [{ "bearer": [] }],
-        "parameters": [
-            { "name": param, "in": "path", "required": true, "schema": { "type": "string" }, "description": param_doc },
-            { "name": "Idempotency-Key", "in": "header", "required": true,
-              "schema": { "type": "string", "minLength": 1, "maxLength": 200 },
-              "description": "One key per intended action. A repeat with the same key and body does nothing again." }
-        ],
+        "parameters": parameters,
         "requestBody": { "required": true, "content": { "application/json": {
             "schema": { "$ref": format!("#/components/schemas/{request}") } } } },
         "responses": responses
@@ -74,6 +82,7 @@ pub fn document() -> Value {
     generator.subschema_for::<Deployment>();
     generator.subschema_for::<RollbackRequest>();
     generator.subschema_for::<FailoverRequest>();
+    generator.subschema_for::<SilenceRequest>();
     generator.subschema_for::<Action>();
     generator.subschema_for::<ApiError>();
     let schemas = generator.take_definitions(true);
@@ -105,6 +114,31 @@ pub fn document() -> Value {
             "/v1/services/{name}/failover": { "post": mutating(
                 "Fail a service over to another region", "FailoverRequest", "name", "Service name") },
             "/v1/actions/{id}": { "get": read("An action's state", "Action", Some(("id", "Action id"))) },
+            "/v1/alerts/silence": { "post": mutating(
+                "Silence the alerts the matchers select for a while (the gateway: an Alertmanager silence; \
+                 the simulator records it). The action comes back succeeded, the silence's id in its output",
+                "SilenceRequest", "", "") },
+            "/v1/alertmanager": { "post": {
+                "summary": "Gateway only: Alertmanager's webhook (payload version 4), with the webhook's own bearer token. \
+                            Each alert becomes alert.firing or alert.resolved once (its fingerprint and state are the key)",
+                "security": [{ "bearer": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } },
+                "responses": {
+                    "200": { "description": "Recorded: how many alerts were new, duplicates and refused (with why)",
+                             "content": { "application/json": { "schema": { "type": "object" } } } },
+                    "400": response("Not a version 4 webhook payload", "ApiError"),
+                    "401": response("Missing or wrong webhook token", "ApiError"),
+                    "404": response("The gateway has no [alertmanager] section", "ApiError"),
+                    "503": response("The journal cannot record: Alertmanager sends the notification again", "ApiError")
+                }
+            }},
+            "/v1/gateway/status": { "get": {
+                "summary": "Gateway only: its journal (stream id, head, first retained), failing Prometheus queries with why, \
+                            and Alertmanager's last notification",
+                "security": [{ "bearer": [] }],
+                "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } },
+                               "401": response("Missing or wrong bearer token", "ApiError") }
+            }},
             "/v1/sim/stats": { "get": {
                 "summary": "Simulator only: journal bounds, malformed frames sent, connections, simulated time",
                 "security": [{ "bearer": [] }],

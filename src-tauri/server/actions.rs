@@ -8,7 +8,8 @@
 //! client that goes away mid-request does not leave its key half-answered; a retry with
 //! the same key and body gets the first answer again (`Idempotent-Replayed: true`), the
 //! same key with another body is 422, and the same key while the first is still being
-//! answered is 409 `idempotency_key_in_flight`.
+//! answered is 409 `idempotency_key_in_flight`. A 5xx answer says nothing was done (every
+//! backend keeps to that) and is not kept: a retry with its key is tried again.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -79,6 +80,13 @@ pub trait Backend: Send + Sync + 'static {
         request: FailoverRequest,
         intent: &Intent,
     ) -> impl Future<Output = Result<Action, Refusal>> + Send;
+    /// Creates a silence; the action comes back succeeded (with the silence's id in its
+    /// output) or refused.
+    fn silence(
+        &self,
+        request: SilenceRequest,
+        intent: &Intent,
+    ) -> impl Future<Output = Result<Action, Refusal>> + Send;
 }
 
 /// A request's first answer, replayed to every retry with the same idempotency key.
@@ -145,6 +153,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/deployments/{name}/rollback"),
     ("post", "/v1/services/{name}/failover"),
     ("get", "/v1/actions/{id}"),
+    ("post", "/v1/alerts/silence"),
 ];
 
 impl<B: Backend, A: Answers> ActionApi<B, A> {
@@ -166,6 +175,7 @@ impl<B: Backend, A: Answers> ActionApi<B, A> {
             .route("/v1/deployments/{name}/rollback", post(rollback::<B, A>))
             .route("/v1/services/{name}/failover", post(failover::<B, A>))
             .route("/v1/actions/{id}", get(get_action::<B, A>))
+            .route("/v1/alerts/silence", post(silence::<B, A>))
             .with_state(self.clone())
     }
 
@@ -220,6 +230,7 @@ async fn get_action<B: Backend, A: Answers>(
 enum Op {
     Rollback(String),
     Failover(String),
+    Silence,
 }
 
 async fn rollback<B: Backend, A: Answers>(
@@ -240,6 +251,15 @@ async fn failover<B: Backend, A: Answers>(
     body: axum::body::Bytes,
 ) -> Response {
     mutate(api, caller, &headers, Op::Failover(name), body).await
+}
+
+async fn silence<B: Backend, A: Answers>(
+    State(api): State<Arc<ActionApi<B, A>>>,
+    caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    mutate(api, caller, &headers, Op::Silence, body).await
 }
 
 fn replay(a: &Answer) -> Response {
@@ -282,6 +302,7 @@ async fn mutate<B: Backend, A: Answers>(
     let route = match &op {
         Op::Rollback(name) => format!("rollback {name}"),
         Op::Failover(name) => format!("failover {name}"),
+        Op::Silence => "silence".to_owned(),
     };
     // The body is compared as parsed JSON, so whitespace and key order do not matter.
     let fingerprint = match serde_json::from_slice::<serde_json::Value>(&body) {
@@ -360,7 +381,13 @@ async fn mutate<B: Backend, A: Answers>(
             status: status.as_u16(),
             body: body.clone(),
         };
-        let stored = api.answers.put(&intent.idempotency_key, &first).await;
+        // A 5xx answer means nothing was done (a backend promises it): it is not kept, so
+        // a retry with the key is tried again rather than told the same failure forever.
+        let stored = if status.is_server_error() {
+            Ok(())
+        } else {
+            api.answers.put(&intent.idempotency_key, &first).await
+        };
         let mut memory = api.memory();
         memory.in_flight.remove(&intent.idempotency_key);
         if let Err(e) = stored {
@@ -410,7 +437,7 @@ async fn act<B: Backend, A: Answers>(
             return Err(refusal(
                 StatusCode::BAD_REQUEST,
                 "invalid",
-                "actor and reason must not be empty",
+                "actor and reason (a silence's comment) must not be empty",
             ));
         }
         Ok(())
@@ -425,6 +452,25 @@ async fn act<B: Backend, A: Answers>(
             let req: FailoverRequest = parse(body)?;
             require_text(&req.actor, &req.reason)?;
             api.backend.failover(&name, req, intent).await
+        }
+        Op::Silence => {
+            let req: SilenceRequest = parse(body)?;
+            require_text(&req.actor, &req.comment)?;
+            if req.matchers.is_empty() {
+                return Err(refusal(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    "a silence needs at least one matcher",
+                ));
+            }
+            if !SILENCE_DURATION_S.contains(&req.duration_s) {
+                return Err(refusal(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    format!("a silence lasts 60 s to 7 days, not {} s", req.duration_s),
+                ));
+            }
+            api.backend.silence(req, intent).await
         }
     }
 }

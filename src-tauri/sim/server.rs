@@ -39,6 +39,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/deployments/{name}/rollback"),
     ("post", "/v1/services/{name}/failover"),
     ("get", "/v1/actions/{id}"),
+    ("post", "/v1/alerts/silence"),
     ("get", "/v1/sim/stats"),
     ("get", "/metrics"),
 ];
@@ -149,6 +150,12 @@ impl Backend for SimBackend {
             &req.actor,
             &req.reason,
         );
+        self.0.publisher.flush(&mut w);
+        result.map_err(status_of)
+    }
+    async fn silence(&self, req: SilenceRequest, _intent: &Intent) -> Result<Action, Refusal> {
+        let mut w = world(&self.0);
+        let result = w.request_silence(&req.matchers, req.duration_s, &req.actor, &req.comment);
         self.0.publisher.flush(&mut w);
         result.map_err(status_of)
     }

@@ -1160,6 +1160,7 @@ impl World {
                     let takes = match action.kind {
                         ActionKind::Rollback => ROLLBACK_TAKES_S,
                         ActionKind::Failover => FAILOVER_TAKES_S,
+                        ActionKind::Silence => 0,
                     };
                     self.pending.push(Pending {
                         due: t + takes,
@@ -1220,7 +1221,61 @@ impl World {
                     svc.primary_changed_by = Some(action.actor.clone());
                 }
             }
+            // Silences are done when accepted (see `request_silence`).
+            ActionKind::Silence => {}
         }
+    }
+
+    /// Records a silence. The simulated fleet has no notification routing, so a silence
+    /// changes nothing it emits: it is accepted, kept and reported succeeded at once, as
+    /// an Alertmanager would create it.
+    pub fn request_silence(
+        &mut self,
+        matchers: &[crate::protocol::actions::Matcher],
+        duration_s: u32,
+        actor: &str,
+        comment: &str,
+    ) -> Result<Action, (u16, ApiError)> {
+        if matchers.is_empty() {
+            return Err(invalid("a silence needs at least one matcher".into()));
+        }
+        if !crate::protocol::actions::SILENCE_DURATION_S.contains(&duration_s) {
+            return Err(invalid(format!(
+                "a silence lasts 60 s to 7 days, not {duration_s} s"
+            )));
+        }
+        let service = matchers
+            .iter()
+            .find(|m| m.name == "service" && m.is_equal && !m.is_regex)
+            .map(|m| m.value.clone());
+        let s = match &service {
+            Some(name) => match self.service_index(name) {
+                Some(s) => s,
+                None => return Err(not_found(format!("no service {name:?}"))),
+            },
+            None => {
+                return Err(invalid(
+                    "the simulator silences one service's alerts: add a service matcher".into(),
+                ))
+            }
+        };
+        let text = crate::protocol::actions::describe_matchers(matchers);
+        let ends = self.now() + chrono::Duration::seconds(i64::from(duration_s));
+        let mut action = self.new_action(
+            ActionKind::Silence,
+            s,
+            text,
+            ends.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            actor,
+            comment,
+        );
+        // Done at once: no pending steps.
+        self.pending.retain(|p| p.action != action.id);
+        action.state = ActionState::Succeeded;
+        action.output = Some(format!("silence {} until {}", action.id, action.to));
+        self.actions.insert(action.id.clone(), action.clone());
+        self.emit_action(EventType::ActionSucceeded, &action);
+        Ok(action)
     }
 }
 

@@ -115,7 +115,7 @@ pub struct ActionRecord {
     pub id: String,
     pub incident_id: i64,
     pub cluster_id: i64,
-    #[ts(type = "\"rollback\" | \"failover\"")]
+    #[ts(type = "\"rollback\" | \"failover\" | \"silence\"")]
     pub kind: ActionKind,
     pub service: String,
     pub target: String,
@@ -186,6 +186,7 @@ impl TryFrom<Row> for ActionRecord {
             kind: match r.kind.as_str() {
                 "rollback" => ActionKind::Rollback,
                 "failover" => ActionKind::Failover,
+                "silence" => ActionKind::Silence,
                 _ => return Err(bad("kind")),
             },
             state: ActionState::parse(&r.state).ok_or_else(|| bad("state"))?,
@@ -240,10 +241,7 @@ pub struct Step {
 }
 
 pub fn kind_str(kind: ActionKind) -> &'static str {
-    match kind {
-        ActionKind::Rollback => "rollback",
-        ActionKind::Failover => "failover",
-    }
+    kind.as_str()
 }
 
 async fn fetch(tx: &mut Transaction<'static, Sqlite>, public_id: &str) -> Result<ActionRecord> {
@@ -475,5 +473,89 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         rows.into_iter().map(TryInto::try_into).collect()
+    }
+}
+
+/// An alert a timeline entry recorded: what a silence of it would match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedAlert {
+    pub cluster_id: i64,
+    pub alert: String,
+    pub service: String,
+    pub region: String,
+    pub severity: String,
+    pub received_ms: i64,
+}
+
+/// (cluster, alert, service, region, severity, received) as read from an event's JSON.
+type AlertRow = (
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+impl Store {
+    /// The `alert.firing` event a timeline entry of the incident recorded, if it is one.
+    pub async fn alert_of_entry(
+        &self,
+        incident_id: i64,
+        entry_id: i64,
+    ) -> Result<Option<RecordedAlert>> {
+        let row: Option<AlertRow> = sqlx::query_as(
+            "SELECT e.cluster_id, json_extract(e.raw, '$.data.alert'), \
+                 json_extract(e.raw, '$.data.service'), json_extract(e.raw, '$.data.region'), \
+                 json_extract(e.raw, '$.data.severity'), e.received_ms \
+                 FROM timeline_entries t JOIN events e ON e.seq = t.event_seq \
+                 WHERE t.id = ? AND t.incident_id = ? AND t.kind = 'event' \
+                   AND e.type = 'dev.firebreak.alert.firing'",
+        )
+        .bind(entry_id)
+        .bind(incident_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.and_then(
+            |(cluster_id, alert, service, region, severity, received_ms)| {
+                Some(RecordedAlert {
+                    cluster_id,
+                    alert: alert?,
+                    service: service?,
+                    region: region?,
+                    severity: severity.unwrap_or_default(),
+                    received_ms,
+                })
+            },
+        ))
+    }
+
+    /// The regions where `alert` on `service` fired last and has not resolved since, as
+    /// the console recorded the cluster's stream: what a silence of it would quiet now.
+    pub async fn firing_regions(
+        &self,
+        cluster_id: i64,
+        alert: &str,
+        service: &str,
+    ) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT region FROM ( \
+               SELECT json_extract(raw, '$.data.region') AS region, type, \
+                      ROW_NUMBER() OVER (PARTITION BY json_extract(raw, '$.data.region') \
+                                         ORDER BY time_ms DESC, seq DESC) AS newest \
+               FROM events WHERE cluster_id = ? AND service = ? AND time_ms >= ? \
+                 AND type IN ('dev.firebreak.alert.firing', 'dev.firebreak.alert.resolved') \
+                 AND json_extract(raw, '$.data.alert') = ?) \
+             WHERE newest = 1 AND type = 'dev.firebreak.alert.firing' AND region IS NOT NULL \
+             ORDER BY region",
+        )
+        .bind(cluster_id)
+        .bind(service)
+        // A week back: older alerts are not what an on-call engineer silences now.
+        .bind(now_ms() - 7 * 24 * 3600 * 1000)
+        .bind(alert)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.into_iter().map(|(r,)| r).collect())
     }
 }

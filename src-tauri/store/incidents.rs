@@ -79,7 +79,14 @@ pub(super) struct EntryRow {
     author: String,
     body: String,
     amends: Option<i64>,
+    event_type: Option<String>,
 }
+
+/// The columns of a timeline page, `t` being `timeline_entries`: the entry and, for an
+/// entry about a recorded event, the event's type.
+pub(super) const ENTRY_COLUMNS: &str =
+    "t.id, t.incident_id, t.at_ms, t.kind, t.author, t.body, t.amends, \
+     (SELECT e.type FROM events e WHERE e.seq = t.event_seq) AS event_type";
 
 impl TryFrom<EntryRow> for TimelineEntry {
     type Error = StoreError;
@@ -93,6 +100,9 @@ impl TryFrom<EntryRow> for TimelineEntry {
             author: r.author,
             body: r.body,
             amends: r.amends,
+            event_type: r
+                .event_type
+                .map(|t| t.strip_prefix("dev.firebreak.").unwrap_or(&t).to_owned()),
         })
     }
 }
@@ -506,9 +516,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        let row: EntryRow = sqlx::query_as(
-            "SELECT id, incident_id, at_ms, kind, author, body, amends FROM timeline_entries WHERE id = ?",
-        )
+        let row: EntryRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM timeline_entries t WHERE t.id = ?"
+        )))
         .bind(id)
         .fetch_one(self.reader())
         .await?;
@@ -524,10 +534,10 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<TimelineEntry>> {
         let (after_at, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
-        let rows: Vec<EntryRow> = sqlx::query_as(
-            "SELECT id, incident_id, at_ms, kind, author, body, amends FROM timeline_entries \
-             WHERE incident_id = ? AND (at_ms, id) > (?, ?) ORDER BY at_ms, id LIMIT ?",
-        )
+        let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM timeline_entries t \
+             WHERE t.incident_id = ? AND (t.at_ms, t.id) > (?, ?) ORDER BY t.at_ms, t.id LIMIT ?"
+        )))
         .bind(incident_id)
         .bind(after_at)
         .bind(after_id)
@@ -546,10 +556,10 @@ impl Store {
         since_id: i64,
         limit: i64,
     ) -> Result<Vec<TimelineEntry>> {
-        let rows: Vec<EntryRow> = sqlx::query_as(
-            "SELECT id, incident_id, at_ms, kind, author, body, amends FROM timeline_entries \
-             WHERE incident_id = ? AND id > ? ORDER BY id LIMIT ?",
-        )
+        let rows: Vec<EntryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM timeline_entries t \
+             WHERE t.incident_id = ? AND t.id > ? ORDER BY t.id LIMIT ?"
+        )))
         .bind(incident_id)
         .bind(since_id)
         .bind(limit.clamp(1, MAX_PAGE))

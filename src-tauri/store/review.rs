@@ -603,10 +603,10 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<TimelineEntry>> {
         let (after_at, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT t.id, t.incident_id, t.at_ms, t.kind, t.author, t.body, t.amends \
-             FROM timeline_entries t WHERE t.incident_id = ",
-        );
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "SELECT {} FROM timeline_entries t WHERE t.incident_id = ",
+            super::incidents::ENTRY_COLUMNS
+        ));
         q.push_bind(incident_id);
         q.push(" AND (t.at_ms, t.id) > (")
             .push_bind(after_at)

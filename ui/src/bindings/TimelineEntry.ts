@@ -8,4 +8,8 @@ export type TimelineEntry = { id: number, incidentId: number, atMs: number, kind
 /**
  * The entry this one corrects, for kind `correction`.
  */
-amends: number | null, };
+amends: number | null, 
+/**
+ * For an entry about a recorded event, its type (`alert.firing`, …).
+ */
+eventType: string | null, };
