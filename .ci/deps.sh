@@ -17,9 +17,10 @@ if [ "$want_test" = 1 ]; then
   # gnome-keyring: a Secret Service for the keychain tests, in a private D-Bus session;
   # xdotool: the end-to-end tests answer the native confirmation dialog as a person would.
   # prometheus, prometheus-alertmanager: real servers the simulator's metrics and the
-  # shipped rules are tested against (tests/prometheus.rs).
+  # shipped rules are tested against (tests/prometheus.rs); systemd: systemd-analyze
+  # verifies the gateway's unit file.
   packages+=(xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring xdotool
-             prometheus prometheus-alertmanager)
+             prometheus prometheus-alertmanager systemd)
 fi
 
 missing=()

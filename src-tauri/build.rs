@@ -13,6 +13,7 @@ fn main() {
             "raw_event",
             "diagnostics",
             "propose_action",
+            "propose_silence",
             "incident_actions",
             "confirm_action",
             "cancel_action",

@@ -686,3 +686,109 @@ async fn an_action_the_store_cannot_move_says_it_is_stuck_and_carries_on_when_it
     );
     rig.stop().await;
 }
+
+/// A silence proposed from the alert's timeline entry goes through the same desk: the
+/// preview names the matchers and says what is firing, read-only mode refuses it, and once
+/// confirmed it is sent once, succeeds, and is recorded with no verification (a silence
+/// changes what notifies, not the service).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silence_from_an_alert_entry_goes_through_the_desk_once() {
+    let rig = Rig::start("bad-model-rollout", quick(), |_| {}).await;
+    let incident = rig.incident("llm-assistant").await;
+    // The incident may open on an anomaly before the alert fires: wait for the alert.
+    let firing = async || {
+        rig.store
+            .timeline(incident.id, None, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.kind == EntryKind::Event && e.event_type.as_deref() == Some("alert.firing"))
+    };
+    wait_for(Duration::from_secs(60), "the alert to fire", firing).await;
+    let entries = rig.store.timeline(incident.id, None, 1000).await.unwrap();
+    let alert = entries
+        .iter()
+        .find(|e| e.kind == EntryKind::Event && e.event_type.as_deref() == Some("alert.firing"))
+        .expect("the incident's alert entry");
+    let not_alert = entries
+        .iter()
+        .find(|e| e.event_type.as_deref() != Some("alert.firing"))
+        .unwrap();
+    let refused = rig
+        .desk
+        .propose_silence(incident.id, not_alert.id, 3600, "ana")
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("only an alert that fired"),
+        "{refused}"
+    );
+
+    let proposal = rig
+        .desk
+        .propose_silence(incident.id, alert.id, 3600, "ana")
+        .await
+        .unwrap();
+    assert_eq!(proposal.kind, ActionKind::Silence);
+    assert!(
+        proposal.preview.summary.starts_with("Silence ")
+            && proposal.preview.summary.ends_with(" for 1 h"),
+        "{}",
+        proposal.preview.summary
+    );
+    assert!(proposal
+        .preview
+        .precondition
+        .contains("service=\"llm-assistant\""));
+    assert!(proposal
+        .preview
+        .warnings
+        .iter()
+        .any(|w| w.contains("it fixes nothing")));
+    // Too long a silence is refused before anything is recorded.
+    assert!(rig
+        .desk
+        .propose_silence(incident.id, alert.id, 30 * 24 * 3600, "ana")
+        .await
+        .is_err());
+
+    let before = rig.actions_at_sim().await;
+    rig.desk
+        .confirm(
+            &proposal.id,
+            "ana",
+            "known bad model; rollback under way",
+            None,
+        )
+        .await
+        .unwrap();
+    let finished = async || {
+        rig.store
+            .action(&proposal.id)
+            .await
+            .unwrap()
+            .state
+            .is_final()
+    };
+    wait_for(Duration::from_secs(60), "the silence", finished).await;
+    let done = rig.store.action(&proposal.id).await.unwrap();
+    assert_eq!(done.state, ActionState::Succeeded, "{done:?}");
+    // Left to run, the desk starts no verification for it.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let done = rig.store.action(&proposal.id).await.unwrap();
+    assert_eq!(
+        done.verification, None,
+        "a silence is not verified as a recovery"
+    );
+    // A second confirm and drive change nothing: one silence at the cluster.
+    rig.desk
+        .confirm(&proposal.id, "ana", "again", None)
+        .await
+        .unwrap();
+    rig.desk.drive(&proposal.id).await.unwrap();
+    assert_eq!(rig.actions_at_sim().await, before + 1);
+    let steps = rig.steps(incident.id).await;
+    assert!(has(&steps, "Confirmed by ana: Silence "), "{steps:?}");
+    assert!(has(&steps, "Succeeded: Silence "), "{steps:?}");
+    rig.stop().await;
+}

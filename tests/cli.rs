@@ -199,3 +199,120 @@ fn benchmarks_print_each_figure_beside_its_baseline() {
     );
     assert!(stdout.contains("raw baseline"), "{stdout}");
 }
+
+/// The server binary: `--no-default-features` leaves the window out, so the gateway (and
+/// every headless command) runs on a machine without WebKitGTK or GTK. Built here into its
+/// own target directory when CI has not built it already (.ci/test.sh does).
+fn headless_binary() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = root.join("target/headless");
+    let bin = target.join("debug/firebreak");
+    let built = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--quiet",
+            "--no-default-features",
+            "--bin",
+            "firebreak",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(root)
+        .status()
+        .unwrap();
+    assert!(built.success(), "cannot build the headless binary");
+    bin
+}
+
+#[test]
+fn the_headless_binary_links_no_webkit_or_gtk_and_runs_the_gateway_check() {
+    let bin = headless_binary();
+    let ldd = Command::new("ldd").arg(&bin).output().unwrap();
+    assert!(
+        ldd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ldd.stderr)
+    );
+    let libs = String::from_utf8_lossy(&ldd.stdout).to_lowercase();
+    assert!(
+        libs.contains("libc.so"),
+        "ldd lists the binary's libraries: {libs}"
+    );
+    for gui in [
+        "webkit",
+        "javascriptcore",
+        "gtk",
+        "gdk",
+        "soup",
+        "cairo",
+        "x11",
+    ] {
+        assert!(
+            !libs.contains(gui),
+            "the server binary links {gui}:\n{libs}"
+        );
+    }
+    // The desktop build does link WebKit: the check above can tell them apart.
+    let desktop = Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_firebreak"))
+        .output()
+        .unwrap();
+    let desktop = String::from_utf8_lossy(&desktop.stdout).to_lowercase();
+    if cfg!(feature = "desktop") {
+        assert!(desktop.contains("webkit"), "{desktop}");
+    }
+    let version = Command::new(&bin).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("firebreak "));
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/gateway/gateway.example.toml");
+    let check = Command::new(&bin)
+        .args(["gateway", "--check"])
+        .arg(&example)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// The systemd unit shipped for the gateway passes `systemd-analyze verify` (pointed at
+/// this build's binary, as an installed one would be at /usr/bin/firebreak), and the
+/// check is one that fails on a mistake in a unit.
+#[test]
+fn the_gateway_systemd_unit_verifies() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped =
+        std::fs::read_to_string(root.join("deploy/gateway/firebreak-gateway.service")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let verify = |text: &str| {
+        let unit = dir.path().join("firebreak-gateway.service");
+        std::fs::write(
+            &unit,
+            text.replace("/usr/bin/firebreak", env!("CARGO_BIN_EXE_firebreak")),
+        )
+        .unwrap();
+        let out = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&unit)
+            .output()
+            .expect(
+                "systemd-analyze (package systemd) runs: `bash .ci/deps.sh --test` installs it",
+            );
+        let said = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        // Only what it says about this unit counts (a container may lack other units).
+        let about: Vec<&str> = said
+            .lines()
+            .filter(|l| l.contains("firebreak-gateway.service"))
+            .collect();
+        (out.status.success(), about.join("\n"))
+    };
+    let (ok, about) = verify(&shipped);
+    assert!(ok && about.is_empty(), "{about}");
+    let (_, broken) = verify(&shipped.replace("Restart=on-failure", "Restart=on-failur"));
+    assert!(broken.contains("restart"), "a typo is reported: {broken}");
+}

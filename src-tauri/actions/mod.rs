@@ -826,10 +826,21 @@ impl ActionDesk {
                             ..Step::default()
                         },
                         engine,
-                        &format!(
-                            "Succeeded: {}. Watching {}'s health for {} s to verify.",
-                            action.preview.summary, action.service, settings.verify_window_s
-                        ),
+                        &match action.kind {
+                            ActionKind::Silence => format!(
+                                "Succeeded: {}{}.",
+                                action.preview.summary,
+                                remote
+                                    .output
+                                    .as_deref()
+                                    .map(|o| format!(" ({})", o.trim()))
+                                    .unwrap_or_default()
+                            ),
+                            _ => format!(
+                                "Succeeded: {}. Watching {}'s health for {} s to verify.",
+                                action.preview.summary, action.service, settings.verify_window_s
+                            ),
+                        },
                     )
                     .await?;
                 Ok(Progress::Moved)

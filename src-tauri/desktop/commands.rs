@@ -30,6 +30,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         raw_event,
         diagnostics,
         propose_action,
+        propose_silence,
         incident_actions,
         confirm_action,
         cancel_action,
@@ -249,6 +250,24 @@ async fn propose_action(
     let author = console.author();
     Ok(console.desk()?.propose(incident_id, kind, &author).await?)
 }
+
+/// Proposes silencing the alert of a timeline entry for an hour. The page names the
+/// entry; Rust reads the alert from the recorded event and previews what it silences.
+#[tauri::command]
+async fn propose_silence(
+    console: State<'_, Console>,
+    incident_id: i64,
+    entry_id: i64,
+) -> Reply<ActionRecord> {
+    let author = console.author();
+    Ok(console
+        .desk()?
+        .propose_silence(incident_id, entry_id, SILENCE_FROM_THE_WINDOW_S, &author)
+        .await?)
+}
+
+/// "Silence this alert for 1 h".
+const SILENCE_FROM_THE_WINDOW_S: u32 = 3600;
 
 #[tauri::command]
 async fn incident_actions(

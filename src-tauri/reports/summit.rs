@@ -28,7 +28,7 @@ pub struct MeanTimes {
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
 pub struct Remediation {
-    /// `rollback` or `failover`.
+    /// `rollback`, `failover` or `silence`.
     pub kind: String,
     pub used: usize,
     pub succeeded: usize,

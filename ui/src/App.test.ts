@@ -122,6 +122,9 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     proposeAction: async () => {
       throw new HostError('refused', 'no actions in this fake');
     },
+    proposeSilence: async () => {
+      throw new HostError('refused', 'no actions in this fake');
+    },
     incidentActions: async () => [],
     confirmAction: async () => {
       throw new HostError('refused', 'no actions in this fake');
@@ -180,7 +183,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     changeStatus: async (id, to) => ({ ...incidents.find((i) => i.id === id)!, status: to }),
     addNote: async (id, text) => {
       notes.push(text);
-      const e: TimelineEntry = { id: entries.length + 1, incidentId: id, atMs: Date.now(), kind: 'note', author: 'ana', body: text, amends: null };
+      const e: TimelineEntry = { id: entries.length + 1, incidentId: id, atMs: Date.now(), kind: 'note', author: 'ana', body: text, amends: null, eventType: null };
       entries.push(e);
       return e;
     },
@@ -563,11 +566,36 @@ describe('actions', () => {
   });
 });
 
+describe('silences', () => {
+  it('offers Silence 1 h on an alert that fired, and proposes it by entry', async () => {
+    const at = Date.now();
+    const recorded: TimelineEntry[] = [
+      { id: 1, incidentId: 1, atMs: at - 1_000, kind: 'event', author: 'firebreak', body: 'HighErrorRate firing', amends: null, eventType: 'alert.firing' },
+      { id: 2, incidentId: 1, atMs: at, kind: 'event', author: 'firebreak', body: 'rollout stalled', amends: null, eventType: 'rollout.stalled' },
+    ];
+    const asked: [number, number][] = [];
+    const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
+      timeline: async () => recorded,
+      proposeSilence: async (id, entry) => {
+        asked.push([id, entry]);
+        return proposed({ kind: 'silence', preview: { ...proposed().preview, summary: 'Silence HighErrorRate on llm-assistant in us-east for 1 h', typeToConfirm: false } });
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    const buttons = await screen.findAllByTestId('silence-alert');
+    // Only the alert's entry offers it.
+    expect(buttons).toHaveLength(1);
+    await fireEvent.click(buttons[0]);
+    await waitFor(() => expect(asked).toEqual([[1, 1]]));
+  });
+});
+
 describe('timeline', () => {
   it('shows a late entry in time order, even when it sorts before entries already shown', async () => {
     const at = Date.now();
     const entry = (id: number, atMs: number, body: string): TimelineEntry => ({
-      id, incidentId: 1, atMs, kind: 'event', author: 'firebreak', body, amends: null,
+      id, incidentId: 1, atMs, kind: 'event', author: 'firebreak', body, amends: null, eventType: 'rollout.started',
     });
     const recorded = [entry(1, at - 60_000, 'rollout started'), entry(2, at, 'alert firing')];
     let push: (u: ConsoleUpdate) => void = () => {};

@@ -50,6 +50,8 @@ export interface Host {
   diagnostics(): Promise<Diagnostics>;
   /** Rust resolves what the action does; the page names only the incident and the kind. */
   proposeAction(incidentId: number, kind: 'rollback' | 'failover'): Promise<ActionRecord>;
+  /** Proposes silencing the alert of a timeline entry for 1 h (Rust reads the alert). */
+  proposeSilence(incidentId: number, entryId: number): Promise<ActionRecord>;
   incidentActions(incidentId: number): Promise<ActionRecord[]>;
   /** Rust re-checks, then asks in a native dialog; resolves once the engineer answered. */
   confirmAction(id: string, reason: string, typedName: string | null): Promise<ActionRecord>;
@@ -151,6 +153,7 @@ export const tauriHost: Host = {
   rawEvent: (seq) => call('raw_event', { seq }),
   diagnostics: () => call('diagnostics'),
   proposeAction: (incidentId, kind) => call('propose_action', { incidentId, kind }),
+  proposeSilence: (incidentId, entryId) => call('propose_silence', { incidentId, entryId }),
   incidentActions: (incidentId) => call('incident_actions', { incidentId }),
   confirmAction: (id, reason, typedName) => call('confirm_action', { id, reason, typedName }),
   cancelAction: (id) => call('cancel_action', { id }),
