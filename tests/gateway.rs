@@ -446,6 +446,7 @@ mod journal {
 
 mod serving {
     use crate::support::rig::{console, count};
+    use crate::support::servers::KillOnDrop;
     use std::path::Path;
     use std::sync::Arc;
     use std::time::Duration;
@@ -500,15 +501,6 @@ mod serving {
         (status, r.json().await.unwrap_or_default())
     }
 
-    /// A server process (the gateway, Alertmanager), killed with SIGKILL when dropped.
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
     /// `firebreak gateway --config` as a process of its own, on a fixed loopback port.
     async fn spawn_gateway(dir: &Path, port: u16) -> KillOnDrop {
         spawn_gateway_am(dir, port, "http://127.0.0.1:9093").await
@@ -522,22 +514,7 @@ mod serving {
             config_text_am(dir, &format!("127.0.0.1:{port}"), am_url),
         )
         .unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
-            .args(["gateway", "--config"])
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(dir.join("gateway-data"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let up = async || {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        };
-        crate::support::rig::wait_for(Duration::from_secs(30), "the gateway to listen", up).await;
-        KillOnDrop(child)
+        crate::support::servers::spawn_gateway(&file, &dir.join("gateway-data"), port).await
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -628,55 +605,6 @@ mod serving {
     /// The real Alertmanager (Debian's 0.25) posts to the gateway: an alert sent to its
     /// API is grouped, notified to the webhook with the webhook's token, and opens the
     /// incident on the console.
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
-    /// Debian's Alertmanager from a temporary folder, with the shipped configuration
-    /// pointed at a gateway on `gateway_port`, at test speed.
-    fn start_alertmanager(dir: &Path, gateway_port: u16, am_port: u16) -> KillOnDrop {
-        let shipped = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/alertmanager.yml"),
-        )
-        .unwrap();
-        let am_config = shipped
-            .replace(
-                "https://127.0.0.1:7443/v1/alertmanager",
-                &format!("http://127.0.0.1:{gateway_port}/v1/alertmanager"),
-            )
-            .replace(
-                "/etc/firebreak/alertmanager-token",
-                &dir.join("webhook.token").display().to_string(),
-            )
-            .replace("group_wait: 10s", "group_wait: 1s");
-        std::fs::write(dir.join("alertmanager.yml"), am_config).unwrap();
-        let found = std::process::Command::new("sh")
-            .args(["-c", "command -v prometheus-alertmanager"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            found,
-            "prometheus-alertmanager is missing: `bash .ci/deps.sh --test` installs it"
-        );
-        let am = std::process::Command::new("prometheus-alertmanager")
-            .arg(format!(
-                "--config.file={}",
-                dir.join("alertmanager.yml").display()
-            ))
-            .arg(format!("--storage.path={}", dir.join("am-data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        KillOnDrop(am)
-    }
-
     /// Posts alerts to Alertmanager's API (as Prometheus does), once it is up.
     async fn post_alerts(am_port: u16, alerts: serde_json::Value) {
         let am_api = format!("http://127.0.0.1:{am_port}/api/v2/alerts");
@@ -708,9 +636,12 @@ mod serving {
         use firebreak::store::actions::ActionState;
         firebreak::process::install_tls_provider();
         let dir = tempfile::tempdir().unwrap();
-        let (port, am_port) = (free_port(), free_port());
+        let (port, am_port) = (
+            crate::support::servers::free_port(),
+            crate::support::servers::free_port(),
+        );
         let am_url = format!("http://127.0.0.1:{am_port}");
-        let _am = start_alertmanager(dir.path(), port, am_port);
+        let _am = crate::support::servers::start_alertmanager(dir.path(), port, am_port);
         let starts = chrono::Utc::now() - chrono::Duration::seconds(30);
         let alert = |ends: Option<chrono::DateTime<chrono::Utc>>| {
             let mut a = serde_json::json!({
@@ -848,8 +779,7 @@ mod serving {
         );
 
         // Resolved while the gateway is down; recorded once after it is back.
-        gw.0.kill().unwrap();
-        gw.0.wait().unwrap();
+        gw.kill_9();
         post_alerts(am_port, alert(Some(chrono::Utc::now()))).await;
         let _gw = spawn_gateway_am(dir.path(), port, &am_url).await;
         let resolved = "SELECT COUNT(*) FROM events WHERE type = 'dev.firebreak.alert.resolved'";
@@ -869,16 +799,12 @@ mod serving {
     async fn a_real_alertmanager_notifies_the_gateway_and_the_console_opens_the_incident() {
         firebreak::process::install_tls_provider();
         let dir = tempfile::tempdir().unwrap();
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let (port, am_port) = (free(), free());
+        let (port, am_port) = (
+            crate::support::servers::free_port(),
+            crate::support::servers::free_port(),
+        );
         let _gw = spawn_gateway(dir.path(), port).await;
-        let _am = start_alertmanager(dir.path(), port, am_port);
+        let _am = crate::support::servers::start_alertmanager(dir.path(), port, am_port);
 
         let db = dir.path().join("console/firebreak.db");
         let (store, engine, _, _) = console(

@@ -251,23 +251,13 @@ async fn after_a_kill_9_mid_hook_the_action_is_closed_and_its_key_still_answers_
     };
     let file = dir.path().join("gateway.toml");
     std::fs::write(&file, config_text(dir.path(), &format!("127.0.0.1:{port}"))).unwrap();
-    let spawn = || {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
-            .args(["gateway", "--config"])
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        KillOnDrop(child)
-    };
+    let data = dir.path().join("data");
+    let spawn = || support::servers::spawn_gateway(&file, &data, port);
     let base = format!("https://127.0.0.1:{port}");
     let c = client(dir.path(), &base);
     let up = async || matches!(c.services().await, Outcome::Ok(_));
 
-    let mut gateway = spawn();
+    let mut gateway = spawn().await;
     support::rig::wait_for(Duration::from_secs(30), "the gateway", up).await;
     std::fs::write(dir.path().join("hang"), "").unwrap();
     let Outcome::Ok(a) = c
@@ -279,11 +269,10 @@ async fn after_a_kill_9_mid_hook_the_action_is_closed_and_its_key_still_answers_
     let running =
         async || matches!(c.action(&a.id).await, Outcome::Ok(x) if x.state == ActionState::Running);
     support::rig::wait_for(Duration::from_secs(20), "the hook to run", running).await;
-    gateway.0.kill().unwrap();
-    gateway.0.wait().unwrap();
+    gateway.kill_9();
     std::fs::remove_file(dir.path().join("hang")).unwrap();
 
-    let _gateway = spawn();
+    let _gateway = spawn().await;
     support::rig::wait_for(Duration::from_secs(30), "the gateway again", up).await;
     let closed = settled(&c, &a.id).await;
     assert_eq!(closed.state, ActionState::Failed);
@@ -344,14 +333,6 @@ async fn the_action_api_wants_a_named_token() {
         other => panic!("expected a refused certificate, got {other:?}"),
     }
     gw.shutdown();
-}
-
-struct KillOnDrop(std::process::Child);
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Every route the OpenAPI document lists for the gateway is one it answers: asked

@@ -8,42 +8,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use support::cluster::{sim, TOKEN};
 use support::rig::wait_for;
+use support::servers::{free_port, tool, KillOnDrop as Killed};
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus")
-}
-
-fn tool(name: &str) -> Command {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{name} is missing: `bash .ci/deps.sh --test` installs Debian's prometheus and prometheus-alertmanager"
-    );
-    Command::new(name)
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -96,31 +68,8 @@ async fn prometheus_scrapes_the_simulator_and_the_shipped_rules_fire_on_a_bad_ro
     firebreak::process::install_tls_provider();
     let s = sim("bad-model-rollout", 10.0, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("sim-token"), TOKEN).unwrap();
-    std::fs::copy(deploy().join("rules.yml"), dir.path().join("rules.yml")).unwrap();
     // The shipped scrape configuration, pointed at this simulator, at test speed.
-    let config = std::fs::read_to_string(deploy().join("prometheus.yml"))
-        .unwrap()
-        .replace("127.0.0.1:7700", &s.addr.to_string())
-        .replace("scrape_interval: 5s", "scrape_interval: 1s")
-        .replace("evaluation_interval: 5s", "evaluation_interval: 1s");
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let _prometheus = Killed(
-        tool("prometheus")
-            .current_dir(dir.path())
-            .arg("--config.file=prometheus.yml")
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let (base, _prometheus) = prometheus_on(&s, dir.path()).await;
 
     // The scrape works with the bearer token, and PromQL reads the histogram back.
     wait_for(
@@ -195,13 +144,23 @@ async fn prometheus_scrapes_the_simulator_and_the_shipped_rules_fire_on_a_bad_ro
 
 /// Prometheus running as in the test above; returns its base URL and the guard.
 async fn prometheus_on(s: &firebreak::sim::RunningSim, dir: &Path) -> (String, Killed) {
+    prometheus_alerting(s, dir, 9093).await
+}
+
+/// [`prometheus_on`], sending its alerts to the Alertmanager on `am_port`.
+async fn prometheus_alerting(
+    s: &firebreak::sim::RunningSim,
+    dir: &Path,
+    am_port: u16,
+) -> (String, Killed) {
     std::fs::write(dir.join("sim-token"), TOKEN).unwrap();
     std::fs::copy(deploy().join("rules.yml"), dir.join("rules.yml")).unwrap();
     let config = std::fs::read_to_string(deploy().join("prometheus.yml"))
         .unwrap()
         .replace("127.0.0.1:7700", &s.addr.to_string())
         .replace("scrape_interval: 5s", "scrape_interval: 1s")
-        .replace("evaluation_interval: 5s", "evaluation_interval: 1s");
+        .replace("evaluation_interval: 5s", "evaluation_interval: 1s")
+        .replace("127.0.0.1:9093", &format!("127.0.0.1:{am_port}"));
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let port = free_port();
     let child = tool("prometheus")
@@ -352,5 +311,186 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
     );
     engine.stop().await;
     gateway.shutdown();
+    s.shutdown();
+}
+
+/// The whole chain, every part real: the simulator's fleet scraped by Prometheus with the
+/// shipped rules, Alertmanager (group_wait 1 s) posting to the gateway, the gateway
+/// querying Prometheus, and `firebreak watch` recording from the gateway. The bad rollout
+/// opens an incident from Alertmanager's notification, its metrics come from PromQL, the
+/// gateway is killed with -9 mid-run and restarted and the console records every event
+/// of its stream exactly once, and a silence proposed on the alert through the desk
+/// appears in Alertmanager's API.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_model_rollout_through_prometheus_alertmanager_and_the_gateway() {
+    use firebreak::actions::{ActionDesk, Tokens};
+    use firebreak::incident::EntryKind;
+    use firebreak::ingest::sink::{ConsoleSink, Recorder, StatusBoard};
+    use firebreak::store::actions::ActionState;
+    use support::rig::count;
+    use support::servers::{spawn_gateway, start_alertmanager};
+
+    firebreak::process::install_tls_provider();
+    let s = sim("bad-model-rollout", 10.0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (gw_port, am_port) = (free_port(), free_port());
+    let _am = start_alertmanager(dir.path(), gw_port, am_port);
+    let (prometheus, _prometheus) = prometheus_alerting(&s, dir.path(), am_port).await;
+
+    // The shipped example configuration, pointed at these servers.
+    const CONSOLE: &str = "console-token-0123456789";
+    std::fs::write(dir.path().join("console.token"), CONSOLE).unwrap();
+    std::fs::write(dir.path().join("webhook.token"), "webhook-token-9876543210").unwrap();
+    let config = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway/gateway.example.toml"),
+    )
+    .unwrap()
+    .replace("http://127.0.0.1:9090", &prometheus)
+    .replace(
+        "http://127.0.0.1:9093",
+        &format!("http://127.0.0.1:{am_port}"),
+    )
+    .replace("interval_s = 5", "interval_s = 1")
+    .replace("127.0.0.1:7443", &format!("127.0.0.1:{gw_port}"))
+    .replace(
+        "env = \"FIREBREAK_GATEWAY_TOKEN\"",
+        &format!("file = \"{}\"", dir.path().join("console.token").display()),
+    )
+    .replace(
+        "webhook_token = { env = \"FIREBREAK_ALERTMANAGER_TOKEN\" }",
+        &format!(
+            "webhook_token = {{ file = \"{}\" }}",
+            dir.path().join("webhook.token").display()
+        ),
+    );
+    let config_file = dir.path().join("gateway.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let gateway_data = dir.path().join("gateway-data");
+    let mut gateway = spawn_gateway(&config_file, &gateway_data, gw_port).await;
+
+    // The console: `firebreak watch`, as a process, into its own data dir.
+    let console_data = dir.path().join("console");
+    let watch = std::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args([
+            "watch",
+            "--cluster",
+            &format!("demo-fleet=ws://127.0.0.1:{gw_port}/v1/events"),
+            "--token-env",
+            "GATEWAY_TOKEN",
+        ])
+        .env("GATEWAY_TOKEN", CONSOLE)
+        .env("FIREBREAK_DATA_DIR", &console_data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _watch = Killed(watch);
+    let db = console_data.join("firebreak.db");
+
+    let from_alertmanager =
+        "SELECT COUNT(*) FROM incidents i JOIN timeline_entries t ON t.incident_id = i.id \
+         JOIN events e ON e.seq = t.event_seq WHERE i.service = 'llm-assistant' \
+         AND e.type = 'dev.firebreak.alert.firing' AND e.raw LIKE '%HighErrorRate%'";
+    let metrics = "SELECT COUNT(*) FROM events WHERE type = 'dev.firebreak.service.metrics'";
+    // Mid-run: metrics are flowing, the alert may or may not have fired yet.
+    wait_for(
+        Duration::from_secs(120),
+        "metrics from PromQL",
+        async || count(&db, metrics).await >= 3,
+    )
+    .await;
+    gateway.kill_9();
+    let _gateway = spawn_gateway(&config_file, &gateway_data, gw_port).await;
+    wait_for(
+        Duration::from_secs(180),
+        "the incident from Alertmanager's notification",
+        async || count(&db, from_alertmanager).await >= 1,
+    )
+    .await;
+
+    // Every event of the gateway's stream, each once: the sequences the console recorded
+    // run without a hole or a repeat up to the gateway's head, and no gap was recorded.
+    let status: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{gw_port}/v1/gateway/status"))
+        .bearer_auth(CONSOLE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let head = status["head"].as_i64().unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the console to reach the head",
+        async || count(&db, "SELECT COALESCE(MAX(stream_sequence), 0) FROM events").await >= head,
+    )
+    .await;
+    let upto = format!("FROM events WHERE stream_sequence <= {head}");
+    assert_eq!(count(&db, &format!("SELECT COUNT(*) {upto}")).await, head);
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT COUNT(DISTINCT stream_sequence) {upto}")
+        )
+        .await,
+        head
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM stream_gaps").await, 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM quarantine").await, 0);
+
+    // The silence, proposed on the alert's entry through the desk, lands in Alertmanager.
+    let store = firebreak::store::Store::open(&db).await.unwrap();
+    let incident = store
+        .incidents()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.service.as_deref() == Some("llm-assistant"))
+        .unwrap();
+    let entry = store
+        .timeline(incident.id, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == EntryKind::Event && e.event_type.as_deref() == Some("alert.firing"))
+        .unwrap();
+    let tokens = Tokens::default();
+    tokens.set(incident.cluster_id.unwrap(), CONSOLE);
+    let sink: std::sync::Arc<dyn ConsoleSink> = std::sync::Arc::new(Recorder::default());
+    let desk = ActionDesk::new(
+        store.clone(),
+        tokens,
+        std::sync::Arc::new(StatusBoard::default()),
+        sink,
+    );
+    let proposal = desk
+        .propose_silence(incident.id, entry.id, 3600, "ana")
+        .await
+        .unwrap();
+    desk.confirm(&proposal.id, "ana", "rollback on its way", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        desk.drive(&proposal.id).await.unwrap().state,
+        ActionState::Succeeded
+    );
+    let silences: serde_json::Value =
+        reqwest::get(format!("http://127.0.0.1:{am_port}/api/v2/silences"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let silence = &silences.as_array().unwrap()[0];
+    assert!(silence["createdBy"]
+        .as_str()
+        .unwrap()
+        .contains("oncall for ana"));
+    assert!(silence["matchers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == "alertname" && m["value"] == "HighErrorRate"));
     s.shutdown();
 }

@@ -4,5 +4,6 @@
 pub mod cluster;
 pub mod generated;
 pub mod rig;
+pub mod servers;
 pub mod tls;
 pub mod webdriver;

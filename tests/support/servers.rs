@@ -1,0 +1,101 @@
+//! Real server processes for the tests: the gateway (this build's binary), Debian's
+//! Alertmanager and Prometheus, on free loopback ports in a temporary folder, each
+//! killed with SIGKILL when its guard drops.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A server process, killed with SIGKILL when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl KillOnDrop {
+    /// kill -9, and wait until it is gone.
+    pub fn kill_9(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Debian server program, or a failure that says how to get it.
+pub fn tool(name: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{name} is missing: `bash .ci/deps.sh --test` installs Debian's prometheus and prometheus-alertmanager"
+    );
+    Command::new(name)
+}
+
+/// `firebreak gateway --config FILE` as a process of its own, its data in `data_dir`,
+/// once it listens on `port`.
+pub async fn spawn_gateway(config: &Path, data_dir: &Path, port: u16) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(["gateway", "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = async || {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    };
+    super::rig::wait_for(Duration::from_secs(30), "the gateway to listen", up).await;
+    KillOnDrop(child)
+}
+
+/// Alertmanager with the shipped configuration (deploy/prometheus/alertmanager.yml),
+/// posting to a gateway on `gateway_port` with the token in `dir/webhook.token`, at test
+/// speed (group_wait 1 s).
+pub fn start_alertmanager(dir: &Path, gateway_port: u16, am_port: u16) -> KillOnDrop {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/alertmanager.yml"),
+    )
+    .unwrap();
+    let config = shipped
+        .replace(
+            "https://127.0.0.1:7443/v1/alertmanager",
+            &format!("http://127.0.0.1:{gateway_port}/v1/alertmanager"),
+        )
+        .replace(
+            "/etc/firebreak/alertmanager-token",
+            &dir.join("webhook.token").display().to_string(),
+        )
+        .replace("group_wait: 10s", "group_wait: 1s");
+    std::fs::write(dir.join("alertmanager.yml"), config).unwrap();
+    let child = tool("prometheus-alertmanager")
+        .arg(format!(
+            "--config.file={}",
+            dir.join("alertmanager.yml").display()
+        ))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    KillOnDrop(child)
+}
