@@ -455,3 +455,243 @@ fn children_of(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// The gateway: how fast it fans its journal out to 1, 10 and 50 subscribers over
+/// loopback WebSockets (each reading the whole stream from its start), beside the journal
+/// read alone with no network; and how long an Alertmanager notification takes to become
+/// an event committed in a console's store, beside the webhook's own answer (the gateway
+/// has journaled it by then).
+pub async fn gateway(events: u64, samples: usize, data_dir: &std::path::Path) -> Result<()> {
+    let dir = data_dir.join(format!("bench-gateway-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let outcome = gateway_in(&dir, events, samples).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+const BENCH_TOKEN: &str = "bench-token-0123456789";
+
+async fn gateway_in(dir: &std::path::Path, events: u64, samples: usize) -> Result<()> {
+    use crate::gateway::journal::{DurableJournal, Retention, RECENT_FRAMES};
+
+    // A journal of `events` service.metrics events, as the Prometheus source writes them.
+    let journal_path = dir.join("journal.db");
+    {
+        let journal = DurableJournal::open(&journal_path, Retention::default()).await?;
+        let data = serde_json::json!({
+            "service": "llm-assistant", "region": "us-east", "revision": 42, "primary": true,
+            "requests_per_s": 812.5, "error_rate": 0.0031, "latency_p50_ms": 412.0,
+            "latency_p99_ms": 1830.0, "queue_depth": 17, "gpu_utilization": 0.81,
+        });
+        let mut left = events;
+        while left > 0 {
+            let n = left.min(10_000) as usize;
+            journal
+                .publish(n, |seq, _| {
+                    crate::server::envelope(
+                        "/clusters/bench",
+                        &uuid::Uuid::now_v7().to_string(),
+                        crate::protocol::events::EventType::ServiceMetrics,
+                        chrono::Utc::now(),
+                        "service/llm-assistant",
+                        seq,
+                        &data,
+                    )
+                })
+                .await?;
+            left -= n as u64;
+        }
+        journal.close().await;
+    }
+
+    std::fs::write(dir.join("token"), BENCH_TOKEN)?;
+    std::fs::write(dir.join("webhook"), BENCH_TOKEN)?;
+    let text = format!(
+        "cluster = \"bench\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"bench\"\nfile = \"{}\"\n\
+         [alertmanager]\nurl = \"http://127.0.0.1:9\"\nwebhook_token = {{ file = \"{}\" }}\n",
+        dir.join("token").display(),
+        dir.join("webhook").display()
+    );
+    let config = crate::gateway::config::parse(std::path::Path::new("bench.toml"), &text)?;
+    println!("gateway fan-out ({events} service.metrics events in the journal; each subscriber reads them all from the start over a loopback WebSocket)");
+    // Baseline: every read from the SQLite file. The gateway keeps the newest frames in
+    // memory too; both in this run.
+    for (label, recent) in [
+        ("reading the journal file only (baseline)", 0),
+        (
+            "with the newest frames in memory (as served)",
+            RECENT_FRAMES,
+        ),
+    ] {
+        let journal = std::sync::Arc::new(
+            DurableJournal::open_with(&journal_path, Retention::default(), recent).await?,
+        );
+        let gw = crate::gateway::serve::start_on(&config, journal.clone()).await?;
+        println!("  {label}:");
+        for consoles in [1usize, 10, 50] {
+            let (each, elapsed) = fan_out(&gw.events_url(), consoles, events).await?;
+            println!(
+                "    {consoles:>2} subscriber{}: {each:>10.0} events/s each, {:>10.0} events/s in all ({elapsed:.2} s)",
+                if consoles == 1 { " " } else { "s" },
+                each * consoles as f64
+            );
+        }
+        gw.shutdown();
+        journal.close().await;
+    }
+    alert_latency(dir, samples).await
+}
+
+/// `consoles` subscribers reading `events` events from the start at once: events per
+/// second each, and the seconds until the last one had them all.
+async fn fan_out(events_url: &str, consoles: usize, events: u64) -> Result<(f64, f64)> {
+    let url = format!("{events_url}?after=0");
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(consoles + 1));
+    let mut readers = Vec::new();
+    for _ in 0..consoles {
+        let url = url.clone();
+        let barrier = barrier.clone();
+        readers.push(tokio::spawn(async move {
+            let mut request = url.into_client_request()?;
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {BENCH_TOKEN}").parse()?);
+            let connected = tokio_tungstenite::connect_async(request).await;
+            barrier.wait().await;
+            let (ws, _) = connected.context("connect")?;
+            let (_, mut read) = ws.split();
+            let mut got = 0u64;
+            while got < events {
+                match read.next().await {
+                    Some(Ok(Message::Text(t))) if t.starts_with("{\"specversion\"") => got += 1,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(anyhow::Error::from(e)),
+                    None => anyhow::bail!("the stream ended after {got} events"),
+                }
+            }
+            Ok::<Instant, anyhow::Error>(Instant::now())
+        }));
+    }
+    barrier.wait().await;
+    let t0 = Instant::now();
+    let mut last = t0;
+    for r in readers {
+        last = last.max(r.await??);
+    }
+    let elapsed = (last - t0).as_secs_f64();
+    Ok((events as f64 / elapsed, elapsed))
+}
+
+/// Alertmanager notification → event committed in a console's store, one notification at
+/// a time, beside the webhook's own answer (the gateway has journaled the alert by then).
+async fn alert_latency(dir: &std::path::Path, samples: usize) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use crate::ingest::sink::{ClusterStatus, Committed, ConsoleSink};
+
+    struct Commits {
+        events: AtomicU64,
+        moved: tokio::sync::Notify,
+    }
+    impl ConsoleSink for Commits {
+        fn cluster_status(&self, _: &ClusterStatus) {}
+        fn committed(&self, batch: &Committed) {
+            self.events
+                .fetch_add(u64::from(batch.events), Ordering::SeqCst);
+            self.moved.notify_waiters();
+        }
+    }
+
+    let text = format!(
+        "cluster = \"bench\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"bench\"\nfile = \"{}\"\n\
+         [alertmanager]\nurl = \"http://127.0.0.1:9\"\nwebhook_token = {{ file = \"{}\" }}\n",
+        dir.join("token").display(),
+        dir.join("webhook").display()
+    );
+    let config = crate::gateway::config::parse(std::path::Path::new("bench.toml"), &text)?;
+    let gw = crate::gateway::serve::start(&config, &dir.join("latency-journal.db")).await?;
+    let store = crate::store::Store::open(&dir.join("console.db")).await?;
+    let cluster = store
+        .ensure_cluster(&crate::store::NewCluster {
+            name: "bench".into(),
+            events_url: gw.events_url(),
+            actions_url: gw.base_url(),
+            ca_file: None,
+        })
+        .await?;
+    let sink = Arc::new(Commits {
+        events: AtomicU64::new(0),
+        moved: tokio::sync::Notify::new(),
+    });
+    let engine = crate::ingest::Engine::start(
+        store.clone(),
+        vec![crate::ingest::Target {
+            cluster_id: cluster.id,
+            name: "bench".into(),
+            events_url: gw.events_url(),
+            token: Some(BENCH_TOKEN.into()),
+            ca_file: None,
+        }],
+        sink.clone(),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let http = reqwest::Client::new();
+    let webhook = format!("{}/v1/alertmanager", gw.base_url());
+    let mut to_console = Vec::with_capacity(samples);
+    let mut answered = Vec::with_capacity(samples);
+    for i in 0..samples {
+        // Minor alerts on many services: each its own, none opens an incident.
+        let body = serde_json::json!({
+            "version": "4", "status": "firing", "receiver": "firebreak", "groupKey": "bench",
+            "alerts": [{
+                "status": "firing",
+                "labels": {"alertname": "QueueBacklog", "service": format!("svc-{i}"), "region": "us-east", "severity": "info"},
+                "annotations": {"summary": "queue backlog"},
+                "startsAt": chrono::Utc::now().to_rfc3339(),
+                "fingerprint": format!("{i:016x}"),
+            }],
+        });
+        let before = sink.events.load(Ordering::SeqCst);
+        let waiting = sink.moved.notified();
+        tokio::pin!(waiting);
+        let t0 = Instant::now();
+        let r = http
+            .post(&webhook)
+            .bearer_auth(BENCH_TOKEN)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            r.status().is_success(),
+            "the webhook answered {}",
+            r.status()
+        );
+        answered.push(t0.elapsed());
+        while sink.events.load(Ordering::SeqCst) == before {
+            waiting.as_mut().await;
+            waiting.set(sink.moved.notified());
+        }
+        to_console.push(t0.elapsed());
+    }
+    engine.stop().await;
+    store.close().await;
+    gw.shutdown();
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort_unstable();
+        v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1000.0
+    };
+    println!("alert latency ({samples} webhook notifications, one at a time, a console on the same machine)");
+    println!(
+        "  notification → committed in the console's store: p50 {:.1} ms, p99 {:.1} ms",
+        pct(&mut to_console, 0.50),
+        pct(&mut to_console, 0.99)
+    );
+    println!(
+        "  the webhook's answer alone (journaled, fsync'd; baseline): p50 {:.1} ms, p99 {:.1} ms",
+        pct(&mut answered, 0.50),
+        pct(&mut answered, 0.99)
+    );
+    Ok(())
+}

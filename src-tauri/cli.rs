@@ -240,6 +240,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 50_000)]
         rate: u64,
     },
+    /// The gateway: fan-out of its journal to 1, 10 and 50 subscribers beside the journal
+    /// read alone; Alertmanager notification to an event committed in a console.
+    Gateway {
+        /// Events in the journal every subscriber reads.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Notifications sent, one at a time, for the latency figures.
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+    },
     /// The simulator's synthetic event generator, alone and over a loopback WebSocket.
     Generator {
         #[arg(long, default_value_t = 5)]
@@ -359,6 +369,9 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         Command::Gateway { .. } => unreachable!("clap requires --config or --check"),
         Command::Bench(BenchCommand::Generator { seconds, rate }) => {
             return crate::bench::generator(seconds, rate).await
+        }
+        Command::Bench(BenchCommand::Gateway { events, samples }) => {
+            return crate::bench::gateway(events, samples.max(1), data_dir.root()).await
         }
         Command::Bench(BenchCommand::Ingest { seconds, rate }) => {
             return crate::bench::ingest(seconds, rate, data_dir.root()).await

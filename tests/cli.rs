@@ -198,11 +198,33 @@ fn benchmarks_print_each_figure_beside_its_baseline() {
         "{stdout}"
     );
     assert!(stdout.contains("raw baseline"), "{stdout}");
+
+    let out = firebreak(
+        dir.path(),
+        &["bench", "gateway", "--events", "2000", "--samples", "5"],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for line in [
+        "reading the journal file only (baseline)",
+        "with the newest frames in memory",
+        "50 subscribers",
+        "notification → committed in the console's store",
+        "the webhook's answer alone",
+    ] {
+        assert!(stdout.contains(line), "{line}: {stdout}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("bench-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// The server binary: `--no-default-features` leaves the window out, so the gateway (and
 /// every headless command) runs on a machine without WebKitGTK or GTK. Built here into its
-/// own target directory when CI has not built it already (.ci/test.sh does).
+/// own target directory (kept there between runs).
 fn headless_binary() -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = root.join("target/headless");

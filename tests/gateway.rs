@@ -367,6 +367,60 @@ mod journal {
         assert_eq!(j.bounds(), (0, 1));
     }
 
+    /// The newest frames are served from memory, older ones from the file, and the two
+    /// give the same frames; retention below the memory tail is still a gap.
+    #[tokio::test]
+    async fn the_memory_tail_and_the_file_give_the_same_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let retention = Retention {
+            count: 50,
+            age: Duration::from_secs(3600),
+        };
+        let j = DurableJournal::open_with(&path, retention, 10)
+            .await
+            .unwrap();
+        j.publish(60, |seq, _| event(seq)).await.unwrap();
+        let all = |from: u64, to: u64| -> Vec<axum::extract::ws::Utf8Bytes> {
+            (from..=to).map(|s| event(s).into()).collect()
+        };
+        // 11..=60 are kept (retention 50); 51..=60 are in memory.
+        assert_eq!(
+            j.read_after(55, 100).await.unwrap(),
+            Read::Frames {
+                frames: all(56, 60),
+                last: 60
+            }
+        );
+        assert_eq!(
+            j.read_after(20, 100).await.unwrap(),
+            Read::Frames {
+                frames: all(21, 60),
+                last: 60
+            },
+            "from the file, across into what memory also holds"
+        );
+        assert_eq!(
+            j.read_after(3, 100).await.unwrap(),
+            Read::Gap {
+                first_available: 11
+            }
+        );
+        j.close().await;
+        // Reopened: the memory tail is loaded from the file.
+        let j = DurableJournal::open_with(&path, retention, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            j.read_after(58, 100).await.unwrap(),
+            Read::Frames {
+                frames: all(59, 60),
+                last: 60
+            }
+        );
+        j.close().await;
+    }
+
     #[tokio::test]
     async fn what_retention_dropped_is_a_gap_and_the_numbers_never_start_over() {
         let dir = tempfile::tempdir().unwrap();

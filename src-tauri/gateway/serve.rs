@@ -109,6 +109,12 @@ pub fn read_secret(secret: &Secret, what: &str) -> Result<String> {
 /// Binds the configured address and serves until the task is stopped. The journal lives
 /// at `journal`; its stream continues across restarts.
 pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
+    let journal = Arc::new(DurableJournal::open(journal, Retention::default()).await?);
+    start_on(config, journal).await
+}
+
+/// [`start`] on a journal already open (benchmarks choose how it is kept).
+pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<RunningGateway> {
     let acceptor = match &config.tls {
         Some(tls) => Some(tls_acceptor(tls)?),
         None => None,
@@ -127,7 +133,6 @@ pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
         }),
         None => None,
     };
-    let journal = Arc::new(DurableJournal::open(journal, Retention::default()).await?);
     let mut tasks = Vec::new();
     let shared = Arc::new(Shared {
         cluster: config.cluster.clone(),
