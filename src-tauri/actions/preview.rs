@@ -266,7 +266,7 @@ pub async fn plan_silence(
         .await?;
     let still = firing.contains(&alert.region);
     let health = TargetHealth {
-        healthy: Some(!still),
+        healthy: None,
         text: if still {
             format!(
                 "{} on {} is firing in {} (recorded by this console); the silence quiets its                  notifications there only{}",

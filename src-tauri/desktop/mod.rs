@@ -360,19 +360,32 @@ async fn confirm_natively<R: Runtime>(
         Some(false) => "NOT healthy",
         None => "unknown",
     };
-    let mut text = format!(
-        "{}\n\nFrom: {}\nTo: {}\nBlast radius: {} nodes, {:.0} requests/s ({:.0} % of the cluster's traffic)\n\
-         Target: {health}: {}\nPrecondition: {}\nReason: {}\n",
-        p.summary,
-        p.from_label,
-        p.to_label,
-        p.nodes,
-        p.requests_per_s,
-        p.traffic_share * 100.0,
-        p.target_health.text,
-        p.precondition,
-        reason.trim()
-    );
+    let mut text = if action.kind == crate::protocol::actions::ActionKind::Silence {
+        // A silence changes what notifies, not nodes or traffic.
+        format!(
+            "{}\n\nFrom: {}\nTo: {}\nSilences: {}\nMatchers: {}\nReason: {}\n",
+            p.summary,
+            p.from_label,
+            p.to_label,
+            p.target_health.text,
+            p.precondition.trim_start_matches("matchers: "),
+            reason.trim()
+        )
+    } else {
+        format!(
+            "{}\n\nFrom: {}\nTo: {}\nBlast radius: {} nodes, {:.0} requests/s ({:.0} % of the cluster's traffic)\n\
+             Target: {health}: {}\nPrecondition: {}\nReason: {}\n",
+            p.summary,
+            p.from_label,
+            p.to_label,
+            p.nodes,
+            p.requests_per_s,
+            p.traffic_share * 100.0,
+            p.target_health.text,
+            p.precondition,
+            reason.trim()
+        )
+    };
     for w in &p.warnings {
         text.push_str(&format!("\nWarning: {w}"));
     }
@@ -388,6 +401,19 @@ async fn confirm_natively<R: Runtime>(
     ask_natively(app, window, &format!("Confirm: {}", p.summary), text, verb).await
 }
 
+/// Text as the native dialog must receive it. On Linux the dialog library hands the
+/// message to GTK as a printf format (rfd's gtk3 backend, `format_secondary_text`): a `%`
+/// in recorded text ("31 % of the cluster's traffic", a hostile service name) would be
+/// read as a conversion, so it is doubled there. A NUL would make the library panic.
+pub(crate) fn dialog_text(text: &str) -> String {
+    let text = text.replace('\0', "");
+    if cfg!(any(target_os = "macos", target_os = "windows")) {
+        text
+    } else {
+        text.replace('%', "%%")
+    }
+}
+
 /// A yes/no question in a native dialog over the window: the one way a person confirms
 /// what page script must not be able to do alone (an action, loosening a guard rail).
 pub(crate) async fn ask_natively<R: Runtime>(
@@ -400,8 +426,8 @@ pub(crate) async fn ask_natively<R: Runtime>(
     use tauri_plugin_dialog::MessageDialogButtons;
     let (tx, rx) = tokio::sync::oneshot::channel();
     app.dialog()
-        .message(text)
-        .title(title)
+        .message(dialog_text(&text))
+        .title(title.replace('\0', ""))
         .kind(MessageDialogKind::Warning)
         .parent(window)
         .buttons(MessageDialogButtons::OkCancelCustom(
@@ -412,4 +438,16 @@ pub(crate) async fn ask_natively<R: Runtime>(
             let _ = tx.send(confirmed);
         });
     rx.await.unwrap_or(false)
+}
+
+#[cfg(test)]
+mod dialog_tests {
+    #[test]
+    fn percent_signs_and_nuls_cannot_reach_gtk_as_a_format() {
+        let said = super::dialog_text("31 % of traffic on svc-%s%n\0x");
+        if cfg!(target_os = "linux") {
+            assert_eq!(said, "31 %% of traffic on svc-%%s%%nx");
+        }
+        assert!(!said.contains('\0'));
+    }
 }

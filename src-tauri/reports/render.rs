@@ -121,7 +121,12 @@ pub fn doc(r: &IncidentReport) -> Doc {
                 .actions
                 .iter()
                 .map(|a| {
-                    let (v, tone) = verdict(a.recovered);
+                    let (v, tone) = if a.kind == "silence" {
+                        // A silence changes notifications, not the service.
+                        ("not applicable (a silence)", Tone::Plain)
+                    } else {
+                        verdict(a.recovered)
+                    };
                     let outcome = match &a.error {
                         Some(e) => format!("{} ({e})", a.state),
                         None => a.state.clone(),

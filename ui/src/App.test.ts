@@ -574,11 +574,23 @@ describe('silences', () => {
       { id: 2, incidentId: 1, atMs: at, kind: 'event', author: 'firebreak', body: 'rollout stalled', amends: null, eventType: 'rollout.stalled' },
     ];
     const asked: [number, number][] = [];
+    let actions: ActionRecord[] = [];
     const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
       timeline: async () => recorded,
+      incidentActions: async () => actions,
       proposeSilence: async (id, entry) => {
         asked.push([id, entry]);
-        return proposed({ kind: 'silence', preview: { ...proposed().preview, summary: 'Silence HighErrorRate on llm-assistant in us-east for 1 h', typeToConfirm: false } });
+        actions = [proposed({
+          kind: 'silence',
+          preview: {
+            ...proposed().preview,
+            summary: 'Silence HighErrorRate on llm-assistant in us-east for 1 h',
+            targetHealth: { healthy: null, text: 'HighErrorRate on llm-assistant is firing in us-east' },
+            precondition: 'matchers: alertname="HighErrorRate", service="llm-assistant", region="us-east"',
+            typeToConfirm: false,
+          },
+        })];
+        return actions[0];
       },
     });
     render(App, { host });
@@ -588,6 +600,11 @@ describe('silences', () => {
     expect(buttons).toHaveLength(1);
     await fireEvent.click(buttons[0]);
     await waitFor(() => expect(asked).toEqual([[1, 1]]));
+    // The preview opens in Act with what a silence changes: notifications, not nodes.
+    const preview = await screen.findByTestId('action-preview');
+    expect(preview.textContent).toContain('Silence HighErrorRate on llm-assistant in us-east for 1 h');
+    expect(screen.getByTestId('silence-scope').textContent).toContain('firing in us-east');
+    expect(preview.textContent).not.toContain('Blast radius');
   });
 });
 
