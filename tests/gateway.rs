@@ -1060,3 +1060,117 @@ mod serving {
         gw.shutdown();
     }
 }
+
+/// The Kubernetes side of a configuration: where the API is, how nodes and model versions
+/// are read, and each service's objects; each mistake named by line and key.
+mod kubernetes_config {
+    use std::path::Path;
+
+    use firebreak::gateway::config::{parse, ModelVersionSource, WorkloadKind};
+
+    const K8S: &str = r#"cluster = "prod-east"
+listen = "127.0.0.1:7443"
+
+[[tokens]]
+name = "oncall"
+env = "FIREBREAK_TOKEN"
+
+[kubernetes]
+context = "prod-east-admin"
+pool_label = "cloud.google.com/gke-nodepool"
+model_version = { annotation = "serving.example.com/model-version" }
+
+[[services]]
+name = "llm-assistant"
+regions = ["us-east", "eu-west"]
+[services.kubernetes]
+namespace = "serving"
+name = "llm-assistant-vllm"
+pods = "app=llm-assistant,tier=serving"
+node_pool = "gpu-a100"
+[services.kubernetes.route]
+namespace = "serving"
+name = "llm-assistant"
+backends = { us-east = "llm-assistant-us-east", eu-west = "llm-assistant-eu-west" }
+"#;
+
+    #[test]
+    fn a_kubernetes_section_reads_as_written() {
+        let c = parse(Path::new("gateway.toml"), K8S).unwrap();
+        let k = c.kubernetes.unwrap();
+        assert_eq!(k.kubeconfig, None, "the service account, in the cluster");
+        assert_eq!(k.context.as_deref(), Some("prod-east-admin"));
+        assert_eq!(k.region_label, "topology.kubernetes.io/region");
+        assert_eq!(k.pool_label, "cloud.google.com/gke-nodepool");
+        assert_eq!(
+            k.model_version,
+            ModelVersionSource::Annotation("serving.example.com/model-version".into())
+        );
+        let o = c.services[0].kubernetes.clone().unwrap();
+        assert_eq!(o.kind, WorkloadKind::Deployment);
+        assert_eq!(o.name, "llm-assistant-vllm");
+        assert_eq!(
+            o.pods,
+            [
+                ("app".to_owned(), "llm-assistant".to_owned()),
+                ("tier".to_owned(), "serving".to_owned())
+            ]
+        );
+        let route = o.route.unwrap();
+        assert_eq!(route.backends["eu-west"], "llm-assistant-eu-west");
+    }
+
+    #[test]
+    fn each_kubernetes_mistake_names_its_line_and_key() {
+        let cases = [
+            (
+                K8S.replace(
+                    "[kubernetes]\ncontext = \"prod-east-admin\"\npool_label = \"cloud.google.com/gke-nodepool\"\nmodel_version = { annotation = \"serving.example.com/model-version\" }\n",
+                    "",
+                ),
+                12,
+                "services[1].kubernetes",
+                "need a [kubernetes] section",
+            ),
+            (
+                K8S.replace("eu-west = \"llm-assistant-eu-west\" ", ""),
+                24,
+                "services[1].kubernetes.route.backends",
+                "missing: eu-west",
+            ),
+            (
+                K8S.replace("name = \"llm-assistant-vllm\"", "name = \"llm-assistant-vllm\"\nkind = \"StatefulSet\""),
+                19,
+                "services[1].kubernetes.kind",
+                "\"Deployment\" or an Argo \"Rollout\"",
+            ),
+            (
+                K8S.replace("app=llm-assistant,tier=serving", "app in (llm-assistant)"),
+                19,
+                "services[1].kubernetes.pods",
+                "key=value pairs",
+            ),
+            (
+                K8S.replace(
+                    "{ annotation = \"serving.example.com/model-version\" }",
+                    "{ annotation = \"a\", label = \"b\" }",
+                ),
+                11,
+                "kubernetes.model_version",
+                "exactly one of annotation",
+            ),
+            (
+                K8S.replace("namespace = \"serving\"\nname = \"llm-assistant-vllm\"", "namespace = \"Serving_NS\"\nname = \"llm-assistant-vllm\""),
+                17,
+                "services[1].kubernetes.namespace",
+                "not a Kubernetes name",
+            ),
+        ];
+        for (text, line, key, words) in cases {
+            let err = parse(Path::new("gateway.toml"), &text).expect_err(key);
+            assert_eq!(err.key, key, "{err}");
+            assert_eq!(err.line, line, "{err}");
+            assert!(err.message.contains(words), "{err}");
+        }
+    }
+}

@@ -70,7 +70,64 @@ pub struct Config {
     pub tokens: Vec<TokenSource>,
     pub prometheus: Option<Prometheus>,
     pub alertmanager: Option<Alertmanager>,
+    pub kubernetes: Option<Kubernetes>,
     pub services: Vec<Service>,
+}
+
+/// How the gateway reaches the cluster's Kubernetes API, and how it reads nodes and
+/// model versions there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kubernetes {
+    /// A kubeconfig file; none: the pod's service account (in the cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig's context; none: its current one.
+    pub context: Option<String>,
+    /// The node label that names a node's region.
+    pub region_label: String,
+    /// The node label that names a node's pool.
+    pub pool_label: String,
+    /// Where a revision's model version is read from.
+    pub model_version: ModelVersionSource,
+}
+
+/// Where a pod template says which model it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelVersionSource {
+    Annotation(String),
+    Label(String),
+    /// The image tag of the named container.
+    ImageTag(String),
+}
+
+/// A service's objects in Kubernetes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceObjects {
+    pub namespace: String,
+    /// A `Deployment`, or an Argo `Rollout`.
+    pub kind: WorkloadKind,
+    /// The workload's name (the service's deployment name unless the file says otherwise).
+    pub name: String,
+    /// Label selector of its pods, `key=value` pairs joined by commas.
+    pub pods: Vec<(String, String)>,
+    /// The pool (the `pool_label` value) whose nodes serve it.
+    pub node_pool: Option<String>,
+    /// The HTTPRoute that splits its traffic between regions, for failover.
+    pub route: Option<Route>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Deployment,
+    Rollout,
+}
+
+/// A Gateway API HTTPRoute and which of its backendRefs serves which region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub namespace: String,
+    pub name: String,
+    /// Region → the backendRef's (Service) name.
+    pub backends: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +174,8 @@ pub struct Service {
     /// How this service is rolled back and failed over, and read, by the team's own
     /// tooling (the gateway's action hooks; see `hooks`).
     pub hooks: Hooks,
+    /// Its objects in Kubernetes, when the gateway watches the cluster's API.
+    pub kubernetes: Option<ServiceObjects>,
     /// Metric name (one of [`METRICS`]) → PromQL, `$region` standing for each region.
     pub queries: BTreeMap<String, String>,
 }
@@ -169,6 +228,7 @@ struct RawConfig {
     tokens: Vec<Spanned<RawToken>>,
     prometheus: Option<RawPrometheus>,
     alertmanager: Option<RawAlertmanager>,
+    kubernetes: Option<Spanned<RawKubernetes>>,
     #[serde(default)]
     services: Vec<Spanned<RawService>>,
 }
@@ -223,8 +283,46 @@ struct RawService {
     deployment: Option<Spanned<String>>,
     regions: Spanned<Vec<String>>,
     hooks: Option<RawHooks>,
+    kubernetes: Option<Spanned<RawServiceObjects>>,
     #[serde(default)]
     queries: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKubernetes {
+    kubeconfig: Option<Spanned<PathBuf>>,
+    context: Option<Spanned<String>>,
+    region_label: Option<Spanned<String>>,
+    pool_label: Option<Spanned<String>>,
+    model_version: Option<Spanned<RawModelVersion>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModelVersion {
+    annotation: Option<String>,
+    label: Option<String>,
+    image_tag: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServiceObjects {
+    namespace: Spanned<String>,
+    kind: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
+    pods: Spanned<String>,
+    node_pool: Option<Spanned<String>>,
+    route: Option<Spanned<RawRoute>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    namespace: Spanned<String>,
+    name: Spanned<String>,
+    backends: Spanned<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -398,6 +496,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     };
 
+    let kubernetes = match &raw.kubernetes {
+        None => None,
+        Some(k) => Some(kubernetes(k, &at)?),
+    };
+
     let mut services = Vec::new();
     let mut seen = HashSet::new();
     for (i, s) in raw.services.iter().enumerate() {
@@ -468,11 +571,26 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             None => Hooks::default(),
             Some(h) => hooks(h, &format!("{key}.hooks"), &at)?,
         };
+        let objects = match &s.kubernetes {
+            None => None,
+            Some(o) => {
+                let okey = format!("{key}.kubernetes");
+                if kubernetes.is_none() {
+                    return Err(at(
+                        o.span(),
+                        &okey,
+                        "a service's Kubernetes objects need a [kubernetes] section".into(),
+                    ));
+                }
+                Some(service_objects(o, &okey, &deployment, &regions, &at)?)
+            }
+        };
         services.push(Service {
             name: name.to_owned(),
             deployment,
             regions,
             hooks,
+            kubernetes: objects,
             queries,
         });
     }
@@ -484,8 +602,204 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         tokens,
         prometheus,
         alertmanager,
+        kubernetes,
         services,
     })
+}
+
+fn kubernetes(
+    raw: &Spanned<RawKubernetes>,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Kubernetes, ConfigError> {
+    let k = raw.get_ref();
+    let label = |v: &Option<Spanned<String>>, key: &str, default: &str| match v {
+        None => Ok(default.to_owned()),
+        Some(s) if is_k8s_label_key(s.get_ref()) => Ok(s.get_ref().clone()),
+        Some(s) => Err(at(
+            s.span(),
+            key,
+            format!("{:?} is not a Kubernetes label key", s.get_ref()),
+        )),
+    };
+    let model_version = match &k.model_version {
+        None => ModelVersionSource::ImageTag(String::new()),
+        Some(m) => {
+            let r = m.get_ref();
+            match (&r.annotation, &r.label, &r.image_tag) {
+                (Some(a), None, None) if is_k8s_label_key(a) => {
+                    ModelVersionSource::Annotation(a.clone())
+                }
+                (None, Some(l), None) if is_k8s_label_key(l) => ModelVersionSource::Label(l.clone()),
+                (None, None, Some(c)) => ModelVersionSource::ImageTag(c.trim().to_owned()),
+                _ => {
+                    return Err(at(
+                        m.span(),
+                        "kubernetes.model_version",
+                        "say where the model version is: exactly one of annotation = \"key\", \
+                         label = \"key\" or image_tag = \"container name\" (\"\" for the first container)"
+                            .into(),
+                    ))
+                }
+            }
+        }
+    };
+    Ok(Kubernetes {
+        kubeconfig: k.kubeconfig.as_ref().map(|p| p.get_ref().clone()),
+        context: k
+            .context
+            .as_ref()
+            .map(|c| c.get_ref().trim().to_owned())
+            .filter(|c| !c.is_empty()),
+        region_label: label(
+            &k.region_label,
+            "kubernetes.region_label",
+            "topology.kubernetes.io/region",
+        )?,
+        pool_label: label(&k.pool_label, "kubernetes.pool_label", "firebreak.dev/pool")?,
+        model_version,
+    })
+}
+
+fn service_objects(
+    raw: &Spanned<RawServiceObjects>,
+    key: &str,
+    deployment: &str,
+    regions: &[String],
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<ServiceObjects, ConfigError> {
+    let o = raw.get_ref();
+    let name_of = |v: &Spanned<String>, k: &str| {
+        let n = v.get_ref().trim();
+        if is_dns_label(n) {
+            Ok(n.to_owned())
+        } else {
+            Err(at(
+                v.span(),
+                k,
+                format!("{n:?} is not a Kubernetes name (lower case letters, digits and '-', at most 63)"),
+            ))
+        }
+    };
+    let namespace = name_of(&o.namespace, &format!("{key}.namespace"))?;
+    let kind = match &o.kind {
+        None => WorkloadKind::Deployment,
+        Some(k) => match k.get_ref().as_str() {
+            "Deployment" => WorkloadKind::Deployment,
+            "Rollout" => WorkloadKind::Rollout,
+            other => {
+                return Err(at(
+                    k.span(),
+                    &format!("{key}.kind"),
+                    format!("{other:?}: the workload is a \"Deployment\" or an Argo \"Rollout\""),
+                ))
+            }
+        },
+    };
+    let name = match &o.name {
+        None => deployment.to_owned(),
+        Some(n) => {
+            let checked = n.get_ref().trim();
+            if !is_dns_subdomain(checked) {
+                return Err(at(
+                    n.span(),
+                    &format!("{key}.name"),
+                    format!("{checked:?} is not a Kubernetes object name"),
+                ));
+            }
+            checked.to_owned()
+        }
+    };
+    let mut pods = Vec::new();
+    for part in o.pods.get_ref().split(',') {
+        match part.split_once('=') {
+            Some((k, v)) if is_k8s_label_key(k.trim()) && !v.trim().is_empty() => {
+                pods.push((k.trim().to_owned(), v.trim().to_owned()))
+            }
+            _ => {
+                return Err(at(
+                    o.pods.span(),
+                    &format!("{key}.pods"),
+                    format!(
+                        "{:?} is not a label selector of key=value pairs joined by commas (e.g. \"app=llm-assistant\")",
+                        o.pods.get_ref()
+                    ),
+                ))
+            }
+        }
+    }
+    let route = match &o.route {
+        None => None,
+        Some(r) => {
+            let rr = r.get_ref();
+            let rkey = format!("{key}.route");
+            let backends = rr.backends.get_ref().clone();
+            let missing: Vec<&String> = regions
+                .iter()
+                .filter(|g| !backends.contains_key(*g))
+                .collect();
+            let unknown: Vec<&String> = backends.keys().filter(|g| !regions.contains(g)).collect();
+            if !missing.is_empty() || !unknown.is_empty() {
+                return Err(at(
+                    rr.backends.span(),
+                    &format!("{rkey}.backends"),
+                    format!(
+                        "name the backendRef of each of the service's regions, and only those (missing: {}; not a region of the service: {})",
+                        if missing.is_empty() { "none".into() } else { missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ") },
+                        if unknown.is_empty() { "none".into() } else { unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ") },
+                    ),
+                ));
+            }
+            Some(Route {
+                namespace: name_of(&rr.namespace, &format!("{rkey}.namespace"))?,
+                name: name_of(&rr.name, &format!("{rkey}.name"))?,
+                backends,
+            })
+        }
+    };
+    Ok(ServiceObjects {
+        namespace,
+        kind,
+        name,
+        pods,
+        node_pool: o
+            .node_pool
+            .as_ref()
+            .map(|p| p.get_ref().trim().to_owned())
+            .filter(|p| !p.is_empty()),
+        route,
+    })
+}
+
+/// A DNS label (RFC 1123), as namespaces and most names are.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS subdomain (RFC 1123): labels joined by dots, at most 253.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// A label or annotation key: an optional DNS-subdomain prefix and `/`, then a name of
+/// letters, digits, `-`, `_` and `.` (at most 63), starting and ending alphanumeric.
+fn is_k8s_label_key(s: &str) -> bool {
+    let (prefix, name) = match s.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    name_ok && prefix.is_none_or(is_dns_subdomain)
 }
 
 fn secret(
