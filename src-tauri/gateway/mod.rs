@@ -5,12 +5,14 @@
 //! durable journal (`journal.rs`), and the server (`serve.rs`, wss/https itself): the
 //! event stream from the journal, Alertmanager's webhook (`alertmanager.rs`), Prometheus
 //! queries (`prometheus.rs`), and the action API (`server::actions`) over the services'
-//! action hooks (`actions.rs`, `hooks.rs`). Kubernetes comes next.
+//! action hooks (`actions.rs`, `hooks.rs`). Kubernetes is being built: its configuration
+//! is checked, and `kubernetes.rs` lists the API calls the RBAC manifests grant.
 
 pub mod actions;
 pub mod alertmanager;
 pub mod config;
 pub mod hooks;
 pub mod journal;
+pub mod kubernetes;
 pub mod prometheus;
 pub mod serve;
