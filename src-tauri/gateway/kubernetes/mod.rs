@@ -1,8 +1,10 @@
 //! The gateway and the Kubernetes API (being built: the configuration is read and checked,
-//! watching and acting come next). What is here now is the one list of calls the gateway
-//! makes to the API: the RBAC manifests in deploy/kubernetes/ grant exactly these, and a
+//! `rollouts.rs` turns a Deployment and its ReplicaSets into rollout events; watching and
+//! acting come next). Here: the one list of calls the gateway makes to the API: the RBAC manifests in deploy/kubernetes/ grant exactly these, and a
 //! test holds them to it. A call added to the code is added here, or it fails in a real
 //! cluster with 403 and in the tests first.
+
+pub mod rollouts;
 
 /// Where a resource lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
