@@ -1,9 +1,10 @@
 //! The gateway and the Kubernetes API (being built: the configuration is read and checked,
-//! `rollouts.rs` turns a Deployment and its ReplicaSets into rollout events; watching and
-//! acting come next). Here: the one list of calls the gateway makes to the API: the RBAC manifests in deploy/kubernetes/ grant exactly these, and a
+//! `rollouts.rs` turns a Deployment and its ReplicaSets into rollout events, `nodes.rs`
+//! the cluster's nodes into node events; watching and acting come next). Here: the one list of calls the gateway makes to the API: the RBAC manifests in deploy/kubernetes/ grant exactly these, and a
 //! test holds them to it. A call added to the code is added here, or it fails in a real
 //! cluster with 403 and in the tests first.
 
+pub mod nodes;
 pub mod rollouts;
 
 /// Where a resource lives.

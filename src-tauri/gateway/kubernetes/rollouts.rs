@@ -352,7 +352,7 @@ pub fn observe(
 
 /// A UUIDv7 whose time is `time` (the rollout's start) and whose other bits come from
 /// `key`: the same step of the same rollout is always the same event.
-fn stable_id(key: &str, time: DateTime<Utc>) -> String {
+pub(super) fn stable_id(key: &str, time: DateTime<Utc>) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(key.as_bytes());
     let mut random = [0u8; 10];
