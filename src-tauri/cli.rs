@@ -353,9 +353,9 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             );
             if config.kubernetes.is_some() {
                 eprintln!(
-                    "note: the [kubernetes] section is checked, but this version of the gateway \
-                     does not watch the Kubernetes API yet: rollouts, nodes and pods come later; \
-                     actions run through the services' hooks"
+                    "note: from the Kubernetes API this version watches Deployments and nodes; \
+                     pods, Argo Rollouts, and rollback and failover through the API come later \
+                     (actions run through the services' hooks)"
                 );
             }
             return Ok(());
@@ -366,8 +366,9 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             let config = crate::gateway::config::load(&path)?;
             if config.kubernetes.is_some() {
                 tracing::warn!(
-                    "the [kubernetes] section is not acted on by this version: the gateway does \
-                     not watch the Kubernetes API yet; actions run through the services' hooks"
+                    "from the Kubernetes API this version watches Deployments and nodes; pods, \
+                     Argo Rollouts, and rollback and failover through the API come later \
+                     (actions run through the services' hooks)"
                 );
             }
             let journal = data_dir.root().join("gateway").join("journal.db");

@@ -216,3 +216,230 @@ fn the_rbac_grants_exactly_the_calls_the_gateway_makes() {
         ["gateway", "--config"]
     );
 }
+
+mod support;
+
+mod watching {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use firebreak::gateway::journal::{DurableJournal, Read, Retention};
+    use serde_json::{json, Value};
+
+    use crate::support::fake_kube::{FakeKube, DEPLOYMENTS, NODES, REPLICA_SETS};
+    use crate::support::rig::wait_for;
+
+    fn deployment(revision: u32, generation: i64, updated: i32, reason: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {
+                "name": "llm-assistant", "namespace": "serving", "generation": generation, "uid": "d-1",
+                "labels": { "app": "llm-assistant" },
+                "annotations": { "deployment.kubernetes.io/revision": revision.to_string() }
+            },
+            "spec": {
+                "replicas": 16,
+                "selector": { "matchLabels": { "app": "llm-assistant" } },
+                "template": { "metadata": { "labels": { "app": "llm-assistant" } }, "spec": { "containers": [{ "name": "vllm", "image": "vllm:1" }] } }
+            },
+            "status": {
+                "observedGeneration": generation, "replicas": 16, "updatedReplicas": updated,
+                "availableReplicas": updated, "readyReplicas": updated,
+                "conditions": [{ "type": "Progressing", "status": "True", "reason": reason, "message": reason,
+                                 "lastUpdateTime": "2026-11-30T03:20:00Z", "lastTransitionTime": "2026-11-30T03:19:00Z" }]
+            }
+        })
+    }
+
+    fn replica_set(revision: u32, model: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {
+                "name": format!("llm-assistant-r{revision}"), "namespace": "serving", "uid": format!("rs-{revision}"),
+                "creationTimestamp": "2026-11-30T03:10:00Z",
+                "labels": { "app": "llm-assistant", "pod-template-hash": format!("h{revision}") },
+                "annotations": { "deployment.kubernetes.io/revision": revision.to_string() },
+                "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": "llm-assistant", "uid": "d-1", "controller": true }]
+            },
+            "spec": {
+                "selector": { "matchLabels": { "app": "llm-assistant" } },
+                "template": { "metadata": { "labels": { "app": "llm-assistant" }, "annotations": { "serving.example.com/model-version": model } },
+                              "spec": { "containers": [{ "name": "vllm", "image": "vllm:1" }] } }
+            }
+        })
+    }
+
+    fn node(ready: &str, since: chrono::DateTime<chrono::Utc>) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": { "name": "gpu-1", "uid": "n-1", "labels": { "firebreak.dev/pool": "gpu-a100", "topology.kubernetes.io/region": "us-east" } },
+            "status": { "conditions": [{ "type": "Ready", "status": ready, "reason": "KubeletReady",
+                                          "lastHeartbeatTime": since.to_rfc3339(), "lastTransitionTime": since.to_rfc3339() }] }
+        })
+    }
+
+    async fn published(journal: &DurableJournal) -> Vec<String> {
+        match journal.read_after(0, 10_000).await.unwrap() {
+            Read::Frames { frames, .. } => frames
+                .iter()
+                .map(|f| {
+                    let v: Value = serde_json::from_str(f.as_str()).unwrap();
+                    v["type"]
+                        .as_str()
+                        .unwrap()
+                        .trim_start_matches("dev.firebreak.")
+                        .to_owned()
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A rollout watched from the fake API server: its start and waves, then a 410 Gone
+    /// that makes the watchers list again (publishing nothing twice), the completion with
+    /// the model change, and a node that stops reporting; nothing before the rollout (one
+    /// revision, a node healthy for days) is news.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_watched_rollout_and_node_become_events_once_across_a_410_relist() {
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = fake.kubeconfig(dir.path());
+        let text = format!(
+            "cluster = \"prod\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"oncall\"\nenv = \"T\"\n\
+             [kubernetes]\nkubeconfig = \"{}\"\nmodel_version = {{ annotation = \"serving.example.com/model-version\" }}\n\
+             [[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\"]\n\
+             [services.kubernetes]\nnamespace = \"serving\"\npods = \"app=llm-assistant\"\nnode_pool = \"gpu-a100\"\n",
+            kubeconfig.display()
+        );
+        let config = firebreak::gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+        let journal = Arc::new(
+            DurableJournal::open(&dir.path().join("journal.db"), Retention::default())
+                .await
+                .unwrap(),
+        );
+
+        // Before the gateway looks: one revision, complete; a node healthy for days.
+        fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
+        fake.apply(DEPLOYMENTS, deployment(41, 1, 16, "NewReplicaSetAvailable"));
+        fake.apply(
+            NODES,
+            node("True", chrono::Utc::now() - chrono::Duration::days(3)),
+        );
+        let watching = tokio::spawn(firebreak::gateway::kubernetes::watch::run(
+            config.kubernetes.clone().unwrap(),
+            config.services.clone(),
+            config.cluster.clone(),
+            journal.clone(),
+        ));
+        wait_for(
+            Duration::from_secs(20),
+            "the watchers to list",
+            async || fake.lists() >= 3,
+        )
+        .await;
+
+        // Revision 42 rolls out: half the replicas updated.
+        fake.apply(REPLICA_SETS, replica_set(42, "llama-70b-2026-11"));
+        fake.apply(DEPLOYMENTS, deployment(42, 2, 8, "ReplicaSetUpdated"));
+        wait_for(
+            Duration::from_secs(20),
+            "the rollout's start and waves",
+            async || published(&journal).await.len() >= 3,
+        )
+        .await;
+        assert_eq!(
+            published(&journal).await,
+            [
+                "rollout.started",
+                "rollout.wave_progressed",
+                "rollout.wave_progressed"
+            ]
+        );
+
+        // The API server compacts its history and drops the watches: 410 Gone, relist.
+        let lists = fake.lists();
+        fake.compact();
+        fake.drop_watches();
+        wait_for(Duration::from_secs(30), "a relist after 410", async || {
+            fake.lists() > lists
+        })
+        .await;
+
+        // Completed; then the node stops reporting.
+        fake.apply(DEPLOYMENTS, deployment(42, 2, 16, "NewReplicaSetAvailable"));
+        fake.apply(NODES, node("Unknown", chrono::Utc::now()));
+        wait_for(
+            Duration::from_secs(20),
+            "the completion and the node",
+            async || {
+                published(&journal).await.contains(&"node.down".to_owned())
+                    && published(&journal)
+                        .await
+                        .contains(&"model.version_changed".to_owned())
+            },
+        )
+        .await;
+        let mut all = published(&journal).await;
+        all.sort();
+        assert_eq!(
+            all,
+            [
+                "model.version_changed",
+                "node.down",
+                "rollout.completed",
+                "rollout.started",
+                "rollout.wave_progressed",
+                "rollout.wave_progressed",
+                "rollout.wave_progressed",
+                "rollout.wave_progressed",
+            ],
+            "each step once, whatever the relist showed again"
+        );
+        watching.abort();
+    }
+
+    /// A gateway whose kubeconfig cannot be read says so on the stream, once, rather than
+    /// watching nothing in silence.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unreachable_api_is_a_source_degraded_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "cluster = \"prod\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"oncall\"\nenv = \"T\"\n\
+             [kubernetes]\nkubeconfig = \"{}\"\n\
+             [[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\"]\n\
+             [services.kubernetes]\nnamespace = \"serving\"\npods = \"app=llm-assistant\"\n",
+            dir.path().join("missing-kubeconfig").display()
+        );
+        let config = firebreak::gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+        let journal = Arc::new(
+            DurableJournal::open(&dir.path().join("journal.db"), Retention::default())
+                .await
+                .unwrap(),
+        );
+        let reporting = tokio::spawn(firebreak::gateway::kubernetes::watch::run_reporting(
+            config.kubernetes.clone().unwrap(),
+            config.services.clone(),
+            config.cluster.clone(),
+            journal.clone(),
+        ));
+        wait_for(Duration::from_secs(20), "source.degraded", async || {
+            !published(&journal).await.is_empty()
+        })
+        .await;
+        let Read::Frames { frames, .. } = journal.read_after(0, 10).await.unwrap() else {
+            panic!("published")
+        };
+        let event: Value = serde_json::from_str(frames[0].as_str()).unwrap();
+        assert_eq!(event["type"], "dev.firebreak.source.degraded");
+        assert_eq!(event["data"]["source"], "kubernetes");
+        assert_eq!(event["data"]["degraded"], true);
+        let reason = event["data"]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("cannot read") && reason.contains("missing-kubeconfig"),
+            "{reason}"
+        );
+        reporting.abort();
+    }
+}

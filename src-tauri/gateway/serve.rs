@@ -150,6 +150,14 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
     if shared.webhook.is_some() {
         tasks.push(tokio::spawn(catch_up_loop(shared.clone())));
     }
+    if let Some(k8s) = &config.kubernetes {
+        tasks.push(tokio::spawn(super::kubernetes::watch::run_reporting(
+            k8s.clone(),
+            config.services.clone(),
+            config.cluster.clone(),
+            shared.journal.clone(),
+        )));
+    }
     if let Some(prometheus) = &config.prometheus {
         tasks.push(tokio::spawn(super::prometheus::poll(
             prometheus.clone(),

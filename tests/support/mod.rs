@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod fake_kube;
 pub mod generated;
 pub mod rig;
 pub mod servers;

@@ -1,0 +1,322 @@
+//! Watching the cluster's API with kube-rs: for each service with Kubernetes objects, its
+//! Deployment (by name) and its ReplicaSets (by the service's pod selector); and the nodes
+//! of the configured pools. Each watcher keeps a reflector store (a list, then a watch
+//! from its resourceVersion, bookmarks on; on 410 Gone it lists again); after every change
+//! the whole snapshot goes through `rollouts::observe` / `nodes::observe`, and what they
+//! return is published under its stable ids, so a relist publishes only what is new. The
+//! gateway's sequence is its journal's own, never a resourceVersion.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Node;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Client};
+
+use super::rollouts::Emit;
+use crate::gateway::config::{Kubernetes, Service, WorkloadKind};
+use crate::gateway::journal::DurableJournal;
+
+/// A client for the configured cluster: the kubeconfig (and context) when named, else
+/// the usual inference (the pod's service account in the cluster, `$KUBECONFIG`,
+/// `~/.kube/config`).
+pub async fn client(k8s: &Kubernetes) -> anyhow::Result<Client> {
+    crate::process::install_tls_provider();
+    let config = match &k8s.kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                anyhow::anyhow!("kubernetes.kubeconfig: cannot read {}: {e}", path.display())
+            })?;
+            let options = kube::config::KubeConfigOptions {
+                context: k8s.context.clone(),
+                ..Default::default()
+            };
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| anyhow::anyhow!("kubernetes.kubeconfig {}: {e}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| anyhow::anyhow!("no Kubernetes credentials found: {e}"))?,
+    };
+    Ok(Client::try_from(config)?)
+}
+
+/// Publishes events under their stable ids; those already published are left out.
+async fn publish(journal: &DurableJournal, source: &str, events: Vec<Emit>) {
+    if events.is_empty() {
+        return;
+    }
+    let ids = events.iter().map(|e| e.id.clone()).collect();
+    let published = journal
+        .publish_with_ids(ids, |seq, i| {
+            let e = &events[i];
+            crate::server::envelope(source, &e.id, e.ty, e.time, &e.subject, seq, &e.data)
+        })
+        .await;
+    match published {
+        Ok(n) if n > 0 => tracing::debug!(new = n, "published Kubernetes events"),
+        Ok(_) => {}
+        // The next change publishes the whole snapshot again: nothing is lost for long.
+        Err(e) => tracing::error!(error = %e, "cannot publish Kubernetes events"),
+    }
+}
+
+/// What a watcher says on the stream about the API: `source.degraded` once when it starts
+/// failing (again only when the reason changes), and once with `degraded: false` when it
+/// works again, as the Prometheus source does.
+struct Health {
+    service: String,
+    what: String,
+    failing: Option<String>,
+}
+
+impl Health {
+    fn new(service: &str, what: &str) -> Health {
+        Health {
+            service: service.to_owned(),
+            what: what.to_owned(),
+            failing: None,
+        }
+    }
+
+    async fn report(
+        &mut self,
+        journal: &DurableJournal,
+        source: &str,
+        outcome: Result<(), String>,
+    ) {
+        let next = outcome.err();
+        if next == self.failing {
+            return;
+        }
+        let (degraded, reason) = match (&next, &self.failing) {
+            (Some(why), _) => (true, why.clone()),
+            (None, Some(was)) => (false, format!("works again (was: {was})")),
+            (None, None) => return,
+        };
+        if degraded {
+            tracing::warn!(service = %self.service, what = %self.what, reason = %reason, "Kubernetes source degraded");
+        }
+        self.failing = next;
+        let now = chrono::Utc::now();
+        let data = serde_json::to_value(crate::protocol::events::SourceDegraded {
+            source: "kubernetes".into(),
+            service: self.service.clone(),
+            region: String::new(),
+            what: self.what.clone(),
+            reason,
+            degraded,
+        })
+        .unwrap_or_default();
+        let event = Emit {
+            id: uuid::Uuid::now_v7().to_string(),
+            ty: crate::protocol::events::EventType::SourceDegraded,
+            time: now,
+            subject: format!("service/{}", self.service),
+            data,
+        };
+        publish(journal, source, vec![event]).await;
+    }
+}
+
+/// Watches until the task is stopped; when the API cannot be reached at all (no
+/// credentials, a bad kubeconfig), says so on the stream and tries again every 30 s.
+pub async fn run_reporting(
+    k8s: Kubernetes,
+    services: Vec<Service>,
+    cluster: String,
+    journal: Arc<DurableJournal>,
+) {
+    let source = format!("/clusters/{cluster}");
+    let mut health = Health::new("", "the Kubernetes API");
+    loop {
+        let ended = run(
+            k8s.clone(),
+            services.clone(),
+            cluster.clone(),
+            journal.clone(),
+        )
+        .await;
+        let why = match ended {
+            Ok(()) => "every watcher stopped".to_owned(),
+            Err(e) => format!("{e:#}"),
+        };
+        health.report(&journal, &source, Err(why)).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+}
+
+/// Watches until the task is stopped. Each watcher retries on its own with backoff.
+pub async fn run(
+    k8s: Kubernetes,
+    services: Vec<Service>,
+    cluster: String,
+    journal: Arc<DurableJournal>,
+) -> anyhow::Result<()> {
+    let client = client(&k8s).await?;
+    let source = format!("/clusters/{cluster}");
+    let mut tasks = tokio::task::JoinSet::new();
+    for service in services.iter().filter(|s| s.kubernetes.is_some()) {
+        tasks.spawn(watch_workload(
+            client.clone(),
+            k8s.clone(),
+            service.clone(),
+            source.clone(),
+            journal.clone(),
+        ));
+    }
+    let pools: Vec<String> = services
+        .iter()
+        .filter_map(|s| s.kubernetes.as_ref()?.node_pool.clone())
+        .collect();
+    if !pools.is_empty() {
+        tasks.spawn(watch_nodes(
+            client.clone(),
+            k8s.clone(),
+            services.clone(),
+            pools,
+            source.clone(),
+            journal.clone(),
+        ));
+    }
+    while let Some(ended) = tasks.join_next().await {
+        if let Err(e) = ended {
+            tracing::error!(error = %e, "a Kubernetes watcher stopped");
+        }
+    }
+    Ok(())
+}
+
+/// A watcher's error as something to report, or None for 410 Gone: the history moved on
+/// and the watcher lists again, which is how watching works, not a fault.
+fn trouble(e: &watcher::Error) -> Option<String> {
+    match e {
+        watcher::Error::WatchError(status) if status.code == 410 => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// The stream of a reflector over `api`, with backoff; yields after every change.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (
+    Store<K>,
+    impl futures_util::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    (store, stream)
+}
+
+async fn watch_workload(
+    client: Client,
+    k8s: Kubernetes,
+    service: Service,
+    source: String,
+    journal: Arc<DurableJournal>,
+) {
+    let Some(objects) = service.kubernetes.clone() else {
+        return;
+    };
+    if objects.kind == WorkloadKind::Rollout {
+        tracing::warn!(service = %service.name, "Argo Rollouts are not watched yet");
+        return;
+    }
+    let selector = objects
+        .pods
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let (deployments, d_stream) = reflect(
+        Api::<Deployment>::namespaced(client.clone(), &objects.namespace),
+        watcher::Config::default().fields(&format!("metadata.name={}", objects.name)),
+    );
+    let (replica_sets, rs_stream) = reflect(
+        Api::<ReplicaSet>::namespaced(client, &objects.namespace),
+        watcher::Config::default().labels(&selector),
+    );
+    let mut d_stream = std::pin::pin!(d_stream);
+    let mut rs_stream = std::pin::pin!(rs_stream);
+    let mut health = Health::new(
+        &service.name,
+        &format!("Deployment {}/{}", objects.namespace, objects.name),
+    );
+    loop {
+        let changed = tokio::select! {
+            e = d_stream.next() => e.map(|r| r.map(|_| ()).map_err(|e| trouble(&e))),
+            e = rs_stream.next() => e.map(|r| r.map(|_| ()).map_err(|e| trouble(&e))),
+        };
+        match changed {
+            None => return,
+            Some(Err(Some(why))) => {
+                health.report(&journal, &source, Err(why)).await;
+                continue;
+            }
+            Some(Err(None)) => continue,
+            Some(Ok(())) => health.report(&journal, &source, Ok(())).await,
+        }
+        let rss: Vec<ReplicaSet> = replica_sets.state().iter().map(|r| (**r).clone()).collect();
+        for d in deployments.state() {
+            let story = super::rollouts::observe(
+                &service.name,
+                &k8s.model_version,
+                &d,
+                &rss,
+                chrono::Utc::now(),
+            );
+            publish(&journal, &source, story.events).await;
+        }
+    }
+}
+
+async fn watch_nodes(
+    client: Client,
+    k8s: Kubernetes,
+    services: Vec<Service>,
+    pools: Vec<String>,
+    source: String,
+    journal: Arc<DurableJournal>,
+) {
+    let selector = format!("{} in ({})", k8s.pool_label, pools.join(","));
+    let (nodes, stream) = reflect(
+        Api::<Node>::all(client),
+        watcher::Config::default().labels(&selector),
+    );
+    let mut stream = std::pin::pin!(stream);
+    let mut health = Health::new("", &format!("nodes ({selector})"));
+    // Node recoveries age out of their window: look again now and then even when quiet.
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            e = stream.next() => match e {
+                None => return,
+                Some(Err(e)) => {
+                    if let Some(why) = trouble(&e) {
+                        health.report(&journal, &source, Err(why)).await;
+                    }
+                    continue;
+                }
+                Some(Ok(_)) => health.report(&journal, &source, Ok(())).await,
+            },
+            _ = tick.tick() => {}
+        }
+        let snapshot: Vec<Node> = nodes.state().iter().map(|n| (**n).clone()).collect();
+        let events = super::nodes::observe(&k8s, &services, &snapshot, chrono::Utc::now());
+        publish(&journal, &source, events).await;
+    }
+}
