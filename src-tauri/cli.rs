@@ -353,9 +353,8 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             );
             if config.kubernetes.is_some() {
                 eprintln!(
-                    "note: from the Kubernetes API this version watches Deployments and nodes; \
-                     pods, Argo Rollouts, and rollback and failover through the API come later \
-                     (actions run through the services' hooks)"
+                    "note: from the Kubernetes API this version watches Deployments and nodes and \
+                     rolls back and fails over Deployments; pods and Argo Rollouts come later"
                 );
             }
             return Ok(());
@@ -366,9 +365,8 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             let config = crate::gateway::config::load(&path)?;
             if config.kubernetes.is_some() {
                 tracing::warn!(
-                    "from the Kubernetes API this version watches Deployments and nodes; pods, \
-                     Argo Rollouts, and rollback and failover through the API come later \
-                     (actions run through the services' hooks)"
+                    "from the Kubernetes API this version watches Deployments and nodes and rolls \
+                     back and fails over Deployments; pods and Argo Rollouts come later"
                 );
             }
             let journal = data_dir.root().join("gateway").join("journal.db");

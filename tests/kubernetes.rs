@@ -443,3 +443,274 @@ mod watching {
         reporting.abort();
     }
 }
+
+/// Rollback and failover through the gateway's action API, carried out on the fake API
+/// server as JSON Patches that test the resourceVersion the gateway read.
+mod acting {
+    use std::path::Path;
+
+    use firebreak::actions::client::{ActionClient, Outcome};
+    use firebreak::protocol::actions::{ActionState, FailoverRequest, RollbackRequest};
+    use serde_json::{json, Value};
+
+    use crate::support::fake_kube::{FakeKube, DEPLOYMENTS, HTTP_ROUTES, REPLICA_SETS};
+
+    const TOKEN: &str = "console-token-0123456789";
+
+    fn deployment(revision: u32, model: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {
+                "name": "llm-assistant", "namespace": "serving", "generation": 3, "uid": "d-1",
+                "annotations": { "deployment.kubernetes.io/revision": revision.to_string() }
+            },
+            "spec": {
+                "replicas": 16,
+                "selector": { "matchLabels": { "app": "llm-assistant" } },
+                "template": { "metadata": { "labels": { "app": "llm-assistant" }, "annotations": { "serving.example.com/model-version": model } },
+                              "spec": { "containers": [{ "name": "vllm", "image": "vllm:1" }] } }
+            },
+            "status": { "observedGeneration": 3, "replicas": 16, "updatedReplicas": 16, "availableReplicas": 16 }
+        })
+    }
+
+    fn replica_set(revision: u32, model: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {
+                "name": format!("llm-assistant-h{revision}"), "namespace": "serving", "uid": format!("rs-{revision}"),
+                "creationTimestamp": "2026-11-30T03:10:00Z",
+                "labels": { "app": "llm-assistant", "pod-template-hash": format!("h{revision}") },
+                "annotations": { "deployment.kubernetes.io/revision": revision.to_string(), "kubernetes.io/change-cause": format!("deploy {model}") },
+                "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": "llm-assistant", "uid": "d-1", "controller": true }]
+            },
+            "spec": {
+                "selector": { "matchLabels": { "app": "llm-assistant" } },
+                "template": {
+                    "metadata": { "labels": { "app": "llm-assistant", "pod-template-hash": format!("h{revision}") },
+                                  "annotations": { "serving.example.com/model-version": model } },
+                    "spec": { "containers": [{ "name": "vllm", "image": "vllm:1" }] }
+                }
+            }
+        })
+    }
+
+    fn route() -> Value {
+        json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": { "name": "llm-assistant", "namespace": "serving" },
+            "spec": { "rules": [{ "backendRefs": [
+                { "name": "llm-assistant-us-east", "port": 8000, "weight": 100 },
+                { "name": "llm-assistant-eu-west", "port": 8000, "weight": 0 }
+            ] }] }
+        })
+    }
+
+    async fn gateway(fake: &FakeKube, dir: &Path) -> firebreak::gateway::serve::RunningGateway {
+        std::fs::write(dir.join("oncall.token"), TOKEN).unwrap();
+        let text = format!(
+            "cluster = \"prod\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"oncall\"\nfile = \"{}\"\n\
+             [kubernetes]\nkubeconfig = \"{}\"\nmodel_version = {{ annotation = \"serving.example.com/model-version\" }}\n\
+             [[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\", \"eu-west\"]\n\
+             [services.kubernetes]\nnamespace = \"serving\"\npods = \"app=llm-assistant\"\n\
+             [services.kubernetes.route]\nnamespace = \"serving\"\nname = \"llm-assistant\"\n\
+             backends = {{ us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }}\n",
+            dir.join("oncall.token").display(),
+            fake.kubeconfig(dir).display()
+        );
+        let config = firebreak::gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+        firebreak::gateway::serve::start(&config, &dir.join("journal.db"))
+            .await
+            .unwrap()
+    }
+
+    fn rollback(to: u32, expected: u32) -> RollbackRequest {
+        RollbackRequest {
+            to_revision: to,
+            expected_revision: expected,
+            actor: "ana".into(),
+            reason: "bad model".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_rollback_is_one_patch_of_the_old_template_and_a_stale_one_is_refused() {
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
+        fake.apply(REPLICA_SETS, replica_set(42, "llama-70b-2026-11"));
+        fake.apply(DEPLOYMENTS, deployment(42, "llama-70b-2026-11"));
+        fake.apply(HTTP_ROUTES, route());
+        let dir = tempfile::tempdir().unwrap();
+        let gw = gateway(&fake, dir.path()).await;
+        let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
+
+        // What the console reads comes from the API.
+        let Outcome::Ok(d) = c.deployment("llm-assistant").await else {
+            panic!("readable")
+        };
+        assert_eq!(d.current_revision, 42);
+        assert_eq!(
+            d.revisions
+                .iter()
+                .map(|r| (r.revision, r.model_version.as_str()))
+                .collect::<Vec<_>>(),
+            [(41, "llama-70b-2026-10"), (42, "llama-70b-2026-11")]
+        );
+        let Outcome::Ok(services) = c.services().await else {
+            panic!("readable")
+        };
+        assert_eq!(
+            services[0].primary_region, "us-east",
+            "the backend with the weight"
+        );
+
+        // A stale precondition: nothing patched.
+        let before = fake.object(DEPLOYMENTS, "serving", "llm-assistant");
+        match c
+            .rollback("llm-assistant", &rollback(40, 41), "k-stale")
+            .await
+        {
+            Outcome::Refused { status, error } => {
+                assert_eq!((status, error.error.as_str()), (409, "precondition_failed"));
+                assert_eq!(error.current.unwrap()["revision"], 42);
+            }
+            other => panic!("expected 409, got {other:?}"),
+        }
+        assert_eq!(fake.object(DEPLOYMENTS, "serving", "llm-assistant"), before);
+
+        // Someone else changes the Deployment between the gateway's read and its patch:
+        // the patch's test of the resourceVersion fails (422), and the console is told
+        // it changed, with nothing done.
+        fake.meddle_before_next_patch(|d| {
+            d["spec"]["replicas"] = json!(12);
+        });
+        match c
+            .rollback("llm-assistant", &rollback(41, 42), "k-race")
+            .await
+        {
+            Outcome::Refused { status, error } => {
+                assert_eq!(
+                    (status, error.error.as_str()),
+                    (409, "precondition_failed"),
+                    "{error:?}"
+                );
+                assert!(
+                    error
+                        .message
+                        .contains("changed while the rollback was sent"),
+                    "{}",
+                    error.message
+                );
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let meddled = fake.object(DEPLOYMENTS, "serving", "llm-assistant");
+        assert_eq!(meddled["spec"]["replicas"], 12);
+        assert_eq!(
+            meddled["spec"]["template"]["metadata"]["annotations"]
+                ["serving.example.com/model-version"],
+            "llama-70b-2026-11",
+            "the rollback's patch was not applied"
+        );
+
+        // The real one: revision 41's template, without its pod-template-hash, its change-cause kept.
+        let Outcome::Ok(done) = c.rollback("llm-assistant", &rollback(41, 42), "k-1").await else {
+            panic!("accepted")
+        };
+        assert_eq!(done.state, ActionState::Succeeded);
+        assert_eq!(done.actor, "oncall");
+        assert!(done
+            .output
+            .unwrap()
+            .contains("patched Deployment serving/llm-assistant"));
+        let after = fake.object(DEPLOYMENTS, "serving", "llm-assistant");
+        let template = &after["spec"]["template"];
+        assert_eq!(
+            template["metadata"]["annotations"]["serving.example.com/model-version"],
+            "llama-70b-2026-10"
+        );
+        assert!(template["metadata"]["labels"]
+            .get("pod-template-hash")
+            .is_none());
+        assert_eq!(
+            after["metadata"]["annotations"]["kubernetes.io/change-cause"],
+            "deploy llama-70b-2026-10"
+        );
+        assert!(
+            after["metadata"]["generation"].as_i64().unwrap()
+                > before["metadata"]["generation"].as_i64().unwrap()
+        );
+        // The same key again: the first answer, no second patch.
+        let rv = after["metadata"]["resourceVersion"].clone();
+        let Outcome::Ok(again) = c.rollback("llm-assistant", &rollback(41, 42), "k-1").await else {
+            panic!("replayed")
+        };
+        assert_eq!(again.id, done.id);
+        assert_eq!(
+            fake.object(DEPLOYMENTS, "serving", "llm-assistant")["metadata"]["resourceVersion"],
+            rv
+        );
+        gw.shutdown();
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failover_moves_the_route_weights_and_a_stale_one_is_refused() {
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, replica_set(42, "m"));
+        fake.apply(DEPLOYMENTS, deployment(42, "m"));
+        fake.apply(HTTP_ROUTES, route());
+        let dir = tempfile::tempdir().unwrap();
+        let gw = gateway(&fake, dir.path()).await;
+        let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
+        let failover = |to: &str, expected: &str| FailoverRequest {
+            to_region: to.into(),
+            expected_primary_region: expected.into(),
+            actor: "ana".into(),
+            reason: "us-east saturated".into(),
+        };
+        match c
+            .failover("llm-assistant", &failover("us-east", "eu-west"), "k-stale")
+            .await
+        {
+            Outcome::Refused { status, error } => {
+                assert_eq!(status, 409);
+                assert_eq!(error.current.unwrap()["primary_region"], "us-east");
+            }
+            other => panic!("expected 409, got {other:?}"),
+        }
+        let Outcome::Ok(done) = c
+            .failover("llm-assistant", &failover("eu-west", "us-east"), "k-1")
+            .await
+        else {
+            panic!("accepted")
+        };
+        assert_eq!(done.state, ActionState::Succeeded);
+        let weights: Vec<(String, i64)> = fake.object(HTTP_ROUTES, "serving", "llm-assistant")
+            ["spec"]["rules"][0]["backendRefs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["name"].as_str().unwrap().to_owned(),
+                    b["weight"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            weights,
+            [
+                ("llm-assistant-us-east".to_owned(), 0),
+                ("llm-assistant-eu-west".to_owned(), 100)
+            ]
+        );
+        let Outcome::Ok(services) = c.services().await else {
+            panic!("readable")
+        };
+        assert_eq!(services[0].primary_region, "eu-west");
+        assert_eq!(services[0].last_changed_by.as_deref(), Some("oncall"));
+        gw.shutdown();
+    }
+}

@@ -26,6 +26,9 @@ pub struct HookBackend {
     alertmanager: Option<super::config::Alertmanager>,
     journal: Arc<DurableJournal>,
     http: reqwest::Client,
+    /// The Kubernetes API, when configured and reachable at start: services with objects
+    /// there are read, rolled back and failed over through it instead of hooks.
+    kube: Option<(kube::Client, super::config::Kubernetes)>,
 }
 
 impl HookBackend {
@@ -35,6 +38,7 @@ impl HookBackend {
         cluster: String,
         services: Vec<ServiceConfig>,
         alertmanager: Option<super::config::Alertmanager>,
+        kubernetes: Option<super::config::Kubernetes>,
         journal: Arc<DurableJournal>,
     ) -> anyhow::Result<Arc<HookBackend>> {
         crate::process::install_tls_provider();
@@ -43,12 +47,24 @@ impl HookBackend {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()?;
+        let kube = match &kubernetes {
+            None => None,
+            Some(k8s) => match super::kubernetes::watch::client(k8s).await {
+                Ok(client) => Some((client, k8s.clone())),
+                Err(e) => {
+                    // The watcher says so on the stream; actions fall back to the hooks.
+                    tracing::warn!(error = %format!("{e:#}"), "no Kubernetes client for actions");
+                    None
+                }
+            },
+        };
         let backend = Arc::new(HookBackend {
             cluster,
             services,
             alertmanager,
             journal,
             http,
+            kube,
         });
         for mut action in backend.journal.unfinished_actions().await? {
             action.state = ActionState::Failed;
@@ -92,11 +108,32 @@ impl HookBackend {
         })
     }
 
+    /// The service's objects in Kubernetes and a client, when actions go through the API.
+    fn kube_objects<'a>(
+        &'a self,
+        s: &'a ServiceConfig,
+    ) -> Option<(
+        &'a kube::Client,
+        &'a super::config::Kubernetes,
+        &'a super::config::ServiceObjects,
+    )> {
+        let (client, k8s) = self.kube.as_ref()?;
+        let objects = s.kubernetes.as_ref()?;
+        (objects.kind == super::config::WorkloadKind::Deployment).then_some((client, k8s, objects))
+    }
+
     async fn service_view(&self, s: &ServiceConfig) -> Result<Service, Refusal> {
-        let status = self.status(s).await?;
-        let primary = status
-            .and_then(|st| st.primary_region)
-            .unwrap_or_else(|| s.regions[0].clone());
+        let routed = self
+            .kube_objects(s)
+            .and_then(|(client, _, o)| Some((client, o.route.as_ref()?)));
+        let primary = match routed {
+            Some((client, route)) => super::kubernetes::act::primary_region(client, route).await?,
+            None => self
+                .status(s)
+                .await?
+                .and_then(|st| st.primary_region)
+                .unwrap_or_else(|| s.regions[0].clone()),
+        };
         Ok(Service {
             name: s.name.clone(),
             deployment: s.deployment.clone(),
@@ -107,6 +144,12 @@ impl HookBackend {
     }
 
     async fn deployment_view(&self, s: &ServiceConfig) -> Result<Deployment, Refusal> {
+        if let Some((client, k8s, objects)) = self.kube_objects(s) {
+            let now = super::kubernetes::act::current(client, objects).await?;
+            let mut view = now.view(&s.name, &k8s.model_version);
+            view.last_changed_by = self.last_changed_by(&s.name, ActionKind::Rollback).await;
+            return Ok(view);
+        }
         let status = self.status(s).await?.unwrap_or_default();
         let now = Utc::now();
         Ok(Deployment {
@@ -300,6 +343,50 @@ fn alertmanager_silence(
     })
 }
 
+/// An action carried out at once (a Kubernetes patch): recorded as succeeded with what was
+/// patched, and published as accepted then succeeded.
+impl HookBackend {
+    async fn record_done(
+        &self,
+        service: &ServiceConfig,
+        step: Step,
+        output: String,
+        intent: &Intent,
+    ) -> Result<Action, Refusal> {
+        let now = Utc::now();
+        let action = Action {
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: step.kind,
+            service: service.name.clone(),
+            deployment: (step.kind == ActionKind::Rollback).then(|| service.deployment.clone()),
+            from: step.from,
+            to: step.to,
+            state: ActionState::Succeeded,
+            actor: intent
+                .caller
+                .clone()
+                .unwrap_or_else(|| step.requested_by.clone()),
+            reason: step.reason,
+            created_at: now,
+            updated_at: now,
+            error: None,
+            output: Some(output),
+        };
+        if let Err(e) = self
+            .journal
+            .save_action(&action, &intent.idempotency_key, &intent.fingerprint)
+            .await
+        {
+            // The patch is applied; the answer still says so (and is kept as the key's
+            // first answer when the journal can take it).
+            tracing::error!(error = %e, action = %action.id, "cannot record the action");
+        }
+        self.publish(&action, EventType::ActionAccepted).await;
+        self.publish(&action, EventType::ActionSucceeded).await;
+        Ok(action)
+    }
+}
+
 /// An action as checked, before it is accepted.
 struct Step {
     kind: ActionKind,
@@ -373,6 +460,23 @@ impl Backend for GatewayActions {
         let s = b
             .by_deployment(deployment)
             .ok_or_else(|| not_found(format!("no deployment {deployment:?}")))?;
+        if let Some((client, _, objects)) = b.kube_objects(s) {
+            let output = super::kubernetes::act::rollback(
+                client,
+                objects,
+                req.to_revision,
+                req.expected_revision,
+            )
+            .await?;
+            let step = Step {
+                kind: ActionKind::Rollback,
+                from: req.expected_revision.to_string(),
+                to: req.to_revision.to_string(),
+                requested_by: req.actor,
+                reason: req.reason,
+            };
+            return b.record_done(s, step, output, intent).await;
+        }
         let Some(hook) = s.hooks.rollback.clone() else {
             return Err(not_configured(format!(
                 "{} has no rollback hook in the gateway's configuration",
@@ -445,6 +549,37 @@ impl Backend for GatewayActions {
         let s = b
             .service(service)
             .ok_or_else(|| not_found(format!("no service {service:?}")))?;
+        let routed = b
+            .kube_objects(s)
+            .and_then(|(client, _, o)| Some((client, o.route.as_ref()?)));
+        if let Some((client, route)) = routed {
+            if req.to_region == req.expected_primary_region || !s.regions.contains(&req.to_region) {
+                return Err(refusal(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    format!(
+                        "{:?} is not another region of {service} (regions: {})",
+                        req.to_region,
+                        s.regions.join(", ")
+                    ),
+                ));
+            }
+            let output = super::kubernetes::act::failover(
+                client,
+                route,
+                &req.to_region,
+                &req.expected_primary_region,
+            )
+            .await?;
+            let step = Step {
+                kind: ActionKind::Failover,
+                from: req.expected_primary_region,
+                to: req.to_region,
+                requested_by: req.actor,
+                reason: req.reason,
+            };
+            return b.record_done(s, step, output, intent).await;
+        }
         let Some(hook) = s.hooks.failover.clone() else {
             return Err(not_configured(format!(
                 "{} has no failover hook in the gateway's configuration",

@@ -171,6 +171,7 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
         config.cluster.clone(),
         config.services.clone(),
         config.alertmanager.clone(),
+        config.kubernetes.clone(),
         shared.journal.clone(),
     )
     .await?;

@@ -52,12 +52,18 @@ pub struct FakeKube {
     generation: Arc<tokio::sync::watch::Sender<u64>>,
     /// Lists served (a watcher's first step, and its step after a 410).
     lists: Arc<std::sync::atomic::AtomicU64>,
+    meddle: Arc<Mutex<Option<Meddle>>>,
     pub addr: std::net::SocketAddr,
 }
 
 pub const DEPLOYMENTS: &str = "deployments";
 pub const REPLICA_SETS: &str = "replicasets";
 pub const NODES: &str = "nodes";
+pub const HTTP_ROUTES: &str = "httproutes";
+
+/// A change the fake makes to an object just before it applies the next patch to it: a
+/// colleague's edit landing between the gateway's read and its write.
+type Meddle = Box<dyn FnOnce(&mut Value) + Send>;
 
 impl FakeKube {
     pub async fn start() -> FakeKube {
@@ -68,10 +74,18 @@ impl FakeKube {
             changes: broadcast::channel(4096).0,
             generation: Arc::new(tokio::sync::watch::channel(0).0),
             lists: Arc::default(),
+            meddle: Arc::default(),
             addr,
         };
         let app = Router::new()
-            .route("/apis/apps/v1/namespaces/{ns}/{kind}", get(namespaced))
+            .route(
+                "/apis/{group}/{version}/namespaces/{ns}/{kind}",
+                get(namespaced),
+            )
+            .route(
+                "/apis/{group}/{version}/namespaces/{ns}/{kind}/{name}",
+                get(get_one).patch(patch_one),
+            )
             .route("/api/v1/{kind}", get(cluster))
             .with_state(fake.clone());
         tokio::spawn(async move {
@@ -133,6 +147,17 @@ impl FakeKube {
         inner.history.clear();
     }
 
+    /// The object as stored now.
+    pub fn object(&self, kind: &'static str, namespace: &str, name: &str) -> Value {
+        self.inner.lock().unwrap().objects[&(kind, Some(namespace.to_owned()), name.to_owned())]
+            .clone()
+    }
+
+    /// Makes `change` to the next patched object just before the patch applies.
+    pub fn meddle_before_next_patch(&self, change: impl FnOnce(&mut Value) + Send + 'static) {
+        *self.meddle.lock().unwrap() = Some(Box::new(change));
+    }
+
     /// How many lists it has served.
     pub fn lists(&self) -> u64 {
         self.lists.load(std::sync::atomic::Ordering::SeqCst)
@@ -158,6 +183,7 @@ struct ListQuery {
 
 fn kind_of(kind: &str) -> Option<(&'static str, &'static str, &'static str)> {
     match kind {
+        "httproutes" => Some((HTTP_ROUTES, "gateway.networking.k8s.io/v1", "HTTPRoute")),
         "deployments" => Some((DEPLOYMENTS, "apps/v1", "Deployment")),
         "replicasets" => Some((REPLICA_SETS, "apps/v1", "ReplicaSet")),
         "nodes" => Some((NODES, "v1", "Node")),
@@ -167,10 +193,90 @@ fn kind_of(kind: &str) -> Option<(&'static str, &'static str, &'static str)> {
 
 async fn namespaced(
     State(fake): State<FakeKube>,
-    Path((ns, kind)): Path<(String, String)>,
+    Path((_group, _version, ns, kind)): Path<(String, String, String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
     serve(fake, &kind, Some(ns), q).await
+}
+
+/// A `Status` as the API server sends it for a failure.
+fn status(code: u16, reason: &str, message: String) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code
+    });
+    (
+        axum::http::StatusCode::from_u16(code).unwrap(),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+async fn get_one(
+    State(fake): State<FakeKube>,
+    Path((_group, _version, ns, kind, name)): Path<(String, String, String, String, String)>,
+) -> Response {
+    let Some((kind, _, _)) = kind_of(&kind) else {
+        return status(404, "NotFound", format!("no resource {kind}"));
+    };
+    let inner = fake.inner.lock().unwrap();
+    match inner.objects.get(&(kind, Some(ns), name.clone())) {
+        Some(o) => axum::Json(o.clone()).into_response(),
+        None => status(404, "NotFound", format!("{kind} \"{name}\" not found")),
+    }
+}
+
+/// A JSON Patch (`application/json-patch+json` only), applied in full or not at all: a
+/// failed `test` operation is 422, as the API server answers since Kubernetes 1.12. A
+/// change to `spec` raises `metadata.generation`, as the API server does.
+async fn patch_one(
+    State(fake): State<FakeKube>,
+    Path((_group, _version, ns, kind_path, name)): Path<(String, String, String, String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some((kind, _, _)) = kind_of(&kind_path) else {
+        return status(404, "NotFound", format!("no resource {kind_path}"));
+    };
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type != "application/json-patch+json" {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            format!("the fake takes JSON Patch only, not {content_type}"),
+        );
+    }
+    let patch: json_patch::Patch = match serde_json::from_slice(&body) {
+        Ok(p) => p,
+        Err(e) => return status(400, "BadRequest", format!("not a JSON Patch: {e}")),
+    };
+    let meddle = fake.meddle.lock().unwrap().take();
+    if let Some(change) = meddle {
+        let mut object = fake.object(kind, &ns, &name);
+        change(&mut object);
+        fake.apply(kind, object);
+    }
+    let key = (kind, Some(ns.clone()), name.clone());
+    let Some(mut object) = fake.inner.lock().unwrap().objects.get(&key).cloned() else {
+        return status(404, "NotFound", format!("{kind} \"{name}\" not found"));
+    };
+    let spec_before = object["spec"].clone();
+    if let Err(e) = json_patch::patch(&mut object, &patch) {
+        return status(
+            422,
+            "Invalid",
+            format!("the server rejected our request due to an error in our request: {e}"),
+        );
+    }
+    if object["spec"] != spec_before {
+        let generation = object["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+        object["metadata"]["generation"] = json!(generation);
+    }
+    fake.apply(kind, object);
+    axum::Json(fake.object(kind, &ns, &name)).into_response()
 }
 
 async fn cluster(

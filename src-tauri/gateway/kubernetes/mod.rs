@@ -1,9 +1,10 @@
 //! The gateway and the Kubernetes API (being built): `watch.rs` keeps reflectors over each
 //! service's Deployment and ReplicaSets and its pools' nodes; `rollouts.rs` and `nodes.rs`
-//! turn a snapshot of them into events; acting through the API comes next. Here: the one list of calls the gateway makes to the API: the RBAC manifests in deploy/kubernetes/ grant exactly these, and a
+//! turn a snapshot of them into events; `act.rs` rolls back and fails over through the API. Here: the one list of calls the gateway makes to the API: the RBAC manifests in deploy/kubernetes/ grant exactly these, and a
 //! test holds them to it. A call added to the code is added here, or it fails in a real
 //! cluster with 403 and in the tests first.
 
+pub mod act;
 pub mod nodes;
 pub mod rollouts;
 pub mod watch;

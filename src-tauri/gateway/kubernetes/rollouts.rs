@@ -111,7 +111,7 @@ fn image_tag(image: &str) -> String {
 
 /// How many replicas a wave adds: `maxSurge` resolved against `replicas` (percentages
 /// round up, as Kubernetes does for surge), at least one.
-fn wave_size(d: &Deployment, replicas: u32) -> u32 {
+pub(super) fn wave_size(d: &Deployment, replicas: u32) -> u32 {
     let surge = d
         .spec
         .as_ref()
