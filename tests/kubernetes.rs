@@ -227,7 +227,7 @@ mod watching {
     use firebreak::gateway::journal::{DurableJournal, Read, Retention};
     use serde_json::{json, Value};
 
-    use crate::support::fake_kube::{FakeKube, DEPLOYMENTS, NODES, REPLICA_SETS};
+    use crate::support::fake_kube::{FakeKube, DEPLOYMENTS, NODES, PODS, REPLICA_SETS};
     use crate::support::rig::wait_for;
 
     fn deployment(revision: u32, generation: i64, updated: i32, reason: &str) -> Value {
@@ -336,7 +336,7 @@ mod watching {
         wait_for(
             Duration::from_secs(20),
             "the watchers to list",
-            async || fake.lists() >= 3,
+            async || fake.lists() >= 4,
         )
         .await;
 
@@ -367,17 +367,30 @@ mod watching {
         })
         .await;
 
-        // Completed; then the node stops reporting.
+        // Completed; then the node stops reporting, and a pod is OOMKilled.
         fake.apply(DEPLOYMENTS, deployment(42, 2, 16, "NewReplicaSetAvailable"));
         fake.apply(NODES, node("Unknown", chrono::Utc::now()));
+        fake.apply(
+            PODS,
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": { "name": "llm-assistant-h42-x1", "namespace": "serving", "uid": "p-1", "labels": { "app": "llm-assistant" } },
+                "spec": { "nodeName": "gpu-1", "containers": [{ "name": "vllm", "image": "vllm:1" }] },
+                "status": { "containerStatuses": [{
+                    "name": "vllm", "ready": false, "restartCount": 1, "image": "vllm:1", "imageID": "x",
+                    "state": { "running": { "startedAt": "2026-11-30T03:25:00Z" } },
+                    "lastState": { "terminated": { "reason": "OOMKilled", "exitCode": 137, "finishedAt": "2026-11-30T03:24:59Z" } }
+                }] }
+            }),
+        );
         wait_for(
             Duration::from_secs(20),
-            "the completion and the node",
+            "the completion, the node and the pod",
             async || {
-                published(&journal).await.contains(&"node.down".to_owned())
-                    && published(&journal)
-                        .await
-                        .contains(&"model.version_changed".to_owned())
+                let all = published(&journal).await;
+                ["node.down", "model.version_changed", "pod.failing"]
+                    .iter()
+                    .all(|t| all.contains(&(*t).to_owned()))
             },
         )
         .await;
@@ -388,6 +401,7 @@ mod watching {
             [
                 "model.version_changed",
                 "node.down",
+                "pod.failing",
                 "rollout.completed",
                 "rollout.started",
                 "rollout.wave_progressed",

@@ -208,6 +208,7 @@ event_types! {
     ActionFailed => "action.failed", ActionEvent;
     SyntheticLoad => "synthetic.load", SyntheticLoad;
     SourceDegraded => "source.degraded", SourceDegraded;
+    PodFailing => "pod.failing", PodFailing;
 }
 
 /// A deployment starts rolling a new revision out, wave by wave.
@@ -438,6 +439,32 @@ pub struct SourceDegraded {
     pub reason: String,
     /// false when it works again.
     pub degraded: bool,
+}
+
+/// A pod serving the service keeps failing: a container was killed for running out of
+/// memory, or it crash-loops. Sent by the gateway from the Kubernetes API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PodFailing {
+    pub pod: String,
+    pub service: String,
+    /// The node it runs on ("" before it is scheduled).
+    pub node: String,
+    pub container: String,
+    pub reason: PodFault,
+    /// The container's restarts so far.
+    pub restarts: u32,
+    /// What Kubernetes says: the last termination's reason, exit code and message.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PodFault {
+    /// The container was OOMKilled.
+    OomKilled,
+    /// The container is in CrashLoopBackOff.
+    CrashLoop,
 }
 
 /// High-volume filler for benchmarks (`firebreak sim --rate`).

@@ -93,6 +93,21 @@ pub fn describe(ty: EventType, data: &Value) -> Option<String> {
                 text(data, "actor")
             )
         }
+        T::PodFailing => {
+            let what = match text(data, "reason") {
+                "oom_killed" => "was OOMKilled",
+                "crash_loop" => "is crash-looping",
+                other => other,
+            };
+            format!(
+                "Pod {} of {svc} on {}: container {} {what} ({} restarts): {}",
+                text(data, "pod"),
+                text(data, "node"),
+                text(data, "container"),
+                data.get("restarts").and_then(Value::as_u64).unwrap_or(0),
+                text(data, "detail")
+            )
+        }
         T::SourceDegraded => {
             if data
                 .get("degraded")

@@ -1,7 +1,9 @@
 //! A fake Kubernetes API server, small and strict, for the gateway's watchers: what a
 //! client sees of the real wire format for list and watch.
 //!
-//! It models: `GET` lists of Deployments and ReplicaSets (namespaced) and Nodes (cluster),
+//! It models: `GET` lists of Deployments, ReplicaSets, Pods and HTTPRoutes (namespaced)
+//! and Nodes (cluster), `GET` of one namespaced object, JSON Patches (`test` failing with
+//! 422, a spec change raising `generation`),
 //! with `metadata.resourceVersion`; watches (`?watch=true&resourceVersion=N`) as
 //! newline-delimited JSON events (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK` when asked),
 //! from the history after N; `410 Gone` as the API server sends it (an `ERROR` event with
@@ -11,8 +13,8 @@
 //!
 //! It does not model: authentication (any bearer token passes), other kinds, paging
 //! (`limit`/`continue`: one page), `resourceVersionMatch`, watch-list (`sendInitialEvents`),
-//! patches (not yet), admission, generation bumps (the test sets `generation` and
-//! `observedGeneration` itself), or protobuf.
+//! merge or apply patches, admission, controllers (the test script plays the Deployment
+//! controller: new ReplicaSets, status and `observedGeneration`), or protobuf.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -60,6 +62,7 @@ pub const DEPLOYMENTS: &str = "deployments";
 pub const REPLICA_SETS: &str = "replicasets";
 pub const NODES: &str = "nodes";
 pub const HTTP_ROUTES: &str = "httproutes";
+pub const PODS: &str = "pods";
 
 /// A change the fake makes to an object just before it applies the next patch to it: a
 /// colleague's edit landing between the gateway's read and its write.
@@ -87,6 +90,7 @@ impl FakeKube {
                 get(get_one).patch(patch_one),
             )
             .route("/api/v1/{kind}", get(cluster))
+            .route("/api/v1/namespaces/{ns}/{kind}", get(core_namespaced))
             .with_state(fake.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -187,6 +191,7 @@ fn kind_of(kind: &str) -> Option<(&'static str, &'static str, &'static str)> {
         "deployments" => Some((DEPLOYMENTS, "apps/v1", "Deployment")),
         "replicasets" => Some((REPLICA_SETS, "apps/v1", "ReplicaSet")),
         "nodes" => Some((NODES, "v1", "Node")),
+        "pods" => Some((PODS, "v1", "Pod")),
         _ => None,
     }
 }
@@ -277,6 +282,14 @@ async fn patch_one(
     }
     fake.apply(kind, object);
     axum::Json(fake.object(kind, &ns, &name)).into_response()
+}
+
+async fn core_namespaced(
+    State(fake): State<FakeKube>,
+    Path((ns, kind)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    serve(fake, &kind, Some(ns), q).await
 }
 
 async fn cluster(

@@ -6,6 +6,7 @@
 
 pub mod act;
 pub mod nodes;
+pub mod pods;
 pub mod rollouts;
 pub mod watch;
 

@@ -95,6 +95,8 @@ export const EVENT_TYPES: string[] = [
   'action.running',
   'action.succeeded',
   'action.failed',
+  'pod.failing',
+  'source.degraded',
   'synthetic.load',
 ].map((t) => `dev.firebreak.${t}`);
 
