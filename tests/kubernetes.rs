@@ -727,4 +727,83 @@ mod acting {
         assert_eq!(services[0].last_changed_by.as_deref(), Some("oncall"));
         gw.shutdown();
     }
+
+    /// The console's preview, against a gateway that acts on Kubernetes, names the object
+    /// the action will patch and takes its blast radius from the real replica count.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_console_preview_names_the_object_it_will_patch() {
+        use firebreak::actions::{ActionDesk, Tokens};
+        use firebreak::incident::{NewIncident, Severity};
+        use firebreak::ingest::sink::{ConsoleSink, Recorder, StatusBoard};
+        use firebreak::protocol::actions::ActionKind;
+        use firebreak::store::{NewCluster, Store};
+        use std::sync::Arc;
+
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
+        fake.apply(REPLICA_SETS, replica_set(42, "llama-70b-2026-11"));
+        fake.apply(DEPLOYMENTS, deployment(42, "llama-70b-2026-11"));
+        fake.apply(HTTP_ROUTES, route());
+        let dir = tempfile::tempdir().unwrap();
+        let gw = gateway(&fake, dir.path()).await;
+        let store = Store::open(&dir.path().join("console.db")).await.unwrap();
+        let cluster = store
+            .ensure_cluster(&NewCluster {
+                name: "prod".into(),
+                events_url: gw.events_url(),
+                actions_url: gw.base_url(),
+                ca_file: None,
+            })
+            .await
+            .unwrap()
+            .id;
+        let incident = store
+            .open_incident(
+                &NewIncident {
+                    title: "llm-assistant errors".into(),
+                    severity: Severity::Critical,
+                    service: Some("llm-assistant".into()),
+                    cluster_id: Some(cluster),
+                },
+                "ana",
+            )
+            .await
+            .unwrap();
+        let tokens = Tokens::default();
+        tokens.set(cluster, TOKEN);
+        let sink: Arc<dyn ConsoleSink> = Arc::new(Recorder::default());
+        let desk = ActionDesk::new(store, tokens, Arc::new(StatusBoard::default()), sink);
+
+        let rollback = desk
+            .propose(incident.id, ActionKind::Rollback, "ana")
+            .await
+            .unwrap();
+        assert_eq!(
+            rollback.preview.summary,
+            "Roll llm-assistant back from revision 42 to 41 (Deployment serving/llm-assistant)"
+        );
+        assert_eq!(rollback.preview.nodes, 16, "the Deployment's replicas");
+        assert!(rollback
+            .preview
+            .precondition
+            .contains("patches Deployment serving/llm-assistant"));
+        let failover = desk
+            .propose(incident.id, ActionKind::Failover, "ana")
+            .await
+            .unwrap();
+        assert_eq!(
+            failover.preview.summary,
+            "Fail llm-assistant over from us-east to eu-west (HTTPRoute serving/llm-assistant)"
+        );
+        assert!(
+            failover
+                .preview
+                .precondition
+                .contains("HTTPRoute serving/llm-assistant (us-east 100, eu-west 0)"),
+            "{}",
+            failover.preview.precondition
+        );
+        gw.shutdown();
+    }
 }

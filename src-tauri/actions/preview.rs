@@ -155,15 +155,27 @@ pub async fn plan(
                 deployment.name.clone(),
                 current.to_string(),
                 to.to_string(),
-                format!(
-                    "Roll {} back from revision {current} to {to}",
-                    deployment.name
-                ),
+                match &deployment.object {
+                    // What it patches, named on the timeline, in the dialog and the reports.
+                    Some(object) => format!(
+                        "Roll {} back from revision {current} to {to} ({object})",
+                        deployment.name
+                    ),
+                    None => format!(
+                        "Roll {} back from revision {current} to {to}",
+                        deployment.name
+                    ),
+                },
                 format!("revision {current} ({})", model(current)),
                 format!("revision {to} ({})", model(to)),
                 deployment.nodes_total,
                 health,
-                format!("expected_revision = {current}"),
+                match &deployment.object {
+                    Some(object) => format!(
+                        "expected_revision = {current}; patches {object}'s pod template, refused if it changed since it was read"
+                    ),
+                    None => format!("expected_revision = {current}"),
+                },
             )
         }
         ActionKind::Failover => {
@@ -214,12 +226,23 @@ pub async fn plan(
                 service.to_owned(),
                 from.clone(),
                 to.clone(),
-                format!("Fail {service} over from {from} to {to}"),
+                match svc.traffic.as_deref() {
+                    Some(split) => format!(
+                        "Fail {service} over from {from} to {to} ({})",
+                        split.split(" (").next().unwrap_or(split)
+                    ),
+                    None => format!("Fail {service} over from {from} to {to}"),
+                },
                 from.clone(),
                 to.clone(),
                 per_region,
                 health,
-                format!("expected_primary_region = {from}"),
+                match svc.traffic.as_deref() {
+                    Some(split) => format!(
+                        "expected_primary_region = {from}; patches {split} to send all traffic to {to}, refused if it changed since it was read"
+                    ),
+                    None => format!("expected_primary_region = {from}"),
+                },
             )
         }
     };

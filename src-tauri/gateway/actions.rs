@@ -126,13 +126,18 @@ impl HookBackend {
         let routed = self
             .kube_objects(s)
             .and_then(|(client, _, o)| Some((client, o.route.as_ref()?)));
-        let primary = match routed {
-            Some((client, route)) => super::kubernetes::act::primary_region(client, route).await?,
-            None => self
-                .status(s)
-                .await?
-                .and_then(|st| st.primary_region)
-                .unwrap_or_else(|| s.regions[0].clone()),
+        let (primary, traffic) = match routed {
+            Some((client, route)) => {
+                let (primary, split) = super::kubernetes::act::traffic(client, route).await?;
+                (primary, Some(split))
+            }
+            None => (
+                self.status(s)
+                    .await?
+                    .and_then(|st| st.primary_region)
+                    .unwrap_or_else(|| s.regions[0].clone()),
+                None,
+            ),
         };
         Ok(Service {
             name: s.name.clone(),
@@ -140,6 +145,7 @@ impl HookBackend {
             primary_region: primary,
             regions: s.regions.clone(),
             last_changed_by: self.last_changed_by(&s.name, ActionKind::Failover).await,
+            traffic,
         })
     }
 
@@ -168,6 +174,7 @@ impl HookBackend {
             rollout: None,
             nodes_total: status.nodes_total.unwrap_or(0),
             last_changed_by: self.last_changed_by(&s.name, ActionKind::Rollback).await,
+            object: None,
         })
     }
 

@@ -70,6 +70,10 @@ pub struct Deployment {
     pub nodes_total: u32,
     /// Who made the last change, when it was an action.
     pub last_changed_by: Option<String>,
+    /// The object a rollback changes, when the server acts on Kubernetes itself:
+    /// `Deployment serving/llm-assistant`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -80,6 +84,10 @@ pub struct Service {
     pub regions: Vec<String>,
     /// Who made the last change to the primary region, when it was an action.
     pub last_changed_by: Option<String>,
+    /// What a failover changes, when the server acts on Kubernetes itself, with the split
+    /// now: `HTTPRoute serving/llm-assistant (us-east 100, eu-west 0)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -971,6 +971,7 @@ impl World {
                 primary_region: s.placements[s.primary].region.clone(),
                 regions: s.placements.iter().map(|p| p.region.clone()).collect(),
                 last_changed_by: s.primary_changed_by.clone(),
+                traffic: None,
             })
             .collect()
     }
@@ -1326,6 +1327,7 @@ impl Svc {
             }),
             nodes_total: self.nodes_total(),
             last_changed_by: self.revision_changed_by.clone(),
+            object: None,
         }
     }
 }

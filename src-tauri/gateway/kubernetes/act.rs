@@ -157,6 +157,11 @@ impl Current {
             }),
             nodes_total: replicas,
             last_changed_by: None,
+            object: Some(format!(
+                "Deployment {}/{}",
+                self.deployment.metadata.namespace.as_deref().unwrap_or(""),
+                self.deployment.metadata.name.as_deref().unwrap_or("")
+            )),
         }
     }
 }
@@ -339,6 +344,21 @@ async fn route_now(
 /// The region the HTTPRoute sends most traffic to.
 pub async fn primary_region(client: &Client, route: &Route) -> Result<String, Refusal> {
     Ok(route_now(client, route).await?.2)
+}
+
+/// The primary region, and the split as people read it:
+/// `HTTPRoute serving/llm-assistant (us-east 100, eu-west 0)`.
+pub async fn traffic(client: &Client, route: &Route) -> Result<(String, String), Refusal> {
+    let (_, backends, primary) = route_now(client, route).await?;
+    let split = backends
+        .iter()
+        .map(|(region, _, _, w)| format!("{region} {w}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((
+        primary,
+        format!("HTTPRoute {}/{} ({split})", route.namespace, route.name),
+    ))
 }
 
 /// Moves all of the route's traffic to `to`, if `expected` is the primary now.
