@@ -227,7 +227,7 @@ mod watching {
     use firebreak::gateway::journal::{DurableJournal, Read, Retention};
     use serde_json::{json, Value};
 
-    use crate::support::fake_kube::{FakeKube, DEPLOYMENTS, NODES, PODS, REPLICA_SETS};
+    use crate::support::fake_kube::{FakeKube, DEPLOYMENTS, EVENTS, NODES, PODS, REPLICA_SETS};
     use crate::support::rig::wait_for;
 
     fn deployment(revision: u32, generation: i64, updated: i32, reason: &str) -> Value {
@@ -336,7 +336,7 @@ mod watching {
         wait_for(
             Duration::from_secs(20),
             "the watchers to list",
-            async || fake.lists() >= 4,
+            async || fake.lists() >= 5,
         )
         .await;
 
@@ -383,14 +383,36 @@ mod watching {
                 }] }
             }),
         );
+        // The scheduler warns about it, and about a pod of another service.
+        for (name, uid) in [
+            ("llm-assistant-h42-x1", "e-1"),
+            ("search-ranking-x9", "e-2"),
+        ] {
+            fake.apply(
+                EVENTS,
+                json!({
+                    "apiVersion": "v1", "kind": "Event",
+                    "metadata": { "name": format!("{name}.1"), "namespace": "serving", "uid": uid },
+                    "involvedObject": { "kind": "Pod", "name": name, "namespace": "serving" },
+                    "reason": "BackOff", "message": "Back-off restarting failed container vllm",
+                    "type": "Warning", "count": 2,
+                    "firstTimestamp": "2026-11-30T03:25:00Z", "lastTimestamp": "2026-11-30T03:25:30Z"
+                }),
+            );
+        }
         wait_for(
             Duration::from_secs(20),
             "the completion, the node and the pod",
             async || {
                 let all = published(&journal).await;
-                ["node.down", "model.version_changed", "pod.failing"]
-                    .iter()
-                    .all(|t| all.contains(&(*t).to_owned()))
+                [
+                    "node.down",
+                    "model.version_changed",
+                    "pod.failing",
+                    "cluster.warning",
+                ]
+                .iter()
+                .all(|t| all.contains(&(*t).to_owned()))
             },
         )
         .await;
@@ -399,6 +421,7 @@ mod watching {
         assert_eq!(
             all,
             [
+                "cluster.warning",
                 "model.version_changed",
                 "node.down",
                 "pod.failing",

@@ -209,6 +209,7 @@ event_types! {
     SyntheticLoad => "synthetic.load", SyntheticLoad;
     SourceDegraded => "source.degraded", SourceDegraded;
     PodFailing => "pod.failing", PodFailing;
+    ClusterWarning => "cluster.warning", ClusterWarning;
 }
 
 /// A deployment starts rolling a new revision out, wave by wave.
@@ -465,6 +466,21 @@ pub enum PodFault {
     OomKilled,
     /// The container is in CrashLoopBackOff.
     CrashLoop,
+}
+
+/// The cluster warns about one of the service's objects (a Kubernetes `Warning` event:
+/// `FailedScheduling`, `Unhealthy`, `FailedMount`, …). Sent by the gateway, once when it
+/// first appears and again as it repeats 10 and 100 times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterWarning {
+    pub service: String,
+    /// The object it is about, `Kind/name`, e.g. `Pod/llm-assistant-7d9f-x2`.
+    pub object: String,
+    pub reason: String,
+    pub message: String,
+    /// How many times the cluster has seen it.
+    pub count: u32,
 }
 
 /// High-volume filler for benchmarks (`firebreak sim --rate`).

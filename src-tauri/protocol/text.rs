@@ -93,6 +93,13 @@ pub fn describe(ty: EventType, data: &Value) -> Option<String> {
                 text(data, "actor")
             )
         }
+        T::ClusterWarning => format!(
+            "Cluster warning for {svc}: {} {}: {} (seen {} times)",
+            text(data, "object"),
+            text(data, "reason"),
+            text(data, "message"),
+            data.get("count").and_then(Value::as_u64).unwrap_or(1)
+        ),
         T::PodFailing => {
             let what = match text(data, "reason") {
                 "oom_killed" => "was OOMKilled",

@@ -1,14 +1,15 @@
 //! A fake Kubernetes API server, small and strict, for the gateway's watchers: what a
 //! client sees of the real wire format for list and watch.
 //!
-//! It models: `GET` lists of Deployments, ReplicaSets, Pods and HTTPRoutes (namespaced)
+//! It models: `GET` lists of Deployments, ReplicaSets, Pods, Events and HTTPRoutes (namespaced)
 //! and Nodes (cluster), `GET` of one namespaced object, JSON Patches (`test` failing with
 //! 422, a spec change raising `generation`),
 //! with `metadata.resourceVersion`; watches (`?watch=true&resourceVersion=N`) as
 //! newline-delimited JSON events (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK` when asked),
 //! from the history after N; `410 Gone` as the API server sends it (an `ERROR` event with
 //! a `Status` of code 410, reason `Expired`) when N is older than the compacted history;
-//! label selectors `k=v,…` and `k in (a,b)`, the field selector `metadata.name=…`; the
+//! label selectors `k=v,…` and `k in (a,b)`, the field selectors `metadata.name=…` and
+//! `type=…` (Events); the
 //! watch's `timeoutSeconds`. A rising resourceVersion stamped on every object it stores.
 //!
 //! It does not model: authentication (any bearer token passes), other kinds, paging
@@ -63,6 +64,7 @@ pub const REPLICA_SETS: &str = "replicasets";
 pub const NODES: &str = "nodes";
 pub const HTTP_ROUTES: &str = "httproutes";
 pub const PODS: &str = "pods";
+pub const EVENTS: &str = "events";
 
 /// A change the fake makes to an object just before it applies the next patch to it: a
 /// colleague's edit landing between the gateway's read and its write.
@@ -192,6 +194,7 @@ fn kind_of(kind: &str) -> Option<(&'static str, &'static str, &'static str)> {
         "replicasets" => Some((REPLICA_SETS, "apps/v1", "ReplicaSet")),
         "nodes" => Some((NODES, "v1", "Node")),
         "pods" => Some((PODS, "v1", "Pod")),
+        "events" => Some((EVENTS, "v1", "Event")),
         _ => None,
     }
 }
@@ -329,8 +332,14 @@ fn selected(object: &Value, labels: Option<&str>, fields: Option<&str>) -> bool 
             let (k, v) = part
                 .split_once('=')
                 .expect("the fake reads k=v field selectors");
-            assert_eq!(k, "metadata.name", "the fake knows only metadata.name");
-            if object["metadata"]["name"].as_str() != Some(v) {
+            let value = match k {
+                "metadata.name" => object["metadata"]["name"].as_str(),
+                "type" => object["type"].as_str(),
+                other => {
+                    panic!("the fake knows the field selectors metadata.name and type, not {other}")
+                }
+            };
+            if value != Some(v) {
                 return false;
             }
         }

@@ -8,6 +8,7 @@ pub mod act;
 pub mod nodes;
 pub mod pods;
 pub mod rollouts;
+pub mod warnings;
 pub mod watch;
 
 /// Where a resource lives.

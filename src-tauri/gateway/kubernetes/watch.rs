@@ -1,8 +1,8 @@
 //! Watching the cluster's API with kube-rs: for each service with Kubernetes objects, its
-//! Deployment (by name), its ReplicaSets and its pods (by the service's pod selector); and
-//! the nodes of the configured pools. Each watcher keeps a reflector store (a list, then a watch
+//! Deployment (by name), its ReplicaSets and its pods (by the service's pod selector) and
+//! the namespace's `Warning` events; and the nodes of the configured pools. Each watcher keeps a reflector store (a list, then a watch
 //! from its resourceVersion, bookmarks on; on 410 Gone it lists again); after every change
-//! the whole snapshot goes through `rollouts`, `pods` or `nodes::observe`, and what they
+//! the whole snapshot goes through `rollouts`, `pods`, `warnings` or `nodes::observe`, and what they
 //! return is published under its stable ids, so a relist publishes only what is new. The
 //! gateway's sequence is its journal's own, never a resourceVersion.
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
@@ -251,12 +251,17 @@ async fn watch_workload(
         watcher::Config::default().labels(&selector),
     );
     let (pods, pod_stream) = reflect(
-        Api::<Pod>::namespaced(client, &objects.namespace),
+        Api::<Pod>::namespaced(client.clone(), &objects.namespace),
         watcher::Config::default().labels(&selector),
+    );
+    let (warnings, warning_stream) = reflect(
+        Api::<Event>::namespaced(client, &objects.namespace),
+        watcher::Config::default().fields("type=Warning"),
     );
     let mut d_stream = std::pin::pin!(d_stream);
     let mut rs_stream = std::pin::pin!(rs_stream);
     let mut pod_stream = std::pin::pin!(pod_stream);
+    let mut warning_stream = std::pin::pin!(warning_stream);
     let mut health = Health::new(
         &service.name,
         &format!("Deployment {}/{}", objects.namespace, objects.name),
@@ -266,6 +271,7 @@ async fn watch_workload(
             e = d_stream.next() => e.map(|r| r.map(|_| ()).map_err(|e| trouble(&e))),
             e = rs_stream.next() => e.map(|r| r.map(|_| ()).map_err(|e| trouble(&e))),
             e = pod_stream.next() => e.map(|r| r.map(|_| ()).map_err(|e| trouble(&e))),
+            e = warning_stream.next() => e.map(|r| r.map(|_| ()).map_err(|e| trouble(&e))),
         };
         match changed {
             None => return,
@@ -290,6 +296,20 @@ async fn watch_workload(
         let snapshot: Vec<Pod> = pods.state().iter().map(|p| (**p).clone()).collect();
         let failing = super::pods::observe(&service.name, &snapshot, chrono::Utc::now());
         publish(&journal, &source, failing).await;
+        // Warnings about the service's own objects only.
+        let mut ours = vec![format!("Deployment/{}", objects.name)];
+        ours.extend(
+            rss.iter()
+                .filter_map(|r| Some(format!("ReplicaSet/{}", r.metadata.name.as_deref()?))),
+        );
+        ours.extend(
+            snapshot
+                .iter()
+                .filter_map(|p| Some(format!("Pod/{}", p.metadata.name.as_deref()?))),
+        );
+        let events: Vec<Event> = warnings.state().iter().map(|e| (**e).clone()).collect();
+        let told = super::warnings::observe(&service.name, &ours, &events, chrono::Utc::now());
+        publish(&journal, &source, told).await;
     }
 }
 

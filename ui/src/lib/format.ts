@@ -96,6 +96,7 @@ export const EVENT_TYPES: string[] = [
   'action.succeeded',
   'action.failed',
   'pod.failing',
+  'cluster.warning',
   'source.degraded',
   'synthetic.load',
 ].map((t) => `dev.firebreak.${t}`);
