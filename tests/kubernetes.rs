@@ -479,6 +479,96 @@ mod watching {
         );
         reporting.abort();
     }
+    /// An Argo canary watched through the dynamic API: its start and the weight steps done,
+    /// then its promotion, each once.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_argo_canary_is_watched_step_by_step() {
+        use crate::support::fake_kube::ROLLOUTS;
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "cluster = \"prod\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"oncall\"\nenv = \"T\"\n\
+             [kubernetes]\nkubeconfig = \"{}\"\nmodel_version = {{ annotation = \"serving.example.com/model-version\" }}\n\
+             [[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\"]\n\
+             [services.kubernetes]\nnamespace = \"serving\"\nkind = \"Rollout\"\npods = \"app=llm-assistant\"\n",
+            fake.kubeconfig(dir.path()).display()
+        );
+        let config = firebreak::gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+        let journal = Arc::new(
+            DurableJournal::open(&dir.path().join("journal.db"), Retention::default())
+                .await
+                .unwrap(),
+        );
+        let rs = |revision: u32, hash: &str, model: &str| {
+            json!({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {
+                    "name": format!("llm-assistant-{hash}"), "namespace": "serving", "uid": format!("rs-{hash}"),
+                    "creationTimestamp": "2026-11-30T03:00:00Z",
+                    "labels": { "app": "llm-assistant", "rollouts-pod-template-hash": hash },
+                    "annotations": { "rollout.argoproj.io/revision": revision.to_string() },
+                    "ownerReferences": [{ "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "llm-assistant", "uid": "r-1" }]
+                },
+                "spec": {
+                    "selector": { "matchLabels": { "app": "llm-assistant" } },
+                    "template": { "metadata": { "annotations": { "serving.example.com/model-version": model } },
+                                  "spec": { "containers": [{ "name": "vllm", "image": "vllm:1" }] } }
+                }
+            })
+        };
+        let rollout = |current: &str, stable: &str, step: u64, phase: &str| {
+            json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                "metadata": { "name": "llm-assistant", "namespace": "serving", "generation": 2, "uid": "r-1" },
+                "spec": { "replicas": 10, "strategy": { "canary": { "steps": [
+                    { "setWeight": 10 }, { "pause": {} }, { "setWeight": 50 }, { "pause": {} }, { "setWeight": 100 }
+                ] } } },
+                "status": { "observedGeneration": "2", "currentPodHash": current, "stableRS": stable,
+                            "currentStepIndex": step, "phase": phase }
+            })
+        };
+        fake.apply(REPLICA_SETS, rs(6, "aaa", "llama-70b-2026-10"));
+        fake.apply(REPLICA_SETS, rs(7, "bbb", "llama-70b-2026-11"));
+        fake.apply(ROLLOUTS, rollout("bbb", "aaa", 3, "Paused"));
+        let watching = tokio::spawn(firebreak::gateway::kubernetes::watch::run(
+            config.kubernetes.clone().unwrap(),
+            config.services.clone(),
+            config.cluster.clone(),
+            journal.clone(),
+        ));
+        wait_for(
+            Duration::from_secs(20),
+            "the canary's start and steps",
+            async || published(&journal).await.len() >= 3,
+        )
+        .await;
+        fake.apply(ROLLOUTS, rollout("bbb", "bbb", 5, "Healthy"));
+        wait_for(Duration::from_secs(20), "the promotion", async || {
+            published(&journal)
+                .await
+                .contains(&"rollout.completed".to_owned())
+        })
+        .await;
+        wait_for(Duration::from_secs(5), "the model change", async || {
+            published(&journal)
+                .await
+                .contains(&"model.version_changed".to_owned())
+        })
+        .await;
+        assert_eq!(
+            published(&journal).await,
+            [
+                "rollout.started",
+                "rollout.wave_progressed",
+                "rollout.wave_progressed",
+                "rollout.wave_progressed",
+                "rollout.completed",
+                "model.version_changed"
+            ]
+        );
+        watching.abort();
+    }
 }
 
 /// Rollback and failover through the gateway's action API, carried out on the fake API

@@ -236,6 +236,10 @@ pub struct RolloutWaveProgressed {
     pub waves: u32,
     pub nodes_updated: u32,
     pub nodes_total: u32,
+    /// The share of traffic (percent) the new revision gets at this wave, when the rollout
+    /// shifts traffic by weight (an Argo canary's `setWeight` steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_weight: Option<u32>,
 }
 
 /// The pipeline stopped making progress; nodes in the stalled wave are drained.

@@ -559,6 +559,7 @@ impl World {
             waves,
             nodes_updated: last as u32,
             nodes_total: total,
+            traffic_weight: None,
         };
         let completed = wave >= waves;
         if completed {

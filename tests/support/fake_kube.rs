@@ -1,7 +1,8 @@
 //! A fake Kubernetes API server, small and strict, for the gateway's watchers: what a
 //! client sees of the real wire format for list and watch.
 //!
-//! It models: `GET` lists of Deployments, ReplicaSets, Pods, Events and HTTPRoutes (namespaced)
+//! It models: `GET` lists of Deployments, ReplicaSets, Pods, Events, HTTPRoutes and Argo
+//! Rollouts (namespaced)
 //! and Nodes (cluster), `GET` of one namespaced object, JSON Patches (`test` failing with
 //! 422, a spec change raising `generation`),
 //! with `metadata.resourceVersion`; watches (`?watch=true&resourceVersion=N`) as
@@ -43,7 +44,7 @@ struct Inner {
     /// (kind, namespace, name) → object.
     objects: BTreeMap<(&'static str, Option<String>, String), Value>,
     history: Vec<Change>,
-    /// Watches from below this resourceVersion are too old (410).
+    /// Watches resuming from below this resourceVersion are too old (410).
     compacted_to: u64,
 }
 
@@ -65,6 +66,7 @@ pub const NODES: &str = "nodes";
 pub const HTTP_ROUTES: &str = "httproutes";
 pub const PODS: &str = "pods";
 pub const EVENTS: &str = "events";
+pub const ROLLOUTS: &str = "rollouts";
 
 /// A change the fake makes to an object just before it applies the next patch to it: a
 /// colleague's edit landing between the gateway's read and its write.
@@ -146,9 +148,13 @@ impl FakeKube {
         let _ = self.changes.send(change);
     }
 
-    /// Forgets the history so far: a watch resuming from before now gets 410 Gone.
+    /// Forgets the history so far, as the cluster moves on (its resourceVersion goes up
+    /// by one, as other objects' changes would make it): a watch resuming from any
+    /// resourceVersion handed out before gets 410 Gone, whatever bookmark it last had; a
+    /// list made after it resumes normally.
     pub fn compact(&self) {
         let mut inner = self.inner.lock().unwrap();
+        inner.rv += 1;
         inner.compacted_to = inner.rv;
         inner.history.clear();
     }
@@ -195,6 +201,7 @@ fn kind_of(kind: &str) -> Option<(&'static str, &'static str, &'static str)> {
         "nodes" => Some((NODES, "v1", "Node")),
         "pods" => Some((PODS, "v1", "Pod")),
         "events" => Some((EVENTS, "v1", "Event")),
+        "rollouts" => Some((ROLLOUTS, "argoproj.io/v1alpha1", "Rollout")),
         _ => None,
     }
 }

@@ -5,6 +5,7 @@
 //! cluster with 403 and in the tests first.
 
 pub mod act;
+pub mod argo;
 pub mod nodes;
 pub mod pods;
 pub mod rollouts;

@@ -285,6 +285,7 @@ pub fn observe(
                 waves,
                 nodes_updated: (wave * step).min(replicas),
                 nodes_total: replicas,
+                traffic_weight: None,
             }),
         );
     }

@@ -233,8 +233,7 @@ async fn watch_workload(
         return;
     };
     if objects.kind == WorkloadKind::Rollout {
-        tracing::warn!(service = %service.name, "Argo Rollouts are not watched yet");
-        return;
+        return watch_argo(client, k8s, service, source, journal).await;
     }
     let selector = objects
         .pods
@@ -310,6 +309,91 @@ async fn watch_workload(
         let events: Vec<Event> = warnings.state().iter().map(|e| (**e).clone()).collect();
         let told = super::warnings::observe(&service.name, &ours, &events, chrono::Utc::now());
         publish(&journal, &source, told).await;
+    }
+}
+
+/// An Argo Rollout (through the dynamic API: the gateway needs no Argo types) and its
+/// ReplicaSets, through `argo::observe`.
+async fn watch_argo(
+    client: Client,
+    k8s: Kubernetes,
+    service: Service,
+    source: String,
+    journal: Arc<DurableJournal>,
+) {
+    use kube::api::DynamicObject;
+    use kube::core::{ApiResource, GroupVersionKind};
+    let Some(objects) = service.kubernetes.clone() else {
+        return;
+    };
+    let resource =
+        ApiResource::from_gvk(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"));
+    let rollouts: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &objects.namespace, &resource);
+    let selector = objects
+        .pods
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let (replica_sets, rs_stream) = reflect(
+        Api::<ReplicaSet>::namespaced(client, &objects.namespace),
+        watcher::Config::default().labels(&selector),
+    );
+    let r_stream = watcher(
+        rollouts,
+        watcher::Config::default().fields(&format!("metadata.name={}", objects.name)),
+    )
+    .default_backoff();
+    let mut r_stream = std::pin::pin!(r_stream);
+    let mut rs_stream = std::pin::pin!(rs_stream);
+    let mut health = Health::new(
+        &service.name,
+        &format!("Rollout {}/{}", objects.namespace, objects.name),
+    );
+    let mut latest: Option<serde_json::Value> = None;
+    loop {
+        tokio::select! {
+            e = r_stream.next() => match e {
+                None => return,
+                Some(Err(e)) => {
+                    if let Some(why) = trouble(&e) {
+                        health.report(&journal, &source, Err(why)).await;
+                    }
+                    continue;
+                }
+                Some(Ok(event)) => {
+                    health.report(&journal, &source, Ok(())).await;
+                    match event {
+                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                            latest = serde_json::to_value(&o).ok();
+                        }
+                        watcher::Event::Delete(_) => latest = None,
+                        watcher::Event::Init | watcher::Event::InitDone => {}
+                    }
+                }
+            },
+            e = rs_stream.next() => match e {
+                None => return,
+                Some(Err(e)) => {
+                    if let Some(why) = trouble(&e) {
+                        health.report(&journal, &source, Err(why)).await;
+                    }
+                    continue;
+                }
+                Some(Ok(_)) => {}
+            },
+        }
+        let Some(rollout) = &latest else { continue };
+        let rss: Vec<ReplicaSet> = replica_sets.state().iter().map(|r| (**r).clone()).collect();
+        let story = super::argo::observe(
+            &service.name,
+            &k8s.model_version,
+            rollout,
+            &rss,
+            chrono::Utc::now(),
+        );
+        publish(&journal, &source, story.events).await;
     }
 }
 

@@ -1,0 +1,388 @@
+//! An Argo Rollout (`argoproj.io/v1alpha1`, read as plain JSON: the gateway needs no
+//! Argo types) and its ReplicaSets as rollout events, a pure function of one snapshot like
+//! `rollouts.rs`, with the same stable ids.
+//!
+//! - Revisions: the ReplicaSets' `rollout.argoproj.io/revision` annotation; the new one is
+//!   the ReplicaSet whose `rollouts-pod-template-hash` label is `status.currentPodHash`,
+//!   the stable one `status.stableRS`.
+//! - `rollout.started` while the two differ: `from_revision` the stable one, `waves` the
+//!   canary's `setWeight` steps (1 for blue-green).
+//! - `rollout.wave_progressed` for each `setWeight` step before `status.currentStepIndex`,
+//!   with `traffic_weight`.
+//! - `rollout.failed`: `status.phase` `Degraded`, or `status.abort` (reason
+//!   `status.message`).
+//! - `rollout.completed` (and `model.version_changed`) once the new ReplicaSet is the
+//!   stable one and the phase is `Healthy`.
+//! - Trusted only once `status.observedGeneration` (a string in Argo) has caught up with
+//!   `metadata.generation`.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use serde_json::Value;
+
+use super::rollouts::{model_version, stable_id, Emit, Story};
+use crate::gateway::config::ModelVersionSource;
+use crate::protocol::events::{
+    ChangeCause, EventType, ModelVersionChanged, RolloutCompleted, RolloutFailed, RolloutStarted,
+    RolloutWaveProgressed,
+};
+
+pub const REVISION: &str = "rollout.argoproj.io/revision";
+pub const POD_TEMPLATE_HASH: &str = "rollouts-pod-template-hash";
+
+fn data<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+/// The story one snapshot of an Argo Rollout tells, for `service`.
+pub fn observe(
+    service: &str,
+    source: &ModelVersionSource,
+    rollout: &Value,
+    replica_sets: &[ReplicaSet],
+    now: DateTime<Utc>,
+) -> Story {
+    let name = rollout["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    let namespace = rollout["metadata"]["namespace"].as_str().unwrap_or("");
+    let status = &rollout["status"];
+    let generation = rollout["metadata"]["generation"].as_i64().unwrap_or(0);
+    let observed = match &status["observedGeneration"] {
+        Value::String(s) => s.parse().unwrap_or(-1),
+        v => v.as_i64().unwrap_or(-1),
+    };
+    let mut story = Story {
+        events: Vec::new(),
+        revision: 0,
+        current: observed >= generation,
+        settled: true,
+    };
+    if !story.current {
+        story.settled = false;
+        return story;
+    }
+    // The Rollout's ReplicaSets by pod-template hash, with their revisions.
+    let owned: Vec<(u32, &str, &ReplicaSet)> = replica_sets
+        .iter()
+        .filter(|rs| {
+            rs.metadata.namespace.as_deref() == Some(namespace)
+                && rs
+                    .metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|o| o.kind == "Rollout" && o.name == name))
+        })
+        .filter_map(|rs| {
+            let revision = rs
+                .metadata
+                .annotations
+                .as_ref()?
+                .get(REVISION)?
+                .parse()
+                .ok()?;
+            let hash = rs
+                .metadata
+                .labels
+                .as_ref()?
+                .get(POD_TEMPLATE_HASH)?
+                .as_str();
+            Some((revision, hash, rs))
+        })
+        .collect();
+    let by_hash = |h: &str| owned.iter().find(|(_, hash, _)| *hash == h);
+    let Some(&(to, _, new_rs)) = status["currentPodHash"].as_str().and_then(by_hash) else {
+        story.settled = false;
+        return story;
+    };
+    story.revision = to;
+    let stable = status["stableRS"].as_str().and_then(by_hash);
+    // The revision the rollout came from: the stable one while it runs; once done, the
+    // newest older one.
+    let from = match stable {
+        Some(&(r, _, rs)) if r != to => Some((r, rs)),
+        _ => owned
+            .iter()
+            .filter(|(r, _, _)| *r < to)
+            .max_by_key(|(r, _, _)| *r)
+            .map(|&(r, _, rs)| (r, rs)),
+    };
+    let Some((from, old_rs)) = from else {
+        return story;
+    };
+    let template = |rs: &ReplicaSet| rs.spec.as_ref().and_then(|s| s.template.clone());
+    let to_model = model_version(template(new_rs).as_ref(), source);
+    let from_model = model_version(template(old_rs).as_ref(), source);
+    let replicas = u32::try_from(rollout["spec"]["replicas"].as_u64().unwrap_or(1)).unwrap_or(1);
+    let steps = rollout["spec"]["strategy"]["canary"]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    // Canary steps that shift traffic: (step index, weight).
+    let weights: Vec<(usize, u32)> = steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some((i, u32::try_from(s["setWeight"].as_u64()?).ok()?)))
+        .collect();
+    let waves = u32::try_from(weights.len()).unwrap_or(1).max(1);
+    let started_at = new_rs
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(|t| DateTime::from_timestamp_millis(t.0.as_millisecond()))
+        .unwrap_or(now);
+    let key = format!("k8s/{namespace}/rollouts/{name}/revision/{to}");
+    let subject = format!("rollout/{name}");
+    let mut emit = |step: &str, ty: EventType, time: DateTime<Utc>, data: Value| {
+        story.events.push(Emit {
+            id: stable_id(&format!("{key}/{step}"), started_at),
+            ty,
+            time,
+            subject: subject.clone(),
+            data,
+        });
+    };
+    emit(
+        "started",
+        EventType::RolloutStarted,
+        started_at,
+        data(&RolloutStarted {
+            deployment: name.clone(),
+            service: service.to_owned(),
+            from_revision: from,
+            to_revision: to,
+            model_version: to_model.clone(),
+            waves,
+            nodes_total: replicas,
+        }),
+    );
+    let promoted = stable.is_some_and(|&(r, _, _)| r == to);
+    let step_index = usize::try_from(status["currentStepIndex"].as_u64().unwrap_or(0)).unwrap_or(0);
+    for (wave, (_, weight)) in weights
+        .iter()
+        .enumerate()
+        .filter(|(_, (i, _))| promoted || *i < step_index)
+    {
+        let wave = u32::try_from(wave + 1).unwrap_or(u32::MAX);
+        emit(
+            &format!("wave/{wave}"),
+            EventType::RolloutWaveProgressed,
+            now,
+            data(&RolloutWaveProgressed {
+                deployment: name.clone(),
+                service: service.to_owned(),
+                to_revision: to,
+                wave,
+                waves,
+                nodes_updated: (replicas * weight).div_ceil(100).min(replicas),
+                nodes_total: replicas,
+                traffic_weight: Some(*weight),
+            }),
+        );
+    }
+    let phase = status["phase"].as_str().unwrap_or("");
+    let aborted = status["abort"].as_bool().unwrap_or(false);
+    if phase == "Degraded" || aborted {
+        emit(
+            "failed",
+            EventType::RolloutFailed,
+            now,
+            data(&RolloutFailed {
+                deployment: name.clone(),
+                service: service.to_owned(),
+                to_revision: to,
+                reason: status["message"]
+                    .as_str()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or(if aborted {
+                        "the rollout was aborted"
+                    } else {
+                        "the rollout is degraded"
+                    })
+                    .to_owned(),
+            }),
+        );
+        story.settled = false;
+    } else if promoted && phase == "Healthy" {
+        emit(
+            "completed",
+            EventType::RolloutCompleted,
+            now,
+            data(&RolloutCompleted {
+                deployment: name.clone(),
+                service: service.to_owned(),
+                revision: to,
+            }),
+        );
+        if from_model != to_model {
+            emit(
+                "model",
+                EventType::ModelVersionChanged,
+                now,
+                data(&ModelVersionChanged {
+                    deployment: name.clone(),
+                    service: service.to_owned(),
+                    revision: to,
+                    from_model,
+                    to_model,
+                    cause: ChangeCause::Rollout,
+                }),
+            );
+        }
+    } else {
+        story.settled = false;
+    }
+    story
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a panic is how a test fails
+    use super::*;
+
+    fn rollout(current: &str, stable: &str, step: u64, phase: &str, abort: bool) -> Value {
+        serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": { "name": "llm-assistant", "namespace": "serving", "generation": 4 },
+            "spec": {
+                "replicas": 10,
+                "strategy": { "canary": { "steps": [
+                    { "setWeight": 10 }, { "pause": { "duration": "10m" } },
+                    { "setWeight": 50 }, { "pause": {} }, { "setWeight": 100 }
+                ] } }
+            },
+            "status": {
+                "observedGeneration": "4", "currentPodHash": current, "stableRS": stable,
+                "currentStepIndex": step, "phase": phase, "abort": abort,
+                "message": if abort { "RolloutAborted: Rollout aborted update to revision 7" } else { "" }
+            }
+        })
+    }
+
+    fn replica_set(revision: u32, hash: &str, model: &str) -> ReplicaSet {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {
+                "name": format!("llm-assistant-{hash}"), "namespace": "serving",
+                "creationTimestamp": "2026-11-30T03:00:00Z",
+                "labels": { POD_TEMPLATE_HASH: hash },
+                "annotations": { REVISION: revision.to_string() },
+                "ownerReferences": [{ "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "llm-assistant", "uid": "r-1" }]
+            },
+            "spec": {
+                "selector": { "matchLabels": { POD_TEMPLATE_HASH: hash } },
+                "template": { "metadata": { "annotations": { "model": model } }, "spec": { "containers": [{ "name": "vllm", "image": "vllm:1" }] } }
+            }
+        }))
+        .unwrap()
+    }
+
+    fn source() -> ModelVersionSource {
+        ModelVersionSource::Annotation("model".into())
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-30T03:30:00Z")
+            .unwrap()
+            .into()
+    }
+
+    fn types(s: &Story) -> Vec<&'static str> {
+        s.events
+            .iter()
+            .map(|e| e.ty.name().trim_start_matches("dev.firebreak."))
+            .collect()
+    }
+
+    #[test]
+    fn a_canary_at_its_second_weight_is_its_start_and_two_waves_with_their_weights() {
+        let rss = [replica_set(6, "aaa", "m-6"), replica_set(7, "bbb", "m-7")];
+        // Step 3 is the pause after setWeight 50: steps 0 and 2 are done.
+        let story = observe(
+            "llm-assistant",
+            &source(),
+            &rollout("bbb", "aaa", 3, "Paused", false),
+            &rss,
+            now(),
+        );
+        assert_eq!(
+            types(&story),
+            [
+                "rollout.started",
+                "rollout.wave_progressed",
+                "rollout.wave_progressed"
+            ]
+        );
+        assert_eq!(story.events[0].data["from_revision"], 6);
+        assert_eq!(story.events[0].data["waves"], 3);
+        assert_eq!(story.events[2].data["traffic_weight"], 50);
+        assert_eq!(story.events[2].data["nodes_updated"], 5);
+        for e in &story.events {
+            e.ty.check_data(&e.data).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_aborted_canary_fails_and_a_promoted_one_completes() {
+        let rss = [replica_set(6, "aaa", "m-6"), replica_set(7, "bbb", "m-7")];
+        let aborted = observe(
+            "llm-assistant",
+            &source(),
+            &rollout("bbb", "aaa", 1, "Degraded", true),
+            &rss,
+            now(),
+        );
+        let failed = aborted
+            .events
+            .iter()
+            .find(|e| e.ty == EventType::RolloutFailed)
+            .unwrap();
+        assert_eq!(
+            failed.data["reason"],
+            "RolloutAborted: Rollout aborted update to revision 7"
+        );
+        let done = observe(
+            "llm-assistant",
+            &source(),
+            &rollout("bbb", "bbb", 5, "Healthy", false),
+            &rss,
+            now(),
+        );
+        assert!(done.settled);
+        assert_eq!(
+            types(&done),
+            [
+                "rollout.started",
+                "rollout.wave_progressed",
+                "rollout.wave_progressed",
+                "rollout.wave_progressed",
+                "rollout.completed",
+                "model.version_changed"
+            ]
+        );
+        // The same steps under the same ids as while it ran.
+        let running = observe(
+            "llm-assistant",
+            &source(),
+            &rollout("bbb", "aaa", 3, "Paused", false),
+            &rss,
+            now(),
+        );
+        assert_eq!(running.events[0].id, done.events[0].id);
+    }
+
+    #[test]
+    fn a_status_behind_its_spec_is_not_trusted() {
+        let mut r = rollout("bbb", "aaa", 3, "Paused", false);
+        r["metadata"]["generation"] = serde_json::json!(5);
+        let story = observe(
+            "llm-assistant",
+            &source(),
+            &r,
+            &[replica_set(7, "bbb", "m")],
+            now(),
+        );
+        assert!(!story.current && story.events.is_empty());
+    }
+}
