@@ -115,6 +115,17 @@ pub struct ServiceObjects {
     pub route: Option<Route>,
 }
 
+impl ServiceObjects {
+    /// The pod selector as the API takes it: `app=llm-assistant,tier=serving`.
+    pub fn pod_selector(&self) -> String {
+        self.pods
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkloadKind {
     Deployment,

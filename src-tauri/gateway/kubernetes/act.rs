@@ -56,12 +56,7 @@ pub async fn current(client: &Client, objects: &ServiceObjects) -> Result<Curren
             e,
         )
     })?;
-    let selector = objects
-        .pods
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector = objects.pod_selector();
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &objects.namespace);
     let listed = sets
         .list(&ListParams::default().labels(&selector))

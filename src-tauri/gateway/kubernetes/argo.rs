@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use serde_json::Value;
 
-use super::rollouts::{model_version, stable_id, Emit, Story};
+use super::rollouts::{data, model_version, stable_id, Emit, Story};
 use crate::gateway::config::ModelVersionSource;
 use crate::protocol::events::{
     ChangeCause, EventType, ModelVersionChanged, RolloutCompleted, RolloutFailed, RolloutStarted,
@@ -29,10 +29,6 @@ use crate::protocol::events::{
 
 pub const REVISION: &str = "rollout.argoproj.io/revision";
 pub const POD_TEMPLATE_HASH: &str = "rollouts-pod-template-hash";
-
-fn data<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or_default()
-}
 
 /// The story one snapshot of an Argo Rollout tells, for `service`.
 pub fn observe(

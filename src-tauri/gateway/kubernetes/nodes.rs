@@ -19,7 +19,7 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{Node, NodeCondition};
 
-use super::rollouts::Emit;
+use super::rollouts::{data, Emit};
 use crate::gateway::config::{Kubernetes, Service};
 use crate::protocol::events::{EventType, NodeDegraded, NodeDown, NodeFault, NodeUp};
 
@@ -218,10 +218,6 @@ pub fn observe(
         }
     }
     out
-}
-
-fn data<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -364,7 +364,8 @@ pub(super) fn stable_id(key: &str, time: DateTime<Utc>) -> String {
         .to_string()
 }
 
-fn data<T: serde::Serialize>(v: &T) -> serde_json::Value {
+/// Event data as JSON.
+pub(super) fn data<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_default()
 }
 

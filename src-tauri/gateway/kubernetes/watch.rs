@@ -235,12 +235,7 @@ async fn watch_workload(
     if objects.kind == WorkloadKind::Rollout {
         return watch_argo(client, k8s, service, source, journal).await;
     }
-    let selector = objects
-        .pods
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector = objects.pod_selector();
     let (deployments, d_stream) = reflect(
         Api::<Deployment>::namespaced(client.clone(), &objects.namespace),
         watcher::Config::default().fields(&format!("metadata.name={}", objects.name)),
@@ -330,12 +325,7 @@ async fn watch_argo(
         ApiResource::from_gvk(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"));
     let rollouts: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &objects.namespace, &resource);
-    let selector = objects
-        .pods
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector = objects.pod_selector();
     let (replica_sets, rs_stream) = reflect(
         Api::<ReplicaSet>::namespaced(client, &objects.namespace),
         watcher::Config::default().labels(&selector),
