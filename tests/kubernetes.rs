@@ -580,7 +580,7 @@ mod acting {
     use firebreak::protocol::actions::{ActionState, FailoverRequest, RollbackRequest};
     use serde_json::{json, Value};
 
-    use crate::support::fake_kube::{FakeKube, DEPLOYMENTS, HTTP_ROUTES, REPLICA_SETS};
+    use crate::support::fake_kube::{FakeKube, DEPLOYMENTS, HTTP_ROUTES, REPLICA_SETS, ROLLOUTS};
 
     const TOKEN: &str = "console-token-0123456789";
 
@@ -634,12 +634,20 @@ mod acting {
     }
 
     async fn gateway(fake: &FakeKube, dir: &Path) -> firebreak::gateway::serve::RunningGateway {
+        gateway_for(fake, dir, "Deployment").await
+    }
+
+    async fn gateway_for(
+        fake: &FakeKube,
+        dir: &Path,
+        kind: &str,
+    ) -> firebreak::gateway::serve::RunningGateway {
         std::fs::write(dir.join("oncall.token"), TOKEN).unwrap();
         let text = format!(
             "cluster = \"prod\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"oncall\"\nfile = \"{}\"\n\
              [kubernetes]\nkubeconfig = \"{}\"\nmodel_version = {{ annotation = \"serving.example.com/model-version\" }}\n\
              [[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\", \"eu-west\"]\n\
-             [services.kubernetes]\nnamespace = \"serving\"\npods = \"app=llm-assistant\"\n\
+             [services.kubernetes]\nkind = \"{kind}\"\nnamespace = \"serving\"\npods = \"app=llm-assistant\"\nnode_pool = \"gpu-a100\"\n\
              [services.kubernetes.route]\nnamespace = \"serving\"\nname = \"llm-assistant\"\n\
              backends = {{ us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }}\n",
             dir.join("oncall.token").display(),
@@ -778,6 +786,370 @@ mod acting {
             fake.object(DEPLOYMENTS, "serving", "llm-assistant")["metadata"]["resourceVersion"],
             rv
         );
+        gw.shutdown();
+    }
+
+    /// An Argo Rollout at `revision` (canary: 10 %, pause, 50 %, pause), its update from
+    /// `stable` stopped at the first pause.
+    fn argo_rollout(revision: u32, stable: u32, model: &str) -> Value {
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {
+                "name": "llm-assistant", "namespace": "serving", "generation": 5, "uid": "ro-1",
+                "annotations": { "rollout.argoproj.io/revision": revision.to_string() }
+            },
+            "spec": {
+                "replicas": 10,
+                "selector": { "matchLabels": { "app": "llm-assistant" } },
+                "strategy": { "canary": { "steps": [
+                    { "setWeight": 10 }, { "pause": {} }, { "setWeight": 50 }, { "pause": { "duration": "10m" } }
+                ] } },
+                "template": { "metadata": { "labels": { "app": "llm-assistant" }, "annotations": { "serving.example.com/model-version": model } },
+                              "spec": { "containers": [{ "name": "vllm", "image": "vllm:1" }] } }
+            },
+            "status": {
+                "observedGeneration": "5", "currentPodHash": format!("r{revision}"), "stableRS": format!("r{stable}"),
+                "currentStepIndex": 1, "phase": "Paused", "replicas": 11, "updatedReplicas": 1
+            }
+        })
+    }
+
+    fn argo_replica_set(revision: u32, model: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {
+                "name": format!("llm-assistant-r{revision}"), "namespace": "serving", "uid": format!("rs-{revision}"),
+                "creationTimestamp": "2026-11-30T03:10:00Z",
+                "labels": { "app": "llm-assistant", "rollouts-pod-template-hash": format!("r{revision}") },
+                "annotations": { "rollout.argoproj.io/revision": revision.to_string() },
+                "ownerReferences": [{ "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "llm-assistant", "uid": "ro-1", "controller": true }]
+            },
+            "spec": {
+                "selector": { "matchLabels": { "app": "llm-assistant" } },
+                "template": {
+                    "metadata": { "labels": { "app": "llm-assistant", "rollouts-pod-template-hash": format!("r{revision}") },
+                                  "annotations": { "serving.example.com/model-version": model } },
+                    "spec": { "containers": [{ "name": "vllm", "image": "vllm:1" }] }
+                }
+            }
+        })
+    }
+
+    fn model_of(rollout: &Value) -> &str {
+        rollout["spec"]["template"]["metadata"]["annotations"]["serving.example.com/model-version"]
+            .as_str()
+            .unwrap()
+    }
+
+    /// A canary stopped at its first pause with a bad model: the rollback aborts the
+    /// update (status subresource) and then puts revision 7's template back, as
+    /// `kubectl argo rollouts abort` and `undo --to-revision 7` would.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_argo_rollback_aborts_the_update_then_undoes_to_the_revision() {
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, argo_replica_set(7, "llama-70b-2026-10"));
+        fake.apply(REPLICA_SETS, argo_replica_set(8, "llama-70b-2026-11"));
+        fake.apply(ROLLOUTS, argo_rollout(8, 7, "llama-70b-2026-11"));
+        fake.apply(HTTP_ROUTES, route());
+        let dir = tempfile::tempdir().unwrap();
+        let gw = gateway_for(&fake, dir.path(), "Rollout").await;
+        let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
+
+        let Outcome::Ok(d) = c.deployment("llm-assistant").await else {
+            panic!("readable")
+        };
+        assert_eq!(d.current_revision, 8);
+        assert_eq!(d.object.as_deref(), Some("Rollout serving/llm-assistant"));
+        let rollout = d.rollout.expect("an update under way");
+        assert_eq!(
+            (rollout.wave, rollout.waves),
+            (1, 2),
+            "one of two setWeight steps passed"
+        );
+
+        let Outcome::Ok(done) = c.rollback("llm-assistant", &rollback(7, 8), "k-1").await else {
+            panic!("accepted")
+        };
+        assert_eq!(done.state, ActionState::Succeeded);
+        let output = done.output.unwrap();
+        assert!(
+            output.contains("aborted the update of Rollout serving/llm-assistant"),
+            "{output}"
+        );
+        assert!(
+            output.contains("the pod template of revision 7"),
+            "{output}"
+        );
+        let after = fake.object(ROLLOUTS, "serving", "llm-assistant");
+        assert_eq!(after["status"]["abort"], true);
+        assert_eq!(model_of(&after), "llama-70b-2026-10");
+        assert!(after["spec"]["template"]["metadata"]["labels"]
+            .get("rollouts-pod-template-hash")
+            .is_none());
+        assert_eq!(after["metadata"]["generation"], 6, "one spec change");
+        gw.shutdown();
+    }
+
+    /// Someone changes the Rollout's spec between the abort and the undo: the undo's test
+    /// of the generation fails, the console hears that the update stays aborted and the
+    /// template was not rolled back; with the update already finished, there is nothing to
+    /// abort and the undo is the only patch.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_argo_rollback_is_refused_when_the_spec_changed_after_the_abort() {
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, argo_replica_set(7, "llama-70b-2026-10"));
+        fake.apply(REPLICA_SETS, argo_replica_set(8, "llama-70b-2026-11"));
+        fake.apply(ROLLOUTS, argo_rollout(8, 7, "llama-70b-2026-11"));
+        fake.apply(HTTP_ROUTES, route());
+        let dir = tempfile::tempdir().unwrap();
+        let gw = gateway_for(&fake, dir.path(), "Rollout").await;
+        let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
+
+        // The second patch (the undo) meets a spec someone else just changed.
+        fake.meddle_before_patch(2, |r| {
+            r["spec"]["replicas"] = json!(12);
+            r["metadata"]["generation"] = json!(6);
+        });
+        match c.rollback("llm-assistant", &rollback(7, 8), "k-race").await {
+            Outcome::Refused { status, error } => {
+                assert_eq!(
+                    (status, error.error.as_str()),
+                    (409, "precondition_failed"),
+                    "{error:?}"
+                );
+                assert!(error.message.contains("stays aborted"), "{}", error.message);
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let meddled = fake.object(ROLLOUTS, "serving", "llm-assistant");
+        assert_eq!(meddled["status"]["abort"], true, "the abort went through");
+        assert_eq!(model_of(&meddled), "llama-70b-2026-11", "the undo did not");
+        assert_eq!(meddled["spec"]["replicas"], 12);
+
+        // The update finished: revision 8 is stable. Rolling back to 7 is one patch, no abort.
+        let mut finished = argo_rollout(8, 8, "llama-70b-2026-11");
+        finished["status"]["phase"] = json!("Healthy");
+        fake.apply(ROLLOUTS, finished);
+        let Outcome::Ok(done) = c.rollback("llm-assistant", &rollback(7, 8), "k-2").await else {
+            panic!("accepted")
+        };
+        let output = done.output.unwrap();
+        assert!(!output.contains("aborted"), "{output}");
+        let after = fake.object(ROLLOUTS, "serving", "llm-assistant");
+        assert!(after["status"].get("abort").is_none(), "nothing to abort");
+        assert_eq!(model_of(&after), "llama-70b-2026-10");
+        gw.shutdown();
+    }
+
+    /// The Deployment as its controller would leave it: at `revision`, `updated` of 16
+    /// replicas on the new template, its Progressing condition `progressing` for `reason`.
+    fn deployment_at(
+        revision: u32,
+        model: &str,
+        generation: i64,
+        updated: i32,
+        progressing: &str,
+        reason: &str,
+    ) -> Value {
+        let mut d = deployment(revision, model);
+        d["metadata"]["generation"] = json!(generation);
+        d["status"] = json!({
+            "observedGeneration": generation, "replicas": 16, "updatedReplicas": updated,
+            "availableReplicas": updated, "readyReplicas": updated,
+            "conditions": [{ "type": "Progressing", "status": progressing, "reason": reason,
+                             "message": format!("ReplicaSet progress: {reason}"),
+                             "lastUpdateTime": "2026-11-30T03:20:00Z", "lastTransitionTime": "2026-11-30T03:19:00Z" }]
+        });
+        d
+    }
+
+    fn gpu_node(
+        name: &str,
+        ready: &str,
+        taint: Option<&str>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": { "name": name, "uid": format!("n-{name}"),
+                          "labels": { "firebreak.dev/pool": "gpu-a100", "topology.kubernetes.io/region": "us-east" } },
+            "spec": { "taints": taint.map(|key| vec![json!({ "key": key, "effect": "NoExecute", "timeAdded": since.to_rfc3339() })]).unwrap_or_default() },
+            "status": { "conditions": [{ "type": "Ready", "status": ready, "reason": "KubeletReady",
+                                          "lastHeartbeatTime": since.to_rfc3339(), "lastTransitionTime": since.to_rfc3339() }] }
+        })
+    }
+
+    /// The story the issue tells, end to end through a gateway watching and acting on the
+    /// fake API server, read by a console on the stream: a new model rolls out and stalls
+    /// past its progress deadline, a GPU node is tainted after an XID error and another
+    /// stops reporting; the console sees the stall in the deployment view, rolls back, and
+    /// the script (playing the Deployment controller as `kubectl rollout undo` would leave
+    /// it) brings the old ReplicaSet back as revision 43: the stream tells the recovery as
+    /// a rollback.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_stalled_rollout_on_failing_nodes_is_seen_and_rolled_back() {
+        use crate::support::cluster::connect;
+        use crate::support::fake_kube::NODES;
+        use std::time::Duration;
+
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        let days_ago = chrono::Utc::now() - chrono::Duration::days(3);
+        fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
+        fake.apply(
+            DEPLOYMENTS,
+            deployment_at(
+                41,
+                "llama-70b-2026-10",
+                1,
+                16,
+                "True",
+                "NewReplicaSetAvailable",
+            ),
+        );
+        fake.apply(NODES, gpu_node("gpu-1", "True", None, days_ago));
+        fake.apply(NODES, gpu_node("gpu-2", "True", None, days_ago));
+        fake.apply(HTTP_ROUTES, route());
+        let dir = tempfile::tempdir().unwrap();
+        let gw = gateway_for(&fake, dir.path(), "Deployment").await;
+        let reader = connect(&gw.events_url(), Some(TOKEN), Some(0))
+            .await
+            .unwrap();
+        let types = |seen: &crate::support::cluster::Seen| -> Vec<String> {
+            seen.events
+                .iter()
+                .map(|e| e.ty.trim_start_matches("dev.firebreak.").to_owned())
+                .collect()
+        };
+        let has = |want: &'static [&'static str]| {
+            move |seen: &crate::support::cluster::Seen| {
+                let all = types(seen);
+                want.iter().all(|w| all.iter().any(|t| t == w))
+            }
+        };
+
+        // Revision 42 (a new model) rolls out, reaches 4 of 16 and stalls.
+        fake.apply(REPLICA_SETS, replica_set(42, "llama-70b-2026-11"));
+        fake.apply(
+            DEPLOYMENTS,
+            deployment_at(42, "llama-70b-2026-11", 2, 4, "True", "ReplicaSetUpdated"),
+        );
+        reader
+            .wait_until(
+                Duration::from_secs(20),
+                "the rollout's start",
+                has(&["rollout.started", "rollout.wave_progressed"]),
+            )
+            .await;
+        fake.apply(
+            DEPLOYMENTS,
+            deployment_at(
+                42,
+                "llama-70b-2026-11",
+                2,
+                4,
+                "False",
+                "ProgressDeadlineExceeded",
+            ),
+        );
+        let now = chrono::Utc::now();
+        fake.apply(NODES, gpu_node("gpu-1", "Unknown", None, now));
+        fake.apply(
+            NODES,
+            gpu_node("gpu-2", "True", Some("nvidia.com/gpu-xid-error"), now),
+        );
+        reader
+            .wait_until(
+                Duration::from_secs(20),
+                "the stall and the nodes",
+                has(&["rollout.stalled", "node.down", "node.degraded"]),
+            )
+            .await;
+        let events = reader.events();
+        let of = |ty: &str| {
+            events
+                .iter()
+                .find(|e| e.ty.ends_with(ty))
+                .unwrap()
+                .data
+                .clone()
+        };
+        assert_eq!(of("rollout.stalled")["to_revision"], 42);
+        assert_eq!(of("node.degraded")["node"], "gpu-2");
+        assert_eq!(of("node.degraded")["reason"], "gpu_error");
+        assert_eq!(of("node.down")["node"], "gpu-1");
+
+        // The console sees the stall and rolls back to 41.
+        let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
+        let Outcome::Ok(d) = c.deployment("llm-assistant").await else {
+            panic!("readable")
+        };
+        let rollout = d.rollout.expect("the rollout under way");
+        assert!(rollout.stalled);
+        assert_eq!(
+            (rollout.to_revision, rollout.wave, rollout.waves),
+            (42, 1, 4)
+        );
+        let Outcome::Ok(done) = c.rollback("llm-assistant", &rollback(41, 42), "k-1").await else {
+            panic!("accepted")
+        };
+        assert_eq!(done.state, ActionState::Succeeded);
+        let patched = fake.object(DEPLOYMENTS, "serving", "llm-assistant");
+        assert_eq!(
+            patched["spec"]["template"]["metadata"]["annotations"]
+                ["serving.example.com/model-version"],
+            "llama-70b-2026-10"
+        );
+
+        // The controller's part: revision 41's ReplicaSet becomes revision 43 (its history
+        // noted), and every replica runs it again.
+        let mut back = replica_set(41, "llama-70b-2026-10");
+        back["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("43");
+        back["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] = json!("41");
+        fake.apply(REPLICA_SETS, back);
+        let mut recovered = deployment_at(
+            43,
+            "llama-70b-2026-10",
+            3,
+            16,
+            "True",
+            "NewReplicaSetAvailable",
+        );
+        recovered["spec"] = patched["spec"].clone();
+        fake.apply(DEPLOYMENTS, recovered);
+        reader
+            .wait_until(
+                Duration::from_secs(20),
+                "the recovery",
+                has(&[
+                    "action.succeeded",
+                    "rollout.completed",
+                    "model.version_changed",
+                ]),
+            )
+            .await;
+        let events = reader.events();
+        let changed = events
+            .iter()
+            .find(|e| e.ty.ends_with("model.version_changed"))
+            .unwrap();
+        assert_eq!(changed.data["cause"], "rollback");
+        assert_eq!(changed.data["to_model"], "llama-70b-2026-10");
+        let completed = events
+            .iter()
+            .find(|e| e.ty.ends_with("rollout.completed"))
+            .unwrap();
+        assert_eq!(completed.data["revision"], 43);
+        let ids: std::collections::HashSet<_> = events.iter().map(|e| e.id.clone()).collect();
+        assert_eq!(
+            ids.len(),
+            events.len(),
+            "no event twice: {:?}",
+            types(&reader.seen.lock().unwrap())
+        );
+        reader.abort();
         gw.shutdown();
     }
 

@@ -119,7 +119,7 @@ impl HookBackend {
     )> {
         let (client, k8s) = self.kube.as_ref()?;
         let objects = s.kubernetes.as_ref()?;
-        (objects.kind == super::config::WorkloadKind::Deployment).then_some((client, k8s, objects))
+        Some((client, k8s, objects))
     }
 
     async fn service_view(&self, s: &ServiceConfig) -> Result<Service, Refusal> {

@@ -4,7 +4,8 @@
 //! It models: `GET` lists of Deployments, ReplicaSets, Pods, Events, HTTPRoutes and Argo
 //! Rollouts (namespaced)
 //! and Nodes (cluster), `GET` of one namespaced object, JSON Patches (`test` failing with
-//! 422, a spec change raising `generation`),
+//! 422, a spec change raising `generation`) of an object or of its `status` subresource
+//! (only the status kept),
 //! with `metadata.resourceVersion`; watches (`?watch=true&resourceVersion=N`) as
 //! newline-delimited JSON events (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK` when asked),
 //! from the history after N; `410 Gone` as the API server sends it (an `ERROR` event with
@@ -56,7 +57,8 @@ pub struct FakeKube {
     generation: Arc<tokio::sync::watch::Sender<u64>>,
     /// Lists served (a watcher's first step, and its step after a 410).
     lists: Arc<std::sync::atomic::AtomicU64>,
-    meddle: Arc<Mutex<Option<Meddle>>>,
+    /// The change, and how many patches to let through before it.
+    meddle: Arc<Mutex<Option<(u32, Meddle)>>>,
     pub addr: std::net::SocketAddr,
 }
 
@@ -92,6 +94,10 @@ impl FakeKube {
             .route(
                 "/apis/{group}/{version}/namespaces/{ns}/{kind}/{name}",
                 get(get_one).patch(patch_one),
+            )
+            .route(
+                "/apis/{group}/{version}/namespaces/{ns}/{kind}/{name}/status",
+                axum::routing::patch(patch_status),
             )
             .route("/api/v1/{kind}", get(cluster))
             .route("/api/v1/namespaces/{ns}/{kind}", get(core_namespaced))
@@ -167,7 +173,13 @@ impl FakeKube {
 
     /// Makes `change` to the next patched object just before the patch applies.
     pub fn meddle_before_next_patch(&self, change: impl FnOnce(&mut Value) + Send + 'static) {
-        *self.meddle.lock().unwrap() = Some(Box::new(change));
+        self.meddle_before_patch(1, change);
+    }
+
+    /// Makes `change` to the `nth` patched object from now (1: the next) just before that
+    /// patch applies.
+    pub fn meddle_before_patch(&self, nth: u32, change: impl FnOnce(&mut Value) + Send + 'static) {
+        *self.meddle.lock().unwrap() = Some((nth, Box::new(change)));
     }
 
     /// How many lists it has served.
@@ -250,6 +262,29 @@ async fn patch_one(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    patch(fake, ns, kind_path, name, headers, body, false)
+}
+
+/// A JSON Patch of the `status` subresource: the patch sees the whole object (a `test`
+/// of `metadata` works), but only its `status` is kept, and `generation` stays.
+async fn patch_status(
+    State(fake): State<FakeKube>,
+    Path((_group, _version, ns, kind_path, name)): Path<(String, String, String, String, String)>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    patch(fake, ns, kind_path, name, headers, body, true)
+}
+
+fn patch(
+    fake: FakeKube,
+    ns: String,
+    kind_path: String,
+    name: String,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+    status_only: bool,
+) -> Response {
     let Some((kind, _, _)) = kind_of(&kind_path) else {
         return status(404, "NotFound", format!("no resource {kind_path}"));
     };
@@ -268,7 +303,17 @@ async fn patch_one(
         Ok(p) => p,
         Err(e) => return status(400, "BadRequest", format!("not a JSON Patch: {e}")),
     };
-    let meddle = fake.meddle.lock().unwrap().take();
+    let meddle = {
+        let mut slot = fake.meddle.lock().unwrap();
+        match slot.take() {
+            Some((1, change)) => Some(change),
+            Some((n, change)) => {
+                *slot = Some((n - 1, change));
+                None
+            }
+            None => None,
+        }
+    };
     if let Some(change) = meddle {
         let mut object = fake.object(kind, &ns, &name);
         change(&mut object);
@@ -278,7 +323,7 @@ async fn patch_one(
     let Some(mut object) = fake.inner.lock().unwrap().objects.get(&key).cloned() else {
         return status(404, "NotFound", format!("{kind} \"{name}\" not found"));
     };
-    let spec_before = object["spec"].clone();
+    let before = object.clone();
     if let Err(e) = json_patch::patch(&mut object, &patch) {
         return status(
             422,
@@ -286,7 +331,11 @@ async fn patch_one(
             format!("the server rejected our request due to an error in our request: {e}"),
         );
     }
-    if object["spec"] != spec_before {
+    if status_only {
+        let status = object["status"].take();
+        object = before;
+        object["status"] = status;
+    } else if object["spec"] != before["spec"] {
         let generation = object["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         object["metadata"]["generation"] = json!(generation);
     }

@@ -1,15 +1,25 @@
-//! Rollback and failover through the Kubernetes API, each one JSON Patch whose first
-//! operation tests the `metadata.resourceVersion` the gateway read: an object someone
-//! changed in between is refused by the API server (422 for a failed test operation,
-//! 409 for a conflict), and the caller gets the protocol's `precondition_failed` with
-//! what is current now.
+//! Rollback and failover through the Kubernetes API, each a JSON Patch whose first
+//! operation is a precondition on what the gateway read: an object someone changed in
+//! between is refused by the API server (422 for a failed test operation, 409 for a
+//! conflict), and the caller gets the protocol's `precondition_failed` with what is current
+//! now.
 //!
-//! - Rollback, as `kubectl rollout undo` does it: the owned ReplicaSet of the chosen
-//!   revision gives its pod template, without the `pod-template-hash` label; its
-//!   `kubernetes.io/change-cause` goes with it. A paused Deployment is refused, as kubectl
-//!   does.
+//! - Rollback of a Deployment, as `kubectl rollout undo` does it: the owned ReplicaSet of
+//!   the chosen revision gives its pod template, without the `pod-template-hash` label; its
+//!   `kubernetes.io/change-cause` goes with it; the patch tests `metadata.resourceVersion`.
+//!   A paused Deployment is refused, as kubectl does.
+//! - Rollback of an Argo Rollout, as `kubectl argo rollouts abort` then `undo` do it: while
+//!   an update is under way, `status.abort` is set first through the status subresource
+//!   (testing the resourceVersion read), so the controller scales the stable ReplicaSet
+//!   back up at once ("abort always wins"); then the chosen revision's template, without
+//!   the `rollouts-pod-template-hash` label, replaces `spec.template`. That second patch
+//!   tests `metadata.generation` rather than the resourceVersion: the abort and the
+//!   controller's answer to it change the status (and so the resourceVersion) but never
+//!   the generation, which only moves when someone changes the spec.
 //! - Failover: the service's HTTPRoute; the target region's backendRef gets all the
 //!   weight (100) and the others 0. The primary region is the backend with the most weight.
+
+use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -17,8 +27,8 @@ use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
 
-use super::rollouts::{model_version, REVISION};
-use crate::gateway::config::{ModelVersionSource, Route, ServiceObjects};
+use super::rollouts::model_version;
+use crate::gateway::config::{ModelVersionSource, Route, ServiceObjects, WorkloadKind};
 use crate::protocol::actions::{ApiError, Revision, RolloutView};
 use crate::server::actions::{refusal, Refusal};
 
@@ -32,34 +42,74 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> Refusal {
     )
 }
 
+fn dynamic(
+    client: &Client,
+    namespace: &str,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
 fn http_route(client: &Client, route: &Route) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+    dynamic(
+        client,
+        &route.namespace,
         "gateway.networking.k8s.io",
         "v1",
         "HTTPRoute",
-    ));
-    Api::namespaced_with(client.clone(), &route.namespace, &resource)
+    )
 }
 
-/// What the deployment is at now, with its history, as the protocol shows it.
+fn argo_rollouts(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    dynamic(client, namespace, "argoproj.io", "v1alpha1", "Rollout")
+}
+
+/// The workload as it is now, with its history, whichever kind it is.
 pub struct Current {
-    pub deployment: Deployment,
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+    pub resource_version: String,
+    pub generation: i64,
+    pub annotations: BTreeMap<String, String>,
     pub revision: u32,
+    /// Owned ReplicaSets by revision, oldest first.
     pub revisions: Vec<(u32, ReplicaSet)>,
+    pub replicas: u32,
+    pub updated: u32,
+    /// (wave reached, waves) while an update is under way.
+    pub waves: Option<(u32, u32)>,
+    pub stalled: bool,
+    /// `spec.paused` of a Deployment (an Argo Rollout can be undone while paused).
+    pub paused: bool,
+    /// An Argo Rollout with an update under way that is not aborted yet.
+    pub abortable: bool,
 }
 
-pub async fn current(client: &Client, objects: &ServiceObjects) -> Result<Current, Refusal> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &objects.namespace);
-    let deployment = deployments.get(&objects.name).await.map_err(|e| {
-        unavailable(
-            &format!("Deployment {}/{}", objects.namespace, objects.name),
-            e,
-        )
-    })?;
-    let selector = objects.pod_selector();
+impl Current {
+    /// `Deployment serving/llm-assistant`.
+    pub fn object(&self) -> String {
+        let kind = match self.kind {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::Rollout => "Rollout",
+        };
+        format!("{kind} {}/{}", self.namespace, self.name)
+    }
+}
+
+/// The ReplicaSets `owner_kind` `name` owns, by the revision in `annotation`.
+async fn owned_revisions(
+    client: &Client,
+    objects: &ServiceObjects,
+    owner_kind: &str,
+    annotation: &str,
+) -> Result<Vec<(u32, ReplicaSet)>, Refusal> {
     let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &objects.namespace);
     let listed = sets
-        .list(&ListParams::default().labels(&selector))
+        .list(&ListParams::default().labels(&objects.pod_selector()))
         .await
         .map_err(|e| unavailable("the ReplicaSets", e))?;
     let mut revisions: Vec<(u32, ReplicaSet)> = listed
@@ -68,7 +118,7 @@ pub async fn current(client: &Client, objects: &ServiceObjects) -> Result<Curren
         .filter(|rs| {
             rs.metadata.owner_references.as_ref().is_some_and(|o| {
                 o.iter()
-                    .any(|o| o.kind == "Deployment" && o.name == objects.name)
+                    .any(|o| o.kind == owner_kind && o.name == objects.name)
             })
         })
         .filter_map(|rs| {
@@ -76,24 +126,125 @@ pub async fn current(client: &Client, objects: &ServiceObjects) -> Result<Curren
                 .metadata
                 .annotations
                 .as_ref()?
-                .get(REVISION)?
+                .get(annotation)?
                 .parse()
                 .ok()?;
             Some((r, rs))
         })
         .collect();
     revisions.sort_by_key(|(r, _)| *r);
-    let revision = deployment
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(REVISION))
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0);
+    Ok(revisions)
+}
+
+fn count(v: Option<i32>) -> u32 {
+    v.and_then(|r| u32::try_from(r).ok()).unwrap_or(0)
+}
+
+pub async fn current(client: &Client, objects: &ServiceObjects) -> Result<Current, Refusal> {
+    match objects.kind {
+        WorkloadKind::Deployment => current_deployment(client, objects).await,
+        WorkloadKind::Rollout => current_argo(client, objects).await,
+    }
+}
+
+async fn current_deployment(client: &Client, objects: &ServiceObjects) -> Result<Current, Refusal> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &objects.namespace);
+    let deployment = deployments.get(&objects.name).await.map_err(|e| {
+        unavailable(
+            &format!("Deployment {}/{}", objects.namespace, objects.name),
+            e,
+        )
+    })?;
+    let revisions =
+        owned_revisions(client, objects, "Deployment", super::rollouts::REVISION).await?;
+    let annotations = deployment.metadata.annotations.clone().unwrap_or_default();
+    let spec = deployment.spec.clone().unwrap_or_default();
+    let status = deployment.status.clone().unwrap_or_default();
+    let replicas = spec.replicas.map_or(1, |r| count(Some(r)));
+    let updated = count(status.updated_replicas);
+    // Waves as the rollout events count them: maxSurge replicas at a time.
+    let step = super::rollouts::wave_size(&deployment, replicas);
     Ok(Current {
-        deployment,
-        revision,
+        kind: WorkloadKind::Deployment,
+        namespace: objects.namespace.clone(),
+        name: objects.name.clone(),
+        resource_version: deployment
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default(),
+        generation: deployment.metadata.generation.unwrap_or(0),
+        revision: annotations
+            .get(super::rollouts::REVISION)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0),
+        annotations,
         revisions,
+        replicas,
+        updated,
+        waves: (updated < replicas).then(|| (updated / step, replicas.div_ceil(step))),
+        stalled: status.conditions.iter().flatten().any(|c| {
+            c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        }),
+        paused: spec.paused.unwrap_or(false),
+        abortable: false,
+    })
+}
+
+async fn current_argo(client: &Client, objects: &ServiceObjects) -> Result<Current, Refusal> {
+    let rollout = argo_rollouts(client, &objects.namespace)
+        .get(&objects.name)
+        .await
+        .map_err(|e| {
+            unavailable(
+                &format!("Rollout {}/{}", objects.namespace, objects.name),
+                e,
+            )
+        })?;
+    let revisions = owned_revisions(client, objects, "Rollout", super::argo::REVISION).await?;
+    let annotations = rollout.metadata.annotations.clone().unwrap_or_default();
+    let status = &rollout.data["status"];
+    let replicas =
+        u32::try_from(rollout.data["spec"]["replicas"].as_u64().unwrap_or(1)).unwrap_or(1);
+    let updating = status["currentPodHash"].as_str().is_some()
+        && status["currentPodHash"] != status["stableRS"];
+    let aborted = status["abort"].as_bool().unwrap_or(false);
+    // Waves are the canary's setWeight steps (one for blue-green), as the rollout events
+    // count them.
+    let steps = rollout.data["spec"]["strategy"]["canary"]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let step_index = status["currentStepIndex"].as_u64().unwrap_or(0);
+    let weights: Vec<u64> = (0u64..)
+        .zip(&steps)
+        .filter(|(_, s)| s["setWeight"].is_u64())
+        .map(|(i, _)| i)
+        .collect();
+    let waves = u32::try_from(weights.len()).unwrap_or(1).max(1);
+    let reached = u32::try_from(weights.iter().filter(|i| **i < step_index).count()).unwrap_or(0);
+    Ok(Current {
+        kind: WorkloadKind::Rollout,
+        namespace: objects.namespace.clone(),
+        name: objects.name.clone(),
+        resource_version: rollout
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_default(),
+        generation: rollout.metadata.generation.unwrap_or(0),
+        revision: annotations
+            .get(super::argo::REVISION)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0),
+        annotations,
+        revisions,
+        replicas,
+        updated: u32::try_from(status["updatedReplicas"].as_u64().unwrap_or(0)).unwrap_or(0),
+        waves: updating.then_some((reached, waves)),
+        stalled: aborted || status["phase"] == "Degraded",
+        paused: false,
+        abortable: updating && !aborted,
     })
 }
 
@@ -104,23 +255,8 @@ impl Current {
         service: &str,
         source: &ModelVersionSource,
     ) -> crate::protocol::actions::Deployment {
-        let replicas = self
-            .deployment
-            .spec
-            .as_ref()
-            .and_then(|s| s.replicas)
-            .and_then(|r| u32::try_from(r).ok())
-            .unwrap_or(1);
-        let status = self.deployment.status.clone().unwrap_or_default();
-        let updated = status
-            .updated_replicas
-            .and_then(|r| u32::try_from(r).ok())
-            .unwrap_or(0);
-        let stalled = status.conditions.iter().flatten().any(|c| {
-            c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
-        });
         crate::protocol::actions::Deployment {
-            name: self.deployment.metadata.name.clone().unwrap_or_default(),
+            name: self.name.clone(),
             service: service.to_owned(),
             current_revision: self.revision,
             revisions: self
@@ -140,23 +276,15 @@ impl Current {
                         .unwrap_or_default(),
                 })
                 .collect(),
-            rollout: (updated < replicas).then(|| {
-                // Waves as the rollout events count them: maxSurge replicas at a time.
-                let step = super::rollouts::wave_size(&self.deployment, replicas);
-                RolloutView {
-                    to_revision: self.revision,
-                    wave: updated / step,
-                    waves: replicas.div_ceil(step),
-                    stalled,
-                }
+            rollout: self.waves.map(|(wave, waves)| RolloutView {
+                to_revision: self.revision,
+                wave,
+                waves,
+                stalled: self.stalled,
             }),
-            nodes_total: replicas,
+            nodes_total: self.replicas,
             last_changed_by: None,
-            object: Some(format!(
-                "Deployment {}/{}",
-                self.deployment.metadata.namespace.as_deref().unwrap_or(""),
-                self.deployment.metadata.name.as_deref().unwrap_or("")
-            )),
+            object: Some(self.object()),
         }
     }
 }
@@ -178,7 +306,13 @@ fn changed_meanwhile(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409 || s.code == 422)
 }
 
-/// Rolls the Deployment back to `to`, if it is at `expected`; what was patched, in words.
+fn json_patch(ops: Vec<serde_json::Value>) -> Result<Patch<()>, Refusal> {
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
+        .map_err(|e| unavailable("a patch", e))?;
+    Ok(Patch::Json(patch))
+}
+
+/// Rolls the workload back to `to`, if it is at `expected`; what was patched, in words.
 pub async fn rollback(
     client: &Client,
     objects: &ServiceObjects,
@@ -186,27 +320,21 @@ pub async fn rollback(
     expected: u32,
 ) -> Result<String, Refusal> {
     let now = current(client, objects).await?;
-    let name = format!("{}/{}", objects.namespace, objects.name);
+    let object = now.object();
     if now.revision != expected {
         return Err(precondition_failed(
             format!(
-                "{name} is at revision {}, not {expected}: someone changed it since you looked",
+                "{object} is at revision {}, not {expected}: someone changed it since you looked",
                 now.revision
             ),
             serde_json::json!({ "revision": now.revision }),
         ));
     }
-    if now
-        .deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.paused)
-        .unwrap_or(false)
-    {
+    if now.paused {
         return Err(refusal(
             StatusCode::BAD_REQUEST,
             "invalid",
-            format!("{name} is paused: resume it first (kubectl rollout resume), as kubectl refuses to roll back a paused Deployment"),
+            format!("{object} is paused: resume it first (kubectl rollout resume), as kubectl refuses to roll back a paused Deployment"),
         ));
     }
     let Some((_, target)) = now
@@ -218,7 +346,7 @@ pub async fn rollback(
             StatusCode::BAD_REQUEST,
             "invalid",
             format!(
-                "revision {to} is not an earlier revision of {name} (history: {})",
+                "revision {to} is not an earlier revision of {object} (history: {})",
                 now.revisions
                     .iter()
                     .map(|(r, _)| r.to_string())
@@ -232,56 +360,90 @@ pub async fn rollback(
         .as_ref()
         .and_then(|s| s.template.clone())
         .ok_or_else(|| unavailable("the revision's pod template", "it has none"))?;
+    let hash_label = match now.kind {
+        WorkloadKind::Deployment => "pod-template-hash",
+        WorkloadKind::Rollout => super::argo::POD_TEMPLATE_HASH,
+    };
     if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-        labels.remove("pod-template-hash");
+        labels.remove(hash_label);
     }
-    let rv = now
-        .deployment
-        .metadata
-        .resource_version
-        .clone()
-        .unwrap_or_default();
-    let mut ops = vec![
-        serde_json::json!({ "op": "test", "path": "/metadata/resourceVersion", "value": rv }),
-        serde_json::json!({ "op": "replace", "path": "/spec/template", "value": template }),
-    ];
+    let rv = now.resource_version.clone();
+    let refused = async |e: kube::Error, what: &str| -> Refusal {
+        if !changed_meanwhile(&e) {
+            return unavailable(&format!("the patch of {object}"), e);
+        }
+        let again = current(client, objects).await.map(|c| c.revision);
+        let again = again.map_or_else(|_| "unknown".to_owned(), |r| r.to_string());
+        precondition_failed(
+            format!(
+                "{object} changed while the rollback was sent (now at revision {again}): {what}"
+            ),
+            serde_json::json!({ "revision": again }),
+        )
+    };
+    let mut done = Vec::new();
+    let mut ops = Vec::new();
+    if now.kind == WorkloadKind::Rollout {
+        if now.abortable {
+            let abort = json_patch(vec![
+                serde_json::json!({ "op": "test", "path": "/metadata/resourceVersion", "value": rv }),
+                serde_json::json!({ "op": "add", "path": "/status/abort", "value": true }),
+            ])?;
+            if let Err(e) = argo_rollouts(client, &now.namespace)
+                .patch_status(&now.name, &PatchParams::default(), &abort)
+                .await
+            {
+                return Err(refused(e, "nothing was done").await);
+            }
+            done.push(format!(
+                "aborted the update of {object} (status.abort, resourceVersion {rv})"
+            ));
+        }
+        ops.push(serde_json::json!({ "op": "test", "path": "/metadata/generation", "value": now.generation }));
+    } else {
+        ops.push(
+            serde_json::json!({ "op": "test", "path": "/metadata/resourceVersion", "value": rv }),
+        );
+    }
+    ops.push(serde_json::json!({ "op": "replace", "path": "/spec/template", "value": template }));
     if let Some(cause) = target
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(CHANGE_CAUSE))
     {
-        let mut annotations = now
-            .deployment
-            .metadata
-            .annotations
-            .clone()
-            .unwrap_or_default();
+        let mut annotations = now.annotations.clone();
         annotations.insert(CHANGE_CAUSE.into(), cause.clone());
         ops.push(serde_json::json!({ "op": "replace", "path": "/metadata/annotations", "value": annotations }));
     }
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
-        .map_err(|e| unavailable("a patch", e))?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &objects.namespace);
-    match deployments
-        .patch(
-            &objects.name,
-            &PatchParams::default(),
-            &Patch::Json::<()>(patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(format!(
-            "patched Deployment {name} (resourceVersion {rv}): the pod template of revision {to}"
-        )),
-        Err(e) if changed_meanwhile(&e) => {
-            let again = current(client, objects).await?;
-            Err(precondition_failed(
-                format!("{name} changed while the rollback was sent (now at revision {}): nothing was done", again.revision),
-                serde_json::json!({ "revision": again.revision }),
-            ))
+    let undo = json_patch(ops)?;
+    let patched = match now.kind {
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), &now.namespace)
+            .patch(&now.name, &PatchParams::default(), &undo)
+            .await
+            .map(drop),
+        WorkloadKind::Rollout => argo_rollouts(client, &now.namespace)
+            .patch(&now.name, &PatchParams::default(), &undo)
+            .await
+            .map(drop),
+    };
+    match patched {
+        Ok(()) => {
+            let precondition = match now.kind {
+                WorkloadKind::Deployment => format!("resourceVersion {rv}"),
+                WorkloadKind::Rollout => format!("generation {}", now.generation),
+            };
+            done.push(format!(
+                "patched {object} ({precondition}): the pod template of revision {to}"
+            ));
+            Ok(done.join("; "))
         }
-        Err(e) => Err(unavailable(&format!("the patch of {name}"), e)),
+        Err(e) if done.is_empty() => Err(refused(e, "nothing was done").await),
+        Err(e) => Err(refused(
+            e,
+            "the update stays aborted (the stable revision serves), but its template was not rolled back",
+        )
+        .await),
     }
 }
 
@@ -386,14 +548,9 @@ pub async fn failover(
             "op": "add", "path": format!("/spec/rules/{i}/backendRefs/{j}/weight"), "value": weight
         }));
     }
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(ops))
-        .map_err(|e| unavailable("a patch", e))?;
+    let patch = json_patch(ops)?;
     match http_route(client, route)
-        .patch(
-            &route.name,
-            &PatchParams::default(),
-            &Patch::Json::<()>(patch),
-        )
+        .patch(&route.name, &PatchParams::default(), &patch)
         .await
     {
         Ok(_) => Ok(format!(
