@@ -1066,7 +1066,7 @@ mod serving {
 mod kubernetes_config {
     use std::path::Path;
 
-    use firebreak::gateway::config::{parse, ModelVersionSource, WorkloadKind};
+    use firebreak::gateway::config::{parse, ModelVersionSource, RouteKind, WorkloadKind};
 
     const K8S: &str = r#"cluster = "prod-east"
 listen = "127.0.0.1:7443"
@@ -1117,7 +1117,15 @@ backends = { us-east = "llm-assistant-us-east", eu-west = "llm-assistant-eu-west
             ]
         );
         let route = o.route.unwrap();
+        assert_eq!(route.kind, RouteKind::HttpRoute, "the default");
         assert_eq!(route.backends["eu-west"], "llm-assistant-eu-west");
+        let istio = K8S.replace(
+            "[services.kubernetes.route]\n",
+            "[services.kubernetes.route]\nkind = \"VirtualService\"\n",
+        );
+        let c = parse(Path::new("gateway.toml"), &istio).unwrap();
+        let route = c.services[0].kubernetes.clone().unwrap().route.unwrap();
+        assert_eq!(route.kind, RouteKind::VirtualService);
     }
 
     #[test]
@@ -1143,6 +1151,15 @@ backends = { us-east = "llm-assistant-us-east", eu-west = "llm-assistant-eu-west
                 19,
                 "services[1].kubernetes.kind",
                 "\"Deployment\" or an Argo \"Rollout\"",
+            ),
+            (
+                K8S.replace(
+                    "[services.kubernetes.route]\n",
+                    "[services.kubernetes.route]\nkind = \"Ingress\"\n",
+                ),
+                22,
+                "services[1].kubernetes.route.kind",
+                "an Istio \"VirtualService\"",
             ),
             (
                 K8S.replace("app=llm-assistant,tier=serving", "app in (llm-assistant)"),

@@ -172,7 +172,13 @@ fn the_rbac_grants_exactly_the_calls_the_gateway_makes() {
         .collect();
     assert_eq!(
         writes,
-        BTreeSet::from(["deployments", "httproutes", "rollouts", "rollouts/status"])
+        BTreeSet::from([
+            "deployments",
+            "httproutes",
+            "rollouts",
+            "rollouts/status",
+            "virtualservices"
+        ])
     );
 
     // The bindings give the roles to the gateway's service account and to nothing else.
@@ -642,14 +648,24 @@ mod acting {
         dir: &Path,
         kind: &str,
     ) -> firebreak::gateway::serve::RunningGateway {
+        let route = "[services.kubernetes.route]\nnamespace = \"serving\"\nname = \"llm-assistant\"\n\
+             backends = { us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }\n";
+        gateway_with(fake, dir, kind, route).await
+    }
+
+    async fn gateway_with(
+        fake: &FakeKube,
+        dir: &Path,
+        kind: &str,
+        route: &str,
+    ) -> firebreak::gateway::serve::RunningGateway {
         std::fs::write(dir.join("oncall.token"), TOKEN).unwrap();
         let text = format!(
             "cluster = \"prod\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"oncall\"\nfile = \"{}\"\n\
              [kubernetes]\nkubeconfig = \"{}\"\nmodel_version = {{ annotation = \"serving.example.com/model-version\" }}\n\
              [[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\", \"eu-west\"]\n\
              [services.kubernetes]\nkind = \"{kind}\"\nnamespace = \"serving\"\npods = \"app=llm-assistant\"\nnode_pool = \"gpu-a100\"\n\
-             [services.kubernetes.route]\nnamespace = \"serving\"\nname = \"llm-assistant\"\n\
-             backends = {{ us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }}\n",
+             {route}",
             dir.join("oncall.token").display(),
             fake.kubeconfig(dir).display()
         );
@@ -1210,6 +1226,87 @@ mod acting {
         };
         assert_eq!(services[0].primary_region, "eu-west");
         assert_eq!(services[0].last_changed_by.as_deref(), Some("oncall"));
+        gw.shutdown();
+    }
+
+    /// The same failover when the regions are split by an Istio VirtualService: the
+    /// destinations' weights move, found by host, and a concurrent edit of the route is
+    /// refused with nothing done.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failover_through_an_istio_virtual_service() {
+        use crate::support::fake_kube::VIRTUAL_SERVICES;
+
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, replica_set(42, "m"));
+        fake.apply(DEPLOYMENTS, deployment(42, "m"));
+        let east = "llm-assistant.us-east.svc.cluster.local";
+        let west = "llm-assistant.eu-west.svc.cluster.local";
+        fake.apply(
+            VIRTUAL_SERVICES,
+            json!({
+                "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+                "metadata": { "name": "llm-assistant", "namespace": "serving" },
+                "spec": {
+                    "hosts": ["llm-assistant.example.com"],
+                    "http": [{ "route": [
+                        { "destination": { "host": east, "port": { "number": 8000 } }, "weight": 100 },
+                        { "destination": { "host": west, "port": { "number": 8000 } }, "weight": 0 }
+                    ] }]
+                }
+            }),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let route = format!(
+            "[services.kubernetes.route]\nkind = \"VirtualService\"\nnamespace = \"serving\"\nname = \"llm-assistant\"\n\
+             backends = {{ us-east = \"{east}\", eu-west = \"{west}\" }}\n"
+        );
+        let gw = gateway_with(&fake, dir.path(), "Deployment", &route).await;
+        let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
+        let Outcome::Ok(services) = c.services().await else {
+            panic!("readable")
+        };
+        assert_eq!(services[0].primary_region, "us-east");
+        assert_eq!(
+            services[0].traffic.as_deref(),
+            Some("VirtualService serving/llm-assistant (us-east 100, eu-west 0)")
+        );
+        let failover = FailoverRequest {
+            to_region: "eu-west".into(),
+            expected_primary_region: "us-east".into(),
+            actor: "ana".into(),
+            reason: "us-east saturated".into(),
+        };
+
+        // Someone edits the route between the gateway's read and its patch.
+        fake.meddle_before_next_patch(|vs| {
+            vs["spec"]["http"][0]["timeout"] = json!("5s");
+        });
+        match c.failover("llm-assistant", &failover, "k-race").await {
+            Outcome::Refused { status, error } => {
+                assert_eq!((status, error.error.as_str()), (409, "precondition_failed"));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let weights = |fake: &FakeKube| -> Vec<i64> {
+            fake.object(VIRTUAL_SERVICES, "serving", "llm-assistant")["spec"]["http"][0]["route"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["weight"].as_i64().unwrap())
+                .collect()
+        };
+        assert_eq!(weights(&fake), [100, 0], "nothing moved");
+
+        let Outcome::Ok(done) = c.failover("llm-assistant", &failover, "k-1").await else {
+            panic!("accepted")
+        };
+        assert_eq!(done.state, ActionState::Succeeded);
+        assert!(done
+            .output
+            .unwrap()
+            .contains("patched VirtualService serving/llm-assistant"));
+        assert_eq!(weights(&fake), [0, 100]);
         gw.shutdown();
     }
 

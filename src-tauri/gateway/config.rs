@@ -111,7 +111,8 @@ pub struct ServiceObjects {
     pub pods: Vec<(String, String)>,
     /// The pool (the `pool_label` value) whose nodes serve it.
     pub node_pool: Option<String>,
-    /// The HTTPRoute that splits its traffic between regions, for failover.
+    /// The route (HTTPRoute or Istio VirtualService) that splits its traffic between
+    /// regions, for failover.
     pub route: Option<Route>,
 }
 
@@ -132,13 +133,33 @@ pub enum WorkloadKind {
     Rollout,
 }
 
-/// A Gateway API HTTPRoute and which of its backendRefs serves which region.
+/// A route that splits traffic between regions, and which of its backends serves which
+/// region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
+    pub kind: RouteKind,
     pub namespace: String,
     pub name: String,
-    /// Region → the backendRef's (Service) name.
+    /// Region → the backend: a Gateway API backendRef's (Service) name, or an Istio
+    /// destination's `host` exactly as the VirtualService writes it.
     pub backends: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// `gateway.networking.k8s.io/v1` HTTPRoute: `spec.rules[].backendRefs[]`.
+    HttpRoute,
+    /// `networking.istio.io/v1beta1` VirtualService: `spec.http[].route[]`.
+    VirtualService,
+}
+
+impl RouteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKind::HttpRoute => "HTTPRoute",
+            RouteKind::VirtualService => "VirtualService",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -331,6 +352,7 @@ struct RawServiceObjects {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
+    kind: Option<Spanned<String>>,
     namespace: Spanned<String>,
     name: Spanned<String>,
     backends: Spanned<BTreeMap<String, String>>,
@@ -760,7 +782,22 @@ fn service_objects(
                     ),
                 ));
             }
+            let kind = match &rr.kind {
+                None => RouteKind::HttpRoute,
+                Some(k) => match k.get_ref().as_str() {
+                    "HTTPRoute" => RouteKind::HttpRoute,
+                    "VirtualService" => RouteKind::VirtualService,
+                    other => {
+                        return Err(at(
+                            k.span(),
+                            &format!("{rkey}.kind"),
+                            format!("{other:?}: the route is a Gateway API \"HTTPRoute\" or an Istio \"VirtualService\""),
+                        ))
+                    }
+                },
+            };
             Some(Route {
+                kind,
                 namespace: name_of(&rr.namespace, &format!("{rkey}.namespace"))?,
                 name: name_of(&rr.name, &format!("{rkey}.name"))?,
                 backends,

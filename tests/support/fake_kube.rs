@@ -1,8 +1,8 @@
 //! A fake Kubernetes API server, small and strict, for the gateway's watchers: what a
 //! client sees of the real wire format for list and watch.
 //!
-//! It models: `GET` lists of Deployments, ReplicaSets, Pods, Events, HTTPRoutes and Argo
-//! Rollouts (namespaced)
+//! It models: `GET` lists of Deployments, ReplicaSets, Pods, Events, HTTPRoutes, Istio
+//! VirtualServices and Argo Rollouts (namespaced)
 //! and Nodes (cluster), `GET` of one namespaced object, JSON Patches (`test` failing with
 //! 422, a spec change raising `generation`) of an object or of its `status` subresource
 //! (only the status kept),
@@ -69,6 +69,7 @@ pub const HTTP_ROUTES: &str = "httproutes";
 pub const PODS: &str = "pods";
 pub const EVENTS: &str = "events";
 pub const ROLLOUTS: &str = "rollouts";
+pub const VIRTUAL_SERVICES: &str = "virtualservices";
 
 /// A change the fake makes to an object just before it applies the next patch to it: a
 /// colleague's edit landing between the gateway's read and its write.
@@ -214,6 +215,11 @@ fn kind_of(kind: &str) -> Option<(&'static str, &'static str, &'static str)> {
         "pods" => Some((PODS, "v1", "Pod")),
         "events" => Some((EVENTS, "v1", "Event")),
         "rollouts" => Some((ROLLOUTS, "argoproj.io/v1alpha1", "Rollout")),
+        "virtualservices" => Some((
+            VIRTUAL_SERVICES,
+            "networking.istio.io/v1beta1",
+            "VirtualService",
+        )),
         _ => None,
     }
 }

@@ -16,8 +16,9 @@
 //!   tests `metadata.generation` rather than the resourceVersion: the abort and the
 //!   controller's answer to it change the status (and so the resourceVersion) but never
 //!   the generation, which only moves when someone changes the spec.
-//! - Failover: the service's HTTPRoute; the target region's backendRef gets all the
-//!   weight (100) and the others 0. The primary region is the backend with the most weight.
+//! - Failover: the service's Gateway API HTTPRoute or Istio VirtualService; the target
+//!   region's backend gets all the weight (100) and the others 0, guarded by the route's
+//!   resourceVersion. The primary region is the backend with the most weight.
 
 use std::collections::BTreeMap;
 
@@ -28,7 +29,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
 
 use super::rollouts::model_version;
-use crate::gateway::config::{ModelVersionSource, Route, ServiceObjects, WorkloadKind};
+use crate::gateway::config::{ModelVersionSource, Route, RouteKind, ServiceObjects, WorkloadKind};
 use crate::protocol::actions::{ApiError, Revision, RolloutView};
 use crate::server::actions::{refusal, Refusal};
 
@@ -53,14 +54,38 @@ fn dynamic(
     Api::namespaced_with(client.clone(), namespace, &resource)
 }
 
-fn http_route(client: &Client, route: &Route) -> Api<DynamicObject> {
-    dynamic(
-        client,
-        &route.namespace,
-        "gateway.networking.k8s.io",
-        "v1",
-        "HTTPRoute",
-    )
+fn route_api(client: &Client, route: &Route) -> Api<DynamicObject> {
+    match route.kind {
+        RouteKind::HttpRoute => dynamic(
+            client,
+            &route.namespace,
+            "gateway.networking.k8s.io",
+            "v1",
+            "HTTPRoute",
+        ),
+        RouteKind::VirtualService => dynamic(
+            client,
+            &route.namespace,
+            "networking.istio.io",
+            "v1beta1",
+            "VirtualService",
+        ),
+    }
+}
+
+/// `HTTPRoute serving/llm-assistant`.
+fn route_name(route: &Route) -> String {
+    format!("{} {}/{}", route.kind.as_str(), route.namespace, route.name)
+}
+
+/// Where a route keeps its rules, each rule's backends, and a backend's name:
+/// `spec.rules[].backendRefs[].name` (HTTPRoute), `spec.http[].route[].destination.host`
+/// (VirtualService). Both keep a backend's share in its `weight`.
+fn route_layout(kind: RouteKind) -> (&'static str, &'static str, &'static [&'static str]) {
+    match kind {
+        RouteKind::HttpRoute => ("rules", "backendRefs", &["name"]),
+        RouteKind::VirtualService => ("http", "route", &["destination", "host"]),
+    }
 }
 
 fn argo_rollouts(client: &Client, namespace: &str) -> Api<DynamicObject> {
@@ -448,35 +473,44 @@ pub async fn rollback(
 }
 
 /// (resourceVersion, the rule/backend positions of each configured region, the weights
-/// now, the primary region) of the service's HTTPRoute.
+/// now, the primary region) of the service's route.
 async fn route_now(
     client: &Client,
     route: &Route,
 ) -> Result<(String, Vec<(String, usize, usize, i64)>, String), Refusal> {
-    let object = http_route(client, route)
+    let (rules_key, backends_key, name_path) = route_layout(route.kind);
+    let object = route_api(client, route)
         .get(&route.name)
         .await
-        .map_err(|e| unavailable(&format!("HTTPRoute {}/{}", route.namespace, route.name), e))?;
+        .map_err(|e| unavailable(&route_name(route), e))?;
     let rv = object.metadata.resource_version.clone().unwrap_or_default();
     let mut found = Vec::new();
-    let rules = object.data["spec"]["rules"]
+    let rules = object.data["spec"][rules_key]
         .as_array()
         .cloned()
         .unwrap_or_default();
     for (i, rule) in rules.iter().enumerate() {
-        for (j, backend) in rule["backendRefs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let name = backend["name"].as_str().unwrap_or_default();
+        let backends = rule[backends_key].as_array().cloned().unwrap_or_default();
+        // An Istio route with one destination and no weight sends it everything.
+        let lone = backends.len() == 1;
+        for (j, backend) in backends.iter().enumerate() {
+            let name = name_path
+                .iter()
+                .fold(backend, |v, k| &v[*k])
+                .as_str()
+                .unwrap_or_default();
             if let Some((region, _)) = route.backends.iter().find(|(_, b)| *b == name) {
+                let unset = match route.kind {
+                    RouteKind::VirtualService if lone => 100,
+                    RouteKind::VirtualService => 0,
+                    // The Gateway API's default weight is 1.
+                    RouteKind::HttpRoute => 1,
+                };
                 found.push((
                     region.clone(),
                     i,
                     j,
-                    backend["weight"].as_i64().unwrap_or(1),
+                    backend["weight"].as_i64().unwrap_or(unset),
                 ));
             }
         }
@@ -490,15 +524,15 @@ async fn route_now(
             unavailable(
                 "a primary region",
                 format!(
-                    "HTTPRoute {}/{} sends no weight to any configured backend",
-                    route.namespace, route.name
+                    "{} sends no weight to any configured backend",
+                    route_name(route)
                 ),
             )
         })?;
     Ok((rv, found, primary))
 }
 
-/// The region the HTTPRoute sends most traffic to.
+/// The region the route sends most traffic to.
 pub async fn primary_region(client: &Client, route: &Route) -> Result<String, Refusal> {
     Ok(route_now(client, route).await?.2)
 }
@@ -512,10 +546,7 @@ pub async fn traffic(client: &Client, route: &Route) -> Result<(String, String),
         .map(|(region, _, _, w)| format!("{region} {w}"))
         .collect::<Vec<_>>()
         .join(", ");
-    Ok((
-        primary,
-        format!("HTTPRoute {}/{} ({split})", route.namespace, route.name),
-    ))
+    Ok((primary, format!("{} ({split})", route_name(route))))
 }
 
 /// Moves all of the route's traffic to `to`, if `expected` is the primary now.
@@ -525,11 +556,11 @@ pub async fn failover(
     to: &str,
     expected: &str,
 ) -> Result<String, Refusal> {
-    let name = format!("{}/{}", route.namespace, route.name);
+    let name = route_name(route);
     let (rv, backends, primary) = route_now(client, route).await?;
     if primary != expected {
         return Err(precondition_failed(
-            format!("the primary region is {primary}, not {expected}: someone changed HTTPRoute {name} since you looked"),
+            format!("the primary region is {primary}, not {expected}: someone changed {name} since you looked"),
             serde_json::json!({ "primary_region": primary }),
         ));
     }
@@ -537,29 +568,30 @@ pub async fn failover(
         return Err(refusal(
             StatusCode::BAD_REQUEST,
             "invalid",
-            format!("HTTPRoute {name} has no backendRef for region {to:?}"),
+            format!("{name} has no backend for region {to:?}"),
         ));
     }
+    let (rules_key, backends_key, _) = route_layout(route.kind);
     let mut ops =
         vec![serde_json::json!({ "op": "test", "path": "/metadata/resourceVersion", "value": rv })];
     for (region, i, j, _) in &backends {
         let weight = if region == to { 100 } else { 0 };
         ops.push(serde_json::json!({
-            "op": "add", "path": format!("/spec/rules/{i}/backendRefs/{j}/weight"), "value": weight
+            "op": "add", "path": format!("/spec/{rules_key}/{i}/{backends_key}/{j}/weight"), "value": weight
         }));
     }
     let patch = json_patch(ops)?;
-    match http_route(client, route)
+    match route_api(client, route)
         .patch(&route.name, &PatchParams::default(), &patch)
         .await
     {
         Ok(_) => Ok(format!(
-            "patched HTTPRoute {name} (resourceVersion {rv}): all weight to {to}, 0 elsewhere"
+            "patched {name} (resourceVersion {rv}): all weight to {to}, 0 elsewhere"
         )),
         Err(e) if changed_meanwhile(&e) => {
             let again = primary_region(client, route).await.unwrap_or_default();
             Err(precondition_failed(
-                format!("HTTPRoute {name} changed while the failover was sent (primary now {again}): nothing was done"),
+                format!("{name} changed while the failover was sent (primary now {again}): nothing was done"),
                 serde_json::json!({ "primary_region": again }),
             ))
         }

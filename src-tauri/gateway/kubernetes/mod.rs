@@ -205,4 +205,32 @@ pub const API_CALLS: &[ApiCall] = &[
         Namespaced,
         "failover",
     ),
+    call(
+        "networking.istio.io",
+        "virtualservices",
+        "get",
+        Namespaced,
+        "failover's precondition (Istio)",
+    ),
+    call(
+        "networking.istio.io",
+        "virtualservices",
+        "list",
+        Namespaced,
+        "the primary region (Istio)",
+    ),
+    call(
+        "networking.istio.io",
+        "virtualservices",
+        "watch",
+        Namespaced,
+        "the primary region (Istio)",
+    ),
+    call(
+        "networking.istio.io",
+        "virtualservices",
+        "patch",
+        Namespaced,
+        "failover (Istio)",
+    ),
 ];
