@@ -14,6 +14,7 @@ fn main() {
             "diagnostics",
             "propose_action",
             "propose_silence",
+            "rollout_state",
             "incident_actions",
             "confirm_action",
             "cancel_action",

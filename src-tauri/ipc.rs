@@ -128,6 +128,7 @@ pub mod bindings {
         crate::watchlist::WatchedCluster::export_all(&cfg)?;
         crate::store::actions::ActionRecord::export_all(&cfg)?;
         crate::actions::ActionSettings::export_all(&cfg)?;
+        crate::actions::rollout::RolloutState::export_all(&cfg)?;
         crate::runbooks::Library::export_all(&cfg)?;
         crate::runbooks::Match::export_all(&cfg)?;
         crate::store::runs::RunRecord::export_all(&cfg)?;

@@ -792,3 +792,165 @@ async fn a_silence_from_an_alert_entry_goes_through_the_desk_once() {
     assert!(has(&steps, "Succeeded: Silence "), "{steps:?}");
     rig.stop().await;
 }
+
+/// bad-model-rollout slowed down (8 waves, one a simulated minute) so that its rollout is
+/// still under way when the incident opens.
+fn slow_bad_rollout(dir: &std::path::Path) -> String {
+    let text = firebreak::sim::Scenario::builtin_text("bad-model-rollout")
+        .unwrap()
+        .replace("waves = 4", "waves = 8")
+        .replace("wave_interval_s = 12", "wave_interval_s = 60");
+    let path = dir.join("slow-bad-rollout.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// The rollout levers through the desk: a pause proposed with its preview, confirmed and
+/// verified; a second person's pause of the same rollout, proposed before, is refused at
+/// confirmation because it is already paused; a promotion's preview warns; a rollback can
+/// name any revision of the history; the abort heals the service.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rollout_levers_go_through_the_desk_with_their_guard_rails() {
+    let scenarios = tempfile::tempdir().unwrap();
+    let rig = Rig::start(&slow_bad_rollout(scenarios.path()), quick(), |_| {}).await;
+    let incident = rig.incident("llm-assistant").await;
+
+    let ana = rig
+        .desk
+        .propose(incident.id, ActionKind::PauseRollout, "ana")
+        .await
+        .unwrap();
+    let bo = rig
+        .desk
+        .propose(incident.id, ActionKind::PauseRollout, "bo")
+        .await
+        .unwrap();
+    assert_eq!((ana.from.as_str(), ana.to.as_str()), ("42", "paused"));
+    assert!(
+        ana.preview
+            .summary
+            .starts_with("Pause the rollout of llm-assistant-serving to revision 42 at wave"),
+        "{}",
+        ana.preview.summary
+    );
+    assert_eq!(ana.preview.nodes, 0, "a pause changes no node");
+    assert!(ana.preview.to_label.contains("no further waves"));
+    assert!(ana.preview.precondition.contains("expected_revision = 42"));
+    rig.desk
+        .confirm(&ana.id, "ana", "errors climb with each wave", None)
+        .await
+        .unwrap();
+    let paused = rig.settled(&ana.id).await;
+    assert_eq!(paused.state, ActionState::Succeeded, "{paused:?}");
+    assert!(paused.verification.is_some(), "verified with figures");
+    let d = support::cluster::get(&rig.sim, "/v1/deployments/llm-assistant-serving").await;
+    assert_eq!(d["rollout"]["paused"], true);
+
+    // bo's proposal was made before the pause: its confirmation re-reads the cluster.
+    let err = rig
+        .desk
+        .confirm(&bo.id, "bo", "same idea", None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already paused"), "{err}");
+    assert_eq!(
+        rig.store.action(&bo.id).await.unwrap().state,
+        ActionState::Refused
+    );
+    // And the desk will not propose a second pause.
+    let again = rig
+        .desk
+        .propose(incident.id, ActionKind::PauseRollout, "bo")
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("already paused"), "{again}");
+
+    // Promoting a bad rollout is possible, with the warning in the preview.
+    let promote = rig
+        .desk
+        .propose_with(
+            incident.id,
+            ActionKind::PromoteRollout,
+            firebreak::actions::Choice {
+                full: true,
+                ..Default::default()
+            },
+            "bo",
+        )
+        .await
+        .unwrap();
+    assert_eq!(promote.to, "all waves");
+    assert!(
+        promote
+            .preview
+            .warnings
+            .iter()
+            .any(|w| w.contains("promoting spreads it")),
+        "{:?}",
+        promote.preview.warnings
+    );
+    rig.desk.cancel(&promote.id, "bo").await.unwrap();
+
+    // A rollback can name any revision of the history, and only those.
+    let to_40 = rig
+        .desk
+        .propose_with(
+            incident.id,
+            ActionKind::Rollback,
+            firebreak::actions::Choice {
+                to_revision: Some(40),
+                ..Default::default()
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    assert_eq!((to_40.from.as_str(), to_40.to.as_str()), ("42", "40"));
+    rig.desk.cancel(&to_40.id, "ana").await.unwrap();
+    let nowhere = rig
+        .desk
+        .propose_with(
+            incident.id,
+            ActionKind::Rollback,
+            firebreak::actions::Choice {
+                to_revision: Some(99),
+                ..Default::default()
+            },
+            "ana",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        nowhere.to_string().contains("history: 40, 41, 42"),
+        "{nowhere}"
+    );
+
+    // The abort sends every node back to 41, and the service recovers.
+    let abort = rig
+        .desk
+        .propose(incident.id, ActionKind::AbortRollout, "ana")
+        .await
+        .unwrap();
+    assert_eq!(abort.to, "41");
+    rig.desk
+        .confirm(&abort.id, "ana", "bad model", Some("llm-assistant"))
+        .await
+        .unwrap();
+    let done = rig.settled(&abort.id).await;
+    assert_eq!(done.state, ActionState::Succeeded);
+    assert_eq!(done.verification.as_deref(), Some("recovered"), "{done:?}");
+    let steps = rig.steps(incident.id).await;
+    assert!(
+        has(
+            &steps,
+            "Succeeded: Abort the rollout of llm-assistant-serving"
+        ),
+        "{steps:?}"
+    );
+    assert_eq!(
+        rig.actions_at_sim().await,
+        2,
+        "the pause and the abort; nothing else was sent"
+    );
+    rig.stop().await;
+}

@@ -335,6 +335,43 @@ async fn the_action_api_wants_a_named_token() {
     gw.shutdown();
 }
 
+/// A service whose actions go through hooks has no rollout levers: each answers 501 with
+/// what would make it work, and nothing is recorded under the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollout_levers_without_kubernetes_are_501() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path()).await;
+    let c = client(dir.path(), &gw.base_url());
+    for lever in firebreak::protocol::actions::RolloutLever::ALL {
+        let body = firebreak::protocol::actions::RolloutRequest {
+            expected_revision: 42,
+            full: false,
+            actor: "alice".into(),
+            reason: "bad model".into(),
+        };
+        match c
+            .rollout(
+                "llm-assistant-vllm",
+                lever,
+                &body,
+                &format!("k-{}", lever.as_str()),
+            )
+            .await
+        {
+            Outcome::Refused { status, error } => {
+                assert_eq!((status, error.error.as_str()), (501, "not_implemented"));
+                assert!(
+                    error.message.contains("[services.kubernetes]"),
+                    "{}",
+                    error.message
+                );
+            }
+            other => panic!("{}: expected 501, got {other:?}", lever.as_str()),
+        }
+    }
+    gw.shutdown();
+}
+
 /// Every route the OpenAPI document lists for the gateway is one it answers: asked
 /// without a token, each says who may ask (or that it is not configured), never the
 /// router's bare "no such route".

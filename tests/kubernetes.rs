@@ -1310,6 +1310,230 @@ mod acting {
         gw.shutdown();
     }
 
+    fn lever(expected: u32, full: bool) -> firebreak::protocol::actions::RolloutRequest {
+        firebreak::protocol::actions::RolloutRequest {
+            expected_revision: expected,
+            full,
+            actor: "ana".into(),
+            reason: "errors climb with each wave".into(),
+        }
+    }
+
+    /// A Deployment mid-rollout is paused and resumed through spec.paused; it has no abort
+    /// or promotion (501, roll it back); a pause of a rollout that is not the one under way
+    /// is refused with nothing patched.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_deployment_rollout_is_paused_and_resumed_through_spec_paused() {
+        use firebreak::protocol::actions::RolloutLever;
+
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
+        fake.apply(REPLICA_SETS, replica_set(42, "llama-70b-2026-11"));
+        let mut rolling = deployment(42, "llama-70b-2026-11");
+        rolling["status"]["updatedReplicas"] = json!(4);
+        fake.apply(DEPLOYMENTS, rolling);
+        fake.apply(HTTP_ROUTES, route());
+        let dir = tempfile::tempdir().unwrap();
+        let gw = gateway(&fake, dir.path()).await;
+        let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
+
+        match c
+            .rollout(
+                "llm-assistant",
+                RolloutLever::Pause,
+                &lever(41, false),
+                "k-stale",
+            )
+            .await
+        {
+            Outcome::Refused { status, error } => {
+                assert_eq!((status, error.error.as_str()), (409, "precondition_failed"));
+                assert_eq!(error.current.unwrap()["rollout"], "running");
+            }
+            other => panic!("expected 409, got {other:?}"),
+        }
+        assert!(fake.object(DEPLOYMENTS, "serving", "llm-assistant")["spec"]
+            .get("paused")
+            .is_none());
+
+        let Outcome::Ok(paused) = c
+            .rollout(
+                "llm-assistant",
+                RolloutLever::Pause,
+                &lever(42, false),
+                "k-1",
+            )
+            .await
+        else {
+            panic!("accepted")
+        };
+        assert_eq!(
+            (paused.kind.as_str(), paused.to.as_str()),
+            ("pause_rollout", "paused")
+        );
+        assert!(paused.output.unwrap().contains("spec.paused set"));
+        assert_eq!(
+            fake.object(DEPLOYMENTS, "serving", "llm-assistant")["spec"]["paused"],
+            true
+        );
+        let Outcome::Ok(d) = c.deployment("llm-assistant").await else {
+            panic!("readable")
+        };
+        assert!(d.rollout.unwrap().paused);
+        match c
+            .rollout(
+                "llm-assistant",
+                RolloutLever::Pause,
+                &lever(42, false),
+                "k-2",
+            )
+            .await
+        {
+            Outcome::Refused { status, error } => {
+                assert_eq!(status, 409);
+                assert!(
+                    error.message.contains("already paused"),
+                    "{}",
+                    error.message
+                );
+            }
+            other => panic!("expected 409, got {other:?}"),
+        }
+        for no in [RolloutLever::Abort, RolloutLever::Promote] {
+            match c
+                .rollout(
+                    "llm-assistant",
+                    no,
+                    &lever(42, false),
+                    &format!("k-{}", no.as_str()),
+                )
+                .await
+            {
+                Outcome::Refused { status, error } => {
+                    assert_eq!(status, 501);
+                    assert!(
+                        error
+                            .message
+                            .contains("roll Deployment serving/llm-assistant back"),
+                        "{}",
+                        error.message
+                    );
+                }
+                other => panic!("expected 501, got {other:?}"),
+            }
+        }
+        let Outcome::Ok(resumed) = c
+            .rollout(
+                "llm-assistant",
+                RolloutLever::Resume,
+                &lever(42, false),
+                "k-3",
+            )
+            .await
+        else {
+            panic!("accepted")
+        };
+        assert_eq!(resumed.to, "running");
+        assert_eq!(
+            fake.object(DEPLOYMENTS, "serving", "llm-assistant")["spec"]["paused"],
+            false
+        );
+        gw.shutdown();
+    }
+
+    /// An Argo canary held at its pause step: promote moves it past the step (as `kubectl
+    /// argo rollouts promote` does), promote --full asks for every step, and abort sets
+    /// status.abort, all through the status subresource.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_argo_rollout_is_promoted_and_aborted_through_its_status() {
+        use firebreak::protocol::actions::RolloutLever;
+
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, argo_replica_set(7, "llama-70b-2026-10"));
+        fake.apply(REPLICA_SETS, argo_replica_set(8, "llama-70b-2026-11"));
+        let mut held = argo_rollout(8, 7, "llama-70b-2026-11");
+        held["status"]["pauseConditions"] =
+            json!([{ "reason": "CanaryPauseStep", "startTime": "2026-11-30T03:20:00Z" }]);
+        fake.apply(ROLLOUTS, held);
+        fake.apply(HTTP_ROUTES, route());
+        let dir = tempfile::tempdir().unwrap();
+        let gw = gateway_for(&fake, dir.path(), "Rollout").await;
+        let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
+        let Outcome::Ok(d) = c.deployment("llm-assistant").await else {
+            panic!("readable")
+        };
+        assert!(d.rollout.unwrap().paused, "a pause step holds it");
+
+        let Outcome::Ok(next) = c
+            .rollout(
+                "llm-assistant",
+                RolloutLever::Promote,
+                &lever(8, false),
+                "k-1",
+            )
+            .await
+        else {
+            panic!("accepted")
+        };
+        assert_eq!(next.to, "next wave");
+        let after = fake.object(ROLLOUTS, "serving", "llm-assistant");
+        assert!(after["status"]["pauseConditions"].is_null());
+        assert_eq!(after["status"]["currentStepIndex"], 2);
+        assert_eq!(
+            after["metadata"]["generation"], 5,
+            "a status patch leaves the spec alone"
+        );
+
+        let Outcome::Ok(full) = c
+            .rollout(
+                "llm-assistant",
+                RolloutLever::Promote,
+                &lever(8, true),
+                "k-2",
+            )
+            .await
+        else {
+            panic!("accepted")
+        };
+        assert_eq!(full.to, "all waves");
+        assert_eq!(
+            fake.object(ROLLOUTS, "serving", "llm-assistant")["status"]["promoteFull"],
+            true
+        );
+
+        let Outcome::Ok(abort) = c
+            .rollout(
+                "llm-assistant",
+                RolloutLever::Abort,
+                &lever(8, false),
+                "k-3",
+            )
+            .await
+        else {
+            panic!("accepted")
+        };
+        assert_eq!(abort.to, "7", "back to the stable revision");
+        assert_eq!(
+            fake.object(ROLLOUTS, "serving", "llm-assistant")["status"]["abort"],
+            true
+        );
+        match c
+            .rollout(
+                "llm-assistant",
+                RolloutLever::Abort,
+                &lever(8, false),
+                "k-4",
+            )
+            .await
+        {
+            Outcome::Refused { status, .. } => assert_eq!(status, 409, "aborted once"),
+            other => panic!("expected 409, got {other:?}"),
+        }
+        gw.shutdown();
+    }
+
     /// The console's preview, against a gateway that acts on Kubernetes, names the object
     /// the action will patch and takes its blast radius from the real replica count.
     #[tokio::test(flavor = "multi_thread")]

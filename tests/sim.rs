@@ -339,6 +339,106 @@ async fn a_stale_precondition_is_409_with_the_current_state() {
     s.shutdown();
 }
 
+/// The rollout levers over real sockets: a pause of the bad rollout after its first wave
+/// (at most once per key, refused on a stale revision), the waves stop on the stream, and
+/// an abort brings the stable revision back; each step is an action event of its kind.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rollout_levers_pause_and_abort_a_bad_rollout_over_the_wire() {
+    let s = sim("bad-model-rollout", 20.0, |_| {}).await;
+    let reader = connect(&s.events_url(), Some(TOKEN), Some(0))
+        .await
+        .unwrap();
+    let waves = |seen: &crate::support::cluster::Seen| {
+        seen.events
+            .iter()
+            .filter(|e| e.ty == "dev.firebreak.rollout.wave_progressed")
+            .count()
+    };
+    reader
+        .wait_until(LONG, "wave 1", |seen| waves(seen) >= 1)
+        .await;
+    let path = "/v1/deployments/llm-assistant-serving/pause";
+    let body =
+        json!({"expected_revision": 42, "actor": "ana", "reason": "errors climb with each wave"});
+    let (stale, refused) = post(
+        &s,
+        path,
+        "p0",
+        json!({"expected_revision": 41, "actor": "ana", "reason": "x"}),
+    )
+    .await;
+    assert_eq!(
+        (stale, refused["error"].as_str()),
+        (409, Some("precondition_failed"))
+    );
+    let first = post(&s, path, "p1", body.clone()).await;
+    assert_eq!(first.0, 202, "{first:?}");
+    assert_eq!(first.1["kind"], "pause_rollout");
+    assert_eq!(
+        post(&s, path, "p1", body.clone()).await,
+        first,
+        "the same key, the same answer"
+    );
+    let id = first.1["id"].as_str().unwrap().to_owned();
+    for _ in 0..400 {
+        if get(&s, &format!("/v1/actions/{id}")).await["state"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let d = get(&s, "/v1/deployments/llm-assistant-serving").await;
+    assert_eq!(d["rollout"]["paused"], true, "{d}");
+    let at_pause = waves(&reader.seen.lock().unwrap());
+    let from = s.sim_time();
+    while s.sim_time() < from + 60 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        waves(&reader.seen.lock().unwrap()),
+        at_pause,
+        "no wave moves while paused"
+    );
+    assert!(at_pause < 4, "paused before the last wave");
+
+    let (status, abort) = post(
+        &s,
+        "/v1/deployments/llm-assistant-serving/abort",
+        "a1",
+        json!({"expected_revision": 42, "actor": "ana", "reason": "bad model"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{abort}");
+    assert_eq!(abort["to"], "41");
+    reader
+        .wait_until(LONG, "the abort", |seen| {
+            seen.events.iter().any(|e| {
+                e.ty == "dev.firebreak.action.succeeded" && e.data["kind"] == "abort_rollout"
+            })
+        })
+        .await;
+    let d = get(&s, "/v1/deployments/llm-assistant-serving").await;
+    assert_eq!(d["current_revision"], 41);
+    assert!(d["rollout"].is_null());
+    let events = reader.events();
+    let kinds: Vec<_> = events
+        .iter()
+        .filter(|e| e.ty == "dev.firebreak.action.accepted")
+        .map(|e| e.data["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["pause_rollout", "abort_rollout"],
+        "one action per intent"
+    );
+    assert!(events.iter().any(|e| e.ty == "dev.firebreak.rollout.failed"
+        && e.data["reason"]
+            .as_str()
+            .unwrap()
+            .contains("aborted by ana")));
+    reader.abort();
+    s.shutdown();
+}
+
 /// Folds alert events into which alerts of `service` are firing now.
 fn firing(events: &[firebreak::protocol::events::CloudEvent], service: &str) -> HashSet<String> {
     let mut on = HashSet::new();

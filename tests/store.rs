@@ -723,9 +723,10 @@ async fn a_batch_that_did_not_commit_leaves_the_rules_as_they_were() {
     );
 }
 
-/// Migration 9 rebuilds the actions table (silences are a new kind): a store made before
-/// it, with an action and a runbook run waiting on it, opens with both intact, its foreign
-/// keys still pointing at the table, and takes a silence afterwards.
+/// Migrations 9 and 10 rebuild the actions table (silences, then the rollout levers, are
+/// new kinds): a store made before them, with an action and a runbook run waiting on it,
+/// opens with both intact, its foreign keys still pointing at the table, and takes the new
+/// kinds afterwards.
 #[tokio::test]
 async fn the_actions_rebuild_keeps_what_an_older_store_recorded() {
     let dir = tempfile::tempdir().unwrap();
@@ -812,4 +813,28 @@ async fn the_actions_rebuild_keeps_what_an_older_store_recorded() {
     .execute(&mut conn)
     .await
     .unwrap();
+    // So is each rollout lever (migration 10 rebuilds the table again), and nothing else.
+    for (id, kind) in [
+        ("l-1", "pause_rollout"),
+        ("l-2", "resume_rollout"),
+        ("l-3", "abort_rollout"),
+        ("l-4", "promote_rollout"),
+    ] {
+        sqlx::query(
+            "INSERT INTO actions (public_id, incident_id, cluster_id, kind, service, target, from_value, to_value, preview, state, proposed_by, created_ms, updated_ms) \
+             VALUES (?, 1, 1, ?, 'llm', 'llm-serving', '43', 'paused', '{}', 'proposed', 'alice', 4, 4)",
+        )
+        .bind(id)
+        .bind(kind)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let refused = sqlx::query(
+        "INSERT INTO actions (public_id, incident_id, cluster_id, kind, service, target, from_value, to_value, preview, state, proposed_by, created_ms, updated_ms) \
+         VALUES ('x-1', 1, 1, 'reboot', 'llm', 'llm-serving', '43', '', '{}', 'proposed', 'alice', 5, 5)",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(refused.is_err(), "an unknown kind is refused");
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::protocol::actions::{
-    Action, ApiError, Deployment, FailoverRequest, RollbackRequest, Service, ServiceList,
-    SilenceRequest, IDEMPOTENCY_KEY,
+    Action, ApiError, Deployment, FailoverRequest, RollbackRequest, RolloutLever, RolloutRequest,
+    Service, ServiceList, SilenceRequest, IDEMPOTENCY_KEY,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -97,7 +97,19 @@ impl ActionClient {
             };
         }
         if status.is_server_error() {
-            return Outcome::NoAnswer(format!("the cluster answered {status}"));
+            // Nothing was done. 501 says it never will be (the server cannot pull that
+            // lever): a refusal. Any other 5xx may pass: the same key is tried again.
+            let error = response.json::<ApiError>().await.ok();
+            return match error {
+                Some(error) if status == reqwest::StatusCode::NOT_IMPLEMENTED => Outcome::Refused {
+                    status: status.as_u16(),
+                    error,
+                },
+                Some(error) => {
+                    Outcome::NoAnswer(format!("the cluster answered {status}: {}", error.message))
+                }
+                None => Outcome::NoAnswer(format!("the cluster answered {status}")),
+            };
         }
         if status.is_redirection() {
             return Outcome::Refused {
@@ -162,6 +174,24 @@ impl ActionClient {
             .request(
                 reqwest::Method::POST,
                 &format!("/v1/deployments/{deployment}/rollback"),
+            )
+            .header(IDEMPOTENCY_KEY, key)
+            .json(body);
+        self.send(req).await
+    }
+
+    /// Pauses, resumes, aborts or promotes the rollout under way on `deployment`.
+    pub async fn rollout(
+        &self,
+        deployment: &str,
+        lever: RolloutLever,
+        body: &RolloutRequest,
+        key: &str,
+    ) -> Outcome<Action> {
+        let req = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/v1/deployments/{deployment}/{}", lever.as_str()),
             )
             .header(IDEMPOTENCY_KEY, key)
             .json(body);

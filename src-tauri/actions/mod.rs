@@ -22,7 +22,10 @@
 pub mod client;
 pub mod driver_lock;
 mod preview;
+pub mod rollout;
 mod verify;
+
+pub use preview::Choice;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -35,7 +38,8 @@ use client::{ActionClient, Outcome};
 
 use crate::ingest::sink::{Committed, ConsoleSink, StatusBoard};
 use crate::protocol::actions::{
-    ActionKind, ActionState as Remote, FailoverRequest, RollbackRequest, SilenceRequest,
+    ActionKind, ActionState as Remote, FailoverRequest, RollbackRequest, RolloutRequest,
+    SilenceRequest, PROMOTE_ALL,
 };
 use crate::store::actions::{ActionRecord, ActionState, Step};
 use crate::store::{now_ms, Store, StoreError};
@@ -241,6 +245,19 @@ impl ActionDesk {
         kind: ActionKind,
         actor: &str,
     ) -> Result<ActionRecord> {
+        self.propose_with(incident_id, kind, Choice::default(), actor)
+            .await
+    }
+
+    /// As [`propose`](Self::propose), with what the person chose: a rollback's revision, a
+    /// promotion of every remaining wave.
+    pub async fn propose_with(
+        &self,
+        incident_id: i64,
+        kind: ActionKind,
+        choice: Choice,
+        actor: &str,
+    ) -> Result<ActionRecord> {
         let settings = ActionSettings::load(&self.store).await?;
         if settings.read_only {
             return Err(DeskError::ReadOnly);
@@ -268,6 +285,7 @@ impl ActionDesk {
             &incident,
             &service,
             kind,
+            choice,
             &settings,
         )
         .await?;
@@ -675,6 +693,24 @@ impl ActionDesk {
             .unwrap_or_else(|| action.proposed_by.clone());
         let reason = action.reason.clone().unwrap_or_default();
         let outcome = match action.kind {
+            ActionKind::PauseRollout
+            | ActionKind::ResumeRollout
+            | ActionKind::AbortRollout
+            | ActionKind::PromoteRollout => {
+                let lever = action.kind.lever().expect("a rollout lever");
+                let Ok(expected) = action.from.parse() else {
+                    return Err(DeskError::Refused(
+                        "the recorded revision is not a number".into(),
+                    ));
+                };
+                let body = RolloutRequest {
+                    expected_revision: expected,
+                    full: action.kind == ActionKind::PromoteRollout && action.to == PROMOTE_ALL,
+                    actor,
+                    reason,
+                };
+                client.rollout(&action.target, lever, &body, &key).await
+            }
             ActionKind::Rollback => {
                 let (Ok(to), Ok(expected)) = (action.to.parse(), action.from.parse()) else {
                     return Err(DeskError::Refused(

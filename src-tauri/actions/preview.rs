@@ -4,7 +4,9 @@
 use super::client::{ActionClient, Outcome};
 use super::{ActionSettings, DeskError, Result};
 use crate::incident::Incident;
-use crate::protocol::actions::{ActionKind, Deployment, Service};
+use crate::protocol::actions::{
+    ActionKind, Deployment, RolloutLever, RolloutView, Service, PROMOTE_ALL, PROMOTE_NEXT,
+};
 use crate::store::actions::{ActionPreview, ActionRecord, RecordedAlert, TargetHealth};
 use crate::store::{Cluster, Store};
 
@@ -46,6 +48,15 @@ async fn service_of(client: &ActionClient, service: &str) -> Result<(Vec<Service
     Ok((services, svc))
 }
 
+/// What the person chose beyond the kind of action: the revision to roll back to (else
+/// the one live before the rollout), and whether a promotion runs every remaining wave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Choice {
+    pub to_revision: Option<u32>,
+    pub full: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn plan(
     store: &Store,
     client: &ActionClient,
@@ -53,6 +64,7 @@ pub async fn plan(
     incident: &Incident,
     service: &str,
     kind: ActionKind,
+    choice: Choice,
     settings: &ActionSettings,
 ) -> Result<Plan> {
     let (services, svc) = service_of(client, service).await?;
@@ -85,6 +97,25 @@ pub async fn plan(
                 "a silence is proposed from the alert it silences (an alert entry)".into(),
             ))
         }
+        ActionKind::PauseRollout
+        | ActionKind::ResumeRollout
+        | ActionKind::AbortRollout
+        | ActionKind::PromoteRollout => {
+            let lever = kind.lever().expect("a rollout lever");
+            return plan_lever(
+                store,
+                cluster,
+                incident,
+                service,
+                &deployment,
+                lever,
+                choice,
+                own,
+                share,
+                settings,
+            )
+            .await;
+        }
         ActionKind::Rollback => {
             let current = deployment.current_revision;
             let before = store
@@ -97,13 +128,30 @@ pub async fn plan(
                 .rev()
                 .map(|r| r.revision)
                 .find(|r| *r < current);
-            let (to, why) = match (before, older) {
-                (Some(r), _) => (
+            if let Some(r) = choice.to_revision {
+                if r == current || !deployment.revisions.iter().any(|x| x.revision == r) {
+                    return Err(DeskError::Refused(format!(
+                        "revision {r} is not another revision of {} (history: {})",
+                        deployment.name,
+                        deployment
+                            .revisions
+                            .iter()
+                            .map(|x| x.revision.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+            let (to, why) = match (choice.to_revision, before, older) {
+                (Some(r), _, _) => (r, "chosen from the history".to_owned()),
+                (None, Some(r), _) => (
                     r,
                     format!("the revision live before the rollout to {current} began"),
                 ),
-                (None, Some(r)) => (r, "the newest earlier revision in the history".to_owned()),
-                (None, None) => {
+                (None, None, Some(r)) => {
+                    (r, "the newest earlier revision in the history".to_owned())
+                }
+                (None, None, None) => {
                     return Err(DeskError::Refused(format!(
                         "deployment {} has no earlier revision to roll back to",
                         deployment.name
@@ -269,6 +317,260 @@ pub async fn plan(
     })
 }
 
+fn rollout_words(r: &RolloutView) -> String {
+    let state = if r.stalled {
+        "stalled"
+    } else if r.paused {
+        "paused"
+    } else {
+        "running"
+    };
+    format!(
+        "revision {} rolling out, wave {} of {} ({state})",
+        r.to_revision, r.wave, r.waves
+    )
+}
+
+/// A lever on the rollout under way: what it changes, how many nodes, and how healthy
+/// what it leads to looks in the recorded metrics.
+#[allow(clippy::too_many_arguments)]
+async fn plan_lever(
+    store: &Store,
+    cluster: &Cluster,
+    incident: &Incident,
+    service: &str,
+    deployment: &Deployment,
+    lever: RolloutLever,
+    choice: Choice,
+    requests_per_s: f64,
+    traffic_share: f64,
+    settings: &ActionSettings,
+) -> Result<Plan> {
+    let name = &deployment.name;
+    let Some(rollout) = deployment.rollout.clone() else {
+        return Err(DeskError::Refused(format!(
+            "no rollout is under way on {name} (it is at revision {}): there is nothing to {}",
+            deployment.current_revision,
+            lever.as_str()
+        )));
+    };
+    let to_rev = rollout.to_revision;
+    let total = deployment.nodes_total;
+    let per_wave = total.div_ceil(rollout.waves.max(1));
+    let updated = (rollout.wave * per_wave).min(total);
+    let remaining_waves = rollout.waves.saturating_sub(rollout.wave);
+    let stable = store
+        .revision_before_rollout(cluster.id, service, name, to_rev)
+        .await?
+        .or_else(|| {
+            deployment
+                .revisions
+                .iter()
+                .rev()
+                .map(|r| r.revision)
+                .find(|r| *r < to_rev)
+        });
+    let model = |r: u32| {
+        deployment
+            .revisions
+            .iter()
+            .find(|x| x.revision == r)
+            .map(|x| x.model_version.clone())
+            .unwrap_or_default()
+    };
+    // How the new revision has served so far, and the service on its primary now.
+    let new_seen = store
+        .latest_sample(cluster.id, service, 2_000, |m| m.revision == to_rev)
+        .await?;
+    let now_seen = store
+        .latest_sample(cluster.id, service, 200, |m| m.primary)
+        .await?;
+    let figures = |m: &crate::store::signals::MetricSample| {
+        format!(
+            "error rate {:.1} %, p99 {:.0} ms at {}",
+            m.error_rate * 100.0,
+            m.latency_p99_ms,
+            clock(m.received_ms)
+        )
+    };
+    // Whether what is rolling out looks bad: its own samples when a region mostly runs it,
+    // else the service's primary now (a sample names the revision most of its nodes run).
+    let over_limit = new_seen
+        .as_ref()
+        .or(now_seen.as_ref())
+        .filter(|m| m.error_rate > settings.max_error_rate)
+        .map(|m| format!("error rate {:.1} %", m.error_rate * 100.0));
+    let mut warnings = Vec::new();
+    let why_not = match lever {
+        RolloutLever::Pause if rollout.paused => Some("it is already paused"),
+        RolloutLever::Pause if rollout.stalled => {
+            Some("it is stalled, so there is no wave to hold back: abort or roll back")
+        }
+        RolloutLever::Resume if !rollout.paused => Some("it is not paused"),
+        RolloutLever::Promote if rollout.stalled => {
+            Some("it is stalled: its wave cannot move, so promoting cannot help")
+        }
+        _ => None,
+    };
+    if let Some(why) = why_not {
+        return Err(DeskError::Refused(format!(
+            "cannot {} the rollout of {name} to revision {to_rev}: {why}",
+            lever.as_str()
+        )));
+    }
+    let new_health = |what: &str| match &new_seen {
+        Some(m) => TargetHealth {
+            healthy: Some(m.error_rate <= settings.max_error_rate),
+            text: format!(
+                "revision {to_rev} ({}) so far: {}{what}",
+                model(to_rev),
+                figures(m)
+            ),
+        },
+        None => TargetHealth {
+            healthy: None,
+            text: format!(
+                "revision {to_rev} ({}): no recorded metrics yet, so its health is unknown",
+                model(to_rev)
+            ),
+        },
+    };
+    let (to, summary, to_label, nodes, health) = match lever {
+        RolloutLever::Pause => (
+            "paused".to_owned(),
+            format!(
+                "Pause the rollout of {name} to revision {to_rev} at wave {} of {}",
+                rollout.wave, rollout.waves
+            ),
+            format!(
+                "paused at wave {} of {}: no further waves",
+                rollout.wave, rollout.waves
+            ),
+            0,
+            new_health("; pausing keeps it on the nodes it already has"),
+        ),
+        RolloutLever::Resume => {
+            if let Some(over) = &over_limit {
+                warnings.push(format!(
+                    "{service} is over the error-rate limit ({over}) while revision {to_rev} rolls out: resuming spreads it to {} more nodes",
+                    total - updated
+                ));
+            }
+            (
+                "running".to_owned(),
+                format!("Resume the rollout of {name} to revision {to_rev}"),
+                format!("running again: {remaining_waves} waves to go"),
+                per_wave.min(total - updated),
+                new_health(""),
+            )
+        }
+        RolloutLever::Abort => {
+            let Some(stable) = stable else {
+                return Err(DeskError::Refused(format!(
+                    "the revision {name} rolled out from is not known: roll back to a chosen revision instead"
+                )));
+            };
+            let seen = store
+                .latest_sample(cluster.id, service, 2_000, |m| {
+                    m.revision == stable && m.primary
+                })
+                .await?;
+            (
+                stable.to_string(),
+                format!(
+                    "Abort the rollout of {name} to revision {to_rev}: its nodes go back to revision {stable}"
+                ),
+                format!("revision {stable} ({}) on every node", model(stable)),
+                updated.max(per_wave.min(total)),
+                match seen {
+                    Some(m) => TargetHealth {
+                        healthy: Some(m.error_rate <= settings.max_error_rate),
+                        text: format!("revision {stable} (the stable one) last served {service}: {}", figures(&m)),
+                    },
+                    None => TargetHealth {
+                        healthy: None,
+                        text: format!("revision {stable} (the stable one): no recorded metrics, so its health is unknown"),
+                    },
+                },
+            )
+        }
+        RolloutLever::Promote => {
+            if !rollout.paused {
+                warnings.push(
+                    "the rollout is not paused: promoting skips the wait between waves".into(),
+                );
+            }
+            if let Some(over) = &over_limit {
+                warnings.push(format!(
+                    "{service} is over the error-rate limit ({over}) while revision {to_rev} rolls out: promoting spreads it"
+                ));
+            }
+            let (to, words, nodes) = if choice.full {
+                (
+                    PROMOTE_ALL,
+                    format!("every remaining wave now ({remaining_waves})"),
+                    total - updated,
+                )
+            } else {
+                (
+                    PROMOTE_NEXT,
+                    format!(
+                        "wave {} of {} now",
+                        (rollout.wave + 1).min(rollout.waves),
+                        rollout.waves
+                    ),
+                    per_wave.min(total - updated),
+                )
+            };
+            (
+                to.to_owned(),
+                format!("Promote the rollout of {name} to revision {to_rev}: {words}"),
+                words,
+                nodes,
+                new_health(""),
+            )
+        }
+    };
+    if let Some(m) = &now_seen {
+        warnings.push(format!(
+            "{service} on its primary region now: {}",
+            figures(m)
+        ));
+    }
+    if incident.status == crate::incident::IncidentStatus::Resolved {
+        warnings.push("the incident is resolved".into());
+    }
+    let summary = match &deployment.object {
+        Some(object) => format!("{summary} ({object})"),
+        None => summary,
+    };
+    Ok(Plan {
+        target: name.clone(),
+        from: to_rev.to_string(),
+        to,
+        preview: ActionPreview {
+            summary,
+            from_label: rollout_words(&rollout),
+            to_label,
+            nodes,
+            requests_per_s,
+            traffic_share,
+            target_health: health,
+            precondition: format!(
+                "expected_revision = {to_rev} (the rollout under way){}",
+                deployment
+                    .object
+                    .as_ref()
+                    .map(|o| format!("; changes {o}"))
+                    .unwrap_or_default()
+            ),
+            warnings,
+            type_to_confirm: nodes >= settings.type_to_confirm_nodes,
+            grace_s: settings.grace_s,
+        },
+    })
+}
+
 /// A silence of `alert` for `duration_s`: its matchers (the alert, its service and its
 /// region, exactly), and what they select among the alerts recorded as firing now.
 pub async fn plan_silence(
@@ -383,6 +685,44 @@ pub fn silence_matchers(action: &ActionRecord) -> Vec<crate::protocol::actions::
 /// Reads the cluster's state again: `Some(what changed)` when the precondition no
 /// longer holds.
 pub async fn recheck(client: &ActionClient, action: &ActionRecord) -> Result<Option<String>> {
+    if let Some(lever) = action.kind.lever() {
+        let d: Deployment = answer(
+            client.deployment(&action.target).await,
+            &format!("describe deployment {}", action.target),
+        )?;
+        let conflict = match &d.rollout {
+            None => Some(format!(
+                "no rollout is under way on {} any more (it is at revision {})",
+                action.target, d.current_revision
+            )),
+            Some(r) if r.to_revision.to_string() != action.from => Some(format!(
+                "the rollout under way on {} is now to revision {}, not {}",
+                action.target, r.to_revision, action.from
+            )),
+            Some(r) if lever == RolloutLever::Pause && r.paused => Some(format!(
+                "the rollout of {} is already paused",
+                action.target
+            )),
+            Some(r) if lever == RolloutLever::Resume && !r.paused => Some(format!(
+                "the rollout of {} is no longer paused",
+                action.target
+            )),
+            Some(r)
+                if matches!(lever, RolloutLever::Pause | RolloutLever::Promote) && r.stalled =>
+            {
+                Some(format!("the rollout of {} has stalled", action.target))
+            }
+            _ => None,
+        };
+        return Ok(conflict.map(|c| {
+            format!(
+                "{c}{}",
+                d.last_changed_by
+                    .map(|w| format!(" (last changed by {w})"))
+                    .unwrap_or_default()
+            )
+        }));
+    }
     match action.kind {
         // A silence carries no precondition: silencing twice is harmless and visible.
         ActionKind::Silence => Ok(None),
@@ -417,5 +757,6 @@ pub async fn recheck(client: &ActionClient, action: &ActionRecord) -> Result<Opt
                 )
             }))
         }
+        _ => Ok(None),
     }
 }

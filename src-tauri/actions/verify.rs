@@ -60,7 +60,7 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
         .filter(|m| m.primary)
         .collect();
     let last = &after[after.len().saturating_sub(LAST_SAMPLES)..];
-    let what = action.kind.as_str();
+    let what = action.kind.noun();
 
     let (recovered, body) = if last.is_empty() {
         (
@@ -101,10 +101,13 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
                 _ => "latency is",
             };
             let next = match action.kind {
-                ActionKind::Rollback => {
+                ActionKind::Rollback | ActionKind::AbortRollout => {
                     format!("Next: failing {service} over to a healthy region is proposed.")
                 }
-                ActionKind::Failover | ActionKind::Silence => {
+                ActionKind::PauseRollout => format!(
+                    "Paused, the damage stops growing; next, abort the rollout or roll {service} back."
+                ),
+                _ => {
                     "No further action is proposed automatically: follow the runbook.".to_owned()
                 }
             };
@@ -115,7 +118,10 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
         }
     };
     store.verify_action(&action.id, recovered, &body).await?;
-    if !recovered && action.kind == ActionKind::Rollback && !settings.read_only {
+    if !recovered
+        && matches!(action.kind, ActionKind::Rollback | ActionKind::AbortRollout)
+        && !settings.read_only
+    {
         if let Err(e) = desk
             .propose(
                 action.incident_id,

@@ -31,6 +31,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         diagnostics,
         propose_action,
         propose_silence,
+        rollout_state,
         incident_actions,
         confirm_action,
         cancel_action,
@@ -239,16 +240,37 @@ impl From<DeskError> for IpcError {
     }
 }
 
-/// Resolves a rollback or failover for the incident and records it as proposed. The page
-/// names only the kind: what to roll back to, or fail over where, is decided here.
+/// Resolves an action for the incident (rollback, failover, a rollout lever) and records
+/// it as proposed. The page names the kind and, at most, a revision of the history to roll
+/// back to or that a promotion runs every remaining wave: the target, the precondition and
+/// the preview are decided here from the cluster's state.
 #[tauri::command]
 async fn propose_action(
     console: State<'_, Console>,
     incident_id: i64,
     kind: ActionKind,
+    to_revision: Option<u32>,
+    full: Option<bool>,
 ) -> Reply<ActionRecord> {
     let author = console.author();
-    Ok(console.desk()?.propose(incident_id, kind, &author).await?)
+    let choice = crate::actions::Choice {
+        to_revision,
+        full: full.unwrap_or(false),
+    };
+    Ok(console
+        .desk()?
+        .propose_with(incident_id, kind, choice, &author)
+        .await?)
+}
+
+/// The incident's deployment now: the rollout under way and the revisions a rollback can
+/// go back to, each with how it served while it was live.
+#[tauri::command]
+async fn rollout_state(
+    console: State<'_, Console>,
+    incident_id: i64,
+) -> Reply<crate::actions::rollout::RolloutState> {
+    Ok(console.desk()?.rollout_state(incident_id).await?)
 }
 
 /// Proposes silencing the alert of a timeline entry for an hour. The page names the

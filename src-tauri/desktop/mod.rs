@@ -397,6 +397,10 @@ async fn confirm_natively<R: Runtime>(
         crate::protocol::actions::ActionKind::Rollback => "_Roll back",
         crate::protocol::actions::ActionKind::Failover => "_Fail over",
         crate::protocol::actions::ActionKind::Silence => "_Silence",
+        crate::protocol::actions::ActionKind::PauseRollout => "_Pause rollout",
+        crate::protocol::actions::ActionKind::ResumeRollout => "_Resume rollout",
+        crate::protocol::actions::ActionKind::AbortRollout => "_Abort rollout",
+        crate::protocol::actions::ActionKind::PromoteRollout => "_Promote rollout",
     };
     ask_natively(app, window, &format!("Confirm: {}", p.summary), text, verb).await
 }

@@ -244,7 +244,9 @@ impl HookBackend {
             id: uuid::Uuid::now_v7().to_string(),
             kind,
             service: service.name.clone(),
-            deployment: (kind == ActionKind::Rollback).then(|| service.deployment.clone()),
+            deployment: kind
+                .acts_on_deployment()
+                .then(|| service.deployment.clone()),
             from,
             to,
             state: ActionState::Accepted,
@@ -365,7 +367,10 @@ impl HookBackend {
             id: uuid::Uuid::now_v7().to_string(),
             kind: step.kind,
             service: service.name.clone(),
-            deployment: (step.kind == ActionKind::Rollback).then(|| service.deployment.clone()),
+            deployment: step
+                .kind
+                .acts_on_deployment()
+                .then(|| service.deployment.clone()),
             from: step.from,
             to: step.to,
             state: ActionState::Succeeded,
@@ -544,6 +549,41 @@ impl Backend for GatewayActions {
             reason: req.reason,
         };
         b.accept(s, hook, step, intent).await
+    }
+
+    async fn rollout(
+        &self,
+        deployment: &str,
+        lever: RolloutLever,
+        req: RolloutRequest,
+        intent: &Intent,
+    ) -> Result<Action, Refusal> {
+        let b = &self.0;
+        let s = b
+            .by_deployment(deployment)
+            .ok_or_else(|| not_found(format!("no deployment {deployment:?}")))?;
+        let Some((client, _, objects)) = b.kube_objects(s) else {
+            return Err(refusal(
+                StatusCode::NOT_IMPLEMENTED,
+                "not_implemented",
+                format!(
+                    "{}: the gateway pulls rollout levers through the Kubernetes API only; give the service a \
+                     [services.kubernetes] section (its hooks carry rollback and failover)",
+                    s.name
+                ),
+            ));
+        };
+        let (output, to) =
+            super::kubernetes::act::lever(client, objects, lever, req.expected_revision, req.full)
+                .await?;
+        let step = Step {
+            kind: lever.kind(),
+            from: req.expected_revision.to_string(),
+            to,
+            requested_by: req.actor,
+            reason: req.reason,
+        };
+        b.record_done(s, step, output, intent).await
     }
 
     async fn failover(

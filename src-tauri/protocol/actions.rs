@@ -16,6 +16,14 @@ pub enum ActionKind {
     Failover,
     /// Silence an alert's notifications for a while (the gateway: an Alertmanager silence).
     Silence,
+    /// Stop a rollout under way before its next wave.
+    PauseRollout,
+    /// Let a paused rollout go on with its waves.
+    ResumeRollout,
+    /// Send a rollout's updated and drained nodes back to the stable revision.
+    AbortRollout,
+    /// Run a rollout's next wave now, or every remaining wave.
+    PromoteRollout,
 }
 
 impl ActionKind {
@@ -24,6 +32,83 @@ impl ActionKind {
             Self::Rollback => "rollback",
             Self::Failover => "failover",
             Self::Silence => "silence",
+            Self::PauseRollout => "pause_rollout",
+            Self::ResumeRollout => "resume_rollout",
+            Self::AbortRollout => "abort_rollout",
+            Self::PromoteRollout => "promote_rollout",
+        }
+    }
+
+    /// The action as a noun in a sentence: "after the rollback", "after the pause".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Self::PauseRollout => "pause",
+            Self::ResumeRollout => "resume",
+            Self::AbortRollout => "abort",
+            Self::PromoteRollout => "promotion",
+            other => other.as_str(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActionKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub const ALL: [ActionKind; 7] = [
+        Self::Rollback,
+        Self::Failover,
+        Self::Silence,
+        Self::PauseRollout,
+        Self::ResumeRollout,
+        Self::AbortRollout,
+        Self::PromoteRollout,
+    ];
+
+    /// The lever on a rollout under way this kind is, if it is one.
+    pub fn lever(self) -> Option<RolloutLever> {
+        match self {
+            Self::PauseRollout => Some(RolloutLever::Pause),
+            Self::ResumeRollout => Some(RolloutLever::Resume),
+            Self::AbortRollout => Some(RolloutLever::Abort),
+            Self::PromoteRollout => Some(RolloutLever::Promote),
+            _ => None,
+        }
+    }
+
+    /// Whether the action names a deployment (rather than only a service).
+    pub fn acts_on_deployment(self) -> bool {
+        self == Self::Rollback || self.lever().is_some()
+    }
+}
+
+/// A lever on a rollout under way: `POST /v1/deployments/{name}/{lever}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RolloutLever {
+    Pause,
+    Resume,
+    Abort,
+    Promote,
+}
+
+impl RolloutLever {
+    pub const ALL: [RolloutLever; 4] = [Self::Pause, Self::Resume, Self::Abort, Self::Promote];
+
+    /// The last segment of its route.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Abort => "abort",
+            Self::Promote => "promote",
+        }
+    }
+
+    pub fn kind(self) -> ActionKind {
+        match self {
+            Self::Pause => ActionKind::PauseRollout,
+            Self::Resume => ActionKind::ResumeRollout,
+            Self::Abort => ActionKind::AbortRollout,
+            Self::Promote => ActionKind::PromoteRollout,
         }
     }
 }
@@ -56,6 +141,9 @@ pub struct RolloutView {
     pub wave: u32,
     pub waves: u32,
     pub stalled: bool,
+    /// Paused: no further waves until resumed or promoted (absent from older servers).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// A deployment: the revision it is at, its history (oldest first) and any rollout.
@@ -122,6 +210,23 @@ pub struct FailoverRequest {
     pub reason: String,
 }
 
+/// Pause, resume, abort or promote the rollout under way on a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutRequest {
+    /// Precondition: the revision the caller believes is being rolled out.
+    pub expected_revision: u32,
+    /// Promote only: every remaining wave now (default: the next wave only).
+    #[serde(default)]
+    pub full: bool,
+    pub actor: String,
+    pub reason: String,
+}
+
+/// A promotion's goal, as its action's `to` says it.
+pub const PROMOTE_NEXT: &str = "next wave";
+pub const PROMOTE_ALL: &str = "all waves";
+
 /// One label matcher of a silence. `alertname`, `service`, `region` and `severity` name
 /// the protocol's fields (a gateway maps them to its Alertmanager's label names); any other
 /// name is a label name as the alerting system spells it.
@@ -181,10 +286,11 @@ pub struct Action {
     pub service: String,
     pub deployment: Option<String>,
     /// Revision (rollback) or region (failover) before the action; for a silence, the
-    /// matchers as `name="value"` pairs.
+    /// matchers as `name="value"` pairs; for a rollout lever, the revision rolling out.
     pub from: String,
     /// Revision (rollback) or region (failover) the action moves to; for a silence, when it
-    /// ends (RFC 3339).
+    /// ends (RFC 3339); for a rollout lever, what it leads to: `paused`, `running`, the
+    /// stable revision an abort returns to, `next wave` or `all waves`.
     pub to: String,
     pub state: ActionState,
     pub actor: String,

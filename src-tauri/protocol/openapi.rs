@@ -28,6 +28,11 @@ fn mutating(summary: &str, request: &str, param: &str, param_doc: &str) -> Value
         ("401", "Missing or wrong bearer token; nothing changed"),
         ("404", "No such deployment or service"),
         (
+            "501",
+            "Gateway only: this server cannot pull that lever for this workload (no hook or Kubernetes object \
+             carries it). Nothing was done",
+        ),
+        (
             "502",
             "Gateway only: the status hook or Alertmanager could not say (status_unavailable, \
              alertmanager_unavailable). Nothing was done, and this answer is not kept for the key: retry with it",
@@ -81,6 +86,7 @@ pub fn document() -> Value {
     generator.subschema_for::<DeploymentList>();
     generator.subschema_for::<Deployment>();
     generator.subschema_for::<RollbackRequest>();
+    generator.subschema_for::<RolloutRequest>();
     generator.subschema_for::<FailoverRequest>();
     generator.subschema_for::<SilenceRequest>();
     generator.subschema_for::<Action>();
@@ -111,6 +117,18 @@ pub fn document() -> Value {
             "/v1/deployments/{name}": { "get": read("One deployment", "Deployment", Some(("name", "Deployment name"))) },
             "/v1/deployments/{name}/rollback": { "post": mutating(
                 "Roll a deployment back to an earlier revision", "RollbackRequest", "name", "Deployment name") },
+            "/v1/deployments/{name}/pause": { "post": mutating(
+                "Pause the rollout under way: no further waves until resumed or promoted. 409 when no rollout to \
+                 expected_revision is under way, or it is already paused, stalled or being aborted", "RolloutRequest", "name", "Deployment name") },
+            "/v1/deployments/{name}/resume": { "post": mutating(
+                "Resume a paused rollout: its waves go on. 409 unless a rollout to expected_revision is paused",
+                "RolloutRequest", "name", "Deployment name") },
+            "/v1/deployments/{name}/abort": { "post": mutating(
+                "Abort the rollout under way: its updated and drained nodes go back to the stable revision. Abort \
+                 always wins: no wave moves once it runs, and a pause, resume or promotion still in flight fails", "RolloutRequest", "name", "Deployment name") },
+            "/v1/deployments/{name}/promote": { "post": mutating(
+                "Promote the rollout under way: its next wave now, or with `full` every remaining wave. 409 when it \
+                 is stalled or being aborted", "RolloutRequest", "name", "Deployment name") },
             "/v1/services/{name}/failover": { "post": mutating(
                 "Fail a service over to another region", "FailoverRequest", "name", "Service name") },
             "/v1/actions/{id}": { "get": read("An action's state", "Action", Some(("id", "Action id"))) },

@@ -1,6 +1,7 @@
 //! The action API of protocol v1 (PROTOCOL.md, docs/protocol/openapi.json), shared by the
-//! simulator and the gateway: reading services and deployments, rollback and failover
-//! with an idempotency key and a precondition, and reading an action back. What acts is a
+//! simulator and the gateway: reading services and deployments, rollback, the rollout
+//! levers (pause, resume, abort, promote) and failover with an idempotency key and a
+//! precondition, and reading an action back. What acts is a
 //! [`Backend`] (the simulated fleet; the gateway's hooks); where first answers are kept is
 //! [`Answers`] (memory for the simulator; the gateway's durable journal).
 //!
@@ -80,6 +81,17 @@ pub trait Backend: Send + Sync + 'static {
         request: FailoverRequest,
         intent: &Intent,
     ) -> impl Future<Output = Result<Action, Refusal>> + Send;
+    /// Accepts a lever on the rollout under way (pause, resume, abort, promote), or
+    /// refuses it: 409 with the current state when no rollout to `expected_revision` is
+    /// under way or the lever does not apply to it now; 501 where the backend cannot pull
+    /// that lever.
+    fn rollout(
+        &self,
+        deployment: &str,
+        lever: RolloutLever,
+        request: RolloutRequest,
+        intent: &Intent,
+    ) -> impl Future<Output = Result<Action, Refusal>> + Send;
     /// Creates a silence; the action comes back succeeded (with the silence's id in its
     /// output) or refused.
     fn silence(
@@ -151,6 +163,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/deployments"),
     ("get", "/v1/deployments/{name}"),
     ("post", "/v1/deployments/{name}/rollback"),
+    ("post", "/v1/deployments/{name}/pause"),
+    ("post", "/v1/deployments/{name}/resume"),
+    ("post", "/v1/deployments/{name}/abort"),
+    ("post", "/v1/deployments/{name}/promote"),
     ("post", "/v1/services/{name}/failover"),
     ("get", "/v1/actions/{id}"),
     ("post", "/v1/alerts/silence"),
@@ -173,6 +189,10 @@ impl<B: Backend, A: Answers> ActionApi<B, A> {
             .route("/v1/deployments", get(list_deployments::<B, A>))
             .route("/v1/deployments/{name}", get(get_deployment::<B, A>))
             .route("/v1/deployments/{name}/rollback", post(rollback::<B, A>))
+            .route("/v1/deployments/{name}/pause", post(pause::<B, A>))
+            .route("/v1/deployments/{name}/resume", post(resume::<B, A>))
+            .route("/v1/deployments/{name}/abort", post(abort::<B, A>))
+            .route("/v1/deployments/{name}/promote", post(promote::<B, A>))
             .route("/v1/services/{name}/failover", post(failover::<B, A>))
             .route("/v1/actions/{id}", get(get_action::<B, A>))
             .route("/v1/alerts/silence", post(silence::<B, A>))
@@ -229,9 +249,30 @@ async fn get_action<B: Backend, A: Answers>(
 
 enum Op {
     Rollback(String),
+    Rollout(String, RolloutLever),
     Failover(String),
     Silence,
 }
+
+/// One handler per rollout lever (axum routes name a function each).
+macro_rules! lever_handler {
+    ($name:ident, $lever:expr) => {
+        async fn $name<B: Backend, A: Answers>(
+            State(api): State<Arc<ActionApi<B, A>>>,
+            Path(name): Path<String>,
+            caller: Option<Extension<Caller>>,
+            headers: HeaderMap,
+            body: axum::body::Bytes,
+        ) -> Response {
+            mutate(api, caller, &headers, Op::Rollout(name, $lever), body).await
+        }
+    };
+}
+
+lever_handler!(pause, RolloutLever::Pause);
+lever_handler!(resume, RolloutLever::Resume);
+lever_handler!(abort, RolloutLever::Abort);
+lever_handler!(promote, RolloutLever::Promote);
 
 async fn rollback<B: Backend, A: Answers>(
     State(api): State<Arc<ActionApi<B, A>>>,
@@ -301,6 +342,7 @@ async fn mutate<B: Backend, A: Answers>(
     };
     let route = match &op {
         Op::Rollback(name) => format!("rollback {name}"),
+        Op::Rollout(name, lever) => format!("{} {name}", lever.as_str()),
         Op::Failover(name) => format!("failover {name}"),
         Op::Silence => "silence".to_owned(),
     };
@@ -447,6 +489,18 @@ async fn act<B: Backend, A: Answers>(
             let req: RollbackRequest = parse(body)?;
             require_text(&req.actor, &req.reason)?;
             api.backend.rollback(&name, req, intent).await
+        }
+        Op::Rollout(name, lever) => {
+            let req: RolloutRequest = parse(body)?;
+            require_text(&req.actor, &req.reason)?;
+            if req.full && lever != RolloutLever::Promote {
+                return Err(refusal(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    "`full` is for promote only",
+                ));
+            }
+            api.backend.rollout(&name, lever, req, intent).await
         }
         Op::Failover(name) => {
             let req: FailoverRequest = parse(body)?;

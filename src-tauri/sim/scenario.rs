@@ -109,6 +109,11 @@ impl Scenario {
         Ok(s)
     }
 
+    /// A built-in scenario's TOML, to start a variant of it from.
+    pub fn builtin_text(name: &str) -> Option<&'static str> {
+        BUILT_IN.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
+
     pub fn names() -> Vec<&'static str> {
         BUILT_IN.iter().map(|(n, _)| *n).collect()
     }

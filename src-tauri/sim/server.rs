@@ -153,6 +153,18 @@ impl Backend for SimBackend {
         self.0.publisher.flush(&mut w);
         result.map_err(status_of)
     }
+    async fn rollout(
+        &self,
+        deployment: &str,
+        lever: RolloutLever,
+        req: RolloutRequest,
+        _intent: &Intent,
+    ) -> Result<Action, Refusal> {
+        let mut w = world(&self.0);
+        let result = w.request_rollout(deployment, lever, &req);
+        self.0.publisher.flush(&mut w);
+        result.map_err(status_of)
+    }
     async fn silence(&self, req: SilenceRequest, _intent: &Intent) -> Result<Action, Refusal> {
         let mut w = world(&self.0);
         let result = w.request_silence(&req.matchers, req.duration_s, &req.actor, &req.comment);

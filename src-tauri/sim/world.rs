@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::scenario::{Change, Scenario, Step};
 use crate::protocol::actions::{
-    Action, ActionKind, ActionState, ApiError, Deployment, Revision, RolloutView, Service,
+    Action, ActionKind, ActionState, ApiError, Deployment, Revision, RolloutLever, RolloutRequest,
+    RolloutView, Service, PROMOTE_ALL, PROMOTE_NEXT,
 };
 use crate::protocol::events::*;
 use crate::server::rng::Rng;
@@ -32,6 +33,11 @@ const RESOLVE_AFTER_S: u32 = 20;
 const ACTION_START_S: u64 = 2;
 const ROLLBACK_TAKES_S: u64 = 15;
 const FAILOVER_TAKES_S: u64 = 10;
+/// A pause or resume reaches the rollout controller this long after it runs; a promotion
+/// starts its wave after this; an abort takes as long as a rollback to bring the stable
+/// revision back (but stops further waves the moment it runs: abort always wins).
+const PAUSE_TAKES_S: u64 = 1;
+const PROMOTE_TAKES_S: u64 = 2;
 /// A rollout stalled this long fails (its progress deadline), leaving its nodes drained.
 const PROGRESS_DEADLINE_S: u64 = 180;
 
@@ -77,6 +83,8 @@ struct Sample {
 
 #[derive(Debug, Clone)]
 struct Rollout {
+    /// The stable revision the rollout started from (where an abort returns).
+    from: u32,
     to: u32,
     waves: u32,
     done_waves: u32,
@@ -85,6 +93,10 @@ struct Rollout {
     stall_at_wave: Option<u32>,
     stalled: bool,
     stalled_at: u64,
+    paused: bool,
+    paused_by: Option<String>,
+    /// An abort is running: no wave moves again.
+    aborting: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -379,6 +391,7 @@ impl World {
                 svc.current = revision;
                 svc.revision_changed_by = Some("deployment pipeline".into());
                 svc.rollout = Some(Rollout {
+                    from,
                     to: revision,
                     waves: waves.max(1),
                     done_waves: 0,
@@ -387,6 +400,9 @@ impl World {
                     stall_at_wave,
                     stalled: false,
                     stalled_at: 0,
+                    paused: false,
+                    paused_by: None,
+                    aborting: false,
                 });
                 let started = RolloutStarted {
                     deployment: svc.deployment.clone(),
@@ -486,6 +502,10 @@ impl World {
         let Some(r) = svc.rollout.as_mut() else {
             return;
         };
+        // Paused or being aborted: no wave moves, and no progress deadline runs.
+        if r.paused || r.aborting {
+            return;
+        }
         if r.stalled && t >= r.stalled_at + PROGRESS_DEADLINE_S {
             let data = RolloutFailed {
                 deployment: svc.deployment.clone(),
@@ -1008,7 +1028,7 @@ impl World {
             id: id.clone(),
             kind,
             service: svc.name.clone(),
-            deployment: (kind == ActionKind::Rollback).then(|| svc.deployment.clone()),
+            deployment: kind.acts_on_deployment().then(|| svc.deployment.clone()),
             from,
             to,
             state: ActionState::Accepted,
@@ -1159,9 +1179,12 @@ impl World {
                         continue;
                     }
                     action.state = ActionState::Running;
+                    self.start(&action);
                     let takes = match action.kind {
-                        ActionKind::Rollback => ROLLBACK_TAKES_S,
+                        ActionKind::Rollback | ActionKind::AbortRollout => ROLLBACK_TAKES_S,
                         ActionKind::Failover => FAILOVER_TAKES_S,
+                        ActionKind::PauseRollout | ActionKind::ResumeRollout => PAUSE_TAKES_S,
+                        ActionKind::PromoteRollout => PROMOTE_TAKES_S,
                         ActionKind::Silence => 0,
                     };
                     self.pending.push(Pending {
@@ -1172,24 +1195,49 @@ impl World {
                     self.actions.insert(action.id.clone(), action.clone());
                     self.emit_action(EventType::ActionRunning, &action);
                 }
-                ActionStep::Finish => {
-                    self.finish(&action);
-                    action.state = ActionState::Succeeded;
-                    self.actions.insert(action.id.clone(), action.clone());
-                    self.emit_action(EventType::ActionSucceeded, &action);
-                }
+                ActionStep::Finish => match self.finish(&action) {
+                    Ok(()) => {
+                        action.state = ActionState::Succeeded;
+                        self.actions.insert(action.id.clone(), action.clone());
+                        self.emit_action(EventType::ActionSucceeded, &action);
+                    }
+                    Err(why) => {
+                        action.state = ActionState::Failed;
+                        action.error = Some(why);
+                        self.actions.insert(action.id.clone(), action.clone());
+                        self.emit_action(EventType::ActionFailed, &action);
+                    }
+                },
             }
         }
     }
 
-    fn finish(&mut self, action: &Action) {
-        let Some(s) = self.service_index(&action.service) else {
+    /// What an action does the moment it starts running: an abort stops the rollout's
+    /// waves at once, whatever else is in flight.
+    fn start(&mut self, action: &Action) {
+        if action.kind != ActionKind::AbortRollout {
             return;
+        }
+        if let Some(r) = self
+            .service_index(&action.service)
+            .and_then(|s| self.services[s].rollout.as_mut())
+        {
+            r.aborting = true;
+        }
+    }
+
+    /// Carries out an action's effect; why not, when the world moved on under it.
+    fn finish(&mut self, action: &Action) -> Result<(), String> {
+        let Some(s) = self.service_index(&action.service) else {
+            return Err(format!("no service {:?}", action.service));
         };
+        if let Some(lever) = action.kind.lever() {
+            return self.finish_lever(s, lever, action);
+        }
         match action.kind {
             ActionKind::Rollback => {
                 let Ok(to) = action.to.parse::<u32>() else {
-                    return;
+                    return Err(format!("{:?} is not a revision", action.to));
                 };
                 let svc = &mut self.services[s];
                 let from_model = svc.model(svc.current);
@@ -1223,9 +1271,180 @@ impl World {
                     svc.primary_changed_by = Some(action.actor.clone());
                 }
             }
-            // Silences are done when accepted (see `request_silence`).
-            ActionKind::Silence => {}
+            // Silences are done when accepted (see `request_silence`); levers above.
+            _ => {}
         }
+        Ok(())
+    }
+
+    fn finish_lever(
+        &mut self,
+        s: usize,
+        lever: RolloutLever,
+        action: &Action,
+    ) -> Result<(), String> {
+        let t = self.t;
+        let svc = &mut self.services[s];
+        let Some(r) = svc.rollout.as_mut() else {
+            return Err(format!(
+                "the rollout of {} ended before the {} took effect",
+                svc.deployment,
+                lever.as_str()
+            ));
+        };
+        if r.aborting && lever != RolloutLever::Abort {
+            return Err("the rollout is being aborted: abort always wins".into());
+        }
+        match lever {
+            RolloutLever::Pause => {
+                r.paused = true;
+                r.paused_by = Some(action.actor.clone());
+            }
+            RolloutLever::Resume => {
+                r.paused = false;
+                r.paused_by = None;
+                r.next_at = t + r.interval;
+            }
+            RolloutLever::Promote => {
+                r.paused = false;
+                r.paused_by = None;
+                r.next_at = t;
+                let all = action.to == PROMOTE_ALL;
+                // The next wave now; with `all`, every remaining wave, until the rollout
+                // completes or a wave stalls.
+                loop {
+                    self.progress_rollout(s);
+                    match self.services[s].rollout.as_mut() {
+                        Some(r) if all && !r.stalled => r.next_at = t,
+                        _ => break,
+                    }
+                }
+            }
+            RolloutLever::Abort => {
+                let (from, to) = (r.from, r.to);
+                let from_model = svc.model(to);
+                svc.current = from;
+                svc.rollout = None;
+                svc.revision_changed_by = Some(action.actor.clone());
+                for placement in &mut svc.placements {
+                    for node in &mut placement.nodes {
+                        if node.revision == to || node.draining {
+                            node.revision = from;
+                            node.draining = false;
+                        }
+                    }
+                }
+                let failed = RolloutFailed {
+                    deployment: svc.deployment.clone(),
+                    service: svc.name.clone(),
+                    to_revision: to,
+                    reason: format!("aborted by {}: {}", action.actor, action.reason),
+                };
+                let changed = ModelVersionChanged {
+                    deployment: svc.deployment.clone(),
+                    service: svc.name.clone(),
+                    revision: from,
+                    from_model,
+                    to_model: svc.model(from),
+                    cause: ChangeCause::Rollback,
+                };
+                let subject = format!("service/{}", action.service);
+                self.emit(EventType::RolloutFailed, subject.clone(), &failed);
+                self.emit(EventType::ModelVersionChanged, subject, &changed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Accepts a lever on the rollout under way, or says why not: 404 for no such
+    /// deployment; 409 with the current state when no rollout to `expected_revision` is
+    /// under way, or the lever does not apply to it now (pause a running one; resume a
+    /// paused one; promote one that is not stalled; abort any, once).
+    pub fn request_rollout(
+        &mut self,
+        deployment: &str,
+        lever: RolloutLever,
+        request: &RolloutRequest,
+    ) -> Result<Action, (u16, ApiError)> {
+        let Some(s) = self
+            .services
+            .iter()
+            .position(|s| s.deployment == deployment)
+        else {
+            return Err(not_found(format!("no deployment {deployment:?}")));
+        };
+        if request.full && lever != RolloutLever::Promote {
+            return Err(invalid("`full` is for promote only".into()));
+        }
+        let svc = &self.services[s];
+        let refuse = |message: String, svc: &Svc| {
+            Err((
+                409,
+                ApiError {
+                    error: "precondition_failed".into(),
+                    message,
+                    current: Some(serde_json::json!({
+                        "revision": svc.current,
+                        "rollout": svc.rollout.as_ref().map(rollout_state),
+                    })),
+                    changed_by: svc
+                        .rollout
+                        .as_ref()
+                        .and_then(|r| r.paused_by.clone())
+                        .or_else(|| svc.revision_changed_by.clone()),
+                },
+            ))
+        };
+        let Some(r) = svc.rollout.as_ref() else {
+            return refuse(
+                format!(
+                    "no rollout is under way on {deployment} (it is at revision {})",
+                    svc.current
+                ),
+                svc,
+            );
+        };
+        if r.to != request.expected_revision {
+            return refuse(
+                format!(
+                    "the rollout under way on {deployment} is to revision {}, not {}",
+                    r.to, request.expected_revision
+                ),
+                svc,
+            );
+        }
+        let state = rollout_state(r);
+        let why_not = match lever {
+            _ if r.aborting => Some("it is being aborted".to_owned()),
+            RolloutLever::Pause if r.paused => Some("it is already paused".into()),
+            RolloutLever::Pause if r.stalled => {
+                Some("it is stalled, so there is no wave to hold back: abort or roll back".into())
+            }
+            RolloutLever::Resume if !r.paused => Some(format!("it is {state}, not paused")),
+            RolloutLever::Promote if r.stalled => {
+                Some("it is stalled: its wave cannot move, so promoting cannot help".into())
+            }
+            _ => None,
+        };
+        if let Some(why) = why_not {
+            return refuse(
+                format!(
+                    "cannot {} the rollout of {deployment} to revision {}: {why}",
+                    lever.as_str(),
+                    r.to
+                ),
+                svc,
+            );
+        }
+        let to = match lever {
+            RolloutLever::Pause => "paused".to_owned(),
+            RolloutLever::Resume => "running".to_owned(),
+            RolloutLever::Abort => r.from.to_string(),
+            RolloutLever::Promote if request.full => PROMOTE_ALL.to_owned(),
+            RolloutLever::Promote => PROMOTE_NEXT.to_owned(),
+        };
+        let from = r.to.to_string();
+        Ok(self.new_action(lever.kind(), s, from, to, &request.actor, &request.reason))
     }
 
     /// Records a silence. The simulated fleet has no notification routing, so a silence
@@ -1325,11 +1544,25 @@ impl Svc {
                 wave: r.done_waves,
                 waves: r.waves,
                 stalled: r.stalled,
+                paused: r.paused,
             }),
             nodes_total: self.nodes_total(),
             last_changed_by: self.revision_changed_by.clone(),
             object: None,
         }
+    }
+}
+
+/// A rollout's state in words: `running`, `paused`, `stalled`, `aborting`.
+fn rollout_state(r: &Rollout) -> &'static str {
+    if r.aborting {
+        "aborting"
+    } else if r.stalled {
+        "stalled"
+    } else if r.paused {
+        "paused"
+    } else {
+        "running"
     }
 }
 
@@ -1359,4 +1592,261 @@ fn invalid(message: String) -> (u16, ApiError) {
             changed_by: None,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    //! The rollout levers' semantics on the simulated fleet, tick by tick: bad-model-rollout
+    //! rolls revision 42 (bad) to llm-assistant's 16 nodes in 4 waves of 4, one every 12 s
+    //! from t = 10, primary region first.
+
+    use super::*;
+
+    const DEPLOYMENT: &str = "llm-assistant-serving";
+
+    fn world() -> World {
+        World::new(
+            &Scenario::load("bad-model-rollout").unwrap(),
+            7,
+            Utc::now(),
+            ActionFaults { fail: 0.0 },
+        )
+    }
+
+    fn run_to(w: &mut World, t: u64) {
+        while w.t < t {
+            w.tick();
+        }
+    }
+
+    fn ask(
+        w: &mut World,
+        lever: RolloutLever,
+        expected: u32,
+        full: bool,
+    ) -> Result<Action, (u16, ApiError)> {
+        w.request_rollout(
+            DEPLOYMENT,
+            lever,
+            &RolloutRequest {
+                expected_revision: expected,
+                full,
+                actor: "ana".into(),
+                reason: "bad model".into(),
+            },
+        )
+    }
+
+    fn on_revision(w: &World, revision: u32) -> usize {
+        let s = w.service_index("llm-assistant").unwrap();
+        w.services[s]
+            .placements
+            .iter()
+            .flat_map(|p| &p.nodes)
+            .filter(|n| n.revision == revision)
+            .count()
+    }
+
+    fn primary_error_rate(w: &World) -> f64 {
+        let s = w.service_index("llm-assistant").unwrap();
+        let svc = &w.services[s];
+        svc.placements[svc.primary].last.error_rate
+    }
+
+    fn emitted(w: &World, ty: EventType) -> Vec<&serde_json::Value> {
+        w.outbox
+            .iter()
+            .filter(|e| e.ty == ty)
+            .map(|e| &e.data)
+            .collect()
+    }
+
+    #[test]
+    fn pausing_a_bad_rollout_at_wave_1_limits_the_damage() {
+        let mut paused = world();
+        run_to(&mut paused, 25);
+        assert_eq!(on_revision(&paused, 42), 4, "wave 1 of 4 is out");
+        let action = ask(&mut paused, RolloutLever::Pause, 42, false).unwrap();
+        assert_eq!((action.from.as_str(), action.to.as_str()), ("42", "paused"));
+        run_to(&mut paused, 200);
+        assert_eq!(on_revision(&paused, 42), 4, "no further waves");
+        let view = paused.deployment(DEPLOYMENT).unwrap().rollout.unwrap();
+        assert!(view.paused);
+        assert_eq!((view.wave, view.waves), (1, 4));
+        assert!(
+            emitted(&paused, EventType::RolloutFailed).is_empty(),
+            "a pause runs no progress deadline"
+        );
+
+        let mut left = world();
+        run_to(&mut left, 200);
+        assert_eq!(
+            on_revision(&left, 42),
+            16,
+            "without the pause every node runs it"
+        );
+        assert!(
+            primary_error_rate(&paused) < primary_error_rate(&left),
+            "paused {} vs left alone {}",
+            primary_error_rate(&paused),
+            primary_error_rate(&left)
+        );
+
+        // Resuming lets the waves go on from where they stopped.
+        ask(&mut paused, RolloutLever::Resume, 42, false).unwrap();
+        run_to(&mut paused, 300);
+        assert_eq!(on_revision(&paused, 42), 16);
+        assert_eq!(emitted(&paused, EventType::RolloutCompleted).len(), 1);
+    }
+
+    #[test]
+    fn promoting_a_bad_rollout_spreads_it_at_once() {
+        let mut w = world();
+        run_to(&mut w, 25);
+        let action = ask(&mut w, RolloutLever::Promote, 42, true).unwrap();
+        assert_eq!(action.to, PROMOTE_ALL);
+        run_to(&mut w, 30);
+        assert_eq!(on_revision(&w, 42), 16, "every remaining wave at once");
+        assert_eq!(emitted(&w, EventType::RolloutCompleted).len(), 1);
+        assert!(w.deployment(DEPLOYMENT).unwrap().rollout.is_none());
+
+        // The next wave only: one more wave now, the rest at the usual pace.
+        let mut w = world();
+        run_to(&mut w, 25);
+        ask(&mut w, RolloutLever::Promote, 42, false).unwrap();
+        run_to(&mut w, 30);
+        assert_eq!(on_revision(&w, 42), 8, "wave 2 came early");
+    }
+
+    #[test]
+    fn abort_returns_every_node_to_the_stable_revision_and_always_wins() {
+        let mut w = world();
+        run_to(&mut w, 35);
+        assert_eq!(on_revision(&w, 42), 8);
+        // A promotion in flight when the abort runs fails: abort always wins.
+        let promote = ask(&mut w, RolloutLever::Promote, 42, false).unwrap();
+        w.tick();
+        let abort = ask(&mut w, RolloutLever::Abort, 42, false).unwrap();
+        assert_eq!(abort.to, "41", "back to the stable revision");
+        run_to(&mut w, 39);
+        let (status, err) = ask(&mut w, RolloutLever::Resume, 42, false).unwrap_err();
+        assert_eq!((status, err.error.as_str()), (409, "precondition_failed"));
+        assert!(err.message.contains("being aborted"), "{}", err.message);
+        run_to(&mut w, 80);
+        assert_eq!(w.action(&promote.id).unwrap().state, ActionState::Failed);
+        assert!(w
+            .action(&promote.id)
+            .unwrap()
+            .error
+            .unwrap()
+            .contains("abort always wins"));
+        assert_eq!(w.action(&abort.id).unwrap().state, ActionState::Succeeded);
+        assert_eq!(on_revision(&w, 42), 0);
+        assert_eq!(on_revision(&w, 41), 16);
+        let d = w.deployment(DEPLOYMENT).unwrap();
+        assert_eq!(d.current_revision, 41);
+        assert!(d.rollout.is_none());
+        assert_eq!(d.last_changed_by.as_deref(), Some("ana"));
+        let failed = emitted(&w, EventType::RolloutFailed);
+        assert_eq!(failed.len(), 1);
+        assert!(failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("aborted by ana"));
+        run_to(&mut w, 200);
+        assert!(
+            primary_error_rate(&w) < 0.05,
+            "healed: {}",
+            primary_error_rate(&w)
+        );
+    }
+
+    /// pipeline-bottleneck stalls search-ranking's rollout at wave 2 with that wave's nodes
+    /// drained: pause and promote cannot help a stalled wave and are refused; abort brings
+    /// the drained nodes back into service on the stable revision.
+    #[test]
+    fn abort_brings_a_stalled_waves_drained_nodes_back() {
+        let mut w = World::new(
+            &Scenario::load("pipeline-bottleneck").unwrap(),
+            7,
+            Utc::now(),
+            ActionFaults { fail: 0.0 },
+        );
+        run_to(&mut w, 40);
+        let s = w.service_index("search-ranking").unwrap();
+        let drained = |w: &World| {
+            w.services[s]
+                .placements
+                .iter()
+                .flat_map(|p| &p.nodes)
+                .filter(|n| n.draining)
+                .count()
+        };
+        assert!(drained(&w) > 0, "the stalled wave is drained");
+        let lever = |w: &mut World, lever| {
+            w.request_rollout(
+                "search-ranking-serving",
+                lever,
+                &RolloutRequest {
+                    expected_revision: 32,
+                    full: false,
+                    actor: "ana".into(),
+                    reason: "stalled".into(),
+                },
+            )
+        };
+        assert_eq!(lever(&mut w, RolloutLever::Pause).unwrap_err().0, 409);
+        assert_eq!(lever(&mut w, RolloutLever::Promote).unwrap_err().0, 409);
+        lever(&mut w, RolloutLever::Abort).unwrap();
+        run_to(&mut w, 70);
+        assert_eq!(drained(&w), 0);
+        assert_eq!(
+            w.deployment("search-ranking-serving")
+                .unwrap()
+                .current_revision,
+            31
+        );
+    }
+
+    #[test]
+    fn each_lever_is_refused_when_it_does_not_apply() {
+        let mut w = world();
+        run_to(&mut w, 5);
+        let (status, err) = ask(&mut w, RolloutLever::Pause, 42, false).unwrap_err();
+        assert_eq!(status, 409);
+        assert!(
+            err.message.contains("no rollout is under way"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.current.unwrap()["revision"], 41);
+
+        run_to(&mut w, 25);
+        let (status, err) = ask(&mut w, RolloutLever::Pause, 43, false).unwrap_err();
+        assert_eq!(status, 409);
+        assert_eq!(err.current.unwrap()["rollout"], "running");
+        let (status, _) = ask(&mut w, RolloutLever::Resume, 42, false).unwrap_err();
+        assert_eq!(status, 409, "not paused");
+        let (status, err) = ask(&mut w, RolloutLever::Pause, 42, true).unwrap_err();
+        assert_eq!((status, err.error.as_str()), (400, "invalid"));
+        let (status, _) = w
+            .request_rollout(
+                "nope",
+                RolloutLever::Pause,
+                &RolloutRequest {
+                    expected_revision: 42,
+                    full: false,
+                    actor: "a".into(),
+                    reason: "r".into(),
+                },
+            )
+            .unwrap_err();
+        assert_eq!(status, 404);
+        ask(&mut w, RolloutLever::Pause, 42, false).unwrap();
+        run_to(&mut w, 30);
+        let (status, err) = ask(&mut w, RolloutLever::Pause, 42, false).unwrap_err();
+        assert_eq!(status, 409);
+        assert!(err.message.contains("already paused"));
+        assert_eq!(err.changed_by.as_deref(), Some("ana"), "who paused it");
+    }
 }

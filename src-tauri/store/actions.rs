@@ -115,7 +115,9 @@ pub struct ActionRecord {
     pub id: String,
     pub incident_id: i64,
     pub cluster_id: i64,
-    #[ts(type = "\"rollback\" | \"failover\" | \"silence\"")]
+    #[ts(
+        type = "\"rollback\" | \"failover\" | \"silence\" | \"pause_rollout\" | \"resume_rollout\" | \"abort_rollout\" | \"promote_rollout\""
+    )]
     pub kind: ActionKind,
     pub service: String,
     pub target: String,
@@ -183,12 +185,7 @@ impl TryFrom<Row> for ActionRecord {
     fn try_from(r: Row) -> Result<Self> {
         let bad = |what: &str| StoreError::Invalid(format!("action {}: bad {what}", r.public_id));
         Ok(ActionRecord {
-            kind: match r.kind.as_str() {
-                "rollback" => ActionKind::Rollback,
-                "failover" => ActionKind::Failover,
-                "silence" => ActionKind::Silence,
-                _ => return Err(bad("kind")),
-            },
+            kind: ActionKind::parse(&r.kind).ok_or_else(|| bad("kind"))?,
             state: ActionState::parse(&r.state).ok_or_else(|| bad("state"))?,
             preview: serde_json::from_str(&r.preview).map_err(|_| bad("preview"))?,
             id: r.public_id,

@@ -10,6 +10,7 @@ import type { FeedEvent } from './bindings/FeedEvent';
 import type { WatchedCluster } from './bindings/WatchedCluster';
 import type { ConsoleUpdate } from './bindings/ConsoleUpdate';
 import type { ActionRecord } from './bindings/ActionRecord';
+import type { RolloutState } from './bindings/RolloutState';
 import type { RunRecord } from './bindings/RunRecord';
 import type { Answer } from './bindings/Answer';
 import type { ReviewData } from './bindings/ReviewData';
@@ -126,6 +127,9 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
       throw new HostError('refused', 'no actions in this fake');
     },
     incidentActions: async () => [],
+    rolloutState: async () => {
+      throw new HostError('refused', 'no cluster in this fake');
+    },
     confirmAction: async () => {
       throw new HostError('refused', 'no actions in this fake');
     },
@@ -538,6 +542,99 @@ describe('actions', () => {
     await fireEvent.click(screen.getByTestId('action-cancel'));
     await waitFor(() => expect(cancelled).toEqual(['a1']));
     expect((await screen.findByTestId('action-row')).textContent).toContain('cancelled');
+  });
+
+  function rolloutState(over: Partial<RolloutState['rollout'] & object> | null, healthy: boolean | null = false): RolloutState {
+    return {
+      deployment: 'llm-assistant-serving',
+      object: null,
+      currentRevision: 42,
+      rollout: over === null ? null : { toRevision: 42, wave: 1, waves: 4, stalled: false, paused: false, nodesTotal: 16, ...over },
+      healthy,
+      revisions: [
+        { revision: 40, modelVersion: 'assistant-13b-2026.09', createdMs: 1, liveFromMs: null, liveToMs: null, errorRate: null, p99Ms: null, current: false },
+        { revision: 41, modelVersion: 'assistant-13b-2026.10', createdMs: 2, liveFromMs: Date.UTC(2026, 10, 30, 3, 0), liveToMs: Date.UTC(2026, 10, 30, 3, 40), errorRate: 0.003, p99Ms: 2310, current: false },
+        { revision: 42, modelVersion: 'assistant-13b-2026.11', createdMs: 3, liveFromMs: null, liveToMs: null, errorRate: null, p99Ms: null, current: true },
+      ],
+    };
+  }
+
+  it('offers the rollout levers that apply to what the rollout is doing', async () => {
+    let state = rolloutState({});
+    const asked: [string, unknown][] = [];
+    const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
+      rolloutState: async () => state,
+      proposeAction: async (_id, kind, choice) => {
+        asked.push([kind, choice]);
+        throw new HostError('refused', 'just looking');
+      },
+    });
+    const { unmount } = render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    // Running: pause and abort; no resume or promote.
+    expect((await screen.findByTestId('rollout-state')).textContent).toBe('running');
+    expect(screen.getByTestId('rollout-waves').textContent).toContain('Wave 1 of 4');
+    expect(screen.queryByTestId('propose-resume')).toBeNull();
+    expect(screen.queryByTestId('propose-promote')).toBeNull();
+    await fireEvent.click(screen.getByTestId('propose-pause'));
+    await waitFor(() => expect(asked).toEqual([['pause_rollout', undefined]]));
+    unmount();
+
+    // Paused while the service is unhealthy: resume and abort, promote withheld with why.
+    state = rolloutState({ paused: true }, false);
+    const second = render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    expect((await screen.findByTestId('rollout-state')).textContent).toBe('paused');
+    expect(screen.queryByTestId('propose-pause')).toBeNull();
+    expect(screen.getByTestId('propose-resume')).toBeTruthy();
+    expect(screen.queryByTestId('propose-promote')).toBeNull();
+    expect(screen.getByTestId('promote-withheld').textContent).toContain('healthy');
+    second.unmount();
+
+    // Paused and healthy: promote, the next wave or all of them.
+    state = rolloutState({ paused: true }, true);
+    const third = render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    await fireEvent.click(await screen.findByTestId('propose-promote-all'));
+    await waitFor(() => expect(asked.at(-1)).toEqual(['promote_rollout', { full: true }]));
+    third.unmount();
+
+    // Stalled: neither pause nor promote, only abort (and rollback).
+    state = rolloutState({ stalled: true });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    expect((await screen.findByTestId('rollout-state')).textContent).toBe('stalled');
+    expect(screen.queryByTestId('propose-pause')).toBeNull();
+    expect(screen.getByTestId('propose-abort')).toBeTruthy();
+  });
+
+  it('picks a rollback revision from the history with how each one served', async () => {
+    const asked: [string, unknown][] = [];
+    const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
+      rolloutState: async () => rolloutState(null),
+      proposeAction: async (_id, kind, choice) => {
+        asked.push([kind, choice]);
+        throw new HostError('refused', 'just looking');
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    const picker = (await screen.findByTestId('revision-picker')) as HTMLSelectElement;
+    expect(screen.queryByTestId('rollout-state')).toBeNull();
+    // Newest first, the current revision left out, each with its record.
+    const options = [...picker.options].map((o) => o.textContent ?? '');
+    expect(options).toHaveLength(2);
+    expect(options[0]).toContain('r41 · assistant-13b-2026.10');
+    expect(options[0]).toContain('errors 0.3 %');
+    expect(options[0]).toContain('p99 2,310 ms');
+    expect(options[1]).toContain('r40');
+    expect(options[1]).toContain('not seen serving');
+    await fireEvent.change(picker, { target: { value: '40' } });
+    expect(screen.getByTestId('revision-record').textContent).toContain('r40 (assistant-13b-2026.09)');
+    await fireEvent.click(screen.getByTestId('propose-rollback-to'));
+    await waitFor(() => expect(asked).toEqual([['rollback', { toRevision: 40 }]]));
+    // The cluster's refusal is shown, not swallowed.
+    expect((await screen.findByTestId('action-error')).textContent).toContain('just looking');
   });
 
   it('says when an action is stuck and why, on its row', async () => {

@@ -16,6 +16,12 @@
 //!   tests `metadata.generation` rather than the resourceVersion: the abort and the
 //!   controller's answer to it change the status (and so the resourceVersion) but never
 //!   the generation, which only moves when someone changes the spec.
+//! - Rollout levers: a Deployment is paused and resumed through `spec.paused` (it has no
+//!   abort or promotion: roll back instead, 501 says so); an Argo Rollout is paused and
+//!   resumed through `spec.paused` and its pause conditions, aborted through
+//!   `status.abort`, and promoted as `kubectl argo rollouts promote [--full]` does: past
+//!   its current pause step, or `status.promoteFull`. Each patch tests the resourceVersion
+//!   read.
 //! - Failover: the service's Gateway API HTTPRoute or Istio VirtualService; the target
 //!   region's backend gets all the weight (100) and the others 0, guarded by the route's
 //!   resourceVersion. The primary region is the backend with the most weight.
@@ -30,7 +36,7 @@ use kube::{Api, Client};
 
 use super::rollouts::model_version;
 use crate::gateway::config::{ModelVersionSource, Route, RouteKind, ServiceObjects, WorkloadKind};
-use crate::protocol::actions::{ApiError, Revision, RolloutView};
+use crate::protocol::actions::{ApiError, Revision, RolloutLever, RolloutView};
 use crate::server::actions::{refusal, Refusal};
 
 const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
@@ -112,6 +118,15 @@ pub struct Current {
     pub paused: bool,
     /// An Argo Rollout with an update under way that is not aborted yet.
     pub abortable: bool,
+    /// The update holds before its next step: `spec.paused`, or an Argo pause step or
+    /// manual pause (`status.pauseConditions`, phase `Paused`).
+    pub rollout_paused: bool,
+    /// An Argo Rollout paused by hand (`spec.paused`).
+    pub argo_spec_paused: bool,
+    /// The stable revision an abort returns to, when known.
+    pub stable_revision: Option<u32>,
+    /// An Argo canary's `status.currentStepIndex`.
+    pub step_index: u64,
 }
 
 impl Current {
@@ -213,6 +228,10 @@ async fn current_deployment(client: &Client, objects: &ServiceObjects) -> Result
         }),
         paused: spec.paused.unwrap_or(false),
         abortable: false,
+        rollout_paused: spec.paused.unwrap_or(false),
+        argo_spec_paused: false,
+        stable_revision: None,
+        step_index: 0,
     })
 }
 
@@ -248,6 +267,16 @@ async fn current_argo(client: &Client, objects: &ServiceObjects) -> Result<Curre
         .collect();
     let waves = u32::try_from(weights.len()).unwrap_or(1).max(1);
     let reached = u32::try_from(weights.iter().filter(|i| **i < step_index).count()).unwrap_or(0);
+    let stable_revision = status["stableRS"].as_str().and_then(|hash| {
+        revisions.iter().find_map(|(r, rs)| {
+            (rs.metadata
+                .labels
+                .as_ref()?
+                .get(super::argo::POD_TEMPLATE_HASH)?
+                == hash)
+                .then_some(*r)
+        })
+    });
     Ok(Current {
         kind: WorkloadKind::Rollout,
         namespace: objects.namespace.clone(),
@@ -270,6 +299,14 @@ async fn current_argo(client: &Client, objects: &ServiceObjects) -> Result<Curre
         stalled: aborted || status["phase"] == "Degraded",
         paused: false,
         abortable: updating && !aborted,
+        rollout_paused: rollout.data["spec"]["paused"].as_bool().unwrap_or(false)
+            || status["pauseConditions"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+            || status["phase"] == "Paused",
+        argo_spec_paused: rollout.data["spec"]["paused"].as_bool().unwrap_or(false),
+        stable_revision,
+        step_index,
     })
 }
 
@@ -306,6 +343,7 @@ impl Current {
                 wave,
                 waves,
                 stalled: self.stalled,
+                paused: self.rollout_paused,
             }),
             nodes_total: self.replicas,
             last_changed_by: None,
@@ -470,6 +508,174 @@ pub async fn rollback(
         )
         .await),
     }
+}
+
+/// Pulls `lever` on the rollout under way to `expected`; what was patched, in words (and
+/// the action's `to`).
+pub async fn lever(
+    client: &Client,
+    objects: &ServiceObjects,
+    lever: RolloutLever,
+    expected: u32,
+    full: bool,
+) -> Result<(String, String), Refusal> {
+    let now = current(client, objects).await?;
+    let object = now.object();
+    let state = if now.stalled {
+        "stalled"
+    } else if now.rollout_paused {
+        "paused"
+    } else {
+        "running"
+    };
+    let refuse = |why: String| {
+        Err(precondition_failed(
+            why,
+            serde_json::json!({
+                "revision": now.revision,
+                "rollout": now.waves.map(|_| state),
+            }),
+        ))
+    };
+    if now.waves.is_none() {
+        return refuse(format!(
+            "no rollout is under way on {object} (it is at revision {})",
+            now.revision
+        ));
+    }
+    if now.revision != expected {
+        return refuse(format!(
+            "the rollout under way on {object} is to revision {}, not {expected}",
+            now.revision
+        ));
+    }
+    let why_not = match lever {
+        RolloutLever::Pause if now.rollout_paused => Some("it is already paused"),
+        RolloutLever::Pause if now.stalled => {
+            Some("it is stalled, so there is no wave to hold back: abort or roll back")
+        }
+        RolloutLever::Resume if !now.rollout_paused => Some("it is not paused"),
+        RolloutLever::Promote if now.stalled => {
+            Some("it is stalled: its wave cannot move, so promoting cannot help")
+        }
+        RolloutLever::Abort if now.kind == WorkloadKind::Rollout && !now.abortable => {
+            Some("it is already aborted")
+        }
+        _ => None,
+    };
+    if let Some(why) = why_not {
+        return refuse(format!(
+            "cannot {} the rollout of {object} to revision {}: {why}",
+            lever.as_str(),
+            now.revision
+        ));
+    }
+    let rv = now.resource_version.clone();
+    let test =
+        serde_json::json!({ "op": "test", "path": "/metadata/resourceVersion", "value": rv });
+    // (patch of the object or of its status, the operations, what it did, the action's `to`)
+    let (status, ops, done, to): (bool, Vec<serde_json::Value>, &str, String) =
+        match (now.kind, lever) {
+            (_, RolloutLever::Pause) => (
+                false,
+                vec![serde_json::json!({ "op": "add", "path": "/spec/paused", "value": true })],
+                "spec.paused set",
+                "paused".into(),
+            ),
+            (WorkloadKind::Deployment, RolloutLever::Resume) => (
+                false,
+                vec![serde_json::json!({ "op": "add", "path": "/spec/paused", "value": false })],
+                "spec.paused cleared",
+                "running".into(),
+            ),
+            (WorkloadKind::Deployment, RolloutLever::Abort | RolloutLever::Promote) => {
+                return Err(refusal(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "not_implemented",
+                    format!(
+                        "a Deployment has no {} (it rolls every replica in one go): roll {object} back instead",
+                        if lever == RolloutLever::Abort { "abort" } else { "promotion" }
+                    ),
+                ))
+            }
+            // Argo: a manual pause is spec.paused; a pause step holds in pauseConditions.
+            (WorkloadKind::Rollout, RolloutLever::Resume) if now.argo_spec_paused => (
+                false,
+                vec![serde_json::json!({ "op": "add", "path": "/spec/paused", "value": false })],
+                "spec.paused cleared",
+                "running".into(),
+            ),
+            (WorkloadKind::Rollout, RolloutLever::Resume) => (
+                true,
+                vec![serde_json::json!({ "op": "add", "path": "/status/pauseConditions", "value": null })],
+                "its pause step released (status.pauseConditions cleared)",
+                "running".into(),
+            ),
+            (WorkloadKind::Rollout, RolloutLever::Abort) => (
+                true,
+                vec![serde_json::json!({ "op": "add", "path": "/status/abort", "value": true })],
+                "status.abort set: the stable ReplicaSet takes the traffic back",
+                now.stable_revision
+                    .map_or_else(|| "stable".to_owned(), |r| r.to_string()),
+            ),
+            (WorkloadKind::Rollout, RolloutLever::Promote) if full => (
+                true,
+                vec![serde_json::json!({ "op": "add", "path": "/status/promoteFull", "value": true })],
+                "status.promoteFull set: every remaining step now",
+                crate::protocol::actions::PROMOTE_ALL.into(),
+            ),
+            (WorkloadKind::Rollout, RolloutLever::Promote) => (
+                true,
+                vec![
+                    serde_json::json!({ "op": "add", "path": "/status/pauseConditions", "value": null }),
+                    serde_json::json!({ "op": "add", "path": "/status/currentStepIndex", "value": now.step_index + 1 }),
+                ],
+                "moved past its current step (status.currentStepIndex)",
+                crate::protocol::actions::PROMOTE_NEXT.into(),
+            ),
+        };
+    if now.kind == WorkloadKind::Rollout && lever == RolloutLever::Promote && now.argo_spec_paused {
+        // A manual pause would hold the promoted step too: lift it first, as Argo's CLI does.
+        return Err(refuse_manual_pause(&object));
+    }
+    let patch = json_patch(std::iter::once(test).chain(ops).collect())?;
+    let result = match (now.kind, status) {
+        (WorkloadKind::Deployment, _) => {
+            Api::<Deployment>::namespaced(client.clone(), &now.namespace)
+                .patch(&now.name, &PatchParams::default(), &patch)
+                .await
+                .map(drop)
+        }
+        (WorkloadKind::Rollout, false) => argo_rollouts(client, &now.namespace)
+            .patch(&now.name, &PatchParams::default(), &patch)
+            .await
+            .map(drop),
+        (WorkloadKind::Rollout, true) => argo_rollouts(client, &now.namespace)
+            .patch_status(&now.name, &PatchParams::default(), &patch)
+            .await
+            .map(drop),
+    };
+    match result {
+        Ok(()) => Ok((
+            format!("patched {object} (resourceVersion {rv}): {done}"),
+            to,
+        )),
+        Err(e) if changed_meanwhile(&e) => Err(precondition_failed(
+            format!(
+                "{object} changed while the {} was sent: nothing was done",
+                lever.as_str()
+            ),
+            serde_json::json!({ "revision": now.revision }),
+        )),
+        Err(e) => Err(unavailable(&format!("the patch of {object}"), e)),
+    }
+}
+
+fn refuse_manual_pause(object: &str) -> Refusal {
+    precondition_failed(
+        format!("{object} is paused by hand (spec.paused): resume it, then promote"),
+        serde_json::json!({ "rollout": "paused" }),
+    )
 }
 
 /// (resourceVersion, the rule/backend positions of each configured region, the weights

@@ -5,7 +5,7 @@ import type { ActionState } from "./ActionState";
 /**
  * An action as the console shows it. The idempotency key never leaves Rust.
  */
-export type ActionRecord = { id: string, incidentId: number, clusterId: number, kind: "rollback" | "failover" | "silence", service: string, target: string, from: string, to: string, preview: ActionPreview, state: ActionState, proposedBy: string, confirmedBy: string | null, reason: string | null, sendAfterMs: number | null, remoteId: string | null, error: string | null, succeededMs: number | null, verification: string | null, createdMs: number, updatedMs: number, 
+export type ActionRecord = { id: string, incidentId: number, clusterId: number, kind: "rollback" | "failover" | "silence" | "pause_rollout" | "resume_rollout" | "abort_rollout" | "promote_rollout", service: string, target: string, from: string, to: string, preview: ActionPreview, state: ActionState, proposedBy: string, confirmedBy: string | null, reason: string | null, sendAfterMs: number | null, remoteId: string | null, error: string | null, succeededMs: number | null, verification: string | null, createdMs: number, updatedMs: number, 
 /**
  * Why the desk cannot move this action on right now ("stuck, retrying: …"), when it
  * cannot: filled in by the desk that drives it, never stored.

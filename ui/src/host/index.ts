@@ -9,6 +9,7 @@ import type { Answer } from '../bindings/Answer';
 import type { Library } from '../bindings/Library';
 import type { Match } from '../bindings/Match';
 import type { RunRecord } from '../bindings/RunRecord';
+import type { RolloutState } from '../bindings/RolloutState';
 import type { ConsoleUpdate } from '../bindings/ConsoleUpdate';
 import type { Diagnostics } from '../bindings/Diagnostics';
 import type { FeedFilter } from '../bindings/FeedFilter';
@@ -34,6 +35,10 @@ import type { Selection } from '../bindings/Selection';
 import type { TimelineFilter } from '../bindings/TimelineFilter';
 
 export type ReportFormat = 'md' | 'html' | 'json';
+/** The actions proposed from the Act column (a silence is proposed from its alert's entry). */
+export type ProposedKind = Exclude<ActionRecord['kind'], 'silence'>;
+/** What the person chose beyond the kind: a rollback's revision, a promotion of every wave. */
+export type Choice = { toRevision?: number; full?: boolean };
 export type KeyMomentName = 'impact_began' | 'detected' | 'acknowledged' | 'mitigated' | 'resolved';
 
 export interface Host {
@@ -48,8 +53,13 @@ export interface Host {
   eventFeed(filter: FeedFilter, page: FeedPageRequest): Promise<FeedPage>;
   rawEvent(seq: number): Promise<RawEvent>;
   diagnostics(): Promise<Diagnostics>;
-  /** Rust resolves what the action does; the page names only the incident and the kind. */
-  proposeAction(incidentId: number, kind: 'rollback' | 'failover'): Promise<ActionRecord>;
+  /**
+   * Rust resolves what the action does; the page names the incident, the kind and at most a
+   * revision to roll back to or that a promotion runs every remaining wave.
+   */
+  proposeAction(incidentId: number, kind: ProposedKind, choice?: Choice): Promise<ActionRecord>;
+  /** The incident's deployment now: the rollout under way and the revisions with their record. */
+  rolloutState(incidentId: number): Promise<RolloutState>;
   /** Proposes silencing the alert of a timeline entry for 1 h (Rust reads the alert). */
   proposeSilence(incidentId: number, entryId: number): Promise<ActionRecord>;
   incidentActions(incidentId: number): Promise<ActionRecord[]>;
@@ -152,7 +162,9 @@ export const tauriHost: Host = {
   eventFeed: (filter, page) => call('event_feed', { filter, page }),
   rawEvent: (seq) => call('raw_event', { seq }),
   diagnostics: () => call('diagnostics'),
-  proposeAction: (incidentId, kind) => call('propose_action', { incidentId, kind }),
+  proposeAction: (incidentId, kind, choice) =>
+    call('propose_action', { incidentId, kind, toRevision: choice?.toRevision ?? null, full: choice?.full ?? null }),
+  rolloutState: (incidentId) => call('rollout_state', { incidentId }),
   proposeSilence: (incidentId, entryId) => call('propose_silence', { incidentId, entryId }),
   incidentActions: (incidentId) => call('incident_actions', { incidentId }),
   confirmAction: (id, reason, typedName) => call('confirm_action', { id, reason, typedName }),
