@@ -31,6 +31,10 @@ pub struct Cli {
     #[arg(long, default_value_t = 1.0, hide = true)]
     pub demo_speed: f64,
 
+    /// Another scenario for --demo, a name or a TOML file (tests use slowed-down variants).
+    #[arg(long, hide = true, value_name = "SCENARIO")]
+    pub demo_scenario: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -311,7 +315,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = DataDir::resolve(cli.data_dir)?;
     let _log_guard = crate::logging::init(&data_dir.logs());
     match cli.command {
-        None => open_window(data_dir, cli.demo.then_some(cli.demo_speed)),
+        None => open_window(
+            data_dir,
+            cli.demo
+                .then(|| (cli.demo_speed, cli.demo_scenario.clone())),
+        ),
         Some(command) => {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -488,20 +496,21 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
 }
 
 #[cfg(feature = "desktop")]
-fn open_window(data_dir: DataDir, demo_speed: Option<f64>) -> Result<ExitCode> {
+fn open_window(data_dir: DataDir, demo: Option<(f64, Option<String>)>) -> Result<ExitCode> {
     if let Some(why) = no_display() {
         eprintln!("firebreak: {why}: the console window cannot open. Run `firebreak --help` for the headless commands.");
         return Ok(ExitCode::from(2));
     }
-    let demo = demo_speed.map(|speed| crate::desktop::DemoOptions {
+    let demo = demo.map(|(speed, scenario)| crate::desktop::DemoOptions {
         speed: speed.max(0.01),
+        scenario,
     });
     crate::desktop::run(data_dir, demo)?;
     Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(not(feature = "desktop"))]
-fn open_window(_: DataDir, _: Option<f64>) -> Result<ExitCode> {
+fn open_window(_: DataDir, _: Option<(f64, Option<String>)>) -> Result<ExitCode> {
     eprintln!("firebreak: this build has no window (built without the `desktop` feature); see `firebreak --help`.");
     Ok(ExitCode::from(2))
 }
@@ -793,7 +802,7 @@ async fn watch(
     demo: bool,
 ) -> Result<()> {
     if demo {
-        let (sim, target) = crate::watch::start_demo(store, 1.0).await?;
+        let (sim, target) = crate::watch::start_demo(store, 1.0, None).await?;
         eprintln!("demo: the built-in simulator runs bad-model-rollout; an incident opens within a minute. Ctrl-C stops.");
         let result = crate::watch::run_targets(store, vec![target]).await;
         sim.shutdown();

@@ -22,6 +22,25 @@ pub enum QueryKind {
 pub enum StepAction {
     Rollback,
     Failover,
+    /// The rollout levers: on the rollout under way; skipped (saying why) when none is.
+    PauseRollout,
+    ResumeRollout,
+    AbortRollout,
+    PromoteRollout,
+}
+
+impl StepAction {
+    pub fn kind(self) -> crate::protocol::actions::ActionKind {
+        use crate::protocol::actions::ActionKind;
+        match self {
+            StepAction::Rollback => ActionKind::Rollback,
+            StepAction::Failover => ActionKind::Failover,
+            StepAction::PauseRollout => ActionKind::PauseRollout,
+            StepAction::ResumeRollout => ActionKind::ResumeRollout,
+            StepAction::AbortRollout => ActionKind::AbortRollout,
+            StepAction::PromoteRollout => ActionKind::PromoteRollout,
+        }
+    }
 }
 
 /// A branch arm: a condition on the query's value (`> 0.05`, `<= 3`) or, without an
@@ -64,12 +83,16 @@ pub enum Step {
         #[ts(optional)]
         next: Option<String>,
     },
-    /// A rollback or failover, through the same preview, confirmation and verification
-    /// as the incident view's buttons.
+    /// A rollback, failover or rollout lever, through the same preview, confirmation and
+    /// verification as the incident view's buttons.
     Action {
         id: String,
         title: String,
         action: StepAction,
+        /// A rollback's revision (else the one live before the rollout).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        to_revision: Option<u32>,
         #[serde(default)]
         detail: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]

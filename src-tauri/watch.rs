@@ -100,8 +100,12 @@ pub fn parse_cluster(
 /// a new demo world: incidents the previous demo run left open are resolved with a note
 /// (their world is gone), and the new simulator's stream identity makes the engine record
 /// from the start of its stream. The one path for the window and `watch --demo`.
-pub async fn start_demo(store: &Store, speed: f64) -> Result<(crate::sim::RunningSim, Target)> {
-    let sim = crate::sim::start_demo(speed).await?;
+pub async fn start_demo(
+    store: &Store,
+    speed: f64,
+    scenario: Option<&str>,
+) -> Result<(crate::sim::RunningSim, Target)> {
+    let sim = crate::sim::start_demo(speed, scenario).await?;
     let cluster = store
         .ensure_demo_cluster(&NewCluster {
             ca_file: None,

@@ -845,6 +845,28 @@ async fn the_rollout_levers_go_through_the_desk_with_their_guard_rails() {
     assert!(paused.verification.is_some(), "verified with figures");
     let d = support::cluster::get(&rig.sim, "/v1/deployments/llm-assistant-serving").await;
     assert_eq!(d["rollout"]["paused"], true);
+    // What the window shows: the paused rollout, and each revision's record. 41 served
+    // alone before the rollout (its samples since speak for a mix); 42 never did.
+    let state = rig.desk.rollout_state(incident.id).await.unwrap();
+    let r = state.rollout.clone().unwrap();
+    assert!(r.paused && !r.stalled, "{r:?}");
+    assert_eq!((r.to_revision, r.waves), (42, 8));
+    assert_eq!(
+        state
+            .revisions
+            .iter()
+            .map(|v| (v.revision, v.current))
+            .collect::<Vec<_>>(),
+        [(40, false), (41, false), (42, true)]
+    );
+    let r41 = &state.revisions[1];
+    assert!(r41.error_rate.unwrap() < 0.02, "{r41:?}");
+    assert!(
+        state.revisions[2].live_from_ms.is_none(),
+        "{:?}",
+        state.revisions[2]
+    );
+    assert_eq!(state.healthy, Some(false), "the bad wave is serving");
 
     // bo's proposal was made before the pause: its confirmation re-reads the cluster.
     let err = rig

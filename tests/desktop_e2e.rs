@@ -484,6 +484,89 @@ async fn one_rollback_clicked_through_in_the_window_is_verified_on_the_timeline(
     session.close().await;
 }
 
+/// bad-model-rollout slowed down (8 waves, a simulated minute apart) for the window, so its
+/// rollout is still under way when the incident opens.
+fn slow_bad_rollout(dir: &Path) -> std::path::PathBuf {
+    let text = firebreak::sim::Scenario::builtin_text("bad-model-rollout")
+        .unwrap()
+        .replace("waves = 4", "waves = 8")
+        .replace("wave_interval_s = 12", "wave_interval_s = 60");
+    let path = dir.join("slow-bad-rollout.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The engineer pauses the bad rollout from the Act column, through the preview and the
+/// system dialog, and the waves stop: the window shows it paused, and no wave lands while
+/// two more wave intervals pass.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_rollout_paused_in_the_window_stops_its_waves() {
+    let _window = ONE_WINDOW.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    quick_actions(data.path()).await;
+    let scenario = slow_bad_rollout(data.path());
+    let driver = Driver::start().await;
+    let session = driver
+        .session(
+            app(),
+            &[
+                "--demo".into(),
+                "--demo-speed".into(),
+                "10".into(),
+                "--demo-scenario".into(),
+                scenario.display().to_string(),
+                "--data-dir".into(),
+                data.path().display().to_string(),
+            ],
+        )
+        .await;
+    session.click_on("[data-testid=incident-row]").await;
+    let levers = session.wait_for("[data-testid=rollout-levers]").await;
+    wait_text(&session, &levers, "the rollout running", |t| {
+        t.contains("RUNNING") || t.contains("running")
+    })
+    .await;
+    session.click_on("[data-testid=propose-pause]").await;
+    let preview = session.wait_for("[data-testid=action-preview]").await;
+    let text = session.text(&preview).await;
+    assert!(
+        text.contains("Pause the rollout of llm-assistant-serving to revision 42"),
+        "{text}"
+    );
+    assert!(text.contains("no further waves"), "{text}");
+    session
+        .type_on("[data-testid=action-reason]", "errors climb with each wave")
+        .await;
+    session.screenshot("pause-preview").await;
+    session.click_on("[data-testid=action-confirm]").await;
+    answer_dialog("Confirm: Pause", "alt+p");
+
+    let levers = session.wait_for("[data-testid=rollout-levers]").await;
+    let paused = wait_text(&session, &levers, "the rollout paused", |t| {
+        t.contains("PAUSED") || t.contains("paused")
+    })
+    .await;
+    let waves = |t: &str| {
+        t.split("Wave ")
+            .nth(1)
+            .and_then(|w| w.split(' ').next())
+            .map(str::to_owned)
+    };
+    let at_pause = waves(&paused).expect("the wave shown");
+    // Two wave intervals (120 simulated seconds) later, still the same wave.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    let levers = session.wait_for("[data-testid=rollout-levers]").await;
+    let later = session.text(&levers).await;
+    assert_eq!(waves(&later).as_deref(), Some(at_pause.as_str()), "{later}");
+    let timeline = session.wait_for("[data-testid=timeline]").await;
+    wait_text(&session, &timeline, "the pause on the timeline", |t| {
+        t.contains("Succeeded: Pause the rollout")
+    })
+    .await;
+    session.screenshot("rollout-paused").await;
+    session.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn script_in_the_page_cannot_complete_a_rollback() {
     let _window = ONE_WINDOW.lock().await;
@@ -560,7 +643,17 @@ async fn a_runbook_walked_through_in_the_window_ends_with_the_incident_mitigated
     .await;
     session.click_on("[data-testid=runbook-start]").await;
 
-    // The first check asks for a finding.
+    // The first step would pause the rollout (another test's subject): skipped, saying why.
+    session.click_on("[data-testid=runbook-skip-open]").await;
+    session
+        .type_on(
+            "[data-testid=runbook-skip-reason]",
+            "the rollout is nearly done",
+        )
+        .await;
+    session.click_on("[data-testid=runbook-skip]").await;
+
+    // The next check asks for a finding.
     session
         .type_on(
             "[data-testid=runbook-finding]",

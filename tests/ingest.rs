@@ -356,7 +356,9 @@ async fn each_demo_run_on_one_data_dir_opens_its_own_incident() {
     let store = Store::open(&dir.path().join("firebreak.db")).await.unwrap();
     let mut opened = Vec::new();
     for run in 0..2 {
-        let (sim, target) = firebreak::watch::start_demo(&store, 30.0).await.unwrap();
+        let (sim, target) = firebreak::watch::start_demo(&store, 30.0, None)
+            .await
+            .unwrap();
         let cluster = target.cluster_id;
         let engine = Engine::start(store.clone(), vec![target], Arc::new(Recorder::default()))
             .await

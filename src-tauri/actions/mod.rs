@@ -132,6 +132,10 @@ pub enum DeskError {
     ReadOnly,
     #[error("{0}")]
     Refused(String),
+    /// The action does not apply to what the cluster is doing now (no rollout under way to
+    /// pause, say): nothing to confirm, and a runbook step can be passed over.
+    #[error("{0}")]
+    NotApplicable(String),
     #[error("the cluster's action API did not answer: {0}")]
     Unreachable(String),
 }

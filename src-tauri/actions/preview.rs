@@ -348,7 +348,7 @@ async fn plan_lever(
 ) -> Result<Plan> {
     let name = &deployment.name;
     let Some(rollout) = deployment.rollout.clone() else {
-        return Err(DeskError::Refused(format!(
+        return Err(DeskError::NotApplicable(format!(
             "no rollout is under way on {name} (it is at revision {}): there is nothing to {}",
             deployment.current_revision,
             lever.as_str()
@@ -413,7 +413,7 @@ async fn plan_lever(
         _ => None,
     };
     if let Some(why) = why_not {
-        return Err(DeskError::Refused(format!(
+        return Err(DeskError::NotApplicable(format!(
             "cannot {} the rollout of {name} to revision {to_rev}: {why}",
             lever.as_str()
         )));

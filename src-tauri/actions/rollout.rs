@@ -49,7 +49,8 @@ pub struct RevisionChoice {
     #[ts(type = "number")]
     pub created_ms: i64,
     /// The first and last recorded metrics of the service on its primary region while
-    /// most of its nodes ran this revision; none when the console never saw it serve.
+    /// most of its nodes ran this revision and no rollout was under way (a rollout's
+    /// samples speak for a mix); none when the console never saw it serve alone.
     #[ts(type = "number | null")]
     pub live_from_ms: Option<i64>,
     #[ts(type = "number | null")]
@@ -89,7 +90,15 @@ impl ActionDesk {
             .store
             .metric_samples(cluster_id, &service, i64::MIN, i64::MAX, SAMPLES)
             .await?;
-        let limit = super::ActionSettings::load(&self.store).await?.max_error_rate;
+        let rollouts = self.store.rollout_windows(cluster_id, &service).await?;
+        let settled = |at: i64| {
+            !rollouts
+                .iter()
+                .any(|(from, to)| at >= *from && to.is_none_or(|to| at <= to))
+        };
+        let limit = super::ActionSettings::load(&self.store)
+            .await?
+            .max_error_rate;
         let healthy = samples
             .iter()
             .rev()
@@ -101,7 +110,7 @@ impl ActionDesk {
             .map(|r| {
                 let served: Vec<_> = samples
                     .iter()
-                    .filter(|m| m.primary && m.revision == r.revision)
+                    .filter(|m| m.primary && m.revision == r.revision && settled(m.seq))
                     .collect();
                 let n = served.len() as f64;
                 RevisionChoice {

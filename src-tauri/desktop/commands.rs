@@ -234,7 +234,9 @@ impl From<DeskError> for IpcError {
         match e {
             DeskError::Store(e) => e.into(),
             DeskError::ReadOnly => IpcError::new(ErrorCode::ReadOnly, e.to_string()),
-            DeskError::Refused(_) => IpcError::new(ErrorCode::Refused, e.to_string()),
+            DeskError::Refused(_) | DeskError::NotApplicable(_) => {
+                IpcError::new(ErrorCode::Refused, e.to_string())
+            }
             DeskError::Unreachable(_) => IpcError::new(ErrorCode::Unreachable, e.to_string()),
         }
     }

@@ -41,6 +41,8 @@ pub struct Console {
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub speed: f64,
+    /// Another scenario than bad-model-rollout (tests use slowed-down variants).
+    pub scenario: Option<String>,
 }
 
 impl Console {
@@ -333,7 +335,8 @@ fn start_demo(
 ) {
     tauri::async_runtime::spawn(async move {
         let started = async {
-            let (sim, target) = crate::watch::start_demo(&store, demo.speed).await?;
+            let (sim, target) =
+                crate::watch::start_demo(&store, demo.speed, demo.scenario.as_deref()).await?;
             desk.tokens().set(target.cluster_id, &sim.token);
             watchlist.engine().watch(target).await?;
             anyhow::Ok(sim)

@@ -28,7 +28,8 @@ pub struct MeanTimes {
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
 pub struct Remediation {
-    /// `rollback`, `failover` or `silence`.
+    /// `rollback`, `failover`, `silence` or a rollout lever (`pause_rollout`,
+    /// `resume_rollout`, `abort_rollout`, `promote_rollout`).
     pub kind: String,
     pub used: usize,
     pub succeeded: usize,

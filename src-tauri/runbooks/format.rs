@@ -335,6 +335,23 @@ pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
         if step.title().trim().is_empty() {
             return Err(err(line, format!("step {:?} needs a title", step.id())));
         }
+        if let Step::Action {
+            action,
+            to_revision: Some(_),
+            ..
+        } = step
+        {
+            if *action != StepAction::Rollback {
+                return Err(err(
+                    line_of(text, "to_revision:", line),
+                    format!(
+                        "step {:?}: `to_revision` names the revision a rollback goes to; a {} has none",
+                        step.id(),
+                        action.kind().noun()
+                    ),
+                ));
+            }
+        }
         lines_of.push(line);
     }
     let query_ids: HashSet<&str> = fm

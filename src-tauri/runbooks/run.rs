@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use crate::actions::ActionDesk;
 use crate::incident::IncidentStatus;
-use crate::protocol::actions::ActionKind;
-use crate::runbooks::format::{Condition, QueryKind, Step, StepAction};
+use crate::runbooks::format::{Condition, QueryKind, Step};
 use crate::runbooks::Runbook;
 use crate::store::actions::ActionState;
 use crate::store::runs::{Recorded, RunRecord};
@@ -356,18 +355,38 @@ impl Runner {
                 )
                 .await?;
             }
-            (Step::Action { action, .. }, Answer::Propose) => {
+            (
+                Step::Action {
+                    action,
+                    to_revision,
+                    ..
+                },
+                Answer::Propose,
+            ) => {
                 if run.waiting_action.is_some() {
                     return Ok(run);
                 }
-                let kind = match action {
-                    StepAction::Rollback => ActionKind::Rollback,
-                    StepAction::Failover => ActionKind::Failover,
+                let choice = crate::actions::Choice {
+                    to_revision: *to_revision,
+                    full: false,
                 };
-                let proposal = self.desk.propose(run.incident_id, kind, author).await?;
-                self.store
-                    .set_waiting_action(run_id, step_id, &proposal.id)
-                    .await?;
+                match self
+                    .desk
+                    .propose_with(run.incident_id, action.kind(), choice, author)
+                    .await
+                {
+                    Ok(proposal) => {
+                        self.store
+                            .set_waiting_action(run_id, step_id, &proposal.id)
+                            .await?;
+                    }
+                    // A lever on a rollout that is over (or already paused): the step has
+                    // nothing to do, and the run says so and goes on.
+                    Err(crate::actions::DeskError::NotApplicable(why)) => {
+                        record("skipped", format!("skipped: {why}."), next).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             _ => {
                 return Err(RunError::Refused(format!(

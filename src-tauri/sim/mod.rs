@@ -160,10 +160,14 @@ impl RunningSim {
     }
 }
 
-/// The demo: bad-model-rollout on a loopback port with a fresh random token, in real time.
-pub async fn start_demo(speed: f64) -> Result<RunningSim> {
+/// The demo: bad-model-rollout (or `scenario`, a name or a TOML file) on a loopback port
+/// with a fresh random token, in real time unless `speed` says otherwise.
+pub async fn start_demo(speed: f64, scenario: Option<&str>) -> Result<RunningSim> {
     let token = uuid::Uuid::new_v4().simple().to_string();
-    let mut opts = SimOptions::new(Scenario::load("bad-model-rollout")?, token);
+    let mut opts = SimOptions::new(
+        Scenario::load(scenario.unwrap_or("bad-model-rollout"))?,
+        token,
+    );
     opts.cluster = "demo".into();
     opts.speed = speed;
     opts.seed = Utc::now().timestamp() as u64;

@@ -9,6 +9,8 @@ use super::{Result, Store};
 /// One `service.metrics` event, as received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricSample {
+    /// The event's place in the store (its order of arrival).
+    pub seq: i64,
     pub received_ms: i64,
     pub region: String,
     pub primary: bool,
@@ -18,10 +20,11 @@ pub struct MetricSample {
     pub requests_per_s: f64,
 }
 
-fn sample(received_ms: i64, raw: &str) -> Option<MetricSample> {
+fn sample(seq: i64, received_ms: i64, raw: &str) -> Option<MetricSample> {
     let v: Value = serde_json::from_str(raw).ok()?;
     let d = v.get("data")?;
     Some(MetricSample {
+        seq,
         received_ms,
         region: d.get("region")?.as_str()?.to_owned(),
         primary: d.get("primary")?.as_bool()?,
@@ -52,8 +55,8 @@ impl Store {
         to_ms: i64,
         limit: i64,
     ) -> Result<Vec<MetricSample>> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT received_ms, raw FROM events WHERE cluster_id = ? AND service = ? \
+        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+            "SELECT seq, received_ms, raw FROM events WHERE cluster_id = ? AND service = ? \
              AND type = 'dev.firebreak.service.metrics' AND received_ms BETWEEN ? AND ? \
              ORDER BY seq DESC LIMIT ?",
         )
@@ -66,7 +69,7 @@ impl Store {
         .await?;
         let mut samples: Vec<MetricSample> = rows
             .iter()
-            .filter_map(|(at, raw)| sample(*at, raw))
+            .filter_map(|(seq, at, raw)| sample(*seq, *at, raw))
             .collect();
         samples.reverse();
         Ok(samples)
@@ -84,6 +87,52 @@ impl Store {
             .metric_samples(cluster_id, service, i64::MIN, i64::MAX, scan)
             .await?;
         Ok(samples.into_iter().rev().find(|s| keep(s)))
+    }
+
+    /// When rollouts of a service were under way, oldest first: from each
+    /// `rollout.started` to the next `rollout.completed` or `rollout.failed`, or to a
+    /// rollback's `model.version_changed` (open-ended while one runs). Metrics recorded
+    /// inside one speak for a mix of revisions. As ranges of `seq` (the order of arrival,
+    /// which a burst of catching up does not blur as arrival times would).
+    pub async fn rollout_windows(
+        &self,
+        cluster_id: i64,
+        service: &str,
+    ) -> Result<Vec<(i64, Option<i64>)>> {
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT seq, type, raw FROM events WHERE cluster_id = ? AND service = ? \
+             AND type IN ('dev.firebreak.rollout.started', 'dev.firebreak.rollout.completed', \
+             'dev.firebreak.rollout.failed', 'dev.firebreak.model.version_changed') \
+             ORDER BY seq LIMIT 10000",
+        )
+        .bind(cluster_id)
+        .bind(service)
+        .fetch_all(self.reader())
+        .await?;
+        let mut windows: Vec<(i64, Option<i64>)> = Vec::new();
+        for (at, ty, raw) in rows {
+            let open = windows.last().is_some_and(|(_, end)| end.is_none());
+            match ty.as_str() {
+                "dev.firebreak.rollout.started" if !open => windows.push((at, None)),
+                "dev.firebreak.rollout.completed" | "dev.firebreak.rollout.failed" if open => {
+                    if let Some(w) = windows.last_mut() {
+                        w.1 = Some(at);
+                    }
+                }
+                "dev.firebreak.model.version_changed" if open => {
+                    let rollback = serde_json::from_str::<Value>(&raw)
+                        .ok()
+                        .is_some_and(|v| v["data"]["cause"] == "rollback");
+                    if rollback {
+                        if let Some(w) = windows.last_mut() {
+                            w.1 = Some(at);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(windows)
     }
 
     /// The revision a deployment ran before the newest rollout to `revision` began.

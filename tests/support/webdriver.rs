@@ -225,13 +225,26 @@ impl Session {
         self.type_into(&element, text).await;
     }
 
+    /// Clicks the element as a pointer would. One that is out of view (a long Act column)
+    /// is scrolled into view and clicked again; a click the driver still refuses fails the
+    /// test with the driver's reason rather than passing unnoticed.
     pub async fn click(&self, element: &str) {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{element}/click"),
-            Some(json!({})),
+        let path = format!("/element/{element}/click");
+        let click = || self.call(reqwest::Method::POST, &path, Some(json!({})));
+        let v = click().await;
+        if v.get("error").is_none() {
+            return;
+        }
+        self.execute(
+            "arguments[0].scrollIntoView({block: 'center'})",
+            json!([{ ELEMENT_KEY: element }]),
         )
         .await;
+        let again = click().await;
+        assert!(
+            again.get("error").is_none(),
+            "the click was refused: {again}"
+        );
     }
 
     pub async fn type_into(&self, element: &str, text: &str) {

@@ -6,7 +6,8 @@
 export type RevisionChoice = { revision: number, modelVersion: string, createdMs: number, 
 /**
  * The first and last recorded metrics of the service on its primary region while
- * most of its nodes ran this revision; none when the console never saw it serve.
+ * most of its nodes ran this revision and no rollout was under way (a rollout's
+ * samples speak for a mix); none when the console never saw it serve alone.
  */
 liveFromMs: number | null, liveToMs: number | null, 
 /**

@@ -7,4 +7,8 @@ import type { StepAction } from "./StepAction";
  * One step. After a step, the run goes on with `next` (a step id or `end`), or else
  * with the step below it.
  */
-export type Step = { "kind": "check", id: string, title: string, detail: string, finding: boolean, next?: string, } | { "kind": "query", id: string, title: string, query: QueryKind, window_min: number, detail: string, next?: string, } | { "kind": "action", id: string, title: string, action: StepAction, detail: string, next?: string, } | { "kind": "branch", id: string, title: string, on?: string, when: Array<Arm>, otherwise?: string, };
+export type Step = { "kind": "check", id: string, title: string, detail: string, finding: boolean, next?: string, } | { "kind": "query", id: string, title: string, query: QueryKind, window_min: number, detail: string, next?: string, } | { "kind": "action", id: string, title: string, action: StepAction, 
+/**
+ * A rollback's revision (else the one live before the rollout).
+ */
+to_revision?: number, detail: string, next?: string, } | { "kind": "branch", id: string, title: string, on?: string, when: Array<Arm>, otherwise?: string, };
