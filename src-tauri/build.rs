@@ -15,6 +15,7 @@ fn main() {
             "propose_action",
             "propose_silence",
             "rollout_state",
+            "fleet_board",
             "incident_actions",
             "confirm_action",
             "cancel_action",

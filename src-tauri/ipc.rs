@@ -129,6 +129,7 @@ pub mod bindings {
         crate::store::actions::ActionRecord::export_all(&cfg)?;
         crate::actions::ActionSettings::export_all(&cfg)?;
         crate::actions::rollout::RolloutState::export_all(&cfg)?;
+        crate::store::fleet::FleetBoard::export_all(&cfg)?;
         crate::runbooks::Library::export_all(&cfg)?;
         crate::runbooks::Match::export_all(&cfg)?;
         crate::store::runs::RunRecord::export_all(&cfg)?;

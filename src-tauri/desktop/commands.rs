@@ -32,6 +32,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         propose_action,
         propose_silence,
         rollout_state,
+        fleet_board,
         incident_actions,
         confirm_action,
         cancel_action,
@@ -263,6 +264,12 @@ async fn propose_action(
         .desk()?
         .propose_with(incident_id, kind, choice, &author)
         .await?)
+}
+
+/// The fleet at a glance, from what the store recorded (it reads the same offline).
+#[tauri::command]
+async fn fleet_board(console: State<'_, Console>) -> Reply<crate::store::fleet::FleetBoard> {
+    Ok(console.store()?.fleet_board().await?)
 }
 
 /// The incident's deployment now: the rollout under way and the revisions a rollback can

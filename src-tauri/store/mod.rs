@@ -21,6 +21,7 @@ mod bench;
 pub mod bundle;
 mod clusters;
 pub mod feed;
+pub mod fleet;
 mod incidents;
 pub mod ingest;
 pub mod review;

@@ -11,6 +11,8 @@ import type { WatchedCluster } from './bindings/WatchedCluster';
 import type { ConsoleUpdate } from './bindings/ConsoleUpdate';
 import type { ActionRecord } from './bindings/ActionRecord';
 import type { RolloutState } from './bindings/RolloutState';
+import type { FleetBoard } from './bindings/FleetBoard';
+import type { FleetCell } from './bindings/FleetCell';
 import type { RunRecord } from './bindings/RunRecord';
 import type { Answer } from './bindings/Answer';
 import type { ReviewData } from './bindings/ReviewData';
@@ -130,6 +132,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     rolloutState: async () => {
       throw new HostError('refused', 'no cluster in this fake');
     },
+    fleetBoard: async () => ({ clusters: [] }),
     confirmAction: async () => {
       throw new HostError('refused', 'no actions in this fake');
     },
@@ -473,7 +476,7 @@ describe('diagnostics', () => {
       errors: [{ source: '/home/ana/runbooks/db.md', line: 7, message: 'unknown variant `chek`' }],
     });
     render(App, { host });
-    await fireEvent.keyDown(window, { key: '3' });
+    await fireEvent.keyDown(window, { key: '4' });
     const table = await screen.findByTestId('quarantine');
     expect(screen.getByTestId('runbook-problems').textContent).toContain('/home/ana/runbooks/db.md:7 unknown variant `chek`');
     expect(table.textContent).toContain('not valid JSON: <b>expected value</b>');
@@ -945,5 +948,138 @@ describe('summit', () => {
     await fireEvent.click(screen.getByTestId('summit-export'));
     expect((await screen.findByTestId('summit-saved')).textContent).toContain('/home/ana/summit.md');
     expect(asked).toEqual([[{ by: 'incidents', ids: [2] }, 'md']]);
+  });
+});
+
+describe('fleet', () => {
+  function cell(region: string, over: Partial<FleetCell> = {}): FleetCell {
+    return {
+      region,
+      health: 'healthy',
+      reason: 'error rate 0.2 %, p99 2300 ms, no alert firing',
+      primary: false,
+      revision: 41,
+      errorRate: [0.002, 0.003, 0.002],
+      p99Ms: [2300, 2310, 2290],
+      queueDepth: [0, 0, 0],
+      requestsPerS: 190,
+      gpuUtilization: 0.6,
+      lastMs: Date.now(),
+      nodes: [],
+      pool: null,
+      poolNodesTotal: null,
+      anomaly: null,
+      alerts: [],
+      ...over,
+    };
+  }
+
+  const hostile = '<img src=x onerror="window.__pwned=1">';
+  function board(): FleetBoard {
+    return {
+      clusters: [
+        {
+          id: 1,
+          name: 'demo',
+          regions: ['eu-west', 'us-east'],
+          services: [
+            {
+              name: 'llm-assistant',
+              revision: 42,
+              modelVersion: 'assistant-13b-2026.11',
+              rollout: {
+                deployment: 'llm-assistant-serving', fromRevision: 41, toRevision: 42, modelVersion: 'assistant-13b-2026.11',
+                wave: 1, waves: 4, nodesUpdated: 4, nodesTotal: 16, nodesDraining: 4,
+                stalled: 'image pull queue saturated', pausedBy: null, waveSinceMs: Date.now() - 90_000,
+              },
+              cells: [
+                cell('eu-west'),
+                cell('us-east', {
+                  health: 'failing', primary: true, reason: 'critical alert firing: HighErrorRate; error rate 15.2 % over the 5 % SLO',
+                  errorRate: [0.01, 0.08, 0.152], revision: 41,
+                  nodes: [{ name: 'gpu-us-east-3', state: 'down', fault: 'gpu_error: XID 79' }], pool: 'gpu-a100', poolNodesTotal: 8,
+                  alerts: ['HighErrorRate'],
+                }),
+              ],
+              incident: { id: 7, title: 'llm-assistant errors', severity: 'critical', status: 'open', anomaly: false },
+            },
+            {
+              name: hostile,
+              revision: 18,
+              modelVersion: null,
+              rollout: null,
+              cells: [cell('eu-west', { primary: true, anomaly: 'Anomaly: p99 4.1 s, usually 0.4 s' }), cell('us-east', { health: 'unknown', errorRate: [], p99Ms: [], queueDepth: [], requestsPerS: null, gpuUtilization: null, revision: null })],
+              incident: null,
+            },
+          ],
+        },
+      ],
+    };
+  }
+
+  it('is the first tab and shows each cell, the rollout and the nodes as text', async () => {
+    const host = fakeHost([incident(7, { clusterId: 1, service: 'llm-assistant' })], { fleetBoard: async () => board() });
+    render(App, { host });
+    const tabs = await screen.findAllByRole('button', { name: /Fleet|Incidents|Events|Diagnostics|Settings/ });
+    expect(tabs[0].textContent).toBe('Fleet');
+    await fireEvent.keyDown(window, { key: '1' });
+    const cells = await screen.findAllByTestId('fleet-cell');
+    expect(cells.map((c) => c.dataset.health)).toEqual(['healthy', 'failing', 'healthy', 'unknown']);
+    expect(cells[1].title).toContain('HighErrorRate');
+    expect(cells[1].textContent).toContain('primary');
+    expect(cells[1].textContent).toContain('errors 15.2 %');
+    expect(cells[1].querySelector('[title^="gpu-us-east-3: down (gpu_error"]')).not.toBeNull();
+    expect(cells[1].querySelectorAll('.node').length).toBe(8);
+    expect(cells[2].textContent).toContain('anomaly');
+    const rollout = screen.getByTestId('fleet-rollout');
+    expect(rollout.textContent).toContain('r41 → r42: 4 of 16 nodes, 4 drained');
+    expect(rollout.textContent).toContain('STALLED');
+    expect(rollout.title).toContain('image pull queue saturated');
+    // Recorded names are text, never markup.
+    expect(document.querySelector('img[src=x]')).toBeNull();
+    expect(screen.getAllByTestId('fleet-row')[1].textContent).toContain(hostile);
+  });
+
+  it('opens the service incident from a cell, or its events when it has none', async () => {
+    const filters: unknown[] = [];
+    const host = fakeHost([incident(7, { clusterId: 1, service: 'llm-assistant' })], {
+      fleetBoard: async () => board(),
+      eventFeed: async (filter) => {
+        filters.push(filter);
+        return { events: [], unsearchable: 0 };
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-fleet'));
+    await fireEvent.click((await screen.findAllByTestId('fleet-cell'))[1].querySelector('button')!);
+    expect(await screen.findByTestId('timeline')).toBeTruthy();
+    await fireEvent.click(screen.getByTestId('tab-fleet'));
+    await fireEvent.click((await screen.findAllByTestId('fleet-cell'))[2].querySelector('button')!);
+    await waitFor(() => expect(filters.at(-1)).toMatchObject({ clusterId: 1, service: hostile }));
+  });
+
+  it('reads the board at most once a second however fast updates come', async () => {
+    let reads = 0;
+    let push: ((u: ConsoleUpdate) => void) | null = null;
+    const host = fakeHost([], {
+      fleetBoard: async () => {
+        reads += 1;
+        return board();
+      },
+      subscribe: async (on) => {
+        push = on;
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-fleet'));
+    await screen.findAllByTestId('fleet-cell');
+    await waitFor(() => expect(push).not.toBeNull());
+    const first = reads;
+    for (let i = 0; i < 50; i++) {
+      push!({ clusters: [], headSeq: i + 1, events: 100, opened: [], updated: [], recordingPaused: null } as unknown as ConsoleUpdate);
+    }
+    await new Promise((r) => setTimeout(r, 1_300));
+    expect(reads - first).toBeLessThanOrEqual(2);
+    expect(reads - first).toBeGreaterThanOrEqual(1);
   });
 });

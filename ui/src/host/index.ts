@@ -10,6 +10,7 @@ import type { Library } from '../bindings/Library';
 import type { Match } from '../bindings/Match';
 import type { RunRecord } from '../bindings/RunRecord';
 import type { RolloutState } from '../bindings/RolloutState';
+import type { FleetBoard } from '../bindings/FleetBoard';
 import type { ConsoleUpdate } from '../bindings/ConsoleUpdate';
 import type { Diagnostics } from '../bindings/Diagnostics';
 import type { FeedFilter } from '../bindings/FeedFilter';
@@ -60,6 +61,8 @@ export interface Host {
   proposeAction(incidentId: number, kind: ProposedKind, choice?: Choice): Promise<ActionRecord>;
   /** The incident's deployment now: the rollout under way and the revisions with their record. */
   rolloutState(incidentId: number): Promise<RolloutState>;
+  /** Every watched cluster's services × regions, as the store recorded them. */
+  fleetBoard(): Promise<FleetBoard>;
   /** Proposes silencing the alert of a timeline entry for 1 h (Rust reads the alert). */
   proposeSilence(incidentId: number, entryId: number): Promise<ActionRecord>;
   incidentActions(incidentId: number): Promise<ActionRecord[]>;
@@ -165,6 +168,7 @@ export const tauriHost: Host = {
   proposeAction: (incidentId, kind, choice) =>
     call('propose_action', { incidentId, kind, toRevision: choice?.toRevision ?? null, full: choice?.full ?? null }),
   rolloutState: (incidentId) => call('rollout_state', { incidentId }),
+  fleetBoard: () => call('fleet_board'),
   proposeSilence: (incidentId, entryId) => call('propose_silence', { incidentId, entryId }),
   incidentActions: (incidentId) => call('incident_actions', { incidentId }),
   confirmAction: (id, reason, typedName) => call('confirm_action', { id, reason, typedName }),
