@@ -496,9 +496,9 @@ fn slow_bad_rollout(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-/// The engineer pauses the bad rollout from the Act column, through the preview and the
-/// system dialog, and the waves stop: the window shows it paused, and no wave lands while
-/// two more wave intervals pass.
+/// The engineer pauses the bad rollout from the Fleet board, through the incident's
+/// preview and the system dialog, and the waves stop: the window shows it paused, no wave
+/// lands while two more wave intervals pass, and the board says who paused it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_rollout_paused_in_the_window_stops_its_waves() {
     let _window = ONE_WINDOW.lock().await;
@@ -526,7 +526,13 @@ async fn a_bad_rollout_paused_in_the_window_stops_its_waves() {
         t.contains("RUNNING") || t.contains("running")
     })
     .await;
-    session.click_on("[data-testid=propose-pause]").await;
+    // From the Fleet board: its Pause proposes through the incident and opens it.
+    session.click_on("[data-testid=tab-fleet]").await;
+    let board = session.wait_for("[data-testid=fleet-rollout]").await;
+    let text = session.text(&board).await;
+    assert!(text.contains("r41 → r42"), "{text}");
+    session.screenshot("fleet-rollout").await;
+    session.click_on("[data-testid=fleet-pause]").await;
     let preview = session.wait_for("[data-testid=action-preview]").await;
     let text = session.text(&preview).await;
     assert!(
@@ -564,6 +570,13 @@ async fn a_bad_rollout_paused_in_the_window_stops_its_waves() {
     })
     .await;
     session.screenshot("rollout-paused").await;
+    // The board says who paused it.
+    session.click_on("[data-testid=tab-fleet]").await;
+    let board = session.wait_for("[data-testid=fleet-rollout]").await;
+    wait_text(&session, &board, "the board showing the pause", |t| {
+        t.contains("paused by")
+    })
+    .await;
     session.close().await;
 }
 

@@ -1058,6 +1058,26 @@ describe('fleet', () => {
     await waitFor(() => expect(filters.at(-1)).toMatchObject({ clusterId: 1, service: hostile }));
   });
 
+  it('pauses a rollout from the board through its incident, whose Act column shows the proposal', async () => {
+    const asked: [number, string][] = [];
+    const running = board();
+    running.clusters[0].services[0].rollout!.stalled = null;
+    const host = fakeHost([incident(7, { clusterId: 1, service: 'llm-assistant' })], {
+      fleetBoard: async () => running,
+      proposeAction: async (id, kind) => {
+        asked.push([id, kind]);
+        throw new HostError('refused', 'no rollout is under way');
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-fleet'));
+    await fireEvent.click(await screen.findByTestId('fleet-pause'));
+    await waitFor(() => expect(asked).toEqual([[7, 'pause_rollout']]));
+    // Refused: the board says why and stays.
+    expect((await screen.findByRole('alert')).textContent).toContain('no rollout is under way');
+    expect(screen.getByTestId('fleet')).toBeTruthy();
+  });
+
   it('reads the board at most once a second however fast updates come', async () => {
     let reads = 0;
     let push: ((u: ConsoleUpdate) => void) | null = null;
