@@ -16,6 +16,7 @@ fn main() {
             "propose_silence",
             "rollout_state",
             "fleet_board",
+            "incident_changes",
             "incident_actions",
             "confirm_action",
             "cancel_action",

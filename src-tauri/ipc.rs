@@ -130,6 +130,7 @@ pub mod bindings {
         crate::actions::ActionSettings::export_all(&cfg)?;
         crate::actions::rollout::RolloutState::export_all(&cfg)?;
         crate::store::fleet::FleetBoard::export_all(&cfg)?;
+        crate::store::changes::Change::export_all(&cfg)?;
         crate::runbooks::Library::export_all(&cfg)?;
         crate::runbooks::Match::export_all(&cfg)?;
         crate::store::runs::RunRecord::export_all(&cfg)?;

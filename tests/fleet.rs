@@ -88,6 +88,50 @@ async fn the_board_shows_each_cell_from_the_store_and_the_same_after_a_restart()
     let primary = recs.cells.iter().find(|c| c.primary).unwrap();
     assert_eq!(primary.health, Health::Healthy, "{}", primary.reason);
 
+    // What changed: the rollout began before the incident opened; a pause by someone else
+    // (another tool) shows with who made it, newest first.
+    let (status, _) = support::cluster::post(
+        &sim,
+        "/v1/deployments/llm-assistant-serving/pause",
+        "p-1",
+        serde_json::json!({"expected_revision": 42, "actor": "bo", "reason": "holding the waves"}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    wait_for(
+        Duration::from_secs(30),
+        "the pause among the changes",
+        async || {
+            let changes = live.store.incident_changes(incident.id).await.unwrap();
+            changes
+                .first()
+                .is_some_and(|c| c.kind == "action" && c.who.as_deref() == Some("bo"))
+        },
+    )
+    .await;
+    let changes = live.store.incident_changes(incident.id).await.unwrap();
+    assert!(
+        changes[0]
+            .text
+            .starts_with("pause rollout 42 → paused succeeded"),
+        "{:?}",
+        changes[0]
+    );
+    assert!(!changes[0].before);
+    let began = changes
+        .iter()
+        .find(|c| {
+            c.text
+                .starts_with("Rollout of llm-assistant r41 → r42 began")
+        })
+        .unwrap_or_else(|| panic!("{changes:#?}"));
+    assert!(began.before, "the rollout began before the incident opened");
+    assert!(began.entry_id.is_some(), "linked to its timeline entry");
+    assert!(
+        changes.windows(2).all(|w| w[0].at_ms >= w[1].at_ms),
+        "newest first"
+    );
+
     // The app stops, the cluster goes away; the board reads the same from the store.
     live.engine.stop().await;
     let before = live.store.fleet_board().await.unwrap();

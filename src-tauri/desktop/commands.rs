@@ -33,6 +33,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         propose_silence,
         rollout_state,
         fleet_board,
+        incident_changes,
         incident_actions,
         confirm_action,
         cancel_action,
@@ -270,6 +271,16 @@ async fn propose_action(
 #[tauri::command]
 async fn fleet_board(console: State<'_, Console>) -> Reply<crate::store::fleet::FleetBoard> {
     Ok(console.store()?.fleet_board().await?)
+}
+
+/// What changed on the incident's service from an hour before it opened: rollouts, model
+/// versions, actions by anyone, newest first.
+#[tauri::command]
+async fn incident_changes(
+    console: State<'_, Console>,
+    incident_id: i64,
+) -> Reply<Vec<crate::store::changes::Change>> {
+    Ok(console.store()?.incident_changes(incident_id).await?)
 }
 
 /// The incident's deployment now: the rollout under way and the revisions a rollback can

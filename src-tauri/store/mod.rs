@@ -19,6 +19,7 @@ pub mod actions;
 pub mod audit;
 mod bench;
 pub mod bundle;
+pub mod changes;
 mod clusters;
 pub mod feed;
 pub mod fleet;

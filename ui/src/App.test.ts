@@ -133,6 +133,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
       throw new HostError('refused', 'no cluster in this fake');
     },
     fleetBoard: async () => ({ clusters: [] }),
+    incidentChanges: async () => [],
     confirmAction: async () => {
       throw new HostError('refused', 'no actions in this fake');
     },
@@ -1101,5 +1102,35 @@ describe('fleet', () => {
     await new Promise((r) => setTimeout(r, 1_300));
     expect(reads - first).toBeLessThanOrEqual(2);
     expect(reads - first).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('what changed', () => {
+  it('lists the changes on the service, newest first, with who, as text, linked to the timeline', async () => {
+    const hostile = '<img src=x onerror="window.__pwned=1">';
+    const entries: TimelineEntry[] = [
+      { id: 11, incidentId: 1, atMs: Date.now() - 60_000, kind: 'event', author: 'firebreak', body: 'Rollout started', amends: null, eventType: 'rollout.started' },
+    ];
+    const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
+      timeline: async (id, after) => entries.filter((e) => e.incidentId === id && e.id > (after?.id ?? 0)),
+      incidentChanges: async () => [
+        { atMs: Date.now() - 10_000, kind: 'action', text: `pause rollout 42 → paused succeeded (${hostile})`, who: 'bo', entryId: null, before: false },
+        { atMs: Date.now() - 60_000, kind: 'rollout', text: 'Rollout of llm-assistant r41 → r42 began (assistant-13b-2026.11, 4 waves)', who: null, entryId: 11, before: true },
+      ],
+    });
+    const scrolled: Element[] = [];
+    Element.prototype.scrollIntoView = function (this: Element) {
+      scrolled.push(this);
+    };
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    const items = await screen.findAllByTestId('change');
+    expect(items).toHaveLength(2);
+    expect(items[0].textContent).toContain('by bo');
+    expect(items[0].textContent).toContain(hostile);
+    expect(document.querySelector('img[src=x]')).toBeNull();
+    expect(items[1].textContent).toContain('before it opened');
+    await fireEvent.click(within(items[1]).getByTestId('change-entry'));
+    expect(scrolled.map((e) => e.getAttribute('data-entry-id'))).toEqual(['11']);
   });
 });

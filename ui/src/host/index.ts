@@ -11,6 +11,7 @@ import type { Match } from '../bindings/Match';
 import type { RunRecord } from '../bindings/RunRecord';
 import type { RolloutState } from '../bindings/RolloutState';
 import type { FleetBoard } from '../bindings/FleetBoard';
+import type { Change } from '../bindings/Change';
 import type { ConsoleUpdate } from '../bindings/ConsoleUpdate';
 import type { Diagnostics } from '../bindings/Diagnostics';
 import type { FeedFilter } from '../bindings/FeedFilter';
@@ -63,6 +64,8 @@ export interface Host {
   rolloutState(incidentId: number): Promise<RolloutState>;
   /** Every watched cluster's services × regions, as the store recorded them. */
   fleetBoard(): Promise<FleetBoard>;
+  /** Rollouts, model changes and actions on the incident's service, newest first. */
+  incidentChanges(incidentId: number): Promise<Change[]>;
   /** Proposes silencing the alert of a timeline entry for 1 h (Rust reads the alert). */
   proposeSilence(incidentId: number, entryId: number): Promise<ActionRecord>;
   incidentActions(incidentId: number): Promise<ActionRecord[]>;
@@ -169,6 +172,7 @@ export const tauriHost: Host = {
     call('propose_action', { incidentId, kind, toRevision: choice?.toRevision ?? null, full: choice?.full ?? null }),
   rolloutState: (incidentId) => call('rollout_state', { incidentId }),
   fleetBoard: () => call('fleet_board'),
+  incidentChanges: (incidentId) => call('incident_changes', { incidentId }),
   proposeSilence: (incidentId, entryId) => call('propose_silence', { incidentId, entryId }),
   incidentActions: (incidentId) => call('incident_actions', { incidentId }),
   confirmAction: (id, reason, typedName) => call('confirm_action', { id, reason, typedName }),
