@@ -1031,6 +1031,7 @@ describe('fleet', () => {
     expect(cells[1].textContent).toContain('errors 15.2 %');
     expect(cells[1].querySelector('[title^="gpu-us-east-3: down (gpu_error"]')).not.toBeNull();
     expect(cells[1].querySelectorAll('.node').length).toBe(8);
+    expect(within(cells[1]).getByTestId('fleet-nodes').textContent).toContain('gpu-a100: 1 down of 8');
     expect(cells[2].textContent).toContain('anomaly');
     const rollout = screen.getByTestId('fleet-rollout');
     expect(rollout.textContent).toContain('r41 → r42: 4 of 16 nodes, 4 drained');
