@@ -695,3 +695,86 @@ async fn alert_latency(dir: &std::path::Path, samples: usize) -> Result<()> {
     );
     Ok(())
 }
+
+/// The window's frame times on the Fleet view while the cluster sends `rate` events per
+/// second, beside the same window while the cluster is quiet, in the same run. The page
+/// measures the time between animation frames (`requestAnimationFrame`) for `seconds` and
+/// hands them back; a frame over 50 ms is one a person sees stutter. Needs a display and
+/// an OS keychain, as `bench memory` does.
+pub async fn frames(rate: u64, seconds: u32, data_dir: &std::path::Path) -> Result<()> {
+    anyhow::ensure!(
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some(),
+        "the frames benchmark opens the window: run it under a display (xvfb-run -a firebreak bench frames)"
+    );
+    let exe = std::env::current_exe()?;
+    let run = data_dir.join(format!("bench-frames-{}", std::process::id()));
+    let mut results = Vec::new();
+    for (label, r) in [("quiet cluster (baseline)", 0), ("storm", rate)] {
+        let sim = start_sim(r, 400_000).await?;
+        let dir = run.join(if r == 0 { "quiet" } else { "storm" });
+        let db = dir.join("firebreak.db");
+        let store = crate::store::Store::open(&db).await?;
+        let cluster = store
+            .add_cluster(&crate::store::NewCluster {
+                ca_file: None,
+                name: "bench".into(),
+                events_url: sim.events_url(),
+                actions_url: sim.actions_url(),
+            })
+            .await?;
+        let account = crate::secrets::new_account();
+        crate::secrets::save(&account, &sim.token).await?;
+        store.set_token_ref(cluster.id, Some(&account)).await?;
+        store.close().await;
+        let out = dir.join("frames.json");
+        let mut child = std::process::Command::new(&exe)
+            .arg("--data-dir")
+            .arg(&dir)
+            .env(
+                "FIREBREAK_BENCH_FRAMES",
+                format!("{seconds}:{}", out.display()),
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("start the console")?;
+        let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 60);
+        let text = loop {
+            if let Ok(text) = std::fs::read_to_string(&out) {
+                if !text.is_empty() {
+                    break text;
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                anyhow::bail!("the window did not report its frames within {seconds} s + 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let _ = child.wait();
+        let events = {
+            use sqlx::Connection;
+            let url = format!("sqlite://{}?mode=ro", db.display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await?;
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events")
+                .fetch_one(&mut conn)
+                .await?;
+            n
+        };
+        sim.shutdown();
+        let _ = crate::secrets::delete(&account).await;
+        let mut frames: Vec<f64> = serde_json::from_str(&text)?;
+        anyhow::ensure!(!frames.is_empty(), "the window measured no frames");
+        frames.sort_by(f64::total_cmp);
+        let at = |q: f64| frames[((frames.len() - 1) as f64 * q).round() as usize];
+        results.push((label, frames.len(), at(0.5), at(0.95), at(1.0), events));
+    }
+    let _ = std::fs::remove_dir_all(&run);
+    println!("frame times of the window on the Fleet view, {seconds} s each (ms between frames)");
+    for (label, n, p50, p95, max, events) in results {
+        println!(
+            "  {label:<26} p50 {p50:>6.1}  p95 {p95:>6.1}  max {max:>7.1}  ({n} frames; {events} events recorded)"
+        );
+    }
+    Ok(())
+}

@@ -17,6 +17,7 @@ fn main() {
             "rollout_state",
             "fleet_board",
             "incident_changes",
+            "bench_frames",
             "incident_actions",
             "confirm_action",
             "cancel_action",

@@ -244,6 +244,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 50_000)]
         rate: u64,
     },
+    /// The window's frame times on the Fleet view during an event storm, beside the same
+    /// window with the cluster quiet (needs a display and an OS keychain).
+    Frames {
+        /// Events per second the cluster sends during the storm.
+        #[arg(long, default_value_t = 5_000)]
+        rate: u64,
+        /// Seconds each window measures.
+        #[arg(long, default_value_t = 15)]
+        seconds: u32,
+    },
     /// The gateway: fan-out of its journal to 1, 10 and 50 subscribers beside the journal
     /// read alone; Alertmanager notification to an event committed in a console.
     Gateway {
@@ -409,6 +419,9 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         }
         Command::Bench(BenchCommand::Export { entries }) => {
             return crate::bench::export(entries, data_dir.root()).await
+        }
+        Command::Bench(BenchCommand::Frames { rate, seconds }) => {
+            return crate::bench::frames(rate, seconds.max(1), data_dir.root()).await
         }
         Command::Bench(BenchCommand::Memory { events, rate }) => {
             return crate::bench::memory(events, rate, data_dir.root()).await

@@ -100,6 +100,9 @@ pub struct AppInfo {
     pub author: String,
     /// Set when the store could not be opened; the UI shows it instead of the console.
     pub store_error: Option<IpcError>,
+    /// `firebreak bench frames` started this window: the page opens the Fleet view and
+    /// measures its frame times for this many seconds (never set otherwise).
+    pub bench_frames_s: Option<u32>,
 }
 
 /// Renders every IPC type's TypeScript file: (file name, contents), sorted by name.

@@ -34,6 +34,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         rollout_state,
         fleet_board,
         incident_changes,
+        bench_frames,
         incident_actions,
         confirm_action,
         cancel_action,
@@ -265,6 +266,24 @@ async fn propose_action(
         .desk()?
         .propose_with(incident_id, kind, choice, &author)
         .await?)
+}
+
+/// The frame times the page measured for `firebreak bench frames` (milliseconds between
+/// frames), written to the file the benchmark named; the window then closes. Refused in a
+/// window the benchmark did not start: the page names no path.
+#[tauri::command]
+fn bench_frames<R: tauri::Runtime>(app: tauri::AppHandle<R>, frames: Vec<f64>) -> Reply<()> {
+    let Some((_, path)) = super::bench_frames() else {
+        return Err(IpcError::new(
+            ErrorCode::Refused,
+            "this window is not measuring its frames",
+        ));
+    };
+    let text = serde_json::to_string(&frames).unwrap_or_default();
+    std::fs::write(&path, text)
+        .map_err(|e| IpcError::new(ErrorCode::Refused, format!("cannot write the frames: {e}")))?;
+    app.exit(0);
+    Ok(())
 }
 
 /// The fleet at a glance, from what the store recorded (it reads the same offline).

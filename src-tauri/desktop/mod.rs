@@ -138,6 +138,7 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
         database: db.display().to_string(),
         author,
         store_error: store.as_ref().err().cloned(),
+        bench_frames_s: bench_frames().map(|(s, _)| s),
     };
     let live = Arc::new(live::WindowSink::default());
     let (watchlist, desk) = match &store {
@@ -406,6 +407,14 @@ async fn confirm_natively<R: Runtime>(
         crate::protocol::actions::ActionKind::PromoteRollout => "_Promote rollout",
     };
     ask_natively(app, window, &format!("Confirm: {}", p.summary), text, verb).await
+}
+
+/// `FIREBREAK_BENCH_FRAMES=SECONDS:PATH`, set by `firebreak bench frames` on the window it
+/// starts: how long the page measures, and the file its frame times go to.
+pub(crate) fn bench_frames() -> Option<(u32, std::path::PathBuf)> {
+    let v = std::env::var("FIREBREAK_BENCH_FRAMES").ok()?;
+    let (s, path) = v.split_once(':')?;
+    Some((s.parse().ok()?, path.into()))
 }
 
 /// Text as the native dialog must receive it. On Linux the dialog library hands the

@@ -28,6 +28,7 @@ const info: AppInfo = {
   database: '/tmp/fb/firebreak.db',
   author: 'ana',
   storeError: null,
+  benchFramesS: null,
 };
 
 function incident(id: number, over: Partial<Incident> = {}): Incident {
@@ -134,6 +135,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     },
     fleetBoard: async () => ({ clusters: [] }),
     incidentChanges: async () => [],
+    benchFrames: async () => {},
     confirmAction: async () => {
       throw new HostError('refused', 'no actions in this fake');
     },

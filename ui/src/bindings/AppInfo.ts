@@ -12,4 +12,9 @@ author: string,
 /**
  * Set when the store could not be opened; the UI shows it instead of the console.
  */
-storeError: IpcError | null, };
+storeError: IpcError | null, 
+/**
+ * `firebreak bench frames` started this window: the page opens the Fleet view and
+ * measures its frame times for this many seconds (never set otherwise).
+ */
+benchFramesS: number | null, };

@@ -66,6 +66,8 @@ export interface Host {
   fleetBoard(): Promise<FleetBoard>;
   /** Rollouts, model changes and actions on the incident's service, newest first. */
   incidentChanges(incidentId: number): Promise<Change[]>;
+  /** `firebreak bench frames` only: the measured frame times (ms); the window then closes. */
+  benchFrames(frames: number[]): Promise<void>;
   /** Proposes silencing the alert of a timeline entry for 1 h (Rust reads the alert). */
   proposeSilence(incidentId: number, entryId: number): Promise<ActionRecord>;
   incidentActions(incidentId: number): Promise<ActionRecord[]>;
@@ -173,6 +175,7 @@ export const tauriHost: Host = {
   rolloutState: (incidentId) => call('rollout_state', { incidentId }),
   fleetBoard: () => call('fleet_board'),
   incidentChanges: (incidentId) => call('incident_changes', { incidentId }),
+  benchFrames: (frames) => call('bench_frames', { frames }),
   proposeSilence: (incidentId, entryId) => call('propose_silence', { incidentId, entryId }),
   incidentActions: (incidentId) => call('incident_actions', { incidentId }),
   confirmAction: (id, reason, typedName) => call('confirm_action', { id, reason, typedName }),
