@@ -887,6 +887,27 @@ async fn the_rollout_levers_go_through_the_desk_with_their_guard_rails() {
         .unwrap_err();
     assert!(again.to_string().contains("already paused"), "{again}");
 
+    // Resuming it is possible too, and the preview says what it spreads to.
+    let resume = rig
+        .desk
+        .propose(incident.id, ActionKind::ResumeRollout, "bo")
+        .await
+        .unwrap();
+    assert_eq!(
+        (resume.from.as_str(), resume.to.as_str()),
+        ("42", "running")
+    );
+    assert!(
+        resume
+            .preview
+            .warnings
+            .iter()
+            .any(|w| w.contains("resuming spreads it")),
+        "{:?}",
+        resume.preview.warnings
+    );
+    rig.desk.cancel(&resume.id, "bo").await.unwrap();
+
     // Promoting a bad rollout is possible, with the warning in the preview.
     let promote = rig
         .desk

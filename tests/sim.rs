@@ -439,6 +439,102 @@ async fn the_rollout_levers_pause_and_abort_a_bad_rollout_over_the_wire() {
     s.shutdown();
 }
 
+/// Each lever's endpoint: a stale revision is 409 with nothing done; the same key and
+/// body replays the first answer without acting again; another body under the key is 422.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_rollout_lever_acts_once_per_key_and_never_on_a_stale_revision() {
+    let scenarios = tempfile::tempdir().unwrap();
+    let text = firebreak::sim::Scenario::builtin_text("bad-model-rollout")
+        .unwrap()
+        .replace("wave_interval_s = 12", "wave_interval_s = 60");
+    let path = scenarios.path().join("slow.toml");
+    std::fs::write(&path, text).unwrap();
+    let s = sim(path.to_str().unwrap(), 10.0, |_| {}).await;
+    let d = "/v1/deployments/llm-assistant-serving";
+    // Until the rollout is under way.
+    for _ in 0..400 {
+        if !get(&s, d).await["rollout"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let wait_for_state = async |want: &str| {
+        for _ in 0..400 {
+            let r = get(&s, d).await["rollout"].clone();
+            let now = if r.is_null() {
+                "none"
+            } else if r["paused"] == true {
+                "paused"
+            } else {
+                "running"
+            };
+            if now == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the rollout never became {want}");
+    };
+    for (lever, then) in [
+        ("pause", "paused"),
+        ("resume", "running"),
+        ("promote", "running"),
+        ("abort", "none"),
+    ] {
+        let url = format!("{d}/{lever}");
+        let (status, body) = post(
+            &s,
+            &url,
+            &format!("stale-{lever}"),
+            json!({"expected_revision": 41, "actor": "ana", "reason": "stale"}),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (409, Some("precondition_failed")),
+            "{lever}: {body}"
+        );
+        let good = json!({"expected_revision": 42, "actor": "ana", "reason": lever});
+        let first = post(&s, &url, &format!("k-{lever}"), good.clone()).await;
+        assert_eq!(first.0, 202, "{lever}: {first:?}");
+        assert_eq!(first.1["kind"], format!("{lever}_rollout"));
+        assert_eq!(
+            post(&s, &url, &format!("k-{lever}"), good).await,
+            first,
+            "{lever}: replayed"
+        );
+        let other = post(
+            &s,
+            &url,
+            &format!("k-{lever}"),
+            json!({"expected_revision": 42, "actor": "bo", "reason": "other"}),
+        )
+        .await;
+        assert_eq!(other.0, 422, "{lever}");
+        wait_for_state(then).await;
+    }
+    let (_, sent) = s.sent();
+    let accepted: Vec<String> = sent
+        .iter()
+        .filter(|e| e.contains("dev.firebreak.action.accepted"))
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(e).unwrap();
+            v["data"]["kind"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        accepted,
+        [
+            "pause_rollout",
+            "resume_rollout",
+            "promote_rollout",
+            "abort_rollout"
+        ],
+        "one action per intent, none on a stale revision"
+    );
+    s.shutdown();
+}
+
 /// Folds alert events into which alerts of `service` are firing now.
 fn firing(events: &[firebreak::protocol::events::CloudEvent], service: &str) -> HashSet<String> {
     let mut on = HashSet::new();

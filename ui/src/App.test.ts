@@ -1080,6 +1080,27 @@ describe('fleet', () => {
     // Refused: the board says why and stays.
     expect((await screen.findByRole('alert')).textContent).toContain('no rollout is under way');
     expect(screen.getByTestId('fleet')).toBeTruthy();
+    // Running: no resume or promote.
+    expect(screen.queryByTestId('fleet-resume')).toBeNull();
+    expect(screen.queryByTestId('fleet-promote')).toBeNull();
+  });
+
+  it('offers promote on the board only for a paused rollout on a healthy service', async () => {
+    const paused = board();
+    paused.clusters[0].services[0].rollout!.stalled = null;
+    paused.clusters[0].services[0].rollout!.pausedBy = 'ana';
+    const host = fakeHost([incident(7, { clusterId: 1, service: 'llm-assistant' })], { fleetBoard: async () => paused });
+    const first = render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-fleet'));
+    expect(await screen.findByTestId('fleet-resume')).toBeTruthy();
+    expect(screen.queryByTestId('fleet-pause')).toBeNull();
+    expect(screen.queryByTestId('fleet-promote')).toBeNull();
+    expect(screen.getByTestId('fleet-rollout').textContent).toContain('paused by ana');
+    first.unmount();
+    paused.clusters[0].services[0].cells[1].health = 'healthy';
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-fleet'));
+    expect(await screen.findByTestId('fleet-promote')).toBeTruthy();
   });
 
   it('reads the board at most once a second however fast updates come', async () => {
