@@ -332,19 +332,7 @@ pub async fn memory(events: u64, rate: u64, data_dir: &std::path::Path) -> Resul
     let sim = start_sim(rate, 400_000).await?;
     let busy_dir = run.join("busy");
     let db = busy_dir.join("firebreak.db");
-    let store = crate::store::Store::open(&db).await?;
-    let cluster = store
-        .add_cluster(&crate::store::NewCluster {
-            ca_file: None,
-            name: "bench".into(),
-            events_url: sim.events_url(),
-            actions_url: sim.actions_url(),
-        })
-        .await?;
-    let account = crate::secrets::new_account();
-    crate::secrets::save(&account, &sim.token).await?;
-    store.set_token_ref(cluster.id, Some(&account)).await?;
-    store.close().await;
+    let account = watching(&db, &sim).await?;
 
     let busy = Window::open(&exe, &busy_dir)?;
     let started = Instant::now();
@@ -390,6 +378,25 @@ pub async fn memory(events: u64, rate: u64, data_dir: &std::path::Path) -> Resul
         recorded as f64 / took
     );
     Ok(())
+}
+
+/// A store at `db` that watches `sim` as cluster "bench", its token saved in the OS
+/// keychain as a user's would be; returns the keychain account (delete it afterwards).
+async fn watching(db: &std::path::Path, sim: &crate::sim::RunningSim) -> Result<String> {
+    let store = crate::store::Store::open(db).await?;
+    let cluster = store
+        .add_cluster(&crate::store::NewCluster {
+            ca_file: None,
+            name: "bench".into(),
+            events_url: sim.events_url(),
+            actions_url: sim.actions_url(),
+        })
+        .await?;
+    let account = crate::secrets::new_account();
+    crate::secrets::save(&account, &sim.token).await?;
+    store.set_token_ref(cluster.id, Some(&account)).await?;
+    store.close().await;
+    Ok(account)
 }
 
 /// The console as a child process, measured from outside as `ps` would.
@@ -713,19 +720,7 @@ pub async fn frames(rate: u64, seconds: u32, data_dir: &std::path::Path) -> Resu
         let sim = start_sim(r, 400_000).await?;
         let dir = run.join(if r == 0 { "quiet" } else { "storm" });
         let db = dir.join("firebreak.db");
-        let store = crate::store::Store::open(&db).await?;
-        let cluster = store
-            .add_cluster(&crate::store::NewCluster {
-                ca_file: None,
-                name: "bench".into(),
-                events_url: sim.events_url(),
-                actions_url: sim.actions_url(),
-            })
-            .await?;
-        let account = crate::secrets::new_account();
-        crate::secrets::save(&account, &sim.token).await?;
-        store.set_token_ref(cluster.id, Some(&account)).await?;
-        store.close().await;
+        let account = watching(&db, &sim).await?;
         let out = dir.join("frames.json");
         let mut child = std::process::Command::new(&exe)
             .arg("--data-dir")

@@ -793,18 +793,6 @@ async fn a_silence_from_an_alert_entry_goes_through_the_desk_once() {
     rig.stop().await;
 }
 
-/// bad-model-rollout slowed down (8 waves, one a simulated minute) so that its rollout is
-/// still under way when the incident opens.
-fn slow_bad_rollout(dir: &std::path::Path) -> String {
-    let text = firebreak::sim::Scenario::builtin_text("bad-model-rollout")
-        .unwrap()
-        .replace("waves = 4", "waves = 8")
-        .replace("wave_interval_s = 12", "wave_interval_s = 60");
-    let path = dir.join("slow-bad-rollout.toml");
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
 /// The rollout levers through the desk: a pause proposed with its preview, confirmed and
 /// verified; a second person's pause of the same rollout, proposed before, is refused at
 /// confirmation because it is already paused; a promotion's preview warns; a rollback can
@@ -812,7 +800,12 @@ fn slow_bad_rollout(dir: &std::path::Path) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rollout_levers_go_through_the_desk_with_their_guard_rails() {
     let scenarios = tempfile::tempdir().unwrap();
-    let rig = Rig::start(&slow_bad_rollout(scenarios.path()), quick(), |_| {}).await;
+    let rig = Rig::start(
+        &support::cluster::slow_bad_rollout(scenarios.path(), 8),
+        quick(),
+        |_| {},
+    )
+    .await;
     let incident = rig.incident("llm-assistant").await;
 
     let ana = rig

@@ -410,20 +410,22 @@ async fn quick_actions(data: &Path) {
     store.close().await;
 }
 
+/// The demo at ten times real speed, on `data`, with `more` arguments.
+async fn demo_window(driver: &Driver, data: &Path, more: &[String]) -> support::webdriver::Session {
+    let mut args = vec![
+        "--demo".into(),
+        "--demo-speed".into(),
+        "10".into(),
+        "--data-dir".into(),
+        data.display().to_string(),
+    ];
+    args.extend_from_slice(more);
+    driver.session(app(), &args).await
+}
+
 /// Opens the demo, waits for its incident and opens it.
 async fn demo_incident(driver: &Driver, data: &Path) -> support::webdriver::Session {
-    let session = driver
-        .session(
-            app(),
-            &[
-                "--demo".into(),
-                "--demo-speed".into(),
-                "10".into(),
-                "--data-dir".into(),
-                data.display().to_string(),
-            ],
-        )
-        .await;
+    let session = demo_window(driver, data, &[]).await;
     session.click_on("[data-testid=incident-row]").await;
     // Let a few waves of the bad rollout land, so the rollback has something to heal.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
@@ -484,18 +486,6 @@ async fn one_rollback_clicked_through_in_the_window_is_verified_on_the_timeline(
     session.close().await;
 }
 
-/// bad-model-rollout slowed down (8 waves, a simulated minute apart) for the window, so its
-/// rollout is still under way when the incident opens.
-fn slow_bad_rollout(dir: &Path) -> std::path::PathBuf {
-    let text = firebreak::sim::Scenario::builtin_text("bad-model-rollout")
-        .unwrap()
-        .replace("waves = 4", "waves = 8")
-        .replace("wave_interval_s = 12", "wave_interval_s = 60");
-    let path = dir.join("slow-bad-rollout.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// The engineer pauses the bad rollout from the Fleet board, through the incident's
 /// preview and the system dialog, and the waves stop: the window shows it paused, no wave
 /// lands while two more wave intervals pass, and the board says who paused it.
@@ -504,22 +494,9 @@ async fn a_bad_rollout_paused_in_the_window_stops_its_waves() {
     let _window = ONE_WINDOW.lock().await;
     let data = tempfile::tempdir().unwrap();
     quick_actions(data.path()).await;
-    let scenario = slow_bad_rollout(data.path());
+    let scenario = support::cluster::slow_bad_rollout(data.path(), 8);
     let driver = Driver::start().await;
-    let session = driver
-        .session(
-            app(),
-            &[
-                "--demo".into(),
-                "--demo-speed".into(),
-                "10".into(),
-                "--demo-scenario".into(),
-                scenario.display().to_string(),
-                "--data-dir".into(),
-                data.path().display().to_string(),
-            ],
-        )
-        .await;
+    let session = demo_window(&driver, data.path(), &["--demo-scenario".into(), scenario]).await;
     session.click_on("[data-testid=incident-row]").await;
     let levers = session.wait_for("[data-testid=rollout-levers]").await;
     wait_text(&session, &levers, "the rollout running", |t| {

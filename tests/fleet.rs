@@ -26,13 +26,8 @@ fn service<'a>(board: &'a firebreak::store::fleet::FleetBoard, name: &str) -> &'
 async fn the_board_shows_each_cell_from_the_store_and_the_same_after_a_restart() {
     // The bad rollout slowed down, so it is still under way when the board is read.
     let scenarios = tempfile::tempdir().unwrap();
-    let text = firebreak::sim::Scenario::builtin_text("bad-model-rollout")
-        .unwrap()
-        .replace("waves = 4", "waves = 8")
-        .replace("wave_interval_s = 12", "wave_interval_s = 60");
-    let path = scenarios.path().join("slow.toml");
-    std::fs::write(&path, text).unwrap();
-    let sim = support::cluster::sim(path.to_str().unwrap(), 10.0, |_| {}).await;
+    let path = support::cluster::slow_bad_rollout(scenarios.path(), 8);
+    let sim = support::cluster::sim(&path, 10.0, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("firebreak.db");
     let live = support::rig::live(&db, &sim, ActionSettings::default()).await;

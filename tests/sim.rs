@@ -444,12 +444,8 @@ async fn the_rollout_levers_pause_and_abort_a_bad_rollout_over_the_wire() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_rollout_lever_acts_once_per_key_and_never_on_a_stale_revision() {
     let scenarios = tempfile::tempdir().unwrap();
-    let text = firebreak::sim::Scenario::builtin_text("bad-model-rollout")
-        .unwrap()
-        .replace("wave_interval_s = 12", "wave_interval_s = 60");
-    let path = scenarios.path().join("slow.toml");
-    std::fs::write(&path, text).unwrap();
-    let s = sim(path.to_str().unwrap(), 10.0, |_| {}).await;
+    let path = support::cluster::slow_bad_rollout(scenarios.path(), 4);
+    let s = sim(&path, 10.0, |_| {}).await;
     let d = "/v1/deployments/llm-assistant-serving";
     // Until the rollout is under way.
     for _ in 0..400 {

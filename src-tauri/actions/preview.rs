@@ -158,14 +158,7 @@ pub async fn plan(
                     )))
                 }
             };
-            let model = |r: u32| {
-                deployment
-                    .revisions
-                    .iter()
-                    .find(|x| x.revision == r)
-                    .map(|x| x.model_version.clone())
-                    .unwrap_or_default()
-            };
+            let model = |r: u32| model_of(&deployment, r);
             if let Some(rollout) = &deployment.rollout {
                 warnings.push(format!(
                     "a rollout to revision {} is {} at wave {} of {}: the rollback stops it",
@@ -317,6 +310,16 @@ pub async fn plan(
     })
 }
 
+/// The model a revision of the deployment serves, as its history says ("" when unknown).
+fn model_of(deployment: &Deployment, revision: u32) -> String {
+    deployment
+        .revisions
+        .iter()
+        .find(|x| x.revision == revision)
+        .map(|x| x.model_version.clone())
+        .unwrap_or_default()
+}
+
 fn rollout_words(r: &RolloutView) -> String {
     let state = if r.stalled {
         "stalled"
@@ -370,14 +373,7 @@ async fn plan_lever(
                 .map(|r| r.revision)
                 .find(|r| *r < to_rev)
         });
-    let model = |r: u32| {
-        deployment
-            .revisions
-            .iter()
-            .find(|x| x.revision == r)
-            .map(|x| x.model_version.clone())
-            .unwrap_or_default()
-    };
+    let model = |r: u32| model_of(deployment, r);
     // How the new revision has served so far, and the service on its primary now.
     let new_seen = store
         .latest_sample(cluster.id, service, 2_000, |m| m.revision == to_rev)

@@ -23,6 +23,19 @@ pub async fn sim(
     firebreak::sim::start(opts).await.unwrap()
 }
 
+/// bad-model-rollout slowed down: `waves` waves a simulated minute apart, so its rollout
+/// is still under way when the incident opens. Written into `dir`; returns the path as the
+/// simulator (and `--demo-scenario`) take it.
+pub fn slow_bad_rollout(dir: &std::path::Path, waves: u32) -> String {
+    let text = Scenario::builtin_text("bad-model-rollout")
+        .unwrap()
+        .replace("waves = 4", &format!("waves = {waves}"))
+        .replace("wave_interval_s = 12", "wave_interval_s = 60");
+    let path = dir.join("slow-bad-rollout.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
 /// What a reader saw on one connection.
 #[derive(Default)]
 pub struct Seen {
