@@ -1,5 +1,5 @@
 # The two commands of the README's Quick start, and a few for development.
-.PHONY: run test deps ui bindings screenshot
+.PHONY: run test deps ui bindings screenshot package
 
 # Installs what is missing, builds, and opens the console on the built-in demo cluster.
 # Without a display it says so and runs the same demo headless, printing incidents.
@@ -20,6 +20,14 @@ test:
 
 ui:
 	cd ui && npm run build
+
+# Release packages for Linux (.deb and .rpm) with the Tauri bundler, into
+# target/release/bundle/. AppImage is configured but not built here: its tools are
+# downloaded at build time.
+package:
+	@bash .ci/deps.sh
+	@cd ui && npm run --silent build
+	@ui/node_modules/.bin/tauri build --bundles deb,rpm --config '{"build":{"beforeBuildCommand":""}}'
 
 # Regenerates ui/src/bindings (IPC types) and docs/protocol/schemas (event schemas) from Rust.
 bindings:

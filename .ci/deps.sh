@@ -18,9 +18,9 @@ if [ "$want_test" = 1 ]; then
   # xdotool: the end-to-end tests answer the native confirmation dialog as a person would.
   # prometheus, prometheus-alertmanager: real servers the simulator's metrics and the
   # shipped rules are tested against (tests/prometheus.rs); systemd: systemd-analyze
-  # verifies the gateway's unit file.
+  # verifies the gateway's unit file; desktop-file-utils lints the package's desktop entry.
   packages+=(xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring xdotool
-             prometheus prometheus-alertmanager systemd)
+             prometheus prometheus-alertmanager systemd desktop-file-utils)
 fi
 
 missing=()

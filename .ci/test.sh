@@ -29,3 +29,10 @@ if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
 else
   bash .ci/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" cargo test --all-targets --no-fail-fast
 fi
+
+step "Packages: .deb and .rpm of the debug build, the .deb checked as a user's machine meets it"
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  bash .ci/package-test.sh
+else
+  xvfb-run -a -s "-screen 0 1280x800x24" bash .ci/package-test.sh
+fi
