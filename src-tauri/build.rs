@@ -18,6 +18,7 @@ fn main() {
             "fleet_board",
             "incident_changes",
             "bench_frames",
+            "show_incident_in_title",
             "incident_actions",
             "confirm_action",
             "cancel_action",

@@ -229,6 +229,22 @@ async fn demo_mode_opens_an_incident_with_its_triggering_events() {
         status_text.contains("live"),
         "the stream is live: {status_text}"
     );
+    // The window's title names the incident on screen (read as the window manager sees it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = std::process::Command::new("xdotool")
+            .args(["search", "--name", "^#1 .*llm-assistant.* — Firebreak$"])
+            .output()
+            .expect("xdotool");
+        if !out.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no window titled after incident #1"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     session.screenshot("demo").await;
     session.close().await;
 }
@@ -832,4 +848,107 @@ async fn a_review_in_the_window_lands_in_the_exported_reports() {
         assert!(html.contains(said), "the summit lacks {said:?}");
     }
     session.close().await;
+}
+
+/// The window as the window manager sees it: (x, y, width, height) of the app's window
+/// titled Firebreak (GTK's 10×10 client leader, "firebreak", left out).
+fn window_geometry(pid: u32) -> Option<(i32, i32, i32, i32)> {
+    let out = std::process::Command::new("xdotool")
+        .args(["search", "--pid", &pid.to_string(), "--name", "Firebreak"])
+        .output()
+        .ok()?;
+    for id in String::from_utf8_lossy(&out.stdout).lines() {
+        let geo = std::process::Command::new("xdotool")
+            .args(["getwindowgeometry", "--shell", id])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&geo.stdout).to_string();
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.parse::<i32>().ok())
+        };
+        let (x, y, w, h) = (field("X")?, field("Y")?, field("WIDTH")?, field("HEIGHT")?);
+        if w > 100 {
+            return Some((x, y, w, h));
+        }
+    }
+    None
+}
+
+/// The window's place and size are remembered per data dir: moved and resized, the
+/// console stopped by SIGTERM (as a logout does: it closes as its close button would),
+/// the next launch opens where it was left.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_window_opens_where_it_was_left() {
+    let _window = ONE_WINDOW.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let launch = || {
+        std::process::Command::new(app())
+            .arg("--data-dir")
+            .arg(data.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let shown = async |pid: u32| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(g) = window_geometry(pid) {
+                return g;
+            }
+            assert!(std::time::Instant::now() < deadline, "no window appeared");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    let mut first = launch();
+    shown(first.id()).await;
+    let out = std::process::Command::new("xdotool")
+        .args([
+            "search",
+            "--pid",
+            &first.id().to_string(),
+            "--name",
+            "Firebreak",
+        ])
+        .output()
+        .unwrap();
+    for id in String::from_utf8_lossy(&out.stdout).lines() {
+        for args in [
+            vec!["windowsize", id, "1100", "700"],
+            vec!["windowmove", id, "40", "30"],
+        ] {
+            std::process::Command::new("xdotool")
+                .args(&args)
+                .status()
+                .unwrap();
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(window_geometry(first.id()), Some((40, 30, 1100, 700)));
+    std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    let status = first.wait().unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM closes the console cleanly: {status}"
+    );
+
+    // The saved place is applied once the window exists: give it a moment.
+    let mut second = launch();
+    let mut at = shown(second.id()).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while at != (40, 30, 1100, 700) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        at = window_geometry(second.id()).unwrap_or(at);
+    }
+    assert_eq!(at, (40, 30, 1100, 700), "reopened where it was left");
+    std::process::Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .unwrap();
+    second.wait().unwrap();
 }

@@ -35,6 +35,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         fleet_board,
         incident_changes,
         bench_frames,
+        show_incident_in_title,
         incident_actions,
         confirm_action,
         cancel_action,
@@ -284,6 +285,27 @@ fn bench_frames<R: tauri::Runtime>(app: tauri::AppHandle<R>, frames: Vec<f64>) -
         .map_err(|e| IpcError::new(ErrorCode::Refused, format!("cannot write the frames: {e}")))?;
     app.exit(0);
     Ok(())
+}
+
+/// Names the open incident in the window's title ("#12 llm-assistant error rate… —
+/// Firebreak"), or just "Firebreak" with none. The page names only the incident; its
+/// title comes from the store.
+#[tauri::command]
+async fn show_incident_in_title<R: tauri::Runtime>(
+    window: tauri::WebviewWindow<R>,
+    console: State<'_, Console>,
+    incident_id: Option<i64>,
+) -> Reply<()> {
+    let title = match incident_id {
+        Some(id) => {
+            let incident = console.store()?.incident(id).await?;
+            format!("#{id} {} — Firebreak", incident.title)
+        }
+        None => "Firebreak".to_owned(),
+    };
+    window
+        .set_title(&title.replace('\0', ""))
+        .map_err(|e| IpcError::new(ErrorCode::Refused, format!("cannot set the title: {e}")))
 }
 
 /// The fleet at a glance, from what the store recorded (it reads the same offline).

@@ -204,6 +204,14 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
             }
         });
     }
+    // Ctrl-C or SIGTERM (a logout, a shutdown, `kill`) closes the console as its window's
+    // close button does: the engine commits what it holds, the window's place is saved.
+    let handle = app.handle().clone();
+    tauri::async_runtime::spawn(async move {
+        crate::process::shutdown_signal().await;
+        tracing::info!("stop signal: closing the console");
+        handle.exit(0);
+    });
     app.run(|app, event| {
         if let tauri::RunEvent::Exit = event {
             // As `watch` does on a stop signal: the connections stop, the writer commits
@@ -218,7 +226,15 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
 
 /// Builds the app for any runtime, so tests can drive the commands with a mock runtime.
 pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> tauri::Builder<R> {
+    // The window's size, position and maximised state, remembered per data dir (the
+    // plugin joins the file name to the config dir, so an absolute one lands here).
+    let window_state = console.data_dir.root().join("window-state.json");
     builder
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_filename(window_state.display().to_string())
+                .build(),
+        )
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
         .manage(console)
@@ -320,7 +336,8 @@ fn open_main_window<R: Runtime>(
     tauri::WebviewWindowBuilder::new(app, "main", tauri::WebviewUrl::App("index.html".into()))
         .title("Firebreak")
         .inner_size(1280.0, 800.0)
-        .min_inner_size(900.0, 560.0)
+        // The layout holds from 1024×640 up (checked at 1280×720 and 1920×1080).
+        .min_inner_size(1024.0, 640.0)
         .data_directory(data_dir.root().join("webview"))
         .build()?;
     Ok(())

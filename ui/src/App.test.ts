@@ -136,6 +136,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     fleetBoard: async () => ({ clusters: [] }),
     incidentChanges: async () => [],
     benchFrames: async () => {},
+    showIncidentInTitle: async () => {},
     confirmAction: async () => {
       throw new HostError('refused', 'no actions in this fake');
     },

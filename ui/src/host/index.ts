@@ -66,6 +66,8 @@ export interface Host {
   fleetBoard(): Promise<FleetBoard>;
   /** Rollouts, model changes and actions on the incident's service, newest first. */
   incidentChanges(incidentId: number): Promise<Change[]>;
+  /** Names the incident (or none) in the window's title; Rust reads its title. */
+  showIncidentInTitle(incidentId: number | null): Promise<void>;
   /** `firebreak bench frames` only: the measured frame times (ms); the window then closes. */
   benchFrames(frames: number[]): Promise<void>;
   /** Proposes silencing the alert of a timeline entry for 1 h (Rust reads the alert). */
@@ -176,6 +178,7 @@ export const tauriHost: Host = {
   fleetBoard: () => call('fleet_board'),
   incidentChanges: (incidentId) => call('incident_changes', { incidentId }),
   benchFrames: (frames) => call('bench_frames', { frames }),
+  showIncidentInTitle: (incidentId) => call('show_incident_in_title', { incidentId }),
   proposeSilence: (incidentId, entryId) => call('propose_silence', { incidentId, entryId }),
   incidentActions: (incidentId) => call('incident_actions', { incidentId }),
   confirmAction: (id, reason, typedName) => call('confirm_action', { id, reason, typedName }),
