@@ -773,3 +773,90 @@ pub async fn frames(rate: u64, seconds: u32, data_dir: &std::path::Path) -> Resu
     }
     Ok(())
 }
+
+/// Cold start of the window, `runs` times: from starting the process to its window being
+/// mapped (as the window manager sees it), and to the page's first paint of the console
+/// frame (reported by the page). Prints the binary's size. Needs a display and xdotool.
+pub async fn startup(runs: u32, data_dir: &std::path::Path) -> Result<()> {
+    anyhow::ensure!(
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some(),
+        "the startup benchmark opens the window: run it under a display (xvfb-run -a firebreak bench startup)"
+    );
+    let exe = std::env::current_exe()?;
+    let size = std::fs::metadata(&exe)?.len();
+    let run = data_dir.join(format!("bench-startup-{}", std::process::id()));
+    let mut mapped = Vec::new();
+    let mut painted = Vec::new();
+    for i in 0..runs {
+        let dir = run.join(i.to_string());
+        // A store made beforehand, as a user's would be: the first run creates none.
+        crate::store::Store::open(&dir.join("firebreak.db"))
+            .await?
+            .close()
+            .await;
+        let out = dir.join("paint.json");
+        let started_ms = crate::store::now_ms();
+        let started = Instant::now();
+        let mut child = std::process::Command::new(&exe)
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("FIREBREAK_BENCH_PAINT", &out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("start the console")?;
+        let pid = child.id().to_string();
+        let mut map = None;
+        let deadline = started + Duration::from_secs(60);
+        let paint = loop {
+            if map.is_none() {
+                let found = std::process::Command::new("xdotool")
+                    .args([
+                        "search",
+                        "--onlyvisible",
+                        "--pid",
+                        &pid,
+                        "--name",
+                        "Firebreak",
+                    ])
+                    .output()
+                    .context("xdotool (apt install xdotool)")?;
+                if !found.stdout.is_empty() {
+                    map = Some(started.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            if let Ok(text) = std::fs::read_to_string(&out) {
+                if let Ok(v) = serde_json::from_str::<Vec<f64>>(&text) {
+                    if let Some(at) = v.first() {
+                        break at - started_ms as f64;
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                anyhow::bail!("the window did not paint within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let _ = child.wait();
+        mapped.push(map.unwrap_or(paint));
+        painted.push(paint);
+    }
+    let _ = std::fs::remove_dir_all(&run);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0])
+    };
+    let (map_med, map_min) = median(&mut mapped);
+    let (paint_med, paint_min) = median(&mut painted);
+    println!(
+        "cold start of the window, {runs} runs ({}, {:.1} MB)",
+        exe.display(),
+        size as f64 / 1e6
+    );
+    println!("  window mapped (baseline)        median {map_med:>6.0} ms  min {map_min:>6.0} ms");
+    println!(
+        "  first paint of the console      median {paint_med:>6.0} ms  min {paint_min:>6.0} ms"
+    );
+    Ok(())
+}

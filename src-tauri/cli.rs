@@ -244,6 +244,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 50_000)]
         rate: u64,
     },
+    /// Cold start of the window: to its window mapped, and to the page's first paint of
+    /// the console frame; with the binary's size (needs a display and xdotool).
+    Startup {
+        #[arg(long, default_value_t = 7)]
+        runs: u32,
+    },
     /// The window's frame times on the Fleet view during an event storm, beside the same
     /// window with the cluster quiet (needs a display and an OS keychain).
     Frames {
@@ -419,6 +425,9 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         }
         Command::Bench(BenchCommand::Export { entries }) => {
             return crate::bench::export(entries, data_dir.root()).await
+        }
+        Command::Bench(BenchCommand::Startup { runs }) => {
+            return crate::bench::startup(runs.max(1), data_dir.root()).await
         }
         Command::Bench(BenchCommand::Frames { rate, seconds }) => {
             return crate::bench::frames(rate, seconds.max(1), data_dir.root()).await

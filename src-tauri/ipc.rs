@@ -103,6 +103,9 @@ pub struct AppInfo {
     /// `firebreak bench frames` started this window: the page opens the Fleet view and
     /// measures its frame times for this many seconds (never set otherwise).
     pub bench_frames_s: Option<u32>,
+    /// `firebreak bench startup` started this window: the page reports when it first
+    /// painted the console frame, and the window closes.
+    pub bench_paint: bool,
 }
 
 /// Renders every IPC type's TypeScript file: (file name, contents), sorted by name.

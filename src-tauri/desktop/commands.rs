@@ -269,12 +269,16 @@ async fn propose_action(
         .await?)
 }
 
-/// The frame times the page measured for `firebreak bench frames` (milliseconds between
-/// frames), written to the file the benchmark named; the window then closes. Refused in a
-/// window the benchmark did not start: the page names no path.
+/// What the page measured for a benchmark that started this window (`bench frames`: the
+/// milliseconds between frames; `bench startup`: when it first painted, in milliseconds
+/// since the epoch), written to the file the benchmark named; the window then closes.
+/// Refused in a window no benchmark started: the page names no path.
 #[tauri::command]
 fn bench_frames<R: tauri::Runtime>(app: tauri::AppHandle<R>, frames: Vec<f64>) -> Reply<()> {
-    let Some((_, path)) = super::bench_frames() else {
+    let Some(path) = super::bench_frames()
+        .map(|(_, p)| p)
+        .or_else(super::bench_paint)
+    else {
         return Err(IpcError::new(
             ErrorCode::Refused,
             "this window is not measuring its frames",

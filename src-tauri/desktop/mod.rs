@@ -139,6 +139,7 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
         author,
         store_error: store.as_ref().err().cloned(),
         bench_frames_s: bench_frames().map(|(s, _)| s),
+        bench_paint: bench_paint().is_some(),
     };
     let live = Arc::new(live::WindowSink::default());
     let (watchlist, desk) = match &store {
@@ -432,6 +433,12 @@ pub(crate) fn bench_frames() -> Option<(u32, std::path::PathBuf)> {
     let v = std::env::var("FIREBREAK_BENCH_FRAMES").ok()?;
     let (s, path) = v.split_once(':')?;
     Some((s.parse().ok()?, path.into()))
+}
+
+/// `FIREBREAK_BENCH_PAINT=PATH`, set by `firebreak bench startup`: the file the page's
+/// first paint time goes to.
+pub(crate) fn bench_paint() -> Option<std::path::PathBuf> {
+    std::env::var_os("FIREBREAK_BENCH_PAINT").map(Into::into)
 }
 
 /// Text as the native dialog must receive it. On Linux the dialog library hands the

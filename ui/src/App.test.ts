@@ -29,6 +29,7 @@ const info: AppInfo = {
   author: 'ana',
   storeError: null,
   benchFramesS: null,
+  benchPaint: false,
 };
 
 function incident(id: number, over: Partial<Incident> = {}): Incident {

@@ -17,4 +17,9 @@ storeError: IpcError | null,
  * `firebreak bench frames` started this window: the page opens the Fleet view and
  * measures its frame times for this many seconds (never set otherwise).
  */
-benchFramesS: number | null, };
+benchFramesS: number | null, 
+/**
+ * `firebreak bench startup` started this window: the page reports when it first
+ * painted the console frame, and the window closes.
+ */
+benchPaint: boolean, };
