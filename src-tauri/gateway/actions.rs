@@ -83,8 +83,12 @@ impl HookBackend {
         self.services.iter().find(|s| s.name == name)
     }
 
-    fn by_deployment(&self, name: &str) -> Option<&ServiceConfig> {
-        self.services.iter().find(|s| s.deployment == name)
+    /// The service whose deployment is `name`, or the protocol's 404.
+    fn by_deployment(&self, name: &str) -> Result<&ServiceConfig, Refusal> {
+        self.services
+            .iter()
+            .find(|s| s.deployment == name)
+            .ok_or_else(|| not_found(format!("no deployment {name:?}")))
     }
 
     async fn status(&self, service: &ServiceConfig) -> Result<Option<Status>, Refusal> {
@@ -443,10 +447,7 @@ impl Backend for GatewayActions {
     }
 
     async fn deployment(&self, name: &str) -> Result<Deployment, Refusal> {
-        let s = self
-            .0
-            .by_deployment(name)
-            .ok_or_else(|| not_found(format!("no deployment {name:?}")))?;
+        let s = self.0.by_deployment(name)?;
         self.0.deployment_view(s).await
     }
 
@@ -469,9 +470,7 @@ impl Backend for GatewayActions {
         intent: &Intent,
     ) -> Result<Action, Refusal> {
         let b = &self.0;
-        let s = b
-            .by_deployment(deployment)
-            .ok_or_else(|| not_found(format!("no deployment {deployment:?}")))?;
+        let s = b.by_deployment(deployment)?;
         if let Some((client, _, objects)) = b.kube_objects(s) {
             let output = super::kubernetes::act::rollback(
                 client,
@@ -559,9 +558,7 @@ impl Backend for GatewayActions {
         intent: &Intent,
     ) -> Result<Action, Refusal> {
         let b = &self.0;
-        let s = b
-            .by_deployment(deployment)
-            .ok_or_else(|| not_found(format!("no deployment {deployment:?}")))?;
+        let s = b.by_deployment(deployment)?;
         let Some((client, _, objects)) = b.kube_objects(s) else {
             return Err(refusal(
                 StatusCode::NOT_IMPLEMENTED,
