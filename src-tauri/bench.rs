@@ -92,6 +92,7 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
     #[derive(Default)]
     struct Tally {
         events: Mutex<(u64, Vec<u32>)>,
+        batches: std::sync::atomic::AtomicU64,
     }
     impl ConsoleSink for Tally {
         fn cluster_status(&self, _: &ClusterStatus) {}
@@ -99,6 +100,10 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
             let mut t = self.events.lock().unwrap_or_else(|e| e.into_inner());
             t.0 += batch.events as u64;
             t.1.extend_from_slice(&batch.receive_to_commit_ms);
+            if batch.events > 0 {
+                self.batches
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 
@@ -124,10 +129,13 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
     };
     let engine = crate::ingest::Engine::start(store.clone(), vec![target], tally.clone()).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (start_count, _) = {
+    let (start_count, start_batches) = {
         let mut t = tally.events.lock().unwrap_or_else(|e| e.into_inner());
         t.1.clear();
-        (t.0, ())
+        (
+            t.0,
+            tally.batches.load(std::sync::atomic::Ordering::Relaxed),
+        )
     };
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds.max(1))).await;
@@ -135,10 +143,12 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
         let t = tally.events.lock().unwrap_or_else(|e| e.into_inner());
         (t.0, t.1.clone())
     };
+    let batches = tally.batches.load(std::sync::atomic::Ordering::Relaxed) - start_batches;
     let elapsed = t0.elapsed().as_secs_f64();
     engine.stop().await;
     let (_, frames) = sim.sent();
     sim.shutdown();
+    drop(engine);
     let committed = (end_count - start_count) as f64 / elapsed;
     latencies.sort_unstable();
     let pct = |p: f64| {
@@ -148,21 +158,92 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
             .unwrap_or(0)
     };
 
-    // Baseline: the same kind of rows, straight into a fresh file.
+    store.close().await;
+    remove_db(&db);
+
+    // The ceiling: the same rows, built beforehand, into a fresh store of the same schema
+    // and settings by the thinnest path from Rust, in transactions of the engine's batch
+    // size; several statement sizes, the fastest taken.
+    let rows = crate::store::bench::ceiling_rows(&frames);
+    let ceiling_db = data_dir.join(format!("bench-ceiling-{}.db", std::process::id()));
+    let mut ceilings = Vec::new();
+    for per_statement in [1, 32, 256] {
+        crate::store::Store::open(&ceiling_db).await?.close().await;
+        let (path, rows) = (ceiling_db.clone(), &rows);
+        let rate = tokio::task::block_in_place(|| {
+            crate::store::bench::bench_ceiling_insert(
+                &path,
+                rows,
+                per_statement,
+                crate::ingest::MAX_BATCH_ROWS,
+            )
+        })?;
+        ceilings.push((per_statement, rate));
+        remove_db(&ceiling_db);
+    }
+    let &(best_per_statement, ceiling) = ceilings
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .context("no ceiling measured")?;
+
+    // The engine's store path alone: the same frames decoded beforehand, through the rules
+    // and the store's batch insert in the engine's batch size, no network and no simulator.
+    let store_db = data_dir.join(format!("bench-store-{}.db", std::process::id()));
+    let store_only = {
+        let store = crate::store::Store::open(&store_db).await?;
+        let cluster = store
+            .ensure_cluster(&crate::store::NewCluster {
+                ca_file: None,
+                name: "bench".into(),
+                events_url: "ws://127.0.0.1:1/v1/events".into(),
+                actions_url: "http://127.0.0.1:1".into(),
+            })
+            .await?;
+        let items =
+            crate::store::bench::decoded_items(&frames, cluster.id, crate::ingest::MAX_BATCH_ROWS);
+        let events: usize = items.iter().map(|i| i.events().len()).sum();
+        let mut rules = crate::ingest::rules::Rules::default();
+        let t = Instant::now();
+        for item in &items {
+            crate::ingest::record_batch(&store, std::slice::from_ref(item), &mut rules).await?;
+        }
+        let rate = events as f64 / t.elapsed().as_secs_f64();
+        store.close().await;
+        rate
+    };
+    remove_db(&store_db);
+
+    // The per-row path: one prepared INSERT per row through sqlx.
     let raw_db = data_dir.join(format!("bench-raw-{}.db", std::process::id()));
     let raw = crate::store::Store::open(&raw_db).await?;
-    let rows: Vec<String> = frames.into_iter().take(200_000).collect();
-    let baseline = raw.bench_raw_insert(&rows).await?;
+    let per_row = raw
+        .bench_raw_insert(&frames[..frames.len().min(200_000)])
+        .await?;
     raw.close().await;
-    store.close().await;
-    for f in [&db, &raw_db] {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", f.display()));
-        }
-    }
+    remove_db(&raw_db);
+
     println!("ingest (simulator target {rate} events/s over loopback, {seconds} s)");
-    println!("  committed to SQLite by the engine:       {committed:>10.0} events/s");
-    println!("  raw baseline (prepared INSERT, batched): {baseline:>10.0} events/s");
+    println!(
+        "  committed to SQLite by the engine:  {committed:>10.0} events/s  ({:.2}x the ceiling)",
+        committed / ceiling
+    );
+    println!(
+        "    in {batches} transactions, {:.0} events each on average",
+        (end_count - start_count) as f64 / batches.max(1) as f64
+    );
+    println!(
+        "  ceiling, {} prebuilt rows by rusqlite, {best_per_statement} rows a statement, {} a transaction: {ceiling:>10.0} rows/s",
+        rows.len(),
+        crate::ingest::MAX_BATCH_ROWS
+    );
+    for (per_statement, rate) in &ceilings {
+        println!("    {per_statement:>4} rows a statement: {rate:>10.0} rows/s");
+    }
+    println!(
+        "  the engine's store path alone (decoded beforehand, rules, sqlx): {store_only:>10.0} events/s ({:.2}x)",
+        store_only / ceiling
+    );
+    println!("  per-row sqlx INSERT, 1,000 a transaction: {per_row:>10.0} rows/s");
     println!(
         "  receive-to-commit latency: p50 {} ms, p99 {} ms ({} events)",
         pct(0.50),
@@ -206,9 +287,7 @@ pub async fn timeline(entries: i64, data_dir: &std::path::Path) -> Result<()> {
         }
     }
     store.close().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    remove_db(&db);
     let ms = |v: &mut Vec<Duration>, p: f64| {
         v.sort_unstable();
         v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1000.0
@@ -292,19 +371,18 @@ pub async fn export(entries: i64, data_dir: &std::path::Path) -> Result<()> {
         );
     }
     let t = Instant::now();
-    let bundle = crate::reports::bundle(&store, incident).await?;
-    let text = serde_json::to_string(&bundle)?;
-    crate::reports::write_atomically(&out, &text)?;
+    let (bundle, _) = crate::reports::bundle(&store, incident).await?;
+    crate::reports::write_atomically_with(&out, |f| {
+        serde_json::to_writer(f, &bundle).map_err(std::io::Error::from)
+    })?;
     println!(
         "  bundle (report in 3 formats, events, timeline, audit): {:>5.2} s, {:.1} MB",
         secs(t),
-        text.len() as f64 / 1e6
+        std::fs::metadata(&out)?.len() as f64 / 1e6
     );
     store.close().await;
     let _ = std::fs::remove_file(&out);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    remove_db(&db);
     Ok(())
 }
 
@@ -859,4 +937,11 @@ pub async fn startup(runs: u32, data_dir: &std::path::Path) -> Result<()> {
         "  first paint of the console      median {paint_med:>6.0} ms  min {paint_min:>6.0} ms"
     );
     Ok(())
+}
+
+/// Removes a benchmark's database file with its WAL and shared-memory files.
+fn remove_db(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }

@@ -437,7 +437,7 @@ fn alert(id: &str, sequence: u64, service: &str) -> firebreak::store::ingest::In
     firebreak::store::ingest::Incoming {
         event: *event,
         ty,
-        raw,
+        raw: raw.into(),
         received_ms: 0,
     }
 }
@@ -670,7 +670,7 @@ async fn a_batch_that_did_not_commit_leaves_the_rules_as_they_were() {
         Incoming {
             event: *event,
             ty: firebreak::protocol::events::EventType::ServiceMetrics,
-            raw,
+            raw: raw.into(),
             received_ms: 0,
         }
     };
@@ -837,4 +837,82 @@ async fn the_actions_rebuild_keeps_what_an_older_store_recorded() {
     .execute(&mut conn)
     .await;
     assert!(refused.is_err(), "an unknown kind is refused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_write_ahead_log_is_checkpointed_while_recording_and_removed_on_close() {
+    // The writer never checkpoints itself (store/checkpoint.rs does, on its own
+    // connection): if that stopped, the log would grow by everything ever recorded.
+    use firebreak::store::ingest::{Incoming, Item};
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_in(&dir);
+    let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    let store = Store::open(&path).await.unwrap();
+    let cluster = store
+        .ensure_cluster(&NewCluster {
+            ca_file: None,
+            name: "wal".into(),
+            events_url: "ws://127.0.0.1:1/v1/events".into(),
+            actions_url: "http://127.0.0.1:1/v1".into(),
+        })
+        .await
+        .unwrap();
+    let metrics = |seq: u64| -> Incoming {
+        let raw = serde_json::json!({
+            "specversion": "1.0", "id": format!("m-{seq}"), "source": "/clusters/wal", "sequence": seq,
+            "type": "dev.firebreak.service.metrics", "time": "2026-11-27T03:00:36.000Z",
+            "datacontenttype": "application/json", "subject": "service/llm-assistant",
+            "data": {"service": "llm-assistant", "region": "us-east", "primary": true, "revision": 7,
+                     "window_s": 5, "requests_per_s": 900.0, "error_rate": 0.001, "latency_p50_ms": 400.0,
+                     "latency_p99_ms": 1200.0, "queue_depth": 3.0, "gpu_utilization": 0.7}
+        })
+        .to_string();
+        let firebreak::protocol::events::Frame::Event(event) =
+            firebreak::protocol::events::decode(&raw).unwrap()
+        else {
+            panic!("not an event")
+        };
+        Incoming {
+            event: *event,
+            ty: firebreak::protocol::events::EventType::ServiceMetrics,
+            raw: raw.into(),
+            received_ms: 0,
+        }
+    };
+    const BATCHES: u64 = 40;
+    const PER_BATCH: u64 = 2_000;
+    let mut rules = firebreak::ingest::rules::Rules::default();
+    let mut recorded_bytes = 0u64;
+    for b in 0..BATCHES {
+        let events: Vec<Incoming> = (b * PER_BATCH + 1..=(b + 1) * PER_BATCH)
+            .map(metrics)
+            .collect();
+        recorded_bytes += events.iter().map(|e| e.raw.len() as u64).sum::<u64>();
+        let items = [Item::Events {
+            cluster_id: cluster.id,
+            last_sequence: (b + 1) * PER_BATCH,
+            events,
+        }];
+        firebreak::ingest::record_batch(&store, &items, &mut rules)
+            .await
+            .unwrap();
+        // A moment between batches for the checkpoint each commit asks for.
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    let wal_bytes = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        wal_bytes < recorded_bytes / 4,
+        "the log holds {wal_bytes} bytes after {recorded_bytes} bytes of events"
+    );
+
+    // Closed, the log is folded into the database file and removed; nothing is missing.
+    store.close().await;
+    assert!(!wal.exists(), "the write-ahead log outlived the store");
+    let store = Store::open(&path).await.unwrap();
+    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM events")
+        .fetch_one(&mut raw(&path).await)
+        .await
+        .unwrap();
+    assert_eq!(count as u64, BATCHES * PER_BATCH);
+    store.close().await;
 }

@@ -397,7 +397,7 @@ impl Session<'_> {
                 let incoming = Incoming {
                     event: *event,
                     ty,
-                    raw: text.to_owned(),
+                    raw: text.into(),
                     received_ms: now_ms(),
                 };
                 if seq <= *self.cursor {

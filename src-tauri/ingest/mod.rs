@@ -30,7 +30,7 @@ use crate::store::{Store, StoreError};
 /// events are in memory between the sockets and the disk.
 const CHANNEL_ITEMS: usize = 64;
 /// Rows the writer commits in one transaction at most.
-const MAX_BATCH_ROWS: usize = 8_192;
+pub const MAX_BATCH_ROWS: usize = 8_192;
 
 /// The running engine: one writer, and a connection per watched cluster that can be
 /// added, replaced or removed while it runs. Dropping it does not stop it: call `stop`.
@@ -424,7 +424,7 @@ fn to_quarantine(item: Item, reason: &str) -> Vec<Item> {
                     cluster_id,
                     reason: format!("the store refused this event: {reason}"),
                     sequence: Some(e.event.sequence),
-                    raw: e.raw.into_bytes(),
+                    raw: e.raw.as_bytes().to_vec(),
                 })
                 .collect();
             out.push(Item::Events {

@@ -156,3 +156,148 @@ impl Store {
         Ok(rows.len() as i64)
     }
 }
+
+/// One event row as the ingest benchmark's yardstick inserts it: every column worked out
+/// beforehand, so that the timed loop does nothing but hand rows to SQLite.
+pub struct CeilingRow {
+    source: String,
+    event_id: String,
+    sequence: i64,
+    ty: &'static str,
+    subject: Option<String>,
+    service: Option<String>,
+    severity: Option<String>,
+    time_ms: i64,
+    raw: String,
+}
+
+/// The frames that decode as events, as the yardstick's rows (the columns the engine
+/// derives from each).
+pub fn ceiling_rows(frames: &[String]) -> Vec<CeilingRow> {
+    use crate::protocol::events::{decode, EventType, Frame};
+    frames
+        .iter()
+        .filter_map(|raw| match decode(raw) {
+            Ok(Frame::Event(e)) => Some(CeilingRow {
+                ty: EventType::parse(&e.ty)?.name(),
+                sequence: i64::try_from(e.sequence).ok()?,
+                time_ms: e.time.timestamp_millis(),
+                service: e
+                    .data
+                    .get("service")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
+                severity: e
+                    .data
+                    .get("severity")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
+                subject: e.subject,
+                source: e.source,
+                event_id: e.id,
+                raw: raw.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ingest benchmark's ceiling: `rows` inserted into the events table of the store at
+/// `path` (made by `Store::open`: the same schema and indexes) through rusqlite, the
+/// thinnest layer over SQLite in Rust, with the writer's own settings. One prepared
+/// statement of `per_statement` rows, its parameters bound in place and stepped in a
+/// tight loop, `per_transaction` rows to a transaction. Blocking; returns rows per second.
+pub fn bench_ceiling_insert(
+    path: &std::path::Path,
+    rows: &[CeilingRow],
+    per_statement: usize,
+    per_transaction: usize,
+) -> rusqlite::Result<f64> {
+    use rusqlite::Connection;
+    const COLUMNS: usize = 11;
+    let conn = Connection::open(path)?;
+    for (key, value) in super::WRITER_PRAGMAS {
+        // journal_mode answers with a row; the others answer nothing.
+        conn.query_row(&format!("PRAGMA {key} = {value}"), [], |_| Ok(()))
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(()),
+                e => Err(e),
+            })?;
+    }
+    conn.execute(
+        "INSERT INTO clusters (name, events_url, actions_url, created_ms) \
+         VALUES ('ceiling', 'ws://127.0.0.1:1', 'http://127.0.0.1:1', 0)",
+        [],
+    )?;
+    let cluster = conn.last_insert_rowid();
+    let statement = |n: usize| {
+        let row = format!("({})", ["?"; COLUMNS].join(", "));
+        format!(
+            "INSERT OR IGNORE INTO events (cluster_id, source, event_id, stream_sequence, type, subject, \
+             service, severity, time_ms, received_ms, raw) VALUES {}",
+            vec![row; n].join(", ")
+        )
+    };
+    let per_transaction = per_transaction.max(per_statement);
+    let started = std::time::Instant::now();
+    let mut full = conn.prepare(&statement(per_statement))?;
+    for batch in rows.chunks(per_transaction) {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        for chunk in batch.chunks(per_statement) {
+            let mut tail;
+            let stmt = if chunk.len() == per_statement {
+                &mut full
+            } else {
+                tail = conn.prepare(&statement(chunk.len()))?;
+                &mut tail
+            };
+            for (i, r) in chunk.iter().enumerate() {
+                let at = i * COLUMNS;
+                stmt.raw_bind_parameter(at + 1, cluster)?;
+                stmt.raw_bind_parameter(at + 2, r.source.as_str())?;
+                stmt.raw_bind_parameter(at + 3, r.event_id.as_str())?;
+                stmt.raw_bind_parameter(at + 4, r.sequence)?;
+                stmt.raw_bind_parameter(at + 5, r.ty)?;
+                stmt.raw_bind_parameter(at + 6, r.subject.as_deref())?;
+                stmt.raw_bind_parameter(at + 7, r.service.as_deref())?;
+                stmt.raw_bind_parameter(at + 8, r.severity.as_deref())?;
+                stmt.raw_bind_parameter(at + 9, r.time_ms)?;
+                stmt.raw_bind_parameter(at + 10, r.time_ms)?;
+                stmt.raw_bind_parameter(at + 11, r.raw.as_str())?;
+            }
+            stmt.raw_execute()?;
+        }
+        conn.execute_batch("COMMIT")?;
+    }
+    Ok(rows.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The frames that decode as events, as the writer receives them: items of `per_item`
+/// events each, in stream order.
+pub fn decoded_items(
+    frames: &[String],
+    cluster_id: i64,
+    per_item: usize,
+) -> Vec<super::ingest::Item> {
+    use crate::protocol::events::{decode, EventType, Frame};
+    let events: Vec<super::ingest::Incoming> = frames
+        .iter()
+        .filter_map(|raw| match decode(raw) {
+            Ok(Frame::Event(e)) => Some(super::ingest::Incoming {
+                ty: EventType::parse(&e.ty)?,
+                event: *e,
+                raw: raw.as_str().into(),
+                received_ms: super::now_ms(),
+            }),
+            _ => None,
+        })
+        .collect();
+    events
+        .chunks(per_item.max(1))
+        .map(|chunk| super::ingest::Item::Events {
+            cluster_id,
+            last_sequence: chunk.last().map(|e| e.event.sequence).unwrap_or(0),
+            events: chunk.to_vec(),
+        })
+        .collect()
+}

@@ -52,7 +52,8 @@ const ROWS_PER_INSERT: usize = 1000;
 pub struct Incoming {
     pub event: CloudEvent,
     pub ty: EventType,
-    pub raw: String,
+    /// The frame as received, shared with the INSERT that stores it (never copied).
+    pub raw: std::sync::Arc<str>,
     pub received_ms: i64,
 }
 
@@ -217,6 +218,7 @@ impl Store {
             }
         }
         tx.commit().await?;
+        self.checkpointer.committed();
         let committed_ms = now_ms();
         for item in items {
             out.receive_to_commit_ms.extend(
@@ -280,7 +282,7 @@ async fn insert_events(
     events: &[Incoming],
 ) -> Result<Vec<(i64, usize)>> {
     let mut inserted = Vec::with_capacity(events.len());
-    for (chunk_no, chunk) in events.chunks(ROWS_PER_INSERT).enumerate() {
+    let statement = |chunk: &[Incoming]| {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT OR IGNORE INTO events (cluster_id, source, event_id, stream_sequence, type, subject, \
              service, severity, time_ms, received_ms, raw) ",
@@ -297,12 +299,23 @@ async fn insert_events(
                 .push_bind(data.get("severity").and_then(|v| v.as_str()))
                 .push_bind(e.event.time.timestamp_millis())
                 .push_bind(e.received_ms)
-                .push_bind(&e.raw);
+                .push_bind(e.raw.clone());
         });
+        q
+    };
+    let mut chunks = events.chunks(ROWS_PER_INSERT).enumerate();
+    let mut next = chunks.next().map(|(n, c)| (n, c, statement(c)));
+    while let Some((chunk_no, chunk, mut q)) = next.take() {
+        // The next statement's parameters are bound here while SQLite runs this one on
+        // the connection's own thread.
+        let (done, following) = tokio::join!(q.build().execute(&mut **tx), async {
+            chunks.next().map(|(n, c)| (n, c, statement(c)))
+        });
+        next = following;
+        let done = done?;
         // No RETURNING: sqlx hands every returned row to the async side as its own message,
         // which costs more than the insert. One writer allocates `seq` as max + 1 per row,
         // so when every row went in they hold the `changes()` seqs ending at the last rowid.
-        let done = q.build().execute(&mut **tx).await?;
         let base = chunk_no * ROWS_PER_INSERT;
         let changed = done.rows_affected() as usize;
         if changed == chunk.len() {
