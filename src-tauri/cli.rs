@@ -626,15 +626,15 @@ async fn write_summit(
 
 /// `firebreak export ID -o FILE`.
 async fn export_bundle(store: &Store, incident: i64, output: PathBuf) -> Result<()> {
-    let bundle = crate::reports::bundle(store, incident).await?;
-    let text = serde_json::to_string(&bundle)?;
-    emit(&text, Some(output))?;
+    let (bundle, counts) = crate::reports::bundle(store, incident).await?;
+    crate::reports::write_atomically_with(&output, |f| {
+        serde_json::to_writer(f, &bundle).map_err(std::io::Error::from)
+    })
+    .with_context(|| format!("cannot write {}", output.display()))?;
+    eprintln!("wrote {}", output.display());
     eprintln!(
         "incident {incident}: {} events, {} timeline entries, {} actions, {} audit records",
-        bundle.events.len(),
-        bundle.timeline.len(),
-        bundle.actions.len(),
-        bundle.audit.len()
+        counts.events, counts.timeline, counts.actions, counts.audit
     );
     Ok(())
 }

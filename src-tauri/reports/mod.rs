@@ -377,17 +377,36 @@ pub fn metrics_window(moments: &[KeyMoment], opened_ms: i64) -> (i64, i64) {
 pub async fn bundle(
     store: &Store,
     incident_id: i64,
-) -> anyhow::Result<crate::store::bundle::Bundle> {
-    let report = build(store, incident_id).await?;
+) -> anyhow::Result<(
+    crate::store::bundle::BundleOut,
+    crate::store::bundle::BundleCounts,
+)> {
+    use std::sync::Arc;
+    // The metrics window comes from the key moments, which need no timeline; then the
+    // report and the stored records are read side by side (each on its own connection).
+    let summary = build_with(store, incident_id, false, &mut |_| {}).await?;
     let incident = store.incident(incident_id).await?;
-    let window = metrics_window(&report.key_moments, incident.opened_ms);
-    let mut bundle = store.bundle(incident_id, window).await?;
+    let window = metrics_window(&summary.key_moments, incident.opened_ms);
+    let (report, stored) =
+        tokio::join!(build(store, incident_id), store.bundle(incident_id, window));
+    let report = Arc::new(report?);
+    let (mut bundle, counts) = stored?;
+    // The three forms of the report are rendered side by side as well.
+    let text = |format: Format| {
+        let report = report.clone();
+        tokio::task::spawn_blocking(move || render(&report, format))
+    };
+    let json = {
+        let report = report.clone();
+        tokio::task::spawn_blocking(move || serde_json::value::to_raw_value(&*report))
+    };
+    let (markdown, html, json) = tokio::join!(text(Format::Markdown), text(Format::Html), json);
     bundle.reports = Some(crate::store::bundle::BundleReports {
-        markdown: render(&report, Format::Markdown),
-        html: render(&report, Format::Html),
-        json: serde_json::to_value(&report)?,
+        markdown: markdown?,
+        html: html?,
+        json: json??,
     });
-    Ok(bundle)
+    Ok((bundle, counts))
 }
 
 /// The five key moments: found in the recorded data, then moved where a reviewer moved them.
@@ -491,6 +510,16 @@ pub fn render(report: &IncidentReport, format: Format) -> String {
 /// so a reader never sees half a report and a failed write leaves nothing behind.
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
+    write_atomically_with(path, |f| f.write_all(text.as_bytes()))
+}
+
+/// `write_atomically` for text written piece by piece (a bundle serialized straight into
+/// the file, never held whole in memory).
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::Write;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -501,9 +530,10 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        write(&mut f)?;
+        f.flush()?;
+        f.get_ref().sync_all()?;
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
