@@ -904,29 +904,38 @@ async fn the_window_opens_where_it_was_left() {
     };
     let mut first = launch();
     shown(first.id()).await;
-    let out = std::process::Command::new("xdotool")
-        .args([
-            "search",
-            "--pid",
-            &first.id().to_string(),
-            "--name",
-            "Firebreak",
-        ])
-        .output()
-        .unwrap();
-    for id in String::from_utf8_lossy(&out.stdout).lines() {
-        for args in [
-            vec!["windowsize", id, "1100", "700"],
-            vec!["windowmove", id, "40", "30"],
-        ] {
-            std::process::Command::new("xdotool")
-                .args(&args)
-                .status()
-                .unwrap();
+    // Moved and resized as a person would; a window just mapped can still be settling
+    // its first size, so the request is repeated until the window has taken it.
+    let place = |pid: u32| {
+        let out = std::process::Command::new("xdotool")
+            .args(["search", "--pid", &pid.to_string(), "--name", "Firebreak"])
+            .output()
+            .unwrap();
+        for id in String::from_utf8_lossy(&out.stdout).lines() {
+            for args in [
+                vec!["windowsize", id, "1100", "700"],
+                vec!["windowmove", id, "40", "30"],
+            ] {
+                std::process::Command::new("xdotool")
+                    .args(&args)
+                    .status()
+                    .unwrap();
+            }
         }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        place(first.id());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let now = window_geometry(first.id());
+        if now == Some((40, 30, 1100, 700)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window did not take its new place: {now:?}"
+        );
     }
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    assert_eq!(window_geometry(first.id()), Some((40, 30, 1100, 700)));
     std::process::Command::new("kill")
         .args(["-TERM", &first.id().to_string()])
         .status()
