@@ -344,9 +344,28 @@ pub async fn export(entries: i64, data_dir: &std::path::Path) -> Result<()> {
             .await?;
     }
     let by_offset = secs(t);
-    anyhow::ensure!(read == total && by_offset_read == total, "short read");
+    let t = Instant::now();
+    let mut after = None;
+    let mut bulk_read = 0;
+    loop {
+        let page = store
+            .timeline_bulk(incident, after, crate::store::MAX_BULK_PAGE)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.1, last.0));
+        bulk_read += page.len() as i64;
+    }
+    let bulk = secs(t);
+    anyhow::ensure!(
+        read == total && by_offset_read == total && bulk_read == total,
+        "short read"
+    );
     println!("  whole timeline by key, {PAGE} a page (the console): {by_key:>7.2} s");
     println!("  same pages by OFFSET (baseline):                {by_offset:>7.2} s");
+    println!(
+        "  as JSON pages of {} written by SQLite (the reports): {bulk:>7.2} s",
+        crate::store::MAX_BULK_PAGE
+    );
 
     let out = data_dir.join(format!("bench-export-{}", std::process::id()));
     for (format, name) in [

@@ -226,16 +226,21 @@ async fn assemble(
         }
         let mut after = None;
         loop {
-            let page = store.timeline(incident_id, after, 1000).await?;
+            let page = store
+                .timeline_bulk(incident_id, after, crate::store::MAX_BULK_PAGE)
+                .await?;
             let Some(last) = page.last() else { break };
-            after = Some((last.at_ms, last.id));
-            timeline.extend(page.into_iter().map(|e| ReportEntry {
-                at: at(e.at_ms),
-                kind: e.kind.as_str().into(),
-                annotations: by_entry.remove(&e.id).unwrap_or_default(),
-                author: e.author,
-                text: e.body,
-            }));
+            after = Some((last.1, last.0));
+            timeline.extend(
+                page.into_iter()
+                    .map(|(id, at_ms, kind, author, body)| ReportEntry {
+                        at: at(at_ms),
+                        kind,
+                        annotations: by_entry.remove(&id).unwrap_or_default(),
+                        author,
+                        text: body,
+                    }),
+            );
             progress(Progress {
                 done: timeline.len() as u64,
                 total: total.max(timeline.len() as u64),

