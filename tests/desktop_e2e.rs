@@ -365,32 +365,38 @@ async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token
 /// it and press its button's mnemonic (Alt+R for "_Roll back", Escape to cancel).
 fn answer_dialog(title_part: &str, keys: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let id = loop {
-        let out = std::process::Command::new("xdotool")
-            .args(["search", "--name", title_part])
-            .output()
-            .expect("xdotool (apt install xdotool)");
-        if let Some(id) = String::from_utf8_lossy(&out.stdout).lines().last() {
-            break id.to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no dialog titled {title_part:?}"
-        );
-        std::thread::yield_now();
-        std::process::Command::new("sleep")
-            .arg("0.2")
-            .status()
-            .unwrap();
-    };
     let ok = |args: &[&str]| {
         std::process::Command::new("xdotool")
             .args(args)
             .status()
-            .unwrap()
+            .expect("xdotool (apt install xdotool)")
             .success()
     };
-    assert!(ok(&["windowfocus", "--sync", &id]), "focus the dialog");
+    // Found by its title, then focused; a dialog found while it is still being mapped
+    // refuses the focus, so both are tried again until it takes it.
+    loop {
+        let out = std::process::Command::new("xdotool")
+            .args(["search", "--name", title_part])
+            .output()
+            .expect("xdotool (apt install xdotool)");
+        let found = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .map(str::to_owned);
+        if let Some(id) = found {
+            if ok(&["windowfocus", "--sync", &id]) {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no dialog titled {title_part:?} took the focus"
+        );
+        std::process::Command::new("sleep")
+            .arg("0.2")
+            .status()
+            .unwrap();
+    }
     assert!(ok(&["key", "--clearmodifiers", keys]), "press {keys}");
 }
 
