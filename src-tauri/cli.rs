@@ -316,6 +316,8 @@ pub struct SimArgs {
 
 /// Parses the command line and runs it. Errors end as one readable line and exit code 1.
 pub fn main() -> ExitCode {
+    #[cfg(feature = "desktop")]
+    crate::desktop::choose_webkit_painting();
     crate::process::install_tls_provider();
     let cli = Cli::parse();
     match run(cli) {

@@ -216,6 +216,17 @@ describe('console frame', () => {
     expect(screen.getByTestId('no-clusters').textContent).toContain('No cluster connected');
   });
 
+  it('says it is reading the incidents, not that there are none, until the first list arrives', async () => {
+    let answer: (list: Incident[]) => void = () => {};
+    const pending = new Promise<Incident[]>((done) => (answer = done));
+    render(App, { host: fakeHost([], { listIncidents: () => pending }) });
+    expect((await screen.findByTestId('incidents-loading')).textContent).toContain('Reading');
+    expect(screen.queryByTestId('incidents-empty')).toBeNull();
+    answer([]);
+    expect((await screen.findByTestId('incidents-empty')).textContent).toContain('No incidents');
+    expect(screen.queryByTestId('incidents-loading')).toBeNull();
+  });
+
   it('shows a database it cannot open instead of the console', async () => {
     const host = fakeHost([], {
       appInfo: async () => ({ ...info, storeError: { code: 'store_unavailable', message: 'the database was written by a newer Firebreak' } }),
