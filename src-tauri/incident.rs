@@ -100,6 +100,9 @@ pub struct Incident {
     pub updated_ms: i64,
     /// Entries on the timeline, for the list's count column.
     pub entry_count: i64,
+    /// Recorded from Firebreak's simulator (the demo cluster, or a history recorded by
+    /// `firebreak demo history`), not from a real cluster.
+    pub demo: bool,
 }
 
 /// What a timeline entry records. Stored as text so later kinds need no migration.

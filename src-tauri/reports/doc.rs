@@ -66,6 +66,9 @@ pub enum Block {
         /// Said in place of the rows when there are none.
         empty: &'static str,
     },
+    /// Something every reader must see first (demo data): a callout in HTML, a quote
+    /// in Markdown.
+    Notice(String),
     /// Markup the report made itself (the SVG chart), never recorded text. Markdown has no
     /// place for it and says what it left out instead.
     Figure {
@@ -134,6 +137,7 @@ pub const CSS: &str = "body{font:14px/1.5 system-ui,sans-serif;color:#111;max-wi
 h1{font-size:22px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;width:100%;font-size:13px}td,th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}\
 td{overflow-wrap:anywhere}.muted{color:#666}.bad{color:#c62828;font-weight:600}.good{color:#2e7d32;font-weight:600}\
+.notice{border-left:4px solid #f9a825;background:#fff8e1;padding:8px 12px;font-weight:600}\
 svg{width:100%;height:auto;border:1px solid #eee}@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}";
 
 /// No script, no fetches: only the inline style and the inline SVG.
@@ -149,6 +153,9 @@ impl Doc {
                 }
                 Block::Para(t) | Block::Muted(t) => {
                     let _ = write!(md, "\n{}\n", esc_md(t));
+                }
+                Block::Notice(t) => {
+                    let _ = write!(md, "\n> **{}**\n", esc_md(t));
                 }
                 Block::List(items) => {
                     md.push('\n');
@@ -198,6 +205,9 @@ impl Doc {
                 }
                 Block::Muted(t) => {
                     let _ = write!(h, "<p class=\"muted\">{}</p>", esc_html(t));
+                }
+                Block::Notice(t) => {
+                    let _ = write!(h, "<p class=\"notice\" role=\"note\">{}</p>", esc_html(t));
                 }
                 Block::List(items) => {
                     h.push_str("<ul>\n");

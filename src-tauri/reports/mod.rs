@@ -5,6 +5,7 @@
 //! render one shared document (`doc.rs`), which escapes every recorded string for its
 //! format: an event message or a note is always text, never markup.
 
+pub mod charts;
 pub mod doc;
 mod render;
 pub mod summit;
@@ -162,7 +163,13 @@ pub struct ReportIncident {
     pub severity: String,
     pub status: String,
     pub commander: Option<String>,
+    /// Recorded from Firebreak's simulator, not from a real cluster.
+    pub demo: bool,
 }
+
+/// What a report made from demo data says before anything else.
+pub const DEMO_NOTICE: &str = "Demo data: recorded from Firebreak's simulated fleet (the demo \
+cluster or `firebreak demo history`), not from a real cluster.";
 
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -321,6 +328,7 @@ async fn assemble(
             severity: incident.severity.as_str().into(),
             status: incident.status.as_str().into(),
             commander: incident.commander.clone(),
+            demo: incident.demo,
         },
         key_moments,
         figures,

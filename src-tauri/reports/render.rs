@@ -54,7 +54,11 @@ fn summary_line(r: &IncidentReport) -> String {
 
 /// The report's document, shared by both text formats.
 pub fn doc(r: &IncidentReport) -> Doc {
-    let mut b = vec![
+    let mut b = Vec::new();
+    if r.incident.demo {
+        b.push(Block::Notice(super::DEMO_NOTICE.into()));
+    }
+    b.extend([
         Block::Para(summary_line(r)),
         Block::Muted(format!(
             "Severity {} · status {} · service {} · commander {}",
@@ -155,7 +159,7 @@ pub fn doc(r: &IncidentReport) -> Doc {
             "Root cause: {}.",
             r.review.root_cause.as_deref().unwrap_or("not yet decided")
         )),
-    ];
+    ]);
     if r.review.contributing_factors.is_empty() {
         b.push(Block::Muted("No contributing factors recorded.".into()));
     } else {

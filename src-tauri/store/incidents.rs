@@ -23,7 +23,8 @@ macro_rules! select_incidents {
             "SELECT i.id, i.public_id, i.cluster_id, i.title, i.service, i.severity, i.status, \
              i.commander, i.opened_ms, i.acknowledged_ms, i.mitigated_ms, i.resolved_ms, \
              i.updated_ms, \
-             (SELECT COUNT(*) FROM timeline_entries t WHERE t.incident_id = i.id) AS entry_count \
+             (SELECT COUNT(*) FROM timeline_entries t WHERE t.incident_id = i.id) AS entry_count, \
+             COALESCE((SELECT c.demo FROM clusters c WHERE c.id = i.cluster_id), 0) AS demo \
              FROM incidents i ",
             $rest
         )
@@ -46,6 +47,7 @@ struct IncidentRow {
     resolved_ms: Option<i64>,
     updated_ms: i64,
     entry_count: i64,
+    demo: bool,
 }
 
 impl TryFrom<IncidentRow> for Incident {
@@ -68,6 +70,7 @@ impl TryFrom<IncidentRow> for Incident {
             resolved_ms: r.resolved_ms,
             updated_ms: r.updated_ms,
             entry_count: r.entry_count,
+            demo: r.demo,
         })
     }
 }

@@ -456,6 +456,10 @@ async fn apply(
             .await?;
             backfill(tx, id, cluster_id, service, at, seq).await?;
             open.insert((cluster_id, service.to_owned()), Some((id, severity)));
+            let (demo,): (bool,) = sqlx::query_as("SELECT demo FROM clusters WHERE id = ?")
+                .bind(cluster_id)
+                .fetch_one(&mut **tx)
+                .await?;
             out.opened.push(Incident {
                 id,
                 public_id: String::new(),
@@ -471,6 +475,7 @@ async fn apply(
                 resolved_ms: None,
                 updated_ms: now,
                 entry_count: 1,
+                demo,
             });
             current = Some((id, severity));
         }

@@ -48,6 +48,7 @@ function incident(id: number, over: Partial<Incident> = {}): Incident {
     resolvedMs: null,
     updatedMs: Date.now(),
     entryCount: 1,
+    demo: false,
     ...over,
   };
 }
@@ -59,7 +60,7 @@ function reviewData(id: number, over: Partial<ReviewData> = {}): ReviewData {
   return {
     report: {
       schema: 'firebreak.incident-report.v1',
-      incident: { id, public_id: `p${id}`, title: `Incident ${id}`, service: 'llm-assistant', severity: 'critical', status: 'resolved', commander: 'ana' },
+      incident: { id, public_id: `p${id}`, title: `Incident ${id}`, service: 'llm-assistant', severity: 'critical', status: 'resolved', commander: 'ana', demo: false },
       key_moments: [
         { moment: 'impact_began', at: iso(t0), source: 'first sign on the timeline: alert HighErrorRate', recorded_at: iso(t0), edit: null },
         { moment: 'detected', at: iso(t0 + 60_000), source: 'the incident was opened', recorded_at: iso(t0 + 60_000), edit: null },
@@ -235,6 +236,15 @@ describe('console frame', () => {
     const err = await screen.findByTestId('store-error');
     expect(err.textContent).toContain('newer Firebreak');
     expect(screen.queryByTestId('incidents-empty')).toBeNull();
+  });
+
+  it('marks incidents recorded from the simulator as demo data', async () => {
+    render(App, { host: fakeHost([incident(1, { demo: true, title: 'simulated' }), incident(2, { title: 'real' })]) });
+    const rows = await screen.findAllByTestId('incident-row');
+    const simulated = rows.find((r) => r.textContent?.includes('simulated'))!;
+    const real = rows.find((r) => r.textContent?.includes('real'))!;
+    expect(within(simulated).getByTestId('demo-badge').textContent).toBe('demo');
+    expect(within(real).queryByTestId('demo-badge')).toBeNull();
   });
 
   it('lists open incidents before resolved ones', async () => {

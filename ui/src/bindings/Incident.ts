@@ -9,4 +9,9 @@ export type Incident = { id: number, publicId: string, clusterId: number | null,
 /**
  * Entries on the timeline, for the list's count column.
  */
-entryCount: number, };
+entryCount: number, 
+/**
+ * Recorded from Firebreak's simulator (the demo cluster, or a history recorded by
+ * `firebreak demo history`), not from a real cluster.
+ */
+demo: boolean, };
