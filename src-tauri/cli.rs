@@ -119,6 +119,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Demo data to try the console on.
+    #[command(subcommand)]
+    Demo(DemoCommand),
     /// The summit report of every incident opened in a period, or of chosen incidents:
     /// Markdown, HTML or JSON.
     Summit {
@@ -131,6 +134,13 @@ pub enum Command {
         /// These incidents instead of a period (comma-separated ids).
         #[arg(long, value_delimiter = ',', conflicts_with_all = ["from", "to"])]
         incidents: Vec<i64>,
+        /// Compare with this period (first day, YYYY-MM-DD) instead of the one of the
+        /// same length before.
+        #[arg(long, requires = "baseline_to")]
+        baseline_from: Option<chrono::NaiveDate>,
+        /// The baseline's last day, included.
+        #[arg(long, requires = "baseline_from")]
+        baseline_to: Option<chrono::NaiveDate>,
         #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
         format: String,
         /// Write here (atomically) instead of to standard output.
@@ -202,6 +212,23 @@ pub enum RunbooksCommand {
         /// Simulated seconds per real second.
         #[arg(long, default_value_t = 10.0)]
         speed: f64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Record weeks of simulated incidents into the store (acknowledged, acted on and
+    /// reviewed by a scripted responder who gets faster week by week), marked as demo
+    /// data, to try the summit report on. The same seed and end day record the same history.
+    History {
+        /// How many weeks, ending the day before --until.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=52))]
+        weeks: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The day the history ends (YYYY-MM-DD, UTC; not included). Default: today.
+        #[arg(long)]
+        until: Option<chrono::NaiveDate>,
     },
 }
 
@@ -484,6 +511,9 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             token_env,
         } => crate::act::actions(&store, incident, json, resume, token_env).await,
         Command::Audit(AuditCommand::Verify) => crate::act::audit_verify(&store).await,
+        Command::Demo(DemoCommand::History { weeks, seed, until }) => {
+            demo_history(&store, weeks, seed, until).await
+        }
         Command::Report {
             incident,
             format,
@@ -493,6 +523,8 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             from,
             to,
             incidents,
+            baseline_from,
+            baseline_to,
             format,
             output,
         } => {
@@ -500,7 +532,14 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
                 (Some(from), Some(to)) => period(from, to)?,
                 _ => crate::reports::summit::Selection::Incidents { ids: incidents },
             };
-            write_summit(&store, &selection, &format, output).await
+            let baseline = match (baseline_from, baseline_to) {
+                (Some(from), Some(to)) => match period(from, to)? {
+                    crate::reports::summit::Selection::Period { from, to } => Some((from, to)),
+                    crate::reports::summit::Selection::Incidents { .. } => None,
+                },
+                _ => None,
+            };
+            write_summit(&store, &selection, baseline, &format, output).await
         }
         Command::Export { incident, output } => export_bundle(&store, incident, output).await,
         Command::Import { file } => import_bundle(&store, &file).await,
@@ -537,6 +576,56 @@ fn open_window(data_dir: DataDir, demo: Option<(f64, Option<String>)>) -> Result
 fn open_window(_: DataDir, _: Option<(f64, Option<String>)>) -> Result<ExitCode> {
     eprintln!("firebreak: this build has no window (built without the `desktop` feature); see `firebreak --help`.");
     Ok(ExitCode::from(2))
+}
+
+async fn demo_history(
+    store: &Store,
+    weeks: u32,
+    seed: u64,
+    until: Option<chrono::NaiveDate>,
+) -> Result<()> {
+    let until = until.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let opts = crate::history::HistoryOptions {
+        weeks,
+        seed,
+        until: until.and_time(chrono::NaiveTime::MIN).and_utc(),
+    };
+    let started = std::time::Instant::now();
+    println!(
+        "recording {weeks} weeks of demo incidents up to {until} (seed {seed}) as cluster {:?}…",
+        crate::history::CLUSTER
+    );
+    let recorded = crate::history::record(store, &opts, &mut |n, total, r| {
+        let acts: Vec<String> = r
+            .actions
+            .iter()
+            .map(|(kind, helped)| {
+                format!(
+                    "{}{}",
+                    kind.as_str(),
+                    if *helped { "" } else { " (did not help)" }
+                )
+            })
+            .collect();
+        println!(
+            "  [{n:>2}/{total}] week {} {}  #{} {}: {}, mitigated after {} min",
+            r.planned.week + 1,
+            r.planned.at.format("%Y-%m-%d %H:%M"),
+            r.incident,
+            r.planned.story.scenario(),
+            acts.join(", then "),
+            r.mitigated_after_s / 60
+        );
+    })
+    .await?;
+    println!(
+        "recorded {} incidents in {:.0} s. Try: firebreak summit --from {} --to {} --format html -o summit.html",
+        recorded.len(),
+        started.elapsed().as_secs_f64(),
+        (opts.until - chrono::Duration::weeks(i64::from(weeks))).format("%Y-%m-%d"),
+        (opts.until - chrono::Duration::days(1)).format("%Y-%m-%d"),
+    );
+    Ok(())
 }
 
 /// On Linux a window needs an X11 or Wayland display; say so plainly instead of a GTK panic.
@@ -614,11 +703,12 @@ fn period(
 async fn write_summit(
     store: &Store,
     selection: &crate::reports::summit::Selection,
+    baseline: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
     format: &str,
     output: Option<PathBuf>,
 ) -> Result<()> {
     use crate::reports::{summit, Format};
-    let report = summit::summit(store, selection, &mut |done, total| {
+    let report = summit::summit_with(store, selection, baseline, &mut |done, total| {
         tracing::debug!(done, total, "summit: incidents read");
     })
     .await?;

@@ -7,7 +7,9 @@
 //! so every time in the report is the same on every run. The manual clock is process-wide;
 //! a test that sets it runs in its own test binary.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -44,6 +46,7 @@ pub async fn sleep(d: Duration) {
         return;
     }
     let until = start.saturating_add(d.as_millis() as i64);
+    let _waiting = Waiting::new(until);
     loop {
         match MANUAL_MS.load(Ordering::SeqCst) {
             i64::MIN => return, // back on the system clock: stop waiting on the manual one
@@ -51,4 +54,41 @@ pub async fn sleep(d: Duration) {
             _ => tokio::time::sleep(Duration::from_millis(2)).await,
         }
     }
+}
+
+/// Tasks waiting on the manual clock: each one's wake-up time, by a number of its own.
+static WAITING: Mutex<BTreeMap<u64, i64>> = Mutex::new(BTreeMap::new());
+static NEXT_WAITER: AtomicU64 = AtomicU64::new(0);
+
+/// A task's place in [`WAITING`], for as long as its sleep lasts (or until it is dropped).
+struct Waiting(u64);
+
+impl Waiting {
+    fn new(until: i64) -> Waiting {
+        let id = NEXT_WAITER.fetch_add(1, Ordering::SeqCst);
+        WAITING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, until);
+        Waiting(id)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
+/// On a manual clock: exactly `tasks` tasks are waiting on it, none of them on a time
+/// already reached. A stepped recording moves the clock, then waits for this: every task
+/// the move woke has taken its step and waits again (or is done), so the next move finds
+/// them all where one step leaves them, on every run.
+pub fn settled(tasks: usize) -> bool {
+    let now = MANUAL_MS.load(Ordering::SeqCst);
+    let waiting = WAITING.lock().unwrap_or_else(|e| e.into_inner());
+    waiting.len() == tasks && waiting.values().all(|until| *until > now)
 }

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod gateway;
+pub mod history;
 pub mod incident;
 pub mod ingest;
 pub mod ipc;

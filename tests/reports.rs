@@ -277,7 +277,8 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
             &firebreak::incident::NewIncident {
                 title: HOSTILE.into(),
                 severity: Severity::Minor,
-                service: Some("checkout".into()),
+                // Hostile text where the charts put it too: a service and a root cause.
+                service: Some(HOSTILE.into()),
                 cluster_id: None,
             },
             "ana",
@@ -288,6 +289,15 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
     // The review: both incidents name one factor (spelt two ways) and one each of their own.
     store
         .set_root_cause(recorded, Some("bad model version"), "ana")
+        .await
+        .unwrap();
+    // (A root-cause category is at most 100 characters: the hostile text's first part.)
+    let hostile_cause = "<script>window.__pwned=1</script>";
+    let mut causes = store.root_causes().await.unwrap();
+    causes.push(hostile_cause.into());
+    store.set_root_causes(&causes).await.unwrap();
+    store
+        .set_root_cause(other, Some(hostile_cause), "ana")
         .await
         .unwrap();
     for (incident, factor) in [
@@ -346,8 +356,8 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
     assert_eq!(
         report.by_root_cause,
         vec![
-            ("bad model version".to_owned(), 1),
-            ("not yet decided".to_owned(), 1)
+            (hostile_cause.to_owned(), 1),
+            ("bad model version".to_owned(), 1)
         ]
     );
     let rollback = report
@@ -395,6 +405,22 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
     );
     let html = firebreak::reports::summit::summit_html(&report);
     assert!(html.contains("&lt;script&gt;") && !html.contains("<script") && !html.contains("<img"));
+    // The charts label bars with the service and the root cause: as text, escaped.
+    let charts: Vec<&str> = html.split("<svg").skip(1).collect();
+    assert_eq!(
+        charts.len(),
+        7,
+        "mean times, per week, two by root cause, two by service, remediations"
+    );
+    assert!(
+        charts
+            .iter()
+            .filter(|svg| svg.contains("&lt;script&gt;window.__pwned=1&lt;/script&gt;"))
+            .count()
+            >= 4,
+        "the hostile service and root cause label the breakdown charts"
+    );
+    assert!(report.takeaways.iter().all(|t| !t.text.is_empty()));
     assert_eq!(
         html.matches("<table").count(),
         html.matches("</table>").count()
@@ -409,7 +435,7 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
     .await
     .unwrap();
     assert_eq!(one.incidents.len(), 1);
-    assert_eq!(one.by_service, vec![("checkout".to_owned(), 1)]);
+    assert_eq!(one.by_service, vec![(HOSTILE.to_owned(), 1)]);
 
     store.close().await;
     let summit_json = |args: &[&str]| {

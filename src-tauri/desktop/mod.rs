@@ -457,6 +457,8 @@ pub fn choose_webkit_painting() {
             .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
     });
     if !gpu {
+        // Sound here only: called first thing in `main`, while the process has one thread.
+        #[allow(clippy::disallowed_methods)]
         std::env::set_var(CPU_PAINTING, "1");
     }
 }

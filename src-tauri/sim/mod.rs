@@ -118,6 +118,11 @@ impl RunningSim {
         self.shared.journal.snapshot()
     }
 
+    /// The stream's identity, as its hello names it.
+    pub fn stream_id(&self) -> String {
+        crate::server::EventSource::stream_id(&*self.shared.journal)
+    }
+
     /// (head, first retained) of the journal.
     pub fn sent_bounds(&self) -> (u64, u64) {
         self.shared.journal.bounds()
