@@ -18,9 +18,11 @@ if [ "$want_test" = 1 ]; then
   # xdotool: the end-to-end tests answer the native confirmation dialog as a person would.
   # prometheus, prometheus-alertmanager: real servers the simulator's metrics and the
   # shipped rules are tested against (tests/prometheus.rs); systemd: systemd-analyze
-  # verifies the gateway's unit file; desktop-file-utils lints the package's desktop entry.
+  # verifies the gateway's unit file; desktop-file-utils lints the package's desktop entry;
+  # chromium and poppler-utils print the summit to PDF and read it back (tests/history.rs).
   packages+=(xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring xdotool
-             prometheus prometheus-alertmanager systemd desktop-file-utils)
+             prometheus prometheus-alertmanager systemd desktop-file-utils
+             chromium poppler-utils)
 fi
 
 missing=()

@@ -26,6 +26,21 @@ use support::rig::{live, wait_for, Live};
 /// Simulated time zero, and so the console's clock at the first step.
 const T0: &str = "2026-11-02T14:00:00Z";
 
+/// Waits until the action desk has taken the step the clock's last move allowed: every
+/// action it drives waits on the clock again, none on a time already reached (a fixed
+/// pause instead let a busy machine record a step a second late).
+async fn desk_settled(store: &firebreak::store::Store) {
+    wait_for(
+        Duration::from_secs(10),
+        "the action desk to take its step",
+        async || {
+            let driven = store.unfinished_actions().await.unwrap().len();
+            firebreak::clock::settled(driven)
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn incident_reports_match_their_golden_files() {
     let t0: DateTime<Utc> = T0.parse().unwrap();
@@ -72,8 +87,7 @@ async fn incident_reports_match_their_golden_files() {
         )
         .await;
         firebreak::clock::set_manual(Some(at(*second)));
-        // The desk polls as soon as the clock moves; give its request time to land.
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        desk_settled(&store).await;
     };
 
     let mut incident = None;
@@ -119,6 +133,7 @@ async fn incident_reports_match_their_golden_files() {
     )
     .await
     .unwrap();
+    desk_settled(&store).await;
     // Until the desk has verified: each second, wait for the desk to agree with the cluster.
     // (The desk sends once the clock moves past the confirmation, and verifies once it
     // reaches the end of the window: each is waited for before the world moves again.)

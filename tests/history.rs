@@ -169,6 +169,38 @@ async fn a_history_records_the_same_for_a_seed_and_its_summit_matches_the_golden
     }
     assert_eq!(report.takeaways.len(), 5, "{:?}", report.takeaways);
 
+    // Printed on A4 and on Letter: several pages, every section and takeaway on them.
+    let print_dir = tempfile::tempdir().unwrap();
+    for paper in ["A4", "letter"] {
+        let (pages, text) = printed(print_dir.path(), &html, paper);
+        assert!((3..=12).contains(&pages), "{pages} pages on {paper}");
+        let text = words(&text);
+        let doc = firebreak::reports::summit::doc(&report);
+        for block in &doc.blocks {
+            if let firebreak::reports::doc::Block::Heading(h) = block {
+                assert!(
+                    text.contains(h.as_str()),
+                    "{paper}: the heading {h:?} is missing"
+                );
+            }
+        }
+        for t in &report.takeaways {
+            assert!(
+                text.contains(&words(&t.text)),
+                "{paper}: the takeaway {:?} is missing",
+                t.text
+            );
+        }
+        // The charts print as vector text: their axis labels are in the PDF.
+        for w in &report.weeks {
+            assert!(
+                text.contains(&w.week),
+                "{paper}: the week {} is missing",
+                w.week
+            );
+        }
+    }
+
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(
         r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
@@ -185,6 +217,56 @@ async fn a_history_records_the_same_for_a_seed_and_its_summit_matches_the_golden
             firebreak::reports::summit::render(&report, Format::Json)
         );
     });
+}
+
+/// Prints `html` to PDF on `paper` (A4, letter) in headless Chromium; returns the page
+/// count and the text (pdftotext).
+fn printed(dir: &Path, html: &str, paper: &str) -> (usize, String) {
+    let page = dir.join(format!("summit-{paper}.html"));
+    let pdf = dir.join(format!("summit-{paper}.pdf"));
+    let sized = html.replacen(
+        "</head>",
+        &format!("<style>@page{{size:{paper}}}</style></head>"),
+        1,
+    );
+    std::fs::write(&page, sized).unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium").display()
+        ))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium (apt install chromium; .ci/deps.sh --test installs it)");
+    assert!(
+        pdf.exists(),
+        "chromium printed no PDF: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = Command::new("pdfinfo").arg(&pdf).output().unwrap();
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    let pages = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no page count in {info}"));
+    let text = Command::new("pdftotext")
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .unwrap();
+    (pages, String::from_utf8_lossy(&text.stdout).into_owned())
+}
+
+fn words(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn finished_err(child: std::process::Child) -> String {

@@ -138,7 +138,11 @@ h1{font-size:22px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;width:100%;font-size:13px}td,th{border-bottom:1px solid #eee;padding:4px 6px;text-align:left;vertical-align:top}\
 td{overflow-wrap:anywhere}.muted{color:#666}.bad{color:#c62828;font-weight:600}.good{color:#2e7d32;font-weight:600}\
 .notice{border-left:4px solid #f9a825;background:#fff8e1;padding:8px 12px;font-weight:600}\
-svg{width:100%;height:auto;border:1px solid #eee}@media print{body{margin:0}h2{break-after:avoid}tr{break-inside:avoid}}";
+svg{width:100%;height:auto;border:1px solid #eee}\
+@page{margin:14mm 12mm}\
+@media print{body{margin:0;max-width:none;font-size:11px}table{font-size:10px}\
+h1,h2{break-after:avoid;page-break-after:avoid}\
+svg,tr,.notice{break-inside:avoid;page-break-inside:avoid}p{orphans:3;widows:3}}";
 
 /// No script, no fetches: only the inline style and the inline SVG.
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";

@@ -245,12 +245,20 @@ pub fn html(r: &IncidentReport) -> String {
 
 /// The error rate and p99 of the service as an inline SVG, with the key moments and the
 /// actions marked.
+/// Minutes between time ticks: the first of these that leaves at most 8 ticks.
+const TIME_STEPS_MIN: [i64; 12] = [1, 2, 5, 10, 15, 30, 60, 120, 240, 360, 720, 1440];
+
+/// The incident's error rate (left scale, %) and p99 latency (right scale, ms) over time
+/// (UTC ticks below), with the key moments and actions marked by lines whose labels sit
+/// in lanes above the plot: a label that would run into another goes one lane up, so
+/// none overlap however close the moments are.
 fn chart(r: &IncidentReport) -> String {
-    let (w, h, pad) = (760.0, 200.0, 30.0);
+    use super::charts::{tick_label, ticks};
     let s: &[Sample] = &r.metrics;
     if s.len() < 2 {
         return "<p class=\"muted\">No metric samples were recorded for the chart.</p>".into();
     }
+    let (w, left, right) = (760.0, 58.0, 70.0);
     let t0 = s[0].at.timestamp_millis() as f64;
     // The axis runs to the last sample or the last moment, whichever is later, so the
     // moments and actions after the samples end are still marked.
@@ -261,18 +269,66 @@ fn chart(r: &IncidentReport) -> String {
         .chain(r.actions.iter().map(|a| a.at))
         .map(|t| t.timestamp_millis() as f64)
         .fold(s[s.len() - 1].at.timestamp_millis() as f64, f64::max);
-    let x = |t: f64| pad + (t - t0) / (t1 - t0).max(1.0) * (w - 2.0 * pad);
-    let max_err = s
+    let x = |t: f64| left + (t - t0) / (t1 - t0).max(1.0) * (w - left - right);
+
+    // Labels of the moments and actions, in lanes: each goes in the lowest lane where it
+    // does not reach the previous label's end (about 6 px a character at 10 px).
+    let mut marks: Vec<(f64, String, &str)> = Vec::new();
+    for k in &r.key_moments {
+        if let Some(t) = k.at {
+            marks.push((
+                t.timestamp_millis() as f64,
+                k.moment.replace('_', " "),
+                "#555",
+            ));
+        }
+    }
+    for a in &r.actions {
+        marks.push((
+            a.at.timestamp_millis() as f64,
+            a.kind.replace('_', " "),
+            "#2e7d32",
+        ));
+    }
+    marks.retain(|(t, _, _)| *t >= t0 && *t <= t1);
+    marks.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut lane_ends: Vec<f64> = Vec::new();
+    let placed: Vec<(f64, usize, f64, &str, &str)> = marks
         .iter()
-        .map(|m| m.error_rate)
-        .fold(0.0, f64::max)
-        .max(0.001);
-    let max_p99 = s
-        .iter()
-        .map(|m| m.latency_p99_ms)
-        .fold(0.0, f64::max)
-        .max(1.0);
-    let y = |v: f64, max: f64| h - pad - v / max * (h - 2.0 * pad);
+        .map(|(t, label, colour)| {
+            let xm = x(*t);
+            let width = 6.0 * label.chars().count() as f64 + 8.0;
+            // Near the right edge the label goes on the line's left, so it is not cut off.
+            let start = if xm + width > w - 4.0 { xm - width } else { xm };
+            let lane = lane_ends
+                .iter()
+                .position(|end| *end <= start)
+                .unwrap_or(lane_ends.len());
+            if lane == lane_ends.len() {
+                lane_ends.push(0.0);
+            }
+            lane_ends[lane] = start + width;
+            (xm, lane, start, label.as_str(), *colour)
+        })
+        .collect();
+    let lanes = lane_ends.len() as f64;
+    let top = 26.0 + 13.0 * lanes + 6.0;
+    let plot_h = 170.0;
+    let bottom = top + plot_h;
+    let h = bottom + 40.0;
+
+    let err_ticks = ticks(s.iter().map(|m| m.error_rate * 100.0).fold(0.0, f64::max));
+    // p99 in the unit that keeps its ticks short: ms, s from 10 s, min from 10,000 s.
+    let p99_top = s.iter().map(|m| m.latency_p99_ms).fold(0.0, f64::max);
+    let (p99_div, p99_unit) = match p99_top {
+        v if v >= 10_000_000.0 => (60_000.0, "min"),
+        v if v >= 10_000.0 => (1_000.0, "s"),
+        _ => (1.0, "ms"),
+    };
+    let p99_ticks = ticks(p99_top / p99_div);
+    let err_max = *err_ticks.last().unwrap_or(&1.0);
+    let p99_max = *p99_ticks.last().unwrap_or(&1.0);
+    let y = |v: f64, max: f64| bottom - v / max * plot_h;
     let line = |f: &dyn Fn(&Sample) -> f64, max: f64| {
         s.iter()
             .enumerate()
@@ -288,49 +344,93 @@ fn chart(r: &IncidentReport) -> String {
             .join(" ")
     };
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Error rate and p99 latency\">\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Error rate and p99 latency\" font-family=\"system-ui,sans-serif\">\
          <rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"#fff\"/>\
-         <path d=\"{}\" fill=\"none\" stroke=\"#c62828\" stroke-width=\"2\"/>\
-         <path d=\"{}\" fill=\"none\" stroke=\"#1565c0\" stroke-width=\"2\" stroke-dasharray=\"5 3\"/>",
-        line(&|m| m.error_rate, max_err),
-        line(&|m| m.latency_p99_ms, max_p99)
+         <line x1=\"{left}\" y1=\"13\" x2=\"{}\" y2=\"13\" stroke=\"#c62828\" stroke-width=\"2\"/>\
+         <text x=\"{}\" y=\"17\" font-size=\"11\" fill=\"#333\">error rate (%, left scale)</text>\
+         <line x1=\"{}\" y1=\"13\" x2=\"{}\" y2=\"13\" stroke=\"#1565c0\" stroke-width=\"2\" stroke-dasharray=\"5 3\"/>\
+         <text x=\"{}\" y=\"17\" font-size=\"11\" fill=\"#333\">p99 latency ({p99_unit}, right scale)</text>",
+        left + 18.0,
+        left + 24.0,
+        left + 190.0,
+        left + 208.0,
+        left + 214.0,
     );
-    let mut n = 0;
-    let mut mark = |t: chrono::DateTime<chrono::Utc>, label: &str, colour: &str| {
-        let tm = t.timestamp_millis() as f64;
-        if tm < t0 || tm > t1 {
-            return;
-        }
-        let xm = x(tm);
-        // Labels step down, so moments close together stay readable.
-        let ly = pad + 10.0 + f64::from(n % 4) * 11.0;
-        n += 1;
+    // Value scales: error rate on the left (with the gridlines), p99 on the right.
+    for t in &err_ticks {
+        let yy = y(*t, err_max);
         let _ = write!(
             svg,
-            "<line x1=\"{xm:.1}\" y1=\"{pad}\" x2=\"{xm:.1}\" y2=\"{}\" stroke=\"{colour}\" stroke-width=\"1\"/>\
-             <text x=\"{:.1}\" y=\"{ly:.1}\" font-size=\"10\" fill=\"{colour}\" text-anchor=\"{}\">{}</text>",
-            h - pad,
-            // Near the right edge the label goes on the line's left, so it is not cut off.
-            if xm > w * 0.75 { xm - 3.0 } else { xm + 3.0 },
-            if xm > w * 0.75 { "end" } else { "start" },
-            esc_html(label)
+            "<line x1=\"{left}\" y1=\"{yy:.1}\" x2=\"{}\" y2=\"{yy:.1}\" stroke=\"#eee\"/>\
+             <text x=\"{}\" y=\"{:.1}\" font-size=\"10\" fill=\"#c62828\" text-anchor=\"end\">{} %</text>",
+            w - right,
+            left - 5.0,
+            yy + 3.5,
+            tick_label(*t)
         );
-    };
-    for k in &r.key_moments {
-        if let Some(t) = k.at {
-            mark(t, &k.moment.replace('_', " "), "#555");
-        }
     }
-    for a in &r.actions {
-        mark(a.at, &a.kind, "#2e7d32");
+    for t in &p99_ticks {
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{:.1}\" font-size=\"10\" fill=\"#1565c0\">{} {p99_unit}</text>",
+            w - right + 5.0,
+            y(*t, p99_max) + 3.5,
+            tick_label(*t)
+        );
+    }
+    // The time axis: ticks on round minutes (UTC).
+    let span_min = (t1 - t0) / 60_000.0;
+    let step = TIME_STEPS_MIN
+        .into_iter()
+        .find(|m| span_min / *m as f64 <= 8.0)
+        .unwrap_or(1440)
+        * 60_000;
+    let first = ((t0 as i64 + step - 1) / step) * step;
+    let _ = write!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{bottom}\" x2=\"{}\" y2=\"{bottom}\" stroke=\"#888\"/>\
+         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\" stroke=\"#888\"/>\
+         <line x1=\"{}\" y1=\"{top}\" x2=\"{}\" y2=\"{bottom}\" stroke=\"#888\"/>",
+        w - right,
+        w - right,
+        w - right
+    );
+    let mut t = first;
+    while (t as f64) <= t1 {
+        let xx = x(t as f64);
+        let label = chrono::DateTime::from_timestamp_millis(t)
+            .map(|d| d.format("%H:%M").to_string())
+            .unwrap_or_default();
+        let _ = write!(
+            svg,
+            "<line x1=\"{xx:.1}\" y1=\"{bottom}\" x2=\"{xx:.1}\" y2=\"{}\" stroke=\"#888\"/>\
+             <text x=\"{xx:.1}\" y=\"{}\" font-size=\"10\" fill=\"#555\" text-anchor=\"middle\">{label}</text>",
+            bottom + 4.0,
+            bottom + 15.0
+        );
+        t += step;
     }
     let _ = write!(
         svg,
-        "<text x=\"{pad}\" y=\"14\" font-size=\"11\" fill=\"#c62828\">error rate (max {:.1} %)</text>\
-         <text x=\"{}\" y=\"14\" font-size=\"11\" fill=\"#1565c0\">p99 latency, dashed (max {:.0} ms)</text></svg>",
-        max_err * 100.0,
-        w / 2.0,
-        max_p99
+        "<text x=\"{:.1}\" y=\"{}\" font-size=\"10\" fill=\"#555\" text-anchor=\"middle\">time (UTC)</text>\
+         <path d=\"{}\" fill=\"none\" stroke=\"#c62828\" stroke-width=\"2\"/>\
+         <path d=\"{}\" fill=\"none\" stroke=\"#1565c0\" stroke-width=\"2\" stroke-dasharray=\"5 3\"/>",
+        left + (w - left - right) / 2.0,
+        bottom + 30.0,
+        line(&|m| m.error_rate * 100.0, err_max),
+        line(&|m| m.latency_p99_ms / p99_div, p99_max)
     );
+    for (xm, lane, start, label, colour) in placed {
+        let ly = top - 8.0 - 13.0 * lane as f64;
+        let _ = write!(
+            svg,
+            "<line x1=\"{xm:.1}\" y1=\"{:.1}\" x2=\"{xm:.1}\" y2=\"{bottom}\" stroke=\"{colour}\" stroke-width=\"1\" stroke-dasharray=\"2 2\"/>\
+             <text x=\"{:.1}\" y=\"{ly:.1}\" font-size=\"10\" fill=\"{colour}\">{}</text>",
+            ly + 3.0,
+            start + 3.0,
+            esc_html(label)
+        );
+    }
+    svg.push_str("</svg>");
     svg
 }
