@@ -44,6 +44,7 @@ fn main() {
             "set_root_causes",
             "export_report",
             "export_summit",
+            "summit_report",
             "list_incidents",
             "get_incident",
             "incident_timeline",

@@ -156,6 +156,7 @@ pub mod bindings {
         crate::store::review::FilteredPage::export_all(&cfg)?;
         crate::reports::Progress::export_all(&cfg)?;
         crate::reports::summit::Selection::export_all(&cfg)?;
+        crate::reports::summit::SummitReport::export_all(&cfg)?;
         Ok(())
     }
 }

@@ -61,6 +61,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         super::review::set_root_causes,
         super::review::export_report,
         super::review::export_summit,
+        super::review::summit_report,
         list_incidents,
         get_incident,
         incident_timeline,

@@ -222,6 +222,24 @@ pub async fn export_report<R: tauri::Runtime>(
     .await
 }
 
+/// The summit report of a period or of chosen incidents, for the Summit view to draw.
+/// `progress` hears how many incidents have been read.
+#[tauri::command]
+pub async fn summit_report(
+    console: State<'_, Console>,
+    selection: Selection,
+    progress: Channel<Progress>,
+) -> Reply<crate::reports::summit::SummitReport> {
+    let store = console.store()?;
+    Ok(
+        crate::reports::summit::summit(store, &selection, &mut |done, total| {
+            let _ = progress.send(Progress { done, total });
+        })
+        .await
+        .map_err(|e| IpcError::new(ErrorCode::Invalid, format!("{e:#}")))?,
+    )
+}
+
 /// The summit report of a period or of chosen incidents, to a file picked in a native
 /// save dialog. `progress` hears how many incidents have been read.
 #[tauri::command]

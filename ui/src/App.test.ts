@@ -17,6 +17,7 @@ import type { RunRecord } from './bindings/RunRecord';
 import type { Answer } from './bindings/Answer';
 import type { ReviewData } from './bindings/ReviewData';
 import type { Selection } from './bindings/Selection';
+import type { SummitReport } from './bindings/SummitReport';
 import type { FollowUp } from './bindings/FollowUp';
 import type { FollowUpDraft } from './bindings/FollowUpDraft';
 
@@ -159,6 +160,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     setRunbookFolders: async () => ({ runbooks: [], errors: [] }),
     exportReport: async () => '/home/ana/incident-1.html',
     exportSummit: async () => '/home/ana/summit.html',
+    summitReport: async () => summitReport(),
     incidentReview: async (id) => reviewData(id),
     reviewTimeline: async (id, filter) => {
       const kept = entries.filter((e) => e.incidentId === id && (filter.kinds.length === 0 || filter.kinds.includes(e.kind)));
@@ -952,6 +954,119 @@ describe('review', () => {
     await fireEvent.input(within(list).getByLabelText('Annotation'), { target: { value: 'this is where it began' } });
     await fireEvent.click(within(list).getByRole('button', { name: 'Annotate' }));
     await waitFor(() => expect(notes).toEqual([[1, 1, 'this is where it began']]));
+  });
+});
+
+const EVIL = '<script>window.__pwned=1</script>';
+
+/** A summit as Rust sends it: two weeks, a hostile root cause, a comparison, takeaways. */
+function summitReport(): SummitReport {
+  const mt = (s: number | null, n: number) => ({ mttd_s: 30, mtta_s: s, mttm_s: s === null ? null : s * 2, mttr_s: null, incidents: n });
+  return {
+    schema: 'firebreak.summit-report.v1',
+    selection: 'incidents opened from 2026-11-16 to 2026-11-29',
+    from: '2026-11-16T00:00:00Z',
+    to: '2026-11-30T00:00:00Z',
+    incidents: [
+      { id: 1, title: 'Incident 1', severity: 'critical', service: 'search-ranking', status: 'resolved', root_cause: EVIL, opened: '2026-11-17T10:00:00Z', demo: true },
+      { id: 2, title: 'second', severity: 'major', service: 'search-ranking', status: 'resolved', root_cause: 'capacity', opened: '2026-11-25T10:00:00Z', demo: true },
+    ],
+    by_severity: [['critical', 1], ['major', 1]],
+    by_service: [['search-ranking', 2]],
+    by_root_cause: [[EVIL, 1], ['capacity', 1]],
+    mean_times: mt(300, 2),
+    trend: [['2026-W47', mt(420, 1)], ['2026-W48', mt(180, 1)]],
+    remediations: [{ kind: 'failover', used: 2, succeeded: 2, verified_recovered: 1, mean_time_to_recovery_s: 70 }],
+    top_alerts: [],
+    noisiest_sources: [],
+    contributing_factors: [],
+    open_follow_ups: [],
+    demo_incidents: 2,
+    weeks: [
+      { week: '2026-W47', starts: '2026-11-16', by_severity: [['critical', 1], ['major', 0], ['minor', 0], ['info', 0]], mean_times: mt(420, 1), ids: [1] },
+      { week: '2026-W48', starts: '2026-11-23', by_severity: [['critical', 0], ['major', 1], ['minor', 0], ['info', 0]], mean_times: mt(180, 1), ids: [2] },
+    ],
+    root_causes: [
+      { name: EVIL, incidents: 1, minutes: 40, ids: [1] },
+      { name: 'capacity', incidents: 1, minutes: 20, ids: [2] },
+    ],
+    services: [{ name: 'search-ranking', incidents: 2, minutes: 60, ids: [1, 2] }],
+    comparison: {
+      label: 'the previous 2 weeks',
+      from: '2026-11-02T00:00:00Z',
+      to: '2026-11-16T00:00:00Z',
+      incidents: 4,
+      mean_times: mt(600, 4),
+      by_severity: [['critical', 4]],
+      remediations: [],
+      root_causes: [],
+      factors: [],
+    },
+    takeaways: [
+      { chart: 'mean_times', text: 'MTTA fell from 7 min to 3 min over the period (first week with incidents to the last).' },
+      { chart: 'per_week', text: '2 incidents in 2 weeks (1.0 a week), 1 of them critical; the busiest week was 2026-W47 with 1.' },
+      { chart: 'root_causes', text: `${EVIL} caused the most incidents (1 of 2, 40 incident-minutes).` },
+      { chart: 'services', text: 'search-ranking had the most incidents (2 of 2, 60 incident-minutes).' },
+      { chart: 'remediations', text: 'Verified by the console: failover helped 1 of 2 times (recovery in 1 min on average).' },
+    ],
+    generated_at: '2026-11-30T09:00:00Z',
+  };
+}
+
+describe('summit view', () => {
+  it('draws the summit Rust built, with hostile labels as text, and opens the incidents behind a bar', async () => {
+    const asked: Selection[] = [];
+    const host = fakeHost([incident(1), incident(2, { title: 'second' })], {
+      summitReport: async (selection) => {
+        asked.push(selection);
+        return summitReport();
+      },
+    });
+    render(App, { host });
+    await screen.findAllByTestId('incident-row');
+    await fireEvent.keyDown(window, { key: '6' });
+    const view = await screen.findByTestId('summit-view');
+    await within(view).findByTestId('summit-summary');
+    expect(asked[0].by).toBe('period');
+    expect(within(view).getByTestId('summit-demo').textContent).toContain('2 of these 2 incidents are demo data');
+    const takeaways = within(view).getAllByTestId('takeaway').map((t) => t.textContent);
+    expect(takeaways).toContain('MTTA fell from 7 min to 3 min over the period (first week with incidents to the last).');
+    // The hostile root cause is drawn as text: no element was made of it.
+    expect(view.querySelector('script')).toBeNull();
+    expect(view.textContent).toContain('<script>window.__pwned=1</script>');
+    // Mean times beside the period before.
+    expect(view.textContent).toContain('▼ 50 %');
+    // Picking the hostile root cause's bar lists its incident; opening it shows it.
+    const bar = within(view)
+      .getAllByTestId('chart-row')
+      .find((r) => r.getAttribute('aria-label')?.startsWith(EVIL))!;
+    await fireEvent.click(bar);
+    const listed = await within(view).findByTestId('summit-picked');
+    expect(within(listed).getAllByTestId('summit-picked-incident').map((b) => b.textContent)).toEqual(['#1 Incident 1']);
+    // A week's column lists that week's incidents instead.
+    await fireEvent.click(within(view).getAllByTestId('chart-column')[1]);
+    expect(within(await within(view).findByTestId('summit-picked')).getByText('#2 second')).toBeTruthy();
+    await fireEvent.click(within(view).getByTestId('summit-picked-incident'));
+    expect(await screen.findByTestId('tab-incidents')).toHaveProperty('ariaCurrent', 'page');
+  });
+
+  it('exports what it shows in the format asked, through Rust', async () => {
+    const asked: [Selection, string][] = [];
+    const host = fakeHost([incident(1)], {
+      exportSummit: async (selection, format) => {
+        asked.push([selection, format]);
+        return '/home/ana/summit.md';
+      },
+    });
+    render(App, { host });
+    await screen.findAllByTestId('incident-row');
+    await fireEvent.click(screen.getByTestId('tab-summit'));
+    const view = await screen.findByTestId('summit-view');
+    await fireEvent.input(within(view).getByLabelText('From'), { target: { value: '2026-11-02' } });
+    await fireEvent.input(within(view).getByLabelText('To'), { target: { value: '2026-11-29' } });
+    await fireEvent.click(within(view).getByTestId('summit-export-md'));
+    expect((await within(view).findByTestId('summit-view-saved')).textContent).toContain('/home/ana/summit.md');
+    expect(asked).toEqual([[{ by: 'period', from: '2026-11-02T00:00:00Z', to: '2026-11-30T00:00:00.000Z' }, 'md']]);
   });
 });
 

@@ -34,6 +34,7 @@ import type { FollowUpDraft } from '../bindings/FollowUpDraft';
 import type { Progress } from '../bindings/Progress';
 import type { ReviewData } from '../bindings/ReviewData';
 import type { Selection } from '../bindings/Selection';
+import type { SummitReport } from '../bindings/SummitReport';
 import type { TimelineFilter } from '../bindings/TimelineFilter';
 
 export type ReportFormat = 'md' | 'html' | 'json';
@@ -93,6 +94,8 @@ export interface Host {
    * `onProgress` how many timeline entries it has read; resolves to the path written, or null.
    */
   exportReport(incidentId: number, format: ReportFormat, onProgress?: (p: Progress) => void): Promise<string | null>;
+  /** The summit of a period or chosen incidents, for the Summit view to draw, with progress. */
+  summitReport(selection: Selection, onProgress?: (p: Progress) => void): Promise<SummitReport>;
   /** The summit of a period or chosen incidents, through a native save dialog, with progress. */
   exportSummit(selection: Selection, format: ReportFormat, onProgress?: (p: Progress) => void): Promise<string | null>;
   /** The incident as reviewed: its report without the timeline, the review and its choices. */
@@ -193,6 +196,8 @@ export const tauriHost: Host = {
   setRunbookFolders: (folders) => call('set_runbook_folders', { folders }),
   exportReport: (incidentId, format, onProgress) =>
     call('export_report', { incidentId, format, progress: progressChannel(onProgress) }),
+  summitReport: (selection, onProgress) =>
+    call('summit_report', { selection, progress: progressChannel(onProgress) }),
   exportSummit: (selection, format, onProgress) =>
     call('export_summit', { selection, format, progress: progressChannel(onProgress) }),
   incidentReview: (id) => call('incident_review', { id }),

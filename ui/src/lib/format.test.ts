@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { age, clock, duration, fromLocalInput, nextStatus, statusVerb, streamText, streamTone } from './format';
+import { age, clock, duration, fromLocalInput, nextStatus, statusVerb, streamText, streamTone, ticks } from './format';
 
 describe('age', () => {
   const t0 = Date.UTC(2026, 10, 27, 3, 0, 0);
@@ -57,5 +57,15 @@ describe('review figures and times', () => {
     const local = new Date(2026, 10, 28, 4, 5, 41).getTime();
     expect(fromLocalInput('2026-11-28 04:05:41')).toBe(local);
     expect(fromLocalInput('2026-11-28 04:05')).toBe(local - 41_000);
+  });
+});
+
+describe('ticks', () => {
+  it('are round and cover the maximum, as the reports draw them', () => {
+    expect(ticks(14)).toEqual([0, 5, 10, 15]);
+    expect(ticks(4)).toEqual([0, 1, 2, 3, 4]);
+    expect(ticks(0)).toEqual([0, 1]);
+    expect(ticks(0.9)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
+    expect(ticks(2390).at(-1)).toBe(2500);
   });
 });

@@ -140,3 +140,12 @@ export function fromLocalInput(value: string): number | null {
   const t = new Date(y, mo - 1, d, h, mi, s);
   return t.getMonth() === mo - 1 && t.getDate() === d ? t.getTime() : null;
 }
+
+/** Ticks from 0 to at least `max`, 1, 2 or 5 times a power of ten apart (as the reports' charts). */
+export function ticks(max: number): number[] {
+  if (!(Number.isFinite(max) && max > 0)) return [0, 1];
+  const pow = 10 ** Math.floor(Math.log10(max / 5));
+  const step = [1, 2, 5, 10].map((m) => m * pow).find((s) => max / s <= 5) ?? 10 * pow;
+  const n = Math.ceil(max / step - 1e-9);
+  return Array.from({ length: n + 1 }, (_, i) => Math.round(i * step * 1e6) / 1e6);
+}
