@@ -157,6 +157,7 @@ pub mod bindings {
         crate::reports::Progress::export_all(&cfg)?;
         crate::reports::summit::Selection::export_all(&cfg)?;
         crate::reports::summit::SummitReport::export_all(&cfg)?;
+        crate::reports::summit::Baseline::export_all(&cfg)?;
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use tauri::State;
 
 use super::Console;
 use crate::ipc::{ErrorCode, IpcError};
-use crate::reports::summit::Selection;
+use crate::reports::summit::{Baseline, Selection};
 use crate::reports::{Format, Progress, ReviewData};
 use crate::store::review::{FilteredPage, FollowUp, FollowUpDraft, TimelineFilter};
 
@@ -228,16 +228,16 @@ pub async fn export_report<R: tauri::Runtime>(
 pub async fn summit_report(
     console: State<'_, Console>,
     selection: Selection,
+    baseline: Option<Baseline>,
     progress: Channel<Progress>,
 ) -> Reply<crate::reports::summit::SummitReport> {
     let store = console.store()?;
-    Ok(
-        crate::reports::summit::summit(store, &selection, &mut |done, total| {
-            let _ = progress.send(Progress { done, total });
-        })
-        .await
-        .map_err(|e| IpcError::new(ErrorCode::Invalid, format!("{e:#}")))?,
-    )
+    let baseline = baseline.map(|b| (b.from, b.to));
+    crate::reports::summit::summit_with(store, &selection, baseline, &mut |done, total| {
+        let _ = progress.send(Progress { done, total });
+    })
+    .await
+    .map_err(|e| IpcError::new(ErrorCode::Invalid, format!("{e:#}")))
 }
 
 /// The summit report of a period or of chosen incidents, to a file picked in a native
@@ -248,16 +248,19 @@ pub async fn export_summit<R: tauri::Runtime>(
     window: tauri::WebviewWindow<R>,
     console: State<'_, Console>,
     selection: Selection,
+    baseline: Option<Baseline>,
     format: String,
     progress: Channel<Progress>,
 ) -> Reply<Option<String>> {
     let (fmt, ext, label) = format_of(&format)?;
     let store = console.store()?;
+    let baseline = baseline.map(|b| (b.from, b.to));
     let make = async {
-        let report = crate::reports::summit::summit(store, &selection, &mut |done, total| {
-            let _ = progress.send(Progress { done, total });
-        })
-        .await?;
+        let report =
+            crate::reports::summit::summit_with(store, &selection, baseline, &mut |done, total| {
+                let _ = progress.send(Progress { done, total });
+            })
+            .await?;
         Ok(crate::reports::summit::render(&report, fmt))
     };
     let name = format!("summit.{ext}");

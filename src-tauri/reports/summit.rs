@@ -59,6 +59,13 @@ pub struct OpenFollowUp {
     pub overdue: bool,
 }
 
+/// A period `[from, to)` a summit is compared with, when not the one before it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
+pub struct Baseline {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
 /// Which incidents a summit covers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase", tag = "by")]

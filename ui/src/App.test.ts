@@ -18,6 +18,7 @@ import type { Answer } from './bindings/Answer';
 import type { ReviewData } from './bindings/ReviewData';
 import type { Selection } from './bindings/Selection';
 import type { SummitReport } from './bindings/SummitReport';
+import type { Baseline } from './bindings/Baseline';
 import type { FollowUp } from './bindings/FollowUp';
 import type { FollowUpDraft } from './bindings/FollowUpDraft';
 
@@ -1067,6 +1068,27 @@ describe('summit view', () => {
     await fireEvent.click(within(view).getByTestId('summit-export-md'));
     expect((await within(view).findByTestId('summit-view-saved')).textContent).toContain('/home/ana/summit.md');
     expect(asked).toEqual([[{ by: 'period', from: '2026-11-02T00:00:00Z', to: '2026-11-30T00:00:00.000Z' }, 'md']]);
+  });
+
+  it('compares with a baseline the engineer chose', async () => {
+    const baselines: (Baseline | null)[] = [];
+    const host = fakeHost([incident(1)], {
+      summitReport: async (_selection, baseline) => {
+        baselines.push(baseline);
+        return summitReport();
+      },
+    });
+    render(App, { host });
+    await screen.findAllByTestId('incident-row');
+    await fireEvent.click(screen.getByTestId('tab-summit'));
+    const view = await screen.findByTestId('summit-view');
+    await within(view).findByTestId('summit-summary');
+    await fireEvent.click(within(view).getByTestId('summit-own-baseline'));
+    await fireEvent.input(within(view).getByLabelText('Baseline from'), { target: { value: '2026-09-01' } });
+    await fireEvent.input(within(view).getByLabelText('Baseline to'), { target: { value: '2026-09-30' } });
+    await fireEvent.click(within(view).getByTestId('summit-show'));
+    await waitFor(() => expect(baselines.length).toBe(2));
+    expect(baselines).toEqual([null, { from: '2026-09-01T00:00:00Z', to: '2026-10-01T00:00:00.000Z' }]);
   });
 });
 

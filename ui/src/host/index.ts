@@ -35,6 +35,7 @@ import type { Progress } from '../bindings/Progress';
 import type { ReviewData } from '../bindings/ReviewData';
 import type { Selection } from '../bindings/Selection';
 import type { SummitReport } from '../bindings/SummitReport';
+import type { Baseline } from '../bindings/Baseline';
 import type { TimelineFilter } from '../bindings/TimelineFilter';
 
 export type ReportFormat = 'md' | 'html' | 'json';
@@ -95,9 +96,12 @@ export interface Host {
    */
   exportReport(incidentId: number, format: ReportFormat, onProgress?: (p: Progress) => void): Promise<string | null>;
   /** The summit of a period or chosen incidents, for the Summit view to draw, with progress. */
-  summitReport(selection: Selection, onProgress?: (p: Progress) => void): Promise<SummitReport>;
-  /** The summit of a period or chosen incidents, through a native save dialog, with progress. */
-  exportSummit(selection: Selection, format: ReportFormat, onProgress?: (p: Progress) => void): Promise<string | null>;
+  summitReport(selection: Selection, baseline: Baseline | null, onProgress?: (p: Progress) => void): Promise<SummitReport>;
+  /**
+   * The summit of a period or chosen incidents, compared with `baseline` (null: the period
+   * before), through a native save dialog, with progress.
+   */
+  exportSummit(selection: Selection, format: ReportFormat, onProgress?: (p: Progress) => void, baseline?: Baseline | null): Promise<string | null>;
   /** The incident as reviewed: its report without the timeline, the review and its choices. */
   incidentReview(id: number): Promise<ReviewData>;
   /** A page of the filtered timeline in time order, after the entry `after` (keyset). */
@@ -196,10 +200,10 @@ export const tauriHost: Host = {
   setRunbookFolders: (folders) => call('set_runbook_folders', { folders }),
   exportReport: (incidentId, format, onProgress) =>
     call('export_report', { incidentId, format, progress: progressChannel(onProgress) }),
-  summitReport: (selection, onProgress) =>
-    call('summit_report', { selection, progress: progressChannel(onProgress) }),
-  exportSummit: (selection, format, onProgress) =>
-    call('export_summit', { selection, format, progress: progressChannel(onProgress) }),
+  summitReport: (selection, baseline, onProgress) =>
+    call('summit_report', { selection, baseline, progress: progressChannel(onProgress) }),
+  exportSummit: (selection, format, onProgress, baseline) =>
+    call('export_summit', { selection, baseline: baseline ?? null, format, progress: progressChannel(onProgress) }),
   incidentReview: (id) => call('incident_review', { id }),
   reviewTimeline: (id, filter, after, limit) =>
     call('review_timeline', { id, filter, afterAt: after?.atMs ?? null, afterId: after?.id ?? null, limit }),
