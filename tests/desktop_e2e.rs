@@ -967,3 +967,69 @@ async fn the_window_opens_where_it_was_left() {
         .unwrap();
     second.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_summit_view_draws_a_recorded_history_and_opens_the_incidents_behind_a_bar() {
+    let _window = ONE_WINDOW.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    // Two weeks of history up to today: inside the view's default period (the last 4 weeks).
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let recorded = std::process::Command::new(app())
+        .arg("--data-dir")
+        .arg(data.path())
+        .args([
+            "demo", "history", "--weeks", "2", "--seed", "3", "--until", &today,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        recorded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    let driver = Driver::start().await;
+    let session = driver
+        .session(
+            app(),
+            &["--data-dir".into(), data.path().display().to_string()],
+        )
+        .await;
+    // (Every incident of the history is resolved: the list keeps them folded away.)
+    session.wait_for("[data-testid=status-bar]").await;
+    session.click_on("[data-testid=tab-summit]").await;
+    let summary = session.wait_for("[data-testid=summit-summary]").await;
+    assert!(
+        session.text(&summary).await.contains("incidents"),
+        "{}",
+        session.text(&summary).await
+    );
+    let demo = session.wait_for("[data-testid=summit-demo]").await;
+    assert!(session.text(&demo).await.contains("demo data"));
+    let charts = session
+        .execute(
+            "return document.querySelectorAll('[data-testid=chart] svg').length",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(charts, serde_json::json!(5), "five charts drawn");
+    let takeaway = session.wait_for("[data-testid=takeaway]").await;
+    assert!(!session.text(&takeaway).await.is_empty());
+    session.screenshot("summit-view").await;
+
+    // The top root cause's bar lists its incidents; one click opens the first of them.
+    // (A bar is an SVG group with a button's role: reached with the keyboard, as the
+    // driver cannot click into SVG.)
+    let bar = session.wait_for("[data-testid=chart-row]").await;
+    session.type_into(&bar, "\u{E007}").await; // Enter
+    let picked = session.wait_for("[data-testid=summit-picked]").await;
+    let listed = session.text(&picked).await;
+    assert!(listed.contains("Root cause:"), "{listed}");
+    session
+        .click_on("[data-testid=summit-picked-incident]")
+        .await;
+    let tab = session
+        .wait_for("[data-testid=tab-incidents][aria-current=page]")
+        .await;
+    assert!(!tab.is_empty());
+    session.close().await;
+}
