@@ -177,6 +177,7 @@ pub struct Comparison {
     pub incidents: usize,
     pub mean_times: MeanTimes,
     pub by_severity: Vec<(String, usize)>,
+    pub by_service: Vec<(String, usize)>,
     pub remediations: Vec<Remediation>,
     pub root_causes: Vec<Presence>,
     pub factors: Vec<Presence>,
@@ -670,6 +671,7 @@ fn compare(now: &SummitReport, before: &SummitReport, label: String) -> Comparis
         incidents: before.incidents.len(),
         mean_times: before.mean_times.clone(),
         by_severity: before.by_severity.clone(),
+        by_service: before.by_service.clone(),
         remediations: before.remediations.clone(),
         root_causes: presence(&causes(now), &causes(before)),
         factors: presence(&factor_counts(now), &factor_counts(before)),
@@ -1157,14 +1159,30 @@ pub fn doc(s: &SummitReport) -> Doc {
     blocks.extend(breakdown_charts("by service", &s.services));
     blocks.push(said("services"));
     blocks.push(Block::Table {
-        head: vec!["service", "incidents", "incident-minutes", "which"],
+        head: vec![
+            "service",
+            "incidents",
+            "before",
+            "incident-minutes",
+            "which",
+        ],
         rows: s
             .services
             .iter()
             .map(|b| {
+                let before = base.map(|c| {
+                    c.by_service
+                        .iter()
+                        .find(|(k, _)| *k == b.name)
+                        .map_or(0, |(_, n)| *n)
+                });
                 vec![
                     b.name.as_str().into(),
                     b.incidents.to_string().into(),
+                    before
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "—".into())
+                        .into(),
                     b.minutes.to_string().into(),
                     ids(&b.ids).into(),
                 ]

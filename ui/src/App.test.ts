@@ -999,6 +999,7 @@ function summitReport(): SummitReport {
       incidents: 4,
       mean_times: mt(600, 4),
       by_severity: [['critical', 4]],
+      by_service: [['search-ranking', 4]],
       remediations: [],
       root_causes: [],
       factors: [],

@@ -10,4 +10,4 @@ export type Comparison = {
 /**
  * `the previous 8 weeks`, `the chosen baseline`.
  */
-label: string, from: string, to: string, incidents: number, mean_times: MeanTimes, by_severity: Array<[string, number]>, remediations: Array<Remediation>, root_causes: Array<Presence>, factors: Array<Presence>, };
+label: string, from: string, to: string, incidents: number, mean_times: MeanTimes, by_severity: Array<[string, number]>, by_service: Array<[string, number]>, remediations: Array<Remediation>, root_causes: Array<Presence>, factors: Array<Presence>, };
