@@ -223,6 +223,9 @@ pub async fn start(opts: SimOptions) -> Result<RunningSim> {
         shared
             .paused
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        shared
+            .stepped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
     // The world's clock: one tick per simulated second.
     let tick_every = Duration::from_secs_f64(1.0 / opts.speed.clamp(0.01, 10_000.0));

@@ -54,6 +54,10 @@ pub struct Shared {
     connections: AtomicU64,
     pub malformed_sent: AtomicU64,
     pub paused: std::sync::atomic::AtomicBool,
+    /// Time moves only when a recording says so: what an action request makes the world
+    /// emit is published with the next step, not from the request, so the console records
+    /// the desk's step and the cluster's event in one order on every run.
+    pub stepped: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -75,6 +79,7 @@ impl Shared {
             connections: AtomicU64::new(0),
             malformed_sent: AtomicU64::new(0),
             paused: std::sync::atomic::AtomicBool::new(false),
+            stepped: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -85,6 +90,14 @@ pub struct SimBackend(Arc<Shared>);
 
 fn world(shared: &Shared) -> std::sync::MutexGuard<'_, World> {
     shared.world.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Publishes what an action request made the world emit, unless the simulator is stepped
+/// (then the next step publishes it).
+fn publish(shared: &Shared, w: &mut World) {
+    if !shared.stepped.load(Ordering::SeqCst) {
+        shared.publisher.flush(w);
+    }
 }
 
 fn status_of((status, e): (u16, ApiError)) -> Refusal {
@@ -133,7 +146,7 @@ impl Backend for SimBackend {
             &req.actor,
             &req.reason,
         );
-        self.0.publisher.flush(&mut w);
+        publish(&self.0, &mut w);
         result.map_err(status_of)
     }
     async fn failover(
@@ -150,7 +163,7 @@ impl Backend for SimBackend {
             &req.actor,
             &req.reason,
         );
-        self.0.publisher.flush(&mut w);
+        publish(&self.0, &mut w);
         result.map_err(status_of)
     }
     async fn rollout(
@@ -162,13 +175,13 @@ impl Backend for SimBackend {
     ) -> Result<Action, Refusal> {
         let mut w = world(&self.0);
         let result = w.request_rollout(deployment, lever, &req);
-        self.0.publisher.flush(&mut w);
+        publish(&self.0, &mut w);
         result.map_err(status_of)
     }
     async fn silence(&self, req: SilenceRequest, _intent: &Intent) -> Result<Action, Refusal> {
         let mut w = world(&self.0);
         let result = w.request_silence(&req.matchers, req.duration_s, &req.actor, &req.comment);
-        self.0.publisher.flush(&mut w);
+        publish(&self.0, &mut w);
         result.map_err(status_of)
     }
 }
