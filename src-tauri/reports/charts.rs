@@ -53,6 +53,14 @@ pub fn tick_label(v: f64) -> String {
     }
 }
 
+/// The largest value of any series (0 without any).
+fn largest(series: &[Series]) -> f64 {
+    series
+        .iter()
+        .flat_map(|s| s.values.iter().flatten())
+        .fold(0.0, |a: f64, b| a.max(*b))
+}
+
 fn open(h: f64, label: &str) -> String {
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {h}\" role=\"img\" aria-label=\"{}\" {FONT}>\
@@ -142,10 +150,7 @@ fn x_labels(svg: &mut String, labels: &[String], at: &dyn Fn(usize) -> f64, y: f
 pub fn lines(label: &str, categories: &[String], series: &[Series], unit: &str) -> String {
     let (h, bottom) = (260.0, 226.0);
     let top = LEGEND + 10.0;
-    let max = series
-        .iter()
-        .flat_map(|s| s.values.iter().flatten())
-        .fold(0.0, |a: f64, b| a.max(*b));
+    let max = largest(series);
     let ticks = ticks(max);
     let top_tick = *ticks.last().unwrap_or(&1.0);
     let y = |v: f64| bottom - v / top_tick * (bottom - top);
@@ -268,10 +273,7 @@ pub fn bars(label: &str, categories: &[String], series: &[Series], unit: &str) -
     let top = LEGEND + 8.0;
     let bottom = top + row * categories.len().max(1) as f64;
     let h = bottom + 36.0;
-    let max = series
-        .iter()
-        .flat_map(|s| s.values.iter().flatten())
-        .fold(0.0, |a: f64, b| a.max(*b));
+    let max = largest(series);
     let ticks = ticks(max);
     let top_tick = *ticks.last().unwrap_or(&1.0);
     let width = W - left - RIGHT - 40.0;
