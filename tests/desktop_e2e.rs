@@ -674,8 +674,17 @@ async fn a_runbook_walked_through_in_the_window_ends_with_the_incident_mitigated
         .await;
     session.click_on("[data-testid=runbook-done]").await;
 
-    // The query and the branch run by themselves; the rollback step proposes the action,
+    // The query and the branch run by themselves (waited for on the timeline, so a run
+    // that took the other branch says what it saw); the rollback step proposes the action,
     // which is confirmed through the same preview and system dialog as the buttons.
+    let timeline = session.wait_for("[data-testid=timeline]").await;
+    wait_text(
+        &session,
+        &timeline,
+        "the branch to choose the rollback",
+        |t| t.contains("step correlate: done") && t.contains("step decide:"),
+    )
+    .await;
     session.click_on("[data-testid=runbook-propose]").await;
     session
         .type_on("[data-testid=action-reason]", "runbook step: roll back")
