@@ -195,7 +195,6 @@ pub fn plan(opts: &HistoryOptions) -> Vec<Planned> {
 pub struct Recorded {
     pub planned: Planned,
     pub incident: i64,
-    pub title: String,
     /// The remedies tried, in order, and whether each was verified to help.
     pub actions: Vec<(ActionKind, bool)>,
     pub mitigated_after_s: i64,
@@ -487,7 +486,6 @@ impl Recorder<'_> {
         Ok(Recorded {
             planned: p.clone(),
             incident: incident.id,
-            title: incident.title,
             actions,
             mitigated_after_s: (mitigated_ms - incident.opened_ms) / 1000,
         })

@@ -639,7 +639,7 @@ async fn the_feed_filters_searches_and_pages_by_key() {
 /// same way and no counter runs ahead of what the store holds.
 #[tokio::test]
 async fn a_batch_that_did_not_commit_leaves_the_rules_as_they_were() {
-    use firebreak::store::ingest::{Incoming, Item};
+    use firebreak::store::ingest::Item;
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let store = Store::open(&path).await.unwrap();
@@ -652,28 +652,7 @@ async fn a_batch_that_did_not_commit_leaves_the_rules_as_they_were() {
         })
         .await
         .unwrap();
-    let metrics = |seq: u64| -> Incoming {
-        let raw = serde_json::json!({
-            "specversion": "1.0", "id": format!("m-{seq}"), "source": "/clusters/rules", "sequence": seq,
-            "type": "dev.firebreak.service.metrics", "time": "2026-11-27T03:00:36.000Z",
-            "datacontenttype": "application/json", "subject": "service/llm-assistant",
-            "data": {"service": "llm-assistant", "region": "us-east", "primary": true, "revision": 7,
-                     "window_s": 5, "requests_per_s": 900.0, "error_rate": 0.3, "latency_p50_ms": 400.0,
-                     "latency_p99_ms": 1200.0, "queue_depth": 3.0, "gpu_utilization": 0.7}
-        })
-        .to_string();
-        let firebreak::protocol::events::Frame::Event(event) =
-            firebreak::protocol::events::decode(&raw).unwrap()
-        else {
-            panic!("not an event")
-        };
-        Incoming {
-            event: *event,
-            ty: firebreak::protocol::events::EventType::ServiceMetrics,
-            raw: raw.into(),
-            received_ms: 0,
-        }
-    };
+    let metrics = |seq: u64| metrics_event(seq, "rules", 0.3);
     let batch = |seqs: std::ops::RangeInclusive<u64>| {
         vec![Item::Events {
             cluster_id: cluster.id,
@@ -857,28 +836,7 @@ async fn the_write_ahead_log_is_checkpointed_while_recording_and_removed_on_clos
         })
         .await
         .unwrap();
-    let metrics = |seq: u64| -> Incoming {
-        let raw = serde_json::json!({
-            "specversion": "1.0", "id": format!("m-{seq}"), "source": "/clusters/wal", "sequence": seq,
-            "type": "dev.firebreak.service.metrics", "time": "2026-11-27T03:00:36.000Z",
-            "datacontenttype": "application/json", "subject": "service/llm-assistant",
-            "data": {"service": "llm-assistant", "region": "us-east", "primary": true, "revision": 7,
-                     "window_s": 5, "requests_per_s": 900.0, "error_rate": 0.001, "latency_p50_ms": 400.0,
-                     "latency_p99_ms": 1200.0, "queue_depth": 3.0, "gpu_utilization": 0.7}
-        })
-        .to_string();
-        let firebreak::protocol::events::Frame::Event(event) =
-            firebreak::protocol::events::decode(&raw).unwrap()
-        else {
-            panic!("not an event")
-        };
-        Incoming {
-            event: *event,
-            ty: firebreak::protocol::events::EventType::ServiceMetrics,
-            raw: raw.into(),
-            received_ms: 0,
-        }
-    };
+    let metrics = |seq: u64| metrics_event(seq, "wal", 0.001);
     const BATCHES: u64 = 40;
     const PER_BATCH: u64 = 2_000;
     let mut rules = firebreak::ingest::rules::Rules::default();
@@ -915,4 +873,29 @@ async fn the_write_ahead_log_is_checkpointed_while_recording_and_removed_on_clos
         .unwrap();
     assert_eq!(count as u64, BATCHES * PER_BATCH);
     store.close().await;
+}
+
+/// A `service.metrics` event of llm-assistant in us-east from cluster `cluster`, decoded as
+/// the engine hands it to the store.
+fn metrics_event(seq: u64, cluster: &str, error_rate: f64) -> firebreak::store::ingest::Incoming {
+    let raw = serde_json::json!({
+        "specversion": "1.0", "id": format!("m-{seq}"), "source": format!("/clusters/{cluster}"), "sequence": seq,
+        "type": "dev.firebreak.service.metrics", "time": "2026-11-27T03:00:36.000Z",
+        "datacontenttype": "application/json", "subject": "service/llm-assistant",
+        "data": {"service": "llm-assistant", "region": "us-east", "primary": true, "revision": 7,
+                 "window_s": 5, "requests_per_s": 900.0, "error_rate": error_rate, "latency_p50_ms": 400.0,
+                 "latency_p99_ms": 1200.0, "queue_depth": 3.0, "gpu_utilization": 0.7}
+    })
+    .to_string();
+    let firebreak::protocol::events::Frame::Event(event) =
+        firebreak::protocol::events::decode(&raw).unwrap()
+    else {
+        panic!("not an event")
+    };
+    firebreak::store::ingest::Incoming {
+        event: *event,
+        ty: firebreak::protocol::events::EventType::ServiceMetrics,
+        raw: raw.into(),
+        received_ms: 0,
+    }
 }
