@@ -19,10 +19,11 @@ if [ "$want_test" = 1 ]; then
   # prometheus, prometheus-alertmanager: real servers the simulator's metrics and the
   # shipped rules are tested against (tests/prometheus.rs); systemd: systemd-analyze
   # verifies the gateway's unit file; desktop-file-utils lints the package's desktop entry;
-  # chromium and poppler-utils print the summit to PDF and read it back (tests/history.rs).
+  # chromium and poppler-utils print the summit to PDF and read it back (tests/history.rs);
+  # postgresql is the team server's database (tests/team.rs starts its own clusters).
   packages+=(xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring xdotool
              prometheus prometheus-alertmanager systemd desktop-file-utils
-             chromium poppler-utils)
+             chromium poppler-utils postgresql)
 fi
 
 missing=()

@@ -79,6 +79,15 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         check: Option<PathBuf>,
     },
+    /// The team server: incidents shared live between consoles, kept in PostgreSQL
+    /// (TEAM.md). Headless, like the gateway; several can serve one database.
+    TeamServer {
+        /// The server's configuration (listen address, database URL's file or variable, TLS).
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Option<TeamServerCommand>,
+    },
     /// Measure performance (figures for README, beside a baseline from the same run).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -213,6 +222,26 @@ pub enum RunbooksCommand {
         #[arg(long, default_value_t = 10.0)]
         speed: f64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamServerCommand {
+    /// The people who may use the team server.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a person to one or more teams (made when missing) and print their token once:
+    /// only its hash is kept.
+    Add {
+        name: String,
+        #[arg(long = "team", value_name = "TEAM", required = true)]
+        teams: Vec<String>,
+    },
+    /// Revoke a person's token: everything sent with it is refused from now on.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -374,6 +403,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+async fn team_server(config: Option<PathBuf>, command: Option<TeamServerCommand>) -> Result<()> {
+    let Some(path) = config else {
+        anyhow::bail!("team-server needs --config FILE (TEAM.md shows one)");
+    };
+    let config = crate::team::config::load(&path)?;
+    match command {
+        None => {
+            let running = crate::team::server::start(&config).await?;
+            println!("team server: {}", running.base_url());
+            crate::process::shutdown_signal().await;
+            running.shutdown();
+        }
+        Some(TeamServerCommand::User(user)) => {
+            let url = crate::team::config::database_url(&config)?;
+            let db = crate::team::db::TeamDb::connect(&url, 2).await?;
+            match user {
+                UserCommand::Add { name, teams } => {
+                    let token = db.add_person(&name, &teams).await?;
+                    eprintln!(
+                        "{} added to {}. Their token, shown only now (give it to them; \
+                         Settings → Team keeps it in their keychain):",
+                        name.trim(),
+                        teams.join(", ")
+                    );
+                    println!("{token}");
+                }
+                UserCommand::Revoke { name } => {
+                    db.revoke_person(&name).await?;
+                    println!("{}'s token is revoked", name.trim());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
     let command = match command {
         Command::Sim(args) => return run_sim(args).await,
@@ -432,6 +497,9 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             return Ok(());
         }
         Command::Gateway { .. } => unreachable!("clap requires --config or --check"),
+        Command::TeamServer { config, command } => {
+            return team_server(config, command).await;
+        }
         Command::Bench(BenchCommand::Generator { seconds, rate }) => {
             return crate::bench::generator(seconds, rate).await
         }
@@ -548,6 +616,7 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         }
         Command::Sim(_)
         | Command::Gateway { .. }
+        | Command::TeamServer { .. }
         | Command::Bench(_)
         | Command::Runbooks(RunbooksCommand::Check { .. })
         | Command::Runbooks(RunbooksCommand::Rehearse { .. }) => {

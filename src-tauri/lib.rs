@@ -26,6 +26,7 @@ pub mod server;
 pub mod sim;
 pub mod single_instance;
 pub mod store;
+pub mod team;
 pub mod trust;
 pub mod watch;
 pub mod watchlist;

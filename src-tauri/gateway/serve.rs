@@ -208,7 +208,7 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
 }
 
 /// The TLS side of the configuration: the certificate chain and key, PEM files.
-fn tls_acceptor(tls: &super::config::Tls) -> Result<tokio_rustls::TlsAcceptor> {
+pub(crate) fn tls_acceptor(tls: &super::config::Tls) -> Result<tokio_rustls::TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     crate::process::install_tls_provider();
@@ -228,7 +228,7 @@ fn tls_acceptor(tls: &super::config::Tls) -> Result<tokio_rustls::TlsAcceptor> {
 }
 
 /// Serves HTTP/1.1 (with WebSocket upgrades) over TLS on every accepted connection.
-async fn serve_tls(
+pub(crate) async fn serve_tls(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     app: Router,

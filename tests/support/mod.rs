@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod fake_kube;
 pub mod generated;
+pub mod postgres;
 pub mod rig;
 pub mod servers;
 pub mod tls;

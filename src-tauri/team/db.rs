@@ -1,0 +1,509 @@
+//! The team server's store: PostgreSQL, through sqlx. Every server process reads and
+//! writes only here, so any number of them can serve one team behind a load balancer.
+//!
+//! Sequences: a push locks its team's row (`SELECT … FOR UPDATE`) for its transaction,
+//! takes the next numbers from it and commits, so a team's stream has no gaps and a record
+//! is never visible before the ones numbered below it. Each commit notifies
+//! [`CHANNEL`] with the team's id; every server process listens and wakes its streams.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Row;
+use std::str::FromStr;
+use uuid::Uuid;
+
+use super::wire::{self, Body, Outcome, Record, Shared};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/team");
+
+/// The channel every commit of new records is announced on (payload: the team's id).
+pub const CHANNEL: &str = "firebreak_team_records";
+
+/// Who a token belongs to.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Clone)]
+pub struct TeamDb {
+    pool: PgPool,
+}
+
+/// The token's SHA-256: what is stored and looked up. Tokens are 256 random bits, so a
+/// plain hash is enough to keep a stolen database from yielding them.
+fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A new token: `fbt_` and 64 hex digits from the OS's random source.
+pub fn new_token() -> String {
+    format!("fbt_{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
+}
+
+impl TeamDb {
+    /// Connects and brings the schema up to date (migrations take PostgreSQL's advisory
+    /// lock, so servers starting together do not race).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .context("the database URL is not a PostgreSQL URL")?
+            .application_name("firebreak-team-server");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .context("cannot connect to the team database")?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .context("cannot bring the team database's schema up to date")?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Adds a person to the teams named (made when missing) and returns their token,
+    /// which is kept nowhere: only its hash is stored.
+    pub async fn add_person(&self, name: &str, teams: &[String]) -> Result<String> {
+        let name = name.trim();
+        anyhow::ensure!(
+            (1..=100).contains(&name.chars().count()),
+            "a person's name is 1 to 100 characters"
+        );
+        anyhow::ensure!(!teams.is_empty(), "name at least one team (--team)");
+        let token = new_token();
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO people (name, token_hash) VALUES ($1, $2) \
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name)
+        .bind(token_hash(&token))
+        .fetch_optional(&mut *tx)
+        .await?
+        .with_context(|| {
+            format!("{name} already has a token: revoke it first (team-server user revoke)")
+        })?;
+        for team in teams {
+            let team = team.trim();
+            anyhow::ensure!(
+                (1..=64).contains(&team.chars().count()),
+                "a team's name is 1 to 64 characters"
+            );
+            let team_id: i64 = sqlx::query_scalar(
+                "INSERT INTO teams (name) VALUES ($1) \
+                 ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+            )
+            .bind(team)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO memberships (person_id, team_id) VALUES ($1, $2)")
+                .bind(id)
+                .bind(team_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// Revokes a person's token: every request with it is refused from now on, and
+    /// their name is free for a new token.
+    pub async fn revoke_person(&self, name: &str) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE people SET revoked_at = now(), name = name || ' (revoked ' || id || ')' \
+             WHERE name = $1 AND revoked_at IS NULL",
+        )
+        .bind(name.trim())
+        .execute(&self.pool)
+        .await?;
+        anyhow::ensure!(
+            done.rows_affected() == 1,
+            "nobody called {name} has a token"
+        );
+        Ok(())
+    }
+
+    /// The person a token belongs to, unless it is unknown or revoked.
+    pub async fn person(&self, token: &str) -> Result<Option<Person>> {
+        let row =
+            sqlx::query("SELECT id, name FROM people WHERE token_hash = $1 AND revoked_at IS NULL")
+                .bind(token_hash(token))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| Person {
+            id: r.get(0),
+            name: r.get(1),
+        }))
+    }
+
+    /// The team's id, if `person` belongs to it.
+    pub async fn membership(&self, person: &Person, team: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT t.id FROM teams t JOIN memberships m ON m.team_id = t.id \
+             WHERE t.name = $1 AND m.person_id = $2",
+        )
+        .bind(team)
+        .bind(person.id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The team's stream head: the last sequence handed out (0 before the first).
+    pub async fn head(&self, team_id: i64) -> Result<u64> {
+        let next: i64 = sqlx::query_scalar("SELECT next_seq FROM teams WHERE id = $1")
+            .bind(team_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(next as u64 - 1)
+    }
+
+    /// Accepts a push in one transaction: every record gets its outcome; accepted ones
+    /// their sequence. Either the whole push commits or none of it does.
+    pub async fn push(
+        &self,
+        team_id: i64,
+        author: &str,
+        console: Uuid,
+        records: &[Record],
+    ) -> Result<(Vec<Outcome>, u64)> {
+        let mut tx = self.pool.begin().await?;
+        let mut next: i64 =
+            sqlx::query_scalar("SELECT next_seq FROM teams WHERE id = $1 FOR UPDATE")
+                .bind(team_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let first = next;
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            let outcome = accept(&mut tx, team_id, author, console, record, next).await?;
+            if matches!(outcome, Outcome::Accepted { .. }) {
+                next += 1;
+            }
+            outcomes.push(outcome);
+        }
+        if next != first {
+            sqlx::query("UPDATE teams SET next_seq = $2 WHERE id = $1")
+                .bind(team_id)
+                .bind(next)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(team_id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok((outcomes, next as u64 - 1))
+    }
+
+    /// Up to `limit` records after `after`, in order.
+    pub async fn after(&self, team_id: i64, after: u64, limit: i64) -> Result<Vec<Shared>> {
+        let rows = sqlx::query(
+            "SELECT seq, id, incident, author, console, at, accepted_at, body FROM records \
+             WHERE team_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(team_id)
+        .bind(after as i64)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let body: serde_json::Value = r.get(7);
+                let seq: i64 = r.get(0);
+                Ok(Shared {
+                    seq: seq as u64,
+                    by: r.get(3),
+                    console: r.get(4),
+                    accepted_at: r.get(6),
+                    record: Record {
+                        id: r.get(1),
+                        incident: r.get(2),
+                        at: r.get(5),
+                        body: serde_json::from_value(body).with_context(|| {
+                            format!("record {seq} in the database does not parse")
+                        })?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Records that a console is connected and which incident it shows.
+    pub async fn see(
+        &self,
+        team_id: i64,
+        console: Uuid,
+        name: &str,
+        incident: Option<Uuid>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO presence (team_id, console, name, incident, seen_at) \
+             VALUES ($1, $2, $3, $4, now()) ON CONFLICT (team_id, console) \
+             DO UPDATE SET name = $3, incident = $4, seen_at = now()",
+        )
+        .bind(team_id)
+        .bind(console)
+        .bind(name)
+        .bind(incident)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn gone(&self, team_id: i64, console: Uuid) -> Result<()> {
+        sqlx::query("DELETE FROM presence WHERE team_id = $1 AND console = $2")
+            .bind(team_id)
+            .bind(console)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Consoles seen within `window_s` seconds.
+    pub async fn presence(&self, team_id: i64, window_s: i64) -> Result<Vec<wire::Presence>> {
+        let rows = sqlx::query(
+            "SELECT name, console, incident, seen_at FROM presence \
+             WHERE team_id = $1 AND seen_at > now() - make_interval(secs => $2) \
+             ORDER BY name, console",
+        )
+        .bind(team_id)
+        .bind(window_s as f64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| wire::Presence {
+                name: r.get(0),
+                console: r.get(1),
+                incident: r.get(2),
+                seen: r.get(3),
+            })
+            .collect())
+    }
+}
+
+/// Checks one record and, when it is taken, writes it at `seq`.
+async fn accept(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    team_id: i64,
+    author: &str,
+    console: Uuid,
+    record: &Record,
+    seq: i64,
+) -> Result<Outcome> {
+    let id = record.id;
+    if let Some(seq) =
+        sqlx::query_scalar::<_, i64>("SELECT seq FROM records WHERE team_id = $1 AND id = $2")
+            .bind(team_id)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+    {
+        return Ok(Outcome::Duplicate {
+            id,
+            seq: seq as u64,
+        });
+    }
+    if let Some(answer) = sqlx::query_scalar::<_, serde_json::Value>(
+        "SELECT answer FROM refusals WHERE team_id = $1 AND id = $2",
+    )
+    .bind(team_id)
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    {
+        return Ok(serde_json::from_value(answer)?);
+    }
+    if let Err(message) = check(record) {
+        return Ok(Outcome::Invalid { id, message });
+    }
+    let opened = sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM incident_fields WHERE team_id = $1 AND incident = $2",
+    )
+    .bind(team_id)
+    .bind(record.incident)
+    .fetch_one(&mut **tx)
+    .await?
+        > 0;
+    let kind = match &record.body {
+        Body::Open {
+            title, severity, ..
+        } => {
+            if !opened {
+                for (field, value) in [
+                    ("status", Some("open")),
+                    ("severity", Some(severity.as_str())),
+                    ("commander", None),
+                    ("title", Some(title.as_str())),
+                ] {
+                    set_field(tx, team_id, record, field, value, seq, author).await?;
+                }
+            }
+            "open"
+        }
+        Body::Append { .. } => {
+            if !opened {
+                return Ok(Outcome::Invalid {
+                    id,
+                    message: "the incident has not been shared with this team (push its open record first)".into(),
+                });
+            }
+            "append"
+        }
+        Body::Command {
+            field,
+            expect,
+            value,
+            ..
+        } => {
+            if !opened {
+                return Ok(Outcome::Invalid {
+                    id,
+                    message: "the incident has not been shared with this team (push its open record first)".into(),
+                });
+            }
+            let row = sqlx::query(
+                "SELECT value, by_name, at FROM incident_fields \
+                 WHERE team_id = $1 AND incident = $2 AND field = $3 FOR UPDATE",
+            )
+            .bind(team_id)
+            .bind(record.incident)
+            .bind(field)
+            .fetch_one(&mut **tx)
+            .await?;
+            let current: Option<String> =
+                serde_json::from_value(row.get::<serde_json::Value, _>(0))?;
+            if current != *expect {
+                let refused = Outcome::Refused {
+                    id,
+                    field: field.clone(),
+                    current,
+                    by: row.get(1),
+                    at: row.get::<DateTime<Utc>, _>(2),
+                };
+                sqlx::query("INSERT INTO refusals (team_id, id, answer) VALUES ($1, $2, $3)")
+                    .bind(team_id)
+                    .bind(id)
+                    .bind(serde_json::to_value(&refused)?)
+                    .execute(&mut **tx)
+                    .await?;
+                return Ok(refused);
+            }
+            set_field(tx, team_id, record, field, value.as_deref(), seq, author).await?;
+            "command"
+        }
+    };
+    sqlx::query(
+        "INSERT INTO records (team_id, seq, id, incident, kind, author, console, at, body) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(team_id)
+    .bind(seq)
+    .bind(id)
+    .bind(record.incident)
+    .bind(kind)
+    .bind(author)
+    .bind(console)
+    .bind(record.at)
+    .bind(serde_json::to_value(&record.body)?)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Outcome::Accepted {
+        id,
+        seq: seq as u64,
+    })
+}
+
+async fn set_field(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    team_id: i64,
+    record: &Record,
+    field: &str,
+    value: Option<&str>,
+    seq: i64,
+    author: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO incident_fields (team_id, incident, field, value, seq, by_name, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (team_id, incident, field) \
+         DO UPDATE SET value = $4, seq = $5, by_name = $6, at = $7",
+    )
+    .bind(team_id)
+    .bind(record.incident)
+    .bind(field)
+    .bind(serde_json::to_value(value)?)
+    .bind(seq)
+    .bind(author)
+    .bind(record.at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+const STATUSES: [&str; 4] = ["open", "acknowledged", "mitigated", "resolved"];
+const SEVERITIES: [&str; 4] = ["critical", "major", "minor", "info"];
+
+/// What the server refuses whatever the state: values outside their sets, oversized text.
+fn check(record: &Record) -> std::result::Result<(), String> {
+    let size = serde_json::to_vec(&record.body)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX);
+    if size > wire::MAX_BODY_BYTES {
+        return Err(format!(
+            "the record is {size} bytes; at most {} are taken",
+            wire::MAX_BODY_BYTES
+        ));
+    }
+    let title_ok = |t: &str| (1..=200).contains(&t.trim().chars().count());
+    match &record.body {
+        Body::Open {
+            title, severity, ..
+        } => {
+            if !title_ok(title) {
+                return Err("an incident's title is 1 to 200 characters".into());
+            }
+            if !SEVERITIES.contains(&severity.as_str()) {
+                return Err(format!("unknown severity {severity:?}"));
+            }
+        }
+        Body::Append {
+            entry_kind, author, ..
+        } => {
+            if !(1..=40).contains(&entry_kind.len()) {
+                return Err("an entry's kind is 1 to 40 characters".into());
+            }
+            if !(1..=100).contains(&author.trim().chars().count()) {
+                return Err("an entry's author is 1 to 100 characters".into());
+            }
+        }
+        Body::Command { field, value, .. } => {
+            let ok = match (field.as_str(), value.as_deref()) {
+                ("status", Some(v)) => STATUSES.contains(&v),
+                ("severity", Some(v)) => SEVERITIES.contains(&v),
+                ("commander", None) => true,
+                ("commander", Some(v)) => (1..=100).contains(&v.trim().chars().count()),
+                ("title", Some(v)) => title_ok(v),
+                (f, _) if !wire::FIELDS.contains(&f) => {
+                    return Err(format!(
+                        "{f:?} is not a shared field (those are {})",
+                        wire::FIELDS.join(", ")
+                    ))
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(format!("{value:?} is not a value {field} can take"));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! Working one incident as a team: the sync contract (`wire.rs`, TEAM.md), the team
+//! server over PostgreSQL (`server.rs`, `db.rs`, `config.rs`; headless, like the
+//! gateway) and its OpenAPI document (`openapi.rs`).
+
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod server;
+pub mod wire;

@@ -1,0 +1,468 @@
+//! `firebreak team-server`: the HTTP and WebSocket side of the team sync contract
+//! (TEAM.md), over the PostgreSQL store in `db.rs`. A process keeps nothing of its own
+//! beyond connections: run as many as the load needs behind one database.
+//!
+//! Routes: `GET /v1/me`, `POST /v1/teams/{team}/records`, `GET /v1/teams/{team}/sync`
+//! (WebSocket). Every request carries the console's schema version
+//! ([`wire::SCHEMA_HEADER`]) and a person's bearer token.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use super::config::Config;
+use super::db::{Person, TeamDb, CHANNEL};
+use super::wire::{self, Frame, Inbound, PushRequest, PushResponse, TeamError};
+
+/// Every route, as (method, path): checked against the OpenAPI document.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/v1/me"),
+    ("post", "/v1/teams/{team}/records"),
+    ("get", "/v1/teams/{team}/sync"),
+];
+
+/// A stream with nothing to send says so this often.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How often a stream refreshes its console's presence and reads the team's.
+const PRESENCE_EVERY: Duration = Duration::from_secs(3);
+/// A console not seen for this long is no longer present.
+const PRESENCE_WINDOW_S: i64 = 15;
+/// Streams read the database this often even without a notification, so one lost
+/// between a commit and a reconnected listener only delays a record.
+const POLL_EVERY: Duration = Duration::from_secs(2);
+const PAGE: i64 = 1000;
+/// A push's body: records are capped one by one and in number.
+const MAX_PUSH_BYTES: usize = 16 * 1024 * 1024;
+
+struct Shared {
+    db: TeamDb,
+    /// Team ids with new records, from every server process (PostgreSQL notifications).
+    wake: broadcast::Sender<i64>,
+}
+
+pub struct RunningTeamServer {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningTeamServer {
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+    pub fn shutdown(self) {
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}
+
+impl Drop for RunningTeamServer {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(|t| t.abort());
+    }
+}
+
+/// Connects to the database (bringing its schema up to date), binds and serves.
+pub async fn start(config: &Config) -> Result<RunningTeamServer> {
+    let url = super::config::database_url(config)?;
+    let db = TeamDb::connect(&url, config.max_connections).await?;
+    let acceptor = match &config.tls {
+        Some(tls) => Some(crate::gateway::serve::tls_acceptor(tls)?),
+        None => None,
+    };
+    let (wake, _) = broadcast::channel(1024);
+    let mut tasks = vec![tokio::spawn(listen(url, wake.clone()))];
+    let shared = Arc::new(Shared { db, wake });
+    let app = Router::new()
+        .route("/v1/me", get(me))
+        .route("/v1/teams/{team}/records", post(push))
+        .route("/v1/teams/{team}/sync", get(sync))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_PUSH_BYTES))
+        .layer(axum::middleware::from_fn(schema_gate))
+        .with_state(shared);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let tls = acceptor.is_some();
+    tasks.push(match acceptor {
+        Some(acceptor) => tokio::spawn(crate::gateway::serve::serve_tls(listener, acceptor, app)),
+        None => tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the team server stopped serving");
+            }
+        }),
+    });
+    tracing::info!(%addr, tls, "team server listening");
+    Ok(RunningTeamServer { addr, tls, tasks })
+}
+
+/// Listens for PostgreSQL's notifications of new records and wakes this process's
+/// streams; reconnects when the connection drops (streams poll meanwhile).
+async fn listen(url: String, wake: broadcast::Sender<i64>) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(CHANNEL).await {
+                    tracing::warn!(error = %e, "cannot listen for new team records");
+                } else {
+                    loop {
+                        match listener.recv().await {
+                            Ok(n) => {
+                                if let Ok(team) = n.payload().parse() {
+                                    let _ = wake.send(team);
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "the notification connection dropped");
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot connect to listen for new team records"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let mut r = (
+        status,
+        Json(TeamError {
+            error: code.into(),
+            message: message.into(),
+        }),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_static("Bearer realm=\"firebreak-team\""),
+        );
+    }
+    r
+}
+
+fn internal(e: anyhow::Error) -> Response {
+    tracing::error!(error = format!("{e:#}"), "team request failed");
+    refuse(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+        "the team database cannot answer now; nothing was changed: try again",
+    )
+}
+
+/// A console older than the contract the server speaks is refused before anything else.
+async fn schema_gate(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let sent = request
+        .headers()
+        .get(wire::SCHEMA_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    match sent {
+        Some(v) if v >= wire::OLDEST_CONSOLE_SCHEMA => next.run(request).await,
+        Some(v) => refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "schema_too_old",
+            format!(
+                "this console speaks team schema {v}; this server needs {} or newer: update Firebreak on this machine",
+                wire::OLDEST_CONSOLE_SCHEMA
+            ),
+        ),
+        None => refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "schema_too_old",
+            format!(
+                "no {} header: this is not a Firebreak console of team schema {} or newer",
+                wire::SCHEMA_HEADER,
+                wire::OLDEST_CONSOLE_SCHEMA
+            ),
+        ),
+    }
+}
+
+async fn person(shared: &Shared, headers: &HeaderMap) -> Result<Person, Response> {
+    let Some(token) = crate::server::bearer(headers) else {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a person's bearer token is needed (team-server user add)",
+        ));
+    };
+    match shared.db.person(token).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this token is unknown or was revoked",
+        )),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+async fn member(
+    shared: &Shared,
+    headers: &HeaderMap,
+    team: &str,
+) -> Result<(Person, i64), Response> {
+    let person = person(shared, headers).await?;
+    match shared.db.membership(&person, team).await {
+        Ok(Some(id)) => Ok((person, id)),
+        Ok(None) => Err(refuse(
+            StatusCode::FORBIDDEN,
+            "not_a_member",
+            format!("{} is not in a team called {team:?}", person.name),
+        )),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+async fn me(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let person = match person(&shared, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let teams: Result<Vec<String>, _> = sqlx::query_scalar(
+        "SELECT t.name FROM teams t JOIN memberships m ON m.team_id = t.id \
+         WHERE m.person_id = $1 ORDER BY t.name",
+    )
+    .bind(person.id)
+    .fetch_all(shared.db.pool())
+    .await;
+    match teams {
+        Ok(teams) => Json(serde_json::json!({
+            "name": person.name,
+            "teams": teams,
+            "schema": wire::SCHEMA,
+        }))
+        .into_response(),
+        Err(e) => internal(e.into()),
+    }
+}
+
+async fn push(
+    State(shared): State<Arc<Shared>>,
+    Path(team): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (person, team_id) = match member(&shared, &headers, &team).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let request: PushRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_push",
+                format!("the push does not parse: {e}"),
+            )
+        }
+    };
+    if request.records.len() > wire::MAX_PUSH_RECORDS {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_push",
+            format!(
+                "{} records in one push; at most {}",
+                request.records.len(),
+                wire::MAX_PUSH_RECORDS
+            ),
+        );
+    }
+    match shared
+        .db
+        .push(team_id, &person.name, request.console, &request.records)
+        .await
+    {
+        Ok((outcomes, head)) => Json(PushResponse { outcomes, head }).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct SyncQuery {
+    #[serde(default)]
+    after: u64,
+    console: Uuid,
+}
+
+async fn sync(
+    State(shared): State<Arc<Shared>>,
+    Path(team): Path<String>,
+    Query(query): Query<SyncQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let (person, team_id) = match member(&shared, &headers, &team).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| async move {
+            if let Err(e) = stream(shared, socket, team, team_id, person, query).await {
+                tracing::debug!(error = format!("{e:#}"), "team stream ended");
+            }
+        })
+}
+
+async fn send(socket: &mut WebSocket, frame: &Frame) -> Result<()> {
+    let text = serde_json::to_string(frame)?;
+    socket.send(Message::Text(text.into())).await?;
+    Ok(())
+}
+
+async fn stream(
+    shared: Arc<Shared>,
+    mut socket: WebSocket,
+    team: String,
+    team_id: i64,
+    person: Person,
+    query: SyncQuery,
+) -> Result<()> {
+    let mut wake = shared.wake.subscribe();
+    let head = shared.db.head(team_id).await?;
+    if query.after > head {
+        send(
+            &mut socket,
+            &Frame::Error {
+                code: "cursor_ahead".into(),
+                message: format!(
+                    "this console has read up to record {} but team {team} has only {head}: \
+                     the team database was replaced or restored from an older backup",
+                    query.after
+                ),
+            },
+        )
+        .await?;
+        return Ok(());
+    }
+    send(
+        &mut socket,
+        &Frame::Hello {
+            team: team.clone(),
+            you: person.name.clone(),
+            head,
+        },
+    )
+    .await?;
+    let console = query.console;
+    let mut viewing: Option<Uuid> = None;
+    shared.db.see(team_id, console, &person.name, None).await?;
+    let result = follow(
+        &shared,
+        &mut socket,
+        &mut wake,
+        team_id,
+        &person,
+        console,
+        &mut viewing,
+        query.after,
+    )
+    .await;
+    let _ = shared.db.gone(team_id, console).await;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    shared: &Shared,
+    socket: &mut WebSocket,
+    wake: &mut broadcast::Receiver<i64>,
+    team_id: i64,
+    person: &Person,
+    console: Uuid,
+    viewing: &mut Option<Uuid>,
+    mut last: u64,
+) -> Result<()> {
+    let mut caught_up = false;
+    let mut presence_sent: Option<Vec<wire::Presence>> = None;
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut presence = tokio::time::interval(PRESENCE_EVERY);
+    let mut poll = tokio::time::interval(POLL_EVERY);
+    let mut pending = true;
+    loop {
+        if pending {
+            pending = false;
+            loop {
+                let page = shared.db.after(team_id, last, PAGE).await?;
+                let full = page.len() as i64 == PAGE;
+                for record in page {
+                    last = record.seq;
+                    send(socket, &Frame::Record(Box::new(record))).await?;
+                }
+                if !full {
+                    break;
+                }
+            }
+            if !caught_up {
+                caught_up = true;
+                send(socket, &Frame::CaughtUp { seq: last }).await?;
+            }
+            heartbeat.reset();
+        }
+        tokio::select! {
+            woke = wake.recv() => match woke {
+                Ok(team) => pending = team == team_id,
+                // Missed wake-ups: read anyway.
+                Err(broadcast::error::RecvError::Lagged(_)) => pending = true,
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            _ = poll.tick() => pending = true,
+            _ = heartbeat.tick() => send(socket, &Frame::Heartbeat { seq: last }).await?,
+            _ = presence.tick() => {
+                shared.db.see(team_id, console, &person.name, *viewing).await?;
+                let now = shared.db.presence(team_id, PRESENCE_WINDOW_S).await?;
+                let changed = presence_sent.as_ref().is_none_or(|sent| !same_people(sent, &now));
+                if changed {
+                    send(socket, &Frame::Presence { people: now.clone() }).await?;
+                    presence_sent = Some(now);
+                }
+            }
+            inbound = socket.next() => match inbound {
+                Some(Ok(Message::Text(text))) => match serde_json::from_str::<Inbound>(&text) {
+                    Ok(Inbound::Viewing { incident }) => {
+                        *viewing = incident;
+                        shared.db.see(team_id, console, &person.name, incident).await?;
+                        presence.reset_immediately();
+                    }
+                    Err(e) => {
+                        send(socket, &Frame::Error {
+                            code: "invalid_message".into(),
+                            message: format!("the message does not parse: {e}"),
+                        }).await?;
+                    }
+                },
+                Some(Ok(Message::Close(_))) | None => return Ok(()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+            },
+        }
+    }
+}
+
+/// Presence lists differ only in who shows what (the times move on every refresh).
+fn same_people(a: &[wire::Presence], b: &[wire::Presence]) -> bool {
+    let key = |p: &[wire::Presence]| -> HashMap<Uuid, (String, Option<Uuid>)> {
+        p.iter()
+            .map(|p| (p.console, (p.name.clone(), p.incident)))
+            .collect()
+    };
+    key(a) == key(b)
+}
