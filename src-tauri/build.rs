@@ -5,6 +5,11 @@ fn main() {
     {
         let manifest = tauri_build::AppManifest::new().commands(&[
             "app_info",
+            "team_settings",
+            "link_team",
+            "set_team_sync",
+            "team_viewing",
+            "redo_refused",
             "list_clusters",
             "add_cluster",
             "update_cluster",

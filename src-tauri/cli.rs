@@ -128,6 +128,9 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Work incidents with a team through a team server (TEAM.md), without the window.
+    #[command(subcommand)]
+    Team(TeamCommand),
     /// Demo data to try the console on.
     #[command(subcommand)]
     Demo(DemoCommand),
@@ -222,6 +225,33 @@ pub enum RunbooksCommand {
         #[arg(long, default_value_t = 10.0)]
         speed: f64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Link this data dir to a team: incidents opened from now on are shared. The token is
+    /// read from an environment variable and kept in the OS keychain.
+    Link {
+        /// The team server, https:// (http:// only on this machine).
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        team: String,
+        /// The environment variable holding the token `team-server user add` printed.
+        #[arg(long, value_name = "VAR")]
+        token_env: String,
+        /// Trust this CA certificate file (PEM) besides the OS store.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+    },
+    /// Sync until Ctrl-C: push what was recorded here, apply what the team recorded.
+    Sync {
+        /// Read the token from this environment variable instead of the keychain.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+    },
+    /// The link, what waits to be pushed, and what was refused.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -579,6 +609,7 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             token_env,
         } => crate::act::actions(&store, incident, json, resume, token_env).await,
         Command::Audit(AuditCommand::Verify) => crate::act::audit_verify(&store).await,
+        Command::Team(team) => crate::team::cli::run(&store, team).await,
         Command::Demo(DemoCommand::History { weeks, seed, until }) => {
             demo_history(&store, weeks, seed, until).await
         }

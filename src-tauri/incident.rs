@@ -181,6 +181,22 @@ pub struct TimelineEntry {
     pub amends: Option<i64>,
     /// For an entry about a recorded event, its type (`alert.firing`, …).
     pub event_type: Option<String>,
+    /// For this console's note that the team refused a change: what, so it can be redone.
+    pub refused: Option<RefusedChange>,
+}
+
+/// A change this console made that the team server refused because someone changed the
+/// field first (TEAM.md): the window offers to make it again on the current state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedChange {
+    /// `status`, `severity`, `commander` or `title`.
+    pub field: String,
+    /// What this console's person wanted it to be.
+    pub wanted: Option<String>,
+    /// What it is on the team, and who set it.
+    pub current: Option<String>,
+    pub by: String,
 }
 
 /// What an engineer fills in to open an incident by hand.

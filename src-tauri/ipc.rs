@@ -158,6 +158,8 @@ pub mod bindings {
         crate::reports::summit::Selection::export_all(&cfg)?;
         crate::reports::summit::SummitReport::export_all(&cfg)?;
         crate::reports::summit::Baseline::export_all(&cfg)?;
+        crate::team::sync::TeamSettings::export_all(&cfg)?;
+        crate::team::sync::TeamLinkRequest::export_all(&cfg)?;
         Ok(())
     }
 }

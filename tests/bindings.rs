@@ -84,6 +84,37 @@ fn published_openapi_document_is_fresh_and_lists_exactly_the_routes() {
 }
 
 #[test]
+fn published_team_openapi_document_is_fresh_and_lists_exactly_the_routes() {
+    let doc = firebreak::team::openapi::document();
+    let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+    support::generated::check(
+        &root().join("docs/team"),
+        ".json",
+        &[("openapi.json".to_owned(), text)].into_iter().collect(),
+        "UPDATE_SCHEMAS",
+        "run `make bindings`",
+    );
+    let mut documented: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    let mut served: Vec<(String, String)> = firebreak::team::server::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(documented, served);
+}
+
+#[test]
 fn published_incident_report_schema_is_fresh() {
     let schema = |v: serde_json::Value| serde_json::to_string_pretty(&v).unwrap() + "\n";
     // Other tools read our JSON reports against these files.

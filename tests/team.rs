@@ -544,3 +544,479 @@ async fn the_stream_refuses_a_cursor_ahead_of_the_team_and_shows_who_is_looking(
     // Ben's platform team shows nothing of serving's.
     assert!(pull(&client(port, "platform", &ben), 0).await.is_empty());
 }
+
+// ---- Consoles: each its own SQLite store, syncing through the server ----
+
+use firebreak::incident::{IncidentStatus, NewIncident, Severity};
+use firebreak::store::Store;
+use firebreak::team::sync::{SyncState, TeamSync};
+
+struct Console {
+    store: Store,
+    sync: Option<TeamSync>,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Console {
+    async fn linked(port: u16, team: &str, token: &str) -> Console {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("firebreak.db")).await.unwrap();
+        store
+            .link_team(&format!("http://127.0.0.1:{port}"), team, None, None)
+            .await
+            .unwrap();
+        let mut c = Console {
+            store,
+            sync: None,
+            token: token.into(),
+            _dir: dir,
+        };
+        c.online();
+        c
+    }
+    fn online(&mut self) {
+        self.sync = Some(TeamSync::start(
+            self.store.clone(),
+            self.token.clone(),
+            std::sync::Arc::new(|_| {}),
+        ));
+    }
+    fn offline(&mut self) {
+        self.sync = None;
+    }
+    /// The local id of the incident with this public id, once it has arrived.
+    async fn incident(&self, public: &str) -> i64 {
+        let mut found = None;
+        support::rig::wait_for(
+            Duration::from_secs(30),
+            "the incident to arrive",
+            async || {
+                found = self
+                    .store
+                    .incidents()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .find(|i| i.public_id == public)
+                    .map(|i| i.id);
+                found.is_some()
+            },
+        )
+        .await;
+        found.unwrap()
+    }
+    /// Everything shared, as this console has it: each shared incident's fields and its
+    /// shared timeline entries (refused ones left out), in a form that compares.
+    async fn shared(&self) -> Vec<String> {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", self.store.path().display()))
+            .await
+            .unwrap();
+        let mut rows: Vec<String> = sqlx::query_scalar(
+            "SELECT 'incident ' || i.public_id || ' ' || i.title || ' ' || i.severity || ' ' || i.status || ' ' || \
+             coalesce(i.commander, '-') FROM incidents i JOIN team_incidents s ON s.incident_id = i.id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let entries: Vec<String> = sqlx::query_scalar(
+            "SELECT i.public_id || ' ' || te.record || ' ' || t.kind || ' ' || t.author || ': ' || t.body \
+             FROM timeline_entries t JOIN team_entries te ON te.entry_id = t.id \
+             JOIN incidents i ON i.id = t.incident_id LEFT JOIN team_outbox o ON o.id = te.record \
+             WHERE o.outcome IS NULL OR o.outcome IN ('accepted', 'duplicate')",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        rows.extend(entries);
+        rows.sort();
+        rows
+    }
+    async fn settled(&self) -> bool {
+        let s = self.sync.as_ref().unwrap().status();
+        s.state == SyncState::Synced && self.store.team_pending_count().await.unwrap() == 0
+    }
+}
+
+/// Waits until every console has pushed everything and read the stream to its end, then
+/// checks they all hold the same shared record; returns it.
+async fn converged(consoles: &[Console], head: impl AsyncFn() -> u64) -> Vec<String> {
+    support::rig::wait_for(
+        Duration::from_secs(60),
+        "every console to sync",
+        async || {
+            let head = head().await;
+            for c in consoles {
+                if !c.settled().await || c.store.team_link().await.unwrap().unwrap().cursor != head
+                {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    let first = consoles[0].shared().await;
+    for (n, c) in consoles.iter().enumerate().skip(1) {
+        assert_eq!(
+            c.shared().await,
+            first,
+            "console {n} differs from console 0"
+        );
+    }
+    first
+}
+
+async fn head_of(url: &str) -> u64 {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let next: i64 = sqlx::query_scalar("SELECT coalesce(max(next_seq), 1) FROM teams")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    next as u64 - 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_consoles_work_one_incident_and_converge_with_one_commander() {
+    let rig = rig("team_ten_consoles").await;
+    let port = free_port();
+    let cfg = rig.config(port);
+    let names = [
+        "ana", "ben", "cai", "dee", "eli", "fay", "gus", "hal", "ivy", "jon",
+    ];
+    let tokens: Vec<String> = names
+        .iter()
+        .map(|n| add_user(&cfg, n, &["serving"]))
+        .collect();
+    let _server = spawn_server(&cfg, port).await;
+    let mut consoles = Vec::new();
+    for t in &tokens {
+        consoles.push(Console::linked(port, "serving", t).await);
+    }
+    let opened = consoles[0]
+        .store
+        .open_incident(
+            &NewIncident {
+                cluster_id: None,
+                title: "GPU node loss on us-east".into(),
+                service: Some("llm-assistant".into()),
+                severity: Severity::Major,
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for c in &consoles {
+        ids.push(c.incident(&opened.public_id).await);
+    }
+    // Everyone writes notes and tries to take command at once.
+    let mut work = Vec::new();
+    for (n, c) in consoles.iter().enumerate() {
+        let store = c.store.clone();
+        let id = ids[n];
+        let name = names[n];
+        work.push(tokio::spawn(async move {
+            for k in 0..10 {
+                store
+                    .add_note(id, &format!("{name} note {k}"), name)
+                    .await
+                    .unwrap();
+            }
+            store.set_commander(id, Some(name), name).await.unwrap();
+        }));
+    }
+    for w in work {
+        w.await.unwrap();
+    }
+    let shared = converged(&consoles, async || head_of(&rig.url).await).await;
+    let commanders: Vec<Option<String>> = {
+        let mut v = Vec::new();
+        for (n, c) in consoles.iter().enumerate() {
+            v.push(c.store.incident(ids[n]).await.unwrap().commander);
+        }
+        v
+    };
+    let commander = commanders[0].clone().expect("someone commands");
+    assert!(
+        commanders.iter().all(|c| c.as_ref() == Some(&commander)),
+        "{commanders:?}"
+    );
+    for name in names {
+        for k in 0..10 {
+            let note = format!(" note {name}: {name} note {k}");
+            assert_eq!(
+                shared.iter().filter(|l| l.ends_with(&note)).count(),
+                1,
+                "{name}'s note {k} once in the shared record"
+            );
+        }
+    }
+    // Every console but the winner's was told who took it.
+    for (n, c) in consoles.iter().enumerate() {
+        let timeline = c.store.timeline(ids[n], None, 1000).await.unwrap();
+        let told = timeline.iter().any(|e| {
+            e.body.contains(&format!("{commander} took command"))
+                && e.body.contains("was not applied")
+        });
+        assert_eq!(told, names[n] != commander, "console {n} ({})", names[n]);
+    }
+    // Every console's audit chain still verifies, with the team's commands in it.
+    for c in &consoles {
+        assert_eq!(c.store.verify_audit().await.unwrap().first_bad, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_console_offline_for_a_while_queues_then_converges_and_can_redo_a_refused_change() {
+    let rig = rig("team_offline").await;
+    let port = free_port();
+    let cfg = rig.config(port);
+    let ana = add_user(&cfg, "ana", &["serving"]);
+    let ben = add_user(&cfg, "ben", &["serving"]);
+    let _server = spawn_server(&cfg, port).await;
+    let a = Console::linked(port, "serving", &ana).await;
+    let mut b = Console::linked(port, "serving", &ben).await;
+    let opened = a
+        .store
+        .open_incident(
+            &NewIncident {
+                cluster_id: None,
+                title: "Pipeline stalled".into(),
+                service: None,
+                severity: Severity::Critical,
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    let b_id = b.incident(&opened.public_id).await;
+    b.offline();
+    // Ben, offline, acknowledges, takes command and writes; Ana does both first on the team.
+    b.store
+        .add_note(b_id, "ben: looking at the scheduler (offline)", "ben")
+        .await
+        .unwrap();
+    b.store
+        .change_status(b_id, IncidentStatus::Acknowledged, "ben")
+        .await
+        .unwrap();
+    b.store
+        .set_commander(b_id, Some("ben"), "ben")
+        .await
+        .unwrap();
+    a.store
+        .change_status(opened.id, IncidentStatus::Acknowledged, "ana")
+        .await
+        .unwrap();
+    a.store
+        .set_commander(opened.id, Some("ana"), "ana")
+        .await
+        .unwrap();
+    a.store
+        .add_note(opened.id, "ana: paging platform", "ana")
+        .await
+        .unwrap();
+    support::rig::wait_for(
+        Duration::from_secs(30),
+        "ana's console to push",
+        async || a.settled().await,
+    )
+    .await;
+    assert_eq!(
+        b.store.team_pending_count().await.unwrap(),
+        3,
+        "ben's work waits in his outbox"
+    );
+    b.online();
+    let consoles = [a, b];
+    let shared = converged(&consoles, async || head_of(&rig.url).await).await;
+    assert!(shared
+        .iter()
+        .any(|l| l.contains("ben: looking at the scheduler (offline)")));
+    assert!(shared.iter().any(|l| l.contains("ana: paging platform")));
+    let acks = shared
+        .iter()
+        .filter(|l| l.contains("status_changed"))
+        .count();
+    assert_eq!(
+        acks, 1,
+        "one acknowledgement in the shared record: {shared:#?}"
+    );
+    let [a, b] = consoles;
+    assert_eq!(
+        b.store.incident(b_id).await.unwrap().commander.as_deref(),
+        Some("ana")
+    );
+
+    // Ben is told, and redoes taking command on the incident as it now is.
+    let timeline = b.store.timeline(b_id, None, 100).await.unwrap();
+    let told = timeline
+        .iter()
+        .find(|e| e.body.starts_with("ana took command") && e.body.contains("was not applied"))
+        .unwrap_or_else(|| panic!("no refusal on ben's timeline: {timeline:#?}"));
+    assert!(timeline
+        .iter()
+        .any(|e| e.body.starts_with("ana set this incident acknowledged")));
+    b.store.redo_refused(told.id, "ben").await.unwrap();
+    let consoles = [a, b];
+    converged(&consoles, async || head_of(&rig.url).await).await;
+    assert_eq!(
+        consoles[0]
+            .store
+            .incident(opened.id)
+            .await
+            .unwrap()
+            .commander
+            .as_deref(),
+        Some("ben")
+    );
+}
+
+/// `firebreak team sync` on a data dir, as a process of its own.
+fn spawn_sync(data_dir: &Path, token: &str) -> KillOnDrop {
+    KillOnDrop(
+        bin()
+            .args([
+                "team",
+                "sync",
+                "--token-env",
+                "FIREBREAK_TEST_TEAM_TOKEN",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("FIREBREAK_TEST_TEAM_TOKEN", token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_a_syncing_console_loses_nothing_and_repeats_nothing() {
+    let rig = rig("team_kill_console").await;
+    let port = free_port();
+    let cfg = rig.config(port);
+    let ana = add_user(&cfg, "ana", &["serving"]);
+    let ben = add_user(&cfg, "ben", &["serving"]);
+    let _server = spawn_server(&cfg, port).await;
+
+    // Ana's console records an incident with 3,000 notes and pushes them all.
+    let a = Console::linked(port, "serving", &ana).await;
+    let theirs = a
+        .store
+        .open_incident(
+            &NewIncident {
+                cluster_id: None,
+                title: "Ana's incident".into(),
+                service: None,
+                severity: Severity::Minor,
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    for k in 0..3000 {
+        a.store
+            .add_note(theirs.id, &format!("ana {k}"), "ana")
+            .await
+            .unwrap();
+    }
+    support::rig::wait_for(
+        Duration::from_secs(120),
+        "ana's console to push",
+        async || a.settled().await,
+    )
+    .await;
+
+    // Ben's data dir, linked, with 2,000 notes of his own queued before it ever synced.
+    let ben_dir = tempfile::tempdir().unwrap();
+    let ours = {
+        let store = Store::open(&ben_dir.path().join("firebreak.db"))
+            .await
+            .unwrap();
+        store
+            .link_team(&format!("http://127.0.0.1:{port}"), "serving", None, None)
+            .await
+            .unwrap();
+        let ours = store
+            .open_incident(
+                &NewIncident {
+                    cluster_id: None,
+                    title: "Ben's incident".into(),
+                    service: None,
+                    severity: Severity::Minor,
+                },
+                "ben",
+            )
+            .await
+            .unwrap();
+        for k in 0..2000 {
+            store
+                .add_note(ours.id, &format!("ben {k}"), "ben")
+                .await
+                .unwrap();
+        }
+        store.close().await;
+        ours
+    };
+    // Killed three times while it pushes and catches up, then left to finish.
+    for delay_ms in [150, 400, 900] {
+        let mut sync = spawn_sync(ben_dir.path(), &ben);
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        sync.kill_9();
+    }
+    let _sync = spawn_sync(ben_dir.path(), &ben);
+    let ben_db = ben_dir.path().join("firebreak.db");
+    let expected = 1 + 3000 + 1 + 2000;
+    support::rig::wait_for(
+        Duration::from_secs(120),
+        "ben's console to catch up",
+        async || {
+            support::rig::count(&ben_db, "SELECT cursor FROM team_link").await == expected
+                && support::rig::count(
+                    &ben_db,
+                    "SELECT count(*) FROM team_outbox WHERE answered_ms IS NULL",
+                )
+                .await
+                    == 0
+        },
+    )
+    .await;
+    assert_eq!(
+        rig.count("SELECT count(*) FROM records").await,
+        expected,
+        "each record once on the server"
+    );
+    assert_eq!(
+        rig.count("SELECT count(DISTINCT id) FROM records").await,
+        expected
+    );
+    let on_ben = |public: &str| {
+        format!(
+            "SELECT count(*) FROM timeline_entries t JOIN incidents i ON i.id = t.incident_id WHERE i.public_id = '{public}'"
+        )
+    };
+    assert_eq!(
+        support::rig::count(&ben_db, &on_ben(&theirs.public_id)).await,
+        3001,
+        "ana's entries once each on ben's console"
+    );
+    assert_eq!(
+        support::rig::count(&ben_db, &on_ben(&ours.public_id)).await,
+        2001,
+        "ben's own entries once each"
+    );
+    // And Ana has Ben's.
+    a.incident(&ours.public_id).await;
+    let a_db = a.store.path().to_owned();
+    support::rig::wait_for(
+        Duration::from_secs(60),
+        "ana to read ben's notes",
+        async || support::rig::count(&a_db, &on_ben(&ours.public_id)).await == 2001,
+    )
+    .await;
+}

@@ -73,6 +73,11 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         set_commander,
         set_author,
         subscribe,
+        super::team::team_settings,
+        super::team::link_team,
+        super::team::set_team_sync,
+        super::team::team_viewing,
+        super::team::redo_refused,
     ]
 }
 

@@ -25,6 +25,7 @@ struct Pending {
     quarantined: u32,
     head_seq: i64,
     recording_paused: Option<String>,
+    team: Option<crate::team::sync::TeamStatus>,
     dirty: bool,
 }
 
@@ -43,6 +44,13 @@ impl WindowSink {
     pub fn subscribe(&self, channel: Channel<ConsoleUpdate>) {
         *self.channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(channel);
         self.pending().dirty = true;
+    }
+
+    /// Team sync's state changed (or the console was unlinked: `None`).
+    pub fn team_status(&self, status: Option<crate::team::sync::TeamStatus>) {
+        let mut p = self.pending();
+        p.team = status;
+        p.dirty = true;
     }
 
     /// Sends what gathered, on a timer, until the app ends.
@@ -68,6 +76,7 @@ impl WindowSink {
                         quarantined: std::mem::take(&mut p.quarantined),
                         head_seq: p.head_seq,
                         recording_paused: p.recording_paused.clone(),
+                        team: p.team.clone(),
                     }
                 };
                 for incident in &update.opened {

@@ -7,6 +7,7 @@
 mod commands;
 mod live;
 mod review;
+mod team;
 
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ pub struct Console {
     /// The folders they come from (the user's, then those added in settings).
     runbook_folders: Arc<std::sync::RwLock<Vec<std::path::PathBuf>>>,
     demo: Option<DemoOptions>,
+    /// Team sync, while the store is linked to a team and sync is on.
+    team: std::sync::Mutex<Option<crate::team::sync::TeamSync>>,
 }
 
 /// `firebreak --demo`: the built-in simulator on loopback, watched like a real cluster.
@@ -197,6 +200,7 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
         watchlist,
         desk,
         demo,
+        team: std::sync::Mutex::new(None),
     };
     let app = create_app(tauri::Builder::default(), console)
         .build(tauri::generate_context!())
@@ -265,6 +269,14 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
                 });
             }
             advance_runbook_runs(app.handle().clone());
+            if console.store.is_ok() {
+                let handle = app.handle().clone();
+                tauri::async_runtime::spawn(async move {
+                    if let Err(e) = handle.state::<Console>().restart_team_sync().await {
+                        tracing::warn!(error = %e, "cannot start team sync");
+                    }
+                });
+            }
             if let (Ok(store), Some(watchlist), Some(desk), Some(demo)) = (
                 &console.store,
                 &console.watchlist,

@@ -62,6 +62,8 @@ pub struct ConsoleUpdate {
     pub head_seq: i64,
     /// Why recording is paused (the store cannot write: disk full, I/O error), if it is.
     pub recording_paused: Option<String>,
+    /// Where team sync stands, when the console is linked to a team.
+    pub team: Option<crate::team::sync::TeamStatus>,
 }
 
 pub trait ConsoleSink: Send + Sync + 'static {

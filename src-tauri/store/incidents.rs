@@ -85,13 +85,15 @@ pub(super) struct EntryRow {
     body: String,
     amends: Option<i64>,
     event_type: Option<String>,
+    refused: Option<String>,
 }
 
 /// The columns of a timeline page, `t` being `timeline_entries`: the entry and, for an
 /// entry about a recorded event, the event's type.
 pub(super) const ENTRY_COLUMNS: &str =
     "t.id, t.incident_id, t.at_ms, t.kind, t.author, t.body, t.amends, \
-     (SELECT e.type FROM events e WHERE e.seq = t.event_seq) AS event_type";
+     (SELECT e.type FROM events e WHERE e.seq = t.event_seq) AS event_type, \
+     CASE WHEN t.author = 'team sync' THEN json_extract(t.data, '$.team_refused') END AS refused";
 
 impl TryFrom<EntryRow> for TimelineEntry {
     type Error = StoreError;
@@ -108,6 +110,9 @@ impl TryFrom<EntryRow> for TimelineEntry {
             event_type: r
                 .event_type
                 .map(|t| t.strip_prefix("dev.firebreak.").unwrap_or(&t).to_owned()),
+            refused: r.refused.and_then(|json| {
+                serde_json::from_str::<crate::incident::RefusedChange>(&json).ok()
+            }),
         })
     }
 }

@@ -30,6 +30,7 @@ pub mod review;
 pub mod runs;
 mod settings;
 pub mod signals;
+pub mod team;
 
 pub use clusters::{Cluster, NewCluster};
 pub use incidents::MAX_BULK_PAGE;

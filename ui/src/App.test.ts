@@ -21,6 +21,7 @@ import type { SummitReport } from './bindings/SummitReport';
 import type { Baseline } from './bindings/Baseline';
 import type { FollowUp } from './bindings/FollowUp';
 import type { FollowUpDraft } from './bindings/FollowUpDraft';
+import type { TeamStatus } from './bindings/TeamStatus';
 
 afterEach(cleanup);
 
@@ -105,6 +106,10 @@ function feedEvent(seq: number, over: Partial<FeedEvent> = {}): FeedEvent {
     summary: `metrics ${seq}`,
     ...over,
   };
+}
+
+function teamStatus(over: Partial<TeamStatus> = {}): TeamStatus {
+  return { state: 'synced', team: 'serving', url: 'https://team.example:7600', you: 'ana', pending: 0, sinceMs: null, reason: null, people: [], ...over };
 }
 
 function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host & { notes: string[] } {
@@ -199,7 +204,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     changeStatus: async (id, to) => ({ ...incidents.find((i) => i.id === id)!, status: to }),
     addNote: async (id, text) => {
       notes.push(text);
-      const e: TimelineEntry = { id: entries.length + 1, incidentId: id, atMs: Date.now(), kind: 'note', author: 'ana', body: text, amends: null, eventType: null };
+      const e: TimelineEntry = { id: entries.length + 1, incidentId: id, atMs: Date.now(), kind: 'note', author: 'ana', body: text, amends: null, eventType: null, refused: null };
       entries.push(e);
       return e;
     },
@@ -207,6 +212,17 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     changeSeverity: async (id, to) => ({ ...incidents.find((i) => i.id === id)!, severity: to }),
     setCommander: async (id, commander) => ({ ...incidents.find((i) => i.id === id)!, commander }),
     setAuthor: async (name) => name,
+    teamSettings: async () => ({ url: null, team: null, caFile: null, enabled: false, status: teamStatus({ state: 'off' }) }),
+    linkTeam: async () => {
+      throw new HostError('refused', 'no team server in this fake');
+    },
+    setTeamSync: async () => {
+      throw new HostError('refused', 'no team server in this fake');
+    },
+    teamViewing: async () => {},
+    redoRefused: async () => {
+      throw new HostError('refused', 'no team server in this fake');
+    },
     ...overrides,
   };
 }
@@ -345,6 +361,7 @@ describe('live updates', () => {
       quarantined: 0,
       headSeq: 300,
       recordingPaused: null,
+      team: null,
     });
     expect((await screen.findByTestId('cluster-status')).textContent).toContain('catching up, 1,240 behind');
     expect((await screen.findByTestId('incident-row')).textContent).toContain('llm-assistant error rate above 5%');
@@ -359,12 +376,100 @@ describe('live updates', () => {
     });
     render(App, { host });
     await screen.findByText('ana');
-    const update = { clusters: [], opened: [], updated: [], events: 0, quarantined: 0, headSeq: 0 };
+    const update = { clusters: [], opened: [], updated: [], events: 0, quarantined: 0, headSeq: 0, team: null };
     push({ ...update, recordingPaused: 'database error: database or disk is full' });
     // The engineer must see that nothing new is being written, and why.
     expect((await screen.findByTestId('recording-paused')).textContent).toContain('disk is full');
     push({ ...update, recordingPaused: null });
     await waitFor(() => expect(screen.queryByTestId('recording-paused')).toBeNull());
+  });
+});
+
+describe('team', () => {
+  const update = { clusters: [], opened: [], updated: [], events: 0, quarantined: 0, headSeq: 0, recordingPaused: null };
+
+  it('shows where sync stands, who is online, and offline with since when and why', async () => {
+    let push: (u: ConsoleUpdate) => void = () => {};
+    render(App, { host: fakeHost([], { subscribe: async (on) => void (push = on) }) });
+    await screen.findByText('ana');
+    expect(screen.queryByTestId('team-status')).toBeNull();
+    push({
+      ...update,
+      team: teamStatus({
+        state: 'syncing',
+        pending: 3,
+        people: [
+          { name: 'ana', incident: null, thisConsole: true },
+          { name: 'ben', incident: null, thisConsole: false },
+        ],
+      }),
+    });
+    const bar = await screen.findByTestId('team-status');
+    await waitFor(() => expect(bar.textContent).toContain('serving: syncing 3'));
+    expect(screen.getByTestId('team-online').textContent).toContain('1 online');
+    expect(bar.getAttribute('title')).toContain('Online: ben');
+    const since = Date.now() - 125_000;
+    push({ ...update, team: teamStatus({ state: 'offline', sinceMs: since, pending: 2, reason: 'connection refused' }) });
+    await waitFor(() => expect(screen.getByTestId('team-status').textContent).toMatch(/offline since \d\d:\d\d \(2 min\), 2 queued/));
+    expect(screen.getByTestId('team-status').getAttribute('title')).toContain('Why: connection refused');
+  });
+
+  it('names who else looks at the incident, tells the view which one this console shows, and redoes a refused change', async () => {
+    let push: (u: ConsoleUpdate) => void = () => {};
+    const viewing: (number | null)[] = [];
+    const redone: number[] = [];
+    const shown = incident(1, { publicId: 'p-1', commander: 'ben' });
+    const refused: TimelineEntry = {
+      id: 9, incidentId: 1, atMs: Date.now(), kind: 'note', author: 'team sync',
+      body: 'ben took command 20 s ago; your change (commander → ana) was not applied: redo it on the current state if it still holds',
+      amends: null, eventType: null, refused: { field: 'commander', wanted: 'ana', current: 'ben', by: 'ben' },
+    };
+    const host = fakeHost([shown], {
+      subscribe: async (on) => void (push = on),
+      timeline: async () => [refused],
+      teamViewing: async (id) => void viewing.push(id),
+      redoRefused: async (entry) => {
+        redone.push(entry);
+        return { ...shown, commander: 'ana' };
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    push({
+      ...update,
+      team: teamStatus({
+        people: [
+          { name: 'ben', incident: 'p-1', thisConsole: false },
+          { name: 'cai', incident: 'p-2', thisConsole: false },
+          { name: 'ana', incident: 'p-1', thisConsole: true },
+        ],
+      }),
+    });
+    expect((await screen.findByTestId('lookers')).textContent).toBe('looking now: ben');
+    await waitFor(() => expect(viewing).toContain(1));
+    const redo = await screen.findByTestId('redo-refused');
+    expect(redo.textContent).toContain('commander → ana');
+    await fireEvent.click(redo);
+    await waitFor(() => expect(redone).toEqual([9]));
+    await waitFor(() => expect(screen.getByTestId('commander').textContent).toContain('ana'));
+  });
+
+  it('links to a team from Settings and shows the server\'s refusal as it is', async () => {
+    const sent: unknown[] = [];
+    const host = fakeHost([], {
+      linkTeam: async (link) => {
+        sent.push(link);
+        throw new HostError('refused', 'this token is unknown or was revoked');
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-settings'));
+    await fireEvent.input(await screen.findByTestId('team-url'), { target: { value: 'https://team.example:7600 ' } });
+    await fireEvent.input(screen.getByTestId('team-name'), { target: { value: 'serving' } });
+    await fireEvent.input(screen.getByTestId('team-token'), { target: { value: 'fbt_x' } });
+    await fireEvent.submit(screen.getByTestId('team-settings'));
+    expect((await screen.findByTestId('team-error')).textContent).toBe('this token is unknown or was revoked');
+    expect(sent).toEqual([{ url: 'https://team.example:7600', team: 'serving', token: 'fbt_x', caFile: null }]);
   });
 });
 
@@ -421,14 +526,14 @@ describe('event feed', () => {
     expect(screen.getAllByTestId('feed-row').length).toBeLessThan(60);
 
     // Live: the store moved on, the feed asks for what is after its newest row.
-    push({ clusters: [], opened: [], updated: [], events: 1, quarantined: 0, headSeq: 5_001, recordingPaused: null });
+    push({ clusters: [], opened: [], updated: [], events: 1, quarantined: 0, headSeq: 5_001, recordingPaused: null, team: null });
     await waitFor(() => expect(asked.some((a) => a.after === 5_000)).toBe(true));
     await waitFor(() => expect(screen.getAllByTestId('feed-row')[0].dataset.seq).toBe('5001'));
 
     // Paused: updates are counted, not fetched.
     await fireEvent.click(screen.getByTestId('feed-pause'));
     const before = asked.length;
-    push({ clusters: [], opened: [], updated: [], events: 40, quarantined: 0, headSeq: 5_041, recordingPaused: null });
+    push({ clusters: [], opened: [], updated: [], events: 40, quarantined: 0, headSeq: 5_041, recordingPaused: null, team: null });
     await waitFor(() => expect(screen.getByTestId('feed-state').textContent).toContain('40 new'));
     expect(asked.length).toBe(before);
     await fireEvent.click(screen.getByTestId('feed-pause'));
@@ -699,8 +804,8 @@ describe('silences', () => {
   it('offers Silence 1 h on an alert that fired, and proposes it by entry', async () => {
     const at = Date.now();
     const recorded: TimelineEntry[] = [
-      { id: 1, incidentId: 1, atMs: at - 1_000, kind: 'event', author: 'firebreak', body: 'HighErrorRate firing', amends: null, eventType: 'alert.firing' },
-      { id: 2, incidentId: 1, atMs: at, kind: 'event', author: 'firebreak', body: 'rollout stalled', amends: null, eventType: 'rollout.stalled' },
+      { id: 1, incidentId: 1, atMs: at - 1_000, kind: 'event', author: 'firebreak', body: 'HighErrorRate firing', amends: null, eventType: 'alert.firing', refused: null },
+      { id: 2, incidentId: 1, atMs: at, kind: 'event', author: 'firebreak', body: 'rollout stalled', amends: null, eventType: 'rollout.stalled', refused: null },
     ];
     const asked: [number, number][] = [];
     let actions: ActionRecord[] = [];
@@ -741,7 +846,7 @@ describe('timeline', () => {
   it('shows a late entry in time order, even when it sorts before entries already shown', async () => {
     const at = Date.now();
     const entry = (id: number, atMs: number, body: string): TimelineEntry => ({
-      id, incidentId: 1, atMs, kind: 'event', author: 'firebreak', body, amends: null, eventType: 'rollout.started',
+      id, incidentId: 1, atMs, kind: 'event', author: 'firebreak', body, amends: null, eventType: 'rollout.started', refused: null,
     });
     const recorded = [entry(1, at - 60_000, 'rollout started'), entry(2, at, 'alert firing')];
     let push: (u: ConsoleUpdate) => void = () => {};
@@ -757,7 +862,7 @@ describe('timeline', () => {
     await waitFor(() => expect(screen.getByTestId('timeline').textContent).toContain('alert firing'));
     // Recorded now, stamped between the two: a keyset "after the last" would never fetch it.
     recorded.push(entry(3, at - 30_000, 'rollback proposed'));
-    push({ clusters: [], opened: [], updated: [1], events: 0, quarantined: 0, headSeq: 0, recordingPaused: null });
+    push({ clusters: [], opened: [], updated: [1], events: 0, quarantined: 0, headSeq: 0, recordingPaused: null, team: null });
     await waitFor(() => expect(screen.getByTestId('timeline').textContent).toContain('rollback proposed'));
     const order = [...screen.getByTestId('timeline').querySelectorAll('.body')].map((b) => b.textContent);
     expect(order).toEqual(['rollout started', 'rollback proposed', 'alert firing']);
@@ -1282,7 +1387,7 @@ describe('fleet', () => {
     await waitFor(() => expect(push).not.toBeNull());
     const first = reads;
     for (let i = 0; i < 50; i++) {
-      push!({ clusters: [], headSeq: i + 1, events: 100, opened: [], updated: [], recordingPaused: null } as unknown as ConsoleUpdate);
+      push!({ clusters: [], headSeq: i + 1, events: 100, opened: [], updated: [], recordingPaused: null, team: null } as unknown as ConsoleUpdate);
     }
     await new Promise((r) => setTimeout(r, 1_300));
     expect(reads - first).toBeLessThanOrEqual(2);
@@ -1294,7 +1399,7 @@ describe('what changed', () => {
   it('lists the changes on the service, newest first, with who, as text, linked to the timeline', async () => {
     const hostile = '<img src=x onerror="window.__pwned=1">';
     const entries: TimelineEntry[] = [
-      { id: 11, incidentId: 1, atMs: Date.now() - 60_000, kind: 'event', author: 'firebreak', body: 'Rollout started', amends: null, eventType: 'rollout.started' },
+      { id: 11, incidentId: 1, atMs: Date.now() - 60_000, kind: 'event', author: 'firebreak', body: 'Rollout started', amends: null, eventType: 'rollout.started', refused: null },
     ];
     const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
       timeline: async (id, after) => entries.filter((e) => e.incidentId === id && e.id > (after?.id ?? 0)),

@@ -37,6 +37,8 @@ import type { Selection } from '../bindings/Selection';
 import type { SummitReport } from '../bindings/SummitReport';
 import type { Baseline } from '../bindings/Baseline';
 import type { TimelineFilter } from '../bindings/TimelineFilter';
+import type { TeamSettings } from '../bindings/TeamSettings';
+import type { TeamLinkRequest } from '../bindings/TeamLinkRequest';
 
 export type ReportFormat = 'md' | 'html' | 'json';
 /** The actions proposed from the Act column (a silence is proposed from its alert's entry). */
@@ -130,6 +132,15 @@ export interface Host {
   /** `commander`: who takes command (the user's own name to take it), null to step down. */
   setCommander(id: number, commander: string | null): Promise<Incident>;
   setAuthor(name: string): Promise<string>;
+  /** The team link (never the token) and where sync stands. */
+  teamSettings(): Promise<TeamSettings>;
+  /** Checks the token with the server, keeps it in the OS keychain, links and syncs. */
+  linkTeam(link: TeamLinkRequest): Promise<TeamSettings>;
+  setTeamSync(enabled: boolean): Promise<TeamSettings>;
+  /** The incident this console shows, for the team's presence. */
+  teamViewing(incident: number | null): Promise<void>;
+  /** Makes a change the team refused again, on the incident as it is now. */
+  redoRefused(entry: number): Promise<Incident>;
   /** Live updates (cluster states, incident changes), a few per second at most. */
   subscribe(onUpdate: (update: ConsoleUpdate) => void): Promise<void>;
 }
@@ -228,6 +239,11 @@ export const tauriHost: Host = {
   changeSeverity: (id, to) => call('change_incident_severity', { id, to }),
   setCommander: (id, commander) => call('set_commander', { id, commander }),
   setAuthor: (name) => call('set_author', { name }),
+  teamSettings: () => call('team_settings'),
+  linkTeam: (link) => call('link_team', { link }),
+  setTeamSync: (enabled) => call('set_team_sync', { enabled }),
+  teamViewing: (incident) => call('team_viewing', { incident }),
+  redoRefused: (entry) => call('redo_refused', { entry }),
   subscribe: (onUpdate) => {
     const channel = new Channel<ConsoleUpdate>();
     channel.onmessage = onUpdate;

@@ -1,6 +1,7 @@
 import type { IncidentStatus } from '../bindings/IncidentStatus';
 import type { Severity } from '../bindings/Severity';
 import type { StreamState } from '../bindings/StreamState';
+import type { TeamStatus } from '../bindings/TeamStatus';
 
 /** "45 s", "12 min", "3 h 05 min", "2 d 4 h": an age that reads at a glance. */
 export function age(fromMs: number, nowMs: number): string {
@@ -148,4 +149,39 @@ export function ticks(max: number): number[] {
   const step = [1, 2, 5, 10].map((m) => m * pow).find((s) => max / s <= 5) ?? 10 * pow;
   const n = Math.ceil(max / step - 1e-9);
   return Array.from({ length: n + 1 }, (_, i) => Math.round(i * step * 1e6) / 1e6);
+}
+
+/** The status bar's words for team sync: "synced", "syncing 3", "offline since 14:02 (5 min)". */
+export function teamText(s: TeamStatus, nowMs: number): string {
+  const since = s.sinceMs === null ? '' : ` since ${clock(s.sinceMs).slice(11, 16)} (${age(s.sinceMs, nowMs)})`;
+  const queued = s.pending > 0 ? `, ${s.pending} queued` : '';
+  switch (s.state) {
+    case 'off':
+      return 'off';
+    case 'connecting':
+      return `connecting${queued}`;
+    case 'synced':
+      return 'synced';
+    case 'syncing':
+      return `syncing ${s.pending}`;
+    case 'offline':
+      return `offline${since}${queued}`;
+    case 'refused':
+      return `refused${since}${queued}`;
+  }
+}
+
+export function teamTone(s: TeamStatus): 'live' | 'busy' | 'down' | 'idle' {
+  switch (s.state) {
+    case 'synced':
+      return 'live';
+    case 'syncing':
+    case 'connecting':
+      return 'busy';
+    case 'offline':
+    case 'refused':
+      return 'down';
+    default:
+      return 'idle';
+  }
 }

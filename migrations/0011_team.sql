@@ -1,0 +1,146 @@
+-- Working incidents as a team (TEAM.md): the link to a team server, the outbox of records
+-- to push, and what arrived. The outbox is filled by triggers, so every change the console
+-- makes to a shared incident is queued in the same transaction as the change itself,
+-- whichever code path made it (the window, the rules, the action desk, a runbook).
+
+-- The team server this store syncs with (at most one). The token is in the OS keychain
+-- under `token_ref`; `console` is this store's id on the team.
+CREATE TABLE team_link (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    url        TEXT NOT NULL CHECK (url LIKE 'http://%' OR url LIKE 'https://%'),
+    team       TEXT NOT NULL CHECK (length(team) BETWEEN 1 AND 64),
+    token_ref  TEXT,
+    ca_file    TEXT,
+    console    TEXT NOT NULL,
+    enabled    INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+    -- The last team record applied here: the pull resumes after it.
+    cursor     INTEGER NOT NULL DEFAULT 0 CHECK (cursor >= 0),
+    created_ms INTEGER NOT NULL
+);
+
+-- Incidents shared with the team: opened here while linked, or arrived from the team.
+CREATE TABLE team_incidents (
+    incident_id INTEGER PRIMARY KEY REFERENCES incidents(id)
+);
+
+-- Records waiting to be pushed, in order, and the server's answer once pushed.
+CREATE TABLE team_outbox (
+    n           INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    incident_id INTEGER NOT NULL REFERENCES incidents(id),
+    kind        TEXT NOT NULL CHECK (kind IN ('open', 'append', 'command')),
+    at_ms       INTEGER NOT NULL,
+    body        TEXT NOT NULL CHECK (json_valid(body)),
+    answered_ms INTEGER,
+    outcome     TEXT CHECK (outcome IN ('accepted', 'duplicate', 'refused', 'invalid')),
+    seq         INTEGER,
+    answer      TEXT CHECK (answer IS NULL OR json_valid(answer))
+);
+CREATE INDEX team_outbox_pending ON team_outbox (n) WHERE answered_ms IS NULL;
+
+-- Each shared timeline entry's team record id: made here for an entry written here (an
+-- opened or changed entry shares its open or command record's id), taken from the record
+-- for one that arrived.
+CREATE TABLE team_entries (
+    entry_id INTEGER PRIMARY KEY REFERENCES timeline_entries(id),
+    record   TEXT NOT NULL UNIQUE
+);
+
+-- Holds a row only inside a transaction that writes what arrived from the team (or a
+-- note only for this console), so the triggers below do not send it back.
+CREATE TABLE team_applying (
+    id INTEGER PRIMARY KEY CHECK (id = 1)
+);
+
+-- A record id: a random (version 4) UUID.
+CREATE VIEW team_new_id AS SELECT lower(
+    hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' ||
+    substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6))
+) AS id;
+
+-- An incident opened while linked is shared, unless it is on a demo cluster.
+CREATE TRIGGER team_share_open AFTER INSERT ON incidents
+WHEN EXISTS (SELECT 1 FROM team_link)
+ AND NOT EXISTS (SELECT 1 FROM team_applying)
+ AND NOT EXISTS (SELECT 1 FROM clusters WHERE id = NEW.cluster_id AND demo = 1)
+BEGIN
+    INSERT INTO team_incidents (incident_id) VALUES (NEW.id);
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.id, 'open', NEW.opened_ms, json_object(
+        'title', NEW.title, 'severity', NEW.severity, 'service', NEW.service,
+        'cluster', (SELECT name FROM clusters WHERE id = NEW.cluster_id), 'entry', '')
+    FROM team_new_id;
+END;
+
+-- A shared incident's timeline entries: the opened and changed entries ride on their
+-- open or command record; every other one is an append of its own.
+CREATE TRIGGER team_share_entry AFTER INSERT ON timeline_entries
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.incident_id)
+BEGIN
+    UPDATE team_outbox SET body = json_set(body, '$.entry', NEW.body)
+    WHERE NEW.kind IN ('opened', 'status_changed', 'severity_changed', 'commander_changed')
+      AND n = (SELECT max(n) FROM team_outbox WHERE incident_id = NEW.incident_id
+               AND kind IN ('open', 'command') AND answered_ms IS NULL);
+    INSERT INTO team_entries (entry_id, record)
+    SELECT NEW.id, id FROM team_outbox
+    WHERE NEW.kind IN ('opened', 'status_changed', 'severity_changed', 'commander_changed')
+      AND n = (SELECT max(n) FROM team_outbox WHERE incident_id = NEW.incident_id
+               AND kind IN ('open', 'command') AND answered_ms IS NULL);
+    INSERT INTO team_entries (entry_id, record)
+    SELECT NEW.id, id FROM team_new_id
+    WHERE NEW.kind NOT IN ('opened', 'status_changed', 'severity_changed', 'commander_changed');
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT te.record, NEW.incident_id, 'append', NEW.at_ms, json_object(
+        'entry_kind', NEW.kind, 'author', NEW.author, 'text', NEW.body,
+        'data', json(NEW.data),
+        'event', (SELECT json_object('source', e.source, 'id', e.event_id) FROM events e WHERE e.seq = NEW.event_seq),
+        'amends', (SELECT record FROM team_entries WHERE entry_id = NEW.amends))
+    FROM team_entries te WHERE te.entry_id = NEW.id
+      AND NEW.kind NOT IN ('opened', 'status_changed', 'severity_changed', 'commander_changed');
+END;
+
+-- Changes of a shared incident's fields are commands, each with the value it replaced.
+CREATE TRIGGER team_share_status AFTER UPDATE OF status ON incidents
+WHEN OLD.status IS NOT NEW.status
+ AND NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.id, 'command', NEW.updated_ms, json_object(
+        'field', 'status', 'expect', OLD.status, 'value', NEW.status, 'entry', '')
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_severity AFTER UPDATE OF severity ON incidents
+WHEN OLD.severity IS NOT NEW.severity
+ AND NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.id, 'command', NEW.updated_ms, json_object(
+        'field', 'severity', 'expect', OLD.severity, 'value', NEW.severity, 'entry', '')
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_commander AFTER UPDATE OF commander ON incidents
+WHEN OLD.commander IS NOT NEW.commander
+ AND NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.id, 'command', NEW.updated_ms, json_object(
+        'field', 'commander', 'expect', OLD.commander, 'value', NEW.commander, 'entry', '')
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_title AFTER UPDATE OF title ON incidents
+WHEN OLD.title IS NOT NEW.title
+ AND NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.id, 'command', NEW.updated_ms, json_object(
+        'field', 'title', 'expect', OLD.title, 'value', NEW.title, 'entry', '')
+    FROM team_new_id;
+END;

@@ -1,0 +1,738 @@
+//! The console's side of team sync in the store (TEAM.md): the link, the outbox the
+//! triggers of migration 0011 fill in the same transaction as each change, the answers,
+//! and the records that arrive, applied with the cursor in one transaction so a crash
+//! neither loses nor repeats one.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Sqlite, Transaction};
+use uuid::Uuid;
+
+use super::{now_ms, Result, Store, StoreError};
+use crate::incident::EntryKind;
+use crate::team::wire::{Body, Outcome, Record, Shared};
+
+/// Who writes the entries only this console keeps (a refused command, a record that
+/// could not be applied).
+pub const SYNC_AUTHOR: &str = "team sync";
+
+/// The store's link to a team server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub url: String,
+    pub team: String,
+    pub token_ref: Option<String>,
+    pub ca_file: Option<String>,
+    pub console: Uuid,
+    pub enabled: bool,
+    pub cursor: u64,
+}
+
+/// A record waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub n: i64,
+    pub record: Record,
+}
+
+/// What one call to [`Store::apply_team`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub records: usize,
+    /// Incidents that changed here (their local ids).
+    pub incidents: Vec<i64>,
+    pub cursor: u64,
+}
+
+fn ms_to_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+async fn applying(tx: &mut Transaction<'static, Sqlite>, on: bool) -> Result<()> {
+    let sql = if on {
+        "INSERT INTO team_applying (id) VALUES (1)"
+    } else {
+        "DELETE FROM team_applying"
+    };
+    sqlx::query(sql).execute(&mut **tx).await?;
+    Ok(())
+}
+
+impl Store {
+    /// Links this store to a team: from now on incidents opened here (not on a demo
+    /// cluster) are shared. Relinking to another server or team starts its stream over.
+    pub async fn link_team(
+        &self,
+        url: &str,
+        team: &str,
+        token_ref: Option<&str>,
+        ca_file: Option<&str>,
+    ) -> Result<Link> {
+        let url = url.trim().trim_end_matches('/');
+        let team = team.trim();
+        if team.is_empty() || team.chars().count() > 64 {
+            return Err(StoreError::Invalid(
+                "a team's name is 1 to 64 characters".into(),
+            ));
+        }
+        let mut tx = self.begin_write().await?;
+        let same: Option<(String, String)> =
+            sqlx::query_as("SELECT url, team FROM team_link WHERE id = 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        match same {
+            Some((u, t)) if u == url && t == team => {
+                sqlx::query(
+                    "UPDATE team_link SET token_ref = ?, ca_file = ?, enabled = 1 WHERE id = 1",
+                )
+                .bind(token_ref)
+                .bind(ca_file)
+                .execute(&mut *tx)
+                .await?;
+            }
+            _ => {
+                sqlx::query("DELETE FROM team_link")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO team_link (id, url, team, token_ref, ca_file, console, created_ms) \
+                     VALUES (1, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(url)
+                .bind(team)
+                .bind(token_ref)
+                .bind(ca_file)
+                .bind(Uuid::new_v4().to_string())
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Constraint(_) => StoreError::Invalid(format!(
+                        "the team server's URL {url:?} must start with https:// (or http:// on this machine)"
+                    )),
+                    other => other,
+                })?;
+            }
+        }
+        super::audit::record(
+            &mut tx,
+            "console",
+            &format!("team:{team}"),
+            "team_linked",
+            &serde_json::json!({ "url": url, "team": team }),
+        )
+        .await?;
+        tx.commit().await?;
+        self.team_link().await?.ok_or_else(|| StoreError::NotFound {
+            what: "team link".into(),
+        })
+    }
+
+    /// Stops syncing (`enabled = false`) or starts again; what is queued stays queued.
+    pub async fn set_team_enabled(&self, enabled: bool) -> Result<()> {
+        sqlx::query("UPDATE team_link SET enabled = ? WHERE id = 1")
+            .bind(enabled)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn team_link(&self) -> Result<Option<Link>> {
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            bool,
+            i64,
+        );
+        let row: Option<Row> =
+            sqlx::query_as(
+                "SELECT url, team, token_ref, ca_file, console, enabled, cursor FROM team_link WHERE id = 1",
+            )
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(
+            |(url, team, token_ref, ca_file, console, enabled, cursor)| {
+                Ok(Link {
+                    url,
+                    team,
+                    token_ref,
+                    ca_file,
+                    console: console.parse().map_err(|_| {
+                        StoreError::Invalid(format!(
+                            "the team link's console id {console:?} is not a UUID"
+                        ))
+                    })?,
+                    enabled,
+                    cursor: cursor as u64,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    /// How many records wait to be pushed.
+    pub async fn team_pending_count(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM team_outbox WHERE answered_ms IS NULL")
+                .fetch_one(&self.read)
+                .await?,
+        )
+    }
+
+    /// The oldest records waiting to be pushed, in the order they were made.
+    pub async fn team_pending(&self, limit: i64) -> Result<Vec<Pending>> {
+        let rows: Vec<(i64, String, String, String, i64, String)> = sqlx::query_as(
+            "SELECT o.n, o.id, i.public_id, o.kind, o.at_ms, o.body FROM team_outbox o \
+             JOIN incidents i ON i.id = o.incident_id \
+             WHERE o.answered_ms IS NULL ORDER BY o.n LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter()
+            .map(|(n, id, incident, kind, at_ms, body)| {
+                let mut body: serde_json::Value = serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Invalid(format!("outbox record {n}: {e}")))?;
+                body["kind"] = kind.into();
+                let bad = |what: &str| StoreError::Invalid(format!("outbox record {n}: {what}"));
+                Ok(Pending {
+                    n,
+                    record: Record {
+                        id: id.parse().map_err(|_| bad("its id is not a UUID"))?,
+                        incident: incident
+                            .parse()
+                            .map_err(|_| bad("its incident's id is not a UUID"))?,
+                        at: ms_to_time(at_ms),
+                        body: serde_json::from_value(body)
+                            .map_err(|e| bad(&format!("its body does not parse: {e}")))?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// Keeps the server's answers to a push. A refused command also gets an entry on
+    /// this console's timeline, saying who changed the field and when, with what the
+    /// person wanted in its data so the window can offer to redo it.
+    /// Returns the incidents that got such an entry.
+    pub async fn team_answered(
+        &self,
+        pushed: &[Pending],
+        outcomes: &[Outcome],
+    ) -> Result<Vec<i64>> {
+        let now = now_ms();
+        let mut noted = Vec::new();
+        let mut tx = self.begin_write().await?;
+        for (pending, outcome) in pushed.iter().zip(outcomes) {
+            let (name, seq) = match outcome {
+                Outcome::Accepted { seq, .. } => ("accepted", Some(*seq as i64)),
+                Outcome::Duplicate { seq, .. } => ("duplicate", Some(*seq as i64)),
+                Outcome::Refused { .. } => ("refused", None),
+                Outcome::Invalid { .. } => ("invalid", None),
+            };
+            sqlx::query(
+                "UPDATE team_outbox SET answered_ms = ?, outcome = ?, seq = ?, answer = ? \
+                 WHERE n = ? AND answered_ms IS NULL",
+            )
+            .bind(now)
+            .bind(name)
+            .bind(seq)
+            .bind(serde_json::to_string(outcome).map_err(|e| StoreError::Invalid(e.to_string()))?)
+            .bind(pending.n)
+            .execute(&mut *tx)
+            .await?;
+            let (incident_id,): (i64,) =
+                sqlx::query_as("SELECT incident_id FROM team_outbox WHERE n = ?")
+                    .bind(pending.n)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            match outcome {
+                Outcome::Refused {
+                    field,
+                    current,
+                    by,
+                    at,
+                    ..
+                } => {
+                    let (wanted, expected) = match &pending.record.body {
+                        Body::Command { value, expect, .. } => (value.clone(), expect.clone()),
+                        _ => (None, None),
+                    };
+                    let text =
+                        refusal_text(field, current.as_deref(), by, *at, wanted.as_deref(), now);
+                    let data = serde_json::json!({
+                        "team_refused": {
+                            "record": pending.record.id,
+                            "field": field,
+                            "wanted": wanted,
+                            "expected": expected,
+                            "current": current,
+                            "by": by,
+                            "at": at,
+                        }
+                    });
+                    local_entry(&mut tx, incident_id, now, &text, &data).await?;
+                    noted.push(incident_id);
+                }
+                Outcome::Invalid { message, .. } => {
+                    let text = format!(
+                        "The team server did not take this console's {} record: {message}. It stays on this console only.",
+                        pending.record.body.kind_name()
+                    );
+                    let data = serde_json::json!({ "team_invalid": { "record": pending.record.id, "message": message } });
+                    local_entry(&mut tx, incident_id, now, &text, &data).await?;
+                    noted.push(incident_id);
+                }
+                _ => {}
+            }
+        }
+        tx.commit().await?;
+        Ok(noted)
+    }
+
+    /// Applies records from the team's stream, in order, with the cursor, in one
+    /// transaction. Records this console pushed are already here and only move the
+    /// cursor. A record out of order (not the cursor's next) is refused: the stream has
+    /// a gap and must be read again from the cursor.
+    pub async fn apply_team(&self, records: &[Shared]) -> Result<Applied> {
+        let mut tx = self.begin_write().await?;
+        let (cursor,): (i64,) = sqlx::query_as("SELECT cursor FROM team_link WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::Invalid("this store is not linked to a team".into()))?;
+        let mut cursor = cursor as u64;
+        let mut applied = Applied::default();
+        applying(&mut tx, true).await?;
+        for shared in records {
+            if shared.seq <= cursor {
+                continue;
+            }
+            if shared.seq != cursor + 1 {
+                return Err(StoreError::Invalid(format!(
+                    "team record {} arrived after {cursor}: the stream skipped {}",
+                    shared.seq,
+                    cursor + 1
+                )));
+            }
+            if let Some(id) = apply_one(&mut tx, shared).await? {
+                if !applied.incidents.contains(&id) {
+                    applied.incidents.push(id);
+                }
+            }
+            cursor = shared.seq;
+            applied.records += 1;
+        }
+        applying(&mut tx, false).await?;
+        sqlx::query("UPDATE team_link SET cursor = ? WHERE id = 1")
+            .bind(cursor as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        applied.cursor = cursor;
+        Ok(applied)
+    }
+
+    /// Makes again, on the incident as it is now, the change a refusal entry says the team
+    /// refused: a new command whose precondition is the current value. Refused when the
+    /// incident already has what was wanted.
+    pub async fn redo_refused(
+        &self,
+        entry_id: i64,
+        author: &str,
+    ) -> Result<crate::incident::Incident> {
+        let row: Option<(i64, Option<String>)> =
+            sqlx::query_as("SELECT incident_id, data FROM timeline_entries WHERE id = ?")
+                .bind(entry_id)
+                .fetch_optional(&self.read)
+                .await?;
+        let (incident_id, data) = row.ok_or_else(|| StoreError::NotFound {
+            what: format!("timeline entry {entry_id}"),
+        })?;
+        let refused = data
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+            .map(|d| d["team_refused"].clone())
+            .filter(|r| r.is_object())
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("entry {entry_id} is not a refused team change"))
+            })?;
+        let wanted = refused["wanted"].as_str();
+        let bad = || {
+            StoreError::Invalid(format!(
+                "entry {entry_id} names a change this console cannot redo"
+            ))
+        };
+        match refused["field"].as_str() {
+            Some("status") => {
+                let to = wanted
+                    .and_then(crate::incident::IncidentStatus::parse)
+                    .ok_or_else(bad)?;
+                self.change_status(incident_id, to, author).await
+            }
+            Some("severity") => {
+                let to = wanted
+                    .and_then(crate::incident::Severity::parse)
+                    .ok_or_else(bad)?;
+                self.change_severity(incident_id, to, author).await
+            }
+            Some("commander") => self.set_commander(incident_id, wanted, author).await,
+            _ => Err(bad()),
+        }
+    }
+
+    /// Whether an incident is shared with the team.
+    pub async fn is_shared(&self, incident_id: i64) -> Result<bool> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM team_incidents WHERE incident_id = ?",
+        )
+        .bind(incident_id)
+        .fetch_one(&self.read)
+        .await?
+            > 0)
+    }
+}
+
+impl Body {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Body::Open { .. } => "open",
+            Body::Append { .. } => "append",
+            Body::Command { .. } => "command",
+        }
+    }
+}
+
+/// "ana took command 20 s ago; your change (commander → ben) was not applied."
+fn refusal_text(
+    field: &str,
+    current: Option<&str>,
+    by: &str,
+    at: DateTime<Utc>,
+    wanted: Option<&str>,
+    now_ms: i64,
+) -> String {
+    let ago = ((now_ms - at.timestamp_millis()).max(0) / 1000) as u64;
+    let ago = match ago {
+        0..=59 => format!("{ago} s ago"),
+        60..=3599 => format!("{} min ago", ago / 60),
+        _ => format!("{} h ago", ago / 3600),
+    };
+    let did = match (field, current) {
+        ("status", Some(s)) => format!("{by} set this incident {s}"),
+        ("commander", Some(c)) if c == by => format!("{by} took command"),
+        ("commander", Some(c)) => format!("{by} handed command to {c}"),
+        ("commander", None) => format!("{by} left it without a commander"),
+        (f, Some(v)) => format!("{by} set its {f} to {v}"),
+        (f, None) => format!("{by} cleared its {f}"),
+    };
+    let yours = wanted.unwrap_or("nobody");
+    format!("{did} {ago}; your change ({field} → {yours}) was not applied: redo it on the current state if it still holds")
+}
+
+/// An entry only this console keeps (the triggers are held off while it is written).
+async fn local_entry(
+    tx: &mut Transaction<'static, Sqlite>,
+    incident_id: i64,
+    at_ms: i64,
+    text: &str,
+    data: &serde_json::Value,
+) -> Result<()> {
+    applying(tx, true).await?;
+    sqlx::query(
+        "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, data) \
+         VALUES (?, ?, 'note', ?, ?, ?)",
+    )
+    .bind(incident_id)
+    .bind(at_ms)
+    .bind(SYNC_AUTHOR)
+    .bind(text)
+    .bind(data.to_string())
+    .execute(&mut **tx)
+    .await?;
+    applying(tx, false).await?;
+    Ok(())
+}
+
+/// Applies one record; returns the local incident it changed, if any.
+async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Result<Option<i64>> {
+    let record = &shared.record;
+    let record_id = record.id.to_string();
+    let ours: Option<(i64,)> = sqlx::query_as("SELECT n FROM team_outbox WHERE id = ?")
+        .bind(&record_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if ours.is_some() {
+        // Pushed from here: already applied. The answer may have been lost; keep it now.
+        sqlx::query(
+            "UPDATE team_outbox SET answered_ms = ?, outcome = 'accepted', seq = ? \
+             WHERE id = ? AND answered_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(shared.seq as i64)
+        .bind(&record_id)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(None);
+    }
+    let at_ms = record.at.timestamp_millis();
+    let incident: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE public_id = ?")
+        .bind(record.incident.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let team_audit = |what: &str| serde_json::json!({ "seq": shared.seq, "record": record.id, "by": shared.by, "what": what });
+    match &record.body {
+        Body::Open {
+            title,
+            severity,
+            service,
+            entry,
+            ..
+        } => {
+            let id = match incident {
+                Some((id,)) => id,
+                None => {
+                    let (id,): (i64,) = sqlx::query_as(
+                        "INSERT INTO incidents (public_id, cluster_id, title, service, severity, status, \
+                         opened_ms, updated_ms) VALUES (?, NULL, ?, ?, ?, 'open', ?, ?) RETURNING id",
+                    )
+                    .bind(record.incident.to_string())
+                    .bind(title)
+                    .bind(service)
+                    .bind(severity)
+                    .bind(at_ms)
+                    .bind(at_ms)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                    let text = if entry.is_empty() {
+                        format!("Opened as {severity}: {title}")
+                    } else {
+                        entry.clone()
+                    };
+                    entry_in(
+                        tx,
+                        id,
+                        at_ms,
+                        EntryKind::Opened,
+                        &shared.by,
+                        &text,
+                        None,
+                        None,
+                        None,
+                        &record_id,
+                    )
+                    .await?;
+                    id
+                }
+            };
+            sqlx::query("INSERT OR IGNORE INTO team_incidents (incident_id) VALUES (?)")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            super::audit::record(
+                tx,
+                &shared.by,
+                &format!("incident:{}", record.incident),
+                "team_open",
+                &team_audit("open"),
+            )
+            .await?;
+            Ok(Some(id))
+        }
+        Body::Append {
+            entry_kind,
+            author,
+            text,
+            data,
+            event,
+            amends,
+        } => {
+            let Some((id,)) = incident else {
+                return Ok(None);
+            };
+            let known: Option<(i64,)> =
+                sqlx::query_as("SELECT entry_id FROM team_entries WHERE record = ?")
+                    .bind(&record_id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            if known.is_some() {
+                return Ok(None);
+            }
+            let event_seq: Option<i64> = match event {
+                Some(e) => {
+                    sqlx::query_scalar("SELECT seq FROM events WHERE source = ? AND event_id = ?")
+                        .bind(&e.source)
+                        .bind(&e.id)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                }
+                None => None,
+            };
+            let amends_entry: Option<i64> = match amends {
+                Some(a) => {
+                    sqlx::query_scalar("SELECT entry_id FROM team_entries WHERE record = ?")
+                        .bind(a.to_string())
+                        .fetch_optional(&mut **tx)
+                        .await?
+                }
+                None => None,
+            };
+            // A kind this build does not know, or a correction of an entry it never saw,
+            // is kept as a note: the text is what matters, the original kind in the data.
+            let kind = EntryKind::parse(entry_kind)
+                .filter(|k| (*k == EntryKind::Correction) == amends_entry.is_some())
+                .unwrap_or(EntryKind::Note);
+            let mut data = data.clone().unwrap_or(serde_json::Value::Null);
+            if !data.is_object() {
+                data = serde_json::json!({ "value": data });
+            }
+            data["team"] = serde_json::json!({ "seq": shared.seq, "by": shared.by, "kind": entry_kind, "event": event });
+            entry_in(
+                tx,
+                id,
+                at_ms,
+                kind,
+                author,
+                text,
+                Some(&data),
+                event_seq,
+                amends_entry,
+                &record_id,
+            )
+            .await?;
+            super::audit::record(
+                tx,
+                &shared.by,
+                &format!("incident:{}", record.incident),
+                &format!("team_{}", kind.as_str()),
+                &team_audit("append"),
+            )
+            .await?;
+            Ok(Some(id))
+        }
+        Body::Command {
+            field,
+            value,
+            entry,
+            ..
+        } => {
+            let Some((id,)) = incident else {
+                return Ok(None);
+            };
+            let kind = match field.as_str() {
+                "status" => {
+                    sqlx::query(
+                        "UPDATE incidents SET status = ?1, \
+                         acknowledged_ms = CASE WHEN ?1 = 'acknowledged' THEN COALESCE(acknowledged_ms, ?2) ELSE acknowledged_ms END, \
+                         mitigated_ms = CASE WHEN ?1 = 'mitigated' THEN COALESCE(mitigated_ms, ?2) ELSE mitigated_ms END, \
+                         resolved_ms = CASE WHEN ?1 = 'resolved' THEN COALESCE(resolved_ms, ?2) ELSE resolved_ms END, \
+                         updated_ms = ?2 WHERE id = ?3",
+                    )
+                    .bind(value)
+                    .bind(at_ms)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                    EntryKind::StatusChanged
+                }
+                "severity" => {
+                    sqlx::query("UPDATE incidents SET severity = ?, updated_ms = ? WHERE id = ?")
+                        .bind(value)
+                        .bind(at_ms)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                    EntryKind::SeverityChanged
+                }
+                "commander" => {
+                    sqlx::query("UPDATE incidents SET commander = ?, updated_ms = ? WHERE id = ?")
+                        .bind(value)
+                        .bind(at_ms)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                    EntryKind::CommanderChanged
+                }
+                "title" => {
+                    sqlx::query("UPDATE incidents SET title = ?, updated_ms = ? WHERE id = ?")
+                        .bind(value)
+                        .bind(at_ms)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                    EntryKind::Note
+                }
+                _ => return Ok(None),
+            };
+            let text = if entry.is_empty() {
+                format!("{field} → {}", value.as_deref().unwrap_or("nobody"))
+            } else {
+                entry.clone()
+            };
+            let data = serde_json::json!({ "team": { "seq": shared.seq, "by": shared.by, "field": field } });
+            entry_in(
+                tx,
+                id,
+                at_ms,
+                kind,
+                &shared.by,
+                &text,
+                Some(&data),
+                None,
+                None,
+                &record_id,
+            )
+            .await?;
+            super::audit::record(
+                tx,
+                &shared.by,
+                &format!("incident:{}", record.incident),
+                &format!("team_{field}"),
+                &serde_json::json!({ "seq": shared.seq, "record": record.id, "value": value }),
+            )
+            .await?;
+            Ok(Some(id))
+        }
+    }
+}
+
+/// A timeline entry that arrived from the team, with its record id.
+#[allow(clippy::too_many_arguments)]
+async fn entry_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    incident_id: i64,
+    at_ms: i64,
+    kind: EntryKind,
+    author: &str,
+    text: &str,
+    data: Option<&serde_json::Value>,
+    event_seq: Option<i64>,
+    amends: Option<i64>,
+    record: &str,
+) -> Result<()> {
+    let author = if author.trim().is_empty() {
+        "unknown"
+    } else {
+        author
+    };
+    let (entry,): (i64,) = sqlx::query_as(
+        "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, data, event_seq, amends) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(incident_id)
+    .bind(at_ms)
+    .bind(kind.as_str())
+    .bind(author)
+    .bind(text)
+    .bind(data.map(|d| d.to_string()))
+    .bind(event_seq)
+    .bind(amends)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO team_entries (entry_id, record) VALUES (?, ?)")
+        .bind(entry)
+        .bind(record)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! `firebreak team link | sync | status`: team sync without the window (a server room's
+//! console, scripts, and the tests that kill a syncing console mid-way).
+
+use anyhow::{Context, Result};
+
+use crate::cli::TeamCommand;
+use crate::store::Store;
+
+pub async fn run(store: &Store, command: TeamCommand) -> Result<()> {
+    match command {
+        TeamCommand::Link {
+            url,
+            team,
+            token_env,
+            ca_file,
+        } => {
+            let token = std::env::var(&token_env)
+                .with_context(|| format!("--token-env: ${token_env} is not set"))?;
+            let ca = ca_file.as_ref().map(|p| p.display().to_string());
+            // Check the server, the token and the team before keeping anything.
+            let client = super::client::TeamClient::new(super::client::TeamLink {
+                url: url.clone(),
+                team: team.clone(),
+                token: token.clone(),
+                console: uuid::Uuid::nil(),
+                ca_file: ca_file.clone(),
+            })?;
+            let me = client.me().await?;
+            let teams: Vec<String> =
+                serde_json::from_value(me["teams"].clone()).unwrap_or_default();
+            anyhow::ensure!(
+                teams.contains(&team),
+                "{} is not in team {team:?} on {url} (their teams: {})",
+                me["name"].as_str().unwrap_or("this token"),
+                if teams.is_empty() {
+                    "none".to_owned()
+                } else {
+                    teams.join(", ")
+                }
+            );
+            let account = crate::secrets::new_account();
+            crate::secrets::save(&account, &token).await?;
+            let link = store
+                .link_team(&url, &team, Some(&account), ca.as_deref())
+                .await?;
+            println!(
+                "linked to team {} on {} as {} (this console: {})",
+                link.team,
+                link.url,
+                me["name"].as_str().unwrap_or("?"),
+                link.console
+            );
+        }
+        TeamCommand::Sync { token_env } => {
+            let link = store.team_link().await?.context(
+                "this data dir is not linked to a team: run `firebreak team link` first",
+            )?;
+            let token = match token_env {
+                Some(var) => std::env::var(&var)
+                    .with_context(|| format!("--token-env: ${var} is not set"))?,
+                None => {
+                    let account = link
+                        .token_ref
+                        .clone()
+                        .context("the team link has no token: link again")?;
+                    crate::secrets::load(&account)
+                        .await?
+                        .context("the keychain holds no token for this team: link again")?
+                }
+            };
+            let sync =
+                super::sync::TeamSync::start(store.clone(), token, std::sync::Arc::new(|_| {}));
+            let mut status = sync.subscribe();
+            eprintln!("syncing team {} on {}; Ctrl-C stops", link.team, link.url);
+            let report = async {
+                let mut last = None;
+                loop {
+                    let s = status.borrow_and_update().clone();
+                    let line = match s.state {
+                        super::sync::SyncState::Offline | super::sync::SyncState::Refused => {
+                            format!("{:?}: {}", s.state, s.reason.as_deref().unwrap_or(""))
+                        }
+                        _ => format!("{:?}, {} to push", s.state, s.pending),
+                    };
+                    if last.as_ref() != Some(&line) {
+                        println!("{line}");
+                        last = Some(line);
+                    }
+                    if status.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = report => {}
+                _ = crate::process::shutdown_signal() => {}
+            }
+        }
+        TeamCommand::Status => match store.team_link().await? {
+            None => println!("not linked to a team"),
+            Some(link) => {
+                println!(
+                    "team {} on {} ({}), this console {}, read up to record {}, {} to push",
+                    link.team,
+                    link.url,
+                    if link.enabled { "on" } else { "off" },
+                    link.console,
+                    link.cursor,
+                    store.team_pending_count().await?
+                );
+            }
+        },
+    }
+    Ok(())
+}

@@ -1,0 +1,424 @@
+//! The console's sync loop: pushes the outbox, applies the team's stream after the
+//! store's cursor, and says where it stands (the status bar's "synced", "syncing N",
+//! "offline since …"). Local work never waits on it: the store takes every change and
+//! the outbox keeps it until the server has answered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{watch, Notify};
+use ts_rs::TS;
+use uuid::Uuid;
+
+use super::client::{SyncError, TeamClient, TeamLink};
+use super::wire::{self, Frame, Shared};
+use crate::store::team::Applied;
+use crate::store::Store;
+
+/// Where sync stands, for the status bar and Settings → Team.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamStatus {
+    pub state: SyncState,
+    pub team: Option<String>,
+    pub url: Option<String>,
+    /// Who the server says the token is.
+    pub you: Option<String>,
+    /// Records made here the server has not answered yet.
+    pub pending: i64,
+    /// Since when (Unix ms) it has been offline or refused.
+    pub since_ms: Option<i64>,
+    pub reason: Option<String>,
+    /// Who else has a console on this team, and which incident each shows.
+    pub people: Vec<TeamPerson>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncState {
+    /// Not linked to a team, or switched off.
+    Off,
+    /// Connecting, or reading the team's stream up to its head.
+    Connecting,
+    Synced,
+    Syncing,
+    /// The server cannot be reached: changes queue here.
+    Offline,
+    /// The server refused this console (token, membership, schema): it will not retry
+    /// until the settings change.
+    Refused,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamPerson {
+    pub name: String,
+    /// The incident's public id, when the console shows one.
+    pub incident: Option<String>,
+    pub this_console: bool,
+}
+
+impl TeamStatus {
+    /// Not linked, or switched off.
+    pub fn off() -> Self {
+        Self {
+            state: SyncState::Off,
+            team: None,
+            url: None,
+            you: None,
+            pending: 0,
+            since_ms: None,
+            reason: None,
+            people: Vec::new(),
+        }
+    }
+}
+
+/// The team link as Settings shows it (never the token).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamSettings {
+    pub url: Option<String>,
+    pub team: Option<String>,
+    pub ca_file: Option<String>,
+    pub enabled: bool,
+    pub status: TeamStatus,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamLinkRequest {
+    pub url: String,
+    pub team: String,
+    /// The token `team-server user add` printed; empty keeps the one in the keychain.
+    pub token: String,
+    pub ca_file: Option<String>,
+}
+
+/// Called with what each applied batch changed (the window refreshes those incidents).
+pub type OnApplied = Arc<dyn Fn(&Applied) + Send + Sync>;
+
+/// A running sync loop; stops when dropped.
+pub struct TeamSync {
+    status: watch::Receiver<TeamStatus>,
+    viewing: watch::Sender<Option<Uuid>>,
+    wake: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TeamSync {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TeamSync {
+    /// Starts syncing the store's team link with `token`.
+    pub fn start(store: Store, token: String, on_applied: OnApplied) -> Self {
+        let (status_tx, status) = watch::channel(TeamStatus::off());
+        let (viewing, viewing_rx) = watch::channel(None);
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(run(
+            store,
+            token,
+            status_tx,
+            viewing_rx,
+            wake.clone(),
+            on_applied,
+        ));
+        Self {
+            status,
+            viewing,
+            wake,
+            task,
+        }
+    }
+
+    pub fn status(&self) -> TeamStatus {
+        self.status.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<TeamStatus> {
+        self.status.clone()
+    }
+
+    /// The incident this console shows now (its public id), for the team's presence.
+    pub fn view(&self, incident: Option<Uuid>) {
+        self.viewing.send_replace(incident);
+    }
+
+    /// Something was written: push now rather than at the next tick.
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// How often the outbox is looked at when nothing pokes the loop.
+const PUSH_EVERY: Duration = Duration::from_millis(200);
+/// Records applied in one transaction at most.
+const APPLY_BATCH: usize = 2000;
+
+async fn run(
+    store: Store,
+    token: String,
+    status: watch::Sender<TeamStatus>,
+    mut viewing: watch::Receiver<Option<Uuid>>,
+    wake: Arc<Notify>,
+    on_applied: OnApplied,
+) {
+    let backoff = crate::ingest::backoff::Backoff::default();
+    let mut attempt: u32 = 0;
+    let mut down_since: Option<i64> = None;
+    loop {
+        let link = match store.team_link().await {
+            Ok(Some(link)) if link.enabled => link,
+            Ok(_) => {
+                status.send_replace(TeamStatus::off());
+                wake.notified().await;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the team link");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut base = TeamStatus {
+            state: SyncState::Connecting,
+            team: Some(link.team.clone()),
+            url: Some(link.url.clone()),
+            pending: store.team_pending_count().await.unwrap_or(0),
+            since_ms: down_since,
+            ..TeamStatus::off()
+        };
+        status.send_replace(base.clone());
+        let client = TeamClient::new(TeamLink {
+            url: link.url.clone(),
+            team: link.team.clone(),
+            token: token.clone(),
+            console: link.console,
+            ca_file: link.ca_file.clone().map(Into::into),
+        });
+        let ended = match client {
+            Ok(client) => {
+                session(
+                    &store,
+                    &client,
+                    link.cursor,
+                    &status,
+                    &mut base,
+                    &mut viewing,
+                    &wake,
+                    &on_applied,
+                    &mut attempt,
+                    &mut down_since,
+                )
+                .await
+            }
+            Err(e) => e,
+        };
+        let now = crate::clock::now_ms();
+        let since = *down_since.get_or_insert(now);
+        base.since_ms = Some(since);
+        base.reason = Some(ended.to_string());
+        base.people.clear();
+        base.pending = store.team_pending_count().await.unwrap_or(base.pending);
+        match ended {
+            SyncError::Refused { .. } => {
+                base.state = SyncState::Refused;
+                status.send_replace(base);
+                tracing::warn!(error = %ended, "the team server refused this console");
+                // Until the settings change (they poke), or a while.
+                let _ = tokio::time::timeout(Duration::from_secs(300), wake.notified()).await;
+            }
+            SyncError::Unreachable(_) => {
+                base.state = SyncState::Offline;
+                status.send_replace(base);
+                let unit = (Uuid::new_v4().as_u128() % 1_000_000) as f64 / 1_000_000.0;
+                let delay = backoff.delay(attempt, unit).max(Duration::from_millis(100));
+                attempt = attempt.saturating_add(1);
+                tracing::info!(error = %ended, ?delay, "team sync offline; retrying");
+                let _ = tokio::time::timeout(delay, wake.notified()).await;
+            }
+        }
+    }
+}
+
+/// One connection: pull and push until something breaks; returns why it ended.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    store: &Store,
+    client: &TeamClient,
+    cursor: u64,
+    status: &watch::Sender<TeamStatus>,
+    base: &mut TeamStatus,
+    viewing: &mut watch::Receiver<Option<Uuid>>,
+    wake: &Notify,
+    on_applied: &OnApplied,
+    attempt: &mut u32,
+    down_since: &mut Option<i64>,
+) -> SyncError {
+    let mut sub = match client.subscribe(cursor).await {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let console = client.link().console;
+    let shown = *viewing.borrow_and_update();
+    if let Err(e) = sub.viewing(shown).await {
+        return e;
+    }
+    let mut caught_up = false;
+    let mut tick = tokio::time::interval(PUSH_EVERY);
+    let silence = wire_silence();
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        let frame = tokio::select! {
+            frame = sub.next() => Some(frame),
+            _ = tick.tick() => None,
+            _ = wake.notified() => None,
+            changed = viewing.changed() => {
+                if changed.is_ok() {
+                    let shown = *viewing.borrow_and_update();
+                    if let Err(e) = sub.viewing(shown).await {
+                        return e;
+                    }
+                }
+                None
+            }
+        };
+        match frame {
+            None => {
+                if last_heard.elapsed() > silence {
+                    return SyncError::Unreachable(format!(
+                        "no word from the team server for {} s",
+                        silence.as_secs()
+                    ));
+                }
+            }
+            Some(None) => {
+                return SyncError::Unreachable("the team server closed the stream".into())
+            }
+            Some(Some(Err(e))) => return e,
+            Some(Some(Ok(frame))) => {
+                last_heard = tokio::time::Instant::now();
+                match frame {
+                    Frame::Hello { you, .. } => {
+                        base.you = Some(you);
+                        *attempt = 0;
+                        *down_since = None;
+                        base.since_ms = None;
+                        base.reason = None;
+                    }
+                    Frame::Record(first) => {
+                        // Take what else has already arrived, and apply it in one go.
+                        let mut batch: Vec<Shared> = vec![*first];
+                        let mut after: Option<Frame> = None;
+                        while batch.len() < APPLY_BATCH {
+                            match sub.next().now_or_never() {
+                                Some(Some(Ok(Frame::Record(r)))) => batch.push(*r),
+                                Some(Some(Ok(other))) => {
+                                    after = Some(other);
+                                    break;
+                                }
+                                Some(Some(Err(e))) => return e,
+                                Some(None) => {
+                                    return SyncError::Unreachable(
+                                        "the team server closed the stream".into(),
+                                    )
+                                }
+                                None => break,
+                            }
+                        }
+                        match store.apply_team(&batch).await {
+                            Ok(applied) => {
+                                if !applied.incidents.is_empty() {
+                                    on_applied(&applied);
+                                }
+                            }
+                            Err(e) => {
+                                return SyncError::Unreachable(format!(
+                                    "cannot record what the team sent: {e}"
+                                ))
+                            }
+                        }
+                        if let Some(Frame::CaughtUp { .. }) = after {
+                            caught_up = true;
+                        }
+                        if let Some(Frame::Presence { people }) = after {
+                            base.people = people_of(people, console);
+                        }
+                    }
+                    Frame::CaughtUp { .. } => caught_up = true,
+                    Frame::Presence { people } => base.people = people_of(people, console),
+                    Frame::Heartbeat { .. } => {}
+                    Frame::Error { code, message } => {
+                        return match code.as_str() {
+                            "cursor_ahead" => SyncError::Refused { code, message },
+                            _ => SyncError::Unreachable(message),
+                        }
+                    }
+                }
+            }
+        }
+        // Push what waits, oldest first.
+        loop {
+            let pending = match store.team_pending(wire::MAX_PUSH_RECORDS as i64).await {
+                Ok(p) => p,
+                Err(e) => return SyncError::Unreachable(format!("cannot read the outbox: {e}")),
+            };
+            if pending.is_empty() {
+                break;
+            }
+            let records = pending.iter().map(|p| p.record.clone()).collect();
+            match client.push(records).await {
+                Ok(answer) => match store.team_answered(&pending, &answer.outcomes).await {
+                    Ok(noted) if !noted.is_empty() => on_applied(&Applied {
+                        incidents: noted,
+                        ..Applied::default()
+                    }),
+                    Ok(_) => {}
+                    Err(e) => {
+                        return SyncError::Unreachable(format!(
+                            "cannot record the server's answer: {e}"
+                        ))
+                    }
+                },
+                Err(e) => return e,
+            }
+        }
+        base.pending = store.team_pending_count().await.unwrap_or(0);
+        base.state = if !caught_up {
+            SyncState::Connecting
+        } else if base.pending > 0 {
+            SyncState::Syncing
+        } else {
+            SyncState::Synced
+        };
+        status.send_if_modified(|s| {
+            if s != base {
+                *s = base.clone();
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// Three heartbeats without a word and the link is taken as dead.
+fn wire_silence() -> Duration {
+    super::server::HEARTBEAT * 3
+}
+
+fn people_of(people: Vec<wire::Presence>, console: Uuid) -> Vec<TeamPerson> {
+    people
+        .into_iter()
+        .map(|p| TeamPerson {
+            this_console: p.console == console,
+            name: p.name,
+            incident: p.incident.map(|i| i.to_string()),
+        })
+        .collect()
+}
