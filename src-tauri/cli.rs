@@ -299,6 +299,15 @@ pub enum AuditCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// The team server: records/s accepted, sync lag with 10 and 50 consoles, a console
+    /// catching up (a scratch PostgreSQL of its own unless --database-url).
+    Team {
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+        /// Records for the catch-up measurement.
+        #[arg(long, default_value_t = 100_000)]
+        catch_up: u64,
+    },
     /// Events from the simulator into SQLite, beside a raw-insert baseline.
     Ingest {
         #[arg(long, default_value_t = 10)]
@@ -536,6 +545,10 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         Command::Bench(BenchCommand::Gateway { events, samples }) => {
             return crate::bench::gateway(events, samples.max(1), data_dir.root()).await
         }
+        Command::Bench(BenchCommand::Team {
+            database_url,
+            catch_up,
+        }) => return crate::team::bench::team(database_url, catch_up, data_dir.root()).await,
         Command::Bench(BenchCommand::Ingest { seconds, rate }) => {
             return crate::bench::ingest(seconds, rate, data_dir.root()).await
         }

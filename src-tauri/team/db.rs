@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use uuid::Uuid;
 
@@ -180,13 +181,64 @@ impl TeamDb {
                 .fetch_one(&mut *tx)
                 .await?;
         let first = next;
+        // What the push's records already are, read once for the whole push.
+        let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+        let incidents: Vec<Uuid> = records.iter().map(|r| r.incident).collect();
+        let mut batch = Batch {
+            known: sqlx::query_as::<_, (Uuid, i64)>(
+                "SELECT id, seq FROM records WHERE team_id = $1 AND id = ANY($2)",
+            )
+            .bind(team_id)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect(),
+            refused: sqlx::query_as::<_, (Uuid, serde_json::Value)>(
+                "SELECT id, answer FROM refusals WHERE team_id = $1 AND id = ANY($2)",
+            )
+            .bind(team_id)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect(),
+            opened: sqlx::query_scalar::<_, Uuid>(
+                "SELECT DISTINCT incident FROM incident_fields WHERE team_id = $1 AND incident = ANY($2)",
+            )
+            .bind(team_id)
+            .bind(&incidents)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect(),
+            rows: Vec::new(),
+        };
         let mut outcomes = Vec::with_capacity(records.len());
         for record in records {
-            let outcome = accept(&mut tx, team_id, author, console, record, next).await?;
+            let outcome = accept(&mut tx, &mut batch, team_id, author, record, next).await?;
             if matches!(outcome, Outcome::Accepted { .. }) {
                 next += 1;
             }
             outcomes.push(outcome);
+        }
+        // The accepted records, many rows a statement (9 parameters each).
+        for chunk in batch.rows.chunks(1000) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO records (team_id, seq, id, incident, kind, author, console, at, body) ",
+            );
+            q.push_values(chunk, |mut row, (seq, record, kind)| {
+                row.push_bind(team_id)
+                    .push_bind(*seq)
+                    .push_bind(record.id)
+                    .push_bind(record.incident)
+                    .push_bind(*kind)
+                    .push_bind(author)
+                    .push_bind(console)
+                    .push_bind(record.at)
+                    .push_bind(serde_json::to_value(&record.body).unwrap_or_default());
+            });
+            q.build().execute(&mut *tx).await?;
         }
         if next != first {
             sqlx::query("UPDATE teams SET next_seq = $2 WHERE id = $1")
@@ -291,49 +343,41 @@ impl TeamDb {
     }
 }
 
-/// Checks one record and, when it is taken, writes it at `seq`.
-async fn accept(
+/// One push's view of what is already in the database, and the rows it will add.
+struct Batch<'a> {
+    /// Record ids already in the stream, with their sequence.
+    known: HashMap<Uuid, i64>,
+    /// Record ids refused before, with the answer given.
+    refused: HashMap<Uuid, serde_json::Value>,
+    /// Incidents opened on the team.
+    opened: HashSet<Uuid>,
+    /// Accepted records to insert: (seq, record, kind).
+    rows: Vec<(i64, &'a Record, &'static str)>,
+}
+
+/// Checks one record and, when it is taken, queues it at `seq`.
+async fn accept<'a>(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    batch: &mut Batch<'a>,
     team_id: i64,
     author: &str,
-    console: Uuid,
-    record: &Record,
+    record: &'a Record,
     seq: i64,
 ) -> Result<Outcome> {
     let id = record.id;
-    if let Some(seq) =
-        sqlx::query_scalar::<_, i64>("SELECT seq FROM records WHERE team_id = $1 AND id = $2")
-            .bind(team_id)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-    {
+    if let Some(seq) = batch.known.get(&id) {
         return Ok(Outcome::Duplicate {
             id,
-            seq: seq as u64,
+            seq: *seq as u64,
         });
     }
-    if let Some(answer) = sqlx::query_scalar::<_, serde_json::Value>(
-        "SELECT answer FROM refusals WHERE team_id = $1 AND id = $2",
-    )
-    .bind(team_id)
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?
-    {
-        return Ok(serde_json::from_value(answer)?);
+    if let Some(answer) = batch.refused.get(&id) {
+        return Ok(serde_json::from_value(answer.clone())?);
     }
     if let Err(message) = check(record) {
         return Ok(Outcome::Invalid { id, message });
     }
-    let opened = sqlx::query_scalar::<_, i64>(
-        "SELECT count(*) FROM incident_fields WHERE team_id = $1 AND incident = $2",
-    )
-    .bind(team_id)
-    .bind(record.incident)
-    .fetch_one(&mut **tx)
-    .await?
-        > 0;
+    let opened = batch.opened.contains(&record.incident);
     let kind = match &record.body {
         Body::Open {
             title, severity, ..
@@ -347,6 +391,7 @@ async fn accept(
                 ] {
                     set_field(tx, team_id, record, field, value, seq, author).await?;
                 }
+                batch.opened.insert(record.incident);
             }
             "open"
         }
@@ -390,33 +435,22 @@ async fn accept(
                     by: row.get(1),
                     at: row.get::<DateTime<Utc>, _>(2),
                 };
+                let answer = serde_json::to_value(&refused)?;
                 sqlx::query("INSERT INTO refusals (team_id, id, answer) VALUES ($1, $2, $3)")
                     .bind(team_id)
                     .bind(id)
-                    .bind(serde_json::to_value(&refused)?)
+                    .bind(&answer)
                     .execute(&mut **tx)
                     .await?;
+                batch.refused.insert(id, answer);
                 return Ok(refused);
             }
             set_field(tx, team_id, record, field, value.as_deref(), seq, author).await?;
             "command"
         }
     };
-    sqlx::query(
-        "INSERT INTO records (team_id, seq, id, incident, kind, author, console, at, body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(team_id)
-    .bind(seq)
-    .bind(id)
-    .bind(record.incident)
-    .bind(kind)
-    .bind(author)
-    .bind(console)
-    .bind(record.at)
-    .bind(serde_json::to_value(&record.body)?)
-    .execute(&mut **tx)
-    .await?;
+    batch.rows.push((seq, record, kind));
+    batch.known.insert(id, seq);
     Ok(Outcome::Accepted {
         id,
         seq: seq as u64,

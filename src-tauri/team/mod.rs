@@ -2,11 +2,13 @@
 //! server over PostgreSQL (`server.rs`, `db.rs`, `config.rs`; headless, like the
 //! gateway) and its OpenAPI document (`openapi.rs`).
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod db;
 pub mod openapi;
+pub mod scratch;
 pub mod server;
 pub mod sync;
 pub mod wire;

@@ -78,6 +78,12 @@ impl Drop for RunningTeamServer {
 /// Connects to the database (bringing its schema up to date), binds and serves.
 pub async fn start(config: &Config) -> Result<RunningTeamServer> {
     let url = super::config::database_url(config)?;
+    start_with_url(config, &url).await
+}
+
+/// [`start`] with the database URL given (benchmarks and tests).
+pub async fn start_with_url(config: &Config, url: &str) -> Result<RunningTeamServer> {
+    let url = url.to_owned();
     let db = TeamDb::connect(&url, config.max_connections).await?;
     let acceptor = match &config.tls {
         Some(tls) => Some(crate::gateway::serve::tls_acceptor(tls)?),
