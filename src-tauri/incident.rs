@@ -183,6 +183,9 @@ pub struct TimelineEntry {
     pub event_type: Option<String>,
     /// For this console's note that the team refused a change: what, so it can be redone.
     pub refused: Option<RefusedChange>,
+    /// A change made here that the team refused (someone changed the field first): it
+    /// stays on this console's timeline only, and did not take effect.
+    pub not_applied: bool,
 }
 
 /// A change this console made that the team server refused because someone changed the

@@ -1042,3 +1042,175 @@ async fn the_summit_view_draws_a_recorded_history_and_opens_the_incidents_behind
     assert!(!tab.is_empty());
     session.close().await;
 }
+
+/// Two people on one incident: Ana in the window, Ben at a console of his own, both synced
+/// through a team server on a real PostgreSQL. Ana links in Settings → Team, sees Ben's
+/// incident arrive and Ben looking at it, takes command while her sync is off as Ben
+/// takes it online, is told Ben did it first, and redoes it on the current state.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_and_another_console_work_one_incident_through_the_team_server() {
+    use firebreak::incident::{NewIncident, Severity};
+    use firebreak::team::sync::TeamSync;
+    let _window = ONE_WINDOW.lock().await;
+    let pg = support::postgres::Postgres::start().await;
+    let url = pg.database("team_window").await;
+    let db = firebreak::team::db::TeamDb::connect(&url, 2).await.unwrap();
+    let ana = db.add_person("ana", &["serving".into()]).await.unwrap();
+    let ben = db.add_person("ben", &["serving".into()]).await.unwrap();
+    let config = firebreak::team::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: firebreak::gateway::config::Secret::Env("UNUSED".into()),
+        max_connections: 8,
+        tls: None,
+    };
+    let server = firebreak::team::server::start_with_url(&config, &url)
+        .await
+        .unwrap();
+
+    // Ben's console.
+    let ben_dir = tempfile::tempdir().unwrap();
+    let ben_store = firebreak::store::Store::open(&ben_dir.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    ben_store
+        .link_team(&server.base_url(), "serving", None, None)
+        .await
+        .unwrap();
+    let ben_sync = TeamSync::start(ben_store.clone(), ben.clone(), std::sync::Arc::new(|_| {}));
+
+    // Ana's window links in Settings → Team.
+    let data = tempfile::tempdir().unwrap();
+    let args = ["--data-dir".to_string(), data.path().display().to_string()];
+    let driver = Driver::start().await;
+    let session = driver.session(app(), &args).await;
+    session.click_on("[data-testid=tab-settings]").await;
+    session
+        .type_on("[data-testid=team-url]", &server.base_url())
+        .await;
+    session.type_on("[data-testid=team-name]", "serving").await;
+    session.type_on("[data-testid=team-token]", &ana).await;
+    session.click_on("[data-testid=team-link]").await;
+    let linked = session.wait_for("[data-testid=team-linked]").await;
+    wait_text(&session, &linked, "the window to link and sync", |t| {
+        t.contains("serving") && t.contains("as ana") && t.contains("synced")
+    })
+    .await;
+    let bar = session.wait_for("[data-testid=team-status]").await;
+    wait_text(&session, &bar, "the status bar to say synced", |t| {
+        t.contains("serving: synced")
+    })
+    .await;
+
+    // Ben opens an incident and looks at it; it arrives in Ana's list, with Ben on it.
+    let opened = ben_store
+        .open_incident(
+            &NewIncident {
+                title: "Queue depth climbing on llm-assistant".into(),
+                severity: Severity::Major,
+                service: Some("llm-assistant".into()),
+                cluster_id: None,
+            },
+            "ben",
+        )
+        .await
+        .unwrap();
+    ben_sync.view(Some(opened.public_id.parse().unwrap()));
+    session.click_on("[data-testid=tab-incidents]").await;
+    let row = session.wait_for("[data-testid=incident-row]").await;
+    wait_text(&session, &row, "ben's incident in ana's list", |t| {
+        t.contains("Queue depth climbing")
+    })
+    .await;
+    session.click(&row).await;
+    let lookers = session.wait_for("[data-testid=lookers]").await;
+    wait_text(&session, &lookers, "ben looking at it", |t| {
+        t == "looking now: ben"
+    })
+    .await;
+
+    // Ana's sync off; she takes command; Ben takes it online; her sync back on.
+    session.click_on("[data-testid=tab-settings]").await;
+    session.click_on("[data-testid=team-toggle]").await;
+    let toggle = session.wait_for("[data-testid=team-toggle]").await;
+    wait_text(&session, &toggle, "sync off", |t| {
+        t.contains("Turn sync on")
+    })
+    .await;
+    session.click_on("[data-testid=tab-incidents]").await;
+    session.click_on("[data-testid=incident-row]").await;
+    session.click_on("[data-testid=take-command]").await;
+    let author = session
+        .text(&session.wait_for("[data-testid=author]").await)
+        .await;
+    let commander = session.wait_for("[data-testid=commander]").await;
+    wait_text(&session, &commander, "ana commands locally", |t| {
+        t.contains(&author)
+    })
+    .await;
+    ben_store
+        .set_commander(opened.id, Some("ben"), "ben")
+        .await
+        .unwrap();
+    support::rig::wait_for(
+        std::time::Duration::from_secs(30),
+        "ben's command to reach the server",
+        async || ben_store.team_pending_count().await.unwrap() == 0,
+    )
+    .await;
+    session.click_on("[data-testid=tab-settings]").await;
+    session.click_on("[data-testid=team-toggle]").await;
+    session.click_on("[data-testid=tab-incidents]").await;
+    session.click_on("[data-testid=incident-row]").await;
+    let redo = session.wait_for("[data-testid=redo-refused]").await;
+    let timeline = session
+        .text(&session.wait_for("[data-testid=timeline]").await)
+        .await;
+    assert!(
+        timeline.contains("ben took command") && timeline.contains("was not applied"),
+        "{timeline}"
+    );
+    let mine = format!("{author} took command (was nobody)");
+    let marked = timeline
+        .find("not applied ·")
+        .expect("the refused change is marked");
+    assert!(
+        timeline[marked..]
+            .trim_start_matches("not applied ·")
+            .trim_start()
+            .starts_with(&mine),
+        "{timeline}"
+    );
+    let commander = session.wait_for("[data-testid=commander]").await;
+    wait_text(
+        &session,
+        &commander,
+        "ben commands after the refusal",
+        |t| t.contains("commander: ben"),
+    )
+    .await;
+    session.screenshot("team-refused").await;
+
+    // Redo: Ana commands, on every console.
+    session.click(&redo).await;
+    wait_text(&session, &commander, "ana commands after the redo", |t| {
+        t.contains(&author)
+    })
+    .await;
+    support::rig::wait_for(
+        std::time::Duration::from_secs(30),
+        "ben's console to see ana in command",
+        async || {
+            ben_store
+                .incident(opened.id)
+                .await
+                .unwrap()
+                .commander
+                .as_deref()
+                == Some(author.as_str())
+        },
+    )
+    .await;
+    session.close().await;
+    drop(ben_sync);
+    server.shutdown();
+}

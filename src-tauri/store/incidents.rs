@@ -86,6 +86,7 @@ pub(super) struct EntryRow {
     amends: Option<i64>,
     event_type: Option<String>,
     refused: Option<String>,
+    not_applied: bool,
 }
 
 /// The columns of a timeline page, `t` being `timeline_entries`: the entry and, for an
@@ -93,7 +94,9 @@ pub(super) struct EntryRow {
 pub(super) const ENTRY_COLUMNS: &str =
     "t.id, t.incident_id, t.at_ms, t.kind, t.author, t.body, t.amends, \
      (SELECT e.type FROM events e WHERE e.seq = t.event_seq) AS event_type, \
-     CASE WHEN t.author = 'team sync' THEN json_extract(t.data, '$.team_refused') END AS refused";
+     CASE WHEN t.author = 'team sync' THEN json_extract(t.data, '$.team_refused') END AS refused, \
+     EXISTS (SELECT 1 FROM team_entries te JOIN team_outbox o ON o.id = te.record \
+             WHERE te.entry_id = t.id AND o.outcome = 'refused') AS not_applied";
 
 impl TryFrom<EntryRow> for TimelineEntry {
     type Error = StoreError;
@@ -113,6 +116,7 @@ impl TryFrom<EntryRow> for TimelineEntry {
             refused: r.refused.and_then(|json| {
                 serde_json::from_str::<crate::incident::RefusedChange>(&json).ok()
             }),
+            not_applied: r.not_applied,
         })
     }
 }

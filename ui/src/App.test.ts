@@ -204,7 +204,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     changeStatus: async (id, to) => ({ ...incidents.find((i) => i.id === id)!, status: to }),
     addNote: async (id, text) => {
       notes.push(text);
-      const e: TimelineEntry = { id: entries.length + 1, incidentId: id, atMs: Date.now(), kind: 'note', author: 'ana', body: text, amends: null, eventType: null, refused: null };
+      const e: TimelineEntry = { id: entries.length + 1, incidentId: id, atMs: Date.now(), kind: 'note', author: 'ana', body: text, amends: null, eventType: null, refused: null, notApplied: false };
       entries.push(e);
       return e;
     },
@@ -422,11 +422,15 @@ describe('team', () => {
     const refused: TimelineEntry = {
       id: 9, incidentId: 1, atMs: Date.now(), kind: 'note', author: 'team sync',
       body: 'ben took command 20 s ago; your change (commander → ana) was not applied: redo it on the current state if it still holds',
-      amends: null, eventType: null, refused: { field: 'commander', wanted: 'ana', current: 'ben', by: 'ben' },
+      amends: null, eventType: null, refused: { field: 'commander', wanted: 'ana', current: 'ben', by: 'ben' }, notApplied: false,
+    };
+    const mine: TimelineEntry = {
+      id: 8, incidentId: 1, atMs: Date.now() - 1_000, kind: 'commander_changed', author: 'ana',
+      body: 'ana took command (was nobody)', amends: null, eventType: null, refused: null, notApplied: true,
     };
     const host = fakeHost([shown], {
       subscribe: async (on) => void (push = on),
-      timeline: async () => [refused],
+      timeline: async () => [mine, refused],
       teamViewing: async (id) => void viewing.push(id),
       redoRefused: async (entry) => {
         redone.push(entry);
@@ -447,6 +451,8 @@ describe('team', () => {
     });
     expect((await screen.findByTestId('lookers')).textContent).toBe('looking now: ben');
     await waitFor(() => expect(viewing).toContain(1));
+    // Her own change that the team refused is marked as not applied.
+    expect((await screen.findByTestId('not-applied')).closest('li')?.textContent).toContain('ana took command');
     const redo = await screen.findByTestId('redo-refused');
     expect(redo.textContent).toContain('commander → ana');
     await fireEvent.click(redo);
@@ -804,8 +810,8 @@ describe('silences', () => {
   it('offers Silence 1 h on an alert that fired, and proposes it by entry', async () => {
     const at = Date.now();
     const recorded: TimelineEntry[] = [
-      { id: 1, incidentId: 1, atMs: at - 1_000, kind: 'event', author: 'firebreak', body: 'HighErrorRate firing', amends: null, eventType: 'alert.firing', refused: null },
-      { id: 2, incidentId: 1, atMs: at, kind: 'event', author: 'firebreak', body: 'rollout stalled', amends: null, eventType: 'rollout.stalled', refused: null },
+      { id: 1, incidentId: 1, atMs: at - 1_000, kind: 'event', author: 'firebreak', body: 'HighErrorRate firing', amends: null, eventType: 'alert.firing', refused: null, notApplied: false },
+      { id: 2, incidentId: 1, atMs: at, kind: 'event', author: 'firebreak', body: 'rollout stalled', amends: null, eventType: 'rollout.stalled', refused: null, notApplied: false },
     ];
     const asked: [number, number][] = [];
     let actions: ActionRecord[] = [];
@@ -846,7 +852,7 @@ describe('timeline', () => {
   it('shows a late entry in time order, even when it sorts before entries already shown', async () => {
     const at = Date.now();
     const entry = (id: number, atMs: number, body: string): TimelineEntry => ({
-      id, incidentId: 1, atMs, kind: 'event', author: 'firebreak', body, amends: null, eventType: 'rollout.started', refused: null,
+      id, incidentId: 1, atMs, kind: 'event', author: 'firebreak', body, amends: null, eventType: 'rollout.started', refused: null, notApplied: false,
     });
     const recorded = [entry(1, at - 60_000, 'rollout started'), entry(2, at, 'alert firing')];
     let push: (u: ConsoleUpdate) => void = () => {};
@@ -1399,7 +1405,7 @@ describe('what changed', () => {
   it('lists the changes on the service, newest first, with who, as text, linked to the timeline', async () => {
     const hostile = '<img src=x onerror="window.__pwned=1">';
     const entries: TimelineEntry[] = [
-      { id: 11, incidentId: 1, atMs: Date.now() - 60_000, kind: 'event', author: 'firebreak', body: 'Rollout started', amends: null, eventType: 'rollout.started', refused: null },
+      { id: 11, incidentId: 1, atMs: Date.now() - 60_000, kind: 'event', author: 'firebreak', body: 'Rollout started', amends: null, eventType: 'rollout.started', refused: null, notApplied: false },
     ];
     const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
       timeline: async (id, after) => entries.filter((e) => e.incidentId === id && e.id > (after?.id ?? 0)),

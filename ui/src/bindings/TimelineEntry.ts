@@ -17,4 +17,9 @@ eventType: string | null,
 /**
  * For this console's note that the team refused a change: what, so it can be redone.
  */
-refused: RefusedChange | null, };
+refused: RefusedChange | null, 
+/**
+ * A change made here that the team refused (someone changed the field first): it
+ * stays on this console's timeline only, and did not take effect.
+ */
+notApplied: boolean, };
