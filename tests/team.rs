@@ -1020,3 +1020,73 @@ async fn kill_9_of_a_syncing_console_loses_nothing_and_repeats_nothing() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_console_syncs_with_the_servers_ca_and_is_refused_without_it() {
+    let rig = rig("team_tls").await;
+    let port = free_port();
+    let dir = rig.dir.path();
+    let (_ca, tls) = support::tls::server_files(dir);
+    std::fs::write(dir.join("db-url"), &rig.url).unwrap();
+    let cfg = dir.join("tls.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndatabase = {{ file = \"{}\" }}\n{tls}",
+            dir.join("db-url").display()
+        ),
+    )
+    .unwrap();
+    let ana = add_user(&cfg, "ana", &["serving"]);
+    let _server = spawn_server(&cfg, port).await;
+    let link = |ca: Option<std::path::PathBuf>| TeamLink {
+        url: format!("https://localhost:{port}"),
+        team: "serving".into(),
+        token: ana.clone(),
+        console: Uuid::new_v4(),
+        ca_file: ca,
+    };
+    let trusted = TeamClient::new(link(Some(dir.join("ca.pem")))).unwrap();
+    assert_eq!(trusted.me().await.unwrap()["name"], "ana");
+    let incident = Uuid::now_v7();
+    trusted.push(vec![open(incident)]).await.unwrap();
+    assert_eq!(pull(&trusted, 0).await.len(), 1, "the stream over wss");
+    let stranger = TeamClient::new(link(None)).unwrap();
+    match stranger.me().await {
+        Err(SyncError::Unreachable(why)) => {
+            assert!(
+                why.contains("not signed by a CA this console trusts"),
+                "{why}"
+            )
+        }
+        other => panic!("a server no trusted CA signed was accepted: {other:?}"),
+    }
+    // Plain http to another machine is refused before anything is sent.
+    let cleartext = TeamClient::new(TeamLink {
+        url: "http://192.0.2.10:7600".into(),
+        ..link(None)
+    });
+    assert!(matches!(cleartext, Err(SyncError::Refused { .. })));
+}
+
+#[test]
+fn a_server_configuration_off_loopback_without_tls_is_refused() {
+    let err = firebreak::team::config::parse(
+        "listen = \"0.0.0.0:7600\"\ndatabase = { env = \"FIREBREAK_TEAM_DATABASE_URL\" }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("not a loopback address") && err.contains("[tls]"),
+        "{err}"
+    );
+    let err = firebreak::team::config::parse(
+        "listen = \"127.0.0.1:7600\"\ndatabase = \"postgres://u:secret@db/x\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        !err.contains("secret"),
+        "the error repeats the secret: {err}"
+    );
+}

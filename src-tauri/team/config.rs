@@ -33,7 +33,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 struct Raw {
     listen: SocketAddr,
-    database: RawSecret,
+    /// Read as any value first: a URL written here must be refused without repeating it.
+    database: toml::Value,
     #[serde(default = "default_connections")]
     max_connections: u32,
     tls: Option<RawTls>,
@@ -65,7 +66,18 @@ pub fn load(path: &Path) -> Result<Config> {
 
 pub fn parse(text: &str) -> Result<Config> {
     let raw: Raw = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let database = match (raw.database.file, raw.database.env) {
+    if raw.database.is_str() {
+        bail!(
+            "database: the URL carries a password, so it is never written in this file: put it in a \
+             file (database = {{ file = \"/etc/firebreak/team-db\" }}) or the environment \
+             (database = {{ env = \"FIREBREAK_TEAM_DATABASE_URL\" }})"
+        );
+    }
+    let database: RawSecret = raw
+        .database
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("database: {}", e.message()))?;
+    let database = match (database.file, database.env) {
         (Some(f), None) => Secret::File(f),
         (None, Some(e)) if !e.trim().is_empty() => Secret::Env(e.trim().to_owned()),
         _ => bail!("database: give exactly one of file = \"…\" or env = \"…\" (the URL itself is a secret)"),
