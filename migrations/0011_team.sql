@@ -144,3 +144,107 @@ BEGIN
         'field', 'title', 'expect', OLD.title, 'value', NEW.title, 'entry', '')
     FROM team_new_id;
 END;
+
+-- The review travels too (TEAM.md): key-moment edits, annotations, contributing factors
+-- and follow-ups as appends of kind `review.*` (applied to the review's tables, never to
+-- the timeline); the root cause as a command, like the incident's own fields.
+
+-- Each shared follow-up's team record id (the record that created it).
+CREATE TABLE team_follow_ups (
+    follow_up_id INTEGER PRIMARY KEY REFERENCES follow_ups(id),
+    record       TEXT NOT NULL UNIQUE
+);
+
+CREATE TRIGGER team_share_moment AFTER INSERT ON moment_edits
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.incident_id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.incident_id, 'append', NEW.edited_ms, json_object(
+        'entry_kind', 'review.moment', 'author', NEW.author, 'text', NEW.reason,
+        'data', json_object('moment', NEW.moment, 'at_ms', NEW.at_ms))
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_annotation AFTER INSERT ON annotations
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.incident_id)
+ AND EXISTS (SELECT 1 FROM team_entries WHERE entry_id = NEW.entry_id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.incident_id, 'append', NEW.created_ms, json_object(
+        'entry_kind', 'review.annotation', 'author', NEW.author, 'text', NEW.body,
+        'data', json_object('entry', (SELECT record FROM team_entries WHERE entry_id = NEW.entry_id)))
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_factor_added AFTER INSERT ON contributing_factors
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.incident_id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.incident_id, 'append', NEW.added_ms, json_object(
+        'entry_kind', 'review.factor', 'author', NEW.added_by, 'text', NEW.factor,
+        'data', json_object('op', 'add'))
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_factor_removed AFTER DELETE ON contributing_factors
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = OLD.incident_id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, OLD.incident_id, 'append', CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), json_object(
+        'entry_kind', 'review.factor',
+        'author', COALESCE((SELECT value FROM settings WHERE key = 'author'), OLD.added_by),
+        'text', OLD.factor, 'data', json_object('op', 'remove'))
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_follow_up AFTER INSERT ON follow_ups
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.incident_id)
+BEGIN
+    INSERT INTO team_follow_ups (follow_up_id, record) SELECT NEW.id, id FROM team_new_id;
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT record, NEW.incident_id, 'append', NEW.created_ms, json_object(
+        'entry_kind', 'review.follow_up', 'author', NEW.created_by, 'text', NEW.title,
+        'data', json_object('owner', NEW.owner, 'due', NEW.due, 'status', NEW.status))
+    FROM team_follow_ups WHERE follow_up_id = NEW.id;
+END;
+
+CREATE TRIGGER team_share_follow_up_change AFTER UPDATE ON follow_ups
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_follow_ups WHERE follow_up_id = NEW.id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.incident_id, 'append', NEW.updated_ms, json_object(
+        'entry_kind', 'review.follow_up', 'author', NEW.updated_by, 'text', NEW.title,
+        'data', json_object('follow_up', (SELECT record FROM team_follow_ups WHERE follow_up_id = NEW.id),
+                            'owner', NEW.owner, 'due', NEW.due, 'status', NEW.status))
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_root_cause_set AFTER INSERT ON incident_reviews
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.incident_id)
+ AND NEW.root_cause IS NOT NULL
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.incident_id, 'command', NEW.updated_ms, json_object(
+        'field', 'root_cause', 'expect', NULL, 'value', NEW.root_cause,
+        'entry', NEW.updated_by || ' filed the root cause as ' || NEW.root_cause)
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_root_cause AFTER UPDATE OF root_cause ON incident_reviews
+WHEN OLD.root_cause IS NOT NEW.root_cause
+ AND NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.incident_id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.incident_id, 'command', NEW.updated_ms, json_object(
+        'field', 'root_cause', 'expect', OLD.root_cause, 'value', NEW.root_cause,
+        'entry', NEW.updated_by || ' filed the root cause as ' || COALESCE(NEW.root_cause, 'not yet known'))
+    FROM team_new_id;
+END;

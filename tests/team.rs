@@ -1090,3 +1090,224 @@ fn a_server_configuration_off_loopback_without_tls_is_refused() {
         "the error repeats the secret: {err}"
     );
 }
+
+/// A console's review as the team shares it: what each console must agree on (local ids
+/// and times left out).
+async fn review_of(c: &Console, public: &str) -> String {
+    let id = c.incident(public).await;
+    let r = c.store.review(id).await.unwrap();
+    let timeline = c.store.timeline(id, None, 1000).await.unwrap();
+    let body_of = |entry: i64| {
+        timeline
+            .iter()
+            .find(|e| e.id == entry)
+            .map(|e| e.body.clone())
+    };
+    let mut annotations: Vec<String> = r
+        .annotations
+        .iter()
+        .map(|a| format!("{} on {:?}: {}", a.author, body_of(a.entry_id), a.body))
+        .collect();
+    annotations.sort();
+    let mut follow_ups: Vec<String> = r
+        .follow_ups
+        .iter()
+        .map(|f| format!("{} / {} / {:?} / {:?}", f.title, f.owner, f.due, f.status))
+        .collect();
+    follow_ups.sort();
+    let mut factors = r.factors.clone();
+    factors.sort();
+    let moments: Vec<String> = r
+        .moment_edits
+        .iter()
+        .map(|m| format!("{} {:?} {} by {}", m.moment, m.at_ms, m.reason, m.author))
+        .collect();
+    format!(
+        "root cause {:?}\nfactors {factors:?}\nfollow-ups {follow_ups:?}\nannotations {annotations:?}\nmoments {moments:?}",
+        r.root_cause
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_review_is_shared_and_a_record_a_console_cannot_take_is_noted_not_fatal() {
+    use firebreak::store::review::{FollowUpDraft, FollowUpStatus};
+    let rig = rig("team_review").await;
+    let port = free_port();
+    let cfg = rig.config(port);
+    let ana = add_user(&cfg, "ana", &["serving"]);
+    let ben = add_user(&cfg, "ben", &["serving"]);
+    let _server = spawn_server(&cfg, port).await;
+    let a = Console::linked(port, "serving", &ana).await;
+    let b = Console::linked(port, "serving", &ben).await;
+    let opened = a
+        .store
+        .open_incident(
+            &NewIncident {
+                cluster_id: None,
+                title: "Bad model 7b-v12".into(),
+                service: None,
+                severity: Severity::Major,
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    let note = a
+        .store
+        .add_note(opened.id, "rolled back to v11", "ana")
+        .await
+        .unwrap();
+    let b_id = b.incident(&opened.public_id).await;
+    support::rig::wait_for(
+        Duration::from_secs(30),
+        "the note on ben's console",
+        async || {
+            b.store
+                .timeline(b_id, None, 100)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.body == "rolled back to v11")
+        },
+    )
+    .await;
+    let b_note = b
+        .store
+        .timeline(b_id, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.body == "rolled back to v11")
+        .unwrap();
+
+    // Each reviews part of it.
+    b.store
+        .annotate(b_id, b_note.id, "this is what helped", "ben")
+        .await
+        .unwrap();
+    b.store
+        .set_moment(
+            b_id,
+            "impact_began",
+            Some(opened.opened_ms - 60_000),
+            "errors began a minute earlier",
+            "ben",
+        )
+        .await
+        .unwrap();
+    b.store.add_factor(b_id, "No canary", "ben").await.unwrap();
+    b.store
+        .add_factor(b_id, "Alert too late", "ben")
+        .await
+        .unwrap();
+    let draft = FollowUpDraft {
+        title: "Add a canary stage".into(),
+        owner: "ben".into(),
+        due: Some("2026-12-15".into()),
+        status: FollowUpStatus::Open,
+    };
+    let f = b.store.add_follow_up(b_id, &draft, "ben").await.unwrap();
+    a.store
+        .set_root_cause(opened.id, Some("bad model version"), "ana")
+        .await
+        .unwrap();
+    a.store
+        .annotate(opened.id, note.id, "took 4 minutes", "ana")
+        .await
+        .unwrap();
+    let consoles = [a, b];
+    converged(&consoles, async || head_of(&rig.url).await).await;
+    let [a, b] = consoles;
+    // Later changes: a factor removed on one console, the follow-up done on the other.
+    support::rig::wait_for(
+        Duration::from_secs(30),
+        "ben's follow-up on ana's console",
+        async || {
+            !a.store
+                .review(opened.id)
+                .await
+                .unwrap()
+                .follow_ups
+                .is_empty()
+        },
+    )
+    .await;
+    a.store
+        .remove_factor(opened.id, "alert too late")
+        .await
+        .unwrap();
+    b.store
+        .update_follow_up(
+            f.id,
+            &FollowUpDraft {
+                status: FollowUpStatus::Done,
+                ..draft.clone()
+            },
+            "ben",
+        )
+        .await
+        .unwrap();
+    // A record this build cannot take (a key moment that does not exist), pushed by a
+    // newer or hostile console: noted on the incident, the rest of the stream applies.
+    let hostile = Record {
+        id: Uuid::new_v4(),
+        incident: opened.public_id.parse().unwrap(),
+        at: Utc::now(),
+        body: Body::Append {
+            entry_kind: "review.moment".into(),
+            author: "mallory".into(),
+            text: "<script>alert(1)</script>".into(),
+            data: Some(serde_json::json!({ "moment": "whenever", "at_ms": 1 })),
+            event: None,
+            amends: None,
+        },
+    };
+    client(port, "serving", &ben)
+        .push(vec![hostile])
+        .await
+        .unwrap();
+    b.store
+        .add_note(b_id, "after the hostile record", "ben")
+        .await
+        .unwrap();
+    let consoles = [a, b];
+    converged(&consoles, async || head_of(&rig.url).await).await;
+    let ra = review_of(&consoles[0], &opened.public_id).await;
+    let rb = review_of(&consoles[1], &opened.public_id).await;
+    assert_eq!(ra, rb);
+    assert!(
+        ra.contains("root cause Some(\"bad model version\")"),
+        "{ra}"
+    );
+    assert!(ra.contains("factors [\"No canary\"]"), "{ra}");
+    assert!(
+        ra.contains(r#"Add a canary stage / ben / Some(\"2026-12-15\") / Done"#),
+        "{ra}"
+    );
+    assert!(
+        ra.contains(r#"ben on Some(\"rolled back to v11\"): this is what helped"#),
+        "{ra}"
+    );
+    assert!(
+        ra.contains(r#"ana on Some(\"rolled back to v11\"): took 4 minutes"#),
+        "{ra}"
+    );
+    assert!(ra.contains("errors began a minute earlier by ben"), "{ra}");
+    for c in &consoles {
+        let id = c.incident(&opened.public_id).await;
+        let timeline = c.store.timeline(id, None, 1000).await.unwrap();
+        assert!(timeline
+            .iter()
+            .any(|e| e.body == "after the hostile record"));
+        let noted = timeline
+            .iter()
+            .filter(|e| e.body.contains("could not be applied here"))
+            .count();
+        assert_eq!(noted, 1, "{timeline:#?}");
+        // The review stays beside the timeline: no review record became an entry.
+        assert!(!timeline
+            .iter()
+            .any(|e| e.body.contains("this is what helped") || e.body == "No canary"));
+        assert_eq!(c.store.verify_audit().await.unwrap().first_bad, None);
+    }
+}

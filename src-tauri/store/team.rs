@@ -316,7 +316,27 @@ impl Store {
                     cursor + 1
                 )));
             }
-            if let Some(id) = apply_one(&mut tx, shared).await? {
+            // Each record in a savepoint: one the store refuses (a value out of range, a
+            // hostile text) is left out with a note saying why, and the rest still apply.
+            sqlx::query("SAVEPOINT team_record")
+                .execute(&mut *tx)
+                .await?;
+            let changed = match apply_one(&mut tx, shared).await {
+                Ok(changed) => {
+                    sqlx::query("RELEASE team_record").execute(&mut *tx).await?;
+                    changed
+                }
+                Err(e) if e.is_about_data() => {
+                    sqlx::query("ROLLBACK TO team_record")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("RELEASE team_record").execute(&mut *tx).await?;
+                    tracing::warn!(seq = shared.seq, error = %e, "a team record could not be applied");
+                    not_applied(&mut tx, shared, &e.to_string()).await?
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(id) = changed {
                 if !applied.incidents.contains(&id) {
                     applied.incidents.push(id);
                 }
@@ -377,6 +397,10 @@ impl Store {
                 self.change_severity(incident_id, to, author).await
             }
             Some("commander") => self.set_commander(incident_id, wanted, author).await,
+            Some("root_cause") => {
+                self.set_root_cause(incident_id, wanted, author).await?;
+                self.incident(incident_id).await
+            }
             _ => Err(bad()),
         }
     }
@@ -550,6 +574,18 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
             let Some((id,)) = incident else {
                 return Ok(None);
             };
+            if let Some(item) = entry_kind.strip_prefix("review.") {
+                review_item(tx, id, item, author, text, data.as_ref(), at_ms, &record_id).await?;
+                super::audit::record(
+                    tx,
+                    &shared.by,
+                    &format!("incident:{}", record.incident),
+                    &format!("team_review_{item}"),
+                    &team_audit("append"),
+                )
+                .await?;
+                return Ok(Some(id));
+            }
             let known: Option<(i64,)> =
                 sqlx::query_as("SELECT entry_id FROM team_entries WHERE record = ?")
                     .bind(&record_id)
@@ -662,6 +698,30 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
                         .await?;
                     EntryKind::Note
                 }
+                "root_cause" => {
+                    // The review is kept beside the timeline, never in it.
+                    sqlx::query(
+                        "INSERT INTO incident_reviews (incident_id, root_cause, updated_by, updated_ms) \
+                         VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET \
+                         root_cause = excluded.root_cause, updated_by = excluded.updated_by, \
+                         updated_ms = excluded.updated_ms",
+                    )
+                    .bind(id)
+                    .bind(value)
+                    .bind(&shared.by)
+                    .bind(at_ms)
+                    .execute(&mut **tx)
+                    .await?;
+                    super::audit::record(
+                        tx,
+                        &shared.by,
+                        &format!("incident:{}", record.incident),
+                        "team_root_cause",
+                        &serde_json::json!({ "seq": shared.seq, "record": record.id, "value": value }),
+                    )
+                    .await?;
+                    return Ok(Some(id));
+                }
                 _ => return Ok(None),
             };
             let text = if entry.is_empty() {
@@ -694,6 +754,159 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
             Ok(Some(id))
         }
     }
+}
+
+/// A review record that arrived from the team, written to the review's own tables.
+#[allow(clippy::too_many_arguments)]
+async fn review_item(
+    tx: &mut Transaction<'static, Sqlite>,
+    incident_id: i64,
+    item: &str,
+    author: &str,
+    text: &str,
+    data: Option<&serde_json::Value>,
+    at_ms: i64,
+    record: &str,
+) -> Result<()> {
+    let null = serde_json::Value::Null;
+    let data = data.unwrap_or(&null);
+    let field = |k: &str| data[k].as_str().map(str::to_owned);
+    match item {
+        "moment" => {
+            sqlx::query(
+                "INSERT INTO moment_edits (incident_id, moment, at_ms, reason, author, edited_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(incident_id)
+            .bind(field("moment"))
+            .bind(data["at_ms"].as_i64())
+            .bind(text)
+            .bind(author)
+            .bind(at_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        "annotation" => {
+            let entry: Option<i64> =
+                sqlx::query_scalar("SELECT entry_id FROM team_entries WHERE record = ?")
+                    .bind(field("entry"))
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            let entry = entry.ok_or_else(|| {
+                StoreError::Invalid("an annotation of an entry this console does not have".into())
+            })?;
+            sqlx::query(
+                "INSERT INTO annotations (incident_id, entry_id, body, author, created_ms) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(incident_id)
+            .bind(entry)
+            .bind(text)
+            .bind(author)
+            .bind(at_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        "factor" if field("op").as_deref() == Some("remove") => {
+            sqlx::query(
+                "DELETE FROM contributing_factors WHERE incident_id = ? AND factor_key = ?",
+            )
+            .bind(incident_id)
+            .bind(super::review::factor_key(text))
+            .execute(&mut **tx)
+            .await?;
+        }
+        "factor" => {
+            sqlx::query(
+                "INSERT OR IGNORE INTO contributing_factors (incident_id, factor, factor_key, added_by, added_ms) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(incident_id)
+            .bind(text.trim())
+            .bind(super::review::factor_key(text))
+            .bind(author)
+            .bind(at_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        "follow_up" => match field("follow_up") {
+            // A change of a follow-up made earlier: the later record wins.
+            Some(first) => {
+                sqlx::query(
+                    "UPDATE follow_ups SET title = ?, owner = ?, due = ?, status = ?, updated_by = ?, updated_ms = ? \
+                     WHERE id = (SELECT follow_up_id FROM team_follow_ups WHERE record = ?)",
+                )
+                .bind(text)
+                .bind(field("owner"))
+                .bind(field("due"))
+                .bind(field("status"))
+                .bind(author)
+                .bind(at_ms)
+                .bind(first)
+                .execute(&mut **tx)
+                .await?;
+            }
+            None => {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO follow_ups (incident_id, title, owner, due, status, created_by, created_ms, \
+                     updated_by, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(incident_id)
+                .bind(text)
+                .bind(field("owner"))
+                .bind(field("due"))
+                .bind(field("status"))
+                .bind(author)
+                .bind(at_ms)
+                .bind(author)
+                .bind(at_ms)
+                .fetch_one(&mut **tx)
+                .await?;
+                sqlx::query("INSERT INTO team_follow_ups (follow_up_id, record) VALUES (?, ?)")
+                    .bind(id)
+                    .bind(record)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        },
+        other => {
+            return Err(StoreError::Invalid(format!(
+                "review record of a kind this build does not know ({other:?})"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// A record the store refused: a note on the incident (this console only) says which
+/// and why; the record stays in the team's stream for a newer build to read again.
+async fn not_applied(
+    tx: &mut Transaction<'static, Sqlite>,
+    shared: &Shared,
+    why: &str,
+) -> Result<Option<i64>> {
+    let incident: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE public_id = ?")
+        .bind(shared.record.incident.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(incident) = incident else {
+        return Ok(None);
+    };
+    let text = format!(
+        "Team record {} from {} could not be applied here: {why}",
+        shared.seq, shared.by
+    );
+    sqlx::query(
+        "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, data) \
+         VALUES (?, ?, 'note', ?, ?, ?)",
+    )
+    .bind(incident)
+    .bind(now_ms())
+    .bind(SYNC_AUTHOR)
+    .bind(text)
+    .bind(serde_json::json!({ "team_not_applied": { "seq": shared.seq, "record": shared.record.id } }).to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(Some(incident))
 }
 
 /// A timeline entry that arrived from the team, with its record id.

@@ -388,6 +388,7 @@ async fn accept<'a>(
                     ("severity", Some(severity.as_str())),
                     ("commander", None),
                     ("title", Some(title.as_str())),
+                    ("root_cause", None),
                 ] {
                     set_field(tx, team_id, record, field, value, seq, author).await?;
                 }
@@ -423,17 +424,24 @@ async fn accept<'a>(
             .bind(team_id)
             .bind(record.incident)
             .bind(field)
-            .fetch_one(&mut **tx)
+            .fetch_optional(&mut **tx)
             .await?;
-            let current: Option<String> =
-                serde_json::from_value(row.get::<serde_json::Value, _>(0))?;
+            // A field no command has set yet (one added after the incident was opened) is empty.
+            let (current, by, at): (Option<String>, String, DateTime<Utc>) = match &row {
+                Some(row) => (
+                    serde_json::from_value(row.get::<serde_json::Value, _>(0))?,
+                    row.get(1),
+                    row.get(2),
+                ),
+                None => (None, String::new(), record.at),
+            };
             if current != *expect {
                 let refused = Outcome::Refused {
                     id,
                     field: field.clone(),
                     current,
-                    by: row.get(1),
-                    at: row.get::<DateTime<Utc>, _>(2),
+                    by,
+                    at,
                 };
                 let answer = serde_json::to_value(&refused)?;
                 sqlx::query("INSERT INTO refusals (team_id, id, answer) VALUES ($1, $2, $3)")
@@ -526,6 +534,8 @@ fn check(record: &Record) -> std::result::Result<(), String> {
                 ("commander", None) => true,
                 ("commander", Some(v)) => (1..=100).contains(&v.trim().chars().count()),
                 ("title", Some(v)) => title_ok(v),
+                ("root_cause", None) => true,
+                ("root_cause", Some(v)) => (1..=100).contains(&v.trim().chars().count()),
                 (f, _) if !wire::FIELDS.contains(&f) => {
                     return Err(format!(
                         "{f:?} is not a shared field (those are {})",

@@ -19,8 +19,9 @@ pub const MAX_PUSH_RECORDS: usize = 500;
 /// At most this many bytes of JSON in one record's body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The incident fields changed only by commands, each checked against what its sender saw.
-pub const FIELDS: [&str; 4] = ["status", "severity", "commander", "title"];
+/// The incident fields changed only by commands, each checked against what its sender saw
+/// (`root_cause` is the review's).
+pub const FIELDS: [&str; 5] = ["status", "severity", "commander", "title", "root_cause"];
 
 /// One record a console pushes. `id` is the console's own, made when the change was made
 /// locally: the server accepts it once, and a push retried after a lost answer gets the
