@@ -248,3 +248,132 @@ BEGIN
         'entry', NEW.updated_by || ' filed the root cause as ' || COALESCE(NEW.root_cause, 'not yet known'))
     FROM team_new_id;
 END;
+
+-- Actions and runbook runs travel as appends too (`action.state`, `runbook.run`,
+-- `runbook.step`), into mirrors of their own on the other consoles: only the console that
+-- confirmed an action drives it (its desk reads `actions`, never these), and only the
+-- console that started a run moves it on.
+
+-- What teammates' consoles did, as their last record said.
+CREATE TABLE team_actions (
+    public_id    TEXT PRIMARY KEY,
+    incident_id  INTEGER NOT NULL REFERENCES incidents(id),
+    kind         TEXT NOT NULL,
+    service      TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    from_value   TEXT NOT NULL,
+    to_value     TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    proposed_by  TEXT NOT NULL,
+    confirmed_by TEXT,
+    reason       TEXT,
+    error        TEXT,
+    verification TEXT,
+    created_ms   INTEGER NOT NULL,
+    updated_ms   INTEGER NOT NULL,
+    -- The person whose console pushed it.
+    by_name      TEXT NOT NULL
+);
+CREATE INDEX team_actions_by_incident ON team_actions (incident_id, created_ms);
+
+-- Each shared runbook run's team record id (the record that started it), on the console
+-- that runs it.
+CREATE TABLE team_run_ids (
+    run_id INTEGER PRIMARY KEY REFERENCES runbook_runs(id),
+    record TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE team_runs (
+    record        TEXT PRIMARY KEY,
+    incident_id   INTEGER NOT NULL REFERENCES incidents(id),
+    runbook_id    TEXT NOT NULL,
+    runbook_title TEXT NOT NULL,
+    current_step  TEXT,
+    state         TEXT NOT NULL,
+    started_by    TEXT NOT NULL,
+    started_ms    INTEGER NOT NULL,
+    updated_ms    INTEGER NOT NULL,
+    by_name       TEXT NOT NULL
+);
+CREATE INDEX team_runs_by_incident ON team_runs (incident_id, started_ms);
+
+CREATE TABLE team_run_steps (
+    id      INTEGER PRIMARY KEY,
+    record  TEXT NOT NULL REFERENCES team_runs(record),
+    step_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    text    TEXT NOT NULL,
+    value   REAL,
+    author  TEXT NOT NULL,
+    at_ms   INTEGER NOT NULL
+);
+CREATE INDEX team_run_steps_by_run ON team_run_steps (record, id);
+
+CREATE TRIGGER team_share_action AFTER INSERT ON actions
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.incident_id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.incident_id, 'append', NEW.updated_ms, json_object(
+        'entry_kind', 'action.state', 'author', NEW.proposed_by, 'text', NEW.state,
+        'data', json_object('public_id', NEW.public_id, 'kind', NEW.kind, 'service', NEW.service,
+            'target', NEW.target, 'from', NEW.from_value, 'to', NEW.to_value, 'state', NEW.state,
+            'proposed_by', NEW.proposed_by, 'confirmed_by', NEW.confirmed_by, 'reason', NEW.reason,
+            'error', NEW.error, 'verification', NEW.verification, 'created_ms', NEW.created_ms))
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_action_change AFTER UPDATE ON actions
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.incident_id)
+ AND (OLD.state IS NOT NEW.state OR OLD.verification IS NOT NEW.verification
+      OR OLD.confirmed_by IS NOT NEW.confirmed_by OR OLD.error IS NOT NEW.error)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.incident_id, 'append', NEW.updated_ms, json_object(
+        'entry_kind', 'action.state', 'author', COALESCE(NEW.confirmed_by, NEW.proposed_by), 'text', NEW.state,
+        'data', json_object('public_id', NEW.public_id, 'kind', NEW.kind, 'service', NEW.service,
+            'target', NEW.target, 'from', NEW.from_value, 'to', NEW.to_value, 'state', NEW.state,
+            'proposed_by', NEW.proposed_by, 'confirmed_by', NEW.confirmed_by, 'reason', NEW.reason,
+            'error', NEW.error, 'verification', NEW.verification, 'created_ms', NEW.created_ms))
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_run AFTER INSERT ON runbook_runs
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id = NEW.incident_id)
+BEGIN
+    INSERT INTO team_run_ids (run_id, record) SELECT NEW.id, id FROM team_new_id;
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT record, NEW.incident_id, 'append', NEW.started_ms, json_object(
+        'entry_kind', 'runbook.run', 'author', NEW.started_by, 'text', NEW.runbook_title,
+        'data', json_object('runbook_id', NEW.runbook_id, 'current_step', NEW.current_step,
+            'state', NEW.state, 'started_ms', NEW.started_ms))
+    FROM team_run_ids WHERE run_id = NEW.id;
+END;
+
+CREATE TRIGGER team_share_run_change AFTER UPDATE OF current_step, state ON runbook_runs
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_run_ids WHERE run_id = NEW.id)
+ AND (OLD.current_step IS NOT NEW.current_step OR OLD.state IS NOT NEW.state)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, NEW.incident_id, 'append', NEW.updated_ms, json_object(
+        'entry_kind', 'runbook.run', 'author', NEW.started_by, 'text', NEW.runbook_title,
+        'data', json_object('run', (SELECT record FROM team_run_ids WHERE run_id = NEW.id),
+            'runbook_id', NEW.runbook_id, 'current_step', NEW.current_step,
+            'state', NEW.state, 'started_ms', NEW.started_ms))
+    FROM team_new_id;
+END;
+
+CREATE TRIGGER team_share_run_step AFTER INSERT ON runbook_step_results
+WHEN NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_run_ids WHERE run_id = NEW.run_id)
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, (SELECT incident_id FROM runbook_runs WHERE id = NEW.run_id), 'append', NEW.at_ms, json_object(
+        'entry_kind', 'runbook.step', 'author', NEW.author, 'text', NEW.text,
+        'data', json_object('run', (SELECT record FROM team_run_ids WHERE run_id = NEW.run_id),
+            'step_id', NEW.step_id, 'outcome', NEW.outcome, 'value', NEW.value))
+    FROM team_new_id;
+END;

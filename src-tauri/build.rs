@@ -10,6 +10,7 @@ fn main() {
             "set_team_sync",
             "team_viewing",
             "redo_refused",
+            "team_activity",
             "list_clusters",
             "add_cluster",
             "update_cluster",

@@ -160,6 +160,7 @@ pub mod bindings {
         crate::reports::summit::Baseline::export_all(&cfg)?;
         crate::team::sync::TeamSettings::export_all(&cfg)?;
         crate::team::sync::TeamLinkRequest::export_all(&cfg)?;
+        crate::store::team::TeamActivity::export_all(&cfg)?;
         Ok(())
     }
 }

@@ -1311,3 +1311,115 @@ async fn the_review_is_shared_and_a_record_a_console_cannot_take_is_noted_not_fa
         assert_eq!(c.store.verify_audit().await.unwrap().first_bad, None);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_action_and_a_runbook_run_on_one_console_show_on_the_other_which_never_drives_them() {
+    use firebreak::actions::ActionSettings;
+    use firebreak::protocol::actions::ActionKind;
+    let rig = rig("team_actions").await;
+    let port = free_port();
+    let cfg = rig.config(port);
+    let ana = add_user(&cfg, "ana", &["serving"]);
+    let ben = add_user(&cfg, "ben", &["serving"]);
+    let _server = spawn_server(&cfg, port).await;
+    let sim = support::cluster::sim("bad-model-rollout", 10.0, |_| {}).await;
+
+    // Ana records the cluster, linked to the team before the rules open anything.
+    let a_dir = tempfile::tempdir().unwrap();
+    let a_db = a_dir.path().join("firebreak.db");
+    {
+        let store = Store::open(&a_db).await.unwrap();
+        store
+            .link_team(&format!("http://127.0.0.1:{port}"), "serving", None, None)
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let live = support::rig::live(
+        &a_db,
+        &sim,
+        ActionSettings {
+            grace_s: 1,
+            verify_window_s: 4,
+            ..ActionSettings::default()
+        },
+    )
+    .await;
+    let _a_sync = TeamSync::start(live.store.clone(), ana.clone(), std::sync::Arc::new(|_| {}));
+    let b = Console::linked(port, "serving", &ben).await;
+
+    let incident = support::rig::incident_where(&live.store, "the rollout's incident", |i| {
+        i.service.as_deref() == Some("llm-assistant")
+    })
+    .await;
+    let proposal = live
+        .desk
+        .propose(incident.id, ActionKind::Rollback, "ana")
+        .await
+        .unwrap();
+    live.desk
+        .confirm(&proposal.id, "ana", "errors on 42", Some("llm-assistant"))
+        .await
+        .unwrap();
+    let library = firebreak::runbooks::Library::load(&[]);
+    let runbook = library.runbooks.first().unwrap();
+    let run = live
+        .store
+        .start_run(incident.id, runbook, "ana")
+        .await
+        .unwrap();
+    let first = runbook.steps.first().unwrap().id().to_owned();
+    live.store
+        .record_step(
+            run.id,
+            firebreak::store::runs::Recorded {
+                step_id: &first,
+                outcome: "done",
+                text: "checked the dashboards",
+                value: None,
+                series: None,
+                next: runbook.steps.get(1).map(|s| s.id()),
+                author: "ana",
+            },
+        )
+        .await
+        .unwrap();
+
+    let b_id = b.incident(&incident.public_id).await;
+    support::rig::wait_for(
+        Duration::from_secs(90),
+        "ana's rollback, verified, on ben's console",
+        async || {
+            let activity = b.store.team_activity(b_id).await.unwrap();
+            activity.actions.iter().any(|a| {
+                a.public_id == proposal.id && a.state == "succeeded" && a.verification.is_some()
+            }) && activity
+                .runs
+                .iter()
+                .any(|r| r.steps_done == 1 && r.by_name == "ana")
+        },
+    )
+    .await;
+    let activity = b.store.team_activity(b_id).await.unwrap();
+    let action = &activity.actions[0];
+    assert_eq!(
+        (
+            action.kind.as_str(),
+            action.confirmed_by.as_deref(),
+            action.by_name.as_str()
+        ),
+        ("rollback", Some("ana"), "ana")
+    );
+    assert_eq!(activity.runs[0].runbook_title, runbook.title);
+    // Ben's desk has nothing to drive, and his reports still see the steps on the timeline.
+    assert!(b.store.incident_actions(b_id).await.unwrap().is_empty());
+    let timeline = b.store.timeline(b_id, None, 1000).await.unwrap();
+    assert!(timeline
+        .iter()
+        .any(|e| e.body.contains("checked the dashboards")));
+    assert!(timeline
+        .iter()
+        .any(|e| e.kind == firebreak::incident::EntryKind::Action));
+    live.engine.stop().await;
+    sim.shutdown();
+}

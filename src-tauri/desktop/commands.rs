@@ -78,6 +78,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         super::team::set_team_sync,
         super::team::team_viewing,
         super::team::redo_refused,
+        super::team::team_activity,
     ]
 }
 

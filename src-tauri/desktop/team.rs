@@ -205,3 +205,12 @@ pub async fn redo_refused(console: State<'_, Console>, entry: i64) -> Reply<Inci
     }
     Ok(incident)
 }
+
+/// Teammates' actions and runbook runs on an incident.
+#[tauri::command]
+pub async fn team_activity(
+    console: State<'_, Console>,
+    incident: i64,
+) -> Reply<crate::store::team::TeamActivity> {
+    Ok(console.store()?.team_activity(incident).await?)
+}

@@ -417,6 +417,69 @@ impl Store {
     }
 }
 
+/// What teammates' consoles did on an incident: their actions and runbook runs, as
+/// their last records said.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamActivity {
+    pub actions: Vec<TeamAction>,
+    pub runs: Vec<TeamRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, ts_rs::TS, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamAction {
+    pub public_id: String,
+    pub kind: String,
+    pub service: String,
+    pub target: String,
+    pub from_value: String,
+    pub to_value: String,
+    pub state: String,
+    pub proposed_by: String,
+    pub confirmed_by: Option<String>,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    pub verification: Option<String>,
+    pub updated_ms: i64,
+    /// The person whose console drives it.
+    pub by_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, ts_rs::TS, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamRun {
+    pub runbook_title: String,
+    pub current_step: Option<String>,
+    pub state: String,
+    pub started_by: String,
+    pub started_ms: i64,
+    pub steps_done: i64,
+    pub by_name: String,
+}
+
+impl Store {
+    pub async fn team_activity(&self, incident_id: i64) -> Result<TeamActivity> {
+        let actions = sqlx::query_as::<_, TeamAction>(
+            "SELECT public_id, kind, service, target, from_value, to_value, state, proposed_by, confirmed_by, \
+             reason, error, verification, updated_ms, by_name FROM team_actions WHERE incident_id = ? \
+             ORDER BY created_ms",
+        )
+        .bind(incident_id)
+        .fetch_all(&self.read)
+        .await?;
+        let runs = sqlx::query_as::<_, TeamRun>(
+            "SELECT r.runbook_title, r.current_step, r.state, r.started_by, r.started_ms, \
+             (SELECT count(*) FROM team_run_steps s WHERE s.record = r.record) AS steps_done, r.by_name \
+             FROM team_runs r WHERE r.incident_id = ? ORDER BY r.started_ms",
+        )
+        .bind(incident_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(TeamActivity { actions, runs })
+    }
+}
+
 impl Body {
     pub fn kind_name(&self) -> &'static str {
         match self {
@@ -574,6 +637,21 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
             let Some((id,)) = incident else {
                 return Ok(None);
             };
+            if entry_kind.starts_with("action.") || entry_kind.starts_with("runbook.") {
+                mirror_item(
+                    tx,
+                    id,
+                    entry_kind,
+                    author,
+                    text,
+                    data.as_ref(),
+                    at_ms,
+                    &record_id,
+                    &shared.by,
+                )
+                .await?;
+                return Ok(Some(id));
+            }
             if let Some(item) = entry_kind.strip_prefix("review.") {
                 review_item(tx, id, item, author, text, data.as_ref(), at_ms, &record_id).await?;
                 super::audit::record(
@@ -871,6 +949,108 @@ async fn review_item(
         other => {
             return Err(StoreError::Invalid(format!(
                 "review record of a kind this build does not know ({other:?})"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// A teammate's action or runbook run, kept in the mirrors (never in `actions` or
+/// `runbook_runs`: this console's desk and runner drive only its own).
+#[allow(clippy::too_many_arguments)]
+async fn mirror_item(
+    tx: &mut Transaction<'static, Sqlite>,
+    incident_id: i64,
+    kind: &str,
+    author: &str,
+    text: &str,
+    data: Option<&serde_json::Value>,
+    at_ms: i64,
+    record: &str,
+    by: &str,
+) -> Result<()> {
+    let null = serde_json::Value::Null;
+    let data = data.unwrap_or(&null);
+    let field = |k: &str| data[k].as_str().map(str::to_owned);
+    let required =
+        |k: &str| field(k).ok_or_else(|| StoreError::Invalid(format!("{kind} record without {k}")));
+    match kind {
+        "action.state" => {
+            sqlx::query(
+                "INSERT INTO team_actions (public_id, incident_id, kind, service, target, from_value, to_value, \
+                 state, proposed_by, confirmed_by, reason, error, verification, created_ms, updated_ms, by_name) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (public_id) DO UPDATE SET \
+                 state = excluded.state, confirmed_by = excluded.confirmed_by, error = excluded.error, \
+                 verification = excluded.verification, updated_ms = excluded.updated_ms",
+            )
+            .bind(required("public_id")?)
+            .bind(incident_id)
+            .bind(required("kind")?)
+            .bind(required("service")?)
+            .bind(required("target")?)
+            .bind(required("from")?)
+            .bind(required("to")?)
+            .bind(required("state")?)
+            .bind(field("proposed_by").unwrap_or_else(|| author.to_owned()))
+            .bind(field("confirmed_by"))
+            .bind(field("reason"))
+            .bind(field("error"))
+            .bind(field("verification"))
+            .bind(data["created_ms"].as_i64().unwrap_or(at_ms))
+            .bind(at_ms)
+            .bind(by)
+            .execute(&mut **tx)
+            .await?;
+        }
+        "runbook.run" => match field("run") {
+            Some(run) => {
+                sqlx::query(
+                    "UPDATE team_runs SET current_step = ?, state = ?, updated_ms = ? WHERE record = ?",
+                )
+                .bind(field("current_step"))
+                .bind(required("state")?)
+                .bind(at_ms)
+                .bind(run)
+                .execute(&mut **tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO team_runs (record, incident_id, runbook_id, runbook_title, current_step, state, \
+                     started_by, started_ms, updated_ms, by_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(record)
+                .bind(incident_id)
+                .bind(required("runbook_id")?)
+                .bind(text)
+                .bind(field("current_step"))
+                .bind(required("state")?)
+                .bind(author)
+                .bind(data["started_ms"].as_i64().unwrap_or(at_ms))
+                .bind(at_ms)
+                .bind(by)
+                .execute(&mut **tx)
+                .await?;
+            }
+        },
+        "runbook.step" => {
+            sqlx::query(
+                "INSERT INTO team_run_steps (record, step_id, outcome, text, value, author, at_ms) \
+                 SELECT record, ?, ?, ?, ?, ?, ? FROM team_runs WHERE record = ?",
+            )
+            .bind(required("step_id")?)
+            .bind(required("outcome")?)
+            .bind(text)
+            .bind(data["value"].as_f64())
+            .bind(author)
+            .bind(at_ms)
+            .bind(required("run")?)
+            .execute(&mut **tx)
+            .await?;
+        }
+        other => {
+            return Err(StoreError::Invalid(format!(
+                "a record of a kind this build does not know ({other:?})"
             )))
         }
     }

@@ -220,6 +220,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
       throw new HostError('refused', 'no team server in this fake');
     },
     teamViewing: async () => {},
+    teamActivity: async () => ({ actions: [], runs: [] }),
     redoRefused: async () => {
       throw new HostError('refused', 'no team server in this fake');
     },
@@ -458,6 +459,28 @@ describe('team', () => {
     await fireEvent.click(redo);
     await waitFor(() => expect(redone).toEqual([9]));
     await waitFor(() => expect(screen.getByTestId('commander').textContent).toContain('ana'));
+  });
+
+  it('shows what teammates\' consoles do on the incident, their text as text', async () => {
+    const hostile = '<img src=x onerror="window.__pwned=1">';
+    const host = fakeHost([incident(1, { service: 'llm-assistant' })], {
+      teamActivity: async () => ({
+        actions: [{
+          publicId: 'a-1', kind: 'rollback', service: 'llm-assistant', target: hostile, fromValue: '42', toValue: '41',
+          state: 'succeeded', proposedBy: 'ben', confirmedBy: 'ben', reason: 'errors', error: null,
+          verification: 'recovered', updatedMs: Date.now() - 5 * 60_000 - 10_000, byName: 'ben',
+        }],
+        runs: [{ runbookTitle: 'Bad model version', currentStep: 'verify', state: 'running', startedBy: 'cai', startedMs: Date.now(), stepsDone: 2, byName: 'cai' }],
+      }),
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    const action = await screen.findByTestId('team-action');
+    expect(action.textContent).toContain(`rollback ${hostile}: 42 → 41`);
+    expect(action.textContent).toContain('succeeded, recovered');
+    expect(action.textContent).toContain("ben on ben's console, 5 min ago");
+    expect(action.querySelector('img')).toBeNull();
+    expect((await screen.findByTestId('team-run')).textContent).toContain('running at verify, 2 steps done');
   });
 
   it('links to a team from Settings and shows the server\'s refusal as it is', async () => {

@@ -39,6 +39,7 @@ import type { Baseline } from '../bindings/Baseline';
 import type { TimelineFilter } from '../bindings/TimelineFilter';
 import type { TeamSettings } from '../bindings/TeamSettings';
 import type { TeamLinkRequest } from '../bindings/TeamLinkRequest';
+import type { TeamActivity } from '../bindings/TeamActivity';
 
 export type ReportFormat = 'md' | 'html' | 'json';
 /** The actions proposed from the Act column (a silence is proposed from its alert's entry). */
@@ -141,6 +142,8 @@ export interface Host {
   teamViewing(incident: number | null): Promise<void>;
   /** Makes a change the team refused again, on the incident as it is now. */
   redoRefused(entry: number): Promise<Incident>;
+  /** Teammates' actions and runbook runs on an incident. */
+  teamActivity(incident: number): Promise<TeamActivity>;
   /** Live updates (cluster states, incident changes), a few per second at most. */
   subscribe(onUpdate: (update: ConsoleUpdate) => void): Promise<void>;
 }
@@ -244,6 +247,7 @@ export const tauriHost: Host = {
   setTeamSync: (enabled) => call('set_team_sync', { enabled }),
   teamViewing: (incident) => call('team_viewing', { incident }),
   redoRefused: (entry) => call('redo_refused', { entry }),
+  teamActivity: (incident) => call('team_activity', { incident }),
   subscribe: (onUpdate) => {
     const channel = new Channel<ConsoleUpdate>();
     channel.onmessage = onUpdate;
