@@ -377,3 +377,35 @@ BEGIN
             'step_id', NEW.step_id, 'outcome', NEW.outcome, 'value', NEW.value))
     FROM team_new_id;
 END;
+
+-- The audit records of a shared incident's actions, as the console that drove them wrote
+-- them (its hash chain's records, with their hashes): `firebreak audit verify` checks
+-- each one's hash on every console. This console's own chain also records each team
+-- record it applied.
+CREATE TABLE team_audit (
+    record    TEXT PRIMARY KEY,
+    by_name   TEXT NOT NULL,
+    audit_id  INTEGER NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    subject   TEXT NOT NULL,
+    what      TEXT NOT NULL,
+    detail    TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE INDEX team_audit_by_subject ON team_audit (subject, audit_id);
+
+CREATE TRIGGER team_share_action_audit AFTER INSERT ON audit_log
+WHEN NEW.subject LIKE 'action/%'
+ AND NOT EXISTS (SELECT 1 FROM team_applying)
+ AND EXISTS (SELECT 1 FROM team_incidents WHERE incident_id =
+             (SELECT incident_id FROM actions WHERE public_id = substr(NEW.subject, 8)))
+BEGIN
+    INSERT INTO team_outbox (id, incident_id, kind, at_ms, body)
+    SELECT id, (SELECT incident_id FROM actions WHERE public_id = substr(NEW.subject, 8)), 'append', NEW.at_ms,
+        json_object('entry_kind', 'audit.record', 'author', NEW.actor, 'text', NEW.what,
+            'data', json_object('id', NEW.id, 'at_ms', NEW.at_ms, 'subject', NEW.subject,
+                'detail', NEW.detail, 'prev_hash', NEW.prev_hash, 'hash', NEW.hash))
+    FROM team_new_id;
+END;

@@ -284,14 +284,17 @@ pub async fn actions(
 /// `firebreak audit verify`: recomputes the chain; an error names the first bad record.
 pub async fn audit_verify(store: &Store) -> Result<()> {
     let v = store.verify_audit().await?;
-    match v.first_bad {
-        None => {
-            println!(
-                "audit log intact: {} records, every hash and link matches",
-                v.records
-            );
-            Ok(())
-        }
-        Some((id, why)) => bail!("audit log broken at record {id} of {}: {why}", v.records),
+    if let Some((id, why)) = v.first_bad {
+        bail!("audit log broken at record {id} of {}: {why}", v.records);
     }
+    println!(
+        "audit log intact: {} records, every hash and link matches",
+        v.records
+    );
+    match store.verify_team_audit().await? {
+        (0, _) => {}
+        (n, None) => println!("teammates' action records intact: {n} records, every hash matches"),
+        (n, Some(why)) => bail!("teammates' action records ({n}): {why}"),
+    }
+    Ok(())
 }

@@ -1420,6 +1420,21 @@ async fn an_action_and_a_runbook_run_on_one_console_show_on_the_other_which_neve
     assert!(timeline
         .iter()
         .any(|e| e.kind == firebreak::incident::EntryKind::Action));
+    // The action's audit records came too, and each one's hash checks out on Ben's console.
+    let (shared, bad) = b.store.verify_team_audit().await.unwrap();
+    assert!(shared >= 3, "proposed, confirmed, sent…: {shared}");
+    assert_eq!(bad, None);
+    let b_db = b.store.path().to_owned();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", b_db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE team_audit SET actor = 'mallory' WHERE audit_id = (SELECT max(audit_id) FROM team_audit)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (_, bad) = b.store.verify_team_audit().await.unwrap();
+    assert!(bad.unwrap().contains("does not match its hash"));
     live.engine.stop().await;
     sim.shutdown();
 }

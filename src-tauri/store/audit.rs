@@ -120,6 +120,58 @@ impl Store {
     pub async fn verify_audit(&self) -> Result<Verification> {
         Ok(verify_chain(&self.audit_records(None).await?))
     }
+
+    /// Checks the audit records teammates' consoles shared (their actions'): each one's
+    /// hash against its content, and its link wherever the record before it in the same
+    /// console's chain is here too. `first_bad` names the subject and record id.
+    pub async fn verify_team_audit(&self) -> Result<(i64, Option<String>)> {
+        let rows: Vec<(String, AuditRecord)> = sqlx::query_as::<_, (String, i64, i64, String, String, String, String, String, String)>(
+            "SELECT by_name, audit_id, at_ms, actor, subject, what, detail, prev_hash, hash FROM team_audit \
+             ORDER BY by_name, audit_id",
+        )
+        .fetch_all(self.reader())
+        .await?
+        .into_iter()
+        .map(|(by, id, at_ms, actor, subject, what, detail, prev_hash, hash)| {
+            (by, AuditRecord { id, at_ms, actor, subject, what, detail, prev_hash, hash })
+        })
+        .collect();
+        let mut previous: Option<&(String, AuditRecord)> = None;
+        for row in &rows {
+            let (by, r) = row;
+            let own = hash(
+                r.id,
+                r.at_ms,
+                &r.actor,
+                &r.subject,
+                &r.what,
+                &r.detail,
+                &r.prev_hash,
+            );
+            if own != r.hash {
+                return Ok((
+                    rows.len() as i64,
+                    Some(format!(
+                        "{by}'s record {} ({}) does not match its hash",
+                        r.id, r.subject
+                    )),
+                ));
+            }
+            if let Some((pby, p)) = previous {
+                if pby == by && p.id + 1 == r.id && p.hash != r.prev_hash {
+                    return Ok((
+                        rows.len() as i64,
+                        Some(format!(
+                            "{by}'s record {} ({}) does not link to record {}",
+                            r.id, r.subject, p.id
+                        )),
+                    ));
+                }
+            }
+            previous = Some(row);
+        }
+        Ok((rows.len() as i64, None))
+    }
 }
 
 /// Recomputes a chain (a store's, or one carried in an export bundle) from its first

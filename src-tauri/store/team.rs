@@ -637,7 +637,10 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
             let Some((id,)) = incident else {
                 return Ok(None);
             };
-            if entry_kind.starts_with("action.") || entry_kind.starts_with("runbook.") {
+            if entry_kind.starts_with("action.")
+                || entry_kind.starts_with("runbook.")
+                || entry_kind.starts_with("audit.")
+            {
                 mirror_item(
                     tx,
                     id,
@@ -1033,6 +1036,24 @@ async fn mirror_item(
                 .await?;
             }
         },
+        "audit.record" => {
+            sqlx::query(
+                "INSERT OR IGNORE INTO team_audit (record, by_name, audit_id, at_ms, actor, subject, what, detail, \
+                 prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(record)
+            .bind(by)
+            .bind(data["id"].as_i64().ok_or_else(|| StoreError::Invalid("audit.record without id".into()))?)
+            .bind(data["at_ms"].as_i64().unwrap_or(at_ms))
+            .bind(author)
+            .bind(required("subject")?)
+            .bind(text)
+            .bind(required("detail")?)
+            .bind(required("prev_hash")?)
+            .bind(required("hash")?)
+            .execute(&mut **tx)
+            .await?;
+        }
         "runbook.step" => {
             sqlx::query(
                 "INSERT INTO team_run_steps (record, step_id, outcome, text, value, author, at_ms) \
