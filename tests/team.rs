@@ -639,6 +639,23 @@ impl Console {
     }
 }
 
+/// Opens an incident by hand on `store` (no cluster).
+async fn open_by_hand(
+    store: &Store,
+    title: &str,
+    service: Option<&str>,
+    severity: Severity,
+    author: &str,
+) -> firebreak::incident::Incident {
+    let new = NewIncident {
+        cluster_id: None,
+        title: title.into(),
+        service: service.map(Into::into),
+        severity,
+    };
+    store.open_incident(&new, author).await.unwrap()
+}
+
 /// Waits until every console has pushed everything and read the stream to its end, then
 /// checks they all hold the same shared record; returns it.
 async fn converged(consoles: &[Console], head: impl AsyncFn() -> u64) -> Vec<String> {
@@ -695,19 +712,14 @@ async fn ten_consoles_work_one_incident_and_converge_with_one_commander() {
     for t in &tokens {
         consoles.push(Console::linked(port, "serving", t).await);
     }
-    let opened = consoles[0]
-        .store
-        .open_incident(
-            &NewIncident {
-                cluster_id: None,
-                title: "GPU node loss on us-east".into(),
-                service: Some("llm-assistant".into()),
-                severity: Severity::Major,
-            },
-            "ana",
-        )
-        .await
-        .unwrap();
+    let opened = open_by_hand(
+        &consoles[0].store,
+        "GPU node loss on us-east",
+        Some("llm-assistant"),
+        Severity::Major,
+        "ana",
+    )
+    .await;
     let mut ids = Vec::new();
     for c in &consoles {
         ids.push(c.incident(&opened.public_id).await);
@@ -779,19 +791,14 @@ async fn a_console_offline_for_a_while_queues_then_converges_and_can_redo_a_refu
     let _server = spawn_server(&cfg, port).await;
     let a = Console::linked(port, "serving", &ana).await;
     let mut b = Console::linked(port, "serving", &ben).await;
-    let opened = a
-        .store
-        .open_incident(
-            &NewIncident {
-                cluster_id: None,
-                title: "Pipeline stalled".into(),
-                service: None,
-                severity: Severity::Critical,
-            },
-            "ana",
-        )
-        .await
-        .unwrap();
+    let opened = open_by_hand(
+        &a.store,
+        "Pipeline stalled",
+        None,
+        Severity::Critical,
+        "ana",
+    )
+    .await;
     let b_id = b.incident(&opened.public_id).await;
     b.offline();
     // Ben, offline, acknowledges, takes command and writes; Ana does both first on the team.
@@ -906,19 +913,7 @@ async fn kill_9_of_a_syncing_console_loses_nothing_and_repeats_nothing() {
 
     // Ana's console records an incident with 3,000 notes and pushes them all.
     let a = Console::linked(port, "serving", &ana).await;
-    let theirs = a
-        .store
-        .open_incident(
-            &NewIncident {
-                cluster_id: None,
-                title: "Ana's incident".into(),
-                service: None,
-                severity: Severity::Minor,
-            },
-            "ana",
-        )
-        .await
-        .unwrap();
+    let theirs = open_by_hand(&a.store, "Ana's incident", None, Severity::Minor, "ana").await;
     for k in 0..3000 {
         a.store
             .add_note(theirs.id, &format!("ana {k}"), "ana")
@@ -942,18 +937,7 @@ async fn kill_9_of_a_syncing_console_loses_nothing_and_repeats_nothing() {
             .link_team(&format!("http://127.0.0.1:{port}"), "serving", None, None)
             .await
             .unwrap();
-        let ours = store
-            .open_incident(
-                &NewIncident {
-                    cluster_id: None,
-                    title: "Ben's incident".into(),
-                    service: None,
-                    severity: Severity::Minor,
-                },
-                "ben",
-            )
-            .await
-            .unwrap();
+        let ours = open_by_hand(&store, "Ben's incident", None, Severity::Minor, "ben").await;
         for k in 0..2000 {
             store
                 .add_note(ours.id, &format!("ben {k}"), "ben")
@@ -1139,19 +1123,7 @@ async fn the_review_is_shared_and_a_record_a_console_cannot_take_is_noted_not_fa
     let _server = spawn_server(&cfg, port).await;
     let a = Console::linked(port, "serving", &ana).await;
     let b = Console::linked(port, "serving", &ben).await;
-    let opened = a
-        .store
-        .open_incident(
-            &NewIncident {
-                cluster_id: None,
-                title: "Bad model 7b-v12".into(),
-                service: None,
-                severity: Severity::Major,
-            },
-            "ana",
-        )
-        .await
-        .unwrap();
+    let opened = open_by_hand(&a.store, "Bad model 7b-v12", None, Severity::Major, "ana").await;
     let note = a
         .store
         .add_note(opened.id, "rolled back to v11", "ana")

@@ -248,6 +248,14 @@ async fn current(
         })
 }
 
+/// Sets an incident's status (?1) at ?2 (?3: its id); each status keeps the time it was
+/// first reached, skipped steps stay empty. Changes made here and ones from the team.
+pub(super) const SET_STATUS: &str = "UPDATE incidents SET status = ?1, \
+     acknowledged_ms = CASE WHEN ?1 = 'acknowledged' THEN COALESCE(acknowledged_ms, ?2) ELSE acknowledged_ms END, \
+     mitigated_ms = CASE WHEN ?1 = 'mitigated' THEN COALESCE(mitigated_ms, ?2) ELSE mitigated_ms END, \
+     resolved_ms = CASE WHEN ?1 = 'resolved' THEN COALESCE(resolved_ms, ?2) ELSE resolved_ms END, \
+     updated_ms = ?2 WHERE id = ?3";
+
 pub(super) fn require_author(author: &str) -> Result<&str> {
     let author = author.trim();
     if author.is_empty() {
@@ -369,16 +377,10 @@ impl Store {
             )));
         }
         // Each status keeps the time it was first reached; skipped steps stay empty.
-        sqlx::query(
-            "UPDATE incidents SET status = ?1, \
-             acknowledged_ms = CASE WHEN ?1 = 'acknowledged' THEN COALESCE(acknowledged_ms, ?2) ELSE acknowledged_ms END, \
-             mitigated_ms = CASE WHEN ?1 = 'mitigated' THEN COALESCE(mitigated_ms, ?2) ELSE mitigated_ms END, \
-             resolved_ms = CASE WHEN ?1 = 'resolved' THEN COALESCE(resolved_ms, ?2) ELSE resolved_ms END, \
-             updated_ms = ?2 WHERE id = ?3",
-        )
-        .bind(to.as_str())
-        .bind(now)
-        .bind(id)
+        sqlx::query(SET_STATUS)
+            .bind(to.as_str())
+            .bind(now)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
         let body = format!("Status {} → {}", from.as_str(), to.as_str());

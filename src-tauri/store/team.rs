@@ -738,46 +738,30 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
             };
             let kind = match field.as_str() {
                 "status" => {
-                    sqlx::query(
-                        "UPDATE incidents SET status = ?1, \
-                         acknowledged_ms = CASE WHEN ?1 = 'acknowledged' THEN COALESCE(acknowledged_ms, ?2) ELSE acknowledged_ms END, \
-                         mitigated_ms = CASE WHEN ?1 = 'mitigated' THEN COALESCE(mitigated_ms, ?2) ELSE mitigated_ms END, \
-                         resolved_ms = CASE WHEN ?1 = 'resolved' THEN COALESCE(resolved_ms, ?2) ELSE resolved_ms END, \
-                         updated_ms = ?2 WHERE id = ?3",
-                    )
+                    sqlx::query(super::incidents::SET_STATUS)
+                        .bind(value)
+                        .bind(at_ms)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                    EntryKind::StatusChanged
+                }
+                "severity" | "commander" | "title" => {
+                    // The column is one of three fixed names, never the record's text.
+                    let (column, kind) = match field.as_str() {
+                        "severity" => ("severity", EntryKind::SeverityChanged),
+                        "commander" => ("commander", EntryKind::CommanderChanged),
+                        _ => ("title", EntryKind::Note),
+                    };
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE incidents SET {column} = ?, updated_ms = ? WHERE id = ?"
+                    )))
                     .bind(value)
                     .bind(at_ms)
                     .bind(id)
                     .execute(&mut **tx)
                     .await?;
-                    EntryKind::StatusChanged
-                }
-                "severity" => {
-                    sqlx::query("UPDATE incidents SET severity = ?, updated_ms = ? WHERE id = ?")
-                        .bind(value)
-                        .bind(at_ms)
-                        .bind(id)
-                        .execute(&mut **tx)
-                        .await?;
-                    EntryKind::SeverityChanged
-                }
-                "commander" => {
-                    sqlx::query("UPDATE incidents SET commander = ?, updated_ms = ? WHERE id = ?")
-                        .bind(value)
-                        .bind(at_ms)
-                        .bind(id)
-                        .execute(&mut **tx)
-                        .await?;
-                    EntryKind::CommanderChanged
-                }
-                "title" => {
-                    sqlx::query("UPDATE incidents SET title = ?, updated_ms = ? WHERE id = ?")
-                        .bind(value)
-                        .bind(at_ms)
-                        .bind(id)
-                        .execute(&mut **tx)
-                        .await?;
-                    EntryKind::Note
+                    kind
                 }
                 "root_cause" => {
                     // The review is kept beside the timeline, never in it.
