@@ -75,32 +75,68 @@ pub(crate) async fn record(
     what: &str,
     detail: &serde_json::Value,
 ) -> Result<()> {
-    let last: Option<(i64, String)> =
-        sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
-    let (id, prev) = match last {
-        Some((id, hash)) => (id + 1, hash),
-        None => (1, GENESIS.to_owned()),
-    };
-    let at = now_ms();
-    let detail = detail.to_string();
-    let h = hash(id, at, actor, subject, what, &detail, &prev);
-    sqlx::query(
-        "INSERT INTO audit_log (id, at_ms, actor, subject, what, detail, prev_hash, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(id)
-    .bind(at)
-    .bind(actor)
-    .bind(subject)
-    .bind(what)
-    .bind(&detail)
-    .bind(&prev)
-    .bind(&h)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    Chain::read(tx)
+        .await?
+        .append(tx, actor, subject, what, detail)
+        .await
+}
+
+/// The chain's end inside one transaction: many records appended without reading the
+/// last one back each time (team sync applies thousands in one transaction).
+#[derive(Clone)]
+pub(crate) struct Chain {
+    next_id: i64,
+    prev: String,
+}
+
+impl Chain {
+    pub(crate) async fn read(tx: &mut Transaction<'static, Sqlite>) -> Result<Chain> {
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(match last {
+            Some((id, hash)) => Chain {
+                next_id: id + 1,
+                prev: hash,
+            },
+            None => Chain {
+                next_id: 1,
+                prev: GENESIS.to_owned(),
+            },
+        })
+    }
+
+    pub(crate) async fn append(
+        &mut self,
+        tx: &mut Transaction<'static, Sqlite>,
+        actor: &str,
+        subject: &str,
+        what: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
+        let at = now_ms();
+        let detail = detail.to_string();
+        let id = self.next_id;
+        let h = hash(id, at, actor, subject, what, &detail, &self.prev);
+        sqlx::query(
+            "INSERT INTO audit_log (id, at_ms, actor, subject, what, detail, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(actor)
+        .bind(subject)
+        .bind(what)
+        .bind(&detail)
+        .bind(&self.prev)
+        .bind(&h)
+        .execute(&mut **tx)
+        .await?;
+        self.next_id = id + 1;
+        self.prev = h;
+        Ok(())
+    }
 }
 
 impl Store {

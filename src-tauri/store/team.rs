@@ -3,6 +3,8 @@
 //! and the records that arrive, applied with the cursor in one transaction so a crash
 //! neither loses nor repeats one.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, Transaction};
 use uuid::Uuid;
@@ -295,8 +297,18 @@ impl Store {
     /// Applies records from the team's stream, in order, with the cursor, in one
     /// transaction. Records this console pushed are already here and only move the
     /// cursor. A record out of order (not the cursor's next) is refused: the stream has
-    /// a gap and must be read again from the cursor.
+    /// a gap and must be read again from the cursor. A record the store refuses (a value
+    /// out of range, a newer console's kind) is left out with a note saying why, and the
+    /// rest still apply: the batch is applied again one record at a time, each in a
+    /// savepoint, when one of them fails.
     pub async fn apply_team(&self, records: &[Shared]) -> Result<Applied> {
+        match self.apply_team_batch(records, false).await {
+            Err(e) if e.is_about_data() => self.apply_team_batch(records, true).await,
+            other => other,
+        }
+    }
+
+    async fn apply_team_batch(&self, records: &[Shared], careful: bool) -> Result<Applied> {
         let mut tx = self.begin_write().await?;
         let (cursor,): (i64,) = sqlx::query_as("SELECT cursor FROM team_link WHERE id = 1")
             .fetch_optional(&mut *tx)
@@ -304,6 +316,25 @@ impl Store {
             .ok_or_else(|| StoreError::Invalid("this store is not linked to a team".into()))?;
         let mut cursor = cursor as u64;
         let mut applied = Applied::default();
+        let ids = serde_json::to_string(
+            &records
+                .iter()
+                .map(|r| r.record.id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut ctx = Batch {
+            ours: sqlx::query_scalar(
+                "SELECT id FROM team_outbox WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect(),
+            incidents: HashMap::new(),
+            audit: super::audit::Chain::read(&mut tx).await?,
+        };
         applying(&mut tx, true).await?;
         for shared in records {
             if shared.seq <= cursor {
@@ -316,25 +347,31 @@ impl Store {
                     cursor + 1
                 )));
             }
-            // Each record in a savepoint: one the store refuses (a value out of range, a
-            // hostile text) is left out with a note saying why, and the rest still apply.
-            sqlx::query("SAVEPOINT team_record")
-                .execute(&mut *tx)
-                .await?;
-            let changed = match apply_one(&mut tx, shared).await {
-                Ok(changed) => {
-                    sqlx::query("RELEASE team_record").execute(&mut *tx).await?;
-                    changed
+            let changed = if careful {
+                sqlx::query("SAVEPOINT team_record")
+                    .execute(&mut *tx)
+                    .await?;
+                let chain = ctx.audit.clone();
+                match apply_one(&mut tx, &mut ctx, shared).await {
+                    Ok(changed) => {
+                        sqlx::query("RELEASE team_record").execute(&mut *tx).await?;
+                        changed
+                    }
+                    Err(e) if e.is_about_data() => {
+                        sqlx::query("ROLLBACK TO team_record")
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("RELEASE team_record").execute(&mut *tx).await?;
+                        // What the record did is undone, its audit record too.
+                        ctx.audit = chain;
+                        ctx.incidents.clear();
+                        tracing::warn!(seq = shared.seq, error = %e, "a team record could not be applied");
+                        not_applied(&mut tx, shared, &e.to_string()).await?
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.is_about_data() => {
-                    sqlx::query("ROLLBACK TO team_record")
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("RELEASE team_record").execute(&mut *tx).await?;
-                    tracing::warn!(seq = shared.seq, error = %e, "a team record could not be applied");
-                    not_applied(&mut tx, shared, &e.to_string()).await?
-                }
-                Err(e) => return Err(e),
+            } else {
+                apply_one(&mut tx, &mut ctx, shared).await?
             };
             if let Some(id) = changed {
                 if !applied.incidents.contains(&id) {
@@ -542,14 +579,22 @@ async fn local_entry(
 }
 
 /// Applies one record; returns the local incident it changed, if any.
-async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Result<Option<i64>> {
+/// What one batch of arriving records reads once: which of them this console pushed,
+/// the incidents already looked up, the audit chain's end.
+struct Batch {
+    ours: HashSet<String>,
+    incidents: HashMap<Uuid, i64>,
+    audit: super::audit::Chain,
+}
+
+async fn apply_one(
+    tx: &mut Transaction<'static, Sqlite>,
+    ctx: &mut Batch,
+    shared: &Shared,
+) -> Result<Option<i64>> {
     let record = &shared.record;
     let record_id = record.id.to_string();
-    let ours: Option<(i64,)> = sqlx::query_as("SELECT n FROM team_outbox WHERE id = ?")
-        .bind(&record_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if ours.is_some() {
+    if ctx.ours.contains(&record_id) {
         // Pushed from here: already applied. The answer may have been lost; keep it now.
         sqlx::query(
             "UPDATE team_outbox SET answered_ms = ?, outcome = 'accepted', seq = ? \
@@ -563,10 +608,20 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
         return Ok(None);
     }
     let at_ms = record.at.timestamp_millis();
-    let incident: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE public_id = ?")
-        .bind(record.incident.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
+    let incident: Option<(i64,)> = match ctx.incidents.get(&record.incident) {
+        Some(id) => Some((*id,)),
+        None => {
+            let found: Option<(i64,)> =
+                sqlx::query_as("SELECT id FROM incidents WHERE public_id = ?")
+                    .bind(record.incident.to_string())
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            if let Some((id,)) = found {
+                ctx.incidents.insert(record.incident, id);
+            }
+            found
+        }
+    };
     let team_audit = |what: &str| serde_json::json!({ "seq": shared.seq, "record": record.id, "by": shared.by, "what": what });
     match &record.body {
         Body::Open {
@@ -612,18 +667,20 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
                     id
                 }
             };
+            ctx.incidents.insert(record.incident, id);
             sqlx::query("INSERT OR IGNORE INTO team_incidents (incident_id) VALUES (?)")
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
-            super::audit::record(
-                tx,
-                &shared.by,
-                &format!("incident:{}", record.incident),
-                "team_open",
-                &team_audit("open"),
-            )
-            .await?;
+            ctx.audit
+                .append(
+                    tx,
+                    &shared.by,
+                    &format!("incident:{}", record.incident),
+                    "team_open",
+                    &team_audit("open"),
+                )
+                .await?;
             Ok(Some(id))
         }
         Body::Append {
@@ -657,23 +714,16 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
             }
             if let Some(item) = entry_kind.strip_prefix("review.") {
                 review_item(tx, id, item, author, text, data.as_ref(), at_ms, &record_id).await?;
-                super::audit::record(
-                    tx,
-                    &shared.by,
-                    &format!("incident:{}", record.incident),
-                    &format!("team_review_{item}"),
-                    &team_audit("append"),
-                )
-                .await?;
-                return Ok(Some(id));
-            }
-            let known: Option<(i64,)> =
-                sqlx::query_as("SELECT entry_id FROM team_entries WHERE record = ?")
-                    .bind(&record_id)
-                    .fetch_optional(&mut **tx)
+                ctx.audit
+                    .append(
+                        tx,
+                        &shared.by,
+                        &format!("incident:{}", record.incident),
+                        &format!("team_review_{item}"),
+                        &team_audit("append"),
+                    )
                     .await?;
-            if known.is_some() {
-                return Ok(None);
+                return Ok(Some(id));
             }
             let event_seq: Option<i64> = match event {
                 Some(e) => {
@@ -717,14 +767,15 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
                 &record_id,
             )
             .await?;
-            super::audit::record(
-                tx,
-                &shared.by,
-                &format!("incident:{}", record.incident),
-                &format!("team_{}", kind.as_str()),
-                &team_audit("append"),
-            )
-            .await?;
+            ctx.audit
+                .append(
+                    tx,
+                    &shared.by,
+                    &format!("incident:{}", record.incident),
+                    &format!("team_{}", kind.as_str()),
+                    &team_audit("append"),
+                )
+                .await?;
             Ok(Some(id))
         }
         Body::Command {
@@ -777,7 +828,7 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
                     .bind(at_ms)
                     .execute(&mut **tx)
                     .await?;
-                    super::audit::record(
+                    ctx.audit.append(
                         tx,
                         &shared.by,
                         &format!("incident:{}", record.incident),
@@ -808,14 +859,15 @@ async fn apply_one(tx: &mut Transaction<'static, Sqlite>, shared: &Shared) -> Re
                 &record_id,
             )
             .await?;
-            super::audit::record(
-                tx,
-                &shared.by,
-                &format!("incident:{}", record.incident),
-                &format!("team_{field}"),
-                &serde_json::json!({ "seq": shared.seq, "record": record.id, "value": value }),
-            )
-            .await?;
+            ctx.audit
+                .append(
+                    tx,
+                    &shared.by,
+                    &format!("incident:{}", record.incident),
+                    &format!("team_{field}"),
+                    &serde_json::json!({ "seq": shared.seq, "record": record.id, "value": value }),
+                )
+                .await?;
             Ok(Some(id))
         }
     }
