@@ -508,24 +508,12 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
                     ""
                 },
             );
-            if config.kubernetes.is_some() {
-                eprintln!(
-                    "note: from the Kubernetes API this version watches Deployments and nodes and \
-                     rolls back and fails over Deployments; pods and Argo Rollouts come later"
-                );
-            }
             return Ok(());
         }
         Command::Gateway {
             config: Some(path), ..
         } => {
             let config = crate::gateway::config::load(&path)?;
-            if config.kubernetes.is_some() {
-                tracing::warn!(
-                    "from the Kubernetes API this version watches Deployments and nodes and rolls \
-                     back and fails over Deployments; pods and Argo Rollouts come later"
-                );
-            }
             let journal = data_dir.root().join("gateway").join("journal.db");
             let running = crate::gateway::serve::start(&config, &journal).await?;
             println!("gateway for cluster {}", config.cluster);
