@@ -866,7 +866,7 @@ async fn a_console_offline_for_a_while_queues_then_converges_and_can_redo_a_refu
         .unwrap_or_else(|| panic!("no refusal on ben's timeline: {timeline:#?}"));
     assert!(timeline
         .iter()
-        .any(|e| e.body.starts_with("ana set this incident acknowledged")));
+        .any(|e| e.body.starts_with("ana acknowledged this ")));
     b.store.redo_refused(told.id, "ben").await.unwrap();
     let consoles = [a, b];
     converged(&consoles, async || head_of(&rig.url).await).await;

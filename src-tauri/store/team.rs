@@ -543,15 +543,22 @@ fn refusal_text(
         _ => format!("{} h ago", ago / 3600),
     };
     let did = match (field, current) {
-        ("status", Some(s)) => format!("{by} set this incident {s}"),
+        ("status", Some("acknowledged")) => format!("{by} acknowledged this"),
+        ("status", Some("resolved")) => format!("{by} resolved this"),
+        ("status", Some("open")) => format!("{by} reopened this"),
+        ("status", Some(s)) => format!("{by} marked this {s}"),
+        ("root_cause", Some(v)) => format!("{by} filed the root cause as {v}"),
         ("commander", Some(c)) if c == by => format!("{by} took command"),
         ("commander", Some(c)) => format!("{by} handed command to {c}"),
         ("commander", None) => format!("{by} left it without a commander"),
-        (f, Some(v)) => format!("{by} set its {f} to {v}"),
-        (f, None) => format!("{by} cleared its {f}"),
+        (f, Some(v)) => format!("{by} set its {} to {v}", f.replace('_', " ")),
+        (f, None) => format!("{by} cleared its {}", f.replace('_', " ")),
     };
     let yours = wanted.unwrap_or("nobody");
-    format!("{did} {ago}; your change ({field} → {yours}) was not applied: redo it on the current state if it still holds")
+    format!(
+        "{did} {ago}; your change ({} → {yours}) was not applied: redo it on the current state if it still holds",
+        field.replace('_', " ")
+    )
 }
 
 /// An entry only this console keeps (the triggers are held off while it is written).
