@@ -175,6 +175,31 @@ impl Rig {
     }
 }
 
+/// Ana and Ben in team serving, on one server process of this build.
+struct Pair {
+    rig: Rig,
+    port: u16,
+    ana: String,
+    ben: String,
+    _server: KillOnDrop,
+}
+
+async fn pair(database: &str) -> Pair {
+    let rig = rig(database).await;
+    let port = free_port();
+    let cfg = rig.config(port);
+    let ana = add_user(&cfg, "ana", &["serving"]);
+    let ben = add_user(&cfg, "ben", &["serving"]);
+    let _server = spawn_server(&cfg, port).await;
+    Pair {
+        rig,
+        port,
+        ana,
+        ben,
+        _server,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_consoles_on_two_servers_get_one_gap_free_stream() {
     let rig = rig("team_two_servers").await;
@@ -260,12 +285,13 @@ async fn ten_consoles_on_two_servers_get_one_gap_free_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_take_command_leaves_one_commander_and_tells_the_other_who() {
-    let rig = rig("team_command").await;
-    let port = free_port();
-    let cfg = rig.config(port);
-    let ana = add_user(&cfg, "ana", &["serving"]);
-    let ben = add_user(&cfg, "ben", &["serving"]);
-    let _server = spawn_server(&cfg, port).await;
+    let Pair {
+        rig,
+        port,
+        ana,
+        ben,
+        _server,
+    } = pair("team_command").await;
 
     for round in 0..10 {
         let incident = Uuid::now_v7();
@@ -783,12 +809,13 @@ async fn ten_consoles_work_one_incident_and_converge_with_one_commander() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_console_offline_for_a_while_queues_then_converges_and_can_redo_a_refused_change() {
-    let rig = rig("team_offline").await;
-    let port = free_port();
-    let cfg = rig.config(port);
-    let ana = add_user(&cfg, "ana", &["serving"]);
-    let ben = add_user(&cfg, "ben", &["serving"]);
-    let _server = spawn_server(&cfg, port).await;
+    let Pair {
+        rig,
+        port,
+        ana,
+        ben,
+        _server,
+    } = pair("team_offline").await;
     let a = Console::linked(port, "serving", &ana).await;
     let mut b = Console::linked(port, "serving", &ben).await;
     let opened = open_by_hand(
@@ -904,12 +931,13 @@ fn spawn_sync(data_dir: &Path, token: &str) -> KillOnDrop {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_of_a_syncing_console_loses_nothing_and_repeats_nothing() {
-    let rig = rig("team_kill_console").await;
-    let port = free_port();
-    let cfg = rig.config(port);
-    let ana = add_user(&cfg, "ana", &["serving"]);
-    let ben = add_user(&cfg, "ben", &["serving"]);
-    let _server = spawn_server(&cfg, port).await;
+    let Pair {
+        rig,
+        port,
+        ana,
+        ben,
+        _server,
+    } = pair("team_kill_console").await;
 
     // Ana's console records an incident with 3,000 notes and pushes them all.
     let a = Console::linked(port, "serving", &ana).await;
@@ -1115,12 +1143,13 @@ async fn review_of(c: &Console, public: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_review_is_shared_and_a_record_a_console_cannot_take_is_noted_not_fatal() {
     use firebreak::store::review::{FollowUpDraft, FollowUpStatus};
-    let rig = rig("team_review").await;
-    let port = free_port();
-    let cfg = rig.config(port);
-    let ana = add_user(&cfg, "ana", &["serving"]);
-    let ben = add_user(&cfg, "ben", &["serving"]);
-    let _server = spawn_server(&cfg, port).await;
+    let Pair {
+        rig,
+        port,
+        ana,
+        ben,
+        _server,
+    } = pair("team_review").await;
     let a = Console::linked(port, "serving", &ana).await;
     let b = Console::linked(port, "serving", &ben).await;
     let opened = open_by_hand(&a.store, "Bad model 7b-v12", None, Severity::Major, "ana").await;
@@ -1288,12 +1317,14 @@ async fn the_review_is_shared_and_a_record_a_console_cannot_take_is_noted_not_fa
 async fn an_action_and_a_runbook_run_on_one_console_show_on_the_other_which_never_drives_them() {
     use firebreak::actions::ActionSettings;
     use firebreak::protocol::actions::ActionKind;
-    let rig = rig("team_actions").await;
-    let port = free_port();
-    let cfg = rig.config(port);
-    let ana = add_user(&cfg, "ana", &["serving"]);
-    let ben = add_user(&cfg, "ben", &["serving"]);
-    let _server = spawn_server(&cfg, port).await;
+    // The database lives as long as `_rig`.
+    let Pair {
+        rig: _rig,
+        port,
+        ana,
+        ben,
+        _server,
+    } = pair("team_actions").await;
     let sim = support::cluster::sim("bad-model-rollout", 10.0, |_| {}).await;
 
     // Ana records the cluster, linked to the team before the rules open anything.

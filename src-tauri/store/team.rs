@@ -517,16 +517,6 @@ impl Store {
     }
 }
 
-impl Body {
-    pub fn kind_name(&self) -> &'static str {
-        match self {
-            Body::Open { .. } => "open",
-            Body::Append { .. } => "append",
-            Body::Command { .. } => "command",
-        }
-    }
-}
-
 /// "ana took command 20 s ago; your change (commander → ben) was not applied."
 fn refusal_text(
     field: &str,

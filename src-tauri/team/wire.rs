@@ -81,6 +81,17 @@ pub enum Body {
     },
 }
 
+impl Body {
+    /// The record's kind as the server stores it.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Body::Open { .. } => "open",
+            Body::Append { .. } => "append",
+            Body::Command { .. } => "command",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EventRef {
     pub source: String,
