@@ -7,7 +7,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # Golden files (tests/snapshots) are compared, never rewritten: a difference fails.
 export INSTA_UPDATE=no
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Each step says how much disk is left: a build that runs out of space fails in the
+# linker with a message that is easy to misread.
+step() { printf '\n\033[1m== %s\033[0m (%s free)\n' "$*" "$(df -h --output=avail . | tail -1 | tr -d ' ')"; }
 
 step "UI: type check"
 (cd ui && npm run --silent check)
