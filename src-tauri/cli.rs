@@ -259,6 +259,15 @@ pub enum TeamServerCommand {
     /// The people who may use the team server.
     #[command(subcommand)]
     User(UserCommand),
+    /// The records the server could not take, newest first, as they were sent and why.
+    Rejected {
+        /// Only this team's.
+        #[arg(long, value_name = "TEAM")]
+        team: Option<String>,
+        /// How many at most.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -472,6 +481,27 @@ async fn team_server(config: Option<PathBuf>, command: Option<TeamServerCommand>
                     db.revoke_person(&name).await?;
                     println!("{}'s token is revoked", name.trim());
                 }
+            }
+        }
+        Some(TeamServerCommand::Rejected { team, limit }) => {
+            let url = crate::team::config::database_url(&config)?;
+            let db = crate::team::db::TeamDb::connect(&url, 1).await?;
+            let rejected = db.rejected(team.as_deref(), i64::from(limit)).await?;
+            if rejected.is_empty() {
+                println!("no rejected records");
+            }
+            for r in rejected {
+                println!(
+                    "{}  team {}  from {} (console {})  record {}\n  why: {}\n  sent: {}",
+                    r.received_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    r.team,
+                    r.author,
+                    r.console,
+                    r.record_id
+                        .map_or_else(|| "without a readable id".into(), |id| id.to_string()),
+                    crate::team::db::shorten(&r.message, 1000),
+                    crate::team::db::shorten(&r.raw, 400),
+                );
             }
         }
     }

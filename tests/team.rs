@@ -437,6 +437,129 @@ async fn bad_revoked_and_foreign_tokens_are_refused_and_change_nothing() {
     refused(revoked.me().await.map(|_| ()), "unauthorized");
 }
 
+/// Real consoles send what this build makes; a newer, older or broken one may not. Each
+/// record of a push is read on its own: what cannot be read or taken is answered
+/// `invalid`, kept on the server for diagnosis and listed by `team-server rejected`, and
+/// the valid records beside it are accepted in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_the_server_cannot_take_are_kept_apart_and_the_rest_of_their_push_counts() {
+    firebreak::process::install_tls_provider();
+    let p = pair("team_rejected").await;
+    let incident = Uuid::now_v7();
+    let unknown_kind = Uuid::new_v4();
+    let records = serde_json::json!([
+        open(incident),
+        note(incident, "ana", "first"),
+        { "id": unknown_kind, "incident": incident, "at": Utc::now(), "kind": "tele\u{1b}[2Jport", "to": "mars" },
+        42,
+        { "id": "not-a-uuid", "kind": "append" },
+        command(incident, "severity", Some("major"), Some("catastrophic")),
+        { "id": Uuid::new_v4(), "incident": incident, "at": Utc::now(), "kind": "append",
+          "entry_kind": "note", "author": "ana", "text": "\u{1b}[2Jescape\u{7}" , "data": { "deep": [1, 2, 3] } },
+        note(incident, "ana", "last"),
+    ]);
+    let console = Uuid::new_v4();
+    let answer = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/v1/teams/serving/records",
+            p.port
+        ))
+        .bearer_auth(&p.ana)
+        .header(wire::SCHEMA_HEADER, wire::SCHEMA.to_string())
+        .json(&serde_json::json!({ "console": console, "records": records }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    let answer: wire::PushResponse = answer.json().await.unwrap();
+    let kinds: Vec<&str> = answer
+        .outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Accepted { .. } => "accepted",
+            Outcome::Invalid { .. } => "invalid",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "accepted", "accepted", "invalid", "invalid", "invalid", "invalid", "accepted",
+            "accepted"
+        ],
+        "{:?}",
+        answer.outcomes
+    );
+    let Outcome::Invalid { id, message } = &answer.outcomes[2] else {
+        unreachable!()
+    };
+    assert_eq!(
+        *id, unknown_kind,
+        "the id is given back when it can be read"
+    );
+    assert!(
+        message.contains("record 3") && message.contains("tele"),
+        "{message}"
+    );
+    let Outcome::Invalid { id, .. } = &answer.outcomes[3] else {
+        unreachable!()
+    };
+    assert!(
+        id.is_nil(),
+        "a record with no id is answered with the nil id"
+    );
+    let Outcome::Invalid { message, .. } = &answer.outcomes[5] else {
+        unreachable!()
+    };
+    assert!(message.contains("catastrophic"), "{message}");
+    assert_eq!(answer.head, 4, "four accepted, numbered without gaps");
+
+    // The stream holds the four, in the order pushed; text stays as sent.
+    let stream = pull(&client(p.port, "serving", &p.ben), 0).await;
+    let seqs: Vec<u64> = stream.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    let texts: Vec<String> = stream
+        .iter()
+        .filter_map(|s| match &s.record.body {
+            Body::Append { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["first", "\u{1b}[2Jescape\u{7}", "last"]);
+
+    // The four rejected are kept, and listed with why, escape sequences written out.
+    assert_eq!(p.rig.count("SELECT count(*) FROM rejected").await, 4);
+    let out = bin()
+        .args(["team-server", "--config"])
+        .arg(p.rig.config(p.port))
+        .args(["rejected", "--team", "serving"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{listed}");
+    assert_eq!(listed.matches("why: ").count(), 4, "{listed}");
+    assert!(listed.contains(&unknown_kind.to_string()), "{listed}");
+    assert!(listed.contains("without a readable id"), "{listed}");
+    assert!(
+        listed.contains("tele") && listed.contains("mars"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains('\u{1b}') && listed.contains("\\u{1b}"),
+        "control characters in what was sent are written out: {listed}"
+    );
+
+    // The same push again (an answer lost on the way): nothing is added twice.
+    let again = client(p.port, "serving", &p.ana)
+        .push(vec![stream[1].record.clone()])
+        .await
+        .unwrap();
+    assert!(matches!(
+        again.outcomes[0],
+        Outcome::Duplicate { seq: 2, .. }
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_console_is_refused_with_a_message_that_says_what_to_do() {
     let rig = rig("team_schema").await;
@@ -907,6 +1030,60 @@ async fn a_console_offline_for_a_while_queues_then_converges_and_can_redo_a_refu
             .as_deref(),
         Some("ben")
     );
+}
+
+/// A queued record the console cannot read back (a damaged row, a bug in a trigger) must
+/// not hold up everything queued behind it: it is answered on the console, kept, and
+/// noted on its incident, and the records after it are pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_record_that_does_not_read_back_is_noted_and_the_queue_goes_on() {
+    let p = pair("team_unreadable").await;
+    let mut a = Console::linked(p.port, "serving", &p.ana).await;
+    let b = Console::linked(p.port, "serving", &p.ben).await;
+    let opened = open_by_hand(&a.store, "Queue stuck", None, Severity::Major, "ana").await;
+    let b_id = b.incident(&opened.public_id).await;
+    a.offline();
+    for text in ["one", "two", "three"] {
+        a.store.add_note(opened.id, text, "ana").await.unwrap();
+    }
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", a.store.path().display()))
+        .await
+        .unwrap();
+    let damaged = sqlx::query(
+        "UPDATE team_outbox SET body = '[\"not\", \"an object\"]' \
+         WHERE answered_ms IS NULL AND json_extract(body, '$.text') = 'two'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(damaged.rows_affected(), 1);
+    pool.close().await;
+
+    a.online();
+    support::rig::wait_for(
+        Duration::from_secs(30),
+        "ana's queue to empty",
+        async || a.settled().await,
+    )
+    .await;
+    support::rig::wait_for(Duration::from_secs(30), "ben to get 'three'", async || {
+        let t = b.store.timeline(b_id, None, 100).await.unwrap();
+        t.iter().any(|e| e.body == "three")
+    })
+    .await;
+    let bens = b.store.timeline(b_id, None, 100).await.unwrap();
+    assert!(bens.iter().any(|e| e.body == "one"));
+    assert!(
+        !bens.iter().any(|e| e.body == "two"),
+        "the damaged one is not sent"
+    );
+    let anas = a.store.timeline(opened.id, None, 100).await.unwrap();
+    assert!(anas.iter().any(|e| e.body == "two"), "ana keeps her note");
+    let told = anas
+        .iter()
+        .find(|e| e.body.starts_with("This console could not read back"))
+        .unwrap_or_else(|| panic!("no note of the damaged record: {anas:#?}"));
+    assert!(told.body.contains("not an object"), "{}", told.body);
 }
 
 /// `firebreak team sync` on a data dir, as a process of its own.

@@ -185,34 +185,58 @@ impl Store {
 
     /// The oldest records waiting to be pushed, in the order they were made.
     pub async fn team_pending(&self, limit: i64) -> Result<Vec<Pending>> {
-        let rows: Vec<(i64, String, String, String, i64, String)> = sqlx::query_as(
-            "SELECT o.n, o.id, i.public_id, o.kind, o.at_ms, o.body FROM team_outbox o \
-             JOIN incidents i ON i.id = o.incident_id \
+        let rows: Vec<(i64, String, String, String, i64, String, i64)> = sqlx::query_as(
+            "SELECT o.n, o.id, i.public_id, o.kind, o.at_ms, o.body, o.incident_id \
+             FROM team_outbox o JOIN incidents i ON i.id = o.incident_id \
              WHERE o.answered_ms IS NULL ORDER BY o.n LIMIT ?",
         )
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        rows.into_iter()
-            .map(|(n, id, incident, kind, at_ms, body)| {
-                let mut body: serde_json::Value = serde_json::from_str(&body)
-                    .map_err(|e| StoreError::Invalid(format!("outbox record {n}: {e}")))?;
-                body["kind"] = kind.into();
-                let bad = |what: &str| StoreError::Invalid(format!("outbox record {n}: {what}"));
-                Ok(Pending {
-                    n,
-                    record: Record {
-                        id: id.parse().map_err(|_| bad("its id is not a UUID"))?,
-                        incident: incident
-                            .parse()
-                            .map_err(|_| bad("its incident's id is not a UUID"))?,
-                        at: ms_to_time(at_ms),
-                        body: serde_json::from_value(body)
-                            .map_err(|e| bad(&format!("its body does not parse: {e}")))?,
-                    },
-                })
-            })
-            .collect()
+        let mut pending = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for (n, id, incident, kind, at_ms, body, incident_id) in rows {
+            match pending_record(n, &id, &incident, kind, at_ms, &body) {
+                Ok(record) => pending.push(Pending { n, record }),
+                Err(message) => unreadable.push((n, id, incident_id, message)),
+            }
+        }
+        if !unreadable.is_empty() {
+            // A record this console cannot read back would block the queue behind it for
+            // good: it is answered here, kept in the outbox as it was, and noted.
+            self.team_unreadable(&unreadable).await?;
+        }
+        Ok(pending)
+    }
+
+    /// Answers queued records that do not read back (`invalid`, with why) and notes each
+    /// on its incident; the rest of the queue goes on.
+    async fn team_unreadable(&self, rows: &[(i64, String, i64, String)]) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        for (n, id, incident_id, message) in rows {
+            tracing::warn!(n, %message, "a queued team record does not read back; not pushed");
+            let outcome = Outcome::Invalid {
+                id: id.parse().unwrap_or_else(|_| Uuid::nil()),
+                message: message.clone(),
+            };
+            sqlx::query(
+                "UPDATE team_outbox SET answered_ms = ?, outcome = 'invalid', answer = ? \
+                 WHERE n = ? AND answered_ms IS NULL",
+            )
+            .bind(now)
+            .bind(serde_json::to_string(&outcome).map_err(|e| StoreError::Invalid(e.to_string()))?)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+            let text = format!(
+                "This console could not read back a change it queued for the team ({message}); it was not sent and stays on this console only."
+            );
+            let data = serde_json::json!({ "team_invalid": { "record": id, "message": message } });
+            local_entry(&mut tx, *incident_id, now, &text, &data).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Keeps the server's answers to a push. A refused command also gets an entry on
@@ -552,6 +576,34 @@ fn refusal_text(
 }
 
 /// An entry only this console keeps (the triggers are held off while it is written).
+/// One outbox row as the record it queued, or why it does not read back.
+fn pending_record(
+    n: i64,
+    id: &str,
+    incident: &str,
+    kind: String,
+    at_ms: i64,
+    body: &str,
+) -> std::result::Result<Record, String> {
+    let mut body: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("outbox record {n}: {e}"))?;
+    let Some(fields) = body.as_object_mut() else {
+        return Err(format!("outbox record {n}: its body is not an object"));
+    };
+    fields.insert("kind".into(), kind.into());
+    Ok(Record {
+        id: id
+            .parse()
+            .map_err(|_| format!("outbox record {n}: its id is not a UUID"))?,
+        incident: incident
+            .parse()
+            .map_err(|_| format!("outbox record {n}: its incident's id is not a UUID"))?,
+        at: ms_to_time(at_ms),
+        body: serde_json::from_value(body)
+            .map_err(|e| format!("outbox record {n}: its body does not parse: {e}"))?,
+    })
+}
+
 async fn local_entry(
     tx: &mut Transaction<'static, Sqlite>,
     incident_id: i64,
@@ -575,7 +627,6 @@ async fn local_entry(
     Ok(())
 }
 
-/// Applies one record; returns the local incident it changed, if any.
 /// What one batch of arriving records reads once: which of them this console pushed,
 /// the incidents already looked up, the audit chain's end.
 struct Batch {

@@ -29,6 +29,32 @@ pub struct Person {
     pub name: String,
 }
 
+/// One record of a push as the server read it: a record, or what was sent in its place
+/// and why it does not parse (answered `invalid`; the rest of the push still counts).
+#[derive(Debug, Clone)]
+pub enum Pushed {
+    Record(Record),
+    Unreadable {
+        /// The record's `id`, when it had a readable one.
+        id: Option<Uuid>,
+        /// What was sent, as JSON text.
+        raw: String,
+        message: String,
+    },
+}
+
+/// A record the server could not take, as `firebreak team-server rejected` lists it.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub team: String,
+    pub record_id: Option<Uuid>,
+    pub author: String,
+    pub console: Uuid,
+    pub raw: String,
+    pub message: String,
+    pub received_at: DateTime<Utc>,
+}
+
 #[derive(Clone)]
 pub struct TeamDb {
     pool: PgPool,
@@ -166,14 +192,23 @@ impl TeamDb {
     }
 
     /// Accepts a push in one transaction: every record gets its outcome; accepted ones
-    /// their sequence. Either the whole push commits or none of it does.
+    /// their sequence. Either the whole push commits or none of it does. A record the
+    /// server cannot take is answered `invalid` and kept in `rejected` for diagnosis;
+    /// the records beside it are answered as usual.
     pub async fn push(
         &self,
         team_id: i64,
         author: &str,
         console: Uuid,
-        records: &[Record],
+        pushed: &[Pushed],
     ) -> Result<(Vec<Outcome>, u64)> {
+        let records: Vec<&Record> = pushed
+            .iter()
+            .filter_map(|p| match p {
+                Pushed::Record(r) => Some(r),
+                Pushed::Unreadable { .. } => None,
+            })
+            .collect();
         let mut tx = self.pool.begin().await?;
         let mut next: i64 =
             sqlx::query_scalar("SELECT next_seq FROM teams WHERE id = $1 FOR UPDATE")
@@ -214,13 +249,56 @@ impl TeamDb {
             .collect(),
             rows: Vec::new(),
         };
-        let mut outcomes = Vec::with_capacity(records.len());
-        for record in records {
-            let outcome = accept(&mut tx, &mut batch, team_id, author, record, next).await?;
+        let mut outcomes = Vec::with_capacity(pushed.len());
+        // (record id, as sent, why): kept in `rejected`.
+        let mut rejected: Vec<(Option<Uuid>, String, String)> = Vec::new();
+        for item in pushed {
+            let outcome = match item {
+                Pushed::Record(record) => {
+                    let outcome =
+                        accept(&mut tx, &mut batch, team_id, author, record, next).await?;
+                    if let Outcome::Invalid { message, .. } = &outcome {
+                        let raw = serde_json::to_string(record).unwrap_or_default();
+                        rejected.push((Some(record.id), raw, message.clone()));
+                    }
+                    outcome
+                }
+                Pushed::Unreadable { id, raw, message } => {
+                    rejected.push((*id, raw.clone(), message.clone()));
+                    Outcome::Invalid {
+                        id: id.unwrap_or_else(Uuid::nil),
+                        message: message.clone(),
+                    }
+                }
+            };
             if matches!(outcome, Outcome::Accepted { .. }) {
                 next += 1;
             }
             outcomes.push(outcome);
+        }
+        for chunk in rejected.chunks(1000) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO rejected (team_id, record_id, author, console, raw, message) ",
+            );
+            q.push_values(chunk, |mut row, (id, raw, message)| {
+                row.push_bind(team_id)
+                    .push_bind(*id)
+                    .push_bind(author)
+                    .push_bind(console)
+                    .push_bind(cut(raw, wire::MAX_BODY_BYTES))
+                    .push_bind(cut(message, 1000));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        if !rejected.is_empty() {
+            tracing::warn!(
+                team_id,
+                author,
+                %console,
+                count = rejected.len(),
+                first = %rejected[0].2,
+                "records rejected (kept in the rejected table)"
+            );
         }
         // The accepted records, many rows a statement (9 parameters each).
         for chunk in batch.rows.chunks(1000) {
@@ -254,6 +332,31 @@ impl TeamDb {
         }
         tx.commit().await?;
         Ok((outcomes, next as u64 - 1))
+    }
+
+    /// The last `limit` records the server could not take, newest first, of one team or all.
+    pub async fn rejected(&self, team: Option<&str>, limit: i64) -> Result<Vec<Rejected>> {
+        let rows = sqlx::query(
+            "SELECT t.name, r.record_id, r.author, r.console, r.raw, r.message, r.received_at \
+             FROM rejected r JOIN teams t ON t.id = r.team_id \
+             WHERE $1::text IS NULL OR t.name = $1 ORDER BY r.n DESC LIMIT $2",
+        )
+        .bind(team)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Rejected {
+                team: r.get(0),
+                record_id: r.get(1),
+                author: r.get(2),
+                console: r.get(3),
+                raw: r.get(4),
+                message: r.get(5),
+                received_at: r.get(6),
+            })
+            .collect())
     }
 
     /// Up to `limit` records after `after`, in order.
@@ -491,6 +594,38 @@ async fn set_field(
     Ok(())
 }
 
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Recorded text for a terminal: at most `max` bytes, control characters (a hostile
+/// record's escape sequences among them) written out as `\u{…}`.
+pub fn shorten(text: &str, max: usize) -> String {
+    let short = cut(text, max);
+    let mut out: String = short
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    if short.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
 const STATUSES: [&str; 4] = ["open", "acknowledged", "mitigated", "resolved"];
 const SEVERITIES: [&str; 4] = ["critical", "major", "minor", "info"];
 
@@ -545,7 +680,10 @@ fn check(record: &Record) -> std::result::Result<(), String> {
                 _ => false,
             };
             if !ok {
-                return Err(format!("{value:?} is not a value {field} can take"));
+                return Err(match value {
+                    Some(v) => format!("{v:?} is not a value {field} can take"),
+                    None => format!("{field} cannot be cleared"),
+                });
             }
         }
     }

@@ -24,8 +24,8 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::config::Config;
-use super::db::{Person, TeamDb, CHANNEL};
-use super::wire::{self, Frame, Inbound, PushRequest, PushResponse, TeamError};
+use super::db::{Person, Pushed, TeamDb, CHANNEL};
+use super::wire::{self, Frame, Inbound, PushResponse, TeamError};
 
 /// Every route, as (method, path): checked against the OpenAPI document.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -271,7 +271,9 @@ async fn push(
         Ok(m) => m,
         Err(r) => return r,
     };
-    let request: PushRequest = match serde_json::from_slice(&body) {
+    // The envelope must parse; each record is read on its own, so one the server cannot
+    // read is answered `invalid` (and kept) while the records beside it still count.
+    let request: PushEnvelope = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             return refuse(
@@ -292,14 +294,45 @@ async fn push(
             ),
         );
     }
+    let pushed: Vec<Pushed> = request
+        .records
+        .iter()
+        .enumerate()
+        .map(
+            |(n, raw)| match serde_json::from_str::<wire::Record>(raw.get()) {
+                Ok(record) => Pushed::Record(record),
+                Err(e) => Pushed::Unreadable {
+                    id: serde_json::from_str::<IdOnly>(raw.get())
+                        .ok()
+                        .and_then(|r| r.id),
+                    raw: raw.get().to_owned(),
+                    message: format!("record {} of the push does not parse: {e}", n + 1),
+                },
+            },
+        )
+        .collect();
     match shared
         .db
-        .push(team_id, &person.name, request.console, &request.records)
+        .push(team_id, &person.name, request.console, &pushed)
         .await
     {
         Ok((outcomes, head)) => Json(PushResponse { outcomes, head }).into_response(),
         Err(e) => internal(e),
     }
+}
+
+/// A push as the server reads it: [`wire::PushRequest`] with each record left unparsed.
+#[derive(Deserialize)]
+struct PushEnvelope {
+    console: Uuid,
+    records: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// The `id` of a record that does not parse otherwise.
+#[derive(Deserialize)]
+struct IdOnly {
+    #[serde(default)]
+    id: Option<Uuid>,
 }
 
 #[derive(Deserialize)]
