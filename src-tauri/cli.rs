@@ -427,10 +427,26 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("firebreak: {e:#}");
+            eprintln!("firebreak: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, leaving out a cause its parent already quotes
+/// (an I/O error wrapped by a library repeats it word for word).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(ToString::to_string) {
+        if line.ends_with(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -1071,4 +1087,23 @@ async fn watch(
         ));
     }
     crate::watch::run(store, specs).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn an_error_line_keeps_every_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let wrapped = anyhow::Error::new(io)
+            .context("error communicating with database: refused")
+            .context("cannot connect to the team database");
+        assert_eq!(
+            one_line(&wrapped),
+            "cannot connect to the team database: error communicating with database: refused"
+        );
+        let distinct = anyhow::anyhow!("disk full").context("cannot record the event");
+        assert_eq!(one_line(&distinct), "cannot record the event: disk full");
+    }
 }

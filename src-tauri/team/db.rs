@@ -78,12 +78,29 @@ impl TeamDb {
         let options = PgConnectOptions::from_str(url)
             .context("the database URL is not a PostgreSQL URL")?
             .application_name("firebreak-team-server");
+        // One connection first: the pool's own error is only "timed out", where this one
+        // says why (refused, no such database, the password…).
+        let where_ = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("(default)")
+        );
+        let first = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            sqlx::ConnectOptions::connect(&options),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 10 s"))
+        .and_then(|c| c.map_err(anyhow::Error::from))
+        .with_context(|| format!("cannot connect to the team database at {where_}"))?;
+        sqlx::Connection::close(first).await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect_with(options)
             .await
-            .context("cannot connect to the team database")?;
+            .with_context(|| format!("cannot connect to the team database at {where_}"))?;
         MIGRATOR
             .run(&pool)
             .await
