@@ -853,3 +853,97 @@ async fn review_moves_moments_with_a_reason_annotates_entries_and_filters_the_ti
     }
     assert_eq!(paged, ids(&|_| true));
 }
+
+/// An incident recorded from the demo fleet stays marked as demo data wherever its bundle
+/// is imported: on a store whose cluster of the same name is a real one, in the imported
+/// incident, its report and its next bundle; a team-linked store does not share it; a
+/// bundle from before the mark existed imports as it always did.
+#[tokio::test]
+async fn a_demo_incident_stays_demo_data_wherever_its_bundle_is_imported() {
+    use firebreak::incident::NewIncident;
+    use firebreak::store::bundle::Bundle;
+    use firebreak::store::NewCluster;
+
+    let cluster = |events: &str| NewCluster {
+        name: "prod-east".into(),
+        events_url: events.into(),
+        actions_url: "http://127.0.0.1:1/".into(),
+        ca_file: None,
+    };
+    let here = tempfile::tempdir().unwrap();
+    let store = Store::open(&here.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    let demo = store
+        .ensure_demo_cluster(&cluster("ws://127.0.0.1:1/events"))
+        .await
+        .unwrap();
+    let opened = store
+        .open_incident(
+            &NewIncident {
+                cluster_id: Some(demo.id),
+                title: "Demo: p99 over SLO".into(),
+                service: Some("llm-assistant".into()),
+                severity: Severity::Major,
+            },
+            "ana",
+        )
+        .await
+        .unwrap();
+    assert!(opened.demo);
+    let (out, _) = firebreak::reports::bundle(&store, opened.id).await.unwrap();
+    let text = serde_json::to_string(&out).unwrap();
+    let bundle: Bundle = serde_json::from_str(&text).unwrap();
+    assert!(bundle.incident.demo && bundle.cluster.as_ref().unwrap().demo);
+
+    // Another console, with a real cluster called prod-east, linked to a team.
+    let there = tempfile::tempdir().unwrap();
+    let other = Store::open(&there.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    let real = other
+        .add_cluster(&cluster("wss://gateway.internal/events"))
+        .await
+        .unwrap();
+    assert!(!real.demo);
+    other
+        .link_team("http://127.0.0.1:1", "serving", None, None)
+        .await
+        .unwrap();
+    let id = other.import(&bundle, "ben").await.unwrap();
+    let imported = other.incident(id).await.unwrap();
+    assert_eq!(imported.cluster_id, Some(real.id));
+    assert!(
+        imported.demo,
+        "imported onto a real cluster, still demo data"
+    );
+    let report = build(&other, id).await.unwrap();
+    assert!(report.incident.demo);
+    let markdown = render(&report, Format::Markdown);
+    assert!(
+        markdown.contains("Demo data: recorded from Firebreak's simulated fleet"),
+        "{markdown}"
+    );
+    let (again, _) = firebreak::reports::bundle(&other, id).await.unwrap();
+    let again: Bundle = serde_json::from_str(&serde_json::to_string(&again).unwrap()).unwrap();
+    assert!(again.incident.demo, "and in the bundle it makes in turn");
+    assert_eq!(
+        other.team_pending_count().await.unwrap(),
+        0,
+        "demo data is not shared with the team"
+    );
+    assert!(!other.is_shared(id).await.unwrap());
+
+    // A bundle made before the mark: no demo fields, imported as not demo.
+    let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+    old["incident"].as_object_mut().unwrap().remove("demo");
+    old["cluster"].as_object_mut().unwrap().remove("demo");
+    old["incident"]["public_id"] = uuid::Uuid::now_v7().to_string().into();
+    let old: Bundle = serde_json::from_value(old).unwrap();
+    let third = tempfile::tempdir().unwrap();
+    let plain = Store::open(&third.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    let id = plain.import(&old, "cai").await.unwrap();
+    assert!(!plain.incident(id).await.unwrap().demo);
+}

@@ -17,6 +17,9 @@ pub struct BundleCluster {
     pub name: String,
     pub events_url: String,
     pub actions_url: String,
+    /// The simulated demo fleet (bundles made before this field are taken as not).
+    #[serde(default)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
@@ -33,6 +36,10 @@ pub struct BundleIncident {
     pub resolved_ms: Option<i64>,
     pub updated_ms: i64,
     pub opened_by: Option<String>,
+    /// Demo data, by the incident's own mark or its cluster's: it stays marked wherever
+    /// the bundle is imported, whatever cluster it lands on there.
+    #[serde(default)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
@@ -233,7 +240,9 @@ impl Store {
         let r = self.reader();
         let incident: BundleIncident = sqlx::query_as(
             "SELECT public_id, title, service, severity, status, commander, opened_ms, acknowledged_ms, \
-             mitigated_ms, resolved_ms, updated_ms, opened_by FROM incidents WHERE id = ?",
+             mitigated_ms, resolved_ms, updated_ms, opened_by, \
+             (demo OR COALESCE((SELECT c.demo FROM clusters c WHERE c.id = cluster_id), 0)) AS demo \
+             FROM incidents WHERE id = ?",
         )
         .bind(incident_id)
         .fetch_optional(r)
@@ -242,7 +251,7 @@ impl Store {
             what: format!("incident {incident_id}"),
         })?;
         let cluster: Option<BundleCluster> = sqlx::query_as(
-            "SELECT c.name, c.events_url, c.actions_url FROM clusters c \
+            "SELECT c.name, c.events_url, c.actions_url, c.demo FROM clusters c \
              JOIN incidents i ON i.cluster_id = c.id WHERE i.id = ?",
         )
         .bind(incident_id)
@@ -401,14 +410,15 @@ impl Store {
                     // not something to watch.
                     None => {
                         sqlx::query_as::<_, (i64,)>(
-                            "INSERT INTO clusters (name, events_url, actions_url, created_ms, removed_ms) \
-                             VALUES (?, ?, ?, ?, ?) RETURNING id",
+                            "INSERT INTO clusters (name, events_url, actions_url, created_ms, removed_ms, demo) \
+                             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                         )
                         .bind(&c.name)
                         .bind(&c.events_url)
                         .bind(&c.actions_url)
                         .bind(now)
                         .bind(now)
+                        .bind(c.demo)
                         .fetch_one(&mut *tx)
                         .await?
                         .0
@@ -449,8 +459,8 @@ impl Store {
         let i = &bundle.incident;
         let (incident_id,): (i64,) = sqlx::query_as(
             "INSERT INTO incidents (public_id, cluster_id, title, service, severity, status, commander, \
-             opened_ms, acknowledged_ms, mitigated_ms, resolved_ms, updated_ms, opened_by) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             opened_ms, acknowledged_ms, mitigated_ms, resolved_ms, updated_ms, opened_by, demo) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&i.public_id)
         .bind(cluster_id)
@@ -465,6 +475,7 @@ impl Store {
         .bind(i.resolved_ms)
         .bind(i.updated_ms)
         .bind(&i.opened_by)
+        .bind(i.demo || bundle.cluster.as_ref().is_some_and(|c| c.demo))
         .fetch_one(&mut *tx)
         .await?;
         for old in &bundle.attached {

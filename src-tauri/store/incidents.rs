@@ -24,7 +24,7 @@ macro_rules! select_incidents {
              i.commander, i.opened_ms, i.acknowledged_ms, i.mitigated_ms, i.resolved_ms, \
              i.updated_ms, \
              (SELECT COUNT(*) FROM timeline_entries t WHERE t.incident_id = i.id) AS entry_count, \
-             COALESCE((SELECT c.demo FROM clusters c WHERE c.id = i.cluster_id), 0) AS demo \
+             (i.demo OR COALESCE((SELECT c.demo FROM clusters c WHERE c.id = i.cluster_id), 0)) AS demo \
              FROM incidents i ",
             $rest
         )
