@@ -1208,6 +1208,29 @@ async fn kill_9_of_a_syncing_console_loses_nothing_and_repeats_nothing() {
         async || support::rig::count(&a_db, &on_ben(&ours.public_id)).await == 2001,
     )
     .await;
+    // Each record applied has its audit record, and the chain holds on both consoles.
+    for (who, db) in [("ana", &a_db), ("ben", &ben_db)] {
+        let theirs = support::rig::count(
+            db,
+            "SELECT count(*) FROM audit_log WHERE what LIKE 'team_%'",
+        )
+        .await;
+        assert!(
+            theirs >= 2001,
+            "{who}'s console audited {theirs} team records"
+        );
+        let out = bin()
+            .args(["audit", "verify", "--data-dir"])
+            .arg(db.parent().unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{who}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,6 +87,8 @@ pub(crate) async fn record(
 pub(crate) struct Chain {
     next_id: i64,
     prev: String,
+    /// Records made by [`Chain::defer`], not yet written.
+    deferred: Vec<AuditRecord>,
 }
 
 impl Chain {
@@ -99,10 +101,12 @@ impl Chain {
             Some((id, hash)) => Chain {
                 next_id: id + 1,
                 prev: hash,
+                deferred: Vec::new(),
             },
             None => Chain {
                 next_id: 1,
                 prev: GENESIS.to_owned(),
+                deferred: Vec::new(),
             },
         })
     }
@@ -115,6 +119,7 @@ impl Chain {
         what: &str,
         detail: &serde_json::Value,
     ) -> Result<()> {
+        self.flush(tx).await?;
         let at = now_ms();
         let detail = detail.to_string();
         let id = self.next_id;
@@ -135,6 +140,57 @@ impl Chain {
         .await?;
         self.next_id = id + 1;
         self.prev = h;
+        Ok(())
+    }
+
+    /// Makes the next record now (its id and hash are fixed) and writes it with the
+    /// others deferred at the next [`Chain::flush`] or [`Chain::append`], many rows a
+    /// statement. The caller flushes before its transaction commits.
+    pub(crate) fn defer(
+        &mut self,
+        actor: &str,
+        subject: &str,
+        what: &str,
+        detail: &serde_json::Value,
+    ) {
+        let at_ms = now_ms();
+        let detail = detail.to_string();
+        let id = self.next_id;
+        let h = hash(id, at_ms, actor, subject, what, &detail, &self.prev);
+        let prev_hash = std::mem::replace(&mut self.prev, h.clone());
+        self.deferred.push(AuditRecord {
+            id,
+            at_ms,
+            actor: actor.to_owned(),
+            subject: subject.to_owned(),
+            what: what.to_owned(),
+            detail,
+            prev_hash,
+            hash: h,
+        });
+        self.next_id = id + 1;
+    }
+
+    /// Writes the deferred records.
+    pub(crate) async fn flush(&mut self, tx: &mut Transaction<'static, Sqlite>) -> Result<()> {
+        // 8 parameters a row, well under SQLite's limit per statement.
+        for rows in self.deferred.chunks(500) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_log (id, at_ms, actor, subject, what, detail, prev_hash, hash) ",
+            );
+            q.push_values(rows, |mut b, r| {
+                b.push_bind(r.id)
+                    .push_bind(r.at_ms)
+                    .push_bind(r.actor.as_str())
+                    .push_bind(r.subject.as_str())
+                    .push_bind(r.what.as_str())
+                    .push_bind(r.detail.as_str())
+                    .push_bind(r.prev_hash.as_str())
+                    .push_bind(r.hash.as_str());
+            });
+            q.build().execute(&mut **tx).await?;
+        }
+        self.deferred.clear();
         Ok(())
     }
 }

@@ -358,6 +358,8 @@ impl Store {
             .collect(),
             incidents: HashMap::new(),
             audit: super::audit::Chain::read(&mut tx).await?,
+            defer: !careful,
+            entries: Vec::new(),
         };
         applying(&mut tx, true).await?;
         for shared in records {
@@ -405,6 +407,7 @@ impl Store {
             cursor = shared.seq;
             applied.records += 1;
         }
+        ctx.flush(&mut tx).await?;
         applying(&mut tx, false).await?;
         sqlx::query("UPDATE team_link SET cursor = ? WHERE id = 1")
             .bind(cursor as i64)
@@ -633,6 +636,62 @@ struct Batch {
     ours: HashSet<String>,
     incidents: HashMap<Uuid, i64>,
     audit: super::audit::Chain,
+    /// Whether plain appends (a note, an event's entry: most of a long catch-up) wait in
+    /// `entries` and the chain's deferred records for one multi-row INSERT each, rather
+    /// than three statements a record. Off in the careful pass, whose savepoints undo
+    /// one record at a time.
+    defer: bool,
+    entries: Vec<DeferredEntry>,
+}
+
+/// A plain timeline entry from the team, waiting for [`Batch::flush`].
+struct DeferredEntry {
+    incident_id: i64,
+    at_ms: i64,
+    kind: EntryKind,
+    author: String,
+    text: String,
+    data: String,
+    event_seq: Option<i64>,
+    record: String,
+}
+
+impl Batch {
+    /// Writes the deferred entries (with their record ids) and audit records. Entries are
+    /// never deleted, so the ids after the largest are free; this transaction is the only
+    /// writer.
+    async fn flush(&mut self, tx: &mut Transaction<'static, Sqlite>) -> Result<()> {
+        if !self.entries.is_empty() {
+            let (last,): (i64,) =
+                sqlx::query_as("SELECT coalesce(max(id), 0) FROM timeline_entries")
+                    .fetch_one(&mut **tx)
+                    .await?;
+            for (n, chunk) in self.entries.chunks(500).enumerate() {
+                let first = last + 1 + (n * 500) as i64;
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO timeline_entries (id, incident_id, at_ms, kind, author, body, data, event_seq) ",
+                );
+                q.push_values(chunk.iter().enumerate(), |mut b, (k, e)| {
+                    b.push_bind(first + k as i64)
+                        .push_bind(e.incident_id)
+                        .push_bind(e.at_ms)
+                        .push_bind(e.kind.as_str())
+                        .push_bind(e.author.as_str())
+                        .push_bind(e.text.as_str())
+                        .push_bind(e.data.as_str())
+                        .push_bind(e.event_seq);
+                });
+                q.build().execute(&mut **tx).await?;
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO team_entries (entry_id, record) ");
+                q.push_values(chunk.iter().enumerate(), |mut b, (k, e)| {
+                    b.push_bind(first + k as i64).push_bind(e.record.as_str());
+                });
+                q.build().execute(&mut **tx).await?;
+            }
+            self.entries.clear();
+        }
+        self.audit.flush(tx).await
+    }
 }
 
 async fn apply_one(
@@ -642,6 +701,10 @@ async fn apply_one(
 ) -> Result<Option<i64>> {
     let record = &shared.record;
     let record_id = record.id.to_string();
+    if !(ctx.defer && is_plain_append(&record.body)) {
+        // Whatever this record writes comes after the deferred rows.
+        ctx.flush(tx).await?;
+    }
     if ctx.ours.contains(&record_id) {
         // Pushed from here: already applied. The answer may have been lost; keep it now.
         sqlx::query(
@@ -802,6 +865,25 @@ async fn apply_one(
                 data = serde_json::json!({ "value": data });
             }
             data["team"] = serde_json::json!({ "seq": shared.seq, "by": shared.by, "kind": entry_kind, "event": event });
+            if ctx.defer && is_plain_append(&record.body) {
+                ctx.entries.push(DeferredEntry {
+                    incident_id: id,
+                    at_ms,
+                    kind,
+                    author: non_empty_author(author).to_owned(),
+                    text: text.clone(),
+                    data: data.to_string(),
+                    event_seq,
+                    record: record_id,
+                });
+                ctx.audit.defer(
+                    &shared.by,
+                    &format!("incident:{}", record.incident),
+                    &format!("team_{}", kind.as_str()),
+                    &team_audit("append"),
+                );
+                return Ok(Some(id));
+            }
             entry_in(
                 tx,
                 id,
@@ -1196,6 +1278,31 @@ async fn not_applied(
 
 /// A timeline entry that arrived from the team, with its record id.
 #[allow(clippy::too_many_arguments)]
+/// An entry's author as the store keeps it (a record may come without one).
+fn non_empty_author(author: &str) -> &str {
+    if author.trim().is_empty() {
+        "unknown"
+    } else {
+        author
+    }
+}
+
+/// A record that only adds a plain timeline entry: not a mirrored action, run or audit
+/// record, not a review item, not a correction (which looks its original up).
+fn is_plain_append(body: &Body) -> bool {
+    match body {
+        Body::Append {
+            entry_kind, amends, ..
+        } => {
+            amends.is_none()
+                && !["action.", "runbook.", "audit.", "review."]
+                    .iter()
+                    .any(|p| entry_kind.starts_with(p))
+        }
+        _ => false,
+    }
+}
+
 async fn entry_in(
     tx: &mut Transaction<'static, Sqlite>,
     incident_id: i64,
@@ -1208,11 +1315,7 @@ async fn entry_in(
     amends: Option<i64>,
     record: &str,
 ) -> Result<()> {
-    let author = if author.trim().is_empty() {
-        "unknown"
-    } else {
-        author
-    };
+    let author = non_empty_author(author);
     let (entry,): (i64,) = sqlx::query_as(
         "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, data, event_seq, amends) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
