@@ -1277,7 +1277,6 @@ async fn not_applied(
 }
 
 /// A timeline entry that arrived from the team, with its record id.
-#[allow(clippy::too_many_arguments)]
 /// An entry's author as the store keeps it (a record may come without one).
 fn non_empty_author(author: &str) -> &str {
     if author.trim().is_empty() {
@@ -1303,6 +1302,7 @@ fn is_plain_append(body: &Body) -> bool {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn entry_in(
     tx: &mut Transaction<'static, Sqlite>,
     incident_id: i64,
