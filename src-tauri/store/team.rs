@@ -1276,7 +1276,6 @@ async fn not_applied(
     Ok(Some(incident))
 }
 
-/// A timeline entry that arrived from the team, with its record id.
 /// An entry's author as the store keeps it (a record may come without one).
 fn non_empty_author(author: &str) -> &str {
     if author.trim().is_empty() {
@@ -1302,6 +1301,7 @@ fn is_plain_append(body: &Body) -> bool {
     }
 }
 
+/// A timeline entry that arrived from the team, with its record id.
 #[allow(clippy::too_many_arguments)]
 async fn entry_in(
     tx: &mut Transaction<'static, Sqlite>,
