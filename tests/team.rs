@@ -1641,3 +1641,36 @@ async fn an_action_and_a_runbook_run_on_one_console_show_on_the_other_which_neve
     live.engine.stop().await;
     sim.shutdown();
 }
+
+/// The sync pushes when a change is queued, not at its next look: the store's writer says
+/// so from the commit of any transaction that queued a record, whichever code path made
+/// it, and only then.
+#[tokio::test]
+async fn the_store_tells_the_sync_when_a_transaction_queued_records_for_the_team() {
+    use futures_util::FutureExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("firebreak.db")).await.unwrap();
+    store
+        .link_team("http://127.0.0.1:1", "serving", None, None)
+        .await
+        .unwrap();
+    let queued = store.outbox_queued();
+    let told = || queued.notified().now_or_never().is_some();
+    store
+        .add_cluster(&firebreak::store::NewCluster {
+            name: "prod-east".into(),
+            events_url: "ws://127.0.0.1:1/events".into(),
+            actions_url: "http://127.0.0.1:1/".into(),
+            ca_file: None,
+        })
+        .await
+        .unwrap();
+    assert!(!told(), "a change that shares nothing says nothing");
+    let opened = open_by_hand(&store, "Shared", None, Severity::Minor, "ana").await;
+    assert!(told(), "opening a shared incident queued its open record");
+    store.add_note(opened.id, "a note", "ana").await.unwrap();
+    assert!(told(), "a note on it queued an append");
+    assert!(!told(), "one notification a transaction");
+    store.set_team_enabled(false).await.unwrap();
+    assert!(!told());
+}

@@ -132,6 +132,8 @@ pub struct Store {
     read: SqlitePool,
     write: SqlitePool,
     checkpointer: std::sync::Arc<checkpoint::Checkpointer>,
+    /// Signalled after a transaction that queued records for the team commits.
+    outbox: std::sync::Arc<tokio::sync::Notify>,
     path: PathBuf,
 }
 
@@ -155,9 +157,41 @@ impl Store {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
 
+        let outbox = std::sync::Arc::new(tokio::sync::Notify::new());
+        let queued = outbox.clone();
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // Whatever code path changed a shared incident, its transaction queued records
+            // in team_outbox (migration 0011's triggers): the writer tells the team sync
+            // when such a transaction commits, so it pushes at once rather than at its
+            // next look.
+            .after_connect(move |conn, _| {
+                let queued = queued.clone();
+                Box::pin(async move {
+                    let mut handle = conn.lock_handle().await?;
+                    let dirty = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let seen = dirty.clone();
+                    handle.set_update_hook(move |change| {
+                        if change.table == "team_outbox"
+                            && matches!(change.operation, sqlx::sqlite::SqliteOperation::Insert)
+                        {
+                            seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    });
+                    let undone = dirty.clone();
+                    handle.set_rollback_hook(move || {
+                        undone.store(false, std::sync::atomic::Ordering::Relaxed);
+                    });
+                    handle.set_commit_hook(move || {
+                        if dirty.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                            queued.notify_one();
+                        }
+                        true
+                    });
+                    Ok(())
+                })
+            })
             // A failed COMMIT or ROLLBACK (disk full, I/O error) can leave sqlx believing the
             // connection is still inside a transaction, and every later BEGIN then fails.
             // The ping runs after any rollback still queued on the connection; a connection
@@ -202,8 +236,23 @@ impl Store {
             read,
             write,
             checkpointer: std::sync::Arc::new(checkpointer),
+            outbox,
             path: path.to_owned(),
         })
+    }
+
+    /// Notified when a transaction that queued records for the team commits. The
+    /// notification comes from inside the commit: [`Store::writes_done`] waits for it to
+    /// be visible.
+    pub fn outbox_queued(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.outbox.clone()
+    }
+
+    /// Returns once the transaction on the writer now (if any) has ended: the single
+    /// writer connection is handed out only after its commit or rollback.
+    pub async fn writes_done(&self) -> Result<()> {
+        drop(self.write.acquire().await?);
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

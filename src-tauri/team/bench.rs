@@ -349,7 +349,6 @@ async fn lag(
         writer
             .add_note(incident.id, &format!("lag note {k}"), "bench")
             .await?;
-        syncs[0].poke();
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     *sent.lock().unwrap_or_else(|e| e.into_inner()) = None;

@@ -155,8 +155,10 @@ impl TeamSync {
     }
 }
 
-/// How often the outbox is looked at when nothing pokes the loop.
-const PUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often the outbox is looked at besides when the store says something was queued
+/// (another process writing to the same store does not tell this one).
+const PUSH_EVERY: Duration = Duration::from_secs(1);
+
 /// Records applied in one transaction at most.
 const APPLY_BATCH: usize = 2000;
 
@@ -271,6 +273,7 @@ async fn session(
     }
     let mut caught_up = false;
     let mut tick = tokio::time::interval(PUSH_EVERY);
+    let queued = store.outbox_queued();
     let silence = wire_silence();
     let mut last_heard = tokio::time::Instant::now();
     loop {
@@ -278,6 +281,12 @@ async fn session(
             frame = sub.next() => Some(frame),
             _ = tick.tick() => None,
             _ = wake.notified() => None,
+            _ = queued.notified() => {
+                if let Err(e) = store.writes_done().await {
+                    return SyncError::Unreachable(format!("cannot read the outbox: {e}"));
+                }
+                None
+            }
             changed = viewing.changed() => {
                 if changed.is_ok() {
                     let shown = *viewing.borrow_and_update();
