@@ -1674,3 +1674,66 @@ async fn the_store_tells_the_sync_when_a_transaction_queued_records_for_the_team
     store.set_team_enabled(false).await.unwrap();
     assert!(!told());
 }
+
+/// A record in the team's stream that no console can read (a newer console's kind, or a
+/// row edited in the database) is noted on the incident by each console that reads it,
+/// and the records after it still arrive: it never stops the stream for everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_no_console_can_read_is_noted_and_the_stream_goes_on() {
+    let p = pair("team_unknown").await;
+    let a = Console::linked(p.port, "serving", &p.ana).await;
+    let opened = open_by_hand(&a.store, "Stream", None, Severity::Minor, "ana").await;
+    for text in [
+        "before",
+        "edited to a kind nobody knows",
+        "edited to lose its text",
+        "after",
+    ] {
+        a.store.add_note(opened.id, text, "ana").await.unwrap();
+    }
+    support::rig::wait_for(
+        Duration::from_secs(30),
+        "ana's console to push",
+        async || a.settled().await,
+    )
+    .await;
+    let pool = sqlx::PgPool::connect(&p.rig.url).await.unwrap();
+    for (text, body) in [
+        (
+            "edited to a kind nobody knows",
+            r#"{"kind": "teleport", "to": "mars"}"#,
+        ),
+        ("edited to lose its text", r#"{"kind": "append"}"#),
+    ] {
+        let edited = sqlx::query("UPDATE records SET body = $2::jsonb WHERE body->>'text' = $1")
+            .bind(text)
+            .bind(body)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(edited.rows_affected(), 1);
+    }
+    pool.close().await;
+
+    // Ben's console, new, reads the whole stream.
+    let b = Console::linked(p.port, "serving", &p.ben).await;
+    let b_id = b.incident(&opened.public_id).await;
+    let head = head_of(&p.rig.url).await;
+    support::rig::wait_for(
+        Duration::from_secs(30),
+        "ben to read to the head",
+        async || b.store.team_link().await.unwrap().unwrap().cursor == head,
+    )
+    .await;
+    let bens = b.store.timeline(b_id, None, 100).await.unwrap();
+    let bodies: Vec<&str> = bens.iter().map(|e| e.body.as_str()).collect();
+    assert!(
+        bodies.contains(&"before") && bodies.contains(&"after"),
+        "{bodies:#?}"
+    );
+    let noted = bodies
+        .iter()
+        .filter(|b| b.contains("could not be applied here") && b.contains("does not know"))
+        .count();
+    assert_eq!(noted, 2, "{bodies:#?}");
+}

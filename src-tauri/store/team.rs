@@ -735,6 +735,9 @@ async fn apply_one(
     };
     let team_audit = |what: &str| serde_json::json!({ "seq": shared.seq, "record": record.id, "by": shared.by, "what": what });
     match &record.body {
+        Body::Unknown => Err(StoreError::Invalid(
+            "it is of a kind this console does not know (a newer Firebreak's): update Firebreak to see it".into(),
+        )),
         Body::Open {
             title,
             severity,

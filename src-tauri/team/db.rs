@@ -400,9 +400,13 @@ impl TeamDb {
                         id: r.get(1),
                         incident: r.get(2),
                         at: r.get(5),
-                        body: serde_json::from_value(body).with_context(|| {
-                            format!("record {seq} in the database does not parse")
-                        })?,
+                        // A row that does not parse (edited in the database) is sent as a
+                        // kind no console knows: each notes it and reads on, rather than
+                        // the stream stopping there for everyone.
+                        body: serde_json::from_value(body).unwrap_or_else(|e| {
+                            tracing::warn!(team_id, seq, error = %e, "a record in the database does not parse; sent as unknown");
+                            Body::Unknown
+                        }),
                     },
                 })
             })
@@ -499,6 +503,13 @@ async fn accept<'a>(
     }
     let opened = batch.opened.contains(&record.incident);
     let kind = match &record.body {
+        // `check` answers it first; never taken either way.
+        Body::Unknown => {
+            return Ok(Outcome::Invalid {
+                id,
+                message: "its kind is not one this server knows".into(),
+            })
+        }
         Body::Open {
             title, severity, ..
         } => {
@@ -659,6 +670,9 @@ fn check(record: &Record) -> std::result::Result<(), String> {
     }
     let title_ok = |t: &str| (1..=200).contains(&t.trim().chars().count());
     match &record.body {
+        Body::Unknown => {
+            return Err("its kind is not one this server knows (open, append, command)".into())
+        }
         Body::Open {
             title, severity, ..
         } => {
@@ -705,4 +719,21 @@ fn check(record: &Record) -> std::result::Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten;
+
+    #[test]
+    fn recorded_text_for_a_terminal_has_no_control_characters_and_says_when_it_was_cut() {
+        assert_eq!(shorten("plain", 100), "plain");
+        assert_eq!(
+            shorten("tele\u{1b}[2Jport\u{7}", 100),
+            "tele\\u{1b}[2Jport\\u{7}"
+        );
+        // Cut on a character boundary (é is two bytes), and marked.
+        assert_eq!(shorten("aé b", 2), "a…");
+        assert_eq!(shorten("aé b", 3), "aé…");
+    }
 }

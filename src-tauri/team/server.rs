@@ -298,18 +298,24 @@ async fn push(
         .records
         .iter()
         .enumerate()
-        .map(
-            |(n, raw)| match serde_json::from_str::<wire::Record>(raw.get()) {
-                Ok(record) => Pushed::Record(record),
-                Err(e) => Pushed::Unreadable {
-                    id: serde_json::from_str::<IdOnly>(raw.get())
-                        .ok()
-                        .and_then(|r| r.id),
-                    raw: raw.get().to_owned(),
-                    message: format!("record {} of the push does not parse: {e}", n + 1),
-                },
-            },
-        )
+        .map(|(n, raw)| {
+            let why = match serde_json::from_str::<wire::Record>(raw.get()) {
+                Ok(record) if record.body != wire::Body::Unknown => return Pushed::Record(record),
+                Ok(_) => format!(
+                    "record {} of the push is of a kind this server does not know ({:?}; it knows open, append and command)",
+                    n + 1,
+                    serde_json::from_str::<Sketch>(raw.get()).ok().and_then(|r| r.kind).unwrap_or_default()
+                ),
+                Err(e) => format!("record {} of the push does not parse: {e}", n + 1),
+            };
+            Pushed::Unreadable {
+                id: serde_json::from_str::<Sketch>(raw.get())
+                    .ok()
+                    .and_then(|r| r.id),
+                raw: raw.get().to_owned(),
+                message: why,
+            }
+        })
         .collect();
     match shared
         .db
@@ -328,11 +334,13 @@ struct PushEnvelope {
     records: Vec<Box<serde_json::value::RawValue>>,
 }
 
-/// The `id` of a record that does not parse otherwise.
+/// What can be read of a record that does not parse otherwise.
 #[derive(Deserialize)]
-struct IdOnly {
+struct Sketch {
     #[serde(default)]
     id: Option<Uuid>,
+    #[serde(default)]
+    kind: Option<String>,
 }
 
 #[derive(Deserialize)]

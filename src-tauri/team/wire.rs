@@ -79,6 +79,12 @@ pub enum Body {
         /// The entry the change writes on every timeline.
         entry: String,
     },
+    /// A kind this build does not know (a newer console's or server's). A server answers
+    /// it `invalid`; a console that reads one in the stream notes it on the incident and
+    /// goes on with the records after it. Never sent.
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
 }
 
 impl Body {
@@ -88,6 +94,7 @@ impl Body {
             Body::Open { .. } => "open",
             Body::Append { .. } => "append",
             Body::Command { .. } => "command",
+            Body::Unknown => "unknown",
         }
     }
 }
