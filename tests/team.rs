@@ -1737,3 +1737,67 @@ async fn a_record_no_console_can_read_is_noted_and_the_stream_goes_on() {
         .count();
     assert_eq!(noted, 2, "{bodies:#?}");
 }
+
+/// A managed PostgreSQL usually takes only TLS. The team server reaches one with
+/// `sslmode=verify-full` and the database's CA in `sslrootcert`; without that CA it is
+/// refused, saying why, and nothing in plain text gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_team_server_uses_a_postgresql_that_takes_only_tls_and_checks_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ = support::tls::server_files(dir.path());
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    let pg = Postgres::start_tls(&read("gateway.crt"), &read("gateway.key")).await;
+    let url = pg.database("team_tls_db").await;
+    let ca = dir.path().join("ca.pem");
+
+    // Plain text is refused by the database itself.
+    let plain = sqlx::PgPool::connect(&format!("{url}?sslmode=disable")).await;
+    assert!(plain.is_err(), "the database took a connection without TLS");
+
+    // Without its CA: the server's admin command says the certificate is not trusted.
+    let port = free_port();
+    let cfg = config(dir.path(), &format!("{url}?sslmode=verify-full"), port);
+    let out = bin()
+        .args(["team-server", "--config"])
+        .arg(&cfg)
+        .args(["user", "add", "ana", "--team", "serving"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("cannot connect to the team database") && said.contains("sslrootcert="),
+        "{said}"
+    );
+
+    // With it: people are added, the server serves, a push lands in the database.
+    let cfg = config(
+        dir.path(),
+        &format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display()),
+        port,
+    );
+    let ana = add_user(&cfg, "ana", &["serving"]);
+    let _server = spawn_server(&cfg, port).await;
+    let incident = Uuid::now_v7();
+    let answer = client(port, "serving", &ana)
+        .push(vec![open(incident), note(incident, "ana", "over TLS")])
+        .await
+        .unwrap();
+    assert_eq!(answer.head, 2);
+    let pool = sqlx::PgPool::connect(&format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        ca.display()
+    ))
+    .await
+    .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM records")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(ssl);
+}

@@ -92,7 +92,7 @@ impl TeamDb {
         )
         .await
         .map_err(|_| anyhow::anyhow!("no answer within 10 s"))
-        .and_then(|c| c.map_err(anyhow::Error::from))
+        .and_then(|c| c.map_err(explain))
         .with_context(|| format!("cannot connect to the team database at {where_}"))?;
         sqlx::Connection::close(first).await.ok();
         let pool = PgPoolOptions::new()
@@ -620,6 +620,19 @@ async fn set_field(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A connection error, with what to do when it is about the database's certificate.
+fn explain(e: sqlx::Error) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        anyhow::anyhow!(
+            "{text}: the database's certificate is not signed by a CA this machine trusts; \
+             name its CA in the database URL (sslrootcert=/path/to/ca.pem)"
+        )
+    } else {
+        e.into()
+    }
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary.

@@ -81,9 +81,21 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
+/// A certificate and its key (PEM) for a scratch server that takes only TLS connections.
+pub struct ScratchTls<'a> {
+    pub cert_pem: &'a str,
+    pub key_pem: &'a str,
+}
+
 impl ScratchPostgres {
     /// initdb in a new folder, then the server, once it accepts connections.
     pub async fn start() -> Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// As [`ScratchPostgres::start`]; with `tls`, the server takes only TLS connections
+    /// (`hostssl` in pg_hba.conf), as a managed PostgreSQL usually does.
+    pub async fn start_with(tls: Option<ScratchTls<'_>>) -> Result<Self> {
         let bin = bindir()?;
         let who = identity()?;
         let dir = std::env::temp_dir().join(format!(
@@ -118,19 +130,44 @@ impl ScratchPostgres {
             );
         }
         let port = free_port()?;
-        let child = command(&bin.join("postgres"), who)
+        let mut postgres = command(&bin.join("postgres"), who);
+        postgres
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string()])
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "unix_socket_directories="])
-            .args(["-c", "max_connections=300"])
+            .args(["-c", "max_connections=300"]);
+        if let Some(tls) = &tls {
+            // The key must belong to the server's user and be readable by it alone.
+            let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+            std::fs::write(&cert, tls.cert_pem)?;
+            std::fs::write(&key, tls.key_pem)?;
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "hostssl all all 127.0.0.1/32 trust\n",
+            )?;
+            for f in [&cert, &key, &data.join("pg_hba.conf")] {
+                if let Some((uid, gid)) = who {
+                    std::os::unix::fs::chown(f, Some(uid), Some(gid))?;
+                }
+                std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            }
+            postgres
+                .args(["-c", "ssl=on"])
+                .args(["-c", &format!("ssl_cert_file={}", cert.display())])
+                .args(["-c", &format!("ssl_key_file={}", key.display())]);
+        }
+        let child = postgres
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("cannot start postgres")?;
         let pg = Self { dir, port, child };
-        let url = pg.url("postgres");
+        let mut url = pg.url("postgres");
+        if tls.is_some() {
+            url.push_str("?sslmode=require");
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             match sqlx::postgres::PgPool::connect(&url).await {

@@ -12,6 +12,17 @@ impl Postgres {
         )
     }
 
+    /// One that takes only TLS connections, with this certificate and key (PEM).
+    pub async fn start_tls(cert_pem: &str, key_pem: &str) -> Postgres {
+        Postgres(
+            firebreak::team::scratch::ScratchPostgres::start_with(Some(
+                firebreak::team::scratch::ScratchTls { cert_pem, key_pem },
+            ))
+            .await
+            .unwrap(),
+        )
+    }
+
     /// A new, empty database; its URL.
     pub async fn database(&self, name: &str) -> String {
         self.0.database(name).await.unwrap()
