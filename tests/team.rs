@@ -1801,3 +1801,65 @@ async fn the_team_server_uses_a_postgresql_that_takes_only_tls_and_checks_its_ce
         .unwrap();
     assert!(ssl);
 }
+
+/// Notes are as long as people make them (a pasted log). One too large for any team record
+/// is answered on the console and noted, never sent; a queue of large ones goes in pushes
+/// the server takes, however many it needs: the queue never sticks on a push too big.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_notes_go_in_pushes_the_server_takes_and_one_too_large_is_kept_here() {
+    let p = pair("team_large").await;
+    let mut a = Console::linked(p.port, "serving", &p.ana).await;
+    let b = Console::linked(p.port, "serving", &p.ben).await;
+    let opened = open_by_hand(&a.store, "Logs pasted", None, Severity::Minor, "ana").await;
+    let b_id = b.incident(&opened.public_id).await;
+    a.offline();
+    // 300 notes of 60 KB: 18 MB, more than one push may carry (16 MiB).
+    let line = "x".repeat(60_000);
+    for k in 0..300 {
+        a.store
+            .add_note(opened.id, &format!("log {k}: {line}"), "ana")
+            .await
+            .unwrap();
+    }
+    let huge = format!("the whole log: {}", "y".repeat(300_000));
+    a.store.add_note(opened.id, &huge, "ana").await.unwrap();
+    a.store
+        .add_note(opened.id, "after the logs", "ana")
+        .await
+        .unwrap();
+    a.online();
+    support::rig::wait_for(
+        Duration::from_secs(120),
+        "ana's queue to empty",
+        async || a.settled().await,
+    )
+    .await;
+    support::rig::wait_for(
+        Duration::from_secs(120),
+        "ben to get the last note",
+        async || {
+            let t = b.store.timeline(b_id, None, 1000).await.unwrap();
+            t.iter().any(|e| e.body == "after the logs")
+        },
+    )
+    .await;
+    let bens = b.store.timeline(b_id, None, 1000).await.unwrap();
+    assert_eq!(
+        bens.iter().filter(|e| e.body.starts_with("log ")).count(),
+        300
+    );
+    assert!(!bens.iter().any(|e| e.body.starts_with("the whole log")));
+    let anas = a.store.timeline(opened.id, None, 1000).await.unwrap();
+    assert!(anas.iter().any(|e| e.body == huge), "ana keeps it");
+    let told = anas
+        .iter()
+        .find(|e| e.body.starts_with("The team did not take"))
+        .unwrap_or_else(|| panic!("no note of the note too large"));
+    assert!(told.body.contains("was not sent"), "{}", told.body);
+    assert_eq!(
+        p.rig
+            .count("SELECT count(*) FROM records WHERE body->>'text' LIKE 'log %'")
+            .await,
+        300
+    );
+}

@@ -304,7 +304,7 @@ impl Store {
                 }
                 Outcome::Invalid { message, .. } => {
                     let text = format!(
-                        "The team server did not take this console's {} record: {message}. It stays on this console only.",
+                        "The team did not take this console's {} record: {message}. It stays on this console only.",
                         pending.record.body.kind_name()
                     );
                     let data = serde_json::json!({ "team_invalid": { "record": pending.record.id, "message": message } });

@@ -44,8 +44,6 @@ const PRESENCE_WINDOW_S: i64 = 15;
 /// between a commit and a reconnected listener only delays a record.
 const POLL_EVERY: Duration = Duration::from_secs(2);
 const PAGE: i64 = 1000;
-/// A push's body: records are capped one by one and in number.
-const MAX_PUSH_BYTES: usize = 16 * 1024 * 1024;
 
 struct Shared {
     db: TeamDb,
@@ -96,7 +94,7 @@ pub async fn start_with_url(config: &Config, url: &str) -> Result<RunningTeamSer
         .route("/v1/me", get(me))
         .route("/v1/teams/{team}/records", post(push))
         .route("/v1/teams/{team}/sync", get(sync))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_PUSH_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(wire::MAX_PUSH_BYTES))
         .layer(axum::middleware::from_fn(schema_gate))
         .with_state(shared);
     let listener = tokio::net::TcpListener::bind(config.listen)

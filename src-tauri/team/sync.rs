@@ -13,8 +13,8 @@ use ts_rs::TS;
 use uuid::Uuid;
 
 use super::client::{SyncError, TeamClient, TeamLink};
-use super::wire::{self, Frame, Shared};
-use crate::store::team::Applied;
+use super::wire::{self, Frame, Outcome, Shared};
+use crate::store::team::{Applied, Pending};
 use crate::store::Store;
 
 /// Where sync stands, for the status bar and Settings → Team.
@@ -380,6 +380,37 @@ async fn session(
             if pending.is_empty() {
                 break;
             }
+            let (pending, too_large) = split_push(pending);
+            if !too_large.is_empty() {
+                // No server takes them, and sent they could stop the push they ride in:
+                // answered here as the server would, each noted on its incident.
+                let outcomes: Vec<Outcome> = too_large
+                    .iter()
+                    .map(|(p, size)| Outcome::Invalid {
+                        id: p.record.id,
+                        message: format!(
+                            "it is {size} bytes and a team record holds at most {}, so it was not sent",
+                            wire::MAX_BODY_BYTES
+                        ),
+                    })
+                    .collect();
+                let too_large: Vec<Pending> = too_large.into_iter().map(|(p, _)| p).collect();
+                match store.team_answered(&too_large, &outcomes).await {
+                    Ok(noted) if !noted.is_empty() => on_applied(&Applied {
+                        incidents: noted,
+                        ..Applied::default()
+                    }),
+                    Ok(_) => {}
+                    Err(e) => {
+                        return SyncError::Unreachable(format!(
+                            "cannot record the server's answer: {e}"
+                        ))
+                    }
+                }
+            }
+            if pending.is_empty() {
+                continue;
+            }
             let records = pending.iter().map(|p| p.record.clone()).collect();
             match client.push(records).await {
                 Ok(answer) => match store.team_answered(&pending, &answer.outcomes).await {
@@ -414,6 +445,30 @@ async fn session(
             }
         });
     }
+}
+
+/// The oldest records that fit in one push (half the server's limit on a push's size, at
+/// least one record), and the records among them too large for any server to take, with
+/// their size. What does not fit waits for the next push.
+fn split_push(pending: Vec<Pending>) -> (Vec<Pending>, Vec<(Pending, usize)>) {
+    let mut push = Vec::new();
+    let mut too_large = Vec::new();
+    let mut bytes = 0;
+    for p in pending {
+        let body = serde_json::to_vec(&p.record.body).map_or(usize::MAX, |b| b.len());
+        if body > wire::MAX_BODY_BYTES {
+            too_large.push((p, body));
+            continue;
+        }
+        // The body and the record's id, incident and time around it.
+        let size = body + 200;
+        if !push.is_empty() && bytes + size > wire::MAX_PUSH_BYTES / 2 {
+            break;
+        }
+        bytes += size;
+        push.push(p);
+    }
+    (push, too_large)
 }
 
 /// Three heartbeats without a word and the link is taken as dead.

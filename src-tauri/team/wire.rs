@@ -18,6 +18,8 @@ pub const SCHEMA_HEADER: &str = "firebreak-team-schema";
 pub const MAX_PUSH_RECORDS: usize = 500;
 /// At most this many bytes of JSON in one record's body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// At most this many bytes in one push's request body (a console sends half at most).
+pub const MAX_PUSH_BYTES: usize = 16 * 1024 * 1024;
 
 /// The incident fields changed only by commands, each checked against what its sender saw
 /// (`root_cause` is the review's).
