@@ -1863,3 +1863,42 @@ async fn large_notes_go_in_pushes_the_server_takes_and_one_too_large_is_kept_her
         300
     );
 }
+
+/// Text with a NUL in it (a pasted binary log; our hostile-text fixture has one) is taken
+/// like any other: PostgreSQL's JSONB cannot hold U+0000, and one such note must not fail
+/// the push that carries it, nor the notes beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_with_a_nul_in_it_is_shared_like_any_other() {
+    let p = pair("team_nul").await;
+    let incident = Uuid::now_v7();
+    let c = client(p.port, "serving", &p.ana);
+    let answer = c
+        .push(vec![
+            open(incident),
+            note(incident, "ana", "before"),
+            note(incident, "ana", "nul\u{0}byte and \\u0000 written out"),
+            note(incident, "ana", "after"),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        answer
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Accepted { .. })),
+        "{:?}",
+        answer.outcomes
+    );
+    let texts: Vec<String> = pull(&client(p.port, "serving", &p.ben), 0)
+        .await
+        .into_iter()
+        .filter_map(|s| match s.record.body {
+            Body::Append { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        ["before", "nul\u{0}byte and \\u0000 written out", "after"]
+    );
+}

@@ -145,7 +145,7 @@ async fn run(url: &str, catch_up: u64, dir: &std::path::Path) -> Result<()> {
                 .bind(team_id)
                 .fetch_one(db.pool())
                 .await?;
-        let body = serde_json::to_value(note(incident, "bench note".into()).body)?;
+        let body = serde_json::to_string(&note(incident, "bench note".into()).body)?;
         let started = Instant::now();
         let mut tasks = Vec::new();
         for worker in 0..8i64 {
@@ -166,7 +166,8 @@ async fn run(url: &str, catch_up: u64, dir: &std::path::Path) -> Result<()> {
                             .push_bind("bench")
                             .push_bind(Uuid::nil())
                             .push_bind(Utc::now())
-                            .push_bind(body.clone());
+                            .push_bind(body.clone())
+                            .push_unseparated("::json");
                     });
                     q.build().execute(&mut *tx).await?;
                     tx.commit().await?;

@@ -331,7 +331,9 @@ impl TeamDb {
                     .push_bind(author)
                     .push_bind(console)
                     .push_bind(record.at)
-                    .push_bind(serde_json::to_value(&record.body).unwrap_or_default());
+                    // As text, cast by the server: a jsonb parameter cannot hold U+0000.
+                    .push_bind(serde_json::to_string(&record.body).unwrap_or_default())
+                    .push_unseparated("::json");
             });
             q.build().execute(&mut *tx).await?;
         }
@@ -575,10 +577,10 @@ async fn accept<'a>(
                     at,
                 };
                 let answer = serde_json::to_value(&refused)?;
-                sqlx::query("INSERT INTO refusals (team_id, id, answer) VALUES ($1, $2, $3)")
+                sqlx::query("INSERT INTO refusals (team_id, id, answer) VALUES ($1, $2, $3::json)")
                     .bind(team_id)
                     .bind(id)
-                    .bind(&answer)
+                    .bind(answer.to_string())
                     .execute(&mut **tx)
                     .await?;
                 batch.refused.insert(id, answer);
@@ -607,13 +609,13 @@ async fn set_field(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO incident_fields (team_id, incident, field, value, seq, by_name, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (team_id, incident, field) \
-         DO UPDATE SET value = $4, seq = $5, by_name = $6, at = $7",
+         VALUES ($1, $2, $3, $4::json, $5, $6, $7) ON CONFLICT (team_id, incident, field) \
+         DO UPDATE SET value = excluded.value, seq = $5, by_name = $6, at = $7",
     )
     .bind(team_id)
     .bind(record.incident)
     .bind(field)
-    .bind(serde_json::to_value(value)?)
+    .bind(serde_json::to_string(&value)?)
     .bind(seq)
     .bind(author)
     .bind(record.at)
