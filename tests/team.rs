@@ -453,6 +453,7 @@ async fn records_the_server_cannot_take_are_kept_apart_and_the_rest_of_their_pus
         { "id": unknown_kind, "incident": incident, "at": Utc::now(), "kind": "tele\u{1b}[2Jport", "to": "mars" },
         42,
         { "id": "not-a-uuid", "kind": "append" },
+        { "id": "\u{0}1234567-1234-1234-1234-123456789012", "kind": "append" },
         command(incident, "severity", Some("major"), Some("catastrophic")),
         { "id": Uuid::new_v4(), "incident": incident, "at": Utc::now(), "kind": "append",
           "entry_kind": "note", "author": "ana", "text": "\u{1b}[2Jescape\u{7}" , "data": { "deep": [1, 2, 3] } },
@@ -484,8 +485,8 @@ async fn records_the_server_cannot_take_are_kept_apart_and_the_rest_of_their_pus
     assert_eq!(
         kinds,
         [
-            "accepted", "accepted", "invalid", "invalid", "invalid", "invalid", "accepted",
-            "accepted"
+            "accepted", "accepted", "invalid", "invalid", "invalid", "invalid", "invalid",
+            "accepted", "accepted"
         ],
         "{:?}",
         answer.outcomes
@@ -508,7 +509,7 @@ async fn records_the_server_cannot_take_are_kept_apart_and_the_rest_of_their_pus
         id.is_nil(),
         "a record with no id is answered with the nil id"
     );
-    let Outcome::Invalid { message, .. } = &answer.outcomes[5] else {
+    let Outcome::Invalid { message, .. } = &answer.outcomes[6] else {
         unreachable!()
     };
     assert!(message.contains("catastrophic"), "{message}");
@@ -527,8 +528,8 @@ async fn records_the_server_cannot_take_are_kept_apart_and_the_rest_of_their_pus
         .collect();
     assert_eq!(texts, ["first", "\u{1b}[2Jescape\u{7}", "last"]);
 
-    // The four rejected are kept, and listed with why, escape sequences written out.
-    assert_eq!(p.rig.count("SELECT count(*) FROM rejected").await, 4);
+    // The five rejected are kept, and listed with why, escape sequences written out.
+    assert_eq!(p.rig.count("SELECT count(*) FROM rejected").await, 5);
     let out = bin()
         .args(["team-server", "--config"])
         .arg(p.rig.config(p.port))
@@ -537,7 +538,7 @@ async fn records_the_server_cannot_take_are_kept_apart_and_the_rest_of_their_pus
         .unwrap();
     let listed = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{listed}");
-    assert_eq!(listed.matches("why: ").count(), 4, "{listed}");
+    assert_eq!(listed.matches("why: ").count(), 5, "{listed}");
     assert!(listed.contains(&unknown_kind.to_string()), "{listed}");
     assert!(listed.contains("without a readable id"), "{listed}");
     assert!(

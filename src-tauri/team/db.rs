@@ -302,8 +302,8 @@ impl TeamDb {
                     .push_bind(*id)
                     .push_bind(author)
                     .push_bind(console)
-                    .push_bind(cut(raw, wire::MAX_BODY_BYTES))
-                    .push_bind(cut(message, 1000));
+                    .push_bind(storable(cut(raw, wire::MAX_BODY_BYTES)))
+                    .push_bind(storable(cut(message, 1000)));
             });
             q.build().execute(&mut *tx).await?;
         }
@@ -635,6 +635,12 @@ fn explain(e: sqlx::Error) -> anyhow::Error {
     } else {
         e.into()
     }
+}
+
+/// Text PostgreSQL's `text` can hold: U+0000 (which a parser's message may quote from a
+/// hostile record) written out.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\\u{0}")
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary.
