@@ -856,8 +856,8 @@ async fn review_moves_moments_with_a_reason_annotates_entries_and_filters_the_ti
 
 /// An incident recorded from the demo fleet stays marked as demo data wherever its bundle
 /// is imported: on a store whose cluster of the same name is a real one, in the imported
-/// incident, its report and its next bundle; a team-linked store does not share it; a
-/// bundle from before the mark existed imports as it always did.
+/// incident, its report and its next bundle; a bundle from before the mark existed imports
+/// as it always did. A team-linked store shares no imported incident.
 #[tokio::test]
 async fn a_demo_incident_stays_demo_data_wherever_its_bundle_is_imported() {
     use firebreak::incident::NewIncident;
@@ -944,6 +944,18 @@ async fn a_demo_incident_stays_demo_data_wherever_its_bundle_is_imported() {
     let plain = Store::open(&third.path().join("firebreak.db"))
         .await
         .unwrap();
+    plain
+        .link_team("http://127.0.0.1:1", "serving", None, None)
+        .await
+        .unwrap();
     let id = plain.import(&old, "cai").await.unwrap();
     assert!(!plain.incident(id).await.unwrap().demo);
+    // An import is history from another store, never shared, demo or not; nor is what
+    // is written on it afterwards.
+    plain
+        .add_note(id, "read during the review", "cai")
+        .await
+        .unwrap();
+    assert!(!plain.is_shared(id).await.unwrap());
+    assert_eq!(plain.team_pending_count().await.unwrap(), 0);
 }

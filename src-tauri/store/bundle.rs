@@ -386,6 +386,10 @@ impl Store {
             )));
         }
         let mut tx = self.begin_write().await?;
+        // An imported incident is history from another store: it stays here, never
+        // shared with this store's team (a teammate importing the same bundle would
+        // otherwise append its timeline to the team's record a second time).
+        super::team::applying(&mut tx, true).await?;
         let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM incidents WHERE public_id = ?")
             .bind(&bundle.incident.public_id)
             .fetch_optional(&mut *tx)
@@ -554,6 +558,7 @@ impl Store {
             }),
         )
         .await?;
+        super::team::applying(&mut tx, false).await?;
         tx.commit().await?;
         Ok(incident_id)
     }

@@ -49,7 +49,9 @@ fn ms_to_time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-async fn applying(tx: &mut Transaction<'static, Sqlite>, on: bool) -> Result<()> {
+/// Marks the transaction as writing what the team's triggers must not queue (records that
+/// arrived from the team, an imported bundle), or ends the mark.
+pub(super) async fn applying(tx: &mut Transaction<'static, Sqlite>, on: bool) -> Result<()> {
     let sql = if on {
         "INSERT INTO team_applying (id) VALUES (1)"
     } else {
