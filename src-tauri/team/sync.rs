@@ -395,37 +395,20 @@ async fn session(
                     })
                     .collect();
                 let too_large: Vec<Pending> = too_large.into_iter().map(|(p, _)| p).collect();
-                match store.team_answered(&too_large, &outcomes).await {
-                    Ok(noted) if !noted.is_empty() => on_applied(&Applied {
-                        incidents: noted,
-                        ..Applied::default()
-                    }),
-                    Ok(_) => {}
-                    Err(e) => {
-                        return SyncError::Unreachable(format!(
-                            "cannot record the server's answer: {e}"
-                        ))
-                    }
+                if let Err(e) = answered(store, &too_large, &outcomes, on_applied).await {
+                    return e;
                 }
             }
             if pending.is_empty() {
                 continue;
             }
             let records = pending.iter().map(|p| p.record.clone()).collect();
-            match client.push(records).await {
-                Ok(answer) => match store.team_answered(&pending, &answer.outcomes).await {
-                    Ok(noted) if !noted.is_empty() => on_applied(&Applied {
-                        incidents: noted,
-                        ..Applied::default()
-                    }),
-                    Ok(_) => {}
-                    Err(e) => {
-                        return SyncError::Unreachable(format!(
-                            "cannot record the server's answer: {e}"
-                        ))
-                    }
-                },
-                Err(e) => return e,
+            let outcome = match client.push(records).await {
+                Ok(answer) => answered(store, &pending, &answer.outcomes, on_applied).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                return e;
             }
         }
         base.pending = store.team_pending_count().await.unwrap_or(0);
@@ -445,6 +428,27 @@ async fn session(
             }
         });
     }
+}
+
+/// Keeps the answers to pushed records (the server's, or this console's own for a record
+/// it did not send) and tells the window which incidents got a note from them.
+async fn answered(
+    store: &Store,
+    pushed: &[Pending],
+    outcomes: &[Outcome],
+    on_applied: &OnApplied,
+) -> Result<(), SyncError> {
+    let noted = store
+        .team_answered(pushed, outcomes)
+        .await
+        .map_err(|e| SyncError::Unreachable(format!("cannot record the server's answer: {e}")))?;
+    if !noted.is_empty() {
+        on_applied(&Applied {
+            incidents: noted,
+            ..Applied::default()
+        });
+    }
+    Ok(())
 }
 
 /// The oldest records that fit in one push (half the server's limit on a push's size, at
