@@ -297,21 +297,25 @@ async fn push(
         .iter()
         .enumerate()
         .map(|(n, raw)| {
-            let why = match serde_json::from_str::<wire::Record>(raw.get()) {
-                Ok(record) if record.body != wire::Body::Unknown => return Pushed::Record(record),
+            let parsed = match serde_json::from_str::<wire::Record>(raw.get()) {
+                Ok(record) if record.body != wire::Body::Unknown => {
+                    return Pushed::Record(record)
+                }
+                other => other,
+            };
+            let sketch = serde_json::from_str::<Sketch>(raw.get()).ok();
+            let message = match parsed {
                 Ok(_) => format!(
                     "record {} of the push is of a kind this server does not know ({:?}; it knows open, append and command)",
                     n + 1,
-                    serde_json::from_str::<Sketch>(raw.get()).ok().and_then(|r| r.kind).unwrap_or_default()
+                    sketch.as_ref().and_then(|r| r.kind.clone()).unwrap_or_default()
                 ),
                 Err(e) => format!("record {} of the push does not parse: {e}", n + 1),
             };
             Pushed::Unreadable {
-                id: serde_json::from_str::<Sketch>(raw.get())
-                    .ok()
-                    .and_then(|r| r.id),
+                id: sketch.and_then(|r| r.id),
                 raw: raw.get().to_owned(),
-                message: why,
+                message,
             }
         })
         .collect();
