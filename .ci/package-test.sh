@@ -9,13 +9,19 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 fail() { printf 'package test: %s\n' "$*" >&2; exit 1; }
 
-ui/node_modules/.bin/tauri build --debug --bundles deb,rpm --config '{"build":{"beforeBuildCommand":""}}'
+# `tauri bundle` packages target/debug/firebreak as the tests built and ran it (the
+# `desktop` feature serves ui/dist from the binary in debug builds too); `tauri build`
+# would compile the crate and its dependencies again with the features of a plain build.
+[ -x target/debug/firebreak ] || fail "no target/debug/firebreak: run the tests (or cargo build) first"
+rm -rf target/debug/bundle
+ui/node_modules/.bin/tauri bundle --debug --bundles deb,rpm
 deb=$(ls target/debug/bundle/deb/*.deb)
 rpm=$(ls target/debug/bundle/rpm/*.rpm)
 [ -s "$rpm" ] || fail "no .rpm was built"
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The staging folders hold a copy of the binary each; only the packages are kept.
+trap 'rm -rf "$work" target/debug/bundle/deb/*/ target/debug/bundle/rpm/*/' EXIT
 root="$work/root"
 dpkg-deb -x "$deb" "$root"
 bin="$root/usr/bin/firebreak"
