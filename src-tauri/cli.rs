@@ -279,8 +279,24 @@ pub enum UserCommand {
         #[arg(long = "team", value_name = "TEAM", required = true)]
         teams: Vec<String>,
     },
-    /// Revoke a person's token: everything sent with it is refused from now on.
+    /// Add a person who has a token to more teams (made when missing).
+    Join {
+        name: String,
+        #[arg(long = "team", value_name = "TEAM", required = true)]
+        teams: Vec<String>,
+    },
+    /// Take a person out of teams: their consoles are refused those teams from now on,
+    /// open streams included.
+    Leave {
+        name: String,
+        #[arg(long = "team", value_name = "TEAM", required = true)]
+        teams: Vec<String>,
+    },
+    /// Revoke a person's token: everything sent with it is refused from now on, open
+    /// streams included.
     Revoke { name: String },
+    /// Everyone who has or had a token, and their teams.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -493,9 +509,39 @@ async fn team_server(config: Option<PathBuf>, command: Option<TeamServerCommand>
                     );
                     println!("{token}");
                 }
+                UserCommand::Join { name, teams } => {
+                    db.join(&name, &teams).await?;
+                    println!("{} is in {}", name.trim(), teams.join(", "));
+                }
+                UserCommand::Leave { name, teams } => {
+                    db.leave(&name, &teams).await?;
+                    println!("{} has left {}", name.trim(), teams.join(", "));
+                }
                 UserCommand::Revoke { name } => {
                     db.revoke_person(&name).await?;
                     println!("{}'s token is revoked", name.trim());
+                }
+                UserCommand::List => {
+                    let people = db.people().await?;
+                    if people.is_empty() {
+                        println!("nobody has a token yet (team-server user add NAME --team TEAM)");
+                    }
+                    for p in people {
+                        println!(
+                            "{}  since {}  {}{}",
+                            crate::team::db::shorten(&p.name, 120),
+                            p.since.format("%Y-%m-%d"),
+                            if p.teams.is_empty() {
+                                "in no team".to_owned()
+                            } else {
+                                format!("teams: {}", p.teams.join(", "))
+                            },
+                            p.revoked_at.map_or_else(String::new, |at| format!(
+                                "  revoked {}",
+                                at.format("%Y-%m-%d %H:%M UTC")
+                            )),
+                        );
+                    }
                 }
             }
         }

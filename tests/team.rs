@@ -1903,3 +1903,169 @@ async fn a_note_with_a_nul_in_it_is_shared_like_any_other() {
         ["before", "nul\u{0}byte and \\u0000 written out", "after"]
     );
 }
+
+/// `team-server user …` run against `cfg`: its exit status, standard output and error.
+fn user_cmd(cfg: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = bin()
+        .args(["team-server", "--config"])
+        .arg(cfg)
+        .arg("user")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The frames of an open stream up to the end it is given, or `None` after 30 s.
+async fn until_the_stream_ends(sub: &mut firebreak::team::client::Subscription) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, sub.next()).await {
+            Ok(Some(Ok(frame))) => {
+                let end = matches!(frame, Frame::Error { .. });
+                frames.push(frame);
+                if end {
+                    return frames;
+                }
+            }
+            Ok(_) => return frames,
+            Err(_) => panic!("the stream was still open 30 s after access ended: {frames:?}"),
+        }
+    }
+}
+
+fn texts(frames: &[Frame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Record(r) => match &r.record.body {
+                Body::Append { text, .. } => Some(text.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// Access is not only checked when a stream opens: a token revoked, or a team left, while
+/// a console is reading the team ends its stream (announced to every server process) before
+/// the team's next record reaches it, and the console stops retrying and says why.
+/// Admins manage membership without reissuing tokens (`user join`, `user leave`,
+/// `user list`), and names that would garble a terminal or a timeline are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoking_a_token_or_leaving_a_team_ends_the_streams_already_open() {
+    let rig = rig("team_access").await;
+    let (port_a, port_b) = (free_port(), free_port());
+    let (cfg_a, cfg_b) = (rig.config(port_a), rig.config(port_b));
+    let ana = add_user(&cfg_a, "ana", &["serving"]);
+    let ben = add_user(&cfg_a, "ben", &["platform", "platform"]);
+    let cy = add_user(&cfg_a, "cy", &["serving"]);
+    let _a = spawn_server(&cfg_a, port_a).await;
+    let _b = spawn_server(&cfg_b, port_b).await;
+    let incident = Uuid::now_v7();
+    client(port_a, "serving", &cy)
+        .push(vec![open(incident), note(incident, "cy", "before")])
+        .await
+        .unwrap();
+
+    // Ben joins serving with the token he has, and reads it on server B.
+    let (ok, _, err) = user_cmd(&cfg_a, &["join", "ben", "--team", "serving"]);
+    assert!(ok, "{err}");
+    assert_eq!(pull(&client(port_b, "serving", &ben), 0).await.len(), 2);
+    let (ok, listed, err) = user_cmd(&cfg_a, &["list"]);
+    assert!(ok, "{err}");
+    assert!(
+        listed.contains("ben  since") && listed.contains("teams: platform, serving"),
+        "{listed}"
+    );
+
+    // Ana (on server A) and Ben (on server B) are reading serving when the admin revokes
+    // Ana's token and takes Ben out of serving; Cy then writes.
+    let mut ana_live = client(port_a, "serving", &ana).subscribe(0).await.unwrap();
+    let mut ben_live = client(port_b, "serving", &ben).subscribe(0).await.unwrap();
+    for sub in [&mut ana_live, &mut ben_live] {
+        while !matches!(sub.next().await.unwrap().unwrap(), Frame::CaughtUp { .. }) {}
+    }
+    let mut ana_console = Console::linked(port_a, "serving", &ana).await;
+    support::rig::wait_for(
+        Duration::from_secs(30),
+        "Ana's console to sync",
+        async || ana_console.settled().await,
+    )
+    .await;
+    let (ok, _, err) = user_cmd(&cfg_a, &["revoke", "ana"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = user_cmd(&cfg_b, &["leave", "ben", "--team", "serving"]);
+    assert!(ok, "{err}");
+    client(port_b, "serving", &cy)
+        .push(vec![note(incident, "cy", "after they lost access")])
+        .await
+        .unwrap();
+
+    let ana_frames = until_the_stream_ends(&mut ana_live).await;
+    assert!(
+        matches!(ana_frames.last(), Some(Frame::Error { code, message })
+            if code == "unauthorized" && message.contains("revoked")),
+        "{ana_frames:?}"
+    );
+    let ben_frames = until_the_stream_ends(&mut ben_live).await;
+    assert!(
+        matches!(ben_frames.last(), Some(Frame::Error { code, message })
+            if code == "not_a_member" && message.contains("ben")),
+        "{ben_frames:?}"
+    );
+    for frames in [&ana_frames, &ben_frames] {
+        assert!(
+            !texts(frames).contains(&"after they lost access".to_owned()),
+            "a record written after access ended was streamed: {frames:?}"
+        );
+    }
+    // Ana's console stops retrying and says why; Ben is refused serving but still reads
+    // platform.
+    support::rig::wait_for(
+        Duration::from_secs(30),
+        "Ana's console to show it was refused",
+        async || {
+            let s = ana_console.sync.as_ref().unwrap().status();
+            s.state == SyncState::Refused
+                && s.reason.as_deref().is_some_and(|r| r.contains("revoked"))
+        },
+    )
+    .await;
+    ana_console.offline();
+    match client(port_a, "serving", &ben).subscribe(0).await {
+        Err(SyncError::Refused { code, .. }) => assert_eq!(code, "not_a_member"),
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("Ben still reads serving"),
+    }
+    assert!(pull(&client(port_a, "platform", &ben), 0).await.is_empty());
+
+    // Names are shown on every console and in terminals: control characters are refused
+    // with the reason, and nothing is made.
+    let (ok, out, err) = user_cmd(&cfg_a, &["add", "eve\u{1b}[2J", "--team", "serving"]);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(
+        err.contains("control characters") && err.contains("\\u{1b}"),
+        "{err}"
+    );
+    let (ok, _, err) = user_cmd(&cfg_a, &["add", "eve", "--team", "ops\nroot"]);
+    assert!(
+        !ok && err.contains("a team's name cannot hold control characters"),
+        "{err}"
+    );
+    let (ok, listed, _) = user_cmd(&cfg_a, &["list"]);
+    assert!(
+        ok && !listed.contains("eve") && !listed.contains("ops"),
+        "{listed}"
+    );
+    let (ok, _, err) = user_cmd(&cfg_a, &["leave", "cy", "--team", "platform"]);
+    assert!(
+        !ok && err.contains("cy is not in a team called \"platform\""),
+        "{err}"
+    );
+}

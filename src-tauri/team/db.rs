@@ -21,6 +21,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/team
 
 /// The channel every commit of new records is announced on (payload: the team's id).
 pub const CHANNEL: &str = "firebreak_team_records";
+/// The channel a change to a person's access is announced on (payload: the person's id):
+/// a revoked token or a team left ends that person's open streams on every process.
+pub const ACCESS_CHANNEL: &str = "firebreak_team_access";
 
 /// Who a token belongs to.
 #[derive(Debug, Clone)]
@@ -55,6 +58,15 @@ pub struct Rejected {
     pub received_at: DateTime<Utc>,
 }
 
+/// A person as `firebreak team-server user list` shows them.
+#[derive(Debug, Clone)]
+pub struct PersonListed {
+    pub name: String,
+    pub teams: Vec<String>,
+    pub since: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Clone)]
 pub struct TeamDb {
     pool: PgPool,
@@ -62,6 +74,64 @@ pub struct TeamDb {
 
 /// The token's SHA-256: what is stored and looked up. Tokens are 256 random bits, so a
 /// plain hash is enough to keep a stolen database from yielding them.
+/// A name as given, trimmed, if it is 1 to `max` characters and none of them a control
+/// character (a name is shown on every console and in terminals).
+fn checked_name<'a>(name: &'a str, what: &str, max: usize) -> Result<&'a str> {
+    let name = name.trim();
+    anyhow::ensure!(
+        (1..=max).contains(&name.chars().count()),
+        "{what} is 1 to {max} characters"
+    );
+    anyhow::ensure!(
+        !name.chars().any(char::is_control),
+        "{what} cannot hold control characters: {}",
+        shorten(name, 200)
+    );
+    Ok(name)
+}
+
+/// The id of the person called `name` whose token is not revoked.
+async fn active_person(tx: &mut sqlx::PgConnection, name: &str) -> Result<i64> {
+    sqlx::query_scalar("SELECT id FROM people WHERE name = $1 AND revoked_at IS NULL")
+        .bind(name.trim())
+        .fetch_optional(tx)
+        .await?
+        .with_context(|| format!("nobody called {} has a token", shorten(name.trim(), 200)))
+}
+
+/// Makes `person_id` a member of `teams` (each made when missing).
+async fn join_teams(tx: &mut sqlx::PgConnection, person_id: i64, teams: &[String]) -> Result<()> {
+    anyhow::ensure!(!teams.is_empty(), "name at least one team (--team)");
+    for team in teams {
+        let team = checked_name(team, "a team's name", 64)?;
+        let team_id: i64 = sqlx::query_scalar(
+            "INSERT INTO teams (name) VALUES ($1) \
+             ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        )
+        .bind(team)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO memberships (person_id, team_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(person_id)
+        .bind(team_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Announces, when `tx` commits, that `person_id`'s access changed.
+async fn access_changed(tx: &mut sqlx::PgConnection, person_id: i64) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(ACCESS_CHANNEL)
+        .bind(person_id.to_string())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
@@ -115,12 +185,7 @@ impl TeamDb {
     /// Adds a person to the teams named (made when missing) and returns their token,
     /// which is kept nowhere: only its hash is stored.
     pub async fn add_person(&self, name: &str, teams: &[String]) -> Result<String> {
-        let name = name.trim();
-        anyhow::ensure!(
-            (1..=100).contains(&name.chars().count()),
-            "a person's name is 1 to 100 characters"
-        );
-        anyhow::ensure!(!teams.is_empty(), "name at least one team (--team)");
+        let name = checked_name(name, "a person's name", 100)?;
         let token = new_token();
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
@@ -132,46 +197,118 @@ impl TeamDb {
         .fetch_optional(&mut *tx)
         .await?
         .with_context(|| {
-            format!("{name} already has a token: revoke it first (team-server user revoke)")
-        })?;
-        for team in teams {
-            let team = team.trim();
-            anyhow::ensure!(
-                (1..=64).contains(&team.chars().count()),
-                "a team's name is 1 to 64 characters"
-            );
-            let team_id: i64 = sqlx::query_scalar(
-                "INSERT INTO teams (name) VALUES ($1) \
-                 ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+            format!(
+                "{name} already has a token: `user join` adds them to more teams; \
+                 `user revoke` first for a new token"
             )
-            .bind(team)
-            .fetch_one(&mut *tx)
-            .await?;
-            sqlx::query("INSERT INTO memberships (person_id, team_id) VALUES ($1, $2)")
-                .bind(id)
-                .bind(team_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        })?;
+        join_teams(&mut tx, id, teams).await?;
         tx.commit().await?;
         Ok(token)
+    }
+
+    /// Adds a person who has a token to more teams (made when missing); teams they are
+    /// in already are left as they are. Their open consoles read the new teams when
+    /// linked to them.
+    pub async fn join(&self, name: &str, teams: &[String]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let id = active_person(&mut tx, name).await?;
+        join_teams(&mut tx, id, teams).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes a person out of teams: from now on they cannot read or write them, and
+    /// their open streams of those teams end, on every server process.
+    pub async fn leave(&self, name: &str, teams: &[String]) -> Result<()> {
+        anyhow::ensure!(!teams.is_empty(), "name at least one team (--team)");
+        let mut tx = self.pool.begin().await?;
+        let id = active_person(&mut tx, name).await?;
+        for team in teams {
+            let left = sqlx::query(
+                "DELETE FROM memberships m USING teams t \
+                 WHERE m.team_id = t.id AND m.person_id = $1 AND t.name = $2",
+            )
+            .bind(id)
+            .bind(team.trim())
+            .execute(&mut *tx)
+            .await?;
+            anyhow::ensure!(
+                left.rows_affected() == 1,
+                "{} is not in a team called {:?}",
+                name.trim(),
+                team.trim()
+            );
+        }
+        access_changed(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Everyone who has or had a token, with their teams, oldest first.
+    pub async fn people(&self) -> Result<Vec<PersonListed>> {
+        let rows = sqlx::query(
+            "SELECT p.name, p.created_at, p.revoked_at, \
+                    COALESCE(array_agg(t.name ORDER BY t.name) FILTER (WHERE t.name IS NOT NULL), '{}') \
+             FROM people p \
+             LEFT JOIN memberships m ON m.person_id = p.id \
+             LEFT JOIN teams t ON t.id = m.team_id \
+             GROUP BY p.id ORDER BY p.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PersonListed {
+                name: r.get(0),
+                since: r.get(1),
+                revoked_at: r.get(2),
+                teams: r.get(3),
+            })
+            .collect())
     }
 
     /// Revokes a person's token: every request with it is refused from now on, and
     /// their name is free for a new token.
     pub async fn revoke_person(&self, name: &str) -> Result<()> {
-        let done = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
             "UPDATE people SET revoked_at = now(), name = name || ' (revoked ' || id || ')' \
-             WHERE name = $1 AND revoked_at IS NULL",
+             WHERE name = $1 AND revoked_at IS NULL RETURNING id",
         )
         .bind(name.trim())
-        .execute(&self.pool)
-        .await?;
-        anyhow::ensure!(
-            done.rows_affected() == 1,
-            "nobody called {name} has a token"
-        );
+        .fetch_optional(&mut *tx)
+        .await?
+        .with_context(|| format!("nobody called {} has a token", name.trim()))?;
+        access_changed(&mut tx, id).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Whether `person` may still read `team_id`: `None` if so, else the refusal's code
+    /// and message (the token was revoked, or the person left the team).
+    pub async fn still_allowed(
+        &self,
+        person: &Person,
+        team_id: i64,
+    ) -> Result<Option<(&'static str, String)>> {
+        let row: Option<(bool, bool)> = sqlx::query_as(
+            "SELECT p.revoked_at IS NULL, \
+                    EXISTS (SELECT 1 FROM memberships m WHERE m.person_id = p.id AND m.team_id = $2) \
+             FROM people p WHERE p.id = $1",
+        )
+        .bind(person.id)
+        .bind(team_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some((true, true)) => None,
+            Some((true, false)) => Some((
+                "not_a_member",
+                format!("{} is no longer in this team", person.name),
+            )),
+            _ => Some(("unauthorized", "this token was revoked".to_owned())),
+        })
     }
 
     /// The person a token belongs to, unless it is unknown or revoked.

@@ -24,7 +24,7 @@ use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use super::config::Config;
-use super::db::{Person, Pushed, TeamDb, CHANNEL};
+use super::db::{Person, Pushed, TeamDb, ACCESS_CHANNEL, CHANNEL};
 use super::wire::{self, Frame, Inbound, PushResponse, TeamError};
 
 /// Every route, as (method, path): checked against the OpenAPI document.
@@ -47,8 +47,17 @@ const PAGE: i64 = 1000;
 
 struct Shared {
     db: TeamDb,
-    /// Team ids with new records, from every server process (PostgreSQL notifications).
-    wake: broadcast::Sender<i64>,
+    /// What changed, from every server process (PostgreSQL notifications), in the order
+    /// the changes committed.
+    wake: broadcast::Sender<Wake>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Wake {
+    /// This team (its id) has new records.
+    Records(i64),
+    /// This person's (id) access changed: their streams check it before sending more.
+    Access(i64),
 }
 
 pub struct RunningTeamServer {
@@ -114,20 +123,25 @@ pub async fn start_with_url(config: &Config, url: &str) -> Result<RunningTeamSer
     Ok(RunningTeamServer { addr, tls, tasks })
 }
 
-/// Listens for PostgreSQL's notifications of new records and wakes this process's
-/// streams; reconnects when the connection drops (streams poll meanwhile).
-async fn listen(url: String, wake: broadcast::Sender<i64>) {
+/// Listens for PostgreSQL's notifications of new records and of access changes, and
+/// wakes this process's streams; reconnects when the connection drops (streams poll
+/// and check access meanwhile).
+async fn listen(url: String, wake: broadcast::Sender<Wake>) {
     loop {
         match sqlx::postgres::PgListener::connect(&url).await {
             Ok(mut listener) => {
-                if let Err(e) = listener.listen(CHANNEL).await {
+                if let Err(e) = listener.listen_all([CHANNEL, ACCESS_CHANNEL]).await {
                     tracing::warn!(error = %e, "cannot listen for new team records");
                 } else {
                     loop {
                         match listener.recv().await {
                             Ok(n) => {
-                                if let Ok(team) = n.payload().parse() {
-                                    let _ = wake.send(team);
+                                if let Ok(id) = n.payload().parse() {
+                                    let _ = wake.send(if n.channel() == ACCESS_CHANNEL {
+                                        Wake::Access(id)
+                                    } else {
+                                        Wake::Records(id)
+                                    });
                                 }
                             }
                             Err(e) => {
@@ -433,7 +447,7 @@ async fn stream(
 async fn follow(
     shared: &Shared,
     socket: &mut WebSocket,
-    wake: &mut broadcast::Receiver<i64>,
+    wake: &mut broadcast::Receiver<Wake>,
     team_id: i64,
     person: &Person,
     console: Uuid,
@@ -446,7 +460,18 @@ async fn follow(
     let mut presence = tokio::time::interval(PRESENCE_EVERY);
     let mut poll = tokio::time::interval(POLL_EVERY);
     let mut pending = true;
+    // Access is checked when it changes (a revoked token, a team left: announced by
+    // whichever process made the change), before every read that does not follow a
+    // notification (one may have been missed), and at every presence refresh; a stream
+    // whose person may no longer read the team ends with the reason.
+    let mut check_access = false;
     loop {
+        if check_access {
+            check_access = false;
+            if !allowed(shared, socket, person, team_id).await? {
+                return Ok(());
+            }
+        }
         if pending {
             pending = false;
             loop {
@@ -468,14 +493,24 @@ async fn follow(
         }
         tokio::select! {
             woke = wake.recv() => match woke {
-                Ok(team) => pending = team == team_id,
-                // Missed wake-ups: read anyway.
-                Err(broadcast::error::RecvError::Lagged(_)) => pending = true,
+                Ok(Wake::Records(team)) => pending |= team == team_id,
+                Ok(Wake::Access(id)) => check_access |= id == person.id,
+                // Missed wake-ups: check and read anyway.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    pending = true;
+                    check_access = true;
+                }
                 Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
-            _ = poll.tick() => pending = true,
+            _ = poll.tick() => {
+                pending = true;
+                check_access = true;
+            }
             _ = heartbeat.tick() => send(socket, &Frame::Heartbeat { seq: last }).await?,
             _ = presence.tick() => {
+                if !allowed(shared, socket, person, team_id).await? {
+                    return Ok(());
+                }
                 shared.db.see(team_id, console, &person.name, *viewing).await?;
                 let now = shared.db.presence(team_id, PRESENCE_WINDOW_S).await?;
                 let changed = presence_sent.as_ref().is_none_or(|sent| !same_people(sent, &now));
@@ -502,6 +537,30 @@ async fn follow(
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),
             },
+        }
+    }
+}
+
+/// Whether `person` may still read the team; if not, tells the console why (the
+/// stream then ends).
+async fn allowed(
+    shared: &Shared,
+    socket: &mut WebSocket,
+    person: &Person,
+    team_id: i64,
+) -> Result<bool> {
+    match shared.db.still_allowed(person, team_id).await? {
+        None => Ok(true),
+        Some((code, message)) => {
+            send(
+                socket,
+                &Frame::Error {
+                    code: code.into(),
+                    message,
+                },
+            )
+            .await?;
+            Ok(false)
         }
     }
 }

@@ -364,9 +364,13 @@ async fn session(
                     Frame::Heartbeat { .. } => {}
                     Frame::Error { code, message } => {
                         return match code.as_str() {
-                            "cursor_ahead" => SyncError::Refused { code, message },
+                            // The stream ended because the team no longer takes this
+                            // console: retrying would only be refused again.
+                            "cursor_ahead" | "unauthorized" | "not_a_member" => {
+                                SyncError::Refused { code, message }
+                            }
                             _ => SyncError::Unreachable(message),
-                        }
+                        };
                     }
                 }
             }

@@ -181,7 +181,8 @@ pub enum Frame {
     Heartbeat {
         seq: u64,
     },
-    /// The stream cannot go on (`code`, `message`), e.g. `cursor_ahead`.
+    /// The stream cannot go on (`code`, `message`): `cursor_ahead`, `unauthorized` (the
+    /// token was revoked while the stream was open), `not_a_member` (the person left the team).
     Error {
         code: String,
         message: String,
