@@ -2069,3 +2069,107 @@ async fn revoking_a_token_or_leaving_a_team_ends_the_streams_already_open() {
         "{err}"
     );
 }
+
+/// A team's name goes into the URLs of its routes as one path segment, encoded: a name
+/// with a space, '#', '?', '/' or '%' reaches that team and no other, for pushes, the
+/// stream and a console's sync alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_whose_name_holds_url_characters_is_reached_by_its_own_routes() {
+    let rig = rig("team_odd_names").await;
+    let port = free_port();
+    let cfg = rig.config(port);
+    let odd = "model #2 / east?x=1 100%";
+    let ana = add_user(&cfg, "ana", &[odd]);
+    let ben = add_user(&cfg, "ben", &["model #2 "]);
+    let _server = spawn_server(&cfg, port).await;
+    let (ok, _, err) = user_cmd(&cfg, &["join", "ben", "--team", ".."]);
+    assert!(!ok && err.contains("cannot be called \"..\""), "{err}");
+
+    let incident = Uuid::now_v7();
+    let answer = client(port, odd, &ana)
+        .push(vec![
+            open(incident),
+            note(incident, "ana", "in the odd team"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(answer.head, 2);
+    assert_eq!(pull(&client(port, odd, &ana), 0).await.len(), 2);
+    // Ben's team is "model #2" (trimmed): it is another team, and his token reads none of
+    // the odd one's.
+    match client(port, odd, &ben).subscribe(0).await {
+        Err(SyncError::Refused { code, .. }) => assert_eq!(code, "not_a_member"),
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("ben reads a team he is not in"),
+    }
+    assert!(pull(&client(port, "model #2", &ben), 0).await.is_empty());
+
+    let console = Console::linked(port, odd, &ana).await;
+    let id = console.incident(&incident.to_string()).await;
+    let entries = console.store.timeline(id, None, 100).await.unwrap();
+    assert!(
+        entries.iter().any(|e| e.body == "in the odd team"),
+        "{entries:?}"
+    );
+}
+
+/// A URL typed into Settings → Team that is not a team server's: a 404 says so, and a
+/// redirect is not followed (the token would go wherever it points) but named, so the
+/// person can put that URL in instead.
+#[tokio::test]
+async fn a_url_with_no_team_server_behind_it_is_explained_and_a_redirect_is_not_followed() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    async fn serve(app: axum::Router) -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        port
+    }
+    // Where the redirect points: counts the requests that reach it.
+    let reached = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = reached.clone();
+    let elsewhere = serve(axum::Router::new().fallback(move || {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async { "not a team server" }
+    }))
+    .await;
+    let moved = serve(axum::Router::new().fallback(move || async move {
+        axum::response::Redirect::permanent(&format!("http://127.0.0.1:{elsewhere}/"))
+    }))
+    .await;
+    let nothing = serve(axum::Router::new()).await;
+
+    let refused = |r: Result<(), SyncError>| match r {
+        Err(SyncError::Refused { code, message }) => (code, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let (code, message) = refused(client(nothing, "serving", "fbt_x").me().await.map(|_| ()));
+    assert_eq!(code, "http_404");
+    assert!(
+        message.contains("no Firebreak team server answers at this URL"),
+        "{message}"
+    );
+    let (_, message) = refused(
+        client(nothing, "serving", "fbt_x")
+            .subscribe(0)
+            .await
+            .map(|_| ()),
+    );
+    assert!(message.contains("no Firebreak team server"), "{message}");
+
+    let c = client(moved, "serving", "fbt_x");
+    let (code, message) = refused(c.push(vec![open(Uuid::now_v7())]).await.map(|_| ()));
+    assert_eq!(code, "http_308");
+    assert!(
+        message.contains(&format!("redirects (308) to http://127.0.0.1:{elsewhere}/"))
+            && message.contains("does not follow redirects"),
+        "{message}"
+    );
+    let (_, message) = refused(c.subscribe(0).await.map(|_| ()));
+    assert!(message.contains("redirects (308)"), "{message}");
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "a request followed the redirect"
+    );
+}

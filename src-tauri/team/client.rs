@@ -53,6 +53,8 @@ impl SyncError {
 
 pub struct TeamClient {
     link: TeamLink,
+    /// The server's URL as parsed, without query or fragment.
+    url: reqwest::Url,
     http: reqwest::Client,
     tls: std::sync::Arc<rustls::ClientConfig>,
 }
@@ -65,7 +67,7 @@ impl TeamClient {
             code: "configuration".into(),
             message,
         };
-        let url = reqwest::Url::parse(&link.url).map_err(|e| {
+        let mut url = reqwest::Url::parse(&link.url).map_err(|e| {
             fatal(format!(
                 "the team server's URL {:?} is not a URL: {e}",
                 link.url
@@ -87,6 +89,8 @@ impl TeamClient {
             }
             other => return Err(fatal(format!("the team server's URL is {other}://; use https://"))),
         }
+        url.set_query(None);
+        url.set_fragment(None);
         let tls = crate::trust::client_config(link.ca_file.as_deref()).map_err(fatal)?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -95,22 +99,33 @@ impl TeamClient {
             .tls_backend_preconfigured(std::sync::Arc::unwrap_or_clone(tls.clone()))
             .build()
             .map_err(|e| fatal(format!("cannot set up HTTP: {e}")))?;
-        Ok(Self { link, http, tls })
+        Ok(Self {
+            link,
+            url,
+            http,
+            tls,
+        })
     }
 
     pub fn link(&self) -> &TeamLink {
         &self.link
     }
 
-    fn endpoint(&self, path: &str) -> String {
-        format!("{}{path}", self.link.url.trim_end_matches('/'))
+    /// The server's URL (with any path prefix it has, as behind a reverse proxy) and these
+    /// path segments, each percent-encoded: a team may be called "model #2 / east".
+    fn endpoint(&self, segments: &[&str]) -> reqwest::Url {
+        let mut url = self.url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
     }
 
     /// Who the token is and which teams it may use.
     pub async fn me(&self) -> Result<serde_json::Value, SyncError> {
         let response = self
             .http
-            .get(self.endpoint("/v1/me"))
+            .get(self.endpoint(&["v1", "me"]))
             .bearer_auth(&self.link.token)
             .header(wire::SCHEMA_HEADER, wire::SCHEMA.to_string())
             .send()
@@ -127,7 +142,7 @@ impl TeamClient {
         };
         let response = self
             .http
-            .post(self.endpoint(&format!("/v1/teams/{}/records", self.link.team)))
+            .post(self.endpoint(&["v1", "teams", &self.link.team, "records"]))
             .bearer_auth(&self.link.token)
             .header(wire::SCHEMA_HEADER, wire::SCHEMA.to_string())
             .json(&body)
@@ -139,11 +154,13 @@ impl TeamClient {
 
     /// Opens the pull stream after `after`.
     pub async fn subscribe(&self, after: u64) -> Result<Subscription, SyncError> {
-        let base = self
-            .endpoint(&format!("/v1/teams/{}/sync", self.link.team))
-            .replacen("https://", "wss://", 1)
-            .replacen("http://", "ws://", 1);
-        let url = format!("{base}?after={after}&console={}", self.link.console);
+        let mut url = self.endpoint(&["v1", "teams", &self.link.team, "sync"]);
+        // http and https were checked in `new`; both have a WebSocket twin.
+        let ws = if url.scheme() == "https" { "wss" } else { "ws" };
+        let _ = url.set_scheme(ws);
+        url.query_pairs_mut()
+            .append_pair("after", &after.to_string())
+            .append_pair("console", &self.link.console.to_string());
         let mut request = tungstenite::client::IntoClientRequest::into_client_request(url.as_str())
             .map_err(|e| SyncError::Refused {
                 code: "configuration".into(),
@@ -178,7 +195,11 @@ impl TeamClient {
                     .body()
                     .as_deref()
                     .and_then(|b| serde_json::from_slice::<TeamError>(b).ok());
-                Err(classify(status.as_u16(), body))
+                let location = response
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok());
+                Err(classify(status.as_u16(), body, location))
             }
             Ok(Err(e)) => Err(SyncError::Unreachable(crate::trust::explain(
                 &e.to_string(),
@@ -237,16 +258,28 @@ fn describe(e: &reqwest::Error, link: &TeamLink) -> String {
     crate::trust::explain(&text, link.ca_file.as_deref())
 }
 
-fn classify(status: u16, body: Option<TeamError>) -> SyncError {
+/// An answer that is not a success: the server's own error when it sent one, else what
+/// the status says of the URL (something other than a team server answered there).
+fn classify(status: u16, body: Option<TeamError>, location: Option<&str>) -> SyncError {
     let (code, message) = match body {
         Some(b) => (b.error, b.message),
         None => (
             format!("http_{status}"),
-            format!("the team server answered {status}"),
+            match (status, location) {
+                (404, _) => "no Firebreak team server answers at this URL (404 Not Found): \
+                             check the server URL in Settings → Team"
+                    .to_owned(),
+                (300..=399, Some(to)) => format!(
+                    "the server at this URL redirects ({status}) to {}; Firebreak does not \
+                     follow redirects with a token: put that URL in Settings → Team",
+                    crate::team::db::shorten(to, 200)
+                ),
+                _ => format!("the team server answered {status}"),
+            },
         ),
     };
     match status {
-        401 | 403 | 426 | 400 | 404 => SyncError::Refused { code, message },
+        300..=399 | 401 | 403 | 426 | 400 | 404 => SyncError::Refused { code, message },
         _ => SyncError::Unreachable(message),
     }
 }
@@ -255,6 +288,11 @@ async fn answer<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
 ) -> Result<T, SyncError> {
     let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = response
         .bytes()
         .await
@@ -267,5 +305,6 @@ async fn answer<T: serde::de::DeserializeOwned>(
     Err(classify(
         status.as_u16(),
         serde_json::from_slice::<TeamError>(&bytes).ok(),
+        location.as_deref(),
     ))
 }

@@ -104,6 +104,11 @@ async fn join_teams(tx: &mut sqlx::PgConnection, person_id: i64, teams: &[String
     anyhow::ensure!(!teams.is_empty(), "name at least one team (--team)");
     for team in teams {
         let team = checked_name(team, "a team's name", 64)?;
+        // A path segment of a URL: one of these would be read as a step up or stay.
+        anyhow::ensure!(
+            team != "." && team != "..",
+            "a team cannot be called {team:?}"
+        );
         let team_id: i64 = sqlx::query_scalar(
             "INSERT INTO teams (name) VALUES ($1) \
              ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
