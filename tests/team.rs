@@ -2173,3 +2173,77 @@ async fn a_url_with_no_team_server_behind_it_is_explained_and_a_redirect_is_not_
         "a request followed the redirect"
     );
 }
+
+/// The team's PostgreSQL crashes (or fails over) while two consoles work an incident: the
+/// server answers that the database cannot answer and changes nothing, the consoles keep
+/// working and queue, each says why it is offline, and once the database is back the
+/// server reconnects by itself and both converge with every note once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_team_database_crashing_and_coming_back_loses_and_repeats_nothing() {
+    let mut pg = Postgres::start().await;
+    let url = pg.database("team_db_crash").await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), &url, port);
+    let ana = add_user(&cfg, "ana", &["serving"]);
+    let ben = add_user(&cfg, "ben", &["serving"]);
+    let _server = spawn_server(&cfg, port).await;
+    let a = Console::linked(port, "serving", &ana).await;
+    let b = Console::linked(port, "serving", &ben).await;
+    let opened = open_by_hand(
+        &a.store,
+        "KV cache evictions on us-east",
+        Some("llm-assistant"),
+        Severity::Major,
+        "ana",
+    )
+    .await;
+    let b_id = b.incident(&opened.public_id).await;
+
+    pg.crash();
+    for n in 1..=3 {
+        a.store
+            .add_note(
+                opened.id,
+                &format!("ana: note {n} while the database is down"),
+                "ana",
+            )
+            .await
+            .unwrap();
+        b.store
+            .add_note(
+                b_id,
+                &format!("ben: note {n} while the database is down"),
+                "ben",
+            )
+            .await
+            .unwrap();
+    }
+    for c in [&a, &b] {
+        support::rig::wait_for(
+            Duration::from_secs(30),
+            "the console to say the team database cannot answer",
+            async || {
+                let s = c.sync.as_ref().unwrap().status();
+                s.state == SyncState::Offline
+                    && s.reason.as_deref().is_some_and(|r| r.contains("database"))
+            },
+        )
+        .await;
+        assert_eq!(c.store.team_pending_count().await.unwrap(), 3, "queued");
+    }
+
+    pg.up().await;
+    let consoles = [a, b];
+    let shared = converged(&consoles, async || head_of(&url).await).await;
+    for who in ["ana", "ben"] {
+        for n in 1..=3 {
+            let text = format!("{who}: note {n} while the database is down");
+            assert_eq!(
+                shared.iter().filter(|l| l.ends_with(&text)).count(),
+                1,
+                "{text}: {shared:#?}"
+            );
+        }
+    }
+}

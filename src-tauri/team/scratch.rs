@@ -15,7 +15,13 @@ use anyhow::{bail, Context, Result};
 pub struct ScratchPostgres {
     dir: PathBuf,
     pub port: u16,
-    child: Child,
+    /// The server while it runs (see [`ScratchPostgres::crash`]).
+    child: Option<Child>,
+    /// How to start it again: the same data, port and settings.
+    launch: Vec<std::ffi::OsString>,
+    program: PathBuf,
+    who: Option<(u32, u32)>,
+    tls: bool,
 }
 
 /// The folder with initdb and postgres: Debian keeps them out of PATH.
@@ -158,14 +164,46 @@ impl ScratchPostgres {
                 .args(["-c", &format!("ssl_cert_file={}", cert.display())])
                 .args(["-c", &format!("ssl_key_file={}", key.display())]);
         }
-        let child = postgres
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start postgres")?;
-        let pg = Self { dir, port, child };
-        let mut url = pg.url("postgres");
-        if tls.is_some() {
+        let mut pg = Self {
+            dir,
+            port,
+            child: None,
+            launch: postgres.get_args().map(ToOwned::to_owned).collect(),
+            program: bin.join("postgres"),
+            who,
+            tls: tls.is_some(),
+        };
+        pg.up().await?;
+        Ok(pg)
+    }
+
+    /// Stops the server at once, as a crash or a failover does (immediate shutdown: its
+    /// connections drop, nothing is flushed politely); [`ScratchPostgres::up`] starts it
+    /// again on the same data and port.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGQUIT: PostgreSQL's immediate shutdown (its backends exit with it).
+            let _ = Command::new("kill")
+                .args(["-QUIT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server (if it is not running) and returns once it accepts connections.
+    pub async fn up(&mut self) -> Result<()> {
+        if self.child.is_none() {
+            self.child = Some(
+                command(&self.program, self.who)
+                    .args(&self.launch)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .context("cannot start postgres")?,
+            );
+        }
+        let mut url = self.url("postgres");
+        if self.tls {
             url.push_str("?sslmode=require");
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -173,7 +211,7 @@ impl ScratchPostgres {
             match sqlx::postgres::PgPool::connect(&url).await {
                 Ok(pool) => {
                     pool.close().await;
-                    return Ok(pg);
+                    return Ok(());
                 }
                 Err(e) if tokio::time::Instant::now() > deadline => {
                     bail!("PostgreSQL did not accept connections within 30 s: {e}")
@@ -203,11 +241,7 @@ impl ScratchPostgres {
 
 impl Drop for ScratchPostgres {
     fn drop(&mut self) {
-        // SIGQUIT: PostgreSQL's immediate shutdown (its backends exit with it).
-        let _ = Command::new("kill")
-            .args(["-QUIT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        self.crash();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -23,6 +23,18 @@ impl Postgres {
         )
     }
 
+    /// Stops it at once, as a crash or a failover of a managed database does.
+    #[allow(dead_code)] // not every suite that has this module crashes its database
+    pub fn crash(&mut self) {
+        self.0.crash();
+    }
+
+    /// Starts it again on the same data and port, once it takes connections.
+    #[allow(dead_code)]
+    pub async fn up(&mut self) {
+        self.0.up().await.unwrap();
+    }
+
     /// A new, empty database; its URL.
     pub async fn database(&self, name: &str) -> String {
         self.0.database(name).await.unwrap()
