@@ -2247,3 +2247,63 @@ async fn the_team_database_crashing_and_coming_back_loses_and_repeats_nothing() 
         }
     }
 }
+
+/// A console that flicks through incidents, or floods its socket with "viewing"
+/// messages, costs the team database a write per presence refresh, not one per message;
+/// the others still see where it ended up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_viewing_messages_is_shown_as_its_last_and_costs_few_writes() {
+    let Pair {
+        rig,
+        port,
+        ana,
+        ben,
+        _server,
+    } = pair("team_viewing_flood").await;
+    // Every write to the presence table, counted as it happens.
+    let pool = sqlx::PgPool::connect(&rig.url).await.unwrap();
+    for sql in [
+        "CREATE TABLE presence_writes (n BIGINT NOT NULL)",
+        "INSERT INTO presence_writes VALUES (0)",
+        "CREATE FUNCTION count_presence() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN UPDATE presence_writes SET n = n + 1; RETURN NEW; END $$",
+        "CREATE TRIGGER count_presence BEFORE INSERT OR UPDATE ON presence \
+         FOR EACH ROW EXECUTE FUNCTION count_presence()",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    let mut watcher = client(port, "serving", &ben).subscribe(0).await.unwrap();
+    let mut flood = client(port, "serving", &ana).subscribe(0).await.unwrap();
+    let incidents: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+    for n in 0..2_000 {
+        flood
+            .viewing(Some(incidents[n % incidents.len()]))
+            .await
+            .unwrap();
+    }
+    let last = incidents[1_999 % incidents.len()];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let frame = tokio::time::timeout_at(deadline, watcher.next())
+            .await
+            .expect("Ben to see where Ana ended up")
+            .unwrap()
+            .unwrap();
+        if let Frame::Presence { people } = frame {
+            if people
+                .iter()
+                .any(|p| p.name == "ana" && p.incident == Some(last))
+            {
+                break;
+            }
+        }
+    }
+    let writes: i64 = sqlx::query_scalar("SELECT n FROM presence_writes")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        writes < 100,
+        "{writes} presence writes for 2,000 viewing messages"
+    );
+}

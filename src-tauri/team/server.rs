@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// How often a stream refreshes its console's presence and reads the team's.
 const PRESENCE_EVERY: Duration = Duration::from_secs(3);
+/// A console's change of incident reaches the others within this.
+const VIEWING_SHOWN_WITHIN: Duration = Duration::from_millis(200);
 /// A console not seen for this long is no longer present.
 const PRESENCE_WINDOW_S: i64 = 15;
 /// Streams read the database this often even without a notification, so one lost
@@ -465,6 +467,7 @@ async fn follow(
     // notification (one may have been missed), and at every presence refresh; a stream
     // whose person may no longer read the team ends with the reason.
     let mut check_access = false;
+    let mut refresh_soon = false;
     loop {
         if check_access {
             check_access = false;
@@ -508,6 +511,7 @@ async fn follow(
             }
             _ = heartbeat.tick() => send(socket, &Frame::Heartbeat { seq: last }).await?,
             _ = presence.tick() => {
+                refresh_soon = false;
                 if !allowed(shared, socket, person, team_id).await? {
                     return Ok(());
                 }
@@ -522,9 +526,14 @@ async fn follow(
             inbound = socket.next() => match inbound {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<Inbound>(&text) {
                     Ok(Inbound::Viewing { incident }) => {
+                        // Shown to the others at a presence refresh a moment from now: a
+                        // console flicking through incidents (or flooding the socket)
+                        // costs the database one write a refresh, not one a message.
                         *viewing = incident;
-                        shared.db.see(team_id, console, &person.name, incident).await?;
-                        presence.reset_immediately();
+                        if !refresh_soon {
+                            refresh_soon = true;
+                            presence.reset_after(VIEWING_SHOWN_WITHIN);
+                        }
                     }
                     Err(e) => {
                         send(socket, &Frame::Error {
