@@ -677,22 +677,34 @@ async fn the_stream_refuses_a_cursor_ahead_of_the_team_and_shows_who_is_looking(
     let mut a = client(port, "serving", &ana).subscribe(0).await.unwrap();
     let mut b = client(port, "serving", &ben).subscribe(0).await.unwrap();
     b.viewing(Some(incident)).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    presence_until(&mut a, "a presence frame with both people", |people| {
+        let ben_sees = people.iter().find(|p| p.name == "ben").map(|p| p.incident);
+        people.iter().any(|p| p.name == "ana") && ben_sees == Some(Some(incident))
+    })
+    .await;
+    // Ben's platform team shows nothing of serving's.
+    assert!(pull(&client(port, "platform", &ben), 0).await.is_empty());
+}
+
+/// Reads `sub` until a presence frame satisfies `wanted` (30 s at most).
+async fn presence_until(
+    sub: &mut firebreak::team::client::Subscription,
+    what: &str,
+    wanted: impl Fn(&[wire::Presence]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let frame = tokio::time::timeout_at(deadline, a.next())
+        let frame = tokio::time::timeout_at(deadline, sub.next())
             .await
-            .expect("a presence frame with both people")
+            .unwrap_or_else(|_| panic!("waited 30 s for {what}"))
             .unwrap()
             .unwrap();
         if let Frame::Presence { people } = frame {
-            let ben_sees = people.iter().find(|p| p.name == "ben").map(|p| p.incident);
-            if people.iter().any(|p| p.name == "ana") && ben_sees == Some(Some(incident)) {
-                break;
+            if wanted(&people) {
+                return;
             }
         }
     }
-    // Ben's platform team shows nothing of serving's.
-    assert!(pull(&client(port, "platform", &ben), 0).await.is_empty());
 }
 
 // ---- Consoles: each its own SQLite store, syncing through the server ----
@@ -2282,22 +2294,12 @@ async fn a_flood_of_viewing_messages_is_shown_as_its_last_and_costs_few_writes()
             .unwrap();
     }
     let last = incidents[1_999 % incidents.len()];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let frame = tokio::time::timeout_at(deadline, watcher.next())
-            .await
-            .expect("Ben to see where Ana ended up")
-            .unwrap()
-            .unwrap();
-        if let Frame::Presence { people } = frame {
-            if people
-                .iter()
-                .any(|p| p.name == "ana" && p.incident == Some(last))
-            {
-                break;
-            }
-        }
-    }
+    presence_until(&mut watcher, "Ben to see where Ana ended up", |people| {
+        people
+            .iter()
+            .any(|p| p.name == "ana" && p.incident == Some(last))
+    })
+    .await;
     let writes: i64 = sqlx::query_scalar("SELECT n FROM presence_writes")
         .fetch_one(&pool)
         .await
