@@ -2309,3 +2309,175 @@ async fn a_flood_of_viewing_messages_is_shown_as_its_last_and_costs_few_writes()
         "{writes} presence writes for 2,000 viewing messages"
     );
 }
+
+/// The team's PostgreSQL is restored from last night's backup (pg_dump, pg_restore): the
+/// records since are gone from the server but not from the consoles that made or read
+/// them. Ben's console finds the team's stream ending before its cursor; Ana's, offline
+/// during the restore, comes back to a stream that has passed her cursor again with
+/// records she never read, and finds another record at her cursor. Each reads the team
+/// again from the start, skipping what it has, and sends its own records again: the team
+/// database is whole again, both consoles converge, and every note is there once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_team_database_restored_from_an_older_copy_is_made_whole_again_by_the_consoles() {
+    let pg = Postgres::start().await;
+    let url = pg.database("team_restore").await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = config(dir.path(), &url, port);
+    let ana = add_user(&cfg, "ana", &["serving"]);
+    let ben = add_user(&cfg, "ben", &["serving"]);
+    let server = spawn_server(&cfg, port).await;
+    let mut consoles = [
+        Console::linked(port, "serving", &ana).await,
+        Console::linked(port, "serving", &ben).await,
+    ];
+    let opened = open_by_hand(
+        &consoles[0].store,
+        "Model v7 rollout stalls at wave 2",
+        Some("llm-assistant"),
+        Severity::Critical,
+        "ana",
+    )
+    .await;
+    let b_id = consoles[1].incident(&opened.public_id).await;
+    let head = async || head_of(&url).await;
+    converged(&consoles, head).await;
+
+    // Last night's backup.
+    let dump = dir.path().join("team.dump");
+    let tool = |name: &str| firebreak::team::scratch::tool(name).unwrap();
+    let out = Command::new(tool("pg_dump"))
+        .args(["--format=custom", "--file"])
+        .arg(&dump)
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The morning's work, shared.
+    for n in 1..=3 {
+        let (a, b) = (&consoles[0], &consoles[1]);
+        a.store
+            .add_note(opened.id, &format!("ana: morning note {n}"), "ana")
+            .await
+            .unwrap();
+        b.store
+            .add_note(b_id, &format!("ben: morning note {n}"), "ben")
+            .await
+            .unwrap();
+    }
+    converged(&consoles, head).await;
+    let ana_cursor = consoles[0].store.team_link().await.unwrap().unwrap().cursor;
+
+    // The database is lost and restored from the backup, the server stopped meanwhile;
+    // Ana's laptop is closed through it.
+    consoles[0].offline();
+    drop(server);
+    let admin = sqlx::PgPool::connect(&url.replace("/team_restore", "/postgres"))
+        .await
+        .unwrap();
+    for sql in [
+        "DROP DATABASE team_restore WITH (FORCE)",
+        "CREATE DATABASE team_restore",
+    ] {
+        sqlx::query(sql).execute(&admin).await.unwrap();
+    }
+    admin.close().await;
+    let out = Command::new(tool("pg_restore"))
+        .arg("--dbname")
+        .arg(&url)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _server = spawn_server(&cfg, port).await;
+
+    // Ben keeps writing: the team's stream passes Ana's cursor again.
+    for n in 1..=4 {
+        consoles[1]
+            .store
+            .add_note(b_id, &format!("ben: after the restore {n}"), "ben")
+            .await
+            .unwrap();
+    }
+    support::rig::wait_for(
+        Duration::from_secs(60),
+        "the team's stream to pass Ana's cursor",
+        async || head_of(&url).await > ana_cursor,
+    )
+    .await;
+    consoles[0].online();
+    let shared = converged(&consoles, head).await;
+
+    let mut notes = Vec::new();
+    for n in 1..=3 {
+        notes.push(format!("ana: morning note {n}"));
+        notes.push(format!("ben: morning note {n}"));
+    }
+    notes.extend((1..=4).map(|n| format!("ben: after the restore {n}")));
+    for text in &notes {
+        assert_eq!(
+            shared.iter().filter(|l| l.ends_with(text.as_str())).count(),
+            1,
+            "{text}: {shared:#?}"
+        );
+    }
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let on_server: Vec<String> =
+        sqlx::query_scalar("SELECT body->>'text' FROM records WHERE kind = 'append' ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    for text in &notes {
+        assert_eq!(
+            on_server.iter().filter(|t| *t == text).count(),
+            1,
+            "{text} on the server: {on_server:#?}"
+        );
+    }
+    // What each console already had was skipped, not applied again or noted as failing.
+    for c in &consoles {
+        let id = c.incident(&opened.public_id).await;
+        let timeline = c.store.timeline(id, None, 1000).await.unwrap();
+        let odd: Vec<_> = timeline
+            .iter()
+            .filter(|e| e.body.contains("could not be applied") || e.body.contains("did not take"))
+            .collect();
+        assert!(odd.is_empty(), "{odd:#?}");
+        for text in &notes {
+            assert_eq!(
+                timeline.iter().filter(|e| e.body == *text).count(),
+                1,
+                "{text} in a console's timeline"
+            );
+        }
+    }
+    // Each console says why it read the team again, in its audit log, which verifies.
+    for (c, why) in [
+        (&consoles[0], "is not the one this console read"),
+        (&consoles[1], "has only"),
+    ] {
+        let rewound: Vec<_> = c
+            .store
+            .audit_records(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.what == "team_rewound")
+            .collect();
+        assert!(
+            rewound.len() == 1 && rewound[0].detail.contains(why),
+            "{rewound:#?}"
+        );
+        assert_eq!(c.store.verify_audit().await.unwrap().first_bad, None);
+    }
+}

@@ -27,6 +27,9 @@ pub struct Link {
     pub console: Uuid,
     pub enabled: bool,
     pub cursor: u64,
+    /// The id of the record at the cursor, as this console read it (None before the
+    /// first, and on stores from before migration 0013 until the next record).
+    pub cursor_record: Option<Uuid>,
 }
 
 /// A record waiting in the outbox.
@@ -149,15 +152,16 @@ impl Store {
             String,
             bool,
             i64,
+            Option<String>,
         );
-        let row: Option<Row> =
-            sqlx::query_as(
-                "SELECT url, team, token_ref, ca_file, console, enabled, cursor FROM team_link WHERE id = 1",
-            )
-            .fetch_optional(&self.read)
-            .await?;
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT url, team, token_ref, ca_file, console, enabled, cursor, cursor_record \
+                 FROM team_link WHERE id = 1",
+        )
+        .fetch_optional(&self.read)
+        .await?;
         row.map(
-            |(url, team, token_ref, ca_file, console, enabled, cursor)| {
+            |(url, team, token_ref, ca_file, console, enabled, cursor, cursor_record)| {
                 Ok(Link {
                     url,
                     team,
@@ -170,6 +174,7 @@ impl Store {
                     })?,
                     enabled,
                     cursor: cursor as u64,
+                    cursor_record: cursor_record.and_then(|r| r.parse().ok()),
                 })
             },
         )
@@ -320,6 +325,47 @@ impl Store {
         Ok(noted)
     }
 
+    /// The team's database was restored from an older copy (the stream ends before this
+    /// console's cursor, or has another record at it): reads the team again from the
+    /// start, skipping the records already here, and queues this console's own records
+    /// that the team had taken to be sent again; the server answers those it still has
+    /// as duplicates and takes the others anew, so the team's record is whole again once
+    /// every console that held a lost record has connected. Refused and invalid records
+    /// stay answered. Audited; returns how many records were queued again.
+    pub async fn team_rewind(&self, why: &str) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let link: Option<(String, i64)> =
+            sqlx::query_as("SELECT team, cursor FROM team_link WHERE id = 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((team, cursor)) = link else {
+            return Err(StoreError::Invalid(
+                "this store is not linked to a team".into(),
+            ));
+        };
+        sqlx::query("UPDATE team_link SET cursor = 0, cursor_record = NULL WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let requeued = sqlx::query(
+            "UPDATE team_outbox SET answered_ms = NULL, outcome = NULL, seq = NULL, answer = NULL \
+             WHERE outcome IN ('accepted', 'duplicate')",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        super::audit::record(
+            &mut tx,
+            "console",
+            &format!("team:{team}"),
+            "team_rewound",
+            &serde_json::json!({ "why": why, "cursor_was": cursor, "requeued": requeued }),
+        )
+        .await?;
+        tx.commit().await?;
+        self.outbox_queued().notify_one();
+        Ok(requeued)
+    }
+
     /// Applies records from the team's stream, in order, with the cursor, in one
     /// transaction. Records this console pushed are already here and only move the
     /// cursor. A record out of order (not the cursor's next) is refused: the stream has
@@ -341,6 +387,7 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::Invalid("this store is not linked to a team".into()))?;
         let mut cursor = cursor as u64;
+        let mut cursor_record: Option<Uuid> = None;
         let mut applied = Applied::default();
         let ids = serde_json::to_string(
             &records
@@ -353,7 +400,18 @@ impl Store {
             ours: sqlx::query_scalar(
                 "SELECT id FROM team_outbox WHERE id IN (SELECT value FROM json_each(?))",
             )
-            .bind(ids)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect(),
+            known: sqlx::query_scalar(
+                "SELECT record FROM team_entries WHERE record IN (SELECT value FROM json_each(?1)) \
+                 UNION SELECT record FROM team_runs WHERE record IN (SELECT value FROM json_each(?1)) \
+                 UNION SELECT step_record FROM team_run_steps \
+                 WHERE step_record IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(&ids)
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
@@ -407,14 +465,18 @@ impl Store {
                 }
             }
             cursor = shared.seq;
+            cursor_record = Some(shared.record.id);
             applied.records += 1;
         }
         ctx.flush(&mut tx).await?;
         applying(&mut tx, false).await?;
-        sqlx::query("UPDATE team_link SET cursor = ? WHERE id = 1")
-            .bind(cursor as i64)
-            .execute(&mut *tx)
-            .await?;
+        if let Some(record) = cursor_record {
+            sqlx::query("UPDATE team_link SET cursor = ?, cursor_record = ? WHERE id = 1")
+                .bind(cursor as i64)
+                .bind(record.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         applied.cursor = cursor;
         Ok(applied)
@@ -636,6 +698,8 @@ async fn local_entry(
 /// the incidents already looked up, the audit chain's end.
 struct Batch {
     ours: HashSet<String>,
+    /// Records of the batch already applied here (read again after a rewind).
+    known: HashSet<String>,
     incidents: HashMap<Uuid, i64>,
     audit: super::audit::Chain,
     /// Whether plain appends (a note, an event's entry: most of a long catch-up) wait in
@@ -718,6 +782,11 @@ async fn apply_one(
         .bind(&record_id)
         .execute(&mut **tx)
         .await?;
+        return Ok(None);
+    }
+    if ctx.known.contains(&record_id) {
+        // Applied here before the team's database was restored from an older copy: it is
+        // being read again from the start (`Store::team_rewind`).
         return Ok(None);
     }
     let at_ms = record.at.timestamp_millis();
@@ -1227,8 +1296,8 @@ async fn mirror_item(
         }
         "runbook.step" => {
             sqlx::query(
-                "INSERT INTO team_run_steps (record, step_id, outcome, text, value, author, at_ms) \
-                 SELECT record, ?, ?, ?, ?, ?, ? FROM team_runs WHERE record = ?",
+                "INSERT INTO team_run_steps (record, step_id, outcome, text, value, author, at_ms, step_record) \
+                 SELECT record, ?, ?, ?, ?, ?, ?, ? FROM team_runs WHERE record = ?",
             )
             .bind(required("step_id")?)
             .bind(required("outcome")?)
@@ -1236,6 +1305,7 @@ async fn mirror_item(
             .bind(data["value"].as_f64())
             .bind(author)
             .bind(at_ms)
+            .bind(record)
             .bind(required("run")?)
             .execute(&mut **tx)
             .await?;

@@ -341,6 +341,17 @@ impl TeamDb {
         .await?)
     }
 
+    /// The id of the team's record at `seq`, if there is one.
+    pub async fn record_id_at(&self, team_id: i64, seq: u64) -> Result<Option<Uuid>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM records WHERE team_id = $1 AND seq = $2")
+                .bind(team_id)
+                .bind(seq as i64)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// The team's stream head: the last sequence handed out (0 before the first).
     pub async fn head(&self, team_id: i64) -> Result<u64> {
         let next: i64 = sqlx::query_scalar("SELECT next_seq FROM teams WHERE id = $1")

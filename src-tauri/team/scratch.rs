@@ -24,6 +24,12 @@ pub struct ScratchPostgres {
     tls: bool,
 }
 
+/// A PostgreSQL program of the same installation as the scratch server (pg_dump,
+/// pg_restore, …).
+pub fn tool(name: &str) -> Result<PathBuf> {
+    Ok(bindir()?.join(name))
+}
+
 /// The folder with initdb and postgres: Debian keeps them out of PATH.
 fn bindir() -> Result<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")

@@ -418,12 +418,17 @@ async fn stream(
         .await?;
         return Ok(());
     }
+    let at_cursor = match query.after {
+        0 => None,
+        after => shared.db.record_id_at(team_id, after).await?,
+    };
     send(
         &mut socket,
         &Frame::Hello {
             team: team.clone(),
             you: person.name.clone(),
             head,
+            at_cursor,
         },
     )
     .await?;

@@ -208,7 +208,7 @@ async fn run(
                 session(
                     &store,
                     &client,
-                    link.cursor,
+                    &link,
                     &status,
                     &mut base,
                     &mut viewing,
@@ -248,12 +248,28 @@ async fn run(
     }
 }
 
+/// The team's database was restored from an older copy: reads the team again from the
+/// start and sends this console's records again (`Store::team_rewind`); the next
+/// connection does it.
+async fn rewind(store: &Store, why: &str) -> SyncError {
+    match store.team_rewind(why).await {
+        Ok(requeued) => {
+            tracing::warn!(why, requeued, "reading the team again from the start");
+            SyncError::Unreachable(format!(
+                "{why}; this console reads the team again from the start and sends its \
+                 {requeued} records again"
+            ))
+        }
+        Err(e) => SyncError::Unreachable(format!("{why}; reading the team again failed: {e}")),
+    }
+}
+
 /// One connection: pull and push until something breaks; returns why it ended.
 #[allow(clippy::too_many_arguments)]
 async fn session(
     store: &Store,
     client: &TeamClient,
-    cursor: u64,
+    link: &crate::store::team::Link,
     status: &watch::Sender<TeamStatus>,
     base: &mut TeamStatus,
     viewing: &mut watch::Receiver<Option<Uuid>>,
@@ -262,7 +278,7 @@ async fn session(
     attempt: &mut u32,
     down_since: &mut Option<i64>,
 ) -> SyncError {
-    let mut sub = match client.subscribe(cursor).await {
+    let mut sub = match client.subscribe(link.cursor).await {
         Ok(s) => s,
         Err(e) => return e,
     };
@@ -313,7 +329,20 @@ async fn session(
             Some(Some(Ok(frame))) => {
                 last_heard = tokio::time::Instant::now();
                 match frame {
-                    Frame::Hello { you, .. } => {
+                    Frame::Hello { you, at_cursor, .. } => {
+                        if let (Some(read), Some(there)) = (link.cursor_record, at_cursor) {
+                            if link.cursor > 0 && read != there {
+                                return rewind(
+                                    store,
+                                    &format!(
+                                        "the team's record {} is not the one this console read: \
+                                         the team database was restored from an older copy",
+                                        link.cursor
+                                    ),
+                                )
+                                .await;
+                            }
+                        }
                         base.you = Some(you);
                         *attempt = 0;
                         *down_since = None;
@@ -364,11 +393,10 @@ async fn session(
                     Frame::Heartbeat { .. } => {}
                     Frame::Error { code, message } => {
                         return match code.as_str() {
+                            "cursor_ahead" => rewind(store, &message).await,
                             // The stream ended because the team no longer takes this
                             // console: retrying would only be refused again.
-                            "cursor_ahead" | "unauthorized" | "not_a_member" => {
-                                SyncError::Refused { code, message }
-                            }
+                            "unauthorized" | "not_a_member" => SyncError::Refused { code, message },
                             _ => SyncError::Unreachable(message),
                         };
                     }

@@ -166,6 +166,11 @@ pub enum Frame {
         team: String,
         you: String,
         head: u64,
+        /// The id of the record at the console's cursor (`after`), when it asked after one:
+        /// a console that read another record there knows the team's database was
+        /// restored from an older copy, and reads the team again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at_cursor: Option<Uuid>,
     },
     Record(Box<Shared>),
     /// Every record up to `seq` has been sent; live records follow.
