@@ -55,6 +55,25 @@ async fn kill_9_during_ingest_loses_nothing_committed() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // The moment counts from when it has started recording (its cluster is in the
+        // store): on a loaded machine a debug build can take longer than the shortest
+        // moment just to start, and a kill before that tests nothing.
+        let url = format!("sqlite://{}?mode=ro", db.display());
+        support::rig::wait_for(
+            Duration::from_secs(60),
+            "firebreak watch to start recording",
+            async || {
+                let Ok(pool) = sqlx::SqlitePool::connect(&url).await else {
+                    return false;
+                };
+                let clusters: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM clusters")
+                    .fetch_one(&pool)
+                    .await;
+                pool.close().await;
+                matches!(clusters, Ok(n) if n > 0)
+            },
+        )
+        .await;
         tokio::time::sleep(after).await;
         child.kill().unwrap(); // SIGKILL: no chance to flush or clean up
         child.wait().unwrap();
