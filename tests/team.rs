@@ -795,6 +795,18 @@ impl Console {
         rows.sort();
         rows
     }
+    /// Waits (30 s at most) until the sync's state is `state` with a reason that says `why`.
+    async fn says(&self, state: SyncState, why: &str) {
+        support::rig::wait_for(
+            Duration::from_secs(30),
+            &format!("the console to be {state:?} because of {why:?}"),
+            async || {
+                let s = self.sync.as_ref().unwrap().status();
+                s.state == state && s.reason.as_deref().is_some_and(|r| r.contains(why))
+            },
+        )
+        .await;
+    }
     async fn settled(&self) -> bool {
         let s = self.sync.as_ref().unwrap().status();
         s.state == SyncState::Synced && self.store.team_pending_count().await.unwrap() == 0
@@ -2039,16 +2051,7 @@ async fn revoking_a_token_or_leaving_a_team_ends_the_streams_already_open() {
     }
     // Ana's console stops retrying and says why; Ben is refused serving but still reads
     // platform.
-    support::rig::wait_for(
-        Duration::from_secs(30),
-        "Ana's console to show it was refused",
-        async || {
-            let s = ana_console.sync.as_ref().unwrap().status();
-            s.state == SyncState::Refused
-                && s.reason.as_deref().is_some_and(|r| r.contains("revoked"))
-        },
-    )
-    .await;
+    ana_console.says(SyncState::Refused, "revoked").await;
     ana_console.offline();
     match client(port_a, "serving", &ben).subscribe(0).await {
         Err(SyncError::Refused { code, .. }) => assert_eq!(code, "not_a_member"),
@@ -2232,16 +2235,7 @@ async fn the_team_database_crashing_and_coming_back_loses_and_repeats_nothing() 
             .unwrap();
     }
     for c in [&a, &b] {
-        support::rig::wait_for(
-            Duration::from_secs(30),
-            "the console to say the team database cannot answer",
-            async || {
-                let s = c.sync.as_ref().unwrap().status();
-                s.state == SyncState::Offline
-                    && s.reason.as_deref().is_some_and(|r| r.contains("database"))
-            },
-        )
-        .await;
+        c.says(SyncState::Offline, "database").await;
         assert_eq!(c.store.team_pending_count().await.unwrap(), 3, "queued");
     }
 
