@@ -105,6 +105,27 @@ impl ActionSettings {
                 new.type_to_confirm_nodes, self.type_to_confirm_nodes
             ));
         }
+        // Verification is a guard rail too: an easier pass would count an action that did
+        // not help as recovered, and the desk would then propose nothing further.
+        if new.max_error_rate > self.max_error_rate {
+            out.push(format!(
+                "an action counts as recovered with an error rate up to {} (was {})",
+                percent(new.max_error_rate),
+                percent(self.max_error_rate)
+            ));
+        }
+        if new.max_latency_factor > self.max_latency_factor {
+            out.push(format!(
+                "an action counts as recovered with p99 latency up to {}× the level before the incident (was {}×)",
+                new.max_latency_factor, self.max_latency_factor
+            ));
+        }
+        if new.verify_window_s < self.verify_window_s {
+            out.push(format!(
+                "the health after an action is watched for {} s only (was {} s)",
+                new.verify_window_s, self.verify_window_s
+            ));
+        }
         out
     }
 
@@ -945,6 +966,11 @@ fn describe_current(v: &serde_json::Value) -> String {
     }
 }
 
+/// A share as a person reads it: 0.02 → "2 %", 0.005 → "0.5 %".
+fn percent(share: f64) -> String {
+    format!("{} %", (share * 1000.0).round() / 10.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -970,8 +996,44 @@ mod tests {
         assert!(loose.weakened_by(&strict).is_empty());
         let longer_verification = ActionSettings {
             verify_window_s: 120,
+            max_error_rate: 0.01,
+            max_latency_factor: 1.2,
             ..strict.clone()
         };
         assert!(strict.weakened_by(&longer_verification).is_empty());
+    }
+
+    #[test]
+    fn making_verification_easier_to_pass_is_a_loosened_guard_rail() {
+        let now = ActionSettings::default();
+        for (easier, named) in [
+            (
+                ActionSettings {
+                    max_error_rate: 1.0,
+                    ..now.clone()
+                },
+                "error rate up to 100 % (was 2 %)",
+            ),
+            (
+                ActionSettings {
+                    max_latency_factor: 50.0,
+                    ..now.clone()
+                },
+                "up to 50× the level",
+            ),
+            (
+                ActionSettings {
+                    verify_window_s: 1,
+                    ..now.clone()
+                },
+                "watched for 1 s only (was 60 s)",
+            ),
+        ] {
+            let said = now.weakened_by(&easier);
+            // Page script could otherwise make every action count as recovered without
+            // the native confirmation a person must give.
+            assert_eq!(said.len(), 1, "{easier:?} must need a person: {said:?}");
+            assert!(said[0].contains(named), "{said:?} names {named:?}");
+        }
     }
 }
