@@ -522,7 +522,9 @@ mod serving {
         let text = format!(
             "cluster = \"prod-east\"\nlisten = \"{listen}\"\n\
              [[tokens]]\nname = \"oncall\"\nfile = \"{}\"\n\
-             [alertmanager]\nurl = \"{am_url}\"\nwebhook_token = {{ file = \"{}\" }}\n",
+             [alertmanager]\nurl = \"{am_url}\"\nwebhook_token = {{ file = \"{}\" }}\n\
+             cluster_label = \"cluster\"\n\
+             [[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\", \"eu-west\"]\n",
             dir.join("console.token").display(),
             dir.join("webhook.token").display()
         );
@@ -827,9 +829,65 @@ mod serving {
             matchers,
             [
                 ("alertname".to_owned(), "GpuXidErrors".to_owned()),
+                ("cluster".to_owned(), "prod-east".to_owned()),
                 ("region".to_owned(), "us-east".to_owned()),
                 ("service".to_owned(), "llm-assistant".to_owned())
-            ]
+            ],
+            "the gateway adds its own cluster to every silence in a shared Alertmanager"
+        );
+
+        // A console token cannot mute more than one configured service of this cluster.
+        let hostile = [
+            (
+                serde_json::json!([{"name": "alertname", "value": ".+", "is_regex": true}]),
+                "pattern or negated matcher",
+            ),
+            (
+                serde_json::json!([{"name": "alertname", "value": "GpuXidErrors"}]),
+                "must name the service",
+            ),
+            (
+                serde_json::json!([{"name": "service", "value": "billing"}]),
+                "not a service of this gateway",
+            ),
+            (
+                serde_json::json!([{"name": "service", "value": "llm-assistant"},
+                                   {"name": "region", "value": "us-east", "is_equal": false}]),
+                "pattern or negated matcher",
+            ),
+            (
+                serde_json::json!([{"name": "service", "value": "llm-assistant"},
+                                   {"name": "cluster", "value": "prod-west"}]),
+                "beyond this gateway's cluster",
+            ),
+        ];
+        for (n, (matchers, why)) in hostile.into_iter().enumerate() {
+            let answer = reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/v1/alerts/silence"))
+                .bearer_auth(CONSOLE_TOKEN)
+                .header("idempotency-key", format!("hostile-silence-{n}"))
+                .json(&serde_json::json!({
+                    "matchers": matchers, "duration_s": 604_800,
+                    "comment": "quiet please", "actor": "mallory",
+                }))
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            let body = answer.text().await.unwrap();
+            assert_eq!(status, 400, "{matchers} must be refused: {body}");
+            assert!(body.contains(why), "{body} says why ({why})");
+        }
+        let silences: serde_json::Value = reqwest::get(format!("{am_url}/api/v2/silences"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            silences.as_array().unwrap().len(),
+            1,
+            "no hostile silence reached Alertmanager: {silences}"
         );
 
         // Resolved while the gateway is down; recorded once after it is back.

@@ -102,7 +102,15 @@ impl HookBackend {
             deployment: service.deployment.clone(),
             ..Call::default()
         };
-        let outcome = hooks::run(hook, &call, service.hooks.timeout, &self.http, read).await;
+        let outcome = hooks::run(
+            hook,
+            &call,
+            service.hooks.timeout,
+            &service.hooks.pass_env,
+            &self.http,
+            read,
+        )
+        .await;
         hooks::parse_status(&outcome).map(Some).map_err(|why| {
             refusal(
                 StatusCode::BAD_GATEWAY,
@@ -288,13 +296,14 @@ impl HookBackend {
             reason: reason.to_owned(),
         };
         let timeout = service.hooks.timeout;
+        let pass_env = service.hooks.pass_env.clone();
         let this = self.clone();
         let mut running = action.clone();
         tokio::spawn(async move {
             running.state = ActionState::Running;
             running.updated_at = Utc::now();
             this.record(&running, EventType::ActionRunning).await;
-            let outcome = hooks::run(&hook, &call, timeout, &this.http, read).await;
+            let outcome = hooks::run(&hook, &call, timeout, &pass_env, &this.http, read).await;
             running.updated_at = Utc::now();
             running.output = Some(outcome.output.clone());
             let ty = if outcome.ok {
@@ -328,10 +337,66 @@ impl HookBackend {
     }
 }
 
-/// The silence as Alertmanager's API v2 takes it (`POST /api/v2/silences`).
+/// What a silence may mute: at least one configured service, named exactly, and only this
+/// gateway's cluster when Alertmanager is shared (`cluster_label`). Regular-expression and
+/// negated matchers only where the configuration allows them. Returns the service.
+fn silence_scope(
+    am: &super::config::Alertmanager,
+    services: &[ServiceConfig],
+    cluster: &str,
+    req: &SilenceRequest,
+) -> Result<String, Refusal> {
+    let invalid = |message: String| refusal(StatusCode::BAD_REQUEST, "invalid", message);
+    if !am.allow_pattern_silences {
+        if let Some(m) = req.matchers.iter().find(|m| m.is_regex || !m.is_equal) {
+            return Err(invalid(format!(
+                "{} is a pattern or negated matcher; this gateway takes only exact matchers                  (alertmanager.allow_pattern_silences is off)",
+                describe_matchers(std::slice::from_ref(m))
+            )));
+        }
+    }
+    let service = req
+        .matchers
+        .iter()
+        .find(|m| m.name == "service" && m.is_equal && !m.is_regex)
+        .map(|m| m.value.clone())
+        .ok_or_else(|| {
+            invalid("a silence must name the service it quiets exactly (service=\"…\")".to_owned())
+        })?;
+    if !services.iter().any(|s| s.name == service) {
+        return Err(invalid(format!(
+            "{service:?} is not a service of this gateway (it serves {})",
+            services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if let Some(label) = &am.cluster_label {
+        // The gateway adds the cluster itself; a request may only repeat it.
+        if let Some(m) = req
+            .matchers
+            .iter()
+            .find(|m| m.name == *label || (m.name == "cluster"))
+            .filter(|m| !(m.is_equal && !m.is_regex && m.value == cluster))
+        {
+            return Err(invalid(format!(
+                "{} reaches beyond this gateway's cluster {cluster:?}",
+                describe_matchers(std::slice::from_ref(m))
+            )));
+        }
+    }
+    Ok(service)
+}
+
+/// The silence as Alertmanager's API v2 takes it (`POST /api/v2/silences`): the request's
+/// matchers with the protocol's names mapped to the configured labels, and this gateway's
+/// cluster added when Alertmanager is shared.
 fn alertmanager_silence(
     am: &super::config::Alertmanager,
     req: &SilenceRequest,
+    cluster: &str,
     created_by: &str,
     starts: chrono::DateTime<Utc>,
     ends: chrono::DateTime<Utc>,
@@ -342,13 +407,29 @@ fn alertmanager_silence(
         "severity" => am.severity_label.clone(),
         other => other.to_owned(),
     };
+    let mut matchers: Vec<serde_json::Value> = req
+        .matchers
+        .iter()
+        .filter(|m| Some(&m.name) != am.cluster_label.as_ref() && m.name != "cluster")
+        .map(|m| {
+            serde_json::json!({
+                "name": label(&m.name),
+                "value": m.value,
+                "isRegex": m.is_regex,
+                "isEqual": m.is_equal,
+            })
+        })
+        .collect();
+    if let Some(cluster_label) = &am.cluster_label {
+        matchers.push(serde_json::json!({
+            "name": cluster_label,
+            "value": cluster,
+            "isRegex": false,
+            "isEqual": true,
+        }));
+    }
     serde_json::json!({
-        "matchers": req.matchers.iter().map(|m| serde_json::json!({
-            "name": label(&m.name),
-            "value": m.value,
-            "isRegex": m.is_regex,
-            "isEqual": m.is_equal,
-        })).collect::<Vec<_>>(),
+        "matchers": matchers,
         "startsAt": starts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "endsAt": ends.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "createdBy": created_by,
@@ -683,17 +764,12 @@ impl Backend for GatewayActions {
                 "this gateway has no [alertmanager] section, so it cannot create silences".into(),
             ));
         };
-        let service = req
-            .matchers
-            .iter()
-            .find(|m| m.name == "service" && m.is_equal && !m.is_regex)
-            .map(|m| m.value.clone())
-            .unwrap_or_default();
+        let service = silence_scope(am, &b.services, &b.cluster, &req)?;
         let caller = intent.caller.clone().unwrap_or_else(|| req.actor.clone());
         let created_by = format!("{caller} for {} (Firebreak)", req.actor);
         let starts = Utc::now();
         let ends = starts + chrono::Duration::seconds(i64::from(req.duration_s));
-        let body = alertmanager_silence(am, &req, &created_by, starts, ends);
+        let body = alertmanager_silence(am, &req, &b.cluster, &created_by, starts, ends);
         let sent = b
             .http
             .post(format!("{}/api/v2/silences", am.url))

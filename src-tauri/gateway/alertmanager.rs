@@ -287,6 +287,8 @@ mod tests {
             service_label: "service".into(),
             region_label: "region".into(),
             severity_label: "severity".into(),
+            cluster_label: None,
+            allow_pattern_silences: false,
         }
     }
 

@@ -24,6 +24,8 @@
 //! service_label = "service"
 //! region_label = "region"
 //! severity_label = "severity"
+//! cluster_label = "cluster"             # optional: every silence also matches cluster="<cluster>"
+//! allow_pattern_silences = false        # regex (=~) and negated (!=) silence matchers: off
 //!
 //! [[services]]
 //! name = "llm-assistant"
@@ -195,6 +197,12 @@ pub struct Alertmanager {
     pub service_label: String,
     pub region_label: String,
     pub severity_label: String,
+    /// The label that names the cluster in an Alertmanager shared by several: every
+    /// silence the gateway creates carries it, exactly, with this gateway's cluster.
+    pub cluster_label: Option<String>,
+    /// Whether a silence may use regular-expression or negated matchers (off: one token
+    /// could otherwise silence `alertname=~".+"` for everyone who shares Alertmanager).
+    pub allow_pattern_silences: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -221,6 +229,10 @@ pub struct Hooks {
     pub failover: Option<Hook>,
     /// How long a hook may run before it is stopped and counted as failed.
     pub timeout: std::time::Duration,
+    /// The gateway's environment variables a command hook also gets (`env = ["KUBECONFIG"]`):
+    /// hooks start from an empty environment (PATH, LANG and their `FIREBREAK_*` values),
+    /// so the gateway's own tokens never reach a deploy script unless named here.
+    pub pass_env: Vec<String>,
 }
 
 /// One hook: a command run without a shell, or an HTTP POST.
@@ -246,6 +258,10 @@ pub const HOOK_PLACEHOLDERS: &[&str] = &[
     "reason",
     "cluster",
 ];
+
+/// The placeholders whose values a person types (through a console): never a program,
+/// an option or a path.
+pub const FREE_TEXT_PLACEHOLDERS: &[&str] = &["reason", "requested_by"];
 
 const DEFAULT_HOOK_TIMEOUT_S: u64 = 300;
 
@@ -306,6 +322,9 @@ struct RawAlertmanager {
     service_label: Option<Spanned<String>>,
     region_label: Option<Spanned<String>>,
     severity_label: Option<Spanned<String>>,
+    cluster_label: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_pattern_silences: bool,
 }
 
 #[derive(Deserialize)]
@@ -362,6 +381,7 @@ struct RawRoute {
 #[serde(deny_unknown_fields)]
 struct RawHooks {
     timeout_s: Option<Spanned<i64>>,
+    env: Option<Spanned<Vec<String>>>,
     status: Option<Spanned<RawHook>>,
     rollback: Option<Spanned<RawHook>>,
     failover: Option<Spanned<RawHook>>,
@@ -525,6 +545,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                     "alertmanager.severity_label",
                     "severity",
                 )?,
+                cluster_label: match &a.cluster_label {
+                    None => None,
+                    Some(_) => Some(label(&a.cluster_label, "alertmanager.cluster_label", "")?),
+                },
+                allow_pattern_silences: a.allow_pattern_silences,
             })
         }
     };
@@ -956,8 +981,28 @@ fn hooks(
                         ),
                     ));
                 }
-                for arg in argv {
+                for (n, arg) in argv.iter().enumerate() {
                     check_placeholders(arg, command.span(), &ckey)?;
+                    // A person's free text must never be the program, start an argument
+                    // (where "--force" would be an option) or be an argument of its own
+                    // (where ".." would be a path): only `--reason={reason}` style.
+                    if let Some(free) = FREE_TEXT_PLACEHOLDERS
+                        .iter()
+                        .find(|p| arg.contains(&format!("{{{p}}}")))
+                    {
+                        if n == 0 || arg.starts_with(&format!("{{{free}}}")) {
+                            return Err(at(
+                                command.span(),
+                                &ckey,
+                                format!(
+                                    "{arg:?}: {{{free}}} is text a person typed; put it after fixed text \
+                                     in one argument (\"--{free}={{{free}}}\"), or read FIREBREAK_{} \
+                                     or the JSON on stdin",
+                                    free.to_ascii_uppercase()
+                                ),
+                            ));
+                        }
+                    }
                 }
                 Ok(Some(Hook::Command(argv.clone())))
             }
@@ -965,9 +1010,34 @@ fn hooks(
                 let ukey = format!("{hkey}.url");
                 let checked = http_url(url, &ukey, at)?;
                 check_placeholders(&checked, url.span(), &ukey)?;
+                if let Some(free) = FREE_TEXT_PLACEHOLDERS
+                    .iter()
+                    .find(|p| checked.contains(&format!("{{{p}}}")))
+                {
+                    return Err(at(
+                        url.span(),
+                        &ukey,
+                        format!(
+                            "{{{free}}} is text a person typed and cannot be part of a URL; \
+                             it is in the JSON body the hook receives"
+                        ),
+                    ));
+                }
                 let token = match &raw.token {
                     None => None,
-                    Some(t) => Some(secret(t.get_ref(), t.span(), &format!("{hkey}.token"), at)?),
+                    Some(t) => {
+                        if checked.starts_with("http://") && !loopback_url(&checked) {
+                            return Err(at(
+                                t.span(),
+                                &format!("{hkey}.token"),
+                                format!(
+                                    "the token would cross the network in clear text to {checked}: \
+                                     use https:// (plain http only to this machine)"
+                                ),
+                            ));
+                        }
+                        Some(secret(t.get_ref(), t.span(), &format!("{hkey}.token"), at)?)
+                    }
                 };
                 Ok(Some(Hook::Http {
                     url: checked,
@@ -981,11 +1051,33 @@ fn hooks(
             )),
         }
     };
+    let pass_env = match &raw.env {
+        None => Vec::new(),
+        Some(names) => {
+            for name in names.get_ref() {
+                let ok = !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !name.starts_with("FIREBREAK_");
+                if !ok {
+                    return Err(at(
+                        names.span(),
+                        &format!("{key}.env"),
+                        format!(
+                            "{name:?} is not an environment variable a hook can be given \
+                             (letters, digits and _; FIREBREAK_* are the gateway's own)"
+                        ),
+                    ));
+                }
+            }
+            names.get_ref().clone()
+        }
+    };
     let hooks = Hooks {
         status: one(&raw.status, "status")?,
         rollback: one(&raw.rollback, "rollback")?,
         failover: one(&raw.failover, "failover")?,
         timeout: std::time::Duration::from_secs(timeout_s),
+        pass_env,
     };
     if hooks.status.is_none() && (hooks.rollback.is_some() || hooks.failover.is_some()) {
         let span = raw
@@ -1059,4 +1151,14 @@ fn key_at(text: &str, span: Range<usize>) -> String {
 fn line_at(text: &str, offset: usize) -> usize {
     text.get(..offset.min(text.len()))
         .map_or(1, |t| t.matches('\n').count() + 1)
+}
+
+/// Whether an `http://` URL's host is this machine (a bearer token may go there in clear).
+fn loopback_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    })
 }
