@@ -34,7 +34,9 @@ fn write_hooks(dir: &Path) -> PathBuf {
         (
             "rollback",
             format!(
-                "#!/bin/sh\n[ -e {d}/hang ] && sleep 30\n\
+                "#!/bin/sh\nif [ -e {d}/hang ]; then sleep 30 & echo $! > {d}/child.pid; wait; fi\n\
+                 if [ -e {d}/flood ]; then head -c 1048576 /dev/zero | tr '\\0' x; echo; fi\n\
+                 if [ -e {d}/leak ]; then env > {d}/env.txt; echo \"the gateway's token is $(cat {d}/oncall.token)\"; fi\n\
                  if [ -e {d}/fail ]; then echo 'deploy-tool: error: cluster API forbidden' >&2; exit 3; fi\n\
                  echo \"rolling $FIREBREAK_DEPLOYMENT back from $1 to $2 for $FIREBREAK_REQUESTED_BY ($FIREBREAK_ACTOR)\"\n\
                  sed -i \"s/\\\"revision\\\": $1,/\\\"revision\\\": $2,/\" {d}/state.json\n\
@@ -70,7 +72,7 @@ fn config_text(dir: &Path, listen: &str) -> String {
          [[tokens]]\nname = \"oncall\"\nfile = \"{d}/oncall.token\"\n\
          {tls}\
          [[services]]\nname = \"llm-assistant\"\ndeployment = \"llm-assistant-vllm\"\nregions = [\"us-east\", \"eu-west\"]\n\
-         [services.hooks]\ntimeout_s = 2\n\
+         [services.hooks]\ntimeout_s = 2\nenv = [\"CARGO_MANIFEST_DIR\"]\n\
          status = {{ command = [\"{d}/status\"] }}\n\
          rollback = {{ command = [\"{d}/rollback\", \"{{from}}\", \"{{to}}\"] }}\n\
          failover = {{ command = [\"{d}/failover\"] }}\n"
@@ -236,7 +238,155 @@ async fn a_failing_or_hanging_hook_fails_the_action_with_what_it_said() {
     let failed = settled(&c, &a.id).await;
     assert_eq!(failed.state, ActionState::Failed);
     assert!(failed.error.unwrap().contains("timed out"));
+    // What the hook started is stopped with it (its process group), not left running.
+    let child = std::fs::read_to_string(dir.path().join("child.pid")).unwrap();
+    let stat = format!("/proc/{}/stat", child.trim());
+    support::rig::wait_for(
+        Duration::from_secs(10),
+        "the hook's child to stop",
+        async || {
+            std::fs::read_to_string(&stat)
+                .map(|s| s.split_whitespace().nth(2) == Some("Z"))
+                .unwrap_or(true)
+        },
+    )
+    .await;
     gw.shutdown();
+}
+
+/// A hook runs with a clean environment (the gateway's tokens live in its own), what it
+/// prints reaches token holders with the gateway's secrets masked, and a hook that writes
+/// a lot without reading its stdin neither blocks nor times out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hook_gets_a_clean_environment_and_cannot_hand_out_the_gateways_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path()).await;
+    let c = client(dir.path(), &gw.base_url());
+    std::fs::write(dir.path().join("leak"), "").unwrap();
+    std::fs::write(dir.path().join("flood"), "").unwrap();
+    let Outcome::Ok(a) = c
+        .rollback("llm-assistant-vllm", &rollback(42, 41), "key-leak")
+        .await
+    else {
+        panic!("accepted")
+    };
+    let done = settled(&c, &a.id).await;
+    assert_eq!(done.state, ActionState::Succeeded, "{done:?}");
+    let output = done.output.unwrap();
+    assert!(
+        !output.contains(TOKEN) && output.contains("the gateway's token is [secret]"),
+        "the token a hook printed is masked before any client reads it: …{}",
+        &output[output.len().saturating_sub(300)..]
+    );
+    assert!(
+        output.len() <= 17 * 1024 && output.contains("bytes before"),
+        "a megabyte of output is cut to its tail, and says so ({} bytes)",
+        output.len()
+    );
+    let env = std::fs::read_to_string(dir.path().join("env.txt")).unwrap();
+    let names: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(n, _)| n)
+        .collect();
+    for name in &names {
+        assert!(
+            ["PATH", "LANG", "PWD", "SHLVL", "_", "CARGO_MANIFEST_DIR"].contains(name)
+                || name.starts_with("FIREBREAK_"),
+            "{name} reached the hook from the gateway's environment: {names:?}"
+        );
+    }
+    assert!(
+        names.contains(&"CARGO_MANIFEST_DIR") && names.contains(&"FIREBREAK_REASON"),
+        "the variables the configuration names, and the call's own, are there: {names:?}"
+    );
+    gw.shutdown();
+}
+
+/// `--check` refuses hooks that would let a person's text become an option, a path or
+/// part of a URL, and a hook token sent in clear text across the network.
+#[test]
+fn the_configuration_check_refuses_hooks_that_trust_typed_text_or_leak_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = config_text(dir.path(), "127.0.0.1:0");
+    let d = dir.path().display();
+    for (rollback, why) in [
+        (
+            format!("rollback = {{ command = [\"{d}/rollback\", \"{{reason}}\"] }}"),
+            "text a person typed",
+        ),
+        (
+            format!("rollback = {{ command = [\"{d}/rollback\", \"{{requested_by}}-x\"] }}"),
+            "text a person typed",
+        ),
+        (
+            "rollback = { url = \"https://deploy.example/{reason}\" }".to_owned(),
+            "cannot be part of a URL",
+        ),
+        (
+            format!("rollback = {{ url = \"http://deploy.example/rollback\", token = {{ file = \"{d}/oncall.token\" }} }}"),
+            "clear text",
+        ),
+    ] {
+        let text = base.replace(
+            &format!("rollback = {{ command = [\"{d}/rollback\", \"{{from}}\", \"{{to}}\"] }}"),
+            &rollback,
+        );
+        assert_ne!(text, base, "the test replaced the rollback hook");
+        let err = parse(Path::new("gateway.toml"), &text).expect_err(&rollback);
+        assert!(err.to_string().contains(why), "{rollback}: {err}");
+    }
+    // Typed text after fixed text in one argument, and a token to this machine, are fine.
+    let fine = base.replace("\"{to}\"] }", "\"{to}\", \"--reason={reason}\"] }");
+    parse(Path::new("gateway.toml"), &fine).unwrap();
+}
+
+/// A request's text fields are bounded (a 300 KiB reason would be published to every
+/// console), and a refused request leaves a digest, not its body, in the journal.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_text_is_refused_naming_the_field_and_no_request_body_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = start(dir.path()).await;
+    let c = client(dir.path(), &gw.base_url());
+    let mut huge = rollback(42, 41);
+    huge.reason = "x".repeat(300 * 1024);
+    match c.rollback("llm-assistant-vllm", &huge, "key-huge").await {
+        // Over 64 KiB the body is not read past the limit: 413, nothing published.
+        Outcome::Refused { status, .. } => assert_eq!(status, 413),
+        other => panic!("expected 413, got {other:?}"),
+    }
+    let mut long = rollback(42, 41);
+    long.reason = "y".repeat(5_000);
+    match c.rollback("llm-assistant-vllm", &long, "key-long").await {
+        Outcome::Refused { status, error } => {
+            assert_eq!(status, 400);
+            assert!(
+                error.message.contains("reason is 5000 characters"),
+                "{error:?}"
+            );
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+    long.actor = "z".repeat(500);
+    long.reason = "fine".into();
+    match c.rollback("llm-assistant-vllm", &long, "key-actor").await {
+        Outcome::Refused { status, error } => {
+            assert_eq!(status, 400);
+            assert!(
+                error.message.contains("actor is 500 characters"),
+                "{error:?}"
+            );
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+    assert!(!dir.path().join("ran").exists(), "no hook ran");
+    gw.shutdown();
+    let journal = std::fs::read(dir.path().join("journal.db")).unwrap();
+    let text = String::from_utf8_lossy(&journal);
+    assert!(
+        !text.contains(&"y".repeat(1000)),
+        "the journal keeps a digest of a refused request, not its 5,000-character reason"
+    );
 }
 
 /// The journal keeps actions and first answers: after a kill -9 mid-hook the action is

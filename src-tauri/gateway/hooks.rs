@@ -86,16 +86,50 @@ pub struct Outcome {
     pub output: String,
 }
 
-/// Runs `hook` for `call`; never panics, never waits past `timeout`.
+/// The values of the gateway's own secrets (its tokens, the webhook's, hooks' tokens), as
+/// read: masked in whatever a hook says before it reaches a client.
+static SECRETS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Remembers a secret the gateway read, so no hook output can hand it to a token holder.
+pub fn keep_secret(value: &str) {
+    // Very short values would mask ordinary words; tokens are long.
+    if value.len() >= 8 {
+        let mut all = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+        if !all.iter().any(|s| s == value) {
+            all.push(value.to_owned());
+        }
+    }
+}
+
+/// `text` with every known secret (and each of `extra`) written as `[secret]`.
+pub fn mask(text: &str, extra: &[String]) -> String {
+    let all = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    let mut out = text.to_owned();
+    for s in all.iter().chain(extra).filter(|s| s.len() >= 8) {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "[secret]");
+        }
+    }
+    out
+}
+
+/// Runs `hook` for `call`; never panics, never waits past `timeout`. What it said is cut
+/// to its last [`OUTPUT_LIMIT`] bytes and has the gateway's secrets masked: it reaches
+/// every holder of a console token.
 pub async fn run(
     hook: &Hook,
     call: &Call,
     timeout: Duration,
+    pass_env: &[String],
     http: &reqwest::Client,
     read_secret: impl Fn(&Secret) -> anyhow::Result<String>,
 ) -> Outcome {
-    match hook {
-        Hook::Command(argv) => run_command(argv, call, timeout).await,
+    let passed: Vec<String> = pass_env
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .collect();
+    let mut outcome = match hook {
+        Hook::Command(argv) => run_command(argv, call, timeout, pass_env).await,
         Hook::Http { url, token } => {
             let token = match token.as_ref().map(&read_secret).transpose() {
                 Ok(t) => t,
@@ -109,7 +143,9 @@ pub async fn run(
             };
             run_http(url, token, call, timeout, http).await
         }
-    }
+    };
+    outcome.output = mask(&outcome.output, &passed);
+    outcome
 }
 
 fn tail(bytes: &[u8]) -> String {
@@ -122,7 +158,12 @@ fn tail(bytes: &[u8]) -> String {
     }
 }
 
-async fn run_command(argv: &[String], call: &Call, timeout: Duration) -> Outcome {
+async fn run_command(
+    argv: &[String],
+    call: &Call,
+    timeout: Duration,
+    pass_env: &[String],
+) -> Outcome {
     let args: Vec<String> = argv.iter().map(|a| call.fill(a, str::to_owned)).collect();
     let Some((program, rest)) = args.split_first() else {
         return Outcome {
@@ -137,7 +178,25 @@ async fn run_command(argv: &[String], call: &Call, timeout: Duration) -> Outcome
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        // Its own process group, so a timeout stops whatever it started too.
+        .process_group(0)
+        .kill_on_drop(true)
+        // A clean environment: the gateway's tokens are in its own, and a deploy script
+        // that logs its environment must not publish them.
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| SAFE_PATH.into()),
+        )
+        .env(
+            "LANG",
+            std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".into()),
+        );
+    for name in pass_env {
+        if let Ok(value) = std::env::var(name) {
+            command.env(name, value);
+        }
+    }
     for (name, value) in call.values() {
         command.env(format!("FIREBREAK_{}", name.to_ascii_uppercase()), value);
     }
@@ -151,16 +210,22 @@ async fn run_command(argv: &[String], call: &Call, timeout: Duration) -> Outcome
             }
         }
     };
+    let group = child.id();
     let input = serde_json::to_vec(call).unwrap_or_default();
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine: a broken pipe is not a failure.
-        let _ = stdin.write_all(&input).await;
-    }
+    let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
+    // Writing stdin and reading both outputs at once, all inside the timeout: a hook that
+    // writes much and reads nothing can block neither side.
     let collect = async {
         let mut out = Vec::new();
         let mut err = Vec::new();
+        let write_in = async {
+            if let Some(mut s) = stdin.take() {
+                // A hook that does not read its stdin is fine: a broken pipe is no failure.
+                let _ = s.write_all(&input).await;
+            }
+        };
         let read_out = async {
             if let Some(s) = stdout.as_mut() {
                 let _ = s.read_to_end(&mut out).await;
@@ -171,16 +236,26 @@ async fn run_command(argv: &[String], call: &Call, timeout: Duration) -> Outcome
                 let _ = s.read_to_end(&mut err).await;
             }
         };
-        tokio::join!(read_out, read_err);
+        tokio::join!(write_in, read_out, read_err);
         let status = child.wait().await;
         (status, out, err)
     };
-    match tokio::time::timeout(timeout, collect).await {
-        Err(_) => Outcome {
-            ok: false,
-            status: format!("timed out after {} s (stopped)", timeout.as_secs()),
-            output: String::new(),
-        },
+    let finished = tokio::time::timeout(timeout, collect).await;
+    match finished {
+        Err(_) => {
+            if let Some(pid) = group.and_then(|p| i32::try_from(p).ok()) {
+                // The whole group: a script's children (a `kubectl` it started) stop too.
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            Outcome {
+                ok: false,
+                status: format!("timed out after {} s (stopped)", timeout.as_secs()),
+                output: String::new(),
+            }
+        }
         Ok((status, out, err)) => {
             let mut both = out;
             if !err.is_empty() {
@@ -207,6 +282,9 @@ async fn run_command(argv: &[String], call: &Call, timeout: Duration) -> Outcome
         }
     }
 }
+
+/// PATH for a hook when the gateway has none.
+const SAFE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 fn percent_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()

@@ -40,6 +40,9 @@ impl Default for Retention {
 use crate::protocol::actions::Action;
 pub use crate::server::actions::Answer;
 
+/// The most idempotency answers kept; the oldest go first.
+pub const MAX_ANSWERS: i64 = 100_000;
+
 /// Frames kept in memory for subscribers that follow the head (about 35 MiB of
 /// `service.metrics`; a minute of a busy cluster).
 pub const RECENT_FRAMES: usize = 100_000;
@@ -377,7 +380,13 @@ impl DurableJournal {
 
     /// Keeps the first answer under a key; a second answer under the same key is ignored
     /// (the first one stands, as every retry must get it).
+    /// Answers are kept as long as the stream's frames (the retention's age), and at most
+    /// [`MAX_ANSWERS`] of them: anyone holding a token can make answers (a refused request
+    /// is one), and the gateway's disk must not grow with them.
     pub async fn remember(&self, key: &str, answer: &Answer) -> anyhow::Result<()> {
+        let now = now_ms();
+        let too_old = now - i64::try_from(self.retention.age.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT OR IGNORE INTO answers (key, fingerprint, status, body, at_ms) VALUES (?, ?, ?, ?, ?)",
         )
@@ -385,10 +394,25 @@ impl DurableJournal {
         .bind(&answer.fingerprint)
         .bind(i64::from(answer.status))
         .bind(&answer.body)
-        .bind(now_ms())
-        .execute(&self.pool)
+        .bind(now)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM answers WHERE at_ms < ?1 OR rowid <= (SELECT max(rowid) FROM answers) - ?2",
+        )
+        .bind(too_old)
+        .bind(MAX_ANSWERS)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// How many first answers the journal holds (tests, status).
+    pub async fn answers_kept(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM answers")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Records an action as accepted under its idempotency key (see the `actions` table).

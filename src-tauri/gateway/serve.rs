@@ -103,6 +103,8 @@ pub fn read_secret(secret: &Secret, what: &str) -> Result<String> {
     if value.is_empty() {
         bail!("{what}: the token is empty");
     }
+    // Whatever a hook says is masked of it before a client reads it.
+    super::hooks::keep_secret(&value);
     Ok(value)
 }
 

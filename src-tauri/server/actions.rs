@@ -196,6 +196,7 @@ impl<B: Backend, A: Answers> ActionApi<B, A> {
             .route("/v1/services/{name}/failover", post(failover::<B, A>))
             .route("/v1/actions/{id}", get(get_action::<B, A>))
             .route("/v1/alerts/silence", post(silence::<B, A>))
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
             .with_state(self.clone())
     }
 
@@ -346,11 +347,7 @@ async fn mutate<B: Backend, A: Answers>(
         Op::Failover(name) => format!("failover {name}"),
         Op::Silence => "silence".to_owned(),
     };
-    // The body is compared as parsed JSON, so whitespace and key order do not matter.
-    let fingerprint = match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(v) => format!("{route} {v}"),
-        Err(_) => format!("{route} {}", String::from_utf8_lossy(&body)),
-    };
+    let fingerprint = fingerprint(&route, &body);
     let same = |a: &Answer| {
         if a.fingerprint == fingerprint {
             replay(a)
@@ -459,6 +456,45 @@ async fn mutate<B: Backend, A: Answers>(
     }
 }
 
+/// What an Idempotency-Key is bound to: the route and a digest of the body, compared as
+/// parsed JSON so whitespace and key order do not matter. A digest, not the body: the
+/// journal keeps every first answer's fingerprint, and a stranger's 300 KiB request must
+/// not become 300 KiB on the gateway's disk.
+fn fingerprint(route: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => v.to_string().into_bytes(),
+        Err(_) => body.to_vec(),
+    };
+    let digest = Sha256::digest(&canonical);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{route} sha256:{hex}")
+}
+
+/// The longest `actor` a request may name (a person's name).
+pub const MAX_ACTOR_CHARS: usize = 100;
+/// The longest `reason` (or a silence's comment) a request may give.
+pub const MAX_REASON_CHARS: usize = 2_000;
+/// At most this many matchers in one silence, each name and value this long at most.
+pub const MAX_MATCHERS: usize = 20;
+pub const MAX_MATCHER_CHARS: usize = 200;
+/// A mutating request's body: the largest valid one is a few KiB.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// A text field within its bound, or a 400 that names the field: every action's text is
+/// published to every console's timeline, so its size is the server's to bound.
+fn bounded(field: &str, text: &str, max: usize) -> Result<(), Refusal> {
+    let n = text.chars().count();
+    if n > max {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("{field} is {n} characters; at most {max} are taken"),
+        ));
+    }
+    Ok(())
+}
+
 async fn act<B: Backend, A: Answers>(
     api: &ActionApi<B, A>,
     op: Op,
@@ -482,7 +518,8 @@ async fn act<B: Backend, A: Answers>(
                 "actor and reason (a silence's comment) must not be empty",
             ));
         }
-        Ok(())
+        bounded("actor", actor, MAX_ACTOR_CHARS)?;
+        bounded("reason", reason, MAX_REASON_CHARS)
     }
     match op {
         Op::Rollback(name) => {
@@ -505,6 +542,12 @@ async fn act<B: Backend, A: Answers>(
         Op::Failover(name) => {
             let req: FailoverRequest = parse(body)?;
             require_text(&req.actor, &req.reason)?;
+            bounded("to_region", &req.to_region, MAX_ACTOR_CHARS)?;
+            bounded(
+                "expected_primary_region",
+                &req.expected_primary_region,
+                MAX_ACTOR_CHARS,
+            )?;
             api.backend.failover(&name, req, intent).await
         }
         Op::Silence => {
@@ -516,6 +559,20 @@ async fn act<B: Backend, A: Answers>(
                     "invalid",
                     "a silence needs at least one matcher",
                 ));
+            }
+            if req.matchers.len() > MAX_MATCHERS {
+                return Err(refusal(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    format!(
+                        "matchers: {} given; a silence takes at most {MAX_MATCHERS}",
+                        req.matchers.len()
+                    ),
+                ));
+            }
+            for m in &req.matchers {
+                bounded("matchers[].name", &m.name, MAX_MATCHER_CHARS)?;
+                bounded("matchers[].value", &m.value, MAX_MATCHER_CHARS)?;
             }
             if !SILENCE_DURATION_S.contains(&req.duration_s) {
                 return Err(refusal(
