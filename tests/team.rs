@@ -1481,7 +1481,7 @@ async fn the_review_is_shared_and_a_record_a_console_cannot_take_is_noted_not_fa
         at: Utc::now(),
         body: Body::Append {
             entry_kind: "review.moment".into(),
-            author: "mallory".into(),
+            author: "ben".into(),
             text: "<script>alert(1)</script>".into(),
             data: Some(serde_json::json!({ "moment": "whenever", "at_ms": 1 })),
             event: None,
@@ -2281,6 +2281,10 @@ async fn a_flood_of_viewing_messages_is_shown_as_its_last_and_costs_few_writes()
     let mut watcher = client(port, "serving", &ben).subscribe(0).await.unwrap();
     let mut flood = client(port, "serving", &ana).subscribe(0).await.unwrap();
     let incidents: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
+    client(port, "serving", &ana)
+        .push(incidents.iter().map(|i| open(*i)).collect())
+        .await
+        .unwrap();
     for n in 0..2_000 {
         flood
             .viewing(Some(incidents[n % incidents.len()]))
@@ -2302,6 +2306,15 @@ async fn a_flood_of_viewing_messages_is_shown_as_its_last_and_costs_few_writes()
         writes < 100,
         "{writes} presence writes for 2,000 viewing messages"
     );
+    // An incident the team does not have is never named to the team, whatever a console
+    // (or a script holding a token) says it shows.
+    flood.viewing(Some(Uuid::now_v7())).await.unwrap();
+    presence_until(&mut watcher, "Ana shown as viewing nothing", |people| {
+        people
+            .iter()
+            .any(|p| p.name == "ana" && p.incident.is_none())
+    })
+    .await;
 }
 
 /// The team's PostgreSQL is restored from last night's backup (pg_dump, pg_restore): the
@@ -2474,4 +2487,286 @@ async fn a_team_database_restored_from_an_older_copy_is_made_whole_again_by_the_
         );
         assert_eq!(c.store.verify_audit().await.unwrap().first_bad, None);
     }
+}
+
+/// A hostile teammate (Ben, with a valid token of the same team) against Ana's console
+/// and a third console: an incident Ana never shared cannot be taken over by naming its
+/// id; nothing Ben sends is shown as Ana's; a change Ben dates in 2020 is dated by the
+/// server; Ben cannot move an action or a run another console drives, nor borrow a
+/// console's id. Each forged record is refused by the server and absent on the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hostile_teammate_cannot_take_over_an_unshared_incident_or_forge_who_when_and_state() {
+    let Pair {
+        rig,
+        port,
+        ana,
+        ben,
+        _server,
+    } = pair("team_hostile_teammate").await;
+    let cfg = rig.config(port);
+    let cy = add_user(&cfg, "cy", &["serving"]);
+
+    // Ana's console holds an incident from before it was linked: never shared.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("firebreak.db")).await.unwrap();
+    let private = open_by_hand(&store, "private", None, Severity::Minor, "ana").await;
+    store
+        .link_team(&format!("http://127.0.0.1:{port}"), "serving", None, None)
+        .await
+        .unwrap();
+    let mut a = Console {
+        store,
+        sync: None,
+        token: ana.clone(),
+        _dir: dir,
+    };
+    a.online();
+    let shared = open_by_hand(&a.store, "shared", None, Severity::Major, "ana").await;
+    let c = Console::linked(port, "serving", &cy).await;
+    c.incident(&shared.public_id).await;
+
+    // 1. Ben learns the private incident's id and pushes an open and a note for it. The
+    // server takes them as a new incident of Ben's; Ana's console merges nothing.
+    let private_id: Uuid = private.public_id.parse().unwrap();
+    let bens = client(port, "serving", &ben);
+    bens.push(vec![
+        open(private_id),
+        note(private_id, "ben", "now it is mine"),
+    ])
+    .await
+    .unwrap();
+    support::rig::wait_for(
+        Duration::from_secs(30),
+        "ana's console to refuse it",
+        async || {
+            a.store
+                .timeline(private.id, None, 100)
+                .await
+                .unwrap()
+                .iter()
+                .any(|e| e.body.contains("never shared with the team"))
+        },
+    )
+    .await;
+    assert!(
+        !a.store.is_shared(private.id).await.unwrap(),
+        "a record from elsewhere never makes an incident shared"
+    );
+    let private_timeline = a.store.timeline(private.id, None, 100).await.unwrap();
+    assert!(
+        !private_timeline.iter().any(|e| e.body == "now it is mine"),
+        "{private_timeline:#?}"
+    );
+    // What Ana writes on it afterwards stays hers alone.
+    a.store
+        .add_note(private.id, "private thoughts", "ana")
+        .await
+        .unwrap();
+    let on_server = "SELECT count(*) FROM records WHERE body->>'text' = 'private thoughts'";
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        rig.count(on_server).await,
+        0,
+        "an unshared note never leaves"
+    );
+
+    // 2. Authorship and time: a note under Ana's name is refused; a resolution dated
+    // 2020 is taken, but dated by the server on every console.
+    let shared_id: Uuid = shared.public_id.parse().unwrap();
+    let mut backdated = command(shared_id, "status", Some("open"), Some("resolved"));
+    backdated.at = "2020-01-01T00:00:00Z".parse().unwrap();
+    let answer = bens
+        .push(vec![note(shared_id, "ana", "I, ana, approve"), backdated])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&answer.outcomes[0], Outcome::Invalid { message, .. } if message.contains("names ana")),
+        "{:?}",
+        answer.outcomes
+    );
+    assert!(matches!(answer.outcomes[1], Outcome::Accepted { .. }));
+    for console in [&a, &c] {
+        let id = console.incident(&shared.public_id).await;
+        let mut resolved = None;
+        support::rig::wait_for(Duration::from_secs(30), "the resolution", async || {
+            resolved = console.store.incident(id).await.unwrap().resolved_ms;
+            resolved.is_some()
+        })
+        .await;
+        let incident = console.store.incident(id).await.unwrap();
+        assert!(
+            resolved.unwrap() >= incident.opened_ms,
+            "resolved before it opened: {incident:?}"
+        );
+        let timeline = console.store.timeline(id, None, 100).await.unwrap();
+        assert!(!timeline.iter().any(|e| e.body.contains("I, ana, approve")));
+        let change = timeline
+            .iter()
+            .find(|e| e.kind == firebreak::incident::EntryKind::StatusChanged && e.author == "ben")
+            .expect("ben's resolution, under ben's name");
+        assert!(change.at_ms >= incident.opened_ms, "{change:?}");
+        let pool =
+            sqlx::SqlitePool::connect(&format!("sqlite://{}", console.store.path().display()))
+                .await
+                .unwrap();
+        let reported: String = sqlx::query_scalar(
+            "SELECT json_extract(data, '$.team.reported_at') FROM timeline_entries WHERE id = ?",
+        )
+        .bind(change.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        assert!(
+            reported.starts_with("2020-01-01"),
+            "what ben's console claimed is kept beside the server's time: {reported}"
+        );
+    }
+
+    // 3. Ownership: an action and a run driven by Ben's console cannot be moved by Cy,
+    // and Cy cannot borrow Ben's console id.
+    let action = |state: &str| Record {
+        id: Uuid::new_v4(),
+        incident: shared_id,
+        at: Utc::now(),
+        body: Body::Append {
+            entry_kind: "action.state".into(),
+            author: "firebreak".into(),
+            text: state.into(),
+            data: Some(serde_json::json!({
+                "public_id": "act-1", "kind": "rollback", "service": "llm-assistant",
+                "target": "llm", "from": "42", "to": "41", "state": state,
+            })),
+            event: None,
+            amends: None,
+        },
+    };
+    let run_start = Record {
+        id: Uuid::new_v4(),
+        incident: shared_id,
+        at: Utc::now(),
+        body: Body::Append {
+            entry_kind: "runbook.run".into(),
+            author: "ben".into(),
+            text: "Bad model rollout".into(),
+            data: Some(serde_json::json!({ "runbook_id": "bad-model", "state": "running" })),
+            event: None,
+            amends: None,
+        },
+    };
+    let run = run_start.id;
+    let answer = bens
+        .push(vec![action("proposed"), run_start])
+        .await
+        .unwrap();
+    assert!(answer
+        .outcomes
+        .iter()
+        .all(|o| matches!(o, Outcome::Accepted { .. })));
+    let cys = client(port, "serving", &cy);
+    let mut move_run = note(shared_id, "cy", "done");
+    if let Body::Append {
+        entry_kind, data, ..
+    } = &mut move_run.body
+    {
+        *entry_kind = "runbook.run".into();
+        *data = Some(serde_json::json!({ "run": run, "state": "completed" }));
+    }
+    let answer = cys.push(vec![action("recovered"), move_run]).await.unwrap();
+    for o in &answer.outcomes {
+        assert!(
+            matches!(o, Outcome::Invalid { message, .. } if message.contains("ben's console")),
+            "{o:?}"
+        );
+    }
+    let borrowed = TeamClient::new(TeamLink {
+        url: format!("http://127.0.0.1:{port}"),
+        team: "serving".into(),
+        token: cy.clone(),
+        console: bens.link().console,
+        ca_file: None,
+    })
+    .unwrap();
+    match borrowed
+        .push(vec![note(shared_id, "cy", "as ben's console")])
+        .await
+    {
+        Err(SyncError::Refused { code, message }) => {
+            assert_eq!(code, "console_taken", "{message}");
+            assert!(message.contains("another person"), "{message}");
+        }
+        other => panic!("a borrowed console id must be refused, got {other:?}"),
+    }
+
+    // The third console shows Ben's action as Ben's, in the state Ben's console gave it.
+    let id = c.incident(&shared.public_id).await;
+    support::rig::wait_for(
+        Duration::from_secs(30),
+        "ben's action on cy's console",
+        async || !c.store.team_activity(id).await.unwrap().actions.is_empty(),
+    )
+    .await;
+    let activity = c.store.team_activity(id).await.unwrap();
+    assert_eq!(activity.actions[0].state, "proposed", "{activity:?}");
+    assert_eq!(activity.actions[0].by_name, "ben");
+    assert_eq!(activity.runs[0].state, "running", "{activity:?}");
+}
+
+/// A stranger who can reach the team server holds 2,000 idle connections and starts
+/// pushes announcing 16 MiB with a wrong token: each push is refused on its headers, the
+/// idle connections are let go, and meanwhile Ana's requests are served; one person's
+/// open streams are bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stranger_holding_thousands_of_connections_cannot_take_the_team_server_down() {
+    use support::servers::{closed_by_server, hold_connections};
+    let Pair {
+        rig: _rig,
+        port,
+        ana,
+        _server,
+        ..
+    } = pair("team_connections").await;
+    let mut idle = hold_connections(port, 2_000, None).await;
+    for _ in 0..40 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+        let mut s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        s.write_all(
+            format!(
+                "POST /v1/teams/serving/records HTTP/1.1\r\nhost: team\r\n{}: 1\r\n\
+                 authorization: Bearer fbt_wrong\r\ncontent-length: 16777216\r\n\r\n",
+                wire::SCHEMA_HEADER
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut answer = vec![0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut answer))
+            .await
+            .expect("refused before any body byte was sent")
+            .unwrap();
+        let line = String::from_utf8_lossy(&answer[..n]).to_string();
+        assert!(line.starts_with("HTTP/1.1 401"), "{line}");
+    }
+    let me = client(port, "serving", &ana).me().await.unwrap();
+    assert_eq!(me["name"], "ana", "Ana is served meanwhile");
+    // One person's streams are bounded on a server process.
+    let mut open = Vec::new();
+    for _ in 0..firebreak::team::server::MAX_STREAMS_PER_PERSON {
+        open.push(client(port, "serving", &ana).subscribe(0).await.unwrap());
+    }
+    match client(port, "serving", &ana).subscribe(0).await {
+        // 429: a console tries again later (one of the others may close).
+        Err(e) => assert!(format!("{e:?}").contains("team streams open"), "{e:?}"),
+        Ok(_) => panic!("a stream past the bound was opened"),
+    }
+    drop(open);
+    support::rig::wait_for(
+        Duration::from_secs(60),
+        "the server to let go of every idle connection",
+        async || closed_by_server(&mut idle).await == idle.len(),
+    )
+    .await;
 }

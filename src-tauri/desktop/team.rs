@@ -97,10 +97,51 @@ pub async fn team_settings(console: State<'_, Console>) -> Reply<TeamSettings> {
 
 /// Links to a team: the server must know the token and have the person in the team
 /// before anything is kept.
+/// A token saved for one server is never handed to another: pointing the console at
+/// another server or CA needs the token pasted again and a person's confirmation in a
+/// native dialog, which page script cannot answer.
 #[tauri::command]
-pub async fn link_team(console: State<'_, Console>, link: TeamLinkRequest) -> Reply<TeamSettings> {
+pub async fn link_team<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    window: tauri::WebviewWindow<R>,
+    console: State<'_, Console>,
+    link: TeamLinkRequest,
+) -> Reply<TeamSettings> {
     let store = console.store()?.clone();
     let current = store.team_link().await?;
+    let change = crate::team::sync::link_change(
+        current
+            .as_ref()
+            .map(|l| (l.url.as_str(), l.ca_file.as_deref())),
+        &link.url,
+        link.ca_file.as_deref(),
+    );
+    if link.token.trim().is_empty() && !change.keeps_saved_token {
+        return Err(IpcError::new(
+            ErrorCode::Invalid,
+            match &current {
+                Some(l) => format!(
+                    "the saved token stays with {}: paste the token for {}",
+                    l.url,
+                    link.url.trim()
+                ),
+                None => "paste the token the team server's admin gave you".to_owned(),
+            },
+        ));
+    }
+    if !change.to_confirm.is_empty() {
+        let text = format!(
+            "- {}\n\nThe token goes to this server, and every incident you open while linked is \
+             shared with its team. Only a person at this screen can confirm it.",
+            change.to_confirm.join("\n- ")
+        );
+        if !super::ask_natively(&app, &window, "Link to this team server?", text, "_Link").await {
+            return Err(IpcError::new(
+                ErrorCode::Refused,
+                "not confirmed in the dialog: the team link was not changed",
+            ));
+        }
+    }
     let token = match link.token.trim() {
         "" => match current.as_ref().and_then(|l| l.token_ref.clone()) {
             Some(account) => crate::secrets::load(&account)
@@ -175,9 +216,12 @@ pub async fn set_team_sync(console: State<'_, Console>, enabled: bool) -> Reply<
 /// The incident this console shows (for the team's presence).
 #[tauri::command]
 pub async fn team_viewing(console: State<'_, Console>, incident: Option<i64>) -> Reply<()> {
+    // Only an incident shared with the team is named to it: the id of one that is not
+    // (a demo's, an imported one) is this console's own business.
+    let store = console.store()?;
     let public = match incident {
-        Some(id) => console.store()?.incident(id).await?.public_id.parse().ok(),
-        None => None,
+        Some(id) if store.is_shared(id).await? => store.incident(id).await?.public_id.parse().ok(),
+        _ => None,
     };
     if let Some(sync) = console
         .team

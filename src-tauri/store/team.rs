@@ -797,21 +797,49 @@ async fn apply_one(
         // being read again from the start (`Store::team_rewind`).
         return Ok(None);
     }
-    let at_ms = record.at.timestamp_millis();
+    // The server's clock, not the sender's: a teammate's console cannot date a change
+    // before the incident opened (or move its figures). What the sender claimed is kept
+    // beside it as `reported_at`.
+    let at_ms = shared.accepted_at.timestamp_millis();
     let incident: Option<(i64,)> = match ctx.incidents.get(&record.incident) {
         Some(id) => Some((*id,)),
         None => {
-            let found: Option<(i64,)> =
-                sqlx::query_as("SELECT id FROM incidents WHERE public_id = ?")
-                    .bind(record.incident.to_string())
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            if let Some((id,)) = found {
-                ctx.incidents.insert(record.incident, id);
+            let found: Option<(i64, bool)> = sqlx::query_as(
+                "SELECT id, EXISTS (SELECT 1 FROM team_incidents t WHERE t.incident_id = i.id) \
+                 FROM incidents i WHERE public_id = ?",
+            )
+            .bind(record.incident.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+            match found {
+                // An incident this console holds but never shared (a demo's, an imported
+                // one, one opened before linking): the team learnt its id somehow (a
+                // presence frame, a bundle) and nothing it sends about it is merged.
+                Some((_, false)) => {
+                    return Err(StoreError::Invalid(format!(
+                        "it names an incident this console holds but never shared with the team; \
+                         nothing of {}'s record was merged into it",
+                        shared.by
+                    )))
+                }
+                Some((id, true)) => {
+                    ctx.incidents.insert(record.incident, id);
+                    Some((id,))
+                }
+                None => None,
             }
-            found
         }
     };
+    // Who wrote it is the person whose token pushed it (the server stamps it); the
+    // console's machinery (the engine's rules) keeps its own name.
+    let author_of = |author: &str| -> String {
+        if crate::team::wire::MACHINE_AUTHORS.contains(&author.trim()) {
+            author.trim().to_owned()
+        } else {
+            shared.by.clone()
+        }
+    };
+    let reported_at = record.at;
     let team_audit = |what: &str| serde_json::json!({ "seq": shared.seq, "record": record.id, "by": shared.by, "what": what });
     match &record.body {
         Body::Unknown => Err(StoreError::Invalid(
@@ -887,6 +915,7 @@ async fn apply_one(
             let Some((id,)) = incident else {
                 return Ok(None);
             };
+            let author = &author_of(author);
             if entry_kind.starts_with("action.")
                 || entry_kind.starts_with("runbook.")
                 || entry_kind.starts_with("audit.")
@@ -946,7 +975,7 @@ async fn apply_one(
             if !data.is_object() {
                 data = serde_json::json!({ "value": data });
             }
-            data["team"] = serde_json::json!({ "seq": shared.seq, "by": shared.by, "kind": entry_kind, "event": event });
+            data["team"] = serde_json::json!({ "seq": shared.seq, "by": shared.by, "kind": entry_kind, "event": event, "reported_at": reported_at });
             if ctx.defer && is_plain_append(&record.body) {
                 ctx.entries.push(DeferredEntry {
                     incident_id: id,
@@ -1057,7 +1086,7 @@ async fn apply_one(
             } else {
                 entry.clone()
             };
-            let data = serde_json::json!({ "team": { "seq": shared.seq, "by": shared.by, "field": field } });
+            let data = serde_json::json!({ "team": { "seq": shared.seq, "by": shared.by, "field": field, "reported_at": reported_at } });
             entry_in(
                 tx,
                 id,
@@ -1227,12 +1256,13 @@ async fn mirror_item(
         |k: &str| field(k).ok_or_else(|| StoreError::Invalid(format!("{kind} record without {k}")));
     match kind {
         "action.state" => {
-            sqlx::query(
+            let written = sqlx::query(
                 "INSERT INTO team_actions (public_id, incident_id, kind, service, target, from_value, to_value, \
                  state, proposed_by, confirmed_by, reason, error, verification, created_ms, updated_ms, by_name) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (public_id) DO UPDATE SET \
                  state = excluded.state, confirmed_by = excluded.confirmed_by, error = excluded.error, \
-                 verification = excluded.verification, updated_ms = excluded.updated_ms",
+                 verification = excluded.verification, updated_ms = excluded.updated_ms \
+                 WHERE team_actions.by_name = excluded.by_name AND team_actions.incident_id = excluded.incident_id",
             )
             .bind(required("public_id")?)
             .bind(incident_id)
@@ -1251,19 +1281,36 @@ async fn mirror_item(
             .bind(at_ms)
             .bind(by)
             .execute(&mut **tx)
-            .await?;
+            .await?
+            .rows_affected();
+            // Only the console that drives an action records its states (the server
+            // checks it too); another person's record of it is not merged.
+            if written == 0 {
+                return Err(StoreError::Invalid(format!(
+                    "action {} is driven by another person's console; {by} cannot record its state",
+                    field("public_id").unwrap_or_default()
+                )));
+            }
         }
         "runbook.run" => match field("run") {
             Some(run) => {
-                sqlx::query(
-                    "UPDATE team_runs SET current_step = ?, state = ?, updated_ms = ? WHERE record = ?",
+                let moved = sqlx::query(
+                    "UPDATE team_runs SET current_step = ?, state = ?, updated_ms = ? \
+                     WHERE record = ? AND by_name = ?",
                 )
                 .bind(field("current_step"))
                 .bind(required("state")?)
                 .bind(at_ms)
-                .bind(run)
+                .bind(&run)
+                .bind(by)
                 .execute(&mut **tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if moved == 0 {
+                    return Err(StoreError::Invalid(format!(
+                        "runbook run {run} is not {by}'s to move on"
+                    )));
+                }
             }
             None => {
                 sqlx::query(
@@ -1303,9 +1350,9 @@ async fn mirror_item(
             .await?;
         }
         "runbook.step" => {
-            sqlx::query(
+            let stepped = sqlx::query(
                 "INSERT INTO team_run_steps (record, step_id, outcome, text, value, author, at_ms, step_record) \
-                 SELECT record, ?, ?, ?, ?, ?, ?, ? FROM team_runs WHERE record = ?",
+                 SELECT record, ?, ?, ?, ?, ?, ?, ? FROM team_runs WHERE record = ? AND by_name = ?",
             )
             .bind(required("step_id")?)
             .bind(required("outcome")?)
@@ -1315,8 +1362,15 @@ async fn mirror_item(
             .bind(at_ms)
             .bind(record)
             .bind(required("run")?)
+            .bind(by)
             .execute(&mut **tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if stepped == 0 {
+                return Err(StoreError::Invalid(format!(
+                    "a step of a runbook run that is not {by}'s"
+                )));
+            }
         }
         other => {
             return Err(StoreError::Invalid(format!(

@@ -153,6 +153,7 @@ impl TeamDb {
         let options = PgConnectOptions::from_str(url)
             .context("the database URL is not a PostgreSQL URL")?
             .application_name("firebreak-team-server");
+        verified_if_remote(&options)?;
         // One connection first: the pool's own error is only "timed out", where this one
         // says why (refused, no such database, the password…).
         let where_ = format!(
@@ -341,6 +342,23 @@ impl TeamDb {
         .await?)
     }
 
+    /// Binds `console` to `person` the first time it is used; `false` when it is already
+    /// another person's (the push or stream is then refused: a console id is no disguise).
+    pub async fn claim_console(&self, console: Uuid, person: &Person) -> Result<bool> {
+        sqlx::query(
+            "INSERT INTO consoles (console, person) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(console)
+        .bind(&person.name)
+        .execute(&self.pool)
+        .await?;
+        let owner: String = sqlx::query_scalar("SELECT person FROM consoles WHERE console = $1")
+            .bind(console)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(owner == person.name)
+    }
+
     /// The id of the team's record at `seq`, if there is one.
     pub async fn record_id_at(&self, team_id: i64, seq: u64) -> Result<Option<Uuid>> {
         Ok(
@@ -426,7 +444,7 @@ impl TeamDb {
             let outcome = match item {
                 Pushed::Record(record) => {
                     let outcome =
-                        accept(&mut tx, &mut batch, team_id, author, record, next).await?;
+                        accept(&mut tx, &mut batch, team_id, author, console, record, next).await?;
                     if let Outcome::Invalid { message, .. } = &outcome {
                         let raw = serde_json::to_string(record).unwrap_or_default();
                         rejected.push((Some(record.id), raw, message.clone()));
@@ -578,8 +596,9 @@ impl TeamDb {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO presence (team_id, console, name, incident, seen_at) \
-             VALUES ($1, $2, $3, $4, now()) ON CONFLICT (team_id, console) \
-             DO UPDATE SET name = $3, incident = $4, seen_at = now()",
+             VALUES ($1, $2, $3, (SELECT $4::uuid WHERE EXISTS (SELECT 1 FROM incident_fields \
+             WHERE team_id = $1 AND incident = $4)), now()) ON CONFLICT (team_id, console) \
+             DO UPDATE SET name = $3, incident = excluded.incident, seen_at = now()",
         )
         .bind(team_id)
         .bind(console)
@@ -640,6 +659,7 @@ async fn accept<'a>(
     batch: &mut Batch<'a>,
     team_id: i64,
     author: &str,
+    console: Uuid,
     record: &'a Record,
     seq: i64,
 ) -> Result<Outcome> {
@@ -653,7 +673,7 @@ async fn accept<'a>(
     if let Some(answer) = batch.refused.get(&id) {
         return Ok(serde_json::from_value(answer.clone())?);
     }
-    if let Err(message) = check(record) {
+    if let Err(message) = check(record).and_then(|()| check_author(record, author)) {
         return Ok(Outcome::Invalid { id, message });
     }
     let opened = batch.opened.contains(&record.incident);
@@ -682,12 +702,27 @@ async fn accept<'a>(
             }
             "open"
         }
-        Body::Append { .. } => {
+        Body::Append {
+            entry_kind, data, ..
+        } => {
             if !opened {
                 return Ok(Outcome::Invalid {
                     id,
                     message: "the incident has not been shared with this team (push its open record first)".into(),
                 });
+            }
+            if let Err(message) = owned_by_sender(
+                tx,
+                team_id,
+                author,
+                console,
+                record.id,
+                entry_kind,
+                data.as_ref(),
+            )
+            .await?
+            {
+                return Ok(Outcome::Invalid { id, message });
             }
             "append"
         }
@@ -751,6 +786,89 @@ async fn accept<'a>(
     })
 }
 
+/// An action's or a runbook run's state may be recorded only by the console that drives
+/// it, under the same person: its first record (an action's first `action.state`, a run's
+/// `runbook.run` without `run`) makes that console the owner. `Err(why)` refuses the record.
+async fn owned_by_sender(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    team_id: i64,
+    person: &str,
+    console: Uuid,
+    record: Uuid,
+    entry_kind: &str,
+    data: Option<&serde_json::Value>,
+) -> Result<std::result::Result<(), String>> {
+    let field = |k: &str| data.and_then(|d| d[k].as_str()).map(str::to_owned);
+    let (kind, key, first) = match entry_kind {
+        "action.state" => match field("public_id") {
+            Some(key) => ("action", key, true),
+            None => {
+                return Ok(Err(
+                    "an action.state record names its action (public_id)".into()
+                ))
+            }
+        },
+        "runbook.run" => match field("run") {
+            Some(run) => ("run", run, false),
+            None => ("run", record.to_string(), true),
+        },
+        "runbook.step" => match field("run") {
+            Some(run) => ("run", run, false),
+            None => return Ok(Err("a runbook.step record names its run".into())),
+        },
+        _ => return Ok(Ok(())),
+    };
+    if first {
+        sqlx::query(
+            "INSERT INTO owners (team_id, kind, key, console, person) VALUES ($1, $2, $3, $4, $5)              ON CONFLICT DO NOTHING",
+        )
+        .bind(team_id)
+        .bind(kind)
+        .bind(&key)
+        .bind(console)
+        .bind(person)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let owner: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT console, person FROM owners WHERE team_id = $1 AND kind = $2 AND key = $3",
+    )
+    .bind(team_id)
+    .bind(kind)
+    .bind(&key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match owner {
+        Some((c, p)) if c == console && p == person => Ok(()),
+        Some((_, p)) => Err(format!(
+            "{kind} {} is driven by {}'s console; only that console records its state",
+            shorten(&key, 80),
+            shorten(&p, 100)
+        )),
+        None => Err(format!(
+            "no {kind} {} was started on this team",
+            shorten(&key, 80)
+        )),
+    })
+}
+
+/// An entry's `author` is the person whose token pushed it (or the console's machinery):
+/// a teammate cannot write under another's name.
+fn check_author(record: &Record, person: &str) -> std::result::Result<(), String> {
+    match &record.body {
+        Body::Append { author, .. }
+            if author.trim() != person && !wire::MACHINE_AUTHORS.contains(&author.trim()) =>
+        {
+            Err(format!(
+                "an entry's author is the person whose token pushed it ({}); this one names {}",
+                shorten(person, 100),
+                shorten(author, 100)
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 async fn set_field(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     team_id: i64,
@@ -775,6 +893,29 @@ async fn set_field(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// A database on another machine is reached over TLS with its certificate and name
+/// verified (`sslmode=verify-full`): the team's whole record, and every person's token
+/// hash, cross that connection. This machine (loopback, a Unix socket) needs nothing.
+fn verified_if_remote(options: &PgConnectOptions) -> Result<()> {
+    use sqlx::postgres::PgSslMode;
+    let host = options.get_host();
+    let local = host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if local || matches!(options.get_ssl_mode(), PgSslMode::VerifyFull) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the team database at {host} is on another machine and its connection is not verified \
+         (sslmode={:?}): add sslmode=verify-full to the database URL (and sslrootcert=/path/to/ca.pem \
+         if its CA is not one this machine trusts)",
+        options.get_ssl_mode()
+    )
 }
 
 /// A connection error, with what to do when it is about the database's certificate.
@@ -898,6 +1039,24 @@ fn check(record: &Record) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::shorten;
+
+    #[test]
+    fn a_remote_database_must_be_verified_and_a_local_one_need_not() {
+        use std::str::FromStr;
+        let check =
+            |url: &str| super::verified_if_remote(&super::PgConnectOptions::from_str(url).unwrap());
+        assert!(check("postgres://u:p@127.0.0.1:5432/team").is_ok());
+        assert!(check("postgres://u:p@localhost/team").is_ok());
+        assert!(check("postgres://u:p@db.internal/team?sslmode=verify-full").is_ok());
+        for unverified in [
+            "postgres://u:p@db.internal/team",
+            "postgres://u:p@db.internal/team?sslmode=require",
+            "postgres://u:p@10.0.0.5/team?sslmode=verify-ca",
+        ] {
+            let err = check(unverified).expect_err(unverified).to_string();
+            assert!(err.contains("sslmode=verify-full"), "{unverified}: {err}");
+        }
+    }
 
     #[test]
     fn recorded_text_for_a_terminal_has_no_control_characters_and_says_when_it_was_cut() {

@@ -49,6 +49,9 @@ const PAGE: i64 = 1000;
 
 struct Shared {
     db: TeamDb,
+    /// Open streams per person (their id), in this process: bounded, so one token cannot
+    /// hold the server's sockets and database connections.
+    streams: std::sync::Mutex<HashMap<i64, usize>>,
     /// What changed, from every server process (PostgreSQL notifications), in the order
     /// the changes committed.
     wake: broadcast::Sender<Wake>,
@@ -100,12 +103,15 @@ pub async fn start_with_url(config: &Config, url: &str) -> Result<RunningTeamSer
     };
     let (wake, _) = broadcast::channel(1024);
     let mut tasks = vec![tokio::spawn(listen(url, wake.clone()))];
-    let shared = Arc::new(Shared { db, wake });
+    let shared = Arc::new(Shared {
+        db,
+        streams: Default::default(),
+        wake,
+    });
     let app = Router::new()
         .route("/v1/me", get(me))
         .route("/v1/teams/{team}/records", post(push))
         .route("/v1/teams/{team}/sync", get(sync))
-        .layer(axum::extract::DefaultBodyLimit::max(wire::MAX_PUSH_BYTES))
         .layer(axum::middleware::from_fn(schema_gate))
         .with_state(shared);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -113,14 +119,12 @@ pub async fn start_with_url(config: &Config, url: &str) -> Result<RunningTeamSer
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let tls = acceptor.is_some();
-    tasks.push(match acceptor {
-        Some(acceptor) => tokio::spawn(crate::gateway::serve::serve_tls(listener, acceptor, app)),
-        None => tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "the team server stopped serving");
-            }
-        }),
-    });
+    tasks.push(tokio::spawn(crate::server::listen::serve(
+        listener,
+        acceptor,
+        app,
+        crate::server::listen::Limits::default(),
+    )));
     tracing::info!(%addr, tls, "team server listening");
     Ok(RunningTeamServer { addr, tls, tasks })
 }
@@ -279,11 +283,30 @@ async fn push(
     State(shared): State<Arc<Shared>>,
     Path(team): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Response {
+    // The token and the membership first: nothing of the body is read for a stranger.
     let (person, team_id) = match member(&shared, &headers, &team).await {
         Ok(m) => m,
         Err(r) => return r,
+    };
+    let body = match tokio::time::timeout(
+        crate::server::listen::BODY_READ,
+        axum::body::to_bytes(request.into_body(), wire::MAX_PUSH_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        _ => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "push_too_large",
+                format!(
+                    "a push is at most {} bytes, sent within 30 s",
+                    wire::MAX_PUSH_BYTES
+                ),
+            )
+        }
     };
     // The envelope must parse; each record is read on its own, so one the server cannot
     // read is answered `invalid` (and kept) while the records beside it still count.
@@ -335,6 +358,11 @@ async fn push(
             }
         })
         .collect();
+    match shared.db.claim_console(request.console, &person).await {
+        Ok(true) => {}
+        Ok(false) => return console_taken(&request.console),
+        Err(e) => return internal(e),
+    }
     match shared
         .db
         .push(team_id, &person.name, request.console, &pushed)
@@ -343,6 +371,16 @@ async fn push(
         Ok((outcomes, head)) => Json(PushResponse { outcomes, head }).into_response(),
         Err(e) => internal(e),
     }
+}
+
+/// A console id another person's token already used: refused, since records and
+/// ownership of actions are bound to it.
+fn console_taken(console: &Uuid) -> Response {
+    refuse(
+        StatusCode::FORBIDDEN,
+        "console_taken",
+        format!("console {console} belongs to another person on this server"),
+    )
 }
 
 /// A push as the server reads it: [`wire::PushRequest`] with each record left unparsed.
@@ -379,12 +417,70 @@ async fn sync(
         Ok(m) => m,
         Err(r) => return r,
     };
+    match shared.db.claim_console(query.console, &person).await {
+        Ok(true) => {}
+        Ok(false) => return console_taken(&query.console),
+        Err(e) => return internal(e),
+    }
+    let Some(slot) = StreamSlot::take(&shared, person.id) else {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!(
+                "{} has {MAX_STREAMS_PER_PERSON} team streams open on this server already; close a console first",
+                person.name
+            ),
+        );
+    };
     ws.max_message_size(64 * 1024)
         .on_upgrade(move |socket| async move {
+            let _slot = slot;
             if let Err(e) = stream(shared, socket, team, team_id, person, query).await {
                 tracing::debug!(error = format!("{e:#}"), "team stream ended");
             }
         })
+}
+
+/// At most this many open streams per person on one server process (a person has a few
+/// consoles; a script reconnecting in a loop must not take every socket).
+pub const MAX_STREAMS_PER_PERSON: usize = 8;
+
+/// One open stream's place in its person's count, given back when the stream ends (or
+/// the upgrade never happens).
+struct StreamSlot {
+    shared: Arc<Shared>,
+    person: i64,
+}
+
+impl StreamSlot {
+    fn take(shared: &Arc<Shared>, person: i64) -> Option<StreamSlot> {
+        let mut open = shared.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(person).or_default();
+        if *n >= MAX_STREAMS_PER_PERSON {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            shared: shared.clone(),
+            person,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .shared
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.person) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.person);
+            }
+        }
+    }
 }
 
 async fn send(socket: &mut WebSocket, frame: &Frame) -> Result<()> {

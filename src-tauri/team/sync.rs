@@ -97,6 +97,89 @@ pub struct TeamLinkRequest {
     pub ca_file: Option<String>,
 }
 
+/// What linking to `url` (trusting `ca_file`) changes against the current link, for the
+/// guard rails of Settings → Team: a token saved for one server is never handed to another
+/// (it must be pasted again in the same change), and pointing the console at another
+/// server or CA is confirmed by a person in a native dialog (page script alone could
+/// otherwise send the saved token, and the team's records, anywhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkChange {
+    /// The saved token may be used for this link (same server, same CA file).
+    pub keeps_saved_token: bool,
+    /// What a person must confirm, in words; empty when nothing about where the console
+    /// connects changes.
+    pub to_confirm: Vec<String>,
+}
+
+pub fn link_change(
+    current: Option<(&str, Option<&str>)>,
+    url: &str,
+    ca_file: Option<&str>,
+) -> LinkChange {
+    let url = url.trim().trim_end_matches('/');
+    let ca_file = ca_file.map(str::trim).filter(|c| !c.is_empty());
+    let mut to_confirm = Vec::new();
+    let same = match current {
+        Some((was, was_ca)) => {
+            let was = was.trim_end_matches('/');
+            if !crate::secrets::same_server(was, url) || was != url {
+                to_confirm.push(format!("the team server changes from {was} to {url}"));
+            }
+            if was_ca != ca_file {
+                to_confirm.push(match ca_file {
+                    Some(ca) => format!("the team server is trusted through the CA in {ca}"),
+                    None => "the team server is trusted through this machine's CAs".into(),
+                });
+            }
+            to_confirm.is_empty()
+        }
+        None => {
+            to_confirm.push(format!("this console links to the team server at {url}"));
+            if let Some(ca) = ca_file {
+                to_confirm.push(format!("the team server is trusted through the CA in {ca}"));
+            }
+            false
+        }
+    };
+    LinkChange {
+        keeps_saved_token: same,
+        to_confirm,
+    }
+}
+
+#[cfg(test)]
+mod link_change_tests {
+    use super::link_change;
+
+    #[test]
+    fn the_saved_token_stays_with_its_server_and_a_new_server_needs_a_person() {
+        let now = Some(("https://team.example", None));
+        // The same link (a team renamed, sync switched back on): nothing to confirm.
+        let same = link_change(now, "https://team.example/", None);
+        assert!(
+            same.keeps_saved_token && same.to_confirm.is_empty(),
+            "{same:?}"
+        );
+        // Another host, another path on the same host, another CA: the saved token is not
+        // handed over, and a person confirms where the console now connects.
+        for (url, ca) in [
+            ("https://evil.example", None),
+            ("https://team.example/elsewhere", None),
+            ("https://team.example", Some("/tmp/ca.pem")),
+        ] {
+            let c = link_change(now, url, ca);
+            assert!(!c.keeps_saved_token, "{url} {ca:?}: {c:?}");
+            assert!(!c.to_confirm.is_empty(), "{url} {ca:?}: {c:?}");
+        }
+        let first = link_change(None, "https://team.example", None);
+        assert!(!first.keeps_saved_token);
+        assert!(
+            first.to_confirm[0].contains("https://team.example"),
+            "{first:?}"
+        );
+    }
+}
+
 /// Called with what each applied batch changed (the window refreshes those incidents).
 pub type OnApplied = Arc<dyn Fn(&Applied) + Send + Sync>;
 
@@ -403,7 +486,11 @@ async fn session(
                 }
             }
         }
-        // Push what waits, oldest first.
+        // Push what waits, oldest first, once the server has said who this token is (the
+        // name entries go out under).
+        let Some(you) = base.you.clone() else {
+            continue;
+        };
         loop {
             let pending = match store.team_pending(wire::MAX_PUSH_RECORDS as i64).await {
                 Ok(p) => p,
@@ -434,7 +521,10 @@ async fn session(
             if pending.is_empty() {
                 continue;
             }
-            let records = pending.iter().map(|p| p.record.clone()).collect();
+            let records = pending
+                .iter()
+                .map(|p| p.record.clone().as_person(&you))
+                .collect();
             let outcome = match client.push(records).await {
                 Ok(answer) => answered(store, &pending, &answer.outcomes, on_applied).await,
                 Err(e) => Err(e),

@@ -89,6 +89,25 @@ pub enum Body {
     Unknown,
 }
 
+/// Names an entry may be written under besides its pusher's: the console's own machinery
+/// (the engine's rules, the audit chain, the sync itself), never a person. The server
+/// refuses an entry under any other name than its pusher's.
+pub const MACHINE_AUTHORS: &[&str] = &["firebreak", "console", "team sync"];
+
+impl Record {
+    /// The record as the team will read it: an entry a person wrote on this console is
+    /// under the name the team server knows them by (`you`, from its hello), whatever name
+    /// this console's settings give them; the console's machinery keeps its own.
+    pub fn as_person(mut self, you: &str) -> Record {
+        if let Body::Append { author, .. } = &mut self.body {
+            if !MACHINE_AUTHORS.contains(&author.trim()) {
+                *author = you.to_owned();
+            }
+        }
+        self
+    }
+}
+
 impl Body {
     /// The record's kind as the server stores it.
     pub fn kind_name(&self) -> &'static str {
