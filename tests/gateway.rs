@@ -557,6 +557,68 @@ mod serving {
         (status, r.json().await.unwrap_or_default())
     }
 
+    /// Headers of a request whose body never comes, sent from 127.0.0.3; the answer's
+    /// status line, read without sending a byte of the body.
+    pub(crate) async fn answer_without_body(port: u16, head: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+        let mut s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut answer))
+            .await
+            .expect("an answer before any body byte was sent")
+            .unwrap();
+        String::from_utf8_lossy(&answer[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    /// A stranger who can reach the port holds 2,000 idle connections and starts 40
+    /// webhook posts announcing 2 MiB bodies with a wrong token: each post is refused on
+    /// its headers (no body byte read), the connections over the per-address cap are
+    /// closed at once and the rest once their headers are overdue, and meanwhile a console
+    /// from another address is served.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_stranger_holding_thousands_of_connections_cannot_take_the_gateway_down() {
+        use crate::support::servers::{closed_by_server, free_port, hold_connections};
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let _gw = spawn_gateway(dir.path(), port).await;
+        let mut idle = hold_connections(port, 2_000, None).await;
+        let mut slow = Vec::new();
+        for _ in 0..40 {
+            slow.push(
+                answer_without_body(
+                    port,
+                    "POST /v1/alertmanager HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer wrong\r\n\
+                     content-type: application/json\r\ncontent-length: 2097152\r\n\r\n",
+                )
+                .await,
+            );
+        }
+        assert!(
+            slow.iter().all(|l| l.starts_with("HTTP/1.1 401")),
+            "the token is checked before the body is read: {slow:?}"
+        );
+        let status = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/v1/gateway/status"))
+            .bearer_auth(CONSOLE_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(status.status(), 200, "the console is served meanwhile");
+        crate::support::rig::wait_for(
+            Duration::from_secs(60),
+            "the gateway to let go of every idle connection",
+            async || closed_by_server(&mut idle).await == idle.len(),
+        )
+        .await;
+    }
+
     /// `firebreak gateway --config` as a process of its own, on a fixed loopback port.
     async fn spawn_gateway(dir: &Path, port: u16) -> KillOnDrop {
         spawn_gateway_am(dir, port, "http://127.0.0.1:9093").await

@@ -36,6 +36,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/gateway/status"),
 ];
 
+/// An Alertmanager notification's body (its default max_alerts keeps it far smaller).
+const MAX_WEBHOOK_BYTES: usize = 2 * 1024 * 1024;
+
 /// Inbound WebSocket messages (a console sends next to nothing) are capped low.
 const MAX_INBOUND_BYTES: usize = 64 * 1024;
 
@@ -197,14 +200,12 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
         .with_state(shared)
         .merge(actions);
     let tls = acceptor.is_some();
-    tasks.push(match acceptor {
-        Some(acceptor) => tokio::spawn(serve_tls(listener, acceptor, app)),
-        None => tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "the gateway stopped serving");
-            }
-        }),
-    });
+    tasks.push(tokio::spawn(crate::server::listen::serve(
+        listener,
+        acceptor,
+        app,
+        crate::server::listen::Limits::default(),
+    )));
     tracing::info!(%addr, tls, "gateway listening");
     Ok(RunningGateway { addr, tls, tasks })
 }
@@ -227,43 +228,6 @@ pub(crate) fn tls_acceptor(tls: &super::config::Tls) -> Result<tokio_rustls::Tls
         .with_single_cert(certs, key)
         .context("tls: the certificate and the key do not go together")?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Serves HTTP/1.1 (with WebSocket upgrades) over TLS on every accepted connection.
-pub(crate) async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    app: Router,
-) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot accept a connection");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(tls) => tls,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let served = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .with_upgrades()
-                .await;
-            if let Err(e) = served {
-                tracing::debug!(%peer, error = %e, "connection ended");
-            }
-        });
-    }
 }
 
 fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
@@ -361,7 +325,7 @@ async fn events(
 async fn alertmanager_webhook(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
     let Some(hook) = &shared.webhook else {
         return refuse(
@@ -378,6 +342,22 @@ async fn alertmanager_webhook(
             "missing or wrong webhook token",
         );
     }
+    // Read only now, for the webhook's own token holder, bounded in size and time.
+    let body: Bytes = match tokio::time::timeout(
+        crate::server::listen::BODY_READ,
+        axum::body::to_bytes(request.into_body(), MAX_WEBHOOK_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        _ => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_payload",
+                format!("a notification is at most {MAX_WEBHOOK_BYTES} bytes, sent within 30 s"),
+            )
+        }
+    };
     let notification = match alertmanager::parse(&body) {
         Ok(n) => n,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, "invalid_payload", e.to_string()),

@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod faults;
+pub mod listen;
 pub mod rng;
 pub mod stream;
 

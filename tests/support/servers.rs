@@ -99,3 +99,56 @@ pub fn start_alertmanager(dir: &Path, gateway_port: u16, am_port: u16) -> KillOn
         .unwrap();
     KillOnDrop(child)
 }
+
+/// `n` connections to `port` from another loopback address (127.0.0.2), each sending
+/// nothing (or, with `slow`, the start of a request and then nothing): what a stranger
+/// who can reach a server's port holds against it. The console under test connects from
+/// 127.0.0.1, so a cap per address leaves it room.
+#[allow(dead_code)]
+pub async fn hold_connections(
+    port: u16,
+    n: usize,
+    slow: Option<&str>,
+) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        match socket.connect(([127, 0, 0, 1], port).into()).await {
+            Ok(mut s) => {
+                if let Some(start) = slow {
+                    let _ = s.write_all(start.as_bytes()).await;
+                }
+                held.push(s);
+            }
+            // The listen backlog is full: the server is shedding them, as it should.
+            Err(_) => continue,
+        }
+    }
+    held
+}
+
+/// How many of `held` the server has closed (a read sees the end, or an error).
+#[allow(dead_code)]
+pub async fn closed_by_server(held: &mut [tokio::net::TcpStream]) -> usize {
+    use tokio::io::AsyncReadExt;
+    let mut closed = 0;
+    let mut buf = [0u8; 4096];
+    for s in held.iter_mut() {
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_millis(1), s.read(&mut buf)).await
+            {
+                // Still open, nothing said.
+                Err(_) => break,
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    closed += 1;
+                    break;
+                }
+                // An answer (a 408 or 400): read on to the close.
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+    closed
+}

@@ -1,0 +1,168 @@
+//! Accepting connections for the servers that face networks and other people (the
+//! gateway, the team server): every connection is bounded before a byte of a request is
+//! read. A TLS handshake and a request's headers each have a deadline (an idle or
+//! trickling connection is closed, not held), and connections are capped in all and per
+//! peer address, so a stranger who can reach the port cannot hold the server's sockets.
+//! What a token holder may send is bounded by each route (bodies, fields, streams).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use tokio::sync::Semaphore;
+
+/// The bounds of one server's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections open at once (before they become a WebSocket stream).
+    pub max_connections: usize,
+    /// Of those, from one peer address.
+    pub per_address: usize,
+    /// A TLS handshake must finish within this.
+    pub handshake: Duration,
+    /// A request's headers (the first, or the next on a kept-alive connection) must arrive
+    /// within this.
+    pub header_read: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            per_address: 64,
+            handshake: Duration::from_secs(10),
+            header_read: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How long a token holder may take to send a request's body.
+pub const BODY_READ: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `listener` (over TLS when `acceptor` is given) within `limits`, until
+/// the task is stopped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    app: Router,
+    limits: Limits,
+) {
+    let total = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors, typically: wait rather than spin.
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = total.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "connection refused: the server holds its maximum");
+            continue;
+        };
+        let Some(slot) = AddressSlot::take(&per_address, peer.ip(), limits.per_address) else {
+            tracing::debug!(%peer, "connection refused: this address holds its maximum");
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _held = (permit, slot);
+            let served = match acceptor {
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.handshake, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => http(tls, app, limits).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake not finished in time");
+                            return;
+                        }
+                    }
+                }
+                None => http(tcp, app, limits).await,
+            };
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        });
+    }
+}
+
+/// HTTP/1.1 with WebSocket upgrades on one connection, headers under their deadline.
+async fn http<S>(io: S, app: Router, limits: Limits) -> Result<(), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .with_upgrades()
+        .await
+}
+
+/// One connection's place in its address's count, given back when it closes.
+struct AddressSlot {
+    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl AddressSlot {
+    fn take(map: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            map: map.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_slots_back_when_its_connections_close() {
+        let map = Arc::default();
+        let ip: IpAddr = "127.0.0.2".parse().unwrap_or(IpAddr::from([127, 0, 0, 2]));
+        let a = AddressSlot::take(&map, ip, 2);
+        let b = AddressSlot::take(&map, ip, 2);
+        assert!(a.is_some() && b.is_some());
+        assert!(
+            AddressSlot::take(&map, ip, 2).is_none(),
+            "the third is over the cap"
+        );
+        drop(a);
+        assert!(
+            AddressSlot::take(&map, ip, 2).is_some(),
+            "a closed one frees its place"
+        );
+        drop(b);
+    }
+}
