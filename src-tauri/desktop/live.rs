@@ -90,7 +90,7 @@ impl WindowSink {
                         .notification()
                         .builder()
                         .title("Incident opened")
-                        .body(body)
+                        .body(super::notification_text(&body))
                         .show()
                     {
                         tracing::debug!(error = %e, "desktop notification not shown");

@@ -489,12 +489,42 @@ pub(crate) fn bench_paint() -> Option<std::path::PathBuf> {
 /// in recorded text ("31 % of the cluster's traffic", a hostile service name) would be
 /// read as a conversion, so it is doubled there. A NUL would make the library panic.
 pub(crate) fn dialog_text(text: &str) -> String {
-    let text = text.replace('\0', "");
+    let text = visible_marks(&text.replace('\0', ""));
     if cfg!(any(target_os = "macos", target_os = "windows")) {
         text
     } else {
         text.replace('%', "%%")
     }
+}
+
+/// Text with every character that would change how the rest reads without showing
+/// itself (bidirectional overrides and isolates, zero-width characters, other control
+/// characters but line breaks and tabs) written as a visible mark, `⟨U+202E⟩`: a service
+/// named "tsae-su" behind a right-to-left override must not pass for "us-east" in the
+/// dialog a person confirms.
+pub(crate) fn visible_marks(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let hidden = matches!(c,
+                '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}'
+                | '\u{061C}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}')
+                || (c.is_control() && c != '\n' && c != '\t');
+            if hidden {
+                format!("⟨U+{:04X}⟩", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Text for a desktop notification's body: some notification daemons render markup, so a
+/// hostile service name or title is escaped and shown as typed.
+pub(crate) fn notification_text(text: &str) -> String {
+    visible_marks(text)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A yes/no question in a native dialog over the window: the one way a person confirms
@@ -532,5 +562,25 @@ mod dialog_tests {
             assert_eq!(said, "31 %% of traffic on svc-%%s%%nx");
         }
         assert!(!said.contains('\0'));
+    }
+
+    #[test]
+    fn invisible_and_direction_changing_characters_show_as_marks() {
+        // "us-east" written backwards behind a right-to-left override, a zero-width space
+        // and an escape sequence: each shows as what it is.
+        let said = super::visible_marks("to \u{202E}tsae-su\u{202C} a\u{200B}b \u{1b}[2J\nnext");
+        assert_eq!(
+            said,
+            "to ⟨U+202E⟩tsae-su⟨U+202C⟩ a⟨U+200B⟩b ⟨U+001B⟩[2J\nnext"
+        );
+        assert!(super::dialog_text("\u{2066}x").starts_with("⟨U+2066⟩"));
+    }
+
+    #[test]
+    fn a_notification_shows_markup_as_typed() {
+        assert_eq!(
+            super::notification_text("<b>svc</b> & <a href='x'>"),
+            "&lt;b&gt;svc&lt;/b&gt; &amp; &lt;a href='x'&gt;"
+        );
     }
 }
