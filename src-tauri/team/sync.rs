@@ -147,39 +147,6 @@ pub fn link_change(
     }
 }
 
-#[cfg(test)]
-mod link_change_tests {
-    use super::link_change;
-
-    #[test]
-    fn the_saved_token_stays_with_its_server_and_a_new_server_needs_a_person() {
-        let now = Some(("https://team.example", None));
-        // The same link (a team renamed, sync switched back on): nothing to confirm.
-        let same = link_change(now, "https://team.example/", None);
-        assert!(
-            same.keeps_saved_token && same.to_confirm.is_empty(),
-            "{same:?}"
-        );
-        // Another host, another path on the same host, another CA: the saved token is not
-        // handed over, and a person confirms where the console now connects.
-        for (url, ca) in [
-            ("https://evil.example", None),
-            ("https://team.example/elsewhere", None),
-            ("https://team.example", Some("/tmp/ca.pem")),
-        ] {
-            let c = link_change(now, url, ca);
-            assert!(!c.keeps_saved_token, "{url} {ca:?}: {c:?}");
-            assert!(!c.to_confirm.is_empty(), "{url} {ca:?}: {c:?}");
-        }
-        let first = link_change(None, "https://team.example", None);
-        assert!(!first.keeps_saved_token);
-        assert!(
-            first.to_confirm[0].contains("https://team.example"),
-            "{first:?}"
-        );
-    }
-}
-
 /// Called with what each applied batch changed (the window refreshes those incidents).
 pub type OnApplied = Arc<dyn Fn(&Applied) + Send + Sync>;
 
@@ -611,4 +578,37 @@ fn people_of(people: Vec<wire::Presence>, console: Uuid) -> Vec<TeamPerson> {
             incident: p.incident.map(|i| i.to_string()),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod link_change_tests {
+    use super::link_change;
+
+    #[test]
+    fn the_saved_token_stays_with_its_server_and_a_new_server_needs_a_person() {
+        let now = Some(("https://team.example", None));
+        // The same link (a team renamed, sync switched back on): nothing to confirm.
+        let same = link_change(now, "https://team.example/", None);
+        assert!(
+            same.keeps_saved_token && same.to_confirm.is_empty(),
+            "{same:?}"
+        );
+        // Another host, another path on the same host, another CA: the saved token is not
+        // handed over, and a person confirms where the console now connects.
+        for (url, ca) in [
+            ("https://evil.example", None),
+            ("https://team.example/elsewhere", None),
+            ("https://team.example", Some("/tmp/ca.pem")),
+        ] {
+            let c = link_change(now, url, ca);
+            assert!(!c.keeps_saved_token, "{url} {ca:?}: {c:?}");
+            assert!(!c.to_confirm.is_empty(), "{url} {ca:?}: {c:?}");
+        }
+        let first = link_change(None, "https://team.example", None);
+        assert!(!first.keeps_saved_token);
+        assert!(
+            first.to_confirm[0].contains("https://team.example"),
+            "{first:?}"
+        );
+    }
 }
