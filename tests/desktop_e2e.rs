@@ -1089,7 +1089,17 @@ async fn a_window_and_another_console_work_one_incident_through_the_team_server(
         .await;
     session.type_on("[data-testid=team-name]", "serving").await;
     session.type_on("[data-testid=team-token]", &ana).await;
+    // Linking to a team server needs a person at the screen: cancelled in the native
+    // dialog, nothing is linked and the page says why.
     session.click_on("[data-testid=team-link]").await;
+    answer_dialog("Link to this team server", "Escape");
+    let refused = session.wait_for("[data-testid=team-error]").await;
+    wait_text(&session, &refused, "the cancelled link", |t| {
+        t.contains("not confirmed in the dialog")
+    })
+    .await;
+    session.click_on("[data-testid=team-link]").await;
+    answer_dialog("Link to this team server", "alt+l");
     let linked = session.wait_for("[data-testid=team-linked]").await;
     wait_text(&session, &linked, "the window to link and sync", |t| {
         t.contains("serving") && t.contains("as ana") && t.contains("synced")
@@ -1208,6 +1218,22 @@ async fn a_window_and_another_console_work_one_incident_through_the_team_server(
                 .as_deref()
                 == Some(author.as_str())
         },
+    )
+    .await;
+
+    // The saved token stays with its server: pointing the link elsewhere without pasting
+    // a token again is refused before anything is asked or sent.
+    session.click_on("[data-testid=tab-settings]").await;
+    let url_field = session.wait_for("[data-testid=team-url]").await;
+    session.clear(&url_field).await;
+    session.type_into(&url_field, "http://127.0.0.1:9").await;
+    session.click_on("[data-testid=team-link]").await;
+    let refused = session.wait_for("[data-testid=team-error]").await;
+    wait_text(
+        &session,
+        &refused,
+        "the token kept from another server",
+        |t| t.contains("the saved token stays with"),
     )
     .await;
     session.close().await;
