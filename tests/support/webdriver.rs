@@ -255,17 +255,6 @@ impl Session {
         );
     }
 
-    /// Empties a text field, as selecting all and deleting would.
-    #[allow(dead_code)]
-    pub async fn clear(&self, element: &str) {
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{element}/clear"),
-            Some(json!({})),
-        )
-        .await;
-    }
-
     pub async fn type_into(&self, element: &str, text: &str) {
         self.call(
             reqwest::Method::POST,
