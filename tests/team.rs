@@ -9,6 +9,8 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -684,6 +686,56 @@ async fn the_stream_refuses_a_cursor_ahead_of_the_team_and_shows_who_is_looking(
     .await;
     // Ben's platform team shows nothing of serving's.
     assert!(pull(&client(port, "platform", &ben), 0).await.is_empty());
+}
+
+/// Presence lives in the server processes' memory: a console connected through one
+/// process is seen, with the incident it shows, by a console on another; one that
+/// closes its stream is gone at once; and a process killed with its consoles takes them
+/// off the others' lists within the presence window, though it could not say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn who_is_looking_crosses_server_processes_and_a_killed_process_takes_its_consoles_along() {
+    let rig = rig("team_presence_processes").await;
+    let (pa, pb) = (free_port(), free_port());
+    let (ca, cb) = (rig.config(pa), rig.config(pb));
+    let ana = add_user(&ca, "ana", &["serving"]);
+    let ben = add_user(&ca, "ben", &["serving"]);
+    let cyd = add_user(&ca, "cyd", &["serving"]);
+    let server_a = spawn_server(&ca, pa).await;
+    let _server_b = spawn_server(&cb, pb).await;
+    let incident = Uuid::now_v7();
+    client(pa, "serving", &ana)
+        .push(vec![open(incident)])
+        .await
+        .unwrap();
+
+    let mut on_a = client(pa, "serving", &ana).subscribe(0).await.unwrap();
+    let cyd_on_a = client(pa, "serving", &cyd).subscribe(0).await.unwrap();
+    let mut on_b = client(pb, "serving", &ben).subscribe(0).await.unwrap();
+    on_a.viewing(Some(incident)).await.unwrap();
+    presence_until(&mut on_b, "Ben, on B, to see Ana and Cyd on A", |people| {
+        let ana_sees = people.iter().find(|p| p.name == "ana").map(|p| p.incident);
+        ana_sees == Some(Some(incident)) && people.iter().any(|p| p.name == "cyd")
+    })
+    .await;
+    presence_until(&mut on_a, "Ana, on A, to see Ben on B", |people| {
+        people.iter().any(|p| p.name == "ben")
+    })
+    .await;
+
+    // Cyd closes his console: gone from B's list without waiting for the window.
+    drop(cyd_on_a);
+    presence_until(&mut on_b, "Cyd gone", |people| {
+        !people.iter().any(|p| p.name == "cyd") && people.iter().any(|p| p.name == "ana")
+    })
+    .await;
+
+    // Process A is killed with Ana's console on it: nobody is left to say she left.
+    drop(server_a);
+    drop(on_a);
+    presence_until(&mut on_b, "Ana forgotten with her process", |people| {
+        people.iter().map(|p| p.name.as_str()).collect::<Vec<_>>() == ["ben"]
+    })
+    .await;
 }
 
 /// Reads `sub` until a presence frame satisfies `wanted` (30 s at most).
@@ -2255,10 +2307,10 @@ async fn the_team_database_crashing_and_coming_back_loses_and_repeats_nothing() 
 }
 
 /// A console that flicks through incidents, or floods its socket with "viewing"
-/// messages, costs the team database a write per presence refresh, not one per message;
-/// the others still see where it ended up.
+/// messages, costs the team database a notification per presence refresh, not one per
+/// message, and no table is written for it; the others still see where it ended up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_viewing_messages_is_shown_as_its_last_and_costs_few_writes() {
+async fn a_flood_of_viewing_messages_is_shown_as_its_last_and_costs_few_notifications() {
     let Pair {
         rig,
         port,
@@ -2266,18 +2318,19 @@ async fn a_flood_of_viewing_messages_is_shown_as_its_last_and_costs_few_writes()
         ben,
         _server,
     } = pair("team_viewing_flood").await;
-    // Every write to the presence table, counted as it happens.
-    let pool = sqlx::PgPool::connect(&rig.url).await.unwrap();
-    for sql in [
-        "CREATE TABLE presence_writes (n BIGINT NOT NULL)",
-        "INSERT INTO presence_writes VALUES (0)",
-        "CREATE FUNCTION count_presence() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN UPDATE presence_writes SET n = n + 1; RETURN NEW; END $$",
-        "CREATE TRIGGER count_presence BEFORE INSERT OR UPDATE ON presence \
-         FOR EACH ROW EXECUTE FUNCTION count_presence()",
-    ] {
-        sqlx::query(sql).execute(&pool).await.unwrap();
-    }
+    // Every presence notification between the server processes, heard as they are.
+    let mut heard = sqlx::postgres::PgListener::connect(&rig.url).await.unwrap();
+    heard
+        .listen(firebreak::team::presence::CHANNEL)
+        .await
+        .unwrap();
+    let notes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = notes.clone();
+    let _hearing = tokio::spawn(async move {
+        while heard.recv().await.is_ok() {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
     let mut watcher = client(port, "serving", &ben).subscribe(0).await.unwrap();
     let mut flood = client(port, "serving", &ana).subscribe(0).await.unwrap();
     let incidents: Vec<Uuid> = (0..10).map(|_| Uuid::now_v7()).collect();
@@ -2298,14 +2351,20 @@ async fn a_flood_of_viewing_messages_is_shown_as_its_last_and_costs_few_writes()
             .any(|p| p.name == "ana" && p.incident == Some(last))
     })
     .await;
-    let writes: i64 = sqlx::query_scalar("SELECT n FROM presence_writes")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let sent = notes.load(Ordering::SeqCst);
     assert!(
-        writes < 100,
-        "{writes} presence writes for 2,000 viewing messages"
+        sent < 100,
+        "{sent} presence notifications for 2,000 viewing messages"
     );
+    assert!(sent > 0, "the other server processes are told");
+    // Nothing about who is looking is kept in the database.
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'presence'",
+    )
+    .fetch_one(&sqlx::PgPool::connect(&rig.url).await.unwrap())
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
     // An incident the team does not have is never named to the team, whatever a console
     // (or a script holding a token) says it shows.
     flood.viewing(Some(Uuid::now_v7())).await.unwrap();

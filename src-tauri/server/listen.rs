@@ -50,7 +50,7 @@ pub async fn serve(
     limits: Limits,
 ) {
     let total = Arc::new(Semaphore::new(limits.max_connections));
-    let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let per_address: Counted<IpAddr> = Counted::new(limits.per_address);
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -65,7 +65,7 @@ pub async fn serve(
             tracing::debug!(%peer, "connection refused: the server holds its maximum");
             continue;
         };
-        let Some(slot) = AddressSlot::take(&per_address, peer.ip(), limits.per_address) else {
+        let Some(slot) = per_address.take(peer.ip()) else {
             tracing::debug!(%peer, "connection refused: this address holds its maximum");
             continue;
         };
@@ -110,34 +110,49 @@ where
         .await
 }
 
-/// One connection's place in its address's count, given back when it closes.
-struct AddressSlot {
-    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
+/// Places counted per key (connections per address, streams per person), each capped:
+/// a [`Slot`] taken is given back when it drops, however its holder ends.
+pub struct Counted<K: std::hash::Hash + Eq + Clone> {
+    open: Arc<Mutex<HashMap<K, usize>>>,
+    max: usize,
 }
 
-impl AddressSlot {
-    fn take(map: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
-        let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(ip).or_default();
-        if *n >= max {
+impl<K: std::hash::Hash + Eq + Clone> Counted<K> {
+    pub fn new(max: usize) -> Self {
+        Counted {
+            open: Arc::default(),
+            max,
+        }
+    }
+
+    /// A place for `key`, unless it holds its maximum already.
+    pub fn take(&self, key: K) -> Option<Slot<K>> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key.clone()).or_default();
+        if *n >= self.max {
             return None;
         }
         *n += 1;
-        Some(AddressSlot {
-            map: map.clone(),
-            ip,
+        Some(Slot {
+            open: self.open.clone(),
+            key,
         })
     }
 }
 
-impl Drop for AddressSlot {
+/// One place in a [`Counted`] key's count.
+pub struct Slot<K: std::hash::Hash + Eq + Clone> {
+    open: Arc<Mutex<HashMap<K, usize>>>,
+    key: K,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Drop for Slot<K> {
     fn drop(&mut self) {
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&self.ip) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&self.ip);
+                open.remove(&self.key);
             }
         }
     }
@@ -149,20 +164,18 @@ mod tests {
 
     #[test]
     fn an_address_gets_its_slots_back_when_its_connections_close() {
-        let map = Arc::default();
-        let ip: IpAddr = "127.0.0.2".parse().unwrap_or(IpAddr::from([127, 0, 0, 2]));
-        let a = AddressSlot::take(&map, ip, 2);
-        let b = AddressSlot::take(&map, ip, 2);
+        let counted = Counted::new(2);
+        let ip = IpAddr::from([127, 0, 0, 2]);
+        let a = counted.take(ip);
+        let b = counted.take(ip);
         assert!(a.is_some() && b.is_some());
-        assert!(
-            AddressSlot::take(&map, ip, 2).is_none(),
-            "the third is over the cap"
-        );
+        assert!(counted.take(ip).is_none(), "the third is over the cap");
         drop(a);
-        assert!(
-            AddressSlot::take(&map, ip, 2).is_some(),
-            "a closed one frees its place"
-        );
+        assert!(counted.take(ip).is_some(), "a closed one frees its place");
         drop(b);
+        assert!(
+            counted.open.lock().unwrap().is_empty(),
+            "no key is kept once its places are all given back"
+        );
     }
 }

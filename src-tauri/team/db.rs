@@ -586,58 +586,15 @@ impl TeamDb {
             .collect()
     }
 
-    /// Records that a console is connected and which incident it shows.
-    pub async fn see(
-        &self,
-        team_id: i64,
-        console: Uuid,
-        name: &str,
-        incident: Option<Uuid>,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO presence (team_id, console, name, incident, seen_at) \
-             VALUES ($1, $2, $3, (SELECT $4::uuid WHERE EXISTS (SELECT 1 FROM incident_fields \
-             WHERE team_id = $1 AND incident = $4)), now()) ON CONFLICT (team_id, console) \
-             DO UPDATE SET name = $3, incident = excluded.incident, seen_at = now()",
+    /// Whether `incident` was opened on the team (only those are ever named in presence).
+    pub async fn is_team_incident(&self, team_id: i64, incident: Uuid) -> Result<bool> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM incident_fields WHERE team_id = $1 AND incident = $2)",
         )
         .bind(team_id)
-        .bind(console)
-        .bind(name)
         .bind(incident)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn gone(&self, team_id: i64, console: Uuid) -> Result<()> {
-        sqlx::query("DELETE FROM presence WHERE team_id = $1 AND console = $2")
-            .bind(team_id)
-            .bind(console)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Consoles seen within `window_s` seconds.
-    pub async fn presence(&self, team_id: i64, window_s: i64) -> Result<Vec<wire::Presence>> {
-        let rows = sqlx::query(
-            "SELECT name, console, incident, seen_at FROM presence \
-             WHERE team_id = $1 AND seen_at > now() - make_interval(secs => $2) \
-             ORDER BY name, console",
-        )
-        .bind(team_id)
-        .bind(window_s as f64)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| wire::Presence {
-                name: r.get(0),
-                console: r.get(1),
-                incident: r.get(2),
-                seen: r.get(3),
-            })
-            .collect())
+        .fetch_one(&self.pool)
+        .await?)
     }
 }
 

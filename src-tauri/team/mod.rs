@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod openapi;
+pub mod presence;
 pub mod scratch;
 pub mod server;
 pub mod sync;

@@ -25,7 +25,9 @@ use uuid::Uuid;
 
 use super::config::Config;
 use super::db::{Person, Pushed, TeamDb, ACCESS_CHANNEL, CHANNEL};
+use super::presence::{self, Board};
 use super::wire::{self, Frame, Inbound, PushResponse, TeamError};
+use crate::server::listen::Counted;
 
 /// Every route, as (method, path): checked against the OpenAPI document.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -36,22 +38,25 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// A stream with nothing to send says so this often.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
-/// How often a stream refreshes its console's presence and reads the team's.
+/// How often a stream compares the team's presence (in memory) with what it sent.
 const PRESENCE_EVERY: Duration = Duration::from_secs(3);
-/// A console's change of incident reaches the others within this.
+/// A console's change of incident reaches the others within this; a console sending
+/// many costs one check and one notification per this.
 const VIEWING_SHOWN_WITHIN: Duration = Duration::from_millis(200);
-/// A console not seen for this long is no longer present.
-const PRESENCE_WINDOW_S: i64 = 15;
-/// Streams read the database this often even without a notification, so one lost
-/// between a commit and a reconnected listener only delays a record.
-const POLL_EVERY: Duration = Duration::from_secs(2);
+/// Streams read the database and check their person's access this often even without a
+/// notification: a belt to the braces of [`Wake::Resync`], which every stream gets when
+/// the notification connection is made again (notifications are lost only while it is
+/// down).
+const POLL_EVERY: Duration = Duration::from_secs(30);
 const PAGE: i64 = 1000;
 
 struct Shared {
     db: TeamDb,
     /// Open streams per person (their id), in this process: bounded, so one token cannot
     /// hold the server's sockets and database connections.
-    streams: std::sync::Mutex<HashMap<i64, usize>>,
+    streams: Counted<i64>,
+    /// Who is connected to each team, through any process.
+    board: Arc<Board>,
     /// What changed, from every server process (PostgreSQL notifications), in the order
     /// the changes committed.
     wake: broadcast::Sender<Wake>,
@@ -63,6 +68,11 @@ enum Wake {
     Records(i64),
     /// This person's (id) access changed: their streams check it before sending more.
     Access(i64),
+    /// Who is connected to this team, or what they show, changed.
+    Presence(i64),
+    /// Notifications may have been missed (the connection that hears them was made
+    /// again): every stream reads and checks access.
+    Resync,
 }
 
 pub struct RunningTeamServer {
@@ -102,10 +112,15 @@ pub async fn start_with_url(config: &Config, url: &str) -> Result<RunningTeamSer
         None => None,
     };
     let (wake, _) = broadcast::channel(1024);
-    let mut tasks = vec![tokio::spawn(listen(url, wake.clone()))];
+    let board = Arc::new(Board::new(db.pool().clone()));
+    let mut tasks = vec![
+        tokio::spawn(listen(url, wake.clone(), board.clone())),
+        tokio::spawn(refresh_presence(board.clone(), wake.clone())),
+    ];
     let shared = Arc::new(Shared {
         db,
-        streams: Default::default(),
+        streams: Counted::new(MAX_STREAMS_PER_PERSON),
+        board,
         wake,
     });
     let app = Router::new()
@@ -129,18 +144,27 @@ pub async fn start_with_url(config: &Config, url: &str) -> Result<RunningTeamSer
     Ok(RunningTeamServer { addr, tls, tasks })
 }
 
-/// Listens for PostgreSQL's notifications of new records and of access changes, and
-/// wakes this process's streams; reconnects when the connection drops (streams poll
-/// and check access meanwhile).
-async fn listen(url: String, wake: broadcast::Sender<Wake>) {
+/// Listens for PostgreSQL's notifications of new records, of access changes and of
+/// presence, and wakes this process's streams; reconnects when the connection drops
+/// (and then has every stream read and check access, for what it may have missed).
+async fn listen(url: String, wake: broadcast::Sender<Wake>, board: Arc<Board>) {
     loop {
         match sqlx::postgres::PgListener::connect(&url).await {
             Ok(mut listener) => {
-                if let Err(e) = listener.listen_all([CHANNEL, ACCESS_CHANNEL]).await {
+                if let Err(e) = listener
+                    .listen_all([CHANNEL, ACCESS_CHANNEL, presence::CHANNEL])
+                    .await
+                {
                     tracing::warn!(error = %e, "cannot listen for new team records");
                 } else {
+                    let _ = wake.send(Wake::Resync);
                     loop {
                         match listener.recv().await {
+                            Ok(n) if n.channel() == presence::CHANNEL => {
+                                if let Some(team) = board.apply(n.payload()) {
+                                    let _ = wake.send(Wake::Presence(team));
+                                }
+                            }
                             Ok(n) => {
                                 if let Ok(id) = n.payload().parse() {
                                     let _ = wake.send(if n.channel() == ACCESS_CHANNEL {
@@ -161,6 +185,18 @@ async fn listen(url: String, wake: broadcast::Sender<Wake>) {
             Err(e) => tracing::warn!(error = %e, "cannot connect to listen for new team records"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Says every [`presence::REFRESH`] who is connected through this process, and wakes the
+/// streams of teams whose board may have changed (another process's consoles forgotten).
+async fn refresh_presence(board: Arc<Board>, wake: broadcast::Sender<Wake>) {
+    let mut every = tokio::time::interval(presence::REFRESH);
+    loop {
+        every.tick().await;
+        for team in board.refresh().await {
+            let _ = wake.send(Wake::Presence(team));
+        }
     }
 }
 
@@ -422,7 +458,7 @@ async fn sync(
         Ok(false) => return console_taken(&query.console),
         Err(e) => return internal(e),
     }
-    let Some(slot) = StreamSlot::take(&shared, person.id) else {
+    let Some(slot) = shared.streams.take(person.id) else {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_streams",
@@ -444,44 +480,6 @@ async fn sync(
 /// At most this many open streams per person on one server process (a person has a few
 /// consoles; a script reconnecting in a loop must not take every socket).
 pub const MAX_STREAMS_PER_PERSON: usize = 8;
-
-/// One open stream's place in its person's count, given back when the stream ends (or
-/// the upgrade never happens).
-struct StreamSlot {
-    shared: Arc<Shared>,
-    person: i64,
-}
-
-impl StreamSlot {
-    fn take(shared: &Arc<Shared>, person: i64) -> Option<StreamSlot> {
-        let mut open = shared.streams.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(person).or_default();
-        if *n >= MAX_STREAMS_PER_PERSON {
-            return None;
-        }
-        *n += 1;
-        Some(StreamSlot {
-            shared: shared.clone(),
-            person,
-        })
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        let mut open = self
-            .shared
-            .streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&self.person) {
-            *n -= 1;
-            if *n == 0 {
-                open.remove(&self.person);
-            }
-        }
-    }
-}
 
 async fn send(socket: &mut WebSocket, frame: &Frame) -> Result<()> {
     let text = serde_json::to_string(frame)?;
@@ -530,7 +528,8 @@ async fn stream(
     .await?;
     let console = query.console;
     let mut viewing: Option<Uuid> = None;
-    shared.db.see(team_id, console, &person.name, None).await?;
+    shared.board.arrive(team_id, console, &person.name).await;
+    let _ = shared.wake.send(Wake::Presence(team_id));
     let result = follow(
         &shared,
         &mut socket,
@@ -542,7 +541,8 @@ async fn stream(
         query.after,
     )
     .await;
-    let _ = shared.db.gone(team_id, console).await;
+    shared.board.leave(team_id, console).await;
+    let _ = shared.wake.send(Wake::Presence(team_id));
     result
 }
 
@@ -559,6 +559,11 @@ async fn follow(
 ) -> Result<()> {
     let mut caught_up = false;
     let mut presence_sent: Option<Vec<wire::Presence>> = None;
+    // What the console last said it shows, taken at the next presence refresh; one that
+    // is not the team's is asked about again only once new records have come.
+    let mut asked: Option<Uuid> = None;
+    let mut refused: Option<Uuid> = None;
+    let mut records_since = false;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut presence = tokio::time::interval(PRESENCE_EVERY);
     let mut poll = tokio::time::interval(POLL_EVERY);
@@ -597,8 +602,21 @@ async fn follow(
         }
         tokio::select! {
             woke = wake.recv() => match woke {
-                Ok(Wake::Records(team)) => pending |= team == team_id,
+                Ok(Wake::Records(team)) => {
+                    pending |= team == team_id;
+                    records_since |= team == team_id;
+                }
                 Ok(Wake::Access(id)) => check_access |= id == person.id,
+                Ok(Wake::Presence(team)) => {
+                    if team == team_id && !refresh_soon {
+                        refresh_soon = true;
+                        presence.reset_after(VIEWING_SHOWN_WITHIN);
+                    }
+                }
+                Ok(Wake::Resync) => {
+                    pending = true;
+                    check_access = true;
+                }
                 // Missed wake-ups: check and read anyway.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     pending = true;
@@ -613,11 +631,22 @@ async fn follow(
             _ = heartbeat.tick() => send(socket, &Frame::Heartbeat { seq: last }).await?,
             _ = presence.tick() => {
                 refresh_soon = false;
-                if !allowed(shared, socket, person, team_id).await? {
-                    return Ok(());
+                if asked != *viewing && (asked != refused || records_since) {
+                    records_since = false;
+                    // Only an incident opened on the team is named to the team, whatever
+                    // a console (or a script holding a token) says it shows.
+                    let shown = match asked {
+                        Some(incident) if shared.db.is_team_incident(team_id, incident).await? => asked,
+                        _ => None,
+                    };
+                    refused = if shown.is_none() { asked } else { None };
+                    if shown != *viewing {
+                        *viewing = shown;
+                        shared.board.view(team_id, console, shown).await;
+                        let _ = shared.wake.send(Wake::Presence(team_id));
+                    }
                 }
-                shared.db.see(team_id, console, &person.name, *viewing).await?;
-                let now = shared.db.presence(team_id, PRESENCE_WINDOW_S).await?;
+                let now = shared.board.people(team_id);
                 let changed = presence_sent.as_ref().is_none_or(|sent| !same_people(sent, &now));
                 if changed {
                     send(socket, &Frame::Presence { people: now.clone() }).await?;
@@ -629,8 +658,9 @@ async fn follow(
                     Ok(Inbound::Viewing { incident }) => {
                         // Shown to the others at a presence refresh a moment from now: a
                         // console flicking through incidents (or flooding the socket)
-                        // costs the database one write a refresh, not one a message.
-                        *viewing = incident;
+                        // costs the database one read and one notification a refresh,
+                        // not one a message.
+                        asked = incident;
                         if !refresh_soon {
                             refresh_soon = true;
                             presence.reset_after(VIEWING_SHOWN_WITHIN);
