@@ -740,6 +740,13 @@ async fn a_silence_from_an_alert_entry_goes_through_the_desk_once() {
         .preview
         .precondition
         .contains("service=\"llm-assistant\""));
+    // What it mutes now, as the cluster says: the one alert, by its labels.
+    let muted = &proposal.preview.target_health.text;
+    assert!(
+        muted.starts_with("mutes 1 alert firing now")
+            && muted.contains("service=\"llm-assistant\""),
+        "{muted}"
+    );
     assert!(proposal
         .preview
         .warnings

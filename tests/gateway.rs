@@ -763,7 +763,8 @@ mod serving {
         let starts = chrono::Utc::now() - chrono::Duration::seconds(30);
         let alert = |ends: Option<chrono::DateTime<chrono::Utc>>| {
             let mut a = serde_json::json!({
-                "labels": {"alertname": "GpuXidErrors", "service": "llm-assistant", "region": "us-east", "severity": "critical"},
+                "labels": {"alertname": "GpuXidErrors", "service": "llm-assistant", "region": "us-east",
+                           "severity": "critical", "cluster": "prod-east"},
                 "annotations": {"summary": "XID 79 on 3 GPU nodes of llm-assistant in us-east"},
                 "startsAt": starts.to_rfc3339(),
             });
@@ -772,8 +773,13 @@ mod serving {
             }
             serde_json::json!([a])
         };
-        // The gateway is not running: Alertmanager's notification goes nowhere.
+        // The gateway is not running: Alertmanager's notification goes nowhere. The
+        // Alertmanager is shared: the same alert fires in cluster prod-west, whose gateway
+        // is not this one.
         post_alerts(am_port, alert(None)).await;
+        let mut west = alert(None);
+        west[0]["labels"]["cluster"] = serde_json::json!("prod-west");
+        post_alerts(am_port, west).await;
 
         let mut gw = spawn_gateway_am(dir.path(), port, &am_url).await;
         let db = dir.path().join("console/firebreak.db");
@@ -825,19 +831,24 @@ mod serving {
             proposed.preview.summary,
             "Silence GpuXidErrors on llm-assistant in us-east for 1 h"
         );
-        assert!(
-            proposed
-                .preview
-                .target_health
-                .text
-                .contains("is firing in us-east"),
-            "{}",
-            proposed.preview.target_health.text
+        // The preview says exactly what it mutes now, as Alertmanager has it: this
+        // cluster's alert, not prod-west's, under the matchers the silence will have.
+        assert_eq!(
+            proposed.preview.precondition,
+            "matchers: alertname=\"GpuXidErrors\", service=\"llm-assistant\", region=\"us-east\", cluster=\"prod-east\""
         );
-        assert!(proposed
-            .preview
-            .precondition
-            .contains("alertname=\"GpuXidErrors\", service=\"llm-assistant\", region=\"us-east\""));
+        let muted = &proposed.preview.target_health.text;
+        assert!(
+            muted.starts_with("mutes 1 alert firing now")
+                && muted.contains("cluster=\"prod-east\"")
+                && !muted.contains("prod-west"),
+            "{muted}"
+        );
+        assert_eq!(
+            store.incidents().await.unwrap().len(),
+            1,
+            "prod-west's alert opens nothing here"
+        );
         // An entry that is not an alert cannot be silenced.
         let opened = store
             .timeline(incident.id, None, 200)
@@ -939,7 +950,27 @@ mod serving {
             let body = answer.text().await.unwrap();
             assert_eq!(status, 400, "{matchers} must be refused: {body}");
             assert!(body.contains(why), "{body} says why ({why})");
+            // Nor can it list what such a silence would reach.
+            let preview = reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/v1/alerts/silence/preview"))
+                .bearer_auth(CONSOLE_TOKEN)
+                .json(&serde_json::json!({ "matchers": matchers }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(preview.status().as_u16(), 400, "{matchers}");
+            assert!(preview.text().await.unwrap().contains(why));
         }
+        // The preview is behind the token like every other route.
+        let stranger = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v1/alerts/silence/preview"))
+            .json(
+                &serde_json::json!({ "matchers": [{"name": "service", "value": "llm-assistant"}] }),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stranger.status().as_u16(), 401);
         let silences: serde_json::Value = reqwest::get(format!("{am_url}/api/v2/silences"))
             .await
             .unwrap()

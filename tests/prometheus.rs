@@ -468,6 +468,12 @@ async fn bad_model_rollout_through_prometheus_alertmanager_and_the_gateway() {
         .propose_silence(incident.id, entry.id, 3600, "ana")
         .await
         .unwrap();
+    let muted = &proposal.preview.target_health.text;
+    assert!(
+        muted.starts_with("mutes 1 alert firing now")
+            && muted.contains("alertname=\"HighErrorRate\""),
+        "{muted}"
+    );
     desk.confirm(&proposal.id, "ana", "rollback on its way", None)
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::protocol::actions::{
     Action, ApiError, Deployment, FailoverRequest, RollbackRequest, RolloutLever, RolloutRequest,
-    Service, ServiceList, SilenceRequest, IDEMPOTENCY_KEY,
+    Service, ServiceList, SilencePreview, SilenceRequest, SilenceScope, IDEMPOTENCY_KEY,
 };
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -212,6 +212,15 @@ impl ActionClient {
             .header(IDEMPOTENCY_KEY, key)
             .json(body);
         self.send(req).await
+    }
+
+    /// Which alerts firing now a silence with these matchers would mute (read-only).
+    pub async fn silence_preview(&self, body: &SilenceScope) -> Outcome<SilencePreview> {
+        self.send(
+            self.request(reqwest::Method::POST, "/v1/alerts/silence/preview")
+                .json(body),
+        )
+        .await
     }
 
     pub async fn silence(&self, body: &SilenceRequest, key: &str) -> Outcome<Action> {

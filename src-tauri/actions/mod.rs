@@ -365,7 +365,7 @@ impl ActionDesk {
                     "only an alert that fired can be silenced, and this entry is not one".into(),
                 )
             })?;
-        let (cluster, token, _client) = self.client_for(alert.cluster_id).await?;
+        let (cluster, token, client) = self.client_for(alert.cluster_id).await?;
         if token.is_none() {
             return Err(DeskError::Refused(format!(
                 "no token is saved for cluster {}: nothing can be sent. Add the token in Clusters",
@@ -382,6 +382,29 @@ impl ActionDesk {
         )
         .await?;
         let mut preview = plan.preview;
+        // What it would mute now, as the cluster's alerting says (with what the cluster adds
+        // to every silence); what this console recorded when the cluster cannot say.
+        let scope = crate::protocol::actions::SilenceScope {
+            matchers: preview::matchers_of_alert(&alert.alert, &alert.service, &alert.region),
+        };
+        match client.silence_preview(&scope).await {
+            client::Outcome::Ok(muted) => preview::muted_now(&mut preview, &muted),
+            client::Outcome::Refused { status, error } if status == 400 || status == 403 => {
+                return Err(DeskError::Refused(format!(
+                    "cluster {} would refuse this silence: {}",
+                    cluster.name, error.message
+                )));
+            }
+            client::Outcome::Refused { error, .. } => preview.warnings.push(format!(
+                "cluster {} cannot say which alerts the silence mutes now ({}): shown is what this console recorded",
+                cluster.name, error.message
+            )),
+            client::Outcome::InFlight => {}
+            client::Outcome::NoAnswer(why) => preview.warnings.push(format!(
+                "cluster {} did not say which alerts the silence mutes now ({why}): shown is what this console recorded",
+                cluster.name
+            )),
+        }
         if !matches!(
             self.streams.state(cluster.id),
             Some(crate::ingest::sink::StreamState::Live { .. })

@@ -665,6 +665,15 @@ pub async fn plan_silence(
 /// The matchers a recorded silence proposal sends: the alert (`target`), its service and
 /// its region (`from`), each exactly.
 pub fn silence_matchers(action: &ActionRecord) -> Vec<crate::protocol::actions::Matcher> {
+    matchers_of_alert(&action.target, &action.service, &action.from)
+}
+
+/// One alert's matchers: its name, service and region, each exactly.
+pub fn matchers_of_alert(
+    alert: &str,
+    service: &str,
+    region: &str,
+) -> Vec<crate::protocol::actions::Matcher> {
     let exact = |name: &str, value: &str| crate::protocol::actions::Matcher {
         name: name.into(),
         value: value.into(),
@@ -672,10 +681,48 @@ pub fn silence_matchers(action: &ActionRecord) -> Vec<crate::protocol::actions::
         is_equal: true,
     };
     vec![
-        exact("alertname", &action.target),
-        exact("service", &action.service),
-        exact("region", &action.from),
+        exact("alertname", alert),
+        exact("service", service),
+        exact("region", region),
     ]
+}
+
+/// At most this many muted alerts are named in a preview (the count is always given).
+const MUTED_SHOWN: usize = 10;
+
+/// Puts what the cluster says a silence would mute now into its preview: the matchers as
+/// they will be created (what the cluster adds included) and every alert firing now that
+/// they select, by its labels.
+pub fn muted_now(preview: &mut ActionPreview, muted: &crate::protocol::actions::SilencePreview) {
+    let matchers = crate::protocol::actions::describe_matchers(&muted.matchers);
+    preview.precondition = format!("matchers: {matchers}");
+    let n = muted.alerts.len();
+    preview.target_health.text = if n == 0 {
+        format!(
+            "the cluster's alerting has no alert firing now that {matchers} selects: the silence mutes nothing yet, and would quiet such an alert if it fires again"
+        )
+    } else {
+        let named: Vec<String> = muted
+            .alerts
+            .iter()
+            .take(MUTED_SHOWN)
+            .map(|a| {
+                let labels: Vec<String> =
+                    a.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                format!("{{{}}}", labels.join(", "))
+            })
+            .collect();
+        format!(
+            "mutes {n} alert{} firing now, as the cluster's alerting says: {}{}",
+            if n == 1 { "" } else { "s" },
+            named.join("; "),
+            if n > MUTED_SHOWN {
+                format!("; and {} more", n - MUTED_SHOWN)
+            } else {
+                String::new()
+            }
+        )
+    };
 }
 
 /// Reads the cluster's state again: `Some(what changed)` when the precondition no

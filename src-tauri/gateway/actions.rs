@@ -344,19 +344,18 @@ fn silence_scope(
     am: &super::config::Alertmanager,
     services: &[ServiceConfig],
     cluster: &str,
-    req: &SilenceRequest,
+    matchers: &[Matcher],
 ) -> Result<String, Refusal> {
     let invalid = |message: String| refusal(StatusCode::BAD_REQUEST, "invalid", message);
     if !am.allow_pattern_silences {
-        if let Some(m) = req.matchers.iter().find(|m| m.is_regex || !m.is_equal) {
+        if let Some(m) = matchers.iter().find(|m| m.is_regex || !m.is_equal) {
             return Err(invalid(format!(
                 "{} is a pattern or negated matcher; this gateway takes only exact matchers                  (alertmanager.allow_pattern_silences is off)",
                 describe_matchers(std::slice::from_ref(m))
             )));
         }
     }
-    let service = req
-        .matchers
+    let service = matchers
         .iter()
         .find(|m| m.name == "service" && m.is_equal && !m.is_regex)
         .map(|m| m.value.clone())
@@ -375,8 +374,7 @@ fn silence_scope(
     }
     if let Some(label) = &am.cluster_label {
         // The gateway adds the cluster itself; a request may only repeat it.
-        if let Some(m) = req
-            .matchers
+        if let Some(m) = matchers
             .iter()
             .find(|m| m.name == *label || (m.name == "cluster"))
             .filter(|m| !(m.is_equal && !m.is_regex && m.value == cluster))
@@ -401,33 +399,17 @@ fn alertmanager_silence(
     starts: chrono::DateTime<Utc>,
     ends: chrono::DateTime<Utc>,
 ) -> serde_json::Value {
-    let label = |name: &str| match name {
-        "service" => am.service_label.clone(),
-        "region" => am.region_label.clone(),
-        "severity" => am.severity_label.clone(),
-        other => other.to_owned(),
-    };
-    let mut matchers: Vec<serde_json::Value> = req
-        .matchers
-        .iter()
-        .filter(|m| Some(&m.name) != am.cluster_label.as_ref() && m.name != "cluster")
+    let matchers: Vec<serde_json::Value> = alertmanager_matchers(am, &req.matchers, cluster)
+        .into_iter()
         .map(|m| {
             serde_json::json!({
-                "name": label(&m.name),
+                "name": m.name,
                 "value": m.value,
                 "isRegex": m.is_regex,
                 "isEqual": m.is_equal,
             })
         })
         .collect();
-    if let Some(cluster_label) = &am.cluster_label {
-        matchers.push(serde_json::json!({
-            "name": cluster_label,
-            "value": cluster,
-            "isRegex": false,
-            "isEqual": true,
-        }));
-    }
     serde_json::json!({
         "matchers": matchers,
         "startsAt": starts.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -435,6 +417,51 @@ fn alertmanager_silence(
         "createdBy": created_by,
         "comment": req.comment,
     })
+}
+
+/// A request's matchers as Alertmanager would take them: the protocol's names mapped to the
+/// configured labels, and this gateway's cluster added when Alertmanager is shared.
+fn alertmanager_matchers(
+    am: &super::config::Alertmanager,
+    matchers: &[Matcher],
+    cluster: &str,
+) -> Vec<Matcher> {
+    let label = |name: &str| match name {
+        "service" => am.service_label.clone(),
+        "region" => am.region_label.clone(),
+        "severity" => am.severity_label.clone(),
+        other => other.to_owned(),
+    };
+    let mut mapped: Vec<Matcher> = matchers
+        .iter()
+        .filter(|m| Some(&m.name) != am.cluster_label.as_ref() && m.name != "cluster")
+        .map(|m| Matcher {
+            name: label(&m.name),
+            ..m.clone()
+        })
+        .collect();
+    if let Some(cluster_label) = &am.cluster_label {
+        mapped.push(Matcher {
+            name: cluster_label.clone(),
+            value: cluster.to_owned(),
+            is_regex: false,
+            is_equal: true,
+        });
+    }
+    mapped
+}
+
+/// A matcher in the syntax of Alertmanager's `filter` query parameter:
+/// `name="value"`, `name=~"pattern"`, `name!="value"`, `name!~"pattern"`.
+fn alertmanager_filter(m: &Matcher) -> String {
+    let op = match (m.is_equal, m.is_regex) {
+        (true, false) => "=",
+        (false, false) => "!=",
+        (true, true) => "=~",
+        (false, true) => "!~",
+    };
+    let value = m.value.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("{}{op}\"{value}\"", m.name)
 }
 
 /// An action carried out at once (a Kubernetes patch): recorded as succeeded with what was
@@ -757,6 +784,62 @@ impl Backend for GatewayActions {
         b.accept(s, hook, step, intent).await
     }
 
+    async fn silence_preview(&self, scope: SilenceScope) -> Result<SilencePreview, Refusal> {
+        let b = &self.0;
+        let Some(am) = &b.alertmanager else {
+            return Err(not_configured(
+                "this gateway has no [alertmanager] section, so it cannot create silences".into(),
+            ));
+        };
+        silence_scope(am, &b.services, &b.cluster, &scope.matchers)?;
+        let matchers = alertmanager_matchers(am, &scope.matchers, &b.cluster);
+        let query: Vec<(&str, String)> = std::iter::once(("active", "true".to_owned()))
+            .chain(matchers.iter().map(|m| ("filter", alertmanager_filter(m))))
+            .collect();
+        let unavailable = |why: String| {
+            refusal(
+                StatusCode::BAD_GATEWAY,
+                "alertmanager_unavailable",
+                format!("Alertmanager at {}: {why}", am.url),
+            )
+        };
+        let url = reqwest::Url::parse_with_params(&format!("{}/api/v2/alerts", am.url), &query)
+            .map_err(|e| unavailable(format!("not a URL: {e}")))?;
+        let response = b
+            .http
+            .get(url)
+            .timeout(std::time::Duration::from_secs(15))
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("did not answer: {e}")))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let text: String = text.trim().chars().take(300).collect();
+            return Err(unavailable(format!("answered {status}: {text}")));
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct AmAlert {
+            labels: std::collections::BTreeMap<String, String>,
+            #[serde(default)]
+            starts_at: Option<chrono::DateTime<Utc>>,
+        }
+        let found: Vec<AmAlert> = response
+            .json()
+            .await
+            .map_err(|e| unavailable(format!("its list of alerts does not read: {e}")))?;
+        let mut alerts: Vec<MutedAlert> = found
+            .into_iter()
+            .map(|a| MutedAlert {
+                labels: a.labels,
+                starts_at: a.starts_at,
+            })
+            .collect();
+        alerts.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(SilencePreview { matchers, alerts })
+    }
+
     async fn silence(&self, req: SilenceRequest, intent: &Intent) -> Result<Action, Refusal> {
         let b = &self.0;
         let Some(am) = &b.alertmanager else {
@@ -764,7 +847,7 @@ impl Backend for GatewayActions {
                 "this gateway has no [alertmanager] section, so it cannot create silences".into(),
             ));
         };
-        let service = silence_scope(am, &b.services, &b.cluster, &req)?;
+        let service = silence_scope(am, &b.services, &b.cluster, &req.matchers)?;
         let caller = intent.caller.clone().unwrap_or_else(|| req.actor.clone());
         let created_by = format!("{caller} for {} (Firebreak)", req.actor);
         let starts = Utc::now();

@@ -129,14 +129,23 @@ pub fn event_id(alert: &Alert) -> String {
         .to_string()
 }
 
-/// Maps one alert of a notification; None (with why) when it cannot be one of ours.
-pub fn map(alert: &Alert, labels: &Labels) -> Result<Mapped, String> {
+/// Maps one alert of a notification; None (with why) when it cannot be one of ours: in an
+/// Alertmanager shared by several clusters (`cluster_label`), an alert labelled with
+/// another cluster is that cluster's gateway's.
+pub fn map(alert: &Alert, labels: &Labels, cluster: &str) -> Result<Mapped, String> {
     let name = alert
         .labels
         .get("alertname")
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .ok_or("the alert has no alertname label")?;
+    if let Some(label) = &labels.cluster_label {
+        if let Some(theirs) = alert.labels.get(label).filter(|v| *v != cluster) {
+            return Err(format!(
+                "alert {name} is labelled {label}={theirs:?}: another cluster's, not {cluster:?}"
+            ));
+        }
+    }
     let service = alert
         .labels
         .get(&labels.service_label)
@@ -310,7 +319,7 @@ mod tests {
     #[test]
     fn a_firing_alert_maps_to_alert_firing_with_a_stable_id() {
         let n = parse(PAYLOAD.as_bytes()).unwrap();
-        let m = map(&n.alerts[0], &labels()).unwrap();
+        let m = map(&n.alerts[0], &labels(), "prod").unwrap();
         assert_eq!(m.ty, EventType::AlertFiring);
         assert_eq!(m.subject, "service/llm-assistant");
         assert_eq!(m.data["severity"], "critical");
@@ -318,7 +327,12 @@ mod tests {
         // The data must be what the protocol's own decoder accepts.
         EventType::AlertFiring.check_data(&m.data).unwrap();
         // Sent again (Alertmanager repeats notifications): the same event.
-        let again = map(&parse(PAYLOAD.as_bytes()).unwrap().alerts[0], &labels()).unwrap();
+        let again = map(
+            &parse(PAYLOAD.as_bytes()).unwrap().alerts[0],
+            &labels(),
+            "prod",
+        )
+        .unwrap();
         assert_eq!(again.id, m.id);
         // Resolved: another event of the same alert.
         let resolved = PAYLOAD
@@ -327,7 +341,12 @@ mod tests {
                 "\"status\": \"resolved\",\n        \"labels\"",
             )
             .replace("0001-01-01T00:00:00Z", "2026-11-30T03:09:00Z");
-        let r = map(&parse(resolved.as_bytes()).unwrap().alerts[0], &labels()).unwrap();
+        let r = map(
+            &parse(resolved.as_bytes()).unwrap().alerts[0],
+            &labels(),
+            "prod",
+        )
+        .unwrap();
         assert_eq!(r.ty, EventType::AlertResolved);
         assert_ne!(r.id, m.id);
         EventType::AlertResolved.check_data(&r.data).unwrap();
@@ -356,7 +375,19 @@ mod tests {
                 .as_bytes(),
         )
         .unwrap();
-        let why = map(&n.alerts[0], &labels()).unwrap_err();
+        let why = map(&n.alerts[0], &labels(), "prod").unwrap_err();
         assert!(why.contains("no \"service\" label"), "{why}");
+
+        // A shared Alertmanager: another cluster's alert is not this gateway's.
+        let shared = Labels {
+            cluster_label: Some("cluster".into()),
+            ..labels()
+        };
+        let mut alert = parse(PAYLOAD.as_bytes()).unwrap().alerts.remove(0);
+        alert.labels.insert("cluster".into(), "prod-west".into());
+        let why = map(&alert, &shared, "prod").unwrap_err();
+        assert!(why.contains("another cluster's"), "{why}");
+        alert.labels.insert("cluster".into(), "prod".into());
+        assert!(map(&alert, &shared, "prod").is_ok());
     }
 }

@@ -420,7 +420,7 @@ async fn record_alerts(
     let mut mapped = Vec::new();
     let mut refused = Vec::new();
     for alert in alerts {
-        match alertmanager::map(alert, &hook.labels) {
+        match alertmanager::map(alert, &hook.labels, &shared.cluster) {
             Ok(m) => {
                 if let Some(note) = &m.note {
                     tracing::warn!(alert = %m.id, %note, "alert mapped with a note");

@@ -276,6 +276,34 @@ pub struct SilenceRequest {
     pub actor: String,
 }
 
+/// Which alerts a silence would mute: the body of `POST /v1/alerts/silence/preview`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceScope {
+    /// As a [`SilenceRequest`]'s, under the same rules.
+    pub matchers: Vec<Matcher>,
+}
+
+/// What a silence with these matchers would mute now. Nothing is created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SilencePreview {
+    /// The matchers as the silence would be created: label names as the alerting system
+    /// spells them, and what the server adds itself (a shared Alertmanager's cluster
+    /// label).
+    pub matchers: Vec<Matcher>,
+    /// The alerts firing now that those matchers select, each with its labels.
+    pub alerts: Vec<MutedAlert>,
+}
+
+/// One alert firing now, as the alerting system labels it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MutedAlert {
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// When it started firing, where known.
+    #[serde(default)]
+    pub starts_at: Option<DateTime<Utc>>,
+}
+
 /// The shortest and longest silence the action API accepts.
 pub const SILENCE_DURATION_S: std::ops::RangeInclusive<u32> = 60..=7 * 24 * 3600;
 

@@ -89,6 +89,8 @@ pub fn document() -> Value {
     generator.subschema_for::<RolloutRequest>();
     generator.subschema_for::<FailoverRequest>();
     generator.subschema_for::<SilenceRequest>();
+    generator.subschema_for::<SilenceScope>();
+    generator.subschema_for::<SilencePreview>();
     generator.subschema_for::<Action>();
     generator.subschema_for::<ApiError>();
     let schemas = generator.take_definitions(true);
@@ -136,6 +138,22 @@ pub fn document() -> Value {
                 "Silence the alerts the matchers select for a while (the gateway: an Alertmanager silence; \
                  the simulator records it). The action comes back succeeded, the silence's id in its output",
                 "SilenceRequest", "", "") },
+            "/v1/alerts/silence/preview": { "post": {
+                "summary": "Which alerts firing now a silence with these matchers would mute, under the same rules as \
+                            /v1/alerts/silence; creates nothing (no Idempotency-Key). `matchers` come back as the silence \
+                            would be created (the gateway: Alertmanager's label names, its cluster label added)",
+                "security": [{ "bearer": [] }],
+                "requestBody": { "required": true, "content": { "application/json": {
+                    "schema": { "$ref": "#/components/schemas/SilenceScope" } } } },
+                "responses": {
+                    "200": response("The matchers as they would be created, and the alerts firing now that they select", "SilencePreview"),
+                    "400": response("The matchers are not a silence this server would create, and why (the gateway: \
+                                     not_configured without an [alertmanager] section)", "ApiError"),
+                    "401": response("Missing or wrong bearer token", "ApiError"),
+                    "404": response("No such service", "ApiError"),
+                    "502": response("Gateway only: Alertmanager did not answer", "ApiError")
+                }
+            } },
             "/v1/alertmanager": { "post": {
                 "summary": "Gateway only: Alertmanager's webhook (payload version 4), with the webhook's own bearer token. \
                             Each alert becomes alert.firing or alert.resolved once (its fingerprint and state are the key)",

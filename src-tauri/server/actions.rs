@@ -99,6 +99,12 @@ pub trait Backend: Send + Sync + 'static {
         request: SilenceRequest,
         intent: &Intent,
     ) -> impl Future<Output = Result<Action, Refusal>> + Send;
+    /// Which alerts firing now a silence with these matchers would mute, under the same
+    /// rules as [`Backend::silence`]; creates nothing.
+    fn silence_preview(
+        &self,
+        scope: SilenceScope,
+    ) -> impl Future<Output = Result<SilencePreview, Refusal>> + Send;
 }
 
 /// A request's first answer, replayed to every retry with the same idempotency key.
@@ -170,6 +176,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/services/{name}/failover"),
     ("get", "/v1/actions/{id}"),
     ("post", "/v1/alerts/silence"),
+    ("post", "/v1/alerts/silence/preview"),
 ];
 
 impl<B: Backend, A: Answers> ActionApi<B, A> {
@@ -196,6 +203,7 @@ impl<B: Backend, A: Answers> ActionApi<B, A> {
             .route("/v1/services/{name}/failover", post(failover::<B, A>))
             .route("/v1/actions/{id}", get(get_action::<B, A>))
             .route("/v1/alerts/silence", post(silence::<B, A>))
+            .route("/v1/alerts/silence/preview", post(silence_preview::<B, A>))
             .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
             .with_state(self.clone())
     }
@@ -302,6 +310,28 @@ async fn silence<B: Backend, A: Answers>(
     body: axum::body::Bytes,
 ) -> Response {
     mutate(api, caller, &headers, Op::Silence, body).await
+}
+
+/// Read-only: no idempotency key, nothing recorded.
+async fn silence_preview<B: Backend, A: Answers>(
+    State(api): State<Arc<ActionApi<B, A>>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let scope: Result<SilenceScope, Refusal> = serde_json::from_slice(&body).map_err(|e| {
+        refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!("request body: {e}"),
+        )
+    });
+    let result = match scope {
+        Ok(scope) => match check_matchers(&scope.matchers) {
+            Ok(()) => api.backend.silence_preview(scope).await,
+            Err(r) => Err(r),
+        },
+        Err(r) => Err(r),
+    };
+    answer(result)
 }
 
 fn replay(a: &Answer) -> Response {
@@ -495,6 +525,32 @@ fn bounded(field: &str, text: &str, max: usize) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// A silence's matchers within their bounds (a silence and its preview alike).
+fn check_matchers(matchers: &[Matcher]) -> Result<(), Refusal> {
+    if matchers.is_empty() {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "a silence needs at least one matcher",
+        ));
+    }
+    if matchers.len() > MAX_MATCHERS {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            format!(
+                "matchers: {} given; a silence takes at most {MAX_MATCHERS}",
+                matchers.len()
+            ),
+        ));
+    }
+    for m in matchers {
+        bounded("matchers[].name", &m.name, MAX_MATCHER_CHARS)?;
+        bounded("matchers[].value", &m.value, MAX_MATCHER_CHARS)?;
+    }
+    Ok(())
+}
+
 async fn act<B: Backend, A: Answers>(
     api: &ActionApi<B, A>,
     op: Op,
@@ -553,27 +609,7 @@ async fn act<B: Backend, A: Answers>(
         Op::Silence => {
             let req: SilenceRequest = parse(body)?;
             require_text(&req.actor, &req.comment)?;
-            if req.matchers.is_empty() {
-                return Err(refusal(
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    "a silence needs at least one matcher",
-                ));
-            }
-            if req.matchers.len() > MAX_MATCHERS {
-                return Err(refusal(
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    format!(
-                        "matchers: {} given; a silence takes at most {MAX_MATCHERS}",
-                        req.matchers.len()
-                    ),
-                ));
-            }
-            for m in &req.matchers {
-                bounded("matchers[].name", &m.name, MAX_MATCHER_CHARS)?;
-                bounded("matchers[].value", &m.value, MAX_MATCHER_CHARS)?;
-            }
+            check_matchers(&req.matchers)?;
             if !SILENCE_DURATION_S.contains(&req.duration_s) {
                 return Err(refusal(
                     StatusCode::BAD_REQUEST,

@@ -40,6 +40,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/services/{name}/failover"),
     ("get", "/v1/actions/{id}"),
     ("post", "/v1/alerts/silence"),
+    ("post", "/v1/alerts/silence/preview"),
     ("get", "/v1/sim/stats"),
     ("get", "/metrics"),
 ];
@@ -177,6 +178,11 @@ impl Backend for SimBackend {
         let result = w.request_rollout(deployment, lever, &req);
         publish(&self.0, &mut w);
         result.map_err(status_of)
+    }
+    async fn silence_preview(&self, scope: SilenceScope) -> Result<SilencePreview, Refusal> {
+        world(&self.0)
+            .silence_preview(&scope.matchers)
+            .map_err(status_of)
     }
     async fn silence(&self, req: SilenceRequest, _intent: &Intent) -> Result<Action, Refusal> {
         let mut w = world(&self.0);

@@ -111,6 +111,8 @@ struct Rev {
 struct AlertState {
     firing: bool,
     held: u32,
+    /// While firing: the region it fired in, its severity and since when.
+    fired: Option<(String, AlertSeverity, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -804,6 +806,8 @@ impl World {
             }
             state.firing = breached;
             state.held = 0;
+            let now = self.start + Duration::seconds(self.t as i64);
+            state.fired = breached.then(|| (region.clone(), severity, now));
             let subject = format!("service/{service}");
             if breached {
                 let data = AlertFiring {
@@ -1445,6 +1449,85 @@ impl World {
         };
         let from = r.to.to_string();
         Ok(self.new_action(lever.kind(), s, from, to, &request.actor, &request.reason))
+    }
+
+    /// The alerts firing now that a silence with `matchers` would mute, under the same
+    /// rules as [`World::request_silence`].
+    pub fn silence_preview(
+        &self,
+        matchers: &[crate::protocol::actions::Matcher],
+    ) -> Result<crate::protocol::actions::SilencePreview, (u16, ApiError)> {
+        use crate::protocol::actions::{MutedAlert, SilencePreview};
+        let service = matchers
+            .iter()
+            .find(|m| m.name == "service" && m.is_equal && !m.is_regex)
+            .map(|m| m.value.clone());
+        match &service {
+            Some(name) if self.service_index(name).is_none() => {
+                return Err(not_found(format!("no service {name:?}")))
+            }
+            Some(_) => {}
+            None => {
+                return Err(invalid(
+                    "the simulator silences one service's alerts: add a service matcher".into(),
+                ))
+            }
+        }
+        let mut patterns = Vec::new();
+        for m in matchers.iter().filter(|m| m.is_regex) {
+            // Anchored, as Alertmanager anchors them.
+            match regex::Regex::new(&format!("^(?:{})$", m.value)) {
+                Ok(re) => patterns.push((m.name.clone(), re)),
+                Err(e) => return Err(invalid(format!("{}: {e}", m.name))),
+            }
+        }
+        let selects = |labels: &std::collections::BTreeMap<String, String>| {
+            matchers.iter().all(|m| {
+                let value = labels.get(&m.name).map(String::as_str).unwrap_or("");
+                let hit = if m.is_regex {
+                    patterns
+                        .iter()
+                        .find(|(n, _)| *n == m.name)
+                        .is_some_and(|(_, re)| re.is_match(value))
+                } else {
+                    value == m.value
+                };
+                hit == m.is_equal
+            })
+        };
+        let mut alerts = Vec::new();
+        for svc in &self.services {
+            for (name, state) in &svc.alerts {
+                let Some((region, severity, since)) = &state.fired else {
+                    continue;
+                };
+                let labels: std::collections::BTreeMap<String, String> = [
+                    ("alertname", name.to_string()),
+                    ("service", svc.name.clone()),
+                    ("region", region.clone()),
+                    (
+                        "severity",
+                        serde_json::to_value(severity)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                    ),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+                if selects(&labels) {
+                    alerts.push(MutedAlert {
+                        labels,
+                        starts_at: Some(*since),
+                    });
+                }
+            }
+        }
+        Ok(SilencePreview {
+            matchers: matchers.to_vec(),
+            alerts,
+        })
     }
 
     /// Records a silence. The simulated fleet has no notification routing, so a silence
