@@ -557,26 +557,6 @@ mod serving {
         (status, r.json().await.unwrap_or_default())
     }
 
-    /// Headers of a request whose body never comes, sent from 127.0.0.3; the answer's
-    /// status line, read without sending a byte of the body.
-    pub(crate) async fn answer_without_body(port: u16, head: &str) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.3:0".parse().unwrap()).unwrap();
-        let mut s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-        s.write_all(head.as_bytes()).await.unwrap();
-        let mut answer = vec![0u8; 256];
-        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut answer))
-            .await
-            .expect("an answer before any body byte was sent")
-            .unwrap();
-        String::from_utf8_lossy(&answer[..n])
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_owned()
-    }
-
     /// A stranger who can reach the port holds 2,000 idle connections and starts 40
     /// webhook posts announcing 2 MiB bodies with a wrong token: each post is refused on
     /// its headers (no body byte read), the connections over the per-address cap are
@@ -584,7 +564,10 @@ mod serving {
     /// from another address is served.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_stranger_holding_thousands_of_connections_cannot_take_the_gateway_down() {
-        use crate::support::servers::{closed_by_server, free_port, hold_connections};
+        use crate::support::servers::{
+            answer_without_body, closed_by_server, free_port, hold_connections,
+        };
+        firebreak::process::install_tls_provider();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let _gw = spawn_gateway(dir.path(), port).await;

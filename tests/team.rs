@@ -2680,6 +2680,22 @@ async fn a_hostile_teammate_cannot_take_over_an_unshared_incident_or_forge_who_w
             reported.starts_with("2020-01-01"),
             "what ben's console claimed is kept beside the server's time: {reported}"
         );
+        // The exported report says the same: no forged note, ben's resolution under his
+        // name, and no figure running backwards.
+        let report = firebreak::reports::build(&console.store, id).await.unwrap();
+        let text = firebreak::reports::render(&report, firebreak::reports::Format::Markdown);
+        assert!(!text.contains("I, ana, approve"), "{text}");
+        assert!(
+            report
+                .timeline
+                .iter()
+                .any(|e| e.author == "ben" && e.kind.contains("status")),
+            "{:#?}",
+            report.timeline
+        );
+        for figure in &report.figures {
+            assert!(figure.seconds.is_none_or(|s| s >= 0), "{figure:?}");
+        }
     }
 
     // 3. Ownership: an action and a run driven by Ben's console cannot be moved by Cy,
@@ -2777,7 +2793,7 @@ async fn a_hostile_teammate_cannot_take_over_an_unshared_incident_or_forge_who_w
 /// open streams are bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stranger_holding_thousands_of_connections_cannot_take_the_team_server_down() {
-    use support::servers::{closed_by_server, hold_connections};
+    use support::servers::{answer_without_body, closed_by_server, hold_connections};
     let Pair {
         rig: _rig,
         port,
@@ -2787,26 +2803,15 @@ async fn a_stranger_holding_thousands_of_connections_cannot_take_the_team_server
     } = pair("team_connections").await;
     let mut idle = hold_connections(port, 2_000, None).await;
     for _ in 0..40 {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.3:0".parse().unwrap()).unwrap();
-        let mut s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-        s.write_all(
-            format!(
+        let line = answer_without_body(
+            port,
+            &format!(
                 "POST /v1/teams/serving/records HTTP/1.1\r\nhost: team\r\n{}: 1\r\n\
                  authorization: Bearer fbt_wrong\r\ncontent-length: 16777216\r\n\r\n",
                 wire::SCHEMA_HEADER
-            )
-            .as_bytes(),
+            ),
         )
-        .await
-        .unwrap();
-        let mut answer = vec![0u8; 64];
-        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut answer))
-            .await
-            .expect("refused before any body byte was sent")
-            .unwrap();
-        let line = String::from_utf8_lossy(&answer[..n]).to_string();
+        .await;
         assert!(line.starts_with("HTTP/1.1 401"), "{line}");
     }
     let me = client(port, "serving", &ana).me().await.unwrap();

@@ -129,6 +129,28 @@ pub async fn hold_connections(
     held
 }
 
+/// Headers of a request whose body never comes, sent from 127.0.0.3 (another address
+/// than the tests' own clients); the answer's status line, read without sending a byte
+/// of the body.
+#[allow(dead_code)]
+pub async fn answer_without_body(port: u16, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+    let mut s = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 256];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), s.read(&mut answer))
+        .await
+        .expect("an answer before any body byte was sent")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
 /// How many of `held` the server has closed (a read sees the end, or an error).
 #[allow(dead_code)]
 pub async fn closed_by_server(held: &mut [tokio::net::TcpStream]) -> usize {
