@@ -802,8 +802,26 @@ async fn a_hostile_stream_with_cuts_and_kill_9_rounds_loses_and_repeats_nothing(
         count(&db, "SELECT COUNT(DISTINCT raw) FROM quarantine").await >= malformed_kinds as i64,
         "every malformed frame is kept for diagnosis"
     );
+    // Kept once each, however often the cuts and restarts made the stream replay it; how
+    // often it came is counted on its row.
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM quarantine").await,
+        (malformed_kinds + skipped.len()) as i64,
+        "one row per distinct bad frame"
+    );
+    assert!(
+        count(&db, "SELECT SUM(times) FROM quarantine").await
+            > count(&db, "SELECT COUNT(*) FROM quarantine").await,
+        "the replays came, and were counted"
+    );
     let store = Store::open(&db).await.unwrap();
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
+    let diagnostics = store.diagnostics().await.unwrap();
+    assert_eq!(
+        diagnostics.quarantined,
+        (malformed_kinds + skipped.len()) as i64
+    );
+    assert!(diagnostics.quarantine_arrivals > diagnostics.quarantined);
 }
 
 /// A link that is cut again and again before any event arrives is the network's doing: the

@@ -89,6 +89,10 @@ pub struct QuarantinedFrame {
     /// The frame's full length; `preview` holds its first bytes (invalid UTF-8 replaced).
     pub raw_len: i64,
     pub preview: String,
+    /// How often it came (a stream replays what follows its cursor after a reconnect).
+    pub times: i64,
+    /// When it last came.
+    pub last_ms: i64,
 }
 
 /// A range of a stream the server could no longer send.
@@ -107,7 +111,10 @@ pub struct StreamGap {
 #[serde(rename_all = "camelCase")]
 pub struct Diagnostics {
     pub events: i64,
+    /// Distinct bad frames kept.
     pub quarantined: i64,
+    /// How often bad frames came, all told.
+    pub quarantine_arrivals: i64,
     /// The newest refused frames (at most 200).
     pub quarantine: Vec<QuarantinedFrame>,
     pub gaps: Vec<StreamGap>,
@@ -266,11 +273,13 @@ impl Store {
         let (events,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(self.reader())
             .await?;
-        let (quarantined,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM quarantine")
-            .fetch_one(self.reader())
-            .await?;
-        let rows: Vec<(i64, String, i64, String, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT q.id, c.name, q.received_ms, q.reason, q.raw_len, substr(q.raw, 1, 600) \
+        let (quarantined, quarantine_arrivals): (i64, i64) =
+            sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(times), 0) FROM quarantine")
+                .fetch_one(self.reader())
+                .await?;
+        let rows: Vec<(i64, String, i64, String, i64, Vec<u8>, i64, i64)> = sqlx::query_as(
+            "SELECT q.id, c.name, q.received_ms, q.reason, q.raw_len, substr(q.raw, 1, 600), \
+                    q.times, COALESCE(q.last_ms, q.received_ms) \
              FROM quarantine q JOIN clusters c ON c.id = q.cluster_id ORDER BY q.id DESC LIMIT 200",
         )
         .fetch_all(self.reader())
@@ -278,13 +287,17 @@ impl Store {
         let quarantine = rows
             .into_iter()
             .map(
-                |(id, cluster, received_ms, reason, raw_len, raw)| QuarantinedFrame {
-                    id,
-                    cluster,
-                    received_ms,
-                    reason,
-                    raw_len,
-                    preview: String::from_utf8_lossy(&raw).into_owned(),
+                |(id, cluster, received_ms, reason, raw_len, raw, times, last_ms)| {
+                    QuarantinedFrame {
+                        id,
+                        cluster,
+                        received_ms,
+                        reason,
+                        raw_len,
+                        preview: String::from_utf8_lossy(&raw).into_owned(),
+                        times,
+                        last_ms,
+                    }
                 },
             )
             .collect();
@@ -300,6 +313,7 @@ impl Store {
         Ok(Diagnostics {
             events,
             quarantined,
+            quarantine_arrivals,
             quarantine,
             gaps,
             unsearchable: self.unsearchable().await?,

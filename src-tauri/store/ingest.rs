@@ -37,6 +37,24 @@ pub struct Committed {
 
 /// The name automated timeline entries are recorded under.
 pub const ENGINE_AUTHOR: &str = "firebreak";
+/// What names a bad frame, so that the same one replayed is kept once: its stream and
+/// sequence where a sequence (1 or more) could be read from it, else a digest of why it
+/// was refused and of all its bytes.
+pub fn frame_key(stream: Option<&str>, sequence: Option<u64>, reason: &str, raw: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    match sequence.filter(|s| *s > 0) {
+        Some(seq) => format!("seq:{}:{seq}", stream.unwrap_or("")),
+        None => {
+            let mut h = Sha256::new();
+            h.update(reason.as_bytes());
+            h.update([0]);
+            h.update(raw);
+            let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            format!("sha256:{digest}")
+        }
+    }
+}
+
 /// Bytes of a refused frame kept in quarantine.
 pub const QUARANTINE_KEEP_BYTES: usize = 4096;
 /// When an incident opens, the service's events this far back attach to it.
@@ -174,9 +192,18 @@ impl Store {
                     sequence,
                 } => {
                     let kept = &raw[..raw.len().min(QUARANTINE_KEEP_BYTES)];
+                    let stream: Option<Option<String>> = sqlx::query_scalar(
+                        "SELECT stream_id FROM stream_cursors WHERE cluster_id = ?",
+                    )
+                    .bind(cluster_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let key = frame_key(stream.flatten().as_deref(), *sequence, reason, raw);
+                    // A frame seen before (a replay after a reconnect) counts on its row.
                     sqlx::query(
-                        "INSERT INTO quarantine (cluster_id, received_ms, reason, raw, raw_len, stream_sequence) \
-                         VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO quarantine (cluster_id, received_ms, reason, raw, raw_len, stream_sequence, frame_key, last_ms) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (cluster_id, frame_key) DO UPDATE SET times = times + 1, last_ms = excluded.last_ms",
                     )
                     .bind(cluster_id)
                     .bind(now)
@@ -184,6 +211,8 @@ impl Store {
                     .bind(kept)
                     .bind(raw.len() as i64)
                     .bind(sequence.and_then(|s| i64::try_from(s).ok()))
+                    .bind(key)
+                    .bind(now)
                     .execute(&mut *tx)
                     .await?;
                     out.quarantined += 1;

@@ -189,7 +189,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
       throw new HostError('refused', 'no runbooks in this fake');
     },
     diagnostics: async () => ({
-      events: 0, quarantined: 0, quarantine: [], gaps: [], unsearchable: 0,
+      events: 0, quarantined: 0, quarantineArrivals: 0, quarantine: [], gaps: [], unsearchable: 0,
       databaseBytes: 4096, walBytes: 0, databasePath: '/tmp/fb/firebreak.db',
     }),
     listIncidents: async () => incidents,
@@ -625,12 +625,12 @@ describe('clusters', () => {
 });
 
 describe('diagnostics', () => {
-  it('lists quarantined frames with their reason, as text', async () => {
+  it('lists each distinct quarantined frame once with its reason, as text, and how often it came', async () => {
     const host = fakeHost([], {
       diagnostics: async () => ({
-        events: 1200, quarantined: 1, unsearchable: 0, databaseBytes: 2_400_000, walBytes: 4096,
+        events: 1200, quarantined: 1, quarantineArrivals: 37, unsearchable: 0, databaseBytes: 2_400_000, walBytes: 4096,
         databasePath: '/tmp/fb/firebreak.db',
-        quarantine: [{ id: 1, cluster: 'demo', receivedMs: Date.now(), reason: 'not valid JSON: <b>expected value</b>', rawLen: 12, preview: '<b>bad</b>' }],
+        quarantine: [{ id: 1, cluster: 'demo', receivedMs: Date.now(), reason: 'not valid JSON: <b>expected value</b>', rawLen: 12, preview: '<b>bad</b>', times: 37, lastMs: Date.now() }],
         gaps: [{ id: 1, cluster: 'demo', fromSequence: 10, toSequence: 19, detectedMs: Date.now() }],
       }),
     });
@@ -644,7 +644,9 @@ describe('diagnostics', () => {
     expect(screen.getByTestId('runbook-problems').textContent).toContain('/home/ana/runbooks/db.md:7 unknown variant `chek`');
     expect(table.textContent).toContain('not valid JSON: <b>expected value</b>');
     expect(table.querySelector('b')).toBeNull();
-    expect(screen.getByTestId('diag-quarantined').textContent).toBe('1');
+    // One distinct frame, replayed 37 times by reconnects: one row, and how often it came.
+    expect(screen.getByTestId('diag-quarantined').textContent).toBe('1 (came 37 times)');
+    expect(screen.getByTestId('quarantine-times').textContent).toBe('37×');
     expect(screen.getByTestId('gaps').textContent).toContain('10 – 19 (10 events)');
   });
 });

@@ -5,7 +5,15 @@ import type { StreamGap } from "./StreamGap";
 /**
  * The diagnostics view: what the store refused or missed, and how big it is.
  */
-export type Diagnostics = { events: number, quarantined: number, 
+export type Diagnostics = { events: number, 
+/**
+ * Distinct bad frames kept.
+ */
+quarantined: number, 
+/**
+ * How often bad frames came, all told.
+ */
+quarantineArrivals: number, 
 /**
  * The newest refused frames (at most 200).
  */

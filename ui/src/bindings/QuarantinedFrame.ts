@@ -7,4 +7,12 @@ export type QuarantinedFrame = { id: number, cluster: string, receivedMs: number
 /**
  * The frame's full length; `preview` holds its first bytes (invalid UTF-8 replaced).
  */
-rawLen: number, preview: string, };
+rawLen: number, preview: string, 
+/**
+ * How often it came (a stream replays what follows its cursor after a reconnect).
+ */
+times: number, 
+/**
+ * When it last came.
+ */
+lastMs: number, };
