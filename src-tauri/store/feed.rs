@@ -125,6 +125,9 @@ pub struct Diagnostics {
     pub database_path: String,
 }
 
+/// (id, cluster, received, reason, length, first bytes, times, last) of a quarantined frame.
+type QuarantineRow = (i64, String, i64, String, i64, Vec<u8>, i64, i64);
+
 type FeedRow = (
     i64,
     String,
@@ -277,7 +280,7 @@ impl Store {
             sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(times), 0) FROM quarantine")
                 .fetch_one(self.reader())
                 .await?;
-        let rows: Vec<(i64, String, i64, String, i64, Vec<u8>, i64, i64)> = sqlx::query_as(
+        let rows: Vec<QuarantineRow> = sqlx::query_as(
             "SELECT q.id, c.name, q.received_ms, q.reason, q.raw_len, substr(q.raw, 1, 600), \
                     q.times, COALESCE(q.last_ms, q.received_ms) \
              FROM quarantine q JOIN clusters c ON c.id = q.cluster_id ORDER BY q.id DESC LIMIT 200",
