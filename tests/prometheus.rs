@@ -178,9 +178,11 @@ async fn prometheus_alerting(
     (format!("http://127.0.0.1:{port}"), Killed(child))
 }
 
-/// The gateway's Prometheus source against the real Prometheus: the shipped example
-/// configuration's queries give the console `service.metrics` from real PromQL, and a
-/// query that returns nothing is one `source.degraded`, however many polls it fails.
+/// The gateway's Prometheus source against the real Prometheus, started with no data: the
+/// shipped example configuration's queries give the console `service.metrics` from real
+/// PromQL once Prometheus has data, and say nothing about the minute before (the
+/// warm-up); a service whose queries give nothing is one `source.degraded` naming all of
+/// its figures, however many polls they fail.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_nothing() {
     firebreak::process::install_tls_provider();
@@ -197,6 +199,7 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
     .unwrap()
     .replace("http://127.0.0.1:9090", &prometheus)
     .replace("interval_s = 5", "interval_s = 1")
+    .replace("warm_up_s = 120", "warm_up_s = 40")
     .replace("127.0.0.1:7443", "127.0.0.1:0")
     .replace(
         "env = \"FIREBREAK_GATEWAY_TOKEN\"",
@@ -283,8 +286,8 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
         rows
     };
     wait_for(
-        Duration::from_secs(60),
-        "source.degraded for the silent query",
+        Duration::from_secs(150),
+        "source.degraded for the silent service, after the warm-up",
         async || !degraded().await.is_empty(),
     )
     .await;
@@ -295,19 +298,26 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
     })
     .await;
     let rows = degraded().await;
-    let silent: Vec<&(String,)> = rows
+    let data: Vec<serde_json::Value> = rows
         .iter()
-        .filter(|(r,)| {
-            r.contains("\"service\":\"search-ranking\"")
-                && r.contains("latency_p50_ms")
-                && r.contains("the query returned nothing")
-        })
+        .map(|(r,)| serde_json::from_str::<serde_json::Value>(r).unwrap()["data"].clone())
         .collect();
-    // Once per reason (Prometheus may not have answered at all on the first poll).
-    assert_eq!(
-        silent.len(),
-        1,
-        "one event per failing query and reason: {rows:?}"
+    // The service with data had nothing to say, though Prometheus started empty.
+    assert!(
+        data.iter().all(|d| d["service"] != "llm-assistant"),
+        "nothing said during the warm-up: {data:#?}"
+    );
+    // The silent one is said once, whole: every figure, both reasons.
+    assert_eq!(data.len(), 1, "{data:#?}");
+    let said = &data[0];
+    assert_eq!(said["service"], "search-ranking");
+    assert_eq!(said["region"], "eu-west");
+    assert_eq!(said["what"], "6 figures");
+    let reason = said["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("latency_p50_ms (the query returned nothing)")
+            && reason.contains("no query is configured for it"),
+        "{reason}"
     );
     engine.stop().await;
     gateway.shutdown();

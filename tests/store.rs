@@ -426,12 +426,17 @@ fn alert(id: &str, sequence: u64, service: &str) -> firebreak::store::ingest::In
         "data": {"alert": "HighErrorRate", "region": "us-east", "service": service,
                  "severity": "critical", "summary": format!("{service} errors"),
                  "threshold": 0.05, "value": 0.3}
-    })
-    .to_string();
+    });
+    incoming(raw)
+}
+
+/// An event as the connection hands it to the store.
+fn incoming(raw: serde_json::Value) -> firebreak::store::ingest::Incoming {
+    let raw = raw.to_string();
     let firebreak::protocol::events::Frame::Event(event) =
         firebreak::protocol::events::decode(&raw).unwrap()
     else {
-        panic!("not an event")
+        panic!("not an event: {raw}")
     };
     let ty = firebreak::protocol::events::EventType::parse(&event.ty).unwrap();
     firebreak::store::ingest::Incoming {
@@ -448,15 +453,7 @@ async fn repeated_events_are_stored_once_and_each_stored_event_keeps_its_own_row
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let store = Store::open(&path).await.unwrap();
-    let cluster = store
-        .ensure_cluster(&NewCluster {
-            ca_file: None,
-            name: "dup".into(),
-            events_url: "ws://127.0.0.1:1/v1/events".into(),
-            actions_url: "http://127.0.0.1:1/v1".into(),
-        })
-        .await
-        .unwrap();
+    let cluster = unreachable_cluster(&store, "dup").await;
     let mut rules = firebreak::ingest::rules::Rules::default();
     let batch = |events| {
         vec![Item::Events {
@@ -517,34 +514,14 @@ async fn repeated_events_are_stored_once_and_each_stored_event_keeps_its_own_row
 #[tokio::test]
 async fn the_feed_filters_searches_and_pages_by_key() {
     use firebreak::store::feed::{FeedFilter, FeedPageRequest};
-    use firebreak::store::ingest::Item;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&db_in(&dir)).await.unwrap();
-    let cluster = store
-        .ensure_cluster(&NewCluster {
-            ca_file: None,
-            name: "feed".into(),
-            events_url: "ws://127.0.0.1:1/v1/events".into(),
-            actions_url: "http://127.0.0.1:1/v1".into(),
-        })
-        .await
-        .unwrap();
+    let cluster = unreachable_cluster(&store, "feed").await;
     let services = ["llm-assistant", "embedder", "ranker"];
     let events: Vec<_> = (1..=30u64)
         .map(|i| alert(&format!("id-{i}"), i, services[(i % 3) as usize]))
         .collect();
-    let mut rules = firebreak::ingest::rules::Rules::default();
-    firebreak::ingest::record_batch(
-        &store,
-        &[Item::Events {
-            cluster_id: cluster.id,
-            events,
-            last_sequence: 30,
-        }],
-        &mut rules,
-    )
-    .await
-    .unwrap();
+    record_in_one_batch(&store, cluster.id, events, 30).await;
     let page = |limit, before, after| FeedPageRequest {
         limit,
         before,
@@ -643,15 +620,7 @@ async fn a_batch_that_did_not_commit_leaves_the_rules_as_they_were() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let store = Store::open(&path).await.unwrap();
-    let cluster = store
-        .ensure_cluster(&NewCluster {
-            ca_file: None,
-            name: "rules".into(),
-            events_url: "ws://127.0.0.1:1/v1/events".into(),
-            actions_url: "http://127.0.0.1:1/v1".into(),
-        })
-        .await
-        .unwrap();
+    let cluster = unreachable_cluster(&store, "rules").await;
     let metrics = |seq: u64| metrics_event(seq, "rules", 0.3);
     let batch = |seqs: std::ops::RangeInclusive<u64>| {
         vec![Item::Events {
@@ -827,15 +796,7 @@ async fn the_write_ahead_log_is_checkpointed_while_recording_and_removed_on_clos
     let path = db_in(&dir);
     let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
     let store = Store::open(&path).await.unwrap();
-    let cluster = store
-        .ensure_cluster(&NewCluster {
-            ca_file: None,
-            name: "wal".into(),
-            events_url: "ws://127.0.0.1:1/v1/events".into(),
-            actions_url: "http://127.0.0.1:1/v1".into(),
-        })
-        .await
-        .unwrap();
+    let cluster = unreachable_cluster(&store, "wal").await;
     let metrics = |seq: u64| metrics_event(seq, "wal", 0.001);
     const BATCHES: u64 = 40;
     const PER_BATCH: u64 = 2_000;
@@ -898,4 +859,122 @@ fn metrics_event(seq: u64, cluster: &str, error_rate: f64) -> firebreak::store::
         raw: raw.into(),
         received_ms: 0,
     }
+}
+
+fn event_at(
+    seq: u64,
+    ty: &str,
+    second: u32,
+    service: &str,
+    data: serde_json::Value,
+) -> firebreak::store::ingest::Incoming {
+    let raw = serde_json::json!({
+        "specversion": "1.0", "id": format!("quiet-{seq}"), "source": "/clusters/quiet", "sequence": seq,
+        "type": format!("dev.firebreak.{ty}"), "time": format!("2026-11-27T03:00:{second:02}.000Z"),
+        "datacontenttype": "application/json", "subject": format!("service/{service}"),
+        "data": data,
+    });
+    incoming(raw)
+}
+
+/// A gateway starting while Prometheus has no data yet says its queries give nothing, then
+/// that they do: that is not the incident's story. An incident opened afterwards shows
+/// what led up to it (a rollout) but not those monitoring events; what monitoring says
+/// while it is open does attach. An alert whose rule gives no value or threshold says
+/// nothing about them.
+#[tokio::test]
+async fn monitoring_noise_before_an_incident_stays_off_its_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&db_in(&dir)).await.unwrap();
+    let cluster = unreachable_cluster(&store, "quiet").await;
+    let degraded = |degraded: bool| {
+        serde_json::json!({"source": "prometheus", "service": "chat", "region": "us-east and eu-west",
+            "what": "6 figures", "reason": if degraded { "the query returned nothing" } else { "" },
+            "degraded": degraded})
+    };
+    let events = vec![
+        event_at(1, "source.degraded", 1, "chat", degraded(true)),
+        event_at(2, "source.degraded", 2, "chat", degraded(false)),
+        event_at(
+            3,
+            "rollout.started",
+            3,
+            "chat",
+            serde_json::json!({"service": "chat", "deployment": "chat", "from_revision": 6,
+                "to_revision": 7, "model_version": "chat-v7", "waves": 4, "nodes_total": 16}),
+        ),
+        event_at(
+            4,
+            "alert.firing",
+            4,
+            "chat",
+            serde_json::json!({"alert": "ChatErrors", "service": "chat", "region": "us-east",
+                "severity": "critical", "summary": "chat errors above 5%"}),
+        ),
+        event_at(5, "source.degraded", 5, "chat", degraded(true)),
+    ];
+    record_in_one_batch(&store, cluster.id, events, 5).await;
+    let incident = store.incidents().await.unwrap().remove(0);
+    let bodies: Vec<String> = store
+        .timeline(incident.id, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.body)
+        .collect();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.starts_with("Rollout started: chat")),
+        "{bodies:#?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b == "Alert ChatErrors firing (critical): chat errors above 5%"),
+        "no made-up value or threshold: {bodies:#?}"
+    );
+    let monitoring: Vec<&String> = bodies
+        .iter()
+        .filter(|b| b.starts_with("Monitoring"))
+        .collect();
+    assert_eq!(
+        monitoring,
+        ["Monitoring degraded: Prometheus cannot give 6 figures for chat in us-east and eu-west: the query returned nothing"],
+        "only what monitoring said while the incident was open"
+    );
+}
+
+/// A cluster at an address nothing listens on: events are handed to the store directly.
+async fn unreachable_cluster(store: &Store, name: &str) -> firebreak::store::Cluster {
+    store
+        .ensure_cluster(&NewCluster {
+            ca_file: None,
+            name: name.into(),
+            events_url: "ws://127.0.0.1:1/v1/events".into(),
+            actions_url: "http://127.0.0.1:1/v1".into(),
+        })
+        .await
+        .unwrap()
+}
+
+/// Records `events` as one batch from the connection, through fresh incident rules.
+async fn record_in_one_batch(
+    store: &Store,
+    cluster_id: i64,
+    events: Vec<firebreak::store::ingest::Incoming>,
+    last_sequence: u64,
+) {
+    let mut rules = firebreak::ingest::rules::Rules::default();
+    firebreak::ingest::record_batch(
+        store,
+        &[firebreak::store::ingest::Item::Events {
+            cluster_id,
+            events,
+            last_sequence,
+        }],
+        &mut rules,
+    )
+    .await
+    .unwrap();
 }

@@ -98,13 +98,12 @@ pub fn severity(label: Option<&str>) -> (AlertSeverity, Option<String>) {
     (s, None)
 }
 
-/// A number an annotation carries (`value`, `threshold`), 0 when it carries none.
-fn figure(annotations: &BTreeMap<String, String>, key: &str) -> f64 {
+/// A number an annotation carries (`value`, `threshold`), if it carries one.
+fn figure(annotations: &BTreeMap<String, String>, key: &str) -> Option<f64> {
     annotations
         .get(key)
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite())
-        .unwrap_or(0.0)
 }
 
 /// The stable event id of one notification of one alert: a UUIDv7 whose time is the

@@ -17,6 +17,7 @@
 //! [prometheus]
 //! url = "http://127.0.0.1:9090"
 //! interval_s = 5
+//! warm_up_s = 120                       # a query that returns nothing counts after this long
 //!
 //! [alertmanager]
 //! url = "http://127.0.0.1:9093"
@@ -188,6 +189,9 @@ pub struct TokenSource {
 pub struct Prometheus {
     pub url: String,
     pub interval_s: u32,
+    /// How long a query may return nothing before it counts as degraded: a Prometheus
+    /// that has just started (or a gateway that has) has no `rate()` over a minute yet.
+    pub warm_up_s: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -312,6 +316,7 @@ struct RawToken {
 struct RawPrometheus {
     url: Spanned<String>,
     interval_s: Option<Spanned<i64>>,
+    warm_up_s: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -514,7 +519,24 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                         )
                     })?,
             };
-            Some(Prometheus { url, interval_s })
+            let warm_up_s = match &p.warm_up_s {
+                None => 120,
+                Some(v) => u32::try_from(*v.get_ref())
+                    .ok()
+                    .filter(|s| *s <= 3600)
+                    .ok_or_else(|| {
+                        at(
+                            v.span(),
+                            "prometheus.warm_up_s",
+                            format!("{} is not a number of seconds from 0 to 3600", v.get_ref()),
+                        )
+                    })?,
+            };
+            Some(Prometheus {
+                url,
+                interval_s,
+                warm_up_s,
+            })
         }
     };
 

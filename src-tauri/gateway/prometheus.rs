@@ -1,8 +1,12 @@
 //! The Prometheus source: every interval, each service's configured PromQL per region
 //! through the HTTP API (`/api/v1/query`), published as one `service.metrics` event per
-//! (service, region). A query that fails or returns nothing is never skipped silently:
-//! the gateway publishes `source.degraded` for it once (and `degraded: false` once it
-//! answers again), keeps it on its status endpoint, and publishes no half-filled sample.
+//! (service, region). A query that fails or returns nothing is never skipped silently,
+//! and never said more than it needs to be: the gateway keeps every failing query on its
+//! status endpoint, publishes no half-filled sample, and publishes one `source.degraded`
+//! per service whenever what that service's queries cannot give changes (all of its
+//! regions and figures in one event; `degraded: false` once they all answer again). A
+//! query that returns nothing counts only once it has done so for the warm-up
+//! (`warm_up_s`): a Prometheus that has just started has no minute of data to `rate()`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -36,7 +40,7 @@ struct Data {
 /// One query's value, or why there is none.
 pub fn read_value(body: &[u8]) -> Result<f64, String> {
     let answer: Answer =
-        serde_json::from_slice(body).map_err(|e| format!("not a Prometheus answer: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| format!("{NOT_AN_ANSWER}: {e}"))?;
     if answer.status != "success" {
         return Err(answer.error.unwrap_or_else(|| "the query failed".into()));
     }
@@ -95,10 +99,19 @@ pub async fn poll(
     let source = format!("/clusters/{cluster}");
     let mut tick = tokio::time::interval(Duration::from_secs(u64::from(prometheus.interval_s)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let warm_up = Duration::from_secs(u64::from(prometheus.warm_up_s));
+    // Since when each (service, region, metric) has returned nothing.
+    let mut empty_since: BTreeMap<(String, String, String), std::time::Instant> = BTreeMap::new();
+    // What each service's last `source.degraded` said cannot be given.
+    let mut said: BTreeMap<String, Failing> = BTreeMap::new();
     loop {
         tick.tick().await;
         let mut events: Vec<(EventType, String, serde_json::Value)> = Vec::new();
         for service in services.iter().filter(|s| !s.queries.is_empty()) {
+            let mut failing = Failing::new();
+            // A query of the service still within its warm-up holds the service's
+            // statement back, so that it is made once, whole.
+            let mut warming = false;
             for (r, region) in service.regions.iter().enumerate() {
                 let mut values = BTreeMap::new();
                 for metric in METRICS {
@@ -109,30 +122,54 @@ pub async fn poll(
                             query(&http, &prometheus.url, &q.replace("$region", region)).await
                         }
                     };
-                    let before = failures
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get(&key)
-                        .cloned();
                     match outcome {
                         Ok(v) => {
                             values.insert(*metric, v);
-                            if before.is_some() {
-                                failures
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .remove(&key);
-                                events.push(degraded(service, region, metric, "", false));
-                            }
+                            empty_since.remove(&key);
+                            failures
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .remove(&key);
                         }
                         Err(reason) => {
-                            if before.as_deref() != Some(reason.as_str()) {
-                                tracing::warn!(service = %service.name, %region, metric, %reason, "Prometheus query gives nothing");
-                                events.push(degraded(service, region, metric, &reason, true));
-                                failures
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .insert(key, reason);
+                            // Nothing yet counts after the warm-up; no answer at all after
+                            // a short grace (a Prometheus starting or restarting); anything
+                            // else (a query Prometheus refuses) at once.
+                            let grace = if reason == NOTHING {
+                                Some(warm_up)
+                            } else if reason.starts_with(UNANSWERED) {
+                                Some(warm_up.min(UNANSWERED_GRACE))
+                            } else {
+                                None
+                            };
+                            let counts = match grace {
+                                Some(grace) => {
+                                    let since = *empty_since
+                                        .entry(key.clone())
+                                        .or_insert_with(std::time::Instant::now);
+                                    since.elapsed() >= grace
+                                }
+                                None => {
+                                    empty_since.remove(&key);
+                                    true
+                                }
+                            };
+                            let shown = if counts {
+                                reason.clone()
+                            } else {
+                                format!("{reason} (within the {} s warm-up)", warm_up.as_secs())
+                            };
+                            let before = failures
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(key, shown.clone());
+                            if before.as_deref() != Some(shown.as_str()) {
+                                tracing::warn!(service = %service.name, %region, metric, reason = %shown, "Prometheus query gives nothing");
+                            }
+                            if counts {
+                                failing.insert((region.clone(), (*metric).to_owned()), reason);
+                            } else {
+                                warming = true;
                             }
                         }
                     }
@@ -157,6 +194,21 @@ pub async fn poll(
                     if let Ok(data) = serde_json::to_value(m) {
                         events.push((EventType::ServiceMetrics, service.name.clone(), data));
                     }
+                }
+            }
+            // One event for the service when what it cannot give changed.
+            let before = said.get(&service.name).cloned().unwrap_or_default();
+            if failing != before && !warming {
+                let event = if failing.is_empty() {
+                    degraded(service, &before, false)
+                } else {
+                    degraded(service, &failing, true)
+                };
+                events.push(event);
+                if failing.is_empty() {
+                    said.remove(&service.name);
+                } else {
+                    said.insert(service.name.clone(), failing);
                 }
             }
         }
@@ -185,38 +237,112 @@ pub async fn poll(
     }
 }
 
+/// What a query answers when the series it names has no samples (yet).
+const NOTHING: &str = "the query returned nothing";
+/// How an answer that is not Prometheus's JSON is refused.
+const NOT_AN_ANSWER: &str = "not a Prometheus answer";
+/// How a query that reached no Prometheus begins.
+const UNANSWERED: &str = "Prometheus did not answer";
+/// How long Prometheus may not answer before its figures count as degraded.
+const UNANSWERED_GRACE: Duration = Duration::from_secs(30);
+
+/// One service's figures that cannot be had: (region, metric) → why.
+type Failing = BTreeMap<(String, String), String>;
+
+/// One `source.degraded` for a service: every region and figure it names, grouped by
+/// reason. `degraded: false` names what gives figures again.
 fn degraded(
     service: &Service,
-    region: &str,
-    metric: &str,
-    reason: &str,
+    failing: &Failing,
     degraded: bool,
 ) -> (EventType, String, serde_json::Value) {
+    let (region, what, reason) = summary(failing, &service.regions);
     let data = serde_json::to_value(SourceDegraded {
         source: "prometheus".into(),
         service: service.name.clone(),
-        region: region.to_owned(),
-        what: metric.to_owned(),
-        reason: reason.to_owned(),
+        region,
+        what,
+        reason: if degraded { reason } else { String::new() },
         degraded,
     })
     .unwrap_or_default();
     (EventType::SourceDegraded, service.name.clone(), data)
 }
 
+/// (regions, figures, reasons) in words: `us-east and eu-west`, `6 figures` or the one
+/// figure's name, and each reason once with the figures it stands for when they differ.
+fn summary(failing: &Failing, order: &[String]) -> (String, String, String) {
+    // Regions in the order the configuration lists them.
+    let regions: Vec<&str> = order
+        .iter()
+        .map(String::as_str)
+        .filter(|r| failing.keys().any(|(f, _)| f == r))
+        .collect();
+    let metrics: std::collections::BTreeSet<&str> =
+        failing.keys().map(|(_, m)| m.as_str()).collect();
+    let mut by_reason: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for ((_, metric), reason) in failing {
+        by_reason.entry(reason).or_default().insert(metric);
+    }
+    let words = |items: Vec<&str>| match items.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    };
+    let what = match metrics.len() {
+        1 => metrics
+            .iter()
+            .next()
+            .map(|m| (*m).to_owned())
+            .unwrap_or_default(),
+        n => format!("{n} figures"),
+    };
+    let reason = if by_reason.len() == 1 {
+        by_reason
+            .keys()
+            .next()
+            .map(|r| (*r).to_owned())
+            .unwrap_or_default()
+    } else {
+        by_reason
+            .iter()
+            .map(|(reason, metrics)| {
+                format!("{} ({reason})", words(metrics.iter().copied().collect()))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    (words(regions), what, reason)
+}
+
+/// Why no answer came, without the query's URL (every query of a service would otherwise
+/// give a reason of its own for one cause), and with the cause reqwest's own message hides.
+fn unanswered(e: &reqwest::Error) -> String {
+    let mut why = e.to_string();
+    if let Some(url) = e.url() {
+        why = why.replace(&format!(" ({url})"), "");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        why.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    format!("{UNANSWERED}: {why}")
+}
+
 async fn query(http: &reqwest::Client, base: &str, promql: &str) -> Result<f64, String> {
     let url = reqwest::Url::parse_with_params(&format!("{base}/api/v1/query"), [("query", promql)])
         .map_err(|e| e.to_string())?;
-    let response = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| format!("Prometheus did not answer: {e}"))?;
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| format!("Prometheus did not answer: {e}"))?;
-    read_value(&body)
+    let response = http.get(url).send().await.map_err(|e| unanswered(&e))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| unanswered(&e))?;
+    match read_value(&body) {
+        // A Prometheus still starting answers 503 in plain text: not an answer yet.
+        Err(why) if !status.is_success() && why.starts_with(NOT_AN_ANSWER) => {
+            Err(format!("{UNANSWERED}: it answered {status}"))
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -239,5 +365,35 @@ mod tests {
         let nan = br#"{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"NaN"]}]}}"#;
         assert!(read_value(nan).is_err(), "NaN is no figure to publish");
         assert!(read_value(b"<html>").is_err());
+    }
+
+    #[test]
+    fn a_service_that_gives_nothing_is_said_in_one_sentence() {
+        let mut failing = Failing::new();
+        for region in ["us-east", "eu-west"] {
+            for metric in METRICS {
+                failing.insert((region.into(), (*metric).into()), NOTHING.into());
+            }
+        }
+        let order = ["us-east".to_owned(), "eu-west".to_owned()];
+        assert_eq!(
+            summary(&failing, &order),
+            (
+                "us-east and eu-west".into(),
+                "6 figures".into(),
+                NOTHING.into()
+            )
+        );
+        failing.retain(|(r, m), _| r == "us-east" && m.starts_with("latency"));
+        failing.insert(
+            ("us-east".into(), "queue_depth".into()),
+            "no query is configured for it".into(),
+        );
+        let (region, what, reason) = summary(&failing, &order);
+        assert_eq!((region.as_str(), what.as_str()), ("us-east", "3 figures"));
+        assert_eq!(
+            reason,
+            "queue_depth (no query is configured for it); latency_p50_ms and latency_p99_ms (the query returned nothing)"
+        );
     }
 }

@@ -380,8 +380,12 @@ pub struct AlertFiring {
     pub region: String,
     pub severity: AlertSeverity,
     pub summary: String,
-    pub value: f64,
-    pub threshold: f64,
+    /// The figure the rule saw, and the threshold it crossed, where the alert gives them
+    /// (an Alertmanager alert whose rule has no `value`/`threshold` annotations does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -390,8 +394,10 @@ pub struct AlertResolved {
     pub alert: String,
     pub service: String,
     pub region: String,
-    pub value: f64,
-    pub threshold: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

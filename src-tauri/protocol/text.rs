@@ -12,14 +12,22 @@ pub fn describe(ty: EventType, data: &Value) -> Option<String> {
     let svc = text(data, "service");
     use EventType as T;
     Some(match ty {
-        T::AlertFiring => format!(
-            "Alert {} firing ({}): {}; value {} over threshold {}",
-            text(data, "alert"),
-            text(data, "severity"),
-            text(data, "summary"),
-            num(data, "value"),
-            num(data, "threshold")
-        ),
+        T::AlertFiring => {
+            let figures = match (
+                data.get("value").and_then(Value::as_f64),
+                data.get("threshold").and_then(Value::as_f64),
+            ) {
+                (Some(v), Some(t)) => format!("; value {v} over threshold {t}"),
+                (Some(v), None) => format!("; value {v}"),
+                _ => String::new(),
+            };
+            format!(
+                "Alert {} firing ({}): {}{figures}",
+                text(data, "alert"),
+                text(data, "severity"),
+                text(data, "summary"),
+            )
+        }
         T::AlertResolved => format!(
             "Alert {} resolved in {}",
             text(data, "alert"),
@@ -123,7 +131,7 @@ pub fn describe(ty: EventType, data: &Value) -> Option<String> {
             {
                 format!(
                     "Monitoring degraded: {} cannot give {} for {svc} in {}: {}",
-                    text(data, "source"),
+                    source_name(text(data, "source")),
                     text(data, "what"),
                     text(data, "region"),
                     text(data, "reason")
@@ -131,7 +139,7 @@ pub fn describe(ty: EventType, data: &Value) -> Option<String> {
             } else {
                 format!(
                     "Monitoring recovered: {} gives {} for {svc} in {} again",
-                    text(data, "source"),
+                    source_name(text(data, "source")),
                     text(data, "what"),
                     text(data, "region")
                 )
@@ -139,6 +147,16 @@ pub fn describe(ty: EventType, data: &Value) -> Option<String> {
         }
         T::ServiceMetrics | T::RegionStatus | T::SyntheticLoad => return None,
     })
+}
+
+/// A monitoring source as people name it.
+fn source_name(source: &str) -> &str {
+    match source {
+        "prometheus" => "Prometheus",
+        "alertmanager" => "Alertmanager",
+        "kubernetes" => "Kubernetes",
+        other => other,
+    }
 }
 
 pub(crate) fn text<'a>(data: &'a Value, key: &str) -> &'a str {

@@ -816,8 +816,8 @@ impl World {
                     region: region.clone(),
                     severity,
                     summary,
-                    value: round(value),
-                    threshold,
+                    value: Some(round(value)),
+                    threshold: Some(threshold),
                 };
                 self.emit(EventType::AlertFiring, subject, &data);
             } else {
@@ -825,8 +825,8 @@ impl World {
                     alert: name.into(),
                     service: service.clone(),
                     region: region.clone(),
-                    value: round(value),
-                    threshold,
+                    value: Some(round(value)),
+                    threshold: Some(threshold),
                 };
                 self.emit(EventType::AlertResolved, subject, &data);
             }

@@ -564,7 +564,9 @@ async fn apply(
 
 /// Attaches the service's recent events to a newly opened incident: metrics as evidence,
 /// the rest (rollouts, model changes, nodes, alerts) also as timeline entries, at their
-/// own times, so the timeline shows what led up to the incident.
+/// own times, so the timeline shows what led up to the incident. What monitoring said
+/// about itself before (`source.degraded`) is not the incident's: it attaches only while
+/// the incident is open.
 async fn backfill(
     tx: &mut Transaction<'static, Sqlite>,
     incident_id: i64,
@@ -575,7 +577,8 @@ async fn backfill(
 ) -> Result<()> {
     sqlx::query(
         "INSERT OR IGNORE INTO incident_events (incident_id, event_seq) \
-         SELECT ?, seq FROM events WHERE cluster_id = ? AND service = ? AND time_ms >= ? AND seq < ?",
+         SELECT ?, seq FROM events WHERE cluster_id = ? AND service = ? AND time_ms >= ? AND seq < ? \
+         AND type != 'dev.firebreak.source.degraded'",
     )
     .bind(incident_id)
     .bind(cluster_id)
@@ -586,7 +589,8 @@ async fn backfill(
     .await?;
     let earlier: Vec<(i64, String, i64, String)> = sqlx::query_as(
         "SELECT seq, type, time_ms, raw FROM events WHERE cluster_id = ? AND service = ? AND time_ms >= ? \
-         AND seq < ? AND type NOT IN ('dev.firebreak.service.metrics', 'dev.firebreak.synthetic.load') \
+         AND seq < ? AND type NOT IN ('dev.firebreak.service.metrics', 'dev.firebreak.synthetic.load', \
+                                      'dev.firebreak.source.degraded') \
          ORDER BY seq DESC LIMIT ?",
     )
     .bind(cluster_id)
