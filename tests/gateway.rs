@@ -1252,7 +1252,11 @@ backends = { us-east = "llm-assistant-us-east", eu-west = "llm-assistant-eu-west
         );
         let route = o.route.unwrap();
         assert_eq!(route.kind, RouteKind::HttpRoute, "the default");
-        assert_eq!(route.backends["eu-west"], "llm-assistant-eu-west");
+        assert_eq!(
+            route.backends["eu-west"].to_string(),
+            "Service serving/llm-assistant-eu-west",
+            "a name alone: a Service in the route's namespace, any port"
+        );
         let istio = K8S.replace(
             "[services.kubernetes.route]\n",
             "[services.kubernetes.route]\nkind = \"VirtualService\"\n",
@@ -1260,6 +1264,36 @@ backends = { us-east = "llm-assistant-us-east", eu-west = "llm-assistant-eu-west
         let c = parse(Path::new("gateway.toml"), &istio).unwrap();
         let route = c.services[0].kubernetes.clone().unwrap().route.unwrap();
         assert_eq!(route.kind, RouteKind::VirtualService);
+
+        // Same-named Services in two namespaces, told apart as the Gateway API does.
+        let apart = K8S.replace(
+            "{ us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }",
+            "{ us-east = { name = \"chat\", namespace = \"serving-us-east\", port = 8000 }, eu-west = { name = \"chat\", namespace = \"serving-eu-west\" } }",
+        );
+        let c = parse(Path::new("gateway.toml"), &apart).unwrap();
+        let route = c.services[0].kubernetes.clone().unwrap().route.unwrap();
+        assert_eq!(
+            route.backends["us-east"].to_string(),
+            "Service serving-us-east/chat port 8000"
+        );
+        assert_eq!(
+            route.backends["eu-west"].to_string(),
+            "Service serving-eu-west/chat"
+        );
+        // Istio: one host, two subsets.
+        let subsets = istio.replace(
+            "{ us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }",
+            "{ us-east = { host = \"chat\", subset = \"us-east\" }, eu-west = { host = \"chat\", subset = \"eu-west\" } }",
+        );
+        let c = parse(Path::new("gateway.toml"), &subsets).unwrap();
+        let route = c.services[0].kubernetes.clone().unwrap().route.unwrap();
+        assert_eq!(route.backends["eu-west"].to_string(), "chat subset eu-west");
+        let one_host = istio.replace(
+            "{ us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }",
+            "{ us-east = { host = \"chat\", subset = \"us-east\" }, eu-west = \"chat\" }",
+        );
+        let err = parse(Path::new("gateway.toml"), &one_host).unwrap_err();
+        assert!(err.message.contains("the subset or the port"), "{err}");
     }
 
     #[test]
@@ -1315,6 +1349,42 @@ backends = { us-east = "llm-assistant-us-east", eu-west = "llm-assistant-eu-west
                 17,
                 "services[1].kubernetes.namespace",
                 "not a Kubernetes name",
+            ),
+            (
+                K8S.replace(
+                    "{ us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }",
+                    "{ us-east = \"chat\", eu-west = \"chat\" }",
+                ),
+                24,
+                "services[1].kubernetes.route.backends.us-east",
+                "eu-west and us-east name the same backend (Service serving/chat)",
+            ),
+            (
+                K8S.replace(
+                    "{ us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }",
+                    "{ us-east = { name = \"chat\", port = 8000 }, eu-west = \"chat\" }",
+                ),
+                24,
+                "services[1].kubernetes.route.backends.us-east",
+                "eu-west (Service serving/chat) and us-east (Service serving/chat port 8000) could be the same backend",
+            ),
+            (
+                K8S.replace(
+                    "{ us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }",
+                    "{ us-east = { name = \"chat\", port = 70000 }, eu-west = \"chat-eu\" }",
+                ),
+                24,
+                "services[1].kubernetes.route.backends.us-east",
+                "port 70000 is not a port",
+            ),
+            (
+                K8S.replace(
+                    "{ us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }",
+                    "{ us-east = { host = \"chat.us\" }, eu-west = \"chat-eu\" }",
+                ),
+                24,
+                "services[1].kubernetes.route.backends.us-east",
+                "host and subset are an Istio VirtualService's",
             ),
         ];
         for (text, line, key, words) in cases {

@@ -581,6 +581,9 @@ mod watching {
 /// server as JSON Patches that test the resourceVersion the gateway read.
 mod acting {
     use std::path::Path;
+    use std::time::Duration;
+
+    use crate::support::rig::wait_for;
 
     use firebreak::actions::client::{ActionClient, Outcome};
     use firebreak::protocol::actions::{ActionState, FailoverRequest, RollbackRequest};
@@ -659,6 +662,23 @@ mod acting {
         kind: &str,
         route: &str,
     ) -> firebreak::gateway::serve::RunningGateway {
+        let journal = firebreak::gateway::journal::DurableJournal::open(
+            &dir.join("journal.db"),
+            firebreak::gateway::journal::Retention::default(),
+        )
+        .await
+        .unwrap();
+        gateway_on(fake, dir, kind, route, std::sync::Arc::new(journal)).await
+    }
+
+    /// [`gateway_with`] on a journal the test reads too.
+    async fn gateway_on(
+        fake: &FakeKube,
+        dir: &Path,
+        kind: &str,
+        route: &str,
+        journal: std::sync::Arc<firebreak::gateway::journal::DurableJournal>,
+    ) -> firebreak::gateway::serve::RunningGateway {
         std::fs::write(dir.join("oncall.token"), TOKEN).unwrap();
         let text = format!(
             "cluster = \"prod\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"oncall\"\nfile = \"{}\"\n\
@@ -670,7 +690,7 @@ mod acting {
             fake.kubeconfig(dir).display()
         );
         let config = firebreak::gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
-        firebreak::gateway::serve::start(&config, &dir.join("journal.db"))
+        firebreak::gateway::serve::start_on(&config, journal)
             .await
             .unwrap()
     }
@@ -1226,6 +1246,178 @@ mod acting {
         };
         assert_eq!(services[0].primary_region, "eu-west");
         assert_eq!(services[0].last_changed_by.as_deref(), Some("oncall"));
+        gw.shutdown();
+    }
+
+    /// A route in its own namespace whose backends are same-named Services in each
+    /// region's namespace (cross-namespace references, as a ReferenceGrant allows), beside a
+    /// third `chat` in the route's namespace and a second port: each region is found by
+    /// namespace and port, the primary is the one with the weight, failover moves exactly
+    /// those two weights; when the route loses a configured backend the gateway says which,
+    /// once, and again when it is back.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failover_across_namespaces_finds_each_backend_as_the_gateway_api_does() {
+        use firebreak::gateway::journal::{DurableJournal, Read, Retention};
+
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, replica_set(42, "m"));
+        fake.apply(DEPLOYMENTS, deployment(42, "m"));
+        let route = |refs: Value| {
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": { "name": "chat", "namespace": "gateway" },
+                "spec": { "rules": [{ "backendRefs": refs }] }
+            })
+        };
+        let all = json!([
+            { "name": "chat", "port": 8000, "weight": 5 },
+            { "name": "chat", "namespace": "serving-eu-west", "port": 8000, "weight": 0 },
+            { "name": "chat", "namespace": "serving-us-east", "port": 9000, "weight": 0 },
+            { "group": "", "kind": "Service", "name": "chat", "namespace": "serving-us-east", "port": 8000, "weight": 95 }
+        ]);
+        fake.apply(HTTP_ROUTES, route(all.clone()));
+        let dir = tempfile::tempdir().unwrap();
+        let journal = std::sync::Arc::new(
+            DurableJournal::open(&dir.path().join("journal.db"), Retention::default())
+                .await
+                .unwrap(),
+        );
+        let config = "[services.kubernetes.route]\nnamespace = \"gateway\"\nname = \"chat\"\n\
+             backends = { us-east = { name = \"chat\", namespace = \"serving-us-east\", port = 8000 }, \
+                          eu-west = { name = \"chat\", namespace = \"serving-eu-west\" } }\n";
+        let gw = gateway_on(&fake, dir.path(), "Deployment", config, journal.clone()).await;
+        let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
+        let Outcome::Ok(services) = c.services().await else {
+            panic!("readable")
+        };
+        assert_eq!(
+            services[0].primary_region, "us-east",
+            "the one with weight 95"
+        );
+        assert_eq!(
+            services[0].traffic.as_deref(),
+            Some("HTTPRoute gateway/chat (eu-west 0, us-east 95)")
+        );
+        let to_eu = FailoverRequest {
+            to_region: "eu-west".into(),
+            expected_primary_region: "us-east".into(),
+            actor: "ana".into(),
+            reason: "us-east saturated".into(),
+        };
+        let Outcome::Ok(done) = c.failover("llm-assistant", &to_eu, "k-1").await else {
+            panic!("accepted")
+        };
+        assert_eq!(done.state, ActionState::Succeeded);
+        let weights = |fake: &FakeKube| -> Vec<i64> {
+            fake.object(HTTP_ROUTES, "gateway", "chat")["spec"]["rules"][0]["backendRefs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["weight"].as_i64().unwrap())
+                .collect()
+        };
+        assert_eq!(
+            weights(&fake),
+            [5, 100, 0, 0],
+            "the route namespace's chat and the other port untouched"
+        );
+
+        // eu-west's backend leaves the route: said once, naming what is missing.
+        let degraded = async |journal: &DurableJournal| -> Vec<Value> {
+            let Read::Frames { frames, .. } = journal.read_after(0, 10_000).await.unwrap() else {
+                return Vec::new();
+            };
+            frames
+                .iter()
+                .map(|f| serde_json::from_str::<Value>(f.as_str()).unwrap())
+                .filter(|e| e["type"] == "dev.firebreak.source.degraded")
+                .map(|e| e["data"].clone())
+                .collect()
+        };
+        let mut without = all.clone();
+        without.as_array_mut().unwrap().remove(1);
+        fake.apply(HTTP_ROUTES, route(without));
+        wait_for(
+            Duration::from_secs(20),
+            "the missing backend said",
+            async || !degraded(&journal).await.is_empty(),
+        )
+        .await;
+        let said = degraded(&journal).await;
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert_eq!(said[0]["degraded"], true);
+        assert_eq!(said[0]["service"], "llm-assistant");
+        assert_eq!(said[0]["what"], "HTTPRoute gateway/chat");
+        assert_eq!(
+            said[0]["reason"],
+            "HTTPRoute gateway/chat has no backend for eu-west (Service serving-eu-west/chat)"
+        );
+        let back = FailoverRequest {
+            to_region: "eu-west".into(),
+            expected_primary_region: "us-east".into(),
+            actor: "ana".into(),
+            reason: "again".into(),
+        };
+        fake.apply(HTTP_ROUTES, route(all));
+        wait_for(
+            Duration::from_secs(20),
+            "the route whole again",
+            async || degraded(&journal).await.len() == 2,
+        )
+        .await;
+        assert_eq!(degraded(&journal).await[1]["degraded"], false);
+        // The route as applied again sends us-east 95: a failover from it is taken.
+        let Outcome::Ok(again) = c.failover("llm-assistant", &back, "k-2").await else {
+            panic!("accepted")
+        };
+        assert_eq!(again.state, ActionState::Succeeded);
+        gw.shutdown();
+    }
+
+    /// A route that has a region's backend twice in one rule (a name alone, two ports)
+    /// is refused for failover, naming the region and what to add; nothing is patched.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failover_is_refused_when_a_backend_is_ambiguous() {
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, replica_set(42, "m"));
+        fake.apply(DEPLOYMENTS, deployment(42, "m"));
+        let mut twice = route();
+        twice["spec"]["rules"][0]["backendRefs"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "name": "llm-assistant-eu-west", "port": 9000, "weight": 0 }));
+        fake.apply(HTTP_ROUTES, twice);
+        let dir = tempfile::tempdir().unwrap();
+        let gw = gateway(&fake, dir.path()).await;
+        let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
+        let to_eu = FailoverRequest {
+            to_region: "eu-west".into(),
+            expected_primary_region: "us-east".into(),
+            actor: "ana".into(),
+            reason: "us-east saturated".into(),
+        };
+        match c.failover("llm-assistant", &to_eu, "k-1").await {
+            Outcome::Refused { status, error } => assert!(
+                status == 409
+                    && error.error == "route_mismatch"
+                    && error.message.contains(
+                    "rule 1 has 2 backends that match eu-west's (Service serving/llm-assistant-eu-west)"
+                ) && error.message.contains("the port"),
+                "{}",
+                error.message
+            ),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        let weights: Vec<i64> = fake.object(HTTP_ROUTES, "serving", "llm-assistant")["spec"]
+            ["rules"][0]["backendRefs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["weight"].as_i64().unwrap())
+            .collect();
+        assert_eq!(weights, [100, 0, 0], "nothing moved");
         gw.shutdown();
     }
 

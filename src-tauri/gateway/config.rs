@@ -143,9 +143,84 @@ pub struct Route {
     pub kind: RouteKind,
     pub namespace: String,
     pub name: String,
-    /// Region → the backend: a Gateway API backendRef's (Service) name, or an Istio
-    /// destination's `host` exactly as the VirtualService writes it.
-    pub backends: BTreeMap<String, String>,
+    /// Region → its backend, as the route's kind identifies one.
+    pub backends: BTreeMap<String, Backend>,
+}
+
+/// One backend of a route, identified as its kind identifies it. Fields left out of the
+/// configuration (a port, an Istio subset) match any value; the check at load refuses two
+/// regions whose backends one reference could both match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Ref(BackendRef),
+    Destination(Destination),
+}
+
+/// A Gateway API `backendRef`: group ("" is core), kind (`Service` by default), the
+/// namespace (the route's own when the reference names none), name, and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendRef {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub port: Option<u16>,
+}
+
+/// An Istio destination: `host` exactly as the VirtualService writes it, `subset`, port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub host: String,
+    pub subset: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// Two optional fields one value could satisfy both of.
+fn loose<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
+    a.is_none() || b.is_none() || a == b
+}
+
+impl Backend {
+    /// Whether a reference that matches `other` could match this backend too.
+    pub fn overlaps(&self, other: &Backend) -> bool {
+        match (self, other) {
+            (Backend::Ref(a), Backend::Ref(b)) => {
+                (&a.group, &a.kind, &a.namespace, &a.name)
+                    == (&b.group, &b.kind, &b.namespace, &b.name)
+                    && loose(&a.port, &b.port)
+            }
+            (Backend::Destination(a), Backend::Destination(b)) => {
+                a.host == b.host && loose(&a.subset, &b.subset) && loose(&a.port, &b.port)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    /// `Service serving-us-east/chat port 8000`, `chat.svc.cluster.local subset v2`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let port = match self {
+            Backend::Ref(r) => {
+                if !r.group.is_empty() {
+                    write!(f, "{}/", r.group)?;
+                }
+                write!(f, "{} {}/{}", r.kind, r.namespace, r.name)?;
+                r.port
+            }
+            Backend::Destination(d) => {
+                write!(f, "{}", d.host)?;
+                if let Some(s) = &d.subset {
+                    write!(f, " subset {s}")?;
+                }
+                d.port
+            }
+        };
+        match port {
+            Some(p) => write!(f, " port {p}"),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,7 +454,27 @@ struct RawRoute {
     kind: Option<Spanned<String>>,
     namespace: Spanned<String>,
     name: Spanned<String>,
-    backends: Spanned<BTreeMap<String, String>>,
+    backends: Spanned<BTreeMap<String, RawBackend>>,
+}
+
+/// A backend as written: a name (HTTPRoute) or host (VirtualService) alone, or a table.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawBackend {
+    Name(String),
+    Table(RawBackendTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackendTable {
+    group: Option<String>,
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    port: Option<i64>,
+    host: Option<String>,
+    subset: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -812,12 +907,12 @@ fn service_objects(
         Some(r) => {
             let rr = r.get_ref();
             let rkey = format!("{key}.route");
-            let backends = rr.backends.get_ref().clone();
+            let written = rr.backends.get_ref();
             let missing: Vec<&String> = regions
                 .iter()
-                .filter(|g| !backends.contains_key(*g))
+                .filter(|g| !written.contains_key(*g))
                 .collect();
-            let unknown: Vec<&String> = backends.keys().filter(|g| !regions.contains(g)).collect();
+            let unknown: Vec<&String> = written.keys().filter(|g| !regions.contains(g)).collect();
             if !missing.is_empty() || !unknown.is_empty() {
                 return Err(at(
                     rr.backends.span(),
@@ -843,9 +938,43 @@ fn service_objects(
                     }
                 },
             };
+            let route_namespace = name_of(&rr.namespace, &format!("{rkey}.namespace"))?;
+            let bad = |region: &str, why: String| {
+                at(
+                    rr.backends.span(),
+                    &format!("{rkey}.backends.{region}"),
+                    why,
+                )
+            };
+            let mut backends = BTreeMap::new();
+            for (region, raw) in written {
+                let backend =
+                    route_backend(kind, &route_namespace, raw).map_err(|why| bad(region, why))?;
+                backends.insert(region.clone(), backend);
+            }
+            // One reference must never answer for two regions.
+            let listed: Vec<(&String, &Backend)> = backends.iter().collect();
+            for (i, (a, ba)) in listed.iter().enumerate() {
+                for (b, bb) in &listed[i + 1..] {
+                    if ba.overlaps(bb) {
+                        let why = if ba == bb {
+                            format!("{a} and {b} name the same backend ({ba}): each region needs its own")
+                        } else {
+                            format!(
+                                "{a} ({ba}) and {b} ({bb}) could be the same backend: name what tells them apart ({})",
+                                match kind {
+                                    RouteKind::HttpRoute => "the namespace or the port",
+                                    RouteKind::VirtualService => "the subset or the port",
+                                }
+                            )
+                        };
+                        return Err(bad(b, why));
+                    }
+                }
+            }
             Some(Route {
                 kind,
-                namespace: name_of(&rr.namespace, &format!("{rkey}.namespace"))?,
+                namespace: route_namespace,
                 name: name_of(&rr.name, &format!("{rkey}.name"))?,
                 backends,
             })
@@ -863,6 +992,79 @@ fn service_objects(
             .filter(|p| !p.is_empty()),
         route,
     })
+}
+
+/// A region's backend as written, read as the route's kind identifies backends.
+fn route_backend(
+    kind: RouteKind,
+    route_namespace: &str,
+    raw: &RawBackend,
+) -> Result<Backend, String> {
+    let port = |p: Option<i64>| match p {
+        None => Ok(None),
+        Some(p) => u16::try_from(p)
+            .ok()
+            .filter(|p| *p > 0)
+            .map(Some)
+            .ok_or_else(|| format!("port {p} is not a port (1 to 65535)")),
+    };
+    let word = |v: &str, what: &str| {
+        let v = v.trim();
+        if v.is_empty() {
+            Err(format!("{what} is empty"))
+        } else {
+            Ok(v.to_owned())
+        }
+    };
+    match (kind, raw) {
+        (RouteKind::HttpRoute, RawBackend::Name(name)) => Ok(Backend::Ref(BackendRef {
+            group: String::new(),
+            kind: "Service".into(),
+            namespace: route_namespace.to_owned(),
+            name: word(name, "the backend's name")?,
+            port: None,
+        })),
+        (RouteKind::VirtualService, RawBackend::Name(host)) => {
+            Ok(Backend::Destination(Destination {
+                host: word(host, "the destination's host")?,
+                subset: None,
+                port: None,
+            }))
+        }
+        (RouteKind::HttpRoute, RawBackend::Table(t)) => {
+            if t.host.is_some() || t.subset.is_some() {
+                return Err("an HTTPRoute's backendRef has group, kind, namespace, name and port (host and subset are an Istio VirtualService's)".into());
+            }
+            let name = t.name.as_deref().ok_or("a backendRef needs its name")?;
+            Ok(Backend::Ref(BackendRef {
+                group: t.group.as_deref().unwrap_or("").trim().to_owned(),
+                kind: match &t.kind {
+                    Some(k) => word(k, "the backend's kind")?,
+                    None => "Service".into(),
+                },
+                namespace: match &t.namespace {
+                    Some(ns) => word(ns, "the backend's namespace")?,
+                    None => route_namespace.to_owned(),
+                },
+                name: word(name, "the backend's name")?,
+                port: port(t.port)?,
+            }))
+        }
+        (RouteKind::VirtualService, RawBackend::Table(t)) => {
+            if t.name.is_some() || t.namespace.is_some() || t.group.is_some() || t.kind.is_some() {
+                return Err("a VirtualService's destination has host, subset and port (group, kind, namespace and name are an HTTPRoute's)".into());
+            }
+            let host = t.host.as_deref().ok_or("a destination needs its host")?;
+            Ok(Backend::Destination(Destination {
+                host: word(host, "the destination's host")?,
+                subset: match &t.subset {
+                    Some(s) => Some(word(s, "the subset")?),
+                    None => None,
+                },
+                port: port(t.port)?,
+            }))
+        }
+    }
 }
 
 /// A DNS label (RFC 1123), as namespaces and most names are.

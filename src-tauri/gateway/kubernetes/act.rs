@@ -35,6 +35,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
 
 use super::rollouts::model_version;
+use super::route::{route_name, Found};
 use crate::gateway::config::{ModelVersionSource, Route, RouteKind, ServiceObjects, WorkloadKind};
 use crate::protocol::actions::{ApiError, Revision, RolloutLever, RolloutView};
 use crate::server::actions::{refusal, Refusal};
@@ -60,7 +61,7 @@ fn dynamic(
     Api::namespaced_with(client.clone(), namespace, &resource)
 }
 
-fn route_api(client: &Client, route: &Route) -> Api<DynamicObject> {
+pub(super) fn route_api(client: &Client, route: &Route) -> Api<DynamicObject> {
     match route.kind {
         RouteKind::HttpRoute => dynamic(
             client,
@@ -76,21 +77,6 @@ fn route_api(client: &Client, route: &Route) -> Api<DynamicObject> {
             "v1beta1",
             "VirtualService",
         ),
-    }
-}
-
-/// `HTTPRoute serving/llm-assistant`.
-fn route_name(route: &Route) -> String {
-    format!("{} {}/{}", route.kind.as_str(), route.namespace, route.name)
-}
-
-/// Where a route keeps its rules, each rule's backends, and a backend's name:
-/// `spec.rules[].backendRefs[].name` (HTTPRoute), `spec.http[].route[].destination.host`
-/// (VirtualService). Both keep a backend's share in its `weight`.
-fn route_layout(kind: RouteKind) -> (&'static str, &'static str, &'static [&'static str]) {
-    match kind {
-        RouteKind::HttpRoute => ("rules", "backendRefs", &["name"]),
-        RouteKind::VirtualService => ("http", "route", &["destination", "host"]),
     }
 }
 
@@ -678,64 +664,37 @@ fn refuse_manual_pause(object: &str) -> Refusal {
     )
 }
 
-/// (resourceVersion, the rule/backend positions of each configured region, the weights
-/// now, the primary region) of the service's route.
+/// (resourceVersion, where each configured region's backend is and its weight now, the
+/// primary region) of the service's route. A configured backend the route has twice in
+/// one rule is refused: a failover must know what it moves.
 async fn route_now(
     client: &Client,
     route: &Route,
-) -> Result<(String, Vec<(String, usize, usize, i64)>, String), Refusal> {
-    let (rules_key, backends_key, name_path) = route_layout(route.kind);
+) -> Result<(String, Vec<Found>, String), Refusal> {
     let object = route_api(client, route)
         .get(&route.name)
         .await
         .map_err(|e| unavailable(&route_name(route), e))?;
     let rv = object.metadata.resource_version.clone().unwrap_or_default();
-    let mut found = Vec::new();
-    let rules = object.data["spec"][rules_key]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for (i, rule) in rules.iter().enumerate() {
-        let backends = rule[backends_key].as_array().cloned().unwrap_or_default();
-        // An Istio route with one destination and no weight sends it everything.
-        let lone = backends.len() == 1;
-        for (j, backend) in backends.iter().enumerate() {
-            let name = name_path
-                .iter()
-                .fold(backend, |v, k| &v[*k])
-                .as_str()
-                .unwrap_or_default();
-            if let Some((region, _)) = route.backends.iter().find(|(_, b)| *b == name) {
-                let unset = match route.kind {
-                    RouteKind::VirtualService if lone => 100,
-                    RouteKind::VirtualService => 0,
-                    // The Gateway API's default weight is 1.
-                    RouteKind::HttpRoute => 1,
-                };
-                found.push((
-                    region.clone(),
-                    i,
-                    j,
-                    backend["weight"].as_i64().unwrap_or(unset),
-                ));
-            }
-        }
+    let reading = super::route::read(route, &object.data);
+    if let Some(why) = reading.problems.iter().find(|p| p.contains(" rule ")) {
+        return Err(refusal(
+            StatusCode::CONFLICT,
+            "route_mismatch",
+            format!("{why}; nothing was patched"),
+        ));
     }
-    let primary = found
-        .iter()
-        .max_by_key(|(_, _, _, w)| *w)
-        .filter(|(_, _, _, w)| *w > 0)
-        .map(|(r, _, _, _)| r.clone())
-        .ok_or_else(|| {
-            unavailable(
-                "a primary region",
-                format!(
-                    "{} sends no weight to any configured backend",
-                    route_name(route)
-                ),
-            )
-        })?;
-    Ok((rv, found, primary))
+    let primary = reading.primary().map(str::to_owned).ok_or_else(|| {
+        let mut why = format!(
+            "{} sends no weight to any configured backend",
+            route_name(route)
+        );
+        if !reading.problems.is_empty() {
+            why = format!("{why} ({})", reading.problems.join("; "));
+        }
+        unavailable("a primary region", why)
+    })?;
+    Ok((rv, reading.found, primary))
 }
 
 /// The region the route sends most traffic to.
@@ -749,7 +708,7 @@ pub async fn traffic(client: &Client, route: &Route) -> Result<(String, String),
     let (_, backends, primary) = route_now(client, route).await?;
     let split = backends
         .iter()
-        .map(|(region, _, _, w)| format!("{region} {w}"))
+        .map(|f| format!("{} {}", f.region, f.weight))
         .collect::<Vec<_>>()
         .join(", ");
     Ok((primary, format!("{} ({split})", route_name(route))))
@@ -770,18 +729,24 @@ pub async fn failover(
             serde_json::json!({ "primary_region": primary }),
         ));
     }
-    if !backends.iter().any(|(r, _, _, _)| r == to) {
+    if !backends.iter().any(|f| f.region == to) {
+        let wanted = route
+            .backends
+            .get(to)
+            .map(|b| format!(" ({b})"))
+            .unwrap_or_default();
         return Err(refusal(
             StatusCode::BAD_REQUEST,
             "invalid",
-            format!("{name} has no backend for region {to:?}"),
+            format!("{name} has no backend for region {to:?}{wanted}"),
         ));
     }
-    let (rules_key, backends_key, _) = route_layout(route.kind);
+    let (rules_key, backends_key) = super::route::layout(route.kind);
     let mut ops =
         vec![serde_json::json!({ "op": "test", "path": "/metadata/resourceVersion", "value": rv })];
-    for (region, i, j, _) in &backends {
-        let weight = if region == to { 100 } else { 0 };
+    for f in &backends {
+        let weight = if f.region == to { 100 } else { 0 };
+        let (i, j) = (f.rule, f.index);
         ops.push(serde_json::json!({
             "op": "add", "path": format!("/spec/{rules_key}/{i}/{backends_key}/{j}/weight"), "value": weight
         }));

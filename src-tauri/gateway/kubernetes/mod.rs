@@ -9,6 +9,7 @@ pub mod argo;
 pub mod nodes;
 pub mod pods;
 pub mod rollouts;
+pub mod route;
 pub mod warnings;
 pub mod watch;
 

@@ -169,6 +169,17 @@ pub async fn run(
             journal.clone(),
         ));
     }
+    for service in &services {
+        if let Some(route) = service.kubernetes.as_ref().and_then(|o| o.route.clone()) {
+            tasks.spawn(watch_route(
+                client.clone(),
+                service.name.clone(),
+                route,
+                source.clone(),
+                journal.clone(),
+            ));
+        }
+    }
     let pools: Vec<String> = services
         .iter()
         .filter_map(|s| s.kubernetes.as_ref()?.node_pool.clone())
@@ -384,6 +395,67 @@ async fn watch_argo(
             chrono::Utc::now(),
         );
         publish(&journal, &source, story.events).await;
+    }
+}
+
+/// The service's route, read at start and at every change as failover would read it:
+/// a configured backend the route does not have (or has twice in one rule) is said on the
+/// stream once, naming it, and once more when the route bears the configuration out again.
+async fn watch_route(
+    client: Client,
+    service: String,
+    route: crate::gateway::config::Route,
+    source: String,
+    journal: Arc<DurableJournal>,
+) {
+    let name = super::route::route_name(&route);
+    let stream = watcher(
+        super::act::route_api(&client, &route),
+        watcher::Config::default().fields(&format!("metadata.name={}", route.name)),
+    )
+    .default_backoff();
+    let mut stream = std::pin::pin!(stream);
+    let mut health = Health::new(&service, &name);
+    let mut latest: Option<serde_json::Value> = None;
+    let mut listed = false;
+    while let Some(event) = stream.next().await {
+        match event {
+            Err(e) => {
+                if let Some(why) = trouble(&e) {
+                    health.report(&journal, &source, Err(why)).await;
+                }
+                continue;
+            }
+            Ok(watcher::Event::Init) => {
+                latest = None;
+                listed = false;
+                continue;
+            }
+            Ok(watcher::Event::InitApply(o)) | Ok(watcher::Event::Apply(o)) => {
+                latest = Some(o.data);
+                if !listed {
+                    continue;
+                }
+            }
+            Ok(watcher::Event::Delete(_)) => latest = None,
+            Ok(watcher::Event::InitDone) => listed = true,
+        }
+        let outcome = match &latest {
+            None => Err(format!(
+                "{name} does not exist: failover has no route to move"
+            )),
+            Some(object) => {
+                let reading = super::route::read(&route, object);
+                if !reading.problems.is_empty() {
+                    Err(reading.problems.join("; "))
+                } else if reading.primary().is_none() {
+                    Err(format!("{name} sends no weight to any configured backend"))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        health.report(&journal, &source, outcome).await;
     }
 }
 
