@@ -1001,6 +1001,27 @@ mod acting {
         d
     }
 
+    /// The Deployment controller's part after the gateway's rollback to 41, as `kubectl
+    /// rollout undo` leaves it: revision 41's ReplicaSet becomes revision 43 (its history
+    /// noted), the patched template is the spec, and every replica runs it again.
+    fn undo_to_43(fake: &FakeKube) {
+        let patched = fake.object(DEPLOYMENTS, "serving", "llm-assistant");
+        let mut back = replica_set(41, "llama-70b-2026-10");
+        back["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("43");
+        back["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] = json!("41");
+        fake.apply(REPLICA_SETS, back);
+        let mut recovered = deployment_at(
+            43,
+            "llama-70b-2026-10",
+            3,
+            16,
+            "True",
+            "NewReplicaSetAvailable",
+        );
+        recovered["spec"] = patched["spec"].clone();
+        fake.apply(DEPLOYMENTS, recovered);
+    }
+
     fn gpu_node(
         name: &str,
         ready: &str,
@@ -1139,22 +1160,7 @@ mod acting {
             "llama-70b-2026-10"
         );
 
-        // The controller's part: revision 41's ReplicaSet becomes revision 43 (its history
-        // noted), and every replica runs it again.
-        let mut back = replica_set(41, "llama-70b-2026-10");
-        back["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!("43");
-        back["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] = json!("41");
-        fake.apply(REPLICA_SETS, back);
-        let mut recovered = deployment_at(
-            43,
-            "llama-70b-2026-10",
-            3,
-            16,
-            "True",
-            "NewReplicaSetAvailable",
-        );
-        recovered["spec"] = patched["spec"].clone();
-        fake.apply(DEPLOYMENTS, recovered);
+        undo_to_43(&fake);
         reader
             .wait_until(
                 Duration::from_secs(20),
@@ -1372,6 +1378,154 @@ mod acting {
             panic!("accepted")
         };
         assert_eq!(again.state, ActionState::Succeeded);
+        gw.shutdown();
+    }
+
+    /// A gateway with only the Kubernetes API (no Prometheus): a console's rollback of a
+    /// stalled rollout is verified by the rollout it started (the restored template
+    /// completing as revision 43, no pod failing after), said plainly; a second rollback
+    /// the cluster then tells nothing of is "could not verify", which is not "did not
+    /// recover" and proposes no failover.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn without_metrics_a_rollback_is_verified_by_the_rollout_it_started() {
+        use firebreak::actions::ActionSettings;
+        use firebreak::protocol::actions::ActionKind;
+        use firebreak::store::actions::ActionState as Local;
+
+        firebreak::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
+        fake.apply(
+            DEPLOYMENTS,
+            deployment_at(
+                41,
+                "llama-70b-2026-10",
+                1,
+                16,
+                "True",
+                "NewReplicaSetAvailable",
+            ),
+        );
+        fake.apply(HTTP_ROUTES, route());
+        let dir = tempfile::tempdir().unwrap();
+        let gw = gateway_for(&fake, dir.path(), "Deployment").await;
+        let live = crate::support::rig::live_on(
+            &dir.path().join("console.db"),
+            "prod",
+            (&gw.events_url(), &gw.base_url()),
+            TOKEN,
+            ActionSettings {
+                grace_s: 0,
+                verify_window_s: 3,
+                ..ActionSettings::default()
+            },
+        )
+        .await;
+        // Revision 42 rolls out and stalls at 4 of 16.
+        fake.apply(REPLICA_SETS, replica_set(42, "llama-70b-2026-11"));
+        fake.apply(
+            DEPLOYMENTS,
+            deployment_at(42, "llama-70b-2026-11", 2, 4, "True", "ReplicaSetUpdated"),
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        fake.apply(
+            DEPLOYMENTS,
+            deployment_at(
+                42,
+                "llama-70b-2026-11",
+                2,
+                4,
+                "False",
+                "ProgressDeadlineExceeded",
+            ),
+        );
+        let incident = crate::support::rig::incident_where(
+            &live.store,
+            "the stalled rollout's incident",
+            |i| i.service.as_deref() == Some("llm-assistant"),
+        )
+        .await;
+        let proposal = live
+            .desk
+            .propose(incident.id, ActionKind::Rollback, "ana")
+            .await
+            .unwrap();
+        assert_eq!(proposal.to, "41", "{:?}", proposal.preview);
+        live.desk
+            .confirm(&proposal.id, "ana", "stalled on 42", Some("llm-assistant"))
+            .await
+            .unwrap();
+        let desk = live.desk.clone();
+        let id = proposal.id.clone();
+        let driving = tokio::spawn(async move { desk.drive(&id).await });
+        wait_for(
+            Duration::from_secs(30),
+            "the rollback to be taken",
+            async || live.store.action(&proposal.id).await.unwrap().state == Local::Succeeded,
+        )
+        .await;
+        undo_to_43(&fake);
+        let done = driving.await.unwrap().unwrap();
+        assert_eq!(done.verification.as_deref(), Some("recovered"), "{done:?}");
+        let said = |store: &firebreak::store::Store| {
+            let store = store.clone();
+            async move {
+                store
+                    .timeline(incident.id, None, 1000)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|e| e.kind == firebreak::incident::EntryKind::Verification)
+                    .map(|e| e.body)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let verified = said(&live.store).await;
+        assert!(
+            verified[0].starts_with(
+                "Recovered, verified by rollout state (no metrics configured): llm-assistant completed revision 43"
+            ),
+            "{verified:?}"
+        );
+        assert!(!verified[0].contains("NOT"), "{verified:?}");
+
+        // A second rollback the cluster says nothing about in the window.
+        let again = live
+            .desk
+            .propose_with(
+                incident.id,
+                ActionKind::Rollback,
+                firebreak::actions::Choice {
+                    to_revision: Some(42),
+                    full: false,
+                },
+                "ana",
+            )
+            .await
+            .unwrap();
+        live.desk
+            .confirm(&again.id, "ana", "try 42 again", Some("llm-assistant"))
+            .await
+            .unwrap();
+        let unknown = live.desk.drive(&again.id).await.unwrap();
+        assert_eq!(unknown.state, Local::Succeeded);
+        assert_eq!(unknown.verification.as_deref(), Some("unverified"));
+        let verified = said(&live.store).await;
+        assert!(
+            verified[1].starts_with("Could not verify: no metrics configured")
+                && !verified[1].contains("NOT recovered")
+                && !verified[1].contains("Next:"),
+            "{verified:?}"
+        );
+        let proposed_next = live
+            .store
+            .incident_actions(incident.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .any(|a| a.kind == ActionKind::Failover);
+        assert!(!proposed_next, "no failover proposed on no evidence");
+        live.engine.stop().await;
         gw.shutdown();
     }
 

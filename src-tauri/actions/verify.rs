@@ -1,12 +1,16 @@
 //! After an action succeeds: did the service recover? The desk watches the service's
 //! metrics on its primary region (the new one, after a failover) for the verification
 //! window and compares the last samples with thresholds, recording the figures either way.
+//! A cluster that sends no metrics (a gateway with only the Kubernetes API) still tells
+//! the rollout a rollback started: the restored revision completing, with no pod failing
+//! and no rollout stalling after it, is the evidence then, and said to be. With neither,
+//! the outcome is "could not verify", which is not a failure and proposes nothing.
 
 use std::time::Duration;
 
 use super::{ActionDesk, ActionSettings, Result};
 use crate::protocol::actions::ActionKind;
-use crate::store::actions::ActionRecord;
+use crate::store::actions::{ActionRecord, Verdict};
 use crate::store::now_ms;
 
 /// Samples the verdict looks at: the last ones of the window.
@@ -62,15 +66,13 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
     let last = &after[after.len().saturating_sub(LAST_SAMPLES)..];
     let what = action.kind.noun();
 
-    let (recovered, body) = if last.is_empty() {
-        (
-            false,
-            format!(
-                "NOT verified: no metrics of {service} arrived in the {} s after the {what} \
-                 (is the cluster's stream live?). Check the service before relying on it.",
-                settings.verify_window_s
-            ),
-        )
+    let (verdict, body) = if last.is_empty() {
+        let configured = store.has_metrics(action.cluster_id, service).await?;
+        let sent = action.send_after_ms.unwrap_or(start).min(start);
+        let evidence = store
+            .rollout_state_since(action.cluster_id, service, sent)
+            .await?;
+        by_rollout_state(action, &evidence, configured, settings.verify_window_s)
     } else {
         let err = last.iter().map(|m| m.error_rate).fold(0.0, f64::max);
         let p99 = last.iter().map(|m| m.latency_p99_ms).fold(0.0, f64::max);
@@ -93,7 +95,10 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
             settings.verify_window_s
         );
         if err_ok && p99_ok {
-            (true, format!("Recovered: {service} {figures}."))
+            (
+                Verdict::Recovered,
+                format!("Recovered: {service} {figures}."),
+            )
         } else {
             let over = match (err_ok, p99_ok) {
                 (false, false) => "error rate and latency are",
@@ -112,13 +117,16 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
                 }
             };
             (
-                false,
+                Verdict::NotRecovered,
                 format!("NOT recovered: {over} still over the limit. {service} {figures}. {next}"),
             )
         }
     };
-    store.verify_action(&action.id, recovered, &body).await?;
-    if !recovered
+    let recorded = store.verify_action(&action.id, verdict, &body).await?;
+    // The next step is proposed on evidence that this one did not help, never on silence,
+    // and once (by the driver whose verdict was recorded).
+    if recorded
+        && verdict == Verdict::NotRecovered
         && matches!(action.kind, ActionKind::Rollback | ActionKind::AbortRollout)
         && !settings.read_only
     {
@@ -134,4 +142,109 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The verdict from what the cluster told of the rollout the action started, when no
+/// metrics came: `evidence` is [`crate::store::Store::rollout_state_since`]'s, from when
+/// the action was sent.
+fn by_rollout_state(
+    action: &ActionRecord,
+    evidence: &[(String, i64, serde_json::Value)],
+    metrics_configured: bool,
+    window_s: u32,
+) -> (Verdict, String) {
+    let service = &action.service;
+    let what = action.kind.noun();
+    let no_metrics = if metrics_configured {
+        format!("no metrics of {service} arrived in the {window_s} s after the {what}")
+    } else {
+        "no metrics configured".to_owned()
+    };
+    let restores = matches!(action.kind, ActionKind::Rollback | ActionKind::AbortRollout);
+    if !restores {
+        return (
+            Verdict::Unverified,
+            format!(
+                "Could not verify: a {what} shows only in metrics, and {no_metrics}{}. \
+                 Check {service} before relying on it.",
+                if metrics_configured {
+                    " (is the cluster's stream live?)"
+                } else {
+                    " for it on this cluster"
+                }
+            ),
+        );
+    }
+    let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    // The last completion, and what went wrong after the last start or completion.
+    let mut completed: Option<(i64, &serde_json::Value)> = None;
+    let mut stuck: Option<String> = None;
+    let mut failing: Option<String> = None;
+    for (ty, at, data) in evidence {
+        match ty.as_str() {
+            "rollout.started" => stuck = None,
+            "rollout.completed" => {
+                completed = Some((*at, data));
+                stuck = None;
+                failing = None;
+            }
+            "rollout.stalled" | "rollout.failed" => {
+                stuck = Some(format!(
+                    "the rollout of revision {} {}: {}",
+                    data["to_revision"],
+                    if ty == "rollout.stalled" {
+                        "stalled"
+                    } else {
+                        "failed"
+                    },
+                    text(data, "reason")
+                ))
+            }
+            "pod.failing" if completed.is_some() => {
+                failing = Some(format!(
+                    "pod {} is {} ({} restarts: {})",
+                    text(data, "pod"),
+                    match data["reason"].as_str() {
+                        Some("oom_killed") => "OOMKilled",
+                        _ => "crash-looping",
+                    },
+                    data["restarts"],
+                    text(data, "detail")
+                ))
+            }
+            _ => {}
+        }
+    }
+    let next = format!("Next: failing {service} over to a healthy region is proposed.");
+    match (completed, stuck, failing) {
+        (_, Some(stuck), _) => (
+            Verdict::NotRecovered,
+            format!("NOT recovered (by rollout state, {no_metrics}): {stuck}. {next}"),
+        ),
+        (Some(_), None, Some(failing)) => (
+            Verdict::NotRecovered,
+            format!(
+                "NOT recovered (by rollout state, {no_metrics}): the restored revision completed, but {failing}. {next}"
+            ),
+        ),
+        (Some((at, done)), None, None) => {
+            let after_s = (at - action.succeeded_ms.unwrap_or(at)).max(0) / 1000;
+            (
+                Verdict::Recovered,
+                format!(
+                    "Recovered, verified by rollout state ({no_metrics}): {} completed revision {} {after_s} s after the {what}; \
+                     no pod has crash-looped or been OOMKilled since, and no rollout stalled.",
+                    text(done, "deployment"),
+                    done["revision"]
+                ),
+            )
+        }
+        (None, None, _) => (
+            Verdict::Unverified,
+            format!(
+                "Could not verify: {no_metrics}, and the cluster told nothing of the rollout the {what} started \
+                 in {window_s} s (no completion, no stall). Check {service} before relying on it."
+            ),
+        ),
+    }
 }

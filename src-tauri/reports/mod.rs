@@ -343,7 +343,12 @@ async fn assemble(
                 state: a.state.as_str().into(),
                 confirmed_by: a.confirmed_by.clone(),
                 reason: a.reason.clone(),
-                recovered: a.verification.as_deref().map(|v| v == "recovered"),
+                recovered: match a.verification.as_deref() {
+                    Some("recovered") => Some(true),
+                    Some("not_recovered") => Some(false),
+                    // Unverified, or not yet: the report says "not verified".
+                    _ => None,
+                },
                 verification: a.verification.clone(),
                 error: a.error.clone(),
                 at: at(a.succeeded_ms.unwrap_or(a.updated_ms)),

@@ -226,6 +226,7 @@ impl Runner {
                         action.state.as_str(),
                         match action.verification.as_deref() {
                             Some("recovered") => ", verified recovered",
+                            Some("unverified") => ", could not be verified",
                             Some(_) => ", NOT recovered",
                             None => "",
                         }

@@ -108,6 +108,28 @@ pub struct ActionPreview {
     pub grace_s: u32,
 }
 
+/// What verifying a succeeded action found: `verification` in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The evidence says the service recovered.
+    Recovered,
+    /// The evidence says it did not.
+    NotRecovered,
+    /// The cluster gave no evidence either way in the window (no metrics, no rollout
+    /// state): neither a success nor a failure, and no next step is proposed on it.
+    Unverified,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Recovered => "recovered",
+            Verdict::NotRecovered => "not_recovered",
+            Verdict::Unverified => "unverified",
+        }
+    }
+}
+
 /// An action as the console shows it. The idempotency key never leaves Rust.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -395,25 +417,36 @@ impl Store {
         Ok(Some(after))
     }
 
-    /// Records a verification result (the action stays succeeded).
+    /// Records a verification result (the action stays succeeded). False when the action
+    /// was verified already (by another driver): the first verdict stands.
     pub async fn verify_action(
         &self,
         public_id: &str,
-        recovered: bool,
+        verdict: Verdict,
         body: &str,
-    ) -> Result<ActionRecord> {
+    ) -> Result<bool> {
+        let recovered = match verdict {
+            Verdict::Recovered => Some(true),
+            Verdict::NotRecovered => Some(false),
+            Verdict::Unverified => None,
+        };
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE actions SET verification = ?, updated_ms = ? WHERE public_id = ?")
-            .bind(if recovered {
-                "recovered"
-            } else {
-                "not_recovered"
-            })
-            .bind(now_ms())
-            .bind(public_id)
-            .execute(&mut *tx)
-            .await?;
+        // Two drivers of one action (the window's, a resumed one) verify it once: the
+        // first verdict stands and the second records nothing.
+        let took = sqlx::query(
+            "UPDATE actions SET verification = ?, updated_ms = ? \
+             WHERE public_id = ? AND verification IS NULL",
+        )
+        .bind(verdict.as_str())
+        .bind(now_ms())
+        .bind(public_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let action = fetch(&mut tx, public_id).await?;
+        if took == 0 {
+            return Ok(false);
+        }
         insert_entry(
             &mut tx,
             &Append {
@@ -432,11 +465,11 @@ impl Store {
             super::ingest::ENGINE_AUTHOR,
             &format!("action/{public_id}"),
             "action.verified",
-            &serde_json::json!({ "recovered": recovered, "summary": body }),
+            &serde_json::json!({ "recovered": recovered, "verification": verdict.as_str(), "summary": body }),
         )
         .await?;
         tx.commit().await?;
-        Ok(action)
+        Ok(true)
     }
 
     pub async fn action(&self, public_id: &str) -> Result<ActionRecord> {
@@ -495,6 +528,30 @@ type AlertRow = (
 );
 
 impl Store {
+    /// The incident's newest entry of alert `alert` firing (in `region`, when given): what
+    /// `firebreak act silence --alert` silences.
+    pub async fn alert_entry(
+        &self,
+        incident_id: i64,
+        alert: &str,
+        region: Option<&str>,
+    ) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT t.id FROM timeline_entries t JOIN events e ON e.seq = t.event_seq \
+             WHERE t.incident_id = ? AND t.kind = 'event' AND e.type = 'dev.firebreak.alert.firing' \
+               AND json_extract(e.raw, '$.data.alert') = ? \
+               AND (? IS NULL OR json_extract(e.raw, '$.data.region') = ?) \
+             ORDER BY t.at_ms DESC, t.id DESC LIMIT 1",
+        )
+        .bind(incident_id)
+        .bind(alert)
+        .bind(region)
+        .bind(region)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
     /// The `alert.firing` event a timeline entry of the incident recorded, if it is one.
     pub async fn alert_of_entry(
         &self,

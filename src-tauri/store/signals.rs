@@ -135,6 +135,55 @@ impl Store {
         Ok(windows)
     }
 
+    /// The service's rollout and pod events received from `since_ms` on, oldest first:
+    /// `(type without its prefix, received_ms, data)`. Verification reads the rollout an
+    /// action started from them when no metrics come.
+    pub async fn rollout_state_since(
+        &self,
+        cluster_id: i64,
+        service: &str,
+        since_ms: i64,
+    ) -> Result<Vec<(String, i64, Value)>> {
+        // By our clock of arrival: an event's own time is when the cluster says it happened
+        // (a condition's last transition), which can be long before it reached us.
+        let mut rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT type, received_ms, raw FROM events WHERE cluster_id = ? AND service = ? \
+             AND received_ms >= ? AND type IN ('dev.firebreak.rollout.started', \
+             'dev.firebreak.rollout.completed', 'dev.firebreak.rollout.stalled', \
+             'dev.firebreak.rollout.failed', 'dev.firebreak.model.version_changed', \
+             'dev.firebreak.pod.failing') ORDER BY seq DESC LIMIT 1000",
+        )
+        .bind(cluster_id)
+        .bind(service)
+        .bind(since_ms)
+        .fetch_all(self.reader())
+        .await?;
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .map(|(ty, at, raw)| {
+                let data = serde_json::from_str::<Value>(&raw)
+                    .ok()
+                    .and_then(|v| v.get("data").cloned())
+                    .unwrap_or_default();
+                (ty.trim_start_matches("dev.firebreak.").to_owned(), at, data)
+            })
+            .collect())
+    }
+
+    /// Whether the cluster has ever sent metrics of the service.
+    pub async fn has_metrics(&self, cluster_id: i64, service: &str) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT seq FROM events WHERE cluster_id = ? AND service = ? \
+             AND type = 'dev.firebreak.service.metrics' LIMIT 1",
+        )
+        .bind(cluster_id)
+        .bind(service)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// The revision a deployment ran before the newest rollout to `revision` began.
     pub async fn revision_before_rollout(
         &self,

@@ -23,14 +23,33 @@ pub struct Live {
 /// Opens (or reopens) the store at `db` with `settings`, and records `sim` into it as
 /// cluster "sim".
 pub async fn live(db: &Path, sim: &RunningSim, settings: ActionSettings) -> Live {
+    live_on(
+        db,
+        "sim",
+        (&sim.events_url(), &sim.actions_url()),
+        TOKEN,
+        settings,
+    )
+    .await
+}
+
+/// [`live`] on any cluster that speaks the protocol (a gateway, say): its events and
+/// actions URLs, and the token it takes.
+pub async fn live_on(
+    db: &Path,
+    name: &str,
+    (events_url, actions_url): (&str, &str),
+    token: &str,
+    settings: ActionSettings,
+) -> Live {
     let store = Store::open(db).await.unwrap();
     settings.save(&store).await.unwrap();
     let cluster = store
         .ensure_cluster(&NewCluster {
             ca_file: None,
-            name: "sim".into(),
-            events_url: sim.events_url(),
-            actions_url: sim.actions_url(),
+            name: name.into(),
+            events_url: events_url.into(),
+            actions_url: actions_url.into(),
         })
         .await
         .unwrap()
@@ -40,16 +59,16 @@ pub async fn live(db: &Path, sim: &RunningSim, settings: ActionSettings) -> Live
         Arc::new(Tee(vec![board.clone(), Arc::new(Recorder::default())]));
     let target = Target {
         cluster_id: cluster,
-        name: "sim".into(),
-        events_url: sim.events_url(),
-        token: Some(TOKEN.into()),
+        name: name.into(),
+        events_url: events_url.into(),
+        token: Some(token.into()),
         ca_file: None,
     };
     let engine = Engine::start(store.clone(), vec![target], sink.clone())
         .await
         .unwrap();
     let tokens = Tokens::default();
-    tokens.set(cluster, TOKEN);
+    tokens.set(cluster, token);
     let desk = ActionDesk::new(store.clone(), tokens, board, sink);
     Live {
         store,
