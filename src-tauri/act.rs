@@ -1,6 +1,7 @@
 //! The headless faces of the action desk: `firebreak act`, `firebreak actions`,
 //! `firebreak audit verify`. Same desk, same checks, same idempotency as the window; the
-//! confirmation is a prompt on the terminal, or `--yes` for scripts.
+//! confirmation is a prompt on the terminal, or `--yes` for scripts; `--json` leaves
+//! standard output to one JSON document (the action and its outcome) for scripts.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ async fn desk_for(
     store: &Store,
     clusters: &[i64],
     token_env: Option<&str>,
-) -> Result<(Arc<ActionDesk>, Engine)> {
+) -> Result<(Arc<ActionDesk>, Engine, Arc<StatusBoard>)> {
     let tokens = Tokens::default();
     if let Some(var) = token_env {
         let token =
@@ -56,57 +57,97 @@ async fn desk_for(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok((ActionDesk::new(store.clone(), tokens, board, sink), engine))
+    Ok((
+        ActionDesk::new(store.clone(), tokens, board.clone(), sink),
+        engine,
+        board,
+    ))
 }
 
-fn print_preview(a: &ActionRecord) {
+/// Where the human-readable lines go: standard output, or standard error when `--json`
+/// keeps standard output for the one JSON document a script reads.
+#[derive(Clone, Copy)]
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn line(self, text: &str) {
+        if self.json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+}
+
+fn print_preview(out: Out, a: &ActionRecord) {
     let p = &a.preview;
-    println!("{}", p.summary);
-    println!("  from → to:     {} → {}", p.from_label, p.to_label);
-    println!(
+    out.line(&p.summary);
+    out.line(&format!(
+        "  from → to:     {} → {}",
+        p.from_label, p.to_label
+    ));
+    out.line(&format!(
         "  blast radius:  {} nodes, {:.0} requests/s ({:.0} % of the cluster's traffic)",
         p.nodes,
         p.requests_per_s,
         p.traffic_share * 100.0
-    );
+    ));
     let health = match p.target_health.healthy {
         Some(true) => "healthy",
         Some(false) => "NOT healthy",
         None => "unknown",
     };
-    println!("  target health: {health}: {}", p.target_health.text);
-    println!("  precondition:  {}", p.precondition);
+    out.line(&format!(
+        "  target health: {health}: {}",
+        p.target_health.text
+    ));
+    out.line(&format!("  precondition:  {}", p.precondition));
     for w in &p.warnings {
-        println!("  warning:       {w}");
+        out.line(&format!("  warning:       {w}"));
     }
 }
 
 /// Prints the incident's action and verification entries after `after`, returns the last id.
-async fn print_steps(store: &Store, incident: i64, after: &mut Option<(i64, i64)>) -> Result<()> {
+async fn print_steps(
+    out: Out,
+    store: &Store,
+    incident: i64,
+    after: &mut Option<(i64, i64)>,
+) -> Result<()> {
     let entries = store.timeline(incident, *after, 500).await?;
     for e in entries {
         *after = Some((e.at_ms, e.id));
         if matches!(e.kind, EntryKind::Action | EntryKind::Verification) {
-            println!("  [{}] {}", e.author, e.body);
+            out.line(&format!("  [{}] {}", e.author, e.body));
         }
     }
     Ok(())
 }
 
+/// Whether an action is at its end: finished, and verified when it succeeded (a silence
+/// changes notifications, not the service, and has nothing to verify).
+fn settled_now(a: &ActionRecord) -> bool {
+    a.state.is_final()
+        && (a.state != ActionState::Succeeded
+            || a.kind == ActionKind::Silence
+            || a.verification.is_some())
+}
+
 /// Waits until an action has finished and, when it succeeded, been verified.
 async fn settle(
+    out: Out,
     store: &Store,
     id: &str,
     incident: i64,
     after: &mut Option<(i64, i64)>,
 ) -> Result<ActionRecord> {
     loop {
-        print_steps(store, incident, after).await?;
+        print_steps(out, store, incident, after).await?;
         let a = store.action(id).await?;
-        let done =
-            a.state.is_final() && (a.state != ActionState::Succeeded || a.verification.is_some());
-        if done {
-            print_steps(store, incident, after).await?;
+        if settled_now(&a) {
+            print_steps(out, store, incident, after).await?;
             return Ok(a);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -114,12 +155,29 @@ async fn settle(
 }
 
 fn ask(question: &str) -> Result<String> {
-    print!("{question} ");
-    std::io::stdout().flush()?;
+    // The question goes where a person reads it, whatever --json does with stdout.
+    eprint!("{question} ");
+    std::io::stderr().flush()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim().to_owned())
 }
+
+/// The action succeeded and nothing the cluster gave said whether the service recovered:
+/// its own outcome (exit status 3), neither success nor failure.
+#[derive(Debug)]
+pub struct Unverified(pub String);
+
+impl std::fmt::Display for Unverified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unverified {}
+
+/// The exit status of an action whose outcome could not be verified.
+pub const EXIT_UNVERIFIED: u8 = 3;
 
 pub struct ActArgs {
     pub kind: ActionKind,
@@ -128,10 +186,43 @@ pub struct ActArgs {
     pub yes: bool,
     pub confirm_service: Option<String>,
     pub token_env: Option<String>,
+    /// A rollback's revision (else the one before the rollout).
+    pub to_revision: Option<u32>,
+    /// A promotion of every remaining wave.
+    pub full: bool,
+    /// A silence's alert, by name, and the region when it fired in several.
+    pub alert: Option<String>,
+    pub region: Option<String>,
+    /// A silence's length.
+    pub silence_s: u32,
+    pub json: bool,
 }
 
-/// `firebreak act rollback|failover --incident N --reason … [--yes]`.
+impl ActArgs {
+    /// Each option belongs to one kind of action: a stray one is a mistake, said before
+    /// anything is read or proposed.
+    fn check(&self) -> Result<()> {
+        let kind = self.kind.as_str();
+        if self.to_revision.is_some() && self.kind != ActionKind::Rollback {
+            bail!("--to-revision is a rollback's, not a {kind}'s");
+        }
+        if self.full && self.kind != ActionKind::PromoteRollout {
+            bail!("--full is a promotion's, not a {kind}'s");
+        }
+        let silence = self.kind == ActionKind::Silence;
+        if silence && self.alert.is_none() {
+            bail!("a silence needs --alert NAME: the alert as the incident's timeline shows it");
+        }
+        if !silence && (self.alert.is_some() || self.region.is_some()) {
+            bail!("--alert and --region are a silence's, not a {kind}'s");
+        }
+        Ok(())
+    }
+}
+
+/// `firebreak act rollback|failover|pause|resume|abort|promote|silence --incident N …`.
 pub async fn act(store: &Store, args: ActArgs) -> Result<()> {
+    args.check()?;
     let incident = store.incident(args.incident).await?;
     let Some(cluster_id) = incident.cluster_id else {
         bail!(
@@ -139,17 +230,81 @@ pub async fn act(store: &Store, args: ActArgs) -> Result<()> {
             incident.id
         );
     };
-    let (desk, engine) = desk_for(store, &[cluster_id], args.token_env.as_deref()).await?;
+    let out = Out { json: args.json };
+    let (desk, engine, board) = desk_for(store, &[cluster_id], args.token_env.as_deref()).await?;
     desk.set_driver_name("firebreak act");
-    let result = act_with(store, &desk, &args).await;
+    // This process records the cluster's stream itself for the verification window; say at
+    // once when it cannot, rather than after the action.
+    if args.kind != ActionKind::Silence {
+        match board.state(cluster_id) {
+            Some(StreamState::Live { .. }) | Some(StreamState::CatchingUp { .. }) => {}
+            other => out.line(&format!(
+                "note: the cluster's stream is not live ({}): verification needs its metrics or \
+                 rollout state, so unless it comes live within the verification window the \
+                 outcome will be \"could not verify\"",
+                match other {
+                    Some(StreamState::Reconnecting { reason, .. })
+                    | Some(StreamState::Failed { reason }) => reason,
+                    _ => "still connecting".to_owned(),
+                }
+            )),
+        }
+    }
+    let result = act_with(out, store, &desk, &args).await;
     engine.stop().await;
-    result
+    let action = result?;
+    if args.json {
+        let outcome = match (action.state, action.verification.as_deref()) {
+            (ActionState::Succeeded, Some(v)) => v.to_owned(),
+            (ActionState::Succeeded, None) => "succeeded".to_owned(),
+            (state, _) => state.as_str().to_owned(),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "outcome": outcome, "action": action })
+            )?
+        );
+    }
+    report(&action)
 }
 
-async fn act_with(store: &Store, desk: &Arc<ActionDesk>, args: &ActArgs) -> Result<()> {
+async fn act_with(
+    out: Out,
+    store: &Store,
+    desk: &Arc<ActionDesk>,
+    args: &ActArgs,
+) -> Result<ActionRecord> {
     let who = store.author().await;
-    let proposal = desk.propose(args.incident, args.kind, &who).await?;
-    print_preview(&proposal);
+    let proposal = match &args.alert {
+        Some(alert) => {
+            let entry = store
+                .alert_entry(args.incident, alert, args.region.as_deref())
+                .await?
+                .with_context(|| {
+                    format!(
+                        "no alert {alert:?}{} fired on incident {}: `firebreak timeline {}` shows its alerts",
+                        args.region
+                            .as_deref()
+                            .map(|r| format!(" in {r}"))
+                            .unwrap_or_default(),
+                        args.incident,
+                        args.incident
+                    )
+                })?;
+            desk.propose_silence(args.incident, entry, args.silence_s, &who)
+                .await?
+        }
+        None => {
+            let choice = crate::actions::Choice {
+                to_revision: args.to_revision,
+                full: args.full,
+            };
+            desk.propose_with(args.incident, args.kind, choice, &who)
+                .await?
+        }
+    };
+    print_preview(out, &proposal);
     let mut typed = args.confirm_service.clone();
     if !args.yes {
         if !std::io::stdin().is_terminal() {
@@ -183,13 +338,13 @@ async fn act_with(store: &Store, desk: &Arc<ActionDesk>, args: &ActArgs) -> Resu
             return Err(e.into());
         }
     };
-    println!(
+    out.line(&format!(
         "Confirmed. Sending in {} s: Ctrl-C cancels until then.",
         confirmed.preview.grace_s
-    );
+    ));
     let mut after = None;
     let outcome = tokio::select! {
-        a = settle(store, &confirmed.id, args.incident, &mut after) => a?,
+        a = settle(out, store, &confirmed.id, args.incident, &mut after) => a?,
         _ = crate::process::shutdown_signal() => {
             match desk.cancel(&confirmed.id, &who).await {
                 Ok(_) => bail!("cancelled; nothing was sent"),
@@ -197,12 +352,19 @@ async fn act_with(store: &Store, desk: &Arc<ActionDesk>, args: &ActArgs) -> Resu
             }
         }
     };
-    report(&outcome)
+    Ok(outcome)
 }
 
 fn report(a: &ActionRecord) -> Result<()> {
     match (a.state, a.verification.as_deref()) {
         (ActionState::Succeeded, Some("recovered")) => Ok(()),
+        (ActionState::Succeeded, None) if a.kind == ActionKind::Silence => Ok(()),
+        (ActionState::Succeeded, Some("unverified")) => Err(Unverified(format!(
+            "the {} succeeded; whether {} recovered could not be verified (see above): check it",
+            a.kind.noun(),
+            a.service
+        ))
+        .into()),
         (ActionState::Succeeded, _) => {
             bail!("the action succeeded but {} did not recover", a.service)
         }
@@ -237,7 +399,7 @@ pub async fn actions(
         clusters.sort_unstable();
         clusters.dedup();
         if !unfinished.is_empty() {
-            let (desk, engine) = desk_for(store, &clusters, token_env.as_deref()).await?;
+            let (desk, engine, _) = desk_for(store, &clusters, token_env.as_deref()).await?;
             desk.hold_driver(lock);
             desk.resume_unfinished().await?;
             eprintln!(
@@ -246,7 +408,7 @@ pub async fn actions(
             );
             for a in &unfinished {
                 let mut after = None;
-                settle(store, &a.id, a.incident_id, &mut after).await?;
+                settle(Out { json }, store, &a.id, a.incident_id, &mut after).await?;
             }
             engine.stop().await;
         }

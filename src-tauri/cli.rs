@@ -91,8 +91,22 @@ pub enum Command {
     /// Measure performance (figures for README, beside a baseline from the same run).
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Roll back or fail over an incident's service, through the same checks as the window:
-    /// preview, precondition, idempotency key, grace period, verification.
+    /// Act on an incident's service through the same desk as the window: preview,
+    /// precondition, idempotency key, grace period, verification, audit record.
+    #[command(
+        long_about = "Act on an incident's service through the same desk as the window: \
+preview, precondition, idempotency key, grace period, verification, audit record.\n\n\
+  rollback   roll the deployment back (--to-revision N, else the revision before the rollout)\n\
+  failover   move the service's traffic to its healthiest other region\n\
+  pause      stop the rollout under way before its next wave\n\
+  resume     let a paused rollout go on\n\
+  abort      send the rollout's nodes back to the stable revision\n\
+  promote    run the rollout's next wave now (--full: every remaining wave)\n\
+  silence    silence an alert of the incident (--alert NAME [--region R] [--for 1h])\n\n\
+Exit status: 0 when the service recovered (a silence: when it was created), 1 when the \
+action failed or the service did not recover, 3 when the action succeeded but nothing the \
+cluster gave (no metrics, no rollout state) could verify the outcome."
+    )]
     Act {
         #[arg(value_enum)]
         kind: ActKind,
@@ -111,6 +125,39 @@ pub enum Command {
         /// Read the cluster's token from this environment variable instead of the keychain.
         #[arg(long, value_name = "VAR")]
         token_env: Option<String>,
+        /// rollback: the revision to roll back to (one of the deployment's history).
+        #[arg(long, value_name = "N")]
+        to_revision: Option<u32>,
+        /// promote: every remaining wave, not only the next.
+        #[arg(long)]
+        full: bool,
+        /// silence: the alert, by name, as the incident's timeline shows it.
+        #[arg(long, value_name = "NAME")]
+        alert: Option<String>,
+        /// silence: the region, when the alert fired in several.
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        /// silence: for how long (30m, 1h, 2h30m, 2d; at most 7d).
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h", value_parser = parse_duration_s)]
+        silence_for: u32,
+        /// Print the action and its outcome as one JSON document on standard output (the
+        /// preview and progress go to standard error).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change an incident without the window, through the same code (a team-shared
+    /// incident's change is pushed to the team like the window's).
+    Incident {
+        /// The incident's number, as `firebreak incidents` shows it.
+        id: i64,
+        #[command(subcommand)]
+        change: IncidentChange,
+        /// Read the team token from this environment variable instead of the keychain.
+        #[arg(long, value_name = "VAR", global = true)]
+        token_env: Option<String>,
+        /// Print the incident as JSON after the change.
+        #[arg(long, global = true)]
+        json: bool,
     },
     /// List recorded actions; --resume follows unfinished ones (after a crash) to the end.
     Actions {
@@ -200,6 +247,82 @@ pub enum Command {
 pub enum ActKind {
     Rollback,
     Failover,
+    Pause,
+    Resume,
+    Abort,
+    Promote,
+    Silence,
+}
+
+impl ActKind {
+    fn action(self) -> crate::protocol::actions::ActionKind {
+        use crate::protocol::actions::ActionKind as K;
+        match self {
+            ActKind::Rollback => K::Rollback,
+            ActKind::Failover => K::Failover,
+            ActKind::Pause => K::PauseRollout,
+            ActKind::Resume => K::ResumeRollout,
+            ActKind::Abort => K::AbortRollout,
+            ActKind::Promote => K::PromoteRollout,
+            ActKind::Silence => K::Silence,
+        }
+    }
+}
+
+/// `30m`, `1h`, `2h30m`, `2d`: seconds, as long as a silence may last (a minute to 7 days).
+fn parse_duration_s(text: &str) -> Result<u32, String> {
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("{text:?}: a duration is like 30m, 1h or 2h30m"))?;
+        digits.clear();
+        total += n * match c {
+            'd' => 86_400,
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(format!("{text:?}: the units are d, h, m and s")),
+        };
+    }
+    if !digits.is_empty() {
+        return Err(format!("{text:?}: say the unit (30m, 1h)"));
+    }
+    if !crate::protocol::actions::SILENCE_DURATION_S
+        .contains(&(total.min(u64::from(u32::MAX)) as u32))
+    {
+        return Err(format!("{text:?}: a silence lasts from 1m to 7d"));
+    }
+    Ok(total as u32)
+}
+
+/// `firebreak incident ID …`: one change, as the window makes it.
+#[derive(Debug, Subcommand)]
+pub enum IncidentChange {
+    /// Add a note to the timeline.
+    Note { text: String },
+    /// Acknowledge: someone is on it.
+    Ack,
+    /// Mitigated: the impact has stopped.
+    Mitigate,
+    /// Resolved.
+    Resolve,
+    /// Change the severity.
+    Severity {
+        #[arg(value_parser = ["critical", "major", "minor", "info"])]
+        level: String,
+    },
+    /// Take command (or give it to PERSON); `--step-down` leaves it to no one.
+    Command {
+        person: Option<String>,
+        #[arg(long, conflicts_with = "person")]
+        step_down: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -442,6 +565,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        Err(e) if e.is::<crate::act::Unverified>() => {
+            eprintln!("firebreak: {e}");
+            ExitCode::from(crate::act::EXIT_UNVERIFIED)
+        }
         Err(e) => {
             eprintln!("firebreak: {}", one_line(&e));
             ExitCode::FAILURE
@@ -677,24 +804,38 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             yes,
             confirm_service,
             token_env,
+            to_revision,
+            full,
+            alert,
+            region,
+            silence_for,
+            json,
         } => {
-            let kind = match kind {
-                ActKind::Rollback => crate::protocol::actions::ActionKind::Rollback,
-                ActKind::Failover => crate::protocol::actions::ActionKind::Failover,
-            };
             crate::act::act(
                 &store,
                 crate::act::ActArgs {
-                    kind,
+                    kind: kind.action(),
                     incident,
                     reason,
                     yes,
                     confirm_service,
                     token_env,
+                    to_revision,
+                    full,
+                    alert,
+                    region,
+                    silence_s: silence_for,
+                    json,
                 },
             )
             .await
         }
+        Command::Incident {
+            id,
+            change,
+            token_env,
+            json,
+        } => crate::incident_cli::change(&store, id, change, token_env, json).await,
         Command::Actions {
             incident,
             json,

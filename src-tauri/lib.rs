@@ -11,6 +11,7 @@ pub mod clock;
 pub mod gateway;
 pub mod history;
 pub mod incident;
+pub mod incident_cli;
 pub mod ingest;
 pub mod ipc;
 pub mod logging;

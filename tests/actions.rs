@@ -997,3 +997,197 @@ async fn the_rollout_levers_go_through_the_desk_with_their_guard_rails() {
     );
     rig.stop().await;
 }
+
+/// `firebreak act VERB --incident N --reason … --yes --token-env FB_TOKEN` plus `extra`.
+fn act_cli(rig: &Rig, incident: i64, verb: &str, extra: &[&str]) -> std::process::Output {
+    firebreak(rig.dir.path())
+        .args(["act", verb, "--incident", &incident.to_string()])
+        .args(["--reason", "from the command line", "--yes"])
+        .args(["--token-env", "FB_TOKEN"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The one JSON document `act --json` prints: the outcome and the action.
+fn outcome(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is one JSON document ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Every lever from the command line, through the same desk as the window: an option of
+/// another lever is refused before anything is proposed; pause, resume and abort of a slow
+/// bad rollout with `--json` for scripts (the exit status follows the verification); a
+/// rollback to a chosen revision; a silence of the incident's alert by name; and the
+/// incident's own changes (note, ack, severity, command, resolve) headless.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_lever_and_incident_change_from_the_command_line() {
+    let scenarios = tempfile::tempdir().unwrap();
+    let rig = Rig::start(
+        &support::cluster::slow_bad_rollout(scenarios.path(), 8),
+        ActionSettings {
+            grace_s: 0,
+            ..quick()
+        },
+        |_| {},
+    )
+    .await;
+    let incident = rig.incident("llm-assistant").await;
+    let id = incident.id;
+    for (verb, extra, said) in [
+        (
+            "pause",
+            &["--to-revision", "41"][..],
+            "--to-revision is a rollback's",
+        ),
+        ("rollback", &["--full"][..], "--full is a promotion's"),
+        ("silence", &[][..], "a silence needs --alert NAME"),
+        (
+            "failover",
+            &["--alert", "HighErrorRate"][..],
+            "--alert and --region are a silence's",
+        ),
+    ] {
+        let out = act_cli(&rig, id, verb, extra);
+        assert!(!out.status.success(), "{verb} {extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{verb} {extra:?}: {err}");
+    }
+    assert!(
+        rig.store.incident_actions(id).await.unwrap().is_empty(),
+        "nothing was proposed"
+    );
+
+    let paused = act_cli(&rig, id, "pause", &["--json"]);
+    let doc = outcome(&paused);
+    assert_eq!(doc["action"]["kind"], "pause_rollout", "{doc}");
+    assert_eq!(doc["action"]["state"], "succeeded", "{doc}");
+    let verdict = doc["outcome"].as_str().unwrap();
+    assert!(
+        ["recovered", "not_recovered"].contains(&verdict),
+        "the simulator sends metrics: {doc}"
+    );
+    assert_eq!(
+        paused.status.code(),
+        Some(if verdict == "recovered" { 0 } else { 1 }),
+        "{}",
+        String::from_utf8_lossy(&paused.stderr)
+    );
+    let d = support::cluster::get(&rig.sim, "/v1/deployments/llm-assistant-serving").await;
+    assert_eq!(d["rollout"]["paused"], true);
+    // The preview and progress went to stderr, not into the document.
+    assert!(String::from_utf8_lossy(&paused.stderr).contains("Pause the rollout"));
+
+    let resumed = outcome(&act_cli(&rig, id, "resume", &["--json"]));
+    assert_eq!(resumed["action"]["kind"], "resume_rollout", "{resumed}");
+    assert_eq!(resumed["action"]["state"], "succeeded", "{resumed}");
+    let aborted = act_cli(
+        &rig,
+        id,
+        "abort",
+        &["--json", "--confirm-service", "llm-assistant"],
+    );
+    let doc = outcome(&aborted);
+    assert_eq!(doc["action"]["kind"], "abort_rollout", "{doc}");
+    assert_eq!(
+        doc["outcome"], "recovered",
+        "the abort heals the service: {doc}"
+    );
+    assert!(aborted.status.success());
+
+    let rolled = act_cli(
+        &rig,
+        id,
+        "rollback",
+        &[
+            "--to-revision",
+            "40",
+            "--confirm-service",
+            "llm-assistant",
+            "--json",
+        ],
+    );
+    let doc = outcome(&rolled);
+    assert_eq!(doc["action"]["kind"], "rollback", "{doc}");
+    assert_eq!(doc["action"]["to"], "40", "the revision chosen: {doc}");
+    assert_eq!(doc["action"]["state"], "succeeded", "{doc}");
+
+    // The incident's alert, silenced by its name.
+    let mut alert = None;
+    wait_for(Duration::from_secs(60), "the alert to fire", async || {
+        for e in rig.store.timeline(id, None, 2000).await.unwrap() {
+            if e.event_type.as_deref() == Some("alert.firing") {
+                alert = rig.store.alert_of_entry(id, e.id).await.unwrap();
+            }
+        }
+        alert.is_some()
+    })
+    .await;
+    let alert = alert.unwrap();
+    let unknown = act_cli(&rig, id, "silence", &["--alert", "NoSuchAlert"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no alert \"NoSuchAlert\" fired"));
+    let before = rig.actions_at_sim().await;
+    let silenced = act_cli(
+        &rig,
+        id,
+        "silence",
+        &["--alert", &alert.alert, "--for", "30m", "--json"],
+    );
+    let doc = outcome(&silenced);
+    assert_eq!(doc["action"]["kind"], "silence", "{doc}");
+    assert_eq!(doc["outcome"], "succeeded", "{doc}");
+    assert!(silenced.status.success());
+    assert!(
+        doc["action"]["preview"]["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("for 0.5 h"),
+        "{doc}"
+    );
+    assert_eq!(rig.actions_at_sim().await, before + 1);
+
+    // The incident's own changes, as the window makes them.
+    let change = |args: &[&str]| {
+        let out = firebreak(rig.dir.path())
+            .args(["incident", &id.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(change(&["ack"]).contains("acknowledged by"));
+    change(&["note", "paged the model team"]);
+    change(&["severity", "minor"]);
+    change(&["command", "bo"]);
+    let resolved: serde_json::Value =
+        serde_json::from_str(&change(&["resolve", "--json"])).unwrap();
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(resolved["severity"], "minor");
+    assert_eq!(resolved["commander"], "bo");
+    let notes: Vec<String> = rig
+        .store
+        .timeline(id, None, 5000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Note)
+        .map(|e| e.body)
+        .collect();
+    assert_eq!(notes, ["paged the model team"]);
+    let bad = firebreak(rig.dir.path())
+        .args(["incident", &id.to_string(), "severity", "apocalyptic"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    rig.stop().await;
+}

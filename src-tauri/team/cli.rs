@@ -55,19 +55,7 @@ pub async fn run(store: &Store, command: TeamCommand) -> Result<()> {
             let link = store.team_link().await?.context(
                 "this data dir is not linked to a team: run `firebreak team link` first",
             )?;
-            let token = match token_env {
-                Some(var) => std::env::var(&var)
-                    .with_context(|| format!("--token-env: ${var} is not set"))?,
-                None => {
-                    let account = link
-                        .token_ref
-                        .clone()
-                        .context("the team link has no token: link again")?;
-                    crate::secrets::load(&account)
-                        .await?
-                        .context("the keychain holds no token for this team: link again")?
-                }
-            };
+            let token = token(&link, token_env.as_deref()).await?;
             let sync =
                 super::sync::TeamSync::start(store.clone(), token, std::sync::Arc::new(|_| {}));
             let mut status = sync.subscribe();
@@ -112,4 +100,75 @@ pub async fn run(store: &Store, command: TeamCommand) -> Result<()> {
         },
     }
     Ok(())
+}
+
+/// The team token: from the environment variable when named, else the keychain's.
+pub async fn token(link: &crate::store::team::Link, token_env: Option<&str>) -> Result<String> {
+    Ok(match token_env {
+        Some(var) => {
+            std::env::var(var).with_context(|| format!("--token-env: ${var} is not set"))?
+        }
+        None => {
+            let account = link
+                .token_ref
+                .clone()
+                .context("the team link has no token: link again")?;
+            crate::secrets::load(&account)
+                .await?
+                .context("the keychain holds no token for this team: link again")?
+        }
+    })
+}
+
+/// Pushes what waits in the outbox, for a command that changed a shared incident without
+/// the window: syncs until nothing waits, the server cannot be reached or refuses, or
+/// `limit` passes. What is not pushed stays queued for the next sync.
+pub async fn push_now(
+    store: &Store,
+    token_env: Option<&str>,
+    limit: std::time::Duration,
+) -> Result<String> {
+    let Some(link) = store.team_link().await? else {
+        return Ok("not linked to a team".into());
+    };
+    if !link.enabled {
+        return Ok(format!(
+            "team {} is switched off here: the change waits until it is on",
+            link.team
+        ));
+    }
+    let token = token(&link, token_env).await?;
+    let sync = super::sync::TeamSync::start(store.clone(), token, std::sync::Arc::new(|_| {}));
+    let mut status = sync.subscribe();
+    let outcome = tokio::time::timeout(limit, async {
+        loop {
+            let s = status.borrow_and_update().clone();
+            match s.state {
+                super::sync::SyncState::Synced | super::sync::SyncState::Syncing
+                    if s.pending == 0 =>
+                {
+                    return format!("pushed to team {} on {}", link.team, link.url)
+                }
+                super::sync::SyncState::Offline | super::sync::SyncState::Refused => {
+                    return format!(
+                        "team {} did not take it now ({}): it stays queued for the next sync",
+                        link.team,
+                        s.reason.as_deref().unwrap_or("no reason given")
+                    )
+                }
+                _ => {}
+            }
+            if status.changed().await.is_err() {
+                return "the team sync stopped: the change stays queued".to_owned();
+            }
+        }
+    })
+    .await;
+    Ok(outcome.unwrap_or_else(|_| {
+        format!(
+            "team {} has not answered in {} s: the change stays queued for the next sync",
+            link.team,
+            limit.as_secs()
+        )
+    }))
 }
