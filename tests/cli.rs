@@ -33,9 +33,61 @@ fn version_and_help() {
     assert!(out.status.success());
     let help = text(&out.stdout);
     // The help names the subcommands and the global data-dir override.
-    for word in ["incidents", "timeline", "--data-dir"] {
+    for word in ["incidents", "timeline", "incident", "act", "--data-dir"] {
         assert!(help.contains(word), "--help should mention {word}:\n{help}");
     }
+    // Every lever, its options and the exit statuses a script reads.
+    let out = firebreak(dir.path(), &["act", "--help"]);
+    let help = text(&out.stdout);
+    for word in [
+        "rollback",
+        "failover",
+        "pause",
+        "resume",
+        "abort",
+        "promote",
+        "silence",
+        "--to-revision",
+        "--full",
+        "--alert",
+        "--json",
+        "3 when the action succeeded",
+    ] {
+        assert!(
+            help.contains(word),
+            "act --help should mention {word}:\n{help}"
+        );
+    }
+    let out = firebreak(dir.path(), &["incident", "--help"]);
+    let help = text(&out.stdout);
+    for word in ["note", "ack", "mitigate", "resolve", "severity", "command"] {
+        assert!(
+            help.contains(word),
+            "incident --help should mention {word}:\n{help}"
+        );
+    }
+    // A duration a silence cannot have is refused before anything is read.
+    let out = firebreak(
+        dir.path(),
+        &[
+            "act",
+            "silence",
+            "--incident",
+            "1",
+            "--reason",
+            "r",
+            "--alert",
+            "A",
+            "--for",
+            "9d",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("from 1m to 7d"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
