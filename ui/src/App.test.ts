@@ -1341,6 +1341,34 @@ describe('fleet', () => {
     expect(screen.getAllByTestId('fleet-row')[1].textContent).toContain(hostile);
   });
 
+  it('folds healthy services into a count, puts trouble first and filters on /', async () => {
+    const b = board();
+    const calm = (name: string) => ({ ...b.clusters[0].services[1], name, cells: [cell('eu-west', { primary: true }), cell('us-east')] });
+    b.clusters[0].services = [calm('aa-calm'), ...b.clusters[0].services, calm('zz-calm')];
+    const host = fakeHost([incident(7, { clusterId: 1, service: 'llm-assistant' })], { fleetBoard: async () => b });
+    render(App, { host });
+    await fireEvent.keyDown(window, { key: '1' });
+    await screen.findAllByTestId('fleet-row');
+    const names = () => screen.getAllByTestId('fleet-row').map((r) => r.querySelector('.name')?.textContent);
+    expect(names()).toEqual(['llm-assistant', hostile]);
+    const fold = screen.getByTestId('fleet-fold');
+    expect(fold.textContent).toContain('2 healthy services folded');
+    await fireEvent.click(fold);
+    expect(names()).toEqual(['llm-assistant', hostile, 'aa-calm', 'zz-calm']);
+    await fireEvent.click(screen.getByTestId('fleet-fold'));
+    expect(names()).toHaveLength(2);
+    await fireEvent.keyDown(window, { key: '/' });
+    const filter = screen.getByTestId('fleet-filter') as HTMLInputElement;
+    expect(document.activeElement).toBe(filter);
+    await fireEvent.input(filter, { target: { value: 'zz' } });
+    expect(names()).toEqual(['zz-calm']);
+    await fireEvent.input(filter, { target: { value: 'nothing-like-it' } });
+    expect(screen.getByTestId('fleet-none').textContent).toContain('nothing-like-it');
+    await fireEvent.keyDown(filter, { key: 'Escape' });
+    expect(filter.value).toBe('');
+    expect(names()).toHaveLength(2);
+  });
+
   it('opens the service incident from a cell, or its events when it has none', async () => {
     const filters: unknown[] = [];
     const host = fakeHost([incident(7, { clusterId: 1, service: 'llm-assistant' })], {
