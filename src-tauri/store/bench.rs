@@ -138,6 +138,29 @@ impl Store {
     }
 
     /// The baseline: the same page by OFFSET, which walks every entry before it.
+    /// The console's timeline page by key without what each entry reads from elsewhere
+    /// (its event's type, the team's refusal): the page's own cost, for the benchmark's
+    /// profile of where a page's time goes.
+    pub async fn bench_timeline_bare(
+        &self,
+        incident: i64,
+        after: Option<(i64, i64)>,
+        limit: i64,
+    ) -> Result<i64> {
+        let (after_at, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
+        let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
+            "SELECT id, at_ms, kind, author, body FROM timeline_entries \
+             WHERE incident_id = ? AND (at_ms, id) > (?, ?) ORDER BY at_ms, id LIMIT ?",
+        )
+        .bind(incident)
+        .bind(after_at)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.len() as i64)
+    }
+
     pub async fn bench_timeline_offset(
         &self,
         incident: i64,
