@@ -695,6 +695,16 @@ mod acting {
             .unwrap()
     }
 
+    /// Ana's failover to `to`, believing `expected` is the primary region now.
+    fn failover_to(to: &str, expected: &str) -> FailoverRequest {
+        FailoverRequest {
+            to_region: to.into(),
+            expected_primary_region: expected.into(),
+            actor: "ana".into(),
+            reason: "us-east saturated".into(),
+        }
+    }
+
     fn rollback(to: u32, expected: u32) -> RollbackRequest {
         RollbackRequest {
             to_revision: to,
@@ -1205,12 +1215,7 @@ mod acting {
         let dir = tempfile::tempdir().unwrap();
         let gw = gateway(&fake, dir.path()).await;
         let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
-        let failover = |to: &str, expected: &str| FailoverRequest {
-            to_region: to.into(),
-            expected_primary_region: expected.into(),
-            actor: "ana".into(),
-            reason: "us-east saturated".into(),
-        };
+        let failover = failover_to;
         match c
             .failover("llm-assistant", &failover("us-east", "eu-west"), "k-stale")
             .await
@@ -1305,12 +1310,7 @@ mod acting {
             services[0].traffic.as_deref(),
             Some("HTTPRoute gateway/chat (eu-west 0, us-east 95)")
         );
-        let to_eu = FailoverRequest {
-            to_region: "eu-west".into(),
-            expected_primary_region: "us-east".into(),
-            actor: "ana".into(),
-            reason: "us-east saturated".into(),
-        };
+        let to_eu = failover_to("eu-west", "us-east");
         let Outcome::Ok(done) = c.failover("llm-assistant", &to_eu, "k-1").await else {
             panic!("accepted")
         };
@@ -1359,12 +1359,7 @@ mod acting {
             said[0]["reason"],
             "HTTPRoute gateway/chat has no backend for eu-west (Service serving-eu-west/chat)"
         );
-        let back = FailoverRequest {
-            to_region: "eu-west".into(),
-            expected_primary_region: "us-east".into(),
-            actor: "ana".into(),
-            reason: "again".into(),
-        };
+        let back = failover_to("eu-west", "us-east");
         fake.apply(HTTP_ROUTES, route(all));
         wait_for(
             Duration::from_secs(20),
@@ -1427,7 +1422,16 @@ mod acting {
             DEPLOYMENTS,
             deployment_at(42, "llama-70b-2026-11", 2, 4, "True", "ReplicaSetUpdated"),
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The stall comes after the start was seen, as a controller's would.
+        wait_for(Duration::from_secs(20), "the rollout's start", async || {
+            live.store
+                .rollout_state_since(live.cluster, "llm-assistant", 0)
+                .await
+                .unwrap()
+                .iter()
+                .any(|(ty, _, _)| ty == "rollout.started")
+        })
+        .await;
         fake.apply(
             DEPLOYMENTS,
             deployment_at(
@@ -1546,12 +1550,7 @@ mod acting {
         let dir = tempfile::tempdir().unwrap();
         let gw = gateway(&fake, dir.path()).await;
         let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
-        let to_eu = FailoverRequest {
-            to_region: "eu-west".into(),
-            expected_primary_region: "us-east".into(),
-            actor: "ana".into(),
-            reason: "us-east saturated".into(),
-        };
+        let to_eu = failover_to("eu-west", "us-east");
         match c.failover("llm-assistant", &to_eu, "k-1").await {
             Outcome::Refused { status, error } => assert!(
                 status == 409
@@ -1617,12 +1616,7 @@ mod acting {
             services[0].traffic.as_deref(),
             Some("VirtualService serving/llm-assistant (us-east 100, eu-west 0)")
         );
-        let failover = FailoverRequest {
-            to_region: "eu-west".into(),
-            expected_primary_region: "us-east".into(),
-            actor: "ana".into(),
-            reason: "us-east saturated".into(),
-        };
+        let failover = failover_to("eu-west", "us-east");
 
         // Someone edits the route between the gateway's read and its patch.
         fake.meddle_before_next_patch(|vs| {
