@@ -75,9 +75,18 @@ pub async fn generator(seconds: u64, rate: u64) -> Result<()> {
 /// clients that fall behind (the generator benchmark's client must never fall off the end;
 /// the others keep memory for the process they measure).
 async fn start_sim(rate: u64, retain: usize) -> Result<crate::sim::RunningSim> {
+    start_fleet(rate, retain, crate::sim::FleetShape::default()).await
+}
+
+async fn start_fleet(
+    rate: u64,
+    retain: usize,
+    fleet: crate::sim::FleetShape,
+) -> Result<crate::sim::RunningSim> {
     let mut opts = SimOptions::new(Scenario::load("steady")?, "bench");
     opts.rate = rate;
     opts.retain = retain;
+    opts.fleet = fleet;
     crate::sim::start(opts).await
 }
 
@@ -838,7 +847,12 @@ async fn alert_latency(dir: &std::path::Path, samples: usize) -> Result<()> {
 /// measures the time between animation frames (`requestAnimationFrame`) for `seconds` and
 /// hands them back; a frame over 50 ms is one a person sees stutter. Needs a display and
 /// an OS keychain, as `bench memory` does.
-pub async fn frames(rate: u64, seconds: u32, data_dir: &std::path::Path) -> Result<()> {
+pub async fn frames(
+    rate: u64,
+    seconds: u32,
+    fleet: crate::sim::FleetShape,
+    data_dir: &std::path::Path,
+) -> Result<()> {
     anyhow::ensure!(
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some(),
         "the frames benchmark opens the window: run it under a display (xvfb-run -a firebreak bench frames)"
@@ -847,11 +861,12 @@ pub async fn frames(rate: u64, seconds: u32, data_dir: &std::path::Path) -> Resu
     let run = data_dir.join(format!("bench-frames-{}", std::process::id()));
     let mut results = Vec::new();
     for (label, r) in [("quiet cluster (baseline)", 0), ("storm", rate)] {
-        let sim = start_sim(r, 400_000).await?;
+        let sim = start_fleet(r, 400_000, fleet).await?;
         let dir = run.join(if r == 0 { "quiet" } else { "storm" });
         let db = dir.join("firebreak.db");
         let account = watching(&db, &sim).await?;
         let out = dir.join("frames.json");
+        let log = dir.join("console.log");
         let mut child = std::process::Command::new(&exe)
             .arg("--data-dir")
             .arg(&dir)
@@ -860,7 +875,7 @@ pub async fn frames(rate: u64, seconds: u32, data_dir: &std::path::Path) -> Resu
                 format!("{seconds}:{}", out.display()),
             )
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
             .spawn()
             .context("start the console")?;
         let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 60);
@@ -870,9 +885,20 @@ pub async fn frames(rate: u64, seconds: u32, data_dir: &std::path::Path) -> Resu
                     break text;
                 }
             }
+            if let Some(status) = child.try_wait()? {
+                anyhow::bail!(
+                    "the console ({}) ended ({status}) before it reported its frames{}",
+                    exe.display(),
+                    said(&log)
+                );
+            }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                anyhow::bail!("the window did not report its frames within {seconds} s + 60 s");
+                let _ = child.wait();
+                anyhow::bail!(
+                    "the window did not report its frames within {seconds} s + 60 s{}",
+                    said(&log)
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
@@ -888,20 +914,64 @@ pub async fn frames(rate: u64, seconds: u32, data_dir: &std::path::Path) -> Resu
         };
         sim.shutdown();
         let _ = crate::secrets::delete(&account).await;
+        // The board the window asked for (at most once a second), read again from the
+        // store it left: how long one read takes, and how many services it carried.
+        let board = {
+            let store = crate::store::Store::open(&db).await?;
+            let mut reads = Vec::new();
+            let mut services = 0;
+            for _ in 0..5 {
+                let t = Instant::now();
+                let b = store.fleet_board().await?;
+                reads.push(t.elapsed().as_secs_f64() * 1000.0);
+                services = b.clusters.iter().map(|c| c.services.len()).sum::<usize>();
+            }
+            store.close().await;
+            reads.sort_by(f64::total_cmp);
+            (reads[reads.len() / 2], services)
+        };
         let mut frames: Vec<f64> = serde_json::from_str(&text)?;
         anyhow::ensure!(!frames.is_empty(), "the window measured no frames");
         frames.sort_by(f64::total_cmp);
         let at = |q: f64| frames[((frames.len() - 1) as f64 * q).round() as usize];
-        results.push((label, frames.len(), at(0.5), at(0.95), at(1.0), events));
+        results.push((
+            label,
+            frames.len(),
+            at(0.5),
+            at(0.95),
+            at(1.0),
+            events,
+            board,
+        ));
     }
     let _ = std::fs::remove_dir_all(&run);
-    println!("frame times of the window on the Fleet view, {seconds} s each (ms between frames)");
-    for (label, n, p50, p95, max, events) in results {
+    println!(
+        "frame times of the window on the Fleet view, {} services in {} regions, {seconds} s each (ms between frames)",
+        fleet.services, fleet.regions
+    );
+    for (label, n, p50, p95, max, events, (read, services)) in results {
         println!(
-            "  {label:<26} p50 {p50:>6.1}  p95 {p95:>6.1}  max {max:>7.1}  ({n} frames; {events} events recorded)"
+            "  {label:<26} p50 {p50:>6.1}  p95 {p95:>6.1}  max {max:>7.1}  ({n} frames; {events} events recorded; the board of {services} services reads in {read:.0} ms)"
         );
     }
     Ok(())
+}
+
+/// The last lines a measured console wrote to its log, for a benchmark that failed: the
+/// reason is in there (a store it could not open, a display it could not reach), not in
+/// the benchmark's timeout.
+fn said(log: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::from("; it wrote nothing to its log");
+    }
+    let tail = &lines[lines.len().saturating_sub(8)..];
+    format!(
+        "; the last it wrote ({}):\n  {}",
+        log.display(),
+        tail.join("\n  ")
+    )
 }
 
 /// Cold start of the window, `runs` times: from starting the process to its window being
@@ -926,6 +996,7 @@ pub async fn startup(runs: u32, data_dir: &std::path::Path) -> Result<()> {
             .close()
             .await;
         let out = dir.join("paint.json");
+        let log = dir.join("console.log");
         let started_ms = crate::store::now_ms();
         let started = Instant::now();
         let mut child = std::process::Command::new(&exe)
@@ -933,7 +1004,7 @@ pub async fn startup(runs: u32, data_dir: &std::path::Path) -> Result<()> {
             .arg(&dir)
             .env("FIREBREAK_BENCH_PAINT", &out)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
             .spawn()
             .context("start the console")?;
         let pid = child.id().to_string();
@@ -968,9 +1039,26 @@ pub async fn startup(runs: u32, data_dir: &std::path::Path) -> Result<()> {
                     }
                 }
             }
+            if let Some(status) = child.try_wait()? {
+                anyhow::bail!(
+                    "the console ({}) ended ({status}) before its window painted{}",
+                    exe.display(),
+                    said(&log)
+                );
+            }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                anyhow::bail!("the window did not paint within 60 s");
+                let _ = child.wait();
+                anyhow::bail!(
+                    "the window of {} did not paint within 60 s ({}){}",
+                    exe.display(),
+                    match map {
+                        Some(ms) =>
+                            format!("it was mapped after {ms:.0} ms, so the page never reported"),
+                        None => "no window was ever mapped".into(),
+                    },
+                    said(&log)
+                );
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         };

@@ -502,6 +502,10 @@ pub enum BenchCommand {
         /// Seconds each window measures.
         #[arg(long, default_value_t = 15)]
         seconds: u32,
+        /// The cluster's fleet, as SERVICESxREGIONS (the demo's is 3x2; a real fleet's board
+        /// is measured with 300x6).
+        #[arg(long, default_value = "3x2", value_name = "SERVICESxREGIONS")]
+        fleet: crate::sim::FleetShape,
     },
     /// The gateway: fan-out of its journal to 1, 10 and 50 subscribers beside the journal
     /// read alone; Alertmanager notification to an event committed in a console.
@@ -555,6 +559,10 @@ pub struct SimArgs {
     /// The cluster name in every event's source (/clusters/NAME).
     #[arg(long, default_value = "sim")]
     pub cluster: String,
+    /// How many services in how many regions, as SERVICESxREGIONS (up to 1000x6): the
+    /// demo's three services keep their names, the rest are numbered.
+    #[arg(long, default_value = "3x2", value_name = "SERVICESxREGIONS")]
+    pub fleet: crate::sim::FleetShape,
 }
 
 /// Parses the command line and runs it. Errors end as one readable line and exit code 1.
@@ -776,9 +784,11 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         Command::Bench(BenchCommand::Startup { runs }) => {
             return crate::bench::startup(runs.max(1), data_dir.root()).await
         }
-        Command::Bench(BenchCommand::Frames { rate, seconds }) => {
-            return crate::bench::frames(rate, seconds.max(1), data_dir.root()).await
-        }
+        Command::Bench(BenchCommand::Frames {
+            rate,
+            seconds,
+            fleet,
+        }) => return crate::bench::frames(rate, seconds.max(1), fleet, data_dir.root()).await,
         Command::Bench(BenchCommand::Memory { events, rate }) => {
             return crate::bench::memory(events, rate, data_dir.root()).await
         }
@@ -1226,6 +1236,7 @@ async fn run_sim(args: SimArgs) -> Result<()> {
     opts.faults = Faults::parse(&args.faults).context("--faults")?;
     opts.retain = args.retain;
     opts.cluster = args.cluster;
+    opts.fleet = args.fleet;
     let sim = crate::sim::start(opts).await?;
     {
         let mut out = std::io::stdout().lock();

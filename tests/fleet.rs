@@ -67,6 +67,11 @@ async fn the_board_shows_each_cell_from_the_store_and_the_same_after_a_restart()
     );
     assert_eq!(rollout.nodes_total, 16);
     assert_eq!(llm.model_version.as_deref(), Some("assistant-13b-2026.11"));
+    assert_eq!(
+        llm.team.as_deref(),
+        Some("assistant-platform"),
+        "the team the cluster labels it with"
+    );
     assert_eq!(llm.incident.as_ref().map(|i| i.id), Some(incident.id));
     let east = llm.cells.iter().find(|c| c.region == "us-east").unwrap();
     assert!(east.primary);

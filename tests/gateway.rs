@@ -84,6 +84,17 @@ fn a_valid_configuration_reads_as_written() {
             token: Some(Secret::Env("DEPLOY_TOKEN".into())),
         })
     );
+    assert_eq!(s.team, None, "no team unless the file names one");
+    let teamed = VALID.replace(
+        "regions = [\"us-east\", \"eu-west\"]\n",
+        "regions = [\"us-east\", \"eu-west\"]\nteam = \" assistant-platform \"\n",
+    );
+    let c = parse(Path::new("gateway.toml"), &teamed).unwrap();
+    assert_eq!(
+        c.services[0].team.as_deref(),
+        Some("assistant-platform"),
+        "the team its metrics carry, trimmed"
+    );
 }
 
 /// (what, the broken file, line, key, words of the message)
@@ -196,6 +207,16 @@ fn mistakes() -> Vec<(&'static str, String, usize, &'static str, &'static str)> 
             27,
             "services[1].regions",
             "at least one",
+        ),
+        (
+            "an empty team",
+            VALID.replace(
+                "regions = [\"us-east\", \"eu-west\"]\n",
+                "regions = [\"us-east\", \"eu-west\"]\nteam = \"  \"\n",
+            ),
+            28,
+            "services[1].team",
+            "1 to 128 characters",
         ),
         (
             "unknown metric",

@@ -214,7 +214,7 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
     )
     .replace(
         "regions = [\"us-east\", \"eu-west\"]",
-        "regions = [\"us-east\"]",
+        "regions = [\"us-east\"]\nteam = \"assistant-platform\"",
     );
     let text = format!(
         "{example}\n[[services]]\nname = \"search-ranking\"\nregions = [\"eu-west\"]\n[services.queries]\n\
@@ -270,6 +270,10 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
     let p50 = sample["latency_p50_ms"].as_f64().unwrap();
     assert!(p50 > 0.0 && p99 > p50, "p50 {p50} ms, p99 {p99} ms");
     assert!(sample["requests_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        sample["team"], "assistant-platform",
+        "the team the configuration names travels with the figures"
+    );
 
     let degraded = || async {
         use sqlx::Connection;

@@ -297,6 +297,9 @@ pub struct Service {
     pub kubernetes: Option<ServiceObjects>,
     /// Metric name (one of [`METRICS`]) → PromQL, `$region` standing for each region.
     pub queries: BTreeMap<String, String>,
+    /// The team that owns it, carried on its metrics (the console's Fleet board filters
+    /// by it).
+    pub team: Option<String>,
 }
 
 /// A service's action hooks. Without `status` no action runs: preconditions are checked
@@ -417,6 +420,7 @@ struct RawService {
     kubernetes: Option<Spanned<RawServiceObjects>>,
     #[serde(default)]
     queries: BTreeMap<String, Spanned<String>>,
+    team: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -760,6 +764,20 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 Some(service_objects(o, &okey, &deployment, &regions, &at)?)
             }
         };
+        let team = match &s.team {
+            None => None,
+            Some(t) => {
+                let team = t.get_ref().trim();
+                if team.is_empty() || team.len() > 128 || team.chars().any(char::is_control) {
+                    return Err(at(
+                        t.span(),
+                        &format!("{key}.team"),
+                        "a team is 1 to 128 characters of text (leave the key out for none)".into(),
+                    ));
+                }
+                Some(team.to_owned())
+            }
+        };
         services.push(Service {
             name: name.to_owned(),
             deployment,
@@ -767,6 +785,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             hooks,
             kubernetes: objects,
             queries,
+            team,
         });
     }
 

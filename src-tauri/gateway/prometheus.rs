@@ -190,6 +190,7 @@ pub async fn poll(
                         // The first region listed serves the traffic until the adapter
                         // reads the route's weights.
                         primary: r == 0,
+                        team: service.team.clone(),
                     };
                     if let Ok(data) = serde_json::to_value(m) {
                         events.push((EventType::ServiceMetrics, service.name.clone(), data));

@@ -360,6 +360,11 @@ pub struct ServiceMetrics {
     pub revision: u32,
     /// Whether this region is the service's primary (serving its traffic).
     pub primary: bool,
+    /// The team that owns the service, as the cluster labels it (optional; the Fleet board
+    /// filters by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub team: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

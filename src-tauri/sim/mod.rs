@@ -23,6 +23,7 @@ use crate::protocol::events::{EventType, SyntheticLoad};
 use crate::server::envelope;
 use crate::server::rng::Rng;
 use journal::Journal;
+pub use world::FleetShape;
 use world::{ActionFaults, World};
 
 /// How the simulator runs.
@@ -46,6 +47,8 @@ pub struct SimOptions {
     /// Time moves only when told to ([`RunningSim::advance`]), for recordings that must
     /// come out the same on every run.
     pub stepped: bool,
+    /// How many services in how many regions.
+    pub fleet: FleetShape,
 }
 
 impl SimOptions {
@@ -62,6 +65,7 @@ impl SimOptions {
             cluster: "sim".into(),
             start: None,
             stepped: false,
+            fleet: FleetShape::default(),
         }
     }
 }
@@ -201,6 +205,7 @@ pub async fn start(opts: SimOptions) -> Result<RunningSim> {
         ActionFaults {
             fail: opts.faults.action_fail,
         },
+        opts.fleet,
     )));
     let shared = Arc::new(server::Shared::new(
         world.clone(),

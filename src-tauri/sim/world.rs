@@ -118,6 +118,7 @@ struct AlertState {
 #[derive(Debug, Clone)]
 struct Svc {
     name: String,
+    team: String,
     deployment: String,
     base_rps: f64,
     capacity_per_node: f64,
@@ -188,6 +189,7 @@ pub struct World {
 
 struct ServiceSpec {
     name: &'static str,
+    team: &'static str,
     primary: usize,
     base_rps: f64,
     capacity_per_node: f64,
@@ -200,6 +202,7 @@ struct ServiceSpec {
 const FLEET: &[ServiceSpec] = &[
     ServiceSpec {
         name: "recommendations",
+        team: "ads-ml",
         primary: 0,
         base_rps: 960.0,
         capacity_per_node: 200.0,
@@ -209,6 +212,7 @@ const FLEET: &[ServiceSpec] = &[
     },
     ServiceSpec {
         name: "search-ranking",
+        team: "search",
         primary: 1,
         base_rps: 670.0,
         capacity_per_node: 140.0,
@@ -218,6 +222,7 @@ const FLEET: &[ServiceSpec] = &[
     },
     ServiceSpec {
         name: "llm-assistant",
+        team: "assistant-platform",
         primary: 0,
         base_rps: 190.0,
         capacity_per_node: 40.0,
@@ -226,8 +231,78 @@ const FLEET: &[ServiceSpec] = &[
         revisions: &[(40, "assistant-13b-2026.09"), (41, "assistant-13b-2026.10")],
     },
 ];
-const REGIONS: &[&str] = &["us-east", "eu-west"];
+/// The regions a fleet can span, the demo's two first.
+const REGIONS: &[&str] = &[
+    "us-east",
+    "eu-west",
+    "us-west",
+    "eu-central",
+    "ap-south",
+    "ap-northeast",
+];
+/// Teams that own the services a larger fleet adds.
+const TEAMS: &[&str] = &[
+    "ads-ml",
+    "search",
+    "assistant-platform",
+    "vision",
+    "speech",
+    "trust-safety",
+    "growth-ml",
+];
 const NODES_PER_POOL: usize = 8;
+
+/// How big the simulated fleet is: the demo's three services in two regions, or a larger
+/// one made of the same three kinds of service (the first three keep the demo's names, so
+/// every scenario runs on any fleet; the rest are numbered, `search-ranking-017`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetShape {
+    pub services: usize,
+    pub regions: usize,
+}
+
+impl FleetShape {
+    pub const MAX_SERVICES: usize = 1_000;
+}
+
+impl Default for FleetShape {
+    fn default() -> FleetShape {
+        FleetShape {
+            services: FLEET.len(),
+            regions: 2,
+        }
+    }
+}
+
+impl std::str::FromStr for FleetShape {
+    type Err = String;
+
+    /// `SERVICESxREGIONS`, as in `300x6`.
+    fn from_str(s: &str) -> Result<FleetShape, String> {
+        let (services, regions) = s
+            .split_once(['x', 'X'])
+            .ok_or_else(|| format!("{s:?}: write the fleet as SERVICESxREGIONS, e.g. 300x6"))?;
+        let services: usize = services
+            .trim()
+            .parse()
+            .map_err(|_| format!("{services:?} is not a number of services"))?;
+        let regions: usize = regions
+            .trim()
+            .parse()
+            .map_err(|_| format!("{regions:?} is not a number of regions"))?;
+        if !(FLEET.len()..=FleetShape::MAX_SERVICES).contains(&services) {
+            return Err(format!(
+                "a fleet has {} to {} services",
+                FLEET.len(),
+                FleetShape::MAX_SERVICES
+            ));
+        }
+        if !(2..=REGIONS.len()).contains(&regions) {
+            return Err(format!("a fleet spans 2 to {} regions", REGIONS.len()));
+        }
+        Ok(FleetShape { services, regions })
+    }
+}
 
 impl World {
     pub fn new(
@@ -235,11 +310,24 @@ impl World {
         seed: u64,
         start: DateTime<Utc>,
         faults: ActionFaults,
+        shape: FleetShape,
     ) -> World {
-        let regions: Vec<String> = REGIONS.iter().map(|r| r.to_string()).collect();
-        let services = FLEET
+        let regions: Vec<String> = REGIONS
             .iter()
-            .map(|spec| {
+            .take(shape.regions.clamp(1, REGIONS.len()))
+            .map(|r| r.to_string())
+            .collect();
+        let services = (0..shape.services.clamp(FLEET.len(), FleetShape::MAX_SERVICES))
+            .map(|i| {
+                let spec = &FLEET[i % FLEET.len()];
+                let (name, team) = if i < FLEET.len() {
+                    (spec.name.to_owned(), spec.team)
+                } else {
+                    (
+                        format!("{}-{:03}", spec.name, i / FLEET.len()),
+                        TEAMS[i % TEAMS.len()],
+                    )
+                };
                 let current = spec.revisions.last().map(|r| r.0).unwrap_or(1);
                 let revisions = spec
                     .revisions
@@ -255,7 +343,7 @@ impl World {
                 let placements = regions
                     .iter()
                     .map(|region| {
-                        let pool = format!("{}-{region}", spec.name);
+                        let pool = format!("{name}-{region}");
                         Placement {
                             nodes: (1..=NODES_PER_POOL)
                                 .map(|i| Node {
@@ -276,8 +364,9 @@ impl World {
                     })
                     .collect();
                 Svc {
-                    name: spec.name.to_string(),
-                    deployment: format!("{}-serving", spec.name),
+                    deployment: format!("{name}-serving"),
+                    name,
+                    team: team.to_owned(),
                     base_rps: spec.base_rps,
                     capacity_per_node: spec.capacity_per_node,
                     p50_ms: spec.p50_ms,
@@ -926,6 +1015,7 @@ impl World {
                     gpu_utilization: (s.gpu * 1000.0).round() / 1000.0,
                     revision: svc.majority_revision(p),
                     primary: p == svc.primary,
+                    team: Some(svc.team.clone()),
                 });
             }
         }
@@ -1693,6 +1783,7 @@ mod tests {
             7,
             Utc::now(),
             ActionFaults { fail: 0.0 },
+            FleetShape::default(),
         )
     }
 
@@ -1854,6 +1945,7 @@ mod tests {
             7,
             Utc::now(),
             ActionFaults { fail: 0.0 },
+            FleetShape::default(),
         );
         run_to(&mut w, 40);
         let s = w.service_index("search-ranking").unwrap();
@@ -1889,6 +1981,59 @@ mod tests {
                 .current_revision,
             31
         );
+    }
+
+    #[test]
+    fn a_larger_fleet_keeps_the_demo_names_numbers_the_rest_and_labels_every_team() {
+        let shape: FleetShape = "300x6".parse().unwrap();
+        let mut w = World::new(
+            &Scenario::load("bad-model-rollout").unwrap(),
+            7,
+            Utc::now(),
+            ActionFaults { fail: 0.0 },
+            shape,
+        );
+        let services = w.services();
+        assert_eq!(services.len(), 300);
+        assert_eq!(
+            services[..3]
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["recommendations", "search-ranking", "llm-assistant"],
+            "the scenarios name these"
+        );
+        assert_eq!(services[299].name, "llm-assistant-099");
+        let names: std::collections::HashSet<_> = services.iter().map(|s| &s.name).collect();
+        assert_eq!(names.len(), 300, "no two services share a name");
+        assert!(services.iter().all(|s| s.regions.len() == 6));
+        run_to(&mut w, METRICS_EVERY_S);
+        let metrics: Vec<_> = w
+            .outbox
+            .iter()
+            .filter(|e| e.ty == EventType::ServiceMetrics)
+            .collect();
+        assert_eq!(metrics.len(), 300 * 6, "one sample per service and region");
+        assert!(metrics.iter().all(|m| m.data["team"].is_string()));
+        assert_eq!(
+            metrics
+                .iter()
+                .find(|m| m.data["service"] == "llm-assistant")
+                .map(|m| m.data["team"].clone()),
+            Some(serde_json::json!("assistant-platform"))
+        );
+
+        for (bad, says) in [
+            ("300", "SERVICESxREGIONS"),
+            ("2x2", "3 to 1000 services"),
+            ("1001x2", "3 to 1000 services"),
+            ("300x7", "2 to 6 regions"),
+            ("300x1", "2 to 6 regions"),
+            ("lots x6", "not a number"),
+        ] {
+            let err = bad.parse::<FleetShape>().unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

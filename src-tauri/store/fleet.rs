@@ -48,6 +48,8 @@ pub struct FleetService {
     /// The newest revision any region reported, and the model it serves.
     pub revision: Option<u32>,
     pub model_version: Option<String>,
+    /// The team that owns it, as its newest metrics said.
+    pub team: Option<String>,
     pub rollout: Option<FleetRollout>,
     /// One per region of the cluster (a region it did not report from is `unknown`).
     pub cells: Vec<FleetCell>,
@@ -146,6 +148,7 @@ struct Sample {
     queue: f64,
     rps: f64,
     gpu: f64,
+    team: Option<String>,
 }
 
 fn num(d: &Value, key: &str) -> f64 {
@@ -198,7 +201,7 @@ impl Store {
                UNION ALL \
                SELECT (SELECT MIN(service) FROM events WHERE cluster_id = ?1 AND service > s.name) \
                FROM s WHERE s.name IS NOT NULL) \
-             SELECT name FROM s WHERE name IS NOT NULL LIMIT 200",
+             SELECT name FROM s WHERE name IS NOT NULL LIMIT 2000",
         )
         .bind(cluster_id)
         .fetch_all(self.reader())
@@ -324,6 +327,7 @@ impl Store {
                     queue: num(d, "queue_depth"),
                     rps: num(d, "requests_per_s"),
                     gpu: num(d, "gpu_utilization"),
+                    team: d.get("team").and_then(Value::as_str).map(str::to_owned),
                 })
             })
             .collect();
@@ -536,10 +540,12 @@ impl Store {
             });
         }
         let revision = samples.iter().map(|s| s.revision).max();
+        let team = samples.last().and_then(|s| s.team.clone());
         Ok(Some(FleetService {
             name: service.to_owned(),
             revision: rollout.as_ref().map(|r| r.to_revision).or(revision),
             model_version,
+            team,
             rollout,
             cells,
             incident,

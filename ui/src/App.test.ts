@@ -1287,6 +1287,7 @@ describe('fleet', () => {
               name: 'llm-assistant',
               revision: 42,
               modelVersion: 'assistant-13b-2026.11',
+              team: 'assistant-platform',
               rollout: {
                 deployment: 'llm-assistant-serving', fromRevision: 41, toRevision: 42, modelVersion: 'assistant-13b-2026.11',
                 wave: 1, waves: 4, nodesUpdated: 4, nodesTotal: 16, nodesDraining: 4,
@@ -1307,6 +1308,7 @@ describe('fleet', () => {
               name: hostile,
               revision: 18,
               modelVersion: null,
+              team: hostile,
               rollout: null,
               cells: [cell('eu-west', { primary: true, anomaly: 'Anomaly: p99 4.1 s, usually 0.4 s' }), cell('us-east', { health: 'unknown', errorRate: [], p99Ms: [], queueDepth: [], requestsPerS: null, gpuUtilization: null, revision: null })],
               incident: null,

@@ -7,7 +7,11 @@ export type FleetService = { name: string,
 /**
  * The newest revision any region reported, and the model it serves.
  */
-revision: number | null, modelVersion: string | null, rollout: FleetRollout | null, 
+revision: number | null, modelVersion: string | null, 
+/**
+ * The team that owns it, as its newest metrics said.
+ */
+team: string | null, rollout: FleetRollout | null, 
 /**
  * One per region of the cluster (a region it did not report from is `unknown`).
  */

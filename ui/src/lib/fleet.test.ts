@@ -26,7 +26,7 @@ function cell(health: FleetCell['health']): FleetCell {
 }
 
 function service(name: string, health: FleetCell['health'], extra: Partial<FleetService> = {}): FleetService {
-  return { name, revision: 1, modelVersion: 'llama-70b', rollout: null, cells: [cell('healthy'), cell(health)], incident: null, ...extra };
+  return { name, revision: 1, modelVersion: 'llama-70b', team: null, rollout: null, cells: [cell('healthy'), cell(health)], incident: null, ...extra };
 }
 
 const rollout = {
@@ -49,7 +49,7 @@ const cluster: FleetCluster = {
   name: 'prod-east',
   regions: ['us-east'],
   services: [
-    service('alpha', 'healthy'),
+    service('alpha', 'healthy', { team: 'search' }),
     service('zeta', 'failing'),
     service('beta', 'healthy', { rollout }),
     service('gamma', 'degraded'),
@@ -82,5 +82,12 @@ describe('the fleet board', () => {
     expect(r.hidden).toBe(6);
     expect(r.folded).toBe(0);
     expect(rows(cluster, 'prod-east', false).shown).toHaveLength(7);
+  });
+
+  it("filters by the team the cluster labels a service with, and a service without one matches no team", () => {
+    const r = rows(cluster, 'search', false);
+    expect(r.shown.map((s) => s.name)).toEqual(['alpha']);
+    expect(matches('search alpha', cluster, cluster.services[0])).toBe(true);
+    expect(matches('search', cluster, cluster.services[1])).toBe(false);
   });
 });

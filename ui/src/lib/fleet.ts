@@ -1,6 +1,6 @@
 // The Fleet board's order and filter, kept apart from the view so they are tested alone:
 // troubled services first (failing, then degraded, then a rollout under way), the rest by
-// name; a filter by service, cluster or model; healthy rows folded into a count.
+// name; a filter by service, team, cluster or model; healthy rows folded into a count.
 import type { FleetCluster } from '../bindings/FleetCluster';
 import type { FleetService } from '../bindings/FleetService';
 
@@ -19,11 +19,11 @@ export function byTrouble(services: FleetService[]): FleetService[] {
   return [...services].sort((a, b) => trouble(a) - trouble(b) || a.name.localeCompare(b.name));
 }
 
-/** Every word of the filter must appear in the service's name, its cluster's or its model. */
+/** Every word of the filter must appear in the service's name, its team, its cluster's or its model. */
 export function matches(filter: string, cluster: FleetCluster, s: FleetService): boolean {
   const words = filter.toLowerCase().split(/\s+/).filter(Boolean);
   if (words.length === 0) return true;
-  const hay = `${s.name} ${cluster.name} ${s.modelVersion ?? ''}`.toLowerCase();
+  const hay = `${s.name} ${s.team ?? ''} ${cluster.name} ${s.modelVersion ?? ''}`.toLowerCase();
   return words.every((w) => hay.includes(w));
 }
 
