@@ -5,8 +5,9 @@
 //! network gone; the window asks again as the engine commits (at most once a second).
 //!
 //! Every read goes through an index: the services of a cluster by a skip-scan of
-//! `events_by_service_time`, each service's window and its rollout, node and alert
-//! events by the same index from the newest event time down.
+//! `events_by_service_time`; each service's window of samples, and its newest rollout,
+//! node and alert events type by type, by seeks of `events_by_service_type`, so a read
+//! costs the same after a day of history or a storm of other events as after a minute.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -209,7 +210,8 @@ impl Store {
         Ok(rows.into_iter().map(|(s,)| s).collect())
     }
 
-    /// A service's newest events of these types, newest first.
+    /// A service's newest events of these types, newest first: each type's newest `limit`
+    /// by a seek of `events_by_service_type`, then the newest `limit` of them all.
     async fn newest_of(
         &self,
         cluster_id: i64,
@@ -217,17 +219,17 @@ impl Store {
         types: &[&str],
         limit: i64,
     ) -> Result<Vec<(i64, i64, String, Value)>> {
-        let placeholders = vec!["?"; types.len()].join(", ");
+        let one = "SELECT * FROM (SELECT seq, time_ms, type, raw FROM events \
+                   WHERE cluster_id = ? AND service = ? AND type = ? \
+                   ORDER BY time_ms DESC, seq DESC LIMIT ?)";
         let sql = format!(
-            "SELECT seq, time_ms, type, raw FROM events WHERE cluster_id = ? AND service = ? \
-             AND type IN ({placeholders}) ORDER BY time_ms DESC, seq DESC LIMIT ?"
+            "SELECT seq, time_ms, type, raw FROM ({}) ORDER BY time_ms DESC, seq DESC LIMIT ?",
+            vec![one; types.len()].join(" UNION ALL ")
         );
-        // Only `?` placeholders are formatted in; the types are bound.
-        let mut q = sqlx::query_as::<_, (i64, i64, String, String)>(sqlx::AssertSqlSafe(sql))
-            .bind(cluster_id)
-            .bind(service);
+        // Only the fixed text above is formatted in; the service and types are bound.
+        let mut q = sqlx::query_as::<_, (i64, i64, String, String)>(sqlx::AssertSqlSafe(sql));
         for t in types {
-            q = q.bind(*t);
+            q = q.bind(cluster_id).bind(service).bind(*t).bind(limit);
         }
         let rows = q.bind(limit).fetch_all(self.reader()).await?;
         Ok(rows
@@ -291,15 +293,17 @@ impl Store {
     /// One service's row; None when it reported no metrics in its newest window (a name
     /// that only ever appeared in, say, a warning).
     async fn fleet_service(&self, cluster_id: i64, service: &str) -> Result<Option<FleetService>> {
-        let newest: Option<(Option<i64>,)> = sqlx::query_as(
-            "SELECT MAX(time_ms) FROM events WHERE cluster_id = ? AND service = ? \
-             AND type = 'dev.firebreak.service.metrics'",
+        // Walked down the service's index from its newest event, stopping at the first
+        // sample: `MAX(time_ms)` with the type filter would read the service's whole history.
+        let newest: Option<(i64,)> = sqlx::query_as(
+            "SELECT time_ms FROM events WHERE cluster_id = ? AND service = ? \
+             AND type = 'dev.firebreak.service.metrics' ORDER BY time_ms DESC LIMIT 1",
         )
         .bind(cluster_id)
         .bind(service)
         .fetch_optional(self.reader())
         .await?;
-        let Some(newest) = newest.and_then(|(t,)| t) else {
+        let Some((newest,)) = newest else {
             return Ok(None);
         };
         let from = newest - WINDOW_MS;
