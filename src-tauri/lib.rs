@@ -3,27 +3,26 @@
 //! The domain modules never import `tauri`; only `desktop` does (behind the default
 //! `desktop` feature), so the whole core builds and tests without WebKitGTK.
 
+pub use firebreak_common::{clock, logging, process};
+pub use firebreak_protocol as protocol;
+pub use firebreak_server as server;
+
 pub mod act;
 pub mod actions;
 pub mod bench;
 pub mod cli;
-pub mod clock;
 pub mod gateway;
 pub mod history;
 pub mod incident;
 pub mod incident_cli;
 pub mod ingest;
 pub mod ipc;
-pub mod logging;
 pub mod paths;
-pub mod process;
-pub mod protocol;
 pub mod report;
 pub mod reports;
 pub mod runbook_step;
 pub mod runbooks;
 pub mod secrets;
-pub mod server;
 pub mod sim;
 pub mod single_instance;
 pub mod store;

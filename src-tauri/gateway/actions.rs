@@ -522,7 +522,7 @@ struct Step {
 }
 
 fn read(secret: &Secret) -> anyhow::Result<String> {
-    super::serve::read_secret(secret, "hook token")
+    firebreak_server::secret::read(secret, "hook token")
 }
 
 fn not_found(what: String) -> Refusal {

@@ -240,18 +240,8 @@ impl RouteKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tls {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// Where a secret is read from at start: never the configuration itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Secret {
-    File(PathBuf),
-    Env(String),
-}
+pub use firebreak_server::secret::Secret;
+pub use firebreak_server::tls::Tls;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenSource {

@@ -86,32 +86,7 @@ pub struct Outcome {
     pub output: String,
 }
 
-/// The values of the gateway's own secrets (its tokens, the webhook's, hooks' tokens), as
-/// read: masked in whatever a hook says before it reaches a client.
-static SECRETS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
-
-/// Remembers a secret the gateway read, so no hook output can hand it to a token holder.
-pub fn keep_secret(value: &str) {
-    // Very short values would mask ordinary words; tokens are long.
-    if value.len() >= 8 {
-        let mut all = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-        if !all.iter().any(|s| s == value) {
-            all.push(value.to_owned());
-        }
-    }
-}
-
-/// `text` with every known secret (and each of `extra`) written as `[secret]`.
-pub fn mask(text: &str, extra: &[String]) -> String {
-    let all = SECRETS.read().unwrap_or_else(|e| e.into_inner());
-    let mut out = text.to_owned();
-    for s in all.iter().chain(extra).filter(|s| s.len() >= 8) {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "[secret]");
-        }
-    }
-    out
-}
+pub use firebreak_server::secret::{keep as keep_secret, mask};
 
 /// Runs `hook` for `call`; never panics, never waits past `timeout`. What it said is cut
 /// to its last [`OUTPUT_LIMIT`] bytes and has the gateway's secrets masked: it reaches

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -21,7 +21,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::alertmanager;
-use super::config::{Config, Secret};
+use super::config::Config;
 use super::journal::{DurableJournal, Retention};
 use crate::protocol::events::MAX_SEQUENCE;
 use crate::server::faults::Faults;
@@ -93,24 +93,6 @@ impl RunningGateway {
     }
 }
 
-/// Reads a secret named in the configuration; `what` names it in errors. The secret
-/// itself never appears in an error.
-pub fn read_secret(secret: &Secret, what: &str) -> Result<String> {
-    let value = match secret {
-        Secret::File(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("{what}: cannot read {}", path.display()))?,
-        Secret::Env(var) => std::env::var(var)
-            .with_context(|| format!("{what}: the environment variable {var} is not set"))?,
-    };
-    let value = value.trim().to_owned();
-    if value.is_empty() {
-        bail!("{what}: the token is empty");
-    }
-    // Whatever a hook says is masked of it before a client reads it.
-    super::hooks::keep_secret(&value);
-    Ok(value)
-}
-
 /// Binds the configured address and serves until the task is stopped. The journal lives
 /// at `journal`; its stream continues across restarts.
 pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
@@ -121,19 +103,19 @@ pub async fn start(config: &Config, journal: &Path) -> Result<RunningGateway> {
 /// [`start`] on a journal already open (benchmarks choose how it is kept).
 pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<RunningGateway> {
     let acceptor = match &config.tls {
-        Some(tls) => Some(tls_acceptor(tls)?),
+        Some(tls) => Some(firebreak_server::tls::acceptor(tls)?),
         None => None,
     };
     let mut tokens = Vec::new();
     for t in &config.tokens {
         tokens.push((
             t.name.clone(),
-            read_secret(&t.secret, &format!("token {:?}", t.name))?,
+            firebreak_server::secret::read(&t.secret, &format!("token {:?}", t.name))?,
         ));
     }
     let webhook = match &config.alertmanager {
         Some(am) => Some(Webhook {
-            token: read_secret(&am.webhook_token, "alertmanager.webhook_token")?,
+            token: firebreak_server::secret::read(&am.webhook_token, "alertmanager.webhook_token")?,
             labels: am.clone(),
         }),
         None => None,
@@ -208,26 +190,6 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
     )));
     tracing::info!(%addr, tls, "gateway listening");
     Ok(RunningGateway { addr, tls, tasks })
-}
-
-/// The TLS side of the configuration: the certificate chain and key, PEM files.
-pub(crate) fn tls_acceptor(tls: &super::config::Tls) -> Result<tokio_rustls::TlsAcceptor> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    crate::process::install_tls_provider();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
-        .and_then(|certs| certs.collect())
-        .map_err(|e| anyhow::anyhow!("tls.cert: cannot read {}: {e}", tls.cert.display()))?;
-    if certs.is_empty() {
-        bail!("tls.cert: {} holds no certificate", tls.cert.display());
-    }
-    let key = PrivateKeyDer::from_pem_file(&tls.key)
-        .map_err(|e| anyhow::anyhow!("tls.key: cannot read {}: {e}", tls.key.display()))?;
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("tls: the certificate and the key do not go together")?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 fn refuse(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

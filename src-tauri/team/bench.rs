@@ -84,7 +84,7 @@ async fn run(url: &str, catch_up: u64, dir: &std::path::Path) -> Result<()> {
     let db = TeamDb::connect(url, 4).await?;
     let config = super::config::Config {
         listen: "127.0.0.1:0".parse()?,
-        database: crate::gateway::config::Secret::Env("FIREBREAK_BENCH_UNUSED".into()),
+        database: firebreak_server::secret::Secret::Env("FIREBREAK_BENCH_UNUSED".into()),
         max_connections: 32,
         tls: None,
     };

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::gateway::config::{Secret, Tls};
+use firebreak_server::secret::Secret;
+use firebreak_server::tls::Tls;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -106,5 +107,5 @@ pub fn parse(text: &str) -> Result<Config> {
 
 /// The database URL the configuration names (its value never appears in an error).
 pub fn database_url(config: &Config) -> Result<String> {
-    crate::gateway::serve::read_secret(&config.database, "database")
+    firebreak_server::secret::read(&config.database, "database")
 }

@@ -12,4 +12,5 @@ pub mod presence;
 pub mod scratch;
 pub mod server;
 pub mod sync;
-pub mod wire;
+
+pub use firebreak_protocol::team as wire;

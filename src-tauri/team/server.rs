@@ -108,7 +108,7 @@ pub async fn start_with_url(config: &Config, url: &str) -> Result<RunningTeamSer
     let url = url.to_owned();
     let db = TeamDb::connect(&url, config.max_connections).await?;
     let acceptor = match &config.tls {
-        Some(tls) => Some(crate::gateway::serve::tls_acceptor(tls)?),
+        Some(tls) => Some(firebreak_server::tls::acceptor(tls)?),
         None => None,
     };
     let (wake, _) = broadcast::channel(1024);

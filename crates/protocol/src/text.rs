@@ -159,10 +159,10 @@ fn source_name(source: &str) -> &str {
     }
 }
 
-pub(crate) fn text<'a>(data: &'a Value, key: &str) -> &'a str {
+pub fn text<'a>(data: &'a Value, key: &str) -> &'a str {
     data.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-pub(crate) fn num(data: &Value, key: &str) -> f64 {
+pub fn num(data: &Value, key: &str) -> f64 {
     data.get(key).and_then(Value::as_f64).unwrap_or(0.0)
 }

@@ -13,8 +13,8 @@ use futures_util::{SinkExt, StreamExt};
 use super::faults::{malformed_frame, Faults, MalformedFrame};
 use super::rng::Rng;
 use super::{EventSource, Read};
-use crate::protocol::events::Control;
-use crate::protocol::{EVENTS_PROTOCOL, HEARTBEAT_INTERVAL_MS};
+use firebreak_protocol::events::Control;
+use firebreak_protocol::{EVENTS_PROTOCOL, HEARTBEAT_INTERVAL_MS};
 
 /// Frames sent per flush: large enough to amortise syscalls, small enough to stay fair.
 const SEND_BATCH: usize = 1024;

@@ -71,7 +71,7 @@ pub fn malformed_frame(n: u64) -> MalformedFrame {
                 .into(),
         ),
         4 => MalformedFrame::Binary(vec![0xff, 0xfe, 0x00, 0x42]),
-        _ => MalformedFrame::Text(format!("{{\"padding\":\"{}\"}}", "x".repeat(crate::protocol::MAX_FRAME_BYTES + 1024))),
+        _ => MalformedFrame::Text(format!("{{\"padding\":\"{}\"}}", "x".repeat(firebreak_protocol::MAX_FRAME_BYTES + 1024))),
     }
 }
 

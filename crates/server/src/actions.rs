@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 
-use crate::protocol::actions::*;
+use firebreak_protocol::actions::*;
 
 /// A refusal: the status and the protocol's error body.
 pub type Refusal = (StatusCode, ApiError);

@@ -4,13 +4,16 @@
 //! preconditions, actions read back) and bearer-token checks. What differs between the two
 //! worlds is where the events come from, an [`EventSource`] (the simulator's memory ring,
 //! the gateway's durable journal), and what acts, an [`actions::Backend`] (the simulated
-//! fleet; the gateway's hooks).
+//! fleet; the gateway's hooks). The gateway and the team server also share `tls` (TLS they
+//! terminate themselves) and `secret` (tokens read from a file or the environment).
 
 pub mod actions;
 pub mod faults;
 pub mod listen;
 pub mod rng;
+pub mod secret;
 pub mod stream;
+pub mod tls;
 
 use std::future::Future;
 
@@ -74,7 +77,7 @@ struct Envelope<'a, D: serde::Serialize> {
 pub fn envelope<D: serde::Serialize>(
     source: &str,
     id: &str,
-    ty: crate::protocol::events::EventType,
+    ty: firebreak_protocol::events::EventType,
     time: chrono::DateTime<chrono::Utc>,
     subject: &str,
     sequence: u64,

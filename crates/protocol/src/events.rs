@@ -551,7 +551,7 @@ mod tests {
     fn every_type_name_round_trips() {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.name()), Some(*t), "{}", t.name());
-            assert!(t.name().starts_with(crate::protocol::TYPE_PREFIX));
+            assert!(t.name().starts_with(crate::TYPE_PREFIX));
         }
     }
 

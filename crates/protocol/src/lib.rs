@@ -8,10 +8,13 @@
 //!
 //! PROTOCOL.md is the prose contract; `docs/protocol/` holds the JSON Schema of every
 //! event type (generated from these types) and the OpenAPI document of the action API.
+//!
+//! `team` is the other wire Firebreak speaks: the team server's sync contract (TEAM.md).
 
 pub mod actions;
 pub mod events;
 pub mod openapi;
+pub mod team;
 pub mod text;
 
 /// The `protocol` named in the stream's hello frame.
