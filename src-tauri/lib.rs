@@ -4,14 +4,15 @@
 //! `desktop` feature), so the whole core builds and tests without WebKitGTK.
 
 pub use firebreak_common::{clock, logging, process};
+pub use firebreak_gateway as gateway;
 pub use firebreak_protocol as protocol;
 pub use firebreak_server as server;
+pub use firebreak_sim as sim;
 
 pub mod act;
 pub mod actions;
 pub mod bench;
 pub mod cli;
-pub mod gateway;
 pub mod history;
 pub mod incident;
 pub mod incident_cli;
@@ -23,7 +24,6 @@ pub mod reports;
 pub mod runbook_step;
 pub mod runbooks;
 pub mod secrets;
-pub mod sim;
 pub mod single_instance;
 pub mod store;
 pub mod team;

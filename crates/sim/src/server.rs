@@ -18,14 +18,14 @@ use serde::Deserialize;
 use super::journal::Journal;
 use super::world::World;
 use super::Publisher;
-use crate::protocol::actions::*;
-use crate::protocol::EVENTS_PATH;
-use crate::server::actions::{
+use firebreak_protocol::actions::*;
+use firebreak_protocol::EVENTS_PATH;
+use firebreak_server::actions::{
     error_response, refusal, ActionApi, Backend, Intent, MemoryAnswers, Refusal,
 };
-use crate::server::faults::Faults;
-use crate::server::stream::StreamFaults;
-use crate::server::{bearer, constant_time_eq};
+use firebreak_server::faults::Faults;
+use firebreak_server::stream::StreamFaults;
+use firebreak_server::{bearer, constant_time_eq};
 
 /// Inbound messages (the client sends next to nothing) are capped well below defaults.
 const MAX_INBOUND_BYTES: usize = 64 * 1024;
@@ -274,9 +274,14 @@ async fn events(
                 seed: shared.seed,
                 malformed_sent: &shared.malformed_sent,
             };
-            let served =
-                crate::server::serve_stream(socket, shared.journal.clone(), q.after, conn, faults)
-                    .await;
+            let served = firebreak_server::serve_stream(
+                socket,
+                shared.journal.clone(),
+                q.after,
+                conn,
+                faults,
+            )
+            .await;
             if let Err(e) = served {
                 tracing::debug!(error = %e, conn, "stream ended");
             }

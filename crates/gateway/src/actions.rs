@@ -15,9 +15,9 @@ use chrono::Utc;
 use super::config::{Hook, Secret, Service as ServiceConfig};
 use super::hooks::{self, Call, Status};
 use super::journal::DurableJournal;
-use crate::protocol::actions::*;
-use crate::protocol::events::{ActionEvent, EventType};
-use crate::server::actions::{refusal, Backend, Intent, Refusal};
+use firebreak_protocol::actions::*;
+use firebreak_protocol::events::{ActionEvent, EventType};
+use firebreak_server::actions::{refusal, Backend, Intent, Refusal};
 
 pub struct HookBackend {
     cluster: String,
@@ -41,7 +41,7 @@ impl HookBackend {
         kubernetes: Option<super::config::Kubernetes>,
         journal: Arc<DurableJournal>,
     ) -> anyhow::Result<Arc<HookBackend>> {
-        crate::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let http = reqwest::Client::builder()
             // A hook never follows a redirect: it could send the action elsewhere.
             .redirect(reqwest::redirect::Policy::none())
@@ -226,7 +226,7 @@ impl HookBackend {
         let published = self
             .journal
             .publish_with_ids(vec![id.clone()], |seq, _| {
-                crate::server::envelope(&source, &id, ty, a.updated_at, &subject, seq, &data)
+                firebreak_server::envelope(&source, &id, ty, a.updated_at, &subject, seq, &data)
             })
             .await;
         if let Err(e) = published {

@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 use super::config::{Prometheus, Service, METRICS};
 use super::journal::DurableJournal;
-use crate::protocol::events::{EventType, ServiceMetrics, SourceDegraded};
-use crate::server::envelope;
+use firebreak_protocol::events::{EventType, ServiceMetrics, SourceDegraded};
+use firebreak_server::envelope;
 
 /// The Prometheus HTTP API's answer to an instant query.
 #[derive(Debug, Deserialize)]

@@ -19,7 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use tokio::sync::watch;
 
-pub use crate::server::Read;
+pub use firebreak_server::Read;
 
 /// How much of the stream is kept for clients that resume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +37,8 @@ impl Default for Retention {
     }
 }
 
-use crate::protocol::actions::Action;
-pub use crate::server::actions::Answer;
+use firebreak_protocol::actions::Action;
+pub use firebreak_server::actions::Answer;
 
 /// The most idempotency answers kept; the oldest go first.
 pub const MAX_ANSWERS: i64 = 100_000;
@@ -522,7 +522,7 @@ impl DurableJournal {
     }
 }
 
-impl crate::server::actions::Answers for DurableJournal {
+impl firebreak_server::actions::Answers for DurableJournal {
     /// The first answer; or, when the gateway stopped after accepting an action and before
     /// storing its answer, that action (202), so the retry does not act a second time.
     async fn get(&self, key: &str) -> anyhow::Result<Option<Answer>> {
@@ -545,7 +545,7 @@ impl crate::server::actions::Answers for DurableJournal {
     }
 }
 
-impl crate::server::EventSource for DurableJournal {
+impl firebreak_server::EventSource for DurableJournal {
     fn bounds(&self) -> (u64, u64) {
         DurableJournal::bounds(self)
     }

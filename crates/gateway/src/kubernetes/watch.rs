@@ -17,14 +17,14 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 
 use super::rollouts::Emit;
-use crate::gateway::config::{Kubernetes, Service, WorkloadKind};
-use crate::gateway::journal::DurableJournal;
+use crate::config::{Kubernetes, Service, WorkloadKind};
+use crate::journal::DurableJournal;
 
 /// A client for the configured cluster: the kubeconfig (and context) when named, else
 /// the usual inference (the pod's service account in the cluster, `$KUBECONFIG`,
 /// `~/.kube/config`).
 pub async fn client(k8s: &Kubernetes) -> anyhow::Result<Client> {
-    crate::process::install_tls_provider();
+    firebreak_common::process::install_tls_provider();
     let config = match &k8s.kubeconfig {
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path).map_err(|e| {
@@ -54,7 +54,7 @@ async fn publish(journal: &DurableJournal, source: &str, events: Vec<Emit>) {
     let published = journal
         .publish_with_ids(ids, |seq, i| {
             let e = &events[i];
-            crate::server::envelope(source, &e.id, e.ty, e.time, &e.subject, seq, &e.data)
+            firebreak_server::envelope(source, &e.id, e.ty, e.time, &e.subject, seq, &e.data)
         })
         .await;
     match published {
@@ -103,7 +103,7 @@ impl Health {
         }
         self.failing = next;
         let now = chrono::Utc::now();
-        let data = serde_json::to_value(crate::protocol::events::SourceDegraded {
+        let data = serde_json::to_value(firebreak_protocol::events::SourceDegraded {
             source: "kubernetes".into(),
             service: self.service.clone(),
             region: String::new(),
@@ -114,7 +114,7 @@ impl Health {
         .unwrap_or_default();
         let event = Emit {
             id: uuid::Uuid::now_v7().to_string(),
-            ty: crate::protocol::events::EventType::SourceDegraded,
+            ty: firebreak_protocol::events::EventType::SourceDegraded,
             time: now,
             subject: format!("service/{}", self.service),
             data,
@@ -404,7 +404,7 @@ async fn watch_argo(
 async fn watch_route(
     client: Client,
     service: String,
-    route: crate::gateway::config::Route,
+    route: crate::config::Route,
     source: String,
     journal: Arc<DurableJournal>,
 ) {

@@ -25,8 +25,8 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::gateway::config::ModelVersionSource;
-use crate::protocol::events::{
+use crate::config::ModelVersionSource;
+use firebreak_protocol::events::{
     ChangeCause, EventType, ModelVersionChanged, RolloutCompleted, RolloutStalled, RolloutStarted,
     RolloutWaveProgressed,
 };

@@ -21,8 +21,8 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use serde_json::Value;
 
 use super::rollouts::{data, model_version, stable_id, Emit, Story};
-use crate::gateway::config::ModelVersionSource;
-use crate::protocol::events::{
+use crate::config::ModelVersionSource;
+use firebreak_protocol::events::{
     ChangeCause, EventType, ModelVersionChanged, RolloutCompleted, RolloutFailed, RolloutStarted,
     RolloutWaveProgressed,
 };

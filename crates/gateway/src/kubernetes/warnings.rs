@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Event;
 
 use super::rollouts::{stable_id, Emit};
-use crate::protocol::events::{ClusterWarning, EventType};
+use firebreak_protocol::events::{ClusterWarning, EventType};
 
 /// Counts at which a repeated warning is told again.
 pub const REPEAT_MARKS: [u32; 3] = [1, 10, 100];

@@ -8,7 +8,7 @@ pub mod scenario;
 mod server;
 mod world;
 
-pub use crate::server::faults::Faults;
+pub use firebreak_server::faults::Faults;
 pub use scenario::{Remedy, Scenario};
 pub use server::ROUTES;
 
@@ -19,9 +19,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 
-use crate::protocol::events::{EventType, SyntheticLoad};
-use crate::server::envelope;
-use crate::server::rng::Rng;
+use firebreak_protocol::events::{EventType, SyntheticLoad};
+use firebreak_server::envelope;
+use firebreak_server::rng::Rng;
 use journal::Journal;
 pub use world::FleetShape;
 use world::{ActionFaults, World};
@@ -110,7 +110,7 @@ pub struct RunningSim {
 
 impl RunningSim {
     pub fn events_url(&self) -> String {
-        format!("ws://{}{}", self.addr, crate::protocol::EVENTS_PATH)
+        format!("ws://{}{}", self.addr, firebreak_protocol::EVENTS_PATH)
     }
 
     pub fn actions_url(&self) -> String {
@@ -124,7 +124,7 @@ impl RunningSim {
 
     /// The stream's identity, as its hello names it.
     pub fn stream_id(&self) -> String {
-        crate::server::EventSource::stream_id(&*self.shared.journal)
+        firebreak_server::EventSource::stream_id(&*self.shared.journal)
     }
 
     /// (head, first retained) of the journal.

@@ -23,10 +23,10 @@ use serde::Deserialize;
 use super::alertmanager;
 use super::config::Config;
 use super::journal::{DurableJournal, Retention};
-use crate::protocol::events::MAX_SEQUENCE;
-use crate::server::faults::Faults;
-use crate::server::stream::StreamFaults;
-use crate::server::{bearer, constant_time_eq, envelope};
+use firebreak_protocol::events::MAX_SEQUENCE;
+use firebreak_server::faults::Faults;
+use firebreak_server::stream::StreamFaults;
+use firebreak_server::{bearer, constant_time_eq, envelope};
 
 /// Every route the gateway answers, as (method, path): checked against the OpenAPI
 /// document (with the action API's `server::actions::ROUTES`).
@@ -162,7 +162,7 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
         shared.journal.clone(),
     )
     .await?;
-    let api = crate::server::actions::ActionApi::new(
+    let api = firebreak_server::actions::ActionApi::new(
         Arc::new(super::actions::GatewayActions(backend)),
         shared.journal.clone(),
         std::time::Duration::ZERO,
@@ -176,17 +176,17 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let app = Router::new()
-        .route(crate::protocol::EVENTS_PATH, get(events))
+        .route(firebreak_protocol::EVENTS_PATH, get(events))
         .route("/v1/alertmanager", post(alertmanager_webhook))
         .route("/v1/gateway/status", get(status))
         .with_state(shared)
         .merge(actions);
     let tls = acceptor.is_some();
-    tasks.push(tokio::spawn(crate::server::listen::serve(
+    tasks.push(tokio::spawn(firebreak_server::listen::serve(
         listener,
         acceptor,
         app,
-        crate::server::listen::Limits::default(),
+        firebreak_server::listen::Limits::default(),
     )));
     tracing::info!(%addr, tls, "gateway listening");
     Ok(RunningGateway { addr, tls, tasks })
@@ -232,7 +232,7 @@ async fn authorize(
     };
     request
         .extensions_mut()
-        .insert(crate::server::actions::Caller(who));
+        .insert(firebreak_server::actions::Caller(who));
     next.run(request).await
 }
 
@@ -269,7 +269,7 @@ async fn events(
                 seed: 0,
                 malformed_sent: &shared.malformed_sent,
             };
-            let served = crate::server::serve_stream(
+            let served = firebreak_server::serve_stream(
                 socket,
                 shared.journal.clone(),
                 q.after.map(|a| a.min(MAX_SEQUENCE)),
@@ -306,7 +306,7 @@ async fn alertmanager_webhook(
     }
     // Read only now, for the webhook's own token holder, bounded in size and time.
     let body: Bytes = match tokio::time::timeout(
-        crate::server::listen::BODY_READ,
+        firebreak_server::listen::BODY_READ,
         axum::body::to_bytes(request.into_body(), MAX_WEBHOOK_BYTES),
     )
     .await

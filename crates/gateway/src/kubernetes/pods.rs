@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 use super::rollouts::{stable_id, Emit};
-use crate::protocol::events::{EventType, PodFailing, PodFault};
+use firebreak_protocol::events::{EventType, PodFailing, PodFault};
 
 /// Restart counts at which a crash loop is told again.
 pub const CRASH_LOOP_MARKS: [u32; 4] = [3, 10, 30, 100];

@@ -36,9 +36,9 @@ use kube::{Api, Client};
 
 use super::rollouts::model_version;
 use super::route::{route_name, Found};
-use crate::gateway::config::{ModelVersionSource, Route, RouteKind, ServiceObjects, WorkloadKind};
-use crate::protocol::actions::{ApiError, Revision, RolloutLever, RolloutView};
-use crate::server::actions::{refusal, Refusal};
+use crate::config::{ModelVersionSource, Route, RouteKind, ServiceObjects, WorkloadKind};
+use firebreak_protocol::actions::{ApiError, Revision, RolloutLever, RolloutView};
+use firebreak_server::actions::{refusal, Refusal};
 
 const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
@@ -302,8 +302,8 @@ impl Current {
         &self,
         service: &str,
         source: &ModelVersionSource,
-    ) -> crate::protocol::actions::Deployment {
-        crate::protocol::actions::Deployment {
+    ) -> firebreak_protocol::actions::Deployment {
+        firebreak_protocol::actions::Deployment {
             name: self.name.clone(),
             service: service.to_owned(),
             current_revision: self.revision,
@@ -608,7 +608,7 @@ pub async fn lever(
                 true,
                 vec![serde_json::json!({ "op": "add", "path": "/status/promoteFull", "value": true })],
                 "status.promoteFull set: every remaining step now",
-                crate::protocol::actions::PROMOTE_ALL.into(),
+                firebreak_protocol::actions::PROMOTE_ALL.into(),
             ),
             (WorkloadKind::Rollout, RolloutLever::Promote) => (
                 true,
@@ -617,7 +617,7 @@ pub async fn lever(
                     serde_json::json!({ "op": "add", "path": "/status/currentStepIndex", "value": now.step_index + 1 }),
                 ],
                 "moved past its current step (status.currentStepIndex)",
-                crate::protocol::actions::PROMOTE_NEXT.into(),
+                firebreak_protocol::actions::PROMOTE_NEXT.into(),
             ),
         };
     if now.kind == WorkloadKind::Rollout && lever == RolloutLever::Promote && now.argo_spec_paused {

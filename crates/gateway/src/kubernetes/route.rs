@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::gateway::config::{Backend, Route, RouteKind};
+use crate::config::{Backend, Route, RouteKind};
 
 /// `HTTPRoute serving/llm-assistant`.
 pub fn route_name(route: &Route) -> String {

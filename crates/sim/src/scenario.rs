@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::protocol::events::NodeFault;
+use firebreak_protocol::events::NodeFault;
 
 const BUILT_IN: &[(&str, &str)] = &[
     (

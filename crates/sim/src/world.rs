@@ -9,12 +9,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::scenario::{Change, Scenario, Step};
-use crate::protocol::actions::{
+use firebreak_protocol::actions::{
     Action, ActionKind, ActionState, ApiError, Deployment, Revision, RolloutLever, RolloutRequest,
     RolloutView, Service, PROMOTE_ALL, PROMOTE_NEXT,
 };
-use crate::protocol::events::*;
-use crate::server::rng::Rng;
+use firebreak_protocol::events::*;
+use firebreak_server::rng::Rng;
 
 /// Metrics are reported every this many simulated seconds, per service and region.
 pub const METRICS_EVERY_S: u64 = 5;
@@ -1545,9 +1545,9 @@ impl World {
     /// rules as [`World::request_silence`].
     pub fn silence_preview(
         &self,
-        matchers: &[crate::protocol::actions::Matcher],
-    ) -> Result<crate::protocol::actions::SilencePreview, (u16, ApiError)> {
-        use crate::protocol::actions::{MutedAlert, SilencePreview};
+        matchers: &[firebreak_protocol::actions::Matcher],
+    ) -> Result<firebreak_protocol::actions::SilencePreview, (u16, ApiError)> {
+        use firebreak_protocol::actions::{MutedAlert, SilencePreview};
         let service = matchers
             .iter()
             .find(|m| m.name == "service" && m.is_equal && !m.is_regex)
@@ -1625,7 +1625,7 @@ impl World {
     /// an Alertmanager would create it.
     pub fn request_silence(
         &mut self,
-        matchers: &[crate::protocol::actions::Matcher],
+        matchers: &[firebreak_protocol::actions::Matcher],
         duration_s: u32,
         actor: &str,
         comment: &str,
@@ -1633,7 +1633,7 @@ impl World {
         if matchers.is_empty() {
             return Err(invalid("a silence needs at least one matcher".into()));
         }
-        if !crate::protocol::actions::SILENCE_DURATION_S.contains(&duration_s) {
+        if !firebreak_protocol::actions::SILENCE_DURATION_S.contains(&duration_s) {
             return Err(invalid(format!(
                 "a silence lasts 60 s to 7 days, not {duration_s} s"
             )));
@@ -1653,7 +1653,7 @@ impl World {
                 ))
             }
         };
-        let text = crate::protocol::actions::describe_matchers(matchers);
+        let text = firebreak_protocol::actions::describe_matchers(matchers);
         let ends = self.now() + chrono::Duration::seconds(i64::from(duration_s));
         let mut action = self.new_action(
             ActionKind::Silence,

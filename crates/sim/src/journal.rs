@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::watch;
 
-pub use crate::server::Read;
+pub use firebreak_server::Read;
 
 pub struct Journal {
     inner: Mutex<Inner>,
@@ -107,7 +107,7 @@ impl Journal {
     }
 }
 
-impl crate::server::EventSource for Journal {
+impl firebreak_server::EventSource for Journal {
     fn bounds(&self) -> (u64, u64) {
         Journal::bounds(self)
     }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 
 use super::config::Alertmanager as Labels;
-use crate::protocol::events::{AlertFiring, AlertResolved, AlertSeverity, EventType};
+use firebreak_protocol::events::{AlertFiring, AlertResolved, AlertSeverity, EventType};
 
 /// The webhook's body, as Alertmanager 0.25 sends it (fields Firebreak does not use are
 /// accepted and ignored).

@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{Node, NodeCondition};
 
 use super::rollouts::{data, Emit};
-use crate::gateway::config::{Kubernetes, Service};
-use crate::protocol::events::{EventType, NodeDegraded, NodeDown, NodeFault, NodeUp};
+use crate::config::{Kubernetes, Service};
+use firebreak_protocol::events::{EventType, NodeDegraded, NodeDown, NodeFault, NodeUp};
 
 /// How recent a node's return to Ready must be to be published as `node.up`.
 pub const RECOVERY_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
@@ -226,8 +226,8 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn config() -> crate::gateway::config::Config {
-        crate::gateway::config::parse(
+    fn config() -> crate::config::Config {
+        crate::config::parse(
             Path::new("gateway.toml"),
             r#"cluster = "c"
 listen = "127.0.0.1:7443"
