@@ -664,7 +664,7 @@ async fn team_server(config: Option<PathBuf>, command: Option<TeamServerCommand>
                     for p in people {
                         println!(
                             "{}  since {}  {}{}",
-                            crate::team::db::shorten(&p.name, 120),
+                            firebreak_common::text::shorten(&p.name, 120),
                             p.since.format("%Y-%m-%d"),
                             if p.teams.is_empty() {
                                 "in no team".to_owned()
@@ -696,8 +696,8 @@ async fn team_server(config: Option<PathBuf>, command: Option<TeamServerCommand>
                     r.console,
                     r.record_id
                         .map_or_else(|| "without a readable id".into(), |id| id.to_string()),
-                    crate::team::db::shorten(&r.message, 1000),
-                    crate::team::db::shorten(&r.raw, 400),
+                    firebreak_common::text::shorten(&r.message, 1000),
+                    firebreak_common::text::shorten(&r.raw, 400),
                 );
             }
         }

@@ -272,7 +272,7 @@ fn classify(status: u16, body: Option<TeamError>, location: Option<&str>) -> Syn
                 (300..=399, Some(to)) => format!(
                     "the server at this URL redirects ({status}) to {}; Firebreak does not \
                      follow redirects with a token: put that URL in Settings → Team",
-                    crate::team::db::shorten(to, 200)
+                    firebreak_common::text::shorten(to, 200)
                 ),
                 _ => format!("the team server answered {status}"),
             },

@@ -1,16 +1,13 @@
-//! Working one incident as a team: the sync contract (`wire.rs`, TEAM.md), the team
-//! server over PostgreSQL (`server.rs`, `db.rs`, `config.rs`; headless, like the
-//! gateway) and its OpenAPI document (`openapi.rs`).
+//! Working one incident as a team, the console's side: the client of the team server
+//! (`client.rs`), the sync loop between the store and the server (`sync.rs`), the
+//! `firebreak team` commands (`cli.rs`) and the team benchmark (`bench.rs`). The server
+//! itself is the `firebreak-team-server` crate; the sync contract is
+//! `firebreak_protocol::team` (TEAM.md).
 
 pub mod bench;
 pub mod cli;
 pub mod client;
-pub mod config;
-pub mod db;
-pub mod openapi;
-pub mod presence;
-pub mod scratch;
-pub mod server;
 pub mod sync;
 
 pub use firebreak_protocol::team as wire;
+pub use firebreak_team_server::{config, db, openapi, presence, scratch, server};

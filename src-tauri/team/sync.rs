@@ -566,7 +566,7 @@ fn split_push(pending: Vec<Pending>) -> (Vec<Pending>, Vec<(Pending, usize)>) {
 
 /// Three heartbeats without a word and the link is taken as dead.
 fn wire_silence() -> Duration {
-    super::server::HEARTBEAT * 3
+    super::wire::HEARTBEAT * 3
 }
 
 fn people_of(people: Vec<wire::Presence>, console: Uuid) -> Vec<TeamPerson> {

@@ -14,6 +14,9 @@ pub const SCHEMA: u32 = 1;
 pub const OLDEST_CONSOLE_SCHEMA: u32 = 1;
 pub const SCHEMA_HEADER: &str = "firebreak-team-schema";
 
+/// A sync stream with nothing to send says so this often; a console that hears nothing
+/// for three of these takes the stream for dead.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
 /// At most this many records in one push.
 pub const MAX_PUSH_RECORDS: usize = 500;
 /// At most this many bytes of JSON in one record's body.

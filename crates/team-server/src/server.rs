@@ -27,7 +27,7 @@ use super::config::Config;
 use super::db::{Person, Pushed, TeamDb, ACCESS_CHANNEL, CHANNEL};
 use super::presence::{self, Board};
 use super::wire::{self, Frame, Inbound, PushResponse, TeamError};
-use crate::server::listen::Counted;
+use firebreak_server::listen::Counted;
 
 /// Every route, as (method, path): checked against the OpenAPI document.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -36,8 +36,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/teams/{team}/sync"),
 ];
 
-/// A stream with nothing to send says so this often.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
+pub use wire::HEARTBEAT;
 /// How often a stream compares the team's presence (in memory) with what it sent.
 const PRESENCE_EVERY: Duration = Duration::from_secs(3);
 /// A console's change of incident reaches the others within this; a console sending
@@ -134,11 +133,11 @@ pub async fn start_with_url(config: &Config, url: &str) -> Result<RunningTeamSer
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let tls = acceptor.is_some();
-    tasks.push(tokio::spawn(crate::server::listen::serve(
+    tasks.push(tokio::spawn(firebreak_server::listen::serve(
         listener,
         acceptor,
         app,
-        crate::server::listen::Limits::default(),
+        firebreak_server::listen::Limits::default(),
     )));
     tracing::info!(%addr, tls, "team server listening");
     Ok(RunningTeamServer { addr, tls, tasks })
@@ -257,7 +256,7 @@ async fn schema_gate(request: axum::extract::Request, next: axum::middleware::Ne
 }
 
 async fn person(shared: &Shared, headers: &HeaderMap) -> Result<Person, Response> {
-    let Some(token) = crate::server::bearer(headers) else {
+    let Some(token) = firebreak_server::bearer(headers) else {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -327,7 +326,7 @@ async fn push(
         Err(r) => return r,
     };
     let body = match tokio::time::timeout(
-        crate::server::listen::BODY_READ,
+        firebreak_server::listen::BODY_READ,
         axum::body::to_bytes(request.into_body(), wire::MAX_PUSH_BYTES),
     )
     .await

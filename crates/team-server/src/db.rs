@@ -16,8 +16,9 @@ use std::str::FromStr;
 use uuid::Uuid;
 
 use super::wire::{self, Body, Outcome, Record, Shared};
+use firebreak_common::text::{cut, shorten};
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/team");
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/team");
 
 /// The channel every commit of new records is announced on (payload: the team's id).
 pub const CHANNEL: &str = "firebreak_team_records";
@@ -894,38 +895,6 @@ fn storable(text: &str) -> String {
     text.replace('\0', "\\u{0}")
 }
 
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn cut(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// Recorded text for a terminal: at most `max` bytes, control characters (a hostile
-/// record's escape sequences among them) written out as `\u{…}`.
-pub fn shorten(text: &str, max: usize) -> String {
-    let short = cut(text, max);
-    let mut out: String = short
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect();
-    if short.len() < text.len() {
-        out.push('…');
-    }
-    out
-}
-
 const STATUSES: [&str; 4] = ["open", "acknowledged", "mitigated", "resolved"];
 const SEVERITIES: [&str; 4] = ["critical", "major", "minor", "info"];
 
@@ -995,7 +964,6 @@ fn check(record: &Record) -> std::result::Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::shorten;
 
     #[test]
     fn a_remote_database_must_be_verified_and_a_local_one_need_not() {
@@ -1013,17 +981,5 @@ mod tests {
             let err = check(unverified).expect_err(unverified).to_string();
             assert!(err.contains("sslmode=verify-full"), "{unverified}: {err}");
         }
-    }
-
-    #[test]
-    fn recorded_text_for_a_terminal_has_no_control_characters_and_says_when_it_was_cut() {
-        assert_eq!(shorten("plain", 100), "plain");
-        assert_eq!(
-            shorten("tele\u{1b}[2Jport\u{7}", 100),
-            "tele\\u{1b}[2Jport\\u{7}"
-        );
-        // Cut on a character boundary (é is two bytes), and marked.
-        assert_eq!(shorten("aé b", 2), "a…");
-        assert_eq!(shorten("aé b", 3), "aé…");
     }
 }
