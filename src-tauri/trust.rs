@@ -8,9 +8,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-
 /// The TLS client configuration for a cluster; `ca_file` adds its certificates (PEM) as
 /// trusted roots. The error names the file and says what is wrong with it.
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
@@ -34,21 +31,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>
     Ok(Arc::new(config))
 }
 
-/// The certificates of a CA file (PEM), refused with a reason when there are none.
-pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let text = std::fs::read(path)
-        .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&text)
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("the CA file {} is not PEM: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "the CA file {} holds no certificate (expected -----BEGIN CERTIFICATE-----)",
-            path.display()
-        ));
-    }
-    Ok(certs)
-}
+pub use firebreak_common::certs::read_ca_file;
 
 /// Says what a TLS failure means for the engineer, when it is about trust: a server whose
 /// certificate no trusted CA signed gets a message naming where trust comes from.

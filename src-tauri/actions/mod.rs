@@ -468,7 +468,7 @@ impl ActionDesk {
                         error: Some(conflict.clone()),
                         ..Step::default()
                     },
-                    crate::store::ingest::ENGINE_AUTHOR,
+                    crate::incident::ENGINE_AUTHOR,
                     &format!("Not sent: {conflict}. Propose again from the current state."),
                 )
                 .await?;
@@ -721,7 +721,7 @@ impl ActionDesk {
                 &[ActionState::Pending],
                 ActionState::Sent,
                 Step::default(),
-                crate::store::ingest::ENGINE_AUTHOR,
+                crate::incident::ENGINE_AUTHOR,
                 &format!("Sent to the cluster: {}.", action.preview.summary),
             )
             .await?;
@@ -798,7 +798,7 @@ impl ActionDesk {
             }
         };
         let from = [ActionState::Sent, ActionState::Unknown];
-        let engine = crate::store::ingest::ENGINE_AUTHOR;
+        let engine = crate::incident::ENGINE_AUTHOR;
         match outcome {
             Outcome::Ok(remote) => {
                 self.store
@@ -880,7 +880,7 @@ impl ActionDesk {
                 return Ok(Progress::Wait);
             }
         };
-        let engine = crate::store::ingest::ENGINE_AUTHOR;
+        let engine = crate::incident::ENGINE_AUTHOR;
         let from = [ActionState::Accepted, ActionState::Running];
         match remote.state {
             Remote::Accepted => Ok(Progress::Poll),

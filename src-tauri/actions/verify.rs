@@ -134,7 +134,7 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
             .propose(
                 action.incident_id,
                 ActionKind::Failover,
-                crate::store::ingest::ENGINE_AUTHOR,
+                crate::incident::ENGINE_AUTHOR,
             )
             .await
         {

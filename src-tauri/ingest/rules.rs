@@ -13,8 +13,7 @@ use crate::incident::{clean_title, Decision, Severity, Signal};
 use crate::protocol::events::EventType;
 use crate::protocol::text::{describe, num, text};
 
-/// Error rate above which a service's SLO is burning (5%).
-pub const ERROR_RATE_SLO: f64 = 0.05;
+pub use crate::incident::ERROR_RATE_SLO;
 /// Consecutive metric samples above the SLO before it opens an incident.
 const SLO_SAMPLES: u32 = 3;
 /// Share of a pool's nodes down that opens an incident.

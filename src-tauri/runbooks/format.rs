@@ -30,6 +30,17 @@ pub struct Runbook {
     pub source: String,
 }
 
+impl<'a> From<&'a Runbook> for crate::store::runs::RunbookVersion<'a> {
+    fn from(r: &'a Runbook) -> Self {
+        Self {
+            id: &r.id,
+            title: &r.title,
+            version: &r.version,
+            steps: &r.steps,
+        }
+    }
+}
+
 /// Which incidents a runbook is for. Every list that is given must match; an empty list
 /// matches anything.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]

@@ -127,7 +127,7 @@ impl Runner {
                                 "more than {MAX_AUTOMATIC_STEPS} steps ran by themselves without \
                                  a person; the runbook loops (check it with `firebreak runbooks check`)"
                             ),
-                            crate::store::ingest::ENGINE_AUTHOR,
+                            crate::incident::ENGINE_AUTHOR,
                         )
                         .await?);
                 }
@@ -148,7 +148,7 @@ impl Runner {
                                 value,
                                 series: Some(&series),
                                 next: next.as_deref(),
-                                author: crate::store::ingest::ENGINE_AUTHOR,
+                                author: crate::incident::ENGINE_AUTHOR,
                             },
                         )
                         .await?
@@ -203,7 +203,7 @@ impl Runner {
                                 value,
                                 series: None,
                                 next,
-                                author: crate::store::ingest::ENGINE_AUTHOR,
+                                author: crate::incident::ENGINE_AUTHOR,
                             },
                         )
                         .await?
@@ -249,7 +249,7 @@ impl Runner {
                                 value: None,
                                 series: None,
                                 next: next.as_deref(),
-                                author: crate::store::ingest::ENGINE_AUTHOR,
+                                author: crate::incident::ENGINE_AUTHOR,
                             },
                         )
                         .await?

@@ -4,6 +4,7 @@
 //! for a terminal (`text`). Nothing here knows about incidents,
 //! clusters or windows.
 
+pub mod certs;
 pub mod clock;
 pub mod logging;
 pub mod process;

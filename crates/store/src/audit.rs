@@ -68,7 +68,7 @@ fn hash(
 }
 
 /// Appends a record in the caller's transaction (the single writer's).
-pub(crate) async fn record(
+pub async fn record(
     tx: &mut Transaction<'static, Sqlite>,
     actor: &str,
     subject: &str,
@@ -84,7 +84,7 @@ pub(crate) async fn record(
 /// The chain's end inside one transaction: many records appended without reading the
 /// last one back each time (team sync applies thousands in one transaction).
 #[derive(Clone)]
-pub(crate) struct Chain {
+pub struct Chain {
     next_id: i64,
     prev: String,
     /// Records made by [`Chain::defer`], not yet written.
@@ -92,7 +92,7 @@ pub(crate) struct Chain {
 }
 
 impl Chain {
-    pub(crate) async fn read(tx: &mut Transaction<'static, Sqlite>) -> Result<Chain> {
+    pub async fn read(tx: &mut Transaction<'static, Sqlite>) -> Result<Chain> {
         let last: Option<(i64, String)> =
             sqlx::query_as("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
                 .fetch_optional(&mut **tx)
@@ -111,7 +111,7 @@ impl Chain {
         })
     }
 
-    pub(crate) async fn append(
+    pub async fn append(
         &mut self,
         tx: &mut Transaction<'static, Sqlite>,
         actor: &str,
@@ -146,13 +146,7 @@ impl Chain {
     /// Makes the next record now (its id and hash are fixed) and writes it with the
     /// others deferred at the next [`Chain::flush`] or [`Chain::append`], many rows a
     /// statement. The caller flushes before its transaction commits.
-    pub(crate) fn defer(
-        &mut self,
-        actor: &str,
-        subject: &str,
-        what: &str,
-        detail: &serde_json::Value,
-    ) {
+    pub fn defer(&mut self, actor: &str, subject: &str, what: &str, detail: &serde_json::Value) {
         let at_ms = now_ms();
         let detail = detail.to_string();
         let id = self.next_id;
@@ -172,7 +166,7 @@ impl Chain {
     }
 
     /// Writes the deferred records.
-    pub(crate) async fn flush(&mut self, tx: &mut Transaction<'static, Sqlite>) -> Result<()> {
+    pub async fn flush(&mut self, tx: &mut Transaction<'static, Sqlite>) -> Result<()> {
         // 8 parameters a row, well under SQLite's limit per statement.
         for rows in self.deferred.chunks(500) {
             let mut q = sqlx::QueryBuilder::new(

@@ -78,13 +78,24 @@ pub struct Recorded<'a> {
     pub author: &'a str,
 }
 
+/// The runbook a run follows, as the run keeps it: its steps are copied into the run, so
+/// a runbook edited on disk never changes a run already under way.
+#[derive(Debug, Clone, Copy)]
+pub struct RunbookVersion<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub version: &'a str,
+    pub steps: &'a [Step],
+}
+
 impl Store {
     pub async fn start_run(
         &self,
         incident_id: i64,
-        runbook: &crate::runbooks::Runbook,
+        runbook: impl Into<RunbookVersion<'_>>,
         author: &str,
     ) -> Result<RunRecord> {
+        let runbook = runbook.into();
         let steps = serde_json::to_string(&runbook.steps)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let first = runbook.steps.first().map(|s| s.id().to_owned());
@@ -96,9 +107,9 @@ impl Store {
              VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id",
         )
         .bind(incident_id)
-        .bind(&runbook.id)
-        .bind(&runbook.title)
-        .bind(&runbook.version)
+        .bind(runbook.id)
+        .bind(runbook.title)
+        .bind(runbook.version)
         .bind(steps)
         .bind(first)
         .bind(author)

@@ -6,8 +6,8 @@ use sqlx::{QueryBuilder, Sqlite};
 use ts_rs::TS;
 
 use super::{Result, Store};
-use crate::protocol::events::EventType;
-use crate::protocol::text::describe;
+use firebreak_protocol::events::EventType;
+use firebreak_protocol::text::describe;
 
 /// The most rows one feed page returns.
 pub const MAX_PAGE: i64 = 500;

@@ -20,7 +20,7 @@ use super::{Result, Store};
 /// The board's window of signals, before the newest event of a service.
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
 /// Error rate above which a cell is failing (the SLO the rules open incidents on).
-pub const FAILING_ERROR_RATE: f64 = crate::ingest::rules::ERROR_RATE_SLO;
+pub const FAILING_ERROR_RATE: f64 = crate::incident::ERROR_RATE_SLO;
 /// Error rate above which a cell is degraded.
 pub const DEGRADED_ERROR_RATE: f64 = 0.01;
 /// Points per sparkline at most (the window's samples, thinned evenly).

@@ -24,14 +24,14 @@ const MAX_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The checkpoint task of one store; stops when the last handle to it goes.
 #[derive(Debug)]
-pub(crate) struct Checkpointer {
+pub struct Checkpointer {
     committed: Arc<Notify>,
     stop: tokio::sync::watch::Sender<bool>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Checkpointer {
-    pub(crate) async fn start(options: &SqliteConnectOptions) -> sqlx::Result<Checkpointer> {
+    pub async fn start(options: &SqliteConnectOptions) -> sqlx::Result<Checkpointer> {
         let mut conn = options.connect().await?;
         let committed = Arc::new(Notify::new());
         let notified = committed.clone();
@@ -67,12 +67,12 @@ impl Checkpointer {
     }
 
     /// The writer committed: a checkpoint is due.
-    pub(crate) fn committed(&self) {
+    pub fn committed(&self) {
         self.committed.notify_one();
     }
 
     /// Stops the task and closes its connection.
-    pub(crate) async fn stop(&self) {
+    pub async fn stop(&self) {
         let _ = self.stop.send(true);
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(task) = task {

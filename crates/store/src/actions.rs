@@ -9,7 +9,7 @@ use ts_rs::TS;
 use super::incidents::{insert_entry, Append};
 use super::{audit, now_ms, Result, Store, StoreError};
 use crate::incident::EntryKind;
-use crate::protocol::actions::ActionKind;
+use firebreak_protocol::actions::ActionKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
@@ -453,7 +453,7 @@ impl Store {
                 incident_id: action.incident_id,
                 at_ms: now_ms(),
                 kind: EntryKind::Verification,
-                author: super::ingest::ENGINE_AUTHOR,
+                author: crate::incident::ENGINE_AUTHOR,
                 body,
                 amends: None,
                 event_seq: None,
@@ -462,7 +462,7 @@ impl Store {
         .await?;
         audit::record(
             &mut tx,
-            super::ingest::ENGINE_AUTHOR,
+            crate::incident::ENGINE_AUTHOR,
             &format!("action/{public_id}"),
             "action.verified",
             &serde_json::json!({ "recovered": recovered, "verification": verdict.as_str(), "summary": body }),

@@ -12,9 +12,9 @@ use ts_rs::TS;
 
 use super::incidents::{insert_entry, open_in, Append, Opening};
 use super::{now_ms, Result, Store, StoreError};
-use crate::incident::{clean_title, Decision, EntryKind, Incident, Severity};
-use crate::protocol::events::{CloudEvent, EventType};
-use crate::protocol::text::describe;
+use crate::incident::{clean_title, Decision, EntryKind, Incident, Severity, ENGINE_AUTHOR};
+use firebreak_protocol::events::{CloudEvent, EventType};
+use firebreak_protocol::text::describe;
 
 /// What one committed batch changed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, TS)]
@@ -35,8 +35,6 @@ pub struct Committed {
     pub receive_to_commit_ms: Vec<u32>,
 }
 
-/// The name automated timeline entries are recorded under.
-pub const ENGINE_AUTHOR: &str = "firebreak";
 /// What names a bad frame, so that the same one replayed is kept once: its stream and
 /// sequence where a sequence (1 or more) could be read from it, else a digest of why it
 /// was refused and of all its bytes.

@@ -6,6 +6,13 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+/// Error rate above which a service's SLO is burning (5%): the rules open an incident on
+/// it, and the Fleet board calls a cell failing above it.
+pub const ERROR_RATE_SLO: f64 = 0.05;
+
+/// The name automated timeline entries are recorded under.
+pub const ENGINE_AUTHOR: &str = "firebreak";
+
 /// How urgent an incident is. One scale across the app, most urgent first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
 #[serde(rename_all = "lowercase")]

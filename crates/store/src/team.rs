@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{now_ms, Result, Store, StoreError};
 use crate::incident::EntryKind;
-use crate::team::wire::{Body, Outcome, Record, Shared};
+use firebreak_protocol::team::{Body, Outcome, Record, Shared};
 
 /// Who writes the entries only this console keeps (a refused command, a record that
 /// could not be applied).
@@ -833,7 +833,7 @@ async fn apply_one(
     // Who wrote it is the person whose token pushed it (the server stamps it); the
     // console's machinery (the engine's rules) keeps its own name.
     let author_of = |author: &str| -> String {
-        if crate::team::wire::MACHINE_AUTHORS.contains(&author.trim()) {
+        if firebreak_protocol::team::MACHINE_AUTHORS.contains(&author.trim()) {
             author.trim().to_owned()
         } else {
             shared.by.clone()

@@ -87,7 +87,7 @@ impl NewCluster {
                         "the CA file must be an absolute path (got {path:?})"
                     )));
                 }
-                crate::trust::read_ca_file(std::path::Path::new(path))
+                firebreak_common::certs::read_ca_file(std::path::Path::new(path))
                     .map_err(StoreError::Invalid)?;
                 Some(path.to_owned())
             }
@@ -103,7 +103,7 @@ impl NewCluster {
 
 fn check_url(url: &str, schemes: &[&str], what: &str) -> Result<()> {
     let wanted = schemes.join(":// or ") + "://";
-    let parsed = reqwest::Url::parse(url)
+    let parsed = url::Url::parse(url)
         .map_err(|e| StoreError::Invalid(format!("the {what} {url:?} is not a URL ({e})")))?;
     if !schemes.contains(&parsed.scheme()) {
         return Err(StoreError::Invalid(format!(

@@ -30,8 +30,8 @@ pub enum StepAction {
 }
 
 impl StepAction {
-    pub fn kind(self) -> crate::protocol::actions::ActionKind {
-        use crate::protocol::actions::ActionKind;
+    pub fn kind(self) -> firebreak_protocol::actions::ActionKind {
+        use firebreak_protocol::actions::ActionKind;
         match self {
             StepAction::Rollback => ActionKind::Rollback,
             StepAction::Failover => ActionKind::Failover,
@@ -138,7 +138,7 @@ impl Step {
     }
 
     /// `next`, for the steps that have one.
-    pub(crate) fn next(&self) -> Option<&str> {
+    pub fn next(&self) -> Option<&str> {
         match self {
             Step::Check { next, .. } | Step::Query { next, .. } | Step::Action { next, .. } => {
                 next.as_deref()

@@ -24,9 +24,12 @@ mod checkpoint;
 mod clusters;
 pub mod feed;
 pub mod fleet;
+pub mod incident;
 mod incidents;
 pub mod ingest;
+pub mod paths;
 pub mod review;
+pub mod runbook_step;
 pub mod runs;
 mod settings;
 pub mod signals;
@@ -44,12 +47,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
 /// The schema, from `migrations/`, embedded at compile time.
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The writer connection's settings (see the recipe above), shared with the ingest
 /// benchmark's yardstick so that both measure the same SQLite.
-pub(crate) const WRITER_PRAGMAS: &[(&str, &str)] = &[
+pub const WRITER_PRAGMAS: &[(&str, &str)] = &[
     ("journal_mode", "WAL"),
     ("synchronous", "FULL"),
     ("foreign_keys", "ON"),
@@ -260,11 +263,11 @@ impl Store {
     }
 
     /// Starts a write transaction on the single writer, holding the write lock from the start.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
         Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    pub(crate) fn reader(&self) -> &SqlitePool {
+    pub fn reader(&self) -> &SqlitePool {
         &self.read
     }
 
@@ -353,5 +356,5 @@ async fn inspect(conn: &mut SqliteConnection, path: &Path) -> Result<()> {
 
 /// Milliseconds since the Unix epoch by the console's clock, the store's one time unit.
 pub fn now_ms() -> i64 {
-    crate::clock::now_ms()
+    firebreak_common::clock::now_ms()
 }

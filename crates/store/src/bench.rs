@@ -197,7 +197,7 @@ pub struct CeilingRow {
 /// The frames that decode as events, as the yardstick's rows (the columns the engine
 /// derives from each).
 pub fn ceiling_rows(frames: &[String]) -> Vec<CeilingRow> {
-    use crate::protocol::events::{decode, EventType, Frame};
+    use firebreak_protocol::events::{decode, EventType, Frame};
     frames
         .iter()
         .filter_map(|raw| match decode(raw) {
@@ -302,7 +302,7 @@ pub fn decoded_items(
     cluster_id: i64,
     per_item: usize,
 ) -> Vec<super::ingest::Item> {
-    use crate::protocol::events::{decode, EventType, Frame};
+    use firebreak_protocol::events::{decode, EventType, Frame};
     let events: Vec<super::ingest::Incoming> = frames
         .iter()
         .filter_map(|raw| match decode(raw) {

@@ -122,20 +122,20 @@ impl TryFrom<EntryRow> for TimelineEntry {
 }
 
 /// A timeline entry about to be written.
-pub(crate) struct Append<'a> {
-    pub(crate) incident_id: i64,
-    pub(crate) at_ms: i64,
-    pub(crate) kind: EntryKind,
-    pub(crate) author: &'a str,
-    pub(crate) body: &'a str,
-    pub(crate) amends: Option<i64>,
+pub struct Append<'a> {
+    pub incident_id: i64,
+    pub at_ms: i64,
+    pub kind: EntryKind,
+    pub author: &'a str,
+    pub body: &'a str,
+    pub amends: Option<i64>,
     /// The recorded event the entry is about, if any.
-    pub(crate) event_seq: Option<i64>,
+    pub event_seq: Option<i64>,
 }
 
 /// Writes a timeline entry and its audit record (every entry written here is a change
 /// someone made).
-pub(crate) async fn append(tx: &mut Transaction<'static, Sqlite>, e: Append<'_>) -> Result<i64> {
+pub async fn append(tx: &mut Transaction<'static, Sqlite>, e: Append<'_>) -> Result<i64> {
     let id = insert_entry(tx, &e).await?;
     super::audit::record(
         tx,
@@ -150,10 +150,7 @@ pub(crate) async fn append(tx: &mut Transaction<'static, Sqlite>, e: Append<'_>)
 
 /// Writes a timeline entry alone; the caller writes the audit record that fits it.
 /// The one place a timeline entry is inserted.
-pub(crate) async fn insert_entry(
-    tx: &mut Transaction<'static, Sqlite>,
-    e: &Append<'_>,
-) -> Result<i64> {
+pub async fn insert_entry(tx: &mut Transaction<'static, Sqlite>, e: &Append<'_>) -> Result<i64> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, amends, event_seq) \
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -171,24 +168,24 @@ pub(crate) async fn insert_entry(
 }
 
 /// An incident about to be opened, by a person or by the incident rules.
-pub(crate) struct Opening<'a> {
-    pub(crate) cluster_id: Option<i64>,
+pub struct Opening<'a> {
+    pub cluster_id: Option<i64>,
     /// Text from outside: made a valid title by [`clean_title`], or refused.
-    pub(crate) title: &'a str,
-    pub(crate) service: Option<&'a str>,
-    pub(crate) severity: Severity,
+    pub title: &'a str,
+    pub service: Option<&'a str>,
+    pub severity: Severity,
     /// The rule that opened it; None when a person did.
-    pub(crate) rule: Option<&'a str>,
-    pub(crate) author: &'a str,
+    pub rule: Option<&'a str>,
+    pub author: &'a str,
     /// When the opening entry happened (the triggering event's time, or now).
-    pub(crate) at_ms: i64,
-    pub(crate) event_seq: Option<i64>,
+    pub at_ms: i64,
+    pub event_seq: Option<i64>,
 }
 
 /// Opens an incident with its first timeline entry and audit record, in the caller's
 /// transaction: the one path for incidents opened by hand and by the rules, with one set
 /// of checks. Returns the new id and the title as stored.
-pub(crate) async fn open_in(
+pub async fn open_in(
     tx: &mut Transaction<'static, Sqlite>,
     o: Opening<'_>,
 ) -> Result<(i64, String)> {
@@ -297,10 +294,14 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         for (id,) in &open {
-            self.add_note(*id, note, super::ingest::ENGINE_AUTHOR)
+            self.add_note(*id, note, crate::incident::ENGINE_AUTHOR)
                 .await?;
-            self.change_status(*id, IncidentStatus::Resolved, super::ingest::ENGINE_AUTHOR)
-                .await?;
+            self.change_status(
+                *id,
+                IncidentStatus::Resolved,
+                crate::incident::ENGINE_AUTHOR,
+            )
+            .await?;
         }
         Ok(open.len())
     }
