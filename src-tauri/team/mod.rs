@@ -6,8 +6,7 @@
 
 pub mod bench;
 pub mod cli;
-pub mod client;
-pub mod sync;
+pub use firebreak_engine::team::{client, sync};
 
 pub use firebreak_protocol::team as wire;
 pub use firebreak_team_server::{config, db, openapi, presence, scratch, server};

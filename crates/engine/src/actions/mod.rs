@@ -37,12 +37,12 @@ use ts_rs::TS;
 use client::{ActionClient, Outcome};
 
 use crate::ingest::sink::{Committed, ConsoleSink, StatusBoard};
-use crate::protocol::actions::{
+use firebreak_protocol::actions::{
     ActionKind, ActionState as Remote, FailoverRequest, RollbackRequest, RolloutRequest,
     SilenceRequest, PROMOTE_ALL,
 };
-use crate::store::actions::{ActionRecord, ActionState, Step};
-use crate::store::{now_ms, Store, StoreError};
+use firebreak_store::actions::{ActionRecord, ActionState, Step};
+use firebreak_store::{now_ms, Store, StoreError};
 
 /// The desk's settings, kept in the store's settings table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -178,7 +178,7 @@ impl Tokens {
             .insert(cluster_id, token.to_owned());
     }
 
-    pub async fn token(&self, cluster: &crate::store::Cluster) -> Option<String> {
+    pub async fn token(&self, cluster: &firebreak_store::Cluster) -> Option<String> {
         let fixed = self
             .fixed
             .lock()
@@ -228,7 +228,10 @@ impl ActionDesk {
             driving: Mutex::new(HashSet::new()),
             stuck: Mutex::new(std::collections::HashMap::new()),
             driver: Mutex::new(None),
-            driver_name: Mutex::new(format!("Firebreak ({})", crate::paths::local_user())),
+            driver_name: Mutex::new(format!(
+                "Firebreak ({})",
+                firebreak_store::paths::local_user()
+            )),
         })
     }
 
@@ -250,7 +253,7 @@ impl ActionDesk {
     async fn client_for(
         &self,
         cluster_id: i64,
-    ) -> Result<(crate::store::Cluster, Option<String>, ActionClient)> {
+    ) -> Result<(firebreak_store::Cluster, Option<String>, ActionClient)> {
         let cluster = self.store.cluster(cluster_id).await?;
         let token = self.tokens.token(&cluster).await;
         let client = ActionClient::new(
@@ -325,7 +328,7 @@ impl ActionDesk {
         }
         let action = self
             .store
-            .propose_action(&crate::store::actions::NewAction {
+            .propose_action(&firebreak_store::actions::NewAction {
                 incident_id,
                 cluster_id,
                 kind,
@@ -384,7 +387,7 @@ impl ActionDesk {
         let mut preview = plan.preview;
         // What it would mute now, as the cluster's alerting says (with what the cluster adds
         // to every silence); what this console recorded when the cluster cannot say.
-        let scope = crate::protocol::actions::SilenceScope {
+        let scope = firebreak_protocol::actions::SilenceScope {
             matchers: preview::matchers_of_alert(&alert.alert, &alert.service, &alert.region),
         };
         match client.silence_preview(&scope).await {
@@ -416,7 +419,7 @@ impl ActionDesk {
         }
         let action = self
             .store
-            .propose_action(&crate::store::actions::NewAction {
+            .propose_action(&firebreak_store::actions::NewAction {
                 incident_id,
                 cluster_id: cluster.id,
                 kind: ActionKind::Silence,
@@ -468,7 +471,7 @@ impl ActionDesk {
                         error: Some(conflict.clone()),
                         ..Step::default()
                     },
-                    crate::incident::ENGINE_AUTHOR,
+                    firebreak_store::incident::ENGINE_AUTHOR,
                     &format!("Not sent: {conflict}. Propose again from the current state."),
                 )
                 .await?;
@@ -701,7 +704,7 @@ impl ActionDesk {
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(Duration::from_secs(15));
                 }
-                Progress::Poll => crate::clock::sleep(Duration::from_millis(500)).await,
+                Progress::Poll => firebreak_common::clock::sleep(Duration::from_millis(500)).await,
             }
             if let Ok(a) = self.store.action(id).await {
                 self.changed(a.incident_id);
@@ -712,7 +715,7 @@ impl ActionDesk {
     async fn after_grace(&self, action: &ActionRecord) -> Result<Progress> {
         let wait = action.send_after_ms.unwrap_or(0) - now_ms();
         if wait > 0 {
-            crate::clock::sleep(Duration::from_millis(wait.min(1_000) as u64)).await;
+            firebreak_common::clock::sleep(Duration::from_millis(wait.min(1_000) as u64)).await;
             return Ok(Progress::Moved);
         }
         self.store
@@ -721,7 +724,7 @@ impl ActionDesk {
                 &[ActionState::Pending],
                 ActionState::Sent,
                 Step::default(),
-                crate::incident::ENGINE_AUTHOR,
+                firebreak_store::incident::ENGINE_AUTHOR,
                 &format!("Sent to the cluster: {}.", action.preview.summary),
             )
             .await?;
@@ -798,7 +801,7 @@ impl ActionDesk {
             }
         };
         let from = [ActionState::Sent, ActionState::Unknown];
-        let engine = crate::incident::ENGINE_AUTHOR;
+        let engine = firebreak_store::incident::ENGINE_AUTHOR;
         match outcome {
             Outcome::Ok(remote) => {
                 self.store
@@ -880,7 +883,7 @@ impl ActionDesk {
                 return Ok(Progress::Wait);
             }
         };
-        let engine = crate::incident::ENGINE_AUTHOR;
+        let engine = firebreak_store::incident::ENGINE_AUTHOR;
         let from = [ActionState::Accepted, ActionState::Running];
         match remote.state {
             Remote::Accepted => Ok(Progress::Poll),

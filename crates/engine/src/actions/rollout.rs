@@ -8,7 +8,7 @@ use ts_rs::TS;
 
 use super::client::Outcome;
 use super::{ActionDesk, DeskError, Result};
-use crate::protocol::actions::Deployment;
+use firebreak_protocol::actions::Deployment;
 
 /// Samples read to tell how each revision served (newest first; about 4 hours of one
 /// service's metrics in both regions at the simulator's pace).

@@ -13,9 +13,9 @@ use ts_rs::TS;
 use uuid::Uuid;
 
 use super::client::{SyncError, TeamClient, TeamLink};
-use super::wire::{self, Frame, Outcome, Shared};
-use crate::store::team::{Applied, Pending};
-use crate::store::Store;
+use firebreak_protocol::team::{self as wire, Frame, Outcome, Shared};
+use firebreak_store::team::{Applied, Pending};
+use firebreak_store::Store;
 
 /// Where sync stands, for the status bar and Settings → Team.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -271,7 +271,7 @@ async fn run(
             }
             Err(e) => e,
         };
-        let now = crate::clock::now_ms();
+        let now = firebreak_common::clock::now_ms();
         let since = *down_since.get_or_insert(now);
         base.since_ms = Some(since);
         base.reason = Some(ended.to_string());
@@ -319,7 +319,7 @@ async fn rewind(store: &Store, why: &str) -> SyncError {
 async fn session(
     store: &Store,
     client: &TeamClient,
-    link: &crate::store::team::Link,
+    link: &firebreak_store::team::Link,
     status: &watch::Sender<TeamStatus>,
     base: &mut TeamStatus,
     viewing: &mut watch::Receiver<Option<Uuid>>,
@@ -566,7 +566,7 @@ fn split_push(pending: Vec<Pending>) -> (Vec<Pending>, Vec<(Pending, usize)>) {
 
 /// Three heartbeats without a word and the link is taken as dead.
 fn wire_silence() -> Duration {
-    super::wire::HEARTBEAT * 3
+    firebreak_protocol::team::HEARTBEAT * 3
 }
 
 fn people_of(people: Vec<wire::Presence>, console: Uuid) -> Vec<TeamPerson> {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// The TLS client configuration for a cluster; `ca_file` adds its certificates (PEM) as
 /// trusted roots. The error names the file and says what is wrong with it.
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, String> {
-    crate::process::install_tls_provider();
+    firebreak_common::process::install_tls_provider();
     let extra = match ca_file {
         Some(path) => read_ca_file(path)?,
         None => Vec::new(),

@@ -17,10 +17,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::backoff::Backoff;
 use super::sink::{ClusterStatus, ConsoleSink, StreamState};
-use crate::protocol::events::{decode, sequence_of, Control, EventType, Frame};
-use crate::protocol::{HEARTBEAT_INTERVAL_MS, MAX_FRAME_BYTES};
-use crate::store::ingest::{Incoming, Item};
-use crate::store::now_ms;
+use firebreak_protocol::events::{decode, sequence_of, Control, EventType, Frame};
+use firebreak_protocol::{HEARTBEAT_INTERVAL_MS, MAX_FRAME_BYTES};
+use firebreak_store::ingest::{Incoming, Item};
+use firebreak_store::now_ms;
 
 /// The hard limit: frames up to this size are read (and, over the protocol's 256 KiB,
 /// quarantined with their sequence); anything larger kills the connection in the library.

@@ -10,12 +10,12 @@
 use std::sync::Arc;
 
 use crate::actions::ActionDesk;
-use crate::incident::IncidentStatus;
 use crate::runbooks::format::{Condition, QueryKind, Step};
 use crate::runbooks::Runbook;
-use crate::store::actions::ActionState;
-use crate::store::runs::{Recorded, RunRecord};
-use crate::store::{now_ms, Store, StoreError};
+use firebreak_store::actions::ActionState;
+use firebreak_store::incident::IncidentStatus;
+use firebreak_store::runs::{Recorded, RunRecord};
+use firebreak_store::{now_ms, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -127,7 +127,7 @@ impl Runner {
                                 "more than {MAX_AUTOMATIC_STEPS} steps ran by themselves without \
                                  a person; the runbook loops (check it with `firebreak runbooks check`)"
                             ),
-                            crate::incident::ENGINE_AUTHOR,
+                            firebreak_store::incident::ENGINE_AUTHOR,
                         )
                         .await?);
                 }
@@ -148,7 +148,7 @@ impl Runner {
                                 value,
                                 series: Some(&series),
                                 next: next.as_deref(),
-                                author: crate::incident::ENGINE_AUTHOR,
+                                author: firebreak_store::incident::ENGINE_AUTHOR,
                             },
                         )
                         .await?
@@ -203,7 +203,7 @@ impl Runner {
                                 value,
                                 series: None,
                                 next,
-                                author: crate::incident::ENGINE_AUTHOR,
+                                author: firebreak_store::incident::ENGINE_AUTHOR,
                             },
                         )
                         .await?
@@ -249,7 +249,7 @@ impl Runner {
                                 value: None,
                                 series: None,
                                 next: next.as_deref(),
-                                author: crate::incident::ENGINE_AUTHOR,
+                                author: firebreak_store::incident::ENGINE_AUTHOR,
                             },
                         )
                         .await?
@@ -452,7 +452,7 @@ impl Runner {
             .into_iter()
             .filter(|m| m.primary)
             .collect();
-        let pick = |m: &crate::store::signals::MetricSample| match query {
+        let pick = |m: &firebreak_store::signals::MetricSample| match query {
             QueryKind::ErrorRate => m.error_rate,
             _ => m.latency_p99_ms,
         };

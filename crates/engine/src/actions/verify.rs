@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use super::{ActionDesk, ActionSettings, Result};
-use crate::protocol::actions::ActionKind;
-use crate::store::actions::{ActionRecord, Verdict};
-use crate::store::now_ms;
+use firebreak_protocol::actions::ActionKind;
+use firebreak_store::actions::{ActionRecord, Verdict};
+use firebreak_store::now_ms;
 
 /// Samples the verdict looks at: the last ones of the window.
 const LAST_SAMPLES: usize = 3;
@@ -36,7 +36,7 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
     let start = action.succeeded_ms.unwrap_or_else(now_ms);
     let end = start + i64::from(settings.verify_window_s) * 1000;
     while now_ms() < end {
-        crate::clock::sleep(Duration::from_millis(
+        firebreak_common::clock::sleep(Duration::from_millis(
             (end - now_ms()).clamp(1, 1_000) as u64
         ))
         .await;
@@ -134,7 +134,7 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
             .propose(
                 action.incident_id,
                 ActionKind::Failover,
-                crate::incident::ENGINE_AUTHOR,
+                firebreak_store::incident::ENGINE_AUTHOR,
             )
             .await
         {
@@ -145,7 +145,7 @@ pub async fn verify(desk: &ActionDesk, action: &ActionRecord) -> Result<()> {
 }
 
 /// The verdict from what the cluster told of the rollout the action started, when no
-/// metrics came: `evidence` is [`crate::store::Store::rollout_state_since`]'s, from when
+/// metrics came: `evidence` is [`firebreak_store::Store::rollout_state_since`]'s, from when
 /// the action was sent.
 fn by_rollout_state(
     action: &ActionRecord,

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::incident::{clean_title, Decision, Severity, Signal};
-use crate::protocol::events::EventType;
-use crate::protocol::text::{describe, num, text};
+use firebreak_protocol::events::EventType;
+use firebreak_protocol::text::{describe, num, text};
+use firebreak_store::incident::{clean_title, Decision, Severity, Signal};
 
-pub use crate::incident::ERROR_RATE_SLO;
+pub use firebreak_store::incident::ERROR_RATE_SLO;
 /// Consecutive metric samples above the SLO before it opens an incident.
 const SLO_SAMPLES: u32 = 3;
 /// Share of a pool's nodes down that opens an incident.

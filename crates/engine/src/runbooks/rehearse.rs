@@ -13,12 +13,12 @@ use super::format::Step;
 use super::run::{Answer, Runner};
 use super::Runbook;
 use crate::actions::{ActionDesk, ActionSettings, Tokens};
-use crate::incident::IncidentStatus;
 use crate::ingest::sink::{ConsoleSink, Recorder, StatusBoard, Tee};
 use crate::ingest::{Engine, Target};
-use crate::sim::{Remedy, Scenario, SimOptions};
-use crate::store::actions::ActionState;
-use crate::store::{NewCluster, Store};
+use firebreak_sim::{Remedy, Scenario, SimOptions};
+use firebreak_store::actions::ActionState;
+use firebreak_store::incident::IncidentStatus;
+use firebreak_store::{NewCluster, Store};
 
 const WHO: &str = "rehearsal";
 
@@ -49,7 +49,7 @@ pub async fn rehearse(
     let token = uuid::Uuid::new_v4().simple().to_string();
     let mut opts = SimOptions::new(scenario, token.clone());
     opts.speed = speed;
-    let sim = crate::sim::start(opts).await?;
+    let sim = firebreak_sim::start(opts).await?;
     let started = Instant::now();
 
     std::fs::create_dir_all(scratch)?;

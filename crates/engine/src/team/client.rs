@@ -9,7 +9,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{self, Message};
 use uuid::Uuid;
 
-use super::wire::{self, Frame, Inbound, PushRequest, PushResponse, Record, TeamError};
+use firebreak_protocol::team::{
+    self as wire, Frame, Inbound, PushRequest, PushResponse, Record, TeamError,
+};
 
 /// Where a console syncs: the server, the team, and who it is there.
 #[derive(Clone)]

@@ -15,7 +15,7 @@ use super::charts;
 use super::doc::{cell, Block, Cell, Doc, Tone};
 use super::render::duration;
 use super::{build_with, IncidentReport};
-use crate::store::Store;
+use firebreak_store::Store;
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
 pub struct MeanTimes {
@@ -246,7 +246,7 @@ pub async fn summit_with(
     baseline: Option<(DateTime<Utc>, DateTime<Utc>)>,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> anyhow::Result<SummitReport> {
-    let generated_at = crate::clock::now();
+    let generated_at = firebreak_common::clock::now();
     let reports = reports_of(store, selection, progress).await?;
     let mut report = aggregate(selection, &reports, generated_at);
     if let (Some(from), Some(to)) = (report.from, report.to) {
@@ -291,7 +291,7 @@ async fn reports_of(
     selection: &Selection,
     progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> anyhow::Result<Vec<(i64, IncidentReport, bool)>> {
-    let chosen: Vec<crate::incident::Incident> = match selection {
+    let chosen: Vec<firebreak_store::incident::Incident> = match selection {
         Selection::Period { from, to } => store
             .incidents()
             .await?
@@ -425,7 +425,7 @@ fn aggregate(
         }
         for f in &r.review.contributing_factors {
             let entry = factors
-                .entry(crate::store::review::factor_key(f))
+                .entry(firebreak_store::review::factor_key(f))
                 .or_insert_with(|| FactorCount {
                     factor: f.clone(),
                     incidents: Vec::new(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::protocol::actions::{
+use firebreak_protocol::actions::{
     Action, ApiError, Deployment, FailoverRequest, RollbackRequest, RolloutLever, RolloutRequest,
     Service, ServiceList, SilencePreview, SilenceRequest, SilenceScope, IDEMPOTENCY_KEY,
 };

@@ -11,8 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::incident::Severity;
-pub use crate::runbook_step::{Arm, QueryKind, Step, StepAction};
+use firebreak_store::incident::Severity;
+pub use firebreak_store::runbook_step::{Arm, QueryKind, Step, StepAction};
 
 /// A runbook as loaded.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -30,7 +30,7 @@ pub struct Runbook {
     pub source: String,
 }
 
-impl<'a> From<&'a Runbook> for crate::store::runs::RunbookVersion<'a> {
+impl<'a> From<&'a Runbook> for firebreak_store::runs::RunbookVersion<'a> {
     fn from(r: &'a Runbook) -> Self {
         Self {
             id: &r.id,
@@ -320,7 +320,7 @@ pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
         ));
     }
     for ty in &fm.applies_to.event_types {
-        if crate::protocol::events::EventType::parse(ty).is_none() {
+        if firebreak_protocol::events::EventType::parse(ty).is_none() {
             return Err(err(
                 line_of(text, ty, 1),
                 format!("unknown event type {ty:?} in applies_to (see PROTOCOL.md)"),

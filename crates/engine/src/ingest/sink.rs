@@ -4,8 +4,8 @@
 use serde::Serialize;
 use ts_rs::TS;
 
-use crate::incident::Incident;
-pub use crate::store::ingest::Committed;
+use firebreak_store::incident::Incident;
+pub use firebreak_store::ingest::Committed;
 
 /// A cluster stream's state, as the status bar shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]

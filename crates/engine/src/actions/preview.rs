@@ -3,12 +3,12 @@
 
 use super::client::{ActionClient, Outcome};
 use super::{ActionSettings, DeskError, Result};
-use crate::incident::Incident;
-use crate::protocol::actions::{
+use firebreak_protocol::actions::{
     ActionKind, Deployment, RolloutLever, RolloutView, Service, PROMOTE_ALL, PROMOTE_NEXT,
 };
-use crate::store::actions::{ActionPreview, ActionRecord, RecordedAlert, TargetHealth};
-use crate::store::{Cluster, Store};
+use firebreak_store::actions::{ActionPreview, ActionRecord, RecordedAlert, TargetHealth};
+use firebreak_store::incident::Incident;
+use firebreak_store::{Cluster, Store};
 
 /// What a proposal resolved to.
 pub struct Plan {
@@ -287,7 +287,7 @@ pub async fn plan(
             )
         }
     };
-    if incident.status == crate::incident::IncidentStatus::Resolved {
+    if incident.status == firebreak_store::incident::IncidentStatus::Resolved {
         warnings.push("the incident is resolved".into());
     }
     Ok(Plan {
@@ -381,7 +381,7 @@ async fn plan_lever(
     let now_seen = store
         .latest_sample(cluster.id, service, 200, |m| m.primary)
         .await?;
-    let figures = |m: &crate::store::signals::MetricSample| {
+    let figures = |m: &firebreak_store::signals::MetricSample| {
         format!(
             "error rate {:.1} %, p99 {:.0} ms at {}",
             m.error_rate * 100.0,
@@ -533,7 +533,7 @@ async fn plan_lever(
             figures(m)
         ));
     }
-    if incident.status == crate::incident::IncidentStatus::Resolved {
+    if incident.status == firebreak_store::incident::IncidentStatus::Resolved {
         warnings.push("the incident is resolved".into());
     }
     let summary = match &deployment.object {
@@ -577,7 +577,7 @@ pub async fn plan_silence(
     duration_s: u32,
     settings: &ActionSettings,
 ) -> Result<Plan> {
-    if !crate::protocol::actions::SILENCE_DURATION_S.contains(&duration_s) {
+    if !firebreak_protocol::actions::SILENCE_DURATION_S.contains(&duration_s) {
         return Err(DeskError::Refused(format!(
             "a silence lasts from 1 minute to 7 days (asked: {duration_s} s)"
         )));
@@ -623,11 +623,11 @@ pub async fn plan_silence(
     } else {
         format!("{hours:.1} h")
     };
-    let ends = clock(crate::store::now_ms() + i64::from(duration_s) * 1000);
+    let ends = clock(firebreak_store::now_ms() + i64::from(duration_s) * 1000);
     let mut warnings = vec![format!(
         "a silence hides notifications; it fixes nothing. It ends at {ends} (in {length}) on its own"
     )];
-    if incident.status == crate::incident::IncidentStatus::Resolved {
+    if incident.status == firebreak_store::incident::IncidentStatus::Resolved {
         warnings.push("the incident is resolved".into());
     }
     let matchers = format!(
@@ -664,7 +664,7 @@ pub async fn plan_silence(
 
 /// The matchers a recorded silence proposal sends: the alert (`target`), its service and
 /// its region (`from`), each exactly.
-pub fn silence_matchers(action: &ActionRecord) -> Vec<crate::protocol::actions::Matcher> {
+pub fn silence_matchers(action: &ActionRecord) -> Vec<firebreak_protocol::actions::Matcher> {
     matchers_of_alert(&action.target, &action.service, &action.from)
 }
 
@@ -673,8 +673,8 @@ pub fn matchers_of_alert(
     alert: &str,
     service: &str,
     region: &str,
-) -> Vec<crate::protocol::actions::Matcher> {
-    let exact = |name: &str, value: &str| crate::protocol::actions::Matcher {
+) -> Vec<firebreak_protocol::actions::Matcher> {
+    let exact = |name: &str, value: &str| firebreak_protocol::actions::Matcher {
         name: name.into(),
         value: value.into(),
         is_regex: false,
@@ -693,8 +693,8 @@ const MUTED_SHOWN: usize = 10;
 /// Puts what the cluster says a silence would mute now into its preview: the matchers as
 /// they will be created (what the cluster adds included) and every alert firing now that
 /// they select, by its labels.
-pub fn muted_now(preview: &mut ActionPreview, muted: &crate::protocol::actions::SilencePreview) {
-    let matchers = crate::protocol::actions::describe_matchers(&muted.matchers);
+pub fn muted_now(preview: &mut ActionPreview, muted: &firebreak_protocol::actions::SilencePreview) {
+    let matchers = firebreak_protocol::actions::describe_matchers(&muted.matchers);
     preview.precondition = format!("matchers: {matchers}");
     let n = muted.alerts.len();
     preview.target_health.text = if n == 0 {

@@ -17,7 +17,7 @@ use ts_rs::TS;
 
 pub use format::{parse, Runbook, RunbookError, Step};
 
-use crate::incident::Incident;
+use firebreak_store::incident::Incident;
 
 /// The runbooks that ship with Firebreak, one per simulator scenario.
 pub const BUILT_IN: &[(&str, &str)] = &[
@@ -40,14 +40,14 @@ pub const FOLDERS_SETTING: &str = "runbooks.folders";
 
 /// Where runbooks are loaded from: the user's runbook folder, then the folders added in
 /// settings (a checkout of a team's runbook repository, say).
-pub async fn folders(store: &crate::store::Store, user_folder: &Path) -> Vec<PathBuf> {
+pub async fn folders(store: &firebreak_store::Store, user_folder: &Path) -> Vec<PathBuf> {
     let mut all = vec![user_folder.to_owned()];
     all.extend(extra_folders(store).await);
     all
 }
 
 /// The folders added in settings.
-pub async fn extra_folders(store: &crate::store::Store) -> Vec<PathBuf> {
+pub async fn extra_folders(store: &firebreak_store::Store) -> Vec<PathBuf> {
     store
         .setting(FOLDERS_SETTING)
         .await
@@ -181,7 +181,7 @@ fn load_file(path: &Path) -> Result<Runbook, RunbookError> {
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFacts {
     pub service: Option<String>,
-    pub severity: Option<crate::incident::Severity>,
+    pub severity: Option<firebreak_store::incident::Severity>,
     pub event_types: BTreeSet<String>,
     /// String fields of the incident's events, each with every value seen.
     pub labels: BTreeMap<String, BTreeSet<String>>,

@@ -19,10 +19,10 @@ use ts_rs::TS;
 
 use render::{html, markdown};
 
-use crate::incident::Incident;
-use crate::store::actions::ActionRecord;
-use crate::store::review::Review;
-use crate::store::Store;
+use firebreak_store::actions::ActionRecord;
+use firebreak_store::incident::Incident;
+use firebreak_store::review::Review;
+use firebreak_store::Store;
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,7 +234,7 @@ async fn assemble(
         let mut after = None;
         loop {
             let page = store
-                .timeline_bulk(incident_id, after, crate::store::MAX_BULK_PAGE)
+                .timeline_bulk(incident_id, after, firebreak_store::MAX_BULK_PAGE)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some((last.1, last.0));
@@ -336,10 +336,10 @@ async fn assemble(
         alerts: alerts.into_iter().collect(),
         actions: actions
             .iter()
-            .filter(|a| a.state != crate::store::actions::ActionState::Proposed)
+            .filter(|a| a.state != firebreak_store::actions::ActionState::Proposed)
             .map(|a| ReportAction {
                 summary: a.preview.summary.clone(),
-                kind: crate::store::actions::kind_str(a.kind).into(),
+                kind: firebreak_store::actions::kind_str(a.kind).into(),
                 state: a.state.as_str().into(),
                 confirmed_by: a.confirmed_by.clone(),
                 reason: a.reason.clone(),
@@ -371,7 +371,7 @@ async fn assemble(
         },
         metrics,
         timeline,
-        generated_at: crate::clock::now(),
+        generated_at: firebreak_common::clock::now(),
     })
 }
 
@@ -386,7 +386,7 @@ pub fn metrics_window(moments: &[KeyMoment], opened_ms: i64) -> (i64, i64) {
             .map(|t| t.timestamp_millis())
     };
     let start = moment("impact_began").unwrap_or(opened_ms);
-    let end = moment("resolved").unwrap_or_else(crate::store::now_ms);
+    let end = moment("resolved").unwrap_or_else(firebreak_store::now_ms);
     (start - 10 * 60 * 1000, end + 5 * 60 * 1000)
 }
 
@@ -396,8 +396,8 @@ pub async fn bundle(
     store: &Store,
     incident_id: i64,
 ) -> anyhow::Result<(
-    crate::store::bundle::BundleOut,
-    crate::store::bundle::BundleCounts,
+    firebreak_store::bundle::BundleOut,
+    firebreak_store::bundle::BundleCounts,
 )> {
     use std::sync::Arc;
     // The metrics window comes from the key moments, which need no timeline; then the
@@ -419,7 +419,7 @@ pub async fn bundle(
         tokio::task::spawn_blocking(move || serde_json::value::to_raw_value(&*report))
     };
     let (markdown, html, json) = tokio::join!(text(Format::Markdown), text(Format::Html), json);
-    bundle.reports = Some(crate::store::bundle::BundleReports {
+    bundle.reports = Some(firebreak_store::bundle::BundleReports {
         markdown: markdown?,
         html: html?,
         json: json??,
@@ -499,9 +499,9 @@ async fn key_moments(
 pub struct ReviewData {
     pub report: IncidentReport,
     pub review: Review,
-    pub facets: crate::store::review::TimelineFacets,
+    pub facets: firebreak_store::review::TimelineFacets,
     pub root_causes: Vec<String>,
-    pub known_factors: Vec<crate::store::review::KnownFactor>,
+    pub known_factors: Vec<firebreak_store::review::KnownFactor>,
 }
 
 pub async fn review_data(store: &Store, incident_id: i64) -> anyhow::Result<ReviewData> {

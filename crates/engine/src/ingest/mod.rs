@@ -23,8 +23,8 @@ pub use connection::Target;
 use rules::Rules;
 use sink::ConsoleSink;
 
-use crate::store::ingest::{Committed, Item};
-use crate::store::{Store, StoreError};
+use firebreak_store::ingest::{Committed, Item};
+use firebreak_store::{Store, StoreError};
 
 /// Items waiting for the writer. With hand-offs of at most 512 events, at most ~32k
 /// events are in memory between the sockets and the disk.
@@ -145,7 +145,7 @@ impl Engine {
 }
 
 /// A jitter source per connection: a small xorshift seeded from the clock and the cluster.
-pub(crate) fn jitter_source(salt: i64) -> impl FnMut() -> f64 {
+pub fn jitter_source(salt: i64) -> impl FnMut() -> f64 {
     let mut x = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)

@@ -9,7 +9,7 @@ use ts_rs::TS;
 
 use crate::ingest::{Engine, Target};
 use crate::secrets;
-use crate::store::{Cluster, NewCluster, Store, StoreError};
+use firebreak_store::{Cluster, NewCluster, Store, StoreError};
 
 /// A watched cluster with what the settings list shows of its token.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
