@@ -3,6 +3,7 @@
 //! The domain modules never import `tauri`; only `desktop` does (behind the default
 //! `desktop` feature), so the whole core builds and tests without WebKitGTK.
 
+pub use firebreak_bench as bench;
 pub use firebreak_common::{clock, logging, process};
 pub use firebreak_engine::{actions, ingest, runbooks, secrets, trust, watchlist};
 pub use firebreak_gateway as gateway;
@@ -14,7 +15,6 @@ pub use firebreak_store as store;
 pub use firebreak_store::{incident, paths, runbook_step};
 
 pub mod act;
-pub mod bench;
 pub mod cli;
 pub mod history;
 pub mod incident_cli;

@@ -4,7 +4,7 @@
 //! itself is the `firebreak-team-server` crate; the sync contract is
 //! `firebreak_protocol::team` (TEAM.md).
 
-pub mod bench;
+pub use firebreak_bench::team as bench;
 pub mod cli;
 pub use firebreak_engine::team::{client, sync};
 

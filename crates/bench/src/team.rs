@@ -15,11 +15,11 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::client::{TeamClient, TeamLink};
-use super::db::TeamDb;
-use super::wire::{Body, Frame, Record};
-use crate::incident::{NewIncident, Severity};
-use crate::store::Store;
+use firebreak_engine::team::client::{TeamClient, TeamLink};
+use firebreak_protocol::team::{Body, Frame, Record};
+use firebreak_store::incident::{NewIncident, Severity};
+use firebreak_store::Store;
+use firebreak_team_server::db::TeamDb;
 
 pub async fn team(
     database_url: Option<String>,
@@ -28,7 +28,7 @@ pub async fn team(
 ) -> Result<()> {
     let scratch = match &database_url {
         Some(_) => None,
-        None => Some(super::scratch::ScratchPostgres::start().await?),
+        None => Some(firebreak_team_server::scratch::ScratchPostgres::start().await?),
     };
     let url = match (&database_url, &scratch) {
         (Some(u), _) => u.clone(),
@@ -82,13 +82,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 async fn run(url: &str, catch_up: u64, dir: &std::path::Path) -> Result<()> {
     let db = TeamDb::connect(url, 4).await?;
-    let config = super::config::Config {
+    let config = firebreak_team_server::config::Config {
         listen: "127.0.0.1:0".parse()?,
         database: firebreak_server::secret::Secret::Env("FIREBREAK_BENCH_UNUSED".into()),
         max_connections: 32,
         tls: None,
     };
-    let server = super::server::start_with_url(&config, url).await?;
+    let server = firebreak_team_server::server::start_with_url(&config, url).await?;
     let base = server.base_url();
     // Each measurement has a team (and so a stream) of its own.
     let teams = ["bench", "lag-10", "lag-50", "catch-up"].map(String::from);
@@ -240,7 +240,11 @@ async fn run(url: &str, catch_up: u64, dir: &std::path::Path) -> Result<()> {
         let store = Store::open(&dir.join("catch-up.db")).await?;
         store.link_team(&base, "catch-up", None, None).await?;
         let started = Instant::now();
-        let sync = super::sync::TeamSync::start(store.clone(), token.clone(), Arc::new(|_| {}));
+        let sync = firebreak_engine::team::sync::TeamSync::start(
+            store.clone(),
+            token.clone(),
+            Arc::new(|_| {}),
+        );
         loop {
             let link = store.team_link().await?.context("linked")?;
             if link.cursor >= head {
@@ -279,7 +283,7 @@ async fn lag(
         let store = Store::open(&dir.join(format!("lag-{consoles}-{n}.db"))).await?;
         store.link_team(base, &team, None, None).await?;
         let (sent, arrivals) = (sent.clone(), arrivals.clone());
-        let on_applied: super::sync::OnApplied = Arc::new(move |_| {
+        let on_applied: firebreak_engine::team::sync::OnApplied = Arc::new(move |_| {
             let at = Instant::now();
             if let Some(sent) = *sent.lock().unwrap_or_else(|e| e.into_inner()) {
                 if n != 0 {
@@ -290,7 +294,7 @@ async fn lag(
                 }
             }
         });
-        syncs.push(super::sync::TeamSync::start(
+        syncs.push(firebreak_engine::team::sync::TeamSync::start(
             store.clone(),
             token.to_owned(),
             on_applied,
@@ -323,7 +327,7 @@ async fn lag(
     let deadline = Instant::now() + Duration::from_secs(60);
     while syncs
         .iter()
-        .any(|s| s.status().state != super::sync::SyncState::Synced)
+        .any(|s| s.status().state != firebreak_engine::team::sync::SyncState::Synced)
     {
         anyhow::ensure!(
             Instant::now() < deadline,

@@ -1,5 +1,8 @@
 //! `firebreak bench …`: measurements for README, each beside a baseline taken in the
-//! same run. Benchmarks print figures; they never pass or fail on them.
+//! same run. Benchmarks print figures; they never pass or fail on them. `team` measures
+//! the team server with many consoles.
+
+pub mod team;
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +11,7 @@ use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::sim::{Scenario, SimOptions};
+use firebreak_sim::{Scenario, SimOptions};
 
 /// The simulator's synthetic generator: events per second published into the journal with
 /// no client (the baseline: serialization alone), then received by one client over a
@@ -74,20 +77,20 @@ pub async fn generator(seconds: u64, rate: u64) -> Result<()> {
 /// The steady scenario at `rate` synthetic events per second, keeping `retain` of them for
 /// clients that fall behind (the generator benchmark's client must never fall off the end;
 /// the others keep memory for the process they measure).
-async fn start_sim(rate: u64, retain: usize) -> Result<crate::sim::RunningSim> {
-    start_fleet(rate, retain, crate::sim::FleetShape::default()).await
+async fn start_sim(rate: u64, retain: usize) -> Result<firebreak_sim::RunningSim> {
+    start_fleet(rate, retain, firebreak_sim::FleetShape::default()).await
 }
 
 async fn start_fleet(
     rate: u64,
     retain: usize,
-    fleet: crate::sim::FleetShape,
-) -> Result<crate::sim::RunningSim> {
+    fleet: firebreak_sim::FleetShape,
+) -> Result<firebreak_sim::RunningSim> {
     let mut opts = SimOptions::new(Scenario::load("steady")?, "bench");
     opts.rate = rate;
     opts.retain = retain;
     opts.fleet = fleet;
-    crate::sim::start(opts).await
+    firebreak_sim::start(opts).await
 }
 
 /// Ingest: events from the simulator over a loopback WebSocket into SQLite, committed,
@@ -96,7 +99,7 @@ async fn start_fleet(
 pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Result<()> {
     use std::sync::{Arc, Mutex};
 
-    use crate::ingest::sink::{ClusterStatus, Committed, ConsoleSink};
+    use firebreak_engine::ingest::sink::{ClusterStatus, Committed, ConsoleSink};
 
     #[derive(Default)]
     struct Tally {
@@ -118,10 +121,10 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
 
     std::fs::create_dir_all(data_dir)?;
     let db = data_dir.join(format!("bench-ingest-{}.db", std::process::id()));
-    let store = crate::store::Store::open(&db).await?;
+    let store = firebreak_store::Store::open(&db).await?;
     let sim = start_sim(rate, 400_000).await?;
     let cluster = store
-        .ensure_cluster(&crate::store::NewCluster {
+        .ensure_cluster(&firebreak_store::NewCluster {
             ca_file: None,
             name: "bench".into(),
             events_url: sim.events_url(),
@@ -129,14 +132,15 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
         })
         .await?;
     let tally = Arc::new(Tally::default());
-    let target = crate::ingest::Target {
+    let target = firebreak_engine::ingest::Target {
         cluster_id: cluster.id,
         name: "bench".into(),
         events_url: sim.events_url(),
         token: Some(sim.token.clone()),
         ca_file: None,
     };
-    let engine = crate::ingest::Engine::start(store.clone(), vec![target], tally.clone()).await?;
+    let engine =
+        firebreak_engine::ingest::Engine::start(store.clone(), vec![target], tally.clone()).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (start_count, start_batches) = {
         let mut t = tally.events.lock().unwrap_or_else(|e| e.into_inner());
@@ -173,18 +177,21 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
     // The ceiling: the same rows, built beforehand, into a fresh store of the same schema
     // and settings by the thinnest path from Rust, in transactions of the engine's batch
     // size; several statement sizes, the fastest taken.
-    let rows = crate::store::bench::ceiling_rows(&frames);
+    let rows = firebreak_store::bench::ceiling_rows(&frames);
     let ceiling_db = data_dir.join(format!("bench-ceiling-{}.db", std::process::id()));
     let mut ceilings = Vec::new();
     for per_statement in [1, 32, 256] {
-        crate::store::Store::open(&ceiling_db).await?.close().await;
+        firebreak_store::Store::open(&ceiling_db)
+            .await?
+            .close()
+            .await;
         let (path, rows) = (ceiling_db.clone(), &rows);
         let rate = tokio::task::block_in_place(|| {
-            crate::store::bench::bench_ceiling_insert(
+            firebreak_store::bench::bench_ceiling_insert(
                 &path,
                 rows,
                 per_statement,
-                crate::ingest::MAX_BATCH_ROWS,
+                firebreak_engine::ingest::MAX_BATCH_ROWS,
             )
         })?;
         ceilings.push((per_statement, rate));
@@ -199,22 +206,26 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
     // and the store's batch insert in the engine's batch size, no network and no simulator.
     let store_db = data_dir.join(format!("bench-store-{}.db", std::process::id()));
     let store_only = {
-        let store = crate::store::Store::open(&store_db).await?;
+        let store = firebreak_store::Store::open(&store_db).await?;
         let cluster = store
-            .ensure_cluster(&crate::store::NewCluster {
+            .ensure_cluster(&firebreak_store::NewCluster {
                 ca_file: None,
                 name: "bench".into(),
                 events_url: "ws://127.0.0.1:1/v1/events".into(),
                 actions_url: "http://127.0.0.1:1".into(),
             })
             .await?;
-        let items =
-            crate::store::bench::decoded_items(&frames, cluster.id, crate::ingest::MAX_BATCH_ROWS);
+        let items = firebreak_store::bench::decoded_items(
+            &frames,
+            cluster.id,
+            firebreak_engine::ingest::MAX_BATCH_ROWS,
+        );
         let events: usize = items.iter().map(|i| i.events().len()).sum();
-        let mut rules = crate::ingest::rules::Rules::default();
+        let mut rules = firebreak_engine::ingest::rules::Rules::default();
         let t = Instant::now();
         for item in &items {
-            crate::ingest::record_batch(&store, std::slice::from_ref(item), &mut rules).await?;
+            firebreak_engine::ingest::record_batch(&store, std::slice::from_ref(item), &mut rules)
+                .await?;
         }
         let rate = events as f64 / t.elapsed().as_secs_f64();
         store.close().await;
@@ -224,7 +235,7 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
 
     // The per-row path: one prepared INSERT per row through sqlx.
     let raw_db = data_dir.join(format!("bench-raw-{}.db", std::process::id()));
-    let raw = crate::store::Store::open(&raw_db).await?;
+    let raw = firebreak_store::Store::open(&raw_db).await?;
     let per_row = raw
         .bench_raw_insert(&frames[..frames.len().min(200_000)])
         .await?;
@@ -243,7 +254,7 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
     println!(
         "  ceiling, {} prebuilt rows by rusqlite, {best_per_statement} rows a statement, {} a transaction: {ceiling:>10.0} rows/s",
         rows.len(),
-        crate::ingest::MAX_BATCH_ROWS
+        firebreak_engine::ingest::MAX_BATCH_ROWS
     );
     for (per_statement, rate) in &ceilings {
         println!("    {per_statement:>4} rows a statement: {rate:>10.0} rows/s");
@@ -268,7 +279,7 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
 pub async fn timeline(entries: i64, data_dir: &std::path::Path) -> Result<()> {
     std::fs::create_dir_all(data_dir)?;
     let db = data_dir.join(format!("bench-timeline-{}.db", std::process::id()));
-    let store = crate::store::Store::open(&db).await?;
+    let store = firebreak_store::Store::open(&db).await?;
     let filled = Instant::now();
     let incident = store.bench_fill_incident(entries).await?;
     println!(
@@ -286,7 +297,7 @@ pub async fn timeline(entries: i64, data_dir: &std::path::Path) -> Result<()> {
 /// reads was their slowest one, which on two shared cores is the scheduler's as much as
 /// the store's), by key as the console reads them, the same without what each entry
 /// reads from elsewhere (its event's type, a team refusal), and by OFFSET.
-async fn timeline_pages(store: &crate::store::Store, incident: i64, entries: i64) -> Result<()> {
+async fn timeline_pages(store: &firebreak_store::Store, incident: i64, entries: i64) -> Result<()> {
     const PAGE: i64 = 200;
     // The first read at each position is kept apart: it meets caches that have not seen
     // those pages yet (each of the store's read connections keeps its own page cache).
@@ -352,12 +363,12 @@ async fn timeline_pages(store: &crate::store::Store, incident: i64, entries: i64
 /// and the window's *Export report…* do), and the report's read of the timeline (keyset
 /// pages of 1,000) beside the same pages fetched by OFFSET, in the same store.
 pub async fn export(entries: i64, data_dir: &std::path::Path) -> Result<()> {
-    use crate::reports::{build, render, Format};
+    use firebreak_reports::{build, render, Format};
     const PAGE: i64 = 1000;
     anyhow::ensure!(entries >= PAGE, "--entries is at least {PAGE}");
     std::fs::create_dir_all(data_dir)?;
     let db = data_dir.join(format!("bench-export-{}.db", std::process::id()));
-    let store = crate::store::Store::open(&db).await?;
+    let store = firebreak_store::Store::open(&db).await?;
     let filled = Instant::now();
     let incident = store.bench_fill_incident(entries).await?;
     println!(
@@ -391,7 +402,7 @@ pub async fn export(entries: i64, data_dir: &std::path::Path) -> Result<()> {
     let mut bulk_read = 0;
     loop {
         let page = store
-            .timeline_bulk(incident, after, crate::store::MAX_BULK_PAGE)
+            .timeline_bulk(incident, after, firebreak_store::MAX_BULK_PAGE)
             .await?;
         let Some(last) = page.last() else { break };
         after = Some((last.1, last.0));
@@ -406,7 +417,7 @@ pub async fn export(entries: i64, data_dir: &std::path::Path) -> Result<()> {
     println!("  same pages by OFFSET (baseline):                {by_offset:>7.2} s");
     println!(
         "  as JSON pages of {} written by SQLite (the reports): {bulk:>7.2} s",
-        crate::store::MAX_BULK_PAGE
+        firebreak_store::MAX_BULK_PAGE
     );
 
     let out = data_dir.join(format!("bench-export-{}", std::process::id()));
@@ -422,7 +433,7 @@ pub async fn export(entries: i64, data_dir: &std::path::Path) -> Result<()> {
         let text = render(&report, format);
         let rendered = secs(t);
         let t = Instant::now();
-        crate::reports::write_atomically(&out, &text)?;
+        firebreak_reports::write_atomically(&out, &text)?;
         let written = secs(t);
         println!(
             "  report, {name:<8} build {built:>5.2} s + render {rendered:>5.2} s + write {written:>5.2} s \
@@ -432,8 +443,8 @@ pub async fn export(entries: i64, data_dir: &std::path::Path) -> Result<()> {
         );
     }
     let t = Instant::now();
-    let (bundle, _) = crate::reports::bundle(&store, incident).await?;
-    crate::reports::write_atomically_with(&out, |f| {
+    let (bundle, _) = firebreak_reports::bundle(&store, incident).await?;
+    firebreak_reports::write_atomically_with(&out, |f| {
         serde_json::to_writer(f, &bundle).map_err(std::io::Error::from)
     })?;
     println!(
@@ -501,7 +512,7 @@ pub async fn memory(events: u64, rate: u64, data_dir: &std::path::Path) -> Resul
     let busy_pss = busy.pss_kib()?;
     let recorded = count().await?;
     busy.close();
-    let _ = crate::secrets::delete(&account).await;
+    let _ = firebreak_engine::secrets::delete(&account).await;
     let _ = std::fs::remove_dir_all(&run);
 
     let mb = |kib: u64| kib as f64 / 1024.0;
@@ -521,18 +532,18 @@ pub async fn memory(events: u64, rate: u64, data_dir: &std::path::Path) -> Resul
 
 /// A store at `db` that watches `sim` as cluster "bench", its token saved in the OS
 /// keychain as a user's would be; returns the keychain account (delete it afterwards).
-async fn watching(db: &std::path::Path, sim: &crate::sim::RunningSim) -> Result<String> {
-    let store = crate::store::Store::open(db).await?;
+async fn watching(db: &std::path::Path, sim: &firebreak_sim::RunningSim) -> Result<String> {
+    let store = firebreak_store::Store::open(db).await?;
     let cluster = store
-        .add_cluster(&crate::store::NewCluster {
+        .add_cluster(&firebreak_store::NewCluster {
             ca_file: None,
             name: "bench".into(),
             events_url: sim.events_url(),
             actions_url: sim.actions_url(),
         })
         .await?;
-    let account = crate::secrets::new_account();
-    crate::secrets::save(&account, &sim.token).await?;
+    let account = firebreak_engine::secrets::new_account();
+    firebreak_engine::secrets::save(&account, &sim.token).await?;
     store.set_token_ref(cluster.id, Some(&account)).await?;
     store.close().await;
     Ok(account)
@@ -618,7 +629,7 @@ pub async fn gateway(events: u64, samples: usize, data_dir: &std::path::Path) ->
 const BENCH_TOKEN: &str = "bench-token-0123456789";
 
 async fn gateway_in(dir: &std::path::Path, events: u64, samples: usize) -> Result<()> {
-    use crate::gateway::journal::{DurableJournal, Retention, RECENT_FRAMES};
+    use firebreak_gateway::journal::{DurableJournal, Retention, RECENT_FRAMES};
 
     // A journal of `events` service.metrics events, as the Prometheus source writes them.
     let journal_path = dir.join("journal.db");
@@ -634,10 +645,10 @@ async fn gateway_in(dir: &std::path::Path, events: u64, samples: usize) -> Resul
             let n = left.min(10_000) as usize;
             journal
                 .publish(n, |seq, _| {
-                    crate::server::envelope(
+                    firebreak_server::envelope(
                         "/clusters/bench",
                         &uuid::Uuid::now_v7().to_string(),
-                        crate::protocol::events::EventType::ServiceMetrics,
+                        firebreak_protocol::events::EventType::ServiceMetrics,
                         chrono::Utc::now(),
                         "service/llm-assistant",
                         seq,
@@ -658,7 +669,7 @@ async fn gateway_in(dir: &std::path::Path, events: u64, samples: usize) -> Resul
         dir.join("token").display(),
         dir.join("webhook").display()
     );
-    let config = crate::gateway::config::parse(std::path::Path::new("bench.toml"), &text)?;
+    let config = firebreak_gateway::config::parse(std::path::Path::new("bench.toml"), &text)?;
     println!("gateway fan-out ({events} service.metrics events in the journal; each subscriber reads them all from the start over a loopback WebSocket)");
     // Baseline: every read from the SQLite file. The gateway keeps the newest frames in
     // memory too; both in this run.
@@ -672,7 +683,7 @@ async fn gateway_in(dir: &std::path::Path, events: u64, samples: usize) -> Resul
         let journal = std::sync::Arc::new(
             DurableJournal::open_with(&journal_path, Retention::default(), recent).await?,
         );
-        let gw = crate::gateway::serve::start_on(&config, journal.clone()).await?;
+        let gw = firebreak_gateway::serve::start_on(&config, journal.clone()).await?;
         println!("  {label}:");
         for consoles in [1usize, 10, 50] {
             let (each, elapsed) = fan_out(&gw.events_url(), consoles, events).await?;
@@ -734,7 +745,7 @@ async fn alert_latency(dir: &std::path::Path, samples: usize) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
-    use crate::ingest::sink::{ClusterStatus, Committed, ConsoleSink};
+    use firebreak_engine::ingest::sink::{ClusterStatus, Committed, ConsoleSink};
 
     struct Commits {
         events: AtomicU64,
@@ -755,11 +766,11 @@ async fn alert_latency(dir: &std::path::Path, samples: usize) -> Result<()> {
         dir.join("token").display(),
         dir.join("webhook").display()
     );
-    let config = crate::gateway::config::parse(std::path::Path::new("bench.toml"), &text)?;
-    let gw = crate::gateway::serve::start(&config, &dir.join("latency-journal.db")).await?;
-    let store = crate::store::Store::open(&dir.join("console.db")).await?;
+    let config = firebreak_gateway::config::parse(std::path::Path::new("bench.toml"), &text)?;
+    let gw = firebreak_gateway::serve::start(&config, &dir.join("latency-journal.db")).await?;
+    let store = firebreak_store::Store::open(&dir.join("console.db")).await?;
     let cluster = store
-        .ensure_cluster(&crate::store::NewCluster {
+        .ensure_cluster(&firebreak_store::NewCluster {
             name: "bench".into(),
             events_url: gw.events_url(),
             actions_url: gw.base_url(),
@@ -770,9 +781,9 @@ async fn alert_latency(dir: &std::path::Path, samples: usize) -> Result<()> {
         events: AtomicU64::new(0),
         moved: tokio::sync::Notify::new(),
     });
-    let engine = crate::ingest::Engine::start(
+    let engine = firebreak_engine::ingest::Engine::start(
         store.clone(),
-        vec![crate::ingest::Target {
+        vec![firebreak_engine::ingest::Target {
             cluster_id: cluster.id,
             name: "bench".into(),
             events_url: gw.events_url(),
@@ -850,7 +861,7 @@ async fn alert_latency(dir: &std::path::Path, samples: usize) -> Result<()> {
 pub async fn frames(
     rate: u64,
     seconds: u32,
-    fleet: crate::sim::FleetShape,
+    fleet: firebreak_sim::FleetShape,
     data_dir: &std::path::Path,
 ) -> Result<()> {
     anyhow::ensure!(
@@ -913,11 +924,11 @@ pub async fn frames(
             n
         };
         sim.shutdown();
-        let _ = crate::secrets::delete(&account).await;
+        let _ = firebreak_engine::secrets::delete(&account).await;
         // The board the window asked for (at most once a second), read again from the
         // store it left: how long one read takes, and how many services it carried.
         let board = {
-            let store = crate::store::Store::open(&db).await?;
+            let store = firebreak_store::Store::open(&db).await?;
             let mut reads = Vec::new();
             let mut services = 0;
             for _ in 0..5 {
@@ -991,13 +1002,13 @@ pub async fn startup(runs: u32, data_dir: &std::path::Path) -> Result<()> {
     for i in 0..runs {
         let dir = run.join(i.to_string());
         // A store made beforehand, as a user's would be: the first run creates none.
-        crate::store::Store::open(&dir.join("firebreak.db"))
+        firebreak_store::Store::open(&dir.join("firebreak.db"))
             .await?
             .close()
             .await;
         let out = dir.join("paint.json");
         let log = dir.join("console.log");
-        let started_ms = crate::store::now_ms();
+        let started_ms = firebreak_store::now_ms();
         let started = Instant::now();
         let mut child = std::process::Command::new(&exe)
             .arg("--data-dir")
