@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::incident_cli::IncidentChange;
 use crate::paths::DataDir;
 use crate::store::Store;
+use crate::team::cli::TeamCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,7 +44,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the built-in simulator of an AI model-serving fleet (events and action API).
-    Sim(SimArgs),
+    Sim(firebreak_sim::cli::SimArgs),
     /// Record clusters' events and open incidents without a window.
     Watch {
         /// A cluster to watch, as NAME=EVENTS_URL (repeatable).
@@ -66,28 +68,12 @@ pub enum Command {
         #[arg(long, conflicts_with = "clusters")]
         demo: bool,
     },
-    /// The gateway that speaks protocol v1 for a real cluster: the event stream from its
-    /// durable journal (in the data dir), Alertmanager's webhook, Prometheus queries and
-    /// the action API. Headless: built without the window, it is the server binary.
-    #[command(group(clap::ArgGroup::new("gateway_mode").required(true).args(["config", "check"])))]
-    Gateway {
-        /// Serve with this configuration until Ctrl-C or SIGTERM.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Check this configuration file (every mistake with file, line and key; exit 1
-        /// on any) and exit, for CI.
-        #[arg(long, value_name = "FILE")]
-        check: Option<PathBuf>,
-    },
+    /// The gateway that speaks protocol v1 for a real cluster (the same as the
+    /// `firebreak-gateway` binary, which servers install; kept here for one release).
+    Gateway(firebreak_gateway::cli::GatewayArgs),
     /// The team server: incidents shared live between consoles, kept in PostgreSQL
-    /// (TEAM.md). Headless, like the gateway; several can serve one database.
-    TeamServer {
-        /// The server's configuration (listen address, database URL's file or variable, TLS).
-        #[arg(long, value_name = "FILE", global = true)]
-        config: Option<PathBuf>,
-        #[command(subcommand)]
-        command: Option<TeamServerCommand>,
-    },
+    /// (TEAM.md). The same as the `firebreak-team-server` binary, kept here for one release.
+    TeamServer(firebreak_team_server::cli::TeamServerArgs),
     /// Measure performance (figures for README, beside a baseline from the same run).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -301,30 +287,6 @@ fn parse_duration_s(text: &str) -> Result<u32, String> {
     Ok(total as u32)
 }
 
-/// `firebreak incident ID …`: one change, as the window makes it.
-#[derive(Debug, Subcommand)]
-pub enum IncidentChange {
-    /// Add a note to the timeline.
-    Note { text: String },
-    /// Acknowledge: someone is on it.
-    Ack,
-    /// Mitigated: the impact has stopped.
-    Mitigate,
-    /// Resolved.
-    Resolve,
-    /// Change the severity.
-    Severity {
-        #[arg(value_parser = ["critical", "major", "minor", "info"])]
-        level: String,
-    },
-    /// Take command (or give it to PERSON); `--step-down` leaves it to no one.
-    Command {
-        person: Option<String>,
-        #[arg(long, conflicts_with = "person")]
-        step_down: bool,
-    },
-}
-
 #[derive(Debug, Subcommand)]
 pub enum RunbooksCommand {
     /// Validate runbook files (for a team's own CI): every problem with its file and line,
@@ -348,78 +310,6 @@ pub enum RunbooksCommand {
         #[arg(long, default_value_t = 10.0)]
         speed: f64,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TeamCommand {
-    /// Link this data dir to a team: incidents opened from now on are shared. The token is
-    /// read from an environment variable and kept in the OS keychain.
-    Link {
-        /// The team server, https:// (http:// only on this machine).
-        #[arg(long)]
-        url: String,
-        #[arg(long)]
-        team: String,
-        /// The environment variable holding the token `team-server user add` printed.
-        #[arg(long, value_name = "VAR")]
-        token_env: String,
-        /// Trust this CA certificate file (PEM) besides the OS store.
-        #[arg(long, value_name = "FILE")]
-        ca_file: Option<PathBuf>,
-    },
-    /// Sync until Ctrl-C: push what was recorded here, apply what the team recorded.
-    Sync {
-        /// Read the token from this environment variable instead of the keychain.
-        #[arg(long, value_name = "VAR")]
-        token_env: Option<String>,
-    },
-    /// The link, what waits to be pushed, and what was refused.
-    Status,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TeamServerCommand {
-    /// The people who may use the team server.
-    #[command(subcommand)]
-    User(UserCommand),
-    /// The records the server could not take, newest first, as they were sent and why.
-    Rejected {
-        /// Only this team's.
-        #[arg(long, value_name = "TEAM")]
-        team: Option<String>,
-        /// How many at most.
-        #[arg(long, default_value_t = 20)]
-        limit: u32,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Add a person to one or more teams (made when missing) and print their token once:
-    /// only its hash is kept.
-    Add {
-        name: String,
-        #[arg(long = "team", value_name = "TEAM", required = true)]
-        teams: Vec<String>,
-    },
-    /// Add a person who has a token to more teams (made when missing).
-    Join {
-        name: String,
-        #[arg(long = "team", value_name = "TEAM", required = true)]
-        teams: Vec<String>,
-    },
-    /// Take a person out of teams: their consoles are refused those teams from now on,
-    /// open streams included.
-    Leave {
-        name: String,
-        #[arg(long = "team", value_name = "TEAM", required = true)]
-        teams: Vec<String>,
-    },
-    /// Revoke a person's token: everything sent with it is refused from now on, open
-    /// streams included.
-    Revoke { name: String },
-    /// Everyone who has or had a token, and their teams.
-    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -527,44 +417,6 @@ pub enum BenchCommand {
     },
 }
 
-#[derive(Debug, clap::Args)]
-pub struct SimArgs {
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub listen: std::net::SocketAddr,
-    /// A built-in scenario name (see --list) or a path to a scenario .toml file.
-    #[arg(long, required_unless_present = "list")]
-    pub scenario: Option<String>,
-    /// List the built-in scenarios and exit.
-    #[arg(long)]
-    pub list: bool,
-    /// Seed of the simulation: the same seed tells the same story.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Simulated seconds per real second.
-    #[arg(long, default_value_t = 1.0)]
-    pub speed: f64,
-    /// Extra synthetic events per second, for benchmarks.
-    #[arg(long, default_value_t = 0)]
-    pub rate: u64,
-    /// Bearer token both interfaces require (default: a random one, printed on the third line).
-    #[arg(long, env = "FIREBREAK_SIM_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Fault knobs, e.g. drop_every=500,duplicate=0.01,reorder=0.01,malformed=0.005,action_delay_ms=2000,action_fail=1
-    #[arg(long, default_value = "")]
-    pub faults: String,
-    /// Events kept for clients that resume.
-    #[arg(long, default_value_t = 200_000)]
-    pub retain: usize,
-    /// The cluster name in every event's source (/clusters/NAME).
-    #[arg(long, default_value = "sim")]
-    pub cluster: String,
-    /// How many services in how many regions, as SERVICESxREGIONS (up to 1000x6): the
-    /// demo's three services keep their names, the rest are numbered.
-    #[arg(long, default_value = "3x2", value_name = "SERVICESxREGIONS")]
-    pub fleet: crate::sim::FleetShape,
-}
-
 /// Parses the command line and runs it. Errors end as one readable line and exit code 1.
 pub fn main() -> ExitCode {
     #[cfg(feature = "desktop")]
@@ -578,26 +430,10 @@ pub fn main() -> ExitCode {
             ExitCode::from(crate::act::EXIT_UNVERIFIED)
         }
         Err(e) => {
-            eprintln!("firebreak: {}", one_line(&e));
+            eprintln!("firebreak: {}", firebreak_common::process::one_line(&e));
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line, leaving out a cause its parent already quotes
-/// (an I/O error wrapped by a library repeats it word for word).
-fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain().map(ToString::to_string) {
-        if line.ends_with(&cause) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&cause);
-    }
-    line
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -618,142 +454,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-async fn team_server(config: Option<PathBuf>, command: Option<TeamServerCommand>) -> Result<()> {
-    let Some(path) = config else {
-        anyhow::bail!("team-server needs --config FILE (TEAM.md shows one)");
-    };
-    let config = crate::team::config::load(&path)?;
-    match command {
-        None => {
-            let running = crate::team::server::start(&config).await?;
-            println!("team server: {}", running.base_url());
-            crate::process::shutdown_signal().await;
-            running.shutdown();
-        }
-        Some(TeamServerCommand::User(user)) => {
-            let url = crate::team::config::database_url(&config)?;
-            let db = crate::team::db::TeamDb::connect(&url, 2).await?;
-            match user {
-                UserCommand::Add { name, teams } => {
-                    let token = db.add_person(&name, &teams).await?;
-                    eprintln!(
-                        "{} added to {}. Their token, shown only now (give it to them; \
-                         Settings → Team keeps it in their keychain):",
-                        name.trim(),
-                        teams.join(", ")
-                    );
-                    println!("{token}");
-                }
-                UserCommand::Join { name, teams } => {
-                    db.join(&name, &teams).await?;
-                    println!("{} is in {}", name.trim(), teams.join(", "));
-                }
-                UserCommand::Leave { name, teams } => {
-                    db.leave(&name, &teams).await?;
-                    println!("{} has left {}", name.trim(), teams.join(", "));
-                }
-                UserCommand::Revoke { name } => {
-                    db.revoke_person(&name).await?;
-                    println!("{}'s token is revoked", name.trim());
-                }
-                UserCommand::List => {
-                    let people = db.people().await?;
-                    if people.is_empty() {
-                        println!("nobody has a token yet (team-server user add NAME --team TEAM)");
-                    }
-                    for p in people {
-                        println!(
-                            "{}  since {}  {}{}",
-                            firebreak_common::text::shorten(&p.name, 120),
-                            p.since.format("%Y-%m-%d"),
-                            if p.teams.is_empty() {
-                                "in no team".to_owned()
-                            } else {
-                                format!("teams: {}", p.teams.join(", "))
-                            },
-                            p.revoked_at.map_or_else(String::new, |at| format!(
-                                "  revoked {}",
-                                at.format("%Y-%m-%d %H:%M UTC")
-                            )),
-                        );
-                    }
-                }
-            }
-        }
-        Some(TeamServerCommand::Rejected { team, limit }) => {
-            let url = crate::team::config::database_url(&config)?;
-            let db = crate::team::db::TeamDb::connect(&url, 1).await?;
-            let rejected = db.rejected(team.as_deref(), i64::from(limit)).await?;
-            if rejected.is_empty() {
-                println!("no rejected records");
-            }
-            for r in rejected {
-                println!(
-                    "{}  team {}  from {} (console {})  record {}\n  why: {}\n  sent: {}",
-                    r.received_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                    r.team,
-                    r.author,
-                    r.console,
-                    r.record_id
-                        .map_or_else(|| "without a readable id".into(), |id| id.to_string()),
-                    firebreak_common::text::shorten(&r.message, 1000),
-                    firebreak_common::text::shorten(&r.raw, 400),
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
 async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
     let command = match command {
-        Command::Sim(args) => return run_sim(args).await,
-        Command::Gateway {
-            check: Some(check), ..
-        } => {
-            let config = crate::gateway::config::load(&check)?;
-            println!(
-                "{}: ok: cluster {}, listening on {} ({}), {} token(s), {} service(s){}{}",
-                check.display(),
-                config.cluster,
-                config.listen,
-                if config.tls.is_some() {
-                    "TLS"
-                } else {
-                    "loopback, no TLS"
-                },
-                config.tokens.len(),
-                config.services.len(),
-                if config.prometheus.is_some() {
-                    ", Prometheus"
-                } else {
-                    ""
-                },
-                if config.alertmanager.is_some() {
-                    ", Alertmanager"
-                } else {
-                    ""
-                },
-            );
-            return Ok(());
-        }
-        Command::Gateway {
-            config: Some(path), ..
-        } => {
-            let config = crate::gateway::config::load(&path)?;
-            let journal = data_dir.root().join("gateway").join("journal.db");
-            let running = crate::gateway::serve::start(&config, &journal).await?;
-            println!("gateway for cluster {}", config.cluster);
-            println!("events: {}", running.events_url());
-            println!("journal: {}", journal.display());
-            crate::process::shutdown_signal().await;
-            running.shutdown();
-            return Ok(());
-        }
-        Command::Gateway { .. } => unreachable!("clap requires --config or --check"),
-        Command::TeamServer { config, command } => {
-            return team_server(config, command).await;
-        }
+        // The servers' own commands, as their binaries run them.
+        Command::Sim(args) => return firebreak_sim::cli::run(args).await,
+        Command::Gateway(args) => return firebreak_gateway::cli::run(args, data_dir.root()).await,
+        Command::TeamServer(args) => return firebreak_team_server::cli::run(args).await,
         Command::Bench(BenchCommand::Generator { seconds, rate }) => {
             return crate::bench::generator(seconds, rate).await
         }
@@ -890,8 +596,8 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             list_runbooks(&store, data_dir, incident).await
         }
         Command::Sim(_)
-        | Command::Gateway { .. }
-        | Command::TeamServer { .. }
+        | Command::Gateway(_)
+        | Command::TeamServer(_)
         | Command::Bench(_)
         | Command::Runbooks(RunbooksCommand::Check { .. })
         | Command::Runbooks(RunbooksCommand::Rehearse { .. }) => {
@@ -1206,52 +912,6 @@ async fn list_runbooks(store: &Store, data_dir: &DataDir, incident: Option<i64>)
     Ok(())
 }
 
-async fn run_sim(args: SimArgs) -> Result<()> {
-    use std::io::Write as _;
-
-    use crate::sim::{Faults, Scenario, SimOptions};
-
-    if args.list {
-        for s in Scenario::built_in()? {
-            println!(
-                "{:<22} {}",
-                s.name,
-                s.summary.split(". ").next().unwrap_or("")
-            );
-        }
-        return Ok(());
-    }
-    let name = args.scenario.as_deref().unwrap_or_default();
-    let scenario = Scenario::load(name)?;
-    let generated = args.token.is_none();
-    let token = args
-        .token
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let mut opts = SimOptions::new(scenario, token);
-    opts.listen = args.listen;
-    opts.seed = args.seed;
-    anyhow::ensure!(args.speed > 0.0, "--speed must be above 0");
-    opts.speed = args.speed;
-    opts.rate = args.rate;
-    opts.faults = Faults::parse(&args.faults).context("--faults")?;
-    opts.retain = args.retain;
-    opts.cluster = args.cluster;
-    opts.fleet = args.fleet;
-    let sim = crate::sim::start(opts).await?;
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "events: {}", sim.events_url())?;
-        writeln!(out, "actions: {}", sim.actions_url())?;
-        if generated {
-            writeln!(out, "token: {}", sim.token)?;
-        }
-        out.flush()?;
-    }
-    crate::process::shutdown_signal().await;
-    sim.shutdown();
-    Ok(())
-}
-
 async fn watch(
     store: &Store,
     clusters: Vec<String>,
@@ -1285,23 +945,4 @@ async fn watch(
         ));
     }
     crate::watch::run(store, specs).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn an_error_line_keeps_every_cause_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let wrapped = anyhow::Error::new(io)
-            .context("error communicating with database: refused")
-            .context("cannot connect to the team database");
-        assert_eq!(
-            one_line(&wrapped),
-            "cannot connect to the team database: error communicating with database: refused"
-        );
-        let distinct = anyhow::anyhow!("disk full").context("cannot record the event");
-        assert_eq!(one_line(&distinct), "cannot record the event: disk full");
-    }
 }

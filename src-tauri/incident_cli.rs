@@ -7,9 +7,33 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::cli::IncidentChange;
 use crate::incident::{Incident, IncidentStatus, Severity};
 use crate::store::Store;
+use clap::Subcommand;
+
+/// `firebreak incident ID …`: one change, as the window makes it.
+#[derive(Debug, Subcommand)]
+pub enum IncidentChange {
+    /// Add a note to the timeline.
+    Note { text: String },
+    /// Acknowledge: someone is on it.
+    Ack,
+    /// Mitigated: the impact has stopped.
+    Mitigate,
+    /// Resolved.
+    Resolve,
+    /// Change the severity.
+    Severity {
+        #[arg(value_parser = ["critical", "major", "minor", "info"])]
+        level: String,
+    },
+    /// Take command (or give it to PERSON); `--step-down` leaves it to no one.
+    Command {
+        person: Option<String>,
+        #[arg(long, conflicts_with = "person")]
+        step_down: bool,
+    },
+}
 
 /// How long a command waits for the team server to take its change before leaving it
 /// queued for the next sync.

@@ -3,8 +3,37 @@
 
 use anyhow::{Context, Result};
 
-use crate::cli::TeamCommand;
+use std::path::PathBuf;
+
 use crate::store::Store;
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Link this data dir to a team: incidents opened from now on are shared. The token is
+    /// read from an environment variable and kept in the OS keychain.
+    Link {
+        /// The team server, https:// (http:// only on this machine).
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        team: String,
+        /// The environment variable holding the token `team-server user add` printed.
+        #[arg(long, value_name = "VAR")]
+        token_env: String,
+        /// Trust this CA certificate file (PEM) besides the OS store.
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+    },
+    /// Sync until Ctrl-C: push what was recorded here, apply what the team recorded.
+    Sync {
+        /// Read the token from this environment variable instead of the keychain.
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+    },
+    /// The link, what waits to be pushed, and what was refused.
+    Status,
+}
 
 pub async fn run(store: &Store, command: TeamCommand) -> Result<()> {
     match command {

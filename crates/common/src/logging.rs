@@ -51,3 +51,15 @@ pub fn init(log_dir: &Path) -> Option<WorkerGuard> {
         }
     }
 }
+
+/// Installs the global subscriber for a server: stderr only, which systemd's journal (or
+/// the container runtime) keeps and rotates.
+pub fn init_stderr() {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,firebreak=info"));
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(filter);
+    let _ = tracing_subscriber::registry().with(stderr).try_init();
+}

@@ -10,6 +10,7 @@
 
 pub mod actions;
 pub mod alertmanager;
+pub mod cli;
 pub mod config;
 pub mod hooks;
 pub mod journal;

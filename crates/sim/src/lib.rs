@@ -2,6 +2,7 @@
 //! protocol. It is the demo a new user sees first and the counterpart every test runs
 //! against. Deterministic for a seed: the same scenario and seed tell the same story.
 
+pub mod cli;
 pub mod exposition;
 mod journal;
 pub mod scenario;

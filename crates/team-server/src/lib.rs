@@ -5,6 +5,7 @@
 //! (`openapi`). Headless like the gateway: it knows nothing of the console's store.
 //! `scratch` starts a throwaway PostgreSQL for benchmarks and tests.
 
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod openapi;

@@ -1,0 +1,69 @@
+//! `firebreak-gateway` (and `firebreak gateway`): serve a configuration, or check one.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+/// What the gateway is asked to do.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("gateway_mode").required(true).args(["config", "check"])))]
+pub struct GatewayArgs {
+    /// Serve with this configuration until Ctrl-C or SIGTERM: the event stream from its
+    /// durable journal (in the data dir), Alertmanager's webhook, Prometheus queries and
+    /// the action API.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check this configuration file (every mistake with file, line and key; exit 1 on
+    /// any) and exit, for CI and for systemd before a restart.
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
+}
+
+/// Runs what `args` asks; the journal lives in `data_dir/gateway/`.
+pub async fn run(args: GatewayArgs, data_dir: &Path) -> Result<()> {
+    match (args.check, args.config) {
+        (Some(check), _) => check_config(&check),
+        (None, Some(path)) => serve(&path, data_dir).await,
+        (None, None) => anyhow::bail!("say --config FILE to serve or --check FILE to check"),
+    }
+}
+
+fn check_config(check: &Path) -> Result<()> {
+    let config = crate::config::load(check)?;
+    println!(
+        "{}: ok: cluster {}, listening on {} ({}), {} token(s), {} service(s){}{}",
+        check.display(),
+        config.cluster,
+        config.listen,
+        if config.tls.is_some() {
+            "TLS"
+        } else {
+            "loopback, no TLS"
+        },
+        config.tokens.len(),
+        config.services.len(),
+        if config.prometheus.is_some() {
+            ", Prometheus"
+        } else {
+            ""
+        },
+        if config.alertmanager.is_some() {
+            ", Alertmanager"
+        } else {
+            ""
+        },
+    );
+    Ok(())
+}
+
+async fn serve(path: &Path, data_dir: &Path) -> Result<()> {
+    let config = crate::config::load(path)?;
+    let journal = data_dir.join("gateway").join("journal.db");
+    let running = crate::serve::start(&config, &journal).await?;
+    println!("gateway for cluster {}", config.cluster);
+    println!("events: {}", running.events_url());
+    println!("journal: {}", journal.display());
+    firebreak_common::process::shutdown_signal().await;
+    running.shutdown();
+    Ok(())
+}
