@@ -1,7 +1,6 @@
 fn main() {
     // The window's build: embeds tauri.conf.json and the capabilities, and gives every
     // command below an `allow-…` permission. A command missing here cannot be granted.
-    #[cfg(feature = "desktop")]
     {
         let manifest = tauri_build::AppManifest::new().commands(&[
             "app_info",

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use ts_rs::TS;
 
-use crate::store::StoreError;
+use firebreak_store::StoreError;
 
 /// What the UI branches on. Add a code only when the UI does something different for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
@@ -78,11 +78,11 @@ impl From<anyhow::Error> for IpcError {
     }
 }
 
-impl From<crate::watchlist::WatchlistError> for IpcError {
-    fn from(e: crate::watchlist::WatchlistError) -> Self {
+impl From<firebreak_engine::watchlist::WatchlistError> for IpcError {
+    fn from(e: firebreak_engine::watchlist::WatchlistError) -> Self {
         match e {
-            crate::watchlist::WatchlistError::Store(e) => e.into(),
-            crate::watchlist::WatchlistError::Keychain(e) => {
+            firebreak_engine::watchlist::WatchlistError::Store(e) => e.into(),
+            firebreak_engine::watchlist::WatchlistError::Keychain(e) => {
                 IpcError::new(ErrorCode::Keychain, e.to_string())
             }
         }
@@ -114,8 +114,8 @@ pub mod bindings {
 
     use ts_rs::{Config, TS};
 
-    use crate::incident::{Incident, NewIncident, TimelineEntry};
-    use crate::store::{Cluster, NewCluster};
+    use firebreak_store::incident::{Incident, NewIncident, TimelineEntry};
+    use firebreak_store::{Cluster, NewCluster};
 
     use super::{AppInfo, IpcError};
 
@@ -130,37 +130,37 @@ pub mod bindings {
         TimelineEntry::export_all(&cfg)?;
         Cluster::export_all(&cfg)?;
         NewCluster::export_all(&cfg)?;
-        crate::ingest::sink::ConsoleUpdate::export_all(&cfg)?;
-        crate::watchlist::WatchedCluster::export_all(&cfg)?;
-        crate::store::actions::ActionRecord::export_all(&cfg)?;
-        crate::actions::ActionSettings::export_all(&cfg)?;
-        crate::actions::rollout::RolloutState::export_all(&cfg)?;
-        crate::store::fleet::FleetBoard::export_all(&cfg)?;
-        crate::store::changes::Change::export_all(&cfg)?;
-        crate::runbooks::Library::export_all(&cfg)?;
-        crate::runbooks::Match::export_all(&cfg)?;
-        crate::store::runs::RunRecord::export_all(&cfg)?;
-        crate::runbooks::run::Answer::export_all(&cfg)?;
-        crate::watchlist::TokenChange::export_all(&cfg)?;
-        crate::store::feed::FeedFilter::export_all(&cfg)?;
-        crate::store::feed::FeedPageRequest::export_all(&cfg)?;
-        crate::store::feed::FeedPage::export_all(&cfg)?;
-        crate::store::feed::RawEvent::export_all(&cfg)?;
-        crate::store::feed::Diagnostics::export_all(&cfg)?;
-        crate::store::review::Review::export_all(&cfg)?;
-        crate::store::review::FollowUpDraft::export_all(&cfg)?;
-        crate::store::review::TimelineFilter::export_all(&cfg)?;
-        crate::store::review::TimelineFacets::export_all(&cfg)?;
-        crate::store::review::KnownFactor::export_all(&cfg)?;
-        crate::reports::ReviewData::export_all(&cfg)?;
-        crate::store::review::FilteredPage::export_all(&cfg)?;
-        crate::reports::Progress::export_all(&cfg)?;
-        crate::reports::summit::Selection::export_all(&cfg)?;
-        crate::reports::summit::SummitReport::export_all(&cfg)?;
-        crate::reports::summit::Baseline::export_all(&cfg)?;
-        crate::team::sync::TeamSettings::export_all(&cfg)?;
-        crate::team::sync::TeamLinkRequest::export_all(&cfg)?;
-        crate::store::team::TeamActivity::export_all(&cfg)?;
+        firebreak_engine::ingest::sink::ConsoleUpdate::export_all(&cfg)?;
+        firebreak_engine::watchlist::WatchedCluster::export_all(&cfg)?;
+        firebreak_store::actions::ActionRecord::export_all(&cfg)?;
+        firebreak_engine::actions::ActionSettings::export_all(&cfg)?;
+        firebreak_engine::actions::rollout::RolloutState::export_all(&cfg)?;
+        firebreak_store::fleet::FleetBoard::export_all(&cfg)?;
+        firebreak_store::changes::Change::export_all(&cfg)?;
+        firebreak_engine::runbooks::Library::export_all(&cfg)?;
+        firebreak_engine::runbooks::Match::export_all(&cfg)?;
+        firebreak_store::runs::RunRecord::export_all(&cfg)?;
+        firebreak_engine::runbooks::run::Answer::export_all(&cfg)?;
+        firebreak_engine::watchlist::TokenChange::export_all(&cfg)?;
+        firebreak_store::feed::FeedFilter::export_all(&cfg)?;
+        firebreak_store::feed::FeedPageRequest::export_all(&cfg)?;
+        firebreak_store::feed::FeedPage::export_all(&cfg)?;
+        firebreak_store::feed::RawEvent::export_all(&cfg)?;
+        firebreak_store::feed::Diagnostics::export_all(&cfg)?;
+        firebreak_store::review::Review::export_all(&cfg)?;
+        firebreak_store::review::FollowUpDraft::export_all(&cfg)?;
+        firebreak_store::review::TimelineFilter::export_all(&cfg)?;
+        firebreak_store::review::TimelineFacets::export_all(&cfg)?;
+        firebreak_store::review::KnownFactor::export_all(&cfg)?;
+        firebreak_reports::ReviewData::export_all(&cfg)?;
+        firebreak_store::review::FilteredPage::export_all(&cfg)?;
+        firebreak_reports::Progress::export_all(&cfg)?;
+        firebreak_reports::summit::Selection::export_all(&cfg)?;
+        firebreak_reports::summit::SummitReport::export_all(&cfg)?;
+        firebreak_reports::summit::Baseline::export_all(&cfg)?;
+        firebreak_engine::team::sync::TeamSettings::export_all(&cfg)?;
+        firebreak_engine::team::sync::TeamLinkRequest::export_all(&cfg)?;
+        firebreak_store::team::TeamActivity::export_all(&cfg)?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The command line, given the window to open when no subcommand is asked for.
 fn main() -> std::process::ExitCode {
-    firebreak::cli::main()
+    firebreak_cli::main(&firebreak::desktop::WINDOW)
 }

@@ -8,14 +8,14 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use firebreak::actions::{ActionDesk, ActionSettings, Tokens};
-use firebreak::incident::{EntryKind, Incident};
-use firebreak::ingest::sink::{Recorder, StatusBoard};
-use firebreak::ingest::Engine;
-use firebreak::protocol::actions::ActionKind;
-use firebreak::sim::{RunningSim, SimOptions};
-use firebreak::store::actions::{ActionRecord, ActionState};
-use firebreak::store::Store;
+use firebreak_engine::actions::{ActionDesk, ActionSettings, Tokens};
+use firebreak_engine::ingest::sink::{Recorder, StatusBoard};
+use firebreak_engine::ingest::Engine;
+use firebreak_protocol::actions::ActionKind;
+use firebreak_sim::{RunningSim, SimOptions};
+use firebreak_store::actions::{ActionRecord, ActionState};
+use firebreak_store::incident::{EntryKind, Incident};
+use firebreak_store::Store;
 use support::cluster::{sim, TOKEN};
 use support::rig::wait_for;
 
@@ -531,9 +531,9 @@ async fn tampering_with_one_audit_record_is_caught() {
     let store = Store::open(&db).await.unwrap();
     let i = store
         .open_incident(
-            &firebreak::incident::NewIncident {
+            &firebreak_store::incident::NewIncident {
                 title: "checkout errors".into(),
-                severity: firebreak::incident::Severity::Major,
+                severity: firebreak_store::incident::Severity::Major,
                 service: Some("checkout".into()),
                 cluster_id: None,
             },
@@ -914,7 +914,7 @@ async fn the_rollout_levers_go_through_the_desk_with_their_guard_rails() {
         .propose_with(
             incident.id,
             ActionKind::PromoteRollout,
-            firebreak::actions::Choice {
+            firebreak_engine::actions::Choice {
                 full: true,
                 ..Default::default()
             },
@@ -940,7 +940,7 @@ async fn the_rollout_levers_go_through_the_desk_with_their_guard_rails() {
         .propose_with(
             incident.id,
             ActionKind::Rollback,
-            firebreak::actions::Choice {
+            firebreak_engine::actions::Choice {
                 to_revision: Some(40),
                 ..Default::default()
             },
@@ -955,7 +955,7 @@ async fn the_rollout_levers_go_through_the_desk_with_their_guard_rails() {
         .propose_with(
             incident.id,
             ActionKind::Rollback,
-            firebreak::actions::Choice {
+            firebreak_engine::actions::Choice {
                 to_revision: Some(99),
                 ..Default::default()
             },

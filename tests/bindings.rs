@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use firebreak::protocol::events::{event_schema, EventType};
+use firebreak_protocol::events::{event_schema, EventType};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -83,14 +83,14 @@ fn check_openapi(doc: serde_json::Value, dir: &str, served: &[(&str, &str)]) {
 #[test]
 fn published_openapi_document_is_fresh_and_lists_exactly_the_routes() {
     // The simulator's and the gateway's, each path once.
-    let served: Vec<(&str, &str)> = firebreak::sim::ROUTES
+    let served: Vec<(&str, &str)> = firebreak_sim::ROUTES
         .iter()
-        .chain(firebreak::gateway::serve::ROUTES)
-        .chain(firebreak::server::actions::ROUTES)
+        .chain(firebreak_gateway::serve::ROUTES)
+        .chain(firebreak_server::actions::ROUTES)
         .copied()
         .collect();
     check_openapi(
-        firebreak::protocol::openapi::document(),
+        firebreak_protocol::openapi::document(),
         "docs/protocol/openapi",
         &served,
     );
@@ -99,9 +99,9 @@ fn published_openapi_document_is_fresh_and_lists_exactly_the_routes() {
 #[test]
 fn published_team_openapi_document_is_fresh_and_lists_exactly_the_routes() {
     check_openapi(
-        firebreak::team::openapi::document(),
+        firebreak_team_server::openapi::document(),
         "docs/team",
-        firebreak::team::server::ROUTES,
+        firebreak_team_server::server::ROUTES,
     );
 }
 
@@ -115,11 +115,11 @@ fn published_incident_report_schema_is_fresh() {
         &[
             (
                 "incident-report.schema.json".to_owned(),
-                schema(firebreak::reports::schema()),
+                schema(firebreak_reports::schema()),
             ),
             (
                 "summit-report.schema.json".to_owned(),
-                schema(firebreak::reports::summit::schema()),
+                schema(firebreak_reports::summit::schema()),
             ),
         ]
         .into_iter()

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use firebreak::store::Store;
+use firebreak_store::Store;
 use support::cluster::{sim, TOKEN};
 
 /// Kills per run; FIREBREAK_CRASH_ROUNDS raises it for a longer soak.

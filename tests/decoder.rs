@@ -1,6 +1,6 @@
 //! The event decoder takes whatever arrives on the wire: no input may panic it.
 
-use firebreak::protocol::events::{decode, Frame};
+use firebreak_protocol::events::{decode, Frame};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

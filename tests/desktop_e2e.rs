@@ -1,6 +1,5 @@
 //! The real console window under a display (Xvfb in CI), driven through tauri-driver.
 //! `make test` runs these under xvfb-run; they need tauri-driver and WebKitWebDriver.
-#![cfg(feature = "desktop")]
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 mod support;
@@ -418,10 +417,10 @@ fn save_dialog_as(title_part: &str, path: &Path) {
 
 /// Writes quick action settings (short grace and verification) into a fresh data dir.
 async fn quick_actions(data: &Path) {
-    let store = firebreak::store::Store::open(&data.join("firebreak.db"))
+    let store = firebreak_store::Store::open(&data.join("firebreak.db"))
         .await
         .unwrap();
-    firebreak::actions::ActionSettings {
+    firebreak_engine::actions::ActionSettings {
         grace_s: 1,
         verify_window_s: 5,
         ..Default::default()
@@ -606,13 +605,13 @@ async fn script_in_the_page_cannot_complete_a_rollback() {
         .to_owned();
     // The confirmation waits on a native dialog that script cannot reach: nothing is sent.
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
-    let store = firebreak::store::Store::open(&data.path().join("firebreak.db"))
+    let store = firebreak_store::Store::open(&data.path().join("firebreak.db"))
         .await
         .unwrap();
     let action = store.action(&id).await.unwrap();
     assert_eq!(
         action.state,
-        firebreak::store::actions::ActionState::Proposed,
+        firebreak_store::actions::ActionState::Proposed,
         "script alone moved the action on"
     );
     // Nor can script answer the dialog through the dialog plugin: the page has no grant.
@@ -633,7 +632,7 @@ async fn script_in_the_page_cannot_complete_a_rollback() {
     let action = store.action(&id).await.unwrap();
     assert_eq!(
         action.state,
-        firebreak::store::actions::ActionState::Proposed
+        firebreak_store::actions::ActionState::Proposed
     );
     store.close().await;
     session.close().await;
@@ -1049,27 +1048,29 @@ async fn the_summit_view_draws_a_recorded_history_and_opens_the_incidents_behind
 /// takes it online, is told Ben did it first, and redoes it on the current state.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_window_and_another_console_work_one_incident_through_the_team_server() {
-    use firebreak::incident::{NewIncident, Severity};
-    use firebreak::team::sync::TeamSync;
+    use firebreak_engine::team::sync::TeamSync;
+    use firebreak_store::incident::{NewIncident, Severity};
     let _window = ONE_WINDOW.lock().await;
     let pg = support::postgres::Postgres::start().await;
     let url = pg.database("team_window").await;
-    let db = firebreak::team::db::TeamDb::connect(&url, 2).await.unwrap();
+    let db = firebreak_team_server::db::TeamDb::connect(&url, 2)
+        .await
+        .unwrap();
     let ana = db.add_person("ana", &["serving".into()]).await.unwrap();
     let ben = db.add_person("ben", &["serving".into()]).await.unwrap();
-    let config = firebreak::team::config::Config {
+    let config = firebreak_team_server::config::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: firebreak::gateway::config::Secret::Env("UNUSED".into()),
+        database: firebreak_gateway::config::Secret::Env("UNUSED".into()),
         max_connections: 8,
         tls: None,
     };
-    let server = firebreak::team::server::start_with_url(&config, &url)
+    let server = firebreak_team_server::server::start_with_url(&config, &url)
         .await
         .unwrap();
 
     // Ben's console.
     let ben_dir = tempfile::tempdir().unwrap();
-    let ben_store = firebreak::store::Store::open(&ben_dir.path().join("firebreak.db"))
+    let ben_store = firebreak_store::Store::open(&ben_dir.path().join("firebreak.db"))
         .await
         .unwrap();
     ben_store

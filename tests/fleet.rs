@@ -9,12 +9,12 @@ mod support;
 
 use std::time::Duration;
 
-use firebreak::actions::ActionSettings;
-use firebreak::store::fleet::{FleetService, Health};
-use firebreak::store::Store;
+use firebreak_engine::actions::ActionSettings;
+use firebreak_store::fleet::{FleetService, Health};
+use firebreak_store::Store;
 use support::rig::wait_for;
 
-fn service<'a>(board: &'a firebreak::store::fleet::FleetBoard, name: &str) -> &'a FleetService {
+fn service<'a>(board: &'a firebreak_store::fleet::FleetBoard, name: &str) -> &'a FleetService {
     board.clusters[0]
         .services
         .iter()

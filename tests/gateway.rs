@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use firebreak::gateway::config::{parse, Hook, Secret};
+use firebreak_gateway::config::{parse, Hook, Secret};
 
 const VALID: &str = r#"cluster = "prod-east"
 listen = "0.0.0.0:7443"
@@ -338,7 +338,7 @@ fn gateway_check_exits_non_zero_with_the_mistake_and_zero_when_sound() {
 mod journal {
     use std::time::Duration;
 
-    use firebreak::gateway::journal::{Answer, DurableJournal, Read, Retention};
+    use firebreak_gateway::journal::{Answer, DurableJournal, Read, Retention};
 
     fn event(seq: u64) -> String {
         format!("{{\"sequence\":{seq}}}")
@@ -526,7 +526,7 @@ mod serving {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use firebreak::gateway::config::parse;
+    use firebreak_gateway::config::parse;
 
     const CONSOLE_TOKEN: &str = "console-token-0123456789";
     const WEBHOOK_TOKEN: &str = "webhook-token-9876543210";
@@ -588,7 +588,7 @@ mod serving {
         use crate::support::servers::{
             answer_without_body, closed_by_server, free_port, hold_connections,
         };
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let _gw = spawn_gateway(dir.path(), port).await;
@@ -641,7 +641,7 @@ mod serving {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn an_alertmanager_notification_reaches_the_console_once_across_a_gateway_kill_9() {
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -753,10 +753,10 @@ mod serving {
     /// records the resolution exactly once.
     #[tokio::test(flavor = "multi_thread")]
     async fn the_gateway_catches_up_with_alertmanager_and_the_console_silences_an_alert() {
-        use firebreak::actions::{ActionDesk, Tokens};
-        use firebreak::ingest::sink::{ConsoleSink, StatusBoard};
-        use firebreak::store::actions::ActionState;
-        firebreak::process::install_tls_provider();
+        use firebreak_engine::actions::{ActionDesk, Tokens};
+        use firebreak_engine::ingest::sink::{ConsoleSink, StatusBoard};
+        use firebreak_store::actions::ActionState;
+        firebreak_common::process::install_tls_provider();
         let dir = tempfile::tempdir().unwrap();
         let (port, am_port) = (
             crate::support::servers::free_port(),
@@ -814,7 +814,7 @@ mod serving {
             .unwrap()
             .into_iter()
             .find(|e| {
-                e.kind == firebreak::incident::EntryKind::Event
+                e.kind == firebreak_store::incident::EntryKind::Event
                     && e.event_type.as_deref() == Some("alert.firing")
             })
             .expect("the alert's entry");
@@ -859,7 +859,7 @@ mod serving {
             .await
             .unwrap()
             .into_iter()
-            .find(|e| e.kind == firebreak::incident::EntryKind::Opened)
+            .find(|e| e.kind == firebreak_store::incident::EntryKind::Opened)
             .unwrap();
         assert!(desk
             .propose_silence(incident.id, opened.id, 3600, "alice")
@@ -1006,7 +1006,7 @@ mod serving {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_real_alertmanager_notifies_the_gateway_and_the_console_opens_the_incident() {
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let dir = tempfile::tempdir().unwrap();
         let (port, am_port) = (
             crate::support::servers::free_port(),
@@ -1055,7 +1055,10 @@ mod serving {
             incident.title,
             "search-ranking has 420 requests waiting in eu-west"
         );
-        assert_eq!(incident.severity, firebreak::incident::Severity::Critical);
+        assert_eq!(
+            incident.severity,
+            firebreak_store::incident::Severity::Critical
+        );
         engine.stop().await;
     }
 
@@ -1066,11 +1069,11 @@ mod serving {
     async fn the_gateway_serves_wss_and_https_and_a_client_without_its_ca_is_refused() {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let dir = tempfile::tempdir().unwrap();
         let (ca, text) = tls_config(dir.path());
         let config = parse(Path::new("gateway.toml"), &text).unwrap();
-        let gw = firebreak::gateway::serve::start(&config, &dir.path().join("journal.db"))
+        let gw = firebreak_gateway::serve::start(&config, &dir.path().join("journal.db"))
             .await
             .unwrap();
         assert!(gw.events_url().starts_with("wss://"));
@@ -1138,11 +1141,11 @@ mod serving {
     /// with a message that says the certificate is not signed by a CA it trusts.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_console_trusts_the_clusters_ca_file_and_says_so_when_the_ca_is_wrong() {
-        use firebreak::ingest::sink::StreamState;
+        use firebreak_engine::ingest::sink::StreamState;
         let dir = tempfile::tempdir().unwrap();
         let (_ca, text) = tls_config(dir.path());
         let config = parse(Path::new("gateway.toml"), &text).unwrap();
-        let gw = firebreak::gateway::serve::start(&config, &dir.path().join("journal.db"))
+        let gw = firebreak_gateway::serve::start(&config, &dir.path().join("journal.db"))
             .await
             .unwrap();
         let ca_file = dir.path().join("ca.pem");
@@ -1221,7 +1224,7 @@ mod serving {
 mod kubernetes_config {
     use std::path::Path;
 
-    use firebreak::gateway::config::{parse, ModelVersionSource, RouteKind, WorkloadKind};
+    use firebreak_gateway::config::{parse, ModelVersionSource, RouteKind, WorkloadKind};
 
     const K8S: &str = r#"cluster = "prod-east"
 listen = "127.0.0.1:7443"

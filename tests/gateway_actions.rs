@@ -10,9 +10,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use firebreak::actions::client::{ActionClient, Outcome};
-use firebreak::gateway::config::parse;
-use firebreak::protocol::actions::{
+use firebreak_engine::actions::client::{ActionClient, Outcome};
+use firebreak_gateway::config::parse;
+use firebreak_protocol::actions::{
     Action, ActionState, FailoverRequest, RollbackRequest, IDEMPOTENCY_KEY,
 };
 
@@ -79,10 +79,10 @@ fn config_text(dir: &Path, listen: &str) -> String {
     )
 }
 
-async fn start(dir: &Path) -> firebreak::gateway::serve::RunningGateway {
+async fn start(dir: &Path) -> firebreak_gateway::serve::RunningGateway {
     let text = config_text(dir, "127.0.0.1:0");
     let config = parse(Path::new("gateway.toml"), &text).unwrap();
-    firebreak::gateway::serve::start(&config, &dir.join("journal.db"))
+    firebreak_gateway::serve::start(&config, &dir.join("journal.db"))
         .await
         .unwrap()
 }
@@ -492,8 +492,8 @@ async fn rollout_levers_without_kubernetes_are_501() {
     let dir = tempfile::tempdir().unwrap();
     let gw = start(dir.path()).await;
     let c = client(dir.path(), &gw.base_url());
-    for lever in firebreak::protocol::actions::RolloutLever::ALL {
-        let body = firebreak::protocol::actions::RolloutRequest {
+    for lever in firebreak_protocol::actions::RolloutLever::ALL {
+        let body = firebreak_protocol::actions::RolloutRequest {
             expected_revision: 42,
             full: false,
             actor: "alice".into(),
@@ -536,9 +536,9 @@ async fn every_documented_gateway_route_is_served() {
         )
         .build()
         .unwrap();
-    let routes = firebreak::gateway::serve::ROUTES
+    let routes = firebreak_gateway::serve::ROUTES
         .iter()
-        .chain(firebreak::server::actions::ROUTES);
+        .chain(firebreak_server::actions::ROUTES);
     for (method, path) in routes {
         let path = path.replace("{name}", "llm-assistant").replace("{id}", "x");
         let url = format!("{}{path}", gw.base_url());

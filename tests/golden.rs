@@ -16,11 +16,11 @@ mod support;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use firebreak::actions::client::{ActionClient, Outcome};
-use firebreak::actions::ActionSettings;
-use firebreak::incident::{IncidentStatus, Severity};
-use firebreak::protocol::actions::ActionKind;
-use firebreak::reports::{build, render, Format};
+use firebreak_engine::actions::client::{ActionClient, Outcome};
+use firebreak_engine::actions::ActionSettings;
+use firebreak_protocol::actions::ActionKind;
+use firebreak_reports::{build, render, Format};
+use firebreak_store::incident::{IncidentStatus, Severity};
 use support::rig::{live, wait_for, Live};
 
 /// Simulated time zero, and so the console's clock at the first step.
@@ -29,13 +29,13 @@ const T0: &str = "2026-11-02T14:00:00Z";
 /// Waits until the action desk has taken the step the clock's last move allowed: every
 /// action it drives waits on the clock again, none on a time already reached (a fixed
 /// pause instead let a busy machine record a step a second late).
-async fn desk_settled(store: &firebreak::store::Store) {
+async fn desk_settled(store: &firebreak_store::Store) {
     wait_for(
         Duration::from_secs(10),
         "the action desk to take its step",
         async || {
             let driven = store.unfinished_actions().await.unwrap().len();
-            firebreak::clock::settled(driven)
+            firebreak_common::clock::settled(driven)
         },
     )
     .await;
@@ -45,7 +45,7 @@ async fn desk_settled(store: &firebreak::store::Store) {
 async fn incident_reports_match_their_golden_files() {
     let t0: DateTime<Utc> = T0.parse().unwrap();
     let at = |s: i64| t0.timestamp_millis() + s * 1000;
-    firebreak::clock::set_manual(Some(at(0)));
+    firebreak_common::clock::set_manual(Some(at(0)));
 
     let sim = support::cluster::sim("bad-model-rollout", 1.0, |o| {
         o.seed = 7;
@@ -86,7 +86,7 @@ async fn incident_reports_match_their_golden_files() {
             async || store.cursor(cluster).await.unwrap() >= head,
         )
         .await;
-        firebreak::clock::set_manual(Some(at(*second)));
+        firebreak_common::clock::set_manual(Some(at(*second)));
         desk_settled(&store).await;
     };
 
@@ -219,5 +219,5 @@ async fn incident_reports_match_their_golden_files() {
         insta::assert_snapshot!("incident-report.html", render(&report, Format::Html));
         insta::assert_snapshot!("incident-report.json", render(&report, Format::Json));
     });
-    firebreak::clock::set_manual(None);
+    firebreak_common::clock::set_manual(None);
 }

@@ -13,9 +13,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use chrono::{DateTime, Utc};
-use firebreak::reports::summit::{summit, Selection, SummitReport};
-use firebreak::reports::Format;
-use firebreak::store::Store;
+use firebreak_reports::summit::{summit, Selection, SummitReport};
+use firebreak_reports::Format;
+use firebreak_store::Store;
 
 const UNTIL: &str = "2026-11-30";
 
@@ -118,14 +118,14 @@ async fn a_history_records_the_same_for_a_seed_and_its_summit_matches_the_golden
     assert_eq!(everything(&db_a).await, recorded);
 
     // The summit of the last two weeks, against the week before them, at a fixed time.
-    firebreak::clock::set_manual(Some(
+    firebreak_common::clock::set_manual(Some(
         "2026-11-30T09:00:00Z"
             .parse::<DateTime<Utc>>()
             .unwrap()
             .timestamp_millis(),
     ));
     let report = summit_of(&db_a, "2026-11-16", "2026-11-30").await;
-    firebreak::clock::set_manual(None);
+    firebreak_common::clock::set_manual(None);
     assert_eq!(report.demo_incidents, report.incidents.len());
     let comparison = report.comparison.as_ref().unwrap();
     assert_eq!(comparison.label, "the previous 2 weeks");
@@ -158,7 +158,7 @@ async fn a_history_records_the_same_for_a_seed_and_its_summit_matches_the_golden
             report.incidents.len()
         );
     }
-    let html = firebreak::reports::summit::render(&report, Format::Html);
+    let html = firebreak_reports::summit::render(&report, Format::Html);
     for b in &report.root_causes {
         // Each bar is labelled with its value, as the table says it.
         assert!(
@@ -175,9 +175,9 @@ async fn a_history_records_the_same_for_a_seed_and_its_summit_matches_the_golden
         let (pages, text) = printed(print_dir.path(), &html, paper);
         assert!((3..=12).contains(&pages), "{pages} pages on {paper}");
         let text = words(&text);
-        let doc = firebreak::reports::summit::doc(&report);
+        let doc = firebreak_reports::summit::doc(&report);
         for block in &doc.blocks {
-            if let firebreak::reports::doc::Block::Heading(h) = block {
+            if let firebreak_reports::doc::Block::Heading(h) = block {
                 assert!(
                     text.contains(h.as_str()),
                     "{paper}: the heading {h:?} is missing"
@@ -209,12 +209,12 @@ async fn a_history_records_the_same_for_a_seed_and_its_summit_matches_the_golden
     settings.bind(|| {
         insta::assert_snapshot!(
             "summit-history.md",
-            firebreak::reports::summit::render(&report, Format::Markdown)
+            firebreak_reports::summit::render(&report, Format::Markdown)
         );
         insta::assert_snapshot!("summit-history.html", html);
         insta::assert_snapshot!(
             "summit-history.json",
-            firebreak::reports::summit::render(&report, Format::Json)
+            firebreak_reports::summit::render(&report, Format::Json)
         );
     });
 }

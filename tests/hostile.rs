@@ -10,9 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use firebreak::ingest::sink::{ConsoleSink, Recorder};
-use firebreak::ingest::{Engine, Target};
-use firebreak::store::{NewCluster, Store};
+use firebreak_engine::ingest::sink::{ConsoleSink, Recorder};
+use firebreak_engine::ingest::{Engine, Target};
+use firebreak_store::{NewCluster, Store};
 use futures_util::SinkExt;
 use support::rig::{count, wait_for};
 use tokio::net::TcpListener;
@@ -380,7 +380,7 @@ async fn a_frame_the_stream_is_stuck_on_is_skipped_with_a_gap_naming_it() {
     let statuses = recorder.statuses.lock().unwrap().clone();
     assert!(statuses.iter().any(|s| matches!(
         s.stream,
-        firebreak::ingest::sink::StreamState::Reconnecting { .. }
+        firebreak_engine::ingest::sink::StreamState::Reconnecting { .. }
     )));
 }
 

@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use firebreak::incident::{EntryKind, NewIncident, Severity};
-use firebreak::ingest::sink::{ConsoleSink, Recorder, StreamState};
-use firebreak::ingest::{Engine, Target};
-use firebreak::sim::{Faults, RunningSim};
-use firebreak::store::{NewCluster, Store};
+use firebreak_engine::ingest::sink::{ConsoleSink, Recorder, StreamState};
+use firebreak_engine::ingest::{Engine, Target};
+use firebreak_sim::{Faults, RunningSim};
+use firebreak_store::incident::{EntryKind, NewIncident, Severity};
+use firebreak_store::{NewCluster, Store};
 use support::cluster::{sim, TOKEN};
 
 async fn store_and_cluster(dir: &tempfile::TempDir, s: &RunningSim) -> (Store, i64) {
@@ -319,7 +319,7 @@ async fn a_refused_token_fails_with_the_reason_and_stops_retrying() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wss_urls_go_through_tls() {
-    firebreak::process::install_tls_provider();
+    firebreak_common::process::install_tls_provider();
     // A listener that is not a TLS server: the handshake must be attempted and fail
     // there, not be refused because TLS is missing from the build.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -356,7 +356,7 @@ async fn each_demo_run_on_one_data_dir_opens_its_own_incident() {
     let store = Store::open(&dir.path().join("firebreak.db")).await.unwrap();
     let mut opened = Vec::new();
     for run in 0..2 {
-        let (sim, target) = firebreak::watch::start_demo(&store, 30.0, None)
+        let (sim, target) = firebreak_cli::watch::start_demo(&store, 30.0, None)
             .await
             .unwrap();
         let cluster = target.cluster_id;
@@ -391,7 +391,7 @@ async fn each_demo_run_on_one_data_dir_opens_its_own_incident() {
             let first = store.incident(opened[0]).await.unwrap();
             assert_eq!(
                 first.status,
-                firebreak::incident::IncidentStatus::Resolved,
+                firebreak_store::incident::IncidentStatus::Resolved,
                 "the previous demo world's incident is closed when a new one starts"
             );
             let timeline = store.timeline(opened[0], None, 500).await.unwrap();

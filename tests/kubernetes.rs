@@ -2,14 +2,14 @@
 //! Kubernetes API's own types with nothing left over (a misspelt or misplaced field would
 //! be dropped by the API server without a word, so it fails here), the kustomization lists
 //! every one, and the RBAC grants exactly the calls the gateway makes
-//! (`firebreak::gateway::kubernetes::API_CALLS`): no more, no fewer, no wildcards.
+//! (`firebreak_gateway::kubernetes::API_CALLS`): no more, no fewer, no wildcards.
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use firebreak::gateway::kubernetes::{Scope, API_CALLS};
+use firebreak_gateway::kubernetes::{Scope, API_CALLS};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -98,7 +98,7 @@ fn every_manifest_is_its_kind_exactly_and_the_kustomization_lists_them() {
 
     // The configuration it ships is one the gateway accepts.
     let toml = dir().join("gateway.toml");
-    firebreak::gateway::config::load(&toml).unwrap();
+    firebreak_gateway::config::load(&toml).unwrap();
 }
 
 /// (group, resource, verb, scope) for every verb a rule grants; wildcards refused.
@@ -230,7 +230,7 @@ mod watching {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use firebreak::gateway::journal::{DurableJournal, Read, Retention};
+    use firebreak_gateway::journal::{DurableJournal, Read, Retention};
     use serde_json::{json, Value};
 
     use crate::support::fake_kube::{FakeKube, DEPLOYMENTS, EVENTS, NODES, PODS, REPLICA_SETS};
@@ -308,7 +308,7 @@ mod watching {
     /// revision, a node healthy for days) is news.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_watched_rollout_and_node_become_events_once_across_a_410_relist() {
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = fake.kubeconfig(dir.path());
@@ -319,7 +319,7 @@ mod watching {
              [services.kubernetes]\nnamespace = \"serving\"\npods = \"app=llm-assistant\"\nnode_pool = \"gpu-a100\"\n",
             kubeconfig.display()
         );
-        let config = firebreak::gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+        let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
         let journal = Arc::new(
             DurableJournal::open(&dir.path().join("journal.db"), Retention::default())
                 .await
@@ -333,7 +333,7 @@ mod watching {
             NODES,
             node("True", chrono::Utc::now() - chrono::Duration::days(3)),
         );
-        let watching = tokio::spawn(firebreak::gateway::kubernetes::watch::run(
+        let watching = tokio::spawn(firebreak_gateway::kubernetes::watch::run(
             config.kubernetes.clone().unwrap(),
             config.services.clone(),
             config.cluster.clone(),
@@ -455,13 +455,13 @@ mod watching {
              [services.kubernetes]\nnamespace = \"serving\"\npods = \"app=llm-assistant\"\n",
             dir.path().join("missing-kubeconfig").display()
         );
-        let config = firebreak::gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+        let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
         let journal = Arc::new(
             DurableJournal::open(&dir.path().join("journal.db"), Retention::default())
                 .await
                 .unwrap(),
         );
-        let reporting = tokio::spawn(firebreak::gateway::kubernetes::watch::run_reporting(
+        let reporting = tokio::spawn(firebreak_gateway::kubernetes::watch::run_reporting(
             config.kubernetes.clone().unwrap(),
             config.services.clone(),
             config.cluster.clone(),
@@ -490,7 +490,7 @@ mod watching {
     #[tokio::test(flavor = "multi_thread")]
     async fn an_argo_canary_is_watched_step_by_step() {
         use crate::support::fake_kube::ROLLOUTS;
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
@@ -500,7 +500,7 @@ mod watching {
              [services.kubernetes]\nnamespace = \"serving\"\nkind = \"Rollout\"\npods = \"app=llm-assistant\"\n",
             fake.kubeconfig(dir.path()).display()
         );
-        let config = firebreak::gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+        let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
         let journal = Arc::new(
             DurableJournal::open(&dir.path().join("journal.db"), Retention::default())
                 .await
@@ -537,7 +537,7 @@ mod watching {
         fake.apply(REPLICA_SETS, rs(6, "aaa", "llama-70b-2026-10"));
         fake.apply(REPLICA_SETS, rs(7, "bbb", "llama-70b-2026-11"));
         fake.apply(ROLLOUTS, rollout("bbb", "aaa", 3, "Paused"));
-        let watching = tokio::spawn(firebreak::gateway::kubernetes::watch::run(
+        let watching = tokio::spawn(firebreak_gateway::kubernetes::watch::run(
             config.kubernetes.clone().unwrap(),
             config.services.clone(),
             config.cluster.clone(),
@@ -585,8 +585,8 @@ mod acting {
 
     use crate::support::rig::wait_for;
 
-    use firebreak::actions::client::{ActionClient, Outcome};
-    use firebreak::protocol::actions::{ActionState, FailoverRequest, RollbackRequest};
+    use firebreak_engine::actions::client::{ActionClient, Outcome};
+    use firebreak_protocol::actions::{ActionState, FailoverRequest, RollbackRequest};
     use serde_json::{json, Value};
 
     use crate::support::fake_kube::{FakeKube, DEPLOYMENTS, HTTP_ROUTES, REPLICA_SETS, ROLLOUTS};
@@ -642,7 +642,7 @@ mod acting {
         })
     }
 
-    async fn gateway(fake: &FakeKube, dir: &Path) -> firebreak::gateway::serve::RunningGateway {
+    async fn gateway(fake: &FakeKube, dir: &Path) -> firebreak_gateway::serve::RunningGateway {
         gateway_for(fake, dir, "Deployment").await
     }
 
@@ -650,7 +650,7 @@ mod acting {
         fake: &FakeKube,
         dir: &Path,
         kind: &str,
-    ) -> firebreak::gateway::serve::RunningGateway {
+    ) -> firebreak_gateway::serve::RunningGateway {
         let route = "[services.kubernetes.route]\nnamespace = \"serving\"\nname = \"llm-assistant\"\n\
              backends = { us-east = \"llm-assistant-us-east\", eu-west = \"llm-assistant-eu-west\" }\n";
         gateway_with(fake, dir, kind, route).await
@@ -661,10 +661,10 @@ mod acting {
         dir: &Path,
         kind: &str,
         route: &str,
-    ) -> firebreak::gateway::serve::RunningGateway {
-        let journal = firebreak::gateway::journal::DurableJournal::open(
+    ) -> firebreak_gateway::serve::RunningGateway {
+        let journal = firebreak_gateway::journal::DurableJournal::open(
             &dir.join("journal.db"),
-            firebreak::gateway::journal::Retention::default(),
+            firebreak_gateway::journal::Retention::default(),
         )
         .await
         .unwrap();
@@ -677,8 +677,8 @@ mod acting {
         dir: &Path,
         kind: &str,
         route: &str,
-        journal: std::sync::Arc<firebreak::gateway::journal::DurableJournal>,
-    ) -> firebreak::gateway::serve::RunningGateway {
+        journal: std::sync::Arc<firebreak_gateway::journal::DurableJournal>,
+    ) -> firebreak_gateway::serve::RunningGateway {
         std::fs::write(dir.join("oncall.token"), TOKEN).unwrap();
         let text = format!(
             "cluster = \"prod\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"oncall\"\nfile = \"{}\"\n\
@@ -689,8 +689,8 @@ mod acting {
             dir.join("oncall.token").display(),
             fake.kubeconfig(dir).display()
         );
-        let config = firebreak::gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
-        firebreak::gateway::serve::start_on(&config, journal)
+        let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+        firebreak_gateway::serve::start_on(&config, journal)
             .await
             .unwrap()
     }
@@ -716,7 +716,7 @@ mod acting {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_rollback_is_one_patch_of_the_old_template_and_a_stale_one_is_refused() {
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
         fake.apply(REPLICA_SETS, replica_set(42, "llama-70b-2026-11"));
@@ -892,7 +892,7 @@ mod acting {
     /// `kubectl argo rollouts abort` and `undo --to-revision 7` would.
     #[tokio::test(flavor = "multi_thread")]
     async fn an_argo_rollback_aborts_the_update_then_undoes_to_the_revision() {
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         fake.apply(REPLICA_SETS, argo_replica_set(7, "llama-70b-2026-10"));
         fake.apply(REPLICA_SETS, argo_replica_set(8, "llama-70b-2026-11"));
@@ -943,7 +943,7 @@ mod acting {
     /// abort and the undo is the only patch.
     #[tokio::test(flavor = "multi_thread")]
     async fn an_argo_rollback_is_refused_when_the_spec_changed_after_the_abort() {
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         fake.apply(REPLICA_SETS, argo_replica_set(7, "llama-70b-2026-10"));
         fake.apply(REPLICA_SETS, argo_replica_set(8, "llama-70b-2026-11"));
@@ -1061,7 +1061,7 @@ mod acting {
         use crate::support::fake_kube::NODES;
         use std::time::Duration;
 
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         let days_ago = chrono::Utc::now() - chrono::Duration::days(3);
         fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
@@ -1207,7 +1207,7 @@ mod acting {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failover_moves_the_route_weights_and_a_stale_one_is_refused() {
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         fake.apply(REPLICA_SETS, replica_set(42, "m"));
         fake.apply(DEPLOYMENTS, deployment(42, "m"));
@@ -1268,9 +1268,9 @@ mod acting {
     /// once, and again when it is back.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failover_across_namespaces_finds_each_backend_as_the_gateway_api_does() {
-        use firebreak::gateway::journal::{DurableJournal, Read, Retention};
+        use firebreak_gateway::journal::{DurableJournal, Read, Retention};
 
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         fake.apply(REPLICA_SETS, replica_set(42, "m"));
         fake.apply(DEPLOYMENTS, deployment(42, "m"));
@@ -1383,11 +1383,11 @@ mod acting {
     /// recover" and proposes no failover.
     #[tokio::test(flavor = "multi_thread")]
     async fn without_metrics_a_rollback_is_verified_by_the_rollout_it_started() {
-        use firebreak::actions::ActionSettings;
-        use firebreak::protocol::actions::ActionKind;
-        use firebreak::store::actions::ActionState as Local;
+        use firebreak_engine::actions::ActionSettings;
+        use firebreak_protocol::actions::ActionKind;
+        use firebreak_store::actions::ActionState as Local;
 
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
         fake.apply(
@@ -1471,7 +1471,7 @@ mod acting {
         undo_to_43(&fake);
         let done = driving.await.unwrap().unwrap();
         assert_eq!(done.verification.as_deref(), Some("recovered"), "{done:?}");
-        let said = |store: &firebreak::store::Store| {
+        let said = |store: &firebreak_store::Store| {
             let store = store.clone();
             async move {
                 store
@@ -1479,7 +1479,7 @@ mod acting {
                     .await
                     .unwrap()
                     .into_iter()
-                    .filter(|e| e.kind == firebreak::incident::EntryKind::Verification)
+                    .filter(|e| e.kind == firebreak_store::incident::EntryKind::Verification)
                     .map(|e| e.body)
                     .collect::<Vec<_>>()
             }
@@ -1499,7 +1499,7 @@ mod acting {
             .propose_with(
                 incident.id,
                 ActionKind::Rollback,
-                firebreak::actions::Choice {
+                firebreak_engine::actions::Choice {
                     to_revision: Some(42),
                     full: false,
                 },
@@ -1537,7 +1537,7 @@ mod acting {
     /// is refused for failover, naming the region and what to add; nothing is patched.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failover_is_refused_when_a_backend_is_ambiguous() {
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         fake.apply(REPLICA_SETS, replica_set(42, "m"));
         fake.apply(DEPLOYMENTS, deployment(42, "m"));
@@ -1581,7 +1581,7 @@ mod acting {
     async fn a_failover_through_an_istio_virtual_service() {
         use crate::support::fake_kube::VIRTUAL_SERVICES;
 
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         fake.apply(REPLICA_SETS, replica_set(42, "m"));
         fake.apply(DEPLOYMENTS, deployment(42, "m"));
@@ -1650,8 +1650,8 @@ mod acting {
         gw.shutdown();
     }
 
-    fn lever(expected: u32, full: bool) -> firebreak::protocol::actions::RolloutRequest {
-        firebreak::protocol::actions::RolloutRequest {
+    fn lever(expected: u32, full: bool) -> firebreak_protocol::actions::RolloutRequest {
+        firebreak_protocol::actions::RolloutRequest {
             expected_revision: expected,
             full,
             actor: "ana".into(),
@@ -1664,9 +1664,9 @@ mod acting {
     /// is refused with nothing patched.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_deployment_rollout_is_paused_and_resumed_through_spec_paused() {
-        use firebreak::protocol::actions::RolloutLever;
+        use firebreak_protocol::actions::RolloutLever;
 
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
         fake.apply(REPLICA_SETS, replica_set(42, "llama-70b-2026-11"));
@@ -1787,9 +1787,9 @@ mod acting {
     /// status.abort, all through the status subresource.
     #[tokio::test(flavor = "multi_thread")]
     async fn an_argo_rollout_is_promoted_and_aborted_through_its_status() {
-        use firebreak::protocol::actions::RolloutLever;
+        use firebreak_protocol::actions::RolloutLever;
 
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         fake.apply(REPLICA_SETS, argo_replica_set(7, "llama-70b-2026-10"));
         fake.apply(REPLICA_SETS, argo_replica_set(8, "llama-70b-2026-11"));
@@ -1878,14 +1878,14 @@ mod acting {
     /// the action will patch and takes its blast radius from the real replica count.
     #[tokio::test(flavor = "multi_thread")]
     async fn the_console_preview_names_the_object_it_will_patch() {
-        use firebreak::actions::{ActionDesk, Tokens};
-        use firebreak::incident::{NewIncident, Severity};
-        use firebreak::ingest::sink::{ConsoleSink, Recorder, StatusBoard};
-        use firebreak::protocol::actions::ActionKind;
-        use firebreak::store::{NewCluster, Store};
+        use firebreak_engine::actions::{ActionDesk, Tokens};
+        use firebreak_engine::ingest::sink::{ConsoleSink, Recorder, StatusBoard};
+        use firebreak_protocol::actions::ActionKind;
+        use firebreak_store::incident::{NewIncident, Severity};
+        use firebreak_store::{NewCluster, Store};
         use std::sync::Arc;
 
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let fake = FakeKube::start().await;
         fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
         fake.apply(REPLICA_SETS, replica_set(42, "llama-70b-2026-11"));

@@ -65,7 +65,7 @@ fn value(sample: &serde_json::Value) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_scrapes_the_simulator_and_the_shipped_rules_fire_on_a_bad_rollout() {
-    firebreak::process::install_tls_provider();
+    firebreak_common::process::install_tls_provider();
     let s = sim("bad-model-rollout", 10.0, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     // The shipped scrape configuration, pointed at this simulator, at test speed.
@@ -143,13 +143,13 @@ async fn prometheus_scrapes_the_simulator_and_the_shipped_rules_fire_on_a_bad_ro
 }
 
 /// Prometheus running as in the test above; returns its base URL and the guard.
-async fn prometheus_on(s: &firebreak::sim::RunningSim, dir: &Path) -> (String, Killed) {
+async fn prometheus_on(s: &firebreak_sim::RunningSim, dir: &Path) -> (String, Killed) {
     prometheus_alerting(s, dir, 9093).await
 }
 
 /// [`prometheus_on`], sending its alerts to the Alertmanager on `am_port`.
 async fn prometheus_alerting(
-    s: &firebreak::sim::RunningSim,
+    s: &firebreak_sim::RunningSim,
     dir: &Path,
     am_port: u16,
 ) -> (String, Killed) {
@@ -185,7 +185,7 @@ async fn prometheus_alerting(
 /// its figures, however many polls they fail.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_nothing() {
-    firebreak::process::install_tls_provider();
+    firebreak_common::process::install_tls_provider();
     let s = sim("bad-model-rollout", 10.0, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let (prometheus, _prometheus) = prometheus_on(&s, dir.path()).await;
@@ -220,8 +220,8 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
         "{example}\n[[services]]\nname = \"search-ranking\"\nregions = [\"eu-west\"]\n[services.queries]\n\
          latency_p50_ms = 'sum(no_such_metric{{region=\"$region\"}})'\n"
     );
-    let config = firebreak::gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
-    let gateway = firebreak::gateway::serve::start(&config, &dir.path().join("journal.db"))
+    let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+    let gateway = firebreak_gateway::serve::start(&config, &dir.path().join("journal.db"))
         .await
         .unwrap();
 
@@ -337,14 +337,14 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
 /// appears in Alertmanager's API.
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_model_rollout_through_prometheus_alertmanager_and_the_gateway() {
-    use firebreak::actions::{ActionDesk, Tokens};
-    use firebreak::incident::EntryKind;
-    use firebreak::ingest::sink::{ConsoleSink, Recorder, StatusBoard};
-    use firebreak::store::actions::ActionState;
+    use firebreak_engine::actions::{ActionDesk, Tokens};
+    use firebreak_engine::ingest::sink::{ConsoleSink, Recorder, StatusBoard};
+    use firebreak_store::actions::ActionState;
+    use firebreak_store::incident::EntryKind;
     use support::rig::count;
     use support::servers::{spawn_gateway, start_alertmanager};
 
-    firebreak::process::install_tls_provider();
+    firebreak_common::process::install_tls_provider();
     let s = sim("bad-model-rollout", 10.0, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let (gw_port, am_port) = (free_port(), free_port());
@@ -454,7 +454,7 @@ async fn bad_model_rollout_through_prometheus_alertmanager_and_the_gateway() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM quarantine").await, 0);
 
     // The silence, proposed on the alert's entry through the desk, lands in Alertmanager.
-    let store = firebreak::store::Store::open(&db).await.unwrap();
+    let store = firebreak_store::Store::open(&db).await.unwrap();
     let incident = store
         .incidents()
         .await

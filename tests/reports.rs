@@ -8,13 +8,13 @@ mod support;
 
 use std::time::Duration;
 
-use firebreak::actions::ActionSettings;
-use firebreak::incident::{IncidentStatus, Severity};
-use firebreak::protocol::actions::ActionKind;
-use firebreak::reports::summit::{summit, Selection};
-use firebreak::reports::{build, render, Format};
-use firebreak::store::review::{FollowUpDraft, FollowUpStatus};
-use firebreak::store::Store;
+use firebreak_engine::actions::ActionSettings;
+use firebreak_protocol::actions::ActionKind;
+use firebreak_reports::summit::{summit, Selection};
+use firebreak_reports::{build, render, Format};
+use firebreak_store::incident::{IncidentStatus, Severity};
+use firebreak_store::review::{FollowUpDraft, FollowUpStatus};
+use firebreak_store::Store;
 use support::rig::Live;
 
 /// Text an attacker could get into an event, a note or a title.
@@ -109,7 +109,7 @@ async fn reports_carry_the_figures_and_actions_and_keep_hostile_text_as_text() {
 
     // JSON validates against the published schema.
     let json: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).unwrap();
-    let schema = firebreak::reports::schema();
+    let schema = firebreak_reports::schema();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(&json)
@@ -212,15 +212,15 @@ async fn the_html_report_runs_no_script_in_a_real_browser_and_shows_every_string
     store.add_follow_up(incident, &draft, "bo").await.unwrap();
     let report = build(&store, incident).await.unwrap();
     let file = dir.path().join("report.html");
-    firebreak::reports::write_atomically(&file, &render(&report, Format::Html)).unwrap();
+    firebreak_reports::write_atomically(&file, &render(&report, Format::Html)).unwrap();
     let selection = Selection::Incidents {
         ids: vec![incident],
     };
     let summit_report = summit(&store, &selection, &mut |_, _| {}).await.unwrap();
     let summit_file = dir.path().join("summit.html");
-    firebreak::reports::write_atomically(
+    firebreak_reports::write_atomically(
         &summit_file,
-        &firebreak::reports::summit::summit_html(&summit_report),
+        &firebreak_reports::summit::summit_html(&summit_report),
     )
     .unwrap();
 
@@ -274,7 +274,7 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
     let (store, recorded) = recorded_incident(&dir.path().join("firebreak.db")).await;
     let other = store
         .open_incident(
-            &firebreak::incident::NewIncident {
+            &firebreak_store::incident::NewIncident {
                 title: HOSTILE.into(),
                 severity: Severity::Minor,
                 // Hostile text where the charts put it too: a service and a root cause.
@@ -398,12 +398,12 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
         .collect();
     assert_eq!(open, vec![("ana", false), ("bo", true)]);
 
-    let md = firebreak::reports::summit::summit_markdown(&report);
+    let md = firebreak_reports::summit::summit_markdown(&report);
     assert!(md.contains("&lt;script&gt;") && !md.contains("<script"));
     assert!(
         md.contains("## Recurring contributing factors") && md.contains("2020-01-31 \\(overdue\\)")
     );
-    let html = firebreak::reports::summit::summit_html(&report);
+    let html = firebreak_reports::summit::summit_html(&report);
     assert!(html.contains("&lt;script&gt;") && !html.contains("<script") && !html.contains("<img"));
     // The charts label bars with the service and the root cause: as text, escaped.
     let charts: Vec<&str> = html.split("<svg").skip(1).collect();
@@ -456,7 +456,7 @@ async fn the_summit_report_aggregates_the_period_and_keeps_hostile_text_as_text(
     let day = today.format("%Y-%m-%d").to_string();
     let json = summit_json(&["--from", &day, "--to", &day]);
     assert_eq!(json["incidents"].as_array().unwrap().len(), 2);
-    let errors: Vec<String> = jsonschema::validator_for(&firebreak::reports::summit::schema())
+    let errors: Vec<String> = jsonschema::validator_for(&firebreak_reports::summit::schema())
         .unwrap()
         .iter_errors(&json)
         .map(|e| e.to_string())
@@ -626,7 +626,7 @@ async fn an_exported_bundle_imports_as_the_same_incident_and_a_tampered_one_is_r
 }
 
 /// A report with what must differ between two stores (the local id, when it was made) blanked.
-fn comparable(mut r: firebreak::reports::IncidentReport) -> firebreak::reports::IncidentReport {
+fn comparable(mut r: firebreak_reports::IncidentReport) -> firebreak_reports::IncidentReport {
     r.incident.id = 0;
     r.generated_at = Default::default();
     r
@@ -637,7 +637,7 @@ async fn review_moves_moments_with_a_reason_annotates_entries_and_filters_the_ti
     let dir = tempfile::tempdir().unwrap();
     let (store, incident) = recorded_incident(&dir.path().join("firebreak.db")).await;
     let before = build(&store, incident).await.unwrap();
-    let figure = |r: &firebreak::reports::IncidentReport, name: &str| {
+    let figure = |r: &firebreak_reports::IncidentReport, name: &str| {
         r.figures
             .iter()
             .find(|f| f.name == name)
@@ -708,7 +708,7 @@ async fn review_moves_moments_with_a_reason_annotates_entries_and_filters_the_ti
     // An annotation only goes on an entry of the same incident.
     let other = store
         .open_incident(
-            &firebreak::incident::NewIncident {
+            &firebreak_store::incident::NewIncident {
                 title: "other".into(),
                 severity: Severity::Minor,
                 service: None,
@@ -777,8 +777,8 @@ async fn review_moves_moments_with_a_reason_annotates_entries_and_filters_the_ti
     );
 
     // Filters: by kind, author, service and time range, each keeping exactly its entries.
-    use firebreak::incident::EntryKind;
-    use firebreak::store::review::TimelineFilter;
+    use firebreak_store::incident::EntryKind;
+    use firebreak_store::review::TimelineFilter;
     let all = store.timeline(incident, None, 1000).await.unwrap();
     let kept = |f: TimelineFilter| {
         let store = store.clone();
@@ -794,7 +794,7 @@ async fn review_moves_moments_with_a_reason_annotates_entries_and_filters_the_ti
             page.into_iter().map(|e| e.id).collect::<Vec<_>>()
         }
     };
-    let ids = |pick: &dyn Fn(&firebreak::incident::TimelineEntry) -> bool| {
+    let ids = |pick: &dyn Fn(&firebreak_store::incident::TimelineEntry) -> bool| {
         all.iter()
             .filter(|e| pick(e))
             .map(|e| e.id)
@@ -860,9 +860,9 @@ async fn review_moves_moments_with_a_reason_annotates_entries_and_filters_the_ti
 /// as it always did. A team-linked store shares no imported incident.
 #[tokio::test]
 async fn a_demo_incident_stays_demo_data_wherever_its_bundle_is_imported() {
-    use firebreak::incident::NewIncident;
-    use firebreak::store::bundle::Bundle;
-    use firebreak::store::NewCluster;
+    use firebreak_store::bundle::Bundle;
+    use firebreak_store::incident::NewIncident;
+    use firebreak_store::NewCluster;
 
     let cluster = |events: &str| NewCluster {
         name: "prod-east".into(),
@@ -891,7 +891,7 @@ async fn a_demo_incident_stays_demo_data_wherever_its_bundle_is_imported() {
         .await
         .unwrap();
     assert!(opened.demo);
-    let (out, _) = firebreak::reports::bundle(&store, opened.id).await.unwrap();
+    let (out, _) = firebreak_reports::bundle(&store, opened.id).await.unwrap();
     let text = serde_json::to_string(&out).unwrap();
     let bundle: Bundle = serde_json::from_str(&text).unwrap();
     assert!(bundle.incident.demo && bundle.cluster.as_ref().unwrap().demo);
@@ -924,7 +924,7 @@ async fn a_demo_incident_stays_demo_data_wherever_its_bundle_is_imported() {
         markdown.contains("Demo data: recorded from Firebreak's simulated fleet"),
         "{markdown}"
     );
-    let (again, _) = firebreak::reports::bundle(&other, id).await.unwrap();
+    let (again, _) = firebreak_reports::bundle(&other, id).await.unwrap();
     let again: Bundle = serde_json::from_str(&serde_json::to_string(&again).unwrap()).unwrap();
     assert!(again.incident.demo, "and in the bundle it makes in turn");
     assert_eq!(

@@ -7,9 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use firebreak::incident::Severity;
-use firebreak::runbooks::format::{Condition, Step};
-use firebreak::runbooks::{matching, parse, IncidentFacts, Library, BUILT_IN};
+use firebreak_engine::runbooks::format::{Condition, Step};
+use firebreak_engine::runbooks::{matching, parse, IncidentFacts, Library, BUILT_IN};
+use firebreak_store::incident::Severity;
 use proptest::prelude::*;
 
 const VALID: &str = r#"---
@@ -294,7 +294,7 @@ fn matching_requires_every_stated_condition_and_ranks_by_score() {
     let rb = parse("checkout.md", VALID).unwrap();
     let mut checkout = incident_with("checkout", Severity::Critical, &["alert.firing"]);
     assert!(
-        firebreak::runbooks::matches(&rb, &checkout).is_none(),
+        firebreak_engine::runbooks::matches(&rb, &checkout).is_none(),
         "the region label is missing"
     );
     checkout
@@ -302,7 +302,7 @@ fn matching_requires_every_stated_condition_and_ranks_by_score() {
         .entry("region".into())
         .or_default()
         .insert("us-east".into());
-    let m = firebreak::runbooks::matches(&rb, &checkout).unwrap();
+    let m = firebreak_engine::runbooks::matches(&rb, &checkout).unwrap();
     assert_eq!(m.score, 3 + 2 + 1 + 1);
 }
 
@@ -391,7 +391,7 @@ async fn every_built_in_runbook_rehearses_to_a_mitigated_incident() {
         let rb = lib.get(rb).unwrap().clone();
         let dir = scratch.path().join(rb.id.clone());
         async move {
-            let r = firebreak::runbooks::rehearse::rehearse(&rb, scenario, 10.0, &dir)
+            let r = firebreak_engine::runbooks::rehearse::rehearse(&rb, scenario, 10.0, &dir)
                 .await
                 .unwrap();
             (rb.id, r)
@@ -409,19 +409,19 @@ async fn every_built_in_runbook_rehearses_to_a_mitigated_incident() {
 
 /// A store, the simulator's bad rollout recorded live, and a desk and runner on them.
 struct Guided {
-    sim: firebreak::sim::RunningSim,
-    store: firebreak::store::Store,
-    engine: firebreak::ingest::Engine,
-    desk: std::sync::Arc<firebreak::actions::ActionDesk>,
+    sim: firebreak_sim::RunningSim,
+    store: firebreak_store::Store,
+    engine: firebreak_engine::ingest::Engine,
+    desk: std::sync::Arc<firebreak_engine::actions::ActionDesk>,
     incident: i64,
 }
 
-async fn guided(db: &std::path::Path, sim: Option<firebreak::sim::RunningSim>) -> Guided {
+async fn guided(db: &std::path::Path, sim: Option<firebreak_sim::RunningSim>) -> Guided {
     let sim = match sim {
         Some(s) => s,
         None => support::cluster::sim("bad-model-rollout", 10.0, |_| {}).await,
     };
-    let settings = firebreak::actions::ActionSettings {
+    let settings = firebreak_engine::actions::ActionSettings {
         grace_s: 0,
         verify_window_s: 5,
         ..Default::default()
@@ -450,7 +450,7 @@ async fn guided(db: &std::path::Path, sim: Option<firebreak::sim::RunningSim>) -
 /// the step as skipped with why, and the run goes on (node-loss-cascade has no rollout).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rollout_lever_step_without_a_rollout_is_skipped_saying_why() {
-    use firebreak::runbooks::run::{Answer, Runner};
+    use firebreak_engine::runbooks::run::{Answer, Runner};
     let dir = tempfile::tempdir().unwrap();
     let sim = support::cluster::sim("node-loss-cascade", 10.0, |_| {}).await;
     let g = guided(&dir.path().join("firebreak.db"), Some(sim)).await;
@@ -484,7 +484,7 @@ async fn a_rollout_lever_step_without_a_rollout_is_skipped_saying_why() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guided_run_survives_a_restart_and_ends_with_the_incident_mitigated() {
-    use firebreak::runbooks::run::{Answer, Runner};
+    use firebreak_engine::runbooks::run::{Answer, Runner};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("firebreak.db");
     let g = guided(&db, None).await;
@@ -616,7 +616,7 @@ async fn a_guided_run_survives_a_restart_and_ends_with_the_incident_mitigated() 
     let incident = g.store.incident(g.incident).await.unwrap();
     assert_eq!(
         incident.status,
-        firebreak::incident::IncidentStatus::Mitigated
+        firebreak_store::incident::IncidentStatus::Mitigated
     );
     let timeline: Vec<String> = g
         .store
@@ -624,7 +624,7 @@ async fn a_guided_run_survives_a_restart_and_ends_with_the_incident_mitigated() 
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == firebreak::incident::EntryKind::Runbook)
+        .filter(|e| e.kind == firebreak_store::incident::EntryKind::Runbook)
         .map(|e| e.body)
         .collect();
     for step in [
@@ -653,12 +653,12 @@ async fn folders_added_in_settings_are_loaded_and_checked() {
     let data = tempfile::tempdir().unwrap();
     let team = tempfile::tempdir().unwrap();
     std::fs::write(team.path().join("checkout.md"), VALID).unwrap();
-    let store = firebreak::store::Store::open(&data.path().join("firebreak.db"))
+    let store = firebreak_store::Store::open(&data.path().join("firebreak.db"))
         .await
         .unwrap();
     store
         .set_setting(
-            firebreak::runbooks::FOLDERS_SETTING,
+            firebreak_engine::runbooks::FOLDERS_SETTING,
             &serde_json::to_string(&[team.path()]).unwrap(),
         )
         .await
@@ -695,10 +695,10 @@ fn a_loop_a_person_takes_part_in_is_allowed() {
 
 #[tokio::test]
 async fn a_run_that_loops_by_itself_is_stopped_not_run_forever() {
-    use firebreak::incident::NewIncident;
-    use firebreak::runbooks::run::{Runner, MAX_AUTOMATIC_STEPS};
+    use firebreak_engine::runbooks::run::{Runner, MAX_AUTOMATIC_STEPS};
+    use firebreak_store::incident::NewIncident;
     let dir = tempfile::tempdir().unwrap();
-    let store = firebreak::store::Store::open(&dir.path().join("firebreak.db"))
+    let store = firebreak_store::Store::open(&dir.path().join("firebreak.db"))
         .await
         .unwrap();
     let incident = store
@@ -713,11 +713,11 @@ async fn a_run_that_loops_by_itself_is_stopped_not_run_forever() {
         )
         .await
         .unwrap();
-    let desk = firebreak::actions::ActionDesk::new(
+    let desk = firebreak_engine::actions::ActionDesk::new(
         store.clone(),
-        firebreak::actions::Tokens::default(),
-        std::sync::Arc::new(firebreak::ingest::sink::StatusBoard::default()),
-        std::sync::Arc::new(firebreak::ingest::sink::Recorder::default()),
+        firebreak_engine::actions::Tokens::default(),
+        std::sync::Arc::new(firebreak_engine::ingest::sink::StatusBoard::default()),
+        std::sync::Arc::new(firebreak_engine::ingest::sink::Recorder::default()),
     );
     // A loop that got past the check (an older file, a run stored before the check).
     let mut rb = parse("loop.md", VALID).unwrap();

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use firebreak::protocol::events::{Control, EventType};
-use firebreak::sim::{Faults, Remedy, Scenario};
+use firebreak_protocol::events::{Control, EventType};
+use firebreak_sim::{Faults, Remedy, Scenario};
 use serde_json::json;
 use support::cluster::{connect, get, http, post, sim, TOKEN};
 
@@ -532,7 +532,7 @@ async fn every_rollout_lever_acts_once_per_key_and_never_on_a_stale_revision() {
 }
 
 /// Folds alert events into which alerts of `service` are firing now.
-fn firing(events: &[firebreak::protocol::events::CloudEvent], service: &str) -> HashSet<String> {
+fn firing(events: &[firebreak_protocol::events::CloudEvent], service: &str) -> HashSet<String> {
     let mut on = HashSet::new();
     for e in events {
         if e.data["service"] != service {
@@ -549,7 +549,7 @@ fn firing(events: &[firebreak::protocol::events::CloudEvent], service: &str) -> 
 }
 
 fn latest_primary_metrics(
-    events: &[firebreak::protocol::events::CloudEvent],
+    events: &[firebreak_protocol::events::CloudEvent],
     service: &str,
 ) -> serde_json::Value {
     events

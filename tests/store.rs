@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use firebreak::incident::{EntryKind, IncidentStatus, NewIncident, Severity};
-use firebreak::store::{known_schema_version, NewCluster, Store, StoreError};
+use firebreak_store::incident::{EntryKind, IncidentStatus, NewIncident, Severity};
+use firebreak_store::{known_schema_version, NewCluster, Store, StoreError};
 use sqlx::Connection;
 
 fn db_in(dir: &tempfile::TempDir) -> std::path::PathBuf {
@@ -418,7 +418,7 @@ async fn severity_and_command_changes_are_on_the_timeline_with_their_author() {
     );
 }
 
-fn alert(id: &str, sequence: u64, service: &str) -> firebreak::store::ingest::Incoming {
+fn alert(id: &str, sequence: u64, service: &str) -> firebreak_store::ingest::Incoming {
     let raw = serde_json::json!({
         "specversion": "1.0", "id": id, "source": "/clusters/dup", "sequence": sequence,
         "type": "dev.firebreak.alert.firing", "time": "2026-11-27T03:00:36.000Z",
@@ -431,15 +431,15 @@ fn alert(id: &str, sequence: u64, service: &str) -> firebreak::store::ingest::In
 }
 
 /// An event as the connection hands it to the store.
-fn incoming(raw: serde_json::Value) -> firebreak::store::ingest::Incoming {
+fn incoming(raw: serde_json::Value) -> firebreak_store::ingest::Incoming {
     let raw = raw.to_string();
-    let firebreak::protocol::events::Frame::Event(event) =
-        firebreak::protocol::events::decode(&raw).unwrap()
+    let firebreak_protocol::events::Frame::Event(event) =
+        firebreak_protocol::events::decode(&raw).unwrap()
     else {
         panic!("not an event: {raw}")
     };
-    let ty = firebreak::protocol::events::EventType::parse(&event.ty).unwrap();
-    firebreak::store::ingest::Incoming {
+    let ty = firebreak_protocol::events::EventType::parse(&event.ty).unwrap();
+    firebreak_store::ingest::Incoming {
         event: *event,
         ty,
         raw: raw.into(),
@@ -449,12 +449,12 @@ fn incoming(raw: serde_json::Value) -> firebreak::store::ingest::Incoming {
 
 #[tokio::test]
 async fn repeated_events_are_stored_once_and_each_stored_event_keeps_its_own_row() {
-    use firebreak::store::ingest::Item;
+    use firebreak_store::ingest::Item;
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let store = Store::open(&path).await.unwrap();
     let cluster = unreachable_cluster(&store, "dup").await;
-    let mut rules = firebreak::ingest::rules::Rules::default();
+    let mut rules = firebreak_engine::ingest::rules::Rules::default();
     let batch = |events| {
         vec![Item::Events {
             cluster_id: cluster.id,
@@ -464,7 +464,7 @@ async fn repeated_events_are_stored_once_and_each_stored_event_keeps_its_own_row
     };
 
     // A repeat inside one statement, then a batch with one old and one new event.
-    let first = firebreak::ingest::record_batch(
+    let first = firebreak_engine::ingest::record_batch(
         &store,
         &batch(vec![
             alert("a", 1, "svc-a"),
@@ -476,7 +476,7 @@ async fn repeated_events_are_stored_once_and_each_stored_event_keeps_its_own_row
     .await
     .unwrap();
     assert_eq!((first.events, first.duplicates), (2, 1));
-    let second = firebreak::ingest::record_batch(
+    let second = firebreak_engine::ingest::record_batch(
         &store,
         &batch(vec![alert("b", 2, "svc-b"), alert("c", 3, "svc-c")]),
         &mut rules,
@@ -513,7 +513,7 @@ async fn repeated_events_are_stored_once_and_each_stored_event_keeps_its_own_row
 
 #[tokio::test]
 async fn the_feed_filters_searches_and_pages_by_key() {
-    use firebreak::store::feed::{FeedFilter, FeedPageRequest};
+    use firebreak_store::feed::{FeedFilter, FeedPageRequest};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&db_in(&dir)).await.unwrap();
     let cluster = unreachable_cluster(&store, "feed").await;
@@ -528,7 +528,7 @@ async fn the_feed_filters_searches_and_pages_by_key() {
         after,
     };
     let seqs =
-        |p: &firebreak::store::feed::FeedPage| p.events.iter().map(|e| e.seq).collect::<Vec<_>>();
+        |p: &firebreak_store::feed::FeedPage| p.events.iter().map(|e| e.seq).collect::<Vec<_>>();
 
     // Newest first; the next page continues strictly below the last key.
     let all = FeedFilter::default();
@@ -616,7 +616,7 @@ async fn the_feed_filters_searches_and_pages_by_key() {
 /// same way and no counter runs ahead of what the store holds.
 #[tokio::test]
 async fn a_batch_that_did_not_commit_leaves_the_rules_as_they_were() {
-    use firebreak::store::ingest::Item;
+    use firebreak_store::ingest::Item;
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let store = Store::open(&path).await.unwrap();
@@ -638,9 +638,9 @@ async fn a_batch_that_did_not_commit_leaves_the_rules_as_they_were() {
         .await
         .unwrap();
     }
-    let mut rules = firebreak::ingest::rules::Rules::default();
+    let mut rules = firebreak_engine::ingest::rules::Rules::default();
     assert!(
-        firebreak::ingest::record_batch(&store, &batch(1..=2), &mut rules)
+        firebreak_engine::ingest::record_batch(&store, &batch(1..=2), &mut rules)
             .await
             .is_err()
     );
@@ -654,14 +654,14 @@ async fn a_batch_that_did_not_commit_leaves_the_rules_as_they_were() {
     }
     // Had the refused samples counted, the SLO burn (three samples over 5 %) would open
     // the incident at the first of these; it opens at the third.
-    let first = firebreak::ingest::record_batch(&store, &batch(1..=2), &mut rules)
+    let first = firebreak_engine::ingest::record_batch(&store, &batch(1..=2), &mut rules)
         .await
         .unwrap();
     assert!(
         first.opened.is_empty(),
         "two burning samples are not yet an incident"
     );
-    let third = firebreak::ingest::record_batch(&store, &batch(3..=3), &mut rules)
+    let third = firebreak_engine::ingest::record_batch(&store, &batch(3..=3), &mut rules)
         .await
         .unwrap();
     assert_eq!(
@@ -791,7 +791,7 @@ async fn the_actions_rebuild_keeps_what_an_older_store_recorded() {
 async fn the_write_ahead_log_is_checkpointed_while_recording_and_removed_on_close() {
     // The writer never checkpoints itself (store/checkpoint.rs does, on its own
     // connection): if that stopped, the log would grow by everything ever recorded.
-    use firebreak::store::ingest::{Incoming, Item};
+    use firebreak_store::ingest::{Incoming, Item};
     let dir = tempfile::tempdir().unwrap();
     let path = db_in(&dir);
     let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
@@ -800,7 +800,7 @@ async fn the_write_ahead_log_is_checkpointed_while_recording_and_removed_on_clos
     let metrics = |seq: u64| metrics_event(seq, "wal", 0.001);
     const BATCHES: u64 = 40;
     const PER_BATCH: u64 = 2_000;
-    let mut rules = firebreak::ingest::rules::Rules::default();
+    let mut rules = firebreak_engine::ingest::rules::Rules::default();
     let mut recorded_bytes = 0u64;
     for b in 0..BATCHES {
         let events: Vec<Incoming> = (b * PER_BATCH + 1..=(b + 1) * PER_BATCH)
@@ -812,7 +812,7 @@ async fn the_write_ahead_log_is_checkpointed_while_recording_and_removed_on_clos
             last_sequence: (b + 1) * PER_BATCH,
             events,
         }];
-        firebreak::ingest::record_batch(&store, &items, &mut rules)
+        firebreak_engine::ingest::record_batch(&store, &items, &mut rules)
             .await
             .unwrap();
         // A moment between batches for the checkpoint each commit asks for.
@@ -838,7 +838,7 @@ async fn the_write_ahead_log_is_checkpointed_while_recording_and_removed_on_clos
 
 /// A `service.metrics` event of llm-assistant in us-east from cluster `cluster`, decoded as
 /// the engine hands it to the store.
-fn metrics_event(seq: u64, cluster: &str, error_rate: f64) -> firebreak::store::ingest::Incoming {
+fn metrics_event(seq: u64, cluster: &str, error_rate: f64) -> firebreak_store::ingest::Incoming {
     let raw = serde_json::json!({
         "specversion": "1.0", "id": format!("m-{seq}"), "source": format!("/clusters/{cluster}"), "sequence": seq,
         "type": "dev.firebreak.service.metrics", "time": "2026-11-27T03:00:36.000Z",
@@ -848,14 +848,14 @@ fn metrics_event(seq: u64, cluster: &str, error_rate: f64) -> firebreak::store::
                  "latency_p99_ms": 1200.0, "queue_depth": 3.0, "gpu_utilization": 0.7}
     })
     .to_string();
-    let firebreak::protocol::events::Frame::Event(event) =
-        firebreak::protocol::events::decode(&raw).unwrap()
+    let firebreak_protocol::events::Frame::Event(event) =
+        firebreak_protocol::events::decode(&raw).unwrap()
     else {
         panic!("not an event")
     };
-    firebreak::store::ingest::Incoming {
+    firebreak_store::ingest::Incoming {
         event: *event,
-        ty: firebreak::protocol::events::EventType::ServiceMetrics,
+        ty: firebreak_protocol::events::EventType::ServiceMetrics,
         raw: raw.into(),
         received_ms: 0,
     }
@@ -867,7 +867,7 @@ fn event_at(
     second: u32,
     service: &str,
     data: serde_json::Value,
-) -> firebreak::store::ingest::Incoming {
+) -> firebreak_store::ingest::Incoming {
     let raw = serde_json::json!({
         "specversion": "1.0", "id": format!("quiet-{seq}"), "source": "/clusters/quiet", "sequence": seq,
         "type": format!("dev.firebreak.{ty}"), "time": format!("2026-11-27T03:00:{second:02}.000Z"),
@@ -946,7 +946,7 @@ async fn monitoring_noise_before_an_incident_stays_off_its_timeline() {
 }
 
 /// A cluster at an address nothing listens on: events are handed to the store directly.
-async fn unreachable_cluster(store: &Store, name: &str) -> firebreak::store::Cluster {
+async fn unreachable_cluster(store: &Store, name: &str) -> firebreak_store::Cluster {
     store
         .ensure_cluster(&NewCluster {
             ca_file: None,
@@ -962,13 +962,13 @@ async fn unreachable_cluster(store: &Store, name: &str) -> firebreak::store::Clu
 async fn record_in_one_batch(
     store: &Store,
     cluster_id: i64,
-    events: Vec<firebreak::store::ingest::Incoming>,
+    events: Vec<firebreak_store::ingest::Incoming>,
     last_sequence: u64,
 ) {
-    let mut rules = firebreak::ingest::rules::Rules::default();
-    firebreak::ingest::record_batch(
+    let mut rules = firebreak_engine::ingest::rules::Rules::default();
+    firebreak_engine::ingest::record_batch(
         store,
-        &[firebreak::store::ingest::Item::Events {
+        &[firebreak_store::ingest::Item::Events {
             cluster_id,
             events,
             last_sequence,

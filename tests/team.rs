@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use firebreak::team::client::{SyncError, TeamClient, TeamLink};
-use firebreak::team::wire::{self, Body, Frame, Outcome, Record, Shared};
+use firebreak_engine::team::client::{SyncError, TeamClient, TeamLink};
+use firebreak_protocol::team::{self as wire, Body, Frame, Outcome, Record, Shared};
 use support::postgres::Postgres;
 use support::servers::{free_port, KillOnDrop};
 use uuid::Uuid;
@@ -445,7 +445,7 @@ async fn bad_revoked_and_foreign_tokens_are_refused_and_change_nothing() {
 /// the valid records beside it are accepted in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_the_server_cannot_take_are_kept_apart_and_the_rest_of_their_push_counts() {
-    firebreak::process::install_tls_provider();
+    firebreak_common::process::install_tls_provider();
     let p = pair("team_rejected").await;
     let incident = Uuid::now_v7();
     let unknown_kind = Uuid::new_v4();
@@ -570,7 +570,7 @@ async fn an_older_console_is_refused_with_a_message_that_says_what_to_do() {
     let cfg = rig.config(port);
     let ana = add_user(&cfg, "ana", &["serving"]);
     let _server = spawn_server(&cfg, port).await;
-    firebreak::process::install_tls_provider();
+    firebreak_common::process::install_tls_provider();
     let http = reqwest::Client::new();
     for schema in [Some("0"), None] {
         let mut request = http
@@ -740,7 +740,7 @@ async fn who_is_looking_crosses_server_processes_and_a_killed_process_takes_its_
 
 /// Reads `sub` until a presence frame satisfies `wanted` (30 s at most).
 async fn presence_until(
-    sub: &mut firebreak::team::client::Subscription,
+    sub: &mut firebreak_engine::team::client::Subscription,
     what: &str,
     wanted: impl Fn(&[wire::Presence]) -> bool,
 ) {
@@ -761,9 +761,9 @@ async fn presence_until(
 
 // ---- Consoles: each its own SQLite store, syncing through the server ----
 
-use firebreak::incident::{IncidentStatus, NewIncident, Severity};
-use firebreak::store::Store;
-use firebreak::team::sync::{SyncState, TeamSync};
+use firebreak_engine::team::sync::{SyncState, TeamSync};
+use firebreak_store::incident::{IncidentStatus, NewIncident, Severity};
+use firebreak_store::Store;
 
 struct Console {
     store: Store,
@@ -872,7 +872,7 @@ async fn open_by_hand(
     service: Option<&str>,
     severity: Severity,
     author: &str,
-) -> firebreak::incident::Incident {
+) -> firebreak_store::incident::Incident {
     let new = NewIncident {
         cluster_id: None,
         title: title.into(),
@@ -1360,7 +1360,7 @@ async fn over_tls_a_console_syncs_with_the_servers_ca_and_is_refused_without_it(
 
 #[test]
 fn a_server_configuration_off_loopback_without_tls_is_refused() {
-    let err = firebreak::team::config::parse(
+    let err = firebreak_team_server::config::parse(
         "listen = \"0.0.0.0:7600\"\ndatabase = { env = \"FIREBREAK_TEAM_DATABASE_URL\" }\n",
     )
     .unwrap_err()
@@ -1369,7 +1369,7 @@ fn a_server_configuration_off_loopback_without_tls_is_refused() {
         err.contains("not a loopback address") && err.contains("[tls]"),
         "{err}"
     );
-    let err = firebreak::team::config::parse(
+    let err = firebreak_team_server::config::parse(
         "listen = \"127.0.0.1:7600\"\ndatabase = \"postgres://u:secret@db/x\"\n",
     )
     .unwrap_err()
@@ -1419,7 +1419,7 @@ async fn review_of(c: &Console, public: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_review_is_shared_and_a_record_a_console_cannot_take_is_noted_not_fatal() {
-    use firebreak::store::review::{FollowUpDraft, FollowUpStatus};
+    use firebreak_store::review::{FollowUpDraft, FollowUpStatus};
     let Pair {
         rig,
         port,
@@ -1592,8 +1592,8 @@ async fn the_review_is_shared_and_a_record_a_console_cannot_take_is_noted_not_fa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_action_and_a_runbook_run_on_one_console_show_on_the_other_which_never_drives_them() {
-    use firebreak::actions::ActionSettings;
-    use firebreak::protocol::actions::ActionKind;
+    use firebreak_engine::actions::ActionSettings;
+    use firebreak_protocol::actions::ActionKind;
     // The database lives as long as `_rig`.
     let Pair {
         rig: _rig,
@@ -1641,7 +1641,7 @@ async fn an_action_and_a_runbook_run_on_one_console_show_on_the_other_which_neve
         .confirm(&proposal.id, "ana", "errors on 42", Some("llm-assistant"))
         .await
         .unwrap();
-    let library = firebreak::runbooks::Library::load(&[]);
+    let library = firebreak_engine::runbooks::Library::load(&[]);
     let runbook = library.runbooks.first().unwrap();
     let run = live
         .store
@@ -1652,7 +1652,7 @@ async fn an_action_and_a_runbook_run_on_one_console_show_on_the_other_which_neve
     live.store
         .record_step(
             run.id,
-            firebreak::store::runs::Recorded {
+            firebreak_store::runs::Recorded {
                 step_id: &first,
                 outcome: "done",
                 text: "checked the dashboards",
@@ -1699,7 +1699,7 @@ async fn an_action_and_a_runbook_run_on_one_console_show_on_the_other_which_neve
         .any(|e| e.body.contains("checked the dashboards")));
     assert!(timeline
         .iter()
-        .any(|e| e.kind == firebreak::incident::EntryKind::Action));
+        .any(|e| e.kind == firebreak_store::incident::EntryKind::Action));
     // The action's audit records came too, and each one's hash checks out on Ben's console.
     let (shared, bad) = b.store.verify_team_audit().await.unwrap();
     assert!(shared >= 3, "proposed, confirmed, sent…: {shared}");
@@ -1734,7 +1734,7 @@ async fn the_store_tells_the_sync_when_a_transaction_queued_records_for_the_team
     let queued = store.outbox_queued();
     let told = || queued.notified().now_or_never().is_some();
     store
-        .add_cluster(&firebreak::store::NewCluster {
+        .add_cluster(&firebreak_store::NewCluster {
             name: "prod-east".into(),
             events_url: "ws://127.0.0.1:1/events".into(),
             actions_url: "http://127.0.0.1:1/".into(),
@@ -1997,7 +1997,9 @@ fn user_cmd(cfg: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 /// The frames of an open stream up to the end it is given, or `None` after 30 s.
-async fn until_the_stream_ends(sub: &mut firebreak::team::client::Subscription) -> Vec<Frame> {
+async fn until_the_stream_ends(
+    sub: &mut firebreak_engine::team::client::Subscription,
+) -> Vec<Frame> {
     let mut frames = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -2321,7 +2323,7 @@ async fn a_flood_of_viewing_messages_is_shown_as_its_last_and_costs_few_notifica
     // Every presence notification between the server processes, heard as they are.
     let mut heard = sqlx::postgres::PgListener::connect(&rig.url).await.unwrap();
     heard
-        .listen(firebreak::team::presence::CHANNEL)
+        .listen(firebreak_team_server::presence::CHANNEL)
         .await
         .unwrap();
     let notes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -2411,7 +2413,7 @@ async fn a_team_database_restored_from_an_older_copy_is_made_whole_again_by_the_
 
     // Last night's backup.
     let dump = dir.path().join("team.dump");
-    let tool = |name: &str| firebreak::team::scratch::tool(name).unwrap();
+    let tool = |name: &str| firebreak_team_server::scratch::tool(name).unwrap();
     let out = Command::new(tool("pg_dump"))
         .args(["--format=custom", "--file"])
         .arg(&dump)
@@ -2661,7 +2663,9 @@ async fn a_hostile_teammate_cannot_take_over_an_unshared_incident_or_forge_who_w
         assert!(!timeline.iter().any(|e| e.body.contains("I, ana, approve")));
         let change = timeline
             .iter()
-            .find(|e| e.kind == firebreak::incident::EntryKind::StatusChanged && e.author == "ben")
+            .find(|e| {
+                e.kind == firebreak_store::incident::EntryKind::StatusChanged && e.author == "ben"
+            })
             .expect("ben's resolution, under ben's name");
         assert!(change.at_ms >= incident.opened_ms, "{change:?}");
         let pool =
@@ -2682,8 +2686,8 @@ async fn a_hostile_teammate_cannot_take_over_an_unshared_incident_or_forge_who_w
         );
         // The exported report says the same: no forged note, ben's resolution under his
         // name, and no figure running backwards.
-        let report = firebreak::reports::build(&console.store, id).await.unwrap();
-        let text = firebreak::reports::render(&report, firebreak::reports::Format::Markdown);
+        let report = firebreak_reports::build(&console.store, id).await.unwrap();
+        let text = firebreak_reports::render(&report, firebreak_reports::Format::Markdown);
         assert!(!text.contains("I, ana, approve"), "{text}");
         assert!(
             report
@@ -2818,7 +2822,7 @@ async fn a_stranger_holding_thousands_of_connections_cannot_take_the_team_server
     assert_eq!(me["name"], "ana", "Ana is served meanwhile");
     // One person's streams are bounded on a server process.
     let mut open = Vec::new();
-    for _ in 0..firebreak::team::server::MAX_STREAMS_PER_PERSON {
+    for _ in 0..firebreak_team_server::server::MAX_STREAMS_PER_PERSON {
         open.push(client(port, "serving", &ana).subscribe(0).await.unwrap());
     }
     match client(port, "serving", &ana).subscribe(0).await {

@@ -10,10 +10,10 @@ use support::rig::wait_for;
 use std::sync::Arc;
 use std::time::Duration;
 
-use firebreak::ingest::sink::{ConsoleSink, Recorder, StreamState};
-use firebreak::ingest::Engine;
-use firebreak::store::{NewCluster, Store};
-use firebreak::watchlist::{TokenChange, Watchlist};
+use firebreak_engine::ingest::sink::{ConsoleSink, Recorder, StreamState};
+use firebreak_engine::ingest::Engine;
+use firebreak_engine::watchlist::{TokenChange, Watchlist};
+use firebreak_store::{NewCluster, Store};
 use support::cluster::{sim, TOKEN};
 
 fn last_state(recorder: &Recorder, cluster: i64) -> Option<StreamState> {
@@ -30,8 +30,8 @@ fn last_state(recorder: &Recorder, cluster: i64) -> Option<StreamState> {
 async fn event_count(store: &Store, cluster: &str) -> i64 {
     let page = store
         .feed(
-            &firebreak::store::feed::FeedFilter::default(),
-            firebreak::store::feed::FeedPageRequest {
+            &firebreak_store::feed::FeedFilter::default(),
+            firebreak_store::feed::FeedPageRequest {
                 limit: 500,
                 ..Default::default()
             },
@@ -96,7 +96,10 @@ async fn a_cluster_added_with_a_token_is_watched_and_its_token_lives_only_in_the
     // The token is in the keychain under the cluster's account, and nowhere in the store.
     let account = store.cluster(id).await.unwrap().token_ref.unwrap();
     assert_eq!(
-        firebreak::secrets::load(&account).await.unwrap().as_deref(),
+        firebreak_engine::secrets::load(&account)
+            .await
+            .unwrap()
+            .as_deref(),
         Some(TOKEN)
     );
     for file in [db.clone(), dir.path().join("firebreak.db-wal")] {
@@ -126,7 +129,10 @@ async fn a_cluster_added_with_a_token_is_watched_and_its_token_lives_only_in_the
     let recorded = event_count(&store, "prod-east").await;
     watchlist.remove(id).await.unwrap();
     assert!(watchlist.list().await.unwrap().is_empty());
-    assert_eq!(firebreak::secrets::load(&account).await.unwrap(), None);
+    assert_eq!(
+        firebreak_engine::secrets::load(&account).await.unwrap(),
+        None
+    );
     assert!(event_count(&store, "prod-east").await >= recorded);
 
     // The same name again is the same cluster: its history continues.
@@ -216,7 +222,7 @@ async fn a_token_never_follows_a_cluster_to_another_host_nor_goes_out_in_clearte
         "the token must not follow the cluster to another host"
     );
     assert_eq!(
-        firebreak::secrets::load(&account).await.unwrap(),
+        firebreak_engine::secrets::load(&account).await.unwrap(),
         None,
         "and it is gone from the keychain"
     );

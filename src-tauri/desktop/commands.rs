@@ -5,16 +5,16 @@
 use tauri::State;
 
 use super::Console;
-use crate::actions::{ActionSettings, DeskError};
-use crate::incident::{Incident, IncidentStatus, NewIncident, Severity, TimelineEntry};
 use crate::ipc::{AppInfo, ErrorCode, IpcError};
-use crate::protocol::actions::ActionKind;
-use crate::store::actions::ActionRecord;
-use crate::store::feed::{Diagnostics, FeedFilter, FeedPage, FeedPageRequest, RawEvent};
-use crate::store::NewCluster;
-use crate::watchlist::{TokenChange, WatchedCluster};
+use firebreak_engine::actions::{ActionSettings, DeskError};
+use firebreak_engine::watchlist::{TokenChange, WatchedCluster};
+use firebreak_protocol::actions::ActionKind;
+use firebreak_store::actions::ActionRecord;
+use firebreak_store::feed::{Diagnostics, FeedFilter, FeedPage, FeedPageRequest, RawEvent};
+use firebreak_store::incident::{Incident, IncidentStatus, NewIncident, Severity, TimelineEntry};
+use firebreak_store::NewCluster;
 
-use crate::ingest::sink::ConsoleUpdate;
+use firebreak_engine::ingest::sink::ConsoleUpdate;
 
 type Reply<T> = Result<T, IpcError>;
 
@@ -266,7 +266,7 @@ async fn propose_action(
     full: Option<bool>,
 ) -> Reply<ActionRecord> {
     let author = console.author();
-    let choice = crate::actions::Choice {
+    let choice = firebreak_engine::actions::Choice {
         to_revision,
         full: full.unwrap_or(false),
     };
@@ -321,7 +321,7 @@ async fn show_incident_in_title<R: tauri::Runtime>(
 
 /// The fleet at a glance, from what the store recorded (it reads the same offline).
 #[tauri::command]
-async fn fleet_board(console: State<'_, Console>) -> Reply<crate::store::fleet::FleetBoard> {
+async fn fleet_board(console: State<'_, Console>) -> Reply<firebreak_store::fleet::FleetBoard> {
     Ok(console.store()?.fleet_board().await?)
 }
 
@@ -331,7 +331,7 @@ async fn fleet_board(console: State<'_, Console>) -> Reply<crate::store::fleet::
 async fn incident_changes(
     console: State<'_, Console>,
     incident_id: i64,
-) -> Reply<Vec<crate::store::changes::Change>> {
+) -> Reply<Vec<firebreak_store::changes::Change>> {
     Ok(console.store()?.incident_changes(incident_id).await?)
 }
 
@@ -341,7 +341,7 @@ async fn incident_changes(
 async fn rollout_state(
     console: State<'_, Console>,
     incident_id: i64,
-) -> Reply<crate::actions::rollout::RolloutState> {
+) -> Reply<firebreak_engine::actions::rollout::RolloutState> {
     Ok(console.desk()?.rollout_state(incident_id).await?)
 }
 
@@ -389,7 +389,7 @@ async fn confirm_action<R: tauri::Runtime>(
 ) -> Reply<ActionRecord> {
     let desk = console.desk()?.clone();
     let action = desk.check(&id, &reason, typed_name.as_deref()).await?;
-    if action.state != crate::store::actions::ActionState::Proposed {
+    if action.state != firebreak_store::actions::ActionState::Proposed {
         return Ok(action);
     }
     if !super::confirm_natively(&app, &window, &action, &reason).await {
@@ -440,9 +440,9 @@ async fn set_action_settings<R: tauri::Runtime>(
     Ok(settings)
 }
 
-impl From<crate::runbooks::run::RunError> for IpcError {
-    fn from(e: crate::runbooks::run::RunError) -> Self {
-        use crate::runbooks::run::RunError;
+impl From<firebreak_engine::runbooks::run::RunError> for IpcError {
+    fn from(e: firebreak_engine::runbooks::run::RunError) -> Self {
+        use firebreak_engine::runbooks::run::RunError;
         match e {
             RunError::Store(e) => e.into(),
             RunError::Desk(e) => e.into(),
@@ -453,7 +453,7 @@ impl From<crate::runbooks::run::RunError> for IpcError {
 
 /// Every runbook loaded and every file's problem (for the diagnostics view).
 #[tauri::command]
-fn runbook_library(console: State<'_, Console>) -> crate::runbooks::Library {
+fn runbook_library(console: State<'_, Console>) -> firebreak_engine::runbooks::Library {
     console.library()
 }
 
@@ -462,12 +462,15 @@ fn runbook_library(console: State<'_, Console>) -> crate::runbooks::Library {
 async fn matching_runbooks(
     console: State<'_, Console>,
     incident_id: i64,
-) -> Reply<Vec<crate::runbooks::Match>> {
+) -> Reply<Vec<firebreak_engine::runbooks::Match>> {
     let store = console.store()?;
     let incident = store.incident(incident_id).await?;
     let events = store.incident_event_data(incident_id).await?;
-    let facts = crate::runbooks::IncidentFacts::of(&incident, &events);
-    Ok(crate::runbooks::matching(&console.library(), &facts))
+    let facts = firebreak_engine::runbooks::IncidentFacts::of(&incident, &events);
+    Ok(firebreak_engine::runbooks::matching(
+        &console.library(),
+        &facts,
+    ))
 }
 
 /// Starts (or resumes) a runbook on an incident.
@@ -476,7 +479,7 @@ async fn start_runbook(
     console: State<'_, Console>,
     incident_id: i64,
     runbook_id: String,
-) -> Reply<crate::store::runs::RunRecord> {
+) -> Reply<firebreak_store::runs::RunRecord> {
     let runbook = console.library().get(&runbook_id).cloned().ok_or_else(|| {
         IpcError::new(
             ErrorCode::NotFound,
@@ -496,7 +499,7 @@ async fn start_runbook(
 async fn incident_runs(
     console: State<'_, Console>,
     incident_id: i64,
-) -> Reply<Vec<crate::store::runs::RunRecord>> {
+) -> Reply<Vec<firebreak_store::runs::RunRecord>> {
     Ok(console.store()?.incident_runs(incident_id).await?)
 }
 
@@ -506,8 +509,8 @@ async fn answer_step(
     console: State<'_, Console>,
     run_id: i64,
     step_id: String,
-    answer: crate::runbooks::run::Answer,
-) -> Reply<crate::store::runs::RunRecord> {
+    answer: firebreak_engine::runbooks::run::Answer,
+) -> Reply<firebreak_store::runs::RunRecord> {
     let author = console.author();
     let run = console
         .runner()?
@@ -536,7 +539,7 @@ async fn set_runbook_folders<R: tauri::Runtime>(
     window: tauri::WebviewWindow<R>,
     console: State<'_, Console>,
     folders: Vec<String>,
-) -> Reply<crate::runbooks::Library> {
+) -> Reply<firebreak_engine::runbooks::Library> {
     let extra: Vec<std::path::PathBuf> = folders
         .iter()
         .map(|f| f.trim())
@@ -576,11 +579,11 @@ async fn set_runbook_folders<R: tauri::Runtime>(
     let text = serde_json::to_string(&extra).unwrap_or_else(|_| "[]".into());
     console
         .store()?
-        .set_setting(crate::runbooks::FOLDERS_SETTING, &text)
+        .set_setting(firebreak_engine::runbooks::FOLDERS_SETTING, &text)
         .await?;
     let mut all = vec![console.data_dir.runbooks().to_owned()];
     all.extend(extra);
-    let library = crate::runbooks::Library::load(&all);
+    let library = firebreak_engine::runbooks::Library::load(&all);
     *console
         .runbook_folders
         .write()

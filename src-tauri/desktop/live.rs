@@ -11,8 +11,8 @@ use tauri::ipc::Channel;
 use tauri::{AppHandle, Runtime};
 use tauri_plugin_notification::NotificationExt;
 
-use crate::incident::Incident;
-use crate::ingest::sink::{ClusterStatus, Committed, ConsoleSink, ConsoleUpdate};
+use firebreak_engine::ingest::sink::{ClusterStatus, Committed, ConsoleSink, ConsoleUpdate};
+use firebreak_store::incident::Incident;
 
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
@@ -25,7 +25,7 @@ struct Pending {
     quarantined: u32,
     head_seq: i64,
     recording_paused: Option<String>,
-    team: Option<crate::team::sync::TeamStatus>,
+    team: Option<firebreak_engine::team::sync::TeamStatus>,
     dirty: bool,
 }
 
@@ -47,7 +47,7 @@ impl WindowSink {
     }
 
     /// Team sync's state changed (or the console was unlinked: `None`).
-    pub fn team_status(&self, status: Option<crate::team::sync::TeamStatus>) {
+    pub fn team_status(&self, status: Option<firebreak_engine::team::sync::TeamStatus>) {
         let mut p = self.pending();
         p.team = status;
         p.dirty = true;

@@ -16,8 +16,8 @@ use tauri::{Manager, Runtime};
 use tauri_plugin_dialog::{DialogExt, MessageDialogKind};
 
 use crate::ipc::{AppInfo, IpcError};
-use crate::paths::DataDir;
-use crate::store::Store;
+use firebreak_store::paths::DataDir;
+use firebreak_store::Store;
 
 /// What every command can reach.
 pub struct Console {
@@ -28,32 +28,30 @@ pub struct Console {
     data_dir: DataDir,
     live: Arc<live::WindowSink>,
     /// The watched clusters and the engine recording them (absent when the store is).
-    watchlist: Option<Arc<crate::watchlist::Watchlist>>,
+    watchlist: Option<Arc<firebreak_engine::watchlist::Watchlist>>,
     /// Rollback and failover (absent when the store is).
-    desk: Option<Arc<crate::actions::ActionDesk>>,
+    desk: Option<Arc<firebreak_engine::actions::ActionDesk>>,
     /// The runbooks loaded, with every file's problems; reloaded when the files change.
-    runbooks: Arc<std::sync::RwLock<crate::runbooks::Library>>,
+    runbooks: Arc<std::sync::RwLock<firebreak_engine::runbooks::Library>>,
     /// The folders they come from (the user's, then those added in settings).
     runbook_folders: Arc<std::sync::RwLock<Vec<std::path::PathBuf>>>,
-    demo: Option<DemoOptions>,
+    demo: Option<firebreak_cli::Demo>,
     /// Team sync, while the store is linked to a team and sync is on.
-    team: std::sync::Mutex<Option<crate::team::sync::TeamSync>>,
+    team: std::sync::Mutex<Option<firebreak_engine::team::sync::TeamSync>>,
 }
 
-/// `firebreak --demo`: the built-in simulator on loopback, watched like a real cluster.
-#[derive(Debug, Clone)]
-pub struct DemoOptions {
-    pub speed: f64,
-    /// Another scenario than bad-model-rollout (tests use slowed-down variants).
-    pub scenario: Option<String>,
-}
+/// The window as the command line opens it (see `firebreak_cli::Window`).
+pub const WINDOW: firebreak_cli::Window = firebreak_cli::Window {
+    prepare: choose_webkit_painting,
+    open: run,
+};
 
 impl Console {
     fn store(&self) -> Result<&Store, IpcError> {
         self.store.as_ref().map_err(Clone::clone)
     }
 
-    fn watchlist(&self) -> Result<&Arc<crate::watchlist::Watchlist>, IpcError> {
+    fn watchlist(&self) -> Result<&Arc<firebreak_engine::watchlist::Watchlist>, IpcError> {
         match &self.watchlist {
             Some(w) => Ok(w),
             None => Err(self.store().err().unwrap_or_else(|| {
@@ -65,7 +63,7 @@ impl Console {
         }
     }
 
-    fn desk(&self) -> Result<&Arc<crate::actions::ActionDesk>, IpcError> {
+    fn desk(&self) -> Result<&Arc<firebreak_engine::actions::ActionDesk>, IpcError> {
         match &self.desk {
             Some(d) => Ok(d),
             None => Err(self.store().err().unwrap_or_else(|| {
@@ -77,14 +75,14 @@ impl Console {
         }
     }
 
-    fn runner(&self) -> Result<crate::runbooks::run::Runner, IpcError> {
-        Ok(crate::runbooks::run::Runner::new(
+    fn runner(&self) -> Result<firebreak_engine::runbooks::run::Runner, IpcError> {
+        Ok(firebreak_engine::runbooks::run::Runner::new(
             self.store()?.clone(),
             self.desk()?.clone(),
         ))
     }
 
-    fn library(&self) -> crate::runbooks::Library {
+    fn library(&self) -> firebreak_engine::runbooks::Library {
         self.runbooks
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -93,11 +91,12 @@ impl Console {
 
     /// Tells the page that an incident's timeline gained entries (with the next batch).
     fn timeline_changed(&self, incident_id: i64) {
-        use crate::ingest::sink::ConsoleSink;
-        self.live.committed(&crate::ingest::sink::Committed {
-            updated: vec![incident_id],
-            ..Default::default()
-        });
+        use firebreak_engine::ingest::sink::ConsoleSink;
+        self.live
+            .committed(&firebreak_engine::ingest::sink::Committed {
+                updated: vec![incident_id],
+                ..Default::default()
+            });
     }
 
     fn author(&self) -> String {
@@ -109,7 +108,7 @@ impl Console {
 }
 
 /// Opens the store (or keeps its error for the page to show) and runs the window.
-pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
+pub fn run(data_dir: DataDir, demo: Option<firebreak_cli::Demo>) -> Result<()> {
     use crate::single_instance::{claim, Claim};
     let mut instance = match claim(data_dir.root()) {
         Ok(Claim::Running) => {
@@ -139,7 +138,7 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
     let store = store.map_err(IpcError::from);
     let author = match &store {
         Ok(s) => tauri::async_runtime::block_on(s.author()),
-        Err(_) => crate::paths::local_user(),
+        Err(_) => firebreak_store::paths::local_user(),
     };
     let info = AppInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -151,42 +150,45 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
         bench_paint: bench_paint().is_some(),
     };
     let live = Arc::new(live::WindowSink::default());
-    let (watchlist, desk) = match &store {
-        Ok(store) => {
-            // The engine reports to the window and to the board the desk reads stream
-            // states from; the desk reports its steps to the window.
-            let board = Arc::new(crate::ingest::sink::StatusBoard::default());
-            let sink = Arc::new(crate::ingest::sink::Tee(vec![live.clone(), board.clone()]));
-            let engine = tauri::async_runtime::block_on(crate::ingest::Engine::start(
-                store.clone(),
-                Vec::new(),
-                sink,
-            ))
-            .context("cannot start the ingest engine")?;
-            let watchlist = Arc::new(crate::watchlist::Watchlist::new(
-                store.clone(),
-                Arc::new(engine),
-            ));
-            let desk = crate::actions::ActionDesk::new(
-                store.clone(),
-                crate::actions::Tokens::default(),
-                board,
-                live.clone(),
-            );
-            desk.set_driver_name("the console window");
-            (Some(watchlist), Some(desk))
-        }
-        Err(_) => (None, None),
-    };
+    let (watchlist, desk) =
+        match &store {
+            Ok(store) => {
+                // The engine reports to the window and to the board the desk reads stream
+                // states from; the desk reports its steps to the window.
+                let board = Arc::new(firebreak_engine::ingest::sink::StatusBoard::default());
+                let sink = Arc::new(firebreak_engine::ingest::sink::Tee(vec![
+                    live.clone(),
+                    board.clone(),
+                ]));
+                let engine = tauri::async_runtime::block_on(
+                    firebreak_engine::ingest::Engine::start(store.clone(), Vec::new(), sink),
+                )
+                .context("cannot start the ingest engine")?;
+                let watchlist = Arc::new(firebreak_engine::watchlist::Watchlist::new(
+                    store.clone(),
+                    Arc::new(engine),
+                ));
+                let desk = firebreak_engine::actions::ActionDesk::new(
+                    store.clone(),
+                    firebreak_engine::actions::Tokens::default(),
+                    board,
+                    live.clone(),
+                );
+                desk.set_driver_name("the console window");
+                (Some(watchlist), Some(desk))
+            }
+            Err(_) => (None, None),
+        };
     let folders = match &store {
-        Ok(store) => {
-            tauri::async_runtime::block_on(crate::runbooks::folders(store, data_dir.runbooks()))
-        }
+        Ok(store) => tauri::async_runtime::block_on(firebreak_engine::runbooks::folders(
+            store,
+            data_dir.runbooks(),
+        )),
         Err(_) => vec![data_dir.runbooks().to_owned()],
     };
-    let runbooks = Arc::new(std::sync::RwLock::new(crate::runbooks::Library::load(
-        &folders,
-    )));
+    let runbooks = Arc::new(std::sync::RwLock::new(
+        firebreak_engine::runbooks::Library::load(&folders),
+    ));
     let runbook_folders = Arc::new(std::sync::RwLock::new(folders));
     watch_runbooks(runbooks.clone(), runbook_folders.clone());
     let console = Console {
@@ -219,7 +221,7 @@ pub fn run(data_dir: DataDir, demo: Option<DemoOptions>) -> Result<()> {
     // close button does: the engine commits what it holds, the window's place is saved.
     let handle = app.handle().clone();
     tauri::async_runtime::spawn(async move {
-        crate::process::shutdown_signal().await;
+        firebreak_common::process::shutdown_signal().await;
         tracing::info!("stop signal: closing the console");
         handle.exit(0);
     });
@@ -318,21 +320,27 @@ fn advance_runbook_runs<R: Runtime>(app: tauri::AppHandle<R>) {
 /// Reloads the runbook library when a file in its folders changes, or the folders do
 /// (checked every 2 s).
 fn watch_runbooks(
-    library: Arc<std::sync::RwLock<crate::runbooks::Library>>,
+    library: Arc<std::sync::RwLock<firebreak_engine::runbooks::Library>>,
     folders: Arc<std::sync::RwLock<Vec<std::path::PathBuf>>>,
 ) {
     std::thread::Builder::new()
         .name("runbook-watch".into())
         .spawn(move || {
             let current = || folders.read().unwrap_or_else(|e| e.into_inner()).clone();
-            let mut seen = (current(), crate::runbooks::fingerprint(&current()));
+            let mut seen = (
+                current(),
+                firebreak_engine::runbooks::fingerprint(&current()),
+            );
             loop {
                 std::thread::park_timeout(std::time::Duration::from_secs(2));
                 let folders = current();
-                let now = (folders.clone(), crate::runbooks::fingerprint(&folders));
+                let now = (
+                    folders.clone(),
+                    firebreak_engine::runbooks::fingerprint(&folders),
+                );
                 if now != seen {
                     seen = now;
-                    let fresh = crate::runbooks::Library::load(&folders);
+                    let fresh = firebreak_engine::runbooks::Library::load(&folders);
                     tracing::info!(
                         runbooks = fresh.runbooks.len(),
                         problems = fresh.errors.len(),
@@ -366,14 +374,15 @@ fn open_main_window<R: Runtime>(
 /// client a real cluster gets; only the URLs point at loopback.
 fn start_demo(
     store: Store,
-    watchlist: Arc<crate::watchlist::Watchlist>,
-    desk: Arc<crate::actions::ActionDesk>,
-    demo: DemoOptions,
+    watchlist: Arc<firebreak_engine::watchlist::Watchlist>,
+    desk: Arc<firebreak_engine::actions::ActionDesk>,
+    demo: firebreak_cli::Demo,
 ) {
     tauri::async_runtime::spawn(async move {
         let started = async {
             let (sim, target) =
-                crate::watch::start_demo(&store, demo.speed, demo.scenario.as_deref()).await?;
+                firebreak_cli::watch::start_demo(&store, demo.speed, demo.scenario.as_deref())
+                    .await?;
             desk.tokens().set(target.cluster_id, &sim.token);
             watchlist.engine().watch(target).await?;
             anyhow::Ok(sim)
@@ -391,7 +400,7 @@ fn start_demo(
 async fn confirm_natively<R: Runtime>(
     app: &tauri::AppHandle<R>,
     window: &tauri::WebviewWindow<R>,
-    action: &crate::store::actions::ActionRecord,
+    action: &firebreak_store::actions::ActionRecord,
     reason: &str,
 ) -> bool {
     let p = &action.preview;
@@ -400,7 +409,7 @@ async fn confirm_natively<R: Runtime>(
         Some(false) => "NOT healthy",
         None => "unknown",
     };
-    let mut text = if action.kind == crate::protocol::actions::ActionKind::Silence {
+    let mut text = if action.kind == firebreak_protocol::actions::ActionKind::Silence {
         // A silence changes what notifies, not nodes or traffic.
         format!(
             "{}\n\nFrom: {}\nTo: {}\nSilences: {}\nMatchers: {}\nReason: {}\n",
@@ -434,13 +443,13 @@ async fn confirm_natively<R: Runtime>(
         p.grace_s
     ));
     let verb = match action.kind {
-        crate::protocol::actions::ActionKind::Rollback => "_Roll back",
-        crate::protocol::actions::ActionKind::Failover => "_Fail over",
-        crate::protocol::actions::ActionKind::Silence => "_Silence",
-        crate::protocol::actions::ActionKind::PauseRollout => "_Pause rollout",
-        crate::protocol::actions::ActionKind::ResumeRollout => "_Resume rollout",
-        crate::protocol::actions::ActionKind::AbortRollout => "_Abort rollout",
-        crate::protocol::actions::ActionKind::PromoteRollout => "_Promote rollout",
+        firebreak_protocol::actions::ActionKind::Rollback => "_Roll back",
+        firebreak_protocol::actions::ActionKind::Failover => "_Fail over",
+        firebreak_protocol::actions::ActionKind::Silence => "_Silence",
+        firebreak_protocol::actions::ActionKind::PauseRollout => "_Pause rollout",
+        firebreak_protocol::actions::ActionKind::ResumeRollout => "_Resume rollout",
+        firebreak_protocol::actions::ActionKind::AbortRollout => "_Abort rollout",
+        firebreak_protocol::actions::ActionKind::PromoteRollout => "_Promote rollout",
     };
     ask_natively(app, window, &format!("Confirm: {}", p.summary), text, verb).await
 }

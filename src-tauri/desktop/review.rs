@@ -8,15 +8,15 @@ use tauri::State;
 
 use super::Console;
 use crate::ipc::{ErrorCode, IpcError};
-use crate::reports::summit::{Baseline, Selection};
-use crate::reports::{Format, Progress, ReviewData};
-use crate::store::review::{FilteredPage, FollowUp, FollowUpDraft, TimelineFilter};
+use firebreak_reports::summit::{Baseline, Selection};
+use firebreak_reports::{Format, Progress, ReviewData};
+use firebreak_store::review::{FilteredPage, FollowUp, FollowUpDraft, TimelineFilter};
 
 type Reply<T> = Result<T, IpcError>;
 
 #[tauri::command]
 pub async fn incident_review(console: State<'_, Console>, id: i64) -> Reply<ReviewData> {
-    Ok(crate::reports::review_data(console.store()?, id).await?)
+    Ok(firebreak_reports::review_data(console.store()?, id).await?)
 }
 
 #[tauri::command]
@@ -172,7 +172,7 @@ async fn export_to_chosen_file<R: tauri::Runtime>(
         .into_path()
         .map_err(|e| IpcError::new(ErrorCode::Invalid, e.to_string()))?;
     let text = make.await?;
-    crate::reports::write_atomically(&path, &text).map_err(|e| {
+    firebreak_reports::write_atomically(&path, &text).map_err(|e| {
         IpcError::new(
             ErrorCode::Internal,
             format!("cannot write {}: {e}", path.display()),
@@ -200,7 +200,7 @@ pub async fn export_report<R: tauri::Runtime>(
     let make = async {
         // At most one message per 1% (or per page): the page's progress bar, not a flood.
         let mut last = None;
-        let report = crate::reports::build_with(store, incident_id, true, &mut |p: Progress| {
+        let report = firebreak_reports::build_with(store, incident_id, true, &mut |p: Progress| {
             let step = p.done * 100 / p.total.max(1);
             if last != Some(step) {
                 last = Some(step);
@@ -208,7 +208,7 @@ pub async fn export_report<R: tauri::Runtime>(
             }
         })
         .await?;
-        Ok(crate::reports::render(&report, fmt))
+        Ok(firebreak_reports::render(&report, fmt))
     };
     let name = format!("incident-{incident_id}.{ext}");
     export_to_chosen_file(
@@ -230,10 +230,10 @@ pub async fn summit_report(
     selection: Selection,
     baseline: Option<Baseline>,
     progress: Channel<Progress>,
-) -> Reply<crate::reports::summit::SummitReport> {
+) -> Reply<firebreak_reports::summit::SummitReport> {
     let store = console.store()?;
     let baseline = baseline.map(|b| (b.from, b.to));
-    crate::reports::summit::summit_with(store, &selection, baseline, &mut |done, total| {
+    firebreak_reports::summit::summit_with(store, &selection, baseline, &mut |done, total| {
         let _ = progress.send(Progress { done, total });
     })
     .await
@@ -256,12 +256,16 @@ pub async fn export_summit<R: tauri::Runtime>(
     let store = console.store()?;
     let baseline = baseline.map(|b| (b.from, b.to));
     let make = async {
-        let report =
-            crate::reports::summit::summit_with(store, &selection, baseline, &mut |done, total| {
+        let report = firebreak_reports::summit::summit_with(
+            store,
+            &selection,
+            baseline,
+            &mut |done, total| {
                 let _ = progress.send(Progress { done, total });
-            })
-            .await?;
-        Ok(crate::reports::summit::render(&report, fmt))
+            },
+        )
+        .await?;
+        Ok(firebreak_reports::summit::render(&report, fmt))
     };
     let name = format!("summit.{ext}");
     export_to_chosen_file(

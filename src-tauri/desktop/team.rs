@@ -5,10 +5,10 @@
 use tauri::State;
 
 use super::Console;
-use crate::incident::Incident;
 use crate::ipc::{ErrorCode, IpcError};
-use crate::team::client::{SyncError, TeamClient, TeamLink};
-use crate::team::sync::{TeamLinkRequest, TeamSettings, TeamStatus, TeamSync};
+use firebreak_engine::team::client::{SyncError, TeamClient, TeamLink};
+use firebreak_engine::team::sync::{TeamLinkRequest, TeamSettings, TeamStatus, TeamSync};
+use firebreak_store::incident::Incident;
 
 type Reply<T> = Result<T, IpcError>;
 
@@ -30,7 +30,7 @@ impl Console {
         let link = store.team_link().await?;
         let token = match &link {
             Some(l) if l.enabled => match &l.token_ref {
-                Some(account) => crate::secrets::load(account)
+                Some(account) => firebreak_engine::secrets::load(account)
                     .await
                     .map_err(|e| IpcError::new(ErrorCode::Keychain, e.to_string()))?,
                 None => None,
@@ -43,8 +43,8 @@ impl Console {
                 store,
                 token,
                 std::sync::Arc::new(move |applied| {
-                    use crate::ingest::sink::ConsoleSink;
-                    live.committed(&crate::ingest::sink::Committed {
+                    use firebreak_engine::ingest::sink::ConsoleSink;
+                    live.committed(&firebreak_engine::ingest::sink::Committed {
                         updated: applied.incidents.clone(),
                         ..Default::default()
                     });
@@ -109,7 +109,7 @@ pub async fn link_team<R: tauri::Runtime>(
 ) -> Reply<TeamSettings> {
     let store = console.store()?.clone();
     let current = store.team_link().await?;
-    let change = crate::team::sync::link_change(
+    let change = firebreak_engine::team::sync::link_change(
         current
             .as_ref()
             .map(|l| (l.url.as_str(), l.ca_file.as_deref())),
@@ -144,7 +144,7 @@ pub async fn link_team<R: tauri::Runtime>(
     }
     let token = match link.token.trim() {
         "" => match current.as_ref().and_then(|l| l.token_ref.clone()) {
-            Some(account) => crate::secrets::load(&account)
+            Some(account) => firebreak_engine::secrets::load(&account)
                 .await
                 .map_err(|e| IpcError::new(ErrorCode::Keychain, e.to_string()))?
                 .ok_or_else(|| {
@@ -194,8 +194,8 @@ pub async fn link_team<R: tauri::Runtime>(
     }
     let account = current
         .and_then(|l| l.token_ref)
-        .unwrap_or_else(crate::secrets::new_account);
-    crate::secrets::save(&account, &token)
+        .unwrap_or_else(firebreak_engine::secrets::new_account);
+    firebreak_engine::secrets::save(&account, &token)
         .await
         .map_err(|e| IpcError::new(ErrorCode::Keychain, e.to_string()))?;
     store
@@ -255,6 +255,6 @@ pub async fn redo_refused(console: State<'_, Console>, entry: i64) -> Reply<Inci
 pub async fn team_activity(
     console: State<'_, Console>,
     incident: i64,
-) -> Reply<crate::store::team::TeamActivity> {
+) -> Reply<firebreak_store::team::TeamActivity> {
     Ok(console.store()?.team_activity(incident).await?)
 }

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use firebreak::protocol::events::{decode, CloudEvent, Control, Frame};
-use firebreak::sim::{RunningSim, Scenario, SimOptions};
+use firebreak_protocol::events::{decode, CloudEvent, Control, Frame};
+use firebreak_sim::{RunningSim, Scenario, SimOptions};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,7 +20,7 @@ pub async fn sim(
     let mut opts = SimOptions::new(Scenario::load(scenario).unwrap(), TOKEN);
     opts.speed = speed;
     configure(&mut opts);
-    firebreak::sim::start(opts).await.unwrap()
+    firebreak_sim::start(opts).await.unwrap()
 }
 
 /// bad-model-rollout slowed down: `waves` waves a simulated minute apart, so its rollout
@@ -117,7 +117,7 @@ pub async fn connect(
 
 /// An HTTP client as the tests use it (rustls with the app's crypto provider).
 pub fn http() -> reqwest::Client {
-    firebreak::process::install_tls_provider();
+    firebreak_common::process::install_tls_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))

@@ -1,12 +1,12 @@
 //! A real PostgreSQL for the tests (Debian's `postgresql`, installed by `.ci/deps.sh
 //! --test`): the library's scratch cluster (`team::scratch`), gone when dropped.
 
-pub struct Postgres(firebreak::team::scratch::ScratchPostgres);
+pub struct Postgres(firebreak_team_server::scratch::ScratchPostgres);
 
 impl Postgres {
     pub async fn start() -> Postgres {
         Postgres(
-            firebreak::team::scratch::ScratchPostgres::start()
+            firebreak_team_server::scratch::ScratchPostgres::start()
                 .await
                 .unwrap(),
         )
@@ -15,8 +15,8 @@ impl Postgres {
     /// One that takes only TLS connections, with this certificate and key (PEM).
     pub async fn start_tls(cert_pem: &str, key_pem: &str) -> Postgres {
         Postgres(
-            firebreak::team::scratch::ScratchPostgres::start_with(Some(
-                firebreak::team::scratch::ScratchTls { cert_pem, key_pem },
+            firebreak_team_server::scratch::ScratchPostgres::start_with(Some(
+                firebreak_team_server::scratch::ScratchTls { cert_pem, key_pem },
             ))
             .await
             .unwrap(),

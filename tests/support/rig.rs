@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use firebreak::actions::{ActionDesk, ActionSettings, Tokens};
-use firebreak::ingest::sink::{ConsoleSink, Recorder, StatusBoard, Tee};
-use firebreak::ingest::{Engine, Target};
-use firebreak::sim::RunningSim;
-use firebreak::store::{NewCluster, Store};
+use firebreak_engine::actions::{ActionDesk, ActionSettings, Tokens};
+use firebreak_engine::ingest::sink::{ConsoleSink, Recorder, StatusBoard, Tee};
+use firebreak_engine::ingest::{Engine, Target};
+use firebreak_sim::RunningSim;
+use firebreak_store::{NewCluster, Store};
 
 use super::cluster::TOKEN;
 
@@ -91,8 +91,8 @@ pub async fn wait_for(limit: Duration, what: &str, mut done: impl AsyncFnMut() -
 pub async fn incident_where(
     store: &Store,
     what: &str,
-    pick: impl Fn(&firebreak::incident::Incident) -> bool,
-) -> firebreak::incident::Incident {
+    pick: impl Fn(&firebreak_store::incident::Incident) -> bool,
+) -> firebreak_store::incident::Incident {
     let mut found = None;
     wait_for(Duration::from_secs(60), what, async || {
         found = store
@@ -110,7 +110,7 @@ pub async fn incident_where(
 /// Records a review of `incident`: impact began moved two minutes earlier with a reason,
 /// an annotation on its first entry, a root cause, a factor and a follow-up.
 pub async fn review(store: &Store, incident: i64) {
-    use firebreak::store::review::{FollowUpDraft, FollowUpStatus};
+    use firebreak_store::review::{FollowUpDraft, FollowUpStatus};
     let opened = store.incident(incident).await.unwrap().opened_ms;
     store
         .set_moment(

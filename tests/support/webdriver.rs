@@ -126,7 +126,7 @@ impl Driver {
         // Starting the app for a session, and some commands on a loaded machine, take
         // longer than the 10 s the protocol tests allow an answer: a minute here, so a
         // busy CI machine is not a failure while a window that never answers still is.
-        firebreak::process::install_tls_provider();
+        firebreak_common::process::install_tls_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(std::time::Duration::from_secs(60))

@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 
-use crate::incident::Incident;
-use crate::store::Store;
+use firebreak_store::incident::Incident;
+use firebreak_store::Store;
 
 pub async fn print_incidents(store: &Store, json: bool) -> Result<()> {
     let incidents = store.incidents().await?;

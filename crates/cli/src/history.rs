@@ -20,17 +20,17 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 
-use crate::actions::Choice;
-use crate::actions::{ActionDesk, ActionSettings, Tokens};
-use crate::incident::IncidentStatus;
-use crate::ingest::sink::{ClusterStatus, Committed, ConsoleSink, StatusBoard, Tee};
-use crate::ingest::{Engine, Target};
-use crate::protocol::actions::ActionKind;
-use crate::server::rng::Rng;
-use crate::sim::{RunningSim, Scenario, SimOptions};
-use crate::store::actions::ActionState;
-use crate::store::review::{FollowUpDraft, FollowUpStatus};
-use crate::store::{NewCluster, Store};
+use firebreak_engine::actions::Choice;
+use firebreak_engine::actions::{ActionDesk, ActionSettings, Tokens};
+use firebreak_engine::ingest::sink::{ClusterStatus, Committed, ConsoleSink, StatusBoard, Tee};
+use firebreak_engine::ingest::{Engine, Target};
+use firebreak_protocol::actions::ActionKind;
+use firebreak_server::rng::Rng;
+use firebreak_sim::{RunningSim, Scenario, SimOptions};
+use firebreak_store::actions::ActionState;
+use firebreak_store::incident::IncidentStatus;
+use firebreak_store::review::{FollowUpDraft, FollowUpStatus};
+use firebreak_store::{NewCluster, Store};
 
 /// The demo cluster a history is recorded as.
 pub const CLUSTER: &str = "demo-history";
@@ -240,9 +240,11 @@ pub async fn record(
     if ActionSettings::load(store).await?.read_only {
         bail!("actions are turned off in this store (read-only): the history acts through the action desk");
     }
-    let lock =
-        crate::actions::driver_lock::DriverLock::acquire(store.path(), "firebreak demo history")
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let lock = firebreak_engine::actions::driver_lock::DriverLock::acquire(
+        store.path(),
+        "firebreak demo history",
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let plan = plan(opts);
     let commits = Arc::new(Commits::default());
@@ -279,7 +281,7 @@ pub async fn record(
     }
     .await;
     engine.stop().await;
-    crate::clock::set_manual(None);
+    firebreak_common::clock::set_manual(None);
     result?;
     Ok(done)
 }
@@ -327,7 +329,7 @@ impl Run<'_> {
                 tokio::time::timeout(Duration::from_millis(20), self.commits.0.notified()).await;
         }
         self.second += 1;
-        crate::clock::set_manual(Some(self.now_ms()));
+        firebreak_common::clock::set_manual(Some(self.now_ms()));
         Ok(())
     }
 
@@ -359,7 +361,7 @@ impl Recorder<'_> {
         opts.start = Some(p.at);
         opts.stepped = true;
         opts.cluster = CLUSTER.into();
-        let sim = crate::sim::start(opts).await?;
+        let sim = firebreak_sim::start(opts).await?;
         let cluster = self
             .store
             .ensure_demo_cluster(&NewCluster {
@@ -370,7 +372,7 @@ impl Recorder<'_> {
             })
             .await?;
         self.tokens.set(cluster.id, &token);
-        crate::clock::set_manual(Some(p.at.timestamp_millis()));
+        firebreak_common::clock::set_manual(Some(p.at.timestamp_millis()));
         self.engine
             .watch(Target {
                 cluster_id: cluster.id,
@@ -469,7 +471,7 @@ impl Recorder<'_> {
         let mitigated_ms = run.now_ms();
         // After mitigation nothing more needs recording from the world: the clock jumps
         // to the resolution.
-        crate::clock::set_manual(Some(mitigated_ms + p.resolve_after_s * 1000));
+        firebreak_common::clock::set_manual(Some(mitigated_ms + p.resolve_after_s * 1000));
         store
             .change_status(incident.id, IncidentStatus::Resolved, who)
             .await?;
@@ -535,7 +537,7 @@ impl Recorder<'_> {
                 let a = store.action(&id).await?;
                 let done = (a.state.is_final() && a.state != ActionState::Succeeded)
                     || a.verification.is_some();
-                Ok(crate::clock::settled(usize::from(!done)))
+                Ok(firebreak_common::clock::settled(usize::from(!done)))
             })
             .await
         };

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::ingest::sink::{ClusterStatus, Committed, ConsoleSink, StreamState};
-use crate::ingest::{Engine, Target};
-use crate::store::{NewCluster, Store};
+use firebreak_engine::ingest::sink::{ClusterStatus, Committed, ConsoleSink, StreamState};
+use firebreak_engine::ingest::{Engine, Target};
+use firebreak_store::{NewCluster, Store};
 
 /// Prints opened incidents on stdout and stream changes on stderr.
 pub struct Terminal;
@@ -24,7 +24,7 @@ impl ConsoleSink for Terminal {
                 retry_at_ms,
                 reason,
             } => {
-                let wait = (retry_at_ms - crate::store::now_ms()).max(0) as f64 / 1000.0;
+                let wait = (retry_at_ms - firebreak_store::now_ms()).max(0) as f64 / 1000.0;
                 format!("reconnecting in {wait:.1} s (attempt {attempt}): {reason}")
             }
             StreamState::Failed { reason } => format!("failed: {reason}"),
@@ -104,8 +104,8 @@ pub async fn start_demo(
     store: &Store,
     speed: f64,
     scenario: Option<&str>,
-) -> Result<(crate::sim::RunningSim, Target)> {
-    let sim = crate::sim::start_demo(speed, scenario).await?;
+) -> Result<(firebreak_sim::RunningSim, Target)> {
+    let sim = firebreak_sim::start_demo(speed, scenario).await?;
     let cluster = store
         .ensure_demo_cluster(&NewCluster {
             ca_file: None,
@@ -158,7 +158,7 @@ pub async fn run(store: &Store, clusters: Vec<(NewCluster, Option<String>)>) -> 
 /// committed stays, the rest is fetched again from the cursor on the next start.
 pub async fn run_targets(store: &Store, targets: Vec<Target>) -> Result<()> {
     let engine = Engine::start(store.clone(), targets, Arc::new(Terminal)).await?;
-    crate::process::shutdown_signal().await;
+    firebreak_common::process::shutdown_signal().await;
     eprintln!("stopping: committing what was received");
     engine.stop().await;
     Ok(())

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::actions::{ActionDesk, Tokens};
-use crate::incident::EntryKind;
-use crate::ingest::sink::{ConsoleSink, Recorder, StatusBoard, StreamState, Tee};
-use crate::ingest::{Engine, Target};
-use crate::protocol::actions::ActionKind;
-use crate::store::actions::{ActionRecord, ActionState};
-use crate::store::Store;
+use firebreak_engine::actions::{ActionDesk, Tokens};
+use firebreak_engine::ingest::sink::{ConsoleSink, Recorder, StatusBoard, StreamState, Tee};
+use firebreak_engine::ingest::{Engine, Target};
+use firebreak_protocol::actions::ActionKind;
+use firebreak_store::actions::{ActionRecord, ActionState};
+use firebreak_store::incident::EntryKind;
+use firebreak_store::Store;
 
 /// A desk with an engine recording the given clusters (their lifecycle events and the
 /// metrics verification reads).
@@ -296,7 +296,7 @@ async fn act_with(
                 .await?
         }
         None => {
-            let choice = crate::actions::Choice {
+            let choice = firebreak_engine::actions::Choice {
                 to_revision: args.to_revision,
                 full: args.full,
             };
@@ -345,7 +345,7 @@ async fn act_with(
     let mut after = None;
     let outcome = tokio::select! {
         a = settle(out, store, &confirmed.id, args.incident, &mut after) => a?,
-        _ = crate::process::shutdown_signal() => {
+        _ = firebreak_common::process::shutdown_signal() => {
             match desk.cancel(&confirmed.id, &who).await {
                 Ok(_) => bail!("cancelled; nothing was sent"),
                 Err(e) => bail!("{e}: it is under way; `firebreak actions --resume` follows it to the end"),
@@ -389,7 +389,7 @@ pub async fn actions(
 ) -> Result<()> {
     if resume {
         // Refused at once, with who holds it, while another process drives actions here.
-        let lock = crate::actions::driver_lock::DriverLock::acquire(
+        let lock = firebreak_engine::actions::driver_lock::DriverLock::acquire(
             store.path(),
             "firebreak actions --resume",
         )

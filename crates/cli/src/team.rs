@@ -5,8 +5,8 @@ use anyhow::{Context, Result};
 
 use std::path::PathBuf;
 
-use crate::store::Store;
 use clap::Subcommand;
+use firebreak_store::Store;
 
 #[derive(Debug, Subcommand)]
 pub enum TeamCommand {
@@ -47,13 +47,15 @@ pub async fn run(store: &Store, command: TeamCommand) -> Result<()> {
                 .with_context(|| format!("--token-env: ${token_env} is not set"))?;
             let ca = ca_file.as_ref().map(|p| p.display().to_string());
             // Check the server, the token and the team before keeping anything.
-            let client = super::client::TeamClient::new(super::client::TeamLink {
-                url: url.clone(),
-                team: team.clone(),
-                token: token.clone(),
-                console: uuid::Uuid::nil(),
-                ca_file: ca_file.clone(),
-            })?;
+            let client = firebreak_engine::team::client::TeamClient::new(
+                firebreak_engine::team::client::TeamLink {
+                    url: url.clone(),
+                    team: team.clone(),
+                    token: token.clone(),
+                    console: uuid::Uuid::nil(),
+                    ca_file: ca_file.clone(),
+                },
+            )?;
             let me = client.me().await?;
             let teams: Vec<String> =
                 serde_json::from_value(me["teams"].clone()).unwrap_or_default();
@@ -67,8 +69,8 @@ pub async fn run(store: &Store, command: TeamCommand) -> Result<()> {
                     teams.join(", ")
                 }
             );
-            let account = crate::secrets::new_account();
-            crate::secrets::save(&account, &token).await?;
+            let account = firebreak_engine::secrets::new_account();
+            firebreak_engine::secrets::save(&account, &token).await?;
             let link = store
                 .link_team(&url, &team, Some(&account), ca.as_deref())
                 .await?;
@@ -85,8 +87,11 @@ pub async fn run(store: &Store, command: TeamCommand) -> Result<()> {
                 "this data dir is not linked to a team: run `firebreak team link` first",
             )?;
             let token = token(&link, token_env.as_deref()).await?;
-            let sync =
-                super::sync::TeamSync::start(store.clone(), token, std::sync::Arc::new(|_| {}));
+            let sync = firebreak_engine::team::sync::TeamSync::start(
+                store.clone(),
+                token,
+                std::sync::Arc::new(|_| {}),
+            );
             let mut status = sync.subscribe();
             eprintln!("syncing team {} on {}; Ctrl-C stops", link.team, link.url);
             let report = async {
@@ -94,7 +99,8 @@ pub async fn run(store: &Store, command: TeamCommand) -> Result<()> {
                 loop {
                     let s = status.borrow_and_update().clone();
                     let line = match s.state {
-                        super::sync::SyncState::Offline | super::sync::SyncState::Refused => {
+                        firebreak_engine::team::sync::SyncState::Offline
+                        | firebreak_engine::team::sync::SyncState::Refused => {
                             format!("{:?}: {}", s.state, s.reason.as_deref().unwrap_or(""))
                         }
                         _ => format!("{:?}, {} to push", s.state, s.pending),
@@ -110,7 +116,7 @@ pub async fn run(store: &Store, command: TeamCommand) -> Result<()> {
             };
             tokio::select! {
                 _ = report => {}
-                _ = crate::process::shutdown_signal() => {}
+                _ = firebreak_common::process::shutdown_signal() => {}
             }
         }
         TeamCommand::Status => match store.team_link().await? {
@@ -132,7 +138,7 @@ pub async fn run(store: &Store, command: TeamCommand) -> Result<()> {
 }
 
 /// The team token: from the environment variable when named, else the keychain's.
-pub async fn token(link: &crate::store::team::Link, token_env: Option<&str>) -> Result<String> {
+pub async fn token(link: &firebreak_store::team::Link, token_env: Option<&str>) -> Result<String> {
     Ok(match token_env {
         Some(var) => {
             std::env::var(var).with_context(|| format!("--token-env: ${var} is not set"))?
@@ -142,7 +148,7 @@ pub async fn token(link: &crate::store::team::Link, token_env: Option<&str>) -> 
                 .token_ref
                 .clone()
                 .context("the team link has no token: link again")?;
-            crate::secrets::load(&account)
+            firebreak_engine::secrets::load(&account)
                 .await?
                 .context("the keychain holds no token for this team: link again")?
         }
@@ -167,18 +173,24 @@ pub async fn push_now(
         ));
     }
     let token = token(&link, token_env).await?;
-    let sync = super::sync::TeamSync::start(store.clone(), token, std::sync::Arc::new(|_| {}));
+    let sync = firebreak_engine::team::sync::TeamSync::start(
+        store.clone(),
+        token,
+        std::sync::Arc::new(|_| {}),
+    );
     let mut status = sync.subscribe();
     let outcome = tokio::time::timeout(limit, async {
         loop {
             let s = status.borrow_and_update().clone();
             match s.state {
-                super::sync::SyncState::Synced | super::sync::SyncState::Syncing
+                firebreak_engine::team::sync::SyncState::Synced
+                | firebreak_engine::team::sync::SyncState::Syncing
                     if s.pending == 0 =>
                 {
                     return format!("pushed to team {} on {}", link.team, link.url)
                 }
-                super::sync::SyncState::Offline | super::sync::SyncState::Refused => {
+                firebreak_engine::team::sync::SyncState::Offline
+                | firebreak_engine::team::sync::SyncState::Refused => {
                     return format!(
                         "team {} did not take it now ({}): it stays queued for the next sync",
                         link.team,

@@ -1,5 +1,6 @@
 //! The command line: one binary, a window by default, headless subcommands beside it.
-//! Headless subcommands never touch the GUI stack.
+//! Headless subcommands never touch the GUI stack: this crate does not depend on the
+//! window. The program that has one (the `firebreak` app) passes it in as a [`Window`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,10 +8,18 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::incident_cli::IncidentChange;
-use crate::paths::DataDir;
-use crate::store::Store;
-use crate::team::cli::TeamCommand;
+use firebreak_store::paths::DataDir;
+use firebreak_store::Store;
+
+use crate::incident::IncidentChange;
+use crate::team::TeamCommand;
+
+pub mod act;
+pub mod history;
+pub mod incident;
+pub mod report;
+pub mod team;
+pub mod watch;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -241,8 +250,8 @@ pub enum ActKind {
 }
 
 impl ActKind {
-    fn action(self) -> crate::protocol::actions::ActionKind {
-        use crate::protocol::actions::ActionKind as K;
+    fn action(self) -> firebreak_protocol::actions::ActionKind {
+        use firebreak_protocol::actions::ActionKind as K;
         match self {
             ActKind::Rollback => K::Rollback,
             ActKind::Failover => K::Failover,
@@ -279,7 +288,7 @@ fn parse_duration_s(text: &str) -> Result<u32, String> {
     if !digits.is_empty() {
         return Err(format!("{text:?}: say the unit (30m, 1h)"));
     }
-    if !crate::protocol::actions::SILENCE_DURATION_S
+    if !firebreak_protocol::actions::SILENCE_DURATION_S
         .contains(&(total.min(u64::from(u32::MAX)) as u32))
     {
         return Err(format!("{text:?}: a silence lasts from 1m to 7d"));
@@ -395,7 +404,7 @@ pub enum BenchCommand {
         /// The cluster's fleet, as SERVICESxREGIONS (the demo's is 3x2; a real fleet's board
         /// is measured with 300x6).
         #[arg(long, default_value = "3x2", value_name = "SERVICESxREGIONS")]
-        fleet: crate::sim::FleetShape,
+        fleet: firebreak_sim::FleetShape,
     },
     /// The gateway: fan-out of its journal to 1, 10 and 50 subscribers beside the journal
     /// read alone; Alertmanager notification to an event committed in a console.
@@ -417,13 +426,32 @@ pub enum BenchCommand {
     },
 }
 
-/// Parses the command line and runs it. Errors end as one readable line and exit code 1.
-pub fn main() -> ExitCode {
-    #[cfg(feature = "desktop")]
-    crate::desktop::choose_webkit_painting();
-    crate::process::install_tls_provider();
+/// The console window, as the program that has one gives it to the command line.
+pub struct Window {
+    /// Runs first, before anything else in the process (WebKit reads its environment
+    /// when it starts).
+    pub prepare: fn(),
+    /// Opens the console on `data_dir` (with the built-in demo when asked) and returns
+    /// when it is closed.
+    pub open: fn(DataDir, Option<Demo>) -> Result<()>,
+}
+
+/// `--demo`: the console on the built-in simulator.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    /// Another scenario than bad-model-rollout (tests use slowed-down variants).
+    pub scenario: Option<String>,
+}
+
+/// Parses the command line and runs it, opening `window` when no subcommand is given.
+/// Errors end as one readable line and exit code 1.
+pub fn main(window: &Window) -> ExitCode {
+    (window.prepare)();
+    firebreak_common::process::install_tls_provider();
     let cli = Cli::parse();
-    match run(cli) {
+    match run(cli, window) {
         Ok(code) => code,
         Err(e) if e.is::<crate::act::Unverified>() => {
             eprintln!("firebreak: {e}");
@@ -436,11 +464,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+fn run(cli: Cli, window: &Window) -> Result<ExitCode> {
     let data_dir = DataDir::resolve(cli.data_dir)?;
-    let _log_guard = crate::logging::init(&data_dir.logs());
+    let _log_guard = firebreak_common::logging::init(&data_dir.logs());
     match cli.command {
         None => open_window(
+            window,
             data_dir,
             cli.demo
                 .then(|| (cli.demo_speed, cli.demo_scenario.clone())),
@@ -461,17 +490,17 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         Command::Gateway(args) => return firebreak_gateway::cli::run(args, data_dir.root()).await,
         Command::TeamServer(args) => return firebreak_team_server::cli::run(args).await,
         Command::Bench(BenchCommand::Generator { seconds, rate }) => {
-            return crate::bench::generator(seconds, rate).await
+            return firebreak_bench::generator(seconds, rate).await
         }
         Command::Bench(BenchCommand::Gateway { events, samples }) => {
-            return crate::bench::gateway(events, samples.max(1), data_dir.root()).await
+            return firebreak_bench::gateway(events, samples.max(1), data_dir.root()).await
         }
         Command::Bench(BenchCommand::Team {
             database_url,
             catch_up,
-        }) => return crate::team::bench::team(database_url, catch_up, data_dir.root()).await,
+        }) => return firebreak_bench::team::team(database_url, catch_up, data_dir.root()).await,
         Command::Bench(BenchCommand::Ingest { seconds, rate }) => {
-            return crate::bench::ingest(seconds, rate, data_dir.root()).await
+            return firebreak_bench::ingest(seconds, rate, data_dir.root()).await
         }
         Command::Runbooks(RunbooksCommand::Check { paths }) => {
             return check_runbooks(data_dir, &paths).await
@@ -482,21 +511,21 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             speed,
         }) => return rehearse(data_dir, &runbook, &scenario, speed).await,
         Command::Bench(BenchCommand::Timeline { entries }) => {
-            return crate::bench::timeline(entries, data_dir.root()).await
+            return firebreak_bench::timeline(entries, data_dir.root()).await
         }
         Command::Bench(BenchCommand::Export { entries }) => {
-            return crate::bench::export(entries, data_dir.root()).await
+            return firebreak_bench::export(entries, data_dir.root()).await
         }
         Command::Bench(BenchCommand::Startup { runs }) => {
-            return crate::bench::startup(runs.max(1), data_dir.root()).await
+            return firebreak_bench::startup(runs.max(1), data_dir.root()).await
         }
         Command::Bench(BenchCommand::Frames {
             rate,
             seconds,
             fleet,
-        }) => return crate::bench::frames(rate, seconds.max(1), fleet, data_dir.root()).await,
+        }) => return firebreak_bench::frames(rate, seconds.max(1), fleet, data_dir.root()).await,
         Command::Bench(BenchCommand::Memory { events, rate }) => {
-            return crate::bench::memory(events, rate, data_dir.root()).await
+            return firebreak_bench::memory(events, rate, data_dir.root()).await
         }
         other => other,
     };
@@ -551,7 +580,7 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             change,
             token_env,
             json,
-        } => crate::incident_cli::change(&store, id, change, token_env, json).await,
+        } => crate::incident::change(&store, id, change, token_env, json).await,
         Command::Actions {
             incident,
             json,
@@ -559,7 +588,7 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             token_env,
         } => crate::act::actions(&store, incident, json, resume, token_env).await,
         Command::Audit(AuditCommand::Verify) => crate::act::audit_verify(&store).await,
-        Command::Team(team) => crate::team::cli::run(&store, team).await,
+        Command::Team(team) => crate::team::run(&store, team).await,
         Command::Demo(DemoCommand::History { weeks, seed, until }) => {
             demo_history(&store, weeks, seed, until).await
         }
@@ -579,12 +608,12 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         } => {
             let selection = match (from, to) {
                 (Some(from), Some(to)) => period(from, to)?,
-                _ => crate::reports::summit::Selection::Incidents { ids: incidents },
+                _ => firebreak_reports::summit::Selection::Incidents { ids: incidents },
             };
             let baseline = match (baseline_from, baseline_to) {
                 (Some(from), Some(to)) => match period(from, to)? {
-                    crate::reports::summit::Selection::Period { from, to } => Some((from, to)),
-                    crate::reports::summit::Selection::Incidents { .. } => None,
+                    firebreak_reports::summit::Selection::Period { from, to } => Some((from, to)),
+                    firebreak_reports::summit::Selection::Incidents { .. } => None,
                 },
                 _ => None,
             };
@@ -608,24 +637,21 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
     result
 }
 
-#[cfg(feature = "desktop")]
-fn open_window(data_dir: DataDir, demo: Option<(f64, Option<String>)>) -> Result<ExitCode> {
+fn open_window(
+    window: &Window,
+    data_dir: DataDir,
+    demo: Option<(f64, Option<String>)>,
+) -> Result<ExitCode> {
     if let Some(why) = no_display() {
         eprintln!("firebreak: {why}: the console window cannot open. Run `firebreak --help` for the headless commands.");
         return Ok(ExitCode::from(2));
     }
-    let demo = demo.map(|(speed, scenario)| crate::desktop::DemoOptions {
+    let demo = demo.map(|(speed, scenario)| Demo {
         speed: speed.max(0.01),
         scenario,
     });
-    crate::desktop::run(data_dir, demo)?;
+    (window.open)(data_dir, demo)?;
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(not(feature = "desktop"))]
-fn open_window(_: DataDir, _: Option<(f64, Option<String>)>) -> Result<ExitCode> {
-    eprintln!("firebreak: this build has no window (built without the `desktop` feature); see `firebreak --help`.");
-    Ok(ExitCode::from(2))
 }
 
 async fn demo_history(
@@ -679,7 +705,6 @@ async fn demo_history(
 }
 
 /// On Linux a window needs an X11 or Wayland display; say so plainly instead of a GTK panic.
-#[cfg(feature = "desktop")]
 fn no_display() -> Option<&'static str> {
     if !cfg!(target_os = "linux") {
         return None;
@@ -691,12 +716,12 @@ fn no_display() -> Option<&'static str> {
 
 /// `firebreak runbooks check [PATH…]`: folders are searched for `*.md`.
 async fn check_runbooks(data_dir: &DataDir, paths: &[PathBuf]) -> Result<()> {
-    use crate::runbooks::Library;
+    use firebreak_engine::runbooks::Library;
     let lib = if paths.is_empty() {
         // The folders the console loads: the user's, and those added in settings.
         let folders = if data_dir.database().exists() {
             let store = Store::open(&data_dir.database()).await?;
-            let folders = crate::runbooks::folders(&store, data_dir.runbooks()).await;
+            let folders = firebreak_engine::runbooks::folders(&store, data_dir.runbooks()).await;
             store.close().await;
             folders
         } else {
@@ -738,9 +763,9 @@ async fn check_runbooks(data_dir: &DataDir, paths: &[PathBuf]) -> Result<()> {
 fn period(
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
-) -> Result<crate::reports::summit::Selection> {
+) -> Result<firebreak_reports::summit::Selection> {
     anyhow::ensure!(from <= to, "--from is after --to");
-    Ok(crate::reports::summit::Selection::Period {
+    Ok(firebreak_reports::summit::Selection::Period {
         from: from.and_hms_opt(0, 0, 0).context("bad --from")?.and_utc(),
         to: (to + chrono::Days::new(1))
             .and_hms_opt(0, 0, 0)
@@ -752,12 +777,12 @@ fn period(
 /// `firebreak summit (--from DATE --to DATE | --incidents IDS) --format md|html|json [-o FILE]`.
 async fn write_summit(
     store: &Store,
-    selection: &crate::reports::summit::Selection,
+    selection: &firebreak_reports::summit::Selection,
     baseline: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
     format: &str,
     output: Option<PathBuf>,
 ) -> Result<()> {
-    use crate::reports::{summit, Format};
+    use firebreak_reports::{summit, Format};
     let report = summit::summit_with(store, selection, baseline, &mut |done, total| {
         tracing::debug!(done, total, "summit: incidents read");
     })
@@ -768,8 +793,8 @@ async fn write_summit(
 
 /// `firebreak export ID -o FILE`.
 async fn export_bundle(store: &Store, incident: i64, output: PathBuf) -> Result<()> {
-    let (bundle, counts) = crate::reports::bundle(store, incident).await?;
-    crate::reports::write_atomically_with(&output, |f| {
+    let (bundle, counts) = firebreak_reports::bundle(store, incident).await?;
+    firebreak_reports::write_atomically_with(&output, |f| {
         serde_json::to_writer(f, &bundle).map_err(std::io::Error::from)
     })
     .with_context(|| format!("cannot write {}", output.display()))?;
@@ -794,7 +819,7 @@ async fn import_bundle(store: &Store, file: &std::path::Path) -> Result<()> {
     );
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let bundle: crate::store::bundle::Bundle = serde_json::from_str(&text)
+    let bundle: firebreak_store::bundle::Bundle = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a Firebreak bundle", file.display()))?;
     let id = store.import(&bundle, &store.author().await).await?;
     println!("imported as incident {id}: {}", bundle.incident.title);
@@ -805,7 +830,7 @@ async fn import_bundle(store: &Store, file: &std::path::Path) -> Result<()> {
 fn emit(text: &str, output: Option<PathBuf>) -> Result<()> {
     match output {
         Some(path) => {
-            crate::reports::write_atomically(&path, text)
+            firebreak_reports::write_atomically(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
@@ -821,14 +846,15 @@ async fn write_report(
     format: &str,
     output: Option<PathBuf>,
 ) -> Result<()> {
-    let format = crate::reports::Format::parse(format).context("--format is md, html or json")?;
-    let report = crate::reports::build(store, incident).await?;
-    emit(&crate::reports::render(&report, format), output)
+    let format =
+        firebreak_reports::Format::parse(format).context("--format is md, html or json")?;
+    let report = firebreak_reports::build(store, incident).await?;
+    emit(&firebreak_reports::render(&report, format), output)
 }
 
 /// `firebreak runbooks rehearse RUNBOOK --scenario NAME`.
 async fn rehearse(data_dir: &DataDir, runbook: &str, scenario: &str, speed: f64) -> Result<()> {
-    use crate::runbooks::Library;
+    use firebreak_engine::runbooks::Library;
     anyhow::ensure!(speed > 0.0, "--speed must be above 0");
     let path = std::path::Path::new(runbook);
     let rb = if path.is_file() {
@@ -851,7 +877,7 @@ async fn rehearse(data_dir: &DataDir, runbook: &str, scenario: &str, speed: f64)
         "rehearsing {} against scenario {scenario} at {speed}× …",
         rb.id
     );
-    let r = crate::runbooks::rehearse::rehearse(&rb, scenario, speed, &scratch).await;
+    let r = firebreak_engine::runbooks::rehearse::rehearse(&rb, scenario, speed, &scratch).await;
     let _ = std::fs::remove_dir_all(&scratch);
     let r = r?;
     for step in &r.steps {
@@ -880,8 +906,8 @@ fn tempfile_dir() -> Result<PathBuf> {
 
 /// `firebreak runbooks list [--incident N]`.
 async fn list_runbooks(store: &Store, data_dir: &DataDir, incident: Option<i64>) -> Result<()> {
-    use crate::runbooks::{matching, IncidentFacts, Library};
-    let lib = Library::load(&crate::runbooks::folders(store, data_dir.runbooks()).await);
+    use firebreak_engine::runbooks::{matching, IncidentFacts, Library};
+    let lib = Library::load(&firebreak_engine::runbooks::folders(store, data_dir.runbooks()).await);
     for e in &lib.errors {
         eprintln!("warning: {e}");
     }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use crate::incident::{Incident, IncidentStatus, Severity};
-use crate::store::Store;
 use clap::Subcommand;
+use firebreak_store::incident::{Incident, IncidentStatus, Severity};
+use firebreak_store::Store;
 
 /// `firebreak incident ID …`: one change, as the window makes it.
 #[derive(Debug, Subcommand)]
@@ -95,7 +95,7 @@ pub async fn change(
         }
     };
     let team = if store.is_shared(id).await? {
-        Some(crate::team::cli::push_now(store, token_env.as_deref(), PUSH_LIMIT).await?)
+        Some(crate::team::push_now(store, token_env.as_deref(), PUSH_LIMIT).await?)
     } else {
         None
     };

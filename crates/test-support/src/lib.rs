@@ -1,0 +1,91 @@
+//! What the workspace's tests share, compiled once: checks on the programs and files
+//! the packages ship. A dev-dependency only; nothing that runs in production uses it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
+
+use std::path::Path;
+use std::process::Command;
+
+/// The libraries of a display stack; a server binary links none of them.
+const GRAPHICAL: [&str; 7] = [
+    "webkit",
+    "javascriptcore",
+    "gtk",
+    "gdk",
+    "soup",
+    "cairo",
+    "x11",
+];
+
+/// Asserts that `bin` links no WebKit, GTK or X11 (by `ldd`), so that it installs and runs
+/// on a server without a display stack.
+pub fn assert_links_nothing_graphical(bin: &Path) {
+    let libs = linked(bin);
+    assert!(
+        libs.contains("libc.so"),
+        "ldd lists {}'s libraries: {libs}",
+        bin.display()
+    );
+    for gui in GRAPHICAL {
+        assert!(
+            !libs.contains(gui),
+            "{} links {gui}:\n{libs}",
+            bin.display()
+        );
+    }
+}
+
+/// What `ldd` says `bin` links, lowercased.
+pub fn linked(bin: &Path) -> String {
+    let ldd = Command::new("ldd").arg(bin).output().expect("ldd runs");
+    assert!(
+        ldd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ldd.stderr)
+    );
+    String::from_utf8_lossy(&ldd.stdout).to_lowercase()
+}
+
+/// Runs `systemd-analyze verify` on `unit` (the text of a file named `name`), with
+/// `/usr/bin/<program>` replaced by `bin` as an installed one would be found. Returns
+/// whether it passed and what it said about this unit (a container may lack others).
+pub fn verify_unit(name: &str, unit: &str, program: &str, bin: &Path) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    let text = unit.replace(&format!("/usr/bin/{program}"), &bin.display().to_string());
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (package systemd) runs: `bash .ci/deps.sh --test` installs it");
+    let said =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let about: Vec<&str> = said.lines().filter(|l| l.contains(name)).collect();
+    (out.status.success(), about.join("\n"))
+}
+
+/// Asserts that the unit shipped at `shipped` verifies, and that the check can fail: the
+/// same unit with a typo does not.
+pub fn assert_unit_verifies(shipped: &Path, program: &str, bin: &Path) {
+    let name = shipped.file_name().unwrap().to_string_lossy().into_owned();
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let (ok, about) = verify_unit(&name, &text, program, bin);
+    assert!(ok && about.is_empty(), "{about}");
+    let (_, broken) = verify_unit(
+        &name,
+        &text.replace("Restart=on-failure", "Restart=on-failur"),
+        program,
+        bin,
+    );
+    assert!(broken.contains("restart"), "a typo is reported: {broken}");
+}
+
+/// The workspace's root folder (where deploy/, migrations/ and tests/ are).
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+}
