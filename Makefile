@@ -21,13 +21,16 @@ test:
 ui:
 	cd ui && npm run build
 
-# Release packages for Linux (.deb and .rpm) with the Tauri bundler, into
-# target/release/bundle/. AppImage is configured but not built here: its tools are
-# downloaded at build time.
+# Release packages for Linux: the console's .deb and .rpm with the Tauri bundler, into
+# target/release/bundle/ (AppImage is configured but not built here: its tools are
+# downloaded at build time), and the servers' (firebreak-gateway, firebreak-team-server)
+# into target/release/bundle/servers/.
 package:
-	@bash .ci/deps.sh
+	@bash .ci/deps.sh --package
 	@cd ui && npm run --silent build
 	@ui/node_modules/.bin/tauri build --bundles deb,rpm --config '{"build":{"beforeBuildCommand":""}}'
+	@cargo build --release -p firebreak-gateway -p firebreak-team-server
+	@bash deploy/package-servers.sh release
 
 # Regenerates ui/src/bindings (IPC types) and docs/protocol/schemas (event schemas) from Rust.
 bindings:

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Installs what Firebreak needs and is missing, and nothing else.
 #   .ci/deps.sh          what building and running the console needs
+#   .ci/deps.sh --package  that, plus what packaging the servers needs (rpmbuild)
 #   .ci/deps.sh --test   that, plus what the test suites need (Xvfb, WebKitWebDriver, tauri-driver)
 # Debian/Ubuntu: system packages through apt (with sudo when not root), only when absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_package=0
+[ "${1:-}" = "--test" ] && want_test=1 && want_package=1
+[ "${1:-}" = "--package" ] && want_package=1
 
 say() { printf '\033[1mfirebreak setup:\033[0m %s\n' "$*" >&2; }
 
 packages=(build-essential pkg-config curl file libssl-dev libwebkit2gtk-4.1-dev
           libayatana-appindicator3-dev librsvg2-dev libxdo-dev)
+# rpm: rpmbuild makes the servers' .rpm packages (deploy/package-servers.sh).
+[ "$want_package" = 1 ] && packages+=(rpm)
 if [ "$want_test" = 1 ]; then
   # gnome-keyring: a Secret Service for the keychain tests, in a private D-Bus session;
   # xdotool: the end-to-end tests answer the native confirmation dialog as a person would.

@@ -90,3 +90,6 @@ for d in $(tr ',' ' ' <<<"$depends"); do
   grep -qw -- "$d" <<<"$linked_packages" || fail "Depends names $d, but the binary links nothing of it"
 done
 echo "package test: $(basename "$deb") and $(basename "$rpm") pass"
+
+# The servers' packages (firebreak-gateway, firebreak-team-server).
+bash .ci/package-test-servers.sh

@@ -20,32 +20,37 @@ step "UI: build"
 
 step "Rust: format"
 cargo fmt --all -- --check
-step "Rust: clippy (window and headless builds)"
+step "Rust: layers (what may depend on what, no import circles)"
+bash .ci/layers.sh
+step "Rust: clippy (every crate of the workspace)"
 # On CI (FREE_DISK=1, set by .ci/run) in a target directory of its own, removed
 # afterwards: the tests build everything again in full and reuse none of a check's output
 # but build scripts and proc macros, so the check's half gigabyte would only add to the
 # disk the tests need at their peak. A developer's run keeps its outputs for next time.
 lint_dir=target
 if [ "${FREE_DISK:-}" = 1 ]; then lint_dir=target/clippy; fi
-cargo clippy --all-targets --target-dir "$lint_dir" -- -D warnings
-cargo clippy --all-targets --no-default-features --target-dir "$lint_dir" -- -D warnings
+cargo clippy --workspace --all-targets --target-dir "$lint_dir" -- -D warnings
 if [ "${FREE_DISK:-}" = 1 ]; then rm -rf target/clippy; fi
 
 step "Rust: tests (unit, integration, desktop end-to-end)"
 # In a private keychain (.ci/with-keyring.sh), under Xvfb when there is no display.
+# Built first, apart: the build says which crate each test executable belongs to, and
+# the run's log is kept, to count the tests run per crate (README states the total).
+mkdir -p target
+cargo test --workspace --all-targets --no-run --message-format=json-render-diagnostics >target/test-artifacts.json
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
-  bash .ci/with-keyring.sh cargo test --all-targets --no-fail-fast
+  bash .ci/with-keyring.sh cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test.log
 else
-  bash .ci/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" cargo test --all-targets --no-fail-fast
+  bash .ci/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test.log
 fi
+step "Tests run, per crate"
+python3 .ci/count-tests.py target/test-artifacts.json target/test.log
 
-step "Packages: .deb and .rpm of the debug build, the .deb checked as a user's machine meets it"
+step "Packages: the app's and the servers' .deb and .rpm of the debug build, checked as a user's machine meets them"
 if [ "${FREE_DISK:-}" = 1 ]; then
-  # The test executables (one per suite, each linking the whole crate) and the headless
-  # build the CLI suite made (target/headless) are done with; the packages need the
-  # room. target/debug/firebreak, the binary packaged, stays.
+  # The test executables are done with; the packages need the room.
+  # target/debug/firebreak*, the binaries packaged, stay.
   find target/debug/deps -maxdepth 1 -type f -perm -u+x ! -name '*.*' -delete
-  rm -rf target/headless
 fi
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
   bash .ci/package-test.sh

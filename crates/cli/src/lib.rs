@@ -972,3 +972,15 @@ async fn watch(
     }
     crate::watch::run(store, specs).await
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// clap checks the whole command line (every subcommand, the servers' included) only
+    /// when it is parsed: a mistake in it would panic at the first run of that command.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -67,3 +67,15 @@ async fn serve(path: &Path, data_dir: &Path) -> Result<()> {
     running.shutdown();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Args as _;
+
+    /// clap checks a command's definition only when it is parsed: a mistake in it (an
+    /// argument conflicting with one that does not exist) would panic at the first run.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::GatewayArgs::augment_args(clap::Command::new("firebreak-gateway")).debug_assert();
+    }
+}

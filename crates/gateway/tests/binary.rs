@@ -5,9 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use firebreak_test_support::{
-    assert_links_nothing_graphical, assert_unit_verifies, workspace_root,
-};
+use firebreak_test_support::{assert_server_program, assert_unit_verifies, workspace_root};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_firebreak-gateway"))
@@ -15,22 +13,9 @@ fn bin() -> &'static Path {
 
 #[test]
 fn the_gateway_links_no_display_stack_and_checks_the_shipped_example() {
-    assert_links_nothing_graphical(bin());
-    let version = Command::new(bin()).arg("--version").output().unwrap();
-    assert!(String::from_utf8_lossy(&version.stdout).starts_with("firebreak-gateway "));
-    let check = Command::new(bin())
-        .arg("--check")
-        .arg(workspace_root().join("deploy/gateway/gateway.example.toml"))
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    assert!(String::from_utf8_lossy(&check.stdout).contains(": ok: cluster"));
+    let example = workspace_root().join("deploy/gateway/gateway.example.toml");
+    let said = assert_server_program(bin(), "firebreak-gateway", &example);
+    assert!(said.contains(": ok: cluster"), "{said}");
 }
 
 #[test]

@@ -87,3 +87,15 @@ pub async fn run(args: SimArgs) -> Result<()> {
     sim.shutdown();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Args as _;
+
+    /// clap checks a command's definition only when it is parsed: a mistake in it (an
+    /// argument conflicting with one that does not exist) would panic at the first run.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::SimArgs::augment_args(clap::Command::new("firebreak-sim")).debug_assert();
+    }
+}

@@ -12,6 +12,10 @@ pub struct TeamServerArgs {
     /// The server's configuration (listen address, database URL's file or variable, TLS).
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
+    /// Check this configuration file and exit (1 on a mistake), for CI and for systemd
+    /// before a restart. The database is not contacted.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub check: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<TeamServerCommand>,
 }
@@ -63,9 +67,35 @@ pub enum UserCommand {
 
 /// Serves until Ctrl-C or SIGTERM, or runs one of the administrator's commands.
 pub async fn run(args: TeamServerArgs) -> Result<()> {
-    let TeamServerArgs { config, command } = args;
+    let TeamServerArgs {
+        config,
+        check,
+        command,
+    } = args;
+    if let Some(path) = check {
+        if command.is_some() {
+            anyhow::bail!("--check FILE checks a configuration; it takes no command");
+        }
+        let config = crate::config::load(&path)?;
+        println!(
+            "{}: ok: listening on {} ({}), database from {}, at most {} connection(s)",
+            path.display(),
+            config.listen,
+            if config.tls.is_some() {
+                "TLS"
+            } else {
+                "loopback, no TLS"
+            },
+            match &config.database {
+                firebreak_server::secret::Secret::File(f) => format!("the file {}", f.display()),
+                firebreak_server::secret::Secret::Env(v) => format!("${v}"),
+            },
+            config.max_connections,
+        );
+        return Ok(());
+    }
     let Some(path) = config else {
-        anyhow::bail!("team-server needs --config FILE (TEAM.md shows one)");
+        anyhow::bail!("say --config FILE to serve or --check FILE to check (TEAM.md shows one)");
     };
     let config = crate::config::load(&path)?;
     match command {
@@ -148,4 +178,17 @@ pub async fn run(args: TeamServerArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Args as _;
+
+    /// clap checks a command's definition only when it is parsed: a mistake in it (an
+    /// argument conflicting with one that does not exist) would panic at the first run.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::TeamServerArgs::augment_args(clap::Command::new("firebreak-team-server"))
+            .debug_assert();
+    }
 }

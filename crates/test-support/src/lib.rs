@@ -89,3 +89,26 @@ pub fn workspace_root() -> &'static Path {
         .parent()
         .unwrap()
 }
+
+/// A server program as an admin installs it: it links nothing graphical, `--version`
+/// names it, and `--check` passes the example configuration shipped with it, with no
+/// display. Returns what the check printed.
+pub fn assert_server_program(bin: &Path, program: &str, example: &Path) -> String {
+    assert_links_nothing_graphical(bin);
+    let version = Command::new(bin).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    assert!(version.starts_with(&format!("{program} ")), "{version}");
+    let check = Command::new(bin)
+        .arg("--check")
+        .arg(example)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    String::from_utf8_lossy(&check.stdout).into_owned()
+}
