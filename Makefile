@@ -34,7 +34,7 @@ package:
 
 # Regenerates ui/src/bindings (IPC types) and docs/protocol/schemas (event schemas) from Rust.
 bindings:
-	UPDATE_BINDINGS=1 UPDATE_SCHEMAS=1 cargo test --quiet --test bindings
+	UPDATE_BINDINGS=1 UPDATE_SCHEMAS=1 cargo test --quiet -p firebreak --test e2e bindings::
 
 # A screenshot of the console under Xvfb, into shots/console.png.
 screenshot:

@@ -22,10 +22,10 @@ if [ "$want_test" = 1 ]; then
   # gnome-keyring: a Secret Service for the keychain tests, in a private D-Bus session;
   # xdotool: the end-to-end tests answer the native confirmation dialog as a person would.
   # prometheus, prometheus-alertmanager: real servers the simulator's metrics and the
-  # shipped rules are tested against (tests/prometheus.rs); systemd: systemd-analyze
+  # shipped rules are tested against (crates/gateway/tests/prometheus.rs); systemd: systemd-analyze
   # verifies the gateway's unit file; desktop-file-utils lints the package's desktop entry;
   # chromium and poppler-utils print the summit to PDF and read it back (tests/history.rs);
-  # postgresql is the team server's database (tests/team.rs starts its own clusters).
+  # postgresql is the team server's database (crates/team-server/tests/team.rs starts its own clusters).
   packages+=(xvfb xauth webkit2gtk-driver dbus-x11 gnome-keyring xdotool
              prometheus prometheus-alertmanager systemd desktop-file-utils
              chromium poppler-utils postgresql)

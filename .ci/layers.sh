@@ -38,6 +38,9 @@ forbid firebreak-common firebreak-protocol firebreak-server firebreak-store
 # The engine works without the command line; reports without the engine.
 forbid firebreak-engine firebreak-cli firebreak-bench firebreak-reports firebreak-gateway firebreak-team-server
 forbid firebreak-reports firebreak-engine firebreak-cli
+# What the tests share stays below the gateway, the command line and the benchmarks, so
+# an edit in those rebuilds no other crate's tests (the store's, the reports').
+forbid firebreak-test-support firebreak-gateway firebreak-cli firebreak-bench firebreak-reports
 
 # Workspace-wide lints (unsafe_code = "forbid" among them) in every crate.
 for manifest in Cargo.toml crates/*/Cargo.toml; do

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-# Golden files (tests/snapshots) are compared, never rewritten: a difference fails.
+# Golden files (*/tests/snapshots) are compared, never rewritten: a difference fails.
 export INSTA_UPDATE=no
 
 # Each step says how much disk is left: a build that runs out of space fails in the
@@ -34,14 +34,18 @@ if [ "${FREE_DISK:-}" = 1 ]; then rm -rf target/clippy; fi
 
 step "Rust: tests (unit, integration, desktop end-to-end)"
 # In a private keychain (.ci/with-keyring.sh), under Xvfb when there is no display.
-# Built first, apart: the build says which crate each test executable belongs to, and
-# the run's log is kept, to count the tests run per crate (README states the total).
+# Built first, apart: the build says which crate each test executable belongs to. Then
+# .ci/run-tests.py runs the executables three at a time, longest first (the suites mostly
+# wait on sockets and child processes), and the log is kept to count the tests run per
+# crate (README states the total). `--tests` leaves out the binaries' and the helper
+# crates' empty unit-test executables (test = false in their manifests).
 mkdir -p target
-cargo test --workspace --all-targets --no-run --message-format=json-render-diagnostics >target/test-artifacts.json
+cargo test --workspace --tests --no-run --message-format=json-render-diagnostics >target/test-artifacts.json
+run_tests=(python3 .ci/run-tests.py target/test-artifacts.json)
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
-  bash .ci/with-keyring.sh cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test.log
+  bash .ci/with-keyring.sh "${run_tests[@]}" 2>&1 | tee target/test.log
 else
-  bash .ci/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test.log
+  bash .ci/with-keyring.sh xvfb-run -a -s "-screen 0 1280x800x24" "${run_tests[@]}" 2>&1 | tee target/test.log
 fi
 step "Tests run, per crate"
 python3 .ci/count-tests.py target/test-artifacts.json target/test.log

@@ -2,7 +2,7 @@
 //! `make test` runs these under xvfb-run; they need tauri-driver and WebKitWebDriver.
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
-mod support;
+use firebreak_test_support as support;
 
 use std::path::Path;
 

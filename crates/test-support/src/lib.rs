@@ -1,10 +1,30 @@
-//! What the workspace's tests share, compiled once: checks on the programs and files
-//! the packages ship. A dev-dependency only; nothing that runs in production uses it.
+//! What the workspace's tests share, compiled once: a simulator to run against and a reader
+//! of its stream (`cluster`), a console recording it (`rig`), an action desk's rig (`desk`),
+//! a fake Kubernetes API (`fake_kube`), scratch PostgreSQL (`postgres`), the servers and
+//! tools the suites start (`servers`, `tls`, `webdriver`), generated files kept in step
+//! (`generated`), and checks on the programs and files the packages ship. A
+//! dev-dependency only; nothing that runs in production uses it. It stays below the
+//! gateway, the command line and the window, so an edit there rebuilds no other crate's
+//! tests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
 use std::path::Path;
 use std::process::Command;
+
+pub mod cluster;
+pub mod desk;
+pub mod events;
+pub mod fake_kube;
+pub mod generated;
+pub mod postgres;
+pub mod prometheus;
+pub mod rig;
+pub mod runbook;
+pub mod servers;
+pub mod team;
+pub mod tls;
+pub mod webdriver;
 
 /// The libraries of a display stack; a server binary links none of them.
 const GRAPHICAL: [&str; 7] = [

@@ -1,0 +1,71 @@
+//! A real Prometheus (Debian's 2.42, installed by `.ci/deps.sh --test`) scraping a
+//! simulator with the shipped configuration and rules (`deploy/prometheus`), at test speed.
+
+use std::path::{Path, PathBuf};
+
+use crate::cluster::TOKEN;
+use crate::servers::{free_port, tool, KillOnDrop};
+
+/// The shipped Prometheus and Alertmanager files.
+pub fn deploy() -> PathBuf {
+    crate::workspace_root().join("deploy/prometheus")
+}
+
+/// One instant query; the result vector (empty when nothing matched or it failed).
+pub async fn query(base: &str, promql: &str) -> Vec<serde_json::Value> {
+    let url = reqwest::Url::parse_with_params(&format!("{base}/api/v1/query"), [("query", promql)])
+        .unwrap();
+    let Ok(response) = reqwest::Client::new().get(url).send().await else {
+        return Vec::new();
+    };
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A sample's value, NaN when it has none.
+pub fn value(sample: &serde_json::Value) -> f64 {
+    sample["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Prometheus scraping the simulator `s` every second with the shipped rules, its files
+/// and data in `dir`; its base URL and the guard that stops it.
+pub async fn prometheus_on(s: &firebreak_sim::RunningSim, dir: &Path) -> (String, KillOnDrop) {
+    prometheus_alerting(s, dir, 9093).await
+}
+
+/// [`prometheus_on`], sending its alerts to the Alertmanager on `am_port`.
+pub async fn prometheus_alerting(
+    s: &firebreak_sim::RunningSim,
+    dir: &Path,
+    am_port: u16,
+) -> (String, KillOnDrop) {
+    std::fs::write(dir.join("sim-token"), TOKEN).unwrap();
+    std::fs::copy(deploy().join("rules.yml"), dir.join("rules.yml")).unwrap();
+    let config = std::fs::read_to_string(deploy().join("prometheus.yml"))
+        .unwrap()
+        .replace("127.0.0.1:7700", &s.addr.to_string())
+        .replace("scrape_interval: 5s", "scrape_interval: 1s")
+        .replace("evaluation_interval: 5s", "evaluation_interval: 1s")
+        .replace("127.0.0.1:9093", &format!("127.0.0.1:{am_port}"));
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let child = tool("prometheus")
+        .current_dir(dir)
+        .arg("--config.file=prometheus.yml")
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    (format!("http://127.0.0.1:{port}"), KillOnDrop(child))
+}
