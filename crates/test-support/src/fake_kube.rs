@@ -59,6 +59,8 @@ pub struct FakeKube {
     lists: Arc<std::sync::atomic::AtomicU64>,
     /// The change, and how many patches to let through before it.
     meddle: Arc<Mutex<Option<(u32, Meddle)>>>,
+    /// Kinds whose lists and watches are refused (403), as RBAC missing a grant does.
+    refused: Arc<Mutex<std::collections::BTreeSet<&'static str>>>,
     pub addr: std::net::SocketAddr,
 }
 
@@ -85,6 +87,7 @@ impl FakeKube {
             generation: Arc::new(tokio::sync::watch::channel(0).0),
             lists: Arc::default(),
             meddle: Arc::default(),
+            refused: Arc::default(),
             addr,
         };
         let app = Router::new()
@@ -186,6 +189,17 @@ impl FakeKube {
     /// How many lists it has served.
     pub fn lists(&self) -> u64 {
         self.lists.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Refuses lists and watches of `kind` (403 Forbidden) from now on, or with `false`
+    /// serves them again. Open watches go on until they end ([`FakeKube::drop_watches`]).
+    pub fn refuse(&self, kind: &'static str, refused: bool) {
+        let mut set = self.refused.lock().unwrap();
+        if refused {
+            set.insert(kind);
+        } else {
+            set.remove(kind);
+        }
     }
 
     /// Ends every open watch, as an API server restart or a load balancer would.
@@ -413,6 +427,13 @@ async fn serve(fake: FakeKube, kind: &str, ns: Option<String>, q: ListQuery) -> 
     let Some((kind, api_version, kind_name)) = kind_of(kind) else {
         return (axum::http::StatusCode::NOT_FOUND, "no such resource").into_response();
     };
+    if fake.refused.lock().unwrap().contains(kind) {
+        return status(
+            403,
+            "Forbidden",
+            format!("{kind} is forbidden: the gateway's service account cannot list or watch it"),
+        );
+    }
     let labels = q.label_selector.clone();
     let fields = q.field_selector.clone();
     let matches = {

@@ -1,6 +1,6 @@
 //! An Argo Rollout (`argoproj.io/v1alpha1`, read as plain JSON: the gateway needs no
 //! Argo types) and its ReplicaSets as rollout events, a pure function of one snapshot like
-//! `rollouts.rs`, with the same stable ids.
+//! `rollouts.rs`, told by the same `story::tell`.
 //!
 //! - Revisions: the ReplicaSets' `rollout.argoproj.io/revision` annotation; the new one is
 //!   the ReplicaSet whose `rollouts-pod-template-hash` label is `status.currentPodHash`,
@@ -20,12 +20,10 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use serde_json::Value;
 
-use super::rollouts::{data, model_version, stable_id, Emit, Story};
+use super::rollouts::model_version;
+use super::story::{tell, Ending, Rollout, Story, Wave};
 use crate::config::ModelVersionSource;
-use firebreak_protocol::events::{
-    ChangeCause, EventType, ModelVersionChanged, RolloutCompleted, RolloutFailed, RolloutStarted,
-    RolloutWaveProgressed,
-};
+use firebreak_protocol::events::ChangeCause;
 
 pub const REVISION: &str = "rollout.argoproj.io/revision";
 pub const POD_TEMPLATE_HASH: &str = "rollouts-pod-template-hash";
@@ -49,15 +47,8 @@ pub fn observe(
         Value::String(s) => s.parse().unwrap_or(-1),
         v => v.as_i64().unwrap_or(-1),
     };
-    let mut story = Story {
-        events: Vec::new(),
-        revision: 0,
-        current: observed >= generation,
-        settled: true,
-    };
-    if !story.current {
-        story.settled = false;
-        return story;
+    if observed < generation {
+        return Story::waiting(0, false);
     }
     // The Rollout's ReplicaSets by pod-template hash, with their revisions.
     let owned: Vec<(u32, &str, &ReplicaSet)> = replica_sets
@@ -89,10 +80,8 @@ pub fn observe(
         .collect();
     let by_hash = |h: &str| owned.iter().find(|(_, hash, _)| *hash == h);
     let Some(&(to, _, new_rs)) = status["currentPodHash"].as_str().and_then(by_hash) else {
-        story.settled = false;
-        return story;
+        return Story::waiting(0, true);
     };
-    story.revision = to;
     let stable = status["stableRS"].as_str().and_then(by_hash);
     // The revision the rollout came from: the stable one while it runs; once done, the
     // newest older one.
@@ -105,7 +94,7 @@ pub fn observe(
             .map(|&(r, _, rs)| (r, rs)),
     };
     let Some((from, old_rs)) = from else {
-        return story;
+        return Story::quiet(to);
     };
     let template = |rs: &ReplicaSet| rs.spec.as_ref().and_then(|s| s.template.clone());
     let to_model = model_version(template(new_rs).as_ref(), source);
@@ -128,114 +117,61 @@ pub fn observe(
         .as_ref()
         .and_then(|t| DateTime::from_timestamp_millis(t.0.as_millisecond()))
         .unwrap_or(now);
-    let key = format!("k8s/{namespace}/rollouts/{name}/revision/{to}");
-    let subject = format!("rollout/{name}");
-    let mut emit = |step: &str, ty: EventType, time: DateTime<Utc>, data: Value| {
-        story.events.push(Emit {
-            id: stable_id(&format!("{key}/{step}"), started_at),
-            ty,
-            time,
-            subject: subject.clone(),
-            data,
-        });
-    };
-    emit(
-        "started",
-        EventType::RolloutStarted,
-        started_at,
-        data(&RolloutStarted {
-            deployment: name.clone(),
-            service: service.to_owned(),
-            from_revision: from,
-            to_revision: to,
-            model_version: to_model.clone(),
-            waves,
-            nodes_total: replicas,
-        }),
-    );
     let promoted = stable.is_some_and(|&(r, _, _)| r == to);
     let step_index = usize::try_from(status["currentStepIndex"].as_u64().unwrap_or(0)).unwrap_or(0);
-    for (wave, (_, weight)) in weights
+    let done: Vec<Wave> = weights
         .iter()
         .enumerate()
         .filter(|(_, (i, _))| promoted || *i < step_index)
-    {
-        let wave = u32::try_from(wave + 1).unwrap_or(u32::MAX);
-        emit(
-            &format!("wave/{wave}"),
-            EventType::RolloutWaveProgressed,
-            now,
-            data(&RolloutWaveProgressed {
-                deployment: name.clone(),
-                service: service.to_owned(),
-                to_revision: to,
-                wave,
-                waves,
-                nodes_updated: (replicas * weight).div_ceil(100).min(replicas),
-                nodes_total: replicas,
-                traffic_weight: Some(*weight),
-            }),
-        );
-    }
+        .map(|(wave, (_, weight))| Wave {
+            wave: u32::try_from(wave + 1).unwrap_or(u32::MAX),
+            nodes_updated: (replicas * weight).div_ceil(100).min(replicas),
+            traffic_weight: Some(*weight),
+        })
+        .collect();
     let phase = status["phase"].as_str().unwrap_or("");
     let aborted = status["abort"].as_bool().unwrap_or(false);
-    if phase == "Degraded" || aborted {
-        emit(
-            "failed",
-            EventType::RolloutFailed,
-            now,
-            data(&RolloutFailed {
-                deployment: name.clone(),
-                service: service.to_owned(),
-                to_revision: to,
-                reason: status["message"]
-                    .as_str()
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or(if aborted {
-                        "the rollout was aborted"
-                    } else {
-                        "the rollout is degraded"
-                    })
-                    .to_owned(),
-            }),
-        );
-        story.settled = false;
+    let ending = if phase == "Degraded" || aborted {
+        Ending::Failed {
+            reason: status["message"]
+                .as_str()
+                .filter(|m| !m.is_empty())
+                .unwrap_or(if aborted {
+                    "the rollout was aborted"
+                } else {
+                    "the rollout is degraded"
+                })
+                .to_owned(),
+        }
     } else if promoted && phase == "Healthy" {
-        emit(
-            "completed",
-            EventType::RolloutCompleted,
-            now,
-            data(&RolloutCompleted {
-                deployment: name.clone(),
-                service: service.to_owned(),
-                revision: to,
-            }),
-        );
-        if from_model != to_model {
-            emit(
-                "model",
-                EventType::ModelVersionChanged,
-                now,
-                data(&ModelVersionChanged {
-                    deployment: name.clone(),
-                    service: service.to_owned(),
-                    revision: to,
-                    from_model,
-                    to_model,
-                    cause: ChangeCause::Rollout,
-                }),
-            );
+        Ending::Completed {
+            at: now,
+            cause: ChangeCause::Rollout,
         }
     } else {
-        story.settled = false;
-    }
-    story
+        Ending::Running
+    };
+    let rollout = Rollout {
+        service,
+        key: format!("k8s/{namespace}/rollouts/{name}/revision/{to}"),
+        subject: format!("rollout/{name}"),
+        workload: name,
+        started_at,
+        from,
+        to,
+        from_model,
+        to_model,
+        waves,
+        replicas,
+    };
+    tell(rollout, &done, ending, now)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // a panic is how a test fails
     use super::*;
+    use firebreak_protocol::events::EventType;
 
     fn rollout(current: &str, stable: &str, step: u64, phase: &str, abort: bool) -> Value {
         serde_json::json!({

@@ -1,6 +1,8 @@
-//! The gateway and the Kubernetes API (being built): `watch.rs` keeps reflectors over each
-//! service's Deployment and ReplicaSets and its pools' nodes; `rollouts.rs` and `nodes.rs`
-//! turn a snapshot of them into events; `act.rs` rolls back and fails over through the API. Here: the one list of calls the gateway makes to the API: the RBAC manifests in deploy/kubernetes/ grant exactly these, and a
+//! The gateway and the Kubernetes API: `watch.rs` keeps reflectors over each service's
+//! Deployment or Argo Rollout, its ReplicaSets, pods and Warning events, and its pools'
+//! nodes; `rollouts.rs` and `argo.rs` read a snapshot into a rollout that `story.rs`
+//! tells as events, `pods.rs`, `warnings.rs` and `nodes.rs` theirs; `act.rs` rolls back,
+//! fails over and steers rollouts through the API. Here: the one list of calls the gateway makes to the API: the RBAC manifests in deploy/kubernetes/ grant exactly these, and a
 //! test holds them to it. A call added to the code is added here, or it fails in a real
 //! cluster with 403 and in the tests first.
 
@@ -10,6 +12,7 @@ pub mod nodes;
 pub mod pods;
 pub mod rollouts;
 pub mod route;
+pub mod story;
 pub mod warnings;
 pub mod watch;
 

@@ -19,7 +19,7 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{Node, NodeCondition};
 
-use super::rollouts::{data, Emit};
+use super::story::{data, Emit};
 use crate::config::{Kubernetes, Service};
 use firebreak_protocol::events::{EventType, NodeDegraded, NodeDown, NodeFault, NodeUp};
 
@@ -142,7 +142,7 @@ pub fn observe(
             let mut emit =
                 |what: &str, at: DateTime<Utc>, ty: EventType, data: serde_json::Value| {
                     out.push(Emit {
-                        id: super::rollouts::stable_id(
+                        id: super::story::stable_id(
                             &format!(
                                 "k8s/nodes/{name}/{}/{what}/{}",
                                 service.name,

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
-use super::rollouts::{stable_id, Emit};
+use super::story::{stable_id, Emit};
 use firebreak_protocol::events::{EventType, PodFailing, PodFault};
 
 /// Restart counts at which a crash loop is told again.

@@ -1,11 +1,8 @@
 //! A Deployment and its ReplicaSets, as protocol v1 rollout events (PROTOCOL.md, "The
-//! gateway and Kubernetes"). [`observe`] is a pure function of one snapshot: it returns
-//! the whole story the snapshot implies (the rollout to the current revision started,
-//! each wave done so far, stalled, completed, the model changed), each event under an id
-//! made from what it describes (workload, revision, step), never from when it was seen.
-//! Publishing goes through the journal's stable ids, so observing the same state again (a
-//! resync, a relist after 410 Gone, a gateway restart) publishes nothing twice, and the
-//! watcher needs no diff of its own.
+//! gateway and Kubernetes"). [`observe`] is a pure function of one snapshot: it reads the
+//! rollout to the current revision (waves done so far, stalled or completed) and
+//! `story::tell` tells it, every event under a stable id, so the watcher needs no diff of
+//! its own.
 //!
 //! Kubernetes fields used:
 //! - the revision: the `deployment.kubernetes.io/revision` annotation (Deployment and
@@ -25,37 +22,12 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::story::{tell, Ending, Rollout, Story, Wave};
 use crate::config::ModelVersionSource;
-use firebreak_protocol::events::{
-    ChangeCause, EventType, ModelVersionChanged, RolloutCompleted, RolloutStalled, RolloutStarted,
-    RolloutWaveProgressed,
-};
+use firebreak_protocol::events::ChangeCause;
 
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
 pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
-
-/// One event to publish under a stable id.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Emit {
-    pub id: String,
-    pub ty: EventType,
-    pub time: DateTime<Utc>,
-    pub subject: String,
-    pub data: serde_json::Value,
-}
-
-/// What a snapshot says, beside its events.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Story {
-    pub events: Vec<Emit>,
-    /// The revision the Deployment is at (0 when it names none yet).
-    pub revision: u32,
-    /// Whether the status is about the current spec (observedGeneration caught up). When
-    /// it is not, `events` is empty: wait for the controller.
-    pub current: bool,
-    /// The rollout to `revision` is done (or there was none): nothing is moving.
-    pub settled: bool,
-}
 
 fn revision_of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<u32> {
     annotations?.get(REVISION)?.trim().parse().ok()
@@ -152,15 +124,8 @@ pub fn observe(
     let generation = d.metadata.generation.unwrap_or(0);
     let status = d.status.clone().unwrap_or_default();
     let current = status.observed_generation.unwrap_or(0) >= generation;
-    let mut story = Story {
-        events: Vec::new(),
-        revision,
-        current,
-        settled: true,
-    };
     if !current || revision == 0 {
-        story.settled = false;
-        return story;
+        return Story::waiting(revision, current);
     }
     // The ReplicaSets this Deployment owns, by revision.
     let owned: Vec<(u32, &ReplicaSet)> = replica_sets
@@ -181,8 +146,7 @@ pub fn observe(
         .map(|(_, rs)| *rs)
     else {
         // The controller has not made (or we have not seen) the new ReplicaSet yet.
-        story.settled = false;
-        return story;
+        return Story::waiting(revision, true);
     };
     let Some(from) = owned
         .iter()
@@ -191,7 +155,7 @@ pub fn observe(
         .max()
     else {
         // One revision only: nothing has rolled out since the Deployment was made.
-        return story;
+        return Story::quiet(revision);
     };
     let old_rs = owned.iter().find(|(r, _)| *r == from).map(|(_, rs)| *rs);
     let to_model = model_version(
@@ -239,140 +203,68 @@ pub fn observe(
         .and_then(|t| DateTime::from_timestamp_millis(t.0.as_millisecond()))
         .unwrap_or(now);
 
-    let key = format!("k8s/{namespace}/deployments/{name}/revision/{revision}");
-    let subject = format!("deployment/{name}");
-    // Every step's id takes its time bits from the rollout's start: the same step is the
-    // same id whenever it is observed.
-    let mut emit = |step: &str, ty: EventType, time: DateTime<Utc>, data: serde_json::Value| {
-        story.events.push(Emit {
-            id: stable_id(&format!("{key}/{step}"), started_at),
-            ty,
-            time,
-            subject: subject.clone(),
-            data,
-        });
-    };
-    emit(
-        "started",
-        EventType::RolloutStarted,
-        started_at,
-        data(&RolloutStarted {
-            deployment: name.clone(),
-            service: service.to_owned(),
-            from_revision: from,
-            to_revision: revision,
-            model_version: to_model.clone(),
-            waves,
-            nodes_total: replicas,
-        }),
-    );
-    let done_waves = (updated / step).min(waves);
     let done_waves = if updated == replicas {
         waves
     } else {
-        done_waves
+        (updated / step).min(waves)
     };
-    for wave in 1..=done_waves {
-        emit(
-            &format!("wave/{wave}"),
-            EventType::RolloutWaveProgressed,
-            now,
-            data(&RolloutWaveProgressed {
-                deployment: name.clone(),
-                service: service.to_owned(),
-                to_revision: revision,
-                wave,
-                waves,
-                nodes_updated: (wave * step).min(replicas),
-                nodes_total: replicas,
-                traffic_weight: None,
-            }),
-        );
-    }
+    let done: Vec<Wave> = (1..=done_waves)
+        .map(|wave| Wave {
+            wave,
+            nodes_updated: (wave * step).min(replicas),
+            traffic_weight: None,
+        })
+        .collect();
     let complete =
         reason == "NewReplicaSetAvailable" && updated == replicas && available >= replicas;
-    if reason == "ProgressDeadlineExceeded" && progressing.is_some_and(|c| c.status == "False") {
-        let at = progressing
-            .and_then(|c| time_of(c.last_transition_time.as_ref()))
-            .unwrap_or(now);
-        emit(
-            "stalled",
-            EventType::RolloutStalled,
-            at,
-            data(&RolloutStalled {
-                deployment: name.clone(),
-                service: service.to_owned(),
-                to_revision: revision,
-                wave: (done_waves + 1).min(waves),
-                waves,
-                reason: progressing
-                    .and_then(|c| c.message.clone())
-                    .unwrap_or_else(|| "the rollout made no progress before its deadline".into()),
-                nodes_draining: replicas.saturating_sub(available),
-            }),
-        );
-        story.settled = false;
+    let ending = if reason == "ProgressDeadlineExceeded"
+        && progressing.is_some_and(|c| c.status == "False")
+    {
+        Ending::Stalled {
+            at: progressing
+                .and_then(|c| time_of(c.last_transition_time.as_ref()))
+                .unwrap_or(now),
+            wave: (done_waves + 1).min(waves),
+            reason: progressing
+                .and_then(|c| c.message.clone())
+                .unwrap_or_else(|| "the rollout made no progress before its deadline".into()),
+            nodes_draining: replicas.saturating_sub(available),
+        }
     } else if complete {
-        let at = progressing
-            .and_then(|c| time_of(c.last_update_time.as_ref()))
-            .unwrap_or(now);
-        emit(
-            "completed",
-            EventType::RolloutCompleted,
-            at,
-            data(&RolloutCompleted {
-                deployment: name.clone(),
-                service: service.to_owned(),
-                revision,
-            }),
-        );
-        if from_model != to_model {
-            emit(
-                "model",
-                EventType::ModelVersionChanged,
-                at,
-                data(&ModelVersionChanged {
-                    deployment: name.clone(),
-                    service: service.to_owned(),
-                    revision,
-                    from_model,
-                    to_model,
-                    cause: if rollback {
-                        ChangeCause::Rollback
-                    } else {
-                        ChangeCause::Rollout
-                    },
-                }),
-            );
+        Ending::Completed {
+            at: progressing
+                .and_then(|c| time_of(c.last_update_time.as_ref()))
+                .unwrap_or(now),
+            cause: if rollback {
+                ChangeCause::Rollback
+            } else {
+                ChangeCause::Rollout
+            },
         }
     } else {
-        story.settled = false;
-    }
-    story
-}
-
-/// A UUIDv7 whose time is `time` (the rollout's start) and whose other bits come from
-/// `key`: the same step of the same rollout is always the same event.
-pub(super) fn stable_id(key: &str, time: DateTime<Utc>) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(key.as_bytes());
-    let mut random = [0u8; 10];
-    random.copy_from_slice(&digest[..10]);
-    let millis = u64::try_from(time.timestamp_millis()).unwrap_or(0);
-    uuid::Builder::from_unix_timestamp_millis(millis, &random)
-        .into_uuid()
-        .to_string()
-}
-
-/// Event data as JSON.
-pub(super) fn data<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or_default()
+        Ending::Running
+    };
+    let rollout = Rollout {
+        service,
+        key: format!("k8s/{namespace}/deployments/{name}/revision/{revision}"),
+        subject: format!("deployment/{name}"),
+        workload: name,
+        started_at,
+        from,
+        to: revision,
+        from_model,
+        to_model,
+        waves,
+        replicas,
+    };
+    tell(rollout, &done, ending, now)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // a panic is how a test fails
     use super::*;
+    use firebreak_protocol::events::EventType;
 
     /// A Deployment as the API server sends it.
     fn deployment(

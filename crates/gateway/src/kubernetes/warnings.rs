@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Event;
 
-use super::rollouts::{stable_id, Emit};
+use super::story::{stable_id, Emit};
 use firebreak_protocol::events::{ClusterWarning, EventType};
 
 /// Counts at which a repeated warning is told again.

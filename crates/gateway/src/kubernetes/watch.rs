@@ -16,7 +16,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 
-use super::rollouts::Emit;
+use super::story::Emit;
 use crate::config::{Kubernetes, Service, WorkloadKind};
 use crate::journal::DurableJournal;
 
@@ -80,6 +80,38 @@ impl Health {
             service: service.to_owned(),
             what: what.to_owned(),
             failing: None,
+        }
+    }
+
+    /// One item of a watch stream, settled the same way by every watcher: a change is
+    /// returned after saying the API works (again); an error is said and `None` returned
+    /// (the stream retries with backoff). 410 Gone is no error: the history moved on and
+    /// the watcher lists again, which is how watching works.
+    async fn settle<T>(
+        &mut self,
+        journal: &DurableJournal,
+        source: &str,
+        item: Result<T, watcher::Error>,
+    ) -> Option<T> {
+        match item {
+            Ok(change) => {
+                self.report(journal, source, Ok(())).await;
+                Some(change)
+            }
+            Err(e) => {
+                self.failed(journal, source, &e).await;
+                None
+            }
+        }
+    }
+
+    /// Says a watch stream's error (not 410 Gone). For a watcher whose health is more than
+    /// its stream working (the route's: does it bear the configuration out), which reports
+    /// its own outcome on every change.
+    async fn failed(&mut self, journal: &DurableJournal, source: &str, e: &watcher::Error) {
+        match e {
+            watcher::Error::WatchError(status) if status.code == 410 => {}
+            other => self.report(journal, source, Err(other.to_string())).await,
         }
     }
 
@@ -202,15 +234,6 @@ pub async fn run(
     Ok(())
 }
 
-/// A watcher's error as something to report, or None for 410 Gone: the history moved on
-/// and the watcher lists again, which is how watching works, not a fault.
-fn trouble(e: &watcher::Error) -> Option<String> {
-    match e {
-        watcher::Error::WatchError(status) if status.code == 410 => None,
-        other => Some(other.to_string()),
-    }
-}
-
 /// The stream of a reflector over `api`, with backoff; yields after every change.
 fn reflect<K>(
     api: Api<K>,
@@ -272,20 +295,15 @@ async fn watch_workload(
         &format!("Deployment {}/{}", objects.namespace, objects.name),
     );
     loop {
-        let changed = tokio::select! {
-            e = d_stream.next() => e.map(|r| r.map(|_| ()).map_err(|e| trouble(&e))),
-            e = rs_stream.next() => e.map(|r| r.map(|_| ()).map_err(|e| trouble(&e))),
-            e = pod_stream.next() => e.map(|r| r.map(|_| ()).map_err(|e| trouble(&e))),
-            e = warning_stream.next() => e.map(|r| r.map(|_| ()).map_err(|e| trouble(&e))),
+        let next = tokio::select! {
+            e = d_stream.next() => e.map(|r| r.map(drop)),
+            e = rs_stream.next() => e.map(|r| r.map(drop)),
+            e = pod_stream.next() => e.map(|r| r.map(drop)),
+            e = warning_stream.next() => e.map(|r| r.map(drop)),
         };
-        match changed {
-            None => return,
-            Some(Err(Some(why))) => {
-                health.report(&journal, &source, Err(why)).await;
-                continue;
-            }
-            Some(Err(None)) => continue,
-            Some(Ok(())) => health.report(&journal, &source, Ok(())).await,
+        let Some(item) = next else { return };
+        if health.settle(&journal, &source, item).await.is_none() {
+            continue;
         }
         let rss: Vec<ReplicaSet> = replica_sets.state().iter().map(|r| (**r).clone()).collect();
         for d in deployments.state() {
@@ -354,36 +372,25 @@ async fn watch_argo(
     );
     let mut latest: Option<serde_json::Value> = None;
     loop {
-        tokio::select! {
-            e = r_stream.next() => match e {
-                None => return,
-                Some(Err(e)) => {
-                    if let Some(why) = trouble(&e) {
-                        health.report(&journal, &source, Err(why)).await;
-                    }
-                    continue;
-                }
-                Some(Ok(event)) => {
-                    health.report(&journal, &source, Ok(())).await;
-                    match event {
-                        watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                            latest = serde_json::to_value(&o).ok();
-                        }
-                        watcher::Event::Delete(_) => latest = None,
-                        watcher::Event::Init | watcher::Event::InitDone => {}
-                    }
-                }
-            },
-            e = rs_stream.next() => match e {
-                None => return,
-                Some(Err(e)) => {
-                    if let Some(why) = trouble(&e) {
-                        health.report(&journal, &source, Err(why)).await;
-                    }
-                    continue;
-                }
-                Some(Ok(_)) => {}
-            },
+        let (rollout_event, item) = tokio::select! {
+            e = r_stream.next() => {
+                let Some(item) = e else { return };
+                (item.as_ref().ok().cloned(), item.map(drop))
+            }
+            e = rs_stream.next() => {
+                let Some(item) = e else { return };
+                (None, item.map(drop))
+            }
+        };
+        if health.settle(&journal, &source, item).await.is_none() {
+            continue;
+        }
+        match rollout_event {
+            Some(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                latest = serde_json::to_value(&o).ok();
+            }
+            Some(watcher::Event::Delete(_)) => latest = None,
+            Some(watcher::Event::Init | watcher::Event::InitDone) | None => {}
         }
         let Some(rollout) = &latest else { continue };
         let rss: Vec<ReplicaSet> = replica_sets.state().iter().map(|r| (**r).clone()).collect();
@@ -421,9 +428,7 @@ async fn watch_route(
     while let Some(event) = stream.next().await {
         match event {
             Err(e) => {
-                if let Some(why) = trouble(&e) {
-                    health.report(&journal, &source, Err(why)).await;
-                }
+                health.failed(&journal, &source, &e).await;
                 continue;
             }
             Ok(watcher::Event::Init) => {
@@ -478,16 +483,12 @@ async fn watch_nodes(
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
-            e = stream.next() => match e {
-                None => return,
-                Some(Err(e)) => {
-                    if let Some(why) = trouble(&e) {
-                        health.report(&journal, &source, Err(why)).await;
-                    }
+            e = stream.next() => {
+                let Some(item) = e else { return };
+                if health.settle(&journal, &source, item).await.is_none() {
                     continue;
                 }
-                Some(Ok(_)) => health.report(&journal, &source, Ok(())).await,
-            },
+            }
             _ = tick.tick() => {}
         }
         let snapshot: Vec<Node> = nodes.state().iter().map(|n| (**n).clone()).collect();

@@ -571,6 +571,106 @@ mod watching {
         );
         watching.abort();
     }
+
+    /// Every watcher says when the API fails it and when it works again, whichever of its
+    /// streams failed: here the Argo Rollout's ReplicaSets, refused for a while (as RBAC
+    /// without the grant) while the Rollout itself does not change, then a ReplicaSet made.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_argo_replica_set_stream_that_fails_then_works_says_both() {
+        use crate::support::fake_kube::ROLLOUTS;
+        firebreak_common::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "cluster = \"prod\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"oncall\"\nenv = \"T\"\n\
+             [kubernetes]\nkubeconfig = \"{}\"\n\
+             [[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\"]\n\
+             [services.kubernetes]\nnamespace = \"serving\"\nkind = \"Rollout\"\npods = \"app=llm-assistant\"\n",
+            fake.kubeconfig(dir.path()).display()
+        );
+        let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+        let journal = Arc::new(
+            DurableJournal::open(&dir.path().join("journal.db"), Retention::default())
+                .await
+                .unwrap(),
+        );
+        fake.apply(
+            ROLLOUTS,
+            json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                "metadata": { "name": "llm-assistant", "namespace": "serving", "generation": 1, "uid": "r-1" },
+                "spec": { "replicas": 4 },
+                "status": { "observedGeneration": "1", "phase": "Healthy" }
+            }),
+        );
+        let lists = fake.lists();
+        let watching = tokio::spawn(firebreak_gateway::kubernetes::watch::run(
+            config.kubernetes.clone().unwrap(),
+            config.services.clone(),
+            config.cluster.clone(),
+            journal.clone(),
+        ));
+        wait_for(Duration::from_secs(20), "both streams listed", async || {
+            fake.lists() >= lists + 2
+        })
+        .await;
+        let degraded = async || -> Vec<(bool, String, String)> {
+            let Read::Frames { frames, .. } = journal.read_after(0, 10_000).await.unwrap() else {
+                return Vec::new();
+            };
+            frames
+                .iter()
+                .map(|f| serde_json::from_str::<Value>(f.as_str()).unwrap())
+                .filter(|e| e["type"] == "dev.firebreak.source.degraded")
+                .map(|e| {
+                    let d = &e["data"];
+                    (
+                        d["degraded"].as_bool().unwrap(),
+                        d["what"].as_str().unwrap().to_owned(),
+                        d["reason"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        assert!(degraded().await.is_empty(), "{:?}", degraded().await);
+
+        fake.refuse(REPLICA_SETS, true);
+        fake.drop_watches();
+        wait_for(Duration::from_secs(30), "the refusal said", async || {
+            !degraded().await.is_empty()
+        })
+        .await;
+        let said = degraded().await;
+        assert!(said[0].0, "{said:?}");
+        assert_eq!(said[0].1, "Rollout serving/llm-assistant");
+        assert!(said[0].2.contains("forbidden"), "{said:?}");
+
+        // A watch that works again says nothing until something changes: the next
+        // ReplicaSet the controller makes is what shows the stream works.
+        fake.refuse(REPLICA_SETS, false);
+        fake.apply(
+            REPLICA_SETS,
+            json!({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {
+                    "name": "llm-assistant-aaa", "namespace": "serving", "uid": "rs-aaa",
+                    "labels": { "app": "llm-assistant", "rollouts-pod-template-hash": "aaa" },
+                    "annotations": { "rollout.argoproj.io/revision": "1" },
+                    "ownerReferences": [{ "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "llm-assistant", "uid": "r-1" }]
+                },
+                "spec": { "selector": { "matchLabels": { "app": "llm-assistant" } } }
+            }),
+        );
+        wait_for(Duration::from_secs(60), "the recovery said", async || {
+            degraded().await.len() >= 2
+        })
+        .await;
+        let said = degraded().await;
+        assert!(!said[1].0, "{said:?}");
+        assert!(said[1].2.starts_with("works again (was: "), "{said:?}");
+        assert_eq!(said.len(), 2, "each said once: {said:?}");
+        watching.abort();
+    }
 }
 
 /// Rollback and failover through the gateway's action API, carried out on the fake API
