@@ -1,9 +1,7 @@
 //! The incident report as a [`Doc`]: the same sections, in the same order, for Markdown and
 //! HTML. Recorded text stays raw here; each format escapes it (see `doc.rs`).
 
-use std::fmt::Write;
-
-use super::doc::{cell, esc_html, Block, Cell, Doc, Tone};
+use super::doc::{cell, Block, Cell, Doc, Tone};
 use super::{IncidentReport, Sample};
 
 /// A duration as a reader takes it in: "45 s", "12 min 05 s", "3 h 20 min", "—" when unknown.
@@ -243,81 +241,37 @@ pub fn html(r: &IncidentReport) -> String {
     doc(r).html()
 }
 
-/// The error rate and p99 of the service as an inline SVG, with the key moments and the
-/// actions marked.
-/// Minutes between time ticks: the first of these that leaves at most 8 ticks.
-const TIME_STEPS_MIN: [i64; 12] = [1, 2, 5, 10, 15, 30, 60, 120, 240, 360, 720, 1440];
-
-/// The incident's error rate (left scale, %) and p99 latency (right scale, ms) over time
-/// (UTC ticks below), with the key moments and actions marked by lines whose labels sit
-/// in lanes above the plot: a label that would run into another goes one lane up, so
-/// none overlap however close the moments are.
+/// The incident's error rate (left scale, %) and p99 latency (right scale) over time, with
+/// the key moments and actions marked, drawn by `charts::over_time` like every chart.
 fn chart(r: &IncidentReport) -> String {
-    use super::charts::{tick_label, ticks};
+    use super::charts::{over_time, Mark, Measure};
     let s: &[Sample] = &r.metrics;
     if s.len() < 2 {
         return "<p class=\"muted\">No metric samples were recorded for the chart.</p>".into();
     }
-    let (w, left, right) = (760.0, 58.0, 70.0);
-    let t0 = s[0].at.timestamp_millis() as f64;
-    // The axis runs to the last sample or the last moment, whichever is later, so the
-    // moments and actions after the samples end are still marked.
-    let t1 = r
+    let ms = |t: &chrono::DateTime<chrono::Utc>| t.timestamp_millis() as f64;
+    let mut marks: Vec<Mark> = r
         .key_moments
         .iter()
-        .filter_map(|k| k.at)
-        .chain(r.actions.iter().map(|a| a.at))
-        .map(|t| t.timestamp_millis() as f64)
-        .fold(s[s.len() - 1].at.timestamp_millis() as f64, f64::max);
-    let x = |t: f64| left + (t - t0) / (t1 - t0).max(1.0) * (w - left - right);
-
-    // Labels of the moments and actions, in lanes: each goes in the lowest lane where it
-    // does not reach the previous label's end (about 6 px a character at 10 px).
-    let mut marks: Vec<(f64, String, &str)> = Vec::new();
-    for k in &r.key_moments {
-        if let Some(t) = k.at {
-            marks.push((
-                t.timestamp_millis() as f64,
-                k.moment.replace('_', " "),
-                "#555",
-            ));
-        }
-    }
-    for a in &r.actions {
-        marks.push((
-            a.at.timestamp_millis() as f64,
-            a.kind.replace('_', " "),
-            "#2e7d32",
-        ));
-    }
-    marks.retain(|(t, _, _)| *t >= t0 && *t <= t1);
-    marks.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut lane_ends: Vec<f64> = Vec::new();
-    let placed: Vec<(f64, usize, f64, &str, &str)> = marks
-        .iter()
-        .map(|(t, label, colour)| {
-            let xm = x(*t);
-            let width = 6.0 * label.chars().count() as f64 + 8.0;
-            // Near the right edge the label goes on the line's left, so it is not cut off.
-            let start = if xm + width > w - 4.0 { xm - width } else { xm };
-            let lane = lane_ends
-                .iter()
-                .position(|end| *end <= start)
-                .unwrap_or(lane_ends.len());
-            if lane == lane_ends.len() {
-                lane_ends.push(0.0);
-            }
-            lane_ends[lane] = start + width;
-            (xm, lane, start, label.as_str(), *colour)
+        .filter_map(|k| {
+            Some(Mark {
+                at_ms: ms(k.at.as_ref()?),
+                label: k.moment.replace('_', " "),
+                colour: "#555",
+            })
         })
         .collect();
-    let lanes = lane_ends.len() as f64;
-    let top = 26.0 + 13.0 * lanes + 6.0;
-    let plot_h = 170.0;
-    let bottom = top + plot_h;
-    let h = bottom + 40.0;
-
-    let err_ticks = ticks(s.iter().map(|m| m.error_rate * 100.0).fold(0.0, f64::max));
+    marks.extend(r.actions.iter().map(|a| Mark {
+        at_ms: ms(&a.at),
+        label: a.kind.replace('_', " "),
+        colour: "#2e7d32",
+    }));
+    // The axis runs to the last sample or the last moment, whichever is later, so the
+    // moments and actions after the samples end are still marked.
+    let end = marks
+        .iter()
+        .map(|m| m.at_ms)
+        .fold(ms(&s[s.len() - 1].at), f64::max);
     // p99 in the unit that keeps its ticks short: ms, s from 10 s, min from 10,000 s.
     let p99_top = s.iter().map(|m| m.latency_p99_ms).fold(0.0, f64::max);
     let (p99_div, p99_unit) = match p99_top {
@@ -325,112 +279,27 @@ fn chart(r: &IncidentReport) -> String {
         v if v >= 10_000.0 => (1_000.0, "s"),
         _ => (1.0, "ms"),
     };
-    let p99_ticks = ticks(p99_top / p99_div);
-    let err_max = *err_ticks.last().unwrap_or(&1.0);
-    let p99_max = *p99_ticks.last().unwrap_or(&1.0);
-    let y = |v: f64, max: f64| bottom - v / max * plot_h;
-    let line = |f: &dyn Fn(&Sample) -> f64, max: f64| {
-        s.iter()
-            .enumerate()
-            .map(|(i, m)| {
-                format!(
-                    "{}{:.1},{:.1}",
-                    if i == 0 { "M" } else { "L" },
-                    x(m.at.timestamp_millis() as f64),
-                    y(f(m), max)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+    let errors = Measure {
+        name: "error rate (%, left scale)",
+        colour: "#c62828",
+        dashed: false,
+        unit: "error rate (%)",
+        points: s
+            .iter()
+            .map(|m| (ms(&m.at), m.error_rate * 100.0))
+            .collect(),
     };
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Error rate and p99 latency\" font-family=\"system-ui,sans-serif\">\
-         <rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"#fff\"/>\
-         <line x1=\"{left}\" y1=\"13\" x2=\"{}\" y2=\"13\" stroke=\"#c62828\" stroke-width=\"2\"/>\
-         <text x=\"{}\" y=\"17\" font-size=\"11\" fill=\"#333\">error rate (%, left scale)</text>\
-         <line x1=\"{}\" y1=\"13\" x2=\"{}\" y2=\"13\" stroke=\"#1565c0\" stroke-width=\"2\" stroke-dasharray=\"5 3\"/>\
-         <text x=\"{}\" y=\"17\" font-size=\"11\" fill=\"#333\">p99 latency ({p99_unit}, right scale)</text>",
-        left + 18.0,
-        left + 24.0,
-        left + 190.0,
-        left + 208.0,
-        left + 214.0,
-    );
-    // Value scales: error rate on the left (with the gridlines), p99 on the right.
-    for t in &err_ticks {
-        let yy = y(*t, err_max);
-        let _ = write!(
-            svg,
-            "<line x1=\"{left}\" y1=\"{yy:.1}\" x2=\"{}\" y2=\"{yy:.1}\" stroke=\"#eee\"/>\
-             <text x=\"{}\" y=\"{:.1}\" font-size=\"10\" fill=\"#c62828\" text-anchor=\"end\">{} %</text>",
-            w - right,
-            left - 5.0,
-            yy + 3.5,
-            tick_label(*t)
-        );
-    }
-    for t in &p99_ticks {
-        let _ = write!(
-            svg,
-            "<text x=\"{}\" y=\"{:.1}\" font-size=\"10\" fill=\"#1565c0\">{} {p99_unit}</text>",
-            w - right + 5.0,
-            y(*t, p99_max) + 3.5,
-            tick_label(*t)
-        );
-    }
-    // The time axis: ticks on round minutes (UTC).
-    let span_min = (t1 - t0) / 60_000.0;
-    let step = TIME_STEPS_MIN
-        .into_iter()
-        .find(|m| span_min / *m as f64 <= 8.0)
-        .unwrap_or(1440)
-        * 60_000;
-    let first = ((t0 as i64 + step - 1) / step) * step;
-    let _ = write!(
-        svg,
-        "<line x1=\"{left}\" y1=\"{bottom}\" x2=\"{}\" y2=\"{bottom}\" stroke=\"#888\"/>\
-         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\" stroke=\"#888\"/>\
-         <line x1=\"{}\" y1=\"{top}\" x2=\"{}\" y2=\"{bottom}\" stroke=\"#888\"/>",
-        w - right,
-        w - right,
-        w - right
-    );
-    let mut t = first;
-    while (t as f64) <= t1 {
-        let xx = x(t as f64);
-        let label = chrono::DateTime::from_timestamp_millis(t)
-            .map(|d| d.format("%H:%M").to_string())
-            .unwrap_or_default();
-        let _ = write!(
-            svg,
-            "<line x1=\"{xx:.1}\" y1=\"{bottom}\" x2=\"{xx:.1}\" y2=\"{}\" stroke=\"#888\"/>\
-             <text x=\"{xx:.1}\" y=\"{}\" font-size=\"10\" fill=\"#555\" text-anchor=\"middle\">{label}</text>",
-            bottom + 4.0,
-            bottom + 15.0
-        );
-        t += step;
-    }
-    let _ = write!(
-        svg,
-        "<text x=\"{:.1}\" y=\"{}\" font-size=\"10\" fill=\"#555\" text-anchor=\"middle\">time (UTC)</text>\
-         <path d=\"{}\" fill=\"none\" stroke=\"#c62828\" stroke-width=\"2\"/>\
-         <path d=\"{}\" fill=\"none\" stroke=\"#1565c0\" stroke-width=\"2\" stroke-dasharray=\"5 3\"/>",
-        left + (w - left - right) / 2.0,
-        bottom + 30.0,
-        line(&|m| m.error_rate * 100.0, err_max),
-        line(&|m| m.latency_p99_ms / p99_div, p99_max)
-    );
-    for (xm, lane, start, label, colour) in placed {
-        let ly = top - 8.0 - 13.0 * lane as f64;
-        let _ = write!(
-            svg,
-            "<line x1=\"{xm:.1}\" y1=\"{:.1}\" x2=\"{xm:.1}\" y2=\"{bottom}\" stroke=\"{colour}\" stroke-width=\"1\" stroke-dasharray=\"2 2\"/>\
-             <text x=\"{:.1}\" y=\"{ly:.1}\" font-size=\"10\" fill=\"{colour}\">{}</text>",
-            ly + 3.0,
-            start + 3.0,
-            esc_html(label)
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+    let p99_name = format!("p99 latency ({p99_unit}, right scale)");
+    let p99_title = format!("p99 latency ({p99_unit})");
+    let p99 = Measure {
+        name: &p99_name,
+        colour: "#1565c0",
+        dashed: true,
+        unit: &p99_title,
+        points: s
+            .iter()
+            .map(|m| (ms(&m.at), m.latency_p99_ms / p99_div))
+            .collect(),
+    };
+    over_time("Error rate and p99 latency", &errors, &p99, &marks, end)
 }
