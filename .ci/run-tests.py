@@ -94,6 +94,8 @@ def main():
 
     times = load_times()
     queue = executables(args.artifacts)
+    size = sum(os.path.getsize(e[1]) for e in queue)
+    print(f"{len(queue)} test executables, {size / 1e6:.0f} MB\n", flush=True)
     queue.sort(key=lambda e: -times.get(e[0], float("inf")))
     lock = threading.Lock()
     failed, took = [], {}
