@@ -293,6 +293,43 @@ impl Store {
     /// One service's row; None when it reported no metrics in its newest window (a name
     /// that only ever appeared in, say, a warning).
     async fn fleet_service(&self, cluster_id: i64, service: &str) -> Result<Option<FleetService>> {
+        let Some(samples) = self.recent_samples(cluster_id, service).await? else {
+            return Ok(None);
+        };
+        let firing = self.alerts_of(cluster_id, service).await?;
+        let nodes = self.nodes_of(cluster_id, service).await?;
+        let rollout = self.fleet_rollout(cluster_id, service).await?;
+        let model_version = self.model_version_of(cluster_id, service).await?;
+        let incident = self.open_incident_of(cluster_id, service).await?;
+        let anomaly_text = match &incident {
+            Some(i) if i.anomaly => Some(i.title.clone()),
+            _ => None,
+        };
+
+        let mut by_region: HashMap<&str, Vec<&Sample>> = HashMap::new();
+        for s in &samples {
+            by_region.entry(s.region.as_str()).or_default().push(s);
+        }
+        let cells = by_region
+            .into_iter()
+            .map(|(region, list)| cell(region, &list, &firing, &nodes, anomaly_text.as_deref()))
+            .collect();
+        let revision = samples.iter().map(|s| s.revision).max();
+        let team = samples.last().and_then(|s| s.team.clone());
+        Ok(Some(FleetService {
+            name: service.to_owned(),
+            revision: rollout.as_ref().map(|r| r.to_revision).or(revision),
+            model_version,
+            team,
+            rollout,
+            cells,
+            incident,
+        }))
+    }
+
+    /// The service's metrics samples of its newest window (`WINDOW_MS` back from its newest
+    /// sample), oldest first; None when it has none.
+    async fn recent_samples(&self, cluster_id: i64, service: &str) -> Result<Option<Vec<Sample>>> {
         // Walked down the service's index from its newest event, stopping at the first
         // sample: `MAX(time_ms)` with the type filter would read the service's whole history.
         let newest: Option<(i64,)> = sqlx::query_as(
@@ -316,7 +353,7 @@ impl Store {
         .bind(from)
         .fetch_all(self.reader())
         .await?;
-        let samples: Vec<Sample> = rows
+        let samples = rows
             .iter()
             .filter_map(|(at, raw)| {
                 let v: Value = serde_json::from_str(raw).ok()?;
@@ -335,7 +372,12 @@ impl Store {
                 })
             })
             .collect();
+        Ok(Some(samples))
+    }
 
+    /// Alerts by (alert, region): whether the newest of its firing or resolved fired, and
+    /// its severity.
+    async fn alerts_of(&self, cluster_id: i64, service: &str) -> Result<Alerts> {
         // Alerts firing now: each (alert, region)'s newest firing or resolved.
         let mut firing: BTreeMap<(String, String), (bool, String)> = BTreeMap::new();
         for (_, _, ty, d) in self
@@ -351,6 +393,11 @@ impl Store {
                 .entry((text(&d, "alert"), text(&d, "region")))
                 .or_insert((ty.ends_with("firing"), text(&d, "severity")));
         }
+        Ok(firing)
+    }
+
+    /// Each node's newest state, by name.
+    async fn nodes_of(&self, cluster_id: i64, service: &str) -> Result<BTreeMap<String, NodeSeen>> {
         // Nodes: each node's newest state.
         let mut nodes: BTreeMap<String, (String, FleetNode, Option<u32>, String)> = BTreeMap::new();
         for (_, _, ty, d) in self
@@ -396,9 +443,12 @@ impl Store {
                 ),
             );
         }
+        Ok(nodes)
+    }
 
-        let rollout = self.fleet_rollout(cluster_id, service).await?;
-        let model_version = self
+    /// The model the service serves: the newest model change's, or the newest rollout's.
+    async fn model_version_of(&self, cluster_id: i64, service: &str) -> Result<Option<String>> {
+        Ok(self
             .newest_of(
                 cluster_id,
                 service,
@@ -417,8 +467,15 @@ impl Store {
                 } else {
                     text(&d, "model_version")
                 }
-            });
+            }))
+    }
 
+    /// The service's newest incident that is not resolved.
+    async fn open_incident_of(
+        &self,
+        cluster_id: i64,
+        service: &str,
+    ) -> Result<Option<FleetIncident>> {
         let incident: Option<(i64, String, String, String, Option<String>)> = sqlx::query_as(
             "SELECT id, title, severity, status, opened_by FROM incidents \
              WHERE cluster_id = ? AND service = ? AND status != 'resolved' \
@@ -428,132 +485,15 @@ impl Store {
         .bind(service)
         .fetch_optional(self.reader())
         .await?;
-        let incident = incident.map(|(id, title, severity, status, by)| FleetIncident {
-            id,
-            title,
-            severity,
-            status,
-            anomaly: by.as_deref() == Some("anomaly"),
-        });
-        let anomaly_text = match &incident {
-            Some(i) if i.anomaly => Some(i.title.clone()),
-            _ => None,
-        };
-
-        let mut by_region: HashMap<&str, Vec<&Sample>> = HashMap::new();
-        for s in &samples {
-            by_region.entry(s.region.as_str()).or_default().push(s);
-        }
-        let mut cells = Vec::new();
-        for (region, list) in by_region {
-            let last = list[list.len() - 1];
-            let alerts: Vec<(String, String)> = firing
-                .iter()
-                .filter(|((_, r), (on, _))| r == region && *on)
-                .map(|((a, _), (_, sev))| (a.clone(), sev.clone()))
-                .collect();
-            let here: Vec<&(String, FleetNode, Option<u32>, String)> =
-                nodes.values().filter(|(r, ..)| r == region).collect();
-            let down = here.iter().filter(|(_, n, ..)| n.state == "down").count();
-            let degraded = here
-                .iter()
-                .filter(|(_, n, ..)| n.state == "degraded")
-                .count();
-            let mut why = Vec::new();
-            let critical = alerts.iter().any(|(_, s)| s == "critical");
-            if critical {
-                why.push(format!(
-                    "critical alert firing: {}",
-                    alerts
-                        .iter()
-                        .filter(|(_, s)| s == "critical")
-                        .map(|(a, _)| a.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            if last.primary && last.error_rate > FAILING_ERROR_RATE {
-                why.push(format!(
-                    "error rate {:.1} % over the {:.0} % SLO",
-                    last.error_rate * 100.0,
-                    FAILING_ERROR_RATE * 100.0
-                ));
-            }
-            let failing = !why.is_empty();
-            let others: Vec<&str> = alerts
-                .iter()
-                .filter(|(_, s)| s != "critical")
-                .map(|(a, _)| a.as_str())
-                .collect();
-            if !others.is_empty() {
-                why.push(format!("alert firing: {}", others.join(", ")));
-            }
-            if last.primary
-                && last.error_rate > DEGRADED_ERROR_RATE
-                && last.error_rate <= FAILING_ERROR_RATE
-            {
-                why.push(format!("error rate {:.1} %", last.error_rate * 100.0));
-            }
-            if down + degraded > 0 {
-                why.push(format!("{down} nodes down, {degraded} degraded"));
-            }
-            if last.primary {
-                if let Some(a) = &anomaly_text {
-                    why.push(format!("anomaly before any alert: {a}"));
-                }
-            }
-            let health = if failing {
-                Health::Failing
-            } else if !why.is_empty() {
-                Health::Degraded
-            } else {
-                Health::Healthy
-            };
-            let reason = if why.is_empty() {
-                format!(
-                    "error rate {:.1} %, p99 {:.0} ms, no alert firing",
-                    last.error_rate * 100.0,
-                    last.p99
-                )
-            } else {
-                why.join("; ")
-            };
-            let pool = here.iter().map(|(.., p)| p.clone()).find(|p| !p.is_empty());
-            let pool_nodes_total = here.iter().filter_map(|(_, _, t, _)| *t).max();
-            cells.push(FleetCell {
-                region: region.to_owned(),
-                health,
-                reason,
-                primary: last.primary,
-                revision: Some(last.revision),
-                error_rate: thin(list.iter().map(|s| s.error_rate).collect(), SPARK_POINTS),
-                p99_ms: thin(list.iter().map(|s| s.p99).collect(), SPARK_POINTS),
-                queue_depth: thin(list.iter().map(|s| s.queue).collect(), SPARK_POINTS),
-                requests_per_s: Some(last.rps),
-                gpu_utilization: Some(last.gpu),
-                last_ms: Some(last.time_ms),
-                nodes: here.iter().map(|(_, n, ..)| n.clone()).collect(),
-                pool,
-                pool_nodes_total,
-                anomaly: if last.primary {
-                    anomaly_text.clone()
-                } else {
-                    None
-                },
-                alerts: alerts.into_iter().map(|(a, _)| a).collect(),
-            });
-        }
-        let revision = samples.iter().map(|s| s.revision).max();
-        let team = samples.last().and_then(|s| s.team.clone());
-        Ok(Some(FleetService {
-            name: service.to_owned(),
-            revision: rollout.as_ref().map(|r| r.to_revision).or(revision),
-            model_version,
-            team,
-            rollout,
-            cells,
-            incident,
-        }))
+        Ok(
+            incident.map(|(id, title, severity, status, by)| FleetIncident {
+                id,
+                title,
+                severity,
+                status,
+                anomaly: by.as_deref() == Some("anomaly"),
+            }),
+        )
     }
 
     /// The rollout under way on a service, folded from its newest rollout events since
@@ -628,6 +568,120 @@ impl Store {
             }
         }
         Ok(Some(r))
+    }
+}
+
+/// Alerts by (alert, region): whether it fires now, and its severity.
+type Alerts = BTreeMap<(String, String), (bool, String)>;
+
+/// A node as last seen: its region, state, its pool's size when said, and its pool.
+type NodeSeen = (String, FleetNode, Option<u32>, String);
+
+/// One region's cell of a service: its health and why (critical alerts or errors over the
+/// SLO fail it; other alerts, errors over the degraded line, nodes down or degraded and an
+/// anomaly before any alert degrade it), its sparklines and its nodes.
+fn cell(
+    region: &str,
+    list: &[&Sample],
+    firing: &Alerts,
+    nodes: &BTreeMap<String, NodeSeen>,
+    anomaly_text: Option<&str>,
+) -> FleetCell {
+    let last = list[list.len() - 1];
+    let alerts: Vec<(String, String)> = firing
+        .iter()
+        .filter(|((_, r), (on, _))| r == region && *on)
+        .map(|((a, _), (_, sev))| (a.clone(), sev.clone()))
+        .collect();
+    let here: Vec<&(String, FleetNode, Option<u32>, String)> =
+        nodes.values().filter(|(r, ..)| r == region).collect();
+    let down = here.iter().filter(|(_, n, ..)| n.state == "down").count();
+    let degraded = here
+        .iter()
+        .filter(|(_, n, ..)| n.state == "degraded")
+        .count();
+    let mut why = Vec::new();
+    let critical = alerts.iter().any(|(_, s)| s == "critical");
+    if critical {
+        why.push(format!(
+            "critical alert firing: {}",
+            alerts
+                .iter()
+                .filter(|(_, s)| s == "critical")
+                .map(|(a, _)| a.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if last.primary && last.error_rate > FAILING_ERROR_RATE {
+        why.push(format!(
+            "error rate {:.1} % over the {:.0} % SLO",
+            last.error_rate * 100.0,
+            FAILING_ERROR_RATE * 100.0
+        ));
+    }
+    let failing = !why.is_empty();
+    let others: Vec<&str> = alerts
+        .iter()
+        .filter(|(_, s)| s != "critical")
+        .map(|(a, _)| a.as_str())
+        .collect();
+    if !others.is_empty() {
+        why.push(format!("alert firing: {}", others.join(", ")));
+    }
+    if last.primary
+        && last.error_rate > DEGRADED_ERROR_RATE
+        && last.error_rate <= FAILING_ERROR_RATE
+    {
+        why.push(format!("error rate {:.1} %", last.error_rate * 100.0));
+    }
+    if down + degraded > 0 {
+        why.push(format!("{down} nodes down, {degraded} degraded"));
+    }
+    if last.primary {
+        if let Some(a) = anomaly_text {
+            why.push(format!("anomaly before any alert: {a}"));
+        }
+    }
+    let health = if failing {
+        Health::Failing
+    } else if !why.is_empty() {
+        Health::Degraded
+    } else {
+        Health::Healthy
+    };
+    let reason = if why.is_empty() {
+        format!(
+            "error rate {:.1} %, p99 {:.0} ms, no alert firing",
+            last.error_rate * 100.0,
+            last.p99
+        )
+    } else {
+        why.join("; ")
+    };
+    let pool = here.iter().map(|(.., p)| p.clone()).find(|p| !p.is_empty());
+    let pool_nodes_total = here.iter().filter_map(|(_, _, t, _)| *t).max();
+    FleetCell {
+        region: region.to_owned(),
+        health,
+        reason,
+        primary: last.primary,
+        revision: Some(last.revision),
+        error_rate: thin(list.iter().map(|s| s.error_rate).collect(), SPARK_POINTS),
+        p99_ms: thin(list.iter().map(|s| s.p99).collect(), SPARK_POINTS),
+        queue_depth: thin(list.iter().map(|s| s.queue).collect(), SPARK_POINTS),
+        requests_per_s: Some(last.rps),
+        gpu_utilization: Some(last.gpu),
+        last_ms: Some(last.time_ms),
+        nodes: here.iter().map(|(_, n, ..)| n.clone()).collect(),
+        pool,
+        pool_nodes_total,
+        anomaly: if last.primary {
+            anomaly_text.map(str::to_owned)
+        } else {
+            None
+        },
+        alerts: alerts.into_iter().map(|(a, _)| a).collect(),
     }
 }
 
