@@ -1,80 +1,18 @@
-//! Incident reports from an incident recorded off the simulator: figures, actions, the
-//! three formats, the JSON Schema, hostile recorded text opened in a real browser engine,
-//! and the command line's atomic write.
+//! Reports exported by `firebreak report`, `firebreak summit`, `firebreak export` and `import`
+//! from an incident recorded off the simulator: figures, actions, the three formats, the JSON
+//! Schema, hostile text kept as text, the atomic write, and a bundle's round trip with a
+//! tampered one refused.
 
 #![allow(clippy::unwrap_used)] // a panic is how a test fails
 
 use crate::support;
 
-use std::time::Duration;
-
-use firebreak_engine::actions::ActionSettings;
-use firebreak_protocol::actions::ActionKind;
 use firebreak_reports::summit::{summit, Selection};
 use firebreak_reports::{build, render, Format};
-use firebreak_store::incident::{IncidentStatus, Severity};
+use firebreak_store::incident::Severity;
 use firebreak_store::review::{FollowUpDraft, FollowUpStatus};
 use firebreak_store::Store;
-use support::rig::Live;
-
-/// Text an attacker could get into an event, a note or a title.
-const HOSTILE: &str = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\"> \
-     [click](javascript:window.__pwned=3) </td></tr></table><b>bold</b> ' \" & | * _ \
-     nul\u{0}byte esc\u{1b}[31m bell\u{7} del\u{7f}";
-
-/// The bad-model-rollout incident, rolled back and verified, with a hostile note, then
-/// resolved; the store is left at `db`.
-async fn recorded_incident(db: &std::path::Path) -> (Store, i64) {
-    let sim = support::cluster::sim("bad-model-rollout", 10.0, |_| {}).await;
-    let settings = ActionSettings {
-        grace_s: 0,
-        verify_window_s: 4,
-        ..Default::default()
-    };
-    let Live {
-        store,
-        engine,
-        desk,
-        ..
-    } = support::rig::live(db, &sim, settings).await;
-    let incident = support::rig::incident_where(&store, "a critical incident", |i| {
-        i.severity == Severity::Critical
-    })
-    .await
-    .id;
-    store
-        .change_status(incident, IncidentStatus::Acknowledged, "ana")
-        .await
-        .unwrap();
-    store.add_note(incident, HOSTILE, "ana").await.unwrap();
-    let proposal = desk
-        .propose(incident, ActionKind::Rollback, "ana")
-        .await
-        .unwrap();
-    desk.confirm(&proposal.id, "ana", HOSTILE, Some("llm-assistant"))
-        .await
-        .unwrap();
-    support::rig::wait_for(Duration::from_secs(60), "the verification", async || {
-        store
-            .action(&proposal.id)
-            .await
-            .unwrap()
-            .verification
-            .is_some()
-    })
-    .await;
-    store
-        .change_status(incident, IncidentStatus::Mitigated, "ana")
-        .await
-        .unwrap();
-    store
-        .change_status(incident, IncidentStatus::Resolved, "ana")
-        .await
-        .unwrap();
-    engine.stop().await;
-    sim.shutdown();
-    (store, incident)
-}
+use support::recorded::{recorded_incident, HOSTILE};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reports_carry_the_figures_and_actions_and_keep_hostile_text_as_text() {

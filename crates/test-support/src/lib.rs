@@ -19,6 +19,7 @@ pub mod fake_kube;
 pub mod generated;
 pub mod postgres;
 pub mod prometheus;
+pub mod recorded;
 pub mod rig;
 pub mod runbook;
 pub mod servers;
