@@ -333,6 +333,9 @@ async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token
     assert!(q.contains("staging") && q.contains("not"), "{q}");
     session.screenshot("diagnostics").await;
     session.close().await;
+    // The window closes after the session ends; a new start before it has would find it
+    // still holding the data dir and only bring it to the front.
+    window_closed(data.path()).await;
 
     // The token went to the keychain, not to the store.
     for file in ["firebreak.db", "firebreak.db-wal"] {
@@ -362,8 +365,47 @@ async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token
 
 /// Answers the native confirmation dialog the way a person at the keyboard would: focus
 /// it and press its button's mnemonic (Alt+R for "_Roll back", Escape to cancel).
+/// Waits until no window holds `data`: the single-instance lock in it is free.
+async fn window_closed(data: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let lock = std::fs::File::open(data.join("console.lock")).expect("console.lock");
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return lock.unlock().unwrap(),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => panic!("console.lock: {e}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window on {} did not close",
+            data.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The titles of the windows on the display, to say what was there instead.
+fn window_titles() -> Vec<String> {
+    let out = std::process::Command::new("xdotool")
+        .args(["search", "--onlyvisible", "--name", "."])
+        .output()
+        .expect("xdotool (apt install xdotool)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|id| {
+            let name = std::process::Command::new("xdotool")
+                .args(["getwindowname", id])
+                .output()
+                .ok()?;
+            Some(String::from_utf8_lossy(&name.stdout).trim().to_owned())
+        })
+        .collect()
+}
+
 fn answer_dialog(title_part: &str, keys: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // A minute, as for the WebDriver's answers: a native dialog on a loaded two-core
+    // machine can take a while to be mapped, while one that never comes still fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let ok = |args: &[&str]| {
         std::process::Command::new("xdotool")
             .args(args)
@@ -389,7 +431,8 @@ fn answer_dialog(title_part: &str, keys: &str) {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no dialog titled {title_part:?} took the focus"
+            "no dialog titled {title_part:?} took the focus; the windows shown: {:?}",
+            window_titles()
         );
         std::process::Command::new("sleep")
             .arg("0.2")
