@@ -399,89 +399,12 @@ impl Store {
                 "this incident is already here, as incident {id}"
             )));
         }
-        let now = now_ms();
         let cluster_id = match &bundle.cluster {
             None => None,
-            Some(c) => {
-                let found: Option<(i64,)> =
-                    sqlx::query_as("SELECT id FROM clusters WHERE name = ?")
-                        .bind(&c.name)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                Some(match found {
-                    Some((id,)) => id,
-                    // A cluster known only from the bundle is kept as removed: it is history,
-                    // not something to watch.
-                    None => {
-                        sqlx::query_as::<_, (i64,)>(
-                            "INSERT INTO clusters (name, events_url, actions_url, created_ms, removed_ms, demo) \
-                             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                        )
-                        .bind(&c.name)
-                        .bind(&c.events_url)
-                        .bind(&c.actions_url)
-                        .bind(now)
-                        .bind(now)
-                        .bind(c.demo)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .0
-                    }
-                })
-            }
+            Some(c) => Some(import_cluster(&mut tx, c).await?),
         };
-        let mut seqs = HashMap::new();
-        for e in &bundle.events {
-            let cluster = cluster_id.ok_or_else(|| {
-                StoreError::Invalid("the bundle has events but no cluster".into())
-            })?;
-            sqlx::query(
-                "INSERT OR IGNORE INTO events (cluster_id, source, event_id, stream_sequence, type, subject, \
-                 service, severity, time_ms, received_ms, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(cluster)
-            .bind(&e.source)
-            .bind(&e.event_id)
-            .bind(e.stream_sequence)
-            .bind(&e.ty)
-            .bind(&e.subject)
-            .bind(&e.service)
-            .bind(&e.severity)
-            .bind(e.time_ms)
-            .bind(e.received_ms)
-            .bind(&e.raw)
-            .execute(&mut *tx)
-            .await?;
-            let (seq,): (i64,) =
-                sqlx::query_as("SELECT seq FROM events WHERE source = ? AND event_id = ?")
-                    .bind(&e.source)
-                    .bind(&e.event_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            seqs.insert(e.seq, seq);
-        }
-        let i = &bundle.incident;
-        let (incident_id,): (i64,) = sqlx::query_as(
-            "INSERT INTO incidents (public_id, cluster_id, title, service, severity, status, commander, \
-             opened_ms, acknowledged_ms, mitigated_ms, resolved_ms, updated_ms, opened_by, demo) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&i.public_id)
-        .bind(cluster_id)
-        .bind(&i.title)
-        .bind(&i.service)
-        .bind(&i.severity)
-        .bind(&i.status)
-        .bind(&i.commander)
-        .bind(i.opened_ms)
-        .bind(i.acknowledged_ms)
-        .bind(i.mitigated_ms)
-        .bind(i.resolved_ms)
-        .bind(i.updated_ms)
-        .bind(&i.opened_by)
-        .bind(i.demo || bundle.cluster.as_ref().is_some_and(|c| c.demo))
-        .fetch_one(&mut *tx)
-        .await?;
+        let seqs = import_events(&mut tx, cluster_id, &bundle.events).await?;
+        let incident_id = import_incident(&mut tx, bundle, cluster_id).await?;
         for old in &bundle.attached {
             if let Some(seq) = seqs.get(old) {
                 sqlx::query(
@@ -493,55 +416,9 @@ impl Store {
                 .await?;
             }
         }
-        let mut entries = HashMap::new();
-        for e in &bundle.timeline {
-            let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, data, event_seq, amends) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(incident_id)
-            .bind(e.at_ms)
-            .bind(&e.kind)
-            .bind(&e.author)
-            .bind(&e.body)
-            .bind(&e.data)
-            .bind(e.event_seq.and_then(|s| seqs.get(&s).copied()))
-            .bind(e.amends.and_then(|a| entries.get(&a).copied()))
-            .fetch_one(&mut *tx)
-            .await?;
-            entries.insert(e.id, id);
-        }
-        for a in &bundle.actions {
-            let Some(cluster) = cluster_id else { break };
-            sqlx::query(
-                "INSERT OR IGNORE INTO actions (public_id, incident_id, cluster_id, kind, service, target, \
-                 from_value, to_value, preview, state, proposed_by, confirmed_by, reason, idempotency_key, \
-                 send_after_ms, remote_id, error, succeeded_ms, verification, created_ms, updated_ms, imported) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-            )
-            .bind(&a.public_id)
-            .bind(incident_id)
-            .bind(cluster)
-            .bind(&a.kind)
-            .bind(&a.service)
-            .bind(&a.target)
-            .bind(&a.from_value)
-            .bind(&a.to_value)
-            .bind(&a.preview)
-            .bind(&a.state)
-            .bind(&a.proposed_by)
-            .bind(&a.confirmed_by)
-            .bind(&a.reason)
-            .bind(&a.idempotency_key)
-            .bind(a.send_after_ms)
-            .bind(&a.remote_id)
-            .bind(&a.error)
-            .bind(a.succeeded_ms)
-            .bind(&a.verification)
-            .bind(a.created_ms)
-            .bind(a.updated_ms)
-            .execute(&mut *tx)
-            .await?;
+        let entries = import_timeline(&mut tx, incident_id, &bundle.timeline, &seqs).await?;
+        if let Some(cluster) = cluster_id {
+            import_actions(&mut tx, incident_id, cluster, &bundle.actions).await?;
         }
         import_review(&mut tx, incident_id, &bundle.review, &entries).await?;
         audit::record(
@@ -550,7 +427,7 @@ impl Store {
             &format!("incident/{incident_id}"),
             "imported",
             &serde_json::json!({
-                "public_id": i.public_id,
+                "public_id": bundle.incident.public_id,
                 "bundle_audit_records": bundle.audit.len(),
                 "bundle_audit_head": bundle.audit.last().map(|r| r.hash.clone()),
                 "entries": bundle.timeline.len(),
@@ -562,6 +439,170 @@ impl Store {
         tx.commit().await?;
         Ok(incident_id)
     }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// The store's id of a bundle's cluster: the one of that name here, else a new one kept
+/// as removed (known only from the bundle, it is history, not something to watch).
+async fn import_cluster(tx: &mut Tx, c: &BundleCluster) -> Result<i64> {
+    let found: Option<(i64,)> = sqlx::query_as("SELECT id FROM clusters WHERE name = ?")
+        .bind(&c.name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some((id,)) = found {
+        return Ok(id);
+    }
+    let now = now_ms();
+    let (id,) = sqlx::query_as::<_, (i64,)>(
+        "INSERT INTO clusters (name, events_url, actions_url, created_ms, removed_ms, demo) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&c.name)
+    .bind(&c.events_url)
+    .bind(&c.actions_url)
+    .bind(now)
+    .bind(now)
+    .bind(c.demo)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// The bundle's events (those already here are kept as they are), and each one's `seq`
+/// in the bundle mapped to its `seq` here.
+async fn import_events(
+    tx: &mut Tx,
+    cluster_id: Option<i64>,
+    events: &[BundleEvent],
+) -> Result<HashMap<i64, i64>> {
+    let mut seqs = HashMap::new();
+    for e in events {
+        let cluster = cluster_id
+            .ok_or_else(|| StoreError::Invalid("the bundle has events but no cluster".into()))?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO events (cluster_id, source, event_id, stream_sequence, type, subject, \
+             service, severity, time_ms, received_ms, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(cluster)
+        .bind(&e.source)
+        .bind(&e.event_id)
+        .bind(e.stream_sequence)
+        .bind(&e.ty)
+        .bind(&e.subject)
+        .bind(&e.service)
+        .bind(&e.severity)
+        .bind(e.time_ms)
+        .bind(e.received_ms)
+        .bind(&e.raw)
+        .execute(&mut **tx)
+        .await?;
+        let (seq,): (i64,) =
+            sqlx::query_as("SELECT seq FROM events WHERE source = ? AND event_id = ?")
+                .bind(&e.source)
+                .bind(&e.event_id)
+                .fetch_one(&mut **tx)
+                .await?;
+        seqs.insert(e.seq, seq);
+    }
+    Ok(seqs)
+}
+
+/// The incident itself; a demo's stays marked as one.
+async fn import_incident(tx: &mut Tx, bundle: &Bundle, cluster_id: Option<i64>) -> Result<i64> {
+    let i = &bundle.incident;
+    let (incident_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO incidents (public_id, cluster_id, title, service, severity, status, commander, \
+         opened_ms, acknowledged_ms, mitigated_ms, resolved_ms, updated_ms, opened_by, demo) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(&i.public_id)
+    .bind(cluster_id)
+    .bind(&i.title)
+    .bind(&i.service)
+    .bind(&i.severity)
+    .bind(&i.status)
+    .bind(&i.commander)
+    .bind(i.opened_ms)
+    .bind(i.acknowledged_ms)
+    .bind(i.mitigated_ms)
+    .bind(i.resolved_ms)
+    .bind(i.updated_ms)
+    .bind(&i.opened_by)
+    .bind(i.demo || bundle.cluster.as_ref().is_some_and(|c| c.demo))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(incident_id)
+}
+
+/// The timeline, its events and corrections pointed at their rows here. Returns each
+/// entry's id in the bundle mapped to its id here.
+async fn import_timeline(
+    tx: &mut Tx,
+    incident_id: i64,
+    timeline: &[BundleEntry],
+    seqs: &HashMap<i64, i64>,
+) -> Result<HashMap<i64, i64>> {
+    let mut entries = HashMap::new();
+    for e in timeline {
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO timeline_entries (incident_id, at_ms, kind, author, body, data, event_seq, amends) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(incident_id)
+        .bind(e.at_ms)
+        .bind(&e.kind)
+        .bind(&e.author)
+        .bind(&e.body)
+        .bind(&e.data)
+        .bind(e.event_seq.and_then(|s| seqs.get(&s).copied()))
+        .bind(e.amends.and_then(|a| entries.get(&a).copied()))
+        .fetch_one(&mut **tx)
+        .await?;
+        entries.insert(e.id, id);
+    }
+    Ok(entries)
+}
+
+/// The incident's actions, marked as imported: history, never sent from here.
+async fn import_actions(
+    tx: &mut Tx,
+    incident_id: i64,
+    cluster: i64,
+    actions: &[BundleAction],
+) -> Result<()> {
+    for a in actions {
+        sqlx::query(
+            "INSERT OR IGNORE INTO actions (public_id, incident_id, cluster_id, kind, service, target, \
+             from_value, to_value, preview, state, proposed_by, confirmed_by, reason, idempotency_key, \
+             send_after_ms, remote_id, error, succeeded_ms, verification, created_ms, updated_ms, imported) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        )
+        .bind(&a.public_id)
+        .bind(incident_id)
+        .bind(cluster)
+        .bind(&a.kind)
+        .bind(&a.service)
+        .bind(&a.target)
+        .bind(&a.from_value)
+        .bind(&a.to_value)
+        .bind(&a.preview)
+        .bind(&a.state)
+        .bind(&a.proposed_by)
+        .bind(&a.confirmed_by)
+        .bind(&a.reason)
+        .bind(&a.idempotency_key)
+        .bind(a.send_after_ms)
+        .bind(&a.remote_id)
+        .bind(&a.error)
+        .bind(a.succeeded_ms)
+        .bind(&a.verification)
+        .bind(a.created_ms)
+        .bind(a.updated_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// The review's rows, onto the imported incident (annotations onto its new entry ids).

@@ -797,50 +797,8 @@ async fn apply_one(
         // being read again from the start (`Store::team_rewind`).
         return Ok(None);
     }
-    // The server's clock, not the sender's: a teammate's console cannot date a change
-    // before the incident opened (or move its figures). What the sender claimed is kept
-    // beside it as `reported_at`.
-    let at_ms = shared.accepted_at.timestamp_millis();
-    let incident: Option<(i64,)> = match ctx.incidents.get(&record.incident) {
-        Some(id) => Some((*id,)),
-        None => {
-            let found: Option<(i64, bool)> = sqlx::query_as(
-                "SELECT id, EXISTS (SELECT 1 FROM team_incidents t WHERE t.incident_id = i.id) \
-                 FROM incidents i WHERE public_id = ?",
-            )
-            .bind(record.incident.to_string())
-            .fetch_optional(&mut **tx)
-            .await?;
-            match found {
-                // An incident this console holds but never shared (a demo's, an imported
-                // one, one opened before linking): the team learnt its id somehow (a
-                // presence frame, a bundle) and nothing it sends about it is merged.
-                Some((_, false)) => {
-                    return Err(StoreError::Invalid(format!(
-                        "it names an incident this console holds but never shared with the team; \
-                         nothing of {}'s record was merged into it",
-                        shared.by
-                    )))
-                }
-                Some((id, true)) => {
-                    ctx.incidents.insert(record.incident, id);
-                    Some((id,))
-                }
-                None => None,
-            }
-        }
-    };
-    // Who wrote it is the person whose token pushed it (the server stamps it); the
-    // console's machinery (the engine's rules) keeps its own name.
-    let author_of = |author: &str| -> String {
-        if firebreak_protocol::team::MACHINE_AUTHORS.contains(&author.trim()) {
-            author.trim().to_owned()
-        } else {
-            shared.by.clone()
-        }
-    };
-    let reported_at = record.at;
-    let team_audit = |what: &str| serde_json::json!({ "seq": shared.seq, "record": record.id, "by": shared.by, "what": what });
+    let incident = local_incident(tx, ctx, shared).await?;
+    let from = Sender::new(shared);
     match &record.body {
         Body::Unknown => Err(StoreError::Invalid(
             "it is of a kind this console does not know (a newer Firebreak's): update Firebreak to see it".into(),
@@ -853,40 +811,8 @@ async fn apply_one(
             ..
         } => {
             let id = match incident {
-                Some((id,)) => id,
-                None => {
-                    let (id,): (i64,) = sqlx::query_as(
-                        "INSERT INTO incidents (public_id, cluster_id, title, service, severity, status, \
-                         opened_ms, updated_ms) VALUES (?, NULL, ?, ?, ?, 'open', ?, ?) RETURNING id",
-                    )
-                    .bind(record.incident.to_string())
-                    .bind(title)
-                    .bind(service)
-                    .bind(severity)
-                    .bind(at_ms)
-                    .bind(at_ms)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    let text = if entry.is_empty() {
-                        format!("Opened as {severity}: {title}")
-                    } else {
-                        entry.clone()
-                    };
-                    entry_in(
-                        tx,
-                        id,
-                        at_ms,
-                        EntryKind::Opened,
-                        &shared.by,
-                        &text,
-                        None,
-                        None,
-                        None,
-                        &record_id,
-                    )
-                    .await?;
-                    id
-                }
+                Some(id) => id,
+                None => open_incident(tx, &from, title, severity, service.as_deref(), entry).await?,
             };
             ctx.incidents.insert(record.incident, id);
             sqlx::query("INSERT OR IGNORE INTO team_incidents (incident_id) VALUES (?)")
@@ -894,224 +820,364 @@ async fn apply_one(
                 .execute(&mut **tx)
                 .await?;
             ctx.audit
-                .append(
-                    tx,
-                    &shared.by,
-                    &format!("incident:{}", record.incident),
-                    "team_open",
-                    &team_audit("open"),
-                )
+                .append(tx, &shared.by, &from.subject, "team_open", &from.audit("open"))
                 .await?;
             Ok(Some(id))
         }
-        Body::Append {
-            entry_kind,
-            author,
-            text,
-            data,
-            event,
-            amends,
-        } => {
-            let Some((id,)) = incident else {
-                return Ok(None);
-            };
-            let author = &author_of(author);
-            if entry_kind.starts_with("action.")
-                || entry_kind.starts_with("runbook.")
-                || entry_kind.starts_with("audit.")
-            {
-                mirror_item(
-                    tx,
-                    id,
-                    entry_kind,
-                    author,
-                    text,
-                    data.as_ref(),
-                    at_ms,
-                    &record_id,
-                    &shared.by,
-                )
-                .await?;
-                return Ok(Some(id));
-            }
-            if let Some(item) = entry_kind.strip_prefix("review.") {
-                review_item(tx, id, item, author, text, data.as_ref(), at_ms, &record_id).await?;
-                ctx.audit
-                    .append(
-                        tx,
-                        &shared.by,
-                        &format!("incident:{}", record.incident),
-                        &format!("team_review_{item}"),
-                        &team_audit("append"),
-                    )
-                    .await?;
-                return Ok(Some(id));
-            }
-            let event_seq: Option<i64> = match event {
-                Some(e) => {
-                    sqlx::query_scalar("SELECT seq FROM events WHERE source = ? AND event_id = ?")
-                        .bind(&e.source)
-                        .bind(&e.id)
-                        .fetch_optional(&mut **tx)
-                        .await?
-                }
-                None => None,
-            };
-            let amends_entry: Option<i64> = match amends {
-                Some(a) => {
-                    sqlx::query_scalar("SELECT entry_id FROM team_entries WHERE record = ?")
-                        .bind(a.to_string())
-                        .fetch_optional(&mut **tx)
-                        .await?
-                }
-                None => None,
-            };
-            // A kind this build does not know, or a correction of an entry it never saw,
-            // is kept as a note: the text is what matters, the original kind in the data.
-            let kind = EntryKind::parse(entry_kind)
-                .filter(|k| (*k == EntryKind::Correction) == amends_entry.is_some())
-                .unwrap_or(EntryKind::Note);
-            let mut data = data.clone().unwrap_or(serde_json::Value::Null);
-            if !data.is_object() {
-                data = serde_json::json!({ "value": data });
-            }
-            data["team"] = serde_json::json!({ "seq": shared.seq, "by": shared.by, "kind": entry_kind, "event": event, "reported_at": reported_at });
-            if ctx.defer && is_plain_append(&record.body) {
-                ctx.entries.push(DeferredEntry {
-                    incident_id: id,
-                    at_ms,
-                    kind,
-                    author: non_empty_author(author).to_owned(),
-                    text: text.clone(),
-                    data: data.to_string(),
-                    event_seq,
-                    record: record_id,
-                });
-                ctx.audit.defer(
-                    &shared.by,
-                    &format!("incident:{}", record.incident),
-                    &format!("team_{}", kind.as_str()),
-                    &team_audit("append"),
-                );
-                return Ok(Some(id));
-            }
-            entry_in(
-                tx,
-                id,
-                at_ms,
-                kind,
-                author,
-                text,
-                Some(&data),
-                event_seq,
-                amends_entry,
-                &record_id,
-            )
-            .await?;
-            ctx.audit
-                .append(
-                    tx,
-                    &shared.by,
-                    &format!("incident:{}", record.incident),
-                    &format!("team_{}", kind.as_str()),
-                    &team_audit("append"),
-                )
-                .await?;
-            Ok(Some(id))
-        }
+        Body::Append { .. } => match incident {
+            Some(id) => apply_append(tx, ctx, &from, id).await.map(Some),
+            None => Ok(None),
+        },
         Body::Command {
             field,
             value,
             entry,
             ..
-        } => {
-            let Some((id,)) = incident else {
-                return Ok(None);
-            };
-            let kind = match field.as_str() {
-                "status" => {
-                    sqlx::query(super::incidents::SET_STATUS)
-                        .bind(value)
-                        .bind(at_ms)
-                        .bind(id)
-                        .execute(&mut **tx)
-                        .await?;
-                    EntryKind::StatusChanged
-                }
-                "severity" | "commander" | "title" => {
-                    // The column is one of three fixed names, never the record's text.
-                    let (column, kind) = match field.as_str() {
-                        "severity" => ("severity", EntryKind::SeverityChanged),
-                        "commander" => ("commander", EntryKind::CommanderChanged),
-                        _ => ("title", EntryKind::Note),
-                    };
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE incidents SET {column} = ?, updated_ms = ? WHERE id = ?"
-                    )))
-                    .bind(value)
-                    .bind(at_ms)
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
-                    kind
-                }
-                "root_cause" => {
-                    // The review is kept beside the timeline, never in it.
-                    sqlx::query(
-                        "INSERT INTO incident_reviews (incident_id, root_cause, updated_by, updated_ms) \
-                         VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET \
-                         root_cause = excluded.root_cause, updated_by = excluded.updated_by, \
-                         updated_ms = excluded.updated_ms",
-                    )
-                    .bind(id)
-                    .bind(value)
-                    .bind(&shared.by)
-                    .bind(at_ms)
-                    .execute(&mut **tx)
-                    .await?;
-                    ctx.audit.append(
-                        tx,
-                        &shared.by,
-                        &format!("incident:{}", record.incident),
-                        "team_root_cause",
-                        &serde_json::json!({ "seq": shared.seq, "record": record.id, "value": value }),
-                    )
-                    .await?;
-                    return Ok(Some(id));
-                }
-                _ => return Ok(None),
-            };
-            let text = if entry.is_empty() {
-                format!("{field} → {}", value.as_deref().unwrap_or("nobody"))
-            } else {
-                entry.clone()
-            };
-            let data = serde_json::json!({ "team": { "seq": shared.seq, "by": shared.by, "field": field, "reported_at": reported_at } });
-            entry_in(
-                tx,
-                id,
-                at_ms,
-                kind,
-                &shared.by,
-                &text,
-                Some(&data),
-                None,
-                None,
-                &record_id,
-            )
-            .await?;
-            ctx.audit
-                .append(
-                    tx,
-                    &shared.by,
-                    &format!("incident:{}", record.incident),
-                    &format!("team_{field}"),
-                    &serde_json::json!({ "seq": shared.seq, "record": record.id, "value": value }),
-                )
-                .await?;
-            Ok(Some(id))
+        } => match incident {
+            Some(id) => apply_command(tx, ctx, &from, id, field, value.as_deref(), entry).await,
+            None => Ok(None),
+        },
+    }
+}
+
+/// Who sent a record from the team, and when the server took it: what every change it
+/// makes here is stamped with.
+struct Sender<'a> {
+    shared: &'a Shared,
+    record_id: String,
+    /// The server's clock, not the sender's: a teammate's console cannot date a change
+    /// before the incident opened (or move its figures). What the sender claimed is kept
+    /// beside it as `reported_at`.
+    at_ms: i64,
+    /// The audit chain's name for the incident.
+    subject: String,
+}
+
+impl<'a> Sender<'a> {
+    fn new(shared: &'a Shared) -> Sender<'a> {
+        Sender {
+            shared,
+            record_id: shared.record.id.to_string(),
+            at_ms: shared.accepted_at.timestamp_millis(),
+            subject: format!("incident:{}", shared.record.incident),
         }
     }
+
+    /// Who wrote it is the person whose token pushed it (the server stamps it); the
+    /// console's machinery (the engine's rules) keeps its own name.
+    fn author_of(&self, author: &str) -> String {
+        if firebreak_protocol::team::MACHINE_AUTHORS.contains(&author.trim()) {
+            author.trim().to_owned()
+        } else {
+            self.shared.by.clone()
+        }
+    }
+
+    fn audit(&self, what: &str) -> serde_json::Value {
+        serde_json::json!({ "seq": self.shared.seq, "record": self.shared.record.id, "by": self.shared.by, "what": what })
+    }
+}
+
+/// The local id of the incident a record is about, if this console holds it as a shared
+/// one. One it holds but never shared is an error: nothing is merged into it.
+async fn local_incident(
+    tx: &mut Transaction<'static, Sqlite>,
+    ctx: &mut Batch,
+    shared: &Shared,
+) -> Result<Option<i64>> {
+    let public = shared.record.incident;
+    if let Some(id) = ctx.incidents.get(&public) {
+        return Ok(Some(*id));
+    }
+    let found: Option<(i64, bool)> = sqlx::query_as(
+        "SELECT id, EXISTS (SELECT 1 FROM team_incidents t WHERE t.incident_id = i.id) \
+         FROM incidents i WHERE public_id = ?",
+    )
+    .bind(public.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    match found {
+        // An incident this console holds but never shared (a demo's, an imported one, one
+        // opened before linking): the team learnt its id somehow (a presence frame, a
+        // bundle) and nothing it sends about it is merged.
+        Some((_, false)) => Err(StoreError::Invalid(format!(
+            "it names an incident this console holds but never shared with the team; \
+             nothing of {}'s record was merged into it",
+            shared.by
+        ))),
+        Some((id, true)) => {
+            ctx.incidents.insert(public, id);
+            Ok(Some(id))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A teammate's new incident, with its opening entry.
+async fn open_incident(
+    tx: &mut Transaction<'static, Sqlite>,
+    from: &Sender<'_>,
+    title: &str,
+    severity: &str,
+    service: Option<&str>,
+    entry: &str,
+) -> Result<i64> {
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO incidents (public_id, cluster_id, title, service, severity, status, \
+         opened_ms, updated_ms) VALUES (?, NULL, ?, ?, ?, 'open', ?, ?) RETURNING id",
+    )
+    .bind(from.shared.record.incident.to_string())
+    .bind(title)
+    .bind(service)
+    .bind(severity)
+    .bind(from.at_ms)
+    .bind(from.at_ms)
+    .fetch_one(&mut **tx)
+    .await?;
+    let text = if entry.is_empty() {
+        format!("Opened as {severity}: {title}")
+    } else {
+        entry.to_owned()
+    };
+    entry_in(
+        tx,
+        id,
+        from.at_ms,
+        EntryKind::Opened,
+        &from.shared.by,
+        &text,
+        None,
+        None,
+        None,
+        &from.record_id,
+    )
+    .await?;
+    Ok(id)
+}
+
+/// An entry for an incident's timeline: an action's, a runbook's or an audit item goes
+/// to its own mirror, a review item to the review, the rest to the timeline (deferred
+/// for one multi-row write when the batch allows).
+async fn apply_append(
+    tx: &mut Transaction<'static, Sqlite>,
+    ctx: &mut Batch,
+    from: &Sender<'_>,
+    id: i64,
+) -> Result<i64> {
+    let Body::Append {
+        entry_kind,
+        author,
+        text,
+        data,
+        event,
+        amends,
+    } = &from.shared.record.body
+    else {
+        unreachable!("apply_append is called for appends")
+    };
+    let author = &from.author_of(author);
+    if entry_kind.starts_with("action.")
+        || entry_kind.starts_with("runbook.")
+        || entry_kind.starts_with("audit.")
+    {
+        mirror_item(
+            tx,
+            id,
+            entry_kind,
+            author,
+            text,
+            data.as_ref(),
+            from.at_ms,
+            &from.record_id,
+            &from.shared.by,
+        )
+        .await?;
+        return Ok(id);
+    }
+    if let Some(item) = entry_kind.strip_prefix("review.") {
+        review_item(
+            tx,
+            id,
+            item,
+            author,
+            text,
+            data.as_ref(),
+            from.at_ms,
+            &from.record_id,
+        )
+        .await?;
+        let action = format!("team_review_{item}");
+        ctx.audit
+            .append(
+                tx,
+                &from.shared.by,
+                &from.subject,
+                &action,
+                &from.audit("append"),
+            )
+            .await?;
+        return Ok(id);
+    }
+    let event_seq: Option<i64> = match event {
+        Some(e) => {
+            sqlx::query_scalar("SELECT seq FROM events WHERE source = ? AND event_id = ?")
+                .bind(&e.source)
+                .bind(&e.id)
+                .fetch_optional(&mut **tx)
+                .await?
+        }
+        None => None,
+    };
+    let amends_entry: Option<i64> = match amends {
+        Some(a) => {
+            sqlx::query_scalar("SELECT entry_id FROM team_entries WHERE record = ?")
+                .bind(a.to_string())
+                .fetch_optional(&mut **tx)
+                .await?
+        }
+        None => None,
+    };
+    // A kind this build does not know, or a correction of an entry it never saw, is kept
+    // as a note: the text is what matters, the original kind in the data.
+    let kind = EntryKind::parse(entry_kind)
+        .filter(|k| (*k == EntryKind::Correction) == amends_entry.is_some())
+        .unwrap_or(EntryKind::Note);
+    let mut data = data.clone().unwrap_or(serde_json::Value::Null);
+    if !data.is_object() {
+        data = serde_json::json!({ "value": data });
+    }
+    data["team"] = serde_json::json!({ "seq": from.shared.seq, "by": from.shared.by, "kind": entry_kind, "event": event, "reported_at": from.shared.record.at });
+    let action = format!("team_{}", kind.as_str());
+    if ctx.defer && is_plain_append(&from.shared.record.body) {
+        ctx.entries.push(DeferredEntry {
+            incident_id: id,
+            at_ms: from.at_ms,
+            kind,
+            author: non_empty_author(author).to_owned(),
+            text: text.clone(),
+            data: data.to_string(),
+            event_seq,
+            record: from.record_id.clone(),
+        });
+        ctx.audit.defer(
+            &from.shared.by,
+            &from.subject,
+            &action,
+            &from.audit("append"),
+        );
+        return Ok(id);
+    }
+    entry_in(
+        tx,
+        id,
+        from.at_ms,
+        kind,
+        author,
+        text,
+        Some(&data),
+        event_seq,
+        amends_entry,
+        &from.record_id,
+    )
+    .await?;
+    ctx.audit
+        .append(
+            tx,
+            &from.shared.by,
+            &from.subject,
+            &action,
+            &from.audit("append"),
+        )
+        .await?;
+    Ok(id)
+}
+
+/// A change of one of an incident's fields (status, severity, commander, title, root
+/// cause), with its entry on the timeline. A field this build does not know changes
+/// nothing.
+async fn apply_command(
+    tx: &mut Transaction<'static, Sqlite>,
+    ctx: &mut Batch,
+    from: &Sender<'_>,
+    id: i64,
+    field: &str,
+    value: Option<&str>,
+    entry: &str,
+) -> Result<Option<i64>> {
+    let at_ms = from.at_ms;
+    let by = &from.shared.by;
+    let audit = serde_json::json!({ "seq": from.shared.seq, "record": from.shared.record.id, "value": value });
+    let kind = match field {
+        "status" => {
+            sqlx::query(super::incidents::SET_STATUS)
+                .bind(value)
+                .bind(at_ms)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            EntryKind::StatusChanged
+        }
+        "severity" | "commander" | "title" => {
+            // The column is one of three fixed names, never the record's text.
+            let (column, kind) = match field {
+                "severity" => ("severity", EntryKind::SeverityChanged),
+                "commander" => ("commander", EntryKind::CommanderChanged),
+                _ => ("title", EntryKind::Note),
+            };
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE incidents SET {column} = ?, updated_ms = ? WHERE id = ?"
+            )))
+            .bind(value)
+            .bind(at_ms)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            kind
+        }
+        "root_cause" => {
+            // The review is kept beside the timeline, never in it.
+            sqlx::query(
+                "INSERT INTO incident_reviews (incident_id, root_cause, updated_by, updated_ms) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET \
+                 root_cause = excluded.root_cause, updated_by = excluded.updated_by, \
+                 updated_ms = excluded.updated_ms",
+            )
+            .bind(id)
+            .bind(value)
+            .bind(by)
+            .bind(at_ms)
+            .execute(&mut **tx)
+            .await?;
+            ctx.audit
+                .append(tx, by, &from.subject, "team_root_cause", &audit)
+                .await?;
+            return Ok(Some(id));
+        }
+        _ => return Ok(None),
+    };
+    let text = if entry.is_empty() {
+        format!("{field} → {}", value.unwrap_or("nobody"))
+    } else {
+        entry.to_owned()
+    };
+    let data = serde_json::json!({ "team": { "seq": from.shared.seq, "by": by, "field": field, "reported_at": from.shared.record.at } });
+    entry_in(
+        tx,
+        id,
+        at_ms,
+        kind,
+        by,
+        &text,
+        Some(&data),
+        None,
+        None,
+        &from.record_id,
+    )
+    .await?;
+    ctx.audit
+        .append(tx, by, &from.subject, &format!("team_{field}"), &audit)
+        .await?;
+    Ok(Some(id))
 }
 
 /// A review record that arrived from the team, written to the review's own tables.
