@@ -72,26 +72,9 @@ pub async fn plan(
         client.deployment(&svc.deployment).await,
         &format!("describe deployment {}", svc.deployment),
     )?;
-
-    // Traffic: the service's requests on its primary region, and its share of all.
-    let mut total = 0.0;
-    let mut own = 0.0;
-    for s in &services {
-        if let Some(m) = store
-            .latest_sample(cluster.id, &s.name, 200, |m| m.primary)
-            .await?
-        {
-            total += m.requests_per_s;
-            if s.name == service {
-                own = m.requests_per_s;
-            }
-        }
-    }
-    let share = if total > 0.0 { own / total } else { 0.0 };
+    let (own, share) = traffic(store, cluster, &services, service).await?;
     let mut warnings = Vec::new();
-
-    let (target, from, to, summary, from_label, to_label, nodes, health, precondition) = match kind
-    {
+    let change = match kind {
         ActionKind::Silence => {
             return Err(DeskError::Refused(
                 "a silence is proposed from the alert it silences (an alert entry)".into(),
@@ -117,48 +100,6 @@ pub async fn plan(
             .await;
         }
         ActionKind::Rollback => {
-            let current = deployment.current_revision;
-            let before = store
-                .revision_before_rollout(cluster.id, service, &deployment.name, current)
-                .await?
-                .filter(|r| *r != current && deployment.revisions.iter().any(|x| x.revision == *r));
-            let older = deployment
-                .revisions
-                .iter()
-                .rev()
-                .map(|r| r.revision)
-                .find(|r| *r < current);
-            if let Some(r) = choice.to_revision {
-                if r == current || !deployment.revisions.iter().any(|x| x.revision == r) {
-                    return Err(DeskError::Refused(format!(
-                        "revision {r} is not another revision of {} (history: {})",
-                        deployment.name,
-                        deployment
-                            .revisions
-                            .iter()
-                            .map(|x| x.revision.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-            }
-            let (to, why) = match (choice.to_revision, before, older) {
-                (Some(r), _, _) => (r, "chosen from the history".to_owned()),
-                (None, Some(r), _) => (
-                    r,
-                    format!("the revision live before the rollout to {current} began"),
-                ),
-                (None, None, Some(r)) => {
-                    (r, "the newest earlier revision in the history".to_owned())
-                }
-                (None, None, None) => {
-                    return Err(DeskError::Refused(format!(
-                        "deployment {} has no earlier revision to roll back to",
-                        deployment.name
-                    )))
-                }
-            };
-            let model = |r: u32| model_of(&deployment, r);
             if let Some(rollout) = &deployment.rollout {
                 warnings.push(format!(
                     "a rollout to revision {} is {} at wave {} of {}: the rollback stops it",
@@ -172,140 +113,233 @@ pub async fn plan(
                     rollout.waves
                 ));
             }
-            let seen = store
-                .latest_sample(cluster.id, service, 2_000, |m| {
-                    m.revision == to && m.primary
-                })
-                .await?;
-            let health = match seen {
-                Some(m) => TargetHealth {
-                    healthy: Some(m.error_rate <= settings.max_error_rate),
-                    text: format!(
-                        "revision {to} ({why}) last served {service} at {}: error rate {:.1} %, p99 {:.0} ms",
-                        clock(m.received_ms),
-                        m.error_rate * 100.0,
-                        m.latency_p99_ms
-                    ),
-                },
-                None => TargetHealth {
-                    healthy: None,
-                    text: format!("revision {to} ({why}): no recorded metrics, so its health is unknown"),
-                },
-            };
-            (
-                deployment.name.clone(),
-                current.to_string(),
-                to.to_string(),
-                match &deployment.object {
-                    // What it patches, named on the timeline, in the dialog and the reports.
-                    Some(object) => format!(
-                        "Roll {} back from revision {current} to {to} ({object})",
-                        deployment.name
-                    ),
-                    None => format!(
-                        "Roll {} back from revision {current} to {to}",
-                        deployment.name
-                    ),
-                },
-                format!("revision {current} ({})", model(current)),
-                format!("revision {to} ({})", model(to)),
-                deployment.nodes_total,
-                health,
-                match &deployment.object {
-                    Some(object) => format!(
-                        "expected_revision = {current}; patches {object}'s pod template, refused if it changed since it was read"
-                    ),
-                    None => format!("expected_revision = {current}"),
-                },
-            )
+            rollback(store, cluster, service, &deployment, choice, settings).await?
         }
-        ActionKind::Failover => {
-            let from = svc.primary_region.clone();
-            let mut candidates = Vec::new();
-            for r in svc.regions.iter().filter(|r| **r != from) {
-                candidates.push((r.clone(), store.region_status(cluster.id, r).await?));
-            }
-            // The healthiest other region: healthy first, then the most nodes up.
-            candidates.sort_by_key(|(_, s)| {
-                std::cmp::Reverse(
-                    s.as_ref()
-                        .map(|s| (s.status == "healthy", s.nodes_up))
-                        .unwrap_or((false, 0)),
-                )
-            });
-            let Some((to, status)) = candidates.into_iter().next() else {
-                return Err(DeskError::Refused(format!(
-                    "{service} runs in one region only: there is nowhere to fail over to"
-                )));
-            };
-            let there = store
-                .latest_sample(cluster.id, service, 2_000, |m| m.region == to)
-                .await?;
-            let mut text = match &status {
-                Some(s) => format!(
-                    "{to}: {}, {} of {} nodes up (reported {})",
-                    s.status,
-                    s.nodes_up,
-                    s.nodes_total,
-                    clock(s.received_ms)
-                ),
-                None => format!("{to}: no recorded region status"),
-            };
-            if let Some(m) = &there {
-                text.push_str(&format!(
-                    "; {service} there: error rate {:.1} %, p99 {:.0} ms",
-                    m.error_rate * 100.0,
-                    m.latency_p99_ms
-                ));
-            }
-            let health = TargetHealth {
-                healthy: status.as_ref().map(|s| s.status == "healthy"),
-                text,
-            };
-            let per_region = deployment.nodes_total / (svc.regions.len().max(1) as u32);
-            (
-                service.to_owned(),
-                from.clone(),
-                to.clone(),
-                match svc.traffic.as_deref() {
-                    Some(split) => format!(
-                        "Fail {service} over from {from} to {to} ({})",
-                        split.split(" (").next().unwrap_or(split)
-                    ),
-                    None => format!("Fail {service} over from {from} to {to}"),
-                },
-                from.clone(),
-                to.clone(),
-                per_region,
-                health,
-                match svc.traffic.as_deref() {
-                    Some(split) => format!(
-                        "expected_primary_region = {from}; patches {split} to send all traffic to {to}, refused if it changed since it was read"
-                    ),
-                    None => format!("expected_primary_region = {from}"),
-                },
-            )
-        }
+        ActionKind::Failover => failover(store, cluster, service, &svc, &deployment).await?,
     };
     if incident.status == firebreak_store::incident::IncidentStatus::Resolved {
         warnings.push("the incident is resolved".into());
     }
     Ok(Plan {
-        target,
-        from,
-        to,
+        target: change.target,
+        from: change.from,
+        to: change.to,
         preview: ActionPreview {
-            summary,
-            from_label,
-            to_label,
-            nodes,
+            summary: change.summary,
+            from_label: change.from_label,
+            to_label: change.to_label,
+            nodes: change.nodes,
             requests_per_s: own,
             traffic_share: share,
-            target_health: health,
-            precondition,
+            target_health: change.health,
+            precondition: change.precondition,
             warnings,
-            type_to_confirm: nodes >= settings.type_to_confirm_nodes,
+            type_to_confirm: change.nodes >= settings.type_to_confirm_nodes,
             grace_s: settings.grace_s,
+        },
+    })
+}
+
+/// The service's requests per second on its primary region, and its share of all the
+/// cluster's services' requests.
+async fn traffic(
+    store: &Store,
+    cluster: &Cluster,
+    services: &[Service],
+    service: &str,
+) -> Result<(f64, f64)> {
+    let mut total = 0.0;
+    let mut own = 0.0;
+    for s in services {
+        if let Some(m) = store
+            .latest_sample(cluster.id, &s.name, 200, |m| m.primary)
+            .await?
+        {
+            total += m.requests_per_s;
+            if s.name == service {
+                own = m.requests_per_s;
+            }
+        }
+    }
+    Ok((own, if total > 0.0 { own / total } else { 0.0 }))
+}
+
+/// What a rollback or a failover changes, as the preview says it.
+struct Change {
+    target: String,
+    from: String,
+    to: String,
+    summary: String,
+    from_label: String,
+    to_label: String,
+    nodes: u32,
+    health: TargetHealth,
+    precondition: String,
+}
+
+/// A rollback: to the revision chosen, else the one live before the rollout began, else
+/// the newest earlier one in the history; with that revision's health as last recorded.
+async fn rollback(
+    store: &Store,
+    cluster: &Cluster,
+    service: &str,
+    deployment: &Deployment,
+    choice: Choice,
+    settings: &ActionSettings,
+) -> Result<Change> {
+    let current = deployment.current_revision;
+    let in_history = |r: u32| deployment.revisions.iter().any(|x| x.revision == r);
+    let before = store
+        .revision_before_rollout(cluster.id, service, &deployment.name, current)
+        .await?
+        .filter(|r| *r != current && in_history(*r));
+    let older = deployment
+        .revisions
+        .iter()
+        .rev()
+        .map(|r| r.revision)
+        .find(|r| *r < current);
+    if let Some(r) = choice.to_revision {
+        if r == current || !in_history(r) {
+            return Err(DeskError::Refused(format!(
+                "revision {r} is not another revision of {} (history: {})",
+                deployment.name,
+                deployment
+                    .revisions
+                    .iter()
+                    .map(|x| x.revision.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let (to, why) = match (choice.to_revision, before, older) {
+        (Some(r), _, _) => (r, "chosen from the history".to_owned()),
+        (None, Some(r), _) => (
+            r,
+            format!("the revision live before the rollout to {current} began"),
+        ),
+        (None, None, Some(r)) => (r, "the newest earlier revision in the history".to_owned()),
+        (None, None, None) => {
+            return Err(DeskError::Refused(format!(
+                "deployment {} has no earlier revision to roll back to",
+                deployment.name
+            )))
+        }
+    };
+    let seen = store
+        .latest_sample(cluster.id, service, 2_000, |m| {
+            m.revision == to && m.primary
+        })
+        .await?;
+    let health = match seen {
+        Some(m) => TargetHealth {
+            healthy: Some(m.error_rate <= settings.max_error_rate),
+            text: format!(
+                "revision {to} ({why}) last served {service} at {}: error rate {:.1} %, p99 {:.0} ms",
+                clock(m.received_ms),
+                m.error_rate * 100.0,
+                m.latency_p99_ms
+            ),
+        },
+        None => TargetHealth {
+            healthy: None,
+            text: format!("revision {to} ({why}): no recorded metrics, so its health is unknown"),
+        },
+    };
+    let name = &deployment.name;
+    Ok(Change {
+        target: name.clone(),
+        from: current.to_string(),
+        to: to.to_string(),
+        summary: match &deployment.object {
+            // What it patches, named on the timeline, in the dialog and the reports.
+            Some(object) => format!("Roll {name} back from revision {current} to {to} ({object})"),
+            None => format!("Roll {name} back from revision {current} to {to}"),
+        },
+        from_label: format!("revision {current} ({})", model_of(deployment, current)),
+        to_label: format!("revision {to} ({})", model_of(deployment, to)),
+        nodes: deployment.nodes_total,
+        health,
+        precondition: match &deployment.object {
+            Some(object) => format!(
+                "expected_revision = {current}; patches {object}'s pod template, refused if it changed since it was read"
+            ),
+            None => format!("expected_revision = {current}"),
+        },
+    })
+}
+
+/// A failover: from the primary region to the healthiest other one (healthy first, then
+/// the most nodes up), with that region's status and the service's figures there.
+async fn failover(
+    store: &Store,
+    cluster: &Cluster,
+    service: &str,
+    svc: &Service,
+    deployment: &Deployment,
+) -> Result<Change> {
+    let from = svc.primary_region.clone();
+    let mut candidates = Vec::new();
+    for r in svc.regions.iter().filter(|r| **r != from) {
+        candidates.push((r.clone(), store.region_status(cluster.id, r).await?));
+    }
+    candidates.sort_by_key(|(_, s)| {
+        std::cmp::Reverse(
+            s.as_ref()
+                .map(|s| (s.status == "healthy", s.nodes_up))
+                .unwrap_or((false, 0)),
+        )
+    });
+    let Some((to, status)) = candidates.into_iter().next() else {
+        return Err(DeskError::Refused(format!(
+            "{service} runs in one region only: there is nowhere to fail over to"
+        )));
+    };
+    let there = store
+        .latest_sample(cluster.id, service, 2_000, |m| m.region == to)
+        .await?;
+    let mut text = match &status {
+        Some(s) => format!(
+            "{to}: {}, {} of {} nodes up (reported {})",
+            s.status,
+            s.nodes_up,
+            s.nodes_total,
+            clock(s.received_ms)
+        ),
+        None => format!("{to}: no recorded region status"),
+    };
+    if let Some(m) = &there {
+        text.push_str(&format!(
+            "; {service} there: error rate {:.1} %, p99 {:.0} ms",
+            m.error_rate * 100.0,
+            m.latency_p99_ms
+        ));
+    }
+    let health = TargetHealth {
+        healthy: status.as_ref().map(|s| s.status == "healthy"),
+        text,
+    };
+    Ok(Change {
+        target: service.to_owned(),
+        from: from.clone(),
+        to: to.clone(),
+        summary: match svc.traffic.as_deref() {
+            Some(split) => format!(
+                "Fail {service} over from {from} to {to} ({})",
+                split.split(" (").next().unwrap_or(split)
+            ),
+            None => format!("Fail {service} over from {from} to {to}"),
+        },
+        from_label: from.clone(),
+        to_label: to.clone(),
+        nodes: deployment.nodes_total / (svc.regions.len().max(1) as u32),
+        health,
+        precondition: match svc.traffic.as_deref() {
+            Some(split) => format!(
+                "expected_primary_region = {from}; patches {split} to send all traffic to {to}, refused if it changed since it was read"
+            ),
+            None => format!("expected_primary_region = {from}"),
         },
     })
 }
@@ -358,81 +392,32 @@ async fn plan_lever(
         )));
     };
     let to_rev = rollout.to_revision;
-    let total = deployment.nodes_total;
-    let per_wave = total.div_ceil(rollout.waves.max(1));
-    let updated = (rollout.wave * per_wave).min(total);
-    let remaining_waves = rollout.waves.saturating_sub(rollout.wave);
-    let stable = store
-        .revision_before_rollout(cluster.id, service, name, to_rev)
-        .await?
-        .or_else(|| {
-            deployment
-                .revisions
-                .iter()
-                .rev()
-                .map(|r| r.revision)
-                .find(|r| *r < to_rev)
-        });
-    let model = |r: u32| model_of(deployment, r);
-    // How the new revision has served so far, and the service on its primary now.
-    let new_seen = store
-        .latest_sample(cluster.id, service, 2_000, |m| m.revision == to_rev)
-        .await?;
-    let now_seen = store
-        .latest_sample(cluster.id, service, 200, |m| m.primary)
-        .await?;
-    let figures = |m: &firebreak_store::signals::MetricSample| {
-        format!(
-            "error rate {:.1} %, p99 {:.0} ms at {}",
-            m.error_rate * 100.0,
-            m.latency_p99_ms,
-            clock(m.received_ms)
-        )
-    };
-    // Whether what is rolling out looks bad: its own samples when a region mostly runs it,
-    // else the service's primary now (a sample names the revision most of its nodes run).
-    let over_limit = new_seen
-        .as_ref()
-        .or(now_seen.as_ref())
-        .filter(|m| m.error_rate > settings.max_error_rate)
-        .map(|m| format!("error rate {:.1} %", m.error_rate * 100.0));
-    let mut warnings = Vec::new();
-    let why_not = match lever {
-        RolloutLever::Pause if rollout.paused => Some("it is already paused"),
-        RolloutLever::Pause if rollout.stalled => {
-            Some("it is stalled, so there is no wave to hold back: abort or roll back")
-        }
-        RolloutLever::Resume if !rollout.paused => Some("it is not paused"),
-        RolloutLever::Promote if rollout.stalled => {
-            Some("it is stalled: its wave cannot move, so promoting cannot help")
-        }
-        _ => None,
-    };
-    if let Some(why) = why_not {
+    if let Some(why) = why_not(lever, &rollout) {
         return Err(DeskError::NotApplicable(format!(
             "cannot {} the rollout of {name} to revision {to_rev}: {why}",
             lever.as_str()
         )));
     }
-    let new_health = |what: &str| match &new_seen {
-        Some(m) => TargetHealth {
-            healthy: Some(m.error_rate <= settings.max_error_rate),
-            text: format!(
-                "revision {to_rev} ({}) so far: {}{what}",
-                model(to_rev),
-                figures(m)
-            ),
-        },
-        None => TargetHealth {
-            healthy: None,
-            text: format!(
-                "revision {to_rev} ({}): no recorded metrics yet, so its health is unknown",
-                model(to_rev)
-            ),
-        },
+    let seen = Seen {
+        // How the new revision has served so far, and the service on its primary now.
+        new: store
+            .latest_sample(cluster.id, service, 2_000, |m| m.revision == to_rev)
+            .await?,
+        now: store
+            .latest_sample(cluster.id, service, 200, |m| m.primary)
+            .await?,
+        max_error_rate: settings.max_error_rate,
     };
-    let (to, summary, to_label, nodes, health) = match lever {
-        RolloutLever::Pause => (
+    let waves = Waves::of(deployment, &rollout);
+    let mut warnings = Vec::new();
+    let Effect {
+        to,
+        summary,
+        to_label,
+        nodes,
+        health,
+    } = match lever {
+        RolloutLever::Pause => Effect::new(
             "paused".to_owned(),
             format!(
                 "Pause the rollout of {name} to revision {to_rev} at wave {} of {}",
@@ -443,91 +428,44 @@ async fn plan_lever(
                 rollout.wave, rollout.waves
             ),
             0,
-            new_health("; pausing keeps it on the nodes it already has"),
+            seen.of_new(
+                deployment,
+                to_rev,
+                "; pausing keeps it on the nodes it already has",
+            ),
         ),
         RolloutLever::Resume => {
-            if let Some(over) = &over_limit {
+            if let Some(over) = seen.over_limit() {
                 warnings.push(format!(
                     "{service} is over the error-rate limit ({over}) while revision {to_rev} rolls out: resuming spreads it to {} more nodes",
-                    total - updated
+                    waves.left()
                 ));
             }
-            (
+            Effect::new(
                 "running".to_owned(),
                 format!("Resume the rollout of {name} to revision {to_rev}"),
-                format!("running again: {remaining_waves} waves to go"),
-                per_wave.min(total - updated),
-                new_health(""),
+                format!("running again: {} waves to go", waves.remaining),
+                waves.next(),
+                seen.of_new(deployment, to_rev, ""),
             )
         }
         RolloutLever::Abort => {
-            let Some(stable) = stable else {
-                return Err(DeskError::Refused(format!(
-                    "the revision {name} rolled out from is not known: roll back to a chosen revision instead"
-                )));
-            };
-            let seen = store
-                .latest_sample(cluster.id, service, 2_000, |m| {
-                    m.revision == stable && m.primary
-                })
-                .await?;
-            (
-                stable.to_string(),
-                format!(
-                    "Abort the rollout of {name} to revision {to_rev}: its nodes go back to revision {stable}"
-                ),
-                format!("revision {stable} ({}) on every node", model(stable)),
-                updated.max(per_wave.min(total)),
-                match seen {
-                    Some(m) => TargetHealth {
-                        healthy: Some(m.error_rate <= settings.max_error_rate),
-                        text: format!("revision {stable} (the stable one) last served {service}: {}", figures(&m)),
-                    },
-                    None => TargetHealth {
-                        healthy: None,
-                        text: format!("revision {stable} (the stable one): no recorded metrics, so its health is unknown"),
-                    },
-                },
+            abort(
+                store, cluster, service, deployment, to_rev, &waves, settings,
             )
+            .await?
         }
-        RolloutLever::Promote => {
-            if !rollout.paused {
-                warnings.push(
-                    "the rollout is not paused: promoting skips the wait between waves".into(),
-                );
-            }
-            if let Some(over) = &over_limit {
-                warnings.push(format!(
-                    "{service} is over the error-rate limit ({over}) while revision {to_rev} rolls out: promoting spreads it"
-                ));
-            }
-            let (to, words, nodes) = if choice.full {
-                (
-                    PROMOTE_ALL,
-                    format!("every remaining wave now ({remaining_waves})"),
-                    total - updated,
-                )
-            } else {
-                (
-                    PROMOTE_NEXT,
-                    format!(
-                        "wave {} of {} now",
-                        (rollout.wave + 1).min(rollout.waves),
-                        rollout.waves
-                    ),
-                    per_wave.min(total - updated),
-                )
-            };
-            (
-                to.to_owned(),
-                format!("Promote the rollout of {name} to revision {to_rev}: {words}"),
-                words,
-                nodes,
-                new_health(""),
-            )
-        }
+        RolloutLever::Promote => promote(
+            service,
+            deployment,
+            &rollout,
+            choice,
+            &seen,
+            &waves,
+            &mut warnings,
+        ),
     };
-    if let Some(m) = &now_seen {
+    if let Some(m) = &seen.now {
         warnings.push(format!(
             "{service} on its primary region now: {}",
             figures(m)
@@ -536,9 +474,12 @@ async fn plan_lever(
     if incident.status == firebreak_store::incident::IncidentStatus::Resolved {
         warnings.push("the incident is resolved".into());
     }
-    let summary = match &deployment.object {
-        Some(object) => format!("{summary} ({object})"),
-        None => summary,
+    let (summary, changes) = match &deployment.object {
+        Some(object) => (
+            format!("{summary} ({object})"),
+            format!("; changes {object}"),
+        ),
+        None => (summary, String::new()),
     };
     Ok(Plan {
         target: name.clone(),
@@ -552,19 +493,246 @@ async fn plan_lever(
             requests_per_s,
             traffic_share,
             target_health: health,
-            precondition: format!(
-                "expected_revision = {to_rev} (the rollout under way){}",
-                deployment
-                    .object
-                    .as_ref()
-                    .map(|o| format!("; changes {o}"))
-                    .unwrap_or_default()
-            ),
+            precondition: format!("expected_revision = {to_rev} (the rollout under way){changes}"),
             warnings,
             type_to_confirm: nodes >= settings.type_to_confirm_nodes,
             grace_s: settings.grace_s,
         },
     })
+}
+
+/// What a lever leads to: the state named in the request, the preview's words, the nodes
+/// it moves and the health of where it leads.
+struct Effect {
+    to: String,
+    summary: String,
+    to_label: String,
+    nodes: u32,
+    health: TargetHealth,
+}
+
+impl Effect {
+    fn new(
+        to: String,
+        summary: String,
+        to_label: String,
+        nodes: u32,
+        health: TargetHealth,
+    ) -> Effect {
+        Effect {
+            to,
+            summary,
+            to_label,
+            nodes,
+            health,
+        }
+    }
+}
+
+/// An abort: every node back to the revision the rollout started from.
+async fn abort(
+    store: &Store,
+    cluster: &Cluster,
+    service: &str,
+    deployment: &Deployment,
+    to_rev: u32,
+    waves: &Waves,
+    settings: &ActionSettings,
+) -> Result<Effect> {
+    let name = &deployment.name;
+    let stable = stable_revision(store, cluster, service, deployment, to_rev).await?;
+    let last = store
+        .latest_sample(cluster.id, service, 2_000, |m| {
+            m.revision == stable && m.primary
+        })
+        .await?;
+    Ok(Effect::new(
+        stable.to_string(),
+        format!(
+            "Abort the rollout of {name} to revision {to_rev}: its nodes go back to revision {stable}"
+        ),
+        format!("revision {stable} ({}) on every node", model_of(deployment, stable)),
+        waves.updated.max(waves.per_wave.min(waves.total)),
+        match last {
+            Some(m) => TargetHealth {
+                healthy: Some(m.error_rate <= settings.max_error_rate),
+                text: format!("revision {stable} (the stable one) last served {service}: {}", figures(&m)),
+            },
+            None => TargetHealth {
+                healthy: None,
+                text: format!("revision {stable} (the stable one): no recorded metrics, so its health is unknown"),
+            },
+        },
+    ))
+}
+
+/// A promotion: the next wave now, or every remaining one.
+fn promote(
+    service: &str,
+    deployment: &Deployment,
+    rollout: &RolloutView,
+    choice: Choice,
+    seen: &Seen,
+    waves: &Waves,
+    warnings: &mut Vec<String>,
+) -> Effect {
+    let name = &deployment.name;
+    let to_rev = rollout.to_revision;
+    if !rollout.paused {
+        warnings.push("the rollout is not paused: promoting skips the wait between waves".into());
+    }
+    if let Some(over) = seen.over_limit() {
+        warnings.push(format!(
+            "{service} is over the error-rate limit ({over}) while revision {to_rev} rolls out: promoting spreads it"
+        ));
+    }
+    let (to, words, nodes) = if choice.full {
+        (
+            PROMOTE_ALL,
+            format!("every remaining wave now ({})", waves.remaining),
+            waves.left(),
+        )
+    } else {
+        (
+            PROMOTE_NEXT,
+            format!(
+                "wave {} of {} now",
+                (rollout.wave + 1).min(rollout.waves),
+                rollout.waves
+            ),
+            waves.next(),
+        )
+    };
+    Effect::new(
+        to.to_owned(),
+        format!("Promote the rollout of {name} to revision {to_rev}: {words}"),
+        words,
+        nodes,
+        seen.of_new(deployment, to_rev, ""),
+    )
+}
+
+/// Why a lever cannot move this rollout, if it cannot.
+fn why_not(lever: RolloutLever, rollout: &RolloutView) -> Option<&'static str> {
+    match lever {
+        RolloutLever::Pause if rollout.paused => Some("it is already paused"),
+        RolloutLever::Pause if rollout.stalled => {
+            Some("it is stalled, so there is no wave to hold back: abort or roll back")
+        }
+        RolloutLever::Resume if !rollout.paused => Some("it is not paused"),
+        RolloutLever::Promote if rollout.stalled => {
+            Some("it is stalled: its wave cannot move, so promoting cannot help")
+        }
+        _ => None,
+    }
+}
+
+/// The revision a rollout started from (what an abort returns the nodes to): the one
+/// recorded live before it began, else the newest earlier one in the history.
+async fn stable_revision(
+    store: &Store,
+    cluster: &Cluster,
+    service: &str,
+    deployment: &Deployment,
+    to_rev: u32,
+) -> Result<u32> {
+    let recorded = store
+        .revision_before_rollout(cluster.id, service, &deployment.name, to_rev)
+        .await?;
+    recorded
+        .or_else(|| {
+            deployment
+                .revisions
+                .iter()
+                .rev()
+                .map(|r| r.revision)
+                .find(|r| *r < to_rev)
+        })
+        .ok_or_else(|| {
+            DeskError::Refused(format!(
+                "the revision {} rolled out from is not known: roll back to a chosen revision instead",
+                deployment.name
+            ))
+        })
+}
+
+/// A rollout's nodes by wave: how many each wave takes, how many have the new revision,
+/// how many waves are left.
+struct Waves {
+    total: u32,
+    per_wave: u32,
+    updated: u32,
+    remaining: u32,
+}
+
+impl Waves {
+    fn of(deployment: &Deployment, rollout: &RolloutView) -> Waves {
+        let total = deployment.nodes_total;
+        let per_wave = total.div_ceil(rollout.waves.max(1));
+        Waves {
+            total,
+            per_wave,
+            updated: (rollout.wave * per_wave).min(total),
+            remaining: rollout.waves.saturating_sub(rollout.wave),
+        }
+    }
+
+    /// The nodes not yet on the new revision.
+    fn left(&self) -> u32 {
+        self.total - self.updated
+    }
+
+    /// The nodes the next wave moves.
+    fn next(&self) -> u32 {
+        self.per_wave.min(self.left())
+    }
+}
+
+/// What the recorded metrics say of a rollout: the new revision's latest sample and the
+/// service's on its primary region now.
+struct Seen {
+    new: Option<firebreak_store::signals::MetricSample>,
+    now: Option<firebreak_store::signals::MetricSample>,
+    max_error_rate: f64,
+}
+
+impl Seen {
+    /// Whether what is rolling out looks bad: its own samples when a region mostly runs
+    /// it, else the service's primary now (a sample names the revision most of its nodes
+    /// run).
+    fn over_limit(&self) -> Option<String> {
+        self.new
+            .as_ref()
+            .or(self.now.as_ref())
+            .filter(|m| m.error_rate > self.max_error_rate)
+            .map(|m| format!("error rate {:.1} %", m.error_rate * 100.0))
+    }
+
+    /// The new revision's health so far, with `what` said after its figures.
+    fn of_new(&self, deployment: &Deployment, to_rev: u32, what: &str) -> TargetHealth {
+        let model = model_of(deployment, to_rev);
+        match &self.new {
+            Some(m) => TargetHealth {
+                healthy: Some(m.error_rate <= self.max_error_rate),
+                text: format!("revision {to_rev} ({model}) so far: {}{what}", figures(m)),
+            },
+            None => TargetHealth {
+                healthy: None,
+                text: format!(
+                    "revision {to_rev} ({model}): no recorded metrics yet, so its health is unknown"
+                ),
+            },
+        }
+    }
+}
+
+fn figures(m: &firebreak_store::signals::MetricSample) -> String {
+    format!(
+        "error rate {:.1} %, p99 {:.0} ms at {}",
+        m.error_rate * 100.0,
+        m.latency_p99_ms,
+        clock(m.received_ms)
+    )
 }
 
 /// A silence of `alert` for `duration_s`: its matchers (the alert, its service and its

@@ -202,52 +202,9 @@ async fn session(
     writer: &mpsc::Sender<Item>,
     sink: &Arc<dyn ConsoleSink>,
 ) -> End {
-    let url = format!("{}?after={}", target.events_url, cursor);
-    let mut request = match url.into_client_request() {
-        Ok(r) => r,
-        Err(e) => return End::Fatal(format!("bad events URL {}: {e}", target.events_url)),
-    };
-    if let Some(token) = &target.token {
-        if let Some(why) = crate::secrets::cleartext_refusal(&target.events_url) {
-            return End::Fatal(why);
-        }
-        match format!("Bearer {token}").parse() {
-            Ok(v) => {
-                request.headers_mut().insert("authorization", v);
-            }
-            Err(_) => return End::Fatal("the token has characters a header cannot carry".into()),
-        }
-    }
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(LIBRARY_MAX_MESSAGE))
-        .max_frame_size(Some(LIBRARY_MAX_MESSAGE));
-    // The same trust as the action client: the OS store plus the cluster's CA file.
-    let tls = match crate::trust::client_config(target.ca_file.as_deref()) {
-        Ok(tls) => tls,
-        Err(why) => return End::Fatal(why),
-    };
-    let connect = tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        Some(config),
-        false,
-        Some(tokio_tungstenite::Connector::Rustls(tls)),
-    );
-    let ws = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-        Err(_) => return End::Retry("connect timed out".into()),
-        Ok(Err(WsError::Http(response))) => {
-            let status = response.status();
-            if status.as_u16() == 401 || status.as_u16() == 403 {
-                return End::Fatal(format!("{status}: the cluster refused the token"));
-            }
-            return End::Retry(format!("the server answered {status}"));
-        }
-        Ok(Err(e)) => {
-            return End::Retry(crate::trust::explain(
-                &e.to_string(),
-                target.ca_file.as_deref(),
-            ))
-        }
-        Ok(Ok((ws, _))) => ws,
+    let ws = match connect(target, *cursor).await {
+        Ok(ws) => ws,
+        Err(end) => return end,
     };
     let (_write, mut read) = ws.split();
     let handed = *cursor;
@@ -345,6 +302,70 @@ async fn session(
                 return end;
             }
         }
+    }
+}
+
+/// The event stream's WebSocket.
+type Stream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the event stream after `cursor`, with the token and the cluster's trust.
+async fn connect(target: &Target, cursor: u64) -> Result<Stream, End> {
+    let url = format!("{}?after={}", target.events_url, cursor);
+    let mut request = match url.into_client_request() {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(End::Fatal(format!(
+                "bad events URL {}: {e}",
+                target.events_url
+            )))
+        }
+    };
+    if let Some(token) = &target.token {
+        if let Some(why) = crate::secrets::cleartext_refusal(&target.events_url) {
+            return Err(End::Fatal(why));
+        }
+        match format!("Bearer {token}").parse() {
+            Ok(v) => {
+                request.headers_mut().insert("authorization", v);
+            }
+            Err(_) => {
+                return Err(End::Fatal(
+                    "the token has characters a header cannot carry".into(),
+                ))
+            }
+        }
+    }
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(LIBRARY_MAX_MESSAGE))
+        .max_frame_size(Some(LIBRARY_MAX_MESSAGE));
+    // The same trust as the action client: the OS store plus the cluster's CA file.
+    let tls = match crate::trust::client_config(target.ca_file.as_deref()) {
+        Ok(tls) => tls,
+        Err(why) => return Err(End::Fatal(why)),
+    };
+    let opening = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        false,
+        Some(tokio_tungstenite::Connector::Rustls(tls)),
+    );
+    match tokio::time::timeout(CONNECT_TIMEOUT, opening).await {
+        Err(_) => Err(End::Retry("connect timed out".into())),
+        Ok(Err(WsError::Http(response))) => {
+            let status = response.status();
+            if status.as_u16() == 401 || status.as_u16() == 403 {
+                return Err(End::Fatal(format!(
+                    "{status}: the cluster refused the token"
+                )));
+            }
+            Err(End::Retry(format!("the server answered {status}")))
+        }
+        Ok(Err(e)) => Err(End::Retry(crate::trust::explain(
+            &e.to_string(),
+            target.ca_file.as_deref(),
+        ))),
+        Ok(Ok((ws, _))) => Ok(ws),
     }
 }
 

@@ -221,6 +221,9 @@ fn line_of(text: &str, needle: &str, from: usize) -> usize {
         .unwrap_or(from)
 }
 
+/// Makes an error at a line of the file being read.
+type At<'a> = &'a dyn Fn(usize, String) -> RunbookError;
+
 /// Parses one runbook file. `source` names it in errors.
 pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
     let err = |line: usize, message: String| RunbookError {
@@ -229,6 +232,42 @@ pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
         message,
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (yaml, body_at) = front_matter(text, &err)?;
+    let fm = read_front_matter(&yaml, text, &err)?;
+    let version = check_header(&fm, text, &err)?;
+    let lines_of = check_steps(&fm.steps, text, &err)?;
+    check_paths(&fm.steps, &lines_of, text, &err)?;
+    if let Some(cycle) = automatic_cycle(&fm.steps) {
+        let first = fm
+            .steps
+            .iter()
+            .position(|s| s.id() == cycle[0])
+            .map_or(line_of(text, "steps:", 1), |i| lines_of[i]);
+        return Err(err(
+            first,
+            format!(
+                "steps {} run by themselves in a loop: a check or an action (something a \
+                 person does) must be part of every loop",
+                cycle.join(" → ")
+            ),
+        ));
+    }
+    let body = text.get(body_at..).unwrap_or_default().trim().to_owned();
+    Ok(Runbook {
+        id: fm.id,
+        title: fm.title.trim().to_owned(),
+        owner: fm.owner.trim().to_owned(),
+        version,
+        applies_to: fm.applies_to,
+        steps: fm.steps,
+        body,
+        source: source.to_owned(),
+    })
+}
+
+/// The YAML between the first line (`---`) and the next line that is exactly `---`, and
+/// where the body after it starts.
+fn front_matter(text: &str, err: At) -> Result<(String, usize), RunbookError> {
     let mut lines = text.split_inclusive('\n');
     if lines.next().map(str::trim_end) != Some("---") {
         return Err(err(
@@ -236,25 +275,24 @@ pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
             "a runbook starts with YAML front matter: a first line of `---`".into(),
         ));
     }
-    // The front matter runs to the next line that is exactly `---`.
     let mut yaml = String::new();
-    let mut body_start = None;
     let mut pos = text.find('\n').map(|i| i + 1).unwrap_or(text.len());
     for line in lines {
         if line.trim_end() == "---" {
-            body_start = Some(pos + line.len());
-            break;
+            return Ok((yaml, pos + line.len()));
         }
         yaml.push_str(line);
         pos += line.len();
     }
-    let Some(body_at) = body_start else {
-        return Err(err(
-            1,
-            "the front matter is not closed: add a line of `---` after it".into(),
-        ));
-    };
-    let fm: FrontMatter = serde_yaml_ng::from_str(&yaml).map_err(|e| {
+    Err(err(
+        1,
+        "the front matter is not closed: add a line of `---` after it".into(),
+    ))
+}
+
+/// The front matter read, its errors at the file's lines.
+fn read_front_matter(yaml: &str, text: &str, err: At) -> Result<FrontMatter, RunbookError> {
+    serde_yaml_ng::from_str(yaml).map_err(|e| {
         // Front matter line n is file line n + 1 (after the opening `---`).
         let line = e.location().map(|l| l.line() + 1).unwrap_or(2);
         let message = e.to_string();
@@ -277,8 +315,29 @@ pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
             line
         };
         err(line, message)
-    })?;
+    })
+}
 
+/// An id is 1 to 64 lowercase letters, digits or dashes.
+fn check_id(what: &str, id: &str, line: usize, err: At) -> Result<(), RunbookError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            line,
+            format!("{what} {id:?} must be 1 to 64 lowercase letters, digits or dashes"),
+        ))
+    }
+}
+
+/// The runbook's own fields: id, title, owner, at least one step, known event types.
+/// Returns its version as text.
+fn check_header(fm: &FrontMatter, text: &str, err: At) -> Result<String, RunbookError> {
     let version = match &fm.version {
         serde_yaml_ng::Value::String(s) => s.clone(),
         serde_yaml_ng::Value::Number(n) => n.to_string(),
@@ -289,22 +348,7 @@ pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
             ))
         }
     };
-    let check_id = |what: &str, id: &str, line: usize| -> Result<(), RunbookError> {
-        let ok = !id.is_empty()
-            && id.len() <= 64
-            && id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if ok {
-            Ok(())
-        } else {
-            Err(err(
-                line,
-                format!("{what} {id:?} must be 1 to 64 lowercase letters, digits or dashes"),
-            ))
-        }
-    };
-    check_id("the runbook id", &fm.id, line_of(text, "id:", 1))?;
+    check_id("the runbook id", &fm.id, line_of(text, "id:", 1), err)?;
     for (what, value) in [("title", &fm.title), ("owner", &fm.owner)] {
         if value.trim().is_empty() {
             return Err(err(
@@ -327,16 +371,20 @@ pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
             ));
         }
     }
+    Ok(version)
+}
 
-    let steps_line = line_of(text, "steps:", 1);
+/// Each step on its own: a good id, not `end`, not twice, a title, `to_revision` only on
+/// a rollback. Returns each step's line in the file.
+fn check_steps(steps: &[Step], text: &str, err: At) -> Result<Vec<usize>, RunbookError> {
     let mut ids = HashSet::new();
     let mut lines_of = Vec::new();
-    let mut after = steps_line;
-    for step in &fm.steps {
+    let mut after = line_of(text, "steps:", 1);
+    for step in steps {
         // Each step's line is searched for below the previous step's.
         let line = line_of(text, &format!("id: {}", step.id()), after + 1);
         after = line;
-        check_id("the step id", step.id(), line)?;
+        check_id("the step id", step.id(), line, err)?;
         if step.id() == "end" {
             return Err(err(line, "`end` is reserved: it ends the run".into()));
         }
@@ -365,8 +413,19 @@ pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
         }
         lines_of.push(line);
     }
-    let query_ids: HashSet<&str> = fm
-        .steps
+    Ok(lines_of)
+}
+
+/// Where the steps lead: every `next`, `goto` and `otherwise` names a step (or `end`), a
+/// branch has arms, branches on a query step, and compares with conditions it can read.
+fn check_paths(
+    steps: &[Step],
+    lines_of: &[usize],
+    text: &str,
+    err: At,
+) -> Result<(), RunbookError> {
+    let ids: HashSet<&str> = steps.iter().map(Step::id).collect();
+    let query_ids: HashSet<&str> = steps
         .iter()
         .filter(|s| matches!(s, Step::Query { .. }))
         .map(Step::id)
@@ -379,79 +438,55 @@ pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
                 line,
                 format!(
                     "no step is called {to:?} (known: {})",
-                    fm.steps.iter().map(Step::id).collect::<Vec<_>>().join(", ")
+                    steps.iter().map(Step::id).collect::<Vec<_>>().join(", ")
                 ),
             ))
         }
     };
-    for (step, &line) in fm.steps.iter().zip(&lines_of) {
+    for (step, &line) in steps.iter().zip(lines_of) {
         if let Some(next) = step.next() {
             target(next, line_of(text, &format!("next: {next}"), line))?;
         }
-        if let Step::Branch {
+        let Step::Branch {
             id,
             on,
             when,
             otherwise,
             ..
         } = step
-        {
-            if when.is_empty() {
+        else {
+            continue;
+        };
+        if when.is_empty() {
+            return Err(err(
+                line,
+                format!("branch {id:?} needs at least one `when` arm"),
+            ));
+        }
+        if let Some(q) = on {
+            if !query_ids.contains(q.as_str()) {
                 return Err(err(
-                    line,
-                    format!("branch {id:?} needs at least one `when` arm"),
+                    line_of(text, &format!("on: {q}"), line),
+                    format!("branch {id:?} is on {q:?}, which is not a query step"),
                 ));
             }
-            if let Some(q) = on {
-                if !query_ids.contains(q.as_str()) {
-                    return Err(err(
-                        line_of(text, &format!("on: {q}"), line),
-                        format!("branch {id:?} is on {q:?}, which is not a query step"),
-                    ));
-                }
+        }
+        for arm in when {
+            let arm_line = line_of(text, &format!("goto: {}", arm.goto), line);
+            if on.is_some() && Condition::parse(&arm.condition).is_none() {
+                return Err(err(
+                    line_of(text, &arm.condition, line),
+                    format!(
+                        "{:?} is not a condition: write a comparison and a number, like \"> 0.05\"",
+                        arm.condition
+                    ),
+                ));
             }
-            for arm in when {
-                let arm_line = line_of(text, &format!("goto: {}", arm.goto), line);
-                if on.is_some() && Condition::parse(&arm.condition).is_none() {
-                    return Err(err(
-                        line_of(text, &arm.condition, line),
-                        format!(
-                            "{:?} is not a condition: write a comparison and a number, like \"> 0.05\"",
-                            arm.condition
-                        ),
-                    ));
-                }
-                target(&arm.goto, arm_line)?;
-            }
-            if let Some(o) = otherwise {
-                target(o, line_of(text, &format!("otherwise: {o}"), line))?;
-            }
+            target(&arm.goto, arm_line)?;
+        }
+        if let Some(o) = otherwise {
+            target(o, line_of(text, &format!("otherwise: {o}"), line))?;
         }
     }
-    if let Some(cycle) = automatic_cycle(&fm.steps) {
-        let first = fm
-            .steps
-            .iter()
-            .position(|s| s.id() == cycle[0])
-            .map_or(steps_line, |i| lines_of[i]);
-        return Err(err(
-            first,
-            format!(
-                "steps {} run by themselves in a loop: a check or an action (something a \
-                 person does) must be part of every loop",
-                cycle.join(" → ")
-            ),
-        ));
-    }
-    let body = text.get(body_at..).unwrap_or_default().trim().to_owned();
-    Ok(Runbook {
-        id: fm.id,
-        title: fm.title.trim().to_owned(),
-        owner: fm.owner.trim().to_owned(),
-        version,
-        applies_to: fm.applies_to,
-        steps: fm.steps,
-        body,
-        source: source.to_owned(),
-    })
+    Ok(())
 }

@@ -18,6 +18,7 @@ use crate::ingest::{Engine, Target};
 use firebreak_sim::{Remedy, Scenario, SimOptions};
 use firebreak_store::actions::ActionState;
 use firebreak_store::incident::IncidentStatus;
+use firebreak_store::runs::RunRecord;
 use firebreak_store::{NewCluster, Store};
 
 const WHO: &str = "rehearsal";
@@ -110,58 +111,7 @@ pub async fn rehearse(
                 Instant::now() < deadline,
                 "the rehearsal did not finish in 5 minutes (at step {current})"
             );
-            let step = run
-                .steps
-                .iter()
-                .find(|s| s.id() == current)
-                .cloned()
-                .context("no such step")?;
-            run = match step {
-                Step::Check { .. } => {
-                    runner
-                        .answer(
-                            run.id,
-                            &current,
-                            Answer::Done {
-                                finding: "(answered by the rehearsal)".into(),
-                            },
-                            WHO,
-                        )
-                        .await?
-                }
-                Step::Branch { on: None, when, .. } => {
-                    let option = when
-                        .first()
-                        .map(|a| a.condition.clone())
-                        .unwrap_or_default();
-                    runner
-                        .answer(run.id, &current, Answer::Choose { option }, WHO)
-                        .await?
-                }
-                Step::Action { .. } => match run.waiting_action.clone() {
-                    None => {
-                        runner
-                            .answer(run.id, &current, Answer::Propose, WHO)
-                            .await?
-                    }
-                    Some(id) => {
-                        let action = store.action(&id).await?;
-                        if action.state == ActionState::Proposed {
-                            let reason = format!("rehearsal of runbook {}", runbook.id);
-                            desk.confirm(&id, WHO, &reason, Some(&action.service))
-                                .await?;
-                        }
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        runner.advance(run.id, WHO).await?
-                    }
-                },
-                // Queries and query branches run by themselves; a run waiting on one is
-                // waiting on the store.
-                _ => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    runner.advance(run.id, WHO).await?
-                }
-            };
+            run = answer_as_a_person(&runner, &desk, &store, runbook, run, &current).await?;
         }
         let incident = store.incident(incident.id).await?;
         let sim_time = sim.sim_time() as f64;
@@ -184,4 +134,64 @@ pub async fn rehearse(
     sim.shutdown();
     store.close().await;
     result
+}
+
+/// Takes the step the run waits at as the engineer would: a check done, a choice's first
+/// option, an action proposed then confirmed; a query waits for the store.
+async fn answer_as_a_person(
+    runner: &Runner,
+    desk: &Arc<ActionDesk>,
+    store: &Store,
+    runbook: &Runbook,
+    run: RunRecord,
+    current: &str,
+) -> Result<RunRecord> {
+    let step = run
+        .steps
+        .iter()
+        .find(|s| s.id() == current)
+        .cloned()
+        .context("no such step")?;
+    Ok(match step {
+        Step::Check { .. } => {
+            runner
+                .answer(
+                    run.id,
+                    current,
+                    Answer::Done {
+                        finding: "(answered by the rehearsal)".into(),
+                    },
+                    WHO,
+                )
+                .await?
+        }
+        Step::Branch { on: None, when, .. } => {
+            let option = when
+                .first()
+                .map(|a| a.condition.clone())
+                .unwrap_or_default();
+            runner
+                .answer(run.id, current, Answer::Choose { option }, WHO)
+                .await?
+        }
+        Step::Action { .. } => match run.waiting_action.clone() {
+            None => runner.answer(run.id, current, Answer::Propose, WHO).await?,
+            Some(id) => {
+                let action = store.action(&id).await?;
+                if action.state == ActionState::Proposed {
+                    let reason = format!("rehearsal of runbook {}", runbook.id);
+                    desk.confirm(&id, WHO, &reason, Some(&action.service))
+                        .await?;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                runner.advance(run.id, WHO).await?
+            }
+        },
+        // Queries and query branches run by themselves; a run waiting on one is
+        // waiting on the store.
+        _ => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            runner.advance(run.id, WHO).await?
+        }
+    })
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::actions::ActionDesk;
 use crate::runbooks::format::{Condition, QueryKind, Step};
 use crate::runbooks::Runbook;
-use firebreak_store::actions::ActionState;
+use firebreak_store::actions::{ActionRecord, ActionState};
 use firebreak_store::incident::IncidentStatus;
 use firebreak_store::runs::{Recorded, RunRecord};
 use firebreak_store::{now_ms, Store, StoreError};
@@ -80,6 +80,70 @@ fn following(run: &RunRecord, id: &str) -> Option<String> {
 
 fn goto(target: &str) -> Option<&str> {
     (target != "end").then_some(target)
+}
+
+/// Where a branch on a query goes: the query's last value, the sentence that says why,
+/// and the next step (none: the end).
+fn branch<'a>(
+    run: &RunRecord,
+    query: &str,
+    when: &'a [firebreak_store::runbook_step::Arm],
+    otherwise: Option<&'a str>,
+) -> (Option<f64>, String, Option<&'a str>) {
+    let value = run
+        .results
+        .iter()
+        .rev()
+        .find(|r| r.step_id == query)
+        .and_then(|r| r.value);
+    let hit = value.and_then(|v| {
+        when.iter()
+            .find(|arm| Condition::parse(&arm.condition).is_some_and(|c| c.holds(v)))
+    });
+    let (text, next) = match (value, hit) {
+        (Some(v), Some(arm)) => (
+            format!(
+                "{query} is {v:.3}, {}: going to {}.",
+                arm.condition, arm.goto
+            ),
+            goto(&arm.goto),
+        ),
+        (Some(v), None) => (
+            format!(
+                "{query} is {v:.3}, no condition holds: going to {}.",
+                otherwise.unwrap_or("end")
+            ),
+            otherwise.and_then(goto),
+        ),
+        (None, _) => (
+            format!(
+                "{query} has no value: going to {}.",
+                otherwise.unwrap_or("end")
+            ),
+            otherwise.and_then(goto),
+        ),
+    };
+    (value, text, next)
+}
+
+/// What an action step's action came to, once it has settled (ended, and verified when
+/// it succeeded); none while it has not.
+fn settled(action: &ActionRecord) -> Option<String> {
+    let settled = action.state.is_final()
+        && (action.state != ActionState::Succeeded || action.verification.is_some());
+    settled.then(|| {
+        format!(
+            "{}: {}{}.",
+            action.preview.summary,
+            action.state.as_str(),
+            match action.verification.as_deref() {
+                Some("recovered") => ", verified recovered",
+                Some("unverified") => ", could not be verified",
+                Some(_) => ", NOT recovered",
+                None => "",
+            }
+        )
+    })
 }
 
 impl Runner {
@@ -159,40 +223,7 @@ impl Runner {
                     otherwise,
                     ..
                 } => {
-                    let value = run
-                        .results
-                        .iter()
-                        .rev()
-                        .find(|r| r.step_id == query)
-                        .and_then(|r| r.value);
-                    let hit = value.and_then(|v| {
-                        when.iter().find(|arm| {
-                            Condition::parse(&arm.condition).is_some_and(|c| c.holds(v))
-                        })
-                    });
-                    let (text, next) = match (value, hit) {
-                        (Some(v), Some(arm)) => (
-                            format!(
-                                "{query} is {v:.3}, {}: going to {}.",
-                                arm.condition, arm.goto
-                            ),
-                            goto(&arm.goto),
-                        ),
-                        (Some(v), None) => (
-                            format!(
-                                "{query} is {v:.3}, no condition holds: going to {}.",
-                                otherwise.as_deref().unwrap_or("end")
-                            ),
-                            otherwise.as_deref().and_then(goto),
-                        ),
-                        (None, _) => (
-                            format!(
-                                "{query} has no value: going to {}.",
-                                otherwise.as_deref().unwrap_or("end")
-                            ),
-                            otherwise.as_deref().and_then(goto),
-                        ),
-                    };
+                    let (value, text, next) = branch(&run, &query, &when, otherwise.as_deref());
                     self.store
                         .record_step(
                             run_id,
@@ -213,24 +244,10 @@ impl Runner {
                         return Ok(run);
                     };
                     let action = self.store.action(&action_id).await?;
-                    let settled = action.state.is_final()
-                        && (action.state != ActionState::Succeeded
-                            || action.verification.is_some());
-                    if !settled {
+                    let Some(text) = settled(&action) else {
                         return Ok(run);
-                    }
+                    };
                     let recovered = action.verification.as_deref() == Some("recovered");
-                    let text = format!(
-                        "{}: {}{}.",
-                        action.preview.summary,
-                        action.state.as_str(),
-                        match action.verification.as_deref() {
-                            Some("recovered") => ", verified recovered",
-                            Some("unverified") => ", could not be verified",
-                            Some(_) => ", NOT recovered",
-                            None => "",
-                        }
-                    );
                     if recovered {
                         self.mitigated(
                             run.incident_id,

@@ -12,7 +12,7 @@ use tokio::sync::{watch, Notify};
 use ts_rs::TS;
 use uuid::Uuid;
 
-use super::client::{SyncError, TeamClient, TeamLink};
+use super::client::{Subscription, SyncError, TeamClient, TeamLink};
 use firebreak_protocol::team::{self as wire, Frame, Outcome, Shared};
 use firebreak_store::team::{Applied, Pending};
 use firebreak_store::Store;
@@ -401,24 +401,10 @@ async fn session(
                     }
                     Frame::Record(first) => {
                         // Take what else has already arrived, and apply it in one go.
-                        let mut batch: Vec<Shared> = vec![*first];
-                        let mut after: Option<Frame> = None;
-                        while batch.len() < APPLY_BATCH {
-                            match sub.next().now_or_never() {
-                                Some(Some(Ok(Frame::Record(r)))) => batch.push(*r),
-                                Some(Some(Ok(other))) => {
-                                    after = Some(other);
-                                    break;
-                                }
-                                Some(Some(Err(e))) => return e,
-                                Some(None) => {
-                                    return SyncError::Unreachable(
-                                        "the team server closed the stream".into(),
-                                    )
-                                }
-                                None => break,
-                            }
-                        }
+                        let (batch, after) = match more_records(&mut sub, *first) {
+                            Ok(taken) => taken,
+                            Err(e) => return e,
+                        };
                         match store.apply_team(&batch).await {
                             Ok(applied) => {
                                 if !applied.incidents.is_empty() {
@@ -458,47 +444,8 @@ async fn session(
         let Some(you) = base.you.clone() else {
             continue;
         };
-        loop {
-            let pending = match store.team_pending(wire::MAX_PUSH_RECORDS as i64).await {
-                Ok(p) => p,
-                Err(e) => return SyncError::Unreachable(format!("cannot read the outbox: {e}")),
-            };
-            if pending.is_empty() {
-                break;
-            }
-            let (pending, too_large) = split_push(pending);
-            if !too_large.is_empty() {
-                // No server takes them, and sent they could stop the push they ride in:
-                // answered here as the server would, each noted on its incident.
-                let outcomes: Vec<Outcome> = too_large
-                    .iter()
-                    .map(|(p, size)| Outcome::Invalid {
-                        id: p.record.id,
-                        message: format!(
-                            "it is {size} bytes and a team record holds at most {}, so it was not sent",
-                            wire::MAX_BODY_BYTES
-                        ),
-                    })
-                    .collect();
-                let too_large: Vec<Pending> = too_large.into_iter().map(|(p, _)| p).collect();
-                if let Err(e) = answered(store, &too_large, &outcomes, on_applied).await {
-                    return e;
-                }
-            }
-            if pending.is_empty() {
-                continue;
-            }
-            let records = pending
-                .iter()
-                .map(|p| p.record.clone().as_person(&you))
-                .collect();
-            let outcome = match client.push(records).await {
-                Ok(answer) => answered(store, &pending, &answer.outcomes, on_applied).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = outcome {
-                return e;
-            }
+        if let Err(e) = push_pending(store, client, &you, on_applied).await {
+            return e;
         }
         base.pending = store.team_pending_count().await.unwrap_or(0);
         base.state = if !caught_up {
@@ -517,6 +464,80 @@ async fn session(
             }
         });
     }
+}
+
+/// Pushes what waits in the outbox, oldest first, under the name the server gave this
+/// token, until nothing waits. A record too large for any server is answered here, as
+/// the server would, and noted on its incident.
+async fn push_pending(
+    store: &Store,
+    client: &TeamClient,
+    you: &str,
+    on_applied: &OnApplied,
+) -> Result<(), SyncError> {
+    loop {
+        let pending = match store.team_pending(wire::MAX_PUSH_RECORDS as i64).await {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(SyncError::Unreachable(format!(
+                    "cannot read the outbox: {e}"
+                )))
+            }
+        };
+        if pending.is_empty() {
+            break;
+        }
+        let (pending, too_large) = split_push(pending);
+        if !too_large.is_empty() {
+            // No server takes them, and sent they could stop the push they ride in:
+            // answered here as the server would, each noted on its incident.
+            let outcomes: Vec<Outcome> = too_large
+                .iter()
+                .map(|(p, size)| Outcome::Invalid {
+                    id: p.record.id,
+                    message: format!(
+                        "it is {size} bytes and a team record holds at most {}, so it was not sent",
+                        wire::MAX_BODY_BYTES
+                    ),
+                })
+                .collect();
+            let too_large: Vec<Pending> = too_large.into_iter().map(|(p, _)| p).collect();
+            answered(store, &too_large, &outcomes, on_applied).await?;
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        let records = pending
+            .iter()
+            .map(|p| p.record.clone().as_person(you))
+            .collect();
+        let answer = client.push(records).await?;
+        answered(store, &pending, &answer.outcomes, on_applied).await?;
+    }
+    Ok(())
+}
+
+/// The records that have already arrived behind `first` (up to a batch), and the first
+/// frame that is not a record, if one came.
+fn more_records(
+    sub: &mut Subscription,
+    first: Shared,
+) -> Result<(Vec<Shared>, Option<Frame>), SyncError> {
+    let mut batch = vec![first];
+    while batch.len() < APPLY_BATCH {
+        match sub.next().now_or_never() {
+            Some(Some(Ok(Frame::Record(r)))) => batch.push(*r),
+            Some(Some(Ok(other))) => return Ok((batch, Some(other))),
+            Some(Some(Err(e))) => return Err(e),
+            Some(None) => {
+                return Err(SyncError::Unreachable(
+                    "the team server closed the stream".into(),
+                ))
+            }
+            None => break,
+        }
+    }
+    Ok((batch, None))
 }
 
 /// Keeps the answers to pushed records (the server's, or this console's own for a record
