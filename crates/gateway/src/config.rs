@@ -549,10 +549,52 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             ),
         ));
     }
+    let tokens = tokens(&raw.tokens, &at)?;
+    let prometheus = raw.prometheus.map(|p| prometheus(&p, &at)).transpose()?;
+    let alertmanager = raw
+        .alertmanager
+        .map(|a| alertmanager(&a, &at))
+        .transpose()?;
+    let kubernetes = match &raw.kubernetes {
+        None => None,
+        Some(k) => Some(kubernetes(k, &at)?),
+    };
+    let mut services = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, s) in raw.services.iter().enumerate() {
+        let key = format!("services[{}]", i + 1);
+        let service = service(s.get_ref(), &key, &prometheus, &kubernetes, &at)?;
+        if !seen.insert(service.name.clone()) {
+            return Err(at(
+                s.get_ref().name.span(),
+                &format!("{key}.name"),
+                format!("two services are called {:?}", service.name),
+            ));
+        }
+        services.push(service);
+    }
 
+    Ok(Config {
+        cluster: cluster.to_owned(),
+        listen,
+        tls,
+        tokens,
+        prometheus,
+        alertmanager,
+        kubernetes,
+        services,
+    })
+}
+
+/// `[[tokens]]`: at least one, each named (the name is the actor of what its holder
+/// does), no two alike.
+fn tokens(
+    raw: &[Spanned<RawToken>],
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Vec<TokenSource>, ConfigError> {
     let mut tokens = Vec::new();
     let mut names = HashSet::new();
-    for (i, t) in raw.tokens.iter().enumerate() {
+    for (i, t) in raw.iter().enumerate() {
         let key = format!("tokens[{}]", i + 1);
         let name = t.get_ref().name.get_ref().trim();
         if name.is_empty() {
@@ -579,7 +621,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
                 },
                 t.span(),
                 &key,
-                &at,
+                at,
             )?,
         });
     }
@@ -590,204 +632,176 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
             "no [[tokens]]: nobody could connect. Add one with a name and a file or env".into(),
         ));
     }
+    Ok(tokens)
+}
 
-    let prometheus = match raw.prometheus {
-        None => None,
-        Some(p) => {
-            let url = http_url(&p.url, "prometheus.url", &at)?;
-            let interval_s = match &p.interval_s {
-                None => 5,
-                Some(v) => u32::try_from(*v.get_ref())
-                    .ok()
-                    .filter(|s| (1..=3600).contains(s))
-                    .ok_or_else(|| {
-                        at(
-                            v.span(),
-                            "prometheus.interval_s",
-                            format!("{} is not a number of seconds from 1 to 3600", v.get_ref()),
-                        )
-                    })?,
-            };
-            let warm_up_s = match &p.warm_up_s {
-                None => 120,
-                Some(v) => u32::try_from(*v.get_ref())
-                    .ok()
-                    .filter(|s| *s <= 3600)
-                    .ok_or_else(|| {
-                        at(
-                            v.span(),
-                            "prometheus.warm_up_s",
-                            format!("{} is not a number of seconds from 0 to 3600", v.get_ref()),
-                        )
-                    })?,
-            };
-            Some(Prometheus {
-                url,
-                interval_s,
-                warm_up_s,
-            })
-        }
-    };
-
-    let alertmanager = match raw.alertmanager {
-        None => None,
-        Some(a) => {
-            let label = |v: &Option<Spanned<String>>, key: &str, default: &str| match v {
-                None => Ok(default.to_owned()),
-                Some(s) if is_label_name(s.get_ref()) => Ok(s.get_ref().clone()),
-                Some(s) => Err(at(
-                    s.span(),
+/// `[prometheus]`: its url, how often it is asked, and the warm-up before a query that
+/// still answers nothing is said to be broken.
+fn prometheus(
+    p: &RawPrometheus,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Prometheus, ConfigError> {
+    let seconds = |v: &Option<Spanned<i64>>, key: &str, default: u32, min: u32| match v {
+        None => Ok(default),
+        Some(v) => u32::try_from(*v.get_ref())
+            .ok()
+            .filter(|s| (min..=3600).contains(s))
+            .ok_or_else(|| {
+                at(
+                    v.span(),
                     key,
-                    format!("{:?} is not a Prometheus label name", s.get_ref()),
-                )),
-            };
-            Some(Alertmanager {
-                url: http_url(&a.url, "alertmanager.url", &at)?,
-                webhook_token: secret(
-                    a.webhook_token.get_ref(),
-                    a.webhook_token.span(),
-                    "alertmanager.webhook_token",
-                    &at,
-                )?,
-                service_label: label(&a.service_label, "alertmanager.service_label", "service")?,
-                region_label: label(&a.region_label, "alertmanager.region_label", "region")?,
-                severity_label: label(
-                    &a.severity_label,
-                    "alertmanager.severity_label",
-                    "severity",
-                )?,
-                cluster_label: match &a.cluster_label {
-                    None => None,
-                    Some(_) => Some(label(&a.cluster_label, "alertmanager.cluster_label", "")?),
-                },
-                allow_pattern_silences: a.allow_pattern_silences,
-            })
-        }
+                    format!(
+                        "{} is not a number of seconds from {min} to 3600",
+                        v.get_ref()
+                    ),
+                )
+            }),
     };
+    Ok(Prometheus {
+        url: http_url(&p.url, "prometheus.url", at)?,
+        interval_s: seconds(&p.interval_s, "prometheus.interval_s", 5, 1)?,
+        warm_up_s: seconds(&p.warm_up_s, "prometheus.warm_up_s", 120, 0)?,
+    })
+}
 
-    let kubernetes = match &raw.kubernetes {
+/// `[alertmanager]`: its url, the webhook's token, and which labels carry the service,
+/// region, severity and (optionally) cluster.
+fn alertmanager(
+    a: &RawAlertmanager,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Alertmanager, ConfigError> {
+    let label = |v: &Option<Spanned<String>>, key: &str, default: &str| match v {
+        None => Ok(default.to_owned()),
+        Some(s) if is_label_name(s.get_ref()) => Ok(s.get_ref().clone()),
+        Some(s) => Err(at(
+            s.span(),
+            key,
+            format!("{:?} is not a Prometheus label name", s.get_ref()),
+        )),
+    };
+    Ok(Alertmanager {
+        url: http_url(&a.url, "alertmanager.url", at)?,
+        webhook_token: secret(
+            a.webhook_token.get_ref(),
+            a.webhook_token.span(),
+            "alertmanager.webhook_token",
+            at,
+        )?,
+        service_label: label(&a.service_label, "alertmanager.service_label", "service")?,
+        region_label: label(&a.region_label, "alertmanager.region_label", "region")?,
+        severity_label: label(&a.severity_label, "alertmanager.severity_label", "severity")?,
+        cluster_label: match &a.cluster_label {
+            None => None,
+            Some(_) => Some(label(&a.cluster_label, "alertmanager.cluster_label", "")?),
+        },
+        allow_pattern_silences: a.allow_pattern_silences,
+    })
+}
+
+/// One `[[services]]` entry (`key` names it in errors): its regions, queries, deployment,
+/// hooks, Kubernetes objects and team.
+fn service(
+    s: &RawService,
+    key: &str,
+    prometheus: &Option<Prometheus>,
+    kubernetes: &Option<Kubernetes>,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Service, ConfigError> {
+    let name = s.name.get_ref().trim();
+    if name.is_empty() {
+        return Err(at(
+            s.name.span(),
+            &format!("{key}.name"),
+            "a service needs a name".into(),
+        ));
+    }
+    let regions: Vec<String> = s
+        .regions
+        .get_ref()
+        .iter()
+        .map(|r| r.trim().to_owned())
+        .collect();
+    if regions.is_empty() || regions.iter().any(String::is_empty) {
+        return Err(at(
+            s.regions.span(),
+            &format!("{key}.regions"),
+            "list the service's regions, at least one, none empty".into(),
+        ));
+    }
+    let mut queries = BTreeMap::new();
+    for (metric, query) in &s.queries {
+        let qkey = format!("{key}.queries.{metric}");
+        if !METRICS.contains(&metric.as_str()) {
+            return Err(at(
+                query.span(),
+                &qkey,
+                format!("unknown metric {metric:?}; known: {}", METRICS.join(", ")),
+            ));
+        }
+        if query.get_ref().trim().is_empty() {
+            return Err(at(query.span(), &qkey, "the query is empty".into()));
+        }
+        queries.insert(metric.clone(), query.get_ref().trim().to_owned());
+    }
+    if !queries.is_empty() && prometheus.is_none() {
+        return Err(at(
+            s.name.span(),
+            &format!("{key}.queries"),
+            "queries need a [prometheus] section with its url".into(),
+        ));
+    }
+    let deployment = match &s.deployment {
+        None => name.to_owned(),
+        Some(d) if d.get_ref().trim().is_empty() => {
+            return Err(at(
+                d.span(),
+                &format!("{key}.deployment"),
+                "the deployment's name is empty (leave the key out to use the service's name)"
+                    .into(),
+            ))
+        }
+        Some(d) => d.get_ref().trim().to_owned(),
+    };
+    let hooks = match &s.hooks {
+        None => Hooks::default(),
+        Some(h) => hooks(h, &format!("{key}.hooks"), at)?,
+    };
+    let objects = match &s.kubernetes {
         None => None,
-        Some(k) => Some(kubernetes(k, &at)?),
-    };
-
-    let mut services = Vec::new();
-    let mut seen = HashSet::new();
-    for (i, s) in raw.services.iter().enumerate() {
-        let key = format!("services[{}]", i + 1);
-        let s = s.get_ref();
-        let name = s.name.get_ref().trim();
-        if name.is_empty() {
-            return Err(at(
-                s.name.span(),
-                &format!("{key}.name"),
-                "a service needs a name".into(),
-            ));
-        }
-        if !seen.insert(name.to_owned()) {
-            return Err(at(
-                s.name.span(),
-                &format!("{key}.name"),
-                format!("two services are called {name:?}"),
-            ));
-        }
-        let regions: Vec<String> = s
-            .regions
-            .get_ref()
-            .iter()
-            .map(|r| r.trim().to_owned())
-            .collect();
-        if regions.is_empty() || regions.iter().any(String::is_empty) {
-            return Err(at(
-                s.regions.span(),
-                &format!("{key}.regions"),
-                "list the service's regions, at least one, none empty".into(),
-            ));
-        }
-        let mut queries = BTreeMap::new();
-        for (metric, query) in &s.queries {
-            let qkey = format!("{key}.queries.{metric}");
-            if !METRICS.contains(&metric.as_str()) {
+        Some(o) => {
+            let okey = format!("{key}.kubernetes");
+            if kubernetes.is_none() {
                 return Err(at(
-                    query.span(),
-                    &qkey,
-                    format!("unknown metric {metric:?}; known: {}", METRICS.join(", ")),
+                    o.span(),
+                    &okey,
+                    "a service's Kubernetes objects need a [kubernetes] section".into(),
                 ));
             }
-            if query.get_ref().trim().is_empty() {
-                return Err(at(query.span(), &qkey, "the query is empty".into()));
-            }
-            queries.insert(metric.clone(), query.get_ref().trim().to_owned());
+            Some(service_objects(o, &okey, &deployment, &regions, at)?)
         }
-        if !queries.is_empty() && prometheus.is_none() {
-            return Err(at(
-                s.name.span(),
-                &format!("{key}.queries"),
-                "queries need a [prometheus] section with its url".into(),
-            ));
+    };
+    let team = match &s.team {
+        None => None,
+        Some(t) => {
+            let team = t.get_ref().trim();
+            if team.is_empty() || team.len() > 128 || team.chars().any(char::is_control) {
+                return Err(at(
+                    t.span(),
+                    &format!("{key}.team"),
+                    "a team is 1 to 128 characters of text (leave the key out for none)".into(),
+                ));
+            }
+            Some(team.to_owned())
         }
-        let deployment =
-            match &s.deployment {
-                None => name.to_owned(),
-                Some(d) if d.get_ref().trim().is_empty() => return Err(at(
-                    d.span(),
-                    &format!("{key}.deployment"),
-                    "the deployment's name is empty (leave the key out to use the service's name)"
-                        .into(),
-                )),
-                Some(d) => d.get_ref().trim().to_owned(),
-            };
-        let hooks = match &s.hooks {
-            None => Hooks::default(),
-            Some(h) => hooks(h, &format!("{key}.hooks"), &at)?,
-        };
-        let objects = match &s.kubernetes {
-            None => None,
-            Some(o) => {
-                let okey = format!("{key}.kubernetes");
-                if kubernetes.is_none() {
-                    return Err(at(
-                        o.span(),
-                        &okey,
-                        "a service's Kubernetes objects need a [kubernetes] section".into(),
-                    ));
-                }
-                Some(service_objects(o, &okey, &deployment, &regions, &at)?)
-            }
-        };
-        let team = match &s.team {
-            None => None,
-            Some(t) => {
-                let team = t.get_ref().trim();
-                if team.is_empty() || team.len() > 128 || team.chars().any(char::is_control) {
-                    return Err(at(
-                        t.span(),
-                        &format!("{key}.team"),
-                        "a team is 1 to 128 characters of text (leave the key out for none)".into(),
-                    ));
-                }
-                Some(team.to_owned())
-            }
-        };
-        services.push(Service {
-            name: name.to_owned(),
-            deployment,
-            regions,
-            hooks,
-            kubernetes: objects,
-            queries,
-            team,
-        });
-    }
-
-    Ok(Config {
-        cluster: cluster.to_owned(),
-        listen,
-        tls,
-        tokens,
-        prometheus,
-        alertmanager,
-        kubernetes,
-        services,
+    };
+    Ok(Service {
+        name: name.to_owned(),
+        deployment,
+        regions,
+        hooks,
+        kubernetes: objects,
+        queries,
+        team,
     })
 }
 
@@ -852,18 +866,7 @@ fn service_objects(
     at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
 ) -> Result<ServiceObjects, ConfigError> {
     let o = raw.get_ref();
-    let name_of = |v: &Spanned<String>, k: &str| {
-        let n = v.get_ref().trim();
-        if is_dns_label(n) {
-            Ok(n.to_owned())
-        } else {
-            Err(at(
-                v.span(),
-                k,
-                format!("{n:?} is not a Kubernetes name (lower case letters, digits and '-', at most 63)"),
-            ))
-        }
-    };
+    let name_of = |v: &Spanned<String>, k: &str| dns_label(v, k, at);
     let namespace = name_of(&o.namespace, &format!("{key}.namespace"))?;
     let kind = match &o.kind {
         None => WorkloadKind::Deployment,
@@ -913,81 +916,7 @@ fn service_objects(
     }
     let route = match &o.route {
         None => None,
-        Some(r) => {
-            let rr = r.get_ref();
-            let rkey = format!("{key}.route");
-            let written = rr.backends.get_ref();
-            let missing: Vec<&String> = regions
-                .iter()
-                .filter(|g| !written.contains_key(*g))
-                .collect();
-            let unknown: Vec<&String> = written.keys().filter(|g| !regions.contains(g)).collect();
-            if !missing.is_empty() || !unknown.is_empty() {
-                return Err(at(
-                    rr.backends.span(),
-                    &format!("{rkey}.backends"),
-                    format!(
-                        "name the backendRef of each of the service's regions, and only those (missing: {}; not a region of the service: {})",
-                        if missing.is_empty() { "none".into() } else { missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ") },
-                        if unknown.is_empty() { "none".into() } else { unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ") },
-                    ),
-                ));
-            }
-            let kind = match &rr.kind {
-                None => RouteKind::HttpRoute,
-                Some(k) => match k.get_ref().as_str() {
-                    "HTTPRoute" => RouteKind::HttpRoute,
-                    "VirtualService" => RouteKind::VirtualService,
-                    other => {
-                        return Err(at(
-                            k.span(),
-                            &format!("{rkey}.kind"),
-                            format!("{other:?}: the route is a Gateway API \"HTTPRoute\" or an Istio \"VirtualService\""),
-                        ))
-                    }
-                },
-            };
-            let route_namespace = name_of(&rr.namespace, &format!("{rkey}.namespace"))?;
-            let bad = |region: &str, why: String| {
-                at(
-                    rr.backends.span(),
-                    &format!("{rkey}.backends.{region}"),
-                    why,
-                )
-            };
-            let mut backends = BTreeMap::new();
-            for (region, raw) in written {
-                let backend =
-                    route_backend(kind, &route_namespace, raw).map_err(|why| bad(region, why))?;
-                backends.insert(region.clone(), backend);
-            }
-            // One reference must never answer for two regions.
-            let listed: Vec<(&String, &Backend)> = backends.iter().collect();
-            for (i, (a, ba)) in listed.iter().enumerate() {
-                for (b, bb) in &listed[i + 1..] {
-                    if ba.overlaps(bb) {
-                        let why = if ba == bb {
-                            format!("{a} and {b} name the same backend ({ba}): each region needs its own")
-                        } else {
-                            format!(
-                                "{a} ({ba}) and {b} ({bb}) could be the same backend: name what tells them apart ({})",
-                                match kind {
-                                    RouteKind::HttpRoute => "the namespace or the port",
-                                    RouteKind::VirtualService => "the subset or the port",
-                                }
-                            )
-                        };
-                        return Err(bad(b, why));
-                    }
-                }
-            }
-            Some(Route {
-                kind,
-                namespace: route_namespace,
-                name: name_of(&rr.name, &format!("{rkey}.name"))?,
-                backends,
-            })
-        }
+        Some(r) => Some(route(r.get_ref(), &format!("{key}.route"), regions, at)?),
     };
     Ok(ServiceObjects {
         namespace,
@@ -1000,6 +929,87 @@ fn service_objects(
             .map(|p| p.get_ref().trim().to_owned())
             .filter(|p| !p.is_empty()),
         route,
+    })
+}
+
+/// A service's route (`rkey` names it in errors): its kind, and one backend for each of
+/// the service's regions, no two of which could be the same.
+fn route(
+    rr: &RawRoute,
+    rkey: &str,
+    regions: &[String],
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Route, ConfigError> {
+    let name_of = |v: &Spanned<String>, k: &str| dns_label(v, k, at);
+    let written = rr.backends.get_ref();
+    let missing: Vec<&String> = regions
+        .iter()
+        .filter(|g| !written.contains_key(*g))
+        .collect();
+    let unknown: Vec<&String> = written.keys().filter(|g| !regions.contains(g)).collect();
+    if !missing.is_empty() || !unknown.is_empty() {
+        return Err(at(
+            rr.backends.span(),
+            &format!("{rkey}.backends"),
+            format!(
+                "name the backendRef of each of the service's regions, and only those (missing: {}; not a region of the service: {})",
+                if missing.is_empty() { "none".into() } else { missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ") },
+                if unknown.is_empty() { "none".into() } else { unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ") },
+            ),
+        ));
+    }
+    let kind = match &rr.kind {
+        None => RouteKind::HttpRoute,
+        Some(k) => match k.get_ref().as_str() {
+            "HTTPRoute" => RouteKind::HttpRoute,
+            "VirtualService" => RouteKind::VirtualService,
+            other => {
+                return Err(at(
+                    k.span(),
+                    &format!("{rkey}.kind"),
+                    format!("{other:?}: the route is a Gateway API \"HTTPRoute\" or an Istio \"VirtualService\""),
+                ))
+            }
+        },
+    };
+    let route_namespace = name_of(&rr.namespace, &format!("{rkey}.namespace"))?;
+    let bad = |region: &str, why: String| {
+        at(
+            rr.backends.span(),
+            &format!("{rkey}.backends.{region}"),
+            why,
+        )
+    };
+    let mut backends = BTreeMap::new();
+    for (region, raw) in written {
+        let backend = route_backend(kind, &route_namespace, raw).map_err(|why| bad(region, why))?;
+        backends.insert(region.clone(), backend);
+    }
+    // One reference must never answer for two regions.
+    let listed: Vec<(&String, &Backend)> = backends.iter().collect();
+    for (i, (a, ba)) in listed.iter().enumerate() {
+        for (b, bb) in &listed[i + 1..] {
+            if ba.overlaps(bb) {
+                let why = if ba == bb {
+                    format!("{a} and {b} name the same backend ({ba}): each region needs its own")
+                } else {
+                    format!(
+                        "{a} ({ba}) and {b} ({bb}) could be the same backend: name what tells them apart ({})",
+                        match kind {
+                            RouteKind::HttpRoute => "the namespace or the port",
+                            RouteKind::VirtualService => "the subset or the port",
+                        }
+                    )
+                };
+                return Err(bad(b, why));
+            }
+        }
+    }
+    Ok(Route {
+        kind,
+        namespace: route_namespace,
+        name: name_of(&rr.name, &format!("{rkey}.name"))?,
+        backends,
     })
 }
 
@@ -1077,6 +1087,26 @@ fn route_backend(
 }
 
 /// A DNS label (RFC 1123), as namespaces and most names are.
+/// A Kubernetes name (a namespace, a route).
+fn dns_label(
+    v: &Spanned<String>,
+    key: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<String, ConfigError> {
+    let n = v.get_ref().trim();
+    if is_dns_label(n) {
+        Ok(n.to_owned())
+    } else {
+        Err(at(
+            v.span(),
+            key,
+            format!(
+                "{n:?} is not a Kubernetes name (lower case letters, digits and '-', at most 63)"
+            ),
+        ))
+    }
+}
+
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
@@ -1141,6 +1171,8 @@ fn secret(
     }
 }
 
+/// A service's `hooks`: status, rollback and failover (actions need a status hook), how
+/// long each may take, and which of the gateway's environment variables they are given.
 fn hooks(
     raw: &RawHooks,
     key: &str,
@@ -1159,130 +1191,9 @@ fn hooks(
                 )
             })?,
     };
-    let one = |h: &Option<Spanned<RawHook>>, name: &str| -> Result<Option<Hook>, ConfigError> {
-        let Some(h) = h else { return Ok(None) };
-        let hkey = format!("{key}.{name}");
-        let raw = h.get_ref();
-        let check_placeholders = |text: &str, span: Range<usize>, k: &str| {
-            let mut rest = text;
-            while let Some(open) = rest.find('{') {
-                let after = &rest[open + 1..];
-                let Some(close) = after.find('}') else { break };
-                let name = &after[..close];
-                if !HOOK_PLACEHOLDERS.contains(&name) {
-                    return Err(at(
-                        span,
-                        k,
-                        format!(
-                            "unknown placeholder {{{name}}}; known: {}",
-                            HOOK_PLACEHOLDERS
-                                .iter()
-                                .map(|p| format!("{{{p}}}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                }
-                rest = &after[close + 1..];
-            }
-            Ok(())
-        };
-        match (&raw.command, &raw.url) {
-            (Some(command), None) => {
-                if let Some(t) = &raw.token {
-                    return Err(at(
-                        t.span(),
-                        &format!("{hkey}.token"),
-                        "a token goes with url = \"…\" hooks; a command reads its own secrets".into(),
-                    ));
-                }
-                let argv = command.get_ref();
-                let ckey = format!("{hkey}.command");
-                let Some(program) = argv.first() else {
-                    return Err(at(
-                        command.span(),
-                        &ckey,
-                        "the command is empty: name the program and its arguments".into(),
-                    ));
-                };
-                if !Path::new(program).is_absolute() {
-                    return Err(at(
-                        command.span(),
-                        &ckey,
-                        format!(
-                            "{program:?} is not an absolute path: hooks run without a shell and without PATH lookups"
-                        ),
-                    ));
-                }
-                for (n, arg) in argv.iter().enumerate() {
-                    check_placeholders(arg, command.span(), &ckey)?;
-                    // A person's free text must never be the program, start an argument
-                    // (where "--force" would be an option) or be an argument of its own
-                    // (where ".." would be a path): only `--reason={reason}` style.
-                    if let Some(free) = FREE_TEXT_PLACEHOLDERS
-                        .iter()
-                        .find(|p| arg.contains(&format!("{{{p}}}")))
-                    {
-                        if n == 0 || arg.starts_with(&format!("{{{free}}}")) {
-                            return Err(at(
-                                command.span(),
-                                &ckey,
-                                format!(
-                                    "{arg:?}: {{{free}}} is text a person typed; put it after fixed text \
-                                     in one argument (\"--{free}={{{free}}}\"), or read FIREBREAK_{} \
-                                     or the JSON on stdin",
-                                    free.to_ascii_uppercase()
-                                ),
-                            ));
-                        }
-                    }
-                }
-                Ok(Some(Hook::Command(argv.clone())))
-            }
-            (None, Some(url)) => {
-                let ukey = format!("{hkey}.url");
-                let checked = http_url(url, &ukey, at)?;
-                check_placeholders(&checked, url.span(), &ukey)?;
-                if let Some(free) = FREE_TEXT_PLACEHOLDERS
-                    .iter()
-                    .find(|p| checked.contains(&format!("{{{p}}}")))
-                {
-                    return Err(at(
-                        url.span(),
-                        &ukey,
-                        format!(
-                            "{{{free}}} is text a person typed and cannot be part of a URL; \
-                             it is in the JSON body the hook receives"
-                        ),
-                    ));
-                }
-                let token = match &raw.token {
-                    None => None,
-                    Some(t) => {
-                        if checked.starts_with("http://") && !loopback_url(&checked) {
-                            return Err(at(
-                                t.span(),
-                                &format!("{hkey}.token"),
-                                format!(
-                                    "the token would cross the network in clear text to {checked}: \
-                                     use https:// (plain http only to this machine)"
-                                ),
-                            ));
-                        }
-                        Some(secret(t.get_ref(), t.span(), &format!("{hkey}.token"), at)?)
-                    }
-                };
-                Ok(Some(Hook::Http {
-                    url: checked,
-                    token,
-                }))
-            }
-            _ => Err(at(
-                h.span(),
-                &hkey,
-                "say how the hook runs: exactly one of command = [\"/path/to/program\", \"arg\", …] or url = \"https://…\"".into(),
-            )),
-        }
+    let one = |h: &Option<Spanned<RawHook>>, name: &str| match h {
+        None => Ok(None),
+        Some(h) => hook(h, &format!("{key}.{name}"), at).map(Some),
     };
     let pass_env = match &raw.env {
         None => Vec::new(),
@@ -1326,6 +1237,151 @@ fn hooks(
         ));
     }
     Ok(hooks)
+}
+
+/// One hook (`hkey` names it in errors): a program run without a shell, or a URL.
+fn hook(
+    h: &Spanned<RawHook>,
+    hkey: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Hook, ConfigError> {
+    let raw = h.get_ref();
+    match (&raw.command, &raw.url) {
+        (Some(command), None) => {
+            if let Some(t) = &raw.token {
+                return Err(at(
+                    t.span(),
+                    &format!("{hkey}.token"),
+                    "a token goes with url = \"…\" hooks; a command reads its own secrets".into(),
+                ));
+            }
+            command_hook(command, &format!("{hkey}.command"), at)
+        }
+        (None, Some(url)) => {
+            let ukey = format!("{hkey}.url");
+            let checked = http_url(url, &ukey, at)?;
+            check_placeholders(&checked, url.span(), &ukey, at)?;
+            if let Some(free) = FREE_TEXT_PLACEHOLDERS
+                .iter()
+                .find(|p| checked.contains(&format!("{{{p}}}")))
+            {
+                return Err(at(
+                    url.span(),
+                    &ukey,
+                    format!(
+                        "{{{free}}} is text a person typed and cannot be part of a URL; \
+                         it is in the JSON body the hook receives"
+                    ),
+                ));
+            }
+            let token = match &raw.token {
+                None => None,
+                Some(t) => {
+                    if checked.starts_with("http://") && !loopback_url(&checked) {
+                        return Err(at(
+                            t.span(),
+                            &format!("{hkey}.token"),
+                            format!(
+                                "the token would cross the network in clear text to {checked}: \
+                                 use https:// (plain http only to this machine)"
+                            ),
+                        ));
+                    }
+                    Some(secret(t.get_ref(), t.span(), &format!("{hkey}.token"), at)?)
+                }
+            };
+            Ok(Hook::Http {
+                url: checked,
+                token,
+            })
+        }
+        _ => Err(at(
+            h.span(),
+            hkey,
+            "say how the hook runs: exactly one of command = [\"/path/to/program\", \"arg\", …] or url = \"https://…\"".into(),
+        )),
+    }
+}
+
+/// A command hook: an absolute program, placeholders it knows, and a person's free text
+/// never the program, an argument's start or an argument of its own.
+fn command_hook(
+    command: &Spanned<Vec<String>>,
+    ckey: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Hook, ConfigError> {
+    let argv = command.get_ref();
+    let Some(program) = argv.first() else {
+        return Err(at(
+            command.span(),
+            ckey,
+            "the command is empty: name the program and its arguments".into(),
+        ));
+    };
+    if !Path::new(program).is_absolute() {
+        return Err(at(
+            command.span(),
+            ckey,
+            format!(
+                "{program:?} is not an absolute path: hooks run without a shell and without PATH lookups"
+            ),
+        ));
+    }
+    for (n, arg) in argv.iter().enumerate() {
+        check_placeholders(arg, command.span(), ckey, at)?;
+        // A person's free text must never be the program, start an argument (where
+        // "--force" would be an option) or be an argument of its own (where ".." would
+        // be a path): only `--reason={reason}` style.
+        if let Some(free) = FREE_TEXT_PLACEHOLDERS
+            .iter()
+            .find(|p| arg.contains(&format!("{{{p}}}")))
+        {
+            if n == 0 || arg.starts_with(&format!("{{{free}}}")) {
+                return Err(at(
+                    command.span(),
+                    ckey,
+                    format!(
+                        "{arg:?}: {{{free}}} is text a person typed; put it after fixed text \
+                         in one argument (\"--{free}={{{free}}}\"), or read FIREBREAK_{} \
+                         or the JSON on stdin",
+                        free.to_ascii_uppercase()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Hook::Command(argv.clone()))
+}
+
+/// Every `{name}` in a hook's text is one of [`HOOK_PLACEHOLDERS`].
+fn check_placeholders(
+    text: &str,
+    span: Range<usize>,
+    key: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        let name = &after[..close];
+        if !HOOK_PLACEHOLDERS.contains(&name) {
+            return Err(at(
+                span,
+                key,
+                format!(
+                    "unknown placeholder {{{name}}}; known: {}",
+                    HOOK_PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("{{{p}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
 }
 
 fn http_url(

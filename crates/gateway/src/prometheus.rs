@@ -99,119 +99,19 @@ pub async fn poll(
     let source = format!("/clusters/{cluster}");
     let mut tick = tokio::time::interval(Duration::from_secs(u64::from(prometheus.interval_s)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let warm_up = Duration::from_secs(u64::from(prometheus.warm_up_s));
-    // Since when each (service, region, metric) has returned nothing.
-    let mut empty_since: BTreeMap<(String, String, String), std::time::Instant> = BTreeMap::new();
-    // What each service's last `source.degraded` said cannot be given.
-    let mut said: BTreeMap<String, Failing> = BTreeMap::new();
+    let mut poller = Poller {
+        http,
+        warm_up: Duration::from_secs(u64::from(prometheus.warm_up_s)),
+        prometheus,
+        failures,
+        empty_since: BTreeMap::new(),
+        said: BTreeMap::new(),
+    };
     loop {
         tick.tick().await;
-        let mut events: Vec<(EventType, String, serde_json::Value)> = Vec::new();
+        let mut events = Vec::new();
         for service in services.iter().filter(|s| !s.queries.is_empty()) {
-            let mut failing = Failing::new();
-            // A query of the service still within its warm-up holds the service's
-            // statement back, so that it is made once, whole.
-            let mut warming = false;
-            for (r, region) in service.regions.iter().enumerate() {
-                let mut values = BTreeMap::new();
-                for metric in METRICS {
-                    let key = (service.name.clone(), region.clone(), (*metric).to_owned());
-                    let outcome = match service.queries.get(*metric) {
-                        None => Err("no query is configured for it".to_owned()),
-                        Some(q) => {
-                            query(&http, &prometheus.url, &q.replace("$region", region)).await
-                        }
-                    };
-                    match outcome {
-                        Ok(v) => {
-                            values.insert(*metric, v);
-                            empty_since.remove(&key);
-                            failures
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .remove(&key);
-                        }
-                        Err(reason) => {
-                            // Nothing yet counts after the warm-up; no answer at all after
-                            // a short grace (a Prometheus starting or restarting); anything
-                            // else (a query Prometheus refuses) at once.
-                            let grace = if reason == NOTHING {
-                                Some(warm_up)
-                            } else if reason.starts_with(UNANSWERED) {
-                                Some(warm_up.min(UNANSWERED_GRACE))
-                            } else {
-                                None
-                            };
-                            let counts = match grace {
-                                Some(grace) => {
-                                    let since = *empty_since
-                                        .entry(key.clone())
-                                        .or_insert_with(std::time::Instant::now);
-                                    since.elapsed() >= grace
-                                }
-                                None => {
-                                    empty_since.remove(&key);
-                                    true
-                                }
-                            };
-                            let shown = if counts {
-                                reason.clone()
-                            } else {
-                                format!("{reason} (within the {} s warm-up)", warm_up.as_secs())
-                            };
-                            let before = failures
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .insert(key, shown.clone());
-                            if before.as_deref() != Some(shown.as_str()) {
-                                tracing::warn!(service = %service.name, %region, metric, reason = %shown, "Prometheus query gives nothing");
-                            }
-                            if counts {
-                                failing.insert((region.clone(), (*metric).to_owned()), reason);
-                            } else {
-                                warming = true;
-                            }
-                        }
-                    }
-                }
-                if values.len() == METRICS.len() {
-                    let m = ServiceMetrics {
-                        service: service.name.clone(),
-                        region: region.clone(),
-                        window_s: prometheus.interval_s,
-                        latency_p50_ms: values["latency_p50_ms"].max(0.0),
-                        latency_p99_ms: values["latency_p99_ms"].max(0.0),
-                        error_rate: values["error_rate"].clamp(0.0, 1.0),
-                        requests_per_s: values["requests_per_s"].max(0.0),
-                        queue_depth: values["queue_depth"].max(0.0),
-                        gpu_utilization: values["gpu_utilization"].clamp(0.0, 1.0),
-                        // The revision comes with the Kubernetes adapter; 0 until then.
-                        revision: 0,
-                        // The first region listed serves the traffic until the adapter
-                        // reads the route's weights.
-                        primary: r == 0,
-                        team: service.team.clone(),
-                    };
-                    if let Ok(data) = serde_json::to_value(m) {
-                        events.push((EventType::ServiceMetrics, service.name.clone(), data));
-                    }
-                }
-            }
-            // One event for the service when what it cannot give changed.
-            let before = said.get(&service.name).cloned().unwrap_or_default();
-            if failing != before && !warming {
-                let event = if failing.is_empty() {
-                    degraded(service, &before, false)
-                } else {
-                    degraded(service, &failing, true)
-                };
-                events.push(event);
-                if failing.is_empty() {
-                    said.remove(&service.name);
-                } else {
-                    said.insert(service.name.clone(), failing);
-                }
-            }
+            poller.service(service, &mut events).await;
         }
         if events.is_empty() {
             continue;
@@ -235,6 +135,151 @@ pub async fn poll(
         if let Err(e) = published {
             tracing::error!(error = %e, "cannot record the Prometheus samples");
         }
+    }
+}
+
+/// An event to publish: its type, the service it is about and its data.
+type Said = (EventType, String, serde_json::Value);
+
+/// (service, region, metric)
+type Key = (String, String, String);
+
+/// The poller's memory between rounds.
+struct Poller {
+    http: reqwest::Client,
+    prometheus: Prometheus,
+    warm_up: Duration,
+    failures: Failures,
+    /// Since when each (service, region, metric) has returned nothing.
+    empty_since: BTreeMap<Key, std::time::Instant>,
+    /// What each service's last `source.degraded` said cannot be given.
+    said: BTreeMap<String, Failing>,
+}
+
+impl Poller {
+    /// One round for a service: its metrics in each region where every figure answered,
+    /// and one `source.degraded` when what it cannot give changed.
+    async fn service(&mut self, service: &Service, events: &mut Vec<Said>) {
+        let mut failing = Failing::new();
+        // A query of the service still within its warm-up holds the service's statement
+        // back, so that it is made once, whole.
+        let mut warming = false;
+        for (r, region) in service.regions.iter().enumerate() {
+            let mut values = BTreeMap::new();
+            for metric in METRICS {
+                let key = (service.name.clone(), region.clone(), (*metric).to_owned());
+                let outcome = match service.queries.get(*metric) {
+                    None => Err("no query is configured for it".to_owned()),
+                    Some(q) => {
+                        query(
+                            &self.http,
+                            &self.prometheus.url,
+                            &q.replace("$region", region),
+                        )
+                        .await
+                    }
+                };
+                match outcome {
+                    Ok(v) => {
+                        values.insert(*metric, v);
+                        self.answered(&key);
+                    }
+                    Err(reason) => {
+                        if self.failed(key, &reason) {
+                            failing.insert((region.clone(), (*metric).to_owned()), reason);
+                        } else {
+                            warming = true;
+                        }
+                    }
+                }
+            }
+            if values.len() == METRICS.len() {
+                let m = ServiceMetrics {
+                    service: service.name.clone(),
+                    region: region.clone(),
+                    window_s: self.prometheus.interval_s,
+                    latency_p50_ms: values["latency_p50_ms"].max(0.0),
+                    latency_p99_ms: values["latency_p99_ms"].max(0.0),
+                    error_rate: values["error_rate"].clamp(0.0, 1.0),
+                    requests_per_s: values["requests_per_s"].max(0.0),
+                    queue_depth: values["queue_depth"].max(0.0),
+                    gpu_utilization: values["gpu_utilization"].clamp(0.0, 1.0),
+                    // The revision comes with the Kubernetes adapter; 0 until then.
+                    revision: 0,
+                    // The first region listed serves the traffic until the adapter reads
+                    // the route's weights.
+                    primary: r == 0,
+                    team: service.team.clone(),
+                };
+                if let Ok(data) = serde_json::to_value(m) {
+                    events.push((EventType::ServiceMetrics, service.name.clone(), data));
+                }
+            }
+        }
+        // One event for the service when what it cannot give changed.
+        let before = self.said.get(&service.name).cloned().unwrap_or_default();
+        if failing != before && !warming {
+            let event = if failing.is_empty() {
+                degraded(service, &before, false)
+            } else {
+                degraded(service, &failing, true)
+            };
+            events.push(event);
+            if failing.is_empty() {
+                self.said.remove(&service.name);
+            } else {
+                self.said.insert(service.name.clone(), failing);
+            }
+        }
+    }
+
+    fn answered(&mut self, key: &Key) {
+        self.empty_since.remove(key);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Notes a query that gave nothing, and whether it counts as failing yet: nothing
+    /// yet counts after the warm-up; no answer at all after a short grace (a Prometheus
+    /// starting or restarting); anything else (a query Prometheus refuses) at once.
+    fn failed(&mut self, key: Key, reason: &str) -> bool {
+        let grace = if reason == NOTHING {
+            Some(self.warm_up)
+        } else if reason.starts_with(UNANSWERED) {
+            Some(self.warm_up.min(UNANSWERED_GRACE))
+        } else {
+            None
+        };
+        let counts = match grace {
+            Some(grace) => {
+                let since = *self
+                    .empty_since
+                    .entry(key.clone())
+                    .or_insert_with(std::time::Instant::now);
+                since.elapsed() >= grace
+            }
+            None => {
+                self.empty_since.remove(&key);
+                true
+            }
+        };
+        let shown = if counts {
+            reason.to_owned()
+        } else {
+            format!("{reason} (within the {} s warm-up)", self.warm_up.as_secs())
+        };
+        let (service, region, metric) = (key.0.clone(), key.1.clone(), key.2.clone());
+        let before = self
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, shown.clone());
+        if before.as_deref() != Some(shown.as_str()) {
+            tracing::warn!(%service, %region, %metric, reason = %shown, "Prometheus query gives nothing");
+        }
+        counts
     }
 }
 

@@ -507,6 +507,53 @@ pub async fn lever(
 ) -> Result<(String, String), Refusal> {
     let now = current(client, objects).await?;
     let object = now.object();
+    check_lever(&now, lever, expected)?;
+    let rv = now.resource_version.clone();
+    let test =
+        serde_json::json!({ "op": "test", "path": "/metadata/resourceVersion", "value": rv });
+    let LeverPatch {
+        status,
+        ops,
+        done,
+        to,
+    } = lever_patch(&now, lever, full)?;
+    let patch = json_patch(std::iter::once(test).chain(ops).collect())?;
+    let result = match (now.kind, status) {
+        (WorkloadKind::Deployment, _) => {
+            Api::<Deployment>::namespaced(client.clone(), &now.namespace)
+                .patch(&now.name, &PatchParams::default(), &patch)
+                .await
+                .map(drop)
+        }
+        (WorkloadKind::Rollout, false) => argo_rollouts(client, &now.namespace)
+            .patch(&now.name, &PatchParams::default(), &patch)
+            .await
+            .map(drop),
+        (WorkloadKind::Rollout, true) => argo_rollouts(client, &now.namespace)
+            .patch_status(&now.name, &PatchParams::default(), &patch)
+            .await
+            .map(drop),
+    };
+    match result {
+        Ok(()) => Ok((
+            format!("patched {object} (resourceVersion {rv}): {done}"),
+            to,
+        )),
+        Err(e) if changed_meanwhile(&e) => Err(precondition_failed(
+            format!(
+                "{object} changed while the {} was sent: nothing was done",
+                lever.as_str()
+            ),
+            serde_json::json!({ "revision": now.revision }),
+        )),
+        Err(e) => Err(unavailable(&format!("the patch of {object}"), e)),
+    }
+}
+
+/// Refuses a lever the rollout under way cannot take: none under way, another revision
+/// than the one the person saw, or a state the lever cannot move.
+fn check_lever(now: &Current, lever: RolloutLever, expected: u32) -> Result<(), Refusal> {
+    let object = now.object();
     let state = if now.stalled {
         "stalled"
     } else if now.rollout_paused {
@@ -556,11 +603,21 @@ pub async fn lever(
             now.revision
         ));
     }
-    let rv = now.resource_version.clone();
-    let test =
-        serde_json::json!({ "op": "test", "path": "/metadata/resourceVersion", "value": rv });
-    // (patch of the object or of its status, the operations, what it did, the action's `to`)
-    let (status, ops, done, to): (bool, Vec<serde_json::Value>, &str, String) =
+    Ok(())
+}
+
+/// A lever's JSON patch: on the object or its status, the operations, what it did in
+/// words, and the action's `to`.
+struct LeverPatch {
+    status: bool,
+    ops: Vec<serde_json::Value>,
+    done: &'static str,
+    to: String,
+}
+
+fn lever_patch(now: &Current, lever: RolloutLever, full: bool) -> Result<LeverPatch, Refusal> {
+    let object = now.object();
+    let (status, ops, done, to): (bool, Vec<serde_json::Value>, &'static str, String) =
         match (now.kind, lever) {
             (_, RolloutLever::Pause) => (
                 false,
@@ -624,37 +681,12 @@ pub async fn lever(
         // A manual pause would hold the promoted step too: lift it first, as Argo's CLI does.
         return Err(refuse_manual_pause(&object));
     }
-    let patch = json_patch(std::iter::once(test).chain(ops).collect())?;
-    let result = match (now.kind, status) {
-        (WorkloadKind::Deployment, _) => {
-            Api::<Deployment>::namespaced(client.clone(), &now.namespace)
-                .patch(&now.name, &PatchParams::default(), &patch)
-                .await
-                .map(drop)
-        }
-        (WorkloadKind::Rollout, false) => argo_rollouts(client, &now.namespace)
-            .patch(&now.name, &PatchParams::default(), &patch)
-            .await
-            .map(drop),
-        (WorkloadKind::Rollout, true) => argo_rollouts(client, &now.namespace)
-            .patch_status(&now.name, &PatchParams::default(), &patch)
-            .await
-            .map(drop),
-    };
-    match result {
-        Ok(()) => Ok((
-            format!("patched {object} (resourceVersion {rv}): {done}"),
-            to,
-        )),
-        Err(e) if changed_meanwhile(&e) => Err(precondition_failed(
-            format!(
-                "{object} changed while the {} was sent: nothing was done",
-                lever.as_str()
-            ),
-            serde_json::json!({ "revision": now.revision }),
-        )),
-        Err(e) => Err(unavailable(&format!("the patch of {object}"), e)),
-    }
+    Ok(LeverPatch {
+        status,
+        ops,
+        done,
+        to,
+    })
 }
 
 fn refuse_manual_pause(object: &str) -> Refusal {
