@@ -219,105 +219,17 @@ async fn assemble(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> anyhow::Result<IncidentReport> {
     let incident: Incident = store.incident(incident_id).await?;
-    let mut timeline = Vec::new();
-    if with_timeline {
-        let total = incident.entry_count.max(0) as u64;
-        progress(Progress { done: 0, total });
-        let mut by_entry = std::collections::HashMap::<i64, Vec<ReportNote>>::new();
-        for n in &review.annotations {
-            by_entry.entry(n.entry_id).or_default().push(ReportNote {
-                author: n.author.clone(),
-                text: n.body.clone(),
-                at: at(n.created_ms),
-            });
-        }
-        let mut after = None;
-        loop {
-            let page = store
-                .timeline_bulk(incident_id, after, firebreak_store::MAX_BULK_PAGE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some((last.1, last.0));
-            timeline.extend(
-                page.into_iter()
-                    .map(|(id, at_ms, kind, author, body)| ReportEntry {
-                        at: at(at_ms),
-                        kind,
-                        annotations: by_entry.remove(&id).unwrap_or_default(),
-                        author,
-                        text: body,
-                    }),
-            );
-            progress(Progress {
-                done: timeline.len() as u64,
-                total: total.max(timeline.len() as u64),
-            });
-        }
-    }
+    let timeline = if with_timeline {
+        read_timeline(store, &incident, review, progress).await?
+    } else {
+        Vec::new()
+    };
     let actions: Vec<ActionRecord> = store.incident_actions(incident_id).await?;
     let events = store.incident_event_data(incident_id).await?;
-
     let key_moments = key_moments(store, &incident, review).await?;
-    let m = |name: &str| {
-        key_moments
-            .iter()
-            .find(|k| k.moment == name)
-            .and_then(|k| k.at)
-    };
-    let figures = vec![
-        Figure {
-            name: "time to detect".into(),
-            seconds: span(m("impact_began"), m("detected")),
-            definition: "from impact began to the incident being detected (opened)".into(),
-        },
-        Figure {
-            name: "time to acknowledge".into(),
-            seconds: span(m("detected"), m("acknowledged")),
-            definition: "from the incident being detected to it being acknowledged".into(),
-        },
-        Figure {
-            name: "time to mitigate".into(),
-            seconds: span(m("impact_began"), m("mitigated")),
-            definition: "from impact began to the incident being mitigated".into(),
-        },
-        Figure {
-            name: "time to resolve".into(),
-            seconds: span(m("impact_began"), m("resolved")),
-            definition: "from impact began to the incident being resolved".into(),
-        },
-    ];
-    let mut by_type = std::collections::BTreeMap::<String, i64>::new();
-    let mut alerts = std::collections::BTreeSet::new();
-    for (ty, data) in &events {
-        *by_type
-            .entry(ty.trim_start_matches("dev.firebreak.").to_owned())
-            .or_default() += 1;
-        if ty.ends_with("alert.firing") {
-            if let Some(a) = data.get("alert").and_then(|v| v.as_str()) {
-                alerts.insert(a.to_owned());
-            }
-        }
-    }
-    let mut events_by_type: Vec<(String, i64)> = by_type.into_iter().collect();
-    events_by_type.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-
-    let metrics = match (incident.cluster_id, incident.service.as_deref()) {
-        (Some(cluster), Some(service)) => {
-            let (from, to) = metrics_window(&key_moments, incident.opened_ms);
-            store
-                .metric_samples(cluster, service, from, to, 2_000)
-                .await?
-                .into_iter()
-                .filter(|s| s.primary)
-                .map(|s| Sample {
-                    at: at(s.received_ms),
-                    error_rate: s.error_rate,
-                    latency_p99_ms: s.latency_p99_ms,
-                })
-                .collect()
-        }
-        _ => Vec::new(),
-    };
+    let figures = figures(&key_moments);
+    let (events_by_type, alerts) = signals(&events);
+    let metrics = metrics(store, &incident, &key_moments).await?;
     Ok(IncidentReport {
         schema: "firebreak.incident-report.v1".into(),
         incident: ReportIncident {
@@ -333,27 +245,11 @@ async fn assemble(
         key_moments,
         figures,
         events_by_type,
-        alerts: alerts.into_iter().collect(),
+        alerts,
         actions: actions
             .iter()
             .filter(|a| a.state != firebreak_store::actions::ActionState::Proposed)
-            .map(|a| ReportAction {
-                summary: a.preview.summary.clone(),
-                kind: firebreak_store::actions::kind_str(a.kind).into(),
-                state: a.state.as_str().into(),
-                confirmed_by: a.confirmed_by.clone(),
-                reason: a.reason.clone(),
-                recovered: match a.verification.as_deref() {
-                    Some("recovered") => Some(true),
-                    Some("not_recovered") => Some(false),
-                    // Unverified, or not yet: the report says "not verified".
-                    _ => None,
-                },
-                verification: a.verification.clone(),
-                error: a.error.clone(),
-                at: at(a.succeeded_ms.unwrap_or(a.updated_ms)),
-                sent_at: a.send_after_ms.map(at),
-            })
+            .map(report_action)
             .collect(),
         review: ReportReview {
             root_cause: review.root_cause.clone(),
@@ -373,6 +269,153 @@ async fn assemble(
         timeline,
         generated_at: firebreak_common::clock::now(),
     })
+}
+
+/// The whole timeline, page by page (saying how far it has got), each entry with the
+/// review's annotations on it.
+async fn read_timeline(
+    store: &Store,
+    incident: &Incident,
+    review: &Review,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> anyhow::Result<Vec<ReportEntry>> {
+    let total = incident.entry_count.max(0) as u64;
+    progress(Progress { done: 0, total });
+    let mut by_entry = std::collections::HashMap::<i64, Vec<ReportNote>>::new();
+    for n in &review.annotations {
+        by_entry.entry(n.entry_id).or_default().push(ReportNote {
+            author: n.author.clone(),
+            text: n.body.clone(),
+            at: at(n.created_ms),
+        });
+    }
+    let mut timeline = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .timeline_bulk(incident.id, after, firebreak_store::MAX_BULK_PAGE)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.1, last.0));
+        timeline.extend(
+            page.into_iter()
+                .map(|(id, at_ms, kind, author, body)| ReportEntry {
+                    at: at(at_ms),
+                    kind,
+                    annotations: by_entry.remove(&id).unwrap_or_default(),
+                    author,
+                    text: body,
+                }),
+        );
+        progress(Progress {
+            done: timeline.len() as u64,
+            total: total.max(timeline.len() as u64),
+        });
+    }
+    Ok(timeline)
+}
+
+/// The four times between key moments, each with its definition.
+fn figures(key_moments: &[KeyMoment]) -> Vec<Figure> {
+    let m = |name: &str| {
+        key_moments
+            .iter()
+            .find(|k| k.moment == name)
+            .and_then(|k| k.at)
+    };
+    let figure = |name: &str, from: &str, to: &str, definition: &str| Figure {
+        name: name.into(),
+        seconds: span(m(from), m(to)),
+        definition: definition.into(),
+    };
+    vec![
+        figure(
+            "time to detect",
+            "impact_began",
+            "detected",
+            "from impact began to the incident being detected (opened)",
+        ),
+        figure(
+            "time to acknowledge",
+            "detected",
+            "acknowledged",
+            "from the incident being detected to it being acknowledged",
+        ),
+        figure(
+            "time to mitigate",
+            "impact_began",
+            "mitigated",
+            "from impact began to the incident being mitigated",
+        ),
+        figure(
+            "time to resolve",
+            "impact_began",
+            "resolved",
+            "from impact began to the incident being resolved",
+        ),
+    ]
+}
+
+/// The incident's events counted by type (most first), and the alerts that fired.
+fn signals(events: &[(String, serde_json::Value)]) -> (Vec<(String, i64)>, Vec<String>) {
+    let mut by_type = std::collections::BTreeMap::<String, i64>::new();
+    let mut alerts = std::collections::BTreeSet::new();
+    for (ty, data) in events {
+        *by_type
+            .entry(ty.trim_start_matches("dev.firebreak.").to_owned())
+            .or_default() += 1;
+        if ty.ends_with("alert.firing") {
+            if let Some(a) = data.get("alert").and_then(|v| v.as_str()) {
+                alerts.insert(a.to_owned());
+            }
+        }
+    }
+    let mut events_by_type: Vec<(String, i64)> = by_type.into_iter().collect();
+    events_by_type.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    (events_by_type, alerts.into_iter().collect())
+}
+
+/// The service's primary-region samples over the chart's span.
+async fn metrics(
+    store: &Store,
+    incident: &Incident,
+    key_moments: &[KeyMoment],
+) -> anyhow::Result<Vec<Sample>> {
+    let (Some(cluster), Some(service)) = (incident.cluster_id, incident.service.as_deref()) else {
+        return Ok(Vec::new());
+    };
+    let (from, to) = metrics_window(key_moments, incident.opened_ms);
+    Ok(store
+        .metric_samples(cluster, service, from, to, 2_000)
+        .await?
+        .into_iter()
+        .filter(|s| s.primary)
+        .map(|s| Sample {
+            at: at(s.received_ms),
+            error_rate: s.error_rate,
+            latency_p99_ms: s.latency_p99_ms,
+        })
+        .collect())
+}
+
+fn report_action(a: &ActionRecord) -> ReportAction {
+    ReportAction {
+        summary: a.preview.summary.clone(),
+        kind: firebreak_store::actions::kind_str(a.kind).into(),
+        state: a.state.as_str().into(),
+        confirmed_by: a.confirmed_by.clone(),
+        reason: a.reason.clone(),
+        recovered: match a.verification.as_deref() {
+            Some("recovered") => Some(true),
+            Some("not_recovered") => Some(false),
+            // Unverified, or not yet: the report says "not verified".
+            _ => None,
+        },
+        verification: a.verification.clone(),
+        error: a.error.clone(),
+        at: at(a.succeeded_ms.unwrap_or(a.updated_ms)),
+        sent_at: a.send_after_ms.map(at),
+    }
 }
 
 /// The span the metric chart covers: from 10 minutes before impact began to 5 minutes

@@ -332,40 +332,102 @@ fn aggregate(
     generated_at: DateTime<Utc>,
 ) -> SummitReport {
     let all: Vec<&IncidentReport> = reports.iter().map(|(_, r, _)| r).collect();
+    let mut tally = Tally::default();
     let today = generated_at.format("%Y-%m-%d").to_string();
-
-    let mut by_severity = BTreeMap::new();
-    let mut by_service = BTreeMap::new();
-    let mut by_root_cause = BTreeMap::new();
-    let mut alerts = BTreeMap::new();
-    let mut sources = BTreeMap::<String, i64>::new();
-    let mut remediations = BTreeMap::<String, (Remediation, Vec<i64>)>::new();
-    let mut weeks = BTreeMap::<String, Vec<&IncidentReport>>::new();
-    let mut factors = BTreeMap::<String, FactorCount>::new();
-    let mut open_follow_ups = Vec::new();
-    let mut causes = BTreeMap::<String, Breakdown>::new();
-    let mut services = BTreeMap::<String, Breakdown>::new();
     for (opened, r, _) in reports {
-        *by_severity.entry(r.incident.severity.clone()).or_insert(0) += 1;
+        // Still open: the time so far.
         let minutes = figure(r, "time to resolve")
             .unwrap_or_else(|| (generated_at.timestamp_millis() - opened).max(0) / 1000)
             / 60;
-        for (map, key) in [
-            (
-                &mut causes,
-                r.review
-                    .root_cause
-                    .clone()
-                    .unwrap_or_else(|| "not yet decided".into()),
-            ),
-            (
-                &mut services,
-                r.incident
-                    .service
-                    .clone()
-                    .unwrap_or_else(|| "(none)".into()),
-            ),
-        ] {
+        tally.add(*opened, r, minutes, &today);
+    }
+    let (selection_text, from, to) = selection_span(selection, reports);
+    let weeks = week_series(from, to, &tally.weeks);
+    SummitReport {
+        schema: "firebreak.summit-report.v1".into(),
+        selection: selection_text,
+        from,
+        to,
+        incidents: reports
+            .iter()
+            .map(|(opened, r, demo)| SummitIncident {
+                id: r.incident.id,
+                title: r.incident.title.clone(),
+                severity: r.incident.severity.clone(),
+                service: r.incident.service.clone(),
+                status: r.incident.status.clone(),
+                root_cause: r.review.root_cause.clone(),
+                opened: opened_at(*opened),
+                demo: *demo,
+            })
+            .collect(),
+        by_severity: counted(tally.by_severity),
+        by_service: counted(tally.by_service),
+        by_root_cause: counted(tally.by_root_cause),
+        mean_times: mean_times(&all),
+        trend: tally
+            .weeks
+            .into_iter()
+            .map(|(w, rs)| (w, mean_times(&rs)))
+            .collect(),
+        remediations: tally
+            .remediations
+            .into_values()
+            .map(|(mut r, times)| {
+                r.mean_time_to_recovery_s = mean(&times);
+                r
+            })
+            .collect(),
+        top_alerts: first_ten(counted(tally.alerts)),
+        noisiest_sources: noisiest(tally.sources),
+        contributing_factors: ranked_factors(tally.factors),
+        open_follow_ups: by_owner(tally.open_follow_ups),
+        demo_incidents: reports.iter().filter(|(_, _, demo)| *demo).count(),
+        weeks,
+        root_causes: ranked(tally.causes),
+        services: ranked(tally.services),
+        comparison: None,
+        takeaways: Vec::new(),
+        generated_at,
+    }
+}
+
+/// What the summit counts, incident by incident.
+#[derive(Default)]
+struct Tally<'a> {
+    by_severity: BTreeMap<String, usize>,
+    by_service: BTreeMap<String, usize>,
+    by_root_cause: BTreeMap<String, usize>,
+    alerts: BTreeMap<String, usize>,
+    sources: BTreeMap<String, i64>,
+    remediations: BTreeMap<String, (Remediation, Vec<i64>)>,
+    weeks: BTreeMap<String, Vec<&'a IncidentReport>>,
+    factors: BTreeMap<String, FactorCount>,
+    open_follow_ups: Vec<OpenFollowUp>,
+    causes: BTreeMap<String, Breakdown>,
+    services: BTreeMap<String, Breakdown>,
+}
+
+impl<'a> Tally<'a> {
+    /// Counts one incident, opened at `opened` (ms), that took `minutes` to resolve.
+    fn add(&mut self, opened: i64, r: &'a IncidentReport, minutes: i64, today: &str) {
+        let cause = r
+            .review
+            .root_cause
+            .clone()
+            .unwrap_or_else(|| "not yet decided".into());
+        let service = r
+            .incident
+            .service
+            .clone()
+            .unwrap_or_else(|| "(none)".into());
+        *self
+            .by_severity
+            .entry(r.incident.severity.clone())
+            .or_insert(0) += 1;
+        *self.by_service.entry(service.clone()).or_insert(0) += 1;
+        *self.by_root_cause.entry(cause.clone()).or_insert(0) += 1;
+        for (map, key) in [(&mut self.causes, cause), (&mut self.services, service)] {
             let b = map.entry(key.clone()).or_insert_with(|| Breakdown {
                 name: key,
                 incidents: 0,
@@ -376,31 +438,50 @@ fn aggregate(
             b.minutes += minutes;
             b.ids.push(r.incident.id);
         }
-        *by_service
-            .entry(
-                r.incident
-                    .service
-                    .clone()
-                    .unwrap_or_else(|| "(none)".into()),
-            )
-            .or_insert(0) += 1;
-        *by_root_cause
-            .entry(
-                r.review
-                    .root_cause
-                    .clone()
-                    .unwrap_or_else(|| "not yet decided".into()),
-            )
-            .or_insert(0) += 1;
         for a in &r.alerts {
-            *alerts.entry(a.clone()).or_insert(0) += 1;
+            *self.alerts.entry(a.clone()).or_insert(0) += 1;
         }
         for (ty, n) in &r.events_by_type {
-            *sources.entry(ty.clone()).or_insert(0) += n;
+            *self.sources.entry(ty.clone()).or_insert(0) += n;
         }
+        self.remediations_of(r);
+        for f in &r.review.contributing_factors {
+            let entry = self
+                .factors
+                .entry(firebreak_store::review::factor_key(f))
+                .or_insert_with(|| FactorCount {
+                    factor: f.clone(),
+                    incidents: Vec::new(),
+                });
+            entry.incidents.push(r.incident.id);
+        }
+        self.open_follow_ups.extend(
+            r.review
+                .follow_ups
+                .iter()
+                .filter(|f| f.status != "done")
+                .map(|f| OpenFollowUp {
+                    owner: f.owner.clone(),
+                    incident: r.incident.id,
+                    title: f.title.clone(),
+                    due: f.due.clone(),
+                    status: f.status.clone(),
+                    overdue: f.due.as_deref().is_some_and(|d| d < today),
+                }),
+        );
+        let week = opened_at(opened).iso_week();
+        self.weeks
+            .entry(format!("{}-W{:02}", week.year(), week.week()))
+            .or_default()
+            .push(r);
+    }
+
+    /// Each action by kind: used, succeeded, verified to help, and how long from sending
+    /// it to the incident's mitigation.
+    fn remediations_of(&mut self, r: &IncidentReport) {
         let mitigated = moment(r, "mitigated");
         for a in &r.actions {
-            let (e, recoveries) = remediations.entry(a.kind.clone()).or_insert_with(|| {
+            let (e, recoveries) = self.remediations.entry(a.kind.clone()).or_insert_with(|| {
                 (
                     Remediation {
                         kind: a.kind.clone(),
@@ -423,57 +504,20 @@ fn aggregate(
                 }
             }
         }
-        for f in &r.review.contributing_factors {
-            let entry = factors
-                .entry(firebreak_store::review::factor_key(f))
-                .or_insert_with(|| FactorCount {
-                    factor: f.clone(),
-                    incidents: Vec::new(),
-                });
-            entry.incidents.push(r.incident.id);
-        }
-        for f in &r.review.follow_ups {
-            if f.status != "done" {
-                open_follow_ups.push(OpenFollowUp {
-                    owner: f.owner.clone(),
-                    incident: r.incident.id,
-                    title: f.title.clone(),
-                    due: f.due.clone(),
-                    status: f.status.clone(),
-                    overdue: f.due.as_deref().is_some_and(|d| d < today.as_str()),
-                });
-            }
-        }
-        let week = DateTime::from_timestamp_millis(*opened)
-            .unwrap_or_default()
-            .iso_week();
-        weeks
-            .entry(format!("{}-W{:02}", week.year(), week.week()))
-            .or_default()
-            .push(r);
     }
-    let mut noisiest: Vec<(String, i64)> = sources.into_iter().collect();
-    noisiest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    noisiest.truncate(10);
-    let mut top_alerts = counted(alerts);
-    top_alerts.truncate(10);
-    let mut contributing_factors: Vec<FactorCount> = factors.into_values().collect();
-    contributing_factors.sort_by(|a, b| {
-        b.incidents
-            .len()
-            .cmp(&a.incidents.len())
-            .then_with(|| a.factor.cmp(&b.factor))
-    });
-    open_follow_ups.sort_by(|a, b| {
-        (a.owner.to_lowercase(), a.due.is_none(), &a.due, a.incident).cmp(&(
-            b.owner.to_lowercase(),
-            b.due.is_none(),
-            &b.due,
-            b.incident,
-        ))
-    });
-    let opened_at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
-    let (selection_text, from, to) = match selection {
+}
+
+fn opened_at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// What the report covers, in words, and its period `[from, to)`: the period asked for,
+/// or from the first chosen incident's opening to the second after the last one's.
+fn selection_span(
+    selection: &Selection,
+    reports: &[(i64, IncidentReport, bool)],
+) -> (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    match selection {
         Selection::Period { from, to } => (
             format!(
                 "incidents opened from {} to {}",
@@ -485,7 +529,6 @@ fn aggregate(
         ),
         Selection::Incidents { .. } => {
             let first = reports.first().map(|(o, _, _)| opened_at(*o));
-            // Up to the second after the last one opened: the period is `[from, to)`.
             let last = reports
                 .last()
                 .map(|(o, _, _)| opened_at(*o) + chrono::Duration::seconds(1));
@@ -504,62 +547,55 @@ fn aggregate(
                 last,
             )
         }
-    };
-    let week_list = week_series(from, to, &weeks);
-    let ranked = |map: BTreeMap<String, Breakdown>| {
-        let mut v: Vec<Breakdown> = map.into_values().collect();
-        v.sort_by(|a, b| {
-            (b.incidents, b.minutes)
-                .cmp(&(a.incidents, a.minutes))
-                .then_with(|| a.name.cmp(&b.name))
-        });
-        v
-    };
-    SummitReport {
-        schema: "firebreak.summit-report.v1".into(),
-        selection: selection_text,
-        from,
-        to,
-        incidents: reports
-            .iter()
-            .map(|(opened, r, demo)| SummitIncident {
-                id: r.incident.id,
-                title: r.incident.title.clone(),
-                severity: r.incident.severity.clone(),
-                service: r.incident.service.clone(),
-                status: r.incident.status.clone(),
-                root_cause: r.review.root_cause.clone(),
-                opened: opened_at(*opened),
-                demo: *demo,
-            })
-            .collect(),
-        by_severity: counted(by_severity),
-        by_service: counted(by_service),
-        by_root_cause: counted(by_root_cause),
-        mean_times: mean_times(&all),
-        trend: weeks
-            .into_iter()
-            .map(|(w, rs)| (w, mean_times(&rs)))
-            .collect(),
-        remediations: remediations
-            .into_values()
-            .map(|(mut r, times)| {
-                r.mean_time_to_recovery_s = mean(&times);
-                r
-            })
-            .collect(),
-        top_alerts,
-        noisiest_sources: noisiest,
-        contributing_factors,
-        open_follow_ups,
-        demo_incidents: reports.iter().filter(|(_, _, demo)| *demo).count(),
-        weeks: week_list,
-        root_causes: ranked(causes),
-        services: ranked(services),
-        comparison: None,
-        takeaways: Vec::new(),
-        generated_at,
     }
+}
+
+fn first_ten<T>(mut v: Vec<T>) -> Vec<T> {
+    v.truncate(10);
+    v
+}
+
+/// The ten event types with the most events, most first.
+fn noisiest(sources: BTreeMap<String, i64>) -> Vec<(String, i64)> {
+    let mut noisiest: Vec<(String, i64)> = sources.into_iter().collect();
+    noisiest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    first_ten(noisiest)
+}
+
+/// Factors named in the most incidents first.
+fn ranked_factors(factors: BTreeMap<String, FactorCount>) -> Vec<FactorCount> {
+    let mut v: Vec<FactorCount> = factors.into_values().collect();
+    v.sort_by(|a, b| {
+        b.incidents
+            .len()
+            .cmp(&a.incidents.len())
+            .then_with(|| a.factor.cmp(&b.factor))
+    });
+    v
+}
+
+/// Follow-ups by owner, then the soonest due (none last), then the incident.
+fn by_owner(mut follow_ups: Vec<OpenFollowUp>) -> Vec<OpenFollowUp> {
+    follow_ups.sort_by(|a, b| {
+        (a.owner.to_lowercase(), a.due.is_none(), &a.due, a.incident).cmp(&(
+            b.owner.to_lowercase(),
+            b.due.is_none(),
+            &b.due,
+            b.incident,
+        ))
+    });
+    follow_ups
+}
+
+/// Causes or services with the most incidents first, then the most minutes.
+fn ranked(map: BTreeMap<String, Breakdown>) -> Vec<Breakdown> {
+    let mut v: Vec<Breakdown> = map.into_values().collect();
+    v.sort_by(|a, b| {
+        (b.incidents, b.minutes)
+            .cmp(&(a.incidents, a.minutes))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    v
 }
 
 /// Reads one mean time.
