@@ -97,6 +97,79 @@ async fn start_fleet(
 /// beside a raw baseline (the same rows inserted straight into SQLite with one prepared
 /// statement in batched transactions, no network, no decoding, no rules).
 pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    let live = live_ingest(seconds, rate, data_dir).await?;
+    let frames = &live.frames;
+    let (rows, ceilings) = ceilings(frames, data_dir).await?;
+    let &(best_per_statement, ceiling) = ceilings
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .context("no ceiling measured")?;
+    let store_only = store_path_alone(frames, data_dir).await?;
+
+    // The per-row path: one prepared INSERT per row through sqlx.
+    let raw_db = data_dir.join(format!("bench-raw-{}.db", std::process::id()));
+    let raw = firebreak_store::Store::open(&raw_db).await?;
+    let per_row = raw
+        .bench_raw_insert(&frames[..frames.len().min(200_000)])
+        .await?;
+    raw.close().await;
+    remove_db(&raw_db);
+
+    let committed = live.committed;
+    let mut latencies = live.latencies;
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!("ingest (simulator target {rate} events/s over loopback, {seconds} s)");
+    println!(
+        "  committed to SQLite by the engine:  {committed:>10.0} events/s  ({:.2}x the ceiling)",
+        committed / ceiling
+    );
+    println!(
+        "    in {} transactions, {:.0} events each on average",
+        live.batches,
+        live.events as f64 / live.batches.max(1) as f64
+    );
+    println!(
+        "  ceiling, {rows} prebuilt rows by rusqlite, {best_per_statement} rows a statement, {} a transaction: {ceiling:>10.0} rows/s",
+        firebreak_engine::ingest::MAX_BATCH_ROWS
+    );
+    for (per_statement, rate) in &ceilings {
+        println!("    {per_statement:>4} rows a statement: {rate:>10.0} rows/s");
+    }
+    println!(
+        "  the engine's store path alone (decoded beforehand, rules, sqlx): {store_only:>10.0} events/s ({:.2}x)",
+        store_only / ceiling
+    );
+    println!("  per-row sqlx INSERT, 1,000 a transaction: {per_row:>10.0} rows/s");
+    println!(
+        "  receive-to-commit latency: p50 {} ms, p99 {} ms ({} events)",
+        pct(0.50),
+        pct(0.99),
+        latencies.len()
+    );
+    Ok(())
+}
+
+/// What the engine committed from the simulator over `seconds`, after a second's start.
+struct Live {
+    /// Events a second.
+    committed: f64,
+    events: u64,
+    batches: u64,
+    /// Each event's receive-to-commit time (ms).
+    latencies: Vec<u32>,
+    /// Every frame the simulator sent, for the baselines.
+    frames: Vec<String>,
+}
+
+/// The engine ingesting the simulator's stream over loopback into a store of its own.
+async fn live_ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Result<Live> {
     use std::sync::{Arc, Mutex};
 
     use firebreak_engine::ingest::sink::{ClusterStatus, Committed, ConsoleSink};
@@ -119,7 +192,6 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
         }
     }
 
-    std::fs::create_dir_all(data_dir)?;
     let db = data_dir.join(format!("bench-ingest-{}.db", std::process::id()));
     let store = firebreak_store::Store::open(&db).await?;
     let sim = start_sim(rate, 400_000).await?;
@@ -152,7 +224,7 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
     };
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds.max(1))).await;
-    let (end_count, mut latencies) = {
+    let (end_count, latencies) = {
         let t = tally.events.lock().unwrap_or_else(|e| e.into_inner());
         (t.0, t.1.clone())
     };
@@ -162,22 +234,26 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
     let (_, frames) = sim.sent();
     sim.shutdown();
     drop(engine);
-    let committed = (end_count - start_count) as f64 / elapsed;
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
-
     store.close().await;
     remove_db(&db);
+    Ok(Live {
+        committed: (end_count - start_count) as f64 / elapsed,
+        events: end_count - start_count,
+        batches,
+        latencies,
+        frames,
+    })
+}
 
-    // The ceiling: the same rows, built beforehand, into a fresh store of the same schema
-    // and settings by the thinnest path from Rust, in transactions of the engine's batch
-    // size; several statement sizes, the fastest taken.
-    let rows = firebreak_store::bench::ceiling_rows(&frames);
+/// The ceiling: the same rows, built beforehand, into a fresh store of the same schema
+/// and settings by the thinnest path from Rust, in transactions of the engine's batch
+/// size; for several statement sizes (rows a statement, rows a second). Returns the
+/// number of rows too.
+async fn ceilings(
+    frames: &[String],
+    data_dir: &std::path::Path,
+) -> Result<(usize, Vec<(usize, f64)>)> {
+    let rows = firebreak_store::bench::ceiling_rows(frames);
     let ceiling_db = data_dir.join(format!("bench-ceiling-{}.db", std::process::id()));
     let mut ceilings = Vec::new();
     for per_statement in [1, 32, 256] {
@@ -197,80 +273,39 @@ pub async fn ingest(seconds: u64, rate: u64, data_dir: &std::path::Path) -> Resu
         ceilings.push((per_statement, rate));
         remove_db(&ceiling_db);
     }
-    let &(best_per_statement, ceiling) = ceilings
-        .iter()
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .context("no ceiling measured")?;
+    Ok((rows.len(), ceilings))
+}
 
-    // The engine's store path alone: the same frames decoded beforehand, through the rules
-    // and the store's batch insert in the engine's batch size, no network and no simulator.
+/// The engine's store path alone: the same frames decoded beforehand, through the rules
+/// and the store's batch insert in the engine's batch size, no network and no simulator.
+/// Events a second.
+async fn store_path_alone(frames: &[String], data_dir: &std::path::Path) -> Result<f64> {
     let store_db = data_dir.join(format!("bench-store-{}.db", std::process::id()));
-    let store_only = {
-        let store = firebreak_store::Store::open(&store_db).await?;
-        let cluster = store
-            .ensure_cluster(&firebreak_store::NewCluster {
-                ca_file: None,
-                name: "bench".into(),
-                events_url: "ws://127.0.0.1:1/v1/events".into(),
-                actions_url: "http://127.0.0.1:1".into(),
-            })
-            .await?;
-        let items = firebreak_store::bench::decoded_items(
-            &frames,
-            cluster.id,
-            firebreak_engine::ingest::MAX_BATCH_ROWS,
-        );
-        let events: usize = items.iter().map(|i| i.events().len()).sum();
-        let mut rules = firebreak_engine::ingest::rules::Rules::default();
-        let t = Instant::now();
-        for item in &items {
-            firebreak_engine::ingest::record_batch(&store, std::slice::from_ref(item), &mut rules)
-                .await?;
-        }
-        let rate = events as f64 / t.elapsed().as_secs_f64();
-        store.close().await;
-        rate
-    };
-    remove_db(&store_db);
-
-    // The per-row path: one prepared INSERT per row through sqlx.
-    let raw_db = data_dir.join(format!("bench-raw-{}.db", std::process::id()));
-    let raw = firebreak_store::Store::open(&raw_db).await?;
-    let per_row = raw
-        .bench_raw_insert(&frames[..frames.len().min(200_000)])
+    let store = firebreak_store::Store::open(&store_db).await?;
+    let cluster = store
+        .ensure_cluster(&firebreak_store::NewCluster {
+            ca_file: None,
+            name: "bench".into(),
+            events_url: "ws://127.0.0.1:1/v1/events".into(),
+            actions_url: "http://127.0.0.1:1".into(),
+        })
         .await?;
-    raw.close().await;
-    remove_db(&raw_db);
-
-    println!("ingest (simulator target {rate} events/s over loopback, {seconds} s)");
-    println!(
-        "  committed to SQLite by the engine:  {committed:>10.0} events/s  ({:.2}x the ceiling)",
-        committed / ceiling
+    let items = firebreak_store::bench::decoded_items(
+        frames,
+        cluster.id,
+        firebreak_engine::ingest::MAX_BATCH_ROWS,
     );
-    println!(
-        "    in {batches} transactions, {:.0} events each on average",
-        (end_count - start_count) as f64 / batches.max(1) as f64
-    );
-    println!(
-        "  ceiling, {} prebuilt rows by rusqlite, {best_per_statement} rows a statement, {} a transaction: {ceiling:>10.0} rows/s",
-        rows.len(),
-        firebreak_engine::ingest::MAX_BATCH_ROWS
-    );
-    for (per_statement, rate) in &ceilings {
-        println!("    {per_statement:>4} rows a statement: {rate:>10.0} rows/s");
+    let events: usize = items.iter().map(|i| i.events().len()).sum();
+    let mut rules = firebreak_engine::ingest::rules::Rules::default();
+    let t = Instant::now();
+    for item in &items {
+        firebreak_engine::ingest::record_batch(&store, std::slice::from_ref(item), &mut rules)
+            .await?;
     }
-    println!(
-        "  the engine's store path alone (decoded beforehand, rules, sqlx): {store_only:>10.0} events/s ({:.2}x)",
-        store_only / ceiling
-    );
-    println!("  per-row sqlx INSERT, 1,000 a transaction: {per_row:>10.0} rows/s");
-    println!(
-        "  receive-to-commit latency: p50 {} ms, p99 {} ms ({} events)",
-        pct(0.50),
-        pct(0.99),
-        latencies.len()
-    );
-    Ok(())
+    let rate = events as f64 / t.elapsed().as_secs_f64();
+    store.close().await;
+    remove_db(&store_db);
+    Ok(rate)
 }
 
 /// Pages of an incident's timeline when the incident has `entries` timeline entries (each

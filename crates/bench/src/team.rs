@@ -93,23 +93,51 @@ async fn run(url: &str, catch_up: u64, dir: &std::path::Path) -> Result<()> {
     // Each measurement has a team (and so a stream) of its own.
     let teams = ["bench", "lag-10", "lag-50", "catch-up"].map(String::from);
     let token = db.add_person("bench", &teams).await?;
-    let client_of = |team: &str, console: Uuid| {
-        TeamClient::new(TeamLink {
-            url: base.clone(),
-            team: team.into(),
-            token: token.clone(),
-            console,
-            ca_file: None,
-        })
-    };
-    let client = |console: Uuid| client_of("bench", console);
     let incident = Uuid::now_v7();
-    client(Uuid::new_v4())?.push(vec![open(incident)]).await?;
+    team_client(&base, &token, "bench", Uuid::new_v4())?
+        .push(vec![open(incident)])
+        .await?;
     let team_id: i64 = sqlx::query_scalar("SELECT id FROM teams WHERE name = 'bench'")
         .fetch_one(db.pool())
         .await?;
 
-    // 1. Accepting records.
+    accepting(&base, &token, incident).await?;
+    accepting_baseline(&db, team_id, incident).await?;
+
+    // 2. Sync lag.
+    println!("sync lag, a note written on one console until it is in another console's store (40 notes, one each 250 ms)");
+    for consoles in [10usize, 50] {
+        let (lags, bare) = lag(dir, &base, &token, consoles).await?;
+        println!(
+            "  {consoles:>2} consoles: p50 {:>6.1} ms, p99 {:>6.1} ms ({} arrivals); a bare subscriber: p50 {:>6.1} ms, p99 {:>6.1} ms",
+            percentile(&lags, 0.5),
+            percentile(&lags, 0.99),
+            lags.len(),
+            percentile(&bare, 0.5),
+            percentile(&bare, 0.99),
+        );
+    }
+
+    // 3. Catching up.
+    catching_up(&db, dir, &base, &token, catch_up).await?;
+    server.shutdown();
+    Ok(())
+}
+
+fn team_client(base: &str, token: &str, team: &str, console: Uuid) -> Result<TeamClient> {
+    Ok(TeamClient::new(TeamLink {
+        url: base.to_owned(),
+        team: team.into(),
+        token: token.to_owned(),
+        console,
+        ca_file: None,
+    })?)
+}
+
+/// Records accepted by the server (the first figure): notes pushed over HTTP by 8 consoles
+/// at once, one and a hundred a push.
+async fn accepting(base: &str, token: &str, incident: Uuid) -> Result<()> {
+    let client = |console: Uuid| team_client(base, token, "bench", console);
     println!("team server, records accepted by one server process (notes pushed over HTTP, 8 consoles at once)");
     for batch in [1usize, 100] {
         let total = if batch == 1 { 4_000 } else { 40_000 };
@@ -137,130 +165,125 @@ async fn run(url: &str, catch_up: u64, dir: &std::path::Path) -> Result<()> {
         let rate = total as f64 / started.elapsed().as_secs_f64();
         println!("  {batch:>3} record(s) a push: {rate:>9.0} records/s");
     }
-    // Baseline: the same rows straight into the table, 100 a transaction, 8 connections.
-    {
-        let total = 40_000usize;
-        let next: i64 =
-            sqlx::query_scalar("SELECT max(seq) + 1000000 FROM records WHERE team_id = $1")
-                .bind(team_id)
-                .fetch_one(db.pool())
-                .await?;
-        let body = serde_json::to_string(&note(incident, "bench note".into()).body)?;
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for worker in 0..8i64 {
-            let pool = db.pool().clone();
-            let body = body.clone();
-            tasks.push(tokio::spawn(async move {
-                for b in 0..(total as i64 / 8 / 100) {
-                    let mut tx = pool.begin().await?;
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO records (team_id, seq, id, incident, kind, author, console, at, body) ",
-                    );
-                    q.push_values(0..100i64, |mut row, k| {
-                        row.push_bind(team_id)
-                            .push_bind(next + worker * 1_000_000 + b * 100 + k)
-                            .push_bind(Uuid::new_v4())
-                            .push_bind(incident)
-                            .push_bind("append")
-                            .push_bind("bench")
-                            .push_bind(Uuid::nil())
-                            .push_bind(Utc::now())
-                            .push_bind(body.clone())
-                            .push_unseparated("::json");
-                    });
-                    q.build().execute(&mut *tx).await?;
-                    tx.commit().await?;
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for t in tasks {
-            t.await??;
-        }
-        let rate = total as f64 / started.elapsed().as_secs_f64();
-        println!("  baseline, the rows inserted straight into PostgreSQL (100 a transaction): {rate:>9.0} records/s");
-        sqlx::query("DELETE FROM records WHERE team_id = $1 AND seq >= $2")
-            .bind(team_id)
-            .bind(next)
-            .execute(db.pool())
-            .await?;
-    }
+    Ok(())
+}
 
-    // 2. Sync lag.
-    println!("sync lag, a note written on one console until it is in another console's store (40 notes, one each 250 ms)");
-    for consoles in [10usize, 50] {
-        let (lags, bare) = lag(dir, &base, &token, consoles).await?;
-        println!(
-            "  {consoles:>2} consoles: p50 {:>6.1} ms, p99 {:>6.1} ms ({} arrivals); a bare subscriber: p50 {:>6.1} ms, p99 {:>6.1} ms",
-            percentile(&lags, 0.5),
-            percentile(&lags, 0.99),
-            lags.len(),
-            percentile(&bare, 0.5),
-            percentile(&bare, 0.99),
-        );
+/// The baseline: the same rows straight into the table, 100 a transaction, 8 connections.
+async fn accepting_baseline(db: &TeamDb, team_id: i64, incident: Uuid) -> Result<()> {
+    let total = 40_000usize;
+    let next: i64 = sqlx::query_scalar("SELECT max(seq) + 1000000 FROM records WHERE team_id = $1")
+        .bind(team_id)
+        .fetch_one(db.pool())
+        .await?;
+    let body = serde_json::to_string(&note(incident, "bench note".into()).body)?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..8i64 {
+        let pool = db.pool().clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            for b in 0..(total as i64 / 8 / 100) {
+                let mut tx = pool.begin().await?;
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO records (team_id, seq, id, incident, kind, author, console, at, body) ",
+                );
+                q.push_values(0..100i64, |mut row, k| {
+                    row.push_bind(team_id)
+                        .push_bind(next + worker * 1_000_000 + b * 100 + k)
+                        .push_bind(Uuid::new_v4())
+                        .push_bind(incident)
+                        .push_bind("append")
+                        .push_bind("bench")
+                        .push_bind(Uuid::nil())
+                        .push_bind(Utc::now())
+                        .push_bind(body.clone())
+                        .push_unseparated("::json");
+                });
+                q.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            anyhow::Ok(())
+        }));
     }
+    for t in tasks {
+        t.await??;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    println!("  baseline, the rows inserted straight into PostgreSQL (100 a transaction): {rate:>9.0} records/s");
+    sqlx::query("DELETE FROM records WHERE team_id = $1 AND seq >= $2")
+        .bind(team_id)
+        .bind(next)
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
 
-    // 3. Catching up.
-    {
-        let catch_incident = Uuid::now_v7();
-        let pusher = client_of("catch-up", Uuid::new_v4())?;
-        pusher.push(vec![open(catch_incident)]).await?;
-        let mut left = catch_up;
-        while left > 0 {
-            let n = left.min(500);
-            pusher
-                .push(
-                    (0..n)
-                        .map(|k| note(catch_incident, format!("catch-up note {k}")))
-                        .collect(),
-                )
-                .await?;
-            left -= n;
-        }
-        let catch_id: i64 = sqlx::query_scalar("SELECT id FROM teams WHERE name = 'catch-up'")
-            .fetch_one(db.pool())
+/// A new console catching up on `catch_up` records (the third figure): a bare subscriber
+/// reading them beside a console applying them to its store.
+async fn catching_up(
+    db: &TeamDb,
+    dir: &std::path::Path,
+    base: &str,
+    token: &str,
+    catch_up: u64,
+) -> Result<()> {
+    let client_of = |team: &str, console: Uuid| team_client(base, token, team, console);
+    let catch_incident = Uuid::now_v7();
+    let pusher = client_of("catch-up", Uuid::new_v4())?;
+    pusher.push(vec![open(catch_incident)]).await?;
+    let mut left = catch_up;
+    while left > 0 {
+        let n = left.min(500);
+        pusher
+            .push(
+                (0..n)
+                    .map(|k| note(catch_incident, format!("catch-up note {k}")))
+                    .collect(),
+            )
             .await?;
-        let head = db.head(catch_id).await?;
-        println!("a new console catching up on {head} records (one incident and its notes)");
-        let started = Instant::now();
-        let mut sub = client_of("catch-up", Uuid::new_v4())?.subscribe(0).await?;
-        let mut read = 0u64;
-        while let Some(frame) = sub.next().await {
-            if let Frame::CaughtUp { .. } = frame? {
-                break;
-            }
-            read += 1;
-        }
-        let bare = started.elapsed().as_secs_f64();
-        println!(
-            "  baseline, a bare subscriber reading them: {bare:.2} s ({:.0} records/s)",
-            read as f64 / bare
-        );
-        let store = Store::open(&dir.join("catch-up.db")).await?;
-        store.link_team(&base, "catch-up", None, None).await?;
-        let started = Instant::now();
-        let sync = firebreak_engine::team::sync::TeamSync::start(
-            store.clone(),
-            token.clone(),
-            Arc::new(|_| {}),
-        );
-        loop {
-            let link = store.team_link().await?.context("linked")?;
-            if link.cursor >= head {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let took = started.elapsed().as_secs_f64();
-        println!(
-            "  a console applying them to its store: {took:.2} s ({:.0} records/s)",
-            head as f64 / took
-        );
-        drop(sync);
-        store.close().await;
+        left -= n;
     }
-    server.shutdown();
+    let catch_id: i64 = sqlx::query_scalar("SELECT id FROM teams WHERE name = 'catch-up'")
+        .fetch_one(db.pool())
+        .await?;
+    let head = db.head(catch_id).await?;
+    println!("a new console catching up on {head} records (one incident and its notes)");
+    let started = Instant::now();
+    let mut sub = client_of("catch-up", Uuid::new_v4())?.subscribe(0).await?;
+    let mut read = 0u64;
+    while let Some(frame) = sub.next().await {
+        if let Frame::CaughtUp { .. } = frame? {
+            break;
+        }
+        read += 1;
+    }
+    let bare = started.elapsed().as_secs_f64();
+    println!(
+        "  baseline, a bare subscriber reading them: {bare:.2} s ({:.0} records/s)",
+        read as f64 / bare
+    );
+    let store = Store::open(&dir.join("catch-up.db")).await?;
+    store.link_team(base, "catch-up", None, None).await?;
+    let started = Instant::now();
+    let sync = firebreak_engine::team::sync::TeamSync::start(
+        store.clone(),
+        token.to_owned(),
+        Arc::new(|_| {}),
+    );
+    loop {
+        let link = store.team_link().await?.context("linked")?;
+        if link.cursor >= head {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "  a console applying them to its store: {took:.2} s ({:.0} records/s)",
+        head as f64 / took
+    );
+    drop(sync);
+    store.close().await;
     Ok(())
 }
 

@@ -489,19 +489,7 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
         Command::Sim(args) => return firebreak_sim::cli::run(args).await,
         Command::Gateway(args) => return firebreak_gateway::cli::run(args, data_dir.root()).await,
         Command::TeamServer(args) => return firebreak_team_server::cli::run(args).await,
-        Command::Bench(BenchCommand::Generator { seconds, rate }) => {
-            return firebreak_bench::generator(seconds, rate).await
-        }
-        Command::Bench(BenchCommand::Gateway { events, samples }) => {
-            return firebreak_bench::gateway(events, samples.max(1), data_dir.root()).await
-        }
-        Command::Bench(BenchCommand::Team {
-            database_url,
-            catch_up,
-        }) => return firebreak_bench::team::team(database_url, catch_up, data_dir.root()).await,
-        Command::Bench(BenchCommand::Ingest { seconds, rate }) => {
-            return firebreak_bench::ingest(seconds, rate, data_dir.root()).await
-        }
+        Command::Bench(bench) => return run_bench(bench, data_dir).await,
         Command::Runbooks(RunbooksCommand::Check { paths }) => {
             return check_runbooks(data_dir, &paths).await
         }
@@ -510,23 +498,6 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             scenario,
             speed,
         }) => return rehearse(data_dir, &runbook, &scenario, speed).await,
-        Command::Bench(BenchCommand::Timeline { entries }) => {
-            return firebreak_bench::timeline(entries, data_dir.root()).await
-        }
-        Command::Bench(BenchCommand::Export { entries }) => {
-            return firebreak_bench::export(entries, data_dir.root()).await
-        }
-        Command::Bench(BenchCommand::Startup { runs }) => {
-            return firebreak_bench::startup(runs.max(1), data_dir.root()).await
-        }
-        Command::Bench(BenchCommand::Frames {
-            rate,
-            seconds,
-            fleet,
-        }) => return firebreak_bench::frames(rate, seconds.max(1), fleet, data_dir.root()).await,
-        Command::Bench(BenchCommand::Memory { events, rate }) => {
-            return firebreak_bench::memory(events, rate, data_dir.root()).await
-        }
         other => other,
     };
     let store = Store::open(&data_dir.database()).await?;
@@ -606,18 +577,8 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
             format,
             output,
         } => {
-            let selection = match (from, to) {
-                (Some(from), Some(to)) => period(from, to)?,
-                _ => firebreak_reports::summit::Selection::Incidents { ids: incidents },
-            };
-            let baseline = match (baseline_from, baseline_to) {
-                (Some(from), Some(to)) => match period(from, to)? {
-                    firebreak_reports::summit::Selection::Period { from, to } => Some((from, to)),
-                    firebreak_reports::summit::Selection::Incidents { .. } => None,
-                },
-                _ => None,
-            };
-            write_summit(&store, &selection, baseline, &format, output).await
+            let baseline = baseline_from.zip(baseline_to);
+            summit(&store, from.zip(to), incidents, baseline, &format, output).await
         }
         Command::Export { incident, output } => export_bundle(&store, incident, output).await,
         Command::Import { file } => import_bundle(&store, &file).await,
@@ -635,6 +596,65 @@ async fn headless(command: Command, data_dir: &DataDir) -> Result<()> {
     };
     store.close().await;
     result
+}
+
+/// The benchmarks (README's Performance section), each on its own data under the data
+/// dir.
+async fn run_bench(bench: BenchCommand, data_dir: &DataDir) -> Result<()> {
+    match bench {
+        BenchCommand::Generator { seconds, rate } => {
+            firebreak_bench::generator(seconds, rate).await
+        }
+        BenchCommand::Gateway { events, samples } => {
+            firebreak_bench::gateway(events, samples.max(1), data_dir.root()).await
+        }
+        BenchCommand::Team {
+            database_url,
+            catch_up,
+        } => firebreak_bench::team::team(database_url, catch_up, data_dir.root()).await,
+        BenchCommand::Ingest { seconds, rate } => {
+            firebreak_bench::ingest(seconds, rate, data_dir.root()).await
+        }
+        BenchCommand::Timeline { entries } => {
+            firebreak_bench::timeline(entries, data_dir.root()).await
+        }
+        BenchCommand::Export { entries } => firebreak_bench::export(entries, data_dir.root()).await,
+        BenchCommand::Startup { runs } => {
+            firebreak_bench::startup(runs.max(1), data_dir.root()).await
+        }
+        BenchCommand::Frames {
+            rate,
+            seconds,
+            fleet,
+        } => firebreak_bench::frames(rate, seconds.max(1), fleet, data_dir.root()).await,
+        BenchCommand::Memory { events, rate } => {
+            firebreak_bench::memory(events, rate, data_dir.root()).await
+        }
+    }
+}
+
+/// The summit report of a period (`from`, `to`) or of chosen incidents, compared with a
+/// baseline period when one is given.
+async fn summit(
+    store: &Store,
+    period_asked: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+    incidents: Vec<i64>,
+    baseline: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+    format: &str,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let selection = match period_asked {
+        Some((from, to)) => period(from, to)?,
+        None => firebreak_reports::summit::Selection::Incidents { ids: incidents },
+    };
+    let baseline = match baseline {
+        Some((from, to)) => match period(from, to)? {
+            firebreak_reports::summit::Selection::Period { from, to } => Some((from, to)),
+            firebreak_reports::summit::Selection::Incidents { .. } => None,
+        },
+        None => None,
+    };
+    write_summit(store, &selection, baseline, format, output).await
 }
 
 fn open_window(
