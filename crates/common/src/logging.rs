@@ -14,13 +14,7 @@ const KEPT_FILES: usize = 7;
 /// Installs the global subscriber. Keep the guard alive: dropping it flushes the file.
 /// A log dir that cannot be created costs the file, never the run.
 pub fn init(log_dir: &Path) -> Option<WorkerGuard> {
-    let filter = || {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,firebreak=info"))
-    };
-    let stderr = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_filter(filter());
+    let stderr = stderr_layer();
 
     let appender = std::fs::create_dir_all(log_dir).ok().and_then(|_| {
         tracing_appender::rolling::Builder::new()
@@ -55,11 +49,23 @@ pub fn init(log_dir: &Path) -> Option<WorkerGuard> {
 /// Installs the global subscriber for a server: stderr only, which systemd's journal (or
 /// the container runtime) keeps and rotates.
 pub fn init_stderr() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,firebreak=info"));
-    let stderr = fmt::layer()
+    let _ = tracing_subscriber::registry()
+        .with(stderr_layer())
+        .try_init();
+}
+
+/// `RUST_LOG`, else `info` for Firebreak's crates and `warn` for libraries.
+fn filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,firebreak=info"))
+}
+
+/// Readable lines on stderr, without the module path.
+fn stderr_layer<S>() -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
-        .with_filter(filter);
-    let _ = tracing_subscriber::registry().with(stderr).try_init();
+        .with_filter(filter())
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::config::{Hook, Secret};
+use firebreak_server::secret::mask;
 
 /// Output kept from a hook: its last bytes, where the reason for a failure usually is.
 pub const OUTPUT_LIMIT: usize = 16 * 1024;
@@ -85,8 +86,6 @@ pub struct Outcome {
     /// The last [`OUTPUT_LIMIT`] bytes of stdout and stderr (or the HTTP answer's body).
     pub output: String,
 }
-
-pub use firebreak_server::secret::{keep as keep_secret, mask};
 
 /// Runs `hook` for `call`; never panics, never waits past `timeout`. What it said is cut
 /// to its last [`OUTPUT_LIMIT`] bytes and has the gateway's secrets masked: it reaches
