@@ -199,6 +199,7 @@ event_types! {
     NodeDown => "node.down", NodeDown;
     NodeDegraded => "node.degraded", NodeDegraded;
     ServiceMetrics => "service.metrics", ServiceMetrics;
+    RevisionMetrics => "service.revision_metrics", RevisionMetrics;
     AlertFiring => "alert.firing", AlertFiring;
     AlertResolved => "alert.resolved", AlertResolved;
     RegionStatus => "region.status", RegionStatus;
@@ -365,6 +366,50 @@ pub struct ServiceMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub team: Option<String>,
+}
+
+/// A service's figures in one region over the last window, split by the revision its
+/// nodes serve: sent during a rollout, beside `service.metrics`, for each region where
+/// the service served requests. Counts, not only rates, so that a console can weigh the
+/// evidence of a canary verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevisionMetrics {
+    pub service: String,
+    pub region: String,
+    pub window_s: u32,
+    /// Whether this region is the service's primary (serving its traffic).
+    pub primary: bool,
+    /// The revisions serving in the region: the rollout's new one (`canary`) and the one
+    /// it started from (`stable`).
+    #[schemars(length(min = 1, max = 8))]
+    pub revisions: Vec<RevisionFigures>,
+}
+
+/// One revision's share of a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevisionFigures {
+    pub revision: u32,
+    pub role: RevisionRole,
+    /// The nodes serving it in the region.
+    pub nodes: u32,
+    /// Requests answered over the window, and how many of them failed.
+    pub requests: u64,
+    pub errors: u64,
+    #[schemars(range(min = 0))]
+    pub latency_p50_ms: f64,
+    #[schemars(range(min = 0))]
+    pub latency_p99_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RevisionRole {
+    /// The revision a rollout is bringing in.
+    Canary,
+    /// The revision the rollout started from.
+    Stable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

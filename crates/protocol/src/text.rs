@@ -145,7 +145,7 @@ pub fn describe(ty: EventType, data: &Value) -> Option<String> {
                 )
             }
         }
-        T::ServiceMetrics | T::RegionStatus | T::SyntheticLoad => return None,
+        T::ServiceMetrics | T::RevisionMetrics | T::RegionStatus | T::SyntheticLoad => return None,
     })
 }
 

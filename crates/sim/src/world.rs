@@ -42,6 +42,11 @@ const PROMOTE_TAKES_S: u64 = 2;
 const PROGRESS_DEADLINE_S: u64 = 180;
 
 const ERROR_RATE_LIMIT: f64 = 0.05;
+/// What a bad revision does on the nodes that serve it: the share of requests it fails
+/// on top, and how much slower its median and its tail are.
+const BAD_ERRORS: f64 = 0.3;
+const BAD_P50: f64 = 1.6;
+const BAD_TAIL: f64 = 2.2;
 const QUEUE_LIMIT: f64 = 2_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +74,20 @@ struct Placement {
     nodes: Vec<Node>,
     queue: f64,
     last: Sample,
+    /// While a rollout runs: each revision's share of the window so far.
+    by_revision: BTreeMap<u32, RevisionWindow>,
+}
+
+/// One revision's requests, failures and latency summed over the seconds of a window.
+#[derive(Debug, Clone, Copy, Default)]
+struct RevisionWindow {
+    nodes: u32,
+    requests: f64,
+    /// Expected failures (drawn as a count when the window is reported).
+    errors: f64,
+    p50_sum: f64,
+    p99_sum: f64,
+    seconds: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -170,6 +189,9 @@ pub struct ActionFaults {
 
 pub struct World {
     rng: Rng,
+    /// Draws the failed-request counts of the figures by revision: a generator of its own,
+    /// so that the rest of a seeded run is what it was before they were reported.
+    counts_rng: Rng,
     pub t: u64,
     start: DateTime<Utc>,
     start_hour: f64,
@@ -357,6 +379,7 @@ impl World {
                                 })
                                 .collect(),
                             region: region.clone(),
+                            by_revision: BTreeMap::new(),
                             pool,
                             queue: 0.0,
                             last: Sample::default(),
@@ -390,6 +413,7 @@ impl World {
         steps.sort_by_key(|s| s.at);
         World {
             rng: Rng::new(seed),
+            counts_rng: Rng::new(seed ^ 0x5eed_c0de_cafe_f00d),
             t: 0,
             start,
             start_hour: 14.0,
@@ -732,6 +756,7 @@ impl World {
                 .map(|r| r.n)
                 .collect();
             let primary = svc.primary;
+            let rolling = svc.rollout.is_some();
             for (p, placement) in svc.placements.iter_mut().enumerate() {
                 let rps = if p == primary { demand } else { 0.0 };
                 let serving: Vec<&Node> = placement
@@ -782,6 +807,41 @@ impl World {
                 }
                 if capacity == 0.0 && rps > 0.0 {
                     error_rate = 1.0;
+                }
+                if rolling && rps > 0.0 && capacity > 0.0 {
+                    // Each revision's share of the requests goes with its nodes' weight; a
+                    // bad one fails and slows only on its own nodes.
+                    let overload = if u > 1.1 {
+                        ((u - 1.1) * 0.6).min(0.5)
+                    } else {
+                        0.0
+                    };
+                    let total: f64 = serving.iter().map(weight).sum();
+                    let mut revisions: Vec<u32> = serving.iter().map(|n| n.revision).collect();
+                    revisions.sort_unstable();
+                    revisions.dedup();
+                    for r in revisions {
+                        let on: Vec<&&Node> = serving.iter().filter(|n| n.revision == r).collect();
+                        let share = on.iter().map(|n| weight(n)).sum::<f64>() / total;
+                        let is_bad = bad.contains(&r);
+                        let p50 = svc.p50_ms
+                            * (1.0 + 0.3 * u.min(1.0).powi(2))
+                            * (if is_bad { BAD_P50 } else { 1.0 })
+                            * jitter
+                            + queue_delay_ms;
+                        let p99 = p50 * 2.6 * (if is_bad { BAD_TAIL } else { 1.0 }) * congestion;
+                        let error_rate =
+                            (0.002 * jitter + if is_bad { BAD_ERRORS } else { 0.0 } + overload)
+                                .clamp(0.0, 1.0);
+                        let w = placement.by_revision.entry(r).or_default();
+                        let requests = rps * jitter * share;
+                        w.nodes = on.len() as u32;
+                        w.requests += requests;
+                        w.errors += requests * error_rate;
+                        w.p50_sum += p50;
+                        w.p99_sum += p99;
+                        w.seconds += 1;
+                    }
                 }
                 placement.last = Sample {
                     p50: if rps > 0.0 { p50 } else { 0.0 },
@@ -1022,6 +1082,64 @@ impl World {
         for m in out {
             self.emit(
                 EventType::ServiceMetrics,
+                format!("service/{}", m.service),
+                &m,
+            );
+        }
+        self.report_revisions();
+    }
+
+    /// While a rollout runs, each region's window split by revision: the new one and the
+    /// one it started from, with their requests and failed requests counted.
+    fn report_revisions(&mut self) {
+        let mut out = Vec::new();
+        for svc in &mut self.services {
+            let roles = svc.rollout.as_ref().map(|r| (r.to, r.from));
+            for (p, placement) in svc.placements.iter_mut().enumerate() {
+                let window = std::mem::take(&mut placement.by_revision);
+                let Some((canary, stable)) = roles else {
+                    continue;
+                };
+                let mut revisions = Vec::new();
+                // The seconds the window covers: fewer than five in the one a rollout began in.
+                let seconds = window.values().map(|w| w.seconds).max().unwrap_or(0);
+                for (revision, role) in [
+                    (canary, RevisionRole::Canary),
+                    (stable, RevisionRole::Stable),
+                ] {
+                    let Some(w) = window.get(&revision).filter(|w| w.seconds > 0) else {
+                        continue;
+                    };
+                    let requests = w.requests.round() as u64;
+                    let share = if w.requests > 0.0 {
+                        w.errors / w.requests
+                    } else {
+                        0.0
+                    };
+                    revisions.push(RevisionFigures {
+                        revision,
+                        role,
+                        nodes: w.nodes,
+                        requests,
+                        errors: binomial(&mut self.counts_rng, requests, share),
+                        latency_p50_ms: round(w.p50_sum / f64::from(w.seconds)),
+                        latency_p99_ms: round(w.p99_sum / f64::from(w.seconds)),
+                    });
+                }
+                if revisions.iter().any(|r| r.requests > 0) {
+                    out.push(RevisionMetrics {
+                        service: svc.name.clone(),
+                        region: placement.region.clone(),
+                        window_s: seconds,
+                        primary: p == svc.primary,
+                        revisions,
+                    });
+                }
+            }
+        }
+        for m in out {
+            self.emit(
+                EventType::RevisionMetrics,
                 format!("service/{}", m.service),
                 &m,
             );
@@ -1737,6 +1855,27 @@ fn rollout_state(r: &Rollout) -> &'static str {
     } else {
         "running"
     }
+}
+
+/// A count of failures among `n` requests that each fail with probability `p`: exact
+/// for a few hundred, the normal approximation beyond.
+fn binomial(rng: &mut Rng, n: u64, p: f64) -> u64 {
+    if n == 0 || p <= 0.0 {
+        return 0;
+    }
+    if p >= 1.0 {
+        return n;
+    }
+    if n <= 500 {
+        return (0..n).filter(|_| rng.chance(p)).count() as u64;
+    }
+    let mean = n as f64 * p;
+    let sd = (mean * (1.0 - p)).sqrt();
+    // Box-Muller: a standard normal from two uniforms (the first kept off zero).
+    let u1 = 1.0 - rng.unit();
+    let u2 = rng.unit();
+    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    (mean + sd * z).round().clamp(0.0, n as f64) as u64
 }
 
 fn round(v: f64) -> f64 {

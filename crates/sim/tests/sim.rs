@@ -789,6 +789,13 @@ async fn print_protocol_examples() {
         for raw in reader.seen.lock().unwrap().raw.iter() {
             let v: serde_json::Value = serde_json::from_str(raw).unwrap();
             let ty = v["type"].as_str().unwrap().to_owned();
+            // Figures by revision: one with both, the new revision's and the stable one's.
+            let partial = v["data"]["revisions"]
+                .as_array()
+                .is_some_and(|r| r.len() < 2);
+            if partial {
+                continue;
+            }
             examples
                 .entry(ty)
                 .or_insert_with(|| serde_json::to_string_pretty(&v).unwrap());

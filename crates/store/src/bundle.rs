@@ -271,7 +271,8 @@ impl Store {
                    UNION SELECT event_seq FROM timeline_entries WHERE incident_id = ?1 AND event_seq IS NOT NULL \
                    UNION SELECT e.seq FROM events e JOIN incidents i ON i.id = ?1 \
                      WHERE e.cluster_id = i.cluster_id AND e.service = i.service \
-                     AND e.type = 'dev.firebreak.service.metrics' AND e.received_ms BETWEEN ?2 AND ?3) \
+                     AND e.type IN ('dev.firebreak.service.metrics', 'dev.firebreak.service.revision_metrics') \
+                     AND e.received_ms BETWEEN ?2 AND ?3) \
                  GROUP BY seq / {JSON_CHUNK_ROWS} ORDER BY seq / {JSON_CHUNK_ROWS}"
             )))
             .bind(incident_id)

@@ -587,7 +587,7 @@ async fn backfill(
     .await?;
     let earlier: Vec<(i64, String, i64, String)> = sqlx::query_as(
         "SELECT seq, type, time_ms, raw FROM events WHERE cluster_id = ? AND service = ? AND time_ms >= ? \
-         AND seq < ? AND type NOT IN ('dev.firebreak.service.metrics', 'dev.firebreak.synthetic.load', \
+         AND seq < ? AND type NOT IN ('dev.firebreak.service.metrics', 'dev.firebreak.service.revision_metrics', 'dev.firebreak.synthetic.load', \
                                       'dev.firebreak.source.degraded') \
          ORDER BY seq DESC LIMIT ?",
     )

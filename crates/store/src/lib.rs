@@ -29,6 +29,7 @@ mod incidents;
 pub mod ingest;
 pub mod paths;
 pub mod review;
+pub mod rollouts;
 pub mod runbook_step;
 pub mod runs;
 mod settings;
