@@ -11,6 +11,7 @@
 //! - `team`: the console's side of working an incident with a team server.
 
 pub mod actions;
+pub mod canary;
 pub mod ingest;
 pub mod runbooks;
 pub mod secrets;

@@ -1,12 +1,14 @@
 //! The console engine's suites, in one test executable: the action desk (`actions`), the
-//! fleet board (`fleet`), ingest from a live stream (`ingest`), recording in batches
-//! (`recording`), runbooks (`runbooks`), the watchlist and the keychain (`watchlist`).
+//! canary verdict (`canary`), the fleet board (`fleet`), ingest from a live stream
+//! (`ingest`), recording in batches (`recording`), runbooks (`runbooks`), the watchlist
+//! and the keychain (`watchlist`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is how a test fails
 
 use firebreak_test_support as support;
 
 mod actions;
+mod canary;
 mod fleet;
 mod ingest;
 mod recording;
