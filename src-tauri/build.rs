@@ -21,6 +21,7 @@ fn main() {
             "propose_silence",
             "rollout_state",
             "fleet_board",
+            "rollout_verdicts",
             "incident_changes",
             "bench_frames",
             "show_incident_in_title",

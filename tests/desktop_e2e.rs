@@ -269,6 +269,29 @@ async fn wait_text(
     }
 }
 
+/// [`wait_text`] on whatever element matches `css` at each try (one the page replaces
+/// as it changes, like a verdict that goes from "after the first wave" to its sentence).
+async fn wait_css_text(
+    session: &support::webdriver::Session,
+    css: &str,
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let element = session.wait_for(css).await;
+        let text = session.text(&element).await;
+        if ok(&text) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}; last seen:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cluster_added_in_the_window_streams_into_the_feed_and_keeps_its_token_in_the_keychain() {
     let _window = ONE_WINDOW.lock().await;
@@ -572,6 +595,16 @@ async fn a_bad_rollout_paused_in_the_window_stops_its_waves() {
     let board = session.wait_for("[data-testid=fleet-rollout]").await;
     let text = session.text(&board).await;
     assert!(text.contains("r41 → r42"), "{text}");
+    // The canary verdict on the board, judged from what the window recorded: revision 42
+    // fails at wave 1 against revision 41, said in one sentence.
+    let verdict = wait_css_text(
+        &session,
+        "[data-testid=fleet-verdict]",
+        "the canary verdict",
+        |t| t.contains("Revision 42 fails"),
+    )
+    .await;
+    assert!(verdict.contains("on revision 41"), "{verdict}");
     session.screenshot("fleet-rollout").await;
     session.click_on("[data-testid=fleet-pause]").await;
     let preview = session.wait_for("[data-testid=action-preview]").await;

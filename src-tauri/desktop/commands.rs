@@ -33,6 +33,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         propose_silence,
         rollout_state,
         fleet_board,
+        rollout_verdicts,
         incident_changes,
         bench_frames,
         show_incident_in_title,
@@ -323,6 +324,18 @@ async fn show_incident_in_title<R: tauri::Runtime>(
 #[tauri::command]
 async fn fleet_board(console: State<'_, Console>) -> Reply<firebreak_store::fleet::FleetBoard> {
     Ok(console.store()?.fleet_board().await?)
+}
+
+/// The canary verdicts of a service's newest rollout, wave by wave, from what the store
+/// recorded of it (its figures by revision); none when the service never rolled out.
+#[tauri::command]
+async fn rollout_verdicts(
+    console: State<'_, Console>,
+    cluster_id: i64,
+    service: String,
+) -> Reply<Option<firebreak_engine::canary::RolloutVerdicts>> {
+    let store = console.store()?;
+    Ok(firebreak_engine::canary::rollout_verdicts(store, cluster_id, &service).await?)
 }
 
 /// What changed on the incident's service from an hour before it opened: rollouts, model

@@ -143,6 +143,7 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
       throw new HostError('refused', 'no cluster in this fake');
     },
     fleetBoard: async () => ({ clusters: [] }),
+    rolloutVerdicts: async () => null,
     incidentChanges: async () => [],
     benchFrames: async () => {},
     showIncidentInTitle: async () => {},
@@ -1410,6 +1411,43 @@ describe('fleet', () => {
     // Running: no resume or promote.
     expect(screen.queryByTestId('fleet-resume')).toBeNull();
     expect(screen.queryByTestId('fleet-promote')).toBeNull();
+  });
+
+  it("shows a rollout's canary verdict wave by wave, its sentence as text and its evidence on hover", async () => {
+    const running = board();
+    running.clusters[0].services[0].rollout!.stalled = null;
+    const verdict = (wave: number, outcome: 'fail' | 'inconclusive', sentence: string) => ({
+      outcome, sentence, canaryRevision: 42, stableRevision: 41, windows: 2 * wave, wave, waves: 4,
+      alpha: 0.05 / 24, confidence: 1 - 0.1 / 24,
+      errors: { canaryRequests: 4800, canaryErrors: 1490, stableRequests: 4800, stableErrors: 19, canaryRate: 0.31, stableRate: 0.004, difference: 0.306, ratio: 77.5, low: 0.29, high: 0.32, pValue: 1e-300 },
+      latency: { canaryP99Ms: 2100, stableP99Ms: 600, ratio: 3.5, ratioLow: null, ratioHigh: null, pValue: 0.17, exact: true },
+    });
+    const asked: [number, string][] = [];
+    const host = fakeHost([incident(7, { clusterId: 1, service: 'llm-assistant' })], {
+      fleetBoard: async () => running,
+      rolloutVerdicts: async (clusterId, service) => {
+        asked.push([clusterId, service]);
+        return {
+          deployment: 'llm-assistant-serving', fromRevision: 41, toRevision: 42, waves: 4, ended: null, noData: false,
+          byWave: [verdict(1, 'fail', `Revision 42 fails 31 % of requests against 0.4 % on revision 41 over 2 windows, p < 0.001 <img src=x onerror=alert(1)>`)],
+          firstFail: null,
+        };
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-fleet'));
+    const shown = await screen.findByTestId('fleet-verdict');
+    // Asked only for the service whose rollout runs.
+    expect(asked).toEqual([[1, 'llm-assistant']]);
+    expect(shown.dataset.outcome).toBe('fail');
+    expect(shown.textContent).toContain('fail');
+    const sentence = screen.getByTestId('fleet-verdict-sentence');
+    expect(sentence.textContent).toContain('Revision 42 fails 31 % of requests against 0.4 % on revision 41');
+    expect(sentence.querySelector('img')).toBeNull();
+    const title = shown.getAttribute('title') ?? '';
+    expect(title).toContain('wave 1 of 4, 2 windows');
+    expect(title).toContain('errors: r42 1,490 of 4,800 (31.0 %) against r41 19 of 4,800 (0.4 %)');
+    expect(title).toContain('p99: 2,100 ms against 600 ms; 3.50× (too few windows to bound it)');
   });
 
   it('offers promote on the board only for a paused rollout on a healthy service', async () => {

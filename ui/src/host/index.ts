@@ -11,6 +11,7 @@ import type { Match } from '../bindings/Match';
 import type { RunRecord } from '../bindings/RunRecord';
 import type { RolloutState } from '../bindings/RolloutState';
 import type { FleetBoard } from '../bindings/FleetBoard';
+import type { RolloutVerdicts } from '../bindings/RolloutVerdicts';
 import type { Change } from '../bindings/Change';
 import type { ConsoleUpdate } from '../bindings/ConsoleUpdate';
 import type { Diagnostics } from '../bindings/Diagnostics';
@@ -69,6 +70,8 @@ export interface Host {
   rolloutState(incidentId: number): Promise<RolloutState>;
   /** Every watched cluster's services × regions, as the store recorded them. */
   fleetBoard(): Promise<FleetBoard>;
+  /** The canary verdicts of a service's newest rollout, wave by wave (none: it never rolled out). */
+  rolloutVerdicts(clusterId: number, service: string): Promise<RolloutVerdicts | null>;
   /** Rollouts, model changes and actions on the incident's service, newest first. */
   incidentChanges(incidentId: number): Promise<Change[]>;
   /** Names the incident (or none) in the window's title; Rust reads its title. */
@@ -197,6 +200,7 @@ export const tauriHost: Host = {
     call('propose_action', { incidentId, kind, toRevision: choice?.toRevision ?? null, full: choice?.full ?? null }),
   rolloutState: (incidentId) => call('rollout_state', { incidentId }),
   fleetBoard: () => call('fleet_board'),
+  rolloutVerdicts: (clusterId, service) => call('rollout_verdicts', { clusterId, service }),
   incidentChanges: (incidentId) => call('incident_changes', { incidentId }),
   benchFrames: (frames) => call('bench_frames', { frames }),
   showIncidentInTitle: (incidentId) => call('show_incident_in_title', { incidentId }),
