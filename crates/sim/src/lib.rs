@@ -185,6 +185,37 @@ pub async fn start_demo(speed: f64, scenario: Option<&str>) -> Result<RunningSim
 }
 
 /// Binds, then runs the world and the server in the background of the current runtime.
+/// One event of a run told without a server ([`story`]).
+#[derive(Debug, Clone)]
+pub struct Told {
+    pub ty: EventType,
+    pub time: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+/// The events `scenario` tells over its first `seconds` for `seed`, stepped as fast as the
+/// machine goes, without a socket: what the benchmarks judge many runs on. The same as a
+/// running simulator sends (less its synthetic load), in order.
+pub fn story(scenario: &Scenario, seed: u64, start: DateTime<Utc>, seconds: u64) -> Vec<Told> {
+    let mut world = World::new(
+        scenario,
+        seed,
+        start,
+        ActionFaults::default(),
+        FleetShape::default(),
+    );
+    let mut told = Vec::new();
+    for _ in 0..seconds {
+        world.tick();
+        told.extend(world.outbox.drain(..).map(|e| Told {
+            ty: e.ty,
+            time: e.time,
+            data: e.data,
+        }));
+    }
+    told
+}
+
 pub async fn start(opts: SimOptions) -> Result<RunningSim> {
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await

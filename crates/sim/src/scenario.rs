@@ -64,6 +64,14 @@ pub enum Change {
         /// A bad model: errors and latency climb on every node that serves it.
         #[serde(default)]
         bad: bool,
+        /// How bad (either makes the revision bad): the share of requests its nodes fail
+        /// on top of the usual (0 to 1; 0.3 when only `bad` is said), and how many times
+        /// slower their p99 is (at least 1; when only `bad` is said, the median is 1.6
+        /// times slower and the p99 3.5 times).
+        #[serde(default)]
+        errors: Option<f64>,
+        #[serde(default)]
+        latency: Option<f64>,
         waves: u32,
         wave_interval_s: u64,
         /// The pipeline stalls when it reaches this wave, leaving its nodes drained.
@@ -106,6 +114,25 @@ impl Scenario {
     pub fn parse(text: &str, origin: &str) -> Result<Scenario> {
         let s: Scenario =
             toml::from_str(text).with_context(|| format!("scenario {origin} is not valid"))?;
+        for step in &s.steps {
+            if let Change::Rollout {
+                errors, latency, ..
+            } = &step.change
+            {
+                if errors.is_some_and(|e| !(0.0..=1.0).contains(&e)) {
+                    bail!(
+                        "scenario {origin}: the rollout at {} s has errors outside 0 to 1",
+                        step.at
+                    );
+                }
+                if latency.is_some_and(|l| !(l >= 1.0 && l.is_finite())) {
+                    bail!(
+                        "scenario {origin}: the rollout at {} s has a latency factor below 1",
+                        step.at
+                    );
+                }
+            }
+        }
         Ok(s)
     }
 

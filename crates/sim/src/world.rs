@@ -45,8 +45,10 @@ const ERROR_RATE_LIMIT: f64 = 0.05;
 /// What a bad revision does on the nodes that serve it: the share of requests it fails
 /// on top, and how much slower its median and its tail are.
 const BAD_ERRORS: f64 = 0.3;
-const BAD_P50: f64 = 1.6;
-const BAD_TAIL: f64 = 2.2;
+/// 1.6 and 2.2 times, as what they add (written out, so that the figures of the built-in
+/// bad model stay what they were to the last digit).
+const BAD_P50_EXTRA: f64 = 0.6;
+const BAD_TAIL_EXTRA: f64 = 1.2;
 const QUEUE_LIMIT: f64 = 2_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +125,30 @@ struct Rev {
     n: u32,
     model: String,
     bad: bool,
+    /// On its nodes, when bad: the share of requests failed on top of the usual, and how
+    /// much slower (added to 1) the median and the tail beyond it are.
+    errors: f64,
+    p50_extra: f64,
+    tail_extra: f64,
     created_at: DateTime<Utc>,
+}
+
+impl Rev {
+    /// A revision's effect on its nodes from a scenario's words.
+    fn effect(bad: bool, errors: Option<f64>, latency: Option<f64>) -> (bool, f64, f64, f64) {
+        let bad = bad || errors.is_some() || latency.is_some();
+        if !bad {
+            return (false, 0.0, 0.0, 0.0);
+        }
+        let (p50_extra, tail_extra) = match (errors, latency) {
+            (_, Some(l)) => (0.0, l - 1.0),
+            // Errors alone: no slower.
+            (Some(_), None) => (0.0, 0.0),
+            (None, None) => (BAD_P50_EXTRA, BAD_TAIL_EXTRA),
+        };
+        let errors = errors.unwrap_or(if latency.is_some() { 0.0 } else { BAD_ERRORS });
+        (true, errors, p50_extra, tail_extra)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -359,6 +384,9 @@ impl World {
                         n: *n,
                         model: model.to_string(),
                         bad: false,
+                        errors: 0.0,
+                        p50_extra: 0.0,
+                        tail_extra: 0.0,
                         created_at: start - Duration::days(30 * (spec.revisions.len() - i) as i64),
                     })
                     .collect();
@@ -486,6 +514,8 @@ impl World {
                 revision,
                 model,
                 bad,
+                errors,
+                latency,
                 waves,
                 wave_interval_s,
                 stall_at_wave,
@@ -497,10 +527,14 @@ impl World {
                 let svc = &mut self.services[s];
                 let from = svc.current;
                 let from_model = svc.model(from);
+                let (bad, errors, p50_extra, tail_extra) = Rev::effect(bad, errors, latency);
                 svc.revisions.push(Rev {
                     n: revision,
                     model: model.clone(),
                     bad,
+                    errors,
+                    p50_extra,
+                    tail_extra,
                     created_at: now,
                 });
                 svc.current = revision;
@@ -749,11 +783,12 @@ impl World {
         {
             let svc = &mut self.services[s];
             let demand = svc.base_rps * daily * burst * svc.load;
-            let bad: Vec<u32> = svc
+            // Each bad revision and what it does on its nodes.
+            let bad: Vec<(u32, f64, f64, f64)> = svc
                 .revisions
                 .iter()
                 .filter(|r| r.bad)
-                .map(|r| r.n)
+                .map(|r| (r.n, r.errors, r.p50_extra, r.tail_extra))
                 .collect();
             let primary = svc.primary;
             let rolling = svc.rollout.is_some();
@@ -772,12 +807,19 @@ impl World {
                     }
                 };
                 let capacity: f64 = serving.iter().map(weight).sum::<f64>() * svc.capacity_per_node;
-                let bad_share = if serving.is_empty() {
-                    0.0
-                } else {
-                    serving.iter().filter(|n| bad.contains(&n.revision)).count() as f64
-                        / serving.len() as f64
-                };
+                // The bad revisions' shares of the serving nodes, weighing what each does.
+                let (mut bad_errors, mut p50_extra, mut tail_extra) = (0.0, 0.0, 0.0);
+                for (r, errors, p50, tail) in &bad {
+                    let share = if serving.is_empty() {
+                        0.0
+                    } else {
+                        serving.iter().filter(|n| n.revision == *r).count() as f64
+                            / serving.len() as f64
+                    };
+                    bad_errors += share * errors;
+                    p50_extra += p50 * share;
+                    tail_extra += tail * share;
+                }
                 let u = if capacity > 0.0 {
                     rps / capacity
                 } else if rps > 0.0 {
@@ -794,14 +836,12 @@ impl World {
                 } else {
                     0.0
                 };
-                let p50 = svc.p50_ms
-                    * (1.0 + 0.3 * u.min(1.0).powi(2))
-                    * (1.0 + 0.6 * bad_share)
-                    * jitter
-                    + queue_delay_ms;
+                let p50 =
+                    svc.p50_ms * (1.0 + 0.3 * u.min(1.0).powi(2)) * (1.0 + p50_extra) * jitter
+                        + queue_delay_ms;
                 let congestion = if u > 0.9 { 1.0 + 4.0 * (u - 0.9) } else { 1.0 };
-                let p99 = p50 * 2.6 * (1.0 + 1.2 * bad_share) * congestion;
-                let mut error_rate = 0.002 * jitter + bad_share * 0.3;
+                let p99 = p50 * 2.6 * (1.0 + tail_extra) * congestion;
+                let mut error_rate = 0.002 * jitter + bad_errors;
                 if u > 1.1 {
                     error_rate += ((u - 1.1) * 0.6).min(0.5);
                 }
@@ -823,16 +863,17 @@ impl World {
                     for r in revisions {
                         let on: Vec<&&Node> = serving.iter().filter(|n| n.revision == r).collect();
                         let share = on.iter().map(|n| weight(n)).sum::<f64>() / total;
-                        let is_bad = bad.contains(&r);
+                        let (errors, p50_extra, tail_extra) = bad
+                            .iter()
+                            .find(|b| b.0 == r)
+                            .map_or((0.0, 0.0, 0.0), |b| (b.1, b.2, b.3));
                         let p50 = svc.p50_ms
                             * (1.0 + 0.3 * u.min(1.0).powi(2))
-                            * (if is_bad { BAD_P50 } else { 1.0 })
+                            * (1.0 + p50_extra)
                             * jitter
                             + queue_delay_ms;
-                        let p99 = p50 * 2.6 * (if is_bad { BAD_TAIL } else { 1.0 }) * congestion;
-                        let error_rate =
-                            (0.002 * jitter + if is_bad { BAD_ERRORS } else { 0.0 } + overload)
-                                .clamp(0.0, 1.0);
+                        let p99 = p50 * 2.6 * (1.0 + tail_extra) * congestion;
+                        let error_rate = (0.002 * jitter + errors + overload).clamp(0.0, 1.0);
                         let w = placement.by_revision.entry(r).or_default();
                         let requests = rps * jitter * share;
                         w.nodes = on.len() as u32;

@@ -807,3 +807,85 @@ async fn print_protocol_examples() {
     }
     println!("{} of {} types", examples.len(), EventType::ALL.len());
 }
+
+/// A rollout told without a server, bad by `how` ("errors = 0.05", "latency = 3"): each
+/// role's failed share and median p99 over the windows where both served.
+fn by_revision(how: &str) -> ((f64, f64), (f64, f64)) {
+    let text = Scenario::builtin_text("bad-model-rollout")
+        .unwrap()
+        .replace("bad = true", how)
+        .replace("wave_interval_s = 12", "wave_interval_s = 40");
+    let scenario = Scenario::parse(&text, "test").unwrap();
+    let start = "2026-12-01T14:00:00Z".parse().unwrap();
+    let told = firebreak_sim::story(&scenario, 7, start, 100);
+    let (mut sums, mut p99s) = (BTreeMap::new(), BTreeMap::<String, Vec<f64>>::new());
+    for e in told.iter().filter(|e| e.ty == EventType::RevisionMetrics) {
+        let revisions = e.data["revisions"].as_array().unwrap();
+        if revisions.len() < 2 {
+            continue;
+        }
+        for r in revisions {
+            let role = r["role"].as_str().unwrap().to_owned();
+            let s = sums.entry(role.clone()).or_insert((0u64, 0u64));
+            s.0 += r["errors"].as_u64().unwrap();
+            s.1 += r["requests"].as_u64().unwrap();
+            p99s.entry(role)
+                .or_default()
+                .push(r["latency_p99_ms"].as_f64().unwrap());
+        }
+    }
+    let of = |role: &str| {
+        let (errors, requests) = sums[role];
+        let mut p = p99s[role].clone();
+        p.sort_by(f64::total_cmp);
+        (errors as f64 / requests as f64, p[p.len() / 2])
+    };
+    (of("canary"), of("stable"))
+}
+
+#[test]
+fn a_bad_revision_fails_and_slows_only_on_its_own_nodes_by_its_severity() {
+    // Five points of extra errors, no slower.
+    let ((canary_errors, canary_p99), (stable_errors, stable_p99)) = by_revision("errors = 0.05");
+    assert!((0.045..0.06).contains(&canary_errors), "{canary_errors}");
+    assert!(stable_errors < 0.005, "{stable_errors}");
+    assert!(
+        (canary_p99 / stable_p99 - 1.0).abs() < 0.05,
+        "{canary_p99} against {stable_p99}"
+    );
+    // Three times slower at the tail, no more errors.
+    let ((canary_errors, canary_p99), (stable_errors, stable_p99)) = by_revision("latency = 3");
+    assert!(
+        canary_errors < 0.005 && stable_errors < 0.005,
+        "{canary_errors} {stable_errors}"
+    );
+    assert!(
+        (canary_p99 / stable_p99 - 3.0).abs() < 0.15,
+        "{canary_p99} against {stable_p99}"
+    );
+    // A good revision: alike.
+    let ((canary_errors, canary_p99), (_, stable_p99)) = by_revision("bad = false");
+    assert!(canary_errors < 0.005, "{canary_errors}");
+    assert!(
+        (canary_p99 / stable_p99 - 1.0).abs() < 0.05,
+        "{canary_p99} against {stable_p99}"
+    );
+}
+
+#[test]
+fn a_severity_out_of_range_is_refused_with_where_it_is() {
+    for (how, says) in [
+        ("errors = 1.5", "errors outside 0 to 1"),
+        ("errors = -0.1", "errors outside 0 to 1"),
+        ("latency = 0.5", "latency factor below 1"),
+    ] {
+        let text = Scenario::builtin_text("bad-model-rollout")
+            .unwrap()
+            .replace("bad = true", how);
+        let err = Scenario::parse(&text, "mine.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("mine.toml") && err.contains("at 10 s") && err.contains(says),
+            "{how}: {err}"
+        );
+    }
+}
