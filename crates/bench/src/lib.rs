@@ -2,6 +2,7 @@
 //! same run. Benchmarks print figures; they never pass or fail on them. `team` measures
 //! the team server with many consoles.
 
+pub mod detection;
 pub mod team;
 
 use std::time::{Duration, Instant};

@@ -406,6 +406,17 @@ pub enum BenchCommand {
         #[arg(long, default_value = "3x2", value_name = "SERVICESxREGIONS")]
         fleet: firebreak_sim::FleetShape,
     },
+    /// Bad rollouts over a range of severities, and good ones: how many the canary
+    /// verdict catches at wave 1 and by wave 2 and how soon, beside the SLO rule and the
+    /// anomaly detector on the same runs, and how many good ones it fails.
+    Detection {
+        /// Seeded runs per severity.
+        #[arg(long, default_value_t = 100)]
+        runs: usize,
+        /// Good rollouts.
+        #[arg(long, default_value_t = 200)]
+        good: usize,
+    },
     /// The gateway: fan-out of its journal to 1, 10 and 50 subscribers beside the journal
     /// read alone; Alertmanager notification to an event committed in a console.
     Gateway {
@@ -605,6 +616,7 @@ async fn run_bench(bench: BenchCommand, data_dir: &DataDir) -> Result<()> {
         BenchCommand::Generator { seconds, rate } => {
             firebreak_bench::generator(seconds, rate).await
         }
+        BenchCommand::Detection { runs, good } => firebreak_bench::detection::detection(runs, good),
         BenchCommand::Gateway { events, samples } => {
             firebreak_bench::gateway(events, samples.max(1), data_dir.root()).await
         }

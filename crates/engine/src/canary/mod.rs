@@ -97,6 +97,9 @@ pub struct LatencyEvidence {
 #[serde(rename_all = "camelCase")]
 pub struct Verdict {
     pub outcome: Outcome,
+    /// When the look was taken: the time of its newest windows (Unix ms).
+    #[ts(type = "number")]
+    pub at_ms: i64,
     /// The one sentence that explains it.
     pub sentence: String,
     pub canary_revision: u32,
@@ -138,6 +141,7 @@ pub fn judge(canary: u32, stable: u32, wave: u32, waves: u32, windows: &[Window]
     let canary_requests = sum(|w| w.canary.requests);
     let mut verdict = Verdict {
         outcome: Outcome::Inconclusive,
+        at_ms: usable.last().map_or(0, |w| w.time_ms),
         sentence: String::new(),
         canary_revision: canary,
         stable_revision: stable,
@@ -348,6 +352,15 @@ pub async fn rollout_verdicts(
             rollout.ended.as_ref().map(|(seq, _)| *seq),
         )
         .await?;
+    Ok(Some(verdicts_of(&rollout, &recorded)))
+}
+
+/// The verdicts of one rollout from its figures by revision, oldest first: a look each
+/// time windows arrived (every region's at once), at most six a wave.
+pub fn verdicts_of(
+    rollout: &firebreak_store::rollouts::RecordedRollout,
+    recorded: &[firebreak_store::rollouts::RevisionWindow],
+) -> RolloutVerdicts {
     let mut out = RolloutVerdicts {
         deployment: rollout.deployment.clone(),
         from_revision: rollout.from_revision,
@@ -358,7 +371,6 @@ pub async fn rollout_verdicts(
         first_fail: None,
         no_data: recorded.is_empty(),
     };
-    // A look for each moment windows arrived (every region's at once), at most six a wave.
     let mut windows: Vec<Window> = Vec::new();
     let mut looks_in_wave = (0u32, 0u32);
     let mut i = 0;
@@ -387,7 +399,8 @@ pub async fn rollout_verdicts(
         }
         looks_in_wave.1 += 1;
         let from = windows.len().saturating_sub(LATENCY_WINDOWS);
-        let verdict = judge_capped(&rollout, wave, &windows, from);
+        let mut verdict = judge_capped(rollout, wave, &windows, from);
+        verdict.at_ms = time;
         if verdict.outcome == Outcome::Fail && out.first_fail.is_none() {
             out.first_fail = Some(verdict.clone());
         }
@@ -396,7 +409,7 @@ pub async fn rollout_verdicts(
             _ => out.by_wave.push(verdict),
         }
     }
-    Ok(Some(out))
+    out
 }
 
 /// [`judge`], the errors over every window so far and the latency over the newest

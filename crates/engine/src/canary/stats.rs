@@ -242,9 +242,10 @@ pub fn mann_whitney(x: &[f64], y: &[f64], confidence: f64) -> Option<RankTest> {
     }
     let (mf, nf) = (m as f64, n as f64);
     let u = rank_sum_x - mf * (mf + 1.0) / 2.0;
-    let exact = tie_term == 0.0 && m <= EXACT_UP_TO && n <= EXACT_UP_TO;
-    let p_value = if exact {
-        let dist = UDistribution::new(m, n);
+    let small = m <= EXACT_UP_TO && n <= EXACT_UP_TO;
+    let dist = small.then(|| UDistribution::of(m, n));
+    let exact = tie_term == 0.0 && small;
+    let p_value = if let (true, Some(dist)) = (exact, &dist) {
         // P(U ≥ u)
         dist.sf_at_least(u.round() as usize)
     } else {
@@ -263,8 +264,8 @@ pub fn mann_whitney(x: &[f64], y: &[f64], confidence: f64) -> Option<RankTest> {
     d.sort_by(f64::total_cmp);
     let shift = median_sorted(&d);
     let tail = (1.0 - confidence) / 2.0;
-    let k = if m <= EXACT_UP_TO && n <= EXACT_UP_TO {
-        UDistribution::new(m, n).lower_critical(tail)
+    let k = if let Some(dist) = &dist {
+        dist.lower_critical(tail)
     } else {
         let z = normal_ppf(1.0 - tail);
         let k = mf * nf / 2.0 - z * (mf * nf * (mf + nf + 1.0) / 12.0).sqrt();
@@ -300,7 +301,29 @@ struct UDistribution {
     pmf: Vec<f64>,
 }
 
+/// Distributions already counted, by (m, n): a rollout's looks ask for the same few
+/// again and again. Cleared when it holds more than this many.
+const KEPT_DISTRIBUTIONS: usize = 256;
+
 impl UDistribution {
+    fn of(m: usize, n: usize) -> std::sync::Arc<UDistribution> {
+        use std::collections::HashMap;
+        use std::sync::{Arc, Mutex, OnceLock};
+        type Kept = Mutex<HashMap<(usize, usize), Arc<UDistribution>>>;
+        static KEPT: OnceLock<Kept> = OnceLock::new();
+        let kept = KEPT.get_or_init(Default::default);
+        if let Some(d) = kept.lock().unwrap_or_else(|e| e.into_inner()).get(&(m, n)) {
+            return d.clone();
+        }
+        let d = Arc::new(UDistribution::new(m, n));
+        let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= KEPT_DISTRIBUTIONS {
+            kept.clear();
+        }
+        kept.insert((m, n), d.clone());
+        d
+    }
+
     fn new(m: usize, n: usize) -> UDistribution {
         // counts[j][u]: orderings of i x's and j y's with U = u, built row by row over i
         // (adding the largest x, which beats all j y's, or the largest y, which beats none).
