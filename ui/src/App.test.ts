@@ -1417,7 +1417,7 @@ describe('fleet', () => {
     const running = board();
     running.clusters[0].services[0].rollout!.stalled = null;
     const verdict = (wave: number, outcome: 'fail' | 'inconclusive', sentence: string) => ({
-      outcome, sentence, canaryRevision: 42, stableRevision: 41, windows: 2 * wave, wave, waves: 4,
+      outcome, sentence, atMs: Date.now(), canaryRevision: 42, stableRevision: 41, windows: 2 * wave, wave, waves: 4,
       alpha: 0.05 / 24, confidence: 1 - 0.1 / 24,
       errors: { canaryRequests: 4800, canaryErrors: 1490, stableRequests: 4800, stableErrors: 19, canaryRate: 0.31, stableRate: 0.004, difference: 0.306, ratio: 77.5, low: 0.29, high: 0.32, pValue: 1e-300 },
       latency: { canaryP99Ms: 2100, stableP99Ms: 600, ratio: 3.5, ratioLow: null, ratioHigh: null, pValue: 0.17, exact: true },

@@ -9,8 +9,6 @@
 //! ([`firebreak_engine::canary::verdicts_of`]) and the ingest rules fed the same
 //! `service.metrics` in order.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -235,8 +233,9 @@ fn share(n: usize, of: usize) -> String {
     format!("{:.0} %", 100.0 * n as f64 / of.max(1) as f64)
 }
 
-/// Runs the table: `runs` seeded rollouts per severity, and `good` good ones.
-pub fn detection(runs: usize, good: usize) -> Result<()> {
+/// Runs the table: `runs` seeded rollouts per severity, and `good` good ones; with
+/// `plot`, also draws the share caught against severity there (SVG).
+pub fn detection(runs: usize, good: usize, plot: Option<&std::path::Path>) -> Result<()> {
     let runs = runs.max(1);
     let started = std::time::Instant::now();
     let mut severities: Vec<Severity> = [0.005, 0.01, 0.02, 0.05, 0.1, 0.3]
@@ -251,7 +250,7 @@ pub fn detection(runs: usize, good: usize) -> Result<()> {
         "| rollout | runs | caught at wave 1 | by wave 2 | caught | verdict (median from the rollout's start) | SLO rule (5 % for 3 samples) | EWMA anomaly | verdict before the SLO rule |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    let mut by_severity = BTreeMap::new();
+    let mut caught: Vec<Caught> = Vec::new();
     for severity in severities {
         let r = row(severity, runs)?;
         println!(
@@ -269,7 +268,11 @@ pub fn detection(runs: usize, good: usize) -> Result<()> {
             r.before_slo,
             r.caught,
         );
-        by_severity.insert(r.severity.words(), r.at_wave_1 as f64 / r.runs as f64);
+        caught.push((
+            r.severity,
+            r.at_wave_1 as f64 / r.runs as f64,
+            r.by_wave_2 as f64 / r.runs as f64,
+        ));
     }
     let g = row(Severity::Good, good.max(1))?;
     println!(
@@ -287,5 +290,105 @@ pub fn detection(runs: usize, good: usize) -> Result<()> {
         started.elapsed().as_secs_f64(),
         runs * 11 + good.max(1)
     );
+    if let Some(path) = plot {
+        std::fs::write(path, svg(&caught, runs))?;
+        println!("plot: {}", path.display());
+    }
     Ok(())
+}
+
+/// The share of bad rollouts caught at wave 1 and by wave 2, against severity: extra
+/// errors on the left, a slower p99 on the right, each severity evenly spaced.
+/// A severity and the shares caught at wave 1 and by wave 2.
+type Caught = (Severity, f64, f64);
+
+fn svg(caught: &[Caught], runs: usize) -> String {
+    const W: f64 = 720.0;
+    const H: f64 = 300.0;
+    const TOP: f64 = 48.0;
+    const BOTTOM: f64 = 52.0;
+    const LEFT: f64 = 56.0;
+    const GAP: f64 = 48.0;
+    const RIGHT: f64 = 16.0;
+    let panel_w = (W - LEFT - GAP - RIGHT) / 2.0;
+    let y = |share: f64| TOP + (1.0 - share) * (H - TOP - BOTTOM);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" \
+         font-family=\"DejaVu Sans, sans-serif\" font-size=\"11\">\n\
+         <rect width=\"{W}\" height=\"{H}\" fill=\"#ffffff\"/>\n\
+         <text x=\"{LEFT}\" y=\"20\" font-size=\"13\" font-weight=\"bold\" fill=\"#222\">Bad rollouts caught by the canary verdict ({runs} seeded runs each)</text>\n\
+         <g font-size=\"11\"><rect x=\"{LEFT}\" y=\"30\" width=\"10\" height=\"3\" fill=\"#c92a2a\"/>\
+         <text x=\"{}\" y=\"35\" fill=\"#222\">at wave 1</text>\
+         <rect x=\"{}\" y=\"30\" width=\"10\" height=\"3\" fill=\"#1864ab\"/>\
+         <text x=\"{}\" y=\"35\" fill=\"#222\">by wave 2</text></g>\n",
+        LEFT + 14.0,
+        LEFT + 84.0,
+        LEFT + 98.0
+    );
+    let panels: [(&str, Vec<&Caught>); 2] = [
+        (
+            "extra errors on the new revision's nodes (points)",
+            caught
+                .iter()
+                .filter(|c| matches!(c.0, Severity::Errors(_)))
+                .collect(),
+        ),
+        (
+            "p99 of the new revision's nodes (times the usual)",
+            caught
+                .iter()
+                .filter(|c| matches!(c.0, Severity::Latency(_)))
+                .collect(),
+        ),
+    ];
+    for (i, (title, points)) in panels.iter().enumerate() {
+        let x0 = LEFT + i as f64 * (panel_w + GAP);
+        for share in [0.0, 0.25, 0.5, 0.75, 1.0] {
+            out += &format!(
+                "<line x1=\"{x0}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e3e6ea\"/>\
+                 <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#555\">{:.0} %</text>\n",
+                x0 + panel_w,
+                x0 - 6.0,
+                y(share) + 4.0,
+                share * 100.0,
+                y = y(share)
+            );
+        }
+        let step = panel_w / points.len().max(1) as f64;
+        let x = |k: usize| x0 + step * (k as f64 + 0.5);
+        for (k, (severity, _, _)) in points.iter().enumerate() {
+            let label = match severity {
+                Severity::Errors(e) => format!("+{}", trim(e * 100.0)),
+                Severity::Latency(l) => format!("×{}", trim(*l)),
+                Severity::Good => String::new(),
+            };
+            out += &format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\">{label}</text>\n",
+                x(k),
+                H - BOTTOM + 16.0
+            );
+        }
+        out += &format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#222\">{title}</text>\n",
+            x0 + panel_w / 2.0,
+            H - BOTTOM + 36.0
+        );
+        for (series, colour) in [(1usize, "#c92a2a"), (2, "#1864ab")] {
+            let line: Vec<String> = points
+                .iter()
+                .enumerate()
+                .map(|(k, p)| format!("{:.1},{:.1}", x(k), y(if series == 1 { p.1 } else { p.2 })))
+                .collect();
+            out += &format!(
+                "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n",
+                line.join(" ")
+            );
+            for point in &line {
+                let (px, py) = point.split_once(',').unwrap_or(("0", "0"));
+                out += &format!("<circle cx=\"{px}\" cy=\"{py}\" r=\"3\" fill=\"{colour}\"/>\n");
+            }
+        }
+    }
+    out += "</svg>\n";
+    out
 }

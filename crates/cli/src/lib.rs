@@ -416,6 +416,9 @@ pub enum BenchCommand {
         /// Good rollouts.
         #[arg(long, default_value_t = 200)]
         good: usize,
+        /// Also draw the share caught against severity into this SVG file.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
     },
     /// The gateway: fan-out of its journal to 1, 10 and 50 subscribers beside the journal
     /// read alone; Alertmanager notification to an event committed in a console.
@@ -616,7 +619,9 @@ async fn run_bench(bench: BenchCommand, data_dir: &DataDir) -> Result<()> {
         BenchCommand::Generator { seconds, rate } => {
             firebreak_bench::generator(seconds, rate).await
         }
-        BenchCommand::Detection { runs, good } => firebreak_bench::detection::detection(runs, good),
+        BenchCommand::Detection { runs, good, plot } => {
+            firebreak_bench::detection::detection(runs, good, plot.as_deref())
+        }
         BenchCommand::Gateway { events, samples } => {
             firebreak_bench::gateway(events, samples.max(1), data_dir.root()).await
         }

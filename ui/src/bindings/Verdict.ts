@@ -8,6 +8,10 @@ import type { Outcome } from "./Outcome";
  */
 export type Verdict = { outcome: Outcome, 
 /**
+ * When the look was taken: the time of its newest windows (Unix ms).
+ */
+atMs: number, 
+/**
  * The one sentence that explains it.
  */
 sentence: string, canaryRevision: number, stableRevision: number, 
