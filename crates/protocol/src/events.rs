@@ -146,6 +146,7 @@ pub fn decode(text: &str) -> Result<Frame, FrameError> {
         return Err(FrameError::UnknownType(event.ty));
     };
     kind.check_data(&event.data)
+        .and_then(|()| counts_add_up(kind, &event.data))
         .map_err(|reason| FrameError::Data {
             ty: event.ty.clone(),
             reason,
@@ -384,6 +385,29 @@ pub struct RevisionMetrics {
     /// it started from (`stable`).
     #[schemars(length(min = 1, max = 8))]
     pub revisions: Vec<RevisionFigures>,
+}
+
+/// What the shape cannot say of figures by revision: no more failed requests than
+/// requests, and each role once.
+fn counts_add_up(kind: EventType, data: &serde_json::Value) -> Result<(), String> {
+    if kind != EventType::RevisionMetrics {
+        return Ok(());
+    }
+    let m: RevisionMetrics = serde_json::from_value(data.clone()).map_err(|e| e.to_string())?;
+    for r in &m.revisions {
+        if r.errors > r.requests {
+            return Err(format!(
+                "revision {} has {} failed requests of {}: more failed than served",
+                r.revision, r.errors, r.requests
+            ));
+        }
+    }
+    for role in [RevisionRole::Canary, RevisionRole::Stable] {
+        if m.revisions.iter().filter(|r| r.role == role).count() > 1 {
+            return Err(format!("two revisions are both {role:?}").to_lowercase());
+        }
+    }
+    Ok(())
 }
 
 /// One revision's share of a window.

@@ -112,3 +112,47 @@ fn a_gap_at_the_top_of_the_range_is_refused_not_overflowed() {
     let frame = json!({"control": "gap", "after": u64::MAX - 1, "first_available": u64::MAX});
     assert!(decode(&frame.to_string()).is_err());
 }
+
+/// Figures by revision whose counts cannot be are refused with why, not kept for a
+/// verdict to weigh: more failed requests than requests, or one role twice.
+#[test]
+fn figures_by_revision_that_do_not_add_up_are_refused_with_why() {
+    let event = |revisions: Value| {
+        json!({
+            "specversion": "1.0", "id": "01a21af2-6d28-76d2-b673-eda4812bfef8", "source": "/clusters/sim",
+            "type": "dev.firebreak.service.revision_metrics", "time": "2026-11-27T03:00:25.000Z",
+            "subject": "service/llm-assistant", "datacontenttype": "application/json", "sequence": 40,
+            "data": {"service": "llm-assistant", "region": "us-east", "window_s": 5, "primary": true,
+                     "revisions": revisions}
+        })
+        .to_string()
+    };
+    let figures = |revision: u32, role: &str, requests: u64, errors: u64| {
+        json!({"revision": revision, "role": role, "nodes": 4, "requests": requests, "errors": errors,
+               "latency_p50_ms": 400.0, "latency_p99_ms": 1040.0})
+    };
+    let good = event(json!([
+        figures(42, "canary", 424, 116),
+        figures(41, "stable", 633, 1)
+    ]));
+    assert!(matches!(decode(&good), Ok(Frame::Event(_))));
+    for (revisions, says) in [
+        (
+            json!([
+                figures(42, "canary", 424, 425),
+                figures(41, "stable", 633, 1)
+            ]),
+            "revision 42 has 425 failed requests of 424",
+        ),
+        (
+            json!([figures(42, "canary", 424, 1), figures(43, "canary", 10, 1)]),
+            "two revisions are both canary",
+        ),
+    ] {
+        let err = decode(&event(revisions)).unwrap_err().to_string();
+        assert!(
+            err.contains(says) && err.contains("revision_metrics"),
+            "{err}"
+        );
+    }
+}
