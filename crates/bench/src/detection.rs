@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use firebreak_engine::canary;
+use firebreak_engine::canary::stats::median;
 use firebreak_engine::ingest::rules::Rules;
 use firebreak_protocol::events::EventType;
 use firebreak_store::rollouts::{RecordedRollout, RevisionWindow};
@@ -157,19 +158,6 @@ fn number(d: &Value, k: &str) -> u32 {
         .unwrap_or(0)
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
-
 fn seconds(v: Option<f64>) -> String {
     v.map_or_else(|| "never".into(), |s| format!("{s:.0} s"))
 }
@@ -209,14 +197,14 @@ fn row(severity: Severity, runs: usize) -> Result<Row> {
             .count(),
         caught: caught.len(),
         verdict_s: median(
-            caught
+            &caught
                 .iter()
                 .filter_map(|s| s.failed.map(|f| f.1))
-                .collect(),
+                .collect::<Vec<_>>(),
         ),
-        slo_s: median(seen.iter().filter_map(|s| s.slo).collect()),
+        slo_s: median(&seen.iter().filter_map(|s| s.slo).collect::<Vec<_>>()),
         slo_runs: seen.iter().filter(|s| s.slo.is_some()).count(),
-        anomaly_s: median(seen.iter().filter_map(|s| s.anomaly).collect()),
+        anomaly_s: median(&seen.iter().filter_map(|s| s.anomaly).collect::<Vec<_>>()),
         anomaly_runs: seen.iter().filter(|s| s.anomaly.is_some()).count(),
         before_slo: caught
             .iter()

@@ -187,8 +187,8 @@ pub fn judge(canary: u32, stable: u32, wave: u32, waves: u32, windows: &[Window]
     let c99 = log_p99(|w| w.canary.latency_p99_ms);
     let s99 = log_p99(|w| w.stable.latency_p99_ms);
     verdict.latency = stats::mann_whitney(&c99, &s99, confidence).map(|t| LatencyEvidence {
-        canary_p99_ms: median(&c99).exp(),
-        stable_p99_ms: median(&s99).exp(),
+        canary_p99_ms: stats::median(&c99).unwrap_or(f64::NAN).exp(),
+        stable_p99_ms: stats::median(&s99).unwrap_or(f64::NAN).exp(),
         ratio: t.shift.exp(),
         ratio_low: t.low.is_finite().then(|| t.low.exp()),
         ratio_high: t.high.is_finite().then(|| t.high.exp()),
@@ -260,19 +260,6 @@ fn decide(v: &mut Verdict) {
         "No clear difference yet between revision {canary} and revision {stable} over {over} ({} not settled)",
         unsure.join(" and ")
     );
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
 }
 
 fn plural(n: u64, word: &str) -> String {

@@ -262,7 +262,7 @@ pub fn mann_whitney(x: &[f64], y: &[f64], confidence: f64) -> Option<RankTest> {
         .flat_map(|a| y.iter().map(move |b| a - b))
         .collect();
     d.sort_by(f64::total_cmp);
-    let shift = median_sorted(&d);
+    let shift = median_sorted(&d).unwrap_or(f64::NAN);
     let tail = (1.0 - confidence) / 2.0;
     let k = if let Some(dist) = &dist {
         dist.lower_critical(tail)
@@ -286,12 +286,19 @@ pub fn mann_whitney(x: &[f64], y: &[f64], confidence: f64) -> Option<RankTest> {
     })
 }
 
-fn median_sorted(v: &[f64]) -> f64 {
+/// The median (the mean of the middle two of an even number); none of nothing.
+pub fn median(v: &[f64]) -> Option<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    median_sorted(&s)
+}
+
+fn median_sorted(v: &[f64]) -> Option<f64> {
     let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
     }
 }
 
