@@ -106,6 +106,9 @@ pub struct ActionPreview {
     pub type_to_confirm: bool,
     /// Seconds between confirming and sending, during which Cancel stops it.
     pub grace_s: u32,
+    /// For a rollout lever: the canary verdict with its figures, a line each.
+    #[serde(default)]
+    pub evidence: Vec<String>,
 }
 
 /// What verifying a succeeded action found: `verification` in the store.

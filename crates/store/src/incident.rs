@@ -134,10 +134,12 @@ pub enum EntryKind {
     Verification,
     /// A runbook run started, or one of its steps' outcomes.
     Runbook,
+    /// A rollout's canary verdict failed, and what the service's rollout guard did.
+    Verdict,
 }
 
 impl EntryKind {
-    pub const ALL: [EntryKind; 12] = [
+    pub const ALL: [EntryKind; 13] = [
         Self::Opened,
         Self::Note,
         Self::StatusChanged,
@@ -150,6 +152,7 @@ impl EntryKind {
         Self::Action,
         Self::Verification,
         Self::Runbook,
+        Self::Verdict,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -166,6 +169,7 @@ impl EntryKind {
             Self::Action => "action",
             Self::Verification => "verification",
             Self::Runbook => "runbook",
+            Self::Verdict => "verdict",
         }
     }
 

@@ -24,6 +24,7 @@ mod checkpoint;
 mod clusters;
 pub mod feed;
 pub mod fleet;
+pub mod guards;
 pub mod incident;
 mod incidents;
 pub mod ingest;

@@ -33,4 +33,8 @@ typeToConfirm: boolean,
 /**
  * Seconds between confirming and sending, during which Cancel stops it.
  */
-graceS: number, };
+graceS: number, 
+/**
+ * For a rollout lever: the canary verdict with its figures, a line each.
+ */
+evidence: Array<string>, };

@@ -3,4 +3,4 @@
 /**
  * What a timeline entry records. Stored as text so later kinds need no migration.
  */
-export type EntryKind = "opened" | "note" | "status_changed" | "severity_changed" | "commander_changed" | "correction" | "event" | "anomaly" | "gap" | "action" | "verification" | "runbook";
+export type EntryKind = "opened" | "note" | "status_changed" | "severity_changed" | "commander_changed" | "correction" | "event" | "anomaly" | "gap" | "action" | "verification" | "runbook" | "verdict";

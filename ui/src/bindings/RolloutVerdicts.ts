@@ -4,7 +4,11 @@ import type { Verdict } from "./Verdict";
 /**
  * The verdicts of a service's newest rollout, look by look as the console took them.
  */
-export type RolloutVerdicts = { deployment: string, fromRevision: number, toRevision: number, waves: number, 
+export type RolloutVerdicts = { 
+/**
+ * The rollout's `rollout.started` event in the store: what names it.
+ */
+startedSeq: number, deployment: string, fromRevision: number, toRevision: number, waves: number, 
 /**
  * How it ended (`completed`, `failed`, `rolled back`), while it has not: none.
  */

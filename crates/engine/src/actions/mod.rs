@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod driver_lock;
+pub mod guard;
 mod preview;
 pub mod rollout;
 mod verify;
@@ -243,7 +244,7 @@ impl ActionDesk {
         &self.tokens
     }
 
-    fn changed(&self, incident_id: i64) {
+    pub(crate) fn changed(&self, incident_id: i64) {
         self.sink.committed(&Committed {
             updated: vec![incident_id],
             ..Default::default()
@@ -567,6 +568,12 @@ impl ActionDesk {
     /// Hands the desk a driver lock this process already took.
     pub fn hold_driver(&self, lock: driver_lock::DriverLock) {
         *self.driver.lock().unwrap_or_else(|e| e.into_inner()) = Some(lock);
+    }
+
+    /// Whether this process drives the store's actions (taking the hold when no process
+    /// does); refused with who does otherwise.
+    pub fn drives(&self) -> Result<()> {
+        self.ensure_driver()
     }
 
     /// Takes (or keeps) this process's hold on driving the store's actions; refused with

@@ -136,6 +136,7 @@ pub async fn plan(
             warnings,
             type_to_confirm: change.nodes >= settings.type_to_confirm_nodes,
             grace_s: settings.grace_s,
+            evidence: Vec::new(),
         },
     })
 }
@@ -474,6 +475,7 @@ async fn plan_lever(
     if incident.status == firebreak_store::incident::IncidentStatus::Resolved {
         warnings.push("the incident is resolved".into());
     }
+    let evidence = verdict_evidence(store, cluster, service, to_rev, lever, &mut warnings).await?;
     let (summary, changes) = match &deployment.object {
         Some(object) => (
             format!("{summary} ({object})"),
@@ -497,8 +499,55 @@ async fn plan_lever(
             warnings,
             type_to_confirm: nodes >= settings.type_to_confirm_nodes,
             grace_s: settings.grace_s,
+            evidence,
         },
     })
+}
+
+/// The canary verdict of the rollout a lever moves, as its preview's evidence: the newest
+/// look's, and the first failing one's when it is another. Promoting or resuming a
+/// revision that failed is warned about as well.
+async fn verdict_evidence(
+    store: &Store,
+    cluster: &Cluster,
+    service: &str,
+    to_rev: u32,
+    lever: RolloutLever,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>> {
+    let Some(v) = crate::canary::rollout_verdicts(store, cluster.id, service).await? else {
+        return Ok(Vec::new());
+    };
+    if v.to_revision != to_rev {
+        return Ok(Vec::new());
+    }
+    if v.no_data {
+        return Ok(vec![
+            "No canary verdict: the cluster sent no figures by revision for this rollout"
+                .to_owned(),
+        ]);
+    }
+    if let (Some(fail), RolloutLever::Promote | RolloutLever::Resume) = (&v.first_fail, lever) {
+        warnings.push(format!(
+            "the canary verdict failed at wave {}: {}",
+            fail.wave, fail.sentence
+        ));
+    }
+    let mut out = Vec::new();
+    if let Some(fail) = &v.first_fail {
+        out.extend(fail.evidence());
+    }
+    if let Some(last) = v
+        .by_wave
+        .last()
+        .filter(|l| Some(&**l) != v.first_fail.as_ref())
+    {
+        if !out.is_empty() {
+            out.push("Since then:".into());
+        }
+        out.extend(last.evidence());
+    }
+    Ok(out)
 }
 
 /// What a lever leads to: the state named in the request, the preview's words, the nodes
@@ -826,6 +875,7 @@ pub async fn plan_silence(
             warnings,
             type_to_confirm: false,
             grace_s: settings.grace_s,
+            evidence: Vec::new(),
         },
     })
 }

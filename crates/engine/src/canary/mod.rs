@@ -262,6 +262,58 @@ fn decide(v: &mut Verdict) {
     );
 }
 
+impl Verdict {
+    /// The verdict with its evidence, a line each, as an action's preview and the
+    /// timeline carry it: the sentence, the errors' and the p99's figures, and what the
+    /// look needed.
+    pub fn evidence(&self) -> Vec<String> {
+        let (canary, stable) = (self.canary_revision, self.stable_revision);
+        let mut out = vec![format!(
+            "Canary verdict at wave {} of {}: {}",
+            self.wave, self.waves, self.sentence
+        )];
+        let level = format!("{:.1} %", self.confidence * 100.0);
+        if let Some(e) = &self.errors {
+            out.push(format!(
+                "Errors: {} on revision {canary} ({} of {}) against {} on revision {stable} ({} of {}); \
+                 {:+.2} points{}, {level} interval [{:+.2}, {:+.2}], {}",
+                percent(e.canary_rate),
+                e.canary_errors,
+                e.canary_requests,
+                percent(e.stable_rate),
+                e.stable_errors,
+                e.stable_requests,
+                e.difference * 100.0,
+                e.ratio.map(|r| format!(" (×{r:.1})")).unwrap_or_default(),
+                e.low * 100.0,
+                e.high * 100.0,
+                p_text(e.p_value),
+            ));
+        }
+        if let Some(l) = &self.latency {
+            let interval = match (l.ratio_low, l.ratio_high) {
+                (Some(lo), Some(hi)) => format!(", {level} interval [×{lo:.2}, ×{hi:.2}]"),
+                _ => String::new(),
+            };
+            out.push(format!(
+                "p99: {} on revision {canary} against {} on revision {stable} (median of the windows); \
+                 ×{:.2}{interval}, {} ({})",
+                ms(l.canary_p99_ms),
+                ms(l.stable_p99_ms),
+                l.ratio,
+                p_text(l.p_value),
+                if l.exact { "exact" } else { "normal approximation" },
+            ));
+        }
+        out.push(format!(
+            "Over {}; each look needs p < {:.4}, paid for looking after every window",
+            plural(self.windows as u64, "window"),
+            self.alpha
+        ));
+        out
+    }
+}
+
 fn plural(n: u64, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
@@ -307,6 +359,9 @@ const LATENCY_WINDOWS: usize = 100;
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutVerdicts {
+    /// The rollout's `rollout.started` event in the store: what names it.
+    #[ts(type = "number")]
+    pub started_seq: i64,
     pub deployment: String,
     pub from_revision: u32,
     pub to_revision: u32,
@@ -349,6 +404,7 @@ pub fn verdicts_of(
     recorded: &[firebreak_store::rollouts::RevisionWindow],
 ) -> RolloutVerdicts {
     let mut out = RolloutVerdicts {
+        started_seq: rollout.started_seq,
         deployment: rollout.deployment.clone(),
         from_revision: rollout.from_revision,
         to_revision: rollout.to_revision,

@@ -1,5 +1,5 @@
 //! The console engine's suites, in one test executable: the action desk (`actions`), the
-//! canary verdict (`canary`), the fleet board (`fleet`), ingest from a live stream
+//! canary verdict (`canary`), the fleet board (`fleet`), the rollout guard (`guard`), ingest from a live stream
 //! (`ingest`), recording in batches (`recording`), runbooks (`runbooks`), the watchlist
 //! and the keychain (`watchlist`).
 
@@ -10,6 +10,7 @@ use firebreak_test_support as support;
 mod actions;
 mod canary;
 mod fleet;
+mod guard;
 mod ingest;
 mod recording;
 mod runbooks;

@@ -185,7 +185,7 @@ async fn the_write_ahead_log_is_checkpointed_while_recording_and_removed_on_clos
 }
 
 /// Records `events` as one batch from the connection, through fresh incident rules.
-async fn record_in_one_batch(
+pub(crate) async fn record_in_one_batch(
     store: &Store,
     cluster_id: i64,
     events: Vec<firebreak_store::ingest::Incoming>,
