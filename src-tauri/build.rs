@@ -22,6 +22,8 @@ fn main() {
             "rollout_state",
             "fleet_board",
             "rollout_verdicts",
+            "rollout_guards",
+            "set_rollout_guard",
             "incident_changes",
             "bench_frames",
             "show_incident_in_title",

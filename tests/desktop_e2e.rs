@@ -654,6 +654,117 @@ async fn a_bad_rollout_paused_in_the_window_stops_its_waves() {
     session.close().await;
 }
 
+/// The engineer sets llm-assistant to *pause on fail* in Settings (a reason, and the system
+/// dialog approves it) before its model rolls out; when the canary verdict fails at wave
+/// 1, the console opens the incident and pauses the rollout by itself through the desk:
+/// the verdict and the policy with who approved it, and every step of the pause, are on
+/// the timeline and in the audit log, and the waves stop at wave 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pause_on_fail_guard_stops_the_bad_model_rollout_at_wave_1() {
+    let _window = ONE_WINDOW.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    quick_actions(data.path()).await;
+    // The rollout starts 40 simulated seconds in (4 s at ten times real speed): time to
+    // set the guard once the service has been recorded.
+    let scenario = support::cluster::slow_bad_rollout(data.path(), 8);
+    let text = std::fs::read_to_string(&scenario)
+        .unwrap()
+        .replace("at = 10\n", "at = 40\n");
+    std::fs::write(&scenario, text).unwrap();
+    let driver = Driver::start().await;
+    let session = demo_window(&driver, data.path(), &["--demo-scenario".into(), scenario]).await;
+    session.click_on("[data-testid=tab-fleet]").await;
+    let board = session.wait_for("[data-testid=fleet]").await;
+    wait_text(&session, &board, "llm-assistant on the board", |t| {
+        t.contains("llm-assistant")
+    })
+    .await;
+    session.click_on("[data-testid=tab-settings]").await;
+    let row = "[data-testid=guard-row][data-service=llm-assistant]";
+    let shown = session.wait_for(row).await;
+    let text = session.text(&shown).await;
+    assert!(text.contains("recommends pause on fail"), "{text}");
+    session
+        .click_on(&format!("{row} [data-testid=guard-pause_on_fail]"))
+        .await;
+    session
+        .type_on(
+            "[data-testid=guard-reason]",
+            "canaries of this model fail fast",
+        )
+        .await;
+    session.click_on("[data-testid=guard-save]").await;
+    answer_dialog("Approve pause on fail", "alt+a");
+    let approved = wait_css_text(
+        &session,
+        &format!("{row} [data-testid=guard-approval]"),
+        "the approval",
+        |t| t.contains("approved by"),
+    )
+    .await;
+    assert!(
+        approved.contains("canaries of this model fail fast"),
+        "{approved}"
+    );
+    session.screenshot("rollout-guard").await;
+
+    // The guard writes on the service's incident (opening one if the rules have not) and
+    // pauses at wave 1, with no one clicking.
+    session.click_on("[data-testid=tab-incidents]").await;
+    wait_css_text(
+        &session,
+        "[data-testid=incident-row]",
+        "an incident on llm-assistant",
+        |t| t.contains("llm-assistant"),
+    )
+    .await;
+    session.click_on("[data-testid=incident-row]").await;
+    let timeline = session.wait_for("[data-testid=timeline]").await;
+    let steps = wait_text(&session, &timeline, "the pause on the timeline", |t| {
+        t.contains("Succeeded: Pause the rollout")
+    })
+    .await;
+    for step in [
+        "Canary verdict at wave 1 of 8: Revision 42 fails",
+        "Rollout guard of llm-assistant: pause on fail, approved by",
+        "canaries of this model fail fast",
+        "Confirmed by rollout guard",
+        "Sent to the cluster",
+    ] {
+        assert!(
+            steps.contains(step),
+            "no {step:?} on the timeline:\n{steps}"
+        );
+    }
+    let levers = session.wait_for("[data-testid=rollout-levers]").await;
+    let paused = wait_text(&session, &levers, "the rollout paused", |t| {
+        t.contains("PAUSED") || t.contains("paused")
+    })
+    .await;
+    assert!(paused.contains("Wave 1 "), "paused at wave 1: {paused}");
+    session.screenshot("rollout-guard-paused").await;
+    session.close().await;
+    window_closed(data.path()).await;
+
+    // The audit log: the policy with who approved it, and the guard's confirmation.
+    let store = firebreak_store::Store::open(&data.path().join("firebreak.db"))
+        .await
+        .unwrap();
+    let audit = store.audit_records(None).await.unwrap();
+    let policy: Vec<_> = audit.iter().filter(|r| r.what == "rollout_guard").collect();
+    assert_eq!(policy.len(), 1, "{policy:?}");
+    assert!(policy[0].subject.ends_with("/llm-assistant"), "{policy:?}");
+    assert!(policy[0].detail.contains("pause_on_fail"), "{policy:?}");
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.actor == "rollout guard" && r.subject.starts_with("action/")),
+        "the guard's confirmation is audited"
+    );
+    assert!(store.verify_audit().await.unwrap().first_bad.is_none());
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn script_in_the_page_cannot_complete_a_rollback() {
     let _window = ONE_WINDOW.lock().await;

@@ -34,6 +34,8 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         rollout_state,
         fleet_board,
         rollout_verdicts,
+        rollout_guards,
+        set_rollout_guard,
         incident_changes,
         bench_frames,
         show_incident_in_title,
@@ -336,6 +338,56 @@ async fn rollout_verdicts(
 ) -> Reply<Option<firebreak_engine::canary::RolloutVerdicts>> {
     let store = console.store()?;
     Ok(firebreak_engine::canary::rollout_verdicts(store, cluster_id, &service).await?)
+}
+
+/// Every recorded service's rollout guard (none set: watch), with what a runbook
+/// recommends for it.
+#[tauri::command]
+async fn rollout_guards(
+    console: State<'_, Console>,
+) -> Reply<Vec<firebreak_engine::actions::guard::ServiceGuard>> {
+    let store = console.store()?;
+    let library = console.library();
+    Ok(firebreak_engine::actions::guard::service_guards(store, &library.runbooks).await?)
+}
+
+/// Sets a service's rollout guard, approved by this console's user with `reason`.
+/// Letting the console pause on its own is confirmed in a native dialog first: page
+/// script alone cannot grant it.
+#[tauri::command]
+async fn set_rollout_guard<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    window: tauri::WebviewWindow<R>,
+    console: State<'_, Console>,
+    cluster_id: i64,
+    service: String,
+    mode: firebreak_store::guards::GuardMode,
+    reason: String,
+) -> Reply<Vec<firebreak_engine::actions::guard::ServiceGuard>> {
+    use firebreak_store::guards::GuardMode;
+    let store = console.store()?;
+    let before = store.rollout_guard(cluster_id, &service).await?;
+    let was = before.map_or(GuardMode::Watch, |g| g.mode);
+    if mode == GuardMode::PauseOnFail && was != GuardMode::PauseOnFail {
+        let text = format!(
+            "Firebreak will pause {service}'s rollouts on its own when their canary verdict \
+             fails, approved by {} ({}).\n\nEach pause still goes through the action desk: \
+             its grace period can be cancelled, and read-only mode still stops it.",
+            console.author(),
+            reason.trim()
+        );
+        if !super::ask_natively(&app, &window, "Approve pause on fail?", text, "_Approve").await {
+            return Err(IpcError::new(
+                ErrorCode::Refused,
+                "not approved in the dialog: the guard was not changed",
+            ));
+        }
+    }
+    store
+        .set_rollout_guard(cluster_id, &service, mode, &console.author(), &reason)
+        .await?;
+    let library = console.library();
+    Ok(firebreak_engine::actions::guard::service_guards(store, &library.runbooks).await?)
 }
 
 /// What changed on the incident's service from an hour before it opened: rollouts, model

@@ -268,6 +268,8 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
                         Ok(n) => tracing::info!(actions = n, "resuming unfinished actions"),
                         Err(e) => tracing::error!(error = %e, "cannot resume unfinished actions"),
                     }
+                    // The services' rollout guards act on failing canary verdicts.
+                    firebreak_engine::actions::guard::Guard::new(desk).spawn();
                 });
             }
             advance_runbook_runs(app.handle().clone());

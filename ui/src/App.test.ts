@@ -22,6 +22,8 @@ import type { Baseline } from './bindings/Baseline';
 import type { FollowUp } from './bindings/FollowUp';
 import type { FollowUpDraft } from './bindings/FollowUpDraft';
 import type { TeamStatus } from './bindings/TeamStatus';
+import type { ServiceGuard } from './bindings/ServiceGuard';
+import type { GuardMode } from './bindings/GuardMode';
 
 afterEach(cleanup);
 
@@ -144,6 +146,8 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     },
     fleetBoard: async () => ({ clusters: [] }),
     rolloutVerdicts: async () => null,
+    rolloutGuards: async () => [],
+    setRolloutGuard: async () => [],
     incidentChanges: async () => [],
     benchFrames: async () => {},
     showIncidentInTitle: async () => {},
@@ -625,6 +629,59 @@ describe('clusters', () => {
   });
 });
 
+describe('rollout guards', () => {
+  const chat = (over: Partial<ServiceGuard> = {}): ServiceGuard => ({
+    clusterId: 1, cluster: 'prod-east', service: 'chat', guard: null,
+    suggested: { mode: 'pause_on_fail', runbook: 'A new model version makes a service fail (bad-model-version)' }, ...over,
+  });
+
+  it('sets a service to pause on fail with a reason, and shows who approved it and the runbook that recommends it', async () => {
+    const set: [number, string, GuardMode, string][] = [];
+    let guards = [chat()];
+    const host = fakeHost([], {
+      rolloutGuards: async () => guards,
+      setRolloutGuard: async (clusterId, service, mode, reason) => {
+        set.push([clusterId, service, mode, reason]);
+        guards = [chat({ guard: { clusterId, cluster: 'prod-east', service, mode, approvedBy: 'ana', approvedAtMs: Date.now(), reason } })];
+        return guards;
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-settings'));
+    const row = await screen.findByTestId('guard-row');
+    expect(row.textContent).toContain('chat');
+    expect(screen.getByTestId('guard-watch').getAttribute('aria-checked')).toBe('true');
+    expect(screen.getByTestId('guard-suggested').textContent).toContain('bad-model-version) recommends pause on fail');
+    await fireEvent.click(screen.getByTestId('guard-pause_on_fail'));
+    const save = screen.getByTestId('guard-save') as HTMLButtonElement;
+    expect(save.disabled).toBe(true);
+    expect(save.textContent).toContain('Approve');
+    await fireEvent.input(screen.getByTestId('guard-reason'), { target: { value: 'canaries of this model fail fast' } });
+    await fireEvent.click(save);
+    await waitFor(() => expect(set).toEqual([[1, 'chat', 'pause_on_fail', 'canaries of this model fail fast']]));
+    const approval = await screen.findByTestId('guard-approval');
+    expect(approval.textContent).toContain('Pause on fail: approved by ana');
+    expect(approval.textContent).toContain('canaries of this model fail fast');
+    expect(screen.queryByTestId('guard-suggested')).toBeNull();
+  });
+
+  it('keeps the guard as it was when the dialog is declined, and says why', async () => {
+    const host = fakeHost([], {
+      rolloutGuards: async () => [chat({ suggested: null })],
+      setRolloutGuard: async () => {
+        throw new HostError('refused', 'not approved in the dialog: the guard was not changed');
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-settings'));
+    await fireEvent.click(await screen.findByTestId('guard-pause_on_fail'));
+    await fireEvent.input(screen.getByTestId('guard-reason'), { target: { value: 'x' } });
+    await fireEvent.click(screen.getByTestId('guard-save'));
+    expect((await screen.findByTestId('guard-error')).textContent).toContain('not approved in the dialog');
+    expect(screen.queryByTestId('guard-approval')).toBeNull();
+  });
+});
+
 describe('diagnostics', () => {
   it('lists each distinct quarantined frame once with its reason, as text, and how often it came', async () => {
     const host = fakeHost([], {
@@ -663,7 +720,7 @@ function proposed(over: Partial<ActionRecord> = {}): ActionRecord {
       nodes: 16, requestsPerS: 820, trafficShare: 0.31,
       targetHealth: { healthy: true, text: 'revision 41 last served llm-assistant at 03:00:05 UTC: error rate 0.3 %, p99 1800 ms' },
       precondition: 'expected_revision = 42', warnings: ['a rollout to revision 42 is running at wave 2 of 4: the rollback stops it'],
-      typeToConfirm: true, graceS: 5,
+      typeToConfirm: true, graceS: 5, evidence: [],
     },
     ...over,
   };
@@ -711,6 +768,37 @@ describe('actions', () => {
     await fireEvent.click(screen.getByTestId('action-cancel'));
     await waitFor(() => expect(cancelled).toEqual(['a1']));
     expect((await screen.findByTestId('action-row')).textContent).toContain('cancelled');
+  });
+
+  it("shows a rollout guard's proposal with its evidence as text, and who confirmed a pause in its grace period", async () => {
+    const evidence = [
+      'Canary verdict at wave 1 of 8: Revision 42 fails 31 % of requests against 0.4 % on revision 41 over 6 windows, p < 0.001',
+      'Errors: 31 % on revision 42 (<b>412</b> of 1330) against 0.4 % on revision 41',
+    ];
+    const pause = (over: Partial<ActionRecord>) =>
+      proposed({
+        kind: 'pause_rollout', proposedBy: 'rollout guard', to: 'paused', nodes: 0,
+        preview: { ...proposed().preview, summary: 'Pause the rollout of llm-assistant-serving to revision 42 at wave 1 of 8', typeToConfirm: false, evidence },
+        ...over,
+      } as Partial<ActionRecord>);
+    let actions: ActionRecord[] = [pause({})];
+    const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
+      incidentActions: async () => actions,
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    const shown = await screen.findByTestId('action-evidence');
+    expect(shown.textContent).toContain('Canary verdict at wave 1 of 8: Revision 42 fails');
+    expect(shown.textContent).toContain('<b>412</b>');
+    expect(shown.querySelector('b')).toBeNull();
+    expect(screen.getByTestId('action-preview').textContent).toContain('Proposed by the service\'s rollout guard');
+    actions = [pause({ state: 'pending', confirmedBy: 'rollout guard', reason: 'Revision 42 fails 31 %', sendAfterMs: Date.now() + 5_000 })];
+    host.incidentActions = async () => actions;
+    cleanup();
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    expect((await screen.findByTestId('pending-guard')).textContent).toContain('Confirmed by the rollout guard (pause on fail): Revision 42 fails');
+    expect(screen.getByTestId('action-cancel')).toBeTruthy();
   });
 
   function rolloutState(over: Partial<RolloutState['rollout'] & object> | null, healthy: boolean | null = false): RolloutState {
@@ -1428,7 +1516,7 @@ describe('fleet', () => {
       rolloutVerdicts: async (clusterId, service) => {
         asked.push([clusterId, service]);
         return {
-          deployment: 'llm-assistant-serving', fromRevision: 41, toRevision: 42, waves: 4, ended: null, noData: false,
+          startedSeq: 90, deployment: 'llm-assistant-serving', fromRevision: 41, toRevision: 42, waves: 4, ended: null, noData: false,
           byWave: [verdict(1, 'fail', `Revision 42 fails 31 % of requests against 0.4 % on revision 41 over 2 windows, p < 0.001 <img src=x onerror=alert(1)>`)],
           firstFail: null,
         };

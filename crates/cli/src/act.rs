@@ -104,6 +104,10 @@ fn print_preview(out: Out, a: &ActionRecord) {
         p.target_health.text
     ));
     out.line(&format!("  precondition:  {}", p.precondition));
+    for (i, line) in p.evidence.iter().enumerate() {
+        let label = if i == 0 { "evidence:" } else { "" };
+        out.line(&format!("  {label:<14} {line}"));
+    }
     for w in &p.warnings {
         out.line(&format!("  warning:       {w}"));
     }

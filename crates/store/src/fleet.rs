@@ -194,6 +194,22 @@ impl Store {
         Ok(FleetBoard { clusters: out })
     }
 
+    /// Every service each watched cluster recorded events of: (cluster id, cluster name,
+    /// service), by cluster name and service.
+    pub async fn services(&self) -> Result<Vec<(i64, String, String)>> {
+        let clusters: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, name FROM clusters WHERE removed_ms IS NULL ORDER BY name")
+                .fetch_all(self.reader())
+                .await?;
+        let mut out = Vec::new();
+        for (id, name) in clusters {
+            for service in self.recorded_services(id).await? {
+                out.push((id, name.clone(), service));
+            }
+        }
+        Ok(out)
+    }
+
     /// The services a cluster recorded events of, by a skip-scan of the service index.
     async fn recorded_services(&self, cluster_id: i64) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(

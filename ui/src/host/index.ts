@@ -12,6 +12,8 @@ import type { RunRecord } from '../bindings/RunRecord';
 import type { RolloutState } from '../bindings/RolloutState';
 import type { FleetBoard } from '../bindings/FleetBoard';
 import type { RolloutVerdicts } from '../bindings/RolloutVerdicts';
+import type { ServiceGuard } from '../bindings/ServiceGuard';
+import type { GuardMode } from '../bindings/GuardMode';
 import type { Change } from '../bindings/Change';
 import type { ConsoleUpdate } from '../bindings/ConsoleUpdate';
 import type { Diagnostics } from '../bindings/Diagnostics';
@@ -72,6 +74,13 @@ export interface Host {
   fleetBoard(): Promise<FleetBoard>;
   /** The canary verdicts of a service's newest rollout, wave by wave (none: it never rolled out). */
   rolloutVerdicts(clusterId: number, service: string): Promise<RolloutVerdicts | null>;
+  /** Every recorded service's rollout guard, with what a runbook recommends for it. */
+  rolloutGuards(): Promise<ServiceGuard[]>;
+  /**
+   * Sets a service's guard, approved by this user for `reason`; pause on fail is confirmed
+   * in a native dialog first. Resolves to every service's guard as it now stands.
+   */
+  setRolloutGuard(clusterId: number, service: string, mode: GuardMode, reason: string): Promise<ServiceGuard[]>;
   /** Rollouts, model changes and actions on the incident's service, newest first. */
   incidentChanges(incidentId: number): Promise<Change[]>;
   /** Names the incident (or none) in the window's title; Rust reads its title. */
@@ -201,6 +210,8 @@ export const tauriHost: Host = {
   rolloutState: (incidentId) => call('rollout_state', { incidentId }),
   fleetBoard: () => call('fleet_board'),
   rolloutVerdicts: (clusterId, service) => call('rollout_verdicts', { clusterId, service }),
+  rolloutGuards: () => call('rollout_guards'),
+  setRolloutGuard: (clusterId, service, mode, reason) => call('set_rollout_guard', { clusterId, service, mode, reason }),
   incidentChanges: (incidentId) => call('incident_changes', { incidentId }),
   benchFrames: (frames) => call('bench_frames', { frames }),
   showIncidentInTitle: (incidentId) => call('show_incident_in_title', { incidentId }),

@@ -22,6 +22,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
+use ts_rs::TS;
+
 use firebreak_protocol::actions::ActionKind;
 use firebreak_store::actions::{ActionRecord, ActionState};
 use firebreak_store::guards::{FailedRollout, GuardDecision, GuardMode, RolloutGuard};
@@ -154,8 +157,9 @@ impl Guard {
         if d.incident_id.is_none() {
             let mut body = fail.evidence().join("\n");
             body.push_str(&format!(
-                "\nRollout guard of {}: {approval}. {}",
+                "\nRollout guard of {}: {}, {approval}. {}",
                 g.service,
+                d.mode.words(),
                 match d.mode {
                     GuardMode::PauseOnFail =>
                         "Pausing the rollout (the grace period still runs: Cancel stops it).",
@@ -187,7 +191,10 @@ impl Guard {
             });
         }
         if action.state == ActionState::Proposed {
-            let reason = format!("{} Pause on fail, {approval}", fail.sentence);
+            let reason = format!(
+                "{}. Rollout guard: pause on fail, {approval}",
+                fail.sentence
+            );
             match self
                 .desk
                 .confirm(&action.id, GUARD_ACTOR, &reason, Some(&g.service))
@@ -270,10 +277,60 @@ fn approval(g: &RolloutGuard) -> String {
     let at = chrono::DateTime::from_timestamp_millis(g.approved_at_ms)
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| g.approved_at_ms.to_string());
-    format!(
-        "{}, approved by {} at {at}: {}",
-        g.mode.words(),
-        g.approved_by,
-        g.reason
-    )
+    format!("approved by {} at {at}: {}", g.approved_by, g.reason)
+}
+
+/// A service's guard as Settings shows it: the policy in force (none: watch), and the
+/// one a runbook recommends for it.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceGuard {
+    pub cluster_id: i64,
+    pub cluster: String,
+    pub service: String,
+    pub guard: Option<RolloutGuard>,
+    pub suggested: Option<Suggestion>,
+}
+
+/// A runbook's recommended guard for a service.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Suggestion {
+    pub mode: GuardMode,
+    /// The runbook's title and id.
+    pub runbook: String,
+}
+
+/// Every recorded service's guard, with the recommendation of the first runbook that
+/// makes one for it (a runbook naming the service before one naming none).
+pub async fn service_guards(
+    store: &firebreak_store::Store,
+    runbooks: &[crate::runbooks::Runbook],
+) -> std::result::Result<Vec<ServiceGuard>, firebreak_store::StoreError> {
+    let set = store.rollout_guards().await?;
+    let mut out = Vec::new();
+    for (cluster_id, cluster, service) in store.services().await? {
+        let guard = set
+            .iter()
+            .find(|g| g.cluster_id == cluster_id && g.service == service)
+            .cloned();
+        let with_guard = || runbooks.iter().filter(|r| r.rollout_guard.is_some());
+        let suggested = with_guard()
+            .find(|r| r.applies_to.services.contains(&service))
+            .or_else(|| with_guard().find(|r| r.applies_to.services.is_empty()))
+            .and_then(|r| {
+                Some(Suggestion {
+                    mode: r.rollout_guard?,
+                    runbook: format!("{} ({})", r.title, r.id),
+                })
+            });
+        out.push(ServiceGuard {
+            cluster_id,
+            cluster,
+            service,
+            guard,
+            suggested,
+        });
+    }
+    Ok(out)
 }

@@ -23,6 +23,10 @@ pub struct Runbook {
     pub owner: String,
     pub version: String,
     pub applies_to: AppliesTo,
+    /// The rollout guard this runbook recommends for the services it applies to (every
+    /// service when it names none): shown in Settings beside each, and in force only once
+    /// a person approves it there.
+    pub rollout_guard: Option<firebreak_store::guards::GuardMode>,
     pub steps: Vec<Step>,
     /// The Markdown body, shown as text.
     pub body: String,
@@ -208,6 +212,8 @@ struct FrontMatter {
     version: serde_yaml_ng::Value,
     #[serde(default)]
     applies_to: AppliesTo,
+    #[serde(default)]
+    rollout_guard: Option<firebreak_store::guards::GuardMode>,
     steps: Vec<Step>,
 }
 
@@ -259,6 +265,7 @@ pub fn parse(source: &str, text: &str) -> Result<Runbook, RunbookError> {
         owner: fm.owner.trim().to_owned(),
         version,
         applies_to: fm.applies_to,
+        rollout_guard: fm.rollout_guard,
         steps: fm.steps,
         body,
         source: source.to_owned(),
