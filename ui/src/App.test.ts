@@ -24,6 +24,7 @@ import type { FollowUpDraft } from './bindings/FollowUpDraft';
 import type { TeamStatus } from './bindings/TeamStatus';
 import type { ServiceGuard } from './bindings/ServiceGuard';
 import type { GuardMode } from './bindings/GuardMode';
+import type { Verdict } from './bindings/Verdict';
 
 afterEach(cleanup);
 
@@ -709,6 +710,16 @@ describe('diagnostics', () => {
   });
 });
 
+/** A canary verdict of revision 42 against 41 at `wave` of 4. */
+function verdict(wave: number, outcome: 'fail' | 'inconclusive' | 'pass', sentence: string): Verdict {
+  return {
+    outcome, sentence, atMs: Date.now(), canaryRevision: 42, stableRevision: 41, windows: 2 * wave, wave, waves: 4,
+    alpha: 0.05 / 24, confidence: 1 - 0.1 / 24,
+    errors: { canaryRequests: 4800, canaryErrors: 1490, stableRequests: 4800, stableErrors: 19, canaryRate: 0.31, stableRate: 0.004, difference: 0.306, ratio: 77.5, low: 0.29, high: 0.32, pValue: 1e-300 },
+    latency: { canaryP99Ms: 2100, stableP99Ms: 600, ratio: 3.5, ratioLow: null, ratioHigh: null, pValue: 0.17, exact: true },
+  };
+}
+
 function proposed(over: Partial<ActionRecord> = {}): ActionRecord {
   return {
     id: 'a1', incidentId: 1, clusterId: 1, kind: 'rollback', service: 'llm-assistant', target: 'llm-assistant-serving',
@@ -815,6 +826,31 @@ describe('actions', () => {
       ],
     };
   }
+
+  it("shows the rollout's canary verdict in Act and, when it fails, puts Pause first", async () => {
+    let judged = verdict(1, 'inconclusive', 'No clear difference yet between revision 42 and revision 41 over 2 windows');
+    const host = fakeHost([incident(1, { clusterId: 1, service: 'llm-assistant' })], {
+      rolloutState: async () => rolloutState({}),
+      rolloutVerdicts: async () => ({
+        startedSeq: 90, deployment: 'llm-assistant-serving', fromRevision: 41, toRevision: 42, waves: 4, ended: null, noData: false,
+        byWave: [judged], firstFail: judged.outcome === 'fail' ? judged : null,
+      }),
+    });
+    const first = render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    expect((await screen.findByTestId('act-verdict')).textContent).toContain('Not yet');
+    expect(screen.getByTestId('propose-pause').className).toContain('secondary');
+    first.unmount();
+    judged = verdict(1, 'fail', 'Revision 42 fails 31 % of requests against 0.4 % on revision 41 over 2 windows, p < 0.001');
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('incident-row'));
+    const shown = await screen.findByTestId('act-verdict');
+    expect(shown.textContent).toContain('Fails');
+    expect(shown.textContent).toContain('Revision 42 fails 31 %');
+    const pause = screen.getByTestId('propose-pause');
+    expect(pause.className).toContain('danger');
+    expect(pause.closest('.buttons')?.querySelector('button')).toBe(pause);
+  });
 
   it('offers the rollout levers that apply to what the rollout is doing', async () => {
     let state = rolloutState({});
@@ -1504,12 +1540,6 @@ describe('fleet', () => {
   it("shows a rollout's canary verdict wave by wave, its sentence as text and its evidence on hover", async () => {
     const running = board();
     running.clusters[0].services[0].rollout!.stalled = null;
-    const verdict = (wave: number, outcome: 'fail' | 'inconclusive', sentence: string) => ({
-      outcome, sentence, atMs: Date.now(), canaryRevision: 42, stableRevision: 41, windows: 2 * wave, wave, waves: 4,
-      alpha: 0.05 / 24, confidence: 1 - 0.1 / 24,
-      errors: { canaryRequests: 4800, canaryErrors: 1490, stableRequests: 4800, stableErrors: 19, canaryRate: 0.31, stableRate: 0.004, difference: 0.306, ratio: 77.5, low: 0.29, high: 0.32, pValue: 1e-300 },
-      latency: { canaryP99Ms: 2100, stableP99Ms: 600, ratio: 3.5, ratioLow: null, ratioHigh: null, pValue: 0.17, exact: true },
-    });
     const asked: [number, string][] = [];
     const host = fakeHost([incident(7, { clusterId: 1, service: 'llm-assistant' })], {
       fleetBoard: async () => running,
