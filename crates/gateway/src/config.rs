@@ -33,6 +33,12 @@
 //! regions = ["us-east", "eu-west"]
 //! [services.queries]                    # PromQL; `$region` is replaced by each region
 //! latency_p99_ms = 'histogram_quantile(0.99, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{region="$region"}[1m]))) * 1000'
+//! [services.revisions]                  # figures by revision while a rollout runs (the canary verdict)
+//! value = "pod_template_hash"           # what `$revision` stands for: number | pod_template_hash | model_version
+//! requests_total = 'sum(vllm:request_success_total{region="$region",pod_template_hash="$revision"})'
+//! errors_total = '…'                    # counters: the gateway counts what they add between polls
+//! latency_p50_ms = '…'                  # and each revision's p50 and p99 now
+//! latency_p99_ms = '…'
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
@@ -290,6 +296,33 @@ pub struct Service {
     /// The team that owns it, carried on its metrics (the console's Fleet board filters
     /// by it).
     pub team: Option<String>,
+    /// Its figures by revision while a rollout runs, when configured.
+    pub revisions: Option<RevisionQueries>,
+}
+
+/// What `$revision` stands for in a service's revision queries: the label value its
+/// revision's pods' metrics carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevisionValue {
+    /// The revision's number (`deployment.kubernetes.io/revision`).
+    Number,
+    /// The ReplicaSet's pod template hash (the `pod-template-hash` label Kubernetes puts
+    /// on its pods, `rollouts-pod-template-hash` for an Argo Rollout).
+    PodTemplateHash,
+    /// The model version the gateway reads for the revision (`[kubernetes] model_version`),
+    /// as a serving stack's `model_name` label carries it.
+    ModelVersion,
+}
+
+/// A service's figures by revision: PromQL with `$region` and `$revision`. The totals
+/// are counters; the gateway counts what each adds between two polls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionQueries {
+    pub value: RevisionValue,
+    pub requests_total: String,
+    pub errors_total: String,
+    pub latency_p50_ms: String,
+    pub latency_p99_ms: String,
 }
 
 /// A service's action hooks. Without `status` no action runs: preconditions are checked
@@ -411,6 +444,17 @@ struct RawService {
     #[serde(default)]
     queries: BTreeMap<String, Spanned<String>>,
     team: Option<Spanned<String>>,
+    revisions: Option<Spanned<RawRevisions>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRevisions {
+    value: Option<Spanned<String>>,
+    requests_total: Spanned<String>,
+    errors_total: Spanned<String>,
+    latency_p50_ms: Spanned<String>,
+    latency_p99_ms: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -794,6 +838,23 @@ fn service(
             Some(team.to_owned())
         }
     };
+    let revisions = match &s.revisions {
+        None => None,
+        Some(r) => {
+            let rkey = format!("{key}.revisions");
+            let queries = revision_queries(r.get_ref(), &rkey, at)?;
+            if prometheus.is_none() || objects.is_none() {
+                return Err(at(
+                    r.span(),
+                    &rkey,
+                    "figures by revision need a [prometheus] section and the service's \
+                     Kubernetes objects (the rollout's revisions are read from them)"
+                        .into(),
+                ));
+            }
+            Some(queries)
+        }
+    };
     Ok(Service {
         name: name.to_owned(),
         deployment,
@@ -802,6 +863,57 @@ fn service(
         kubernetes: objects,
         queries,
         team,
+        revisions,
+    })
+}
+
+/// `[services.revisions]`: four queries that each name `$revision`, and what it stands for.
+fn revision_queries(
+    r: &RawRevisions,
+    key: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<RevisionQueries, ConfigError> {
+    let value = match &r.value {
+        None => RevisionValue::Number,
+        Some(v) => match v.get_ref().trim() {
+            "number" => RevisionValue::Number,
+            "pod_template_hash" => RevisionValue::PodTemplateHash,
+            "model_version" => RevisionValue::ModelVersion,
+            other => {
+                return Err(at(
+                    v.span(),
+                    &format!("{key}.value"),
+                    format!(
+                        "unknown value {other:?}; `$revision` stands for one of: number, \
+                         pod_template_hash, model_version"
+                    ),
+                ))
+            }
+        },
+    };
+    let query = |q: &Spanned<String>, name: &str| -> Result<String, ConfigError> {
+        let text = q.get_ref().trim();
+        let qkey = format!("{key}.{name}");
+        if text.is_empty() {
+            return Err(at(q.span(), &qkey, "the query is empty".into()));
+        }
+        if !text.contains("$revision") {
+            return Err(at(
+                q.span(),
+                &qkey,
+                "the query must select one revision with `$revision` (e.g. \
+                 revision=\"$revision\"), or every revision would count as both"
+                    .into(),
+            ));
+        }
+        Ok(text.to_owned())
+    };
+    Ok(RevisionQueries {
+        value,
+        requests_total: query(&r.requests_total, "requests_total")?,
+        errors_total: query(&r.errors_total, "errors_total")?,
+        latency_p50_ms: query(&r.latency_p50_ms, "latency_p50_ms")?,
+        latency_p99_ms: query(&r.latency_p99_ms, "latency_p99_ms")?,
     })
 }
 

@@ -4,7 +4,8 @@
 //! The configuration and its check (`config.rs`, `firebreak gateway --check FILE`), the
 //! durable journal (`journal.rs`), and the server (`serve.rs`, wss/https itself): the
 //! event stream from the journal, Alertmanager's webhook (`alertmanager.rs`), Prometheus
-//! queries (`prometheus.rs`), and the action API (`server::actions`) over the services'
+//! queries (`prometheus.rs`, with figures by revision while a rollout runs, its revisions
+//! from the Kubernetes watcher through `revisions.rs`), and the action API (`server::actions`) over the services'
 //! action hooks (`actions.rs`, `hooks.rs`). Kubernetes is being built: its configuration
 //! is checked, and `kubernetes.rs` lists the API calls the RBAC manifests grant.
 
@@ -16,4 +17,5 @@ pub mod hooks;
 pub mod journal;
 pub mod kubernetes;
 pub mod prometheus;
+pub mod revisions;
 pub mod serve;

@@ -14,9 +14,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::config::{Prometheus, Service, METRICS};
+use super::config::{Prometheus, RevisionQueries, Service, METRICS};
 use super::journal::DurableJournal;
-use firebreak_protocol::events::{EventType, ServiceMetrics, SourceDegraded};
+use super::revisions::{Revision, Rollouts};
+use firebreak_protocol::events::{
+    EventType, RevisionFigures, RevisionMetrics, RevisionRole, ServiceMetrics, SourceDegraded,
+};
 use firebreak_server::envelope;
 
 /// The Prometheus HTTP API's answer to an instant query.
@@ -84,6 +87,7 @@ pub async fn poll(
     cluster: String,
     journal: Arc<DurableJournal>,
     failures: Failures,
+    rollouts: Rollouts,
 ) {
     let http = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
@@ -106,12 +110,26 @@ pub async fn poll(
         failures,
         empty_since: BTreeMap::new(),
         said: BTreeMap::new(),
+        totals: BTreeMap::new(),
     };
     loop {
         tick.tick().await;
         let mut events = Vec::new();
         for service in services.iter().filter(|s| !s.queries.is_empty()) {
             poller.service(service, &mut events).await;
+        }
+        for service in &services {
+            if let Some(q) = &service.revisions {
+                match rollouts.get(&service.name) {
+                    Some(under_way) => {
+                        poller
+                            .by_revision(service, q, &under_way, &mut events)
+                            .await
+                    }
+                    // Counted afresh at the next rollout: no window spans two.
+                    None => poller.totals.retain(|k, _| k.0 != service.name),
+                }
+            }
         }
         if events.is_empty() {
             continue;
@@ -154,6 +172,9 @@ struct Poller {
     empty_since: BTreeMap<Key, std::time::Instant>,
     /// What each service's last `source.degraded` said cannot be given.
     said: BTreeMap<String, Failing>,
+    /// Each revision counter's last value and when it was read: (service, region, the
+    /// `$revision` value, query) → (value, when).
+    totals: BTreeMap<(String, String, String, &'static str), (f64, std::time::Instant)>,
 }
 
 impl Poller {
@@ -231,6 +252,126 @@ impl Poller {
                 self.said.insert(service.name.clone(), failing);
             }
         }
+    }
+
+    /// One round of a service's figures by revision while it rolls out: in each region,
+    /// the requests and failed requests each revision's counters added since the last
+    /// round, and each one's p50 and p99 now. A region is published once both revisions
+    /// have a window (the first round of a rollout only reads the counters).
+    async fn by_revision(
+        &mut self,
+        service: &Service,
+        q: &RevisionQueries,
+        under_way: &super::revisions::UnderWay,
+        events: &mut Vec<Said>,
+    ) {
+        for (r, region) in service.regions.iter().enumerate() {
+            let mut revisions = Vec::new();
+            let mut window_s = 0u32;
+            for (revision, role) in [
+                (&under_way.canary, RevisionRole::Canary),
+                (&under_way.stable, RevisionRole::Stable),
+            ] {
+                if let Some((figures, seconds)) =
+                    self.revision(service, q, region, revision, role).await
+                {
+                    window_s = window_s.max(seconds);
+                    revisions.push(figures);
+                }
+            }
+            if revisions.len() == 2 && revisions.iter().any(|f| f.requests > 0) {
+                let m = RevisionMetrics {
+                    service: service.name.clone(),
+                    region: region.clone(),
+                    window_s: window_s.max(1),
+                    primary: r == 0,
+                    revisions,
+                };
+                if let Ok(data) = serde_json::to_value(m) {
+                    events.push((EventType::RevisionMetrics, service.name.clone(), data));
+                }
+            }
+        }
+    }
+
+    /// One revision's window in one region, with its length in seconds; none when a
+    /// query gives nothing or its counters have no earlier reading to count from.
+    async fn revision(
+        &mut self,
+        service: &Service,
+        q: &RevisionQueries,
+        region: &str,
+        revision: &Revision,
+        role: RevisionRole,
+    ) -> Option<(RevisionFigures, u32)> {
+        let value = revision.value(q.value);
+        if value.is_empty() {
+            return None;
+        }
+        let fill = |query: &str| {
+            query
+                .replace("$region", region)
+                .replace("$revision", &value)
+        };
+        let read = |name: &'static str, query: &str| (name, fill(query));
+        let asked = [
+            read("requests_total", &q.requests_total),
+            read("errors_total", &q.errors_total),
+            read("latency_p50_ms", &q.latency_p50_ms),
+            read("latency_p99_ms", &q.latency_p99_ms),
+        ];
+        let mut got = BTreeMap::new();
+        for (name, promql) in &asked {
+            let key = (
+                service.name.clone(),
+                region.to_owned(),
+                format!("{name} of revision {}", revision.number),
+            );
+            match query(&self.http, &self.prometheus.url, promql).await {
+                Ok(v) => {
+                    self.answered(&key);
+                    got.insert(*name, v);
+                }
+                // A revision that failed nothing has no failed-request series at all.
+                Err(why) if *name == "errors_total" && why == NOTHING => {
+                    self.answered(&key);
+                    got.insert(*name, 0.0);
+                }
+                Err(why) => {
+                    self.failed(key, &why);
+                }
+            }
+        }
+        let now = std::time::Instant::now();
+        let mut count = |name: &'static str| -> Option<(u64, f64)> {
+            let current = *got.get(name)?;
+            let key = (service.name.clone(), region.to_owned(), value.clone(), name);
+            let before = self.totals.insert(key, (current, now));
+            let (last, at) = before?;
+            // A counter that went down was reset (pods replaced): no window this round.
+            (current >= last).then(|| {
+                (
+                    (current - last).round() as u64,
+                    now.duration_since(at).as_secs_f64(),
+                )
+            })
+        };
+        let requests = count("requests_total");
+        let errors = count("errors_total");
+        let (requests, seconds) = requests?;
+        let (errors, _) = errors?;
+        Some((
+            RevisionFigures {
+                revision: revision.number,
+                role,
+                nodes: revision.replicas,
+                requests,
+                errors: errors.min(requests),
+                latency_p50_ms: got.get("latency_p50_ms")?.max(0.0),
+                latency_p99_ms: got.get("latency_p99_ms")?.max(0.0),
+            },
+            seconds.round().max(1.0) as u32,
+        ))
     }
 
     fn answered(&mut self, key: &Key) {

@@ -137,12 +137,16 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
     if shared.webhook.is_some() {
         tasks.push(tokio::spawn(catch_up_loop(shared.clone())));
     }
+    // The rollouts under way, as the Kubernetes watcher reads them, for the Prometheus
+    // poller's figures by revision.
+    let rollouts = super::revisions::Rollouts::default();
     if let Some(k8s) = &config.kubernetes {
         tasks.push(tokio::spawn(super::kubernetes::watch::run_reporting(
             k8s.clone(),
             config.services.clone(),
             config.cluster.clone(),
             shared.journal.clone(),
+            rollouts.clone(),
         )));
     }
     if let Some(prometheus) = &config.prometheus {
@@ -152,6 +156,7 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
             config.cluster.clone(),
             shared.journal.clone(),
             shared.prometheus_failures.clone(),
+            rollouts,
         )));
     }
     let backend = super::actions::HookBackend::start(

@@ -78,6 +78,9 @@ struct Placement {
     last: Sample,
     /// While a rollout runs: each revision's share of the window so far.
     by_revision: BTreeMap<u32, RevisionWindow>,
+    /// While a rollout runs: each revision's share of the last second, as the Prometheus
+    /// exposition splits its counters by revision (empty otherwise).
+    last_by_revision: Vec<(u32, Sample)>,
 }
 
 /// One revision's requests, failures and latency summed over the seconds of a window.
@@ -408,6 +411,7 @@ impl World {
                                 .collect(),
                             region: region.clone(),
                             by_revision: BTreeMap::new(),
+                            last_by_revision: Vec::new(),
                             pool,
                             queue: 0.0,
                             last: Sample::default(),
@@ -848,6 +852,7 @@ impl World {
                 if capacity == 0.0 && rps > 0.0 {
                     error_rate = 1.0;
                 }
+                placement.last_by_revision.clear();
                 if rolling && rps > 0.0 && capacity > 0.0 {
                     // Each revision's share of the requests goes with its nodes' weight; a
                     // bad one fails and slows only on its own nodes.
@@ -874,8 +879,19 @@ impl World {
                             + queue_delay_ms;
                         let p99 = p50 * 2.6 * (1.0 + tail_extra) * congestion;
                         let error_rate = (0.002 * jitter + errors + overload).clamp(0.0, 1.0);
-                        let w = placement.by_revision.entry(r).or_default();
                         let requests = rps * jitter * share;
+                        placement.last_by_revision.push((
+                            r,
+                            Sample {
+                                p50,
+                                p99,
+                                error_rate,
+                                rps: requests,
+                                queue: placement.queue,
+                                gpu: (u.min(1.0) * 0.93).clamp(0.0, 1.0),
+                            },
+                        ));
+                        let w = placement.by_revision.entry(r).or_default();
                         w.nodes = on.len() as u32;
                         w.requests += requests;
                         w.errors += requests * error_rate;
@@ -1076,25 +1092,35 @@ impl World {
         }
     }
 
-    /// This second of every (service, region) into the Prometheus exposition.
+    /// This second of every (service, region) into the Prometheus exposition: during a
+    /// rollout each revision's requests under its own `revision` label (a bad one's
+    /// failures and latency on its own series), else all of them under the one most
+    /// nodes serve.
     fn expose(&mut self) {
         for svc in &self.services {
             for (p, placement) in svc.placements.iter().enumerate() {
-                let s = placement.last;
-                self.exposition.record(
-                    &svc.name,
-                    &placement.region,
-                    super::exposition::Second {
-                        p50_ms: s.p50,
-                        p99_ms: s.p99,
-                        error_rate: s.error_rate,
-                        rps: s.rps,
-                        queue: s.queue,
-                        gpu: s.gpu,
-                        revision: svc.majority_revision(p),
-                        primary: p == svc.primary,
-                    },
-                );
+                let whole = [(svc.majority_revision(p), placement.last)];
+                let parts = if placement.last_by_revision.is_empty() {
+                    &whole[..]
+                } else {
+                    &placement.last_by_revision[..]
+                };
+                for (revision, s) in parts {
+                    self.exposition.record(
+                        &svc.name,
+                        &placement.region,
+                        super::exposition::Second {
+                            p50_ms: s.p50,
+                            p99_ms: s.p99,
+                            error_rate: s.error_rate,
+                            rps: s.rps,
+                            queue: s.queue,
+                            gpu: s.gpu,
+                            revision: *revision,
+                            primary: p == svc.primary,
+                        },
+                    );
+                }
             }
         }
     }

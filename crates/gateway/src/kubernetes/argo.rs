@@ -23,6 +23,7 @@ use serde_json::Value;
 use super::rollouts::model_version;
 use super::story::{tell, Ending, Rollout, Story, Wave};
 use crate::config::ModelVersionSource;
+use crate::revisions::{of_replica_set, UnderWay};
 use firebreak_protocol::events::ChangeCause;
 
 pub const REVISION: &str = "rollout.argoproj.io/revision";
@@ -151,6 +152,10 @@ pub fn observe(
     } else {
         Ending::Running
     };
+    let under_way = matches!(ending, Ending::Running).then(|| UnderWay {
+        canary: of_replica_set(to, new_rs, POD_TEMPLATE_HASH, to_model.clone()),
+        stable: of_replica_set(from, old_rs, POD_TEMPLATE_HASH, from_model.clone()),
+    });
     let rollout = Rollout {
         service,
         key: format!("k8s/{namespace}/rollouts/{name}/revision/{to}"),
@@ -164,7 +169,10 @@ pub fn observe(
         waves,
         replicas,
     };
-    tell(rollout, &done, ending, now)
+    Story {
+        under_way,
+        ..tell(rollout, &done, ending, now)
+    }
 }
 
 #[cfg(test)]

@@ -24,10 +24,13 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::story::{tell, Ending, Rollout, Story, Wave};
 use crate::config::ModelVersionSource;
+use crate::revisions::{of_replica_set, UnderWay};
 use firebreak_protocol::events::ChangeCause;
 
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
 pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+/// The label Kubernetes puts on a Deployment's ReplicaSets and their pods.
+pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 
 fn revision_of(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<u32> {
     annotations?.get(REVISION)?.trim().parse().ok()
@@ -244,6 +247,13 @@ pub fn observe(
     } else {
         Ending::Running
     };
+    let under_way = match (&ending, old_rs) {
+        (Ending::Running | Ending::Stalled { .. }, Some(old_rs)) => Some(UnderWay {
+            canary: of_replica_set(revision, new_rs, POD_TEMPLATE_HASH, to_model.clone()),
+            stable: of_replica_set(from, old_rs, POD_TEMPLATE_HASH, from_model.clone()),
+        }),
+        _ => None,
+    };
     let rollout = Rollout {
         service,
         key: format!("k8s/{namespace}/deployments/{name}/revision/{revision}"),
@@ -257,7 +267,10 @@ pub fn observe(
         waves,
         replicas,
     };
-    tell(rollout, &done, ending, now)
+    Story {
+        under_way,
+        ..tell(rollout, &done, ending, now)
+    }
 }
 
 #[cfg(test)]

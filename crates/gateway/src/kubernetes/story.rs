@@ -33,6 +33,9 @@ pub struct Story {
     pub current: bool,
     /// The rollout to `revision` is done (or there was none): nothing is moving.
     pub settled: bool,
+    /// While a rollout runs (or stalls): its new and stable revisions, for the figures
+    /// by revision.
+    pub under_way: Option<crate::revisions::UnderWay>,
 }
 
 impl Story {
@@ -43,6 +46,7 @@ impl Story {
             revision,
             current,
             settled: false,
+            under_way: None,
         }
     }
 
@@ -53,6 +57,7 @@ impl Story {
             revision,
             current: true,
             settled: true,
+            under_way: None,
         }
     }
 }
@@ -237,6 +242,7 @@ pub(super) fn tell(rollout: Rollout, waves: &[Wave], ending: Ending, now: DateTi
         revision: to,
         current: true,
         settled,
+        under_way: None,
     }
 }
 

@@ -19,6 +19,7 @@ use kube::{Api, Client};
 use super::story::Emit;
 use crate::config::{Kubernetes, Service, WorkloadKind};
 use crate::journal::DurableJournal;
+use crate::revisions::Rollouts;
 
 /// A client for the configured cluster: the kubeconfig (and context) when named, else
 /// the usual inference (the pod's service account in the cluster, `$KUBECONFIG`,
@@ -162,6 +163,7 @@ pub async fn run_reporting(
     services: Vec<Service>,
     cluster: String,
     journal: Arc<DurableJournal>,
+    rollouts: Rollouts,
 ) {
     let source = format!("/clusters/{cluster}");
     let mut health = Health::new("", "the Kubernetes API");
@@ -171,6 +173,7 @@ pub async fn run_reporting(
             services.clone(),
             cluster.clone(),
             journal.clone(),
+            rollouts.clone(),
         )
         .await;
         let why = match ended {
@@ -188,6 +191,7 @@ pub async fn run(
     services: Vec<Service>,
     cluster: String,
     journal: Arc<DurableJournal>,
+    rollouts: Rollouts,
 ) -> anyhow::Result<()> {
     let client = client(&k8s).await?;
     let source = format!("/clusters/{cluster}");
@@ -199,6 +203,7 @@ pub async fn run(
             service.clone(),
             source.clone(),
             journal.clone(),
+            rollouts.clone(),
         ));
     }
     for service in &services {
@@ -262,12 +267,13 @@ async fn watch_workload(
     service: Service,
     source: String,
     journal: Arc<DurableJournal>,
+    rollouts: Rollouts,
 ) {
     let Some(objects) = service.kubernetes.clone() else {
         return;
     };
     if objects.kind == WorkloadKind::Rollout {
-        return watch_argo(client, k8s, service, source, journal).await;
+        return watch_argo(client, k8s, service, source, journal, rollouts).await;
     }
     let selector = objects.pod_selector();
     let (deployments, d_stream) = reflect(
@@ -314,6 +320,9 @@ async fn watch_workload(
                 &rss,
                 chrono::Utc::now(),
             );
+            if story.current {
+                rollouts.set(&service.name, story.under_way);
+            }
             publish(&journal, &source, story.events).await;
         }
         let snapshot: Vec<Pod> = pods.state().iter().map(|p| (**p).clone()).collect();
@@ -344,6 +353,7 @@ async fn watch_argo(
     service: Service,
     source: String,
     journal: Arc<DurableJournal>,
+    under_way: Rollouts,
 ) {
     use kube::api::DynamicObject;
     use kube::core::{ApiResource, GroupVersionKind};
@@ -401,6 +411,9 @@ async fn watch_argo(
             &rss,
             chrono::Utc::now(),
         );
+        if story.current {
+            under_way.set(&service.name, story.under_way);
+        }
         publish(&journal, &source, story.events).await;
     }
 }

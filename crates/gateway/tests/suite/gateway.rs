@@ -44,6 +44,15 @@ rollback = { command = ["/opt/deploy/rollback", "{deployment}", "{to}"] }
 failover = { url = "https://deploy.internal/hooks/failover/{service}", token = { env = "DEPLOY_TOKEN" } }
 "#;
 
+/// A `[services.revisions]` table, inserted before the service's hooks in the mistakes.
+const REVISIONS: &str = r#"[services.revisions]
+value = "pod_template_hash"
+requests_total = 'sum(vllm:request_success_total{region="$region",revision="$revision"}) #1'
+errors_total = 'sum(vllm:request_failure_total{region="$region",revision="$revision"})'
+latency_p50_ms = 'histogram_quantile(0.5, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{region="$region",revision="$revision"}[1m]))) * 1000'
+latency_p99_ms = 'histogram_quantile(0.99, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{region="$region",revision="$revision"}[1m]))) * 1000'
+"#;
+
 #[test]
 fn a_valid_configuration_reads_as_written() {
     let c = parse(Path::new("gateway.toml"), VALID).unwrap();
@@ -266,6 +275,42 @@ fn mistakes() -> Vec<(&'static str, String, usize, &'static str, &'static str)> 
             34,
             "services[1].hooks.rollback",
             "exactly one of command",
+        ),
+        (
+            "figures by revision without the service's Kubernetes objects",
+            VALID.replace(
+                "[services.hooks]\n",
+                &format!("{REVISIONS}[services.hooks]\n"),
+            ),
+            31,
+            "services[1].revisions",
+            "need a [prometheus] section and the service's Kubernetes objects",
+        ),
+        (
+            "a revision query that selects no revision",
+            VALID.replace(
+                "[services.hooks]\n",
+                &format!(
+                    "{}[services.hooks]\n",
+                    REVISIONS.replace(",revision=\"$revision\"}) #1", "}) #1")
+                ),
+            ),
+            33,
+            "services[1].revisions.requests_total",
+            "must select one revision with `$revision`",
+        ),
+        (
+            "an unknown revision value",
+            VALID.replace(
+                "[services.hooks]\n",
+                &format!(
+                    "{}[services.hooks]\n",
+                    REVISIONS.replace("\"pod_template_hash\"", "\"hash\"")
+                ),
+            ),
+            32,
+            "services[1].revisions.value",
+            "unknown value \"hash\"",
         ),
         (
             "a hook timeout out of range",

@@ -334,6 +334,7 @@ mod watching {
             config.services.clone(),
             config.cluster.clone(),
             journal.clone(),
+            firebreak_gateway::revisions::Rollouts::default(),
         ));
         wait_for(
             Duration::from_secs(20),
@@ -462,6 +463,7 @@ mod watching {
             config.services.clone(),
             config.cluster.clone(),
             journal.clone(),
+            firebreak_gateway::revisions::Rollouts::default(),
         ));
         wait_for(Duration::from_secs(20), "source.degraded", async || {
             !published(&journal).await.is_empty()
@@ -538,6 +540,7 @@ mod watching {
             config.services.clone(),
             config.cluster.clone(),
             journal.clone(),
+            firebreak_gateway::revisions::Rollouts::default(),
         ));
         wait_for(
             Duration::from_secs(20),
@@ -609,6 +612,7 @@ mod watching {
             config.services.clone(),
             config.cluster.clone(),
             journal.clone(),
+            firebreak_gateway::revisions::Rollouts::default(),
         ));
         wait_for(Duration::from_secs(20), "both streams listed", async || {
             fake.lists() >= lists + 2

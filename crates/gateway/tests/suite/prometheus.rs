@@ -160,20 +160,7 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
         "{example}\n[[services]]\nname = \"search-ranking\"\nregions = [\"eu-west\"]\n[services.queries]\n\
          latency_p50_ms = 'sum(no_such_metric{{region=\"$region\"}})'\n"
     );
-    let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
-    let gateway = firebreak_gateway::serve::start(&config, &dir.path().join("journal.db"))
-        .await
-        .unwrap();
-
-    let db = dir.path().join("console.db");
-    let (_store, engine, _, _) = support::rig::console(
-        &db,
-        "demo-fleet",
-        &gateway.events_url(),
-        &gateway.base_url(),
-        Some("gateway-token"),
-    )
-    .await;
+    let (gateway, db, _store, engine, _) = gateway_and_console(&text, dir.path()).await;
 
     let metrics = async || -> Vec<serde_json::Value> {
         use sqlx::Connection;
@@ -266,4 +253,148 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
     engine.stop().await;
     gateway.shutdown();
     s.shutdown();
+}
+
+/// Figures by revision through the gateway, from real PromQL: the simulator's bad model
+/// rolls out (its counters split by a `revision` label), the Kubernetes API says revision
+/// 42 is rolling out over 41, the gateway counts what each revision's counters add between
+/// its polls and sends `service.revision_metrics`, and the console that records it fails
+/// revision 42 at wave 1, as it does on the simulator's own stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_sends_figures_by_revision_and_the_console_fails_the_bad_revision_at_wave_1() {
+    use support::fake_kube::{FakeKube, DEPLOYMENTS, REPLICA_SETS};
+    firebreak_common::process::install_tls_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = support::cluster::slow_bad_rollout(dir.path(), 8);
+    let s = sim(&scenario, 10.0, |_| {}).await;
+    let (prometheus, _prometheus) = prometheus_on(&s, dir.path()).await;
+
+    // The Deployment mid-rollout: revision 42's ReplicaSet has a wave of the 16 replicas.
+    let fake = FakeKube::start().await;
+    let replica_set = |revision: u32, replicas: u32| {
+        serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {
+                "name": format!("llm-assistant-serving-h{revision}"), "namespace": "serving", "uid": format!("rs-{revision}"),
+                "creationTimestamp": "2026-12-07T03:10:00Z",
+                "labels": { "app": "llm-assistant", "pod-template-hash": format!("h{revision}") },
+                "annotations": { "deployment.kubernetes.io/revision": revision.to_string() },
+                "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "Deployment", "name": "llm-assistant-serving", "uid": "d-1", "controller": true }]
+            },
+            "spec": { "selector": { "matchLabels": { "app": "llm-assistant" } },
+                      "template": { "metadata": { "labels": { "app": "llm-assistant" } }, "spec": { "containers": [{ "name": "vllm", "image": format!("vllm:{revision}") }] } } },
+            "status": { "replicas": replicas }
+        })
+    };
+    fake.apply(REPLICA_SETS, replica_set(41, 12));
+    fake.apply(REPLICA_SETS, replica_set(42, 4));
+    fake.apply(
+        DEPLOYMENTS,
+        serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "llm-assistant-serving", "namespace": "serving", "generation": 2, "uid": "d-1",
+                          "annotations": { "deployment.kubernetes.io/revision": "42" } },
+            "spec": { "replicas": 16, "selector": { "matchLabels": { "app": "llm-assistant" } },
+                      "template": { "metadata": { "labels": { "app": "llm-assistant" } }, "spec": { "containers": [{ "name": "vllm", "image": "vllm:42" }] } } },
+            "status": { "observedGeneration": 2, "replicas": 16, "updatedReplicas": 4, "availableReplicas": 16,
+                        "conditions": [{ "type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "message": "",
+                                         "lastUpdateTime": "2026-12-07T03:11:00Z", "lastTransitionTime": "2026-12-07T03:10:00Z" }] }
+        }),
+    );
+
+    std::fs::write(dir.path().join("gateway.token"), "gateway-token").unwrap();
+    let by = |extra: &str| {
+        format!("service=\"llm-assistant\",region=\"$region\",revision=\"$revision\"{extra}")
+    };
+    let text = format!(
+        "cluster = \"demo-fleet\"\nlisten = \"127.0.0.1:0\"\n\
+         [[tokens]]\nname = \"oncall\"\nfile = \"{token}\"\n\
+         [prometheus]\nurl = \"{prometheus}\"\ninterval_s = 1\nwarm_up_s = 40\n\
+         [kubernetes]\nkubeconfig = \"{kubeconfig}\"\n\
+         [[services]]\nname = \"llm-assistant\"\ndeployment = \"llm-assistant-serving\"\nregions = [\"us-east\"]\n\
+         [services.kubernetes]\nnamespace = \"serving\"\npods = \"app=llm-assistant\"\n\
+         [services.revisions]\nvalue = \"number\"\n\
+         requests_total = 'sum(http_requests_total{{{all}}})'\n\
+         errors_total = 'sum(http_requests_total{{{failed}}})'\n\
+         latency_p50_ms = 'histogram_quantile(0.5, sum by (le) (rate(http_request_duration_seconds_bucket{{{all}}}[30s]))) * 1000'\n\
+         latency_p99_ms = 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{all}}}[30s]))) * 1000'\n",
+        token = dir.path().join("gateway.token").display(),
+        kubeconfig = fake.kubeconfig(dir.path()).display(),
+        all = by(""),
+        failed = by(",code=~\"5..\""),
+    );
+    let (gateway, _db, store, engine, cluster) = gateway_and_console(&text, dir.path()).await;
+
+    let mut verdicts = None;
+    wait_for(
+        Duration::from_secs(120),
+        "a failing verdict from the gateway's figures",
+        async || {
+            verdicts = firebreak_engine::canary::rollout_verdicts(&store, cluster, "llm-assistant")
+                .await
+                .unwrap();
+            verdicts.as_ref().is_some_and(|v| v.first_fail.is_some())
+        },
+    )
+    .await;
+    let v = verdicts.unwrap();
+    assert_eq!((v.from_revision, v.to_revision), (41, 42), "{v:?}");
+    assert!(!v.no_data);
+    let fail = v.first_fail.unwrap();
+    assert_eq!(fail.wave, 1, "{fail:?}");
+    assert!(
+        fail.sentence.starts_with("Revision 42 fails ") && fail.sentence.contains("on revision 41"),
+        "{}",
+        fail.sentence
+    );
+    // The figures as sent: counts that add up, both roles, the replicas Kubernetes gives.
+    let windows = store
+        .revision_windows(cluster, "llm-assistant", 0, None)
+        .await
+        .unwrap();
+    let first = &windows[0].metrics;
+    assert_eq!(first.region, "us-east");
+    let nodes: Vec<(u32, u32)> = first
+        .revisions
+        .iter()
+        .map(|r| (r.revision, r.nodes))
+        .collect();
+    assert_eq!(nodes, [(42, 4), (41, 12)]);
+    let errors = fail.errors.unwrap();
+    assert!(
+        errors.canary_rate > 0.05 && errors.stable_rate < 0.02,
+        "revision 42 fails on its own series only: {errors:?}"
+    );
+    engine.stop().await;
+    gateway.shutdown();
+    s.shutdown();
+}
+
+/// A gateway on the configuration `text` (its journal in `dir`) and a console recording
+/// it as "demo-fleet" with the token "gateway-token": the gateway, the console's database
+/// file, its store and engine, and the cluster's id there.
+async fn gateway_and_console(
+    text: &str,
+    dir: &Path,
+) -> (
+    firebreak_gateway::serve::RunningGateway,
+    std::path::PathBuf,
+    firebreak_store::Store,
+    firebreak_engine::ingest::Engine,
+    i64,
+) {
+    let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), text).unwrap();
+    let gateway = firebreak_gateway::serve::start(&config, &dir.join("journal.db"))
+        .await
+        .unwrap();
+    let db = dir.join("console.db");
+    let (store, engine, _, cluster) = support::rig::console(
+        &db,
+        "demo-fleet",
+        &gateway.events_url(),
+        &gateway.base_url(),
+        Some("gateway-token"),
+    )
+    .await;
+    (gateway, db, store, engine, cluster)
 }
