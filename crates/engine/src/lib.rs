@@ -15,6 +15,7 @@ pub mod canary;
 pub mod ingest;
 pub mod runbooks;
 pub mod secrets;
+pub mod slo;
 pub mod team;
 pub mod trust;
 pub mod watchlist;

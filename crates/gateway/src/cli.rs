@@ -6,8 +6,11 @@ use anyhow::Result;
 
 /// What the gateway is asked to do.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("gateway_mode").required(true).args(["config", "check"])))]
+#[command(group(clap::ArgGroup::new("gateway_mode").args(["config", "check"])))]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct GatewayArgs {
+    #[command(subcommand)]
+    pub command: Option<GatewayCommand>,
     /// Serve with this configuration until Ctrl-C or SIGTERM: the event stream from its
     /// durable journal (in the data dir), Alertmanager's webhook, Prometheus queries and
     /// the action API.
@@ -19,13 +22,48 @@ pub struct GatewayArgs {
     pub check: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum GatewayCommand {
+    /// Write the configured services' objectives (`[services.slo]`) as Prometheus
+    /// recording and alerting rules, on the burn-rate conditions consoles open incidents
+    /// on: to standard output, or to `--out` (e.g. deploy/prometheus/slo-rules.yml).
+    SloRules {
+        /// The gateway's configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Where to write the rules (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
 /// Runs what `args` asks; the journal lives in `data_dir/gateway/`.
 pub async fn run(args: GatewayArgs, data_dir: &Path) -> Result<()> {
+    if let Some(GatewayCommand::SloRules { config, out }) = args.command {
+        return slo_rules(&config, out.as_deref());
+    }
     match (args.check, args.config) {
         (Some(check), _) => check_config(&check),
         (None, Some(path)) => serve(&path, data_dir).await,
-        (None, None) => anyhow::bail!("say --config FILE to serve or --check FILE to check"),
+        (None, None) => anyhow::bail!(
+            "say --config FILE to serve, --check FILE to check, or slo-rules --config FILE"
+        ),
     }
+}
+
+fn slo_rules(path: &Path, out: Option<&Path>) -> Result<()> {
+    let config = crate::config::load(path)?;
+    let text = crate::slo::rules(&config, &path.display().to_string());
+    match out {
+        Some(out) => {
+            std::fs::write(out, &text)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+            let n = config.services.iter().filter(|s| s.slo.is_some()).count();
+            eprintln!("{}: the objectives of {n} service(s)", out.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 fn check_config(check: &Path) -> Result<()> {

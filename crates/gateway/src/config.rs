@@ -298,6 +298,21 @@ pub struct Service {
     pub team: Option<String>,
     /// Its figures by revision while a rollout runs, when configured.
     pub revisions: Option<RevisionQueries>,
+    /// Its objectives, for `firebreak gateway slo-rules`, when configured.
+    pub slo: Option<Slo>,
+}
+
+/// A service's objectives and the series they are measured on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// The share of requests that must succeed (0.995).
+    pub availability: f64,
+    /// A series selector of the requests counter, and of the failed requests one.
+    pub requests: String,
+    pub errors: String,
+    /// The latency objective: a query giving the p99 in ms, the threshold, and the share
+    /// of time slices that must be at or under it.
+    pub latency: Option<(String, f64, f64)>,
 }
 
 /// What `$revision` stands for in a service's revision queries: the label value its
@@ -445,6 +460,18 @@ struct RawService {
     queries: BTreeMap<String, Spanned<String>>,
     team: Option<Spanned<String>>,
     revisions: Option<Spanned<RawRevisions>>,
+    slo: Option<Spanned<RawSlo>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlo {
+    availability: Spanned<f64>,
+    requests: Spanned<String>,
+    errors: Spanned<String>,
+    latency_query: Option<Spanned<String>>,
+    latency_p99_ms: Option<Spanned<f64>>,
+    latency_target: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -855,6 +882,10 @@ fn service(
             Some(queries)
         }
     };
+    let slo = match &s.slo {
+        None => None,
+        Some(o) => Some(slo(o.get_ref(), &format!("{key}.slo"), at)?),
+    };
     Ok(Service {
         name: name.to_owned(),
         deployment,
@@ -864,6 +895,88 @@ fn service(
         queries,
         team,
         revisions,
+        slo,
+    })
+}
+
+/// `[services.slo]`: percentages of 0 to 100 (exclusive), series selectors for the
+/// counters, and the latency objective whole or not at all.
+fn slo(
+    o: &RawSlo,
+    key: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Slo, ConfigError> {
+    let percent = |v: &Spanned<f64>, name: &str| -> Result<f64, ConfigError> {
+        let p = *v.get_ref();
+        if p > 0.0 && p < 100.0 {
+            Ok(p / 100.0)
+        } else {
+            Err(at(
+                v.span(),
+                &format!("{key}.{name}"),
+                format!(
+                    "{p} is no objective: a percentage above 0 and below 100 (99.5 for 99.5 %)"
+                ),
+            ))
+        }
+    };
+    let selector = |v: &Spanned<String>, name: &str| -> Result<String, ConfigError> {
+        let text = v.get_ref().trim();
+        if text.is_empty() || text.contains('[') || text.starts_with("sum") {
+            return Err(at(
+                v.span(),
+                &format!("{key}.{name}"),
+                "a series selector of a counter, as rate() takes it (http_requests_total{service=\"chat\"}), \
+                 without a range or an aggregation"
+                    .into(),
+            ));
+        }
+        Ok(text.to_owned())
+    };
+    let latency = match (&o.latency_query, &o.latency_p99_ms) {
+        (None, None) => None,
+        (Some(q), Some(ms)) => {
+            if q.get_ref().trim().is_empty() {
+                return Err(at(
+                    q.span(),
+                    &format!("{key}.latency_query"),
+                    "the query is empty".into(),
+                ));
+            }
+            let threshold = *ms.get_ref();
+            if !(threshold > 0.0 && threshold.is_finite()) {
+                return Err(at(
+                    ms.span(),
+                    &format!("{key}.latency_p99_ms"),
+                    "the threshold is a number of milliseconds above 0".into(),
+                ));
+            }
+            let target = match &o.latency_target {
+                Some(t) => percent(t, "latency_target")?,
+                None => 0.99,
+            };
+            Some((q.get_ref().trim().to_owned(), threshold, target))
+        }
+        (Some(q), None) => {
+            return Err(at(
+                q.span(),
+                &format!("{key}.latency_p99_ms"),
+                "a latency objective needs both latency_query and latency_p99_ms".into(),
+            ))
+        }
+        (None, Some(ms)) => {
+            return Err(at(
+                ms.span(),
+                &format!("{key}.latency_query"),
+                "a latency objective needs both latency_query and latency_p99_ms".into(),
+            ))
+        }
+    };
+    Ok(Slo {
+        availability: percent(&o.availability, "availability")?,
+        requests: selector(&o.requests, "requests")?,
+        errors: selector(&o.errors, "errors")?,
+        latency,
     })
 }
 

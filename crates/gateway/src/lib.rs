@@ -19,3 +19,4 @@ pub mod kubernetes;
 pub mod prometheus;
 pub mod revisions;
 pub mod serve;
+pub mod slo;

@@ -14,6 +14,7 @@
 pub mod actions;
 pub mod events;
 pub mod openapi;
+pub mod slo;
 pub mod team;
 pub mod text;
 

@@ -313,6 +313,36 @@ fn mistakes() -> Vec<(&'static str, String, usize, &'static str, &'static str)> 
             "unknown value \"hash\"",
         ),
         (
+            "an objective that is no percentage",
+            VALID.replace(
+                "[services.hooks]\n",
+                "[services.slo]\navailability = 100\nrequests = 'r'\nerrors = 'e'\n[services.hooks]\n",
+            ),
+            32,
+            "services[1].slo.availability",
+            "a percentage above 0 and below 100",
+        ),
+        (
+            "an objective on an aggregation, not a counter",
+            VALID.replace(
+                "[services.hooks]\n",
+                "[services.slo]\navailability = 99.5\nrequests = 'sum(rate(r[5m]))'\nerrors = 'e'\n[services.hooks]\n",
+            ),
+            33,
+            "services[1].slo.requests",
+            "a series selector of a counter",
+        ),
+        (
+            "a latency objective without its query",
+            VALID.replace(
+                "[services.hooks]\n",
+                "[services.slo]\navailability = 99.5\nrequests = 'r'\nerrors = 'e'\nlatency_p99_ms = 2000\n[services.hooks]\n",
+            ),
+            35,
+            "services[1].slo.latency_query",
+            "needs both latency_query and latency_p99_ms",
+        ),
+        (
             "a hook timeout out of range",
             VALID.replace("timeout_s = 120", "timeout_s = 0"),
             32,

@@ -17,26 +17,33 @@ use support::servers::tool;
 
 #[test]
 fn the_shipped_rules_and_configurations_pass_the_servers_own_checks() {
-    let out = tool("promtool")
-        .args(["check", "rules"])
-        .arg(deploy().join("rules.yml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    let passes = |program: &str, args: &[&str], file: &str| {
+        let out = tool(program)
+            .args(args)
+            .arg(deploy().join(file))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {file}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
+    passes("promtool", &["check", "rules"], "rules.yml");
+    // The objectives' rules, as `slo-rules` writes them from the shipped example: current,
+    // and sound to promtool.
+    let example =
+        firebreak_test_support::workspace_root().join("deploy/gateway/gateway.example.toml");
+    let config = firebreak_gateway::config::load(&example).unwrap();
+    let shipped = std::fs::read_to_string(deploy().join("slo-rules.yml")).unwrap();
+    assert_eq!(
+        shipped,
+        firebreak_gateway::slo::rules(&config, "deploy/gateway/gateway.example.toml"),
+        "deploy/prometheus/slo-rules.yml is stale: firebreak-gateway slo-rules --config \
+         deploy/gateway/gateway.example.toml --out deploy/prometheus/slo-rules.yml"
     );
-    let out = tool("amtool")
-        .args(["check-config"])
-        .arg(deploy().join("alertmanager.yml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    passes("promtool", &["check", "rules"], "slo-rules.yml");
+    passes("amtool", &["check-config"], "alertmanager.yml");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -397,4 +404,127 @@ async fn gateway_and_console(
     )
     .await;
     (gateway, db, store, engine, cluster)
+}
+
+/// The burn-rate conditions as Prometheus evaluates the rules `slo-rules` writes and as a
+/// console evaluates them, on the same eight hours of series: a fast burn (15 % errors), a
+/// slow one (4 % for two hours), and twenty-six slow minutes. Firebreak's evaluator says which
+/// alerts fire at each minute; the real promtool (Debian's) runs the generated rules on
+/// the same series and must expect exactly those, minute by minute.
+#[test]
+fn the_generated_burn_rate_rules_and_the_consoles_evaluator_agree_with_promtool() {
+    use firebreak_engine::slo::{burns, Objective, Sample};
+    let config = firebreak_gateway::config::parse(
+        Path::new("gateway.toml"),
+        "cluster = \"c\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"oncall\"\nenv = \"T\"\n\
+         [[services]]\nname = \"chat\"\nregions = [\"us-east\"]\n[services.slo]\navailability = 99.5\n\
+         requests = 'http_requests_total{service=\"chat\"}'\nerrors = 'http_requests_total{service=\"chat\",code=~\"5..\"}'\n\
+         latency_query = 'max(p99_ms{service=\"chat\"})'\nlatency_p99_ms = 4000\nlatency_target = 99\n",
+    )
+    .unwrap();
+    let slo = config.services[0].slo.clone().unwrap();
+    let objective = Objective {
+        availability: slo.availability,
+        latency_p99_ms: slo.latency.as_ref().map(|l| l.1),
+        latency_target: slo.latency.as_ref().map_or(0.99, |l| l.2),
+    };
+    const MINUTES: i64 = 480;
+    let failed = |m: i64| match m {
+        100..=140 => 150.0,
+        200..=330 => 40.0,
+        _ => 2.0,
+    };
+    let p99 = |m: i64| {
+        if (380..=405).contains(&m) {
+            5000.0
+        } else {
+            800.0
+        }
+    };
+    // The console's samples: minute m's requests and failures (none at minute 0), its p99.
+    let samples: Vec<Sample> = (0..=MINUTES)
+        .map(|m| Sample {
+            at_ms: m * 60_000,
+            requests: if m == 0 { 0.0 } else { 1000.0 },
+            errors: if m == 0 { 0.0 } else { failed(m) },
+            p99_ms: p99(m),
+        })
+        .collect();
+    // The same as Prometheus series: the counters' totals and the p99 each minute.
+    let (mut ok_total, mut failed_total) = (0.0, 0.0);
+    let (mut ok, mut bad, mut slow) = (Vec::new(), Vec::new(), Vec::new());
+    for s in &samples {
+        ok_total += s.requests - s.errors;
+        failed_total += s.errors;
+        ok.push(format!("{ok_total}"));
+        bad.push(format!("{failed_total}"));
+        slow.push(format!("{}", s.p99_ms));
+    }
+    let mut tests = String::new();
+    let mut fired = std::collections::BTreeSet::new();
+    for m in 0..=MINUTES {
+        let firing: Vec<_> = burns(&objective, &samples, m * 60_000)
+            .into_iter()
+            .filter(|b| b.firing)
+            .collect();
+        tests.push_str(&format!(
+            "      - eval_time: {m}m\n        alertname: {}\n        exp_alerts:{}\n",
+            firebreak_gateway::slo::ALERT,
+            if firing.is_empty() { " []" } else { "" }
+        ));
+        for b in firing {
+            let c = firebreak_protocol::slo::PAGE
+                .into_iter()
+                .find(|c| c.long_s == b.long_s)
+                .unwrap();
+            let (long, short) = (
+                firebreak_protocol::slo::range(b.long_s),
+                firebreak_protocol::slo::range(b.short_s),
+            );
+            fired.insert((b.sli.as_str(), long.clone()));
+            tests.push_str(&format!(
+                "          - exp_labels: {{service: chat, slo: {}, long: {long}, short: {short}, severity: critical}}\n            \
+                 exp_annotations: {{summary: {}}}\n",
+                b.sli.as_str(),
+                serde_json::to_string(&firebreak_gateway::slo::summary("chat", b.sli.as_str(), &c)).unwrap(),
+            ));
+        }
+    }
+    // Every condition is tried: each objective and each pair of windows fires somewhere.
+    assert_eq!(
+        fired.into_iter().collect::<Vec<_>>(),
+        [
+            ("availability", "1h".to_owned()),
+            ("availability", "6h".to_owned()),
+            ("latency", "1h".to_owned()),
+            ("latency", "6h".to_owned()),
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        firebreak_gateway::slo::rules(&config, "gateway.toml"),
+    )
+    .unwrap();
+    let test = format!(
+        "rule_files: [rules.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n\
+         \x20     - series: 'http_requests_total{{service=\"chat\",code=\"200\"}}'\n        values: '{}'\n\
+         \x20     - series: 'http_requests_total{{service=\"chat\",code=\"503\"}}'\n        values: '{}'\n\
+         \x20     - series: 'p99_ms{{service=\"chat\"}}'\n        values: '{}'\n    alert_rule_test:\n{tests}",
+        ok.join(" "),
+        bad.join(" "),
+        slow.join(" "),
+    );
+    std::fs::write(dir.path().join("test.yml"), test).unwrap();
+    let out = tool("promtool")
+        .current_dir(dir.path())
+        .args(["test", "rules", "test.yml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool disagrees with Firebreak's evaluator:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,0 +1,284 @@
+//! Service level objectives and their burn rates, as SRE teams alert on them (the Google
+//! SRE workbook's multiwindow, multi-burn-rate alerts): a condition fires when the error
+//! budget burns faster than its factor over both a long and a short window, so it catches
+//! a fast burn within minutes and stops firing soon after the burn stops.
+//!
+//! Two objectives per service:
+//! - **availability**: the share of requests that succeed (e.g. 99.5 %); the bad share over
+//!   a window is its failed requests over its requests, the requests of each sample that
+//!   falls in (t − W, t] (as Prometheus's `rate()` ratio over `[W]` counts the increments
+//!   between the samples it holds);
+//! - **latency**: the share of time slices whose p99 is at or under a threshold (e.g. 99 %
+//!   of slices under 2,000 ms); the bad share over a window is the share of samples in
+//!   [t − W, t] over it (as `avg_over_time(…[W])` reads a recorded 0/1 series).
+//!
+//! The same conditions are written as Prometheus rules by `firebreak gateway slo-rules`,
+//! and a test feeds the same series to both and requires them to agree.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// A service's objectives.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Objective {
+    /// The share of requests that must succeed (0.995 for 99.5 %).
+    pub availability: f64,
+    /// The p99 a time slice must stay at or under, when there is a latency objective.
+    pub latency_p99_ms: Option<f64>,
+    /// The share of time slices that must (0.99 for 99 %).
+    pub latency_target: f64,
+}
+
+impl Objective {
+    /// Refused with why when the numbers cannot be an objective.
+    pub fn check(&self) -> Result<(), String> {
+        let share = |x: f64| x > 0.0 && x < 1.0;
+        if !share(self.availability) || !share(self.latency_target) {
+            return Err("an objective is a share between 0 and 100 % (exclusive)".into());
+        }
+        if self
+            .latency_p99_ms
+            .is_some_and(|ms| !(ms > 0.0 && ms.is_finite()))
+        {
+            return Err("the latency threshold is a number of milliseconds above 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// Which objective a burn is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Sli {
+    Availability,
+    Latency,
+}
+
+impl Sli {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sli::Availability => "availability",
+            Sli::Latency => "latency",
+        }
+    }
+}
+
+pub use firebreak_protocol::slo::{range, Condition, BUDGET_PERIOD_S, PAGE};
+
+/// One sample of a service: the requests and failed requests it stands for, and its p99.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub at_ms: i64,
+    pub requests: f64,
+    pub errors: f64,
+    pub p99_ms: f64,
+}
+
+/// One condition of one objective at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Burn {
+    pub sli: Sli,
+    pub long_s: i64,
+    pub short_s: i64,
+    pub factor: f64,
+    /// The burn rates over each window (the bad share over the budget's), when the
+    /// window holds anything to judge.
+    pub long_burn: Option<f64>,
+    pub short_burn: Option<f64>,
+    pub firing: bool,
+}
+
+impl Burn {
+    /// "availability: 18.2× over 1h and 21.0× over 5m (page at 14.4×)".
+    pub fn sentence(&self) -> String {
+        let burn = |b: Option<f64>| b.map_or("no data".into(), |b| format!("{b:.1}×"));
+        format!(
+            "{}: {} over {} and {} over {} (pages at {}×)",
+            self.sli.as_str(),
+            burn(self.long_burn),
+            range(self.long_s),
+            burn(self.short_burn),
+            range(self.short_s),
+            self.factor
+        )
+    }
+}
+
+/// The bad share of requests over (at − window, at].
+fn error_share(samples: &[Sample], at_ms: i64, window_s: i64) -> Option<f64> {
+    let from = at_ms - window_s * 1000;
+    let (mut requests, mut errors) = (0.0, 0.0);
+    for s in samples
+        .iter()
+        .filter(|s| s.at_ms > from && s.at_ms <= at_ms)
+    {
+        requests += s.requests;
+        errors += s.errors;
+    }
+    (requests > 0.0).then(|| errors / requests)
+}
+
+/// The share of samples in [at − window, at] whose p99 is over `threshold`.
+fn slow_share(samples: &[Sample], at_ms: i64, window_s: i64, threshold: f64) -> Option<f64> {
+    let from = at_ms - window_s * 1000;
+    let inside: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.at_ms >= from && s.at_ms <= at_ms)
+        .collect();
+    if inside.is_empty() {
+        return None;
+    }
+    let slow = inside.iter().filter(|s| s.p99_ms > threshold).count();
+    Some(slow as f64 / inside.len() as f64)
+}
+
+/// Every page condition of both objectives at `at_ms`, from `samples` (in time order; only
+/// those up to `at_ms` count).
+pub fn burns(objective: &Objective, samples: &[Sample], at_ms: i64) -> Vec<Burn> {
+    let mut out = Vec::new();
+    for c in PAGE {
+        let long = error_share(samples, at_ms, c.long_s);
+        let short = error_share(samples, at_ms, c.short_s);
+        out.push(burn(
+            Sli::Availability,
+            c,
+            objective.availability,
+            long,
+            short,
+        ));
+        if let Some(threshold) = objective.latency_p99_ms {
+            let long = slow_share(samples, at_ms, c.long_s, threshold);
+            let short = slow_share(samples, at_ms, c.short_s, threshold);
+            out.push(burn(Sli::Latency, c, objective.latency_target, long, short));
+        }
+    }
+    out
+}
+
+/// A condition over the windows' bad shares: firing when both are above its threshold
+/// (the comparison Prometheus makes with the generated rules), said as burn rates.
+fn burn(sli: Sli, c: Condition, target: f64, long: Option<f64>, short: Option<f64>) -> Burn {
+    let over = |share: Option<f64>| share.is_some_and(|s| s > c.threshold(target));
+    let budget = 1.0 - target;
+    Burn {
+        sli,
+        long_s: c.long_s,
+        short_s: c.short_s,
+        factor: c.factor,
+        long_burn: long.map(|s| s / budget),
+        short_burn: short.map(|s| s / budget),
+        firing: over(long) && over(short),
+    }
+}
+
+/// The error budget left over the budget period up to `at_ms` (1: untouched, 0: spent,
+/// below 0: overspent), of each objective: (availability, latency). None when nothing was
+/// recorded to count.
+pub fn budget_left(
+    objective: &Objective,
+    samples: &[Sample],
+    at_ms: i64,
+) -> (Option<f64>, Option<f64>) {
+    let availability = error_share(samples, at_ms, BUDGET_PERIOD_S)
+        .map(|s| 1.0 - s / (1.0 - objective.availability));
+    let latency = objective.latency_p99_ms.and_then(|t| {
+        slow_share(samples, at_ms, BUDGET_PERIOD_S, t)
+            .map(|s| 1.0 - s / (1.0 - objective.latency_target))
+    });
+    (availability, latency)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OBJ: Objective = Objective {
+        availability: 0.995,
+        latency_p99_ms: Some(2000.0),
+        latency_target: 0.99,
+    };
+
+    fn minutes(errors: impl Fn(i64) -> f64, p99: impl Fn(i64) -> f64, n: i64) -> Vec<Sample> {
+        (1..=n)
+            .map(|m| Sample {
+                at_ms: m * 60_000,
+                requests: 1000.0,
+                errors: errors(m),
+                p99_ms: p99(m),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_fast_burn_pages_on_both_windows_and_stops_soon_after_it_ends() {
+        // 0.2 % errors for two hours, then 10 % (20× the budget) for 30 minutes, then calm.
+        let s = minutes(
+            |m| if (121..=150).contains(&m) { 100.0 } else { 2.0 },
+            |_| 800.0,
+            240,
+        );
+        let fast = |m: i64| burns(&OBJ, &s, m * 60_000)[0].clone();
+        assert!(!fast(120).firing, "{:?}", fast(120));
+        // Five bad minutes: the 5-minute window burns at 20×, the hour not yet at 14.4×.
+        assert!(!fast(125).firing);
+        // The hour's share passes 14.4 × 0.5 % = 7.2 % after 43 bad minutes: not within
+        // 30; six hours at 6× need 3 % over six hours: not either. The slower condition:
+        let slow = |m: i64| burns(&OBJ, &s, m * 60_000)[2].clone();
+        assert!(!slow(150).firing, "{:?}", slow(150));
+        // A stronger burn: 50 % errors pages once the hour's share passes 7.2 %, at its
+        // ninth bad minute, and stops five minutes after the errors do.
+        let s = minutes(
+            |m| if (121..=140).contains(&m) { 500.0 } else { 2.0 },
+            |_| 800.0,
+            150,
+        );
+        let at = |m: i64| burns(&OBJ, &s, m * 60_000)[0].clone();
+        assert!(!at(128).firing, "{}", at(128).sentence());
+        assert!(at(129).firing, "{}", at(129).sentence());
+        assert!(at(129).sentence().starts_with("availability: "));
+        assert!(at(144).firing, "the last five minutes still burn");
+        assert!(!at(145).firing, "{}", at(145).sentence());
+    }
+
+    #[test]
+    fn latency_burns_on_the_share_of_slow_slices_and_the_budget_counts_what_is_left() {
+        let s = minutes(|_| 2.0, |m| if m > 100 { 3000.0 } else { 800.0 }, 110);
+        let latency = |m: i64| {
+            burns(&OBJ, &s, m * 60_000)
+                .into_iter()
+                .find(|b| b.sli == Sli::Latency)
+                .unwrap()
+        };
+        assert!(!latency(100).firing);
+        // 10 of the hour's 61 slices slow: 16 % over a 1 % budget, and all of the last 5.
+        assert!(latency(110).firing, "{}", latency(110).sentence());
+        let (availability, slow) = budget_left(&OBJ, &s, 110 * 60_000);
+        // 0.2 % errors of a 0.5 % budget: 60 % left; 10 of 110 slices slow of 1 %: overspent.
+        assert!((availability.unwrap() - 0.6).abs() < 1e-9);
+        assert!(slow.unwrap() < 0.0);
+        assert_eq!(budget_left(&OBJ, &[], 0), (None, None));
+    }
+
+    #[test]
+    fn objectives_that_cannot_be_are_refused() {
+        assert!(OBJ.check().is_ok());
+        for bad in [
+            Objective {
+                availability: 1.0,
+                ..OBJ
+            },
+            Objective {
+                latency_target: 0.0,
+                ..OBJ
+            },
+            Objective {
+                latency_p99_ms: Some(-1.0),
+                ..OBJ
+            },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
+    }
+}
