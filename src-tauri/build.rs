@@ -24,6 +24,8 @@ fn main() {
             "rollout_verdicts",
             "rollout_guards",
             "set_rollout_guard",
+            "objectives",
+            "set_objective",
             "incident_changes",
             "bench_frames",
             "show_incident_in_title",

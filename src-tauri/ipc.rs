@@ -138,6 +138,7 @@ pub mod bindings {
         firebreak_store::fleet::FleetBoard::export_all(&cfg)?;
         firebreak_engine::canary::RolloutVerdicts::export_all(&cfg)?;
         firebreak_engine::actions::guard::ServiceGuard::export_all(&cfg)?;
+        firebreak_engine::slo::ServiceObjectives::export_all(&cfg)?;
         firebreak_store::changes::Change::export_all(&cfg)?;
         firebreak_engine::runbooks::Library::export_all(&cfg)?;
         firebreak_engine::runbooks::Match::export_all(&cfg)?;

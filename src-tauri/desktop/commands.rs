@@ -36,6 +36,8 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         rollout_verdicts,
         rollout_guards,
         set_rollout_guard,
+        objectives,
+        set_objective,
         incident_changes,
         bench_frames,
         show_incident_in_title,
@@ -388,6 +390,31 @@ async fn set_rollout_guard<R: tauri::Runtime>(
         .await?;
     let library = console.library();
     Ok(firebreak_engine::actions::guard::service_guards(store, &library.runbooks).await?)
+}
+
+/// Every recorded service with its objectives (none: judged by the fixed error-rate rule).
+#[tauri::command]
+async fn objectives(
+    console: State<'_, Console>,
+) -> Reply<Vec<firebreak_engine::slo::ServiceObjectives>> {
+    Ok(firebreak_engine::slo::service_objectives(console.store()?).await?)
+}
+
+/// Sets (or, with none, removes) a service's objectives as this console's user; its
+/// incidents then open on burn rates instead of the fixed rule.
+#[tauri::command]
+async fn set_objective(
+    console: State<'_, Console>,
+    cluster_id: i64,
+    service: String,
+    objective: Option<firebreak_store::objectives::Objective>,
+) -> Reply<Vec<firebreak_engine::slo::ServiceObjectives>> {
+    let store = console.store()?;
+    store
+        .set_objective(cluster_id, &service, objective, &console.author())
+        .await?;
+    console.watchlist()?.engine().objectives_changed().await?;
+    Ok(firebreak_engine::slo::service_objectives(store).await?)
 }
 
 /// What changed on the incident's service from an hour before it opened: rollouts, model

@@ -258,6 +258,8 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
             console.live.clone().start_flushing(app.handle().clone());
             if let (Some(watchlist), Some(desk)) = (&console.watchlist, &console.desk) {
                 let (watchlist, desk) = (watchlist.clone(), desk.clone());
+                let live: Arc<dyn firebreak_engine::ingest::sink::ConsoleSink> =
+                    console.live.clone();
                 tauri::async_runtime::spawn(async move {
                     if let Err(e) = watchlist.watch_all().await {
                         tracing::error!(error = %e, "cannot start watching the clusters");
@@ -269,7 +271,9 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
                         Err(e) => tracing::error!(error = %e, "cannot resume unfinished actions"),
                     }
                     // The services' rollout guards act on failing canary verdicts.
-                    firebreak_engine::actions::guard::Guard::new(desk).spawn();
+                    firebreak_engine::actions::guard::Guard::new(desk.clone()).spawn();
+                    // Services with objectives open incidents on their burn rates.
+                    firebreak_engine::slo::Watch::new(desk.store().clone(), live).spawn();
                 });
             }
             advance_runbook_runs(app.handle().clone());

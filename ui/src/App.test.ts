@@ -25,6 +25,8 @@ import type { TeamStatus } from './bindings/TeamStatus';
 import type { ServiceGuard } from './bindings/ServiceGuard';
 import type { GuardMode } from './bindings/GuardMode';
 import type { Verdict } from './bindings/Verdict';
+import type { Objective } from './bindings/Objective';
+import type { ServiceObjectives } from './bindings/ServiceObjectives';
 
 afterEach(cleanup);
 
@@ -149,6 +151,8 @@ function fakeHost(start: Incident[] = [], overrides: Partial<Host> = {}): Host &
     rolloutVerdicts: async () => null,
     rolloutGuards: async () => [],
     setRolloutGuard: async () => [],
+    objectives: async () => [],
+    setObjective: async () => [],
     incidentChanges: async () => [],
     benchFrames: async () => {},
     showIncidentInTitle: async () => {},
@@ -680,6 +684,46 @@ describe('rollout guards', () => {
     await fireEvent.click(screen.getByTestId('guard-save'));
     expect((await screen.findByTestId('guard-error')).textContent).toContain('not approved in the dialog');
     expect(screen.queryByTestId('guard-approval')).toBeNull();
+  });
+});
+
+describe('objectives', () => {
+  it("sets a service's objectives in percent and shows its burn rates, a firing one marked", async () => {
+    const sent: [number, string, Objective | null][] = [];
+    let list: ServiceObjectives[] = [{ clusterId: 1, cluster: 'prod-east', service: 'chat', set: null, burns: [] }];
+    const host = fakeHost([], {
+      objectives: async () => list,
+      setObjective: async (clusterId, service, objective) => {
+        sent.push([clusterId, service, objective]);
+        list = [{
+          clusterId, cluster: 'prod-east', service,
+          set: { clusterId, cluster: 'prod-east', service, objective: objective!, setBy: 'ana', setAtMs: Date.now() },
+          burns: [
+            { sli: 'availability', longS: 3600, shortS: 300, factor: 14.4, longBurn: 18.2, shortBurn: 31, firing: true },
+            { sli: 'availability', longS: 21600, shortS: 1800, factor: 6, longBurn: 3.1, shortBurn: null, firing: false },
+          ],
+        }];
+        return list;
+      },
+    });
+    render(App, { host });
+    await fireEvent.click(await screen.findByTestId('tab-settings'));
+    const row = await screen.findByTestId('objective-row');
+    expect(row.textContent).toContain('fixed rule');
+    await fireEvent.click(screen.getByTestId('objective-edit'));
+    await fireEvent.input(screen.getByTestId('objective-availability'), { target: { value: '99.9' } });
+    await fireEvent.input(screen.getByTestId('objective-latency'), { target: { value: '2000' } });
+    await fireEvent.click(screen.getByTestId('objective-save'));
+    await waitFor(() => expect(sent).toHaveLength(1));
+    expect(sent[0][0]).toBe(1);
+    expect(sent[0][2]!.availability).toBeCloseTo(0.999);
+    expect(sent[0][2]!.latencyP99Ms).toBe(2000);
+    expect(sent[0][2]!.latencyTarget).toBeCloseTo(0.99);
+    expect((await screen.findByTestId('objective-set')).textContent).toContain('99.9 % of requests, p99 ≤ 2000 ms');
+    const burns = screen.getAllByTestId('objective-burn');
+    expect(burns[0].textContent).toContain('18.2× and 31.0× over 1 h and 5 min — burning');
+    expect(burns[0].className).toContain('firing');
+    expect(burns[1].textContent).toContain('no data');
   });
 });
 

@@ -13,42 +13,16 @@
 //!   [t − W, t] over it (as `avg_over_time(…[W])` reads a recorded 0/1 series).
 //!
 //! The same conditions are written as Prometheus rules by `firebreak gateway slo-rules`,
-//! and a test feeds the same series to both and requires them to agree.
+//! and a test feeds the same series to both and requires them to agree. [`Watch`] opens
+//! (or updates) a service's incident when one of its conditions starts firing.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use ts_rs::TS;
 
-/// A service's objectives.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct Objective {
-    /// The share of requests that must succeed (0.995 for 99.5 %).
-    pub availability: f64,
-    /// The p99 a time slice must stay at or under, when there is a latency objective.
-    pub latency_p99_ms: Option<f64>,
-    /// The share of time slices that must (0.99 for 99 %).
-    pub latency_target: f64,
-}
-
-impl Objective {
-    /// Refused with why when the numbers cannot be an objective.
-    pub fn check(&self) -> Result<(), String> {
-        let share = |x: f64| x > 0.0 && x < 1.0;
-        if !share(self.availability) || !share(self.latency_target) {
-            return Err("an objective is a share between 0 and 100 % (exclusive)".into());
-        }
-        if self
-            .latency_p99_ms
-            .is_some_and(|ms| !(ms > 0.0 && ms.is_finite()))
-        {
-            return Err("the latency threshold is a number of milliseconds above 0".into());
-        }
-        Ok(())
-    }
-}
+pub use firebreak_store::objectives::{Objective, Sample};
 
 /// Which objective a burn is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum Sli {
     Availability,
@@ -65,15 +39,6 @@ impl Sli {
 }
 
 pub use firebreak_protocol::slo::{range, Condition, BUDGET_PERIOD_S, PAGE};
-
-/// One sample of a service: the requests and failed requests it stands for, and its p99.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sample {
-    pub at_ms: i64,
-    pub requests: f64,
-    pub errors: f64,
-    pub p99_ms: f64,
-}
 
 /// One condition of one objective at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -281,4 +246,155 @@ mod tests {
             assert!(bad.check().is_err(), "{bad:?}");
         }
     }
+}
+
+/// How often the console looks at the services' burn rates.
+const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The console's side of the objectives: every few seconds, each service with objectives
+/// is judged on its recorded samples; a condition that starts firing opens the service's
+/// incident (or writes on the open one) with the burn rates. Said once per burn: a
+/// condition must stop firing before it is said again.
+pub struct Watch {
+    store: firebreak_store::Store,
+    sink: std::sync::Arc<dyn crate::ingest::sink::ConsoleSink>,
+    firing: std::sync::Mutex<std::collections::HashSet<(i64, String, Sli, i64)>>,
+}
+
+impl Watch {
+    pub fn new(
+        store: firebreak_store::Store,
+        sink: std::sync::Arc<dyn crate::ingest::sink::ConsoleSink>,
+    ) -> std::sync::Arc<Watch> {
+        std::sync::Arc::new(Watch {
+            store,
+            sink,
+            firing: Default::default(),
+        })
+    }
+
+    pub fn spawn(self: &std::sync::Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let watch = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = watch.look().await {
+                    tracing::warn!(error = %e, "cannot judge the services' objectives");
+                }
+            }
+        })
+    }
+
+    /// One look at every service with objectives, each as of its newest sample (a
+    /// simulator running faster than time is judged on its own clock): the incidents it
+    /// opened or wrote on.
+    pub async fn look(&self) -> firebreak_store::Result<Vec<i64>> {
+        let longest = PAGE.iter().map(|c| c.long_s).max().unwrap_or(0);
+        let mut touched = Vec::new();
+        for o in self.store.objectives().await? {
+            let now = firebreak_store::now_ms();
+            // The windows back from now, and from the newest sample when it is later.
+            let mut samples = self
+                .store
+                .service_samples(o.cluster_id, &o.service, now - longest * 1000 - 60_000)
+                .await?;
+            let Some(at_ms) = samples.last().map(|s| s.at_ms.max(now)) else {
+                continue;
+            };
+            if at_ms > now {
+                samples.retain(|s| s.at_ms > at_ms - longest * 1000 - 60_000);
+            }
+            for b in burns(&o.objective, &samples, at_ms) {
+                let key = (o.cluster_id, o.service.clone(), b.sli, b.long_s);
+                let started = {
+                    let mut firing = self.firing.lock().unwrap_or_else(|e| e.into_inner());
+                    if b.firing {
+                        firing.insert(key)
+                    } else {
+                        firing.remove(&key);
+                        false
+                    }
+                };
+                if !started {
+                    continue;
+                }
+                let title = format!(
+                    "{} burns its {} error budget ({:.0}× over {})",
+                    o.service,
+                    b.sli.as_str(),
+                    b.long_burn.unwrap_or(0.0),
+                    range(b.long_s)
+                );
+                let entry = format!("Error budget burn: {}", b.sentence());
+                let id = self
+                    .store
+                    .open_or_attach(&firebreak_store::Finding {
+                        cluster_id: o.cluster_id,
+                        service: &o.service,
+                        title: &title,
+                        severity: firebreak_store::incident::Severity::Critical,
+                        rule: "slo:burn_rate",
+                        kind: firebreak_store::incident::EntryKind::Anomaly,
+                        entry: &entry,
+                        at_ms,
+                    })
+                    .await?;
+                self.sink.committed(&crate::ingest::sink::Committed {
+                    updated: vec![id],
+                    ..Default::default()
+                });
+                touched.push(id);
+            }
+        }
+        Ok(touched)
+    }
+}
+
+/// A recorded service with its objectives, as Settings shows it: its burn rates now
+/// when it has objectives.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceObjectives {
+    pub cluster_id: i64,
+    pub cluster: String,
+    pub service: String,
+    pub set: Option<firebreak_store::objectives::ServiceObjective>,
+    /// Each condition's burn now (at the service's newest sample).
+    pub burns: Vec<Burn>,
+}
+
+/// Every recorded service, with its objectives and burn rates when it has objectives.
+pub async fn service_objectives(
+    store: &firebreak_store::Store,
+) -> firebreak_store::Result<Vec<ServiceObjectives>> {
+    let set = store.objectives().await?;
+    let longest = PAGE.iter().map(|c| c.long_s).max().unwrap_or(0);
+    let mut out = Vec::new();
+    for (cluster_id, cluster, service) in store.services().await? {
+        let objective = set
+            .iter()
+            .find(|o| o.cluster_id == cluster_id && o.service == service)
+            .cloned();
+        let burns = match &objective {
+            Some(o) => {
+                let now = firebreak_store::now_ms();
+                let samples = store
+                    .service_samples(cluster_id, &service, now - longest * 1000 - 60_000)
+                    .await?;
+                let at = samples.last().map_or(now, |s| s.at_ms.max(now));
+                burns(&o.objective, &samples, at)
+            }
+            None => Vec::new(),
+        };
+        out.push(ServiceObjectives {
+            cluster_id,
+            cluster,
+            service,
+            set: objective,
+            burns,
+        });
+    }
+    Ok(out)
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::incident::{EntryKind, Severity};
-use super::incidents::{append, open_in, require_author, Append, Opening};
+use super::incidents::{append, open_or_attach_in, require_author, Append, Finding};
 use super::{now_ms, Result, Store, StoreError};
 
 /// What the console does when a rollout's canary verdict fails.
@@ -265,44 +265,17 @@ impl Store {
     /// and keeps which incident in the decision, in one transaction. Returns the incident.
     pub async fn guard_incident(&self, d: &GuardDecision, title: &str, entry: &str) -> Result<i64> {
         let mut tx = self.begin_write().await?;
-        let open: Option<(i64,)> = sqlx::query_as(
-            "SELECT id FROM incidents WHERE cluster_id = ? AND service = ? \
-             AND status != 'resolved' ORDER BY id DESC LIMIT 1",
-        )
-        .bind(d.cluster_id)
-        .bind(&d.service)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let incident = match open {
-            Some((id,)) => id,
-            None => {
-                open_in(
-                    &mut tx,
-                    Opening {
-                        cluster_id: Some(d.cluster_id),
-                        title,
-                        service: Some(&d.service),
-                        severity: Severity::Major,
-                        rule: Some("canary verdict"),
-                        author: super::incident::ENGINE_AUTHOR,
-                        at_ms: d.verdict_at_ms,
-                        event_seq: Some(d.rollout_seq),
-                    },
-                )
-                .await?
-                .0
-            }
-        };
-        append(
+        let incident = open_or_attach_in(
             &mut tx,
-            Append {
-                incident_id: incident,
-                at_ms: now_ms(),
+            &Finding {
+                cluster_id: d.cluster_id,
+                service: &d.service,
+                title,
+                severity: Severity::Major,
+                rule: "canary verdict",
                 kind: EntryKind::Verdict,
-                author: super::incident::ENGINE_AUTHOR,
-                body: entry,
-                amends: None,
-                event_seq: None,
+                entry,
+                at_ms: d.verdict_at_ms,
             },
         )
         .await?;

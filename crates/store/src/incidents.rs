@@ -231,6 +231,80 @@ pub async fn open_in(
     Ok((id, title))
 }
 
+/// What the console's own detectors (a rollout guard, an objective's burn rate) say about a
+/// service: the incident to open when none is open, and the entry to write on it.
+pub struct Finding<'a> {
+    pub cluster_id: i64,
+    pub service: &'a str,
+    pub title: &'a str,
+    pub severity: Severity,
+    pub rule: &'a str,
+    pub kind: EntryKind,
+    pub entry: &'a str,
+    /// When what it is about happened, for the opening entry.
+    pub at_ms: i64,
+}
+
+/// Writes a finding on the service's open incident, opening one when none is open, in the
+/// caller's transaction. Returns the incident.
+pub async fn open_or_attach_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    f: &Finding<'_>,
+) -> Result<i64> {
+    let open: Option<(i64,)> = sqlx::query_as(
+        "SELECT id FROM incidents WHERE cluster_id = ? AND service = ? \
+         AND status != 'resolved' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(f.cluster_id)
+    .bind(f.service)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let incident = match open {
+        Some((id,)) => id,
+        None => {
+            open_in(
+                tx,
+                Opening {
+                    cluster_id: Some(f.cluster_id),
+                    title: f.title,
+                    service: Some(f.service),
+                    severity: f.severity,
+                    rule: Some(f.rule),
+                    author: crate::incident::ENGINE_AUTHOR,
+                    at_ms: f.at_ms,
+                    event_seq: None,
+                },
+            )
+            .await?
+            .0
+        }
+    };
+    append(
+        tx,
+        Append {
+            incident_id: incident,
+            at_ms: now_ms(),
+            kind: f.kind,
+            author: crate::incident::ENGINE_AUTHOR,
+            body: f.entry,
+            amends: None,
+            event_seq: None,
+        },
+    )
+    .await?;
+    Ok(incident)
+}
+
+impl Store {
+    /// [`open_or_attach_in`] in a transaction of its own.
+    pub async fn open_or_attach(&self, f: &Finding<'_>) -> Result<i64> {
+        let mut tx = self.begin_write().await?;
+        let id = open_or_attach_in(&mut tx, f).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}
+
 /// The fields a change checks before it is made: (status, severity, commander).
 async fn current(
     tx: &mut Transaction<'static, Sqlite>,

@@ -28,6 +28,7 @@ pub mod guards;
 pub mod incident;
 mod incidents;
 pub mod ingest;
+pub mod objectives;
 pub mod paths;
 pub mod review;
 pub mod rollouts;
@@ -38,7 +39,7 @@ pub mod signals;
 pub mod team;
 
 pub use clusters::{Cluster, NewCluster};
-pub use incidents::MAX_BULK_PAGE;
+pub use incidents::{Finding, MAX_BULK_PAGE};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -14,6 +14,8 @@ import type { FleetBoard } from '../bindings/FleetBoard';
 import type { RolloutVerdicts } from '../bindings/RolloutVerdicts';
 import type { ServiceGuard } from '../bindings/ServiceGuard';
 import type { GuardMode } from '../bindings/GuardMode';
+import type { ServiceObjectives } from '../bindings/ServiceObjectives';
+import type { Objective } from '../bindings/Objective';
 import type { Change } from '../bindings/Change';
 import type { ConsoleUpdate } from '../bindings/ConsoleUpdate';
 import type { Diagnostics } from '../bindings/Diagnostics';
@@ -81,6 +83,10 @@ export interface Host {
    * in a native dialog first. Resolves to every service's guard as it now stands.
    */
   setRolloutGuard(clusterId: number, service: string, mode: GuardMode, reason: string): Promise<ServiceGuard[]>;
+  /** Every recorded service with its objectives and their burn rates now. */
+  objectives(): Promise<ServiceObjectives[]>;
+  /** Sets (null: removes) a service's objectives; resolves to every service's as they now stand. */
+  setObjective(clusterId: number, service: string, objective: Objective | null): Promise<ServiceObjectives[]>;
   /** Rollouts, model changes and actions on the incident's service, newest first. */
   incidentChanges(incidentId: number): Promise<Change[]>;
   /** Names the incident (or none) in the window's title; Rust reads its title. */
@@ -212,6 +218,8 @@ export const tauriHost: Host = {
   rolloutVerdicts: (clusterId, service) => call('rollout_verdicts', { clusterId, service }),
   rolloutGuards: () => call('rollout_guards'),
   setRolloutGuard: (clusterId, service, mode, reason) => call('set_rollout_guard', { clusterId, service, mode, reason }),
+  objectives: () => call('objectives'),
+  setObjective: (clusterId, service, objective) => call('set_objective', { clusterId, service, objective }),
   incidentChanges: (incidentId) => call('incident_changes', { incidentId }),
   benchFrames: (frames) => call('bench_frames', { frames }),
   showIncidentInTitle: (incidentId) => call('show_incident_in_title', { incidentId }),

@@ -66,6 +66,7 @@ impl Engine {
         let (tx, rx) = mpsc::channel(CHANNEL_ITEMS);
         let (writer_stop, stop_rx) = watch::channel(false);
         let writer_shared = Arc::new(WriterShared::default());
+        load_objectives(&store, &writer_shared).await?;
         let writer_task = tokio::spawn(writer(
             store.clone(),
             rx,
@@ -86,6 +87,12 @@ impl Engine {
             engine.watch(target).await?;
         }
         Ok(engine)
+    }
+
+    /// Reads the services' objectives again (after they changed): services with
+    /// objectives open incidents on their burn rates, not on the fixed error-rate rule.
+    pub async fn objectives_changed(&self) -> Result<(), StoreError> {
+        load_objectives(&self.store, &self.writer_shared).await
     }
 
     /// Watches a cluster from its committed cursor, replacing the connection it had (new
@@ -169,10 +176,26 @@ const PAUSED_RETRY: backoff::Backoff = backoff::Backoff {
     cap: Duration::from_secs(5),
 };
 
-/// What the writer shares with the engine: clusters whose rule state to drop.
+/// What the writer shares with the engine: clusters whose rule state to drop, and the
+/// services with objectives.
 #[derive(Default)]
 struct WriterShared {
     forget: std::sync::Mutex<Vec<i64>>,
+    with_objectives: rules::WithObjectives,
+}
+
+async fn load_objectives(store: &Store, shared: &WriterShared) -> Result<(), StoreError> {
+    let now: std::collections::HashSet<(i64, String)> = store
+        .objectives()
+        .await?
+        .into_iter()
+        .map(|o| (o.cluster_id, o.service))
+        .collect();
+    *shared
+        .with_objectives
+        .write()
+        .unwrap_or_else(|e| e.into_inner()) = now;
+    Ok(())
 }
 
 async fn writer(
@@ -182,7 +205,7 @@ async fn writer(
     shared: Arc<WriterShared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut rules = Rules::default();
+    let mut rules = Rules::with_objectives(shared.with_objectives.clone());
     // Whether the search index may be behind the events (it is after every commit).
     let mut search_behind = true;
     loop {

@@ -82,10 +82,17 @@ impl Ewma {
     }
 }
 
+/// The (cluster, service) pairs with objectives: their incidents open on burn rates
+/// (`crate::slo::Watch`), not on the fixed error-rate rule. Shared with the engine, which
+/// updates it when objectives change.
+pub type WithObjectives =
+    std::sync::Arc<std::sync::RwLock<std::collections::HashSet<(i64, String)>>>;
+
 #[derive(Default, Clone)]
 pub struct Rules {
     detectors: HashMap<(i64, String, &'static str), Ewma>,
     burning: HashMap<(i64, String), u32>,
+    with_objectives: WithObjectives,
 }
 
 /// An alert's summary as the incident's title; where the summary is blank (or nothing
@@ -106,6 +113,14 @@ fn severity(s: &str) -> Severity {
 pub const MAX_TRACKED: usize = 4096;
 
 impl Rules {
+    /// Rules that leave the services in `with_objectives` to their burn rates.
+    pub fn with_objectives(with_objectives: WithObjectives) -> Rules {
+        Rules {
+            with_objectives,
+            ..Rules::default()
+        }
+    }
+
     /// Forgets a cluster's state (it is no longer watched).
     pub fn forget_cluster(&mut self, cluster_id: i64) {
         self.detectors.retain(|(c, _, _), _| *c != cluster_id);
@@ -201,8 +216,15 @@ impl Rules {
         if self.burning.len() >= MAX_TRACKED && !self.burning.contains_key(&key) {
             return;
         }
+        let judged_by_objectives = self
+            .with_objectives
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key);
         let burning = self.burning.entry(key).or_default();
-        if error_rate > ERROR_RATE_SLO {
+        if judged_by_objectives {
+            *burning = 0;
+        } else if error_rate > ERROR_RATE_SLO {
             *burning += 1;
             if *burning == SLO_SAMPLES {
                 d.signal = Some(Signal {
@@ -254,6 +276,26 @@ mod tests {
     fn metrics(error_rate: f64, p99: f64) -> Value {
         json!({"service": "llm-assistant", "region": "us-east", "primary": true,
                "error_rate": error_rate, "latency_p99_ms": p99})
+    }
+
+    #[test]
+    fn a_service_with_objectives_is_left_to_its_burn_rates() {
+        let with = WithObjectives::default();
+        with.write().unwrap().insert((1, "llm-assistant".into()));
+        let mut r = Rules::with_objectives(with.clone());
+        for _ in 0..5 {
+            let d = r.decide(1, EventType::ServiceMetrics, &metrics(0.2, 2400.0));
+            assert!(d.signal.is_none(), "the fixed rule stays out: {d:?}");
+        }
+        // Objectives removed: the fixed rule is back.
+        with.write().unwrap().clear();
+        let signals = (0..3)
+            .filter_map(|_| {
+                r.decide(1, EventType::ServiceMetrics, &metrics(0.2, 2400.0))
+                    .signal
+            })
+            .count();
+        assert_eq!(signals, 1);
     }
 
     #[test]
