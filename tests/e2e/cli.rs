@@ -167,6 +167,7 @@ fn sim_lists_its_scenarios() {
         "bad-model-rollout",
         "pipeline-bottleneck",
         "node-loss-cascade",
+        "kv-cache-pressure",
         "steady",
     ] {
         assert!(

@@ -212,6 +212,57 @@ event_types! {
     SourceDegraded => "source.degraded", SourceDegraded;
     PodFailing => "pod.failing", PodFailing;
     ClusterWarning => "cluster.warning", ClusterWarning;
+    GpuXid => "gpu.xid", GpuXid;
+    GpuMissing => "gpu.missing", GpuMissing;
+    KvCachePressure => "service.kv_cache_pressure", KvCachePressure;
+}
+
+/// A GPU reported a new XID error (NVIDIA's driver error codes): sent when the code a GPU
+/// reports changes, never for the level it keeps reporting (DCGM's XID figure holds the
+/// last code, it does not count or reset). What the code means and what NVIDIA recommends
+/// is [`crate::xid::describe`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GpuXid {
+    pub node: String,
+    pub pool: String,
+    pub region: String,
+    /// The service the node's pool serves.
+    pub service: String,
+    /// The GPU on the node, as the exporter names it (its index or UUID).
+    pub gpu: String,
+    pub xid: u32,
+}
+
+/// A node reports fewer GPUs than it has (one fell off the bus, or its driver lost it),
+/// and again once it reports them all (`seen` equal to `expected`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GpuMissing {
+    pub node: String,
+    pub pool: String,
+    pub region: String,
+    pub service: String,
+    /// The GPUs the node had while healthy, and those it reports now.
+    pub expected: u32,
+    pub seen: u32,
+}
+
+/// A model server runs short of KV cache in a region: the cache nearly full, requests
+/// preempted (evicted to make room) and the queue growing, together; sent when it starts
+/// (`pressure`) and when it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KvCachePressure {
+    pub service: String,
+    pub region: String,
+    /// The KV cache's use, 0 to 1 (vLLM's `vllm:kv_cache_usage_perc`).
+    pub kv_cache_usage: f64,
+    /// Requests preempted per second.
+    pub preemptions_per_s: f64,
+    /// Requests waiting.
+    pub queue_depth: f64,
+    pub pressure: bool,
 }
 
 /// A deployment starts rolling a new revision out, wave by wave.

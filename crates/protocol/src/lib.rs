@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod slo;
 pub mod team;
 pub mod text;
+pub mod xid;
 
 /// The `protocol` named in the stream's hello frame.
 pub const EVENTS_PROTOCOL: &str = "firebreak.events.v1";

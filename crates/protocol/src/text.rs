@@ -145,6 +145,50 @@ pub fn describe(ty: EventType, data: &Value) -> Option<String> {
                 )
             }
         }
+        T::GpuXid => format!(
+            "GPU {} on node {} ({}, {svc}): {}",
+            text(data, "gpu"),
+            text(data, "node"),
+            text(data, "region"),
+            crate::xid::sentence(num(data, "xid") as u32)
+        ),
+        T::GpuMissing => {
+            let (seen, expected) = (num(data, "seen"), num(data, "expected"));
+            if seen < expected {
+                format!(
+                    "Node {} ({}, {svc}) reports {seen} of its {expected} GPUs: one fell off the bus or its driver lost it; drain the node",
+                    text(data, "node"),
+                    text(data, "region"),
+                )
+            } else {
+                format!(
+                    "Node {} ({}, {svc}) reports all {expected} GPUs again",
+                    text(data, "node"),
+                    text(data, "region"),
+                )
+            }
+        }
+        T::KvCachePressure => {
+            if data
+                .get("pressure")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+            {
+                format!(
+                    "KV cache pressure on {svc} in {}: cache {:.0} % full, {:.1} requests/s preempted, {} waiting: requests are evicted and recomputed, so latency climbs",
+                    text(data, "region"),
+                    num(data, "kv_cache_usage") * 100.0,
+                    num(data, "preemptions_per_s"),
+                    num(data, "queue_depth")
+                )
+            } else {
+                format!(
+                    "KV cache pressure over on {svc} in {}: cache {:.0} % full, no preemptions",
+                    text(data, "region"),
+                    num(data, "kv_cache_usage") * 100.0
+                )
+            }
+        }
         T::ServiceMetrics | T::RevisionMetrics | T::RegionStatus | T::SyntheticLoad => return None,
     })
 }

@@ -22,6 +22,10 @@ const BUILT_IN: &[(&str, &str)] = &[
         "node-loss-cascade",
         include_str!("scenarios/node-loss-cascade.toml"),
     ),
+    (
+        "kv-cache-pressure",
+        include_str!("scenarios/kv-cache-pressure.toml"),
+    ),
     ("steady", include_str!("scenarios/steady.toml")),
 ];
 
@@ -90,6 +94,20 @@ pub enum Change {
         region: String,
         count: u32,
         reason: NodeFault,
+    },
+    /// A GPU of one of the service's nodes in a region reports an XID error; with XID 79
+    /// (fallen off the bus) the node also loses that GPU and serves at reduced capacity.
+    GpuXid {
+        service: String,
+        region: String,
+        xid: u32,
+    },
+    /// The service's model servers in a region run short of KV cache for `seconds`:
+    /// requests are preempted and recomputed, so latency climbs while the region serves.
+    KvPressure {
+        service: String,
+        region: String,
+        seconds: u64,
     },
 }
 

@@ -81,6 +81,8 @@ struct Placement {
     /// While a rollout runs: each revision's share of the last second, as the Prometheus
     /// exposition splits its counters by revision (empty otherwise).
     last_by_revision: Vec<(u32, Sample)>,
+    /// KV-cache pressure: until when (simulated seconds), and whether it was said.
+    kv_pressure: Option<(u64, bool)>,
 }
 
 /// One revision's requests, failures and latency summed over the seconds of a window.
@@ -301,6 +303,8 @@ const TEAMS: &[&str] = &[
     "growth-ml",
 ];
 const NODES_PER_POOL: usize = 8;
+/// The GPUs on each simulated node.
+const GPUS_PER_NODE: u32 = 8;
 
 /// How big the simulated fleet is: the demo's three services in two regions, or a larger
 /// one made of the same three kinds of service (the first three keep the demo's names, so
@@ -412,6 +416,7 @@ impl World {
                             region: region.clone(),
                             by_revision: BTreeMap::new(),
                             last_by_revision: Vec::new(),
+                            kv_pressure: None,
                             pool,
                             queue: 0.0,
                             last: Sample::default(),
@@ -497,6 +502,7 @@ impl World {
         self.update_burst();
         for s in 0..self.services.len() {
             self.serve(s);
+            self.kv_pressure(s);
             self.evaluate_alerts(s);
         }
         self.expose();
@@ -591,6 +597,28 @@ impl World {
                 svc.load_to = multiplier.max(0.0);
                 svc.load_ramp = (self.t, self.t + ramp_s.max(1));
             }
+            Change::GpuXid {
+                service,
+                region,
+                xid,
+            } => self.gpu_xid(&service, &region, xid),
+            Change::KvPressure {
+                service,
+                region,
+                seconds,
+            } => {
+                let Some(s) = self.service_index(&service) else {
+                    return;
+                };
+                let until = self.t + seconds;
+                if let Some(p) = self.services[s]
+                    .placements
+                    .iter_mut()
+                    .find(|p| p.region == region)
+                {
+                    p.kv_pressure = Some((until, false));
+                }
+            }
             Change::NodesDown {
                 service,
                 region,
@@ -620,6 +648,109 @@ impl World {
                     self.node_down(s, p, n, reason, false);
                 }
             }
+        }
+    }
+
+    /// An XID on the first serving node of the service's pool in `region` (its GPU 3);
+    /// XID 79 takes that GPU off the bus: the node serves on the rest (degraded).
+    fn gpu_xid(&mut self, service: &str, region: &str, xid: u32) {
+        let Some(s) = self.service_index(service) else {
+            return;
+        };
+        let Some(placement) = self.services[s]
+            .placements
+            .iter_mut()
+            .find(|p| p.region == region)
+        else {
+            return;
+        };
+        let Some(node) = placement
+            .nodes
+            .iter_mut()
+            .find(|n| n.state == NodeState::Up)
+        else {
+            return;
+        };
+        let fell_off = xid == 79;
+        if fell_off {
+            node.state = NodeState::Degraded;
+        }
+        let (node, pool) = (node.id.clone(), placement.pool.clone());
+        let region = placement.region.clone();
+        let subject = format!("node/{node}");
+        let data = GpuXid {
+            node: node.clone(),
+            pool: pool.clone(),
+            region: region.clone(),
+            service: service.to_owned(),
+            gpu: "3".into(),
+            xid,
+        };
+        self.emit(EventType::GpuXid, subject.clone(), &data);
+        if fell_off {
+            let data = GpuMissing {
+                node,
+                pool,
+                region,
+                service: service.to_owned(),
+                expected: GPUS_PER_NODE,
+                seen: GPUS_PER_NODE - 1,
+            };
+            self.emit(EventType::GpuMissing, subject, &data);
+        }
+    }
+
+    /// Each region under KV-cache pressure while it serves: latency climbs (preempted
+    /// requests are recomputed), said when it starts and when it ends (its time is up, or
+    /// the region no longer serves the service's traffic).
+    fn kv_pressure(&mut self, s: usize) {
+        let t = self.t;
+        let mut said = Vec::new();
+        let svc = &mut self.services[s];
+        for placement in &mut svc.placements {
+            let Some((until, announced)) = placement.kv_pressure else {
+                continue;
+            };
+            let serving = placement.last.rps > 0.0;
+            if t >= until || (announced && !serving) {
+                placement.kv_pressure = None;
+                if announced {
+                    said.push((placement.region.clone(), 0.55, 0.0, placement.queue, false));
+                }
+                continue;
+            }
+            if !serving {
+                continue;
+            }
+            placement.last.p50 *= 1.4;
+            placement.last.p99 *= 3.0;
+            let preempting = placement.last.rps * 0.004;
+            if !announced {
+                placement.kv_pressure = Some((until, true));
+                said.push((
+                    placement.region.clone(),
+                    0.97,
+                    preempting,
+                    placement.queue,
+                    true,
+                ));
+            }
+        }
+        let service = svc.name.clone();
+        for (region, usage, preemptions, queue, pressure) in said {
+            let data = KvCachePressure {
+                service: service.clone(),
+                region,
+                kv_cache_usage: usage,
+                preemptions_per_s: (preemptions * 10.0_f64).round() / 10.0,
+                queue_depth: queue.round(),
+                pressure,
+            };
+            self.emit(
+                EventType::KvCachePressure,
+                format!("service/{service}"),
+                &data,
+            );
         }
     }
 

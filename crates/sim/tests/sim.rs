@@ -661,6 +661,71 @@ async fn node_loss_cascade_is_stopped_by_failover_only() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn kv_cache_pressure_is_relieved_by_failover_only() {
+    remedy_heals_and_nothing_does_not("kv-cache-pressure").await;
+}
+
+/// The KV-cache scenario says its pressure once when it starts and once when it ends
+/// (after the failover moved the traffic), and the GPU's XID once, with the node it is on.
+#[tokio::test(flavor = "multi_thread")]
+async fn kv_cache_pressure_and_an_xid_are_said_once_each() {
+    let s = sim("kv-cache-pressure", 100.0, |_| {}).await;
+    let reader = connect(&s.events_url(), Some(TOKEN), Some(0))
+        .await
+        .unwrap();
+    reader
+        .wait_until(
+            Duration::from_secs(30),
+            "the pressure and the XID",
+            |seen| seen.events.iter().any(|e| e.ty == "dev.firebreak.gpu.xid"),
+        )
+        .await;
+    let of = |ty: &str| -> Vec<serde_json::Value> {
+        reader
+            .events()
+            .into_iter()
+            .filter(|e| e.ty == ty)
+            .map(|e| e.data)
+            .collect()
+    };
+    let kv = of("dev.firebreak.service.kv_cache_pressure");
+    assert_eq!(kv.len(), 1, "{kv:?}");
+    assert_eq!(kv[0]["pressure"], true);
+    assert_eq!(kv[0]["region"], "us-east");
+    assert!(kv[0]["kv_cache_usage"].as_f64().unwrap() > 0.9);
+    let xid = of("dev.firebreak.gpu.xid");
+    assert_eq!(xid.len(), 1, "{xid:?}");
+    assert_eq!(xid[0]["xid"], 13);
+    assert!(
+        of("dev.firebreak.gpu.missing").is_empty(),
+        "XID 13 takes no GPU off the bus"
+    );
+    let primary = get(&s, "/v1/services").await["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "llm-assistant")
+        .unwrap()["primary_region"]
+        .clone();
+    let body = json!({"to_region": "eu-west", "expected_primary_region": primary, "actor": "test", "reason": "room"});
+    let (status, _) = post(&s, "/v1/services/llm-assistant/failover", "kv", body).await;
+    assert_eq!(status, 202);
+    reader
+        .wait_until(Duration::from_secs(30), "the pressure's end", |seen| {
+            seen.events
+                .iter()
+                .filter(|e| e.ty == "dev.firebreak.service.kv_cache_pressure")
+                .count()
+                >= 2
+        })
+        .await;
+    let kv = of("dev.firebreak.service.kv_cache_pressure");
+    assert_eq!(kv[1]["pressure"], false, "{kv:?}");
+    reader.abort();
+    s.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_seed_tells_the_same_story() {
     // Two runs of one scenario and seed, with a fixed start: the same events in the same order.
     let start = chrono::DateTime::parse_from_rfc3339("2026-11-27T03:00:00Z")

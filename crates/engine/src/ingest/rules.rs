@@ -197,6 +197,41 @@ impl Rules {
                     });
                 }
             }
+            T::GpuXid => {
+                let xid = num(data, "xid") as u32;
+                if let (meaning, Some(action)) = firebreak_protocol::xid::describe(xid) {
+                    if action.takes_the_gpu_out() {
+                        d.signal = Some(Signal {
+                            severity: Severity::Major,
+                            title: format!(
+                                "XID {xid} ({meaning}) on {} of {svc}: {}",
+                                text(data, "node"),
+                                action.words()
+                            ),
+                            rule: "gpu:xid".into(),
+                        });
+                    }
+                }
+            }
+            T::GpuMissing if num(data, "seen") < num(data, "expected") => {
+                d.signal = Some(Signal {
+                    severity: Severity::Major,
+                    title: format!(
+                        "Node {} of {svc} lost a GPU ({} of {})",
+                        text(data, "node"),
+                        num(data, "seen"),
+                        num(data, "expected")
+                    ),
+                    rule: "gpu:missing".into(),
+                });
+            }
+            T::KvCachePressure if data.get("pressure").and_then(Value::as_bool) == Some(true) => {
+                d.signal = Some(Signal {
+                    severity: Severity::Minor,
+                    title: format!("{svc} runs short of KV cache in {}", text(data, "region")),
+                    rule: "kv_cache:pressure".into(),
+                });
+            }
             T::ServiceMetrics => self.metrics(cluster, &svc, data, &mut d),
             T::RegionStatus | T::SyntheticLoad => d.service = None,
             _ => {}
@@ -276,6 +311,61 @@ mod tests {
     fn metrics(error_rate: f64, p99: f64) -> Value {
         json!({"service": "llm-assistant", "region": "us-east", "primary": true,
                "error_rate": error_rate, "latency_p99_ms": p99})
+    }
+
+    #[test]
+    fn gpu_faults_open_incidents_when_the_gpu_must_come_out_and_say_what_to_do() {
+        let mut r = Rules::default();
+        let xid = |code: u32| {
+            json!({"node": "gpu-07", "pool": "gpu-a100", "region": "us-east",
+                   "service": "llm-assistant", "gpu": "3", "xid": code})
+        };
+        let d = r.decide(1, EventType::GpuXid, &xid(79));
+        let signal = d.signal.expect("a GPU off the bus takes it out");
+        assert_eq!(
+            signal.title,
+            "XID 79 (GPU has fallen off the bus) on gpu-07 of llm-assistant: drain the node"
+        );
+        assert!(d
+            .entry
+            .unwrap()
+            .ends_with("XID 79 (GPU has fallen off the bus): drain the node"));
+        // An application's own error is said, not paged on; an unknown code is looked up.
+        let d = r.decide(1, EventType::GpuXid, &xid(13));
+        assert!(d.signal.is_none());
+        assert!(d.entry.unwrap().contains("restart the application"));
+        let d = r.decide(1, EventType::GpuXid, &xid(999));
+        assert!(d.signal.is_none());
+        assert!(d
+            .entry
+            .unwrap()
+            .contains("look it up in NVIDIA's XID catalog"));
+        let missing = |seen: u32| {
+            json!({"node": "gpu-07", "pool": "gpu-a100", "region": "us-east",
+                   "service": "llm-assistant", "expected": 8, "seen": seen})
+        };
+        assert!(r
+            .decide(1, EventType::GpuMissing, &missing(7))
+            .signal
+            .is_some());
+        assert!(r
+            .decide(1, EventType::GpuMissing, &missing(8))
+            .signal
+            .is_none());
+        let kv = |pressure: bool| {
+            json!({"service": "llm-assistant", "region": "us-east", "kv_cache_usage": 0.97,
+                   "preemptions_per_s": 4.2, "queue_depth": 310.0, "pressure": pressure})
+        };
+        let d = r.decide(1, EventType::KvCachePressure, &kv(true));
+        assert_eq!(d.signal.unwrap().severity, Severity::Minor);
+        assert!(d
+            .entry
+            .unwrap()
+            .contains("cache 97 % full, 4.2 requests/s preempted"));
+        assert!(r
+            .decide(1, EventType::KvCachePressure, &kv(false))
+            .signal
+            .is_none());
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "node-loss-cascade.md",
         include_str!("builtin/node-loss-cascade.md"),
     ),
+    (
+        "kv-cache-pressure.md",
+        include_str!("builtin/kv-cache-pressure.md"),
+    ),
 ];
 
 /// The settings key of the extra runbook folders (a JSON list of paths).

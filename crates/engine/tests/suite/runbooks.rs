@@ -310,6 +310,7 @@ async fn every_built_in_runbook_rehearses_to_a_mitigated_incident() {
         ("bad-model-version", "bad-model-rollout"),
         ("pipeline-bottleneck", "pipeline-bottleneck"),
         ("node-loss-cascade", "node-loss-cascade"),
+        ("kv-cache-pressure", "kv-cache-pressure"),
     ];
     let runs = pairs.iter().map(|(rb, scenario)| {
         let rb = lib.get(rb).unwrap().clone();
