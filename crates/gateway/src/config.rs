@@ -300,6 +300,22 @@ pub struct Service {
     pub revisions: Option<RevisionQueries>,
     /// Its objectives, for `firebreak gateway slo-rules`, when configured.
     pub slo: Option<Slo>,
+    /// Its GPU and model-server signals (XIDs, GPUs lost, KV-cache pressure), when
+    /// configured.
+    pub gpu: Option<GpuQueries>,
+}
+
+/// `[services.gpu]`: PromQL with `$region`. `xid` gives one series per GPU (DCGM's
+/// `DCGM_FI_DEV_XID_ERRORS`), its node and GPU in `node_label` and `gpu_label`; the
+/// GPUs a node reports are counted from the same series. The KV cache's use and the
+/// preemptions counter give the pressure signal, with the service's `queue_depth` query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuQueries {
+    pub xid: Option<String>,
+    pub node_label: String,
+    pub gpu_label: String,
+    pub kv_cache_usage: Option<String>,
+    pub preemptions_total: Option<String>,
 }
 
 /// A service's objectives and the series they are measured on.
@@ -461,6 +477,17 @@ struct RawService {
     team: Option<Spanned<String>>,
     revisions: Option<Spanned<RawRevisions>>,
     slo: Option<Spanned<RawSlo>>,
+    gpu: Option<Spanned<RawGpu>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGpu {
+    xid: Option<Spanned<String>>,
+    node_label: Option<Spanned<String>>,
+    gpu_label: Option<Spanned<String>>,
+    kv_cache_usage: Option<Spanned<String>>,
+    preemptions_total: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -886,6 +913,29 @@ fn service(
         None => None,
         Some(o) => Some(slo(o.get_ref(), &format!("{key}.slo"), at)?),
     };
+    let gpu = match &s.gpu {
+        None => None,
+        Some(g) => {
+            let gkey = format!("{key}.gpu");
+            let gq = gpu_queries(g.get_ref(), &gkey, at)?;
+            let kv = gq.kv_cache_usage.is_some() || gq.preemptions_total.is_some();
+            if prometheus.is_none()
+                || (kv
+                    && (gq.kv_cache_usage.is_none()
+                        || gq.preemptions_total.is_none()
+                        || !queries.contains_key("queue_depth")))
+            {
+                return Err(at(
+                    g.span(),
+                    &gkey,
+                    "GPU signals need a [prometheus] section; KV-cache pressure needs both \
+                     kv_cache_usage and preemptions_total, and the service's queue_depth query"
+                        .into(),
+                ));
+            }
+            Some(gq)
+        }
+    };
     Ok(Service {
         name: name.to_owned(),
         deployment,
@@ -896,6 +946,54 @@ fn service(
         team,
         revisions,
         slo,
+        gpu,
+    })
+}
+
+/// `[services.gpu]`: non-empty queries, label names as Prometheus allows them.
+fn gpu_queries(
+    g: &RawGpu,
+    key: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<GpuQueries, ConfigError> {
+    let query = |q: &Option<Spanned<String>>, name: &str| -> Result<Option<String>, ConfigError> {
+        match q {
+            None => Ok(None),
+            Some(v) if v.get_ref().trim().is_empty() => Err(at(
+                v.span(),
+                &format!("{key}.{name}"),
+                "the query is empty".into(),
+            )),
+            Some(v) => Ok(Some(v.get_ref().trim().to_owned())),
+        }
+    };
+    let label =
+        |l: &Option<Spanned<String>>, name: &str, default: &str| -> Result<String, ConfigError> {
+            match l {
+                None => Ok(default.to_owned()),
+                Some(v) => {
+                    let text = v.get_ref().trim();
+                    let ok = !text.is_empty()
+                        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !text.starts_with(|c: char| c.is_ascii_digit());
+                    if ok {
+                        Ok(text.to_owned())
+                    } else {
+                        Err(at(
+                            v.span(),
+                            &format!("{key}.{name}"),
+                            format!("{text:?} is not a Prometheus label name"),
+                        ))
+                    }
+                }
+            }
+        };
+    Ok(GpuQueries {
+        xid: query(&g.xid, "xid")?,
+        node_label: label(&g.node_label, "node_label", "Hostname")?,
+        gpu_label: label(&g.gpu_label, "gpu_label", "gpu")?,
+        kv_cache_usage: query(&g.kv_cache_usage, "kv_cache_usage")?,
+        preemptions_total: query(&g.preemptions_total, "preemptions_total")?,
     })
 }
 

@@ -111,12 +111,18 @@ pub async fn poll(
         empty_since: BTreeMap::new(),
         said: BTreeMap::new(),
         totals: BTreeMap::new(),
+        gpus: Default::default(),
     };
     loop {
         tick.tick().await;
         let mut events = Vec::new();
         for service in services.iter().filter(|s| !s.queries.is_empty()) {
             poller.service(service, &mut events).await;
+        }
+        for service in &services {
+            if let Some(g) = &service.gpu {
+                poller.gpu_signals(service, g, &mut events).await;
+            }
         }
         for service in &services {
             if let Some(q) = &service.revisions {
@@ -137,17 +143,9 @@ pub async fn poll(
         let now = chrono::Utc::now();
         let published = journal
             .publish(events.len(), |seq, i| {
-                let (ty, service, data) = &events[i];
+                let (ty, subject, data) = &events[i];
                 let id = uuid::Uuid::now_v7().to_string();
-                envelope(
-                    &source,
-                    &id,
-                    *ty,
-                    now,
-                    &format!("service/{service}"),
-                    seq,
-                    data,
-                )
+                envelope(&source, &id, *ty, now, subject, seq, data)
             })
             .await;
         if let Err(e) = published {
@@ -156,8 +154,8 @@ pub async fn poll(
     }
 }
 
-/// An event to publish: its type, the service it is about and its data.
-type Said = (EventType, String, serde_json::Value);
+/// An event to publish: its type, its subject (`service/NAME`, `node/NAME`) and its data.
+type Said = super::gpu::Told;
 
 /// (service, region, metric)
 type Key = (String, String, String);
@@ -175,6 +173,8 @@ struct Poller {
     /// Each revision counter's last value and when it was read: (service, region, the
     /// `$revision` value, query) → (value, when).
     totals: BTreeMap<(String, String, String, &'static str), (f64, std::time::Instant)>,
+    /// The GPU and KV-cache detectors' memory.
+    gpus: super::gpu::GpuWatch,
 }
 
 impl Poller {
@@ -233,7 +233,11 @@ impl Poller {
                     team: service.team.clone(),
                 };
                 if let Ok(data) = serde_json::to_value(m) {
-                    events.push((EventType::ServiceMetrics, service.name.clone(), data));
+                    events.push((
+                        EventType::ServiceMetrics,
+                        format!("service/{}", service.name),
+                        data,
+                    ));
                 }
             }
         }
@@ -288,7 +292,11 @@ impl Poller {
                     revisions,
                 };
                 if let Ok(data) = serde_json::to_value(m) {
-                    events.push((EventType::RevisionMetrics, service.name.clone(), data));
+                    events.push((
+                        EventType::RevisionMetrics,
+                        format!("service/{}", service.name),
+                        data,
+                    ));
                 }
             }
         }
@@ -374,6 +382,90 @@ impl Poller {
         ))
     }
 
+    /// One round of a service's GPU and model-server signals in each region: its GPUs'
+    /// XIDs and counts, and its KV-cache pressure.
+    async fn gpu_signals(
+        &mut self,
+        service: &Service,
+        g: &super::config::GpuQueries,
+        events: &mut Vec<Said>,
+    ) {
+        let pool = service
+            .kubernetes
+            .as_ref()
+            .and_then(|k| k.node_pool.clone())
+            .unwrap_or_default();
+        let seconds = f64::from(self.prometheus.interval_s);
+        for region in &service.regions {
+            if let Some(xid) = &g.xid {
+                let key = (service.name.clone(), region.clone(), "xid".to_owned());
+                match query_vector(
+                    &self.http,
+                    &self.prometheus.url,
+                    &xid.replace("$region", region),
+                )
+                .await
+                {
+                    Ok(series) => {
+                        self.answered(&key);
+                        let read: Vec<super::gpu::XidSeries> = series
+                            .into_iter()
+                            .filter_map(|(labels, xid)| {
+                                Some(super::gpu::XidSeries {
+                                    node: labels.get(&g.node_label)?.clone(),
+                                    gpu: labels.get(&g.gpu_label).cloned().unwrap_or_default(),
+                                    xid,
+                                })
+                            })
+                            .collect();
+                        events.extend(self.gpus.xids(&service.name, region, &pool, &read));
+                    }
+                    Err(why) => {
+                        self.failed(key, &why);
+                    }
+                }
+            }
+            let (Some(usage), Some(preempted), Some(queue)) = (
+                &g.kv_cache_usage,
+                &g.preemptions_total,
+                service.queries.get("queue_depth"),
+            ) else {
+                continue;
+            };
+            let mut read = Vec::new();
+            for (name, q) in [
+                ("kv_cache_usage", usage),
+                ("preemptions_total", preempted),
+                ("queue_depth", queue),
+            ] {
+                let key = (service.name.clone(), region.clone(), name.to_owned());
+                match query(
+                    &self.http,
+                    &self.prometheus.url,
+                    &q.replace("$region", region),
+                )
+                .await
+                {
+                    Ok(v) => {
+                        self.answered(&key);
+                        read.push(v);
+                    }
+                    Err(why) => {
+                        self.failed(key, &why);
+                    }
+                }
+            }
+            if let [usage, preempted, queue] = read[..] {
+                events.extend(self.gpus.kv(
+                    &service.name,
+                    region,
+                    (usage, preempted, queue),
+                    seconds,
+                ));
+            }
+        }
+    }
+
     fn answered(&mut self, key: &Key) {
         self.empty_since.remove(key);
         self.failures
@@ -453,7 +545,11 @@ fn degraded(
         degraded,
     })
     .unwrap_or_default();
-    (EventType::SourceDegraded, service.name.clone(), data)
+    (
+        EventType::SourceDegraded,
+        format!("service/{}", service.name),
+        data,
+    )
 }
 
 /// (regions, figures, reasons) in words: `us-east and eu-west`, `6 figures` or the one
@@ -515,6 +611,54 @@ fn unanswered(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     format!("{UNANSWERED}: {why}")
+}
+
+/// One series of an instant vector: its labels and its value.
+pub type Series = (BTreeMap<String, String>, f64);
+
+/// An instant vector's series, each with its labels and value (an empty vector is no
+/// series, not a failure: a fleet with nothing to report).
+pub fn read_vector(body: &[u8]) -> Result<Vec<Series>, String> {
+    let answer: Answer =
+        serde_json::from_slice(body).map_err(|e| format!("{NOT_AN_ANSWER}: {e}"))?;
+    if answer.status != "success" {
+        return Err(answer.error.unwrap_or_else(|| "the query failed".into()));
+    }
+    let data = answer.data.ok_or("the answer has no data")?;
+    if data.result_type != "vector" {
+        return Err(format!(
+            "the query returned a {}, not a vector of series",
+            data.result_type
+        ));
+    }
+    let mut out = Vec::new();
+    for series in data.result.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+        let labels: BTreeMap<String, String> = series["metric"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let value: Option<f64> = series["value"][1].as_str().and_then(|v| v.parse().ok());
+        if let Some(v) = value.filter(|v| v.is_finite()) {
+            out.push((labels, v));
+        }
+    }
+    Ok(out)
+}
+
+async fn query_vector(
+    http: &reqwest::Client,
+    base: &str,
+    promql: &str,
+) -> Result<Vec<Series>, String> {
+    let url = reqwest::Url::parse_with_params(&format!("{base}/api/v1/query"), [("query", promql)])
+        .map_err(|e| e.to_string())?;
+    let response = http.get(url).send().await.map_err(|e| unanswered(&e))?;
+    let body = response.bytes().await.map_err(|e| unanswered(&e))?;
+    read_vector(&body)
 }
 
 async fn query(http: &reqwest::Client, base: &str, promql: &str) -> Result<f64, String> {

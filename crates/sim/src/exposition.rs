@@ -44,14 +44,32 @@ struct Series {
     last: Second,
 }
 
+/// What a (service, region)'s model servers and GPUs report beside their traffic: the KV
+/// cache's use, requests preempted so far, and each serving node's GPUs with the last XID
+/// they reported.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Serving {
+    pub kv_cache_usage: f64,
+    pub preemptions: f64,
+    /// (node, GPUs it reports, last XID or 0)
+    pub gpus: Vec<(String, u32, u32)>,
+}
+
 /// Every series since the simulator started, keyed by (service, region, revision).
 #[derive(Debug, Default)]
 pub struct Exposition {
     series: BTreeMap<(String, String, u32), Series>,
     gauges: BTreeMap<(String, String), Second>,
+    serving: BTreeMap<(String, String), Serving>,
 }
 
 impl Exposition {
+    /// What a (service, region)'s servers and GPUs report now.
+    pub fn serving(&mut self, service: &str, region: &str, now: Serving) {
+        self.serving
+            .insert((service.to_owned(), region.to_owned()), now);
+    }
+
     /// Adds one simulated second of a (service, region).
     pub fn record(&mut self, service: &str, region: &str, s: Second) {
         self.gauges
@@ -151,7 +169,52 @@ impl Exposition {
                 );
             }
         }
+        self.render_serving(&mut out);
         out
+    }
+
+    /// vLLM's KV-cache figures per (service, region), and DCGM's XID field per GPU of
+    /// each serving node (a GPU that fell off the bus is not exported at all, as DCGM
+    /// does).
+    fn render_serving(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP vllm:kv_cache_usage_perc KV-cache usage (1 means 100 percent).\n# TYPE vllm:kv_cache_usage_perc gauge"
+        );
+        for ((svc, region), s) in &self.serving {
+            let _ = writeln!(
+                out,
+                "vllm:kv_cache_usage_perc{{service=\"{svc}\",region=\"{region}\"}} {}",
+                num(s.kv_cache_usage)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vllm:num_preemptions_total Requests preempted.\n# TYPE vllm:num_preemptions_total counter"
+        );
+        for ((svc, region), s) in &self.serving {
+            let _ = writeln!(
+                out,
+                "vllm:num_preemptions_total{{service=\"{svc}\",region=\"{region}\"}} {}",
+                num(s.preemptions.floor())
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP DCGM_FI_DEV_XID_ERRORS Value of the last XID error encountered.\n# TYPE DCGM_FI_DEV_XID_ERRORS gauge"
+        );
+        for ((svc, region), s) in &self.serving {
+            for (node, gpus, xid) in &s.gpus {
+                for gpu in 0..*gpus {
+                    // The GPU that reported the XID is GPU 3; the others report none.
+                    let value = if gpu == 3 { *xid } else { 0 };
+                    let _ = writeln!(
+                        out,
+                        "DCGM_FI_DEV_XID_ERRORS{{service=\"{svc}\",region=\"{region}\",Hostname=\"{node}\",gpu=\"{gpu}\"}} {value}"
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -67,6 +67,9 @@ struct Node {
     hot_for: u32,
     down_since: Option<u64>,
     rejoins: bool,
+    /// The last XID its GPUs reported (0: none), and the GPUs it reports.
+    xid: u32,
+    gpus: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +86,10 @@ struct Placement {
     last_by_revision: Vec<(u32, Sample)>,
     /// KV-cache pressure: until when (simulated seconds), and whether it was said.
     kv_pressure: Option<(u64, bool)>,
+    /// Requests preempted so far (a counter, as vLLM exports it), and those waiting to be
+    /// recomputed.
+    preempted: f64,
+    kv_backlog: f64,
 }
 
 /// One revision's requests, failures and latency summed over the seconds of a window.
@@ -411,12 +418,16 @@ impl World {
                                     hot_for: 0,
                                     down_since: None,
                                     rejoins: true,
+                                    xid: 0,
+                                    gpus: GPUS_PER_NODE,
                                 })
                                 .collect(),
                             region: region.clone(),
                             by_revision: BTreeMap::new(),
                             last_by_revision: Vec::new(),
                             kv_pressure: None,
+                            preempted: 0.0,
+                            kv_backlog: 0.0,
                             pool,
                             queue: 0.0,
                             last: Sample::default(),
@@ -672,8 +683,10 @@ impl World {
             return;
         };
         let fell_off = xid == 79;
+        node.xid = xid;
         if fell_off {
             node.state = NodeState::Degraded;
+            node.gpus = GPUS_PER_NODE - 1;
         }
         let (node, pool) = (node.id.clone(), placement.pool.clone());
         let region = placement.region.clone();
@@ -714,6 +727,7 @@ impl World {
             let serving = placement.last.rps > 0.0;
             if t >= until || (announced && !serving) {
                 placement.kv_pressure = None;
+                placement.kv_backlog = 0.0;
                 if announced {
                     said.push((placement.region.clone(), 0.55, 0.0, placement.queue, false));
                 }
@@ -725,6 +739,10 @@ impl World {
             placement.last.p50 *= 1.4;
             placement.last.p99 *= 3.0;
             let preempting = placement.last.rps * 0.004;
+            placement.preempted += preempting;
+            // Preempted requests wait to be recomputed: the queue grows while it lasts.
+            placement.kv_backlog += preempting * 5.0;
+            placement.last.queue += placement.kv_backlog;
             if !announced {
                 placement.kv_pressure = Some((until, true));
                 said.push((
@@ -1236,6 +1254,21 @@ impl World {
                 } else {
                     &placement.last_by_revision[..]
                 };
+                let under_pressure = placement.kv_pressure.is_some_and(|(_, said)| said);
+                self.exposition.serving(
+                    &svc.name,
+                    &placement.region,
+                    super::exposition::Serving {
+                        kv_cache_usage: if under_pressure { 0.97 } else { 0.45 },
+                        preemptions: placement.preempted,
+                        gpus: placement
+                            .nodes
+                            .iter()
+                            .filter(|n| n.state != NodeState::Down)
+                            .map(|n| (n.id.clone(), n.gpus, n.xid))
+                            .collect(),
+                    },
+                );
                 for (revision, s) in parts {
                     self.exposition.record(
                         &svc.name,

@@ -343,6 +343,26 @@ fn mistakes() -> Vec<(&'static str, String, usize, &'static str, &'static str)> 
             "needs both latency_query and latency_p99_ms",
         ),
         (
+            "KV-cache pressure without the queue to watch",
+            VALID.replace(
+                "[services.hooks]\n",
+                "[services.gpu]\nkv_cache_usage = 'max(vllm:kv_cache_usage_perc)'\npreemptions_total = 'sum(vllm:num_preemptions_total)'\n[services.hooks]\n",
+            ),
+            31,
+            "services[1].gpu",
+            "the service's queue_depth query",
+        ),
+        (
+            "a GPU label that Prometheus would not allow",
+            VALID.replace(
+                "[services.hooks]\n",
+                "[services.gpu]\nxid = 'DCGM_FI_DEV_XID_ERRORS'\nnode_label = \"host-name\"\n[services.hooks]\n",
+            ),
+            33,
+            "services[1].gpu.node_label",
+            "not a Prometheus label name",
+        ),
+        (
             "a hook timeout out of range",
             VALID.replace("timeout_s = 120", "timeout_s = 0"),
             32,

@@ -528,3 +528,106 @@ fn the_generated_burn_rate_rules_and_the_consoles_evaluator_agree_with_promtool(
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// GPU and model-server signals from the real metric names, through the real Prometheus
+/// scraping the simulator: DCGM's XID field changing on one GPU (79: fallen off the bus,
+/// so its node also reports one GPU fewer) and vLLM's KV cache filling while preemptions
+/// rise and the queue grows. The gateway says each once, and the console that records it
+/// opens an incident that names what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_says_xids_lost_gpus_and_kv_cache_pressure_from_dcgm_and_vllm_metrics() {
+    firebreak_common::process::install_tls_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("gpus.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"gpus\"\nsummary = \"a GPU falls off the bus; the KV cache fills\"\n\
+         remedy = { action = \"none\" }\n\
+         [[steps]]\nat = 200\ndo = \"kv_pressure\"\nservice = \"llm-assistant\"\nregion = \"us-east\"\nseconds = 3600\n\
+         [[steps]]\nat = 300\ndo = \"gpu_xid\"\nservice = \"llm-assistant\"\nregion = \"us-east\"\nxid = 79\n",
+    )
+    .unwrap();
+    let s = sim(&scenario.display().to_string(), 10.0, |_| {}).await;
+    let (prometheus, _prometheus) = prometheus_on(&s, dir.path()).await;
+    std::fs::write(dir.path().join("gateway.token"), "gateway-token").unwrap();
+    let on = |metric: &str| format!("{metric}{{service=\"llm-assistant\",region=\"$region\"}}");
+    let text = format!(
+        "cluster = \"demo-fleet\"\nlisten = \"127.0.0.1:0\"\n\
+         [[tokens]]\nname = \"oncall\"\nfile = \"{token}\"\n\
+         [prometheus]\nurl = \"{prometheus}\"\ninterval_s = 1\nwarm_up_s = 40\n\
+         [[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\"]\n\
+         [services.queries]\nqueue_depth = 'sum({queue})'\n\
+         [services.gpu]\nxid = '{xid}'\nkv_cache_usage = 'max({usage})'\npreemptions_total = 'sum({preempted})'\n",
+        token = dir.path().join("gateway.token").display(),
+        queue = on("vllm:num_requests_waiting"),
+        xid = on("DCGM_FI_DEV_XID_ERRORS"),
+        usage = on("vllm:kv_cache_usage_perc"),
+        preempted = on("vllm:num_preemptions_total"),
+    );
+    let (gateway, db, store, engine, _cluster) = gateway_and_console(&text, dir.path()).await;
+    let of = async |ty: &str| -> Vec<serde_json::Value> {
+        use sqlx::Connection;
+        let Ok(mut conn) =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display())).await
+        else {
+            return Vec::new();
+        };
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT raw FROM events WHERE type = ? ORDER BY seq")
+                .bind(format!("dev.firebreak.{ty}"))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_default();
+        rows.iter()
+            .filter_map(|(r,)| serde_json::from_str::<serde_json::Value>(r).ok())
+            .map(|v| v["data"].clone())
+            .collect()
+    };
+    wait_for(
+        Duration::from_secs(120),
+        "the XID, the lost GPU and the pressure",
+        async || {
+            !of("gpu.xid").await.is_empty()
+                && !of("gpu.missing").await.is_empty()
+                && !of("service.kv_cache_pressure").await.is_empty()
+        },
+    )
+    .await;
+    // A few more polls: each said once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let xid = of("gpu.xid").await;
+    assert_eq!(xid.len(), 1, "{xid:?}");
+    assert_eq!(
+        (xid[0]["xid"].clone(), xid[0]["gpu"].clone()),
+        (79.into(), "3".into())
+    );
+    let missing = of("gpu.missing").await;
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert_eq!(
+        (missing[0]["expected"].clone(), missing[0]["seen"].clone()),
+        (8.into(), 7.into())
+    );
+    assert_eq!(missing[0]["node"], xid[0]["node"]);
+    let kv = of("service.kv_cache_pressure").await;
+    assert_eq!(kv.len(), 1, "{kv:?}");
+    assert_eq!(kv[0]["pressure"], true);
+    assert!(kv[0]["kv_cache_usage"].as_f64().unwrap() > 0.9);
+    // The console opened an incident on them, saying what to do.
+    let incidents = store.incidents().await.unwrap();
+    let bodies: Vec<String> =
+        futures_util::future::join_all(incidents.iter().map(|i| store.timeline(i.id, None, 1000)))
+            .await
+            .into_iter()
+            .flat_map(|t| t.unwrap())
+            .map(|e| e.body)
+            .collect();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("XID 79 (GPU has fallen off the bus): drain the node")),
+        "{bodies:#?}"
+    );
+    engine.stop().await;
+    gateway.shutdown();
+    s.shutdown();
+}
