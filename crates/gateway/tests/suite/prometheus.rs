@@ -169,24 +169,7 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
     );
     let (gateway, db, _store, engine, _) = gateway_and_console(&text, dir.path()).await;
 
-    let metrics = async || -> Vec<serde_json::Value> {
-        use sqlx::Connection;
-        let Ok(mut conn) =
-            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display())).await
-        else {
-            return Vec::new();
-        };
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT raw FROM events WHERE type = 'dev.firebreak.service.metrics' ORDER BY seq",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap_or_default();
-        rows.iter()
-            .filter_map(|(r,)| serde_json::from_str::<serde_json::Value>(r).ok())
-            .map(|v| v["data"].clone())
-            .collect()
-    };
+    let metrics = async || recorded(&db, "service.metrics").await;
     wait_for(
         Duration::from_secs(120),
         "service.metrics from real PromQL",
@@ -565,24 +548,7 @@ async fn the_gateway_says_xids_lost_gpus_and_kv_cache_pressure_from_dcgm_and_vll
         preempted = on("vllm:num_preemptions_total"),
     );
     let (gateway, db, store, engine, _cluster) = gateway_and_console(&text, dir.path()).await;
-    let of = async |ty: &str| -> Vec<serde_json::Value> {
-        use sqlx::Connection;
-        let Ok(mut conn) =
-            sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display())).await
-        else {
-            return Vec::new();
-        };
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT raw FROM events WHERE type = ? ORDER BY seq")
-                .bind(format!("dev.firebreak.{ty}"))
-                .fetch_all(&mut conn)
-                .await
-                .unwrap_or_default();
-        rows.iter()
-            .filter_map(|(r,)| serde_json::from_str::<serde_json::Value>(r).ok())
-            .map(|v| v["data"].clone())
-            .collect()
-    };
+    let of = async |ty: &str| recorded(&db, ty).await;
     wait_for(
         Duration::from_secs(120),
         "the XID, the lost GPU and the pressure",
@@ -630,4 +596,24 @@ async fn the_gateway_says_xids_lost_gpus_and_kv_cache_pressure_from_dcgm_and_vll
     engine.stop().await;
     gateway.shutdown();
     s.shutdown();
+}
+
+/// The data of every event of type `dev.firebreak.<ty>` the console recorded in `db`, in
+/// order, read as a person inspecting the file would (none while it cannot be opened).
+async fn recorded(db: &Path, ty: &str) -> Vec<serde_json::Value> {
+    use sqlx::Connection;
+    let Ok(mut conn) =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", db.display())).await
+    else {
+        return Vec::new();
+    };
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT raw FROM events WHERE type = ? ORDER BY seq")
+        .bind(format!("dev.firebreak.{ty}"))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+    rows.iter()
+        .filter_map(|(r,)| serde_json::from_str::<serde_json::Value>(r).ok())
+        .map(|v| v["data"].clone())
+        .collect()
 }
