@@ -327,7 +327,16 @@ async fn show_incident_in_title<R: tauri::Runtime>(
 /// The fleet at a glance, from what the store recorded (it reads the same offline).
 #[tauri::command]
 async fn fleet_board(console: State<'_, Console>) -> Reply<firebreak_store::fleet::FleetBoard> {
-    Ok(console.store()?.fleet_board().await?)
+    let mut board = console.store()?.fleet_board().await?;
+    // Each service's budget as last counted (counting 30 days is not done on every read).
+    if let Some(slo) = &console.slo {
+        for cluster in &mut board.clusters {
+            for service in &mut cluster.services {
+                service.budget = slo.budget(cluster.id, &service.name);
+            }
+        }
+    }
+    Ok(board)
 }
 
 /// The canary verdicts of a service's newest rollout, wave by wave, from what the store
@@ -414,6 +423,9 @@ async fn set_objective(
         .set_objective(cluster_id, &service, objective, &console.author())
         .await?;
     console.watchlist()?.engine().objectives_changed().await?;
+    if let Some(slo) = &console.slo {
+        slo.count_budgets(true).await?;
+    }
     Ok(firebreak_engine::slo::service_objectives(store).await?)
 }
 

@@ -38,6 +38,9 @@ pub struct Console {
     demo: Option<firebreak_cli::Demo>,
     /// Team sync, while the store is linked to a team and sync is on.
     team: std::sync::Mutex<Option<firebreak_engine::team::sync::TeamSync>>,
+    /// The services' objectives: burn rates that open incidents, and budgets counted
+    /// (absent when the store is).
+    slo: Option<Arc<firebreak_engine::slo::Watch>>,
 }
 
 /// The window as the command line opens it (see `firebreak_cli::Window`).
@@ -179,6 +182,10 @@ pub fn run(data_dir: DataDir, demo: Option<firebreak_cli::Demo>) -> Result<()> {
             }
             Err(_) => (None, None),
         };
+    let slo = store
+        .as_ref()
+        .ok()
+        .map(|store| firebreak_engine::slo::Watch::new(store.clone(), live.clone()));
     let folders = match &store {
         Ok(store) => tauri::async_runtime::block_on(firebreak_engine::runbooks::folders(
             store,
@@ -203,6 +210,7 @@ pub fn run(data_dir: DataDir, demo: Option<firebreak_cli::Demo>) -> Result<()> {
         desk,
         demo,
         team: std::sync::Mutex::new(None),
+        slo,
     };
     let app = create_app(tauri::Builder::default(), console)
         .build(tauri::generate_context!())
@@ -258,8 +266,7 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
             console.live.clone().start_flushing(app.handle().clone());
             if let (Some(watchlist), Some(desk)) = (&console.watchlist, &console.desk) {
                 let (watchlist, desk) = (watchlist.clone(), desk.clone());
-                let live: Arc<dyn firebreak_engine::ingest::sink::ConsoleSink> =
-                    console.live.clone();
+                let slo = console.slo.clone();
                 tauri::async_runtime::spawn(async move {
                     if let Err(e) = watchlist.watch_all().await {
                         tracing::error!(error = %e, "cannot start watching the clusters");
@@ -273,7 +280,9 @@ pub fn create_app<R: Runtime>(builder: tauri::Builder<R>, console: Console) -> t
                     // The services' rollout guards act on failing canary verdicts.
                     firebreak_engine::actions::guard::Guard::new(desk.clone()).spawn();
                     // Services with objectives open incidents on their burn rates.
-                    firebreak_engine::slo::Watch::new(desk.store().clone(), live).spawn();
+                    if let Some(slo) = slo {
+                        slo.spawn();
+                    }
                 });
             }
             advance_runbook_runs(app.handle().clone());

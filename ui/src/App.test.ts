@@ -1472,6 +1472,7 @@ describe('fleet', () => {
                 }),
               ],
               incident: { id: 7, title: 'llm-assistant errors', severity: 'critical', status: 'open', anomaly: false },
+              budget: { availabilityLeft: 0.4, latencyLeft: -2.5, fromMs: Date.now() - 86_400_000, toMs: Date.now() },
             },
             {
               name: hostile,
@@ -1481,6 +1482,7 @@ describe('fleet', () => {
               rollout: null,
               cells: [cell('eu-west', { primary: true, anomaly: 'Anomaly: p99 4.1 s, usually 0.4 s' }), cell('us-east', { health: 'unknown', errorRate: [], p99Ms: [], queueDepth: [], requestsPerS: null, gpuUtilization: null, revision: null })],
               incident: null,
+              budget: null,
             },
           ],
         },
@@ -1498,6 +1500,11 @@ describe('fleet', () => {
     expect(cells.map((c) => c.dataset.health)).toEqual(['healthy', 'failing', 'healthy', 'unknown']);
     expect(cells[1].title).toContain('HighErrorRate');
     expect(cells[1].textContent).toContain('primary');
+    // The error budget left, of the service with objectives only; an overspent one marked.
+    const budgets = screen.getAllByTestId('fleet-budget');
+    expect(budgets).toHaveLength(1);
+    expect(budgets[0].textContent).toBe('budget availability 40 % left · latency overspent');
+    expect(budgets[0].className).toContain('spent');
     expect(cells[1].textContent).toContain('errors 15.2 %');
     expect(cells[1].querySelector('[title^="gpu-us-east-3: down (gpu_error"]')).not.toBeNull();
     expect(cells[1].querySelectorAll('.node').length).toBe(8);

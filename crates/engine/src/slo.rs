@@ -19,7 +19,7 @@
 use serde::Serialize;
 use ts_rs::TS;
 
-pub use firebreak_store::objectives::{Objective, Sample};
+pub use firebreak_store::objectives::{Budget, Objective, Sample};
 
 /// Which objective a burn is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, TS)]
@@ -38,7 +38,7 @@ impl Sli {
     }
 }
 
-pub use firebreak_protocol::slo::{range, Condition, BUDGET_PERIOD_S, PAGE};
+pub use firebreak_protocol::slo::{range, Condition, PAGE};
 
 /// One condition of one objective at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -138,23 +138,6 @@ fn burn(sli: Sli, c: Condition, target: f64, long: Option<f64>, short: Option<f6
     }
 }
 
-/// The error budget left over the budget period up to `at_ms` (1: untouched, 0: spent,
-/// below 0: overspent), of each objective: (availability, latency). None when nothing was
-/// recorded to count.
-pub fn budget_left(
-    objective: &Objective,
-    samples: &[Sample],
-    at_ms: i64,
-) -> (Option<f64>, Option<f64>) {
-    let availability = error_share(samples, at_ms, BUDGET_PERIOD_S)
-        .map(|s| 1.0 - s / (1.0 - objective.availability));
-    let latency = objective.latency_p99_ms.and_then(|t| {
-        slow_share(samples, at_ms, BUDGET_PERIOD_S, t)
-            .map(|s| 1.0 - s / (1.0 - objective.latency_target))
-    });
-    (availability, latency)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn latency_burns_on_the_share_of_slow_slices_and_the_budget_counts_what_is_left() {
+    fn latency_burns_on_the_share_of_slow_slices() {
         let s = minutes(|_| 2.0, |m| if m > 100 { 3000.0 } else { 800.0 }, 110);
         let latency = |m: i64| {
             burns(&OBJ, &s, m * 60_000)
@@ -219,11 +202,6 @@ mod tests {
         assert!(!latency(100).firing);
         // 10 of the hour's 61 slices slow: 16 % over a 1 % budget, and all of the last 5.
         assert!(latency(110).firing, "{}", latency(110).sentence());
-        let (availability, slow) = budget_left(&OBJ, &s, 110 * 60_000);
-        // 0.2 % errors of a 0.5 % budget: 60 % left; 10 of 110 slices slow of 1 %: overspent.
-        assert!((availability.unwrap() - 0.6).abs() < 1e-9);
-        assert!(slow.unwrap() < 0.0);
-        assert_eq!(budget_left(&OBJ, &[], 0), (None, None));
     }
 
     #[test]
@@ -259,7 +237,12 @@ pub struct Watch {
     store: firebreak_store::Store,
     sink: std::sync::Arc<dyn crate::ingest::sink::ConsoleSink>,
     firing: std::sync::Mutex<std::collections::HashSet<(i64, String, Sli, i64)>>,
+    /// Each service's budget left as last counted, and when it was counted.
+    budgets: std::sync::Mutex<std::collections::HashMap<(i64, String), (Budget, i64)>>,
 }
+
+/// How often the budgets are counted again (each count reads 30 days of samples).
+const BUDGET_EVERY_MS: i64 = 60_000;
 
 impl Watch {
     pub fn new(
@@ -270,6 +253,7 @@ impl Watch {
             store,
             sink,
             firing: Default::default(),
+            budgets: Default::default(),
         })
     }
 
@@ -283,8 +267,62 @@ impl Watch {
                 if let Err(e) = watch.look().await {
                     tracing::warn!(error = %e, "cannot judge the services' objectives");
                 }
+                if let Err(e) = watch.count_budgets(false).await {
+                    tracing::warn!(error = %e, "cannot count the services' error budgets");
+                }
             }
         })
+    }
+
+    /// The budget a service had left when last counted.
+    pub fn budget(&self, cluster_id: i64, service: &str) -> Option<Budget> {
+        self.budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(cluster_id, service.to_owned()))
+            .map(|(b, _)| *b)
+    }
+
+    /// Counts the budgets not counted within the last minute (every one, with `all`), as
+    /// of each service's newest sample; forgets those of services without objectives.
+    pub async fn count_budgets(&self, all: bool) -> firebreak_store::Result<()> {
+        let objectives = self.store.objectives().await?;
+        let now = firebreak_store::now_ms();
+        for o in &objectives {
+            let key = (o.cluster_id, o.service.clone());
+            let counted = self
+                .budgets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .map(|(_, at)| *at);
+            if !all && counted.is_some_and(|at| now - at < BUDGET_EVERY_MS) {
+                continue;
+            }
+            let at = self
+                .store
+                .service_samples(o.cluster_id, &o.service, now - 60_000)
+                .await?
+                .last()
+                .map_or(now, |s| s.at_ms.max(now));
+            let budget = self
+                .store
+                .budget(o.cluster_id, &o.service, &o.objective, at)
+                .await?;
+            self.budgets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, (budget, now));
+        }
+        self.budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(c, s), _| {
+                objectives
+                    .iter()
+                    .any(|o| o.cluster_id == *c && o.service == *s)
+            });
+        Ok(())
     }
 
     /// One look at every service with objectives, each as of its newest sample (a

@@ -46,5 +46,5 @@ pub const PAGE: [Condition; 2] = [
     },
 ];
 
-/// The period an error budget is counted over.
+/// The period an error budget is counted over (30 days).
 pub const BUDGET_PERIOD_S: i64 = 30 * 24 * 3600;

@@ -152,6 +152,21 @@ pub struct IncidentReport {
     pub metrics: Vec<Sample>,
     pub timeline: Vec<ReportEntry>,
     pub generated_at: DateTime<Utc>,
+    /// The error budget the service had left when the incident ended (or now, while it
+    /// has not), when the service has objectives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_budget: Option<ReportBudget>,
+}
+
+/// A service's objectives and the budget they had left, over the 30 days up to `at`.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
+pub struct ReportBudget {
+    /// The objectives in words: "99.5 % of requests; p99 ≤ 2000 ms in 99 % of minutes".
+    pub objectives: String,
+    /// 1 untouched, 0 spent, below 0 overspent; none when nothing was recorded.
+    pub availability_left: Option<f64>,
+    pub latency_left: Option<f64>,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema, TS)]
@@ -211,6 +226,40 @@ pub async fn build_with(
 }
 
 /// The report of an incident whose review the caller has already read.
+/// The budget the incident's service had left when the incident ended (or now), when
+/// it has objectives.
+async fn error_budget(store: &Store, incident: &Incident) -> anyhow::Result<Option<ReportBudget>> {
+    let (Some(cluster), Some(service)) = (incident.cluster_id, incident.service.as_deref()) else {
+        return Ok(None);
+    };
+    let Some(objective) = store.objective_of(cluster, service).await? else {
+        return Ok(None);
+    };
+    let to = incident.resolved_ms.unwrap_or_else(firebreak_store::now_ms);
+    let budget = store.budget(cluster, service, &objective, to).await?;
+    let percent = |share: f64| {
+        let p = share * 100.0;
+        if (p - p.round()).abs() < 1e-9 {
+            format!("{p:.0} %")
+        } else {
+            format!("{p} %")
+        }
+    };
+    let mut objectives = format!("{} of requests", percent(objective.availability));
+    if let Some(ms) = objective.latency_p99_ms {
+        objectives.push_str(&format!(
+            "; p99 ≤ {ms} ms in {} of minutes",
+            percent(objective.latency_target)
+        ));
+    }
+    Ok(Some(ReportBudget {
+        objectives,
+        availability_left: budget.availability_left,
+        latency_left: budget.latency_left,
+        at: at(to),
+    }))
+}
+
 async fn assemble(
     store: &Store,
     incident_id: i64,
@@ -230,7 +279,9 @@ async fn assemble(
     let figures = figures(&key_moments);
     let (events_by_type, alerts) = signals(&events);
     let metrics = metrics(store, &incident, &key_moments).await?;
+    let error_budget = error_budget(store, &incident).await?;
     Ok(IncidentReport {
+        error_budget,
         schema: "firebreak.incident-report.v1".into(),
         incident: ReportIncident {
             id: incident.id,

@@ -83,6 +83,25 @@ fn intro_section(r: &IncidentReport) -> Vec<Block> {
         r.incident.service.as_deref().unwrap_or("—"),
         r.incident.commander.as_deref().unwrap_or("—")
     )));
+    if let Some(budget) = &r.error_budget {
+        let left = |share: Option<f64>, what: &str| match share {
+            None => format!("{what}: no data"),
+            Some(s) if s <= 0.0 => format!(
+                "{what} overspent ({:.0} % of the budget)",
+                (1.0 - s) * 100.0
+            ),
+            Some(s) => format!("{what} {:.0} % left", s * 100.0),
+        };
+        let mut text = left(budget.availability_left, "availability");
+        if budget.latency_left.is_some() {
+            text.push_str(&format!(" · {}", left(budget.latency_left, "latency")));
+        }
+        b.push(Block::Muted(format!(
+            "Error budget over the 30 days to {}: {text} (objectives: {})",
+            when(Some(budget.at)),
+            budget.objectives
+        )));
+    }
     b
 }
 

@@ -436,3 +436,49 @@ async fn a_demo_incident_stays_demo_data_wherever_its_bundle_is_imported() {
     assert!(!plain.is_shared(id).await.unwrap());
     assert_eq!(plain.team_pending_count().await.unwrap(), 0);
 }
+
+/// A service with objectives: the report says the error budget it had left when the
+/// incident ended, of each objective, in every format; a service without says nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_says_the_error_budget_left_when_the_service_has_objectives() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, incident) = recorded_incident(&dir.path().join("firebreak.db")).await;
+    let without = build(&store, incident).await.unwrap();
+    assert!(without.error_budget.is_none());
+    assert!(!render(&without, Format::Markdown).contains("Error budget"));
+    let i = store.incident(incident).await.unwrap();
+    store
+        .set_objective(
+            i.cluster_id.unwrap(),
+            i.service.as_deref().unwrap(),
+            Some(firebreak_store::objectives::Objective {
+                availability: 0.995,
+                latency_p99_ms: Some(2000.0),
+                latency_target: 0.99,
+            }),
+            "ana",
+        )
+        .await
+        .unwrap();
+    let report = build(&store, incident).await.unwrap();
+    let budget = report
+        .error_budget
+        .clone()
+        .expect("the budget, with objectives");
+    assert_eq!(
+        budget.objectives,
+        "99.5 % of requests; p99 ≤ 2000 ms in 99 % of minutes"
+    );
+    assert!(budget.availability_left.is_some(), "{budget:?}");
+    for format in [Format::Markdown, Format::Html] {
+        let text = render(&report, format);
+        assert!(
+            text.contains("Error budget over the 30 days to"),
+            "{format:?}"
+        );
+        assert!(text.contains("availability "), "{format:?}");
+    }
+    let json = render(&report, Format::Json);
+    assert!(json.contains("\"error_budget\""), "{json}");
+    store.close().await;
+}

@@ -55,6 +55,9 @@ pub struct FleetService {
     /// One per region of the cluster (a region it did not report from is `unknown`).
     pub cells: Vec<FleetCell>,
     pub incident: Option<FleetIncident>,
+    /// The error budget it has left, when it has objectives (filled in by the console
+    /// from its last count: counting 30 days is not done on every read of the board).
+    pub budget: Option<crate::objectives::Budget>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -340,6 +343,7 @@ impl Store {
             rollout,
             cells,
             incident,
+            budget: None,
         }))
     }
 

@@ -50,6 +50,23 @@ pub struct ServiceObjective {
     pub set_at_ms: i64,
 }
 
+/// The error budget a service has left over the budget period up to a moment, of each
+/// objective (1: untouched, 0: spent, below 0: overspent; none when nothing was recorded).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Budget {
+    pub availability_left: Option<f64>,
+    pub latency_left: Option<f64>,
+    /// The period counted: 30 days up to `to_ms`, or less when less was recorded.
+    #[ts(type = "number")]
+    pub from_ms: i64,
+    #[ts(type = "number")]
+    pub to_ms: i64,
+}
+
+/// The period an error budget is counted over.
+pub const BUDGET_PERIOD_MS: i64 = firebreak_protocol::slo::BUDGET_PERIOD_S * 1000;
+
 /// One sample of a service: when, the requests and failed requests it stands for, its p99.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
@@ -60,6 +77,8 @@ pub struct Sample {
 }
 
 type Row = (i64, String, String, f64, Option<f64>, f64, String, i64);
+/// requests, failed requests, slow slices, slices, first sample's time.
+type BudgetRow = (Option<f64>, Option<f64>, Option<i64>, i64, Option<i64>);
 /// time, requests/s, error rate, window, p99 (each as the event says it, or none).
 type SampleRow = (i64, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
 
@@ -151,6 +170,61 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The error budget the service had left at `to_ms`, over the 30 days before it: one
+    /// pass over its primary-region samples, summed in SQLite.
+    pub async fn budget(
+        &self,
+        cluster_id: i64,
+        service: &str,
+        objective: &Objective,
+        to_ms: i64,
+    ) -> Result<Budget> {
+        let from = to_ms - BUDGET_PERIOD_MS;
+        let (requests, errors, slow, slices, first): BudgetRow = sqlx::query_as(
+            "SELECT SUM(r * w), SUM(r * w * e), SUM(CASE WHEN p > ? THEN 1 ELSE 0 END), \
+             COUNT(*), MIN(time_ms) FROM (SELECT time_ms, \
+             MAX(CAST(json_extract(raw, '$.data.requests_per_s') AS REAL), 0) AS r, \
+             MAX(CAST(json_extract(raw, '$.data.window_s') AS REAL), 0) AS w, \
+             MIN(MAX(CAST(json_extract(raw, '$.data.error_rate') AS REAL), 0), 1) AS e, \
+             CAST(json_extract(raw, '$.data.latency_p99_ms') AS REAL) AS p FROM events \
+             WHERE cluster_id = ? AND service = ? AND type = 'dev.firebreak.service.metrics' \
+             AND time_ms > ? AND time_ms <= ? AND json_extract(raw, '$.data.primary') = 1)",
+        )
+        .bind(objective.latency_p99_ms.unwrap_or(f64::INFINITY))
+        .bind(cluster_id)
+        .bind(service)
+        .bind(from)
+        .bind(to_ms)
+        .fetch_one(self.reader())
+        .await?;
+        let availability_left = match (requests, errors) {
+            (Some(r), Some(e)) if r > 0.0 => Some(1.0 - (e / r) / (1.0 - objective.availability)),
+            _ => None,
+        };
+        let latency_left = match (objective.latency_p99_ms, slow) {
+            (Some(_), Some(slow)) if slices > 0 => {
+                Some(1.0 - (slow as f64 / slices as f64) / (1.0 - objective.latency_target))
+            }
+            _ => None,
+        };
+        Ok(Budget {
+            availability_left,
+            latency_left,
+            from_ms: first.unwrap_or(to_ms).max(from),
+            to_ms,
+        })
+    }
+
+    /// The objectives of one service, if it has any.
+    pub async fn objective_of(&self, cluster_id: i64, service: &str) -> Result<Option<Objective>> {
+        Ok(self
+            .objectives()
+            .await?
+            .into_iter()
+            .find(|o| o.cluster_id == cluster_id && o.service == service)
+            .map(|o| o.objective))
     }
 
     /// The service's primary-region samples since `since_ms`, oldest first: each

@@ -2,6 +2,7 @@
 import type { Figure } from "./Figure";
 import type { KeyMoment } from "./KeyMoment";
 import type { ReportAction } from "./ReportAction";
+import type { ReportBudget } from "./ReportBudget";
 import type { ReportEntry } from "./ReportEntry";
 import type { ReportIncident } from "./ReportIncident";
 import type { ReportReview } from "./ReportReview";
@@ -18,4 +19,9 @@ schema: string, incident: ReportIncident, key_moments: Array<KeyMoment>, figures
 /**
  * Events involved, by type (count).
  */
-events_by_type: Array<[string, number]>, alerts: Array<string>, actions: Array<ReportAction>, review: ReportReview, metrics: Array<Sample>, timeline: Array<ReportEntry>, generated_at: string, };
+events_by_type: Array<[string, number]>, alerts: Array<string>, actions: Array<ReportAction>, review: ReportReview, metrics: Array<Sample>, timeline: Array<ReportEntry>, generated_at: string, 
+/**
+ * The error budget the service had left when the incident ended (or now, while it
+ * has not), when the service has objectives.
+ */
+error_budget?: ReportBudget | null, };

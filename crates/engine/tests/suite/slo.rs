@@ -92,3 +92,56 @@ async fn a_service_with_objectives_is_judged_on_its_burn_rate_not_the_fixed_rule
     live.engine.stop().await;
     sim.shutdown();
 }
+
+/// The budget left is counted from what was recorded, in SQLite: the requests each
+/// primary-region sample stands for and their failures against the availability budget,
+/// the slow samples against the latency one.
+#[tokio::test]
+async fn the_budget_left_is_what_the_recorded_samples_leave_of_each_objective() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("firebreak.db")).await.unwrap();
+    let cluster = support::events::unreachable_cluster(&store, "budget").await;
+    // Two samples (900 requests/s for 5 s each, p99 1,200 ms): 0.2 % and 0.4 % errors.
+    let events = vec![
+        support::events::metrics_event(1, "budget", 0.002),
+        support::events::metrics_event(2, "budget", 0.004),
+    ];
+    crate::recording::record_in_one_batch(&store, cluster.id, events, 2).await;
+    let objective = Objective {
+        availability: 0.995,
+        latency_p99_ms: Some(1000.0),
+        latency_target: 0.99,
+    };
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-27T03:00:37Z")
+        .unwrap()
+        .timestamp_millis();
+    let b = store
+        .budget(cluster.id, "llm-assistant", &objective, at)
+        .await
+        .unwrap();
+    // 0.3 % of a 0.5 % budget spent: 40 % left; every slice slow against a 1 % budget.
+    assert!((b.availability_left.unwrap() - 0.4).abs() < 1e-9, "{b:?}");
+    assert!((b.latency_left.unwrap() + 99.0).abs() < 1e-9, "{b:?}");
+    // Nothing recorded in the period: nothing to say.
+    let none = store
+        .budget(
+            cluster.id,
+            "llm-assistant",
+            &objective,
+            at - 40 * 24 * 3600 * 1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!((none.availability_left, none.latency_left), (None, None));
+    // The console counts it for the board once the service has objectives.
+    store
+        .set_objective(cluster.id, "llm-assistant", Some(objective), "ana")
+        .await
+        .unwrap();
+    let watch = Watch::new(store.clone(), Arc::new(Recorder::default()));
+    assert!(watch.budget(cluster.id, "llm-assistant").is_none());
+    watch.count_budgets(true).await.unwrap();
+    // Counted as of now, past the samples' time but within 30 days of it.
+    assert!(watch.budget(cluster.id, "llm-assistant").is_some());
+    store.close().await;
+}
