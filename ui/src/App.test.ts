@@ -1473,6 +1473,7 @@ describe('fleet', () => {
               ],
               incident: { id: 7, title: 'llm-assistant errors', severity: 'critical', status: 'open', anomaly: false },
               budget: { availabilityLeft: 0.4, latencyLeft: -2.5, fromMs: Date.now() - 86_400_000, toMs: Date.now() },
+              guard: 'pause_on_fail',
             },
             {
               name: hostile,
@@ -1483,6 +1484,7 @@ describe('fleet', () => {
               cells: [cell('eu-west', { primary: true, anomaly: 'Anomaly: p99 4.1 s, usually 0.4 s' }), cell('us-east', { health: 'unknown', errorRate: [], p99Ms: [], queueDepth: [], requestsPerS: null, gpuUtilization: null, revision: null })],
               incident: null,
               budget: null,
+              guard: null,
             },
           ],
         },
@@ -1505,6 +1507,8 @@ describe('fleet', () => {
     expect(budgets).toHaveLength(1);
     expect(budgets[0].textContent).toBe('budget availability 40 % left · latency overspent');
     expect(budgets[0].className).toContain('spent');
+    // The armed guard beside the rollout.
+    expect(screen.getByTestId('fleet-guard').textContent).toBe('guard: pause on fail');
     expect(cells[1].textContent).toContain('errors 15.2 %');
     expect(cells[1].querySelector('[title^="gpu-us-east-3: down (gpu_error"]')).not.toBeNull();
     expect(cells[1].querySelectorAll('.node').length).toBe(8);

@@ -58,6 +58,8 @@ pub struct FleetService {
     /// The error budget it has left, when it has objectives (filled in by the console
     /// from its last count: counting 30 days is not done on every read of the board).
     pub budget: Option<crate::objectives::Budget>,
+    /// What its rollout guard does on a failing verdict, when it is more than watching.
+    pub guard: Option<crate::guards::GuardMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
@@ -190,9 +192,18 @@ impl Store {
             sqlx::query_as("SELECT id, name FROM clusters ORDER BY name")
                 .fetch_all(self.reader())
                 .await?;
+        let guards = self.rollout_guards().await?;
         let mut out = Vec::new();
         for (id, name) in clusters {
-            out.push(self.fleet_cluster(id, name).await?);
+            let mut cluster = self.fleet_cluster(id, name).await?;
+            for service in &mut cluster.services {
+                service.guard = guards
+                    .iter()
+                    .find(|g| g.cluster_id == id && g.service == service.name)
+                    .map(|g| g.mode)
+                    .filter(|m| *m != crate::guards::GuardMode::Watch);
+            }
+            out.push(cluster);
         }
         Ok(FleetBoard { clusters: out })
     }
@@ -344,6 +355,7 @@ impl Store {
             cells,
             incident,
             budget: None,
+            guard: None,
         }))
     }
 

@@ -3,6 +3,7 @@ import type { Budget } from "./Budget";
 import type { FleetCell } from "./FleetCell";
 import type { FleetIncident } from "./FleetIncident";
 import type { FleetRollout } from "./FleetRollout";
+import type { GuardMode } from "./GuardMode";
 
 export type FleetService = { name: string, 
 /**
@@ -21,4 +22,8 @@ cells: Array<FleetCell>, incident: FleetIncident | null,
  * The error budget it has left, when it has objectives (filled in by the console
  * from its last count: counting 30 days is not done on every read of the board).
  */
-budget: Budget | null, };
+budget: Budget | null, 
+/**
+ * What its rollout guard does on a failing verdict, when it is more than watching.
+ */
+guard: GuardMode | null, };

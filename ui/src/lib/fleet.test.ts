@@ -26,7 +26,7 @@ function cell(health: FleetCell['health']): FleetCell {
 }
 
 function service(name: string, health: FleetCell['health'], extra: Partial<FleetService> = {}): FleetService {
-  return { name, revision: 1, modelVersion: 'llama-70b', team: null, rollout: null, cells: [cell('healthy'), cell(health)], incident: null, budget: null, ...extra };
+  return { name, revision: 1, modelVersion: 'llama-70b', team: null, rollout: null, cells: [cell('healthy'), cell(health)], incident: null, budget: null, guard: null, ...extra };
 }
 
 const rollout = {
