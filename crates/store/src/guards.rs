@@ -147,6 +147,44 @@ pub struct FailedRollout<'a> {
     pub sentence: &'a str,
 }
 
+/// One field of a decision as it moves on.
+enum Field<'a> {
+    Incident(i64),
+    Action(&'a str),
+    Outcome(&'a str),
+}
+
+/// Sets one field of a decision, in the caller's transaction.
+async fn set_field(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    d: &GuardDecision,
+    field: Field<'_>,
+) -> Result<()> {
+    let q = match field {
+        Field::Incident(id) => sqlx::query(
+            "UPDATE guard_decisions SET incident_id = ? \
+             WHERE cluster_id = ? AND service = ? AND rollout_seq = ?",
+        )
+        .bind(id),
+        Field::Action(id) => sqlx::query(
+            "UPDATE guard_decisions SET action_id = ? \
+             WHERE cluster_id = ? AND service = ? AND rollout_seq = ?",
+        )
+        .bind(id.to_owned()),
+        Field::Outcome(outcome) => sqlx::query(
+            "UPDATE guard_decisions SET outcome = ? \
+             WHERE cluster_id = ? AND service = ? AND rollout_seq = ?",
+        )
+        .bind(outcome.to_owned()),
+    };
+    q.bind(d.cluster_id)
+        .bind(d.service.clone())
+        .bind(d.rollout_seq)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Every service's guard that is not plain watching, by cluster and service.
     pub async fn rollout_guards(&self) -> Result<Vec<RolloutGuard>> {
@@ -279,16 +317,7 @@ impl Store {
             },
         )
         .await?;
-        sqlx::query(
-            "UPDATE guard_decisions SET incident_id = ? \
-             WHERE cluster_id = ? AND service = ? AND rollout_seq = ?",
-        )
-        .bind(incident)
-        .bind(d.cluster_id)
-        .bind(&d.service)
-        .bind(d.rollout_seq)
-        .execute(&mut *tx)
-        .await?;
+        set_field(&mut tx, d, Field::Incident(incident)).await?;
         tx.commit().await?;
         Ok(incident)
     }
@@ -296,16 +325,7 @@ impl Store {
     /// Keeps the action a decision proposed.
     pub async fn guard_action(&self, d: &GuardDecision, action_id: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "UPDATE guard_decisions SET action_id = ? \
-             WHERE cluster_id = ? AND service = ? AND rollout_seq = ?",
-        )
-        .bind(action_id)
-        .bind(d.cluster_id)
-        .bind(&d.service)
-        .bind(d.rollout_seq)
-        .execute(&mut *tx)
-        .await?;
+        set_field(&mut tx, d, Field::Action(action_id)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -334,16 +354,7 @@ impl Store {
             )
             .await?;
         }
-        sqlx::query(
-            "UPDATE guard_decisions SET outcome = ? \
-             WHERE cluster_id = ? AND service = ? AND rollout_seq = ?",
-        )
-        .bind(outcome)
-        .bind(d.cluster_id)
-        .bind(&d.service)
-        .bind(d.rollout_seq)
-        .execute(&mut *tx)
-        .await?;
+        set_field(&mut tx, d, Field::Outcome(outcome)).await?;
         tx.commit().await?;
         Ok(())
     }
