@@ -613,6 +613,9 @@ fn unanswered(e: &reqwest::Error) -> String {
     format!("{UNANSWERED}: {why}")
 }
 
+/// Series a vector query may return at most (a fleet's GPUs, one per series).
+pub const MAX_SERIES: usize = 20_000;
+
 /// One series of an instant vector: its labels and its value.
 pub type Series = (BTreeMap<String, String>, f64);
 
@@ -631,8 +634,15 @@ pub fn read_vector(body: &[u8]) -> Result<Vec<Series>, String> {
             data.result_type
         ));
     }
+    let all = data.result.as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if all.len() > MAX_SERIES {
+        return Err(format!(
+            "the query returned {} series, more than the {MAX_SERIES} read: narrow it",
+            all.len()
+        ));
+    }
     let mut out = Vec::new();
-    for series in data.result.as_array().map(Vec::as_slice).unwrap_or(&[]) {
+    for series in all {
         let labels: BTreeMap<String, String> = series["metric"]
             .as_object()
             .map(|m| {
@@ -696,6 +706,29 @@ mod tests {
         let nan = br#"{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"NaN"]}]}}"#;
         assert!(read_value(nan).is_err(), "NaN is no figure to publish");
         assert!(read_value(b"<html>").is_err());
+    }
+
+    #[test]
+    fn vectors_are_read_with_their_labels_and_refused_past_the_bound() {
+        let two = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"Hostname":"n1","gpu":"0"},"value":[1,"79"]},{"metric":{"Hostname":"n1","gpu":"1"},"value":[1,"NaN"]}]}}"#;
+        let read = read_vector(two).unwrap();
+        assert_eq!(read.len(), 1, "a NaN is no reading");
+        assert_eq!(read[0].0["Hostname"], "n1");
+        assert_eq!(read[0].1, 79.0);
+        let many: Vec<String> = (0..=MAX_SERIES)
+            .map(|i| format!(r#"{{"metric":{{"gpu":"{i}"}},"value":[1,"0"]}}"#))
+            .collect();
+        let body = format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+            many.join(",")
+        );
+        assert!(read_vector(body.as_bytes())
+            .unwrap_err()
+            .contains("narrow it"));
+        assert!(read_vector(
+            br#"{"status":"success","data":{"resultType":"scalar","result":[1,"2"]}}"#
+        )
+        .is_err());
     }
 
     #[test]
