@@ -49,6 +49,7 @@ pub async fn serve(
     app: Router,
     limits: Limits,
 ) {
+    let app = app.layer(axum::middleware::from_fn(close_after_refusal));
     let total = Arc::new(Semaphore::new(limits.max_connections));
     let per_address: Counted<IpAddr> = Counted::new(limits.per_address);
     loop {
@@ -94,6 +95,34 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// A refusal of a request that carries a body ends its connection, and says so.
+///
+/// A route that refuses before reading the body (a wrong token, a body over its bound)
+/// leaves unread bytes on the connection, so the server cannot serve another request on
+/// it. Without `Connection: close` the answer would still promise keep-alive, and a
+/// client that finished writing the body would reuse the connection just as the server
+/// closes it: its next request fails with a broken pipe instead of getting its answer.
+async fn close_after_refusal(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let has_body = request
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .is_some_and(|n| n.as_bytes() != b"0")
+        || request
+            .headers()
+            .contains_key(hyper::header::TRANSFER_ENCODING);
+    let mut response = next.run(request).await;
+    if has_body && (response.status().is_client_error() || response.status().is_server_error()) {
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 /// HTTP/1.1 with WebSocket upgrades on one connection, headers under their deadline.
@@ -161,6 +190,40 @@ impl<K: std::hash::Hash + Eq + Clone> Drop for Slot<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// What the server answers on a raw connection to `request`, whole (it must close).
+    async fn exchange(request: &str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route(
+            "/refuse",
+            axum::routing::post(|| async { (axum::http::StatusCode::UNAUTHORIZED, "no") }),
+        );
+        let server = tokio::spawn(serve(listener, None, app, Limits::default()));
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        // The server closes the connection after a refusal, so this read ends.
+        let read = tokio::time::timeout(Duration::from_secs(20), tcp.read_to_end(&mut answer));
+        let ended = read.await.is_ok();
+        server.abort();
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(ended, "the connection was kept open after: {answer}");
+        answer
+    }
+
+    #[tokio::test]
+    async fn a_refusal_before_the_body_is_read_closes_the_connection_and_says_so() {
+        let body = "x".repeat(1000);
+        let answer = exchange(&format!(
+            "POST /refuse HTTP/1.1\r\nhost: a\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+        .await;
+        assert!(answer.starts_with("http/1.1 401"), "{answer}");
+        assert!(answer.contains("connection: close"), "{answer}");
+    }
 
     #[test]
     fn an_address_gets_its_slots_back_when_its_connections_close() {
