@@ -488,7 +488,9 @@ async fn quick_actions(data: &Path) {
         .unwrap();
     firebreak_engine::actions::ActionSettings {
         grace_s: 1,
-        verify_window_s: 5,
+        // Long enough that, on a loaded machine, the samples after a rollback have been
+        // recorded before the verdict reads the last of them.
+        verify_window_s: 10,
         ..Default::default()
     }
     .save(&store)
@@ -881,7 +883,16 @@ async fn a_runbook_walked_through_in_the_window_ends_with_the_incident_mitigated
     session.click_on("[data-testid=action-confirm]").await;
     answer_dialog("Confirm: Roll", "alt+r");
 
-    // Once verified, the run moves to the last check.
+    // Once verified, the run moves to the last check. Verification watches the service for
+    // its window after the rollback succeeds: wait for its outcome on the timeline (longer
+    // than an element's wait, on a loaded machine) and fail with what it said.
+    wait_css_text(
+        &session,
+        "[data-testid=timeline]",
+        "the rollback step's outcome",
+        |t| t.contains("step rollback:"),
+    )
+    .await;
     session
         .type_on(
             "[data-testid=runbook-finding]",
