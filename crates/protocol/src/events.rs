@@ -404,11 +404,16 @@ pub struct ServiceMetrics {
     pub error_rate: f64,
     #[schemars(range(min = 0))]
     pub requests_per_s: f64,
+    /// Requests waiting to be served. Left out by a cluster whose serving stack does not
+    /// count them (the gateway says which figures a service's stack cannot give, once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
-    pub queue_depth: f64,
-    /// Mean GPU utilisation of the serving nodes, 0 to 1.
+    pub queue_depth: Option<f64>,
+    /// Mean GPU utilisation of the serving nodes, 0 to 1. Left out where nothing exports
+    /// it (a fleet without DCGM, a stack that does not report its GPUs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1))]
-    pub gpu_utilization: f64,
+    pub gpu_utilization: Option<f64>,
     /// The revision most nodes in this region serve.
     pub revision: u32,
     /// Whether this region is the service's primary (serving its traffic).

@@ -151,9 +151,10 @@ struct Sample {
     revision: u32,
     error_rate: f64,
     p99: f64,
-    queue: f64,
+    /// Absent where the cluster's serving stack cannot give it.
+    queue: Option<f64>,
     rps: f64,
-    gpu: f64,
+    gpu: Option<f64>,
     team: Option<String>,
 }
 
@@ -397,9 +398,9 @@ impl Store {
                     revision: revision(d, "revision"),
                     error_rate: num(d, "error_rate"),
                     p99: num(d, "latency_p99_ms"),
-                    queue: num(d, "queue_depth"),
+                    queue: d.get("queue_depth").and_then(Value::as_f64),
                     rps: num(d, "requests_per_s"),
-                    gpu: num(d, "gpu_utilization"),
+                    gpu: d.get("gpu_utilization").and_then(Value::as_f64),
                     team: d.get("team").and_then(Value::as_str).map(str::to_owned),
                 })
             })
@@ -701,9 +702,9 @@ fn cell(
         revision: Some(last.revision),
         error_rate: thin(list.iter().map(|s| s.error_rate).collect(), SPARK_POINTS),
         p99_ms: thin(list.iter().map(|s| s.p99).collect(), SPARK_POINTS),
-        queue_depth: thin(list.iter().map(|s| s.queue).collect(), SPARK_POINTS),
+        queue_depth: thin(list.iter().filter_map(|s| s.queue).collect(), SPARK_POINTS),
         requests_per_s: Some(last.rps),
-        gpu_utilization: Some(last.gpu),
+        gpu_utilization: last.gpu,
         last_ms: Some(last.time_ms),
         nodes: here.iter().map(|(_, n, ..)| n.clone()).collect(),
         pool,
