@@ -31,7 +31,14 @@
 //! [[services]]
 //! name = "llm-assistant"
 //! regions = ["us-east", "eu-west"]
-//! [services.queries]                    # PromQL; `$region` is replaced by each region
+//! stack = "vllm"                        # figures from a preset (vllm, triton, tgi, sglang, kserve)
+//! [services.preset]                     # optional: what the preset assumes, when it differs
+//! service_label = "model_name"          # the label naming the service on the stack's metrics
+//! service_value = "meta-llama/Llama-3.1-8B-Instruct"   # its value (default: the name)
+//! region_label = "region"               # the label naming the region
+//! match = { namespace = "serving" }     # more labels its series carry, where the name is not enough
+//! gpu = "dcgm"                          # or "none": GPU use left out
+//! [services.queries]                    # PromQL; `$region` is replaced by each region (wins over the preset)
 //! latency_p99_ms = 'histogram_quantile(0.99, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{region="$region"}[1m]))) * 1000'
 //! [services.revisions]                  # figures by revision while a rollout runs (the canary verdict)
 //! value = "pod_template_hash"           # what `$revision` stands for: number | pod_template_hash | model_version
@@ -49,15 +56,27 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-/// Every figure a service's queries may name, as `service.metrics` carries it.
-pub const METRICS: &[&str] = &[
-    "latency_p50_ms",
-    "latency_p99_ms",
-    "error_rate",
-    "requests_per_s",
-    "queue_depth",
-    "gpu_utilization",
-];
+use crate::presets::{GpuSource, PresetUse, Stack};
+
+pub use crate::presets::METRICS;
+
+/// One figure's PromQL: written in the file, or from a preset as alternatives tried in
+/// order (a metric its stack renamed between releases, the current name first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub alternatives: Vec<String>,
+    /// The preset it came from; none when written in the file.
+    pub preset: Option<Stack>,
+}
+
+impl Query {
+    pub fn written(q: impl Into<String>) -> Query {
+        Query {
+            alternatives: vec![q.into()],
+            preset: None,
+        }
+    }
+}
 
 /// A mistake in the configuration: where, which key, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -292,7 +311,11 @@ pub struct Service {
     /// Its objects in Kubernetes, when the gateway watches the cluster's API.
     pub kubernetes: Option<ServiceObjects>,
     /// Metric name (one of [`METRICS`]) → PromQL, `$region` standing for each region.
-    pub queries: BTreeMap<String, String>,
+    pub queries: BTreeMap<String, Query>,
+    /// The serving stack whose preset gave queries, when it names one.
+    pub preset: Option<PresetUse>,
+    /// Figures its stack cannot give, each with why: left out of `service.metrics`.
+    pub left_out: Vec<(&'static str, String)>,
     /// The team that owns it, carried on its metrics (the console's Fleet board filters
     /// by it).
     pub team: Option<String>,
@@ -314,7 +337,7 @@ pub struct GpuQueries {
     pub xid: Option<String>,
     pub node_label: String,
     pub gpu_label: String,
-    pub kv_cache_usage: Option<String>,
+    pub kv_cache_usage: Option<Query>,
     pub preemptions_total: Option<String>,
 }
 
@@ -474,10 +497,23 @@ struct RawService {
     kubernetes: Option<Spanned<RawServiceObjects>>,
     #[serde(default)]
     queries: BTreeMap<String, Spanned<String>>,
+    stack: Option<Spanned<String>>,
+    preset: Option<Spanned<RawPreset>>,
     team: Option<Spanned<String>>,
     revisions: Option<Spanned<RawRevisions>>,
     slo: Option<Spanned<RawSlo>>,
     gpu: Option<Spanned<RawGpu>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPreset {
+    service_label: Option<Spanned<String>>,
+    service_value: Option<Spanned<String>>,
+    region_label: Option<Spanned<String>>,
+    #[serde(default, rename = "match")]
+    matching: BTreeMap<String, Spanned<String>>,
+    gpu: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -839,14 +875,7 @@ fn service(
         if query.get_ref().trim().is_empty() {
             return Err(at(query.span(), &qkey, "the query is empty".into()));
         }
-        queries.insert(metric.clone(), query.get_ref().trim().to_owned());
-    }
-    if !queries.is_empty() && prometheus.is_none() {
-        return Err(at(
-            s.name.span(),
-            &format!("{key}.queries"),
-            "queries need a [prometheus] section with its url".into(),
-        ));
+        queries.insert(metric.clone(), Query::written(query.get_ref().trim()));
     }
     let deployment = match &s.deployment {
         None => name.to_owned(),
@@ -860,6 +889,31 @@ fn service(
         }
         Some(d) => d.get_ref().trim().to_owned(),
     };
+    let preset = preset_use(s, key, name, at)?;
+    let given = preset.as_ref().map(|p| p.give(&deployment));
+    let mut left_out = Vec::new();
+    if let (Some(p), Some(given)) = (&preset, &given) {
+        // A figure written in the file wins over the preset's.
+        for (metric, alternatives) in &given.figures {
+            queries.entry((*metric).to_owned()).or_insert(Query {
+                alternatives: alternatives.clone(),
+                preset: Some(p.stack),
+            });
+        }
+        left_out = given
+            .left_out
+            .iter()
+            .filter(|(metric, _)| !queries.contains_key(*metric))
+            .cloned()
+            .collect();
+    }
+    if (!queries.is_empty() || preset.is_some()) && prometheus.is_none() {
+        return Err(at(
+            s.name.span(),
+            &format!("{key}.queries"),
+            "queries need a [prometheus] section with its url".into(),
+        ));
+    }
     let hooks = match &s.hooks {
         None => Hooks::default(),
         Some(h) => hooks(h, &format!("{key}.hooks"), at)?,
@@ -914,7 +968,27 @@ fn service(
         Some(o) => Some(slo(o.get_ref(), &format!("{key}.slo"), at)?),
     };
     let gpu = match &s.gpu {
-        None => None,
+        // The preset's GPU and KV-cache signals, where its stack and DCGM give them.
+        None => given.and_then(|given| {
+            let stack = preset.as_ref().map(|p| p.stack);
+            let (usage, preempted) = match given.kv_cache {
+                Some((usage, preempted)) => (
+                    Some(Query {
+                        alternatives: usage,
+                        preset: stack,
+                    }),
+                    Some(preempted),
+                ),
+                None => (None, None),
+            };
+            (given.xid.is_some() || usage.is_some()).then(|| GpuQueries {
+                xid: given.xid,
+                node_label: "Hostname".into(),
+                gpu_label: "gpu".into(),
+                kv_cache_usage: usage,
+                preemptions_total: preempted,
+            })
+        }),
         Some(g) => {
             let gkey = format!("{key}.gpu");
             let gq = gpu_queries(g.get_ref(), &gkey, at)?;
@@ -943,11 +1017,116 @@ fn service(
         hooks,
         kubernetes: objects,
         queries,
+        preset,
+        left_out,
         team,
         revisions,
         slo,
         gpu,
     })
+}
+
+/// `stack` and `[services.preset]`: a known stack, label names as Prometheus allows them.
+fn preset_use(
+    s: &RawService,
+    key: &str,
+    name: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Option<PresetUse>, ConfigError> {
+    let Some(raw) = &s.stack else {
+        if let Some(p) = &s.preset {
+            return Err(at(
+                p.span(),
+                &format!("{key}.preset"),
+                "[services.preset] adjusts a stack's preset: name the stack (stack = \"vllm\")"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let stack = Stack::parse(raw.get_ref().trim()).ok_or_else(|| {
+        at(
+            raw.span(),
+            &format!("{key}.stack"),
+            format!(
+                "unknown stack {:?}; presets exist for: {}",
+                raw.get_ref(),
+                Stack::ALL.map(Stack::as_str).join(", ")
+            ),
+        )
+    })?;
+    let empty = RawPreset {
+        service_label: None,
+        service_value: None,
+        region_label: None,
+        matching: BTreeMap::new(),
+        gpu: None,
+    };
+    let p = s.preset.as_ref().map(Spanned::get_ref).unwrap_or(&empty);
+    let label = |v: &Option<Spanned<String>>, field: &str, default: &str| match v {
+        None => Ok(default.to_owned()),
+        Some(l) if is_label_name(l.get_ref().trim()) => Ok(l.get_ref().trim().to_owned()),
+        Some(l) => Err(at(
+            l.span(),
+            &format!("{key}.preset.{field}"),
+            format!("{:?} is not a Prometheus label name", l.get_ref()),
+        )),
+    };
+    let service_value = match &p.service_value {
+        None => name.to_owned(),
+        Some(v) if v.get_ref().is_empty() || v.get_ref().chars().any(char::is_control) => {
+            return Err(at(
+                v.span(),
+                &format!("{key}.preset.service_value"),
+                "the label's value is text, not empty (leave the key out for the service's name)"
+                    .into(),
+            ))
+        }
+        Some(v) => v.get_ref().clone(),
+    };
+    let gpu = match &p.gpu {
+        None => GpuSource::Dcgm,
+        Some(g) => match g.get_ref().trim() {
+            "dcgm" => GpuSource::Dcgm,
+            "none" => GpuSource::None,
+            other => {
+                return Err(at(
+                    g.span(),
+                    &format!("{key}.preset.gpu"),
+                    format!(
+                    "unknown GPU source {other:?}: \"dcgm\" (NVIDIA's DCGM exporter) or \"none\""
+                ),
+                ))
+            }
+        },
+    };
+    let mut matching = Vec::new();
+    for (name, value) in &p.matching {
+        let mkey = format!("{key}.preset.match.{name}");
+        if !is_label_name(name) {
+            return Err(at(
+                value.span(),
+                &mkey,
+                format!("{name:?} is not a Prometheus label name"),
+            ));
+        }
+        if value.get_ref().chars().any(char::is_control) {
+            return Err(at(
+                value.span(),
+                &mkey,
+                "a label's value is one line of text".into(),
+            ));
+        }
+        matching.push((name.clone(), value.get_ref().clone()));
+    }
+    Ok(Some(PresetUse {
+        stack,
+        matching,
+        service_label: label(&p.service_label, "service_label", stack.service_label())?,
+        service_value,
+        region_label: label(&p.region_label, "region_label", "region")?,
+        gpu,
+    }))
 }
 
 /// `[services.gpu]`: non-empty queries, label names as Prometheus allows them.
@@ -992,7 +1171,7 @@ fn gpu_queries(
         xid: query(&g.xid, "xid")?,
         node_label: label(&g.node_label, "node_label", "Hostname")?,
         gpu_label: label(&g.gpu_label, "gpu_label", "gpu")?,
-        kv_cache_usage: query(&g.kv_cache_usage, "kv_cache_usage")?,
+        kv_cache_usage: query(&g.kv_cache_usage, "kv_cache_usage")?.map(Query::written),
         preemptions_total: query(&g.preemptions_total, "preemptions_total")?,
     })
 }

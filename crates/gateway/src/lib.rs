@@ -17,6 +17,7 @@ pub mod gpu;
 pub mod hooks;
 pub mod journal;
 pub mod kubernetes;
+pub mod presets;
 pub mod prometheus;
 pub mod revisions;
 pub mod serve;

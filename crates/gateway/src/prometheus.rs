@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::config::{Prometheus, RevisionQueries, Service, METRICS};
+use super::config::{Prometheus, Query, RevisionQueries, Service, METRICS};
 use super::journal::DurableJournal;
 use super::revisions::{Revision, Rollouts};
 use firebreak_protocol::events::{
@@ -80,13 +80,17 @@ pub fn read_value(body: &[u8]) -> Result<f64, String> {
 /// What the poller knows of each (service, region, metric) that does not answer.
 pub type Failures = Arc<Mutex<BTreeMap<(String, String, String), String>>>;
 
+/// Which of a preset's alternatives answers for each (service, figure), once one has:
+/// its index in the figure's [`Query::alternatives`].
+pub type Choices = Arc<Mutex<BTreeMap<(String, String), usize>>>;
+
 /// Polls until the task is stopped.
 pub async fn poll(
     prometheus: Prometheus,
     services: Vec<Service>,
     cluster: String,
     journal: Arc<DurableJournal>,
-    failures: Failures,
+    (failures, choices): (Failures, Choices),
     rollouts: Rollouts,
 ) {
     let http = match reqwest::Client::builder()
@@ -108,6 +112,7 @@ pub async fn poll(
         warm_up: Duration::from_secs(u64::from(prometheus.warm_up_s)),
         prometheus,
         failures,
+        choices,
         empty_since: BTreeMap::new(),
         said: BTreeMap::new(),
         totals: BTreeMap::new(),
@@ -166,6 +171,7 @@ struct Poller {
     prometheus: Prometheus,
     warm_up: Duration,
     failures: Failures,
+    choices: Choices,
     /// Since when each (service, region, metric) has returned nothing.
     empty_since: BTreeMap<Key, std::time::Instant>,
     /// What each service's last `source.degraded` said cannot be given.
@@ -189,16 +195,12 @@ impl Poller {
             let mut values = BTreeMap::new();
             for metric in METRICS {
                 let key = (service.name.clone(), region.clone(), (*metric).to_owned());
+                if service.left_out.iter().any(|(m, _)| m == metric) {
+                    continue;
+                }
                 let outcome = match service.queries.get(*metric) {
                     None => Err("no query is configured for it".to_owned()),
-                    Some(q) => {
-                        query(
-                            &self.http,
-                            &self.prometheus.url,
-                            &q.replace("$region", region),
-                        )
-                        .await
-                    }
+                    Some(q) => self.ask(&service.name, metric, q, region).await,
                 };
                 match outcome {
                     Ok(v) => {
@@ -214,7 +216,7 @@ impl Poller {
                     }
                 }
             }
-            if values.len() == METRICS.len() {
+            if values.len() + service.left_out.len() == METRICS.len() {
                 let m = ServiceMetrics {
                     service: service.name.clone(),
                     region: region.clone(),
@@ -223,8 +225,8 @@ impl Poller {
                     latency_p99_ms: values["latency_p99_ms"].max(0.0),
                     error_rate: values["error_rate"].clamp(0.0, 1.0),
                     requests_per_s: values["requests_per_s"].max(0.0),
-                    queue_depth: values["queue_depth"].max(0.0),
-                    gpu_utilization: values["gpu_utilization"].clamp(0.0, 1.0),
+                    queue_depth: values.get("queue_depth").map(|v| v.max(0.0)),
+                    gpu_utilization: values.get("gpu_utilization").map(|v| v.clamp(0.0, 1.0)),
                     // The revision comes with the Kubernetes adapter; 0 until then.
                     revision: 0,
                     // The first region listed serves the traffic until the adapter reads
@@ -432,20 +434,15 @@ impl Poller {
             ) else {
                 continue;
             };
+            let preempted = Query::written(preempted.clone());
             let mut read = Vec::new();
             for (name, q) in [
                 ("kv_cache_usage", usage),
-                ("preemptions_total", preempted),
+                ("preemptions_total", &preempted),
                 ("queue_depth", queue),
             ] {
                 let key = (service.name.clone(), region.clone(), name.to_owned());
-                match query(
-                    &self.http,
-                    &self.prometheus.url,
-                    &q.replace("$region", region),
-                )
-                .await
-                {
+                match self.ask(&service.name, name, q, region).await {
                     Ok(v) => {
                         self.answered(&key);
                         read.push(v);
@@ -464,6 +461,45 @@ impl Poller {
                 ));
             }
         }
+    }
+
+    /// One figure's value in one region: the alternative that answered last, else each
+    /// in order until one does (a stack that renamed the metric answers to one name only).
+    async fn ask(
+        &self,
+        service: &str,
+        metric: &str,
+        q: &Query,
+        region: &str,
+    ) -> Result<f64, String> {
+        let key = (service.to_owned(), metric.to_owned());
+        let chosen = self
+            .choices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+            .min(q.alternatives.len().saturating_sub(1));
+        let ask = |i: usize| {
+            let promql = q.alternatives[i].replace("$region", region);
+            async move { query(&self.http, &self.prometheus.url, &promql).await }
+        };
+        let first = ask(chosen).await;
+        if first.as_ref().err().is_none_or(|why| why != NOTHING) {
+            return first;
+        }
+        for i in (0..q.alternatives.len()).filter(|i| *i != chosen) {
+            if let Ok(v) = ask(i).await {
+                tracing::info!(%service, %metric, query = %q.alternatives[i], "a preset's other metric name answers");
+                self.choices
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, i);
+                return Ok(v);
+            }
+        }
+        first
     }
 
     fn answered(&mut self, key: &Key) {

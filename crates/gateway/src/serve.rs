@@ -55,6 +55,9 @@ struct Shared {
     last_notification: Mutex<Option<serde_json::Value>>,
     /// Prometheus queries that give nothing now, with why.
     prometheus_failures: super::prometheus::Failures,
+    prometheus_choices: super::prometheus::Choices,
+    /// The services whose figures come from a preset, for the status endpoint.
+    presets: Vec<super::config::Service>,
     /// Wakes the Alertmanager catch-up (a notification could not be recorded).
     catch_up: tokio::sync::Notify,
     /// The last catch-up: when, and what it found or why it failed.
@@ -131,11 +134,24 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
         malformed_sent: AtomicU64::new(0),
         last_notification: Mutex::new(None),
         prometheus_failures: Default::default(),
+        prometheus_choices: Default::default(),
+        presets: config
+            .services
+            .iter()
+            .filter(|s| s.preset.is_some())
+            .cloned()
+            .collect(),
         catch_up: tokio::sync::Notify::new(),
         last_catch_up: Mutex::new(None),
     });
     if shared.webhook.is_some() {
         tasks.push(tokio::spawn(catch_up_loop(shared.clone())));
+    }
+    // Said once, here and on the status endpoint: never a `source.degraded` that stays.
+    for service in &shared.presets {
+        for (metric, why) in &service.left_out {
+            tracing::info!(service = %service.name, %metric, %why, "left out of the service's metrics");
+        }
     }
     // The rollouts under way, as the Kubernetes watcher reads them, for the Prometheus
     // poller's figures by revision.
@@ -155,7 +171,10 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
             config.services.clone(),
             config.cluster.clone(),
             shared.journal.clone(),
-            shared.prometheus_failures.clone(),
+            (
+                shared.prometheus_failures.clone(),
+                shared.prometheus_choices.clone(),
+            ),
             rollouts,
         )));
     }
@@ -499,6 +518,59 @@ async fn catch_up(
     }))
 }
 
+/// Each preset service: its stack, the labels it assumes, each figure's query in use
+/// (and whether it is an older metric name the stack used), what it leaves out and why.
+fn presets_status(shared: &Shared) -> Vec<serde_json::Value> {
+    let choices = shared
+        .prometheus_choices
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    shared
+        .presets
+        .iter()
+        .filter_map(|service| {
+            let p = service.preset.as_ref()?;
+            let mut queries: Vec<(&str, &super::config::Query)> = service
+                .queries
+                .iter()
+                .map(|(m, q)| (m.as_str(), q))
+                .collect();
+            if let Some(kv) = service.gpu.as_ref().and_then(|g| g.kv_cache_usage.as_ref()) {
+                queries.push(("kv_cache_usage", kv));
+            }
+            let figures: serde_json::Map<String, serde_json::Value> = queries
+                .into_iter()
+                .map(|(metric, q)| {
+                    let i = choices
+                        .get(&(service.name.clone(), metric.to_owned()))
+                        .copied()
+                        .unwrap_or(0)
+                        .min(q.alternatives.len() - 1);
+                    let said = serde_json::json!({
+                        "from": q.preset.map_or("file".to_owned(), |s| format!("preset {s}")),
+                        "query": q.alternatives[i],
+                        "older_name": i > 0,
+                        "alternatives": q.alternatives.len(),
+                    });
+                    (metric.to_owned(), said)
+                })
+                .collect();
+            Some(serde_json::json!({
+                "service": service.name,
+                "stack": p.stack.as_str(),
+                "service_label": p.service_label,
+                "service_value": p.service_value,
+                "region_label": p.region_label,
+                "figures": figures,
+                "left_out": service.left_out.iter().map(|(metric, why)| serde_json::json!({
+                    "metric": metric, "why": why,
+                })).collect::<Vec<_>>(),
+            }))
+        })
+        .collect()
+}
+
 async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     if holder(&shared, &headers).is_none() {
         return refuse(
@@ -513,6 +585,7 @@ async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         "stream_id": shared.journal.stream_id(),
         "head": head,
         "first": first,
+        "presets": presets_status(&shared),
         "prometheus": {
             "failing": shared
                 .prometheus_failures

@@ -38,6 +38,10 @@ pub struct SimArgs {
     /// demo's three services keep their names, the rest are numbered.
     #[arg(long, default_value = "3x2", value_name = "SERVICESxREGIONS")]
     pub fleet: crate::FleetShape,
+    /// Whose metric names `/metrics` uses: generic (an ingress's http_requests_total),
+    /// or a serving stack's own (vllm, vllm-0.9, triton, tgi, sglang, kserve).
+    #[arg(long, default_value = "generic", value_name = "STACK")]
+    pub metrics_stack: String,
 }
 
 /// Serves the simulated fleet until Ctrl-C or SIGTERM; prints its URLs (and the token
@@ -73,6 +77,13 @@ pub async fn run(args: SimArgs) -> Result<()> {
     opts.retain = args.retain;
     opts.cluster = args.cluster;
     opts.fleet = args.fleet;
+    opts.metrics = crate::exposition::Naming::parse(&args.metrics_stack).with_context(|| {
+        format!(
+            "--metrics-stack {:?}: one of {}",
+            args.metrics_stack,
+            crate::exposition::Naming::NAMES
+        )
+    })?;
     let sim = crate::start(opts).await?;
     {
         let mut out = std::io::stdout().lock();

@@ -10,9 +10,58 @@
 //! - `firebreak_sim_region_primary{service, region}`: 1 where the region serves the traffic.
 //!
 //! Counters only grow: every simulated second adds its requests to them.
+//!
+//! With a serving stack's naming (`--metrics-stack vllm|vllm-0.9|triton|tgi|sglang|kserve`),
+//! the requests, latency, queue and KV-cache figures come under that stack's own names and
+//! labels instead (vLLM's `vllm:` metrics with `model_name`, Triton's `nv_inference_*`
+//! with `model`, TGI's `tgi_*`, SGLang's `sglang:`, Knative's queue-proxy `revision_app_*`
+//! with `service_name`), as the gateway's presets read them; `vllm-0.9` keeps the KV-cache
+//! gauge's name from before vLLM 0.10. DCGM's series always carry the pod using the GPU.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+
+/// Whose names the exposition uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Naming {
+    /// `http_requests_total` and `http_request_duration_seconds`, as an ingress exports.
+    #[default]
+    Generic,
+    Vllm,
+    /// vLLM before 0.10 (`vllm:gpu_cache_usage_perc`).
+    VllmOld,
+    Triton,
+    Tgi,
+    Sglang,
+    Kserve,
+}
+
+impl Naming {
+    pub const NAMES: &'static str = "generic, vllm, vllm-0.9, triton, tgi, sglang, kserve";
+
+    pub fn parse(name: &str) -> Option<Naming> {
+        Some(match name {
+            "generic" => Naming::Generic,
+            "vllm" => Naming::Vllm,
+            "vllm-0.9" => Naming::VllmOld,
+            "triton" => Naming::Triton,
+            "tgi" => Naming::Tgi,
+            "sglang" => Naming::Sglang,
+            "kserve" => Naming::Kserve,
+            _ => return None,
+        })
+    }
+
+    /// The label naming the service.
+    fn service_label(self) -> &'static str {
+        match self {
+            Naming::Generic | Naming::Tgi => "service",
+            Naming::Vllm | Naming::VllmOld | Naming::Sglang => "model_name",
+            Naming::Triton => "model",
+            Naming::Kserve => "service_name",
+        }
+    }
+}
 
 /// Histogram bucket bounds, seconds.
 pub const BUCKETS: &[f64] = &[
@@ -58,6 +107,7 @@ pub struct Serving {
 /// Every series since the simulator started, keyed by (service, region, revision).
 #[derive(Debug, Default)]
 pub struct Exposition {
+    pub naming: Naming,
     series: BTreeMap<(String, String, u32), Series>,
     gauges: BTreeMap<(String, String), Second>,
     serving: BTreeMap<(String, String), Serving>,
@@ -100,6 +150,9 @@ impl Exposition {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        if self.naming != Naming::Generic {
+            return self.render_stack();
+        }
         let mut out = String::with_capacity(16 * 1024);
         let _ = writeln!(
             out,
@@ -150,11 +203,6 @@ impl Exposition {
                 (|s: &Second| s.queue) as fn(&Second) -> f64,
             ),
             (
-                "DCGM_FI_DEV_GPU_UTIL",
-                "GPU utilisation (percent) of the service's nodes in the region.",
-                |s: &Second| (s.gpu * 100.0).round(),
-            ),
-            (
                 "firebreak_sim_region_primary",
                 "1 where the region is the service's primary (serving its traffic).",
                 |s: &Second| if s.primary { 1.0 } else { 0.0 },
@@ -169,7 +217,199 @@ impl Exposition {
                 );
             }
         }
+        self.render_gpu_use(&mut out);
         self.render_serving(&mut out);
+        out
+    }
+
+    /// DCGM's GPU use of each (service, region), on the pod using the GPUs as DCGM's
+    /// Kubernetes mode labels it.
+    fn render_gpu_use(&self, out: &mut String) {
+        let name = "DCGM_FI_DEV_GPU_UTIL";
+        let _ = writeln!(
+            out,
+            "# HELP {name} GPU utilisation (percent) of the service's nodes in the region.\n# TYPE {name} gauge"
+        );
+        for ((svc, region), s) in &self.gauges {
+            let _ = writeln!(
+                out,
+                "{name}{{service=\"{svc}\",region=\"{region}\",pod=\"{svc}-{region}-0\"}} {}",
+                num((s.gpu * 100.0).round())
+            );
+        }
+    }
+
+    /// The fleet under a serving stack's own names (see the module's documentation).
+    fn render_stack(&self) -> String {
+        let n = self.naming;
+        let label = n.service_label();
+        let mut out = String::with_capacity(16 * 1024);
+        let head = |out: &mut String, name: &str, kind: &str| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} As the serving stack exports it.\n# TYPE {name} {kind}"
+            );
+        };
+        let series_labels = |svc: &str, region: &str, rev: u32| {
+            format!("{label}=\"{svc}\",region=\"{region}\",revision=\"{rev}\"")
+        };
+        // Requests: (family, [(extra labels, count of)]).
+        type Parts = Vec<(&'static str, fn(&Series) -> f64)>;
+        let counters: Vec<(&str, Parts)> = match n {
+            Naming::Vllm | Naming::VllmOld => vec![(
+                "vllm:request_success_total",
+                vec![
+                    (",finished_reason=\"stop\"", |s: &Series| s.ok),
+                    (",finished_reason=\"abort\"", |s: &Series| s.failed),
+                ],
+            )],
+            Naming::Triton => vec![
+                (
+                    "nv_inference_request_success",
+                    vec![("", |s: &Series| s.ok)],
+                ),
+                (
+                    "nv_inference_request_failure",
+                    vec![(",reason=\"BACKEND\"", |s: &Series| s.failed)],
+                ),
+            ],
+            Naming::Tgi => vec![
+                (
+                    "tgi_request_count",
+                    vec![("", |s: &Series| s.ok + s.failed)],
+                ),
+                (
+                    "tgi_request_failure",
+                    vec![(",err=\"generation\"", |s: &Series| s.failed)],
+                ),
+            ],
+            Naming::Sglang => vec![
+                (
+                    "sglang:num_requests_total",
+                    vec![("", |s: &Series| s.ok + s.failed)],
+                ),
+                (
+                    "sglang:num_aborted_requests_total",
+                    vec![("", |s: &Series| s.failed)],
+                ),
+            ],
+            Naming::Kserve => vec![(
+                "revision_app_request_count",
+                vec![
+                    (
+                        ",response_code=\"200\",response_code_class=\"2xx\"",
+                        |s: &Series| s.ok,
+                    ),
+                    (
+                        ",response_code=\"503\",response_code_class=\"5xx\"",
+                        |s: &Series| s.failed,
+                    ),
+                ],
+            )],
+            Naming::Generic => Vec::new(),
+        };
+        for (family, parts) in counters {
+            head(&mut out, family, "counter");
+            for ((svc, region, rev), s) in &self.series {
+                for (extra, value) in &parts {
+                    let _ = writeln!(
+                        out,
+                        "{family}{{{}{extra}}} {}",
+                        series_labels(svc, region, *rev),
+                        num(value(s).floor())
+                    );
+                }
+            }
+        }
+        // Latency: a histogram (seconds, or milliseconds for Knative), or Triton's summary.
+        let histogram = match n {
+            Naming::Vllm | Naming::VllmOld => Some(("vllm:e2e_request_latency_seconds", 1.0)),
+            Naming::Tgi => Some(("tgi_request_duration", 1.0)),
+            Naming::Sglang => Some(("sglang:e2e_request_latency_seconds", 1.0)),
+            Naming::Kserve => Some(("revision_app_request_latencies", 1000.0)),
+            Naming::Triton | Naming::Generic => None,
+        };
+        if let Some((family, scale)) = histogram {
+            head(&mut out, family, "histogram");
+            for ((svc, region, rev), s) in &self.series {
+                let labels = series_labels(svc, region, *rev);
+                for (i, bound) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "{family}_bucket{{{labels},le=\"{}\"}} {}",
+                        bound * scale,
+                        num(s.buckets[i].floor())
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "{family}_bucket{{{labels},le=\"+Inf\"}} {}",
+                    num(s.count.floor())
+                );
+                let _ = writeln!(out, "{family}_sum{{{labels}}} {}", num(s.sum * scale));
+                let _ = writeln!(out, "{family}_count{{{labels}}} {}", num(s.count.floor()));
+            }
+        } else if n == Naming::Triton {
+            let family = "nv_inference_request_summary_us";
+            head(&mut out, family, "summary");
+            for ((svc, region, rev), s) in &self.series {
+                let labels = series_labels(svc, region, *rev);
+                for (q, ms) in [("0.5", s.last.p50_ms), ("0.99", s.last.p99_ms)] {
+                    let _ = writeln!(
+                        out,
+                        "{family}{{{labels},quantile=\"{q}\"}} {}",
+                        num((ms * 1000.0).round())
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "{family}_sum{{{labels}}} {}",
+                    num((s.sum * 1e6).round())
+                );
+                let _ = writeln!(out, "{family}_count{{{labels}}} {}", num(s.count.floor()));
+            }
+        }
+        let queue = match n {
+            Naming::Vllm | Naming::VllmOld => "vllm:num_requests_waiting",
+            Naming::Triton => "nv_inference_pending_request_count",
+            Naming::Tgi => "tgi_queue_size",
+            Naming::Sglang => "sglang:num_queue_reqs",
+            Naming::Kserve | Naming::Generic => "revision_queue_depth",
+        };
+        head(&mut out, queue, "gauge");
+        for ((svc, region), s) in &self.gauges {
+            let _ = writeln!(
+                out,
+                "{queue}{{{label}=\"{svc}\",region=\"{region}\"}} {}",
+                num(s.queue)
+            );
+        }
+        let kv = match n {
+            Naming::Vllm => Some(("vllm:kv_cache_usage_perc", "vllm:num_preemptions_total")),
+            Naming::VllmOld => Some(("vllm:gpu_cache_usage_perc", "vllm:num_preemptions_total")),
+            Naming::Sglang => Some(("sglang:token_usage", "sglang:num_retracted_requests_total")),
+            _ => None,
+        };
+        if let Some((usage, preempted)) = kv {
+            head(&mut out, usage, "gauge");
+            for ((svc, region), s) in &self.serving {
+                let _ = writeln!(
+                    out,
+                    "{usage}{{{label}=\"{svc}\",region=\"{region}\"}} {}",
+                    num(s.kv_cache_usage)
+                );
+            }
+            head(&mut out, preempted, "counter");
+            for ((svc, region), s) in &self.serving {
+                let _ = writeln!(
+                    out,
+                    "{preempted}{{{label}=\"{svc}\",region=\"{region}\"}} {}",
+                    num(s.preemptions.floor())
+                );
+            }
+        }
+        self.render_gpu_use(&mut out);
+        self.render_xids(&mut out);
         out
     }
 
@@ -199,6 +439,12 @@ impl Exposition {
                 num(s.preemptions.floor())
             );
         }
+        self.render_xids(out);
+    }
+
+    /// DCGM's XID field per GPU of each serving node (a GPU that fell off the bus is not
+    /// exported at all, as DCGM does).
+    fn render_xids(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "# HELP DCGM_FI_DEV_XID_ERRORS Value of the last XID error encountered.\n# TYPE DCGM_FI_DEV_XID_ERRORS gauge"
@@ -210,7 +456,7 @@ impl Exposition {
                     let value = if gpu == 3 { *xid } else { 0 };
                     let _ = writeln!(
                         out,
-                        "DCGM_FI_DEV_XID_ERRORS{{service=\"{svc}\",region=\"{region}\",Hostname=\"{node}\",gpu=\"{gpu}\"}} {value}"
+                        "DCGM_FI_DEV_XID_ERRORS{{service=\"{svc}\",region=\"{region}\",pod=\"{svc}-{region}-0\",Hostname=\"{node}\",gpu=\"{gpu}\"}} {value}"
                     );
                 }
             }
@@ -256,6 +502,18 @@ fn normal_cdf(z: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// A busy second of a failing revision.
+    const SECOND: Second = Second {
+        p50_ms: 420.0,
+        p99_ms: 2400.0,
+        error_rate: 0.05,
+        rps: 800.0,
+        queue: 12.0,
+        gpu: 0.81,
+        revision: 41,
+        primary: true,
+    };
+
     /// What `histogram_quantile` does with cumulative buckets: linear within the bucket.
     fn quantile(q: f64, buckets: &[f64], count: f64) -> f64 {
         let rank = q * count;
@@ -274,16 +532,7 @@ mod tests {
     #[test]
     fn the_histogram_gives_back_the_simulated_quantiles() {
         let mut e = Exposition::default();
-        let second = Second {
-            p50_ms: 420.0,
-            p99_ms: 2400.0,
-            error_rate: 0.05,
-            rps: 800.0,
-            queue: 12.0,
-            gpu: 0.81,
-            revision: 41,
-            primary: true,
-        };
+        let second = SECOND;
         for _ in 0..60 {
             e.record("llm-assistant", "us-east", second);
         }
@@ -300,9 +549,35 @@ mod tests {
             "http_requests_total{service=\"llm-assistant\",region=\"us-east\",revision=\"41\",code=\"503\"} 2400"
         ));
         assert!(
-            text.contains("DCGM_FI_DEV_GPU_UTIL{service=\"llm-assistant\",region=\"us-east\"} 81")
+            text.contains("DCGM_FI_DEV_GPU_UTIL{service=\"llm-assistant\",region=\"us-east\",pod=\"llm-assistant-us-east-0\"} 81")
         );
         assert!(text.contains("le=\"+Inf\"} 48000"));
+    }
+
+    /// Each stack's naming carries its own families and service label, and nothing of
+    /// another's: a preset that reads the wrong name would find nothing here.
+    #[test]
+    fn each_stack_naming_uses_its_own_names_and_labels() {
+        let second = SECOND;
+        for (naming, has, lacks) in [
+            (Naming::Vllm, "vllm:request_success_total{model_name=\"chat\"", "vllm:gpu_cache_usage_perc"),
+            (Naming::VllmOld, "vllm:gpu_cache_usage_perc{model_name=\"chat\"", "vllm:kv_cache_usage_perc"),
+            (Naming::Triton, "nv_inference_request_summary_us{model=\"chat\",region=\"us-east\",revision=\"41\",quantile=\"0.99\"} 2400000", "http_requests_total"),
+            (Naming::Tgi, "tgi_request_failure{service=\"chat\"", "vllm:"),
+            (Naming::Sglang, "sglang:num_aborted_requests_total{model_name=\"chat\"", "http_requests_total"),
+            (Naming::Kserve, "revision_app_request_latencies_bucket{service_name=\"chat\",region=\"us-east\",revision=\"41\",le=\"1000\"}", "vllm:"),
+        ] {
+            let mut e = Exposition {
+                naming,
+                ..Exposition::default()
+            };
+            e.record("chat", "us-east", second);
+            e.serving("chat", "us-east", Serving::default());
+            let text = e.render();
+            assert!(text.contains(has), "{naming:?} lacks {has}:\n{text}");
+            assert!(!text.contains(lacks), "{naming:?} has {lacks}");
+            assert!(text.contains("DCGM_FI_DEV_GPU_UTIL{service=\"chat\",region=\"us-east\",pod=\"chat-us-east-0\"} 81"));
+        }
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct SimOptions {
     pub stepped: bool,
     /// How many services in how many regions.
     pub fleet: FleetShape,
+    /// Whose metric names `/metrics` uses.
+    pub metrics: exposition::Naming,
 }
 
 impl SimOptions {
@@ -67,6 +69,7 @@ impl SimOptions {
             start: None,
             stepped: false,
             fleet: FleetShape::default(),
+            metrics: exposition::Naming::Generic,
         }
     }
 }
@@ -239,6 +242,11 @@ pub async fn start(opts: SimOptions) -> Result<RunningSim> {
         },
         opts.fleet,
     )));
+    world
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .exposition
+        .naming = opts.metrics;
     let shared = Arc::new(server::Shared::new(
         world.clone(),
         journal.clone(),

@@ -54,6 +54,29 @@ pub async fn prometheus_alerting(
         .replace("evaluation_interval: 5s", "evaluation_interval: 1s")
         .replace("127.0.0.1:9093", &format!("127.0.0.1:{am_port}"));
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    start(dir)
+}
+
+/// A Prometheus scraping each simulator of `targets` every second under its own job name
+/// (no rules), its files and data in `dir`; its base URL and the guard that stops it.
+pub async fn prometheus_scraping(
+    targets: &[(&str, &firebreak_sim::RunningSim)],
+    dir: &Path,
+) -> (String, KillOnDrop) {
+    std::fs::write(dir.join("sim-token"), TOKEN).unwrap();
+    let mut config = String::from("global:\n  scrape_interval: 1s\nscrape_configs:\n");
+    for (job, s) in targets {
+        config.push_str(&format!(
+            "  - job_name: {job}\n    authorization:\n      type: Bearer\n      credentials_file: sim-token\n    static_configs:\n      - targets: [\"{}\"]\n",
+            s.addr
+        ));
+    }
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    start(dir)
+}
+
+/// Prometheus on `dir`'s prometheus.yml, its data beside it, on a free port.
+fn start(dir: &Path) -> (String, KillOnDrop) {
     let port = free_port();
     let child = tool("prometheus")
         .current_dir(dir)

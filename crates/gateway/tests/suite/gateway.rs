@@ -104,6 +104,47 @@ fn a_valid_configuration_reads_as_written() {
     );
 }
 
+/// A service that names its stack gets every figure from the preset, except what the file
+/// writes itself (which wins) and what nothing exports (left out, with why); the GPU and
+/// KV-cache signals come with it.
+#[test]
+fn a_stack_gives_a_service_its_queries_and_the_file_still_wins() {
+    let text = VALID.replace(
+        "[services.queries]\n",
+        "stack = \"vllm\"\n[services.preset]\nservice_value = \"meta-llama/Llama-3.1-8B\"\ngpu = \"none\"\n[services.queries]\n",
+    );
+    let c = parse(Path::new("gateway.toml"), &text).unwrap();
+    let s = &c.services[0];
+    let q = |m: &str| s.queries[m].clone();
+    assert_eq!(
+        q("latency_p99_ms").preset,
+        None,
+        "written in the file: it wins"
+    );
+    assert!(q("latency_p99_ms").alternatives[0].contains("region=\"$region\"}[1m]"));
+    assert_eq!(
+        q("queue_depth").preset,
+        Some(firebreak_gateway::presets::Stack::Vllm)
+    );
+    assert_eq!(
+        q("queue_depth").alternatives,
+        ["sum(vllm:num_requests_waiting{model_name=\"meta-llama/Llama-3.1-8B\",region=\"$region\"})"]
+    );
+    assert!(!s.queries.contains_key("gpu_utilization"));
+    assert_eq!(s.left_out.len(), 1);
+    assert_eq!(s.left_out[0].0, "gpu_utilization");
+    let gpu = s
+        .gpu
+        .as_ref()
+        .expect("vLLM's KV-cache signal comes with its preset");
+    assert_eq!(gpu.xid, None, "no DCGM, no XIDs");
+    assert_eq!(
+        gpu.kv_cache_usage.as_ref().unwrap().alternatives.len(),
+        2,
+        "the current name and the one before vLLM 0.10"
+    );
+}
+
 /// (what, the broken file, line, key, words of the message)
 fn mistakes() -> Vec<(&'static str, String, usize, &'static str, &'static str)> {
     vec![
@@ -361,6 +402,46 @@ fn mistakes() -> Vec<(&'static str, String, usize, &'static str, &'static str)> 
             33,
             "services[1].gpu.node_label",
             "not a Prometheus label name",
+        ),
+        (
+            "an unknown serving stack",
+            VALID.replace(
+                "[services.queries]\n",
+                "stack = \"ollama\"\n[services.queries]\n",
+            ),
+            28,
+            "services[1].stack",
+            "presets exist for: vllm, triton, tgi, sglang, kserve",
+        ),
+        (
+            "a preset's adjustments without a stack",
+            VALID.replace(
+                "[services.hooks]\n",
+                "[services.preset]\nservice_label = \"model_name\"\n[services.hooks]\n",
+            ),
+            31,
+            "services[1].preset",
+            "name the stack",
+        ),
+        (
+            "a preset's match on a label Prometheus would not allow",
+            VALID.replace(
+                "[services.queries]\n",
+                "stack = \"vllm\"\n[services.preset]\nmatch = { \"kube-namespace\" = \"serving\" }\n[services.queries]\n",
+            ),
+            30,
+            "services[1].preset.match.kube-namespace",
+            "not a Prometheus label name",
+        ),
+        (
+            "a GPU source the presets do not know",
+            VALID.replace(
+                "[services.queries]\n",
+                "stack = \"vllm\"\n[services.preset]\ngpu = \"rocm\"\n[services.queries]\n",
+            ),
+            30,
+            "services[1].preset.gpu",
+            "\"dcgm\" (NVIDIA's DCGM exporter) or \"none\"",
         ),
         (
             "a hook timeout out of range",

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::cluster::sim;
-use support::prometheus::{deploy, prometheus_on, query, value};
+use support::prometheus::{deploy, prometheus_on, prometheus_scraping, query, value};
 use support::rig::wait_for;
 use support::servers::tool;
 
@@ -358,6 +358,164 @@ async fn the_gateway_sends_figures_by_revision_and_the_console_fails_the_bad_rev
     engine.stop().await;
     gateway.shutdown();
     s.shutdown();
+}
+
+/// Presets per serving stack against the real Prometheus: one simulator per stack exposes
+/// the fleet under that stack's own names (vLLM, vLLM before 0.10, Triton, TGI, SGLang,
+/// KServe's queue-proxy, DCGM beside each), and a gateway whose services name only their
+/// stack (and, where it differs from the service's name, the label's value) gives the
+/// console every figure of each. vLLM 0.9's KV-cache gauge is found under its older name
+/// and said on the status endpoint; a service without DCGM leaves GPU use out, said there
+/// once, never as a `source.degraded`.
+#[tokio::test(flavor = "multi_thread")]
+async fn services_that_name_only_their_stack_get_every_figure_from_real_promql() {
+    use firebreak_sim::exposition::Naming;
+    firebreak_common::process::install_tls_provider();
+    let stacks = [
+        ("vllm", Naming::Vllm, "vllm"),
+        ("vllm-old", Naming::VllmOld, "vllm"),
+        ("triton", Naming::Triton, "triton"),
+        ("tgi", Naming::Tgi, "tgi"),
+        ("sglang", Naming::Sglang, "sglang"),
+        ("kserve", Naming::Kserve, "kserve"),
+    ];
+    let mut sims = Vec::new();
+    for (_, naming, _) in &stacks {
+        let naming = *naming;
+        sims.push(sim("kv-cache-pressure", 10.0, move |o| o.metrics = naming).await);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let targets: Vec<(&str, &firebreak_sim::RunningSim)> = stacks
+        .iter()
+        .zip(&sims)
+        .map(|((job, ..), s)| (*job, s))
+        .collect();
+    let (prometheus, _prometheus) = prometheus_scraping(&targets, dir.path()).await;
+    std::fs::write(dir.path().join("gateway.token"), "gateway-token").unwrap();
+    let mut text = format!(
+        "cluster = \"presets\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"console\"\nfile = \"{}\"\n\
+         [prometheus]\nurl = \"{prometheus}\"\ninterval_s = 1\nwarm_up_s = 60\n",
+        dir.path().join("gateway.token").display()
+    );
+    for (job, _, stack) in &stacks {
+        // Each simulator serves llm-assistant; the job tells the stacks' series apart.
+        text.push_str(&format!(
+            "[[services]]\nname = \"chat-{job}\"\ndeployment = \"llm-assistant\"\nregions = [\"us-east\"]\n\
+             stack = \"{stack}\"\n[services.preset]\nservice_value = \"llm-assistant\"\n\
+             match = {{ job = \"{job}\" }}\n{}",
+            if *job == "tgi" { "gpu = \"none\"\n" } else { "" }
+        ));
+    }
+    let (gateway, db, store, engine, _) = gateway_and_console(&text, dir.path()).await;
+
+    let metrics = async || recorded(&db, "service.metrics").await;
+    let every = async || {
+        let seen = metrics().await;
+        stacks.iter().all(|(job, ..)| {
+            seen.iter()
+                .any(|m| m["service"] == format!("chat-{job}").as_str())
+        })
+    };
+    wait_for(
+        Duration::from_secs(120),
+        "service.metrics for the service of every stack",
+        every,
+    )
+    .await;
+    let seen = metrics().await;
+    for (job, ..) in &stacks {
+        let name = format!("chat-{job}");
+        let m = seen
+            .iter()
+            .rev()
+            .find(|m| m["service"] == name.as_str())
+            .unwrap();
+        let f = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            f("latency_p50_ms") > 0.0 && f("latency_p99_ms") >= f("latency_p50_ms"),
+            "{name}: {m}"
+        );
+        assert!((0.0..=1.0).contains(&f("error_rate")), "{name}: {m}");
+        assert!(f("requests_per_s") > 0.0, "{name}: {m}");
+        assert!(f("queue_depth") >= 0.0, "{name}: {m}");
+        if *job == "tgi" {
+            assert!(m.get("gpu_utilization").is_none(), "left out: {m}");
+        } else {
+            assert!((0.0..=1.0).contains(&f("gpu_utilization")), "{name}: {m}");
+        }
+    }
+    // The console's Fleet board shows GPU use where it is given and nothing (not 0 %)
+    // where it is left out.
+    let board = store.fleet_board().await.unwrap();
+    let cell = |name: &str| {
+        board.clusters[0]
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .cells[0]
+            .clone()
+    };
+    assert_eq!(cell("chat-tgi").gpu_utilization, None);
+    assert!(!cell("chat-tgi").queue_depth.is_empty());
+    assert!(cell("chat-triton").gpu_utilization.is_some());
+    // What the presets did, on the status endpoint: vLLM 0.9's older KV-cache name, and
+    // GPU use left out where there is no DCGM.
+    let status = async || -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("{}/v1/gateway/status", gateway.base_url()))
+            .bearer_auth("gateway-token")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    let preset = |body: &serde_json::Value, name: &str| {
+        body["presets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["service"] == name)
+            .cloned()
+            .unwrap()
+    };
+    wait_for(
+        Duration::from_secs(60),
+        "vLLM 0.9's KV-cache gauge under its older name",
+        async || {
+            preset(&status().await, "chat-vllm-old")["figures"]["kv_cache_usage"]["older_name"]
+                == true
+        },
+    )
+    .await;
+    let body = status().await;
+    let old = preset(&body, "chat-vllm-old");
+    assert!(
+        old["figures"]["kv_cache_usage"]["query"]
+            .as_str()
+            .unwrap()
+            .contains("vllm:gpu_cache_usage_perc"),
+        "{old:#}"
+    );
+    let vllm = preset(&body, "chat-vllm");
+    assert_eq!(
+        vllm["figures"]["kv_cache_usage"]["older_name"], false,
+        "{vllm:#}"
+    );
+    assert_eq!(vllm["figures"]["latency_p99_ms"]["from"], "preset vllm");
+    let tgi = preset(&body, "chat-tgi");
+    assert_eq!(tgi["left_out"][0]["metric"], "gpu_utilization", "{tgi:#}");
+    assert!(
+        recorded(&db, "source.degraded").await.is_empty(),
+        "nothing is degraded: a figure a stack cannot give is left out, not failing"
+    );
+    engine.stop().await;
+    gateway.shutdown();
+    for s in sims {
+        s.shutdown();
+    }
 }
 
 /// A gateway on the configuration `text` (its journal in `dir`) and a console recording
