@@ -215,6 +215,8 @@ event_types! {
     GpuXid => "gpu.xid", GpuXid;
     GpuMissing => "gpu.missing", GpuMissing;
     KvCachePressure => "service.kv_cache_pressure", KvCachePressure;
+    ServiceDiscovered => "service.discovered", ServiceDiscovered;
+    ServiceRetired => "service.retired", ServiceRetired;
 }
 
 /// A GPU reported a new XID error (NVIDIA's driver error codes): sent when the code a GPU
@@ -580,6 +582,34 @@ pub struct SourceDegraded {
     pub reason: String,
     /// false when it works again.
     pub degraded: bool,
+}
+
+/// The cluster found a service it was not told of (the gateway's discovery: a label's
+/// values on a serving stack's metrics) and watches it from now on. Sent once when it
+/// appears (again only after it was retired).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDiscovered {
+    #[schemars(length(min = 1, max = 128))]
+    pub service: String,
+    /// The regions it was found in, the first serving its traffic.
+    #[schemars(length(min = 1, max = 64))]
+    pub regions: Vec<String>,
+    /// Its serving stack (`vllm`, `triton`, …).
+    pub stack: String,
+    /// How it was found, in words: `prometheus: model_name on vllm:num_requests_waiting`.
+    pub source: String,
+}
+
+/// A discovered service is no longer found, and no longer watched: a console shows it no
+/// more (its incidents and history stay). Sent once; a service found again is
+/// `service.discovered` again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRetired {
+    #[schemars(length(min = 1, max = 128))]
+    pub service: String,
+    pub reason: String,
 }
 
 /// A pod serving the service keeps failing: a container was killed for running out of

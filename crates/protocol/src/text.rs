@@ -189,6 +189,22 @@ pub fn describe(ty: EventType, data: &Value) -> Option<String> {
                 )
             }
         }
+        T::ServiceDiscovered => format!(
+            "Service {svc} discovered ({}) in {}: watched from now on",
+            text(data, "stack"),
+            data.get("regions")
+                .and_then(Value::as_array)
+                .map(|r| r
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        ),
+        T::ServiceRetired => format!(
+            "Service {svc} retired: {}; no longer watched",
+            text(data, "reason")
+        ),
         T::ServiceMetrics | T::RevisionMetrics | T::RegionStatus | T::SyntheticLoad => return None,
     })
 }

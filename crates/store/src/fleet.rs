@@ -241,6 +241,25 @@ impl Store {
         Ok(rows.into_iter().map(|(s,)| s).collect())
     }
 
+    /// Whether the cluster retired the service (it no longer finds it) since it last
+    /// found it: the board shows it no more; its incidents and history stay.
+    async fn retired(&self, cluster_id: i64, service: &str) -> Result<bool> {
+        let newest = self
+            .newest_of(
+                cluster_id,
+                service,
+                &[
+                    "dev.firebreak.service.retired",
+                    "dev.firebreak.service.discovered",
+                ],
+                1,
+            )
+            .await?;
+        Ok(newest
+            .first()
+            .is_some_and(|(_, _, ty, _)| ty == "dev.firebreak.service.retired"))
+    }
+
     /// A service's newest events of these types, newest first: each type's newest `limit`
     /// by a seek of `events_by_service_type`, then the newest `limit` of them all.
     async fn newest_of(
@@ -276,6 +295,9 @@ impl Store {
         let mut services = Vec::new();
         let mut regions: Vec<String> = Vec::new();
         for service in self.recorded_services(cluster_id).await? {
+            if self.retired(cluster_id, &service).await? {
+                continue;
+            }
             let Some(built) = self.fleet_service(cluster_id, &service).await? else {
                 continue;
             };
