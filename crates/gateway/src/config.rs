@@ -100,6 +100,18 @@ pub struct Config {
     pub alertmanager: Option<Alertmanager>,
     pub kubernetes: Option<Kubernetes>,
     pub services: Vec<Service>,
+    /// Services found instead of listed, when configured.
+    pub discovery: Option<Discovery>,
+}
+
+/// `[discovery]`: services found by the values of a label on a serving stack's metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discovery {
+    /// How often the sources are read.
+    pub interval_s: u32,
+    /// `[[discovery.prometheus]]`: each a preset whose `service_label` values become
+    /// services (each value its service's name and `service_value`).
+    pub prometheus: Vec<PresetUse>,
 }
 
 /// How the gateway reaches the cluster's Kubernetes API, and how it reads nodes and
@@ -438,6 +450,7 @@ struct RawConfig {
     kubernetes: Option<Spanned<RawKubernetes>>,
     #[serde(default)]
     services: Vec<Spanned<RawService>>,
+    discovery: Option<Spanned<RawDiscovery>>,
 }
 
 #[derive(Deserialize)]
@@ -503,6 +516,26 @@ struct RawService {
     revisions: Option<Spanned<RawRevisions>>,
     slo: Option<Spanned<RawSlo>>,
     gpu: Option<Spanned<RawGpu>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    interval_s: Option<Spanned<u32>>,
+    #[serde(default)]
+    prometheus: Vec<Spanned<RawFound>>,
+}
+
+/// `[[discovery.prometheus]]`: a stack and what its preset assumes, but no one service.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFound {
+    stack: Spanned<String>,
+    service_label: Option<Spanned<String>>,
+    region_label: Option<Spanned<String>>,
+    #[serde(default, rename = "match")]
+    matching: BTreeMap<String, Spanned<String>>,
+    gpu: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -707,6 +740,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         }
         services.push(service);
     }
+    let discovery = match &raw.discovery {
+        None => None,
+        Some(d) => Some(discovery(d, &prometheus, &at)?),
+    };
 
     Ok(Config {
         cluster: cluster.to_owned(),
@@ -717,6 +754,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         alertmanager,
         kubernetes,
         services,
+        discovery,
     })
 }
 
@@ -891,22 +929,10 @@ fn service(
     };
     let preset = preset_use(s, key, name, at)?;
     let given = preset.as_ref().map(|p| p.give(&deployment));
-    let mut left_out = Vec::new();
-    if let (Some(p), Some(given)) = (&preset, &given) {
-        // A figure written in the file wins over the preset's.
-        for (metric, alternatives) in &given.figures {
-            queries.entry((*metric).to_owned()).or_insert(Query {
-                alternatives: alternatives.clone(),
-                preset: Some(p.stack),
-            });
-        }
-        left_out = given
-            .left_out
-            .iter()
-            .filter(|(metric, _)| !queries.contains_key(*metric))
-            .cloned()
-            .collect();
-    }
+    let left_out = match (&preset, &given) {
+        (Some(p), Some(given)) => preset_queries(p.stack, given, &mut queries),
+        _ => Vec::new(),
+    };
     if (!queries.is_empty() || preset.is_some()) && prometheus.is_none() {
         return Err(at(
             s.name.span(),
@@ -969,26 +995,7 @@ fn service(
     };
     let gpu = match &s.gpu {
         // The preset's GPU and KV-cache signals, where its stack and DCGM give them.
-        None => given.and_then(|given| {
-            let stack = preset.as_ref().map(|p| p.stack);
-            let (usage, preempted) = match given.kv_cache {
-                Some((usage, preempted)) => (
-                    Some(Query {
-                        alternatives: usage,
-                        preset: stack,
-                    }),
-                    Some(preempted),
-                ),
-                None => (None, None),
-            };
-            (given.xid.is_some() || usage.is_some()).then(|| GpuQueries {
-                xid: given.xid,
-                node_label: "Hostname".into(),
-                gpu_label: "gpu".into(),
-                kv_cache_usage: usage,
-                preemptions_total: preempted,
-            })
-        }),
+        None => given.and_then(|given| preset_signals(preset.as_ref()?.stack, given)),
         Some(g) => {
             let gkey = format!("{key}.gpu");
             let gq = gpu_queries(g.get_ref(), &gkey, at)?;
@@ -1026,6 +1033,66 @@ fn service(
     })
 }
 
+/// `[discovery]`: an interval of 10 s to an hour, and presets to find services by (a
+/// Prometheus to read them from).
+fn discovery(
+    raw: &Spanned<RawDiscovery>,
+    prometheus: &Option<Prometheus>,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Discovery, ConfigError> {
+    let d = raw.get_ref();
+    let interval_s = match &d.interval_s {
+        None => 60,
+        Some(i) if (1..=3600).contains(i.get_ref()) => *i.get_ref(),
+        Some(i) => {
+            return Err(at(
+                i.span(),
+                "discovery.interval_s",
+                "how often services are looked for: 1 to 3600 seconds".into(),
+            ))
+        }
+    };
+    if d.prometheus.is_empty() {
+        return Err(at(
+            raw.span(),
+            "discovery",
+            "name what to discover by: one or more [[discovery.prometheus]] with a stack".into(),
+        ));
+    }
+    if prometheus.is_none() {
+        return Err(at(
+            raw.span(),
+            "discovery.prometheus",
+            "discovery by metrics needs a [prometheus] section with its url".into(),
+        ));
+    }
+    let mut found = Vec::new();
+    for (i, f) in d.prometheus.iter().enumerate() {
+        let key = format!("discovery.prometheus[{}]", i + 1);
+        let f = f.get_ref();
+        let adjust = RawPreset {
+            service_label: f.service_label.clone(),
+            service_value: None,
+            region_label: f.region_label.clone(),
+            matching: f.matching.clone(),
+            gpu: f.gpu.clone(),
+        };
+        // Each value found is its service's name and value; the preset is the template.
+        found.push(preset_fields(
+            &f.stack,
+            &adjust,
+            &key,
+            &format!("{key}.stack"),
+            "",
+            at,
+        )?);
+    }
+    Ok(Discovery {
+        interval_s,
+        prometheus: found,
+    })
+}
+
 /// `stack` and `[services.preset]`: a known stack, label names as Prometheus allows them.
 fn preset_use(
     s: &RawService,
@@ -1044,17 +1111,6 @@ fn preset_use(
         }
         return Ok(None);
     };
-    let stack = Stack::parse(raw.get_ref().trim()).ok_or_else(|| {
-        at(
-            raw.span(),
-            &format!("{key}.stack"),
-            format!(
-                "unknown stack {:?}; presets exist for: {}",
-                raw.get_ref(),
-                Stack::ALL.map(Stack::as_str).join(", ")
-            ),
-        )
-    })?;
     let empty = RawPreset {
         service_label: None,
         service_value: None,
@@ -1063,12 +1119,43 @@ fn preset_use(
         gpu: None,
     };
     let p = s.preset.as_ref().map(Spanned::get_ref).unwrap_or(&empty);
+    preset_fields(
+        raw,
+        p,
+        &format!("{key}.preset"),
+        &format!("{key}.stack"),
+        name,
+        at,
+    )
+    .map(Some)
+}
+
+/// A stack's preset as `p` adjusts it (`pkey` names `p` in errors, `skey` the stack).
+fn preset_fields(
+    raw: &Spanned<String>,
+    p: &RawPreset,
+    pkey: &str,
+    skey: &str,
+    name: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<PresetUse, ConfigError> {
+    let stack = Stack::parse(raw.get_ref().trim()).ok_or_else(|| {
+        at(
+            raw.span(),
+            skey,
+            format!(
+                "unknown stack {:?}; presets exist for: {}",
+                raw.get_ref(),
+                Stack::ALL.map(Stack::as_str).join(", ")
+            ),
+        )
+    })?;
     let label = |v: &Option<Spanned<String>>, field: &str, default: &str| match v {
         None => Ok(default.to_owned()),
         Some(l) if is_label_name(l.get_ref().trim()) => Ok(l.get_ref().trim().to_owned()),
         Some(l) => Err(at(
             l.span(),
-            &format!("{key}.preset.{field}"),
+            &format!("{pkey}.{field}"),
             format!("{:?} is not a Prometheus label name", l.get_ref()),
         )),
     };
@@ -1077,7 +1164,7 @@ fn preset_use(
         Some(v) if v.get_ref().is_empty() || v.get_ref().chars().any(char::is_control) => {
             return Err(at(
                 v.span(),
-                &format!("{key}.preset.service_value"),
+                &format!("{pkey}.service_value"),
                 "the label's value is text, not empty (leave the key out for the service's name)"
                     .into(),
             ))
@@ -1092,7 +1179,7 @@ fn preset_use(
             other => {
                 return Err(at(
                     g.span(),
-                    &format!("{key}.preset.gpu"),
+                    &format!("{pkey}.gpu"),
                     format!(
                     "unknown GPU source {other:?}: \"dcgm\" (NVIDIA's DCGM exporter) or \"none\""
                 ),
@@ -1102,7 +1189,7 @@ fn preset_use(
     };
     let mut matching = Vec::new();
     for (name, value) in &p.matching {
-        let mkey = format!("{key}.preset.match.{name}");
+        let mkey = format!("{pkey}.match.{name}");
         if !is_label_name(name) {
             return Err(at(
                 value.span(),
@@ -1119,14 +1206,80 @@ fn preset_use(
         }
         matching.push((name.clone(), value.get_ref().clone()));
     }
-    Ok(Some(PresetUse {
+    Ok(PresetUse {
         stack,
         matching,
         service_label: label(&p.service_label, "service_label", stack.service_label())?,
         service_value,
         region_label: label(&p.region_label, "region_label", "region")?,
         gpu,
-    }))
+    })
+}
+
+/// The preset's figures into `queries` where the file wrote none (a figure written in the
+/// file wins); what it leaves out that the file does not give either.
+fn preset_queries(
+    stack: Stack,
+    given: &crate::presets::Given,
+    queries: &mut BTreeMap<String, Query>,
+) -> Vec<(&'static str, String)> {
+    for (metric, alternatives) in &given.figures {
+        queries.entry((*metric).to_owned()).or_insert(Query {
+            alternatives: alternatives.clone(),
+            preset: Some(stack),
+        });
+    }
+    given
+        .left_out
+        .iter()
+        .filter(|(metric, _)| !queries.contains_key(*metric))
+        .cloned()
+        .collect()
+}
+
+/// The preset's GPU and KV-cache signals, where its stack and DCGM give them.
+fn preset_signals(stack: Stack, given: crate::presets::Given) -> Option<GpuQueries> {
+    let (usage, preempted) = match given.kv_cache {
+        Some((usage, preempted)) => (
+            Some(Query {
+                alternatives: usage,
+                preset: Some(stack),
+            }),
+            Some(preempted),
+        ),
+        None => (None, None),
+    };
+    (given.xid.is_some() || usage.is_some()).then(|| GpuQueries {
+        xid: given.xid,
+        node_label: "Hostname".into(),
+        gpu_label: "gpu".into(),
+        kv_cache_usage: usage,
+        preemptions_total: preempted,
+    })
+}
+
+impl Service {
+    /// A service discovery found in `regions` (the first serving its traffic): its
+    /// figures and signals from `preset`, its deployment named as it is.
+    pub fn discovered(name: &str, regions: Vec<String>, preset: PresetUse) -> Service {
+        let given = preset.give(name);
+        let mut queries = BTreeMap::new();
+        let left_out = preset_queries(preset.stack, &given, &mut queries);
+        Service {
+            name: name.to_owned(),
+            deployment: name.to_owned(),
+            regions,
+            hooks: Hooks::default(),
+            kubernetes: None,
+            queries,
+            left_out,
+            gpu: preset_signals(preset.stack, given),
+            preset: Some(preset),
+            team: None,
+            revisions: None,
+            slo: None,
+        }
+    }
 }
 
 /// `[services.gpu]`: non-empty queries, label names as Prometheus allows them.

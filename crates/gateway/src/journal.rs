@@ -60,6 +60,9 @@ pub struct DurableJournal {
     retention: Retention,
 }
 
+/// A service discovery announced: (name, source in words, regions).
+pub type Known = (String, String, Vec<String>);
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS frames (
@@ -95,6 +98,13 @@ CREATE TABLE IF NOT EXISTS actions (
 CREATE INDEX IF NOT EXISTS actions_by_service ON actions (service, at_ms);
 -- Alerts published as firing and not yet as resolved (the webhook's alert, as JSON): an
 -- alert that resolved while the gateway was not listening is found missing at catch-up.
+-- Services the gateway's discovery found and announced (service.discovered) and has not
+-- retired since: after a restart it announces only what changed meanwhile.
+CREATE TABLE IF NOT EXISTS discovered (
+    name    TEXT PRIMARY KEY,
+    source  TEXT NOT NULL,
+    regions TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS firing_alerts (
     fingerprint TEXT PRIMARY KEY,
     alert       TEXT NOT NULL
@@ -204,7 +214,7 @@ impl DurableJournal {
         count: usize,
         make: impl FnMut(u64, usize) -> String,
     ) -> anyhow::Result<u64> {
-        Ok(self.append(None, count, make).await?.0)
+        Ok(self.append(None, None, count, make).await?.0)
     }
 
     /// Appends the events whose stable ids were never published before (`make(seq, i)`
@@ -216,12 +226,47 @@ impl DurableJournal {
         make: impl FnMut(u64, usize) -> String,
     ) -> anyhow::Result<usize> {
         let count = ids.len();
-        Ok(self.append(Some(&ids), count, make).await?.1)
+        Ok(self.append(Some(&ids), None, count, make).await?.1)
+    }
+
+    /// The services discovery announced and has not retired.
+    pub async fn discovered(&self) -> anyhow::Result<Vec<Known>> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT name, source, regions FROM discovered ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, source, regions)| {
+                (
+                    name,
+                    source,
+                    serde_json::from_str(&regions).unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// Publishes discovery's announcements (`make(seq, i)`) in the same transaction as
+    /// what it now knows: `found` (name, source, regions) kept, `retired` forgotten. A
+    /// crash between the two cannot announce a service twice or never.
+    pub async fn publish_discovery(
+        &self,
+        found: &[Known],
+        retired: &[String],
+        count: usize,
+        make: impl FnMut(u64, usize) -> String,
+    ) -> anyhow::Result<u64> {
+        Ok(self
+            .append(None, Some((found, retired)), count, make)
+            .await?
+            .0)
     }
 
     async fn append(
         &self,
         ids: Option<&[String]>,
+        known: Option<(&[Known], &[String])>,
         count: usize,
         mut make: impl FnMut(u64, usize) -> String,
     ) -> anyhow::Result<(u64, usize)> {
@@ -230,6 +275,25 @@ impl DurableJournal {
         }
         let now = now_ms();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some((found, retired)) = known {
+            for (name, source, regions) in found {
+                sqlx::query(
+                    "INSERT INTO discovered (name, source, regions) VALUES (?, ?, ?) \
+                     ON CONFLICT (name) DO UPDATE SET source = excluded.source, regions = excluded.regions",
+                )
+                .bind(name)
+                .bind(source)
+                .bind(serde_json::to_string(regions)?)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for name in retired {
+                sqlx::query("DELETE FROM discovered WHERE name = ?")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         // Read under the write lock, so two publishers never take the same numbers.
         let (start,): (i64,) = sqlx::query_as("SELECT COALESCE((SELECT seq FROM head), 0)")
             .fetch_one(&mut *tx)

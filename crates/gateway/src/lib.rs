@@ -13,6 +13,7 @@ pub mod actions;
 pub mod alertmanager;
 pub mod cli;
 pub mod config;
+pub mod discovery;
 pub mod gpu;
 pub mod hooks;
 pub mod journal;

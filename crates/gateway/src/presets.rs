@@ -82,6 +82,18 @@ impl Stack {
         }
     }
 
+    /// A gauge every server of the stack exports while it runs, with traffic or without:
+    /// discovery reads the service label's values from it.
+    pub fn presence(self) -> &'static str {
+        match self {
+            Stack::Vllm => "vllm:num_requests_waiting",
+            Stack::Triton => "nv_inference_pending_request_count",
+            Stack::Tgi => "tgi_queue_size",
+            Stack::Sglang => "sglang:num_queue_reqs",
+            Stack::Kserve => "revision_queue_depth",
+        }
+    }
+
     /// The preset's figures: metric name → PromQL alternatives, the current one first.
     fn figures(self) -> &'static [(&'static str, &'static [&'static str])] {
         match self {
@@ -197,6 +209,30 @@ fn quoted(value: &str) -> String {
 }
 
 impl PresetUse {
+    /// The PromQL discovery asks: one series per (service, region) the stack serves.
+    pub fn discovery_query(&self) -> String {
+        let matchers: Vec<String> = self
+            .matching
+            .iter()
+            .map(|(label, value)| format!("{label}=\"{}\"", quoted(value)))
+            .collect();
+        format!(
+            "count by ({}, {}) ({}{{{}}})",
+            self.service_label,
+            self.region_label,
+            self.stack.presence(),
+            matchers.join(",")
+        )
+    }
+
+    /// This preset for the service whose label value is `value`.
+    pub fn for_value(&self, value: &str) -> PresetUse {
+        PresetUse {
+            service_value: value.to_owned(),
+            ..self.clone()
+        }
+    }
+
     /// The service's figures from its stack's preset.
     pub fn give(&self, deployment: &str) -> Given {
         let mut selector = format!(

@@ -80,6 +80,10 @@ pub fn read_value(body: &[u8]) -> Result<f64, String> {
 /// What the poller knows of each (service, region, metric) that does not answer.
 pub type Failures = Arc<Mutex<BTreeMap<(String, String, String), String>>>;
 
+/// The services to poll: the file's, then the discovered ones (`discovery.rs` sends each
+/// new list).
+pub type Services = tokio::sync::watch::Receiver<Arc<Vec<Service>>>;
+
 /// Which of a preset's alternatives answers for each (service, figure), once one has:
 /// its index in the figure's [`Query::alternatives`].
 pub type Choices = Arc<Mutex<BTreeMap<(String, String), usize>>>;
@@ -87,7 +91,7 @@ pub type Choices = Arc<Mutex<BTreeMap<(String, String), usize>>>;
 /// Polls until the task is stopped.
 pub async fn poll(
     prometheus: Prometheus,
-    services: Vec<Service>,
+    services: Services,
     cluster: String,
     journal: Arc<DurableJournal>,
     (failures, choices): (Failures, Choices),
@@ -118,18 +122,26 @@ pub async fn poll(
         totals: BTreeMap::new(),
         gpus: Default::default(),
     };
+    let mut polled: Vec<String> = Vec::new();
     loop {
         tick.tick().await;
+        // The file's services and the discovered ones, as discovery last said.
+        let services = services.borrow().clone();
+        let names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+        if names != polled {
+            poller.forget_all_but(&names);
+            polled = names;
+        }
         let mut events = Vec::new();
         for service in services.iter().filter(|s| !s.queries.is_empty()) {
             poller.service(service, &mut events).await;
         }
-        for service in &services {
+        for service in services.iter() {
             if let Some(g) = &service.gpu {
                 poller.gpu_signals(service, g, &mut events).await;
             }
         }
-        for service in &services {
+        for service in services.iter() {
             if let Some(q) = &service.revisions {
                 match rollouts.get(&service.name) {
                     Some(under_way) => {
@@ -463,6 +475,22 @@ impl Poller {
         }
     }
 
+    /// Forgets what it knew of services no longer polled (retired by discovery).
+    fn forget_all_but(&mut self, names: &[String]) {
+        let kept = |service: &String| names.contains(service);
+        self.empty_since.retain(|k, _| kept(&k.0));
+        self.said.retain(|k, _| kept(k));
+        self.totals.retain(|k, _| kept(&k.0));
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| kept(&k.0));
+        self.choices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, _| kept(&k.0));
+    }
+
     /// One figure's value in one region: the alternative that answered last, else each
     /// in order until one does (a stack that renamed the metric answers to one name only).
     async fn ask(
@@ -695,7 +723,7 @@ pub fn read_vector(body: &[u8]) -> Result<Vec<Series>, String> {
     Ok(out)
 }
 
-async fn query_vector(
+pub(crate) async fn query_vector(
     http: &reqwest::Client,
     base: &str,
     promql: &str,

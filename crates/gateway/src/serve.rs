@@ -56,8 +56,10 @@ struct Shared {
     /// Prometheus queries that give nothing now, with why.
     prometheus_failures: super::prometheus::Failures,
     prometheus_choices: super::prometheus::Choices,
-    /// The services whose figures come from a preset, for the status endpoint.
-    presets: Vec<super::config::Service>,
+    /// The services polled (the file's and the discovered ones), for the status endpoint.
+    services: super::prometheus::Services,
+    /// What discovery last found, refused and could not read.
+    discovery: super::discovery::Status,
     /// Wakes the Alertmanager catch-up (a notification could not be recorded).
     catch_up: tokio::sync::Notify,
     /// The last catch-up: when, and what it found or why it failed.
@@ -124,6 +126,7 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
         None => None,
     };
     let mut tasks = Vec::new();
+    let (services_tx, services_rx) = tokio::sync::watch::channel(Arc::new(config.services.clone()));
     let shared = Arc::new(Shared {
         cluster: config.cluster.clone(),
         journal,
@@ -135,12 +138,8 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
         last_notification: Mutex::new(None),
         prometheus_failures: Default::default(),
         prometheus_choices: Default::default(),
-        presets: config
-            .services
-            .iter()
-            .filter(|s| s.preset.is_some())
-            .cloned()
-            .collect(),
+        services: services_rx.clone(),
+        discovery: Default::default(),
         catch_up: tokio::sync::Notify::new(),
         last_catch_up: Mutex::new(None),
     });
@@ -148,7 +147,7 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
         tasks.push(tokio::spawn(catch_up_loop(shared.clone())));
     }
     // Said once, here and on the status endpoint: never a `source.degraded` that stays.
-    for service in &shared.presets {
+    for service in &config.services {
         for (metric, why) in &service.left_out {
             tracing::info!(service = %service.name, %metric, %why, "left out of the service's metrics");
         }
@@ -165,10 +164,21 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
             rollouts.clone(),
         )));
     }
+    if let (Some(prometheus), Some(discovery)) = (&config.prometheus, &config.discovery) {
+        tasks.push(tokio::spawn(super::discovery::run(
+            prometheus.clone(),
+            discovery.clone(),
+            config.services.clone(),
+            config.cluster.clone(),
+            shared.journal.clone(),
+            services_tx,
+            shared.discovery.clone(),
+        )));
+    }
     if let Some(prometheus) = &config.prometheus {
         tasks.push(tokio::spawn(super::prometheus::poll(
             prometheus.clone(),
-            config.services.clone(),
+            services_rx,
             config.cluster.clone(),
             shared.journal.clone(),
             (
@@ -526,8 +536,8 @@ fn presets_status(shared: &Shared) -> Vec<serde_json::Value> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    shared
-        .presets
+    let services = shared.services.borrow().clone();
+    services
         .iter()
         .filter_map(|service| {
             let p = service.preset.as_ref()?;
@@ -586,6 +596,7 @@ async fn status(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respon
         "head": head,
         "first": first,
         "presets": presets_status(&shared),
+        "discovery": shared.discovery.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         "prometheus": {
             "failing": shared
                 .prometheus_failures

@@ -92,3 +92,25 @@ fn start(dir: &Path) -> (String, KillOnDrop) {
         .unwrap();
     (format!("http://127.0.0.1:{port}"), KillOnDrop(child))
 }
+
+/// A Prometheus scraping every second the targets listed in `dir`'s targets.json (file
+/// service discovery: [`set_targets`] changes them while it runs); its base URL and guard.
+pub async fn prometheus_file_sd(dir: &Path) -> (String, KillOnDrop) {
+    std::fs::write(dir.join("sim-token"), TOKEN).unwrap();
+    set_targets(dir, &[]);
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: fleet\n    authorization:\n      type: Bearer\n      credentials_file: sim-token\n    file_sd_configs:\n      - files: [targets.json]\n        refresh_interval: 1s\n",
+    )
+    .unwrap();
+    start(dir)
+}
+
+/// The simulators `dir`'s Prometheus (of [`prometheus_file_sd`]) scrapes from now on.
+pub fn set_targets(dir: &Path, sims: &[&firebreak_sim::RunningSim]) {
+    let targets: Vec<String> = sims.iter().map(|s| s.addr.to_string()).collect();
+    let text = serde_json::json!([{ "targets": targets }]).to_string();
+    // Written whole, then renamed: Prometheus never reads half a file.
+    std::fs::write(dir.join("targets.json.new"), text).unwrap();
+    std::fs::rename(dir.join("targets.json.new"), dir.join("targets.json")).unwrap();
+}

@@ -444,6 +444,27 @@ fn mistakes() -> Vec<(&'static str, String, usize, &'static str, &'static str)> 
             "\"dcgm\" (NVIDIA's DCGM exporter) or \"none\"",
         ),
         (
+            "discovery asked too often",
+            format!("{VALID}[discovery]\ninterval_s = 0\n[[discovery.prometheus]]\nstack = \"vllm\"\n"),
+            37,
+            "discovery.interval_s",
+            "1 to 3600 seconds",
+        ),
+        (
+            "discovery with nothing to discover by",
+            format!("{VALID}[discovery]\ninterval_s = 60\n"),
+            36,
+            "discovery",
+            "one or more [[discovery.prometheus]]",
+        ),
+        (
+            "discovery by a stack without a preset",
+            format!("{VALID}[discovery]\n[[discovery.prometheus]]\nstack = \"ollama\"\n"),
+            38,
+            "discovery.prometheus[1].stack",
+            "presets exist for",
+        ),
+        (
             "a hook timeout out of range",
             VALID.replace("timeout_s = 120", "timeout_s = 0"),
             32,

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::cluster::sim;
-use support::prometheus::{deploy, prometheus_on, prometheus_scraping, query, value};
+use support::prometheus::{
+    deploy, prometheus_file_sd, prometheus_on, prometheus_scraping, query, set_targets, value,
+};
 use support::rig::wait_for;
 use support::servers::tool;
 
@@ -461,17 +463,7 @@ async fn services_that_name_only_their_stack_get_every_figure_from_real_promql()
     assert!(cell("chat-triton").gpu_utilization.is_some());
     // What the presets did, on the status endpoint: vLLM 0.9's older KV-cache name, and
     // GPU use left out where there is no DCGM.
-    let status = async || -> serde_json::Value {
-        reqwest::Client::new()
-            .get(format!("{}/v1/gateway/status", gateway.base_url()))
-            .bearer_auth("gateway-token")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    };
+    let status = async || status_of(&gateway.base_url()).await;
     let preset = |body: &serde_json::Value, name: &str| {
         body["presets"]
             .as_array()
@@ -516,6 +508,214 @@ async fn services_that_name_only_their_stack_get_every_figure_from_real_promql()
     for s in sims {
         s.shutdown();
     }
+}
+
+/// Discovery against the real Prometheus, whose targets change while it runs: a vLLM
+/// fleet and an SGLang one are found by their services' label values (the file's own
+/// llm-assistant entry wins over the discovered one; names both stacks serve are kept from
+/// the first source and refused from the second, both named), each announced once and
+/// polled for every figure without a restart; when the SGLang fleet is gone its services
+/// are retired and leave the console's board; a restarted gateway on the same journal
+/// announces nothing again.
+#[tokio::test(flavor = "multi_thread")]
+async fn discovered_services_are_watched_without_a_restart_and_retired_when_gone() {
+    use firebreak_sim::exposition::Naming;
+    firebreak_common::process::install_tls_provider();
+    let vllm = sim("steady", 10.0, |o| o.metrics = Naming::Vllm).await;
+    let sglang = sim("steady", 10.0, |o| {
+        o.metrics = Naming::Sglang;
+        o.fleet = "5x2".parse().unwrap();
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (prometheus, _prometheus) = prometheus_file_sd(dir.path()).await;
+    set_targets(dir.path(), &[&vllm, &sglang]);
+    std::fs::write(dir.path().join("gateway.token"), "gateway-token").unwrap();
+    let text = format!(
+        "cluster = \"found\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"console\"\nfile = \"{}\"\n\
+         [prometheus]\nurl = \"{prometheus}\"\ninterval_s = 1\nwarm_up_s = 60\n\
+         [[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\"]\nstack = \"vllm\"\n\
+         [discovery]\ninterval_s = 2\n[[discovery.prometheus]]\nstack = \"vllm\"\ngpu = \"none\"\n\
+         [[discovery.prometheus]]\nstack = \"sglang\"\ngpu = \"none\"\n",
+        dir.path().join("gateway.token").display()
+    );
+    let (gateway, db, store, engine, _) = gateway_and_console(&text, dir.path()).await;
+    // What the SGLang fleet serves beyond the vLLM one's three services.
+    let only_sglang: Vec<String> = {
+        let mut names = Vec::new();
+        wait_for(
+            Duration::from_secs(60),
+            "the SGLang fleet scraped",
+            async || {
+                names = query(&prometheus, "count by (model_name) (sglang:num_queue_reqs)")
+                    .await
+                    .iter()
+                    .filter_map(|s| s["metric"]["model_name"].as_str().map(str::to_owned))
+                    .filter(|n| {
+                        !["llm-assistant", "recommendations", "search-ranking"]
+                            .contains(&n.as_str())
+                    })
+                    .collect();
+                names.len() == 2
+            },
+        )
+        .await;
+        names
+    };
+    let announced = async || -> Vec<String> {
+        recorded(&db, "service.discovered")
+            .await
+            .iter()
+            .map(|d| d["service"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    wait_for(
+        Duration::from_secs(90),
+        "four services discovered",
+        async || announced().await.len() >= 4,
+    )
+    .await;
+    let mut names = announced().await;
+    names.sort();
+    let mut expected = vec!["recommendations".to_owned(), "search-ranking".to_owned()];
+    expected.extend(only_sglang.clone());
+    expected.sort();
+    assert_eq!(
+        names, expected,
+        "each once; the file's llm-assistant is not discovered"
+    );
+    // A discovered service gets every figure its stack gives, from the next round on.
+    let figures = async || {
+        recorded(&db, "service.metrics")
+            .await
+            .into_iter()
+            .filter(|m| m["service"] == only_sglang[0].as_str())
+            .collect::<Vec<_>>()
+    };
+    wait_for(
+        Duration::from_secs(90),
+        "metrics of a discovered service",
+        async || !figures().await.is_empty(),
+    )
+    .await;
+    let m = figures().await.pop().unwrap();
+    assert!(m["latency_p99_ms"].as_f64().unwrap() > 0.0, "{m}");
+    assert!(m["requests_per_s"].as_f64().unwrap() > 0.0, "{m}");
+    let status = async || status_of(&gateway.base_url()).await;
+    let said = status().await;
+    let refused: Vec<&str> = said["discovery"]["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.starts_with("\"recommendations\": found by both")
+                && r.contains(
+                    "model_name on vllm:num_requests_waiting ([[discovery.prometheus]] 1)"
+                )
+                && r.contains("model_name on sglang:num_queue_reqs (2)")),
+        "a name both stacks serve is refused from the second, both named: {refused:#?}"
+    );
+    assert!(
+        refused.iter().all(|r| !r.contains("llm-assistant")),
+        "the file's entry wins, quietly: {refused:#?}"
+    );
+
+    // The SGLang fleet goes away: its own services are retired, the vLLM fleet's stay.
+    set_targets(dir.path(), &[&vllm]);
+    let retired = async || -> Vec<String> {
+        let mut r: Vec<String> = recorded(&db, "service.retired")
+            .await
+            .iter()
+            .map(|d| d["service"].as_str().unwrap().to_owned())
+            .collect();
+        r.sort();
+        r
+    };
+    wait_for(
+        Duration::from_secs(90),
+        "the SGLang services retired",
+        async || retired().await.len() >= 2,
+    )
+    .await;
+    let mut gone = only_sglang.clone();
+    gone.sort();
+    assert_eq!(retired().await, gone);
+    let board = store.fleet_board().await.unwrap();
+    let shown: Vec<&str> = board.clusters[0]
+        .services
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert!(shown.contains(&"recommendations"), "{shown:?}");
+    for name in &only_sglang {
+        assert!(
+            !shown.contains(&name.as_str()),
+            "a retired service leaves the board: {shown:?}"
+        );
+    }
+    engine.stop().await;
+    gateway.shutdown();
+
+    // A restart on the same journal announces nothing again.
+    let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+    let again = firebreak_gateway::serve::start(&config, &dir.path().join("journal.db"))
+        .await
+        .unwrap();
+    let rounds = async || status_of(&again.base_url()).await["discovery"]["at"].clone();
+    let first = {
+        let mut at = serde_json::Value::Null;
+        wait_for(
+            Duration::from_secs(30),
+            "a round after the restart",
+            async || {
+                at = rounds().await;
+                !at.is_null()
+            },
+        )
+        .await;
+        at
+    };
+    wait_for(Duration::from_secs(30), "another round", async || {
+        rounds().await != first
+    })
+    .await;
+    again.shutdown();
+    let frames = frames_of(&dir.path().join("journal.db"), "service.discovered").await;
+    assert_eq!(frames, 4, "nothing announced twice across the restart");
+    vllm.shutdown();
+    sglang.shutdown();
+}
+
+/// The gateway's `/v1/gateway/status`, asked with the console's token.
+async fn status_of(base: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{base}/v1/gateway/status"))
+        .bearer_auth("gateway-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// How many events of type `dev.firebreak.<ty>` a gateway's journal holds.
+async fn frames_of(journal: &Path, ty: &str) -> usize {
+    use sqlx::Connection;
+    let mut conn =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", journal.display()))
+            .await
+            .unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM frames WHERE frame LIKE ?")
+        .bind(format!("%\"type\":\"dev.firebreak.{ty}\"%"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    usize::try_from(n).unwrap()
 }
 
 /// A gateway on the configuration `text` (its journal in `dir`) and a console recording
