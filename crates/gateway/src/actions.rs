@@ -21,7 +21,8 @@ use firebreak_server::actions::{refusal, Backend, Intent, Refusal};
 
 pub struct HookBackend {
     cluster: String,
-    services: Vec<ServiceConfig>,
+    /// The file's services and the discovered ones, as discovery last said.
+    services: crate::prometheus::Services,
     /// Where silences are created, and the label names the protocol's fields map to.
     alertmanager: Option<super::config::Alertmanager>,
     journal: Arc<DurableJournal>,
@@ -36,7 +37,7 @@ impl HookBackend {
     /// with what is known: the hook was stopped, whether it acted is not known.
     pub async fn start(
         cluster: String,
-        services: Vec<ServiceConfig>,
+        services: crate::prometheus::Services,
         alertmanager: Option<super::config::Alertmanager>,
         kubernetes: Option<super::config::Kubernetes>,
         journal: Arc<DurableJournal>,
@@ -79,15 +80,21 @@ impl HookBackend {
         Ok(backend)
     }
 
-    fn service(&self, name: &str) -> Option<&ServiceConfig> {
-        self.services.iter().find(|s| s.name == name)
+    /// Every service now.
+    fn all(&self) -> Arc<Vec<ServiceConfig>> {
+        self.services.borrow().clone()
+    }
+
+    fn service(&self, name: &str) -> Option<ServiceConfig> {
+        self.all().iter().find(|s| s.name == name).cloned()
     }
 
     /// The service whose deployment is `name`, or the protocol's 404.
-    fn by_deployment(&self, name: &str) -> Result<&ServiceConfig, Refusal> {
-        self.services
+    fn by_deployment(&self, name: &str) -> Result<ServiceConfig, Refusal> {
+        self.all()
             .iter()
             .find(|s| s.deployment == name)
+            .cloned()
             .ok_or_else(|| not_found(format!("no deployment {name:?}")))
     }
 
@@ -540,7 +547,7 @@ pub struct GatewayActions(pub Arc<HookBackend>);
 impl Backend for GatewayActions {
     async fn services(&self) -> Result<Vec<Service>, Refusal> {
         let mut out = Vec::new();
-        for s in &self.0.services {
+        for s in self.0.all().iter() {
             out.push(self.0.service_view(s).await?);
         }
         Ok(out)
@@ -548,7 +555,7 @@ impl Backend for GatewayActions {
 
     async fn deployments(&self) -> Result<Vec<Deployment>, Refusal> {
         let mut out = Vec::new();
-        for s in &self.0.services {
+        for s in self.0.all().iter() {
             out.push(self.0.deployment_view(s).await?);
         }
         Ok(out)
@@ -556,7 +563,7 @@ impl Backend for GatewayActions {
 
     async fn deployment(&self, name: &str) -> Result<Deployment, Refusal> {
         let s = self.0.by_deployment(name)?;
-        self.0.deployment_view(s).await
+        self.0.deployment_view(&s).await
     }
 
     async fn action(&self, id: &str) -> Result<Action, Refusal> {
@@ -578,7 +585,7 @@ impl Backend for GatewayActions {
         intent: &Intent,
     ) -> Result<Action, Refusal> {
         let b = &self.0;
-        let s = b.by_deployment(deployment)?;
+        let s = &b.by_deployment(deployment)?;
         if let Some((client, _, objects)) = b.kube_objects(s) {
             let output = super::kubernetes::act::rollback(
                 client,
@@ -666,7 +673,7 @@ impl Backend for GatewayActions {
         intent: &Intent,
     ) -> Result<Action, Refusal> {
         let b = &self.0;
-        let s = b.by_deployment(deployment)?;
+        let s = &b.by_deployment(deployment)?;
         let Some((client, _, objects)) = b.kube_objects(s) else {
             return Err(refusal(
                 StatusCode::NOT_IMPLEMENTED,
@@ -698,7 +705,7 @@ impl Backend for GatewayActions {
         intent: &Intent,
     ) -> Result<Action, Refusal> {
         let b = &self.0;
-        let s = b
+        let s = &b
             .service(service)
             .ok_or_else(|| not_found(format!("no service {service:?}")))?;
         let routed = b
@@ -791,7 +798,7 @@ impl Backend for GatewayActions {
                 "this gateway has no [alertmanager] section, so it cannot create silences".into(),
             ));
         };
-        silence_scope(am, &b.services, &b.cluster, &scope.matchers)?;
+        silence_scope(am, &b.all(), &b.cluster, &scope.matchers)?;
         let matchers = alertmanager_matchers(am, &scope.matchers, &b.cluster);
         let query: Vec<(&str, String)> = std::iter::once(("active", "true".to_owned()))
             .chain(matchers.iter().map(|m| ("filter", alertmanager_filter(m))))
@@ -847,7 +854,7 @@ impl Backend for GatewayActions {
                 "this gateway has no [alertmanager] section, so it cannot create silences".into(),
             ));
         };
-        let service = silence_scope(am, &b.services, &b.cluster, &req.matchers)?;
+        let service = silence_scope(am, &b.all(), &b.cluster, &req.matchers)?;
         let caller = intent.caller.clone().unwrap_or_else(|| req.actor.clone());
         let created_by = format!("{caller} for {} (Firebreak)", req.actor);
         let starts = Utc::now();

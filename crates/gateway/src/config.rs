@@ -112,6 +112,24 @@ pub struct Discovery {
     /// `[[discovery.prometheus]]`: each a preset whose `service_label` values become
     /// services (each value its service's name and `service_value`).
     pub prometheus: Vec<PresetUse>,
+    /// `[discovery.kubernetes]`: workloads carrying a label, when configured.
+    pub kubernetes: Option<KubeDiscovery>,
+}
+
+/// Deployments and Argo Rollouts that carry `label` in `namespaces` are services, named by
+/// its value. On the workload, `firebreak.dev/stack` (label or annotation) names its
+/// serving stack's preset, `firebreak.dev/pool` its node pool, `firebreak.dev/regions` (an
+/// annotation, comma-separated) its regions, `firebreak.dev/model` the value of the
+/// stack's service label (the service's name unless set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubeDiscovery {
+    pub namespaces: Vec<String>,
+    pub label: String,
+    /// The regions of a workload whose annotation names none.
+    pub regions: Vec<String>,
+    /// The preset's labels, for the stacks the workloads name.
+    pub region_label: String,
+    pub gpu: GpuSource,
 }
 
 /// How the gateway reaches the cluster's Kubernetes API, and how it reads nodes and
@@ -524,6 +542,17 @@ struct RawDiscovery {
     interval_s: Option<Spanned<u32>>,
     #[serde(default)]
     prometheus: Vec<Spanned<RawFound>>,
+    kubernetes: Option<Spanned<RawKubeDiscovery>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKubeDiscovery {
+    namespaces: Spanned<Vec<String>>,
+    label: Option<Spanned<String>>,
+    regions: Option<Spanned<Vec<String>>>,
+    region_label: Option<Spanned<String>>,
+    gpu: Option<Spanned<String>>,
 }
 
 /// `[[discovery.prometheus]]`: a stack and what its preset assumes, but no one service.
@@ -742,7 +771,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
     }
     let discovery = match &raw.discovery {
         None => None,
-        Some(d) => Some(discovery(d, &prometheus, &at)?),
+        Some(d) => Some(discovery(d, &prometheus, &kubernetes, &at)?),
     };
 
     Ok(Config {
@@ -1038,6 +1067,7 @@ fn service(
 fn discovery(
     raw: &Spanned<RawDiscovery>,
     prometheus: &Option<Prometheus>,
+    kubernetes: &Option<Kubernetes>,
     at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
 ) -> Result<Discovery, ConfigError> {
     let d = raw.get_ref();
@@ -1052,14 +1082,20 @@ fn discovery(
             ))
         }
     };
-    if d.prometheus.is_empty() {
+    if d.prometheus.is_empty() && d.kubernetes.is_none() {
         return Err(at(
             raw.span(),
             "discovery",
-            "name what to discover by: one or more [[discovery.prometheus]] with a stack".into(),
+            "name what to discover by: [discovery.kubernetes] with the namespaces to look in, \
+             or one or more [[discovery.prometheus]] with a stack"
+                .into(),
         ));
     }
-    if prometheus.is_none() {
+    let kube = match &d.kubernetes {
+        None => None,
+        Some(k) => Some(kube_discovery(k, kubernetes, at)?),
+    };
+    if !d.prometheus.is_empty() && prometheus.is_none() {
         return Err(at(
             raw.span(),
             "discovery.prometheus",
@@ -1090,6 +1126,81 @@ fn discovery(
     Ok(Discovery {
         interval_s,
         prometheus: found,
+        kubernetes: kube,
+    })
+}
+
+/// `[discovery.kubernetes]`: namespaces as Kubernetes names them, a label key, regions.
+fn kube_discovery(
+    raw: &Spanned<RawKubeDiscovery>,
+    kubernetes: &Option<Kubernetes>,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<KubeDiscovery, ConfigError> {
+    let key = "discovery.kubernetes";
+    let k = raw.get_ref();
+    if kubernetes.is_none() {
+        return Err(at(
+            raw.span(),
+            key,
+            "discovery in Kubernetes needs a [kubernetes] section (how to reach the API)".into(),
+        ));
+    }
+    let namespaces = k.namespaces.get_ref();
+    if namespaces.is_empty() || namespaces.iter().any(|n| !is_dns_label(n)) {
+        return Err(at(
+            k.namespaces.span(),
+            &format!("{key}.namespaces"),
+            "the namespaces to look in, at least one, each a Kubernetes namespace name \
+             (the gateway's Role grants reading them, not the whole cluster)"
+                .into(),
+        ));
+    }
+    let label = match &k.label {
+        None => "firebreak.dev/service".to_owned(),
+        Some(l) if is_k8s_label_key(l.get_ref()) => l.get_ref().clone(),
+        Some(l) => {
+            return Err(at(
+                l.span(),
+                &format!("{key}.label"),
+                format!("{:?} is not a Kubernetes label key", l.get_ref()),
+            ))
+        }
+    };
+    let regions = match &k.regions {
+        None => Vec::new(),
+        Some(r) if r.get_ref().iter().all(|x| !x.trim().is_empty()) => {
+            r.get_ref().iter().map(|x| x.trim().to_owned()).collect()
+        }
+        Some(r) => {
+            return Err(at(
+                r.span(),
+                &format!("{key}.regions"),
+                "regions are names, none empty".into(),
+            ))
+        }
+    };
+    // The preset adjustments every discovered workload's stack shares.
+    let adjust = RawPreset {
+        service_label: None,
+        service_value: None,
+        region_label: k.region_label.clone(),
+        matching: BTreeMap::new(),
+        gpu: k.gpu.clone(),
+    };
+    let template = preset_fields(
+        &Spanned::new(0..0, "vllm".to_owned()),
+        &adjust,
+        key,
+        key,
+        "",
+        at,
+    )?;
+    Ok(KubeDiscovery {
+        namespaces: namespaces.clone(),
+        label,
+        regions,
+        region_label: template.region_label,
+        gpu: template.gpu,
     })
 }
 
@@ -1259,6 +1370,25 @@ fn preset_signals(stack: Stack, given: crate::presets::Given) -> Option<GpuQueri
 }
 
 impl Service {
+    /// A service discovery found with no stack to read its figures by: watched through
+    /// its Kubernetes objects alone.
+    pub fn discovered_bare(name: &str, regions: Vec<String>) -> Service {
+        Service {
+            name: name.to_owned(),
+            deployment: name.to_owned(),
+            regions,
+            hooks: Hooks::default(),
+            kubernetes: None,
+            queries: BTreeMap::new(),
+            left_out: Vec::new(),
+            gpu: None,
+            preset: None,
+            team: None,
+            revisions: None,
+            slo: None,
+        }
+    }
+
     /// A service discovery found in `regions` (the first serving its traffic): its
     /// figures and signals from `preset`, its deployment named as it is.
     pub fn discovered(name: &str, regions: Vec<String>, preset: PresetUse) -> Service {

@@ -707,20 +707,26 @@ pub fn read_vector(body: &[u8]) -> Result<Vec<Series>, String> {
     }
     let mut out = Vec::new();
     for series in all {
-        let labels: BTreeMap<String, String> = series["metric"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = strings(&series["metric"]);
         let value: Option<f64> = series["value"][1].as_str().and_then(|v| v.parse().ok());
         if let Some(v) = value.filter(|v| v.is_finite()) {
             out.push((labels, v));
         }
     }
     Ok(out)
+}
+
+/// A JSON object's string values by key (labels, a selector's matchLabels); nothing for
+/// anything else.
+pub(crate) fn strings(object: &serde_json::Value) -> BTreeMap<String, String> {
+    object
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub(crate) async fn query_vector(

@@ -158,18 +158,21 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
     if let Some(k8s) = &config.kubernetes {
         tasks.push(tokio::spawn(super::kubernetes::watch::run_reporting(
             k8s.clone(),
-            config.services.clone(),
+            services_rx.clone(),
             config.cluster.clone(),
             shared.journal.clone(),
             rollouts.clone(),
         )));
     }
-    if let (Some(prometheus), Some(discovery)) = (&config.prometheus, &config.discovery) {
+    if let Some(discovery) = &config.discovery {
         tasks.push(tokio::spawn(super::discovery::run(
-            prometheus.clone(),
-            discovery.clone(),
-            config.services.clone(),
-            config.cluster.clone(),
+            super::discovery::Inputs {
+                discovery: discovery.clone(),
+                prometheus: config.prometheus.clone(),
+                kubernetes: config.kubernetes.clone(),
+                listed: config.services.clone(),
+                cluster: config.cluster.clone(),
+            },
             shared.journal.clone(),
             services_tx,
             shared.discovery.clone(),
@@ -178,7 +181,7 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
     if let Some(prometheus) = &config.prometheus {
         tasks.push(tokio::spawn(super::prometheus::poll(
             prometheus.clone(),
-            services_rx,
+            services_rx.clone(),
             config.cluster.clone(),
             shared.journal.clone(),
             (
@@ -190,7 +193,7 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
     }
     let backend = super::actions::HookBackend::start(
         config.cluster.clone(),
-        config.services.clone(),
+        services_rx,
         config.alertmanager.clone(),
         config.kubernetes.clone(),
         shared.journal.clone(),

@@ -10,7 +10,7 @@
 //! newline-delimited JSON events (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK` when asked),
 //! from the history after N; `410 Gone` as the API server sends it (an `ERROR` event with
 //! a `Status` of code 410, reason `Expired`) when N is older than the compacted history;
-//! label selectors `k=v,…` and `k in (a,b)`, the field selectors `metadata.name=…` and
+//! label selectors `k=v,…`, `k` (exists) and `k in (a,b)`, the field selectors `metadata.name=…` and
 //! `type=…` (Events); the
 //! watch's `timeoutSeconds`. A rising resourceVersion stamped on every object it stores.
 //!
@@ -150,6 +150,30 @@ impl FakeKube {
                 kind,
                 namespace,
                 ty,
+                object,
+            };
+            inner.history.push(change.clone());
+            change
+        };
+        let _ = self.changes.send(change);
+    }
+
+    /// Deletes the object and tells watchers (`DELETED`, with the object as it was).
+    pub fn delete(&self, kind: &'static str, namespace: &str, name: &str) {
+        let change = {
+            let mut inner = self.inner.lock().unwrap();
+            let key = (kind, Some(namespace.to_owned()), name.to_owned());
+            let Some(mut object) = inner.objects.remove(&key) else {
+                return;
+            };
+            inner.rv += 1;
+            let rv = inner.rv;
+            object["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let change = Change {
+                rv,
+                kind,
+                namespace: Some(namespace.to_owned()),
+                ty: "DELETED",
                 object,
             };
             inner.history.push(change.clone());
@@ -396,9 +420,18 @@ fn selected(object: &Value, labels: Option<&str>, fields: Option<&str>) -> bool 
             }
         } else {
             for part in sel.split(',') {
-                let (k, v) = part.split_once('=').expect("the fake reads k=v selectors");
-                if label(k.trim()).as_deref() != Some(v.trim()) {
-                    return false;
+                match part.split_once('=') {
+                    Some((k, v)) => {
+                        if label(k.trim()).as_deref() != Some(v.trim()) {
+                            return false;
+                        }
+                    }
+                    // A bare key: the label exists, whatever its value.
+                    None => {
+                        if label(part.trim()).is_none() {
+                            return false;
+                        }
+                    }
                 }
             }
         }

@@ -211,3 +211,16 @@ pub async fn count(db: &Path, sql: &str) -> i64 {
         .await
         .map_or(0, |(n,)| n)
 }
+
+/// A gateway's `/v1/gateway/status` at `base`, asked with `token`.
+pub async fn gateway_status(base: &str, token: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{base}/v1/gateway/status"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

@@ -80,7 +80,7 @@ pub(super) fn route_api(client: &Client, route: &Route) -> Api<DynamicObject> {
     }
 }
 
-fn argo_rollouts(client: &Client, namespace: &str) -> Api<DynamicObject> {
+pub(crate) fn argo_rollouts(client: &Client, namespace: &str) -> Api<DynamicObject> {
     dynamic(client, namespace, "argoproj.io", "v1alpha1", "Rollout")
 }
 

@@ -160,28 +160,70 @@ impl Health {
 /// credentials, a bad kubeconfig), says so on the stream and tries again every 30 s.
 pub async fn run_reporting(
     k8s: Kubernetes,
-    services: Vec<Service>,
+    mut services: crate::prometheus::Services,
     cluster: String,
     journal: Arc<DurableJournal>,
     rollouts: Rollouts,
 ) {
     let source = format!("/clusters/{cluster}");
     let mut health = Health::new("", "the Kubernetes API");
+    // The services with Kubernetes objects: the watchers start over when discovery
+    // changes them (their events have stable ids, so nothing is said twice).
+    let mut list = watched(&services.borrow_and_update());
     loop {
-        let ended = run(
-            k8s.clone(),
-            services.clone(),
-            cluster.clone(),
-            journal.clone(),
-            rollouts.clone(),
-        )
-        .await;
+        let watching = async {
+            if list.is_empty() {
+                // Nothing to watch (yet): wait for discovery to find something.
+                std::future::pending::<()>().await;
+            }
+            run(
+                k8s.clone(),
+                list.clone(),
+                cluster.clone(),
+                journal.clone(),
+                rollouts.clone(),
+            )
+            .await
+        };
+        let ended = tokio::select! {
+            ended = watching => ended,
+            now = next_list(&mut services, &list) => {
+                tracing::info!(services = now.len(), "watching the services discovery found");
+                list = now;
+                continue;
+            }
+        };
         let why = match ended {
             Ok(()) => "every watcher stopped".to_owned(),
             Err(e) => format!("{e:#}"),
         };
         health.report(&journal, &source, Err(why)).await;
-        tokio::time::sleep(Duration::from_secs(30)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(30)) => {}
+            now = next_list(&mut services, &list) => list = now,
+        }
+    }
+}
+
+/// The services with Kubernetes objects, of `all`.
+fn watched(all: &[Service]) -> Vec<Service> {
+    all.iter()
+        .filter(|s| s.kubernetes.is_some())
+        .cloned()
+        .collect()
+}
+
+/// The next list of watched services that differs from `list` (never, without discovery).
+async fn next_list(services: &mut crate::prometheus::Services, list: &[Service]) -> Vec<Service> {
+    loop {
+        if services.changed().await.is_err() {
+            // No discovery: the list never changes.
+            std::future::pending::<()>().await;
+        }
+        let now = watched(&services.borrow_and_update());
+        if now != list {
+            return now;
+        }
     }
 }
 

@@ -465,6 +465,20 @@ fn mistakes() -> Vec<(&'static str, String, usize, &'static str, &'static str)> 
             "presets exist for",
         ),
         (
+            "discovery in Kubernetes without the API to ask",
+            format!("{VALID}[discovery]\n[discovery.kubernetes]\nnamespaces = [\"serving\"]\n"),
+            37,
+            "discovery.kubernetes",
+            "needs a [kubernetes] section",
+        ),
+        (
+            "discovery in a namespace Kubernetes would not allow",
+            format!("{VALID}[kubernetes]\n[discovery]\n[discovery.kubernetes]\nnamespaces = [\"Serving_1\"]\n"),
+            39,
+            "discovery.kubernetes.namespaces",
+            "each a Kubernetes namespace name",
+        ),
+        (
             "a hook timeout out of range",
             VALID.replace("timeout_s = 120", "timeout_s = 0"),
             32,

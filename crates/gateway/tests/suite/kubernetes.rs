@@ -460,7 +460,7 @@ mod watching {
         );
         let reporting = tokio::spawn(firebreak_gateway::kubernetes::watch::run_reporting(
             config.kubernetes.clone().unwrap(),
-            config.services.clone(),
+            tokio::sync::watch::channel(std::sync::Arc::new(config.services.clone())).1,
             config.cluster.clone(),
             journal.clone(),
             firebreak_gateway::revisions::Rollouts::default(),
@@ -793,6 +793,183 @@ mod acting {
         firebreak_gateway::serve::start_on(&config, journal)
             .await
             .unwrap()
+    }
+
+    /// A gateway told of no service, finding them in the namespace `serving` by the
+    /// `firebreak.dev/service` label every second.
+    async fn discovering_gateway(
+        fake: &FakeKube,
+        dir: &Path,
+    ) -> firebreak_gateway::serve::RunningGateway {
+        std::fs::write(dir.join("oncall.token"), TOKEN).unwrap();
+        let text = format!(
+            "cluster = \"prod\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"oncall\"\nfile = \"{}\"\n\
+             [kubernetes]\nkubeconfig = \"{}\"\nmodel_version = {{ annotation = \"serving.example.com/model-version\" }}\n\
+             [discovery]\ninterval_s = 1\n[discovery.kubernetes]\nnamespaces = [\"serving\"]\nregions = [\"us-east\"]\n",
+            dir.join("oncall.token").display(),
+            fake.kubeconfig(dir).display()
+        );
+        let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text).unwrap();
+        firebreak_gateway::serve::start(&config, &dir.join("journal.db"))
+            .await
+            .unwrap()
+    }
+
+    /// A labelled Deployment appearing is a service within a round, read and rolled back
+    /// through the API as a listed one is, without a restart; unlabelled workloads are
+    /// not services; a labelled one whose stack names no preset is refused with why; the
+    /// Deployment deleted, the service is retired and no longer offered.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_labelled_deployment_becomes_a_service_that_can_be_rolled_back_and_is_retired_when_deleted(
+    ) {
+        firebreak_common::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        fake.apply(REPLICA_SETS, replica_set(41, "llama-70b-2026-10"));
+        fake.apply(REPLICA_SETS, replica_set(42, "llama-70b-2026-11"));
+        // Not labelled yet: not a service.
+        fake.apply(DEPLOYMENTS, deployment(42, "llama-70b-2026-11"));
+        let mut odd = deployment(7, "other");
+        odd["metadata"]["name"] = json!("embedder");
+        odd["metadata"]["labels"] =
+            json!({ "firebreak.dev/service": "embedder", "firebreak.dev/stack": "ollama" });
+        fake.apply(DEPLOYMENTS, odd);
+        let dir = tempfile::tempdir().unwrap();
+        let gw = discovering_gateway(&fake, dir.path()).await;
+        let c = ActionClient::new(&gw.base_url(), Some(TOKEN.into()), None).unwrap();
+        let status = async || crate::support::rig::gateway_status(&gw.base_url(), TOKEN).await;
+        wait_for(
+            Duration::from_secs(30),
+            "a round of discovery",
+            async || !status().await["discovery"]["at"].is_null(),
+        )
+        .await;
+        let Outcome::Ok(services) = c.services().await else {
+            panic!("readable")
+        };
+        assert!(
+            services.is_empty(),
+            "nothing labelled usable yet: {services:?}"
+        );
+        let refused = status().await["discovery"]["refused"].to_string();
+        assert!(
+            refused.contains("Deployment serving/embedder") && refused.contains("names no preset"),
+            "{refused}"
+        );
+
+        // Labelled: a service named by the label, its workload the Deployment.
+        let mut labelled = deployment(42, "llama-70b-2026-11");
+        labelled["metadata"]["labels"] =
+            json!({ "firebreak.dev/service": "chat", "firebreak.dev/pool": "gpu-a100" });
+        fake.apply(DEPLOYMENTS, labelled);
+        let offered = async || match c.services().await {
+            Outcome::Ok(s) => s.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+        wait_for(
+            Duration::from_secs(30),
+            "the labelled Deployment offered as a service",
+            async || offered().await == ["chat"],
+        )
+        .await;
+        // Its workload is watched too, from the round it was found: a rollout of revision
+        // 43 starts, and the gateway tells it for the discovered service.
+        fake.apply(REPLICA_SETS, replica_set(43, "llama-70b-2026-12"));
+        let mut rolling = deployment(43, "llama-70b-2026-12");
+        rolling["metadata"]["labels"] = json!({ "firebreak.dev/service": "chat" });
+        rolling["metadata"]["generation"] = json!(4);
+        rolling["status"] = json!({ "observedGeneration": 4, "replicas": 16, "updatedReplicas": 4, "availableReplicas": 16 });
+        fake.apply(DEPLOYMENTS, rolling);
+        let journal_types = async || -> Vec<(String, String)> {
+            use sqlx::Connection;
+            let path = dir.path().join("journal.db");
+            let Ok(mut conn) =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display()))
+                    .await
+            else {
+                return Vec::new();
+            };
+            let rows: Vec<(String,)> = sqlx::query_as("SELECT frame FROM frames ORDER BY seq")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap_or_default();
+            rows.iter()
+                .filter_map(|(f,)| serde_json::from_str::<Value>(f).ok())
+                .map(|f| {
+                    (
+                        f["type"].as_str().unwrap_or("").to_owned(),
+                        f["data"]["service"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        };
+        wait_for(
+            Duration::from_secs(30),
+            "the discovered service's rollout told",
+            async || {
+                journal_types()
+                    .await
+                    .iter()
+                    .any(|(ty, service)| ty == "dev.firebreak.rollout.started" && service == "chat")
+            },
+        )
+        .await;
+        let Outcome::Ok(d) = c.deployment("llm-assistant").await else {
+            panic!("its workload is readable")
+        };
+        assert_eq!(d.current_revision, 43);
+        match c
+            .rollback("llm-assistant", &rollback(41, 43), "k-found")
+            .await
+        {
+            Outcome::Ok(a) => assert_ne!(a.state, ActionState::Failed, "{a:?}"),
+            other => panic!("a discovered service is rolled back as a listed one: {other:?}"),
+        }
+        wait_for(
+            Duration::from_secs(30),
+            "the rollback patched",
+            async || {
+                fake.object(DEPLOYMENTS, "serving", "llm-assistant")["spec"]["template"]["metadata"]
+                    ["annotations"]["serving.example.com/model-version"]
+                    == "llama-70b-2026-10"
+            },
+        )
+        .await;
+
+        // Deleted: retired, and no longer offered.
+        fake.delete(DEPLOYMENTS, "serving", "llm-assistant");
+        wait_for(Duration::from_secs(30), "the service retired", async || {
+            offered().await.is_empty()
+        })
+        .await;
+        gw.shutdown();
+        let frames: Vec<(String,)> = {
+            use sqlx::Connection;
+            let path = dir.path().join("journal.db");
+            let mut conn =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display()))
+                    .await
+                    .unwrap();
+            sqlx::query_as("SELECT frame FROM frames ORDER BY seq")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+        };
+        let said: Vec<Value> = frames
+            .iter()
+            .map(|(f,)| serde_json::from_str::<Value>(f).unwrap())
+            .filter(|f| {
+                f["type"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("dev.firebreak.service.")
+            })
+            .collect();
+        assert_eq!(said.len(), 2, "announced once, retired once: {said:#?}");
+        assert_eq!(said[0]["type"], "dev.firebreak.service.discovered");
+        assert_eq!(said[0]["data"]["service"], "chat");
+        assert_eq!(said[0]["data"]["regions"], json!(["us-east"]));
+        assert_eq!(said[0]["data"]["stack"], "none");
+        assert_eq!(said[1]["type"], "dev.firebreak.service.retired");
     }
 
     /// Ana's failover to `to`, believing `expected` is the primary region now.

@@ -616,7 +616,7 @@ async fn discovered_services_are_watched_without_a_restart_and_retired_when_gone
                 && r.contains(
                     "model_name on vllm:num_requests_waiting ([[discovery.prometheus]] 1)"
                 )
-                && r.contains("model_name on sglang:num_queue_reqs (2)")),
+                && r.contains("model_name on sglang:num_queue_reqs ([[discovery.prometheus]] 2)")),
         "a name both stacks serve is refused from the second, both named: {refused:#?}"
     );
     assert!(
@@ -692,15 +692,7 @@ async fn discovered_services_are_watched_without_a_restart_and_retired_when_gone
 
 /// The gateway's `/v1/gateway/status`, asked with the console's token.
 async fn status_of(base: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{base}/v1/gateway/status"))
-        .bearer_auth("gateway-token")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    support::rig::gateway_status(base, "gateway-token").await
 }
 
 /// How many events of type `dev.firebreak.<ty>` a gateway's journal holds.
