@@ -24,6 +24,10 @@ pub struct GatewayArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum GatewayCommand {
+    /// Inspect Prometheus (and the Kubernetes API) and write a first configuration that
+    /// discovers the serving fleet: each choice with why, what it could not decide marked
+    /// QUESTION; `--check` accepts it as written.
+    Init(crate::init::InitArgs),
     /// Write the configured services' objectives (`[services.slo]`) as Prometheus
     /// recording and alerting rules, on the burn-rate conditions consoles open incidents
     /// on: to standard output, or to `--out` (e.g. deploy/prometheus/slo-rules.yml).
@@ -39,14 +43,19 @@ pub enum GatewayCommand {
 
 /// Runs what `args` asks; the journal lives in `data_dir/gateway/`.
 pub async fn run(args: GatewayArgs, data_dir: &Path) -> Result<()> {
-    if let Some(GatewayCommand::SloRules { config, out }) = args.command {
-        return slo_rules(&config, out.as_deref());
+    match args.command {
+        Some(GatewayCommand::SloRules { config, out }) => {
+            return slo_rules(&config, out.as_deref())
+        }
+        Some(GatewayCommand::Init(init)) => return crate::init::run(&init).await,
+        None => {}
     }
     match (args.check, args.config) {
         (Some(check), _) => check_config(&check),
         (None, Some(path)) => serve(&path, data_dir).await,
         (None, None) => anyhow::bail!(
-            "say --config FILE to serve, --check FILE to check, or slo-rules --config FILE"
+            "say --config FILE to serve, --check FILE to check, init --prometheus URL to write a \
+             first configuration, or slo-rules --config FILE"
         ),
     }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod discovery;
 pub mod gpu;
 pub mod hooks;
+pub mod init;
 pub mod journal;
 pub mod kubernetes;
 pub mod presets;

@@ -114,3 +114,28 @@ pub fn set_targets(dir: &Path, sims: &[&firebreak_sim::RunningSim]) {
     std::fs::write(dir.join("targets.json.new"), text).unwrap();
     std::fs::rename(dir.join("targets.json.new"), dir.join("targets.json")).unwrap();
 }
+
+/// A Prometheus scraping each simulator of `targets` every second under its own job,
+/// prefixing the value of the label that names its services (and of DCGM's `pod`) with
+/// the job's name, as fleets on different stacks serve differently named models: `(job,
+/// simulator, service label)`. Its base URL and the guard that stops it.
+pub async fn prometheus_stacks(
+    targets: &[(&str, &firebreak_sim::RunningSim, &str)],
+    dir: &Path,
+) -> (String, KillOnDrop) {
+    std::fs::write(dir.join("sim-token"), TOKEN).unwrap();
+    let mut config = String::from("global:\n  scrape_interval: 1s\nscrape_configs:\n");
+    for (job, s, label) in targets {
+        config.push_str(&format!(
+            "  - job_name: {job}\n    authorization:\n      type: Bearer\n      credentials_file: sim-token\n    static_configs:\n      - targets: [\"{}\"]\n    metric_relabel_configs:\n",
+            s.addr
+        ));
+        for l in [*label, "pod"] {
+            config.push_str(&format!(
+                "      - source_labels: [{l}]\n        regex: (.+)\n        target_label: {l}\n        replacement: {job}-$1\n"
+            ));
+        }
+    }
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    start(dir)
+}

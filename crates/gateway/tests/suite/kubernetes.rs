@@ -972,6 +972,63 @@ mod acting {
         assert_eq!(said[1]["type"], "dev.firebreak.service.retired");
     }
 
+    /// `gateway init` with a kubeconfig and a namespace: a labelled Deployment is named
+    /// with its service, one that runs vLLM unlabelled gets the command that labels it, and
+    /// the configuration discovers in that namespace and checks.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn gateway_init_names_labelled_workloads_and_says_how_to_label_the_others() {
+        firebreak_common::process::install_tls_provider();
+        let fake = FakeKube::start().await;
+        let mut labelled = deployment(42, "llama-70b-2026-11");
+        labelled["metadata"]["labels"] = json!({ "firebreak.dev/service": "chat" });
+        labelled["metadata"]["annotations"]["firebreak.dev/regions"] = json!("us-east");
+        fake.apply(DEPLOYMENTS, labelled);
+        let mut plain = deployment(3, "embed-v3");
+        plain["metadata"]["name"] = json!("embedder");
+        plain["spec"]["template"]["spec"]["containers"][0]["image"] =
+            json!("vllm/vllm-openai:v0.9.2");
+        fake.apply(DEPLOYMENTS, plain);
+        let dir = tempfile::tempdir().unwrap();
+        // A Prometheus with nothing to scrape: no stack's metrics.
+        let (prometheus, _prometheus) =
+            crate::support::prometheus::prometheus_file_sd(dir.path()).await;
+        let args = firebreak_gateway::init::InitArgs {
+            prometheus,
+            kubeconfig: Some(fake.kubeconfig(dir.path())),
+            in_cluster: false,
+            context: None,
+            namespaces: vec!["serving".into()],
+            cluster: Some("prod".into()),
+            out: None,
+        };
+        // Prometheus may take a moment to answer after it starts.
+        let mut found = None;
+        wait_for(Duration::from_secs(30), "init's inspection", async || {
+            found = firebreak_gateway::init::inspect(&args).await.ok();
+            found.is_some()
+        })
+        .await;
+        let found = found.unwrap();
+        assert_eq!(
+            found.labelled,
+            ["serving/llm-assistant is the service chat"]
+        );
+        assert_eq!(found.kube_questions.len(), 1, "{:?}", found.kube_questions);
+        assert!(
+            found.kube_questions[0].contains(
+                "kubectl -n serving label deployment embedder firebreak.dev/service=embedder firebreak.dev/stack=vllm"
+            ),
+            "{:?}",
+            found.kube_questions
+        );
+        let text = firebreak_gateway::init::write(&args, &found);
+        let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let k = config.discovery.unwrap().kubernetes.unwrap();
+        assert_eq!(k.namespaces, ["serving"]);
+        assert_eq!(k.regions, ["us-east"], "the one region the workloads name");
+    }
+
     /// Ana's failover to `to`, believing `expected` is the primary region now.
     fn failover_to(to: &str, expected: &str) -> FailoverRequest {
         FailoverRequest {

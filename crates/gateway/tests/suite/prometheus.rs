@@ -7,12 +7,14 @@
 
 use crate::support;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use support::cluster::sim;
 use support::prometheus::{
-    deploy, prometheus_file_sd, prometheus_on, prometheus_scraping, query, set_targets, value,
+    deploy, prometheus_file_sd, prometheus_on, prometheus_scraping, prometheus_stacks, query,
+    set_targets, value,
 };
 use support::rig::wait_for;
 use support::servers::tool;
@@ -708,6 +710,134 @@ async fn frames_of(journal: &Path, ty: &str) -> usize {
         .await
         .unwrap();
     usize::try_from(n).unwrap()
+}
+
+/// `firebreak gateway init` against the real Prometheus scraping a fleet on every stack
+/// (vLLM, vLLM before 0.10, Triton, TGI, SGLang and KServe, each naming its own models,
+/// DCGM beside them): it writes a configuration `--check` accepts, names each choice and
+/// why, and under it every service of each stack has every figure its stack gives.
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_init_writes_a_configuration_under_which_every_service_has_its_figures() {
+    use firebreak_sim::exposition::Naming;
+    firebreak_common::process::install_tls_provider();
+    let stacks = [
+        ("vllm", Naming::Vllm, "model_name"),
+        ("vllmold", Naming::VllmOld, "model_name"),
+        ("triton", Naming::Triton, "model"),
+        ("tgi", Naming::Tgi, "service"),
+        ("sglang", Naming::Sglang, "model_name"),
+        ("kserve", Naming::Kserve, "service_name"),
+    ];
+    let mut sims = Vec::new();
+    for (_, naming, _) in &stacks {
+        let naming = *naming;
+        sims.push(sim("steady", 10.0, move |o| o.metrics = naming).await);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let targets: Vec<(&str, &firebreak_sim::RunningSim, &str)> = stacks
+        .iter()
+        .zip(&sims)
+        .map(|((job, _, label), s)| (*job, s, *label))
+        .collect();
+    let (prometheus, _prometheus) = prometheus_stacks(&targets, dir.path()).await;
+    // Init reads what Prometheus holds: wait until every job has been scraped.
+    wait_for(Duration::from_secs(60), "every stack scraped", async || {
+        query(&prometheus, "count by (job) (up == 1)").await.len() == stacks.len()
+    })
+    .await;
+
+    let args = firebreak_gateway::init::InitArgs {
+        prometheus: prometheus.clone(),
+        kubeconfig: None,
+        in_cluster: false,
+        context: None,
+        namespaces: Vec::new(),
+        cluster: Some("fleet".into()),
+        out: None,
+    };
+    let found = firebreak_gateway::init::inspect(&args).await.unwrap();
+    let text = firebreak_gateway::init::write(&args, &found);
+    let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text)
+        .unwrap_or_else(|e| panic!("--check refuses what init wrote: {e}\n{text}"));
+    let stacks_found: Vec<&str> = config
+        .discovery
+        .as_ref()
+        .unwrap()
+        .prometheus
+        .iter()
+        .map(|p| p.stack.as_str())
+        .collect();
+    assert_eq!(
+        stacks_found,
+        ["vllm", "triton", "tgi", "sglang", "kserve"],
+        "{text}"
+    );
+    assert!(
+        text.contains("service from model_name, the stack's own label"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gpu = \"dcgm\"   # DCGM_FI_DEV_GPU_UTIL found with the pod"),
+        "{text}"
+    );
+    assert!(text.contains("vLLM before 0.10 is running"), "{text}");
+    let said = firebreak_gateway::init::summary(&found);
+    assert!(
+        said.iter().any(
+            |l| l.starts_with("vllm-llm-assistant: vLLM metrics found with labels")
+                && l.contains("service from model_name, region from region (eu-west, us-east)")
+        ),
+        "{said:#?}"
+    );
+
+    // Run as written (a token file of the test's, polled each second).
+    std::fs::write(dir.path().join("gateway.token"), "gateway-token").unwrap();
+    let text = text
+        .replace(
+            "/etc/firebreak/tokens/oncall",
+            &dir.path().join("gateway.token").display().to_string(),
+        )
+        .replace("interval_s = 5", "interval_s = 1")
+        .replace("interval_s = 60", "interval_s = 1")
+        .replace("listen = \"127.0.0.1:7443\"", "listen = \"127.0.0.1:0\"");
+    let (gateway, db, _store, engine, _) = gateway_and_console(&text, dir.path()).await;
+    let expected: Vec<String> = stacks
+        .iter()
+        .flat_map(|(job, ..)| {
+            ["llm-assistant", "recommendations", "search-ranking"].map(|s| format!("{job}-{s}"))
+        })
+        .collect();
+    let with_figures = async || -> BTreeSet<String> {
+        recorded(&db, "service.metrics")
+            .await
+            .iter()
+            .filter(|m| {
+                firebreak_gateway::config::METRICS
+                    .iter()
+                    .all(|k| m[*k].is_number())
+            })
+            .map(|m| m["service"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    wait_for(
+        Duration::from_secs(120),
+        "every figure of every service",
+        async || with_figures().await.len() == expected.len(),
+    )
+    .await;
+    let got = with_figures().await;
+    for name in &expected {
+        assert!(got.contains(name), "{name} lacks figures; has: {got:?}");
+    }
+    assert!(
+        recorded(&db, "source.degraded").await.is_empty(),
+        "nothing the stacks give is missing"
+    );
+    engine.stop().await;
+    gateway.shutdown();
+    for s in sims {
+        s.shutdown();
+    }
 }
 
 /// A gateway on the configuration `text` (its journal in `dir`) and a console recording
