@@ -3,6 +3,7 @@
 //! the team server with many consoles.
 
 pub mod detection;
+pub mod discovery;
 pub mod team;
 
 use std::time::{Duration, Instant};

@@ -420,6 +420,16 @@ pub enum BenchCommand {
         #[arg(long, value_name = "FILE")]
         plot: Option<PathBuf>,
     },
+    /// The gateway discovering a large vLLM fleet through the real Prometheus (on PATH):
+    /// time until every service has its first figures, and queries per minute, with a
+    /// preset's services asked together beside one query per figure, region and service.
+    Discovery {
+        #[arg(long, default_value = "300x6", value_name = "SERVICESxREGIONS")]
+        fleet: firebreak_sim::FleetShape,
+        /// Seconds each gateway may take to reach every service.
+        #[arg(long, default_value_t = 300)]
+        limit: u64,
+    },
     /// The gateway: fan-out of its journal to 1, 10 and 50 subscribers beside the journal
     /// read alone; Alertmanager notification to an event committed in a console.
     Gateway {
@@ -621,6 +631,9 @@ async fn run_bench(bench: BenchCommand, data_dir: &DataDir) -> Result<()> {
         }
         BenchCommand::Detection { runs, good, plot } => {
             firebreak_bench::detection::detection(runs, good, plot.as_deref())
+        }
+        BenchCommand::Discovery { fleet, limit } => {
+            firebreak_bench::discovery::discovery(fleet, limit, data_dir.root()).await
         }
         BenchCommand::Gateway { events, samples } => {
             firebreak_bench::gateway(events, samples.max(1), data_dir.root()).await

@@ -18,6 +18,7 @@
 //! url = "http://127.0.0.1:9090"
 //! interval_s = 5
 //! warm_up_s = 120                       # a query that returns nothing counts after this long
+//! batch = true                          # a preset's services: one query per figure for them all
 //!
 //! [alertmanager]
 //! url = "http://127.0.0.1:9093"
@@ -312,6 +313,9 @@ pub struct Prometheus {
     /// How long a query may return nothing before it counts as degraded: a Prometheus
     /// that has just started (or a gateway that has) has no `rate()` over a minute yet.
     pub warm_up_s: u32,
+    /// Whether a preset's services are asked together (one query per figure across them
+    /// all, split by label) rather than one query per figure, region and service.
+    pub batch: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -503,6 +507,7 @@ struct RawPrometheus {
     url: Spanned<String>,
     interval_s: Option<Spanned<i64>>,
     warm_up_s: Option<Spanned<i64>>,
+    batch: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -862,6 +867,7 @@ fn prometheus(
         url: http_url(&p.url, "prometheus.url", at)?,
         interval_s: seconds(&p.interval_s, "prometheus.interval_s", 5, 1)?,
         warm_up_s: seconds(&p.warm_up_s, "prometheus.warm_up_s", 120, 0)?,
+        batch: p.batch.unwrap_or(true),
     })
 }
 

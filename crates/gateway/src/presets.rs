@@ -95,47 +95,49 @@ impl Stack {
     }
 
     /// The preset's figures: metric name → PromQL alternatives, the current one first.
+    /// Each aggregates `by ($G)` (`$B` in a histogram's `by (le$B)`): nothing for one
+    /// service's query, its service and region labels for one query across all services.
     fn figures(self) -> &'static [(&'static str, &'static [&'static str])] {
         match self {
             Stack::Vllm => &[
-                ("latency_p50_ms", &["histogram_quantile(0.5, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000"]),
-                ("latency_p99_ms", &["histogram_quantile(0.99, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000"]),
+                ("latency_p50_ms", &["histogram_quantile(0.5, sum by (le$B) (rate(vllm:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000"]),
+                ("latency_p99_ms", &["histogram_quantile(0.99, sum by (le$B) (rate(vllm:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000"]),
                 // vLLM counts finished requests by why they finished; aborted and failed
-                // ones are its failures.
-                ("error_rate", &["(sum(rate(vllm:request_success_total{$S,finished_reason=~\"abort|error\"}[1m])) or vector(0)) / sum(rate(vllm:request_success_total{$S}[1m]))"]),
-                ("requests_per_s", &["sum(rate(vllm:request_success_total{$S}[1m]))"]),
-                ("queue_depth", &["sum(vllm:num_requests_waiting{$S})"]),
+                // ones are its failures (none such: 0).
+                ("error_rate", &["(sum by ($G) (rate(vllm:request_success_total{$S,finished_reason=~\"abort|error\"}[1m])) / sum by ($G) (rate(vllm:request_success_total{$S}[1m]))) or (0 * sum by ($G) (rate(vllm:request_success_total{$S}[1m])))"]),
+                ("requests_per_s", &["sum by ($G) (rate(vllm:request_success_total{$S}[1m]))"]),
+                ("queue_depth", &["sum by ($G) (vllm:num_requests_waiting{$S})"]),
             ],
             Stack::Triton => &[
                 // Triton gives quantiles only as summaries (`--metrics-config
                 // summary_latencies=true`); the slowest instance's stands for the service.
-                ("latency_p50_ms", &["max(nv_inference_request_summary_us{$S,quantile=\"0.5\"}) / 1000"]),
-                ("latency_p99_ms", &["max(nv_inference_request_summary_us{$S,quantile=\"0.99\"}) / 1000"]),
-                ("error_rate", &["sum(rate(nv_inference_request_failure{$S}[1m])) / (sum(rate(nv_inference_request_success{$S}[1m])) + sum(rate(nv_inference_request_failure{$S}[1m])))"]),
-                ("requests_per_s", &["sum(rate(nv_inference_request_success{$S}[1m])) + sum(rate(nv_inference_request_failure{$S}[1m]))"]),
-                ("queue_depth", &["sum(nv_inference_pending_request_count{$S})"]),
+                ("latency_p50_ms", &["max by ($G) (nv_inference_request_summary_us{$S,quantile=\"0.5\"}) / 1000"]),
+                ("latency_p99_ms", &["max by ($G) (nv_inference_request_summary_us{$S,quantile=\"0.99\"}) / 1000"]),
+                ("error_rate", &["sum by ($G) (rate(nv_inference_request_failure{$S}[1m])) / (sum by ($G) (rate(nv_inference_request_success{$S}[1m])) + sum by ($G) (rate(nv_inference_request_failure{$S}[1m])))"]),
+                ("requests_per_s", &["sum by ($G) (rate(nv_inference_request_success{$S}[1m])) + sum by ($G) (rate(nv_inference_request_failure{$S}[1m]))"]),
+                ("queue_depth", &["sum by ($G) (nv_inference_pending_request_count{$S})"]),
             ],
             Stack::Tgi => &[
-                ("latency_p50_ms", &["histogram_quantile(0.5, sum by (le) (rate(tgi_request_duration_bucket{$S}[1m]))) * 1000"]),
-                ("latency_p99_ms", &["histogram_quantile(0.99, sum by (le) (rate(tgi_request_duration_bucket{$S}[1m]))) * 1000"]),
-                ("error_rate", &["(sum(rate(tgi_request_failure{$S}[1m])) or vector(0)) / sum(rate(tgi_request_count{$S}[1m]))"]),
-                ("requests_per_s", &["sum(rate(tgi_request_count{$S}[1m]))"]),
-                ("queue_depth", &["sum(tgi_queue_size{$S})"]),
+                ("latency_p50_ms", &["histogram_quantile(0.5, sum by (le$B) (rate(tgi_request_duration_bucket{$S}[1m]))) * 1000"]),
+                ("latency_p99_ms", &["histogram_quantile(0.99, sum by (le$B) (rate(tgi_request_duration_bucket{$S}[1m]))) * 1000"]),
+                ("error_rate", &["(sum by ($G) (rate(tgi_request_failure{$S}[1m])) / sum by ($G) (rate(tgi_request_count{$S}[1m]))) or (0 * sum by ($G) (rate(tgi_request_count{$S}[1m])))"]),
+                ("requests_per_s", &["sum by ($G) (rate(tgi_request_count{$S}[1m]))"]),
+                ("queue_depth", &["sum by ($G) (tgi_queue_size{$S})"]),
             ],
             Stack::Sglang => &[
-                ("latency_p50_ms", &["histogram_quantile(0.5, sum by (le) (rate(sglang:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000"]),
-                ("latency_p99_ms", &["histogram_quantile(0.99, sum by (le) (rate(sglang:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000"]),
-                ("error_rate", &["(sum(rate(sglang:num_aborted_requests_total{$S}[1m])) or vector(0)) / sum(rate(sglang:num_requests_total{$S}[1m]))"]),
-                ("requests_per_s", &["sum(rate(sglang:num_requests_total{$S}[1m]))"]),
-                ("queue_depth", &["sum(sglang:num_queue_reqs{$S})"]),
+                ("latency_p50_ms", &["histogram_quantile(0.5, sum by (le$B) (rate(sglang:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000"]),
+                ("latency_p99_ms", &["histogram_quantile(0.99, sum by (le$B) (rate(sglang:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000"]),
+                ("error_rate", &["(sum by ($G) (rate(sglang:num_aborted_requests_total{$S}[1m])) / sum by ($G) (rate(sglang:num_requests_total{$S}[1m]))) or (0 * sum by ($G) (rate(sglang:num_requests_total{$S}[1m])))"]),
+                ("requests_per_s", &["sum by ($G) (rate(sglang:num_requests_total{$S}[1m]))"]),
+                ("queue_depth", &["sum by ($G) (sglang:num_queue_reqs{$S})"]),
             ],
             Stack::Kserve => &[
                 // The queue-proxy's histogram is in milliseconds already.
-                ("latency_p50_ms", &["histogram_quantile(0.5, sum by (le) (rate(revision_app_request_latencies_bucket{$S}[1m])))"]),
-                ("latency_p99_ms", &["histogram_quantile(0.99, sum by (le) (rate(revision_app_request_latencies_bucket{$S}[1m])))"]),
-                ("error_rate", &["(sum(rate(revision_app_request_count{$S,response_code_class=\"5xx\"}[1m])) or vector(0)) / sum(rate(revision_app_request_count{$S}[1m]))"]),
-                ("requests_per_s", &["sum(rate(revision_app_request_count{$S}[1m]))"]),
-                ("queue_depth", &["sum(revision_queue_depth{$S})"]),
+                ("latency_p50_ms", &["histogram_quantile(0.5, sum by (le$B) (rate(revision_app_request_latencies_bucket{$S}[1m])))"]),
+                ("latency_p99_ms", &["histogram_quantile(0.99, sum by (le$B) (rate(revision_app_request_latencies_bucket{$S}[1m])))"]),
+                ("error_rate", &["(sum by ($G) (rate(revision_app_request_count{$S,response_code_class=\"5xx\"}[1m])) / sum by ($G) (rate(revision_app_request_count{$S}[1m]))) or (0 * sum by ($G) (rate(revision_app_request_count{$S}[1m])))"]),
+                ("requests_per_s", &["sum by ($G) (rate(revision_app_request_count{$S}[1m]))"]),
+                ("queue_depth", &["sum by ($G) (revision_queue_depth{$S})"]),
             ],
         }
     }
@@ -146,14 +148,14 @@ impl Stack {
             // vLLM 0.10 renamed gpu_cache_usage_perc to kv_cache_usage_perc.
             Stack::Vllm => Some((
                 &[
-                    "avg(vllm:kv_cache_usage_perc{$S})",
-                    "avg(vllm:gpu_cache_usage_perc{$S})",
+                    "avg by ($G) (vllm:kv_cache_usage_perc{$S})",
+                    "avg by ($G) (vllm:gpu_cache_usage_perc{$S})",
                 ],
-                "sum(vllm:num_preemptions_total{$S})",
+                "sum by ($G) (vllm:num_preemptions_total{$S})",
             )),
             Stack::Sglang => Some((
-                &["avg(sglang:token_usage{$S})"],
-                "sum(sglang:num_retracted_requests_total{$S})",
+                &["avg by ($G) (sglang:token_usage{$S})"],
+                "sum by ($G) (sglang:num_retracted_requests_total{$S})",
             )),
             Stack::Triton | Stack::Tgi | Stack::Kserve => None,
         }
@@ -249,7 +251,7 @@ impl PresetUse {
             regex_quoted(deployment),
             self.region_label
         );
-        let fill = |t: &str| t.replace("$S", &selector).replace("$D", &pods);
+        let fill = |t: &str| fill(t, &selector, "", "").replace("$D", &pods);
         let mut figures: Vec<(&'static str, Vec<String>)> = self
             .stack
             .figures()
@@ -275,6 +277,110 @@ impl PresetUse {
             }),
             xid: (self.gpu == GpuSource::Dcgm).then(|| fill("DCGM_FI_DEV_XID_ERRORS{$D}")),
         }
+    }
+}
+
+/// A preset's queries across every service it serves: the stack's figures by its service
+/// and region labels, GPU use by deployment (read from DCGM's pod names) and region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Metric → PromQL alternatives, one series per (service label, region label) value.
+    pub figures: Vec<(&'static str, Vec<String>)>,
+    /// One series per (`DEPLOYMENT_LABEL`, region label) value.
+    pub gpu: Option<String>,
+    /// KV-cache use (alternatives) and the preemptions counter, by service and region.
+    pub kv_cache: Option<(Vec<String>, String)>,
+    /// DCGM's XID field of every GPU, each series with its deployment and region.
+    pub xid: Option<String>,
+}
+
+/// The label a batched GPU query names each deployment by.
+pub const DEPLOYMENT_LABEL: &str = "firebreak_deployment";
+
+impl PresetUse {
+    /// What services on this preset share (their figures can be asked for together): the
+    /// preset but the one service's value.
+    pub fn batch_key(&self) -> String {
+        format!(
+            "{}|{}|{}|{:?}|{:?}",
+            self.stack, self.service_label, self.region_label, self.matching, self.gpu
+        )
+    }
+
+    /// The preset's queries for every service at once.
+    pub fn batched(&self) -> Batch {
+        let selector = self
+            .matching
+            .iter()
+            .map(|(label, value)| format!("{label}=\"{}\"", quoted(value)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let group = format!("{}, {}", self.service_label, self.region_label);
+        let le_group = format!(", {group}");
+        let figures = self
+            .stack
+            .figures()
+            .iter()
+            .map(|(metric, ts)| {
+                (
+                    *metric,
+                    ts.iter()
+                        .map(|t| fill(t, &selector, &le_group, &group))
+                        .collect(),
+                )
+            })
+            .collect();
+        let kv_cache = self.stack.kv_cache().map(|(usage, preempted)| {
+            (
+                usage
+                    .iter()
+                    .map(|t| fill(t, &selector, &le_group, &group))
+                    .collect(),
+                fill(preempted, &selector, &le_group, &group),
+            )
+        });
+        let by_deployment = |metric: &str| {
+            format!(
+                "label_replace({metric}{{{}=~\".+\"}}, \"{DEPLOYMENT_LABEL}\", \"$1\", \"pod\", \"(.+)-[a-z0-9]+-[a-z0-9]+\")",
+                self.region_label
+            )
+        };
+        // A Deployment's pods are named <deployment>-<template hash>-<pod id>.
+        let dcgm = self.gpu == GpuSource::Dcgm;
+        let gpu = dcgm.then(|| {
+            format!(
+                "avg by ({DEPLOYMENT_LABEL}, {}) ({}) / 100",
+                self.region_label,
+                by_deployment("DCGM_FI_DEV_GPU_UTIL")
+            )
+        });
+        Batch {
+            figures,
+            gpu,
+            kv_cache,
+            xid: dcgm.then(|| by_deployment("DCGM_FI_DEV_XID_ERRORS")),
+        }
+    }
+}
+
+/// A template with its selector (`$S`, possibly empty), its histogram grouping (`$B`) and
+/// its aggregation grouping (`$G`) filled in.
+fn fill(template: &str, selector: &str, le_group: &str, group: &str) -> String {
+    let with_more = if selector.is_empty() {
+        "{".to_owned()
+    } else {
+        format!("{{{selector},")
+    };
+    let filled = template
+        .replace("{$S,", &with_more)
+        .replace("$S", selector)
+        .replace("$B", le_group)
+        .replace("$G", group);
+    // One service's query reads as written by hand: `sum(…)`, not `sum by () (…)`.
+    if group.is_empty() {
+        filled.replace(" by () (", "(")
+    } else {
+        filled
     }
 }
 
@@ -331,7 +437,13 @@ mod tests {
                 for (metric, alternatives) in &given.figures {
                     for q in alternatives {
                         assert!(q.contains("$region"), "{stack} {metric}: {q}");
-                        assert!(!q.contains("$S") && !q.contains("$D"), "{q}");
+                        assert!(
+                            !q.contains("$S")
+                                && !q.contains("$D")
+                                && !q.contains("$G")
+                                && !q.contains("$B"),
+                            "{q}"
+                        );
                     }
                 }
             }
@@ -361,6 +473,48 @@ mod tests {
             .find(|(m, _)| *m == "gpu_utilization")
             .unwrap();
         assert!(gpu[0].contains(r#"pod=~"chat\\.v2-.*""#), "{}", gpu[0]);
+    }
+
+    /// One query per figure across all services: no service or region selected, every
+    /// aggregation by both labels, the preset's own matchers kept.
+    #[test]
+    fn the_batched_queries_group_by_service_and_region() {
+        let b = vllm().batched();
+        let (_, p99) = b
+            .figures
+            .iter()
+            .find(|(m, _)| *m == "latency_p99_ms")
+            .unwrap();
+        assert_eq!(
+            p99[0],
+            "histogram_quantile(0.99, sum by (le, model_name, region) (rate(vllm:e2e_request_latency_seconds_bucket{namespace=\"serving\"}[1m]))) * 1000"
+        );
+        let (_, errors) = b.figures.iter().find(|(m, _)| *m == "error_rate").unwrap();
+        assert!(errors[0].starts_with("(sum by (model_name, region) (rate(vllm:request_success_total{namespace=\"serving\",finished_reason=~\"abort|error\"}[1m]))"), "{}", errors[0]);
+        let unmatched = PresetUse {
+            matching: Vec::new(),
+            ..vllm()
+        }
+        .batched();
+        let (_, errors) = unmatched
+            .figures
+            .iter()
+            .find(|(m, _)| *m == "error_rate")
+            .unwrap();
+        assert!(
+            errors[0].contains("vllm:request_success_total{finished_reason=~"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[0].contains("vllm:request_success_total{}[1m]"),
+            "{}",
+            errors[0]
+        );
+        assert!(b
+            .gpu
+            .unwrap()
+            .contains("label_replace(DCGM_FI_DEV_GPU_UTIL"));
     }
 
     #[test]

@@ -133,11 +133,25 @@ pub async fn poll(
             polled = names;
         }
         let mut events = Vec::new();
+        // The services whose every figure is a preset's are asked together, one query per
+        // figure per preset; the others one query per figure, region and service.
+        let mut batches: BTreeMap<String, Vec<&Service>> = BTreeMap::new();
         for service in services.iter().filter(|s| !s.queries.is_empty()) {
-            poller.service(service, &mut events).await;
+            match service
+                .preset
+                .as_ref()
+                .filter(|_| poller.prometheus.batch && batchable(service))
+            {
+                Some(p) => batches.entry(p.batch_key()).or_default().push(service),
+                None => poller.service(service, &mut events).await,
+            }
+        }
+        for group in batches.values() {
+            poller.batch(group, &mut events).await;
         }
         for service in services.iter() {
-            if let Some(g) = &service.gpu {
+            let batched = poller.prometheus.batch && batchable(service);
+            if let Some(g) = service.gpu.as_ref().filter(|_| !batched) {
                 poller.gpu_signals(service, g, &mut events).await;
             }
         }
@@ -199,6 +213,222 @@ impl Poller {
     /// One round for a service: its metrics in each region where every figure answered,
     /// and one `source.degraded` when what it cannot give changed.
     async fn service(&mut self, service: &Service, events: &mut Vec<Said>) {
+        let mut outcomes = Outcomes::new();
+        for region in &service.regions {
+            for metric in METRICS {
+                if service.left_out.iter().any(|(m, _)| m == metric) {
+                    continue;
+                }
+                let outcome = match service.queries.get(*metric) {
+                    None => Err("no query is configured for it".to_owned()),
+                    Some(q) => self.ask(&service.name, metric, q, region).await,
+                };
+                outcomes.insert((region.clone(), metric), outcome);
+            }
+        }
+        self.publish(service, outcomes, events);
+    }
+
+    /// One round of the services of one preset, all asked at once: each figure is one
+    /// query across every service (by its service and region labels), whatever their
+    /// number, and each service's figures are read out of the answers.
+    async fn batch(&mut self, services: &[&Service], events: &mut Vec<Said>) {
+        let Some(preset) = services.first().and_then(|s| s.preset.clone()) else {
+            return;
+        };
+        let queue = self.batch_figures(&preset, services, events).await;
+        self.batch_signals(&preset, services, queue, events).await;
+    }
+
+    /// The figures of [`Poller::batch`]; the queue depths it read, for the KV-cache signal.
+    async fn batch_figures(
+        &mut self,
+        preset: &super::presets::PresetUse,
+        services: &[&Service],
+        events: &mut Vec<Said>,
+    ) -> Option<ByLabels> {
+        let batch = preset.batched();
+        let key = format!("batch {}", preset.batch_key());
+        // metric → (label values → value), or why the query gave nothing.
+        let mut answers: BTreeMap<&str, Result<ByLabels, String>> = BTreeMap::new();
+        let gpu = batch.gpu.map(|q| ("gpu_utilization", vec![q]));
+        for (metric, alternatives) in batch.figures.into_iter().chain(gpu) {
+            let by = if metric == "gpu_utilization" {
+                super::presets::DEPLOYMENT_LABEL
+            } else {
+                preset.service_label.as_str()
+            };
+            let q = Query {
+                alternatives,
+                preset: Some(preset.stack),
+            };
+            let answer = self.ask_vector(&key, metric, &q).await.map(|series| {
+                series
+                    .into_iter()
+                    .filter_map(|(labels, v)| {
+                        Some((
+                            (
+                                labels.get(by)?.clone(),
+                                labels.get(&preset.region_label)?.clone(),
+                            ),
+                            v,
+                        ))
+                    })
+                    .collect()
+            });
+            answers.insert(metric, answer);
+        }
+        for service in services {
+            let Some(p) = &service.preset else { continue };
+            let mut outcomes = Outcomes::new();
+            for region in &service.regions {
+                for metric in METRICS {
+                    if service.left_out.iter().any(|(m, _)| m == metric) {
+                        continue;
+                    }
+                    let who = if *metric == "gpu_utilization" {
+                        &service.deployment
+                    } else {
+                        &p.service_value
+                    };
+                    let outcome = match answers.get(metric) {
+                        None => Err("no query is configured for it".to_owned()),
+                        Some(Err(why)) => Err(why.clone()),
+                        Some(Ok(values)) => values
+                            .get(&(who.clone(), region.clone()))
+                            .copied()
+                            .ok_or_else(|| NOTHING.to_owned()),
+                    };
+                    outcomes.insert((region.clone(), metric), outcome);
+                }
+            }
+            self.publish(service, outcomes, events);
+        }
+        answers.remove("queue_depth").and_then(Result::ok)
+    }
+
+    /// The GPU and KV-cache signals of a preset's services, asked together: every GPU's
+    /// XID in one query (each series with its deployment, from its pod's name), and the
+    /// KV cache's use and preemptions by service and region.
+    async fn batch_signals(
+        &mut self,
+        preset: &super::presets::PresetUse,
+        services: &[&Service],
+        queue: Option<ByLabels>,
+        events: &mut Vec<Said>,
+    ) {
+        let batch = preset.batched();
+        let key = format!("batch {}", preset.batch_key());
+        let seconds = f64::from(self.prometheus.interval_s);
+        let xids = match &batch.xid {
+            Some(q) => Some(query_vector(&self.http, &self.prometheus.url, q).await),
+            None => None,
+        };
+        let by_service = |series: Vec<Series>, label: &str| -> ByLabels {
+            series
+                .into_iter()
+                .filter_map(|(labels, v)| {
+                    Some((
+                        (
+                            labels.get(label)?.clone(),
+                            labels.get(&preset.region_label)?.clone(),
+                        ),
+                        v,
+                    ))
+                })
+                .collect()
+        };
+        let kv = match (&batch.kv_cache, queue) {
+            (Some((usage, preempted)), Some(queue)) => {
+                let usage = Query {
+                    alternatives: usage.clone(),
+                    preset: Some(preset.stack),
+                };
+                let preempted = Query::written(preempted.clone());
+                let usage = self.ask_vector(&key, "kv_cache_usage", &usage).await;
+                let preempted = self.ask_vector(&key, "preemptions_total", &preempted).await;
+                match (usage, preempted) {
+                    (Ok(u), Ok(p)) => Some(Ok((
+                        by_service(u, &preset.service_label),
+                        by_service(p, &preset.service_label),
+                        queue,
+                    ))),
+                    (Err(why), _) | (_, Err(why)) => Some(Err(why)),
+                }
+            }
+            _ => None,
+        };
+        for service in services {
+            let Some(p) = &service.preset else { continue };
+            let pool = service
+                .kubernetes
+                .as_ref()
+                .and_then(|k| k.node_pool.clone())
+                .unwrap_or_default();
+            for region in &service.regions {
+                match &xids {
+                    Some(Ok(series)) => {
+                        let key = (service.name.clone(), region.clone(), "xid".to_owned());
+                        self.answered(&key);
+                        let read: Vec<super::gpu::XidSeries> = series
+                            .iter()
+                            .filter(|(labels, _)| {
+                                labels.get(super::presets::DEPLOYMENT_LABEL)
+                                    == Some(&service.deployment)
+                                    && labels.get(&preset.region_label) == Some(region)
+                            })
+                            .filter_map(|(labels, xid)| {
+                                Some(super::gpu::XidSeries {
+                                    node: labels.get("Hostname")?.clone(),
+                                    gpu: labels.get("gpu").cloned().unwrap_or_default(),
+                                    xid: *xid,
+                                })
+                            })
+                            .collect();
+                        events.extend(self.gpus.xids(&service.name, region, &pool, &read));
+                    }
+                    Some(Err(why)) => {
+                        self.failed(
+                            (service.name.clone(), region.clone(), "xid".to_owned()),
+                            why,
+                        );
+                    }
+                    None => {}
+                }
+                match &kv {
+                    Some(Ok((usage, preempted, queue))) => {
+                        let at = (p.service_value.clone(), region.clone());
+                        if let (Some(u), Some(pr), Some(q)) =
+                            (usage.get(&at), preempted.get(&at), queue.get(&at))
+                        {
+                            events.extend(self.gpus.kv(
+                                &service.name,
+                                region,
+                                (*u, *pr, *q),
+                                seconds,
+                            ));
+                        }
+                    }
+                    Some(Err(why)) => {
+                        self.failed(
+                            (
+                                service.name.clone(),
+                                region.clone(),
+                                "kv_cache_usage".to_owned(),
+                            ),
+                            why,
+                        );
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// A service's figures of this round (per region and metric, each a value or why
+    /// not): its metrics in each region where every figure answered, and one
+    /// `source.degraded` when what it cannot give changed.
+    fn publish(&mut self, service: &Service, mut outcomes: Outcomes, events: &mut Vec<Said>) {
         let mut failing = Failing::new();
         // A query of the service still within its warm-up holds the service's statement
         // back, so that it is made once, whole.
@@ -207,12 +437,8 @@ impl Poller {
             let mut values = BTreeMap::new();
             for metric in METRICS {
                 let key = (service.name.clone(), region.clone(), (*metric).to_owned());
-                if service.left_out.iter().any(|(m, _)| m == metric) {
+                let Some(outcome) = outcomes.remove(&(region.clone(), metric)) else {
                     continue;
-                }
-                let outcome = match service.queries.get(*metric) {
-                    None => Err("no query is configured for it".to_owned()),
-                    Some(q) => self.ask(&service.name, metric, q, region).await,
                 };
                 match outcome {
                     Ok(v) => {
@@ -485,10 +711,11 @@ impl Poller {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|k, _| kept(&k.0));
+        // A preset's batch choices stay: they are the preset's, not one service's.
         self.choices
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, _| kept(&k.0));
+            .retain(|k, _| kept(&k.0) || k.0.starts_with("batch "));
     }
 
     /// One figure's value in one region: the alternative that answered last, else each
@@ -525,6 +752,40 @@ impl Poller {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(key, i);
                 return Ok(v);
+            }
+        }
+        first
+    }
+
+    /// [`Poller::ask`] for a query across services: its series, the alternative that
+    /// answered last, else each in order until one gives any series. `key` names the
+    /// preset's batch in the choices.
+    async fn ask_vector(&self, key: &str, metric: &str, q: &Query) -> Result<Vec<Series>, String> {
+        let choice = (key.to_owned(), metric.to_owned());
+        let chosen = self
+            .choices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&choice)
+            .copied()
+            .unwrap_or(0)
+            .min(q.alternatives.len().saturating_sub(1));
+        let first = query_vector(&self.http, &self.prometheus.url, &q.alternatives[chosen]).await;
+        if !matches!(&first, Ok(series) if series.is_empty()) {
+            return first;
+        }
+        for i in (0..q.alternatives.len()).filter(|i| *i != chosen) {
+            if let Ok(series) =
+                query_vector(&self.http, &self.prometheus.url, &q.alternatives[i]).await
+            {
+                if !series.is_empty() {
+                    tracing::info!(batch = %key, %metric, query = %q.alternatives[i], "a preset's other metric name answers");
+                    self.choices
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(choice, i);
+                    return Ok(series);
+                }
             }
         }
         first
@@ -579,6 +840,18 @@ impl Poller {
         counts
     }
 }
+
+/// Whether a service's figures can be asked with its preset's others: every one of them
+/// is the preset's (a query written in the file is asked on its own).
+pub(crate) fn batchable(service: &Service) -> bool {
+    service.preset.is_some() && service.queries.values().all(|q| q.preset.is_some())
+}
+
+/// A query's values across services: (service or deployment, region) → value.
+type ByLabels = BTreeMap<(String, String), f64>;
+
+/// A round's figures of one service: (region, metric) → its value, or why there is none.
+type Outcomes = BTreeMap<(String, &'static str), Result<f64, String>>;
 
 /// What a query answers when the series it names has no samples (yet).
 const NOTHING: &str = "the query returned nothing";

@@ -60,6 +60,8 @@ struct Shared {
     services: super::prometheus::Services,
     /// What discovery last found, refused and could not read.
     discovery: super::discovery::Status,
+    /// Whether a preset's services are asked together (`[prometheus] batch`).
+    batch: bool,
     /// Wakes the Alertmanager catch-up (a notification could not be recorded).
     catch_up: tokio::sync::Notify,
     /// The last catch-up: when, and what it found or why it failed.
@@ -140,6 +142,7 @@ pub async fn start_on(config: &Config, journal: Arc<DurableJournal>) -> Result<R
         prometheus_choices: Default::default(),
         services: services_rx.clone(),
         discovery: Default::default(),
+        batch: config.prometheus.as_ref().is_none_or(|p| p.batch),
         catch_up: tokio::sync::Notify::new(),
         last_catch_up: Mutex::new(None),
     });
@@ -544,24 +547,68 @@ fn presets_status(shared: &Shared) -> Vec<serde_json::Value> {
         .iter()
         .filter_map(|service| {
             let p = service.preset.as_ref()?;
-            let mut queries: Vec<(&str, &super::config::Query)> = service
+            // Asked with the preset's other services: one query per figure for them all.
+            let batched =
+                (shared.batch && super::prometheus::batchable(service)).then(|| p.batched());
+            let batch_key = format!("batch {}", p.batch_key());
+            let owned: Vec<(String, super::config::Query)> = service
                 .queries
                 .iter()
-                .map(|(m, q)| (m.as_str(), q))
+                .map(|(m, q)| {
+                    let across = batched.as_ref().and_then(|b| {
+                        if m == "gpu_utilization" {
+                            b.gpu.clone().map(|g| vec![g])
+                        } else {
+                            b.figures
+                                .iter()
+                                .find(|(f, _)| f == m)
+                                .map(|(_, a)| a.clone())
+                        }
+                    });
+                    let q = match across {
+                        Some(alternatives) => super::config::Query {
+                            alternatives,
+                            preset: q.preset,
+                        },
+                        None => q.clone(),
+                    };
+                    (m.clone(), q)
+                })
                 .collect();
-            if let Some(kv) = service.gpu.as_ref().and_then(|g| g.kv_cache_usage.as_ref()) {
+            let mut queries: Vec<(&str, &super::config::Query)> =
+                owned.iter().map(|(m, q)| (m.as_str(), q)).collect();
+            let kv = service
+                .gpu
+                .as_ref()
+                .and_then(|g| g.kv_cache_usage.as_ref())
+                .map(
+                    |kv| match batched.as_ref().and_then(|b| b.kv_cache.as_ref()) {
+                        Some((usage, _)) => super::config::Query {
+                            alternatives: usage.clone(),
+                            preset: kv.preset,
+                        },
+                        None => kv.clone(),
+                    },
+                );
+            if let Some(kv) = &kv {
                 queries.push(("kv_cache_usage", kv));
             }
             let figures: serde_json::Map<String, serde_json::Value> = queries
                 .into_iter()
                 .map(|(metric, q)| {
+                    let whose = if batched.is_some() {
+                        batch_key.clone()
+                    } else {
+                        service.name.clone()
+                    };
                     let i = choices
-                        .get(&(service.name.clone(), metric.to_owned()))
+                        .get(&(whose, metric.to_owned()))
                         .copied()
                         .unwrap_or(0)
                         .min(q.alternatives.len() - 1);
                     let said = serde_json::json!({
                         "from": q.preset.map_or("file".to_owned(), |s| format!("preset {s}")),
+                        "with_all_its_services": batched.is_some(),
                         "query": q.alternatives[i],
                         "older_name": i > 0,
                         "alternatives": q.alternatives.len(),

@@ -233,7 +233,8 @@ impl Exposition {
         for ((svc, region), s) in &self.gauges {
             let _ = writeln!(
                 out,
-                "{name}{{service=\"{svc}\",region=\"{region}\",pod=\"{svc}-{region}-0\"}} {}",
+                "{name}{{service=\"{svc}\",region=\"{region}\",pod=\"{}\"}} {}",
+                pod(svc, region),
                 num((s.gpu * 100.0).round())
             );
         }
@@ -456,12 +457,38 @@ impl Exposition {
                     let value = if gpu == 3 { *xid } else { 0 };
                     let _ = writeln!(
                         out,
-                        "DCGM_FI_DEV_XID_ERRORS{{service=\"{svc}\",region=\"{region}\",pod=\"{svc}-{region}-0\",Hostname=\"{node}\",gpu=\"{gpu}\"}} {value}"
+                        "DCGM_FI_DEV_XID_ERRORS{{service=\"{svc}\",region=\"{region}\",pod=\"{}\",Hostname=\"{node}\",gpu=\"{gpu}\"}} {value}",
+                        pod(svc, region)
                     );
                 }
             }
         }
     }
+}
+
+/// The pod of a (service, region) using the GPUs, named as a Deployment's pods are:
+/// `<deployment>-<template hash>-<pod id>` (e.g. `chat-5f8c9d7b4-q2x7k`), the same on
+/// every run.
+pub fn pod(service: &str, region: &str) -> String {
+    // FNV-1a: stable across runs and builds.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in service.bytes().chain([0]).chain(region.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut word = |n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                let c = ALPHABET[(h % ALPHABET.len() as u64) as usize] as char;
+                h /= ALPHABET.len() as u64;
+                c
+            })
+            .collect()
+    };
+    let hash = word(9);
+    let id = word(5);
+    format!("{service}-{hash}-{id}")
 }
 
 /// A number as the exposition format writes it.
@@ -548,9 +575,10 @@ mod tests {
         assert!(text.contains(
             "http_requests_total{service=\"llm-assistant\",region=\"us-east\",revision=\"41\",code=\"503\"} 2400"
         ));
-        assert!(
-            text.contains("DCGM_FI_DEV_GPU_UTIL{service=\"llm-assistant\",region=\"us-east\",pod=\"llm-assistant-us-east-0\"} 81")
-        );
+        assert!(text.contains(&format!(
+            "DCGM_FI_DEV_GPU_UTIL{{service=\"llm-assistant\",region=\"us-east\",pod=\"{}\"}} 81",
+            pod("llm-assistant", "us-east")
+        )));
         assert!(text.contains("le=\"+Inf\"} 48000"));
     }
 
@@ -576,7 +604,10 @@ mod tests {
             let text = e.render();
             assert!(text.contains(has), "{naming:?} lacks {has}:\n{text}");
             assert!(!text.contains(lacks), "{naming:?} has {lacks}");
-            assert!(text.contains("DCGM_FI_DEV_GPU_UTIL{service=\"chat\",region=\"us-east\",pod=\"chat-us-east-0\"} 81"));
+            assert!(text.contains(&format!(
+                "DCGM_FI_DEV_GPU_UTIL{{service=\"chat\",region=\"us-east\",pod=\"{}\"}} 81",
+                pod("chat", "us-east")
+            )));
         }
     }
 

@@ -499,6 +499,17 @@ async fn services_that_name_only_their_stack_get_every_figure_from_real_promql()
         "{vllm:#}"
     );
     assert_eq!(vllm["figures"]["latency_p99_ms"]["from"], "preset vllm");
+    assert_eq!(
+        vllm["figures"]["latency_p99_ms"]["with_all_its_services"], true,
+        "a preset's services are asked together, one query per figure: {vllm:#}"
+    );
+    assert!(
+        vllm["figures"]["latency_p99_ms"]["query"]
+            .as_str()
+            .unwrap()
+            .contains("sum by (le, model_name, region)"),
+        "{vllm:#}"
+    );
     let tgi = preset(&body, "chat-tgi");
     assert_eq!(tgi["left_out"][0]["metric"], "gpu_utilization", "{tgi:#}");
     assert!(
@@ -999,6 +1010,39 @@ fn the_generated_burn_rate_rules_and_the_consoles_evaluator_agree_with_promtool(
 /// opens an incident that names what to do.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_gateway_says_xids_lost_gpus_and_kv_cache_pressure_from_dcgm_and_vllm_metrics() {
+    let on = |metric: &str| format!("{metric}{{service=\"llm-assistant\",region=\"$region\"}}");
+    gpu_signals_said(
+        firebreak_sim::exposition::Naming::Generic,
+        &format!(
+            "[[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\"]\n\
+             [services.queries]\nqueue_depth = 'sum({queue})'\n\
+             [services.gpu]\nxid = '{xid}'\nkv_cache_usage = 'max({usage})'\npreemptions_total = 'sum({preempted})'\n",
+            queue = on("vllm:num_requests_waiting"),
+            xid = on("DCGM_FI_DEV_XID_ERRORS"),
+            usage = on("vllm:kv_cache_usage_perc"),
+            preempted = on("vllm:num_preemptions_total"),
+        ),
+    )
+    .await;
+}
+
+/// The same signals for a service that names only its stack: asked with the preset's
+/// other services (every GPU's XID in one query, its deployment read from its pod's
+/// name; the KV cache by service and region), each said once all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_presets_services_get_their_gpu_signals_from_queries_across_them_all() {
+    gpu_signals_said(
+        firebreak_sim::exposition::Naming::Vllm,
+        "[[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\"]\nstack = \"vllm\"\n\
+         [[services]]\nname = \"recommendations\"\nregions = [\"us-east\"]\nstack = \"vllm\"\n",
+    )
+    .await;
+}
+
+/// A GPU falls off the bus and the KV cache fills on the simulator (in `naming`), scraped
+/// by the real Prometheus; a gateway with `services` (its TOML) says the XID, the GPU
+/// lost and the pressure once each, and the console opens an incident saying what to do.
+async fn gpu_signals_said(naming: firebreak_sim::exposition::Naming, services: &str) {
     firebreak_common::process::install_tls_provider();
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("gpus.toml");
@@ -1010,22 +1054,17 @@ async fn the_gateway_says_xids_lost_gpus_and_kv_cache_pressure_from_dcgm_and_vll
          [[steps]]\nat = 300\ndo = \"gpu_xid\"\nservice = \"llm-assistant\"\nregion = \"us-east\"\nxid = 79\n",
     )
     .unwrap();
-    let s = sim(&scenario.display().to_string(), 10.0, |_| {}).await;
+    let s = sim(&scenario.display().to_string(), 10.0, |o| {
+        o.metrics = naming
+    })
+    .await;
     let (prometheus, _prometheus) = prometheus_on(&s, dir.path()).await;
     std::fs::write(dir.path().join("gateway.token"), "gateway-token").unwrap();
-    let on = |metric: &str| format!("{metric}{{service=\"llm-assistant\",region=\"$region\"}}");
     let text = format!(
         "cluster = \"demo-fleet\"\nlisten = \"127.0.0.1:0\"\n\
          [[tokens]]\nname = \"oncall\"\nfile = \"{token}\"\n\
-         [prometheus]\nurl = \"{prometheus}\"\ninterval_s = 1\nwarm_up_s = 40\n\
-         [[services]]\nname = \"llm-assistant\"\nregions = [\"us-east\"]\n\
-         [services.queries]\nqueue_depth = 'sum({queue})'\n\
-         [services.gpu]\nxid = '{xid}'\nkv_cache_usage = 'max({usage})'\npreemptions_total = 'sum({preempted})'\n",
+         [prometheus]\nurl = \"{prometheus}\"\ninterval_s = 1\nwarm_up_s = 40\n{services}",
         token = dir.path().join("gateway.token").display(),
-        queue = on("vllm:num_requests_waiting"),
-        xid = on("DCGM_FI_DEV_XID_ERRORS"),
-        usage = on("vllm:kv_cache_usage_perc"),
-        preempted = on("vllm:num_preemptions_total"),
     );
     let (gateway, db, store, engine, _cluster) = gateway_and_console(&text, dir.path()).await;
     let of = async |ty: &str| recorded(&db, ty).await;
@@ -1044,8 +1083,12 @@ async fn the_gateway_says_xids_lost_gpus_and_kv_cache_pressure_from_dcgm_and_vll
     let xid = of("gpu.xid").await;
     assert_eq!(xid.len(), 1, "{xid:?}");
     assert_eq!(
-        (xid[0]["xid"].clone(), xid[0]["gpu"].clone()),
-        (79.into(), "3".into())
+        (
+            xid[0]["xid"].clone(),
+            xid[0]["gpu"].clone(),
+            xid[0]["service"].clone()
+        ),
+        (79.into(), "3".into(), "llm-assistant".into())
     );
     let missing = of("gpu.missing").await;
     assert_eq!(missing.len(), 1, "{missing:?}");
@@ -1057,6 +1100,7 @@ async fn the_gateway_says_xids_lost_gpus_and_kv_cache_pressure_from_dcgm_and_vll
     let kv = of("service.kv_cache_pressure").await;
     assert_eq!(kv.len(), 1, "{kv:?}");
     assert_eq!(kv[0]["pressure"], true);
+    assert_eq!(kv[0]["service"], "llm-assistant");
     assert!(kv[0]["kv_cache_usage"].as_f64().unwrap() > 0.9);
     // The console opened an incident on them, saying what to do.
     let incidents = store.incidents().await.unwrap();
