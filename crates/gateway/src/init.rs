@@ -94,6 +94,10 @@ pub struct Found {
     pub regions: BTreeSet<String>,
     /// What it found in Kubernetes that needs a person.
     pub kube_questions: Vec<String>,
+    /// Routes in the namespaces that split traffic, in words (for failover).
+    pub routes: Vec<String>,
+    /// The node label that names pools, and each pool with its nodes and GPUs.
+    pub pools: Option<(String, Vec<String>)>,
     pub notes: Vec<String>,
 }
 
@@ -266,7 +270,9 @@ async fn inspect_kubernetes(args: &InitArgs, found: &mut Found) -> Result<()> {
         return Ok(());
     }
     let client = crate::kubernetes::watch::client(&kubernetes(args)).await?;
+    inspect_nodes(&client, found).await;
     for ns in &args.namespaces {
+        inspect_routes(&client, ns, found).await;
         let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
         let list = api
             .list(&ListParams::default())
@@ -316,6 +322,129 @@ async fn inspect_kubernetes(args: &InitArgs, found: &mut Found) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Labels that name a node's pool, in the order they are preferred.
+const POOL_LABELS: &[&str] = &[
+    "firebreak.dev/pool",
+    "cloud.google.com/gke-nodepool",
+    "eks.amazonaws.com/nodegroup",
+    "karpenter.sh/nodepool",
+    "kubernetes.azure.com/agentpool",
+    "node.kubernetes.io/instance-type",
+];
+
+/// The nodes' pools: the first pool label the nodes carry, each pool's nodes and GPUs.
+async fn inspect_nodes(client: &kube::Client, found: &mut Found) {
+    use k8s_openapi::api::core::v1::Node;
+    use kube::api::{Api, ListParams};
+    let nodes = match Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => list.items,
+        Err(e) => {
+            found
+                .kube_questions
+                .push(format!("cannot list nodes to find their pools: {e}"));
+            return;
+        }
+    };
+    let Some(label) = POOL_LABELS.iter().find(|l| {
+        nodes.iter().any(|n| {
+            n.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|ls| ls.contains_key(**l))
+        })
+    }) else {
+        if !nodes.is_empty() {
+            found.kube_questions.push(format!(
+                "no node carries a pool label ({}): label the GPU nodes firebreak.dev/pool=<pool>",
+                POOL_LABELS.join(", ")
+            ));
+        }
+        return;
+    };
+    let mut pools: BTreeMap<String, (usize, i64)> = BTreeMap::new();
+    for n in &nodes {
+        let Some(pool) = n.metadata.labels.as_ref().and_then(|ls| ls.get(*label)) else {
+            continue;
+        };
+        let gpus = n
+            .status
+            .as_ref()
+            .and_then(|s| s.capacity.as_ref())
+            .and_then(|c| c.get("nvidia.com/gpu"))
+            .and_then(|q| q.0.parse::<i64>().ok())
+            .unwrap_or(0);
+        let entry = pools.entry(pool.clone()).or_default();
+        entry.0 += 1;
+        entry.1 += gpus;
+    }
+    found.pools = Some((
+        (*label).to_owned(),
+        pools
+            .into_iter()
+            .map(|(pool, (nodes, gpus))| {
+                let s = |n: i64| if n == 1 { "" } else { "s" };
+                format!(
+                    "{pool} ({nodes} node{}, {gpus} GPU{})",
+                    s(nodes as i64),
+                    s(gpus)
+                )
+            })
+            .collect(),
+    ));
+}
+
+/// The namespace's HTTPRoutes and Istio VirtualServices, each with where it sends traffic.
+async fn inspect_routes(client: &kube::Client, ns: &str, found: &mut Found) {
+    use crate::kubernetes::act::dynamic;
+    use kube::api::ListParams;
+    for kind in ["HTTPRoute", "VirtualService"] {
+        let (api, rules, refs) = if kind == "HTTPRoute" {
+            (
+                dynamic(client, ns, "gateway.networking.k8s.io", "v1", kind),
+                "rules",
+                "backendRefs",
+            )
+        } else {
+            (
+                dynamic(client, ns, "networking.istio.io", "v1beta1", kind),
+                "http",
+                "route",
+            )
+        };
+        // A kind whose CRD is not installed, or not granted, is simply not there.
+        let Ok(list) = api.list(&ListParams::default()).await else {
+            continue;
+        };
+        for route in list.items {
+            let name = route.metadata.name.clone().unwrap_or_default();
+            let mut to = Vec::new();
+            for rule in route.data["spec"][rules].as_array().into_iter().flatten() {
+                for r in rule[refs].as_array().into_iter().flatten() {
+                    let target = r["name"]
+                        .as_str()
+                        .or_else(|| r["destination"]["host"].as_str());
+                    if let Some(t) = target {
+                        to.push(match r["weight"].as_i64() {
+                            Some(w) => format!("{t} (weight {w})"),
+                            None => t.to_owned(),
+                        });
+                    }
+                }
+            }
+            if to.len() > 1 {
+                found.routes.push(format!(
+                    "{kind} {ns}/{name} splits traffic between {}: a service it serves fails over \
+                     through it once listed with [services.kubernetes.route] (README, \"On Kubernetes\")",
+                    to.join(", ")
+                ));
+            }
+        }
+    }
 }
 
 /// How `init` reaches the API: as the configuration it writes will (its defaults).
@@ -386,6 +515,16 @@ pub fn write(args: &InitArgs, found: &Found) -> String {
         }
         if let Some(c) = &args.context {
             line(format!("context = {}", toml_str(c)));
+        }
+        if let Some((label, pools)) = &found.pools {
+            line(format!(
+                "pool_label = {}   # the nodes' pools: {}",
+                toml_str(label),
+                pools.join(", ")
+            ));
+        }
+        for r in &found.routes {
+            line(format!("# {r}"));
         }
     }
     let by_kube = kube && !args.namespaces.is_empty();
@@ -525,6 +664,10 @@ pub fn summary(found: &Found) -> Vec<String> {
             .iter()
             .map(|q| format!("QUESTION: {q}")),
     );
+    if let Some((label, pools)) = &found.pools {
+        out.push(format!("node pools by {label}: {}", pools.join(", ")));
+    }
+    out.extend(found.routes.iter().cloned());
     out.extend(found.notes.iter().cloned());
     match &found.dcgm {
         Some(why) => out.push(format!("GPU use: {why}")),

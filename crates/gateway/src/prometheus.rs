@@ -429,6 +429,22 @@ impl Poller {
     /// not): its metrics in each region where every figure answered, and one
     /// `source.degraded` when what it cannot give changed.
     fn publish(&mut self, service: &Service, mut outcomes: Outcomes, events: &mut Vec<Said>) {
+        // A region that serves no requests (a standby one) has no latency or error rate to
+        // measure (PromQL gives NaN or nothing): they are 0, beside its 0 requests/s,
+        // rather than a figure said missing for as long as the region stands by.
+        for region in &service.regions {
+            let idle = matches!(
+                outcomes.get(&(region.clone(), "requests_per_s")),
+                Some(Ok(rps)) if *rps == 0.0
+            );
+            if idle {
+                for metric in ["latency_p50_ms", "latency_p99_ms", "error_rate"] {
+                    if let Some(outcome @ Err(_)) = outcomes.get_mut(&(region.clone(), metric)) {
+                        *outcome = Ok(0.0);
+                    }
+                }
+            }
+        }
         let mut failing = Failing::new();
         // A query of the service still within its warm-up holds the service's statement
         // back, so that it is made once, whole.

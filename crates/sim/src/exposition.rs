@@ -124,15 +124,16 @@ impl Exposition {
     pub fn record(&mut self, service: &str, region: &str, s: Second) {
         self.gauges
             .insert((service.to_owned(), region.to_owned()), s);
-        if s.rps <= 0.0 {
-            return;
-        }
+        // A region standing by still exports its counters, flat: its rate is 0, not absent.
         let series = self
             .series
             .entry((service.to_owned(), region.to_owned(), s.revision))
             .or_default();
         if series.buckets.is_empty() {
             series.buckets = vec![0.0; BUCKETS.len() + 1];
+        }
+        if s.rps <= 0.0 {
+            return;
         }
         let failed = s.rps * s.error_rate.clamp(0.0, 1.0);
         series.ok += s.rps - failed;

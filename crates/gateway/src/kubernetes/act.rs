@@ -50,7 +50,7 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> Refusal {
     )
 }
 
-fn dynamic(
+pub(crate) fn dynamic(
     client: &Client,
     namespace: &str,
     group: &str,

@@ -988,6 +988,17 @@ mod acting {
         plain["spec"]["template"]["spec"]["containers"][0]["image"] =
             json!("vllm/vllm-openai:v0.9.2");
         fake.apply(DEPLOYMENTS, plain);
+        fake.apply(HTTP_ROUTES, route());
+        for (name, gpus) in [("gpu-1", "8"), ("gpu-2", "8")] {
+            fake.apply(
+                crate::support::fake_kube::NODES,
+                json!({
+                    "apiVersion": "v1", "kind": "Node",
+                    "metadata": { "name": name, "labels": { "cloud.google.com/gke-nodepool": "gpu-a100" } },
+                    "status": { "capacity": { "nvidia.com/gpu": gpus } }
+                }),
+            );
+        }
         let dir = tempfile::tempdir().unwrap();
         // A Prometheus with nothing to scrape: no stack's metrics.
         let (prometheus, _prometheus) =
@@ -1021,9 +1032,29 @@ mod acting {
             "{:?}",
             found.kube_questions
         );
+        assert_eq!(
+            found.pools,
+            Some((
+                "cloud.google.com/gke-nodepool".to_owned(),
+                vec!["gpu-a100 (2 nodes, 16 GPUs)".to_owned()]
+            ))
+        );
+        assert_eq!(found.routes.len(), 1, "{:?}", found.routes);
+        assert!(
+            found.routes[0].starts_with(
+                "HTTPRoute serving/llm-assistant splits traffic between llm-assistant-us-east (weight 100), llm-assistant-eu-west (weight 0)"
+            ),
+            "{:?}",
+            found.routes
+        );
         let text = firebreak_gateway::init::write(&args, &found);
         let config = firebreak_gateway::config::parse(Path::new("gateway.toml"), &text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            config.kubernetes.as_ref().unwrap().pool_label,
+            "cloud.google.com/gke-nodepool",
+            "{text}"
+        );
         let k = config.discovery.unwrap().kubernetes.unwrap();
         assert_eq!(k.namespaces, ["serving"]);
         assert_eq!(k.regions, ["us-east"], "the one region the workloads name");

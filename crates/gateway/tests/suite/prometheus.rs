@@ -851,6 +851,103 @@ async fn gateway_init_writes_a_configuration_under_which_every_service_has_its_f
     }
 }
 
+/// What the issue asks of a new fleet: a configuration that names only the cluster,
+/// Prometheus, Kubernetes and the namespace to discover in; two labelled Deployments
+/// (one on vLLM, one on SGLang, each naming its model) in the fake API server, their
+/// fleets scraped by the real Prometheus; each becomes a service with every figure its
+/// stack gives.
+#[tokio::test(flavor = "multi_thread")]
+async fn labelled_workloads_get_every_figure_of_their_stack_from_real_promql() {
+    use firebreak_sim::exposition::Naming;
+    use support::fake_kube::{FakeKube, DEPLOYMENTS};
+    firebreak_common::process::install_tls_provider();
+    let vllm = sim("steady", 10.0, |o| o.metrics = Naming::Vllm).await;
+    let sglang = sim("steady", 10.0, |o| o.metrics = Naming::Sglang).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (prometheus, _prometheus) = prometheus_stacks(
+        &[
+            ("vllm", &vllm, "model_name"),
+            ("sglang", &sglang, "model_name"),
+        ],
+        dir.path(),
+    )
+    .await;
+    let fake = FakeKube::start().await;
+    for (workload, service, stack) in [
+        ("vllm-llm-assistant", "chat", "vllm"),
+        ("sglang-recommendations", "recs", "sglang"),
+    ] {
+        fake.apply(
+            DEPLOYMENTS,
+            serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {
+                    "name": workload, "namespace": "serving", "generation": 1, "uid": workload,
+                    "labels": { "firebreak.dev/service": service, "firebreak.dev/stack": stack },
+                    "annotations": {
+                        "firebreak.dev/model": workload,
+                        "firebreak.dev/regions": "us-east,eu-west",
+                        "deployment.kubernetes.io/revision": "1"
+                    }
+                },
+                "spec": {
+                    "replicas": 4,
+                    "selector": { "matchLabels": { "app": workload } },
+                    "template": { "metadata": { "labels": { "app": workload } },
+                                  "spec": { "containers": [{ "name": "server", "image": format!("{stack}:1") }] } }
+                },
+                "status": { "observedGeneration": 1, "replicas": 4, "updatedReplicas": 4, "availableReplicas": 4 }
+            }),
+        );
+    }
+    std::fs::write(dir.path().join("gateway.token"), "gateway-token").unwrap();
+    let text = format!(
+        "cluster = \"fleet\"\nlisten = \"127.0.0.1:0\"\n[[tokens]]\nname = \"console\"\nfile = \"{}\"\n\
+         [prometheus]\nurl = \"{prometheus}\"\ninterval_s = 1\nwarm_up_s = 60\n\
+         [kubernetes]\nkubeconfig = \"{}\"\n\
+         [discovery]\ninterval_s = 1\n[discovery.kubernetes]\nnamespaces = [\"serving\"]\n",
+        dir.path().join("gateway.token").display(),
+        fake.kubeconfig(dir.path()).display()
+    );
+    let (gateway, db, _store, engine, _) = gateway_and_console(&text, dir.path()).await;
+    let whole = async || -> BTreeSet<(String, String)> {
+        recorded(&db, "service.metrics")
+            .await
+            .iter()
+            .filter(|m| {
+                firebreak_gateway::config::METRICS
+                    .iter()
+                    .all(|k| m[*k].is_number())
+            })
+            .map(|m| {
+                (
+                    m["service"].as_str().unwrap().to_owned(),
+                    m["region"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    wait_for(
+        Duration::from_secs(120),
+        "every figure of both services in both regions",
+        async || whole().await.len() == 4,
+    )
+    .await;
+    let got = whole().await;
+    for service in ["chat", "recs"] {
+        for region in ["us-east", "eu-west"] {
+            assert!(
+                got.contains(&(service.to_owned(), region.to_owned())),
+                "{got:?}"
+            );
+        }
+    }
+    engine.stop().await;
+    gateway.shutdown();
+    vllm.shutdown();
+    sglang.shutdown();
+}
+
 /// A gateway on the configuration `text` (its journal in `dir`) and a console recording
 /// it as "demo-fleet" with the token "gateway-token": the gateway, the console's database
 /// file, its store and engine, and the cluster's id there.
