@@ -819,15 +819,10 @@ async fn gateway_init_writes_a_configuration_under_which_every_service_has_its_f
         })
         .collect();
     let with_figures = async || -> BTreeSet<String> {
-        recorded(&db, "service.metrics")
+        whole_figures(&db)
             .await
-            .iter()
-            .filter(|m| {
-                firebreak_gateway::config::METRICS
-                    .iter()
-                    .all(|k| m[*k].is_number())
-            })
-            .map(|m| m["service"].as_str().unwrap().to_owned())
+            .into_iter()
+            .map(|(service, _)| service)
             .collect()
     };
     wait_for(
@@ -910,23 +905,7 @@ async fn labelled_workloads_get_every_figure_of_their_stack_from_real_promql() {
         fake.kubeconfig(dir.path()).display()
     );
     let (gateway, db, _store, engine, _) = gateway_and_console(&text, dir.path()).await;
-    let whole = async || -> BTreeSet<(String, String)> {
-        recorded(&db, "service.metrics")
-            .await
-            .iter()
-            .filter(|m| {
-                firebreak_gateway::config::METRICS
-                    .iter()
-                    .all(|k| m[*k].is_number())
-            })
-            .map(|m| {
-                (
-                    m["service"].as_str().unwrap().to_owned(),
-                    m["region"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    };
+    let whole = async || whole_figures(&db).await;
     wait_for(
         Duration::from_secs(120),
         "every figure of both services in both regions",
@@ -946,6 +925,26 @@ async fn labelled_workloads_get_every_figure_of_their_stack_from_real_promql() {
     gateway.shutdown();
     vllm.shutdown();
     sglang.shutdown();
+}
+
+/// The (service, region) pairs the console in `db` recorded `service.metrics` of with
+/// every figure.
+async fn whole_figures(db: &Path) -> BTreeSet<(String, String)> {
+    recorded(db, "service.metrics")
+        .await
+        .iter()
+        .filter(|m| {
+            firebreak_gateway::config::METRICS
+                .iter()
+                .all(|k| m[*k].is_number())
+        })
+        .map(|m| {
+            (
+                m["service"].as_str().unwrap().to_owned(),
+                m["region"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// A gateway on the configuration `text` (its journal in `dir`) and a console recording
