@@ -27,7 +27,8 @@ use kube::api::{Api, ListParams};
 use tokio::sync::watch;
 
 use super::config::{
-    Discovery, KubeDiscovery, Kubernetes, Prometheus, Service, ServiceObjects, WorkloadKind,
+    Backend, BackendRef, Destination, Discovery, KubeDiscovery, Kubernetes, Prometheus, Route,
+    RouteKind, Service, ServiceObjects, WorkloadKind,
 };
 use super::journal::DurableJournal;
 use super::presets::{PresetUse, Stack};
@@ -45,6 +46,8 @@ const STACK: &str = "firebreak.dev/stack";
 const POOL: &str = "firebreak.dev/pool";
 const REGIONS: &str = "firebreak.dev/regions";
 const MODEL: &str = "firebreak.dev/model";
+const ROUTE: &str = "firebreak.dev/route";
+const BACKENDS: &str = "firebreak.dev/backends";
 
 /// What discovery last said, for `/v1/gateway/status`.
 pub type Status = Arc<Mutex<serde_json::Value>>;
@@ -302,6 +305,7 @@ impl Workload {
             Some(p) => Service::discovered(name, regions, p),
             None => Service::discovered_bare(name, regions),
         };
+        let route = self.route(&service.regions)?;
         service.deployment = self.name.clone();
         service.kubernetes = Some(ServiceObjects {
             namespace: self.namespace.clone(),
@@ -309,9 +313,76 @@ impl Workload {
             name: self.name.clone(),
             pods: self.pods.clone().into_iter().collect(),
             node_pool: self.says(POOL).map(str::to_owned),
-            route: None,
+            route,
         });
         Ok(service)
+    }
+
+    /// The route that fails it over, when the workload names one: `firebreak.dev/route`
+    /// (`HTTPRoute/chat` or `VirtualService/chat`, in the workload's namespace) and
+    /// `firebreak.dev/backends` (`us-east=chat-us-east,eu-west=chat-eu-west`: each
+    /// region's Service, or Istio host), one for every region, no two alike.
+    fn route(&self, regions: &[String]) -> Result<Option<Route>, String> {
+        let Some(named) = self.says(ROUTE) else {
+            return Ok(None);
+        };
+        let (kind, name) = match named.split_once('/') {
+            Some(("HTTPRoute", name)) => (RouteKind::HttpRoute, name),
+            Some(("VirtualService", name)) => (RouteKind::VirtualService, name),
+            _ => {
+                return Err(format!(
+                    "{ROUTE}={named:?}: say HTTPRoute/<name> or VirtualService/<name>"
+                ))
+            }
+        };
+        let mut backends = std::collections::BTreeMap::new();
+        for pair in self
+            .says(BACKENDS)
+            .unwrap_or("")
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+        {
+            let Some((region, target)) = pair.split_once('=') else {
+                return Err(format!("{BACKENDS}: {pair:?} is not region=backend"));
+            };
+            let target = target.trim().to_owned();
+            let backend = match kind {
+                RouteKind::HttpRoute => Backend::Ref(BackendRef {
+                    group: String::new(),
+                    kind: "Service".into(),
+                    namespace: self.namespace.clone(),
+                    name: target,
+                    port: None,
+                }),
+                RouteKind::VirtualService => Backend::Destination(Destination {
+                    host: target,
+                    subset: None,
+                    port: None,
+                }),
+            };
+            if let Some((other, _)) = backends
+                .iter()
+                .find(|(_, b): &(&String, &Backend)| b.overlaps(&backend))
+            {
+                return Err(format!(
+                    "{BACKENDS}: {} and {other} name the same backend ({backend})",
+                    region.trim()
+                ));
+            }
+            backends.insert(region.trim().to_owned(), backend);
+        }
+        if let Some(missing) = regions.iter().find(|r| !backends.contains_key(*r)) {
+            return Err(format!(
+                "{ROUTE} is set but {BACKENDS} names no backend for {missing} \
+                 (us-east=chat-us-east,eu-west=chat-eu-west)"
+            ));
+        }
+        Ok(Some(Route {
+            kind,
+            namespace: self.namespace.clone(),
+            name: name.to_owned(),
+            backends,
+        }))
     }
 }
 

@@ -742,6 +742,16 @@ mod acting {
         })
     }
 
+    /// The weights of serving/llm-assistant's first rule's backends, in order.
+    fn route_weights(fake: &FakeKube) -> Vec<i64> {
+        fake.object(HTTP_ROUTES, "serving", "llm-assistant")["spec"]["rules"][0]["backendRefs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["weight"].as_i64().unwrap())
+            .collect()
+    }
+
     async fn gateway(fake: &FakeKube, dir: &Path) -> firebreak_gateway::serve::RunningGateway {
         gateway_for(fake, dir, "Deployment").await
     }
@@ -857,10 +867,20 @@ mod acting {
         );
 
         // Labelled: a service named by the label, its workload the Deployment.
-        let mut labelled = deployment(42, "llama-70b-2026-11");
-        labelled["metadata"]["labels"] =
-            json!({ "firebreak.dev/service": "chat", "firebreak.dev/pool": "gpu-a100" });
-        fake.apply(DEPLOYMENTS, labelled);
+        // Labelled, with its pool, regions and the route that fails it over (each region's
+        // backend named on the workload).
+        let labelled = |mut d: Value| {
+            d["metadata"]["labels"] =
+                json!({ "firebreak.dev/service": "chat", "firebreak.dev/pool": "gpu-a100" });
+            let a = &mut d["metadata"]["annotations"];
+            a["firebreak.dev/regions"] = json!("us-east,eu-west");
+            a["firebreak.dev/route"] = json!("HTTPRoute/llm-assistant");
+            a["firebreak.dev/backends"] =
+                json!("us-east=llm-assistant-us-east,eu-west=llm-assistant-eu-west");
+            d
+        };
+        fake.apply(HTTP_ROUTES, route());
+        fake.apply(DEPLOYMENTS, labelled(deployment(42, "llama-70b-2026-11")));
         let offered = async || match c.services().await {
             Outcome::Ok(s) => s.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
             _ => Vec::new(),
@@ -874,8 +894,7 @@ mod acting {
         // Its workload is watched too, from the round it was found: a rollout of revision
         // 43 starts, and the gateway tells it for the discovered service.
         fake.apply(REPLICA_SETS, replica_set(43, "llama-70b-2026-12"));
-        let mut rolling = deployment(43, "llama-70b-2026-12");
-        rolling["metadata"]["labels"] = json!({ "firebreak.dev/service": "chat" });
+        let mut rolling = labelled(deployment(43, "llama-70b-2026-12"));
         rolling["metadata"]["generation"] = json!(4);
         rolling["status"] = json!({ "observedGeneration": 4, "replicas": 16, "updatedReplicas": 4, "availableReplicas": 16 });
         fake.apply(DEPLOYMENTS, rolling);
@@ -935,6 +954,17 @@ mod acting {
         )
         .await;
 
+        // Failed over through the route its annotations name.
+        let Outcome::Ok(moved) = c
+            .failover("chat", &failover_to("eu-west", "us-east"), "k-move")
+            .await
+        else {
+            panic!("a discovered service with a route fails over")
+        };
+        assert_eq!(moved.state, ActionState::Succeeded, "{moved:?}");
+        let weights = route_weights(&fake);
+        assert_eq!(weights, [0, 100], "eu-west serves now");
+
         // Deleted: retired, and no longer offered.
         fake.delete(DEPLOYMENTS, "serving", "llm-assistant");
         wait_for(Duration::from_secs(30), "the service retired", async || {
@@ -967,7 +997,7 @@ mod acting {
         assert_eq!(said.len(), 2, "announced once, retired once: {said:#?}");
         assert_eq!(said[0]["type"], "dev.firebreak.service.discovered");
         assert_eq!(said[0]["data"]["service"], "chat");
-        assert_eq!(said[0]["data"]["regions"], json!(["us-east"]));
+        assert_eq!(said[0]["data"]["regions"], json!(["us-east", "eu-west"]));
         assert_eq!(said[0]["data"]["stack"], "none");
         assert_eq!(said[1]["type"], "dev.firebreak.service.retired");
     }
@@ -1928,13 +1958,7 @@ mod acting {
             ),
             other => panic!("expected a refusal, got {other:?}"),
         }
-        let weights: Vec<i64> = fake.object(HTTP_ROUTES, "serving", "llm-assistant")["spec"]
-            ["rules"][0]["backendRefs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| b["weight"].as_i64().unwrap())
-            .collect();
+        let weights = route_weights(&fake);
         assert_eq!(weights, [100, 0, 0], "nothing moved");
         gw.shutdown();
     }

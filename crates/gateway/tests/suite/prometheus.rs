@@ -847,38 +847,47 @@ async fn gateway_init_writes_a_configuration_under_which_every_service_has_its_f
 }
 
 /// What the issue asks of a new fleet: a configuration that names only the cluster,
-/// Prometheus, Kubernetes and the namespace to discover in; two labelled Deployments
-/// (one on vLLM, one on SGLang, each naming its model) in the fake API server, their
-/// fleets scraped by the real Prometheus; each becomes a service with every figure its
-/// stack gives.
+/// Prometheus, Kubernetes and the namespace to discover in; a labelled Deployment on each
+/// stack (vLLM, Triton, TGI, SGLang, KServe, each naming its model) in the fake API server,
+/// their fleets scraped by the real Prometheus; each becomes a service with every figure
+/// its stack gives, in each region (the standby one too).
 #[tokio::test(flavor = "multi_thread")]
 async fn labelled_workloads_get_every_figure_of_their_stack_from_real_promql() {
     use firebreak_sim::exposition::Naming;
     use support::fake_kube::{FakeKube, DEPLOYMENTS};
     firebreak_common::process::install_tls_provider();
-    let vllm = sim("steady", 10.0, |o| o.metrics = Naming::Vllm).await;
-    let sglang = sim("steady", 10.0, |o| o.metrics = Naming::Sglang).await;
+    // (job, naming, the stack's service label, the stack as a workload names it)
+    let stacks = [
+        ("vllm", Naming::Vllm, "model_name", "vllm"),
+        ("triton", Naming::Triton, "model", "triton"),
+        ("tgi", Naming::Tgi, "service", "tgi"),
+        ("sglang", Naming::Sglang, "model_name", "sglang"),
+        ("kserve", Naming::Kserve, "service_name", "kserve"),
+    ];
+    let mut sims = Vec::new();
+    for (_, naming, ..) in &stacks {
+        let naming = *naming;
+        sims.push(sim("steady", 10.0, move |o| o.metrics = naming).await);
+    }
     let dir = tempfile::tempdir().unwrap();
-    let (prometheus, _prometheus) = prometheus_stacks(
-        &[
-            ("vllm", &vllm, "model_name"),
-            ("sglang", &sglang, "model_name"),
-        ],
-        dir.path(),
-    )
-    .await;
+    let targets: Vec<(&str, &firebreak_sim::RunningSim, &str)> = stacks
+        .iter()
+        .zip(&sims)
+        .map(|((job, _, label, _), s)| (*job, s, *label))
+        .collect();
+    let (prometheus, _prometheus) = prometheus_stacks(&targets, dir.path()).await;
     let fake = FakeKube::start().await;
-    for (workload, service, stack) in [
-        ("vllm-llm-assistant", "chat", "vllm"),
-        ("sglang-recommendations", "recs", "sglang"),
-    ] {
+    for (job, _, _, stack) in &stacks {
+        // Each fleet's llm-assistant, as its own workload, labelled as the service
+        // "<job>-chat" on its stack, naming the model its metrics carry.
+        let workload = format!("{job}-llm-assistant");
         fake.apply(
             DEPLOYMENTS,
             serde_json::json!({
                 "apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {
                     "name": workload, "namespace": "serving", "generation": 1, "uid": workload,
-                    "labels": { "firebreak.dev/service": service, "firebreak.dev/stack": stack },
+                    "labels": { "firebreak.dev/service": format!("{job}-chat"), "firebreak.dev/stack": stack },
                     "annotations": {
                         "firebreak.dev/model": workload,
                         "firebreak.dev/regions": "us-east,eu-west",
@@ -908,12 +917,13 @@ async fn labelled_workloads_get_every_figure_of_their_stack_from_real_promql() {
     let whole = async || whole_figures(&db).await;
     wait_for(
         Duration::from_secs(120),
-        "every figure of both services in both regions",
-        async || whole().await.len() == 4,
+        "every figure of every service in both regions",
+        async || whole().await.len() == 2 * stacks.len(),
     )
     .await;
     let got = whole().await;
-    for service in ["chat", "recs"] {
+    for (job, ..) in &stacks {
+        let service = format!("{job}-chat");
         for region in ["us-east", "eu-west"] {
             assert!(
                 got.contains(&(service.to_owned(), region.to_owned())),
@@ -923,8 +933,9 @@ async fn labelled_workloads_get_every_figure_of_their_stack_from_real_promql() {
     }
     engine.stop().await;
     gateway.shutdown();
-    vllm.shutdown();
-    sglang.shutdown();
+    for s in sims {
+        s.shutdown();
+    }
 }
 
 /// The (service, region) pairs the console in `db` recorded `service.metrics` of with
