@@ -37,6 +37,8 @@
 //! service_label = "model_name"          # the label naming the service on the stack's metrics
 //! service_value = "meta-llama/Llama-3.1-8B-Instruct"   # its value (default: the name)
 //! region_label = "region"               # the label naming the region
+//! revision_label = "pod_template_hash"  # the label naming a revision (figures by revision, with Kubernetes objects)
+//! revision_value = "pod_template_hash"  # what it carries: number | pod_template_hash | model_version
 //! match = { namespace = "serving" }     # more labels its series carry, where the name is not enough
 //! gpu = "dcgm"                          # or "none": GPU use left out
 //! [services.queries]                    # PromQL; `$region` is replaced by each region (wins over the preset)
@@ -578,6 +580,8 @@ struct RawPreset {
     service_label: Option<Spanned<String>>,
     service_value: Option<Spanned<String>>,
     region_label: Option<Spanned<String>>,
+    revision_label: Option<Spanned<String>>,
+    revision_value: Option<Spanned<String>>,
     #[serde(default, rename = "match")]
     matching: BTreeMap<String, Spanned<String>>,
     gpu: Option<Spanned<String>>,
@@ -1008,6 +1012,20 @@ fn service(
         }
     };
     let revisions = match &s.revisions {
+        // The preset's, where the watcher can say which revisions roll out.
+        None if objects.is_some() => match &preset {
+            Some(p) => Some(preset_revisions(
+                p,
+                revision_value(
+                    s.preset
+                        .as_ref()
+                        .and_then(|r| r.get_ref().revision_value.as_ref()),
+                    &format!("{key}.preset.revision_value"),
+                    at,
+                )?,
+            )),
+            None => None,
+        },
         None => None,
         Some(r) => {
             let rkey = format!("{key}.revisions");
@@ -1116,6 +1134,8 @@ fn discovery(
             service_label: f.service_label.clone(),
             service_value: None,
             region_label: f.region_label.clone(),
+            revision_label: None,
+            revision_value: None,
             matching: f.matching.clone(),
             gpu: f.gpu.clone(),
         };
@@ -1190,6 +1210,8 @@ fn kube_discovery(
         service_label: None,
         service_value: None,
         region_label: k.region_label.clone(),
+        revision_label: None,
+        revision_value: None,
         matching: BTreeMap::new(),
         gpu: k.gpu.clone(),
     };
@@ -1232,6 +1254,8 @@ fn preset_use(
         service_label: None,
         service_value: None,
         region_label: None,
+        revision_label: None,
+        revision_value: None,
         matching: BTreeMap::new(),
         gpu: None,
     };
@@ -1329,8 +1353,54 @@ fn preset_fields(
         service_label: label(&p.service_label, "service_label", stack.service_label())?,
         service_value,
         region_label: label(&p.region_label, "region_label", "region")?,
+        revision_label: label(&p.revision_label, "revision_label", "pod_template_hash")?,
         gpu,
     })
+}
+
+/// What `$revision` stands for, as written (the pod template hash unless said).
+fn revision_value(
+    raw: Option<&Spanned<String>>,
+    key: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<RevisionValue, ConfigError> {
+    match raw {
+        None => Ok(RevisionValue::PodTemplateHash),
+        Some(v) => parse_revision_value(v, key, at),
+    }
+}
+
+/// `number`, `pod_template_hash` or `model_version`.
+fn parse_revision_value(
+    v: &Spanned<String>,
+    key: &str,
+    at: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<RevisionValue, ConfigError> {
+    match v.get_ref().trim() {
+        "number" => Ok(RevisionValue::Number),
+        "pod_template_hash" => Ok(RevisionValue::PodTemplateHash),
+        "model_version" => Ok(RevisionValue::ModelVersion),
+        other => Err(at(
+            v.span(),
+            key,
+            format!(
+                "unknown value {other:?}; `$revision` stands for one of: number, \
+                 pod_template_hash, model_version"
+            ),
+        )),
+    }
+}
+
+/// A preset's figures by revision, `$revision` standing for `value`.
+pub fn preset_revisions(p: &PresetUse, value: RevisionValue) -> RevisionQueries {
+    let [requests_total, errors_total, latency_p50_ms, latency_p99_ms] = p.revision_queries();
+    RevisionQueries {
+        value,
+        requests_total,
+        errors_total,
+        latency_p50_ms,
+        latency_p99_ms,
+    }
 }
 
 /// The preset's figures into `queries` where the file wrote none (a figure written in the
@@ -1554,21 +1624,7 @@ fn revision_queries(
 ) -> Result<RevisionQueries, ConfigError> {
     let value = match &r.value {
         None => RevisionValue::Number,
-        Some(v) => match v.get_ref().trim() {
-            "number" => RevisionValue::Number,
-            "pod_template_hash" => RevisionValue::PodTemplateHash,
-            "model_version" => RevisionValue::ModelVersion,
-            other => {
-                return Err(at(
-                    v.span(),
-                    &format!("{key}.value"),
-                    format!(
-                        "unknown value {other:?}; `$revision` stands for one of: number, \
-                         pod_template_hash, model_version"
-                    ),
-                ))
-            }
-        },
+        Some(v) => parse_revision_value(v, &format!("{key}.value"), at)?,
     };
     let query = |q: &Spanned<String>, name: &str| -> Result<String, ConfigError> {
         let text = q.get_ref().trim();

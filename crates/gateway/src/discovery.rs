@@ -297,6 +297,7 @@ impl Workload {
                     service_value: self.says(MODEL).unwrap_or(name).to_owned(),
                     region_label: k.region_label.clone(),
                     matching: Vec::new(),
+                    revision_label: "pod_template_hash".into(),
                     gpu: k.gpu,
                 })
             }
@@ -306,6 +307,10 @@ impl Workload {
             None => Service::discovered_bare(name, regions),
         };
         let route = self.route(&service.regions)?;
+        // Its figures by revision, the watcher saying which revisions roll out.
+        service.revisions = service.preset.as_ref().map(|p| {
+            super::config::preset_revisions(p, super::config::RevisionValue::PodTemplateHash)
+        });
         service.deployment = self.name.clone();
         service.kubernetes = Some(ServiceObjects {
             namespace: self.namespace.clone(),

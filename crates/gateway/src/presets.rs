@@ -142,6 +142,43 @@ impl Stack {
         }
     }
 
+    /// A revision's requests and failed requests (counters: the gateway counts what they
+    /// add between polls) and its p50 and p99 now, `$S` selecting the revision too.
+    fn revision_templates(self) -> [&'static str; 4] {
+        match self {
+            Stack::Vllm => [
+                "sum(vllm:request_success_total{$S})",
+                "sum(vllm:request_success_total{$S,finished_reason=~\"abort|error\"})",
+                "histogram_quantile(0.5, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000",
+                "histogram_quantile(0.99, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000",
+            ],
+            Stack::Triton => [
+                "sum(nv_inference_request_success{$S}) + sum(nv_inference_request_failure{$S})",
+                "sum(nv_inference_request_failure{$S})",
+                "max(nv_inference_request_summary_us{$S,quantile=\"0.5\"}) / 1000",
+                "max(nv_inference_request_summary_us{$S,quantile=\"0.99\"}) / 1000",
+            ],
+            Stack::Tgi => [
+                "sum(tgi_request_count{$S})",
+                "sum(tgi_request_failure{$S})",
+                "histogram_quantile(0.5, sum by (le) (rate(tgi_request_duration_bucket{$S}[1m]))) * 1000",
+                "histogram_quantile(0.99, sum by (le) (rate(tgi_request_duration_bucket{$S}[1m]))) * 1000",
+            ],
+            Stack::Sglang => [
+                "sum(sglang:num_requests_total{$S})",
+                "sum(sglang:num_aborted_requests_total{$S})",
+                "histogram_quantile(0.5, sum by (le) (rate(sglang:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000",
+                "histogram_quantile(0.99, sum by (le) (rate(sglang:e2e_request_latency_seconds_bucket{$S}[1m]))) * 1000",
+            ],
+            Stack::Kserve => [
+                "sum(revision_app_request_count{$S})",
+                "sum(revision_app_request_count{$S,response_code_class=\"5xx\"})",
+                "histogram_quantile(0.5, sum by (le) (rate(revision_app_request_latencies_bucket{$S}[1m])))",
+                "histogram_quantile(0.99, sum by (le) (rate(revision_app_request_latencies_bucket{$S}[1m])))",
+            ],
+        }
+    }
+
     /// The KV cache's use (0 to 1) and the preemptions counter, where the stack has them.
     fn kv_cache(self) -> Option<(&'static [&'static str], &'static str)> {
         match self {
@@ -189,6 +226,10 @@ pub struct PresetUse {
     /// More labels the stack's series must carry, exactly (a namespace, a scrape job),
     /// where the service's label alone matches another's series too.
     pub matching: Vec<(String, String)>,
+    /// The label that carries a revision on the stack's metrics (`$revision`'s label in
+    /// the figures by revision): the pod template hash a Kubernetes scrape adds, unless
+    /// said otherwise.
+    pub revision_label: String,
     pub gpu: GpuSource,
 }
 
@@ -227,6 +268,29 @@ impl PresetUse {
         )
     }
 
+    /// The service's figures by revision: requests, failed requests, p50 and p99, each
+    /// selecting `$revision` by the revision label.
+    pub fn revision_queries(&self) -> [String; 4] {
+        let selector = format!("{},{}=\"$revision\"", self.selector(), self.revision_label);
+        self.stack
+            .revision_templates()
+            .map(|t| fill(t, &selector, "", ""))
+    }
+
+    /// The service's own series: its label, the region's, the preset's matchers.
+    fn selector(&self) -> String {
+        let mut selector = format!(
+            "{}=\"{}\",{}=\"$region\"",
+            self.service_label,
+            quoted(&self.service_value),
+            self.region_label
+        );
+        for (label, value) in &self.matching {
+            selector.push_str(&format!(",{label}=\"{}\"", quoted(value)));
+        }
+        selector
+    }
+
     /// This preset for the service whose label value is `value`.
     pub fn for_value(&self, value: &str) -> PresetUse {
         PresetUse {
@@ -237,15 +301,7 @@ impl PresetUse {
 
     /// The service's figures from its stack's preset.
     pub fn give(&self, deployment: &str) -> Given {
-        let mut selector = format!(
-            "{}=\"{}\",{}=\"$region\"",
-            self.service_label,
-            quoted(&self.service_value),
-            self.region_label
-        );
-        for (label, value) in &self.matching {
-            selector.push_str(&format!(",{label}=\"{}\"", quoted(value)));
-        }
+        let selector = self.selector();
         let pods = format!(
             "pod=~\"{}-.*\",{}=\"$region\"",
             regex_quoted(deployment),
@@ -411,6 +467,7 @@ mod tests {
             service_value: "meta-llama/Llama-3.1-8B".into(),
             region_label: "region".into(),
             matching: vec![("namespace".into(), "serving".into())],
+            revision_label: "pod_template_hash".into(),
             gpu: GpuSource::Dcgm,
         }
     }

@@ -256,11 +256,45 @@ async fn the_gateway_turns_real_promql_into_service_metrics_and_says_what_gives_
 /// revision 42 at wave 1, as it does on the simulator's own stream.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_gateway_sends_figures_by_revision_and_the_console_fails_the_bad_revision_at_wave_1() {
+    let by = |extra: &str| {
+        format!("service=\"llm-assistant\",region=\"$region\",revision=\"$revision\"{extra}")
+    };
+    fails_revision_42_at_wave_1(
+        firebreak_sim::exposition::Naming::Generic,
+        &format!(
+            "[services.revisions]\nvalue = \"number\"\n\
+             requests_total = 'sum(http_requests_total{{{all}}})'\n\
+             errors_total = 'sum(http_requests_total{{{failed}}})'\n\
+             latency_p50_ms = 'histogram_quantile(0.5, sum by (le) (rate(http_request_duration_seconds_bucket{{{all}}}[30s]))) * 1000'\n\
+             latency_p99_ms = 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{all}}}[30s]))) * 1000'\n",
+            all = by(""),
+            failed = by(",code=~\"5..\""),
+        ),
+    )
+    .await;
+}
+
+/// The same verdict for a service that names only its stack: its figures by revision come
+/// from the vLLM preset, the revision read from the label the configuration names.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_presets_figures_by_revision_fail_the_bad_revision_at_wave_1() {
+    fails_revision_42_at_wave_1(
+        firebreak_sim::exposition::Naming::Vllm,
+        "stack = \"vllm\"\n[services.preset]\nrevision_label = \"revision\"\nrevision_value = \"number\"\ngpu = \"none\"\n",
+    )
+    .await;
+}
+
+/// The simulator's bad model rolling out (in `naming`), the fake API server saying
+/// revision 42 rolls out over 41, and a gateway whose llm-assistant has `figures` (TOML
+/// inside its `[[services]]` entry, before its Kubernetes objects): the console that
+/// records it fails revision 42 at wave 1.
+async fn fails_revision_42_at_wave_1(naming: firebreak_sim::exposition::Naming, figures: &str) {
     use support::fake_kube::{FakeKube, DEPLOYMENTS, REPLICA_SETS};
     firebreak_common::process::install_tls_provider();
     let dir = tempfile::tempdir().unwrap();
     let scenario = support::cluster::slow_bad_rollout(dir.path(), 8);
-    let s = sim(&scenario, 10.0, |_| {}).await;
+    let s = sim(&scenario, 10.0, |o| o.metrics = naming).await;
     let (prometheus, _prometheus) = prometheus_on(&s, dir.path()).await;
 
     // The Deployment mid-rollout: revision 42's ReplicaSet has a wave of the 16 replicas.
@@ -297,25 +331,16 @@ async fn the_gateway_sends_figures_by_revision_and_the_console_fails_the_bad_rev
     );
 
     std::fs::write(dir.path().join("gateway.token"), "gateway-token").unwrap();
-    let by = |extra: &str| {
-        format!("service=\"llm-assistant\",region=\"$region\",revision=\"$revision\"{extra}")
-    };
     let text = format!(
         "cluster = \"demo-fleet\"\nlisten = \"127.0.0.1:0\"\n\
          [[tokens]]\nname = \"oncall\"\nfile = \"{token}\"\n\
          [prometheus]\nurl = \"{prometheus}\"\ninterval_s = 1\nwarm_up_s = 40\n\
          [kubernetes]\nkubeconfig = \"{kubeconfig}\"\n\
          [[services]]\nname = \"llm-assistant\"\ndeployment = \"llm-assistant-serving\"\nregions = [\"us-east\"]\n\
-         [services.kubernetes]\nnamespace = \"serving\"\npods = \"app=llm-assistant\"\n\
-         [services.revisions]\nvalue = \"number\"\n\
-         requests_total = 'sum(http_requests_total{{{all}}})'\n\
-         errors_total = 'sum(http_requests_total{{{failed}}})'\n\
-         latency_p50_ms = 'histogram_quantile(0.5, sum by (le) (rate(http_request_duration_seconds_bucket{{{all}}}[30s]))) * 1000'\n\
-         latency_p99_ms = 'histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{all}}}[30s]))) * 1000'\n",
+         {figures}\
+         [services.kubernetes]\nnamespace = \"serving\"\npods = \"app=llm-assistant\"\n",
         token = dir.path().join("gateway.token").display(),
         kubeconfig = fake.kubeconfig(dir.path()).display(),
-        all = by(""),
-        failed = by(",code=~\"5..\""),
     );
     let (gateway, _db, store, engine, cluster) = gateway_and_console(&text, dir.path()).await;
 
