@@ -236,23 +236,25 @@ impl Poller {
         let Some(preset) = services.first().and_then(|s| s.preset.clone()) else {
             return;
         };
-        let queue = self.batch_figures(&preset, services, events).await;
-        self.batch_signals(&preset, services, queue, events).await;
+        let batch = preset.batched();
+        let queue = self.batch_figures(&preset, &batch, services, events).await;
+        self.batch_signals(&preset, &batch, services, queue, events)
+            .await;
     }
 
     /// The figures of [`Poller::batch`]; the queue depths it read, for the KV-cache signal.
     async fn batch_figures(
         &mut self,
         preset: &super::presets::PresetUse,
+        batch: &super::presets::Batch,
         services: &[&Service],
         events: &mut Vec<Said>,
     ) -> Option<ByLabels> {
-        let batch = preset.batched();
         let key = format!("batch {}", preset.batch_key());
         // metric → (label values → value), or why the query gave nothing.
         let mut answers: BTreeMap<&str, Result<ByLabels, String>> = BTreeMap::new();
-        let gpu = batch.gpu.map(|q| ("gpu_utilization", vec![q]));
-        for (metric, alternatives) in batch.figures.into_iter().chain(gpu) {
+        let gpu = batch.gpu.clone().map(|q| ("gpu_utilization", vec![q]));
+        for (metric, alternatives) in batch.figures.iter().cloned().chain(gpu) {
             let by = if metric == "gpu_utilization" {
                 super::presets::DEPLOYMENT_LABEL
             } else {
@@ -313,11 +315,11 @@ impl Poller {
     async fn batch_signals(
         &mut self,
         preset: &super::presets::PresetUse,
+        batch: &super::presets::Batch,
         services: &[&Service],
         queue: Option<ByLabels>,
         events: &mut Vec<Said>,
     ) {
-        let batch = preset.batched();
         let key = format!("batch {}", preset.batch_key());
         let seconds = f64::from(self.prometheus.interval_s);
         let xids = match &batch.xid {

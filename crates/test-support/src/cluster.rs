@@ -126,15 +126,7 @@ pub fn http() -> reqwest::Client {
 }
 
 pub async fn get(sim: &RunningSim, path: &str) -> serde_json::Value {
-    http()
-        .get(format!("{}{path}", sim.actions_url()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(&http(), &format!("{}{path}", sim.actions_url()), TOKEN).await
 }
 
 pub async fn post(
@@ -153,4 +145,16 @@ pub async fn post(
         .unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or_default())
+}
+
+/// `url`'s JSON, asked with `token` as a bearer token.
+pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

@@ -214,13 +214,10 @@ pub async fn count(db: &Path, sql: &str) -> i64 {
 
 /// A gateway's `/v1/gateway/status` at `base`, asked with `token`.
 pub async fn gateway_status(base: &str, token: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{base}/v1/gateway/status"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    crate::cluster::get_json(
+        &reqwest::Client::new(),
+        &format!("{base}/v1/gateway/status"),
+        token,
+    )
+    .await
 }

@@ -408,11 +408,7 @@ async fn services_that_name_only_their_stack_get_every_figure_from_real_promql()
         ("sglang", Naming::Sglang, "sglang"),
         ("kserve", Naming::Kserve, "kserve"),
     ];
-    let mut sims = Vec::new();
-    for (_, naming, _) in &stacks {
-        let naming = *naming;
-        sims.push(sim("kv-cache-pressure", 10.0, move |o| o.metrics = naming).await);
-    }
+    let sims = sims_in("kv-cache-pressure", stacks.iter().map(|s| s.1)).await;
     let dir = tempfile::tempdir().unwrap();
     let targets: Vec<(&str, &firebreak_sim::RunningSim)> = stacks
         .iter()
@@ -764,11 +760,7 @@ async fn gateway_init_writes_a_configuration_under_which_every_service_has_its_f
         ("sglang", Naming::Sglang, "model_name"),
         ("kserve", Naming::Kserve, "service_name"),
     ];
-    let mut sims = Vec::new();
-    for (_, naming, _) in &stacks {
-        let naming = *naming;
-        sims.push(sim("steady", 10.0, move |o| o.metrics = naming).await);
-    }
+    let sims = sims_in("steady", stacks.iter().map(|s| s.1)).await;
     let dir = tempfile::tempdir().unwrap();
     let targets: Vec<(&str, &firebreak_sim::RunningSim, &str)> = stacks
         .iter()
@@ -889,11 +881,7 @@ async fn labelled_workloads_get_every_figure_of_their_stack_from_real_promql() {
         ("sglang", Naming::Sglang, "model_name", "sglang"),
         ("kserve", Naming::Kserve, "service_name", "kserve"),
     ];
-    let mut sims = Vec::new();
-    for (_, naming, ..) in &stacks {
-        let naming = *naming;
-        sims.push(sim("steady", 10.0, move |o| o.metrics = naming).await);
-    }
+    let sims = sims_in("steady", stacks.iter().map(|s| s.1)).await;
     let dir = tempfile::tempdir().unwrap();
     let targets: Vec<(&str, &firebreak_sim::RunningSim, &str)> = stacks
         .iter()
@@ -961,6 +949,18 @@ async fn labelled_workloads_get_every_figure_of_their_stack_from_real_promql() {
     for s in sims {
         s.shutdown();
     }
+}
+
+/// One simulator of `scenario` at ten times real speed for each of `namings`.
+async fn sims_in(
+    scenario: &str,
+    namings: impl Iterator<Item = firebreak_sim::exposition::Naming>,
+) -> Vec<firebreak_sim::RunningSim> {
+    let mut sims = Vec::new();
+    for naming in namings {
+        sims.push(sim(scenario, 10.0, move |o| o.metrics = naming).await);
+    }
+    sims
 }
 
 /// The (service, region) pairs the console in `db` recorded `service.metrics` of with
